@@ -1,0 +1,28 @@
+"""`mixopt demo`: the main job end to end on the embedded corpus."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from .main import app
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("mixopt-demo"), "--out", help="Directory for the store, model, plan and report."),
+    config: str = typer.Option("demo", "--config", help="A packaged config name (demo, tiny) or a YAML path."),
+    runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config)."),
+) -> None:
+    """Sweep proxies over the embedded corpus, then fit, propose and report."""
+    from ..demo import run_demo
+
+    console = Console()
+    t0 = time.perf_counter()
+    result = run_demo(out, config=config, runs=runs, console=console)
+    console.print(f"[bold green]demo finished in {time.perf_counter() - t0:.0f}s[/]; outputs in {out}")
+    for name, path in result.items():
+        console.print(f"  {name}: {path}")

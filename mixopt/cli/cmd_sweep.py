@@ -1,0 +1,34 @@
+"""`mixopt sweep`: train proxy models over sampled mixtures into a run store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from .main import app
+
+
+@app.command("sweep")
+def sweep_cmd(
+    config: Path = typer.Argument(..., help="Sweep config YAML, e.g. configs/demo.yaml."),
+    store: Path = typer.Option(..., "--store", help="Run-store directory (created if absent; resumes if present)."),
+    runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config's `runs`)."),
+    executor: str = typer.Option("local", "--executor", help="local or ray."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Local worker processes (overrides the config)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address; default starts a local Ray."),
+) -> None:
+    """Train the planned proxy runs that the store does not hold yet."""
+    from ..config import load_config
+    from ..runs.driver import run_sweep
+    from .render import print_runs_table
+
+    cfg = load_config(config)
+    summary = run_sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
+    console = Console()
+    print_runs_table(store, console=console)
+    console.print(
+        f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
+        f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"
+    )

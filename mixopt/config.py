@@ -1,0 +1,168 @@
+"""Typed configs loaded from YAML. Cross-field checks live here, not in the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+from .plan import pydantic_summary
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DomainSpec(_Strict):
+    """One named text source, read through Hugging Face ``datasets``."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    path: str  # local file, directory, glob, saved dataset, or hub id
+    format: Literal["auto", "jsonl", "json", "parquet", "text", "disk", "hub"] = "auto"
+    text_field: str = "text"
+    split: str = "train"
+    hub_config: str | None = None  # the `name` argument of load_dataset for hub datasets
+    max_documents: int | None = Field(default=None, gt=0)  # read at most this many documents
+    quality_field: str | None = None  # numeric column used to split the domain into quality pools
+
+
+class DataConfig(_Strict):
+    """Which domains to train on and how to tokenize them."""
+
+    corpus: Literal["embedded", "none"] = "embedded"  # start from the corpus shipped with mixopt
+    include: list[str] | None = None  # subset of embedded domains (None = all)
+    domains: list[DomainSpec] = Field(default_factory=list)  # extra or replacement domains
+    targets: list[DomainSpec] = Field(default_factory=list)  # named target sets, evaluated but never trained on
+    tokenizer: str = "bytes"  # "bytes" or a path to a HF tokenizers `tokenizer.json`
+    val_fraction: float = Field(default=0.05, gt=0, lt=0.5)  # share of documents held out by hash
+    max_documents: int | None = Field(default=None, gt=0)  # per-domain cap, handy for tiny tests
+    cache_dir: str | None = None  # token-shard cache; default ~/.cache/mixopt
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "DataConfig":
+        names = [d.name for d in self.domains] + [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"domain/target names must be unique, repeated: {dupes}")
+        if self.corpus == "none" and not self.domains:
+            raise ValueError("corpus is 'none' but no domains are listed; list domains or use corpus: embedded")
+        return self
+
+
+class ProxyConfig(_Strict):
+    """A tiny nanoGPT-style proxy and how long to train it."""
+
+    n_layer: int = Field(default=2, ge=1)  # transformer blocks
+    n_embd: int = Field(default=64, ge=8)  # model width
+    head_size: int = Field(default=64, ge=8)  # n_head = n_embd // head_size
+    block_size: int = Field(default=128, ge=8)  # context length in tokens
+    batch_size: int = Field(default=16, ge=1)  # sequences per step
+    tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run
+    lr: float = Field(default=3e-3, gt=0)  # peak AdamW learning rate
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine floor as a share of lr
+    schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_fraction: float = Field(default=0.05, ge=0, lt=1)  # share of steps spent warming up
+    weight_decay: float = Field(default=0.1, ge=0)
+    grad_clip: float = Field(default=1.0, ge=0)  # 0 disables clipping
+    checkpoints: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of `tokens` at which to evaluate
+    eval_tokens: int = Field(default=16_384, gt=0)  # validation tokens per domain per checkpoint
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, or on CPUs where a probe finds it faster
+    compile: bool = False  # torch.compile the model (GPU path)
+
+    @model_validator(mode="after")
+    def _checks(self) -> "ProxyConfig":
+        if self.n_embd % self.head_size:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of head_size ({self.head_size})")
+        if not self.checkpoints or any(not (0 < c <= 1) for c in self.checkpoints):
+            raise ValueError(f"checkpoints must be fractions in (0, 1], got {self.checkpoints}")
+        self.checkpoints = sorted(set(self.checkpoints) | {1.0})
+        if self.tokens < self.batch_size * self.block_size:
+            raise ValueError(f"tokens ({self.tokens}) must cover at least one batch ({self.batch_size}x{self.block_size})")
+        return self
+
+
+class SamplerConfig(_Strict):
+    """How sweep mixtures are drawn (RegMix's procedure by default)."""
+
+    method: Literal["dirichlet", "uniform"] = "dirichlet"
+    temperature: float = Field(default=0.5, gt=0)  # prior = token share ** temperature
+    strength_min: float = Field(default=0.1, gt=0)
+    strength_max: float = Field(default=5.0, gt=0)
+    max_epochs: float = Field(default=15.0, gt=0)  # reject draws repeating a domain more than this
+    min_weight: float = Field(default=2e-4, ge=0, lt=1)  # zero smaller weights
+    baselines: list[Literal["natural", "uniform"]] = Field(default_factory=lambda: ["natural", "uniform"])
+
+    @model_validator(mode="after")
+    def _range(self) -> "SamplerConfig":
+        if self.strength_max < self.strength_min:
+            raise ValueError("strength_max must be >= strength_min")
+        return self
+
+
+class ProposeConfig(_Strict):
+    """Search settings for `mixopt propose`."""
+
+    budget_tokens: float | None = Field(default=None, gt=0)  # target training tokens; default 4x the proxy tokens
+    target: str = "mean:all-domains"  # metric to minimise
+    model: str = "default"  # surrogate name
+    n_candidates: int = Field(default=1_000_000, gt=0)
+    top_k: int = Field(default=100, gt=0)
+    max_epochs: float = Field(default=4.0, gt=0)  # per-domain repetition cap at the target budget
+    min_weights: dict[str, float] = Field(default_factory=dict)
+    max_weights: dict[str, float] = Field(default_factory=dict)
+    kl_weight: float = Field(default=0.0, ge=0)  # regularise towards the prior
+    uncertainty_weight: float = Field(default=0.5, ge=0)  # minimise mean + this * std
+    upsample: bool = True  # consider an end-of-training upsampling phase
+
+
+class SweepConfig(_Strict):
+    """Everything `mixopt sweep` and `mixopt demo` need."""
+
+    name: str = "sweep"
+    seed: int = 0
+    runs: int = Field(default=16, ge=1)  # sampled mixtures (baselines come on top)
+    workers: int = Field(default=1, ge=1)  # local worker processes
+    data: DataConfig = Field(default_factory=DataConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    propose: ProposeConfig = Field(default_factory=ProposeConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SweepConfig":
+        return load_config(path)
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML config, e.g. configs/demo.yaml.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config {path} is not valid YAML ({' '.join(str(exc).split())}). Fix the syntax.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config {path} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+    return config_from_dict(raw or {}, where=str(path))
+
+
+def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config {where} must be a YAML mapping at the top level. Got {type(raw).__name__}.")
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See configs/demo.yaml for a valid example.") from None
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped inside mixopt (``demo`` or ``tiny``); `configs/` links to these."""
+    path = Path(__file__).parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"No packaged config named '{name}'; known: {known}. Pass a YAML path instead.")
+    return path

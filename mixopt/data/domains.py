@@ -1,0 +1,112 @@
+"""Turn a DataConfig into a DomainSet: load, split by hash, tokenize, cache.
+
+Validation documents are chosen by a hash of their text, so the split is the
+same on every machine and no training run ever sees them. Token shards are
+cached under a key made from the source bytes, tokenizer and split settings, so
+a second sweep does not re-tokenize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig, DomainSpec
+from ..errors import DataError
+from ..io import atomic_write_bytes
+from .sources import load_documents, source_key
+from .tokenize import Tokenizer
+from .types import DomainSet, TokenizedDomain
+
+CACHE_VERSION = "v1"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("MIXOPT_CACHE", Path.home() / ".cache" / "mixopt"))
+
+
+def domain_specs(cfg: DataConfig) -> list[DomainSpec]:
+    """Training domains the config names: embedded ones (maybe a subset) plus listed ones."""
+    specs: list[DomainSpec] = []
+    if cfg.corpus == "embedded":
+        from .embedded import embedded_domains, embedded_path
+
+        known = embedded_domains()
+        wanted = cfg.include if cfg.include is not None else known
+        unknown = sorted(set(wanted) - set(known))
+        if unknown:
+            raise DataError(f"Unknown embedded domains {unknown}; the embedded corpus has {known}. Fix data.include.")
+        listed = {d.name for d in cfg.domains}
+        specs += [DomainSpec(name=d, path=str(embedded_path(d)), format="jsonl") for d in sorted(wanted) if d not in listed]
+    specs += list(cfg.domains)
+    if not specs:
+        raise DataError("The config selects no domains. List some under data.domains or data.include.")
+    return sorted(specs, key=lambda s: s.name)
+
+
+def is_validation(doc: str, val_fraction: float) -> bool:
+    """Deterministic hash split: a document is held out iff its hash falls under val_fraction."""
+    h = hashlib.sha256(doc.encode("utf-8", errors="replace")).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < val_fraction
+
+
+def split_documents(docs: list[str], val_fraction: float, name: str) -> tuple[list[str], list[str]]:
+    train, val = [], []
+    for d in docs:
+        (val if is_validation(d, val_fraction) else train).append(d)
+    if not val and len(train) >= 2:
+        # Tiny domains: hold out the document with the smallest hash so validation is never empty.
+        k = min(range(len(train)), key=lambda i: hashlib.sha256(train[i].encode("utf-8", "replace")).digest())
+        val.append(train.pop(k))
+    if not train or not val:
+        raise DataError(f"Domain '{name}' has {len(docs)} document(s); at least 2 are needed to hold one out for validation. Add data.")
+    return train, val
+
+
+def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> TokenizedDomain:
+    """Load, split and tokenize one domain, reading the cache when possible."""
+    key_src = f"{CACHE_VERSION}|{source_key(spec)}|{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    shard = cache / "tokens" / f"{key}.npz"
+    if shard.exists():
+        try:
+            with np.load(shard) as z:
+                return TokenizedDomain(spec.name, z["train"], z["val"], int(z["n_train"]), int(z["n_val"]), key)
+        except Exception:
+            shard.unlink(missing_ok=True)  # corrupt cache entry: rebuild it
+    docs = load_documents(spec, cfg.max_documents)
+    if evaluation_only:
+        train, val = [], docs
+    else:
+        train, val = split_documents(docs, cfg.val_fraction, spec.name)
+    dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, train=dom.train, val=dom.val, n_train=dom.n_docs_train, n_val=dom.n_docs_val)
+    try:
+        atomic_write_bytes(shard, buf.getvalue())
+    except Exception:
+        pass  # a read-only cache only costs time
+    return dom
+
+
+def load_domain_set(cfg: DataConfig, *, progress=None) -> DomainSet:
+    """Every training domain and target of the config, tokenized."""
+    tok = Tokenizer(cfg.tokenizer)
+    specs = domain_specs(cfg)
+    domains = {}
+    for i, spec in enumerate(specs):
+        domains[spec.name] = tokenize_domain(spec, tok, cfg)
+        if progress:
+            progress(i + 1, len(specs) + len(cfg.targets))
+    targets = {}
+    for j, spec in enumerate(cfg.targets):
+        targets[spec.name] = tokenize_domain(spec, tok, cfg, evaluation_only=True)
+        if progress:
+            progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
+    return DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)

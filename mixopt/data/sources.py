@@ -1,0 +1,133 @@
+"""Read the documents of a domain through Hugging Face ``datasets``.
+
+Local JSON/JSONL/Parquet/text files and globs go through ``load_dataset``;
+directories written by ``Dataset.save_to_disk`` through ``load_from_disk``; any
+other string is treated as a hub id (needs network, never used in tests).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..config import DomainSpec
+from ..errors import DataError
+
+_EXT_FORMAT = {
+    ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
+    ".parquet": "parquet", ".txt": "text", ".text": "text", ".md": "text", ".txt.gz": "text",
+}
+
+
+def resolve_files(spec: DomainSpec) -> list[Path]:
+    """Local files a spec points at (empty for hub ids and saved datasets)."""
+    p = Path(spec.path).expanduser()
+    if spec.format in ("hub",):
+        return []
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        if _is_saved_dataset(p):
+            return sorted(f for f in p.rglob("*") if f.is_file())
+        files = sorted(f for f in p.rglob("*") if f.is_file() and _format_of(f) is not None)
+        if not files:
+            raise DataError(f"Domain '{spec.name}': directory {p} holds no .jsonl/.json/.parquet/.txt files. Point `path` at the data files.")
+        return files
+    matches = sorted(Path(m) for m in glob.glob(str(p)) if Path(m).is_file())
+    if matches:
+        return matches
+    if spec.format == "auto" and _looks_like_hub_id(spec.path):
+        return []
+    raise DataError(f"Domain '{spec.name}': data path {spec.path} does not exist. Fix the path in the config (or set format: hub for a hub id).")
+
+
+def source_key(spec: DomainSpec) -> str:
+    """A content hash of what the spec reads: file bytes for local data, the id for hub data."""
+    h = hashlib.sha256(json.dumps(spec.model_dump(exclude={"name"}), sort_keys=True).encode())
+    files = resolve_files(spec)
+    for f in files:
+        h.update(str(f.name).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+def load_documents(spec: DomainSpec, max_documents: int | None = None) -> list[str]:
+    """All non-empty documents of a domain, in source order."""
+    ds = _load_dataset(spec)
+    column = spec.text_field
+    if column not in ds.column_names:
+        raise DataError(
+            f"Domain '{spec.name}': {spec.path} has no '{column}' column (columns: {ds.column_names}). "
+            f"Set `text_field` to the column that holds the text."
+        )
+    limit = min(x for x in (max_documents, spec.max_documents, len(ds)) if x is not None)
+    docs = [t for t in ds.select(range(limit))[column] if isinstance(t, str) and t.strip()]
+    if not docs:
+        raise DataError(f"Domain '{spec.name}': {spec.path} contains no non-empty documents in column '{column}'. Check the file or the text_field.")
+    return docs
+
+
+def load_column(spec: DomainSpec, column: str, max_documents: int | None = None) -> list:
+    """Another column of the same rows as `load_documents` (e.g. a quality score)."""
+    ds = _load_dataset(spec)
+    if column not in ds.column_names:
+        raise DataError(f"Domain '{spec.name}': no column '{column}' in {spec.path} (columns: {ds.column_names}). Fix quality_field.")
+    limit = min(x for x in (max_documents, spec.max_documents, len(ds)) if x is not None)
+    rows = ds.select(range(limit))
+    return [v for t, v in zip(rows[spec.text_field], rows[column]) if isinstance(t, str) and t.strip()]
+
+
+def _load_dataset(spec: DomainSpec):
+    import datasets
+
+    datasets.disable_progress_bars()
+    fmt = spec.format
+    files = resolve_files(spec)
+    path = Path(spec.path).expanduser()
+    try:
+        if fmt == "disk" or (fmt == "auto" and path.is_dir() and _is_saved_dataset(path)):
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                if spec.split not in ds:
+                    raise DataError(f"Domain '{spec.name}': saved dataset has splits {list(ds)}, not '{spec.split}'. Set `split`.")
+                ds = ds[spec.split]
+            return ds
+        if fmt == "hub" or (fmt == "auto" and not files):
+            return datasets.load_dataset(spec.path, spec.hub_config, split=spec.split)
+        if fmt == "auto":
+            kinds = {_format_of(f) for f in files}
+            if None in kinds or len(kinds) != 1:
+                raise DataError(f"Domain '{spec.name}': cannot tell the format of {spec.path} (found {sorted(map(str, kinds))}). Set `format` to jsonl, parquet or text.")
+            fmt = kinds.pop()
+        builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "text": "text"}[fmt]
+        for f in files:
+            if os.path.getsize(f) == 0:
+                raise DataError(f"Domain '{spec.name}': data file {f} is empty. Remove it or fill it.")
+        kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
+        return datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train", **kwargs)
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types for corrupt input
+        msg = " ".join(str(exc).split())[:300]
+        raise DataError(f"Domain '{spec.name}': could not read {spec.path} ({type(exc).__name__}: {msg}). Check that the file is valid {fmt} and not truncated.") from None
+
+
+def _format_of(f: Path) -> str | None:
+    name = f.name.lower()
+    for ext in sorted(_EXT_FORMAT, key=len, reverse=True):
+        if name.endswith(ext):
+            return _EXT_FORMAT[ext]
+    return None
+
+
+def _is_saved_dataset(p: Path) -> bool:
+    return (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists()
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    return "/" in s and not s.startswith((".", "/", "~")) and Path(s).suffix == "" and s.count("/") == 1

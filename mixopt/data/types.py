@@ -1,0 +1,61 @@
+"""The tokenized form of domains that the rest of mixopt consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class TokenizedDomain:
+    """One domain after tokenization and the hash-based validation split.
+
+    ``train`` and ``val`` are 1-D token-id arrays in which documents are joined
+    by ``eos_id``. No training run ever reads ``val``.
+    """
+
+    name: str
+    train: np.ndarray  # (n_train_tokens,) integer token ids
+    val: np.ndarray  # (n_val_tokens,) integer token ids
+    n_docs_train: int
+    n_docs_val: int
+    fingerprint: str  # content hash of the source documents + tokenizer + split settings
+
+    @property
+    def unique_tokens(self) -> int:
+        """Training tokens available before any repetition."""
+        return int(self.train.shape[0])
+
+    @property
+    def mean_tokens_per_doc(self) -> float:
+        return self.unique_tokens / max(self.n_docs_train, 1)
+
+
+@dataclass
+class DomainSet:
+    """All training domains plus evaluation-only targets, sharing one tokenizer."""
+
+    domains: dict[str, TokenizedDomain]  # trained on (train split) and evaluated (val split)
+    vocab_size: int
+    eos_id: int
+    tokenizer: str  # "bytes" or the tokenizer.json path
+    targets: dict[str, TokenizedDomain] = field(default_factory=dict)  # evaluated only
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.domains)
+
+    @property
+    def token_counts(self) -> dict[str, int]:
+        return {n: self.domains[n].unique_tokens for n in self.names}
+
+    @property
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256(self.tokenizer.encode())
+        for group in (self.domains, self.targets):
+            for name in sorted(group):
+                h.update(f"{name}:{group[name].fingerprint};".encode())
+        return h.hexdigest()[:16]

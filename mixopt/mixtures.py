@@ -1,0 +1,214 @@
+"""Mixtures of domains and the samplers that propose them.
+
+A mixture maps domain name -> weight. Weights are token shares: finite, >= 0
+and summing to 1 (within 1e-6 after normalisation). Whenever a vector is needed
+the domain order is sorted by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .errors import BudgetError, MixtureError
+
+SUM_TOLERANCE = 1e-6
+
+
+class Mixture(dict):
+    """A validated ``{domain: token share}`` mapping, sorted by domain name."""
+
+    def __init__(self, weights: Mapping[str, float], *, where: str = "mixture", tolerance: float = SUM_TOLERANCE):
+        clean = validate_weights(weights, where=where, tolerance=tolerance)
+        super().__init__(sorted(clean.items()))
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.keys())
+
+    def vector(self, domains: Sequence[str]) -> np.ndarray:
+        """Weights as a vector in the given domain order; raises on unknown names."""
+        unknown = sorted(set(self) - set(domains))
+        if unknown:
+            raise MixtureError(
+                f"Mixture names unknown domains {unknown}; known domains are {sorted(domains)}. "
+                "Fix the domain names or add those domains to the config."
+            )
+        return np.array([self.get(d, 0.0) for d in domains], dtype=float)
+
+    @classmethod
+    def from_vector(cls, vector: Sequence[float], domains: Sequence[str], *, drop_zeros: bool = False) -> "Mixture":
+        v = np.asarray(vector, dtype=float)
+        if v.shape != (len(domains),):
+            raise MixtureError(f"Mixture vector has shape {v.shape}, but {len(domains)} domains were given.")
+        w = {d: float(x) for d, x in zip(domains, v) if not (drop_zeros and x == 0.0)}
+        return cls(w)
+
+    def rounded(self, digits: int = 6) -> "Mixture":
+        """Round and renormalise so that the weights still sum to 1."""
+        domains = self.domains
+        v = np.round(self.vector(domains), digits)
+        return Mixture.from_vector(v / v.sum(), domains)
+
+
+def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", tolerance: float = SUM_TOLERANCE) -> dict[str, float]:
+    """Check weights are finite, non-negative and sum to 1; normalise to exactly 1."""
+    if not isinstance(weights, Mapping) or len(weights) == 0:
+        raise MixtureError(f"A mixture must be a non-empty mapping of domain -> weight. Got {weights!r} in {where}.")
+    out: dict[str, float] = {}
+    for name, value in weights.items():
+        if not isinstance(name, str) or not name:
+            raise MixtureError(f"Domain names must be non-empty strings. Got {name!r} in {where}.")
+        try:
+            w = float(value)
+        except (TypeError, ValueError):
+            raise MixtureError(f"Weight of domain '{name}' must be a number. Got {value!r} in {where}.") from None
+        if not math.isfinite(w):
+            raise MixtureError(f"Weights must be finite. Got {w} for domain '{name}' in {where}. Replace it with a number in [0, 1].")
+        if w < 0:
+            raise MixtureError(f"Weights must be >= 0. Got {w} for domain '{name}' in {where}. Use 0 to leave a domain out.")
+        out[name] = w
+    total = sum(out.values())
+    if abs(total - 1.0) > tolerance:
+        raise MixtureError(f"Mixture weights must sum to 1 (±{tolerance:g}). Got {total:.6g} in {where}. Normalise the weights or fix the typo.")
+    return {k: v / total for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- baselines
+
+def natural_mixture(token_counts: Mapping[str, int]) -> Mixture:
+    """Token-proportional mixture: every domain weighted by its unique token count."""
+    total = float(sum(token_counts.values()))
+    if total <= 0:
+        raise MixtureError("Cannot form the natural mixture: all domains have zero tokens. Check the data paths.")
+    return Mixture({d: c / total for d, c in token_counts.items()})
+
+
+def uniform_mixture(domains: Sequence[str]) -> Mixture:
+    return Mixture({d: 1.0 / len(domains) for d in domains})
+
+
+def temperature_prior(token_counts: Mapping[str, int], temperature: float = 0.5) -> Mixture:
+    """Token share raised to ``temperature`` and renormalised (RegMix's prior)."""
+    domains = sorted(token_counts)
+    share = np.array([token_counts[d] for d in domains], dtype=float)
+    share = share / share.sum()
+    p = share**temperature
+    return Mixture.from_vector(p / p.sum(), domains)
+
+
+def max_weights_for_epochs(token_counts: Mapping[str, int], budget_tokens: float, max_epochs: float) -> dict[str, float]:
+    """Largest weight per domain that keeps it within ``max_epochs`` at the budget."""
+    return {d: min(1.0, max_epochs * c / budget_tokens) for d, c in token_counts.items()}
+
+
+def epochs_of(mixture: Mapping[str, float], token_counts: Mapping[str, int], budget_tokens: float) -> dict[str, float]:
+    """How many passes over each domain's unique tokens the mixture makes at the budget."""
+    return {d: (w * budget_tokens / token_counts[d]) if token_counts[d] > 0 else math.inf for d, w in mixture.items()}
+
+
+def check_budget(token_counts: Mapping[str, int], budget_tokens: float, max_epochs: float) -> None:
+    """Raise naming the binding domains when no mixture can meet the budget."""
+    if not math.isfinite(budget_tokens) or budget_tokens <= 0:
+        raise BudgetError(f"The token budget must be a positive finite number. Got {budget_tokens}.")
+    supply = max_epochs * sum(token_counts.values())
+    if supply < budget_tokens:
+        worst = sorted(token_counts, key=token_counts.get)[:3]
+        need = budget_tokens / max(sum(token_counts.values()), 1)
+        raise BudgetError(
+            f"The data cannot supply {budget_tokens:.3g} tokens at <= {max_epochs:g} epochs per domain: all domains together hold "
+            f"{sum(token_counts.values()):.3g} unique tokens, so every domain would need {need:.3g} epochs "
+            f"(smallest: {', '.join(worst)}). Lower the budget, raise max_epochs, or add data."
+        )
+
+
+# ---------------------------------------------------------------- samplers
+
+def sample_dirichlet_mixtures(
+    token_counts: Mapping[str, int],
+    n: int,
+    *,
+    seed: int,
+    budget_tokens: float | None = None,
+    max_epochs: float = 15.0,
+    temperature: float = 0.5,
+    strength_range: tuple[float, float] = (0.1, 5.0),
+    min_weight: float = 2e-4,
+    max_tries: int = 1000,
+) -> list[Mixture]:
+    """RegMix's sampler: Dirichlet(prior x strength), strength log-uniform.
+
+    Draws that would repeat a domain more than ``max_epochs`` times at
+    ``budget_tokens`` are rejected; weights under ``min_weight`` are zeroed and the
+    rest renormalised; duplicates are dropped. Deterministic for a given seed.
+    """
+    domains = sorted(token_counts)
+    prior = temperature_prior(token_counts, temperature).vector(domains)
+    caps = None
+    if budget_tokens is not None:
+        check_budget(token_counts, budget_tokens, max_epochs)
+        caps = np.array([max_weights_for_epochs(token_counts, budget_tokens, max_epochs)[d] for d in domains])
+    rng = np.random.default_rng(seed)
+    lo, hi = np.log(strength_range[0]), np.log(strength_range[1])
+    out: list[Mixture] = []
+    seen: set[tuple] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > max_tries * max(n, 1):
+            raise BudgetError(
+                f"Could only sample {len(out)} of {n} distinct mixtures within the epoch cap ({max_epochs:g} epochs at "
+                f"{budget_tokens:.3g} tokens). Raise max_epochs, lower the budget, or ask for fewer runs."
+            )
+        strength = float(np.exp(rng.uniform(lo, hi)))
+        w = rng.dirichlet(np.maximum(prior * strength, 1e-12))
+        w = _finish(w, min_weight)
+        if w is None or (caps is not None and np.any(w > caps + 1e-12)):
+            continue
+        key = tuple(np.round(w, 6))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Mixture.from_vector(w, domains))
+    return out
+
+
+def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_weight: float = 0.0) -> list[Mixture]:
+    """Uniform draws from the simplex (Dirichlet with all ones)."""
+    domains = sorted(domains)
+    rng = np.random.default_rng(seed)
+    out: list[Mixture] = []
+    while len(out) < n:
+        w = _finish(rng.dirichlet(np.ones(len(domains))), min_weight)
+        if w is not None:
+            out.append(Mixture.from_vector(w, domains))
+    return out
+
+
+def dirichlet_candidates(prior: np.ndarray, n: int, *, seed: int, strength_range=(0.1, 5.0), min_weight: float = 0.0) -> np.ndarray:
+    """Vectorised candidate draws (rows on the simplex) for large searches."""
+    rng = np.random.default_rng(seed)
+    strengths = np.exp(rng.uniform(np.log(strength_range[0]), np.log(strength_range[1]), size=(n, 1)))
+    alpha = np.maximum(prior[None, :] * strengths, 1e-12)
+    g = rng.standard_gamma(alpha)
+    g_sum = g.sum(axis=1, keepdims=True)
+    bad = g_sum[:, 0] <= 0
+    if bad.any():
+        g[bad] = prior
+        g_sum[bad] = 1.0
+    w = g / g_sum
+    if min_weight > 0:
+        w = np.where(w < min_weight, 0.0, w)
+        s = w.sum(axis=1, keepdims=True)
+        w = np.where(s > 0, w / np.where(s > 0, s, 1), prior[None, :])
+    return w
+
+
+def _finish(w: np.ndarray, min_weight: float) -> np.ndarray | None:
+    w = np.where(w < min_weight, 0.0, w)
+    s = w.sum()
+    if not np.isfinite(s) or s <= 0:
+        return None
+    return w / s

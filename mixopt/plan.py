@@ -1,0 +1,147 @@
+"""The plan file: what to train on, in what proportions, when, at what budget.
+
+``plan.yaml`` is the contract between ``mixopt propose`` and the exporters:
+
+.. code-block:: yaml
+
+    budget_tokens: 1.0e+11
+    phases:
+      - start_fraction: 0.0
+        weights: {code: 0.31, prose: 0.69}
+    epochs: {code: 1.2, prose: 0.4}
+    predicted: {metric: ..., value: ..., std: ...}
+
+Phase weights are token shares. Later phases start at ``start_fraction`` of the
+budget and run until the next phase (or the end).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .mixtures import validate_weights
+
+
+class Phase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_fraction: float = Field(ge=0.0, lt=1.0)
+    weights: dict[str, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_sum_to_one(cls, v: dict[str, float]) -> dict[str, float]:
+        from .errors import MixtureError
+
+        try:
+            return dict(sorted(validate_weights(v, where="plan phase").items()))
+        except MixtureError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    metric: str
+    value: float
+    std: float | None = None
+    by: dict[str, Any] = Field(default_factory=dict)
+    disagreement: bool | None = None
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    budget_tokens: float = Field(gt=0)
+    phases: list[Phase] = Field(min_length=1)
+    epochs: dict[str, float] = Field(default_factory=dict)
+    effective_tokens: dict[str, float] = Field(default_factory=dict)
+    pools: dict[str, list[str]] = Field(default_factory=dict)
+    predicted: Prediction | None = None
+    reasons: list[str] = Field(default_factory=list)
+    tokens_per_doc: dict[str, float] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("budget_tokens")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("budget_tokens must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _phase_order(self) -> "Plan":
+        starts = [p.start_fraction for p in self.phases]
+        if starts[0] != 0.0:
+            raise ValueError(f"the first phase must start at 0.0, got {starts[0]}")
+        if any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError(f"phase start fractions must increase strictly, got {starts}")
+        return self
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted({d for p in self.phases for d in p.weights})
+
+    def phase_fractions(self) -> list[float]:
+        """Share of the budget each phase covers."""
+        starts = [p.start_fraction for p in self.phases] + [1.0]
+        return [b - a for a, b in zip(starts, starts[1:])]
+
+    def overall_weights(self) -> dict[str, float]:
+        """Token shares over the whole run, phases weighted by their length."""
+        out = {d: 0.0 for d in self.domains}
+        for phase, frac in zip(self.phases, self.phase_fractions()):
+            for d, w in phase.weights.items():
+                out[d] += frac * w
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Plan file {path} does not exist. Create one with `mixopt propose ... --out {path}`.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Plan file {path} is not valid YAML ({_one_line(exc)}). Fix the syntax or regenerate it with `mixopt propose`.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Plan file {path} is not UTF-8 text. Regenerate it with `mixopt propose`.") from None
+    return plan_from_dict(raw, where=str(path))
+
+
+def plan_from_dict(raw: Any, where: str = "plan") -> Plan:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Plan in {where} must be a YAML mapping with budget_tokens and phases. Got {type(raw).__name__}.")
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid plan in {where}: {pydantic_summary(exc)}. Fix the field or regenerate it with `mixopt propose`.") from None
+
+
+def save_plan(plan: Plan, path: str | Path) -> Path:
+    from .io import atomic_write_text
+
+    return atomic_write_text(Path(path), yaml.safe_dump(plan.to_dict(), sort_keys=False))
+
+
+def pydantic_summary(exc: ValidationError) -> str:
+    """First error of a pydantic ValidationError as `field: message`."""
+    errs = exc.errors()
+    e = errs[0]
+    loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
+    msg = e.get("msg", "invalid").removeprefix("Value error, ")
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{loc}: {msg}{more}"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

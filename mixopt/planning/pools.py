@@ -1,0 +1,167 @@
+"""Which quality pools to keep at each budget (compute-aware filtering).
+
+``POOLS.yaml`` describes quality buckets of one domain (best first or not: they
+are ranked by utility ``b``) and the fitted decay law of Goyal et al. (2024):
+
+.. code-block:: yaml
+
+    objective: effective_utility   # or effective_data
+    a: 0.025                       # sample-count scale
+    d: 0.1                         # irreducible error
+    pool_size: 12.8e6              # samples per pool
+    pools:
+      - {name: top0-10, b: -0.16, tau: 6.7273}
+
+`plan_pools` evaluates the top-1, top-2, ... pool sets at each budget and keeps
+the set with the lowest predicted error: aggressive filtering wins at small
+budgets, looser filtering once the best pool would be repeated too often.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from ..plan import pydantic_summary
+from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
+
+
+class PoolSpec(BaseModel):
+    """One quality pool: utility ``b < 0`` halving every ``tau`` repetitions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    b: float = Field(lt=0, allow_inf_nan=False)
+    tau: float = Field(gt=0, allow_inf_nan=False)
+
+
+class PoolsConfig(BaseModel):
+    """Contents of ``POOLS.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: Literal["effective_utility", "effective_data"] = "effective_utility"
+    a: float = Field(gt=0, allow_inf_nan=False)
+    d: float = Field(allow_inf_nan=False)
+    pool_size: float = Field(gt=0, allow_inf_nan=False)
+    normalizer: float = Field(default=POOL_NORMALIZER, gt=0, allow_inf_nan=False)
+    pools: list[PoolSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "PoolsConfig":
+        names = [p.name for p in self.pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique, got duplicates {dupes}")
+        return self
+
+    def ranked(self) -> list[Pool]:
+        """Pools most useful first (most negative ``b``)."""
+        return sort_pools(Pool(p.name, p.b, p.tau) for p in self.pools)
+
+
+def load_pools(path: str | Path) -> PoolsConfig:
+    """Read and validate ``POOLS.yaml``; any problem is a one-line `ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Pools file {path} does not exist. Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        msg = " ".join(str(exc).split())
+        raise ConfigError(f"Pools file {path} is not valid YAML ({msg}). Fix the syntax.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Pools file {path} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+    return pools_from_dict(raw, where=str(path))
+
+
+def pools_from_dict(raw: Any, where: str = "pools config") -> PoolsConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"Pools config in {where} must be a YAML mapping with objective, a, d, pool_size and pools. "
+            f"Got {type(raw).__name__}. See configs/pools_tmars.yaml."
+        )
+    try:
+        return PoolsConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid pools config in {where}: {pydantic_summary(exc)}. Fix that field.") from None
+
+
+def parse_budgets(text: str) -> list[float]:
+    """``"32e6,64e6"`` -> ``[3.2e7, 6.4e7]``; rejects empty, non-numeric, non-finite or non-positive items."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise ConfigError(f"Budgets must be a comma-separated list of sample counts. Got {text!r}. Example: 32e6,64e6.")
+    out = []
+    for t in items:
+        try:
+            v = float(t.replace("_", ""))
+        except ValueError:
+            v = float("nan")
+        if not (t and math.isfinite(v) and v > 0):
+            raise ConfigError(
+                f"Each budget must be a finite number > 0. Got {t!r} in {text!r}. Example: --budgets 32e6,64e6."
+            )
+        out.append(v)
+    return out
+
+
+def plan_pools(config: PoolsConfig, budgets: Sequence[float]) -> list[dict[str, Any]]:
+    """For each budget: errors of the top-1..top-m pool sets and the best set.
+
+    Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...]}]``
+    in the order of ``budgets``.
+    """
+    ranked = config.ranked()
+    results = []
+    for budget in budgets:
+        errors = pool_set_errors(
+            ranked,
+            float(budget),
+            a=config.a,
+            d=config.d,
+            pool_size=config.pool_size,
+            objective=config.objective,
+            normalizer=config.normalizer,
+        )
+        k = best_pool_count(errors)
+        results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors})
+    return results
+
+
+def pool_frontier_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Plot error vs budget (log-x) for every top-m pool set; writes a PNG and returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results:
+        raise ConfigError("Nothing to plot: no budgets were evaluated. Pass at least one budget.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(results, key=lambda r: r["budget"])
+    budgets = [r["budget"] for r in rows]
+    n_sets = len(rows[0]["errors"])
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    try:
+        for m in range(n_sets):
+            ax.plot(budgets, [r["errors"][m] for r in rows], marker="o", label=f"top-{m + 1}")
+        best = [min(r["errors"]) for r in rows]
+        ax.plot(budgets, best, color="black", linestyle=":", linewidth=1, label="best")
+        ax.set_xscale("log")
+        ax.set_xlabel("samples seen (budget)")
+        ax.set_ylabel("predicted error y")
+        ax.set_title("Quality-pool frontier")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path

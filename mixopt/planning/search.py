@@ -1,0 +1,518 @@
+"""Search for the best mixture under a fitted surrogate.
+
+Two searches share one objective, lower is better:
+
+.. math::
+
+    s(w) = \\mu(w) + \\lambda_u \\sigma(w) + \\lambda_{KL} \\mathrm{KL}(w \\| p)
+
+where ``mu, sigma = estimator.predict(W, return_std=True)`` and ``p`` is the
+prior. ``w`` lives on the bounded simplex ``{lo <= w <= hi, sum(w) = 1}`` given
+by :class:`Constraints` (explicit bounds combined with per-domain epoch caps).
+
+* :func:`simulate_search` is RegMix's simulation (Liu et al., 2024, "RegMix:
+  Data Mixture as Regression for Language Model Pre-training"): score a million
+  Dirichlet draws around the prior and average the top-k.
+* :func:`optimize_mixture` refines a start point with a derivative-free
+  (1+lambda) evolution strategy on the bounded simplex, which works for
+  piecewise-constant surrogates such as LightGBM.
+
+Rows are always in the fixed domain order of ``Constraints.domains``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import BudgetError, ConfigError, DataError, MixtureError
+from ..mixtures import dirichlet_candidates, max_weights_for_epochs
+
+FEASIBLE_ATOL = 1e-9
+
+
+# ---------------------------------------------------------------- constraints
+
+@dataclass
+class Constraints:
+    """Box bounds on the simplex: ``min_weights <= w <= max_weights``, ``sum(w) = 1``.
+
+    Attributes
+    ----------
+    domains : list of str, length k
+        Domain order of every weight vector.
+    min_weights, max_weights : ndarray of shape (k,)
+        Lower and upper bounds; ``max_weights`` already includes epoch caps.
+    """
+
+    domains: list[str]
+    min_weights: np.ndarray
+    max_weights: np.ndarray
+    notes: list[str] = field(default_factory=list)  # which caps came from epochs, for reports
+
+    def __post_init__(self) -> None:
+        k = len(self.domains)
+        self.min_weights = np.asarray(self.min_weights, dtype=float).reshape(-1)
+        self.max_weights = np.asarray(self.max_weights, dtype=float).reshape(-1)
+        if self.min_weights.shape != (k,) or self.max_weights.shape != (k,):
+            raise ConfigError(
+                f"Constraints for {k} domains need bounds of shape ({k},). Got min_weights {self.min_weights.shape} "
+                f"and max_weights {self.max_weights.shape}. Give one bound per domain."
+            )
+        _check_box(self.min_weights, self.max_weights, self.domains)
+
+    @classmethod
+    def unbounded(cls, domains: Sequence[str]) -> "Constraints":
+        """The whole simplex: ``0 <= w <= 1``."""
+        return cls(list(domains), np.zeros(len(domains)), np.ones(len(domains)))
+
+    @classmethod
+    def build(
+        cls,
+        domains: Sequence[str],
+        *,
+        min_weights: Mapping[str, float] | None = None,
+        max_weights: Mapping[str, float] | None = None,
+        token_counts: Mapping[str, int] | None = None,
+        budget_tokens: float | None = None,
+        max_epochs: float | Mapping[str, float] | None = None,
+    ) -> "Constraints":
+        """Combine explicit bounds with epoch caps ``w_i <= max_epochs_i * U_i / D``.
+
+        Parameters
+        ----------
+        domains : sequence of str, length k
+            Domain order; unnamed domains get bounds [0, 1].
+        min_weights, max_weights : dict, optional
+            Per-domain token-share bounds.
+        token_counts : dict, optional
+            Unique tokens ``U_i`` per domain; needed with ``max_epochs``.
+        budget_tokens : float, optional
+            Training budget ``D`` in tokens; needed with ``max_epochs``.
+        max_epochs : float or dict, optional
+            Most passes allowed over each domain's unique tokens at the budget.
+
+        Raises
+        ------
+        MixtureError
+            A bound names an unknown domain.
+        ConfigError
+            A bound is outside [0, 1], a min exceeds its max, or the mins sum above 1.
+        BudgetError
+            The caps sum below 1: the data cannot fill the budget.
+        """
+        domains = list(domains)
+        lo = _bound_vector(min_weights, domains, 0.0, "min_weights")
+        hi = _bound_vector(max_weights, domains, 1.0, "max_weights")
+        epochs_cap = np.ones(len(domains))
+        counts = budget = None
+        notes: list[str] = []
+        if max_epochs is not None:
+            if token_counts is None or budget_tokens is None:
+                raise ConfigError("max_epochs needs both token_counts and budget_tokens to turn epochs into weight caps. Pass both or drop max_epochs.")
+            budget = float(budget_tokens)
+            if not math.isfinite(budget) or budget <= 0:
+                raise BudgetError(f"The token budget must be a positive finite number. Got {budget_tokens}.")
+            missing = [d for d in domains if d not in token_counts]
+            if missing:
+                raise DataError(f"token_counts has no entry for domains {missing}. Count their tokens or drop them from the domains.")
+            counts = np.array([float(token_counts[d]) for d in domains])
+            ep = _bound_vector(max_epochs, domains, None, "max_epochs", upper=math.inf) if isinstance(max_epochs, Mapping) else np.full(len(domains), float(max_epochs))
+            caps = [max_weights_for_epochs({d: c}, budget, e)[d] for d, c, e in zip(domains, counts, ep)]
+            epochs_cap = np.array(caps)
+            notes = [f"{d} capped at {c:.4g} by {e:g} epochs" for d, c, e in zip(domains, epochs_cap, ep) if c < hi[domains.index(d)]]
+        combined = np.minimum(hi, epochs_cap)
+        bad = np.flatnonzero(lo > combined + 1e-12)
+        if bad.size:
+            i = bad[0]
+            why = " (its epoch cap at the budget)" if epochs_cap[i] < hi[i] else ""
+            raise ConfigError(
+                f"min_weights must not exceed max_weights. Got min {lo[i]:.4g} > max {combined[i]:.4g}{why} for domain "
+                f"'{domains[i]}'. Lower the min, raise the max" + (" or max_epochs." if why else ".")
+            )
+        if combined.sum() < 1.0 - 1e-12:
+            if counts is not None and np.any(epochs_cap < hi):
+                raise BudgetError(_budget_message(domains, combined, epochs_cap, hi, counts, budget, max_epochs))
+            raise ConfigError(f"max_weights must sum to at least 1 so a mixture exists. Got {combined.sum():.4g}. Raise some max_weights.")
+        return cls(domains, lo, combined, notes)
+
+    def feasible(self, W: np.ndarray, atol: float = FEASIBLE_ATOL) -> np.ndarray:
+        """Boolean mask of rows of ``W`` (n, k) inside the bounded simplex."""
+        W = np.atleast_2d(W)
+        ok = np.all(W >= self.min_weights - atol, axis=1) & np.all(W <= self.max_weights + atol, axis=1)
+        return ok & (np.abs(W.sum(axis=1) - 1.0) <= max(atol, 1e-9))
+
+    def project(self, W: np.ndarray) -> np.ndarray:
+        """Euclidean projection of ``W`` ((k,) or (n, k)) onto the constraints."""
+        return project_to_bounded_simplex(W, self.min_weights, self.max_weights)
+
+
+def _bound_vector(spec, domains, default, name, upper=1.0) -> np.ndarray:
+    if spec is None:
+        return np.full(len(domains), default, dtype=float)
+    unknown = sorted(set(spec) - set(domains))
+    if unknown:
+        raise MixtureError(f"{name} names unknown domains {unknown}; known domains are {sorted(domains)}. Fix the names.")
+    out = np.full(len(domains), np.nan if default is None else default, dtype=float)
+    for d, v in spec.items():
+        v = float(v)
+        if not (math.isfinite(v) and 0.0 <= v <= upper):
+            raise ConfigError(f"{name}['{d}'] must be a number in [0, {upper:g}]. Got {v}. Fix the value.")
+        out[domains.index(d)] = v
+    if default is None and np.isnan(out).any():
+        missing = [d for d, v in zip(domains, out) if np.isnan(v)]
+        raise ConfigError(f"{name} has no value for domains {missing}. Give one per domain or a single number.")
+    return out
+
+
+def _check_box(lo: np.ndarray, hi: np.ndarray, domains: Sequence[str]) -> None:
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ConfigError("Weight bounds must be finite numbers in [0, 1]. Replace the NaN or inf values.")
+    if np.any(lo > hi + 1e-12):
+        i = int(np.argmax(lo - hi))
+        raise ConfigError(f"min_weights must not exceed max_weights. Got min {lo[i]:.4g} > max {hi[i]:.4g} for domain '{domains[i]}'. Lower the min or raise the max.")
+    if lo.sum() > 1.0 + 1e-12:
+        raise ConfigError(f"min_weights must sum to at most 1. Got {lo.sum():.4g}. Lower some min_weights.")
+    if hi.sum() < 1.0 - 1e-12:
+        raise ConfigError(f"max_weights must sum to at least 1 so a mixture exists. Got {hi.sum():.4g}. Raise some max_weights.")
+
+
+def _budget_message(domains, combined, epochs_cap, hi, counts, budget, max_epochs) -> str:
+    gap = 1.0 - combined.sum()
+    binding = [i for i in range(len(domains)) if epochs_cap[i] < hi[i] and counts[i] > 0]
+    # Epochs each binding domain would need to fill the whole gap alone, cheapest first.
+    need = sorted(((combined[i] + gap) * budget / counts[i], domains[i]) for i in binding)
+    shown = ", ".join(f"{d} needs {e:.3g} epochs" for e, d in need[:5]) + (", ..." if len(need) > 5 else "")
+    each = f"{max_epochs:g} epochs each" if not isinstance(max_epochs, Mapping) else "their max_epochs"
+    return (
+        f"At {budget:.3g} tokens the domains can supply at most {combined.sum():.0%} of the budget within {each} "
+        f"(to fill the remaining {gap:.0%} alone: {shown}). Lower the budget, raise max_epochs or add data."
+    )
+
+
+# ---------------------------------------------------------------- projection and KL
+
+def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, iters: int = 64) -> np.ndarray:
+    """Euclidean projection onto ``{w : lo <= w <= hi, sum(w) = 1}``.
+
+    The solution is ``w = clip(v - tau, lo, hi)`` for the shift ``tau`` with
+    ``sum(w) = 1``; ``tau`` is bracketed by bisection, then solved exactly on the
+    set of coordinates left strictly between their bounds.
+
+    Parameters
+    ----------
+    v : ndarray of shape (k,) or (n, k)
+        Points to project (each row separately).
+    lo, hi : ndarray of shape (k,)
+        Bounds with ``sum(lo) <= 1 <= sum(hi)`` and ``lo <= hi``.
+
+    Returns
+    -------
+    w : ndarray, same shape as ``v``
+        Projected points; rows sum to 1 within 1e-12 and respect the bounds.
+    """
+    v = np.asarray(v, dtype=float)
+    single = v.ndim == 1
+    V = np.atleast_2d(v)
+    lo = np.broadcast_to(np.asarray(lo, dtype=float), V.shape[1:])
+    hi = np.broadcast_to(np.asarray(hi, dtype=float), V.shape[1:])
+    if lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12 or np.any(lo > hi):
+        raise ConfigError(f"The bounded simplex is empty: need lo <= hi and sum(lo) <= 1 <= sum(hi). Got sum(lo)={lo.sum():.4g}, sum(hi)={hi.sum():.4g}.")
+    if not np.all(np.isfinite(V)):
+        raise MixtureError("Cannot project weights containing NaN or inf. Check the estimator or the start point.")
+    a = (V - hi).min(axis=1)  # sum(clip) = sum(hi) >= 1 here
+    b = (V - lo).max(axis=1)  # sum(clip) = sum(lo) <= 1 here
+    for _ in range(iters):
+        mid = 0.5 * (a + b)
+        s = np.clip(V - mid[:, None], lo, hi).sum(axis=1)
+        big = s > 1.0
+        a = np.where(big, mid, a)
+        b = np.where(big, b, mid)
+    tau = 0.5 * (a + b)
+    # Exact step: with the active set fixed, sum(v_F - tau) + sum(bounds_C) = 1.
+    X = V - tau[:, None]
+    free = (X > lo) & (X < hi)
+    clamped = np.where(X <= lo, lo, hi)
+    n_free = free.sum(axis=1)
+    rhs = np.where(free, V, 0.0).sum(axis=1) + np.where(free, 0.0, clamped).sum(axis=1) - 1.0
+    tau = np.where(n_free > 0, rhs / np.maximum(n_free, 1), tau)
+    W = np.clip(V - tau[:, None], lo, hi)
+    return W[0] if single else W
+
+
+def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """``KL(w || prior) = sum_i w_i log(w_i / p_i)`` per row, with ``0 log 0 = 0``.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n, k) or (k,)
+    prior : ndarray of shape (k,)
+
+    Returns
+    -------
+    kl : ndarray of shape (n,) (a float for a single row); ``inf`` where
+        ``w_i > 0`` but ``p_i = 0``.
+    """
+    W = np.asarray(W, dtype=float)
+    single = W.ndim == 1
+    W2 = np.atleast_2d(W)
+    p = np.asarray(prior, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(W2 > 0, W2 * (np.log(np.where(W2 > 0, W2, 1.0)) - np.log(p)), 0.0)
+    kl = terms.sum(axis=1)
+    return float(kl[0]) if single else kl
+
+
+# ---------------------------------------------------------------- search
+
+@dataclass
+class SearchResult:
+    """Outcome of a mixture search.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (k,)
+        The chosen mixture, inside the constraints.
+    domains : list of str, length k
+    predicted, std : float
+        Surrogate mean and standard deviation at ``weights`` (std 0 when the
+        estimator gives none).
+    score : float
+        The objective at ``weights``.
+    top_k_weights : ndarray of shape (m, k)
+        The best rows, best first (simulate: the averaged top-k; optimize: the
+        end point of each restart).
+    n_evaluated : int
+        Surrogate evaluations used.
+    seconds : float
+    method : str
+        ``"simulate"`` or ``"es"``.
+    """
+
+    weights: np.ndarray
+    domains: list[str]
+    predicted: float
+    std: float
+    score: float
+    top_k_weights: np.ndarray
+    n_evaluated: int
+    seconds: float
+    method: str
+
+    def as_dict(self) -> dict[str, float]:
+        return {d: float(w) for d, w in zip(self.domains, self.weights)}
+
+
+def predict_mean_std(estimator, W: np.ndarray, *, need_std: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` of an estimator on rows ``W`` (n, k); std is 0 if it gives none."""
+    if need_std:
+        out = estimator.predict(W, return_std=True)
+        if isinstance(out, tuple) and len(out) == 2:
+            return np.asarray(out[0], dtype=float).reshape(-1), np.asarray(out[1], dtype=float).reshape(-1)
+    else:
+        out = estimator.predict(W)
+    mean = np.asarray(out, dtype=float).reshape(-1)
+    return mean, np.zeros_like(mean)
+
+
+def _scores(estimator, W, prior, uncertainty_weight, kl_weight) -> np.ndarray:
+    mean, std = predict_mean_std(estimator, W, need_std=uncertainty_weight != 0)
+    s = mean + uncertainty_weight * std
+    if kl_weight:
+        s = s + kl_weight * kl_to_prior(W, prior)
+    return np.where(np.isnan(s), np.inf, s)
+
+
+def _summarise(estimator, w, prior, uw, kw) -> tuple[float, float, float]:
+    mean, std = predict_mean_std(estimator, w[None, :])
+    score = mean[0] + uw * std[0] + (kw * kl_to_prior(w, prior) if kw else 0.0)
+    return float(mean[0]), float(std[0]), float(score)
+
+
+def simulate_search(
+    estimator,
+    prior: np.ndarray,
+    *,
+    constraints: Constraints | None = None,
+    n_candidates: int = 1_000_000,
+    top_k: int = 100,
+    seed: int = 0,
+    uncertainty_weight: float = 0.0,
+    kl_weight: float = 0.0,
+    batch_size: int = 200_000,
+    domains: Sequence[str] | None = None,
+) -> SearchResult:
+    """RegMix's simulation: score Dirichlet draws, average the best ``top_k``.
+
+    Candidates are drawn as ``Dirichlet(prior * s)`` with strength ``s``
+    log-uniform in [0.1, 5], ``batch_size`` rows at a time. Candidates outside
+    the constraints are **repaired** by Euclidean projection onto them (not
+    dropped), so every one of the ``n_candidates`` evaluations counts and
+    optima on a cap are reachable. The answer is the mean of the top-k rows
+    (convex, so still feasible), projected once more to clean rounding.
+
+    Parameters
+    ----------
+    estimator : object with ``predict(W, return_std=True) -> (mean (n,), std (n,))``
+        Lower is better. A plain ``predict(W) -> (n,)`` works when
+        ``uncertainty_weight == 0`` (std is then reported as 0).
+    prior : ndarray of shape (k,)
+        Dirichlet centre and the reference of the KL term.
+    constraints : Constraints, optional
+        Bounds; None means the whole simplex.
+    n_candidates, top_k, batch_size : int
+    seed : int
+        Results are deterministic for a given ``(seed, batch_size)``.
+    uncertainty_weight, kl_weight : float
+        Weights of ``std`` and ``KL(w || prior)`` in the score.
+    domains : sequence of str, optional
+        Names for the result when ``constraints`` is None.
+
+    Returns
+    -------
+    SearchResult
+    """
+    t0 = time.perf_counter()
+    prior = _check_prior(prior)
+    k = prior.size
+    cons = constraints if constraints is not None else Constraints.unbounded(domains or [f"d{i}" for i in range(k)])
+    if len(cons.domains) != k:
+        raise ConfigError(f"The prior has {k} weights, but the constraints cover {len(cons.domains)} domains. Use one domain order for both.")
+    if n_candidates < 1 or top_k < 1 or batch_size < 1:
+        raise ConfigError(f"n_candidates, top_k and batch_size must be >= 1. Got {n_candidates}, {top_k}, {batch_size}.")
+    top_k = min(top_k, n_candidates)
+    best_s = np.empty(0)
+    best_w = np.empty((0, k))
+    seeds = np.random.SeedSequence(seed).generate_state(math.ceil(n_candidates / batch_size))
+    for b, start in enumerate(range(0, n_candidates, batch_size)):
+        n = min(batch_size, n_candidates - start)
+        W = dirichlet_candidates(prior, n, seed=int(seeds[b]), strength_range=(0.1, 5.0))  # (n, k)
+        bad = ~cons.feasible(W)
+        if bad.any():
+            W[bad] = cons.project(W[bad])
+        s = _scores(estimator, W, prior, uncertainty_weight, kl_weight)  # (n,)
+        if n > top_k:
+            keep = np.argpartition(s, top_k - 1)[:top_k]
+            s, W = s[keep], W[keep]
+        best_s = np.concatenate([best_s, s])
+        best_w = np.concatenate([best_w, W])
+        if best_s.size > top_k:
+            keep = np.argpartition(best_s, top_k - 1)[:top_k]
+            best_s, best_w = best_s[keep], best_w[keep]
+    order = np.argsort(best_s, kind="stable")
+    best_w = best_w[order]
+    w = cons.project(best_w.mean(axis=0))
+    mean, std, score = _summarise(estimator, w, prior, uncertainty_weight, kl_weight)
+    return SearchResult(w, list(cons.domains), mean, std, score, best_w, n_candidates + 1, time.perf_counter() - t0, "simulate")
+
+
+def optimize_mixture(
+    estimator,
+    x0,
+    *,
+    constraints: Constraints,
+    prior: np.ndarray | None = None,
+    kl_weight: float = 0.0,
+    uncertainty_weight: float = 0.0,
+    seed: int = 0,
+    n_restarts: int = 4,
+    maxiter: int = 200,
+    popsize: int = 16,
+    step: float = 0.05,
+    tol: float = 1e-5,
+) -> SearchResult:
+    """Refine a mixture with a (1+lambda) evolution strategy on the bounded simplex.
+
+    Each generation proposes ``popsize`` points ``project(x + sigma * d)`` with
+    ``d`` a Gaussian direction in the sum-zero plane, scores them in one
+    ``predict`` call and moves to the best if it improves strictly; ``sigma``
+    grows by 1.5 on success and shrinks by 0.6 otherwise, stopping below ``tol``.
+    Why this and not SLSQP: tree surrogates (LightGBM) are piecewise constant,
+    so finite-difference gradients are zero or noise; the ES needs only
+    rankings, projection keeps every iterate feasible exactly, and batching the
+    population keeps the per-call overhead of ``predict`` small.
+
+    Parameters
+    ----------
+    estimator : object with ``predict(W, return_std=True)``
+    x0 : ndarray of shape (k,) or SearchResult
+        Start point. A SearchResult also supplies restart points: ``n_restarts``
+        rows drawn (seeded) from its ``top_k_weights``; otherwise restarts are
+        seeded Dirichlet draws centred on ``x0``.
+    constraints : Constraints
+    prior : ndarray of shape (k,), optional
+        Needed when ``kl_weight > 0``.
+    kl_weight, uncertainty_weight : float
+        As in :func:`simulate_search`.
+    seed, n_restarts, maxiter, popsize : int
+    step, tol : float
+        Initial and final step length (Euclidean, in weight units).
+
+    Returns
+    -------
+    SearchResult
+        The best point over all restarts (never worse than the projected
+        ``x0``), with the restart end points, best first, as ``top_k_weights``.
+    """
+    t0 = time.perf_counter()
+    cons = constraints
+    k = len(cons.domains)
+    pool = None
+    if isinstance(x0, SearchResult):
+        pool = x0.top_k_weights
+        x0 = x0.weights
+    x0 = np.asarray(x0, dtype=float).reshape(-1)
+    if x0.shape != (k,):
+        raise ConfigError(f"x0 has {x0.size} weights, but the constraints cover {k} domains. Use one domain order for both.")
+    if kl_weight and prior is None:
+        raise ConfigError("kl_weight > 0 needs the prior. Pass prior= or set kl_weight=0.")
+    prior = _check_prior(prior) if prior is not None else np.full(k, 1.0 / k)
+    rng = np.random.default_rng(seed)
+    starts = [cons.project(x0)]
+    if n_restarts > 0:
+        if pool is not None and len(pool) > 0:
+            idx = rng.choice(len(pool), size=min(n_restarts, len(pool)), replace=False)
+            starts += list(cons.project(pool[idx]))
+        else:
+            starts += list(cons.project(rng.dirichlet(np.maximum(starts[0], 1e-3) * 20.0, size=n_restarts)))
+
+    def f(W):
+        return _scores(estimator, W, prior, uncertainty_weight, kl_weight)
+
+    ends, end_scores, n_eval = [], [], 0
+    for x in starts:
+        fx = f(x[None, :])[0]
+        n_eval += 1
+        sigma = step
+        for _ in range(maxiter):
+            Z = rng.standard_normal((popsize, k))
+            Z -= Z.mean(axis=1, keepdims=True)
+            Z /= np.linalg.norm(Z, axis=1, keepdims=True) + 1e-300
+            radii = sigma * np.exp(rng.uniform(np.log(0.25), 0.0, size=(popsize, 1)))
+            C = cons.project(x[None, :] + radii * Z)  # (popsize, k)
+            fc = f(C)
+            n_eval += popsize
+            j = int(np.argmin(fc))
+            if fc[j] < fx:
+                x, fx, sigma = C[j], fc[j], min(sigma * 1.5, 1.0)
+            else:
+                sigma *= 0.6
+                if sigma < tol:
+                    break
+        ends.append(x)
+        end_scores.append(fx)
+    order = np.argsort(end_scores, kind="stable")
+    best = cons.project(ends[order[0]])
+    mean, std, score = _summarise(estimator, best, prior, uncertainty_weight, kl_weight)
+    return SearchResult(best, list(cons.domains), mean, std, score, np.array([ends[i] for i in order]), n_eval + 1, time.perf_counter() - t0, "es")
+
+
+def _check_prior(prior) -> np.ndarray:
+    p = np.asarray(prior, dtype=float).reshape(-1)
+    if p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise MixtureError(f"The prior must be finite non-negative weights with a positive sum. Got {p}. Use temperature_prior(...) or a Mixture vector.")
+    return p / p.sum()

@@ -1,0 +1,19 @@
+"""Optimal-transport performance projector (Kang et al. 2023) and pool scoring.
+
+- :mod:`.features`: document featurizers and a per-document feature cache.
+- :mod:`.ot_distance`: :class:`MixtureOT`, OT of a mixture to a target with gradients.
+- :mod:`.projector`: stage-1 :class:`OTProjector`, stage-2 :class:`TwoStageProjector`,
+  :func:`projected_gradient_search`.
+- :mod:`.scoring`: :func:`score_pools`.
+"""
+
+from .features import (FeatureCache, HashingFeaturizer, ProxyHiddenFeaturizer, SentenceTransformerFeaturizer,
+                       featurize)
+from .ot_distance import MixtureOT
+from .projector import OTProjector, TwoStageProjector, project_to_simplex, projected_gradient_search
+from .scoring import score_pools
+
+__all__ = [
+    "FeatureCache", "HashingFeaturizer", "ProxyHiddenFeaturizer", "SentenceTransformerFeaturizer", "featurize",
+    "MixtureOT", "OTProjector", "TwoStageProjector", "project_to_simplex", "projected_gradient_search", "score_pools",
+]

@@ -1,0 +1,145 @@
+"""The run store: a directory with one JSON record per run.
+
+Layout::
+
+    STORE/store.json          what the store holds (domains, created by)
+    STORE/runs/<run_id>.json  one record each, written atomically, checksummed
+    STORE/locks/<run_id>.lock claimed by the process training that run
+    STORE/quarantine/         corrupt records moved aside, never deleted
+
+A corrupt or partial record is moved to quarantine and the run is trained again;
+it is never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..errors import StoreError
+from ..io import atomic_write_json, atomic_write_text
+from .record import RunRecord
+
+
+class RunStore:
+    def __init__(self, root: str | Path, *, create: bool = True):
+        self.root = Path(root)
+        if not self.root.exists():
+            if not create:
+                raise StoreError(f"Run store {self.root} does not exist. Run `mixopt sweep CONFIG --store {self.root}` or `mixopt runs import` first.")
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create run store {self.root}: {exc.strerror}. Choose a writable directory.") from None
+        elif not self.root.is_dir():
+            raise StoreError(f"Run store {self.root} is a file, not a directory. Pass a directory path.")
+        self.runs_dir = self.root / "runs"
+        self.locks_dir = self.root / "locks"
+
+    # ------------------------------------------------------------ reading
+    def path_of(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """The finished record of a run, or None if absent or corrupt (then quarantined)."""
+        path = self.path_of(run_id)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path}: {exc.strerror}. Check permissions.") from None
+        try:
+            rec = RunRecord.from_json(text)
+            if rec.run_id != run_id:
+                raise ValueError("run id does not match file name")
+            return rec
+        except Exception as exc:  # partial, truncated or edited record
+            self._quarantine(path, str(exc))
+            return None
+
+    def has(self, run_id: str) -> bool:
+        return self.get(run_id) is not None
+
+    def records(self, *, include_failed: bool = True) -> list[RunRecord]:
+        """All valid records, sorted by run id."""
+        if not self.runs_dir.exists():
+            return []
+        out = []
+        for path in sorted(self.runs_dir.glob("*.json")):
+            rec = self.get(path.stem)
+            if rec is not None and (include_failed or rec.status == "ok"):
+                out.append(rec)
+        return out
+
+    def fingerprint(self) -> str:
+        """Hash of the set of finished run ids and their statuses."""
+        h = hashlib.sha256()
+        for rec in self.records():
+            h.update(f"{rec.run_id}:{rec.status};".encode())
+        return h.hexdigest()[:16]
+
+    def meta(self) -> dict:
+        try:
+            return json.loads((self.root / "store.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    # ------------------------------------------------------------ writing
+    def put(self, rec: RunRecord) -> Path:
+        """Write a record atomically. Never overwrites a valid existing record."""
+        existing = self.get(rec.run_id)
+        if existing is not None:
+            return self.path_of(rec.run_id)
+        return atomic_write_text(self.path_of(rec.run_id), rec.to_json())
+
+    def update_meta(self, **fields) -> None:
+        meta = self.meta()
+        meta.update(fields)
+        atomic_write_json(self.root / "store.json", meta)
+
+    def check_writable(self) -> None:
+        """Fail early, before any training, if records could not be written."""
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.locks_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.runs_dir / f".probe-{os.getpid()}"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(
+                f"Run store {self.root} is not writable ({exc.strerror}). Free disk space or fix permissions; existing records are untouched."
+            ) from None
+
+    @contextmanager
+    def claim(self, run_id: str, *, wait: bool) -> Iterator[bool]:
+        """Hold the run's lock; yields False if another process holds it and wait is False."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.locks_dir / f"{run_id}.lock"))
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        qdir = self.root / "quarantine"
+        try:
+            qdir.mkdir(exist_ok=True)
+            dest = qdir / f"{path.name}.{int(time.time() * 1000)}"
+            os.replace(path, dest)
+            warnings.warn(f"Corrupt run record {path.name} ({why}) moved to {dest}; the run will be trained again.", stacklevel=3)
+        except OSError:
+            warnings.warn(f"Corrupt run record {path} ({why}) is ignored and will be re-run.", stacklevel=3)

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from mixopt.errors import BudgetError, MixtureError
+from mixopt.mixtures import (
+    Mixture,
+    dirichlet_candidates,
+    epochs_of,
+    natural_mixture,
+    sample_dirichlet_mixtures,
+    sample_uniform_mixtures,
+    temperature_prior,
+    uniform_mixture,
+)
+
+COUNTS = {"code": 800_000, "docs": 600_000, "legal": 50_000, "math": 400_000, "prose": 1_000_000}
+
+
+def test_mixture_validation_messages():
+    with pytest.raises(MixtureError, match="sum to 1"):
+        Mixture({"a": 0.5, "b": 0.4})
+    with pytest.raises(MixtureError, match=">= 0"):
+        Mixture({"a": 1.5, "b": -0.5})
+    with pytest.raises(MixtureError, match="finite"):
+        Mixture({"a": float("nan"), "b": 1.0})
+    with pytest.raises(MixtureError, match="unknown domains"):
+        Mixture({"a": 1.0}).vector(["b"])
+    m = Mixture({"b": 0.25, "a": 0.75})
+    assert m.domains == ["a", "b"]
+
+
+def test_dirichlet_sampler_simplex_bounds_determinism():
+    budget = 2_000_000
+    a = sample_dirichlet_mixtures(COUNTS, 50, seed=3, budget_tokens=budget, max_epochs=4, min_weight=2e-4)
+    b = sample_dirichlet_mixtures(COUNTS, 50, seed=3, budget_tokens=budget, max_epochs=4, min_weight=2e-4)
+    c = sample_dirichlet_mixtures(COUNTS, 50, seed=4, budget_tokens=budget, max_epochs=4, min_weight=2e-4)
+    assert [dict(x) for x in a] == [dict(x) for x in b]
+    assert [dict(x) for x in a] != [dict(x) for x in c]
+    keys = {tuple(round(v, 6) for v in m.values()) for m in a}
+    assert len(keys) == 50  # de-duplicated
+    for m in a:
+        v = np.array(list(m.values()))
+        assert abs(v.sum() - 1) < 1e-9 and v.min() >= 0
+        assert np.all((v == 0) | (v >= 2e-4 * 0.99))
+        assert max(epochs_of(m, COUNTS, budget).values()) <= 4 + 1e-9
+
+
+def test_sampler_rejects_impossible_budget():
+    with pytest.raises(BudgetError, match="cannot supply"):
+        sample_dirichlet_mixtures(COUNTS, 5, seed=0, budget_tokens=1e9, max_epochs=2)
+
+
+def test_prior_and_baselines():
+    prior = temperature_prior(COUNTS, 0.5)
+    nat = natural_mixture(COUNTS)
+    assert abs(sum(prior.values()) - 1) < 1e-12
+    # temperature < 1 flattens the natural distribution
+    assert prior["legal"] > nat["legal"] and prior["prose"] < nat["prose"]
+    assert uniform_mixture(list(COUNTS))["code"] == pytest.approx(0.2)
+
+
+def test_uniform_sampler_and_vectorised_candidates():
+    u = sample_uniform_mixtures(list(COUNTS), 20, seed=1)
+    assert len(u) == 20 and all(abs(sum(m.values()) - 1) < 1e-9 for m in u)
+    prior = temperature_prior(COUNTS).vector(sorted(COUNTS))
+    W = dirichlet_candidates(prior, 1000, seed=0, min_weight=1e-3)
+    assert W.shape == (1000, 5)
+    assert np.allclose(W.sum(1), 1) and W.min() >= 0
+    assert np.array_equal(W, dirichlet_candidates(prior, 1000, seed=0, min_weight=1e-3))
