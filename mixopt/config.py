@@ -72,6 +72,7 @@ class ProxyConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, or on CPUs where a probe finds it faster
     compile: bool = False  # torch.compile the model (GPU path)
+    threads: int | None = Field(default=None, ge=1)  # CPU threads per run; None = all cores. Pin it for bit-identical results across machines/executors
 
     @model_validator(mode="after")
     def _checks(self) -> "ProxyConfig":
@@ -95,6 +96,9 @@ class SamplerConfig(_Strict):
     max_epochs: float = Field(default=15.0, gt=0)  # reject draws repeating a domain more than this
     min_weight: float = Field(default=2e-4, ge=0, lt=1)  # zero smaller weights
     baselines: list[Literal["natural", "uniform"]] = Field(default_factory=lambda: ["natural", "uniform"])
+    two_phase_runs: int = Field(default=0, ge=0)  # extra runs that switch to an upsampled mixture q for the last f of tokens
+    upsample_fraction_min: float = Field(default=0.05, gt=0, lt=1)  # f is drawn from [min, max]
+    upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _range(self) -> "SamplerConfig":
@@ -117,6 +121,31 @@ class ProposeConfig(_Strict):
     kl_weight: float = Field(default=0.0, ge=0)  # regularise towards the prior
     uncertainty_weight: float = Field(default=0.5, ge=0)  # minimise mean + this * std
     upsample: bool = True  # consider an end-of-training upsampling phase
+    upsample_fraction_min: float = Field(default=0.05, gt=0, lt=1)  # search f in [min, max]
+    upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)
+    pools: dict[str, "DomainPools"] = Field(default_factory=dict)  # quality pools per domain; the planner picks which to keep
+
+
+class QualityPool(_Strict):
+    """One quality bucket of a domain: a score range of `quality_field`, or its own file."""
+
+    name: str = Field(min_length=1)
+    b: float | None = Field(default=None, lt=0)  # utility (< 0); None = fitted from runs, else the prior
+    tau: float | None = Field(default=None, gt=0)  # half-life in repetitions
+    path: str | None = None  # a separate data file for this pool
+    min_score: float | None = None  # documents with min_score <= quality_field < max_score
+    max_score: float | None = None
+    share: float | None = Field(default=None, gt=0, le=1)  # share of the domain's unique tokens, when not measurable
+
+
+class DomainPools(_Strict):
+    """Quality pools of one domain and the Goyal et al. law that values them."""
+
+    objective: Literal["effective_utility", "effective_data"] = "effective_utility"
+    a: float = Field(default=0.025, gt=0)
+    d: float = Field(default=0.1, ge=0)
+    tokens_per_sample: float | None = Field(default=None, gt=0)  # default: the domain's mean tokens per document
+    pools: list[QualityPool] = Field(min_length=1)
 
 
 class SweepConfig(_Strict):

@@ -110,3 +110,20 @@ def load_domain_set(cfg: DataConfig, *, progress=None) -> DomainSet:
         if progress:
             progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
     return DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
+
+
+def domain_documents(cfg: DataConfig, *, max_docs: int = 200) -> dict[str, tuple[list[str], list[str]]]:
+    """(train docs, val docs) text per training domain, split as the trainer splits them; for featurizers."""
+    out = {}
+    for spec in domain_specs(cfg):
+        train, val = split_documents(load_documents(spec, cfg.max_documents), cfg.val_fraction, spec.name)
+        out[spec.name] = (train[:max_docs], val[:max_docs])
+    return out
+
+
+def target_documents(cfg: DataConfig, name: str, *, max_docs: int = 200) -> list[str]:
+    """Documents of a named target set of the config."""
+    for spec in cfg.targets:
+        if spec.name == name:
+            return load_documents(spec, cfg.max_documents)[:max_docs]
+    raise DataError(f"No target named '{name}' in data.targets (have {[t.name for t in cfg.targets]}). Add it to the config.")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,7 +52,6 @@ class Constraints:
     domains: list[str]
     min_weights: np.ndarray
     max_weights: np.ndarray
-    notes: list[str] = field(default_factory=list)  # which caps came from epochs, for reports
 
     def __post_init__(self) -> None:
         k = len(self.domains)
@@ -83,18 +82,10 @@ class Constraints:
     ) -> "Constraints":
         """Combine explicit bounds with epoch caps ``w_i <= max_epochs_i * U_i / D``.
 
-        Parameters
-        ----------
-        domains : sequence of str, length k
-            Domain order; unnamed domains get bounds [0, 1].
-        min_weights, max_weights : dict, optional
-            Per-domain token-share bounds.
-        token_counts : dict, optional
-            Unique tokens ``U_i`` per domain; needed with ``max_epochs``.
-        budget_tokens : float, optional
-            Training budget ``D`` in tokens; needed with ``max_epochs``.
-        max_epochs : float or dict, optional
-            Most passes allowed over each domain's unique tokens at the budget.
+        ``domains`` (length k) fixes the order; unnamed domains get [0, 1].
+        ``min_weights``/``max_weights`` are per-domain token-share bounds;
+        ``max_epochs`` (a number or a per-domain dict) needs ``token_counts``
+        (unique tokens ``U_i``) and ``budget_tokens`` (``D``).
 
         Raises
         ------
@@ -110,7 +101,6 @@ class Constraints:
         hi = _bound_vector(max_weights, domains, 1.0, "max_weights")
         epochs_cap = np.ones(len(domains))
         counts = budget = None
-        notes: list[str] = []
         if max_epochs is not None:
             if token_counts is None or budget_tokens is None:
                 raise ConfigError("max_epochs needs both token_counts and budget_tokens to turn epochs into weight caps. Pass both or drop max_epochs.")
@@ -122,9 +112,7 @@ class Constraints:
                 raise DataError(f"token_counts has no entry for domains {missing}. Count their tokens or drop them from the domains.")
             counts = np.array([float(token_counts[d]) for d in domains])
             ep = _bound_vector(max_epochs, domains, None, "max_epochs", upper=math.inf) if isinstance(max_epochs, Mapping) else np.full(len(domains), float(max_epochs))
-            caps = [max_weights_for_epochs({d: c}, budget, e)[d] for d, c, e in zip(domains, counts, ep)]
-            epochs_cap = np.array(caps)
-            notes = [f"{d} capped at {c:.4g} by {e:g} epochs" for d, c, e in zip(domains, epochs_cap, ep) if c < hi[domains.index(d)]]
+            epochs_cap = np.array([max_weights_for_epochs({d: c}, budget, e)[d] for d, c, e in zip(domains, counts, ep)])
         combined = np.minimum(hi, epochs_cap)
         bad = np.flatnonzero(lo > combined + 1e-12)
         if bad.size:
@@ -138,7 +126,7 @@ class Constraints:
             if counts is not None and np.any(epochs_cap < hi):
                 raise BudgetError(_budget_message(domains, combined, epochs_cap, hi, counts, budget, max_epochs))
             raise ConfigError(f"max_weights must sum to at least 1 so a mixture exists. Got {combined.sum():.4g}. Raise some max_weights.")
-        return cls(domains, lo, combined, notes)
+        return cls(domains, lo, combined)
 
     def feasible(self, W: np.ndarray, atol: float = FEASIBLE_ATOL) -> np.ndarray:
         """Boolean mask of rows of ``W`` (n, k) inside the bounded simplex."""
@@ -196,50 +184,48 @@ def _budget_message(domains, combined, epochs_cap, hi, counts, budget, max_epoch
 
 # ---------------------------------------------------------------- projection and KL
 
-def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, iters: int = 64) -> np.ndarray:
+def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Euclidean projection onto ``{w : lo <= w <= hi, sum(w) = 1}``.
 
     The solution is ``w = clip(v - tau, lo, hi)`` for the shift ``tau`` with
-    ``sum(w) = 1``; ``tau`` is bracketed by bisection, then solved exactly on the
-    set of coordinates left strictly between their bounds.
+    ``f(tau) = sum(w) = 1``. ``f`` is piecewise linear and non-increasing with
+    breakpoints ``v - hi`` and ``v - lo``; sorting them (a vectorised
+    bisection over breakpoints) brackets ``tau`` in one linear piece, where it
+    is solved exactly. O(n k log k), no iteration count to tune.
 
     Parameters
     ----------
     v : ndarray of shape (k,) or (n, k)
         Points to project (each row separately).
-    lo, hi : ndarray of shape (k,)
+    lo, hi : ndarray of shape (k,) (or scalars)
         Bounds with ``sum(lo) <= 1 <= sum(hi)`` and ``lo <= hi``.
 
     Returns
     -------
     w : ndarray, same shape as ``v``
-        Projected points; rows sum to 1 within 1e-12 and respect the bounds.
+        Rows sum to 1 within 1e-12 and respect the bounds exactly.
     """
     v = np.asarray(v, dtype=float)
     single = v.ndim == 1
-    V = np.atleast_2d(v)
-    lo = np.broadcast_to(np.asarray(lo, dtype=float), V.shape[1:])
-    hi = np.broadcast_to(np.asarray(hi, dtype=float), V.shape[1:])
+    V = np.atleast_2d(v)  # (n, k)
+    n, k = V.shape
+    lo = np.broadcast_to(np.asarray(lo, dtype=float), (k,))
+    hi = np.broadcast_to(np.asarray(hi, dtype=float), (k,))
     if lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12 or np.any(lo > hi):
         raise ConfigError(f"The bounded simplex is empty: need lo <= hi and sum(lo) <= 1 <= sum(hi). Got sum(lo)={lo.sum():.4g}, sum(hi)={hi.sum():.4g}.")
     if not np.all(np.isfinite(V)):
         raise MixtureError("Cannot project weights containing NaN or inf. Check the estimator or the start point.")
-    a = (V - hi).min(axis=1)  # sum(clip) = sum(hi) >= 1 here
-    b = (V - lo).max(axis=1)  # sum(clip) = sum(lo) <= 1 here
-    for _ in range(iters):
-        mid = 0.5 * (a + b)
-        s = np.clip(V - mid[:, None], lo, hi).sum(axis=1)
-        big = s > 1.0
-        a = np.where(big, mid, a)
-        b = np.where(big, b, mid)
-    tau = 0.5 * (a + b)
-    # Exact step: with the active set fixed, sum(v_F - tau) + sum(bounds_C) = 1.
-    X = V - tau[:, None]
-    free = (X > lo) & (X < hi)
-    clamped = np.where(X <= lo, lo, hi)
-    n_free = free.sum(axis=1)
-    rhs = np.where(free, V, 0.0).sum(axis=1) + np.where(free, 0.0, clamped).sum(axis=1) - 1.0
-    tau = np.where(n_free > 0, rhs / np.maximum(n_free, 1), tau)
+    B = np.concatenate([V - hi, V - lo], axis=1)  # (n, 2k) breakpoints
+    order = np.argsort(B, axis=1, kind="stable")
+    T = np.take_along_axis(B, order, axis=1)
+    free = np.cumsum(np.where(order < k, 1, -1), axis=1)  # coordinates strictly inside on (T_j, T_j+1)
+    drop = free[:, :-1] * np.diff(T, axis=1)  # (n, 2k - 1) decrease of f over each piece
+    F = hi.sum() - np.concatenate([np.zeros((n, 1)), np.cumsum(drop, axis=1)], axis=1)  # f(T_j)
+    j = np.minimum(np.argmax(F <= 1.0, axis=1), 2 * k - 1)  # first breakpoint with f <= 1
+    jm = np.maximum(j - 1, 0)
+    rows = np.arange(n)
+    m = free[rows, jm]
+    tau = np.where((j > 0) & (m > 0), T[rows, jm] + (F[rows, jm] - 1.0) / np.maximum(m, 1), T[rows, j])
     W = np.clip(V - tau[:, None], lo, hi)
     return W[0] if single else W
 
@@ -247,15 +233,8 @@ def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
 def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """``KL(w || prior) = sum_i w_i log(w_i / p_i)`` per row, with ``0 log 0 = 0``.
 
-    Parameters
-    ----------
-    W : ndarray of shape (n, k) or (k,)
-    prior : ndarray of shape (k,)
-
-    Returns
-    -------
-    kl : ndarray of shape (n,) (a float for a single row); ``inf`` where
-        ``w_i > 0`` but ``p_i = 0``.
+    ``W`` (n, k) gives an ndarray (n,); a single row (k,) gives a float.
+    The value is ``inf`` where ``w_i > 0`` but ``p_i = 0``.
     """
     W = np.asarray(W, dtype=float)
     single = W.ndim == 1
@@ -273,24 +252,12 @@ def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
 class SearchResult:
     """Outcome of a mixture search.
 
-    Attributes
-    ----------
-    weights : ndarray of shape (k,)
-        The chosen mixture, inside the constraints.
-    domains : list of str, length k
-    predicted, std : float
-        Surrogate mean and standard deviation at ``weights`` (std 0 when the
-        estimator gives none).
-    score : float
-        The objective at ``weights``.
-    top_k_weights : ndarray of shape (m, k)
-        The best rows, best first (simulate: the averaged top-k; optimize: the
-        end point of each restart).
-    n_evaluated : int
-        Surrogate evaluations used.
-    seconds : float
-    method : str
-        ``"simulate"`` or ``"es"``.
+    ``weights`` (k,) is the chosen mixture (inside the constraints) in the
+    order of ``domains``; ``predicted``/``std`` are the surrogate's mean and std
+    there (std 0 when it gives none) and ``score`` the objective.
+    ``top_k_weights`` (m, k) holds the best rows, best first (simulate: the
+    averaged top-k; optimize: each start's end point). ``n_evaluated`` counts
+    surrogate evaluations; ``method`` is ``"simulate"`` or ``"es"``.
     """
 
     weights: np.ndarray
@@ -363,18 +330,11 @@ def simulate_search(
     prior : ndarray of shape (k,)
         Dirichlet centre and the reference of the KL term.
     constraints : Constraints, optional
-        Bounds; None means the whole simplex.
-    n_candidates, top_k, batch_size : int
+        None means the whole simplex (``domains`` then names the result).
     seed : int
-        Results are deterministic for a given ``(seed, batch_size)``.
+        Deterministic for a given ``(seed, batch_size)``.
     uncertainty_weight, kl_weight : float
         Weights of ``std`` and ``KL(w || prior)`` in the score.
-    domains : sequence of str, optional
-        Names for the result when ``constraints`` is None.
-
-    Returns
-    -------
-    SearchResult
     """
     t0 = time.perf_counter()
     prior = _check_prior(prior)
@@ -438,25 +398,20 @@ def optimize_mixture(
 
     Parameters
     ----------
-    estimator : object with ``predict(W, return_std=True)``
     x0 : ndarray of shape (k,) or SearchResult
         Start point. A SearchResult also supplies restart points: ``n_restarts``
         rows drawn (seeded) from its ``top_k_weights``; otherwise restarts are
         seeded Dirichlet draws centred on ``x0``.
-    constraints : Constraints
     prior : ndarray of shape (k,), optional
-        Needed when ``kl_weight > 0``.
-    kl_weight, uncertainty_weight : float
-        As in :func:`simulate_search`.
-    seed, n_restarts, maxiter, popsize : int
-    step, tol : float
-        Initial and final step length (Euclidean, in weight units).
+        Needed when ``kl_weight > 0``. Other scoring arguments are as in
+        :func:`simulate_search`; ``step``/``tol`` are the first and last step
+        lengths (Euclidean, weight units), ``maxiter`` generations per start.
 
     Returns
     -------
     SearchResult
-        The best point over all restarts (never worse than the projected
-        ``x0``), with the restart end points, best first, as ``top_k_weights``.
+        The best point over all starts (never worse than the projected ``x0``),
+        with the end point of each start, best first, as ``top_k_weights``.
     """
     t0 = time.perf_counter()
     cons = constraints
@@ -506,7 +461,7 @@ def optimize_mixture(
         ends.append(x)
         end_scores.append(fx)
     order = np.argsort(end_scores, kind="stable")
-    best = cons.project(ends[order[0]])
+    best = ends[order[0]]  # already a projection output: feasible, and not re-projected so its score is unchanged
     mean, std, score = _summarise(estimator, best, prior, uncertainty_weight, kl_weight)
     return SearchResult(best, list(cons.domains), mean, std, score, np.array([ends[i] for i in order]), n_eval + 1, time.perf_counter() - t0, "es")
 

@@ -10,10 +10,11 @@
 from .features import (FeatureCache, HashingFeaturizer, ProxyHiddenFeaturizer, SentenceTransformerFeaturizer,
                        featurize)
 from .ot_distance import MixtureOT
-from .projector import OTProjector, TwoStageProjector, project_to_simplex, projected_gradient_search
+from .projector import (OTProjector, TwoStageProjector, checkpoint_losses, project_to_simplex,
+                        projected_gradient_search)
 from .scoring import score_pools
 
 __all__ = [
     "FeatureCache", "HashingFeaturizer", "ProxyHiddenFeaturizer", "SentenceTransformerFeaturizer", "featurize",
-    "MixtureOT", "OTProjector", "TwoStageProjector", "project_to_simplex", "projected_gradient_search", "score_pools",
+    "MixtureOT", "OTProjector", "checkpoint_losses", "TwoStageProjector", "project_to_simplex", "projected_gradient_search", "score_pools",
 ]

@@ -20,6 +20,15 @@ from .sweep import SweepSummary, execute_run
 _DATA_CACHE: dict[str, DomainSet] = {}
 
 
+def threads_per_run(cfg: SweepConfig, workers: int = 1) -> int:
+    """CPU threads for one proxy run: the pinned value, else this machine's cores shared by the workers.
+
+    Float reductions depend on the thread count, so runs are bit-identical across
+    executors exactly when they use the same number of threads.
+    """
+    return cfg.proxy.threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def _data_for(cfg: SweepConfig) -> DomainSet:
     """Per-process memo of the tokenized data (worker processes load it once, from the shard cache)."""
     from ..data.domains import load_domain_set
@@ -60,18 +69,18 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
     if workers <= 1:
         deferred = []
         for spec in specs:
-            outcome = execute_run(spec, cfg, store, data, wait=False, progress=on_step)
+            outcome = execute_run(spec, cfg, store, data, wait=False, progress=on_step, threads=threads_per_run(cfg))
             if outcome == "busy":
                 deferred.append(spec)  # another sweep is training it; come back after the rest
             else:
                 done(spec.run_id, outcome)
         for spec in deferred:
-            done(spec.run_id, execute_run(spec, cfg, store, data, wait=True, progress=on_step))
+            done(spec.run_id, execute_run(spec, cfg, store, data, wait=True, progress=on_step, threads=threads_per_run(cfg)))
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = threads_per_run(cfg, workers)
         cfg_dict = cfg.model_dump(mode="json")
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_worker, s, cfg_dict, str(store.root), threads) for s in specs]
@@ -101,9 +110,10 @@ def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, *, address:
             raise ConfigError(f"Cannot reach the Ray cluster at {address!r} ({exc}). Start one with `ray start --head` or drop --ray-address.") from None
         started_here = True
     try:
-        task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_worker)
+        threads = threads_per_run(cfg)  # same as a local sequential sweep on this machine, for identical results
+        task = ray.remote(max_retries=max_retries, retry_exceptions=False, num_cpus=1)(_worker)
         cfg_dict = cfg.model_dump(mode="json")
-        pending = {task.remote(s, cfg_dict, str(store.root.resolve()), None): s for s in specs}
+        pending = {task.remote(s, cfg_dict, str(store.root.resolve()), threads): s for s in specs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

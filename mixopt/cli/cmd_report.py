@@ -1,0 +1,43 @@
+"""`mixopt report`: a static HTML page with PNG figures of a store, a plan and a frontier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .main import app
+
+
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(..., "--out", help="Output directory for index.html and its PNGs."),
+    store: Path | None = typer.Option(None, "--store", help="Run-store directory (sweep results)."),
+    plan: Path | None = typer.Option(None, "--plan", help="PLAN.yaml from `mixopt propose`."),
+    model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs."),
+    frontier: Path | None = typer.Option(None, "--frontier", help="FRONTIER.json from `mixopt plan-pools --json`."),
+    target: str = typer.Option("mean:all-domains", "--target", help="Metric to rank runs by, e.g. val/code or mean:all-domains."),
+    title: str = typer.Option("mixopt report", "--title", help="Page title."),
+) -> None:
+    """Write a self-contained HTML report (needs --store and/or --plan) and print its path."""
+    from ..errors import ConfigError
+    from ..report import build_report
+
+    if store is None and plan is None:
+        raise ConfigError("mixopt report needs at least one of --store or --plan; got neither. "
+                          "Pass a run-store directory (--store DIR) and/or a plan file (--plan PLAN.yaml).")
+    rows = _read_frontier(frontier) if frontier is not None else None
+    page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title)
+    typer.echo(str(page))
+
+
+def _read_frontier(path: Path) -> list:
+    from ..errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"Frontier file {path} does not exist. Write one with `mixopt plan-pools POOLS.yaml --budgets ... --json > {path}`.")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Frontier file {path} is not valid JSON ({exc}). Regenerate it with `mixopt plan-pools ... --json`.") from None

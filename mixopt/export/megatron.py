@@ -1,0 +1,89 @@
+"""Megatron-LM blends: ``--data-path w1 prefix1 w2 prefix2 ...`` per phase.
+
+Megatron's ``BlendedDataset`` draws fixed-length samples (``--seq-length`` tokens),
+so a blend weight is a token share and the plan's weights are written unchanged.
+
+Output is a directory:
+
+* ``blend.json``: every phase with its blend list, first/last iteration and the
+  conversion note; ``start_iteration = round(start_fraction * total_iterations)``.
+* ``phase_NN.data_args.txt``: the blend as whitespace-separated text, for
+  ``--data-args-path`` (Megatron reads it with ``f.read().split()``).
+* ``phase_NN.per_split_data_args.json``: ``{"train": [...], "valid": null, "test": null}``
+  for ``--per-split-data-args-path``; fill in ``valid``/``test`` with your own blends.
+
+Megatron has no phase schedule, so run phase NN with ``--train-iters`` set to its
+``end_iteration`` and resume from the previous phase's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import ExportError
+from .spec import ExportSpec
+
+
+def blend_list(weights: dict[str, float], paths: dict[str, str]) -> list[str]:
+    """The flat ``[w1, prefix1, w2, prefix2, ...]`` list Megatron's ``--data-path`` takes."""
+    out: list[str] = []
+    for domain, w in weights.items():
+        out += [repr(w), dataset_prefix(paths[domain])]
+    return out
+
+
+def dataset_prefix(path: str) -> str:
+    """Megatron wants the prefix of ``PREFIX.bin``/``PREFIX.idx``; strip either suffix."""
+    for suffix in (".bin", ".idx"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def export_megatron(spec: ExportSpec) -> dict[str, str]:
+    bad = {d: p for d, p in spec.paths.items() if any(c.isspace() for c in p)}
+    if bad:
+        raise ExportError(
+            f"Megatron blend paths must not contain whitespace (--data-args-path is split on whitespace). Got {bad}. "
+            "Rename or symlink those files."
+        )
+    sched = spec.schedule()
+    ends = sched["start_steps"][1:] + [sched["total_steps"]]
+    files: dict[str, str] = {}
+    phases = []
+    for phase, start, end in zip(spec.phases, sched["start_steps"], ends):
+        blend = blend_list(phase.weights, spec.paths)
+        args_name = f"{phase.name}.data_args.txt"
+        split_name = f"{phase.name}.per_split_data_args.json"
+        files[args_name] = "".join(f"{w} {p}\n" for w, p in zip(blend[::2], blend[1::2]))
+        per_split = {"train": blend, "valid": None, "test": None, "_mixopt": f"{spec.note}; fill in valid/test"}
+        files[split_name] = json.dumps(per_split, indent=1) + "\n"
+        phases.append(
+            {
+                "name": phase.name,
+                "start_fraction": phase.start_fraction,
+                "end_fraction": phase.end_fraction,
+                "start_iteration": start,
+                "end_iteration": end,
+                "tokens": int(round(phase.tokens)),
+                "data_path": blend,
+                "token_shares": phase.token_shares,
+                "data_args_path": args_name,
+                "per_split_data_args_path": split_name,
+            }
+        )
+    meta = {
+        "format": "megatron",
+        "weights": spec.note,
+        "budget_tokens": spec.plan.budget_tokens,
+        "seq_length": sched["seq_length"],
+        "global_batch_size": sched["global_batch_size"],
+        "tokens_per_iteration": sched["tokens_per_step"],
+        "total_iterations": sched["total_steps"],
+        "iterations_rule": sched["steps_rule"] + " (0-based iterations)",
+        "usage": "train phase k with --data-args-path phase_k.data_args.txt (or --per-split-data-args-path ...) "
+        "and --train-iters end_iteration, resuming from phase k-1's checkpoint",
+        "phases": phases,
+    }
+    files["blend.json"] = json.dumps(meta, indent=1) + "\n"
+    return files

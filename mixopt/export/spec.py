@@ -1,0 +1,163 @@
+"""Everything an exporter needs, validated once before any format renders or writes.
+
+`prepare` checks the plan, the domain paths, tokens per document and the
+step options, and resolves each phase's weights (converted to documents when the
+format weights documents, rounded to sum to exactly 1). Exporters then only
+format text, so an error can never leave half an export behind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, ExportError
+from ..plan import Plan, plan_from_dict
+from .semantics import DOC_NOTE, DOCUMENTS, TOKEN_NOTE, doc_shares, exact_shares, resolve_tokens_per_doc
+
+#: Sequence length used to turn tokens into steps when none is given.
+DEFAULT_SEQ_LENGTH = 4096
+#: Global batch size (sequences per step) used when none is given: 512 x 4096 ~ 2.1M tokens/step.
+DEFAULT_GLOBAL_BATCH_SIZE = 512
+#: HF `interleave_datasets` stopping strategies that keep the exported probabilities all run long.
+STOPPING_STRATEGIES = ("all_exhausted", "first_exhausted")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Knobs some formats need; each default is documented in the CLI help."""
+
+    global_batch_size: int | None = None  # sequences per optimizer step; DEFAULT_GLOBAL_BATCH_SIZE if None
+    seq_length: int | None = None  # tokens per sequence; DEFAULT_SEQ_LENGTH if None
+    total_iterations: int | None = None  # overrides budget_tokens / (global_batch_size * seq_length)
+    seed: int = 42  # sampling seed written into formats that take one
+    stopping_strategy: str = "all_exhausted"  # hf-datasets only; see hf_datasets.py
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One plan phase with the weights a format writes (zero-weight domains dropped)."""
+
+    index: int
+    start_fraction: float
+    end_fraction: float
+    tokens: float  # budget tokens this phase covers
+    token_shares: dict[str, float]  # rounded to sum to exactly 1
+    weights: dict[str, float]  # what the format writes: token_shares, or document shares
+
+    @property
+    def name(self) -> str:
+        return f"phase_{self.index:02d}"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    plan: Plan
+    fmt: str
+    semantics: str  # semantics.TOKENS or semantics.DOCUMENTS
+    paths: dict[str, str]
+    phases: list[PhaseSpec]
+    tokens_per_doc: dict[str, float]
+    options: ExportOptions = field(default_factory=ExportOptions)
+
+    @property
+    def note(self) -> str:
+        return DOC_NOTE if self.semantics == DOCUMENTS else TOKEN_NOTE
+
+    def schedule(self) -> dict[str, Any]:
+        """Steps: total, tokens per step and each phase's first step (0-based)."""
+        gbs = self.options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
+        seq = self.options.seq_length or DEFAULT_SEQ_LENGTH
+        per_step = gbs * seq
+        total = self.options.total_iterations or max(1, math.ceil(self.plan.budget_tokens / per_step))
+        starts = [int(round(p.start_fraction * total)) for p in self.phases]
+        for a, b, pa, pb in zip(starts, starts[1:], self.phases, self.phases[1:]):
+            if b <= a:
+                raise ExportError(
+                    f"Phases must start at distinct steps. Got {pa.name} and {pb.name} both at step {a} "
+                    f"(start fractions {pa.start_fraction} and {pb.start_fraction}, {total} steps in all). "
+                    "Lower --global-batch-size / --seq-length or raise --total-iterations."
+                )
+        return {
+            "global_batch_size": gbs,
+            "seq_length": seq,
+            "tokens_per_step": per_step,
+            "total_steps": total,
+            "start_steps": starts,
+            "steps_rule": "step = round(start_fraction * total_steps); total_steps = --total-iterations or "
+            "ceil(budget_tokens / (global_batch_size * seq_length))",
+        }
+
+
+def prepare(
+    plan: Plan | Mapping[str, Any],
+    fmt: str,
+    semantics: str | None,
+    paths: Mapping[str, str] | None,
+    tokens_per_doc: Mapping[str, float] | None = None,
+    options: ExportOptions | None = None,
+) -> ExportSpec:
+    """Validate all inputs and resolve per-phase weights; raises `ExportError`."""
+    options = options or ExportOptions()
+    plan = _checked_plan(plan)
+    _check_options(options)
+    known = plan.domains
+    used = sorted({d for p in plan.phases for d, w in p.weights.items() if w > 0})
+    clean_paths = _check_paths(paths or {}, known, used if semantics is not None else [], fmt)
+    tpd = resolve_tokens_per_doc(plan.tokens_per_doc, tokens_per_doc or {}, used if semantics == DOCUMENTS else [], known, fmt)
+    phases = []
+    fractions = plan.phase_fractions()
+    for i, (phase, frac) in enumerate(zip(plan.phases, fractions)):
+        shares = {d: w for d, w in phase.weights.items() if w > 0}
+        tok = exact_shares(shares)
+        out = exact_shares(doc_shares(shares, tpd)) if semantics == DOCUMENTS else tok
+        phases.append(
+            PhaseSpec(
+                index=i,
+                start_fraction=phase.start_fraction,
+                end_fraction=phase.start_fraction + frac,
+                tokens=frac * plan.budget_tokens,
+                token_shares=tok,
+                weights=out,
+            )
+        )
+    return ExportSpec(plan=plan, fmt=fmt, semantics=semantics or "", paths=clean_paths, phases=phases, tokens_per_doc=tpd, options=options)
+
+
+def _checked_plan(plan: Plan | Mapping[str, Any]) -> Plan:
+    # Re-validate even a Plan object: it may have been built with model_construct or edited.
+    raw = plan.to_dict() if isinstance(plan, Plan) else plan
+    try:
+        return plan_from_dict(raw, where="the plan to export")
+    except ConfigError as exc:
+        raise ExportError(f"Cannot export: {exc}") from None
+
+
+def _check_paths(paths: Mapping[str, str], known: list[str], required: list[str], fmt: str) -> dict[str, str]:
+    unknown = sorted(set(paths) - set(known))
+    if unknown:
+        raise ExportError(
+            f"--paths may only name domains in the plan. Got {unknown}; the plan's domains are {known}. "
+            "Fix the domain names or drop those --paths."
+        )
+    missing = [d for d in required if not paths.get(d)]
+    if missing:
+        hint = " ".join(f"--paths {d}=PATH" for d in missing)
+        raise ExportError(
+            f"Format '{fmt}' needs a data path for every domain the plan samples. Missing for {missing}. Pass {hint}."
+        )
+    return {d: str(paths[d]) for d in sorted(paths)}
+
+
+def _check_options(o: ExportOptions) -> None:
+    for name in ("global_batch_size", "seq_length", "total_iterations"):
+        v = getattr(o, name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ExportError(f"--{name.replace('_', '-')} must be an integer >= 1. Got {v!r}. Pass a positive integer.")
+    if o.stopping_strategy not in STOPPING_STRATEGIES:
+        raise ExportError(
+            f"--stopping-strategy must be one of {list(STOPPING_STRATEGIES)}. Got {o.stopping_strategy!r}. "
+            "('all_exhausted_without_replacement' drops exhausted datasets and so drifts away from the planned shares.)"
+        )

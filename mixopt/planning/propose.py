@@ -1,0 +1,133 @@
+"""`propose`: turn a fitted surrogate (and optionally the OT projector) into a Plan.
+
+The surrogate ranks mixtures at proxy scale; search picks the best mixture that
+respects per-domain bounds and the repetition cap at the target budget; the
+repetition model reports what each domain's repetition is worth; the plan says
+which constraints bind and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import ProposeConfig
+from ..mixtures import temperature_prior
+from ..plan import Phase, Plan, Prediction
+from ..repetition import effective_tokens
+from .search import Constraints, SearchResult, optimize_mixture, simulate_search
+
+
+@dataclass
+class ProposeContext:
+    """What propose knows about the data and where the model came from."""
+
+    domains: list[str]  # the surrogate's column order
+    target: str
+    token_counts: dict[str, int] = field(default_factory=dict)  # unique tokens per domain (empty for imported runs)
+    tokens_per_doc: dict[str, float] = field(default_factory=dict)
+    train_mixtures: np.ndarray | None = None  # (n, k) mixtures the surrogate was fitted on
+    proxy_tokens: float | None = None  # tokens per proxy run
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def search_prior(ctx: ProposeContext) -> np.ndarray:
+    """RegMix's prior (token share ** 0.5) when token counts are known, else the mean fitted mixture."""
+    if ctx.token_counts and set(ctx.domains) <= set(ctx.token_counts):
+        return temperature_prior({d: ctx.token_counts[d] for d in ctx.domains}, 0.5).vector(ctx.domains)
+    if ctx.train_mixtures is not None and len(ctx.train_mixtures):
+        p = ctx.train_mixtures.mean(axis=0)
+        return p / p.sum()
+    return np.full(len(ctx.domains), 1.0 / len(ctx.domains))
+
+
+def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_tokens: float | None, *, seed: int = 0) -> tuple[SearchResult, Constraints]:
+    """Simulation search (RegMix) refined by the constrained optimizer; the better score wins."""
+    counts = ctx.token_counts if ctx.token_counts and budget_tokens else None
+    constraints = Constraints.build(
+        ctx.domains, min_weights=cfg.min_weights or None, max_weights=cfg.max_weights or None,
+        token_counts=counts, budget_tokens=budget_tokens if counts else None, max_epochs=cfg.max_epochs if counts else None,
+    )
+    prior = search_prior(ctx)
+    coarse = simulate_search(estimator, prior, constraints=constraints, n_candidates=cfg.n_candidates, top_k=cfg.top_k, seed=seed,
+                             uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=ctx.domains)
+    fine = optimize_mixture(estimator, coarse.weights, constraints=constraints, prior=prior, kl_weight=cfg.kl_weight,
+                            uncertainty_weight=cfg.uncertainty_weight, seed=seed)
+    return (fine if fine.score < coarse.score else coarse), constraints
+
+
+def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext, budget_tokens: float | None, cfg: ProposeConfig) -> list[str]:
+    """Plain-language notes on which constraints hold the answer back."""
+    reasons = []
+    for i, d in enumerate(ctx.domains):
+        if constraints.max_weights[i] < 1 and w[i] >= constraints.max_weights[i] - 1e-6:
+            if ctx.token_counts and budget_tokens:
+                ep = w[i] * budget_tokens / ctx.token_counts[d]
+                explicit = cfg.max_weights.get(d)
+                if explicit is not None and explicit <= constraints.max_weights[i] + 1e-9:
+                    reasons.append(f"{d}: held at its max_weight {explicit:g}")
+                else:
+                    reasons.append(f"{d}: capped at {ep:.2f} epochs ({cfg.max_epochs:g} allowed) at {budget_tokens:.3g} tokens; more unique {d} data would let it grow")
+            else:
+                reasons.append(f"{d}: held at its max_weight {constraints.max_weights[i]:g}")
+        if constraints.min_weights[i] > 0 and w[i] <= constraints.min_weights[i] + 1e-6:
+            reasons.append(f"{d}: held at its min_weight {constraints.min_weights[i]:g}")
+    if not reasons:
+        reasons.append("no bound binds: the mixture is the surrogate's unconstrained optimum within the search")
+    return reasons
+
+
+def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tokens: float | None, seed: int = 0,
+               projector=None, model_params: float | None = None) -> Plan:
+    """Search, then assemble the plan file with epochs, effective tokens, predictions and reasons."""
+    budget = budget_tokens or cfg.budget_tokens or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+    result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
+    w = result.weights
+    weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
+    epochs, eff = {}, {}
+    if ctx.token_counts and budget:
+        for d, x in weights.items():
+            used = x * budget
+            epochs[d] = round(used / ctx.token_counts[d], 6)
+            eff[d] = float(effective_tokens(used, ctx.token_counts[d]))
+    by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": "proxy", "search": result.method}}
+    disagreement = None
+    if projector is not None:
+        proj = projector(w, budget)
+        by["projector"] = proj
+        if "value_at_proxy" in proj:
+            gap = abs(proj["value_at_proxy"] - result.predicted)
+            disagreement = bool(gap > math.hypot(result.std, proj.get("std_at_proxy", 0.0)) + 1e-12)
+    reasons = binding_reasons(w, constraints, ctx, budget, cfg)
+    if eff:
+        lossy = [d for d in weights if epochs[d] > 1 and eff[d] < 0.95 * weights[d] * budget]
+        for d in lossy:
+            reasons.append(f"{d}: repeated {epochs[d]:.1f}x, worth {eff[d] / (weights[d] * budget):.0%} of fresh tokens (Muennighoff et al.)")
+    if disagreement:
+        reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
+    provenance = dict(ctx.provenance)
+    if model_params:
+        provenance["model_params"] = model_params
+    from .. import __version__
+
+    provenance.setdefault("mixopt_version", __version__)
+    return Plan(
+        budget_tokens=float(budget) if budget else float(ctx.proxy_tokens or 1.0),
+        phases=[Phase(start_fraction=0.0, weights=_round_weights(weights))],
+        epochs=epochs, effective_tokens=eff,
+        predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement),
+        reasons=reasons, tokens_per_doc={d: float(v) for d, v in ctx.tokens_per_doc.items() if d in weights},
+        provenance=provenance,
+    )
+
+
+def _round_weights(weights: Mapping[str, float], digits: int = 6) -> dict[str, float]:
+    """Round to `digits` and put the rounding remainder on the largest weight, so they sum to exactly 1."""
+    r = {d: round(w, digits) for d, w in weights.items() if round(w, digits) > 0}
+    top = max(r, key=r.get)
+    r[top] = round(r[top] + (1.0 - sum(r.values())), digits)
+    return r

@@ -1,0 +1,71 @@
+"""Fit the two-stage OT projector on a run store's checkpoint curves.
+
+The trainer records validation losses at several token counts; the two largest
+shared checkpoints become the projector's sizes N0 < N1, and the projector then
+carries any mixture's predicted loss to the target budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import FitError
+from ..runs.record import RunRecord
+from .ot_distance import MixtureOT
+from .projector import TwoStageProjector
+
+MIN_RUNS = 6
+
+
+def curve_of(rec: RunRecord, target: str) -> dict[float, float]:
+    """A run's checkpoint curve for a metric, or for ``mean:all-domains`` (mean of val/* curves)."""
+    if target in rec.curves:
+        return {float(k): v for k, v in rec.curves[target].items()}
+    if target == "mean:all-domains":
+        cols = [c for c in rec.curves if c.startswith("val/")]
+        if cols:
+            common = set.intersection(*(set(rec.curves[c]) for c in cols))
+            return {float(k): float(np.mean([rec.curves[c][k] for c in cols])) for k in common}
+    return {}
+
+
+def shared_checkpoints(records: Sequence[RunRecord], target: str) -> list[float]:
+    sets = [set(curve_of(r, target)) for r in records]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def target_docs_for(target: str, val_docs: dict[str, list[str]], target_sets: dict[str, list[str]] | None = None) -> list[str]:
+    """The documents a target metric measures: one domain's val docs, a target set, or all domains' val docs."""
+    if target.startswith("val/") and target[4:] in val_docs:
+        return val_docs[target[4:]]
+    if target.startswith("target/") and target_sets and target[7:] in target_sets:
+        return target_sets[target[7:]]
+    per = max(1, min(len(v) for v in val_docs.values()))
+    return [d for name in sorted(val_docs) for d in val_docs[name][:per]]
+
+
+def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target: str, source_features: dict[str, np.ndarray],
+                        target_features: np.ndarray, *, method: str = "emd", alpha: float = 1e-3) -> TwoStageProjector:
+    """TwoStageProjector on the runs' two largest shared checkpoints."""
+    ok = [r for r in records if r.status == "ok" and curve_of(r, target)]
+    if len(ok) < MIN_RUNS:
+        raise FitError(f"The OT projector needs at least {MIN_RUNS} runs with checkpoint curves for '{target}'; got {len(ok)}. Run a larger sweep.")
+    ckpts = shared_checkpoints(ok, target)
+    if len(ckpts) < 2:
+        raise FitError(f"The OT projector needs two checkpoints every run shares; got {ckpts}. Set proxy.checkpoints to at least two fractions.")
+    n0, n1 = ckpts[-2], ckpts[-1]
+    W = np.array([[r.mixture.get(d, 0.0) for d in domains] for r in ok])
+    y0 = np.array([curve_of(r, target)[n0] for r in ok])
+    y1 = np.array([curve_of(r, target)[n1] for r in ok])
+    ot = MixtureOT({d: source_features[d] for d in domains}, target_features, method=method)
+    return TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W, y0, y1)
+
+
+def projector_summary(proj: TwoStageProjector, w: np.ndarray, budget_tokens: float) -> dict:
+    """Prediction at the budget and at the proxy's own size (to compare with the surrogate)."""
+    at_budget, std_budget = proj.predict(w[None, :], n_tokens=budget_tokens, return_std=True)
+    at_proxy, std_proxy = proj.predict(w[None, :], n_tokens=proj.n1, return_std=True)
+    return {"value": float(at_budget[0]), "std": float(std_budget[0]), "tokens": float(budget_tokens),
+            "value_at_proxy": float(at_proxy[0]), "std_at_proxy": float(std_proxy[0]), "proxy_tokens": float(proj.n1)}

@@ -1,0 +1,239 @@
+"""One function per report figure: ``(data..., path) -> Path``.
+
+Each figure is drawn on a bare matplotlib ``Figure`` bound to the Agg canvas
+inside the function, so nothing touches pyplot's global state or the process
+backend, plotting works headless, and importing this module draws nothing.
+PNGs are written atomically, so a figure on disk is always whole.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_write_bytes
+
+DPI = 110
+
+
+def _figure(width: float, height: float, **kw: Any):
+    """A Figure on the Agg canvas (no pyplot, no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained", **kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def _log_x(ax, x: Sequence[float]) -> None:
+    """Log x-axis; minor ticks keep labels only when the data span less than a decade."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    x = [v for v in x if v > 0]
+    if x and max(x) / min(x) >= 10:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation, NaN when undefined (fewer than 3 points or a constant input)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    from scipy.stats import spearmanr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho, _ = spearmanr(x, y)
+    return float(rho)
+
+
+def fmt_rho(rho: float) -> str:
+    return "n/a" if not math.isfinite(rho) else f"{rho:.3f}"
+
+
+def plot_mixture(phases: Sequence[tuple[float, Mapping[str, float]]], path: str | Path) -> Path:
+    """Grouped bars: one group per domain, one bar per phase (labelled by its start fraction)."""
+    domains = sorted({d for _, w in phases for d in w})
+    n = len(phases)
+    x = np.arange(len(domains))
+    width = 0.8 / max(n, 1)
+    fig = _figure(max(5.0, 0.9 * len(domains) + 2.0), 3.8)
+    ax = fig.add_subplot()
+    for k, (start, weights) in enumerate(phases):
+        vals = [weights.get(d, 0.0) for d in domains]
+        ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=f"phase {k + 1} (from {start:.0%} of budget)")
+    ax.set_xticks(x, domains, rotation=30 if len(domains) > 6 else 0, ha="right" if len(domains) > 6 else "center")
+    ax.set_ylabel("token share")
+    ax.set_ylim(0, max(0.05, max(w for _, ws in phases for w in ws.values()) * 1.15))
+    ax.set_title("Planned mixture per phase")
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_pred_vs_actual(y_true: Sequence[float], y_pred: Sequence[float], y_std: Sequence[float] | None,
+                        path: str | Path, *, source: str = "") -> Path:
+    """Scatter of predicted vs actual with the y = x line; ±1σ bars when ``y_std`` is given."""
+    yt, yp = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    rho = spearman(yt, yp)
+    fig = _figure(4.8, 4.4)
+    ax = fig.add_subplot()
+    if y_std is not None:
+        ax.errorbar(yt, yp, yerr=np.asarray(y_std, dtype=float), fmt="o", ms=4, alpha=0.8, elinewidth=0.8, capsize=2)
+    else:
+        ax.scatter(yt, yp, s=18, alpha=0.8)
+    lo = float(np.nanmin(np.concatenate([yt, yp])))
+    hi = float(np.nanmax(np.concatenate([yt, yp])))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=1, label="y = x")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"Predicted vs actual{f' ({source})' if source else ''}\nSpearman ρ = {fmt_rho(rho)}, n = {yt.size}")
+    ax.legend(fontsize="small", loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_loss_matrix(run_labels: Sequence[str], metric_names: Sequence[str], M: np.ndarray, path: str | Path) -> Path:
+    """Heatmap of runs × per-domain losses; rows sorted by mean loss (best on top)."""
+    M = np.asarray(M, dtype=float).reshape(len(run_labels), len(metric_names))
+    order = np.argsort(np.nanmean(M, axis=1), kind="stable")
+    M = M[order]
+    labels = [run_labels[i] for i in order]
+    n_runs, n_cols = M.shape
+    fig = _figure(max(5.0, 0.8 * n_cols + 3.0), min(14.0, max(3.5, 0.25 * n_runs + 1.8)))
+    ax = fig.add_subplot()
+    im = ax.imshow(M, aspect="auto", cmap="viridis_r", interpolation="nearest")
+    cols = [m.removeprefix("val/") for m in metric_names]
+    ax.set_xticks(np.arange(n_cols), cols, rotation=30 if n_cols > 5 else 0, ha="right" if n_cols > 5 else "center")
+    if n_runs <= 40:
+        ax.set_yticks(np.arange(n_runs), labels, fontsize="small")
+    else:
+        ax.set_ylabel(f"{n_runs} runs, best mean loss on top")
+    if n_runs * n_cols <= 200:
+        mid = np.nanmean(M)
+        for i in range(n_runs):
+            for j in range(n_cols):
+                if math.isfinite(M[i, j]):
+                    ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if M[i, j] > mid else "black")
+    cbar = fig.colorbar(im, ax=ax)
+    cbar.set_label("validation loss (lower is better)")
+    ax.set_title("Per-domain validation loss of the sweep")
+    return _save(fig, path)
+
+
+def plot_curves(curves: Mapping[str, Mapping[float, float]], path: str | Path, *, metric: str = "val loss") -> Path:
+    """Loss vs tokens seen (log-x), one line per run."""
+    fig = _figure(5.8, 4.0)
+    ax = fig.add_subplot()
+    for label, curve in curves.items():
+        pts = sorted((float(t), float(v)) for t, v in curve.items())
+        ax.plot([t for t, _ in pts], [v for _, v in pts], marker="o", ms=3, label=label)
+    _log_x(ax, [float(t) for c in curves.values() for t in c])
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel(metric)
+    ax.set_title("Checkpoint curves")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def plot_frontier(frontier: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Error of each top-m pool set vs budget (log-x); the best set at each budget is starred."""
+    rows = sorted(frontier, key=lambda r: float(r["budget"]))
+    budgets = np.array([float(r["budget"]) for r in rows])
+    n_sets = max(len(r["errors"]) for r in rows)
+    E = np.full((len(rows), n_sets), np.nan)
+    for i, r in enumerate(rows):
+        E[i, : len(r["errors"])] = [float(e) for e in r["errors"]]
+    fig = _figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    for m in range(n_sets):
+        ax.plot(budgets, E[:, m], marker="o", ms=4, label=f"top-{m + 1}")
+    best_k = [len(r["best"]) if r.get("best") else int(np.nanargmin(E[i])) + 1 for i, r in enumerate(rows)]
+    best_e = [E[i, k - 1] for i, k in enumerate(best_k)]
+    ax.plot(budgets, best_e, color="black", linestyle=":", linewidth=1)
+    ax.scatter(budgets, best_e, marker="*", s=160, color="black", zorder=5, label="best set")
+    for b, e, k in zip(budgets, best_e, best_k):
+        ax.annotate(f"top-{k}", (b, e), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
+    _log_x(ax, budgets)
+    ax.set_xlabel("budget")
+    ax.set_ylabel("predicted error")
+    ax.margins(y=0.12)
+    ax.set_title("Quality-pool frontier")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def predictions_disagree(by: Mapping[str, tuple[float, float | None]]) -> bool:
+    """True when two predictions differ by more than their combined 1σ (or at all, without stds)."""
+    items = list(by.values())
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            (a, sa), (b, sb) = items[i], items[j]
+            sigma = math.hypot(sa or 0.0, sb or 0.0)
+            if abs(a - b) > (sigma if sigma > 0 else 1e-12):
+                return True
+    return False
+
+
+def plot_prediction_agreement(by: Mapping[str, tuple[float, float | None]], path: str | Path, *,
+                              disagree: bool | None = None, metric: str = "") -> Path:
+    """Each predictor's value for the plan with ±1σ bars; the title flags disagreement."""
+    if disagree is None:
+        disagree = predictions_disagree(by)
+    names = list(by)
+    fig = _figure(5.6, 1.2 + 0.6 * len(names))
+    ax = fig.add_subplot()
+    for k, name in enumerate(names):
+        v, s = by[name]
+        ax.errorbar([v], [k], xerr=None if s is None else [s], fmt="o", ms=7, capsize=5, color=f"C{k}")
+        ax.annotate(f"{v:#.4g}" + ("" if s is None else f" ± {s:.2g}"), (v, k), textcoords="offset points",
+                    xytext=(0, 9), ha="center", fontsize=8)
+    ax.set_yticks(np.arange(len(names)), names)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_xlabel(f"predicted {metric}".strip())
+    verdict = "DISAGREE (beyond 1σ)" if disagree else "agree within 1σ"
+    ax.set_title(f"Surrogate vs projector for the plan: {verdict}", color="firebrick" if disagree else "black")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_agreement_scatter(surrogate: Sequence[float], projector: Sequence[float], actual: Sequence[float] | None,
+                           path: str | Path) -> Path:
+    """Surrogate vs projector predictions per mixture, coloured by the actual value."""
+    s, p = np.asarray(surrogate, dtype=float), np.asarray(projector, dtype=float)
+    rho = spearman(s, p)
+    fig = _figure(5.2, 4.4)
+    ax = fig.add_subplot()
+    if actual is not None:
+        sc = ax.scatter(s, p, c=np.asarray(actual, dtype=float), cmap="viridis_r", s=22)
+        fig.colorbar(sc, ax=ax).set_label("actual (lower is better)")
+    else:
+        ax.scatter(s, p, s=22)
+    lo, hi = float(np.nanmin(np.concatenate([s, p]))), float(np.nanmax(np.concatenate([s, p])))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("surrogate prediction")
+    ax.set_ylabel("projector prediction")
+    ax.set_title(f"Surrogate vs projector, Spearman ρ = {fmt_rho(rho)}")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

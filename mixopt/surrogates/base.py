@@ -1,0 +1,146 @@
+"""Input validation and the shared estimator contract for surrogates.
+
+Every surrogate maps mixture weights ``W`` (n_runs, n_domains), rows on the
+simplex, to a scalar metric ``y`` (n_runs,), usually a validation loss. They
+follow scikit-learn's conventions: ``__init__`` only stores keyword arguments,
+``fit`` validates and sets attributes ending in ``_``, ``predict`` checks that
+the model is fitted, and ``predict(W, return_std=True)`` returns ``(mean, std)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from ..errors import FitError, MixtureError, NotFittedError
+
+SIMPLEX_TOLERANCE = 1e-2
+
+
+def check_weights(W, *, where: str = "W") -> np.ndarray:
+    """Validate mixture weights and renormalise rows to sum to exactly 1.
+
+    Parameters
+    ----------
+    W : array-like of shape (n_runs, n_domains)
+        Non-negative finite weights; each row must sum to 1 within 1e-2.
+    where : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_runs, n_domains), float64, rows summing to 1.
+    """
+    try:
+        W = np.asarray(W, dtype=float)
+    except (TypeError, ValueError):
+        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an object that is not numeric.") from None
+    if W.ndim != 2:
+        raise MixtureError(
+            f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
+            "Reshape a single mixture with W.reshape(1, -1)."
+        )
+    if W.shape[1] == 0:
+        raise MixtureError(f"{where} has no columns; a mixture needs at least one domain.")
+    bad = ~np.isfinite(W)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise MixtureError(f"Mixture weights must be finite. Got {W[r, c]} in row {r}, column {c} of {where}. Fill or drop that row.")
+    if (W < 0).any():
+        r, c = np.argwhere(W < 0)[0]
+        raise MixtureError(f"Mixture weights must be >= 0. Got {W[r, c]:.4g} in row {r}, column {c} of {where}. Use 0 to leave a domain out.")
+    sums = W.sum(axis=1)
+    off = np.abs(sums - 1.0) > SIMPLEX_TOLERANCE
+    if off.any():
+        rows = np.flatnonzero(off)
+        raise MixtureError(
+            f"Mixture weights must sum to 1 (±{SIMPLEX_TOLERANCE:g}). Got {sums[rows[0]]:.6g} in row {rows[0]} of {where} "
+            f"({len(rows)} such rows: {rows[:5].tolist()}). Normalise the rows or drop them."
+        )
+    return W / sums[:, None]
+
+
+def check_target(y, n_rows: int, *, estimator: str) -> np.ndarray:
+    """Validate a 1-D finite, non-constant target of length ``n_rows``."""
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1:
+        raise FitError(f"y must be 1-D with shape (n_runs,). Got shape {y.shape}. Pass one metric column, e.g. y.ravel().")
+    if len(y) != n_rows:
+        raise FitError(f"y has {len(y)} values, but W has {n_rows} rows. Pass one target value per mixture.")
+    nan = ~np.isfinite(y)
+    if nan.any():
+        idx = np.flatnonzero(nan)
+        raise FitError(
+            f"The target must be finite. Got {y[idx[0]]} at rows {idx[:5].tolist()} ({len(idx)} in all) for {estimator}. "
+            "Drop failed runs before fitting."
+        )
+    if np.ptp(y) <= 1e-12 * max(1.0, abs(float(y[0]))):
+        raise FitError(f"The target is constant ({y[0]:.6g} in every row), so {estimator} has nothing to learn. Check the metric name.")
+    return y
+
+
+class Surrogate(RegressorMixin, BaseEstimator):
+    """Base class: validation, fitted checks and the ``return_std`` API.
+
+    Subclasses implement ``_fit(W, y)`` and ``_predict(W, return_std)``, set
+    ``min_runs`` and may override :meth:`min_rows` when the minimum depends on
+    the number of domains.
+    """
+
+    #: fewest runs ``fit`` accepts (see :meth:`min_rows`)
+    min_runs: int = 2
+    #: registry name
+    name: str = "surrogate"
+
+    def min_rows(self, n_domains: int) -> int:
+        """Fewest runs this estimator can be fitted on for ``n_domains`` columns."""
+        return self.min_runs
+
+    def fit(self, W, y):
+        """Fit on mixtures ``W`` (n_runs, n_domains) and targets ``y`` (n_runs,); returns self."""
+        W = check_weights(W)
+        need = self.min_rows(W.shape[1])
+        if W.shape[0] < need:
+            raise FitError(
+                f"{self.name} needs at least {need} runs for {W.shape[1]} domains. Got {W.shape[0]}. "
+                "Add runs or use a simpler estimator (see mixopt.surrogates.ESTIMATORS and their min_runs)."
+            )
+        y = check_target(y, W.shape[0], estimator=self.name)
+        self.n_features_in_ = W.shape[1]
+        self.y_mean_ = float(y.mean())
+        self.y_scale_ = float(y.std())
+        self._fit(W, y)
+        return self
+
+    def predict(self, W, return_std: bool = False):
+        """Predict the metric for mixtures ``W`` (n, n_domains).
+
+        Returns
+        -------
+        mean : ndarray of shape (n,)
+        std : ndarray of shape (n,), only when ``return_std`` is true; the
+            predictive standard deviation (finite, > 0).
+        """
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(W, y) before predict.")
+        W = check_weights(W)
+        if W.shape[1] != self.n_features_in_:
+            raise MixtureError(
+                f"W has {W.shape[1]} columns, but the model was fitted on {self.n_features_in_}. "
+                "Pass the same domains in the same (sorted) order as at fit time."
+            )
+        mean, std = self._predict(W, return_std)
+        if not return_std:
+            return mean
+        return mean, np.maximum(std, 1e-12 * max(self.y_scale_, 1e-12))
+
+    def _fit(self, W: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict(self, W: np.ndarray, return_std: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def log_features(W: np.ndarray, eps: float) -> np.ndarray:
+    """Compositional features ``log(w + eps)``, shape (n, n_domains)."""
+    return np.log(W + eps)

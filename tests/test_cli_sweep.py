@@ -1,0 +1,141 @@
+"""End-to-end: the sweep CLI on the embedded corpus, resume after kill -9, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+
+MICRO = {
+    "name": "micro",
+    "seed": 0,
+    "runs": 4,
+    "data": {"corpus": "embedded", "include": ["code", "legal", "prose"], "max_documents": 60},
+    "proxy": {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8192,
+              "checkpoints": [0.5, 1.0], "eval_tokens": 512},
+    "sampler": {"baselines": ["natural", "uniform"]},
+}
+
+
+def write_cfg(tmp_path: Path, **over) -> Path:
+    cfg = json.loads(json.dumps(MICRO))
+    for k, v in over.items():
+        cfg[k] = v if not isinstance(v, dict) else {**cfg.get(k, {}), **v}
+    path = tmp_path / "micro.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def records(store: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text())["record"] for p in (store / "runs").glob("*.json")}
+
+
+def test_sweep_end_to_end_and_rerun_skips(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    recs = records(store)
+    assert len(recs) == 6  # 4 sampled + natural + uniform
+    assert all(r["status"] == "ok" for r in recs.values())
+    r = next(iter(recs.values()))
+    assert set(r["metrics"]) == {"val/code", "val/legal", "val/prose"}
+    assert all(len(c) == 2 for c in r["curves"].values())  # two checkpoints
+    before = {k: (store / "runs" / f"{k}.json").read_bytes() for k in recs}
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "0 trained now" in out and "6 already done" in out
+    assert {k: (store / "runs" / f"{k}.json").read_bytes() for k in recs} == before
+    # export: one row per run
+    csv = tmp_path / "runs.csv"
+    assert run(["runs", "export", "--store", str(store), "--out", str(csv)]) == 0
+    assert len(csv.read_text().splitlines()) == 7
+
+
+def _sweep_proc(cfg: Path, store: Path, runs: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "mixopt.cli.main", "sweep", str(cfg), "--store", str(store), "--runs", str(runs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(5))
+def test_kill_9_at_random_points_then_resume_is_exact(tmp_path, trial):
+    """issue 7: five kill -9 trials at random points; the resumed sweep is exact."""
+    _kill_and_resume(tmp_path, kill_after=0.5 + 1.3 * trial)
+
+
+def test_kill_9_then_resume_is_exact(tmp_path):
+    _kill_and_resume(tmp_path, kill_after=None)
+
+
+def _kill_and_resume(tmp_path: Path, kill_after: float | None):
+    cfg = write_cfg(tmp_path, runs=5)
+    store = tmp_path / "store"
+    proc = _sweep_proc(cfg, store, 5)
+    deadline = time.time() + 120
+
+    def n_done() -> int:
+        return len(list((store / "runs").glob("*.json"))) if (store / "runs").exists() else 0
+
+    if kill_after is None:  # kill once two runs are on disk
+        while time.time() < deadline and n_done() < 2 and proc.poll() is None:
+            time.sleep(0.05)
+    else:
+        time.sleep(kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {k: (store / "runs" / f"{k}.json").read_bytes() for k in records(store)} if (store / "runs").exists() else {}
+    assert run(["sweep", str(cfg), "--store", str(store), "--runs", "5"]) == 0
+    after = records(store)
+    assert len(after) == 7  # exactly the planned runs: 5 sampled + 2 baselines, none lost, none duplicated
+    meta = json.loads((store / "store.json").read_text())
+    assert sorted(meta["planned"]) == sorted(after)
+    for k, raw in done_before.items():  # finished runs are untouched
+        assert (store / "runs" / f"{k}.json").read_bytes() == raw
+    # and the resumed store equals a clean sweep, metric for metric
+    clean = tmp_path / "clean"
+    assert run(["sweep", str(cfg), "--store", str(clean), "--runs", "5"]) == 0
+    assert {k: r["metrics"] for k, r in records(clean).items()} == {k: r["metrics"] for k, r in after.items()}
+
+
+def _err(capsys) -> str:
+    return capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ({"data": {"include": ["code", "nonexistent"]}}, "Unknown embedded domains"),
+        ({"proxy": {"n_embd": 48, "head_size": 32}}, "multiple of head_size"),
+        ({"proxy": {"tokens": 10**10}, "sampler": {"max_epochs": 1}}, "cannot supply"),
+        ({"bogus_key": 1}, "bogus_key"),
+    ],
+)
+def test_bad_config_is_one_line_error(tmp_path, capsys, over, match):
+    cfg = write_cfg(tmp_path, **over)
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) == 2
+    err = _err(capsys)
+    assert match in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_broken_yaml_and_missing_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: [1, 2\nproxy: {")
+    assert run(["sweep", str(bad), "--store", str(tmp_path / "s")]) == 2
+    assert "not valid YAML" in _err(capsys)
+    assert run(["sweep", str(tmp_path / "nope.yaml"), "--store", str(tmp_path / "s")]) == 2
+    assert "does not exist" in _err(capsys)
+
+
+def test_missing_data_file_domain(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, data={"corpus": "none", "include": None, "domains": [{"name": "x", "path": str(tmp_path / "missing.jsonl")}]})
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) == 2
+    err = _err(capsys)
+    assert "does not exist" in err and len(err.splitlines()) == 1

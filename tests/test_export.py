@@ -1,0 +1,332 @@
+"""Exporters as pure functions, the token -> document conversion, errors and the CLI."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+
+import click
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mixopt.errors import ExportError
+from mixopt.export import EXPORTERS, ExportOptions, export_plan
+from mixopt.export.megatron import dataset_prefix
+from mixopt.export.olmo_core import max_repetition_ratio
+from mixopt.export.semantics import doc_shares, exact_shares, token_shares_from_docs
+
+PATHS = {"code": "/data/code", "math": "/data/math.bin", "web": "s3://bucket/web"}
+TPD = {"code": 2000.0, "math": 400.0, "web": 50.0}
+
+
+def plan_dict(**over):
+    raw = {
+        "budget_tokens": 1.0e11,
+        "phases": [
+            {"start_fraction": 0.0, "weights": {"code": 0.3, "math": 0.1, "web": 0.6}},
+            {"start_fraction": 0.8, "weights": {"code": 0.2, "math": 0.5, "web": 0.3}},
+        ],
+        "epochs": {"code": 1.2, "math": 3.0, "web": 0.4},
+        "tokens_per_doc": dict(TPD),
+    }
+    raw.update(over)
+    return raw
+
+
+def single_phase(weights=None):
+    return plan_dict(phases=[{"start_fraction": 0.0, "weights": weights or {"code": 0.3, "math": 0.1, "web": 0.6}}])
+
+
+def exactly_one(values):
+    values = list(values)
+    return sum(values) == 1.0 and math.fsum(values) == 1.0 and float(np.sum(values)) == 1.0
+
+
+# ------------------------------------------------------------------ semantics
+
+
+def test_doc_shares_by_hand():
+    # equal token shares, b's documents 3x longer -> b gets 1/4 of the documents
+    assert doc_shares({"a": 0.5, "b": 0.5}, {"a": 100, "b": 300}) == pytest.approx({"a": 0.75, "b": 0.25})
+    # and the expected token share of those documents is the plan again
+    back = token_shares_from_docs({"a": 0.75, "b": 0.25}, {"a": 100, "b": 300})
+    assert back == pytest.approx({"a": 0.5, "b": 0.5})
+
+
+def test_doc_shares_round_trip_random():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 8))
+        w = dict(zip("abcdefgh", rng.dirichlet(np.ones(n))))
+        t = dict(zip("abcdefgh", rng.uniform(10, 5000, n)))
+        assert token_shares_from_docs(doc_shares(w, t), t) == pytest.approx(w, rel=1e-12, abs=1e-15)
+
+
+def test_exact_shares_sum_to_exactly_one():
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        n = int(rng.integers(1, 15))
+        w = rng.dirichlet(np.ones(n) * rng.uniform(0.1, 2.0))
+        w[rng.random(n) < 0.1] = 0.0
+        if w.sum() == 0:
+            continue
+        w = w / w.sum()
+        out = exact_shares(dict(zip(map(str, range(n)), w)))
+        assert exactly_one(out.values())
+        assert list(out.values()) == pytest.approx(list(w), abs=1e-7)
+        assert all((v == 0) == (x == 0) or x < 1e-8 for v, x in zip(out.values(), w))
+
+
+def test_exact_shares_awkward_thirds_and_tenths():
+    for w in ({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, {"a": 0.1, "b": 0.2, "c": 0.7}, {"a": 1.0}):
+        assert exactly_one(exact_shares(w).values())
+
+
+# ------------------------------------------------------------------ formats
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORTERS))
+@pytest.mark.parametrize("raw", [plan_dict(), single_phase()], ids=["two-phase", "one-phase"])
+def test_every_format_renders(fmt, raw):
+    files = export_plan(raw, fmt, PATHS)
+    assert files and all(isinstance(t, str) and t for t in files.values())
+    if not EXPORTERS[fmt].multi_file:
+        assert len(files) == 1
+
+
+def test_megatron_blends_and_iterations():
+    files = export_plan(plan_dict(), "megatron", PATHS)
+    meta = json.loads(files["blend.json"])
+    assert meta["total_iterations"] == math.ceil(1e11 / (512 * 4096))  # documented defaults
+    assert [p["start_iteration"] for p in meta["phases"]] == [0, round(0.8 * meta["total_iterations"])]
+    assert meta["phases"][0]["end_iteration"] == meta["phases"][1]["start_iteration"]
+    blend = meta["phases"][0]["data_path"]
+    assert blend == ["0.3", "/data/code", "0.1", "/data/math", "0.6", "s3://bucket/web"]
+    assert files["phase_00.data_args.txt"].split() == blend
+    per_split = json.loads(files["phase_01.per_split_data_args.json"])
+    assert per_split["train"] == meta["phases"][1]["data_path"] and per_split["valid"] is None
+    assert "token shares" in meta["weights"]
+
+
+def test_megatron_step_options():
+    opts = ExportOptions(global_batch_size=256, seq_length=2048, total_iterations=1000)
+    meta = json.loads(export_plan(plan_dict(), "megatron", PATHS, options=opts)["blend.json"])
+    assert meta["total_iterations"] == 1000 and meta["phases"][1]["start_iteration"] == 800
+    meta = json.loads(export_plan(plan_dict(), "megatron", PATHS, options=ExportOptions(global_batch_size=100, seq_length=1000))["blend.json"])
+    assert meta["total_iterations"] == 1_000_000 and meta["phases"][1]["start_iteration"] == 800_000
+
+
+def test_megatron_prefix_and_whitespace():
+    assert dataset_prefix("/a/b.bin") == "/a/b" and dataset_prefix("/a/b.idx") == "/a/b" and dataset_prefix("/a/b") == "/a/b"
+    with pytest.raises(ExportError, match="whitespace"):
+        export_plan(plan_dict(), "megatron", {**PATHS, "code": "/data/my code"})
+
+
+def test_phases_on_the_same_step_are_refused():
+    raw = plan_dict(budget_tokens=3e6)  # 2 steps at the default 512 x 4096 batch: phase 1 at round(0.1 * 2) = 0 clashes
+    raw["phases"][1]["start_fraction"] = 0.1
+    with pytest.raises(ExportError, match="distinct steps"):
+        export_plan(raw, "nanotron", PATHS)
+
+
+def test_olmo_core_ratios_and_repetition():
+    raw = single_phase({"code": 1 / 3, "math": 1 / 3, "web": 1 / 3})
+    files = export_plan(raw, "olmo-core", PATHS)
+    sources = yaml.safe_load(files["phase_00.yaml"])["sources"]
+    assert exactly_one(s["target_ratio"] for s in sources)
+    assert {s["source_name"]: s["max_repetition_ratio"] for s in sources} == {"code": 1.26, "math": 3.15, "web": 1.0}
+    assert all(s["paths"] == [PATHS[s["source_name"]]] for s in sources)
+    files = export_plan(plan_dict(), "olmo-core", PATHS)
+    assert sorted(files) == ["phase_00.yaml", "phase_01.yaml"]
+    assert "requested_tokens = 20000000000" in files["phase_01.yaml"]
+
+
+def test_max_repetition_ratio():
+    assert max_repetition_ratio(None) == 1.0
+    assert max_repetition_ratio(0.4) == 1.0
+    assert max_repetition_ratio(1.0) == 1.05
+    assert max_repetition_ratio(1.2) == 1.26
+    assert max_repetition_ratio(2.0) == 2.1
+
+
+def test_nanotron_stages_follow_schema():
+    files = export_plan(plan_dict(), "nanotron", PATHS, options=ExportOptions(total_iterations=1000))
+    stages = yaml.safe_load(files["data_stages.yaml"])["data_stages"]
+    assert [s["start_training_step"] for s in stages] == [1, 801]
+    assert len({s["name"] for s in stages}) == len(stages)
+    for s, phase in zip(stages, plan_dict()["phases"]):
+        ds = s["data"]["dataset"]
+        assert set(ds) == {"dataset_folder", "dataset_weights"} and len(ds["dataset_folder"]) == len(ds["dataset_weights"])
+        assert exactly_one(ds["dataset_weights"])
+        got = dict(zip(ds["dataset_folder"], ds["dataset_weights"]))
+        assert got == pytest.approx({PATHS[d]: w for d, w in phase["weights"].items()})
+        assert set(s["data"]) == {"dataset", "seed", "num_loading_workers"}
+
+
+def _literal(source: str, name: str):
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == name:
+            return ast.literal_eval(node.value)
+    raise KeyError(name)
+
+
+def test_litdata_module_uses_document_shares():
+    text = export_plan(plan_dict(), "litdata", PATHS)["mixture_litdata.py"]
+    compile(text, "mixture_litdata.py", "exec")
+    phases = _literal(text, "PHASES")
+    assert len(phases) == 2 and "iterate_over_all=False" in text
+    for p, raw in zip(phases, plan_dict()["phases"]):
+        assert exactly_one(p["weights"].values())
+        assert p["weights"] == pytest.approx(doc_shares(raw["weights"], TPD), abs=1e-8)
+        assert token_shares_from_docs(p["weights"], TPD) == pytest.approx(raw["weights"], abs=1e-6)
+
+
+def test_hf_probabilities_and_stopping_strategy():
+    meta = json.loads(export_plan(plan_dict(), "hf-datasets", PATHS)["interleave.json"])
+    for p, raw in zip(meta["phases"], plan_dict()["phases"]):
+        assert p["stopping_strategy"] == "all_exhausted" and p["seed"] == 42
+        assert exactly_one(p["probabilities"])
+        assert dict(zip(p["domains"], p["probabilities"])) == pytest.approx(doc_shares(raw["weights"], TPD), abs=1e-8)
+    opts = ExportOptions(stopping_strategy="first_exhausted", seed=7)
+    meta = json.loads(export_plan(plan_dict(), "hf-datasets", PATHS, options=opts)["interleave.json"])
+    assert meta["phases"][0]["stopping_strategy"] == "first_exhausted" and meta["phases"][0]["seed"] == 7
+    with pytest.raises(ExportError, match="stopping-strategy"):
+        export_plan(plan_dict(), "hf-datasets", PATHS, options=ExportOptions(stopping_strategy="all_exhausted_without_replacement"))
+
+
+def test_json_is_the_plan():
+    from mixopt.plan import plan_from_dict
+
+    out = json.loads(export_plan(plan_dict(), "json")["plan.json"])
+    assert out == plan_from_dict(plan_dict()).to_dict()
+
+
+def test_zero_weights_are_dropped_and_need_no_path():
+    raw = single_phase({"code": 0.5, "math": 0.0, "web": 0.5})
+    paths = {"code": "/c", "web": "/w"}
+    blend = json.loads(export_plan(raw, "megatron", paths)["blend.json"])["phases"][0]["data_path"]
+    assert blend == ["0.5", "/c", "0.5", "/w"]
+    streams = yaml.safe_load(export_plan(raw, "mosaic-streaming", paths)["phase_00.yaml"])["streams"]
+    assert sorted(streams) == ["code", "web"]
+
+
+def test_tokens_per_doc_override_wins():
+    raw = single_phase({"code": 0.5, "web": 0.5})
+    raw["tokens_per_doc"] = {}
+    streams = yaml.safe_load(export_plan(raw, "mosaic-streaming", {"code": PATHS["code"], "web": PATHS["web"]}, tokens_per_doc={"code": 300, "web": 100})["phase_00.yaml"])["streams"]
+    assert streams["code"]["proportion"] == 0.25 and streams["web"]["proportion"] == 0.75
+    assert streams["web"]["remote"] == "s3://bucket/web" and streams["code"]["local"] == "/data/code"
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_errors_are_one_line_export_errors():
+    cases = [
+        (dict(raw=plan_dict(), fmt="megatron", paths={"code": "/c", "web": "/w"}), "Missing for \\['math'\\]"),
+        (dict(raw=plan_dict(), fmt="megatron", paths={**PATHS, "books": "/b"}), "not in|only name domains"),
+        (dict(raw=single_phase({"code": 0.5, "web": 0.4}), fmt="olmo-core", paths=PATHS), "sum to 1"),
+        (dict(raw=plan_dict(), fmt="parquet", paths=PATHS), "must be one of"),
+        (dict(raw=plan_dict(tokens_per_doc={"code": 10}), fmt="litdata", paths=PATHS), "--tokens-per-doc math=N"),
+        (dict(raw=plan_dict(), fmt="litdata", paths=PATHS, tpd={"books": 3}), "not in the plan"),
+        (dict(raw=plan_dict(), fmt="litdata", paths=PATHS, tpd={"code": -3}), "> 0"),
+        (dict(raw=plan_dict(), fmt="megatron", paths=PATHS, opts=ExportOptions(seq_length=0)), "--seq-length"),
+    ]
+    for case, pattern in cases:
+        with pytest.raises(ExportError, match=pattern) as info:
+            export_plan(case["raw"], case["fmt"], case["paths"], case.get("tpd"), case.get("opts"))
+        assert "\n" not in str(info.value)
+    with pytest.raises(ExportError) as info:
+        export_plan(plan_dict(), "parquet", PATHS)
+    assert all(name in str(info.value) for name in EXPORTERS)
+
+
+def test_token_formats_do_not_need_tokens_per_doc():
+    raw = plan_dict(tokens_per_doc={})
+    for fmt in ("megatron", "olmo-core", "nanotron"):
+        assert export_plan(raw, fmt, PATHS)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def _invoke(args):
+    import typer.main
+
+    from mixopt.cli.main import app
+    import mixopt.cli.cmd_export  # noqa: F401  (registers the command)
+
+    # With only `export` registered, typer makes it the root command; with others, a group.
+    cmd = typer.main.get_command(app)
+    if isinstance(cmd, click.Group):
+        args = ["export", *args]
+    return CliRunner().invoke(cmd, args)
+
+
+@pytest.fixture()
+def plan_file(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan_dict()))
+    return path
+
+
+def _path_args(paths=PATHS):
+    return [a for d, p in paths.items() for a in ("--paths", f"{d}={p}")]
+
+
+def test_cli_writes_directory_and_file(plan_file, tmp_path):
+    out = tmp_path / "olmo"
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(out), *_path_args()])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["phase_00.yaml", "phase_01.yaml"]
+    out = tmp_path / "stages.yaml"
+    r = _invoke([str(plan_file), "-f", "nanotron", "-o", str(out), *_path_args(), "--total-iterations", "100"])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load(out.read_text())["data_stages"][1]["start_training_step"] == 81
+    out = tmp_path / "mix.py"
+    r = _invoke([str(plan_file), "-f", "litdata", "-o", str(out), *_path_args(), "--tokens-per-doc", "code=1000"])
+    assert r.exit_code == 0, r.output
+    assert _literal(out.read_text(), "PHASES")[0]["tokens_per_doc"]["code"] == 1000.0
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize(
+    "extra, pattern",
+    [
+        (["--format", "megatron", "--paths", "code=/c"], "Missing for"),
+        (["--format", "megatron", *_path_args(), "--paths", "books=/b"], "only name domains"),
+        (["--format", "nope", *_path_args()], "must be one of"),
+        (["--format", "megatron", "--paths", "code"], "DOMAIN=PATH"),
+        (["--format", "megatron", *_path_args(), "--paths", "code=/x"], "once"),
+        (["--format", "litdata", *_path_args(), "--tokens-per-doc", "code=abc"], "number > 0"),
+    ],
+)
+def test_cli_errors_leave_no_output(plan_file, tmp_path, extra, pattern):
+    out = tmp_path / "out" / "x"
+    r = _invoke([str(plan_file), "--out", str(out), *extra])
+    assert isinstance(r.exception, ExportError), r.output
+    assert __import__("re").search(pattern, str(r.exception)) and "\n" not in str(r.exception)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_plan_is_export_error_and_keeps_old_output(tmp_path):
+    bad = tmp_path / "plan.yaml"
+    bad.write_text(yaml.safe_dump(single_phase({"code": 0.5, "math": 0.1, "web": 0.1})))
+    out = tmp_path / "stages.yaml"
+    out.write_text("old\n")
+    r = _invoke([str(bad), "--format", "nanotron", "--out", str(out), *_path_args()])
+    assert isinstance(r.exception, ExportError) and "sum to 1" in str(r.exception)
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml", "stages.yaml"]
+
+
+def test_cli_out_kind_mismatch(plan_file, tmp_path):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(f), *_path_args()])
+    assert isinstance(r.exception, ExportError) and "directory" in str(r.exception)
+    r = _invoke([str(plan_file), "--format", "nanotron", "--out", str(tmp_path), *_path_args()])
+    assert isinstance(r.exception, ExportError) and "file path" in str(r.exception)

@@ -1,0 +1,300 @@
+"""Round trips through the trainers' own libraries: parse each export with the
+library's loader or classes, let its validation run, sample where it samples, and
+compare the realised weights with the plan's token shares.
+
+Each test skips, with the reason, only when its library is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt.export import export_plan
+from mixopt.export.megatron import dataset_prefix
+from mixopt.export.semantics import token_shares_from_docs
+
+# Very different document lengths, so a missing token -> document conversion shows.
+TOKENS_PER_DOC = {"short": 50, "mid": 300, "long": 1000, "xlong": 2000}
+PLAN = {
+    "budget_tokens": 400_000,
+    "phases": [
+        {"start_fraction": 0.0, "weights": {"short": 0.05, "mid": 0.15, "long": 0.3, "xlong": 0.5}},
+        {"start_fraction": 0.75, "weights": {"short": 0.4, "mid": 0.3, "long": 0.2, "xlong": 0.1}},
+    ],
+    "tokens_per_doc": TOKENS_PER_DOC,
+}
+N_SAMPLES = 20_000
+TOLERANCE = 0.02  # realised token shares must be within 2 percentage points of the plan
+
+STREAMING_MISSING = (
+    "mosaicml-streaming is not installed: it requires torchvision and transformers<5, which cannot be "
+    "installed beside this environment's torch build and huggingface-hub>=1 (the schema test still runs)"
+)
+
+
+def write_files(files: dict[str, str], root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def token_shares(rows) -> dict[str, float]:
+    tokens: Counter = Counter()
+    for row in rows:
+        tokens[row["domain"]] += row["n_tokens"]
+    total = sum(tokens.values())
+    return {d: t / total for d, t in tokens.items()}
+
+
+def assert_close_shares(got: dict[str, float], want: dict[str, float], tol: float = TOLERANCE) -> None:
+    assert set(got) == set(want), (got, want)
+    worst = max(abs(got[d] - want[d]) for d in want)
+    assert worst <= tol, f"realised token shares {got} differ from the plan {want} by {worst:.4f}"
+
+
+# ------------------------------------------------------------------ megatron-core
+
+
+def test_megatron_blend_round_trip(tmp_path):
+    utils = pytest.importorskip("megatron.core.datasets.utils", reason="megatron-core is not installed (pip install 'mixopt[export]')")
+    from megatron.core.datasets import helpers
+    from megatron.core.datasets.blended_megatron_dataset_config import BlendedMegatronDatasetConfig
+
+    paths = {d: f"/data/{d}.bin" for d in TOKENS_PER_DOC}
+    out = write_files(export_plan(PLAN, "megatron", paths, options=None), tmp_path / "megatron")
+    meta = json.loads((out / "blend.json").read_text())
+    for phase, raw in zip(meta["phases"], PLAN["phases"]):
+        direct = utils.get_blend_from_list(phase["data_path"])
+        # --data-args-path: Megatron-LM reads the file with f.read().split()
+        from_txt = utils.get_blend_from_list((out / phase["data_args_path"]).read_text().split())
+        # --per-split-data-args-path: Megatron-LM json.loads it and parses each split
+        per_split = json.loads((out / phase["per_split_data_args_path"]).read_text())
+        blend_per_split = [utils.get_blend_from_list(per_split[s]) for s in ("train", "valid", "test")]
+        assert direct == from_txt == blend_per_split[0]
+        prefixes, weights = direct
+        assert prefixes == [dataset_prefix(paths[d]) for d in sorted(raw["weights"])]
+        assert dict(zip(prefixes, weights)) == pytest.approx({f"/data/{d}": w for d, w in raw["weights"].items()})
+        BlendedMegatronDatasetConfig(random_seed=1, sequence_length=4096, blend=direct, split="99,1,0")
+        BlendedMegatronDatasetConfig(random_seed=1, sequence_length=4096, blend_per_split=blend_per_split)
+        # Megatron's BlendedDataset index: which dataset each fixed-length sample comes from.
+        size = 100_000
+        dataset_index = np.zeros(size, dtype=np.int16)
+        sample_index = np.zeros(size, dtype=np.int64)
+        helpers.build_blending_indices(dataset_index, sample_index, utils.normalize(weights), len(weights), size, False)
+        realised = np.bincount(dataset_index, minlength=len(weights)) / size
+        assert dict(zip(sorted(raw["weights"]), realised)) == pytest.approx(raw["weights"], abs=1e-4)
+
+
+# ------------------------------------------------------------------ ai2-olmo-core
+
+
+def _olmo_source_files(tmp_path: Path, available: dict[str, int]) -> dict[str, str]:
+    paths = {}
+    for domain, n_tokens in available.items():
+        path = tmp_path / f"{domain}.npy"
+        np.arange(n_tokens, dtype=np.uint16).tofile(path)  # OLMo-core counts tokens from the file size
+        paths[domain] = str(path)
+    return paths
+
+
+def test_olmo_core_source_mixture_round_trip(tmp_path):
+    pytest.importorskip("olmo_core.data.source_mixture", reason="ai2-olmo-core is not installed (pip install 'mixopt[export]')")
+    from olmo_core.data.source_mixture import SourceMixtureDatasetConfig, SourceMixtureList
+    from olmo_core.exceptions import OLMoConfigurationError
+
+    from mixopt.plan import plan_from_dict
+
+    available = {"short": 60_000, "mid": 100_000, "long": 150_000, "xlong": 120_000}
+    plan = plan_from_dict(PLAN)
+    used = {d: 0.0 for d in available}
+    for phase, frac in zip(plan.phases, plan.phase_fractions()):
+        for d, w in phase.weights.items():
+            used[d] += frac * w * plan.budget_tokens
+    raw = dict(PLAN, epochs={d: used[d] / available[d] for d in available})  # xlong needs 1.33 epochs
+    out = write_files(export_plan(raw, "olmo-core", _olmo_source_files(tmp_path, available)), tmp_path / "olmo")
+
+    seq = 256
+    for phase, frac in zip(plan.phases, plan.phase_fractions()):
+        path = out / f"phase_{plan.phases.index(phase):02d}.yaml"
+        source_list = SourceMixtureList.from_yaml(path)
+        source_list.validate()
+        for source in source_list.sources:
+            source.validate()
+        assert {s.source_name: s.target_ratio for s in source_list.sources} == pytest.approx(phase.weights)
+        config = SourceMixtureDatasetConfig(
+            source_list=source_list, requested_tokens=int(frac * plan.budget_tokens), global_batch_size=seq * 8, render_tables=False, quiet=True
+        )
+        config.validate()
+        mixture = config.build(npdtype=np.uint16, sequence_length=seq)
+        got = {s.name: sum(p.tokens for p in s.path_tokens) for s in mixture.sources}
+        total = sum(got.values())
+        assert_close_shares({d: t / total for d, t in got.items()}, phase.weights, tol=0.01)
+
+    # The exported max_repetition_ratio is what lets OLMo-core repeat xlong as planned.
+    source_list = SourceMixtureList.from_yaml(out / "phase_00.yaml")
+    for s in source_list.sources:
+        s.max_repetition_ratio = 1.0
+    config = SourceMixtureDatasetConfig(source_list=source_list, requested_tokens=300_000, global_batch_size=seq * 8, render_tables=False, quiet=True)
+    with pytest.raises(OLMoConfigurationError, match="Insufficient tokens for source: xlong"):
+        config.build(npdtype=np.uint16, sequence_length=seq)
+
+
+# ------------------------------------------------------------------ mosaicml-streaming
+
+# streaming.Stream(*, remote, local, split, proportion, repeat, choose, download_retry,
+# download_timeout, validate_hash, keep_zip): its documented constructor arguments.
+STREAM_ARGS = {"remote", "local", "split", "proportion", "repeat", "choose", "download_retry", "download_timeout", "validate_hash", "keep_zip"}
+
+
+def _mosaic_streams(tmp_path: Path):
+    paths = {"short": "s3://bucket/short", "mid": "/data/mid", "long": "gs://b/long", "xlong": "/data/xlong"}
+    out = write_files(export_plan(PLAN, "mosaic-streaming", paths), tmp_path / "mosaic")
+    return paths, [yaml.safe_load((out / f"phase_{i:02d}.yaml").read_text())["streams"] for i in range(len(PLAN["phases"]))]
+
+
+def test_mosaic_streams_match_stream_schema(tmp_path):
+    paths, phases = _mosaic_streams(tmp_path)
+    for streams, raw in zip(phases, PLAN["phases"]):
+        assert set(streams) == set(raw["weights"])
+        for name, entry in streams.items():
+            assert set(entry) <= STREAM_ARGS, entry
+            assert len({"remote", "local"} & set(entry)) == 1 and isinstance(entry.get("remote", entry.get("local")), str)
+            assert ("remote" in entry) == ("://" in paths[name])
+            assert not {"repeat", "choose"} & set(entry)  # proportion, repeat and choose are exclusive
+            assert isinstance(entry["proportion"], float) and 0 < entry["proportion"] <= 1
+        proportions = {name: entry["proportion"] for name, entry in streams.items()}
+        assert sum(proportions.values()) == 1.0
+        # proportion weights samples (documents): convert back to token shares
+        assert token_shares_from_docs(proportions, TOKENS_PER_DOC) == pytest.approx(raw["weights"], abs=1e-6)
+
+
+def test_mosaic_streams_construct_real_streams(tmp_path):
+    streaming = pytest.importorskip("streaming", reason=STREAMING_MISSING)
+    _, phases = _mosaic_streams(tmp_path)
+    for streams in phases:
+        built = {name: streaming.Stream(**entry) for name, entry in streams.items()}
+        assert {n: s.proportion for n, s in built.items()} == {n: e["proportion"] for n, e in streams.items()}
+
+
+# ------------------------------------------------------------------ litdata
+
+
+def _litdata_item(row):
+    return {"domain": row[0], "n_tokens": row[1], "i": row[2]}
+
+
+def test_litdata_module_samples_planned_token_shares(tmp_path, monkeypatch):
+    litdata = pytest.importorskip("litdata", reason="litdata is not installed (pip install 'mixopt[export]')")
+    monkeypatch.setenv("DATA_OPTIMIZER_CACHE_FOLDER", str(tmp_path / "cache" / "chunks"))  # not /tmp/chunks
+    monkeypatch.setenv("DATA_OPTIMIZER_DATA_CACHE_FOLDER", str(tmp_path / "cache" / "data"))
+
+    phase = PLAN["phases"][0]
+    probe = export_plan(PLAN, "litdata", {d: "/x" for d in TOKENS_PER_DOC})["mixture_litdata.py"]
+    (tmp_path / "probe.py").write_text(probe)
+    item_shares = load_module(tmp_path / "probe.py", "probe_mixture").PHASES[0]["weights"]
+    paths = {}
+    for domain, n_tokens in TOKENS_PER_DOC.items():
+        # iterate_over_all=False stops at the first exhausted dataset: give each enough items.
+        n_items = math.ceil(1.3 * N_SAMPLES * item_shares[domain]) + 50
+        out = tmp_path / "data" / domain
+        litdata.optimize(
+            fn=_litdata_item, inputs=[(domain, n_tokens, i) for i in range(n_items)], output_dir=str(out),
+            chunk_size=5_000, num_workers=1, start_method="fork",
+        )
+        paths[domain] = str(out)
+    module_path = tmp_path / "mixture_litdata.py"
+    module_path.write_text(export_plan(PLAN, "litdata", paths)["mixture_litdata.py"])
+    module = load_module(module_path, "exported_mixture")
+    dataset = module.build(0)
+    assert isinstance(dataset, litdata.CombinedStreamingDataset)
+    rows = []
+    for row in dataset:
+        rows.append(row)
+        if len(rows) == N_SAMPLES:
+            break
+    assert len(rows) == N_SAMPLES
+    assert_close_shares(token_shares(rows), phase["weights"])
+
+
+# ------------------------------------------------------------------ HF datasets
+
+
+def _hf_build(tmp_path: Path, rows_per_domain: dict[str, int], **opts):
+    from datasets import Dataset
+
+    from mixopt.export import ExportOptions
+
+    paths = {d: f"local/{d}" for d in TOKENS_PER_DOC}
+    out = write_files(export_plan(PLAN, "hf-datasets", paths, options=ExportOptions(**opts)), tmp_path / "hf")
+    by_path = {
+        paths[d]: Dataset.from_dict({"domain": [d] * rows_per_domain[d], "n_tokens": [TOKENS_PER_DOC[d]] * rows_per_domain[d]})
+        for d in TOKENS_PER_DOC
+    }
+    snippet = load_module(out / "interleave.py", f"interleave_{opts.get('stopping_strategy', 'default')}")
+    return snippet.PLAN, snippet.build(0, load=by_path.__getitem__)
+
+
+@pytest.mark.parametrize("strategy", ["all_exhausted", "first_exhausted"])
+def test_hf_interleave_realises_planned_token_shares(tmp_path, strategy):
+    pytest.importorskip("datasets", reason="datasets is not installed")
+    if strategy == "all_exhausted":
+        # Sampling runs at the exported probabilities until every dataset has been
+        # seen once (restarting exhausted ones), so modest datasets give > 20k draws.
+        rows = {d: 5_000 for d in TOKENS_PER_DOC}
+        plan, mixed = _hf_build(tmp_path, rows)
+    else:
+        # Stops when the first dataset runs out: each needs more rows than its share of the draws.
+        probe, _ = _hf_build(tmp_path / "probe", {d: 1 for d in TOKENS_PER_DOC})
+        p = dict(zip(probe["phases"][0]["domains"], probe["phases"][0]["probabilities"]))
+        rows = {d: math.ceil(1.3 * N_SAMPLES * p[d]) + 50 for d in TOKENS_PER_DOC}
+        plan, mixed = _hf_build(tmp_path, rows, stopping_strategy=strategy)
+    assert plan["phases"][0]["stopping_strategy"] == strategy
+    assert len(mixed) >= N_SAMPLES
+    sample = mixed.select(range(N_SAMPLES))
+    assert_close_shares(token_shares(sample), PLAN["phases"][0]["weights"])
+
+
+def test_hf_interleave_without_conversion_would_be_wrong(tmp_path):
+    """Negative control: using token shares as probabilities misses the plan by far."""
+    from datasets import Dataset, interleave_datasets
+
+    weights = PLAN["phases"][0]["weights"]
+    domains = sorted(weights)
+    sets = [Dataset.from_dict({"domain": [d] * 5_000, "n_tokens": [TOKENS_PER_DOC[d]] * 5_000}) for d in domains]
+    mixed = interleave_datasets(sets, probabilities=[weights[d] for d in domains], seed=42, stopping_strategy="all_exhausted")
+    got = token_shares(mixed.select(range(N_SAMPLES)))
+    assert max(abs(got[d] - weights[d]) for d in domains) > 0.15
+
+
+# ------------------------------------------------------------------ nanotron
+
+
+def test_nanotron_stage_args_construct(tmp_path):
+    config = pytest.importorskip(
+        "nanotron.config", reason="nanotron is not installed; its data_stages schema is checked without it in tests/test_export.py"
+    )
+    text = export_plan(PLAN, "nanotron", {d: str(tmp_path / d) for d in TOKENS_PER_DOC})["data_stages.yaml"]
+    for stage in yaml.safe_load(text)["data_stages"]:
+        data = stage["data"]
+        args = config.DatasetStageArgs(
+            name=stage["name"],
+            start_training_step=stage["start_training_step"],
+            data=config.DataArgs(dataset=config.NanosetDatasetsArgs(**data["dataset"]), seed=data["seed"], num_loading_workers=data["num_loading_workers"]),
+        )
+        assert len(args.data.dataset.dataset_folder) == len(args.data.dataset.dataset_weights)

@@ -1,0 +1,167 @@
+"""Tests for mixopt.surrogates: contract, validation, accuracy on synthetic data, persistence, CV."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from mixopt.errors import FitError, MixoptError, MixtureError, NotFittedError
+from mixopt.surrogates import (ESTIMATORS, cross_validate, get_estimator, load_model, plot_pred_vs_actual,
+                               save_model)
+
+NAMES = ["default", "regmix-lightgbm", "linear", "mixing-law"]
+FAST = {"regmix-lightgbm": {"n_bootstrap": 2}}
+
+
+def make(name, **kw):
+    return get_estimator(name, **{**FAST.get(name, {}), **kw})
+
+
+def synthetic(n, d=5, seed=0, noise=0.005):
+    """A smooth simplex -> loss function: a mixing-law-like decay plus curvature."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.full(d, 0.8), n)
+    t = np.linspace(-2.0, 0.5, d)
+    y = 3.0 + 0.8 * np.exp(W @ t) + 0.3 * (W[:, 0] - 0.3) ** 2 + noise * rng.normal(size=n)
+    return W, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    W, y = synthetic(160, seed=1)
+    return W[:120], y[:120], W[120:], y[120:]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fits_synthetic_and_std_is_positive(name, data):
+    Wtr, ytr, Wte, yte = data
+    m = make(name).fit(Wtr, ytr)
+    assert m is not None and m.n_features_in_ == 5
+    mean, std = m.predict(Wte, return_std=True)
+    assert mean.shape == std.shape == (len(Wte),)
+    assert np.all(np.isfinite(std)) and np.all(std > 0)
+    bar = {"linear": 0.85, "regmix-lightgbm": 0.85}.get(name, 0.95)
+    assert spearmanr(mean, yte)[0] > bar
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_under_random_state(name, data):
+    Wtr, ytr, Wte, _ = data
+    a = make(name).fit(Wtr, ytr).predict(Wte, return_std=True)
+    b = make(name).fit(Wtr, ytr).predict(Wte, return_std=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation_errors(name, data):
+    Wtr, ytr, _, _ = data
+    m = make(name)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        m.predict(Wtr)
+    need = m.min_rows(Wtr.shape[1])
+    with pytest.raises(FitError, match=f"at least {need} runs"):
+        m.fit(Wtr[: need - 1], ytr[: need - 1])
+    with pytest.raises(FitError, match="constant"):
+        m.fit(Wtr, np.full(len(ytr), 2.0))
+    y_nan = ytr.copy()
+    y_nan[3] = np.nan
+    with pytest.raises(FitError, match="finite"):
+        m.fit(Wtr, y_nan)
+    with pytest.raises(FitError, match="values, but W has"):
+        m.fit(Wtr, ytr[:-1])
+    m.fit(Wtr, ytr)
+    with pytest.raises(MixtureError, match="W has 3 columns, but the model was fitted on 5"):
+        m.predict(np.full((2, 3), 1 / 3))
+
+
+def test_weight_validation_and_renormalisation(data):
+    Wtr, ytr, Wte, _ = data
+    m = make("linear").fit(Wtr, ytr)
+    np.testing.assert_allclose(m.predict(Wte * 1.005), m.predict(Wte))  # within 1e-2: renormalised
+    with pytest.raises(MixtureError, match="sum to 1"):
+        m.predict(Wte * 1.1)
+    bad = Wte.copy()
+    bad[0, 0] = -0.1
+    with pytest.raises(MixtureError, match=">= 0"):
+        m.predict(bad)
+    with pytest.raises(MixtureError, match="2-D"):
+        m.predict(Wte[0])
+
+
+def test_small_store_default():
+    W, y = synthetic(20, d=7, seed=3)
+    mean, std = get_estimator("default").fit(W, y).predict(W, return_std=True)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+
+
+def test_registry_and_params():
+    assert set(NAMES) <= set(ESTIMATORS)
+    with pytest.raises(MixoptError, match="Known surrogates"):
+        get_estimator("nope")
+    with pytest.raises(MixoptError, match="invalid parameters"):
+        get_estimator("linear", bogus=1)
+    m = get_estimator("default", eps=0.01)
+    assert m.get_params()["eps"] == 0.01
+    assert m.set_params(eps=0.02).eps == 0.02
+    for cls in ESTIMATORS.values():
+        assert isinstance(cls.min_runs, int)
+
+
+def test_save_load_round_trip(tmp_path, data):
+    Wtr, ytr, Wte, _ = data
+    m = make("default").fit(Wtr, ytr)
+    path = save_model(m, tmp_path / "m.pkl", {"domains": list("abcde"), "target": "val/loss"})
+    m2, meta = load_model(path)
+    np.testing.assert_array_equal(m.predict(Wte), m2.predict(Wte))
+    assert meta == {"domains": list("abcde"), "target": "val/loss"}
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle at all")
+    with pytest.raises(MixoptError, match="not a readable"):
+        load_model(tmp_path / "junk.pkl")
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(MixoptError, match="envelope"):
+        load_model(tmp_path / "other.pkl")
+    with pytest.raises(MixoptError, match="does not exist"):
+        load_model(tmp_path / "missing.pkl")
+
+
+def test_cross_validate_outputs(tmp_path, data):
+    Wtr, ytr, _, _ = data
+    r = cross_validate(make("linear"), Wtr, ytr, k=4, seed=0)
+    for key in ("spearman", "pearson", "mae", "regret_at_1", "within_1sd", "within_2sd"):
+        assert np.isfinite(r[key])
+    assert r["oof_pred"].shape == r["oof_std"].shape == (len(ytr),)
+    assert r["regret_at_1"] >= 0 and 0 <= r["within_1sd"] <= r["within_2sd"] <= 1
+    assert set(np.unique(r["fold"])) == {0, 1, 2, 3}
+    r2 = cross_validate(make("linear"), Wtr, ytr, k=4, seed=0)
+    np.testing.assert_array_equal(r["oof_pred"], r2["oof_pred"])
+    with pytest.raises(FitError, match="k must be"):
+        cross_validate(make("linear"), Wtr, ytr, k=1)
+    png = plot_pred_vs_actual(ytr, r["oof_pred"], tmp_path / "p.png", "cv")
+    assert png.stat().st_size > 1000
+
+
+def _regmix_dir():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from _regmix_data import available, data_dir
+
+    d = data_dir()
+    return d if available(d) else None
+
+
+@pytest.mark.skipif(_regmix_dir() is None, reason="RegMix tables not found (set MIXOPT_REGMIX_DIR or place them in ../shared/anchors/regmix)")
+def test_default_beats_linear_on_regmix():
+    from _regmix_data import load_regmix
+
+    d = load_regmix(_regmix_dir())
+    idx = np.random.default_rng(0).choice(len(d.y_train), 128, replace=False)
+    scores = {}
+    for name in ("default", "linear"):
+        m = get_estimator(name).fit(d.W_train[idx], d.y_train[idx])
+        scores[name] = spearmanr(m.predict(d.W_test), d.y_test_1m)[0]
+    assert scores["default"] > scores["linear"] + 0.05
