@@ -12,11 +12,14 @@ import numpy as np
 TARGET = "metric/the_pile_pile_cc_val_loss"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT.parent / "shared" / "anchors" / "regmix"
+BUNDLED_DIR = REPO_ROOT / "benchmarks" / "data" / "regmix"  # the same MIT-licensed tables, copied into the repo
 
 
 def data_dir(arg: str | None = None) -> Path:
-    """``--data`` if given, else ``$MIXOPT_REGMIX_DIR``, else ``../shared/anchors/regmix``."""
-    return Path(arg or os.environ.get("MIXOPT_REGMIX_DIR") or DEFAULT_DIR)
+    """``--data``, else ``$MIXOPT_REGMIX_DIR``, else ``../shared/anchors/regmix``, else the repo's bundled copy."""
+    if arg or os.environ.get("MIXOPT_REGMIX_DIR"):
+        return Path(arg or os.environ["MIXOPT_REGMIX_DIR"])
+    return DEFAULT_DIR if (DEFAULT_DIR / "train_mixture_1m.csv").exists() else BUNDLED_DIR
 
 
 @dataclass

@@ -167,15 +167,9 @@ class SweepConfig(_Strict):
 
 def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML config, e.g. configs/demo.yaml.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config {path} is not valid YAML ({' '.join(str(exc).split())}). Fix the syntax.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"Config {path} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+    from .io import read_yaml
+
+    raw = read_yaml(path, what="Config file", missing_hint="Pass the path of a YAML config, e.g. configs/demo.yaml.")
     return config_from_dict(raw or {}, where=str(path))
 
 

@@ -40,3 +40,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix the syntax."):
+    """Parse a YAML file; a missing, non-UTF-8 or broken file is a one-line ConfigError."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    shown = shown_path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {shown} does not exist. {missing_hint}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {shown} is not valid YAML ({' '.join(str(exc).split())}). {fix_hint}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {shown} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as errors print it: as is, or quoted with escapes when it holds line breaks or control characters."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)

@@ -64,11 +64,11 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
         try:
             w = float(value)
         except (TypeError, ValueError):
-            raise MixtureError(f"Weight of domain '{name}' must be a number. Got {value!r} in {where}.") from None
+            raise MixtureError(f"Weight of domain {name!r} must be a number. Got {value!r} in {where}.") from None
         if not math.isfinite(w):
-            raise MixtureError(f"Weights must be finite. Got {w} for domain '{name}' in {where}. Replace it with a number in [0, 1].")
+            raise MixtureError(f"Weights must be finite. Got {w} for domain {name!r} in {where}. Replace it with a number in [0, 1].")
         if w < 0:
-            raise MixtureError(f"Weights must be >= 0. Got {w} for domain '{name}' in {where}. Use 0 to leave a domain out.")
+            raise MixtureError(f"Weights must be >= 0. Got {w} for domain {name!r} in {where}. Use 0 to leave a domain out.")
         out[name] = w
     total = sum(out.values())
     if abs(total - 1.0) > tolerance:
@@ -94,6 +94,8 @@ def temperature_prior(token_counts: Mapping[str, int], temperature: float = 0.5)
     """Token share raised to ``temperature`` and renormalised (RegMix's prior)."""
     domains = sorted(token_counts)
     share = np.array([token_counts[d] for d in domains], dtype=float)
+    if not share.sum() > 0:
+        raise MixtureError("Cannot form the temperature prior: all domains have zero tokens. Check the data paths.")
     share = share / share.sum()
     p = share**temperature
     return Mixture.from_vector(p / p.sum(), domains)
@@ -158,9 +160,10 @@ def sample_dirichlet_mixtures(
     while len(out) < n:
         tries += 1
         if tries > max_tries * max(n, 1):
+            cap = f"within the epoch cap ({max_epochs:g} epochs at {budget_tokens:.3g} tokens)" if budget_tokens is not None else "at all"
             raise BudgetError(
-                f"Could only sample {len(out)} of {n} distinct mixtures within the epoch cap ({max_epochs:g} epochs at "
-                f"{budget_tokens:.3g} tokens). Raise max_epochs, lower the budget, or ask for fewer runs."
+                f"Could only sample {len(out)} of {n} distinct mixtures {cap} over {len(domains)} domain(s) with min_weight={min_weight:g}. "
+                "Raise max_epochs, lower the budget or min_weight, add domains, or ask for fewer runs."
             )
         strength = float(np.exp(rng.uniform(lo, hi)))
         w = rng.dirichlet(np.maximum(prior * strength, 1e-12))
@@ -212,3 +215,16 @@ def _finish(w: np.ndarray, min_weight: float) -> np.ndarray | None:
     if not np.isfinite(s) or s <= 0:
         return None
     return w / s
+
+
+def overall_shares(phases: Sequence[tuple[float, Mapping[str, float]]]) -> dict[str, float]:
+    """Whole-run token shares of a phased schedule ``[(start_fraction, weights), ...]`` (first start 0).
+
+    Each phase covers the budget from its start to the next phase's start (or the end).
+    """
+    starts = [float(s) for s, _ in phases] + [1.0]
+    out: dict[str, float] = {}
+    for (a, b), (_, weights) in zip(zip(starts, starts[1:]), phases):
+        for d, x in weights.items():
+            out[d] = out.get(d, 0.0) + (b - a) * float(x)
+    return out

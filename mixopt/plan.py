@@ -95,26 +95,19 @@ class Plan(BaseModel):
 
     def overall_weights(self) -> dict[str, float]:
         """Token shares over the whole run, phases weighted by their length."""
-        out = {d: 0.0 for d in self.domains}
-        for phase, frac in zip(self.phases, self.phase_fractions()):
-            for d, w in phase.weights.items():
-                out[d] += frac * w
-        return out
+        from .mixtures import overall_shares
+
+        return overall_shares([(p.start_fraction, p.weights) for p in self.phases])
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
 
 def load_plan(path: str | Path) -> Plan:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Plan file {path} does not exist. Create one with `mixopt propose ... --out {path}`.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Plan file {path} is not valid YAML ({_one_line(exc)}). Fix the syntax or regenerate it with `mixopt propose`.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"Plan file {path} is not UTF-8 text. Regenerate it with `mixopt propose`.") from None
+    from .io import read_yaml
+
+    raw = read_yaml(path, what="Plan file", missing_hint=f"Create one with `mixopt propose ... --out {path}`.",
+                    fix_hint="Fix the syntax or regenerate it with `mixopt propose`.")
     return plan_from_dict(raw, where=str(path))
 
 
@@ -137,11 +130,12 @@ def pydantic_summary(exc: ValidationError) -> str:
     """First error of a pydantic ValidationError as `field: message`."""
     errs = exc.errors()
     e = errs[0]
-    loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
-    msg = e.get("msg", "invalid").removeprefix("Value error, ")
+    loc = ".".join(_printable(str(x)) for x in e.get("loc", ())) or "(root)"
+    msg = _printable(e.get("msg", "invalid").removeprefix("Value error, "))
     more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
     return f"{loc}: {msg}{more}"
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def _printable(text: str) -> str:
+    """Escape line breaks and other control characters (from keys or values a user typed) so errors stay one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

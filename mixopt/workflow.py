@@ -38,7 +38,9 @@ def fit_store(store_dir: str | Path, target: str, model_name: str, out: str | Pa
     y = table.target(target)
     if not np.all(np.isfinite(y)):
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
-    est = get_estimator(model_name, random_state=seed)
+    est = get_estimator(model_name)
+    if "random_state" in est.get_params():
+        est.set_params(random_state=seed)
     cv = cross_validate(est, table.W, y, k=min(folds, len(y)), seed=seed)
     est.fit(table.W, y)
     meta = store.meta()
@@ -93,6 +95,12 @@ def propose(*, out: str | Path, model: str | Path | None = None, store: str | Pa
                     "cv": {"y_true": meta.get("cv", {}).get("y_true"), "y_pred": meta.get("cv", {}).get("oof_pred"),
                            "y_std": meta.get("cv", {}).get("oof_std"), "spearman": meta.get("cv", {}).get("spearman")}},
     )
+    if store and Path(store).exists():
+        ctx.records = [r for r in RunStore(store, create=False).records() if r.status == "ok"]
+    if config is not None and pcfg.pools:
+        from .data.domains import domain_specs
+
+        ctx.specs = domain_specs(config.data)
     projector = None
     if use_projector and store and config is not None and ctx.token_counts:
         projector = _store_projector(store, config, ctx)

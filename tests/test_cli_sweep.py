@@ -60,7 +60,7 @@ def test_sweep_end_to_end_and_rerun_skips(tmp_path, capsys):
 
 def _sweep_proc(cfg: Path, store: Path, runs: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "mixopt.cli.main", "sweep", str(cfg), "--store", str(store), "--runs", str(runs)],
+    return subprocess.Popen([sys.executable, "-m", "mixopt", "sweep", str(cfg), "--store", str(store), "--runs", str(runs)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
@@ -68,40 +68,44 @@ def _sweep_proc(cfg: Path, store: Path, runs: int) -> subprocess.Popen:
 @pytest.mark.parametrize("trial", range(5))
 def test_kill_9_at_random_points_then_resume_is_exact(tmp_path, trial):
     """issue 7: five kill -9 trials at random points; the resumed sweep is exact."""
-    _kill_and_resume(tmp_path, kill_after=0.5 + 1.3 * trial)
+    import random
+
+    rng = random.Random(trial)  # a random point: after some number of finished runs, plus a random delay
+    _kill_and_resume(tmp_path, kill_after=rng.uniform(0.0, 0.4), after_runs=[0, 3, 7, 12, 18][trial], n_runs=24)
 
 
 def test_kill_9_then_resume_is_exact(tmp_path):
     _kill_and_resume(tmp_path, kill_after=None)
 
 
-def _kill_and_resume(tmp_path: Path, kill_after: float | None):
-    cfg = write_cfg(tmp_path, runs=5)
+def _kill_and_resume(tmp_path: Path, kill_after: float | None, n_runs: int = 5, after_runs: int = 2):
+    cfg = write_cfg(tmp_path, runs=n_runs)
     store = tmp_path / "store"
-    proc = _sweep_proc(cfg, store, 5)
+    proc = _sweep_proc(cfg, store, n_runs)
     deadline = time.time() + 120
 
     def n_done() -> int:
         return len(list((store / "runs").glob("*.json"))) if (store / "runs").exists() else 0
 
-    if kill_after is None:  # kill once two runs are on disk
-        while time.time() < deadline and n_done() < 2 and proc.poll() is None:
-            time.sleep(0.05)
-    else:
-        time.sleep(kill_after)
+    while time.time() < deadline and n_done() < after_runs and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(kill_after or 0.0)
+    assert proc.poll() is None, f"the sweep ended before the kill: {proc.stderr.read().decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL
     done_before = {k: (store / "runs" / f"{k}.json").read_bytes() for k in records(store)} if (store / "runs").exists() else {}
-    assert run(["sweep", str(cfg), "--store", str(store), "--runs", "5"]) == 0
+    assert run(["sweep", str(cfg), "--store", str(store), "--runs", str(n_runs)]) == 0
     after = records(store)
-    assert len(after) == 7  # exactly the planned runs: 5 sampled + 2 baselines, none lost, none duplicated
+    assert len(after) == n_runs + 2  # exactly the planned runs: sampled + 2 baselines, none lost, none duplicated
     meta = json.loads((store / "store.json").read_text())
     assert sorted(meta["planned"]) == sorted(after)
+    if kill_after is None:
+        assert 2 <= len(done_before) < n_runs + 2  # killed mid-sweep
     for k, raw in done_before.items():  # finished runs are untouched
         assert (store / "runs" / f"{k}.json").read_bytes() == raw
     # and the resumed store equals a clean sweep, metric for metric
     clean = tmp_path / "clean"
-    assert run(["sweep", str(cfg), "--store", str(clean), "--runs", "5"]) == 0
+    assert run(["sweep", str(cfg), "--store", str(clean), "--runs", str(n_runs)]) == 0
     assert {k: r["metrics"] for k, r in records(clean).items()} == {k: r["metrics"] for k, r in after.items()}
 
 

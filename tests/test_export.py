@@ -6,7 +6,6 @@ import ast
 import json
 import math
 
-import click
 import numpy as np
 import pytest
 import yaml
@@ -256,14 +255,10 @@ def test_token_formats_do_not_need_tokens_per_doc():
 def _invoke(args):
     import typer.main
 
-    from mixopt.cli.main import app
-    import mixopt.cli.cmd_export  # noqa: F401  (registers the command)
+    from mixopt.cli.main import _register, app
 
-    # With only `export` registered, typer makes it the root command; with others, a group.
-    cmd = typer.main.get_command(app)
-    if isinstance(cmd, click.Group):
-        args = ["export", *args]
-    return CliRunner().invoke(cmd, args)
+    _register()  # every command, as the installed `mixopt` has them
+    return CliRunner().invoke(typer.main.get_command(app), ["export", *args])
 
 
 @pytest.fixture()

@@ -38,7 +38,7 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MixoptError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo("error: " + " ".join(str(exc).split()), err=True)  # always one line
         return 2
     return 0
 
@@ -47,5 +47,8 @@ def main() -> None:
     sys.exit(run())
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+if __name__ == "__main__":  # pragma: no cover - `python -m mixopt.cli.main`
+    # Run the imported module's app: commands register on `mixopt.cli.main.app`, not on this `__main__` copy.
+    from mixopt.cli.main import main as _main
+
+    _main()

@@ -68,16 +68,9 @@ class PoolsConfig(BaseModel):
 
 def load_pools(path: str | Path) -> PoolsConfig:
     """Read and validate ``POOLS.yaml``; any problem is a one-line `ConfigError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Pools file {path} does not exist. Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        msg = " ".join(str(exc).split())
-        raise ConfigError(f"Pools file {path} is not valid YAML ({msg}). Fix the syntax.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"Pools file {path} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+    from ..io import read_yaml
+
+    raw = read_yaml(path, what="Pools file", missing_hint="Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
     return pools_from_dict(raw, where=str(path))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ProposeConfig
-from ..mixtures import temperature_prior
+from ..mixtures import overall_shares, temperature_prior
 from ..plan import Phase, Plan, Prediction
 from ..repetition import effective_tokens
 from .search import Constraints, SearchResult, optimize_mixture, simulate_search
@@ -32,6 +32,8 @@ class ProposeContext:
     tokens_per_doc: dict[str, float] = field(default_factory=dict)
     train_mixtures: np.ndarray | None = None  # (n, k) mixtures the surrogate was fitted on
     proxy_tokens: float | None = None  # tokens per proxy run
+    specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
+    records: list | None = None  # the store's RunRecords, for the two-phase (upsampling) model
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,9 +90,11 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
+    phases, upsample_note = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
+    overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
     epochs, eff = {}, {}
     if ctx.token_counts and budget:
-        for d, x in weights.items():
+        for d, x in overall.items():
             used = x * budget
             epochs[d] = round(used / ctx.token_counts[d], 6)
             eff[d] = float(effective_tokens(used, ctx.token_counts[d]))
@@ -103,10 +107,24 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             gap = abs(proj["value_at_proxy"] - result.predicted)
             disagreement = bool(gap > math.hypot(result.std, proj.get("std_at_proxy", 0.0)) + 1e-12)
     reasons = binding_reasons(w, constraints, ctx, budget, cfg)
+    pools_kept: dict[str, list[str]] = {}
+    extra: dict[str, Any] = {}
+    if cfg.pools and budget:
+        from .quality import plan_quality_pools
+
+        pools_kept, pool_reasons, pool_frontier = plan_quality_pools(
+            weights, budget, cfg.pools, token_counts=ctx.token_counts, tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
+        reasons += pool_reasons
+        first = sorted(cfg.pools)[0]  # the report plots one domain's frontier; the rest stay in reasons
+        extra["frontier"] = [r for r in pool_frontier if r.get("domain") == first]
+    if upsample_note:
+        reasons.append(upsample_note)
     if eff:
-        lossy = [d for d in weights if epochs[d] > 1 and eff[d] < 0.95 * weights[d] * budget]
+        lossy = [d for d in overall if epochs[d] > 1 and eff[d] < 0.95 * overall[d] * budget]
         for d in lossy:
-            reasons.append(f"{d}: repeated {epochs[d]:.1f}x, worth {eff[d] / (weights[d] * budget):.0%} of fresh tokens (Muennighoff et al.)")
+            reasons.append(f"{d}: repeated {epochs[d]:.1f}x, worth {eff[d] / (overall[d] * budget):.0%} of fresh tokens (Muennighoff et al.)")
+    if model_params and eff and budget:
+        reasons.append(repetition_cost_note(model_params, budget, weights, ctx.token_counts))
     if disagreement:
         reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
     provenance = dict(ctx.provenance)
@@ -117,12 +135,53 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     provenance.setdefault("mixopt_version", __version__)
     return Plan(
         budget_tokens=float(budget) if budget else float(ctx.proxy_tokens or 1.0),
-        phases=[Phase(start_fraction=0.0, weights=_round_weights(weights))],
-        epochs=epochs, effective_tokens=eff,
+        phases=phases,
+        epochs=epochs, effective_tokens=eff, pools=pools_kept,
         predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement),
         reasons=reasons, tokens_per_doc={d: float(v) for d, v in ctx.tokens_per_doc.items() if d in weights},
-        provenance=provenance,
+        provenance=provenance, **extra,
     )
+
+
+def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
+                      constraints: Constraints, seed: int) -> tuple[list[Phase], str]:
+    """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty.
+
+    Needs at least 3 two-phase runs in the store (``sampler.two_phase_runs``); otherwise one phase.
+    """
+    single = [Phase(start_fraction=0.0, weights=_round_weights(weights))]
+    if not cfg.upsample or not ctx.records:
+        return single, ""
+    from .phases import TwoPhaseSurrogate, phase_features, plan_phases, records_to_phase_data, search_upsampling
+
+    P, Q, F, y = records_to_phase_data(ctx.records, ctx.domains, ctx.target)
+    if int((F > 0).sum()) < 3:
+        return single, ""
+    model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
+    up = search_upsampling(model, w, constraints=constraints, domains=ctx.domains, seed=seed,
+                           f_range=(cfg.upsample_fraction_min, cfg.upsample_fraction_max),
+                           n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight)
+    gain = up["baseline_predicted"] - up["predicted"]
+    if not up["helps"]:
+        return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:.4f}, "
+                        f"within the two-phase model's uncertainty")
+    phases = [Phase(**ph) for ph in plan_phases(weights, up)]
+    return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} (two-phase model)"
+
+
+def repetition_cost_note(model_params: float, budget: float, weights: Mapping[str, float], token_counts: Mapping[str, int]) -> str:
+    """What repetition costs at this model size, by Muennighoff et al.'s data-constrained law.
+
+    The unique data the plan can draw on is the sum over domains of min(weight x D, U_i)
+    (a domain cannot contribute more fresh tokens than it holds).
+    """
+    from ..repetition import data_constrained_loss
+
+    unique = sum(min(w * budget, token_counts[d]) for d, w in weights.items())
+    constrained = float(data_constrained_loss(model_params, budget, unique))
+    fresh = float(data_constrained_loss(model_params, budget, budget))
+    return (f"data-constrained law at N={model_params:.3g} params, D={budget:.3g} tokens, U={unique:.3g} unique: "
+            f"loss {constrained:.4f} vs {fresh:.4f} with all-fresh data (+{constrained - fresh:.4f} from repetition)")
 
 
 def _round_weights(weights: Mapping[str, float], digits: int = 6) -> dict[str, float]:

@@ -39,6 +39,18 @@ def _data_for(cfg: SweepConfig) -> DomainSet:
     return _DATA_CACHE[key]
 
 
+def _tally(summary: SweepSummary, run_id: str, outcome: str, reason: str, on_run) -> None:
+    """Count one finished run in the summary and tell the progress display."""
+    if outcome == "trained":
+        summary.trained += 1
+        if reason:
+            summary.failed.append(f"{run_id}: {reason}")
+    else:
+        summary.skipped += 1
+    if on_run:
+        on_run(run_id, outcome, reason)
+
+
 def _worker(spec: RunSpec, cfg_dict: dict, store_root: str, threads: int | None) -> tuple[str, str, str]:
     cfg = config_from_dict(cfg_dict)
     store = RunStore(store_root)
@@ -56,15 +68,7 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
 
     def done(run_id: str, outcome: str) -> None:
         rec = store.get(run_id)
-        reason = rec.reason if rec is not None and rec.status != "ok" else ""
-        if outcome == "trained":
-            summary.trained += 1
-            if reason:
-                summary.failed.append(f"{run_id}: {reason}")
-        else:
-            summary.skipped += 1
-        if on_run:
-            on_run(run_id, outcome, reason)
+        _tally(summary, run_id, outcome, rec.reason if rec is not None and rec.status != "ok" else "", on_run)
 
     if workers <= 1:
         deferred = []
@@ -118,15 +122,7 @@ def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, *, address:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 pending.pop(ref)
-                run_id, outcome, reason = ray.get(ref)
-                if outcome == "trained":
-                    summary.trained += 1
-                    if reason:
-                        summary.failed.append(f"{run_id}: {reason}")
-                else:
-                    summary.skipped += 1
-                if on_run:
-                    on_run(run_id, outcome, reason)
+                _tally(summary, *ray.get(ref), on_run)
     finally:
         if started_here and address is None:
             ray.shutdown()

@@ -62,6 +62,12 @@ class RunRecord:
     info: dict[str, Any] = field(default_factory=dict)  # timings, device, versions, realised epochs
     version: int = RECORD_VERSION
 
+    def overall_mixture(self) -> dict[str, float]:
+        """Token shares over the whole run: the base mixture and any later phases, by the tokens each covers."""
+        from ..mixtures import overall_shares
+
+        return overall_shares([(0.0, self.mixture), *((s, w) for s, w in self.phases)])
+
     def to_json(self) -> str:
         body = asdict(self)
         checksum = hashlib.sha256(canonical_json(body).encode()).hexdigest()

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from ..config import SweepConfig
 from ..data.types import DomainSet
-from ..mixtures import Mixture, natural_mixture, sample_dirichlet_mixtures, sample_uniform_mixtures, uniform_mixture
+from ..mixtures import (Mixture, max_weights_for_epochs, natural_mixture, sample_dirichlet_mixtures, sample_uniform_mixtures,
+                        uniform_mixture)
 from .record import RunRecord, RunSpec
 from .store import RunStore
 
 
 def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) -> list[RunSpec]:
-    """Baselines first, then ``n_runs`` sampled mixtures, all with the sweep seed."""
+    """Baselines first, then ``n_runs`` sampled mixtures, then ``sampler.two_phase_runs`` two-phase runs; all with the sweep seed."""
     counts = data.token_counts
     s = cfg.sampler
     n = cfg.runs if n_runs is None else n_runs
@@ -36,10 +37,30 @@ def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) 
     else:
         sampled = sample_uniform_mixtures(list(counts), n, seed=cfg.seed, min_weight=s.min_weight)
     labelled += [(f"sample-{i:04d}", m) for i, m in enumerate(sampled)]
+    later: dict[str, tuple] = {}
+    if s.two_phase_runs:
+        # Two-phase runs: base p from the same sampler under a shifted seed (so single-phase ids never
+        # move), then an upsampled end phase q for the last f of tokens (see planning.phases.sample_upsampling).
+        from ..planning.phases import TWO_PHASE_SEED_OFFSET, sample_upsampling
+
+        seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
+        if s.method == "dirichlet":
+            bases = sample_dirichlet_mixtures(
+                counts, s.two_phase_runs, seed=seed2, budget_tokens=cfg.proxy.tokens, max_epochs=s.max_epochs,
+                temperature=s.temperature, strength_range=(s.strength_min, s.strength_max), min_weight=s.min_weight,
+            )
+            caps = max_weights_for_epochs(counts, cfg.proxy.tokens, s.max_epochs)
+        else:
+            bases, caps = sample_uniform_mixtures(list(counts), s.two_phase_runs, seed=seed2, min_weight=s.min_weight), None
+        ups = sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
+        for i, (p, (f, q)) in enumerate(zip(bases, ups)):
+            labelled.append((f"twophase-{i:04d}", p))
+            later[f"twophase-{i:04d}"] = ((round(1.0 - f, 6), dict(q)),)
     proxy = cfg.proxy.model_dump(mode="json")
     specs, seen = [], set()
     for label, m in labelled:
-        spec = RunSpec(mixture=dict(m), proxy=proxy, data_fingerprint=data.fingerprint, seed=cfg.seed, label=label)
+        spec = RunSpec(mixture=dict(m), proxy=proxy, data_fingerprint=data.fingerprint, seed=cfg.seed, label=label,
+                       phases=later.get(label, ()))
         if spec.run_id not in seen:
             seen.add(spec.run_id)
             specs.append(spec)
@@ -87,6 +108,7 @@ def execute_run(spec: RunSpec, cfg: SweepConfig, store: RunStore, data: DomainSe
         if store.has(spec.run_id):
             return "skipped"
         mixture = Mixture(spec.mixture)
-        result = train_proxy(cfg.proxy, mixture, data, spec.seed, progress=progress, threads=threads)
+        phases = [(float(s), Mixture(w, where=f"phase of run {spec.run_id}")) for s, w in spec.phases]
+        result = train_proxy(cfg.proxy, mixture, data, spec.seed, progress=progress, threads=threads, phases=phases)
         store.put(record_from_result(spec, result))
         return "trained"

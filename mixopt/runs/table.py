@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, FitError, MixtureError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, shown_path
 from .record import RunRecord
 from .store import RunStore
 
@@ -72,9 +72,10 @@ def store_table(store: RunStore, *, warn_failed: bool = True) -> RunTable:
 
 
 def records_table(records: list[RunRecord]) -> RunTable:
-    domains = sorted({d for r in records for d in r.mixture})
+    mixtures = [r.overall_mixture() for r in records]  # two-phase runs enter by their whole-run token shares
+    domains = sorted({d for m in mixtures for d in m})
     metric_names = sorted({m for r in records for m in r.metrics})
-    W = np.array([[r.mixture.get(d, 0.0) for d in domains] for r in records], dtype=float).reshape(len(records), len(domains))
+    W = np.array([[m.get(d, 0.0) for d in domains] for m in mixtures], dtype=float).reshape(len(records), len(domains))
     metrics = {m: np.array([r.metrics.get(m, np.nan) for r in records], dtype=float) for m in metric_names}
     return RunTable([r.run_id for r in records], domains, W, metrics)
 
@@ -95,33 +96,34 @@ def export_csv(table: RunTable, path: str | Path) -> Path:
 def read_csv_rows(path: str | Path, *, what: str) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of a CSV, with clear errors for missing, empty or broken files."""
     path = Path(path)
+    shown = shown_path(path)
     if not path.is_file():
-        raise DataError(f"{what} file {path} does not exist. Check the path.")
+        raise DataError(f"{what} file {shown} does not exist. Check the path.")
     try:
         text = path.read_text()
     except UnicodeDecodeError:
-        raise DataError(f"{what} file {path} is not UTF-8 text. Save it as a UTF-8 CSV.") from None
+        raise DataError(f"{what} file {shown} is not UTF-8 text. Save it as a UTF-8 CSV.") from None
     reader = csv.reader(text.splitlines())
     try:
         header = next(reader)
     except StopIteration:
-        raise DataError(f"{what} file {path} is empty. It needs a header row with an `index` column.") from None
+        raise DataError(f"{what} file {shown} is empty. It needs a header row with an `index` column.") from None
     header = [h.strip() for h in header]
     n_raw = len(header)
     keep = [i for i, h in enumerate(header) if h]  # RegMix files end with a trailing comma
     header = [header[i] for i in keep]
     if "index" not in header:
-        raise DataError(f"{what} file {path} has no `index` column (columns: {header[:6]}...). Add an index column to join mixtures and metrics.")
+        raise DataError(f"{what} file {shown} has no `index` column (columns: {header[:6]}...). Add an index column to join mixtures and metrics.")
     rows = []
     for lineno, raw in enumerate(reader, start=2):
         if not any(c.strip() for c in raw):
             continue
         vals = [raw[i].strip() if i < len(raw) else "" for i in keep]
         if len(raw) > n_raw and any(c.strip() for c in raw[n_raw:]):
-            raise DataError(f"{what} file {path}, line {lineno}: {len(raw)} fields but the header has {n_raw}. Fix the row.")
+            raise DataError(f"{what} file {shown}, line {lineno}: {len(raw)} fields but the header has {n_raw}. Fix the row.")
         rows.append(dict(zip(header, vals)))
     if not rows:
-        raise DataError(f"{what} file {path} has a header but no rows. Add data rows.")
+        raise DataError(f"{what} file {shown} has a header but no rows. Add data rows.")
     return header, rows
 
 
@@ -134,18 +136,19 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
     indices, W, rejected = [], [], []
     for row in rows:
         idx = row["index"]
+        shown = idx if idx.isprintable() else repr(idx)  # a quoted cell may hold a line break; keep messages one line
         try:
             w = np.array([float(row[d]) if row[d] != "" else math.nan for d in domains])
         except ValueError as exc:
-            rejected.append(f"index={idx}: non-numeric weight ({exc})")
+            rejected.append(f"index={shown}: non-numeric weight ({exc})")
             continue
         s = w.sum()
         if not np.all(np.isfinite(w)):
-            rejected.append(f"index={idx}: missing or non-finite weight")
+            rejected.append(f"index={shown}: missing or non-finite weight")
         elif np.any(w < 0):
-            rejected.append(f"index={idx}: negative weight {w.min():g}")
+            rejected.append(f"index={shown}: negative weight {w.min():g}")
         elif abs(s - 1) > tolerance:
-            rejected.append(f"index={idx}: weights sum to {s:.4g}, not 1 (±{tolerance:g})")
+            rejected.append(f"index={shown}: weights sum to {s:.4g}, not 1 (±{tolerance:g})")
         else:
             indices.append(idx)
             W.append(w / s)
@@ -167,18 +170,19 @@ def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | 
     n = 0
     src = Path(mixtures_csv).name
     for idx, w in zip(indices, W):
+        shown = idx if idx.isprintable() else repr(idx)
         row = by_index.get(idx)
         if row is None:
-            rejected.append(f"index={idx}: no row in {Path(metrics_csv).name}")
+            rejected.append(f"index={shown}: no row in {Path(metrics_csv).name}")
             continue
         try:
             metrics = {m: float(row[m]) for m in metric_names}
         except ValueError:
-            rejected.append(f"index={idx}: non-numeric metric")
+            rejected.append(f"index={shown}: non-numeric metric")
             continue
         bad = [m for m, v in metrics.items() if not math.isfinite(v)]
         if bad:
-            rejected.append(f"index={idx}: NaN/inf metric {bad[0]}")
+            rejected.append(f"index={shown}: NaN/inf metric {bad[0]}")
             continue
         mixture = {d: float(x) for d, x in zip(domains, w)}
         import hashlib

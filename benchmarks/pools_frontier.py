@@ -1,0 +1,210 @@
+"""Quality-pool frontier from real proxy runs on the embedded corpus, unique data deliberately limited.
+
+Setup (the numbers in ``benchmarks/RESULTS_pools.md`` come from this script):
+
+* **Pools.** The training documents of ``prose`` and ``code`` are scored by how
+  close they are to the target: the cosine similarity of each document's
+  ``HashingFeaturizer(dim=128)`` features to the mean feature of the target's
+  (``docs``, Python documentation) *training* documents. Documents are ranked
+  by score and cut into P pools of equal token count (P=4, P=3 with
+  ``--quick``); pool 0 is the closest to the target. This is the kind of score a
+  filter would use ("looks like what we want to be good at"), and it is
+  computed without the target's validation split.
+* **Limited unique data.** Each pool is cut to U tokens (documents in a seeded
+  random order). A proxy (2 layers, C=64, T=128, B=8, cosine LR) is trained on
+  one pool for D = k*U tokens, k in {1, 2, 4, 8}; its error is the loss on the
+  target's validation split (nats/byte).
+* **Fit.** A sample is one training sequence (128 tokens). ``a`` and ``d`` of the
+  Goyal et al. (2024) law are shared by the pools, so they are chosen on a grid
+  (d as a fraction of the lowest loss, a so that ``n = a*S/1e5`` at the smallest
+  run spans 1.2..1e4); for each grid point every pool's ``(b, tau)`` is fitted
+  with ``fit_pool_decay`` and the grid point with the lowest total squared log
+  error wins. A pool whose fit is unusable (``b`` at its bound) falls back to the
+  T-MARS prior of its rank; the script prints which.
+* **Frontier.** ``choose_pools`` over budgets U/2 .. 64*P*U tokens gives the
+  predicted error of the top-1..top-P sets and the chosen set per budget
+  (``pool_frontier_plot``). Without ``--no-check`` it then trains every top-j
+  union at a few budgets and reports the measured best set next to the chosen one.
+
+    python benchmarks/pools_frontier.py            # ~7 min on a shared 2-core CPU
+    python benchmarks/pools_frontier.py --quick    # < 2 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET, SOURCES = "docs", ("code", "prose")
+KS = (1, 2, 4, 8)
+
+
+def _split_docs(name: str) -> tuple[list[str], list[str]]:
+    from mixopt.config import DomainSpec
+    from mixopt.data.domains import split_documents
+    from mixopt.data.embedded import embedded_path
+    from mixopt.data.sources import load_documents
+
+    docs = load_documents(DomainSpec(name=name, path=str(embedded_path(name)), format="jsonl"))
+    return split_documents(docs, 0.05, name)
+
+
+def make_pools(n_pools: int) -> tuple[list[list[str]], list[list[float]], list[list[str]], list[str]]:
+    """Documents, scores and source domains of each pool (closest to the target first); the target's validation docs."""
+    from mixopt.projector.features import HashingFeaturizer
+
+    target_train, target_val = _split_docs(TARGET)
+    split = {name: _split_docs(name)[0] for name in SOURCES}
+    docs = [d for name in SOURCES for d in split[name]]
+    source = [name for name in SOURCES for _ in split[name]]
+    feat = HashingFeaturizer(dim=128)
+    centre = feat.transform(target_train).mean(axis=0)
+    scores = feat.transform(docs) @ (centre / np.linalg.norm(centre))
+    order = np.argsort(-scores, kind="stable")
+    sizes = np.array([len(docs[i].encode()) + 1 for i in order], dtype=float)
+    cut = np.minimum((np.cumsum(sizes) - sizes / 2) * n_pools // sizes.sum(), n_pools - 1).astype(int)
+    pools = [[docs[i] for i, c in zip(order, cut) if c == j] for j in range(n_pools)]
+    pscores = [[float(scores[i]) for i, c in zip(order, cut) if c == j] for j in range(n_pools)]
+    psource = [[source[i] for i, c in zip(order, cut) if c == j] for j in range(n_pools)]
+    return pools, pscores, psource, target_val
+
+
+def tokenized(pools: list[list[str]], target_val: list[str], unique: int, seed: int):
+    """One ``TokenizedDomain`` per pool (train = U tokens) and the target, all byte-tokenized."""
+    from mixopt.data.tokenize import Tokenizer
+    from mixopt.data.types import TokenizedDomain
+
+    tok = Tokenizer("bytes")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for j, docs in enumerate(pools):
+        ids = tok.encode_documents([docs[i] for i in rng.permutation(len(docs))])
+        if ids.shape[0] < unique + 200:
+            raise SystemExit(f"pool {j} has {ids.shape[0]} tokens, fewer than U={unique}; lower --unique")
+        out[f"pool{j}"] = TokenizedDomain(f"pool{j}", ids[:unique], ids[unique: unique + 200], len(docs), 1, f"pool{j}")
+    val = tok.encode_documents(target_val)
+    target = TokenizedDomain(TARGET, np.zeros(0, dtype=val.dtype), val, 0, len(target_val), TARGET)
+    return out, target, tok
+
+
+def train(domains: dict, names: list[str], target, tokens: int, args) -> float:
+    """Target validation loss of a proxy trained on the union of ``names`` (equal token shares)."""
+    from mixopt.config import ProxyConfig
+    from mixopt.data.types import DomainSet
+    from mixopt.mixtures import Mixture
+    from mixopt.proxy.train import train_proxy
+
+    cfg = ProxyConfig(n_layer=2, n_embd=64, head_size=64, block_size=128, batch_size=8, tokens=tokens,
+                      checkpoints=[1.0], eval_tokens=16_384, device="cpu", dtype="float32")
+    data = DomainSet({n: domains[n] for n in names}, vocab_size=257, eos_id=256, tokenizer="bytes-v1",
+                     targets={TARGET: target})
+    res = train_proxy(cfg, Mixture({n: 1 / len(names) for n in names}), data, args.seed, threads=args.threads)
+    if res.status != "ok":
+        raise SystemExit(f"proxy on {names} failed: {res.reason}")
+    return res.metrics[f"target/{TARGET}"]
+
+
+def fit_laws(obs: dict[str, tuple[np.ndarray, np.ndarray]], pool_samples: float, quick: bool):
+    """Shared (a, d) on a grid, per-pool (b, tau) by `fit_pool_decay`; priors where a fit is unusable."""
+    from mixopt.planning.quality import prior_params
+    from mixopt.planning.repetition_fit import B_BOUNDS, fit_pool_decay
+
+    y_min = min(float(y.min()) for _, y in obs.values())
+    s_min = min(float(s.min()) for s, _ in obs.values())
+    d_grid = y_min * np.array([0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95] if not quick else [0.0, 0.5, 0.8, 0.9])
+    n0_grid = np.geomspace(1.2, 1e4, 10 if not quick else 6)
+    best = None
+    for d in d_grid:
+        for n0 in n0_grid:
+            a = n0 * 1e5 / s_min
+            fits = {p: fit_pool_decay(s, y, a=a, d=d, pool_size=pool_samples, prior_b=prior_params(j)[0],
+                                      prior_tau=prior_params(j)[1]) for j, (p, (s, y)) in enumerate(obs.items())}
+            cost = sum(f.n_points * f.rmse_log**2 for f in fits.values())
+            if best is None or cost < best[0]:
+                best = (cost, a, d, fits)
+    cost, a, d, fits = best
+    laws = {}
+    for j, (p, f) in enumerate(fits.items()):
+        if f.source == "fit" and f.b < B_BOUNDS[1] * 10:
+            laws[p] = (f.b, f.tau, "fit", f.rmse_log)
+        else:
+            b, tau = prior_params(j)
+            laws[p] = (b, tau, "prior", f.rmse_log)
+    return a, float(d), float(np.sqrt(cost / sum(len(s) for s, _ in obs.values()))), laws
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 pools, U=16k tokens, smaller grid (< 2 min)")
+    ap.add_argument("--unique", type=int, default=None, help="unique tokens per pool U (default 65536, quick 16384)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per proxy run")
+    ap.add_argument("--no-check", action="store_true", help="skip training the top-j unions at a few budgets")
+    ap.add_argument("--out", default="/tmp/mixopt_pools_frontier", help="folder for frontier.png and results.json")
+    args = ap.parse_args(argv)
+    from mixopt.planning.pools import pool_frontier_plot
+    from mixopt.planning.quality import choose_pools, resolve_pools
+
+    t0 = time.perf_counter()
+    n_pools = 3 if args.quick else 4
+    U = args.unique or (16_384 if args.quick else 65_536)
+    pools, scores, sources, target_val = make_pools(n_pools)
+    domains, target, _ = tokenized(pools, target_val, U, args.seed)
+    names = list(domains)
+    for j, (docs, sc, src) in enumerate(zip(pools, scores, sources)):
+        mix = ", ".join(f"{src.count(n)} {n}" for n in SOURCES)
+        print(f"pool{j}: {len(docs)} docs ({mix}), score {min(sc):.3f}..{max(sc):.3f}")
+
+    tps = 128.0  # one training sequence per sample
+    obs, table = {}, []
+    for p in names:
+        losses = [train(domains, [p], target, k * U, args) for k in KS]
+        obs[p] = (np.array([k * U / tps for k in KS]), np.array(losses))
+        table.append((p, losses))
+        print(f"{p}: target loss at k=" + ", ".join(f"{k}: {v:.4f}" for k, v in zip(KS, losses)), flush=True)
+    t_fit = time.perf_counter()
+    a, d, rmse, laws = fit_laws(obs, U / tps, args.quick)
+    print(f"shared law: a={a:.4g}, d={d:.4f} (rmse of log error {rmse:.4f}); fit took {time.perf_counter() - t_fit:.1f}s")
+    for p, (b, tau, src, r) in laws.items():
+        print(f"{p}: b={b:.4f} tau={tau:.3g} ({src}, rmse_log {r:.4f})")
+
+    cfg = {"a": a, "d": d, "tokens_per_sample": tps,
+           "pools": [{"name": p, "share": 1 / n_pools, "b": laws[p][0], "tau": laws[p][1]} for p in names]}
+    resolved = resolve_pools("pooled", cfg, unique_tokens=n_pools * U, mean_tokens_per_doc=None, spec=None)
+    budgets = [U * 2.0**k for k in range(0, 7 + int(np.log2(n_pools)) + 1)]  # from the smallest run on
+    rows = []
+    for B in budgets:
+        c = choose_pools("pooled", resolved, cfg, B)
+        rows.append({"budget": c.samples_budget, "budget_tokens": B, "best": c.kept, "errors": c.errors, "ranked": c.ranked})
+        print(f"budget {B / U:7.1f}U = {B:>10.0f} tokens: keep {len(c.kept)} ({', '.join(c.kept)}); "
+              "errors " + " ".join(f"{e:.4f}" for e in c.errors), flush=True)
+    out = Path(args.out)
+    png = pool_frontier_plot(rows, out / "frontier.png")
+    counts = [len(r["best"]) for r in rows]
+    print(f"frontier: pools kept {counts} -> {'moves' if counts[-1] > min(counts) else 'does not move'}; plot {png}")
+
+    checks = []
+    if not args.no_check:
+        check_at = [2.0, 16.0] if args.quick else [2.0, 8.0, 32.0]
+        ranked = rows[0]["ranked"]
+        for m in check_at:
+            B = int(m * U)
+            real = [train(domains, ranked[: j + 1], target, B, args) for j in range(n_pools)]
+            chosen = len(choose_pools("pooled", resolved, cfg, B).kept)
+            checks.append({"budget_tokens": B, "measured": real, "measured_best": int(np.argmin(real)) + 1, "chosen": chosen})
+            print(f"check at {m:g}U: measured top-1..top-{n_pools} " + " ".join(f"{v:.4f}" for v in real)
+                  + f" -> best top-{int(np.argmin(real)) + 1}; law chose top-{chosen}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({
+        "unique_tokens": U, "pools": n_pools, "sources": [{n: src.count(n) for n in SOURCES} for src in sources], "ks": KS, "runs": {p: l for p, l in table}, "a": a, "d": d,
+        "laws": {p: dict(zip(("b", "tau", "source", "rmse_log"), v)) for p, v in laws.items()},
+        "frontier": rows, "checks": checks}, indent=1))
+    print(f"pools_kept={counts} seconds={time.perf_counter() - t0:.0f} out={out}")
+
+
+if __name__ == "__main__":
+    main()

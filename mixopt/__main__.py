@@ -1,0 +1,5 @@
+"""`python -m mixopt` runs the CLI."""
+
+from mixopt.cli.main import main
+
+main()

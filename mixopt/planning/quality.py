@@ -1,0 +1,397 @@
+"""Quality pools inside the plan: how big each pool is, what it is worth, which to keep.
+
+A domain may be split into quality pools (``propose.pools`` in the config). A
+pool is its own file (``path``), a score bucket ``min_score <= s < max_score`` of
+the domain's ``quality_field``, or a ``share`` of the domain's unique tokens.
+At the plan's budget the domain gets ``weight * budget_tokens`` tokens;
+`choose_pools` turns them into samples and keeps the top-k pools whose union
+the Goyal et al. (2024) law predicts to give the lowest error: the best pool
+alone (aggressive filtering) while the budget is small, more pools once the
+best one would be repeated too often.
+
+**Priors.** Pools without ``b``/``tau`` take Goyal et al.'s T-MARS values
+(DataComp, `configs/pools_tmars.yaml`) by their position in the list, so list
+pools best first: ``b = -0.16, -0.125, -0.10, -0.085`` and ``tau = 6.7273,
+8.5455, 5.2727, 2.2727``; a fifth pool onward multiplies ``b`` by 0.85 per rank
+(the last published ratio) and keeps ``tau = 2.2727`` (the worst pools lose value
+fastest). These come from image-text training, so they give the shape of the
+trade-off, not a measurement: pass ``observations`` (errors of proxies trained
+on the pool at several repetition counts) to fit them with `fit_pool_decay`.
+Values written in the config always win over fits and priors.
+
+**Unequal pool sizes.** The law assumes ``m`` pools of equal size. For the top-k
+set we pass ``pool_size`` = the mean sample count of those k pools, so the epoch
+length (their total size) and the repetition count are exact; the utility stays
+the law's unweighted mean over pools, so a small pool weighs as much as a big one.
+
+**Small budgets.** Where ``n = a * samples / 1e5 < 1`` the law inverts (``n^b``
+grows with ``|b|``, so it prefers weaker pools); the reason says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..config import DomainPools, DomainSpec, QualityPool
+from ..errors import BudgetError, ConfigError, DataError
+from ..plan import pydantic_summary
+from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
+from .repetition_fit import fit_pool_decay
+
+TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
+TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
+B_EXTRAPOLATION = 0.85  # b of rank r > 3 = b_3 * 0.85 ** (r - 3)
+FRONTIER_FACTORS = tuple(2.0**k for k in range(-6, 7))  # budgets around the plan's, for the frontier plot
+FRONTIER_MAX_REPETITIONS = 1e5  # frontier points repeating the smallest pool more often are left out (cost ~ m * epochs)
+
+
+@dataclass(frozen=True)
+class ResolvedPool:
+    """One pool with its measured size and the law parameters the planner uses."""
+
+    name: str
+    rank: int  # position in the config list (0 = listed first = assumed best)
+    tokens: float  # unique tokens in the pool
+    samples: float  # tokens / tokens_per_sample
+    tokens_per_sample: float
+    size_source: str  # "file", "bucket" or "share"
+    b: float
+    tau: float
+    law_source: str  # "config", "fit" or "prior"
+
+
+@dataclass(frozen=True)
+class PoolChoice:
+    """The planner's decision for one domain at one budget."""
+
+    domain: str
+    kept: list[str]  # names of the kept pools, best first
+    errors: list[float]  # predicted error of the top-1, top-2, ... sets (ranked by b)
+    ranked: list[str]  # pool names in the order `errors` adds them
+    samples_budget: float  # the domain's tokens at this budget / tokens_per_sample
+    repetitions_of_kept: dict[str, float]  # epochs over each kept pool (uniform sampling of the union)
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prior_params(rank: int) -> tuple[float, float]:
+    """``(b, tau)`` prior of the pool listed at ``rank`` (0 = best), see the module docstring."""
+    if rank < 0:
+        raise ConfigError(f"Pool rank must be >= 0. Got {rank}. Pass the pool's position in the list.")
+    if rank < len(TMARS_B):
+        return TMARS_B[rank], TMARS_TAU[rank]
+    return TMARS_B[-1] * B_EXTRAPOLATION ** (rank - len(TMARS_B) + 1), TMARS_TAU[-1]
+
+
+def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
+    if isinstance(dpools, DomainPools):
+        return dpools
+    if isinstance(dpools, Mapping):
+        try:
+            return DomainPools.model_validate(dpools)
+        except ValidationError as exc:
+            raise ConfigError(f"Quality pools of domain '{domain}' are invalid: {pydantic_summary(exc)}. "
+                              f"Fix propose.pools.{domain}.") from None
+    raise ConfigError(f"propose.pools.{domain} must be a mapping with objective, a, d and pools. "
+                      f"Got {type(dpools).__name__}. See the QualityPool fields in mixopt/config.py.")
+
+
+def _is_bucket(p: QualityPool) -> bool:
+    return p.min_score is not None or p.max_score is not None
+
+
+def _check_pools(domain: str, dp: DomainPools) -> None:
+    """Checks pydantic cannot do across pools (and repeats the per-field ones for constructed models)."""
+    if not dp.pools:
+        raise ConfigError(f"Domain '{domain}' lists no quality pools. Add at least one under propose.pools.{domain}.pools.")
+    names = [p.name for p in dp.pools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"Quality pool names of domain '{domain}' must be unique. Got {dupes} more than once. Rename them.")
+    for p in dp.pools:
+        where = f"Quality pool '{p.name}' of domain '{domain}'"
+        if p.b is not None and not (math.isfinite(p.b) and p.b < 0):
+            raise ConfigError(f"{where} must have utility b < 0 (error falls as data grows). Got b={p.b!r}. "
+                              "Use the negative exponent of the fitted law, or leave b out to fit it or use the prior.")
+        if p.tau is not None and not (math.isfinite(p.tau) and p.tau > 0):
+            raise ConfigError(f"{where} must have a half-life tau > 0 repetitions. Got tau={p.tau!r}. "
+                              "Leave tau out to fit it or use the prior (e.g. 6.7).")
+        sources = [s for s, on in (("path", p.path is not None), ("min_score/max_score", _is_bucket(p)),
+                                   ("share", p.share is not None)) if on]
+        if not sources:
+            raise ConfigError(f"{where} has no size. Set `path` (its own file), `min_score`/`max_score` (a bucket of "
+                              "the domain's quality_field) or `share` (of the domain's unique tokens).")
+        if len(sources) > 1:
+            raise ConfigError(f"{where} sets {' and '.join(sources)}; its size is ambiguous. Keep exactly one of them.")
+        if p.min_score is not None and p.max_score is not None and not p.min_score < p.max_score:
+            raise ConfigError(f"{where} needs min_score < max_score. Got [{p.min_score}, {p.max_score}). Swap or fix them.")
+    shares = sum(p.share for p in dp.pools if p.share is not None)
+    if shares > 1 + 1e-6:
+        raise ConfigError(f"Shares of the quality pools of domain '{domain}' must sum to <= 1. Got {shares:.4g}. Lower them.")
+    _check_buckets(domain, [p for p in dp.pools if _is_bucket(p)])
+
+
+def _check_buckets(domain: str, buckets: list[QualityPool]) -> None:
+    """Buckets must not overlap and must be listed in one score direction (the list order is the rank)."""
+    iv = [(p.name, -math.inf if p.min_score is None else p.min_score, math.inf if p.max_score is None else p.max_score)
+          for p in buckets]
+    by_lo = sorted(iv, key=lambda t: (t[1], t[2]))
+    for (n1, _, hi1), (n2, lo2, _) in zip(by_lo, by_lo[1:]):
+        if hi1 > lo2:
+            raise ConfigError(f"Score buckets '{n1}' and '{n2}' of domain '{domain}' overlap ({n1} ends at {hi1}, "
+                              f"{n2} starts at {lo2}). Make them disjoint: min_score <= score < max_score.")
+    if iv not in (by_lo, by_lo[::-1]):
+        got = ", ".join(f"{n}=[{lo}, {hi})" for n, lo, hi in iv)
+        raise ConfigError(f"Score buckets of domain '{domain}' must be listed best first, all by descending (or all by "
+                          f"ascending) score. Got {got}. Reorder them.")
+
+
+def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None) -> tuple[float, int]:
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{domain}.{p.name}")
+    pspec = DomainSpec(name=name, path=str(p.path), text_field=spec.text_field if spec else "text")
+    docs = _load(domain, p, lambda: _docs(pspec, max_documents))
+    return float(sum(tok.count(d) for d in docs)), len(docs)
+
+
+def _docs(spec: DomainSpec, max_documents: int | None) -> list[str]:
+    from ..data.sources import load_documents
+
+    return load_documents(spec, max_documents)
+
+
+def _load(domain: str, p: QualityPool, fn):
+    try:
+        return fn()
+    except DataError as exc:
+        raise DataError(f"Quality pool '{p.name}' of domain '{domain}': {exc}") from None
+
+
+def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, tokens) per document of the domain; a missing score is NaN (in no bucket)."""
+    from ..data.sources import load_column, load_documents
+
+    field = spec.quality_field
+    docs = load_documents(spec, max_documents)
+    raw = load_column(spec, field, max_documents)
+    scores = np.full(len(raw), np.nan)
+    for i, v in enumerate(raw):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(f"Domain '{domain}': quality_field '{field}' must hold numbers. Got {v!r} in row {i} of "
+                            f"{spec.path}. Point quality_field at a numeric column.")
+        scores[i] = float(v)
+    return scores, np.array([tok.count(d) for d in docs], dtype=float)
+
+
+def _fit_law(pool: ResolvedPool, obs: Any, dp: DomainPools, prior: QualityPool) -> ResolvedPool:
+    """Fill missing b/tau from ``obs``: a mapping (or tuple) of ``samples``, ``errors`` and an optional
+    ``pool_size`` (the unique samples the proxies repeated; default the pool's size)."""
+    if isinstance(obs, Mapping):
+        samples, errors, size = obs.get("samples"), obs.get("errors"), obs.get("pool_size")
+    elif isinstance(obs, (tuple, list)) and len(obs) in (2, 3):
+        samples, errors, size = (*obs, None)[:3]
+    else:
+        raise ConfigError(f"Observations of pool '{pool.name}' must be (samples, errors[, pool_size]) or a mapping "
+                          f"with those keys. Got {type(obs).__name__}.")
+    fit = fit_pool_decay(samples, errors, a=dp.a, d=dp.d, pool_size=float(size or pool.samples), prior_b=pool.b,
+                         prior_tau=pool.tau, objective=dp.objective)
+    b = prior.b if prior.b is not None else fit.b
+    tau = prior.tau if prior.tau is not None else fit.tau
+    return replace(pool, b=b, tau=tau, law_source=fit.source)
+
+
+def resolve_pools(
+    domain: str,
+    dpools: DomainPools | Mapping,
+    *,
+    unique_tokens: int | None,
+    mean_tokens_per_doc: float | None,
+    spec: DomainSpec | None,
+    observations: Mapping[str, Any] | None = None,
+    tokenizer: str = "bytes",
+    max_documents: int | None = None,
+) -> list[ResolvedPool]:
+    """Size (tokens, samples) and law ``(b, tau)`` of every pool of ``domain``, in config order.
+
+    Bucket sizes are counted over all loaded documents and scaled by
+    ``unique_tokens / tokens counted`` when ``unique_tokens`` is known, so they
+    are in the same (training-split) units as the domain. Samples are tokens /
+    ``tokens_per_sample`` (the config's, else ``mean_tokens_per_doc``, else the
+    mean document length of the file/bucket pools). ``observations`` maps pool
+    names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``.
+    """
+    dp = _as_domain_pools(domain, dpools)
+    _check_pools(domain, dp)
+    if spec is not None and spec.name != domain:
+        raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
+    from ..data.tokenize import Tokenizer
+
+    tok = Tokenizer(tokenizer)
+    sizes: dict[str, tuple[float, float | None, str]] = {}  # name -> (tokens, documents or None, source)
+    scored = None
+    for p in dp.pools:
+        where = f"Quality pool '{p.name}' of domain '{domain}'"
+        if p.path is not None:
+            t, n = _file_size(domain, p, spec, tok, max_documents)
+            sizes[p.name] = (t, n, "file")
+        elif _is_bucket(p):
+            if spec is None or not spec.quality_field:
+                raise ConfigError(f"{where} is a score bucket, but domain '{domain}' has no quality_field "
+                                  f"{'(its data spec is unknown here)' if spec is None else ''}. Set quality_field "
+                                  "on the domain's data spec, or give the pool a path or a share.")
+            if scored is None:
+                scored = _scored_counts(domain, spec, tok, max_documents)
+            s, counts = scored
+            lo = -math.inf if p.min_score is None else p.min_score
+            hi = math.inf if p.max_score is None else p.max_score
+            inside = (s >= lo) & (s < hi)
+            if not inside.any():
+                finite = s[np.isfinite(s)]
+                rng = f"{finite.min():.4g}..{finite.max():.4g}" if finite.size else "none numeric"
+                raise DataError(f"{where}: no document has {lo} <= {spec.quality_field} < {hi} (scores: {rng}). "
+                                "Widen the bucket or drop the pool.")
+            scale = unique_tokens / counts.sum() if unique_tokens else 1.0
+            sizes[p.name] = (float(counts[inside].sum() * scale), float(inside.sum() * scale), "bucket")
+        else:
+            if not unique_tokens:
+                raise ConfigError(f"{where} is sized by share, which needs the domain's unique token count; it is "
+                                  "unknown here (e.g. imported runs, or an unknown domain). Give the pool a path or a score bucket.")
+            sizes[p.name] = (float(p.share * unique_tokens), None, "share")
+    tps = dp.tokens_per_sample or mean_tokens_per_doc
+    if not tps:
+        measured = [(t, n) for t, n, _ in sizes.values() if n]
+        if not measured:
+            raise ConfigError(f"Domain '{domain}' needs tokens_per_sample to count its pools in samples; neither it nor "
+                              "the domain's mean tokens per document is known. Set propose.pools."
+                              f"{domain}.tokens_per_sample.")
+        tps = sum(t for t, _ in measured) / sum(n for _, n in measured)
+    out = []
+    for rank, p in enumerate(dp.pools):
+        tokens, _, source = sizes[p.name]
+        if tokens <= 0:
+            raise DataError(f"Quality pool '{p.name}' of domain '{domain}' holds no tokens. Fill it or drop it.")
+        pb, pt = prior_params(rank)
+        given = p.b is not None and p.tau is not None
+        pool = ResolvedPool(p.name, rank, tokens, tokens / tps, float(tps), source,
+                            p.b if p.b is not None else pb, p.tau if p.tau is not None else pt,
+                            "config" if given else "prior")
+        if not given and observations and p.name in observations:
+            pool = _fit_law(pool, observations[p.name], dp, p)
+        out.append(pool)
+    unknown = sorted(set(observations or {}) - {p.name for p in dp.pools})
+    if unknown:
+        raise ConfigError(f"Observations name pools {unknown} that domain '{domain}' does not have "
+                          f"({[p.name for p in dp.pools]}). Fix the pool names.")
+    return out
+
+
+def set_errors(ranked: Sequence[ResolvedPool], samples: float, dpools: DomainPools) -> list[float]:
+    """Predicted error of the top-1..top-m sets of ``ranked`` pools at ``samples`` (pool_size = each set's mean size)."""
+    return [pool_error([Pool(p.name, p.b, p.tau) for p in ranked[:k]], samples, a=dpools.a, d=dpools.d,
+                       pool_size=float(np.mean([p.samples for p in ranked[:k]])), objective=dpools.objective)
+            for k in range(1, len(ranked) + 1)]
+
+
+def choose_pools(domain: str, resolved: Sequence[ResolvedPool], dpools: DomainPools | Mapping,
+                 domain_tokens_at_budget: float) -> PoolChoice:
+    """Keep the top-k pools (ranked by ``b``) with the lowest predicted error at this domain's token budget."""
+    dp = _as_domain_pools(domain, dpools)
+    if not resolved:
+        raise ConfigError(f"Domain '{domain}' has no resolved quality pools. Call resolve_pools first.")
+    tokens = float(domain_tokens_at_budget)
+    if not (math.isfinite(tokens) and tokens >= 0):
+        raise BudgetError(f"Tokens of domain '{domain}' at the budget must be finite and >= 0. Got {tokens!r}. "
+                          "Pass weight * budget_tokens.")
+    ranked = sorted(resolved, key=lambda p: p.b)
+    names = [p.name for p in ranked]
+    if tokens == 0:
+        return PoolChoice(domain, [], [], names, 0.0, {}, f"{domain}: no tokens at this budget, so no quality pool is used")
+    S = tokens / ranked[0].tokens_per_sample
+    errors = set_errors(ranked, S, dp)
+    k = best_pool_count(errors)
+    reps = S / sum(p.samples for p in ranked[:k])
+    why = [f"{domain}: keep {k} of {len(ranked)} quality pools ({', '.join(names[:k])}) at {S:.3g} samples "
+           f"({tokens:.3g} tokens), repeating them {reps:.2f}x (predicted error {errors[k - 1]:.4g})"]
+    if k > 1:
+        r1 = S / sum(p.samples for p in ranked[:k - 1])
+        why.append(f"the top {k - 1} alone would be repeated {r1:.2f}x (error {errors[k - 2]:.4g})")
+    if k < len(ranked):
+        why.append(f"adding {names[k]} (b={ranked[k].b:.3g}) would dilute the better pools (error {errors[k]:.4g})")
+    if dp.a * S / POOL_NORMALIZER < 1:
+        why.append("a * samples / 1e5 < 1, below the range the law was fitted on (there it favours weaker pools)")
+    priors = [p.name for p in ranked if p.law_source == "prior"]
+    if priors:
+        why.append(f"b/tau of {', '.join(priors)} are T-MARS priors, not measured")
+    return PoolChoice(domain, names[:k], errors, names, S, {n: reps for n in names[:k]}, "; ".join(why))
+
+
+def _spec_map(specs: Any) -> dict[str, DomainSpec]:
+    if specs is None:
+        return {}
+    if isinstance(specs, Mapping):
+        return dict(specs)
+    return {s.name: s for s in specs}
+
+
+def plan_quality_pools(
+    weights: Mapping[str, float],
+    budget_tokens: float,
+    pools_cfg: Mapping[str, DomainPools | Mapping],
+    *,
+    token_counts: Mapping[str, int] | None = None,
+    tokens_per_doc: Mapping[str, float] | None = None,
+    specs: Mapping[str, DomainSpec] | Sequence[DomainSpec] | None = None,
+    observations: Mapping[str, Mapping[str, Any]] | None = None,
+    tokenizer: str = "bytes",
+    frontier_factors: Sequence[float] = FRONTIER_FACTORS,
+) -> tuple[dict[str, list[str]], list[str], list[dict[str, Any]]]:
+    """Which pools each domain keeps at the plan's budget, why, and the frontier around it.
+
+    Returns ``(pools_kept, reasons, frontier)``: ``pools_kept`` maps each pooled
+    domain in the mixture to its kept pool names; ``frontier`` has one
+    `plan_pools`-style row ``{domain, budget (samples), budget_tokens (plan),
+    best, errors, at_plan}`` per domain and budget ``budget_tokens * factor``;
+    plot one domain with ``pool_frontier_plot([r for r in frontier if r["domain"] == d], path)``.
+    ``observations`` is ``{domain: {pool: (samples, errors[, pool_size])}}``.
+    """
+    budget = float(budget_tokens)
+    if not (math.isfinite(budget) and budget > 0):
+        raise BudgetError(f"budget_tokens must be finite and > 0. Got {budget_tokens!r}. Set propose.budget_tokens.")
+    counts, per_doc, spec_map = dict(token_counts or {}), dict(tokens_per_doc or {}), _spec_map(specs)
+    known = set(weights) | set(counts) | set(spec_map)
+    kept: dict[str, list[str]] = {}
+    reasons: list[str] = []
+    frontier: list[dict[str, Any]] = []
+    for domain in sorted(pools_cfg):
+        if domain not in known:
+            raise ConfigError(f"propose.pools names domain '{domain}', which is not a training domain "
+                              f"(known: {sorted(known)}). Fix the name or add the domain under data.")
+        dp = _as_domain_pools(domain, pools_cfg[domain])
+        w = float(weights.get(domain, 0.0))
+        if w <= 0:
+            reasons.append(f"{domain}: not in the mixture, so none of its quality pools is used")
+            continue
+        resolved = resolve_pools(domain, dp, unique_tokens=counts.get(domain), mean_tokens_per_doc=per_doc.get(domain),
+                                 spec=spec_map.get(domain), observations=(observations or {}).get(domain),
+                                 tokenizer=tokenizer)
+        choice = choose_pools(domain, resolved, dp, w * budget)
+        kept[domain] = choice.kept
+        reasons.append(choice.reason)
+        smallest = min(p.tokens for p in resolved)
+        for f in sorted(set(frontier_factors) | {1.0}):
+            if f != 1.0 and w * budget * f / smallest > FRONTIER_MAX_REPETITIONS:
+                continue  # absurd repetition far from the plan: leave that point out
+            c = choice if f == 1.0 else choose_pools(domain, resolved, dp, w * budget * f)
+            frontier.append({"domain": domain, "budget": c.samples_budget, "budget_tokens": budget * f,
+                             "best": c.kept, "errors": c.errors, "at_plan": f == 1.0})
+    return kept, reasons, frontier

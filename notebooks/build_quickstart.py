@@ -1,0 +1,291 @@
+"""Regenerate ``notebooks/quickstart.ipynb`` (outputs cleared): ``python notebooks/build_quickstart.py``.
+
+Edit the cells here rather than in the .ipynb, so the notebook stays reviewable
+as plain Python and is always committed without outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+CELLS: list[tuple[str, str]] = [
+    ("md", """\
+# mixopt quickstart
+
+mixopt chooses a **data mixture** for LM pretraining: how many tokens to draw from each domain (code, prose, math, ...).
+It trains many tiny *proxy* models on sampled mixtures, fits a *surrogate* that predicts validation loss from the
+mixture, searches that surrogate for the best mixture at your real budget, and writes the result as a **plan**
+that trainers can read.
+
+This notebook walks through every step on the small corpus shipped inside mixopt and the `tiny` config
+(a ~20 s sweep on a laptop CPU). It needs no network and no GPU.
+
+**corpus → sweep → fit → propose → score a pool → export → report**
+
+Each step also has a CLI command; they are shown in the markdown so you can run the same pipeline from a shell."""),
+    ("code", """\
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # everything below reads local files only
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+import tempfile
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notice about Jupyter widgets
+from pathlib import Path
+
+import yaml
+from IPython.display import Image, display
+
+import mixopt
+
+# All outputs go to one working directory: $MIXOPT_NB_OUT if set, else a fresh temporary one.
+WORK = Path(os.environ.get("MIXOPT_NB_OUT") or tempfile.mkdtemp(prefix="mixopt-quickstart-"))
+WORK.mkdir(parents=True, exist_ok=True)
+STORE = WORK / "store"      # the run store: one JSON record per proxy run
+MODEL = WORK / "model.pkl"  # the fitted surrogate
+PLAN = WORK / "plan.yaml"   # the proposed mixture
+T0 = time.time()
+print("mixopt", getattr(mixopt, "__version__", ""), "| working in", WORK)"""),
+    ("md", """\
+## 1. The corpus
+
+mixopt ships a small multi-domain corpus (a few hundred documents per domain, with sources and licences in a
+manifest) so that everything works offline. Your own data goes under `data.domains` in a config
+(local JSONL/Parquet/text files or a Hugging Face dataset id); the pipeline is the same.
+
+CLI: `mixopt corpus list`"""),
+    ("code", """\
+from mixopt.data.embedded import embedded_domains, embedded_manifest, embedded_path
+
+manifest = embedded_manifest()
+print(f"{'domain':<14}{'docs':>6}{'MB':>8}  source")
+for d in embedded_domains():
+    m = manifest[d]
+    print(f"{d:<14}{m.get('n_docs', '?'):>6}{m.get('n_bytes', 0) / 1e6:>8.2f}  {m.get('source', '')}")
+print("\\ne.g. the code domain lives at", embedded_path("code"))"""),
+    ("md", """\
+A **config** says which domains to use, how big the proxy models are and how many runs to sample.
+`tiny` is packaged with mixopt (`configs/tiny.yaml` in the repo is the same file): 6 sampled mixtures
+(plus the uniform and natural baselines) of a one-layer model on 40k tokens each. Real sweeps use `demo` or your own YAML with far more runs.
+
+Loading the domain set tokenizes each domain (byte-level here) and caches the token shards under
+`$MIXOPT_CACHE` (default `~/.cache/mixopt`)."""),
+    ("code", """\
+from mixopt.config import load_config, packaged_config
+from mixopt.data.domains import load_domain_set
+
+cfg_path = packaged_config("tiny")
+cfg = load_config(cfg_path)
+print(cfg_path.read_text())
+
+data = load_domain_set(cfg.data)
+for name, n in data.token_counts.items():
+    print(f"{name:<14}{n:>10,} training tokens")"""),
+    ("md", """\
+## 2. Sweep: train proxy models on sampled mixtures
+
+`run_sweep` samples `runs` mixtures over the domains (respecting how often each domain may be repeated),
+adds baselines such as the uniform mixture, trains one proxy model per mixture and writes one record per run to the store. The store is resumable:
+rerun the same command and finished runs are skipped, so a killed sweep loses at most the run in flight.
+
+CLI:
+```bash
+mixopt sweep configs/tiny.yaml --store runs/tiny
+```"""),
+    ("code", """\
+from mixopt.runs.driver import run_sweep
+
+t = time.time()
+summary = run_sweep(cfg, STORE, show_progress=False)
+print(f"{summary.trained} trained, {summary.skipped} already in the store, {len(summary.failed)} failed "
+      f"({time.time() - t:.1f} s)")"""),
+    ("md", """\
+Each record holds the mixture `W` (one weight per domain) and the metrics measured at the end of the run:
+validation loss on every domain. `store_table` turns the store into arrays; a *target* is the number
+we want to minimise. `mean:all-domains` is the average validation loss over all domains (you could
+also use one column such as `val/code`, or a weighted mean `wmean:code=0.7,prose=0.3`)."""),
+    ("code", """\
+from mixopt.runs.store import RunStore
+from mixopt.runs.table import store_table
+
+store = RunStore(STORE)
+records = store.records()
+print(len(records), "records;", sum(r.status == "ok" for r in records), "ok")
+
+table = store_table(store)
+target = "mean:all-domains"
+y = table.target(target)
+short = [d[:6] for d in table.domains]
+print("\\n" + " ".join(f"{d:>7}" for d in short) + f"  {target:>17}")
+for w, v in zip(table.W, y):
+    print(" ".join(f"{x:>7.3f}" for x in w) + f"  {v:>17.4f}")
+print("\\nmetric columns:", sorted(table.metrics)[:8], "...")"""),
+    ("md", """\
+## 3. Fit the surrogate
+
+The surrogate maps a mixture to the target. `fit_store` first cross-validates it (out-of-fold predictions
+on every run), then refits on all runs and saves the model with what `propose` needs (domains, token counts,
+the training mixtures). Six runs is far too few for a trustworthy fit: the point here is the mechanics.
+With a real sweep, look for a high Spearman correlation and a small regret@1 (how much worse the
+best-predicted run is than the actual best run).
+
+CLI:
+```bash
+mixopt fit --store runs/tiny --out model.pkl
+```"""),
+    ("code", """\
+from mixopt.workflow import fit_store
+
+fit = fit_store(STORE, target, "default", MODEL)
+cv = fit.cv
+print(f"{fit.n_runs} runs, {cv['k']}-fold CV: spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
+      f"regret@1 {cv['regret_at_1']:.4f}")
+print("model:", fit.model_path)
+if fit.plot_path and Path(fit.plot_path).exists():
+    display(Image(filename=str(fit.plot_path)))"""),
+    ("md", """\
+## 4. Propose a plan
+
+`propose` searches the surrogate over many candidate mixtures at the target budget (by default 4x the proxy
+tokens; set `--budget-tokens` for a real run), limits how many epochs any domain may be repeated, and writes
+`plan.yaml`: the phases with their weights, the epochs per domain, the predicted metric and the reasons for
+the choice. The plan is the contract between mixopt and the exporters.
+
+CLI:
+```bash
+mixopt propose configs/tiny.yaml --store runs/tiny --model model.pkl --out plan.yaml
+```"""),
+    ("code", """\
+from mixopt.workflow import propose
+
+plan = propose(out=PLAN, model=MODEL, store=STORE, config=cfg)
+shown = {k: v for k, v in plan.to_dict().items() if k != "provenance"}  # provenance: hashes and CV arrays
+print(yaml.safe_dump(shown, sort_keys=False))
+print("overall weights:", {d: round(w, 3) for d, w in plan.overall_weights().items()})"""),
+    ("md", """\
+## 5. Score a candidate data pool
+
+Before adding new data, you can ask whether it is close to what you care about. `score_pools` embeds
+documents (hashed n-gram features, no model download) and measures the optimal-transport (OT) distance from
+each candidate pool to a *target* sample: lower is closer. With a `base_mixture`, it also finds the weight at
+which the pool best joins that mixture.
+
+Here the target is a sample of code, and the candidates are *more* code (different documents), legal text,
+and a 50/50 blend of the two. More code should rank first, the blend second."""),
+    ("code", """\
+import random
+
+from mixopt.config import DomainSpec
+from mixopt.data.sources import load_documents
+from mixopt.projector.scoring import score_pools
+
+def docs_of(domain, n=None):
+    # up to n documents of an embedded domain (None: all of them)
+    return load_documents(DomainSpec(name=domain, path=str(embedded_path(domain))), n)
+
+code = docs_of("code")
+half = len(code) // 2
+target_docs, more_code = code[:half], code[half:]  # disjoint halves: the pool never contains the target's documents
+legal = docs_of("legal", half)
+blend = more_code[: half // 2] + legal[: half // 2]
+random.Random(0).shuffle(blend)
+
+rows = score_pools(pools={"more-code": more_code, "legal": legal, "blend-50/50": blend}, target_docs=target_docs)
+print(f"{'pool':<14}{'OT distance':>12}{'docs':>6}{'bytes in sample':>17}")
+for r in rows:
+    print(f"{r['pool']:<14}{r['ot_distance']:>12.4f}{r['n_docs_sampled']:>6}{r['unique_tokens_estimate']:>17,.0f}")
+assert rows[0]["pool"] == "more-code", rows"""),
+    ("md", """\
+The same pools scored as additions to the plan's mixture: `best_weight` is the share of the blend
+`(1 - w) * plan + w * pool` that brings it closest to the code target. Expect a weight well below 1 for
+more code (the plan already holds code and Python docs) and about 0 for legal text."""),
+    ("code", """\
+base = plan.overall_weights()
+base_docs = {d: docs_of(d, 40) for d in base}
+rows = score_pools(pools={"more-code": more_code, "legal": legal}, target_docs=target_docs,
+                   base_docs=base_docs, base_mixture=base)
+for r in rows:
+    print(f"{r['pool']:<12} best_weight {r['best_weight']:.3f}  OT at that weight {r['projected_metric']:.4f} ({r['projected_by']})")"""),
+    ("md", """\
+CLI (pools and target can be any file the data layer reads: JSONL, Parquet, text, ...):
+```bash
+mixopt score --pool more-code=new_code.jsonl --pool legal=legal.jsonl --target code_val.jsonl \\
+             --base-mixture plan.yaml
+```
+
+## 6. Export the plan for a trainer
+
+`export_plan` renders the plan in a trainer's own format, as `{filename: text}`: Hugging Face `datasets`
+(`interleave_datasets` probabilities), OLMo-core, Megatron, nanotron, LitData, MosaicML Streaming or plain
+JSON. Each domain needs a data location; here, the embedded files.
+
+CLI:
+```bash
+mixopt export plan.yaml --format olmo-core --paths code=data/code.jsonl.gz --paths prose=... --out export/olmo-core
+```"""),
+    ("code", """\
+from mixopt.export import export_plan
+from mixopt.io import atomic_write_text
+
+paths = {d: str(embedded_path(d)) for d in plan.domains}
+for fmt in ("hf-datasets", "olmo-core"):
+    files = export_plan(plan, fmt, paths=paths)
+    for fname, text in files.items():
+        atomic_write_text(WORK / "export" / fmt / fname, text)
+        print(f"===== {fmt}: {fname}")
+        print(text if len(text) < 4000 else text[:4000] + "\\n... (truncated)")"""),
+    ("md", """\
+## 7. Report
+
+`build_report` writes a static HTML page (no server, no JavaScript dependencies) with the runs, the
+surrogate's cross-validation, and the plan. Open `index.html` in a browser.
+
+CLI:
+```bash
+mixopt report --store runs/tiny --plan plan.yaml --model model.pkl --out report/
+```"""),
+    ("code", """\
+from mixopt.report import build_report
+
+index = build_report(WORK / "report", store=STORE, plan=PLAN, model=MODEL, target=target)
+print("report:", index)
+print("files:", sorted(p.name for p in Path(index).parent.iterdir()))"""),
+    ("md", """\
+## Where next
+
+- The whole pipeline in one command: `mixopt demo --out demo/` (the `demo` config: more runs, bigger proxies).
+- Your data: add `data.domains` entries to a copy of `configs/demo.yaml`.
+- Scale up: `mixopt sweep ... --workers 4`, or `--executor ray` on a cluster.
+
+The last cell checks the plan on disk: its weights must sum to 1."""),
+    ("code", """\
+from mixopt.plan import load_plan
+
+saved = load_plan(PLAN)
+sums = [sum(p.weights.values()) for p in saved.phases]
+assert all(abs(s - 1.0) < 1e-6 for s in sums), sums
+print(f"MIXOPT_QUICKSTART_OK phases={len(sums)} weights_sum={min(sums):.6f} elapsed_s={time.time() - T0:.1f}")"""),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+if __name__ == "__main__":
+    out = Path(__file__).with_name("quickstart.ipynb")
+    nb = build()
+    nbformat.validate(nb)
+    nbformat.write(nb, out)
+    print("wrote", out)

@@ -1,0 +1,118 @@
+"""End-to-end: fit -> predict -> propose -> export -> report through the CLI, and `mixopt demo`."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from tests.test_cli_sweep import write_cfg
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A small real sweep shared by the tests of this module."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    os.environ.setdefault("MIXOPT_CACHE", str(tmp / "cache"))
+    cfg = write_cfg(tmp, runs=8)
+    store = tmp / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    return cfg, store
+
+
+def test_fit_predict_propose_export_report(swept, tmp_path, capsys):
+    cfg, store = swept
+    model = tmp_path / "model.pkl"
+    assert run(["fit", "--store", str(store), "--target", "mean:all-domains", "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "spearman" in out and "regret@1" in out
+    assert model.exists() and model.with_suffix(".png").stat().st_size > 1000
+
+    mixtures = tmp_path / "m.csv"
+    mixtures.write_text("index,code,legal,prose\n7,0.2,0.3,0.5\n9,1,0,0\n")
+    preds = tmp_path / "p.csv"
+    assert run(["predict", "--model", str(model), "--mixtures", str(mixtures), "--out", str(preds)]) == 0
+    rows = list(csv.DictReader(preds.open()))
+    assert [r["index"] for r in rows] == ["7", "9"] and all(float(r["std"]) > 0 for r in rows)
+
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(cfg), "--model", str(model), "--store", str(store), "--budget-tokens", "40000", "--out", str(plan)]) == 0
+    body = yaml.safe_load(plan.read_text())
+    weights = body["phases"][0]["weights"]
+    assert abs(sum(weights.values()) - 1) < 1e-9 and set(weights) <= {"code", "legal", "prose"}
+    assert body["budget_tokens"] == 40000 and body["predicted"]["metric"] == "mean:all-domains"
+    assert "surrogate" in body["predicted"]["by"] and body["reasons"]
+    assert set(body["epochs"]) == set(weights)
+
+    out_dir = tmp_path / "olmo"
+    paths = [f"--paths={d}=/data/{d}" for d in weights]
+    assert run(["export", str(plan), "--format", "olmo-core", *paths, "--out", str(out_dir)]) == 0
+    src = yaml.safe_load((out_dir / "phase_00.yaml").read_text())["sources"]
+    assert sum(s["target_ratio"] for s in src) == 1.0
+
+    report = tmp_path / "report"
+    assert run(["report", "--store", str(store), "--plan", str(plan), "--model", str(model), "--out", str(report)]) == 0
+    pngs = list(report.glob("*.png"))
+    assert len(pngs) >= 4 and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_propose_fits_a_model_when_none_given(swept, tmp_path):
+    cfg, store = swept
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--out", str(plan)]) == 0
+    assert yaml.safe_load(plan.read_text())["phases"]
+
+
+def test_budget_the_data_cannot_supply_names_the_domain(swept, tmp_path, capsys):
+    cfg, store = swept
+    model = tmp_path / "model.pkl"
+    assert run(["fit", "--store", str(store), "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert run(["propose", "--model", str(model), "--budget-tokens", "1e12", "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "epochs" in err and any(d in err for d in ("code", "legal", "prose")) and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["fit", "--store", "{store}", "--target", "val/nonexistent", "--out", "{tmp}/m.pkl"], "val/nonexistent"),
+        (["fit", "--store", "{store}", "--model", "no-such-model", "--out", "{tmp}/m.pkl"], "no-such-model"),
+        (["fit", "--store", "{tmp}/missing", "--out", "{tmp}/m.pkl"], "does not exist"),
+        (["predict", "--model", "{tmp}/missing.pkl", "--mixtures", "{tmp}/m.csv", "--out", "{tmp}/p.csv"], "missing.pkl"),
+    ],
+)
+def test_fit_predict_bad_input(swept, tmp_path, capsys, args, match):
+    _, store = swept
+    args = [a.format(store=store, tmp=tmp_path) for a in args]
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_fit_rejects_too_few_runs(tmp_path, capsys):
+    from mixopt.runs.record import RunRecord
+    from mixopt.runs.store import RunStore
+
+    store = RunStore(tmp_path / "s")
+    for i in range(2):
+        store.put(RunRecord(run_id=f"r{i}", mixture={"a": 0.5 + 0.1 * i, "b": 0.5 - 0.1 * i}, status="ok", metrics={"val/a": 3.0 + i}))
+    assert run(["fit", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "m.pkl")]) == 2
+    assert "at least" in capsys.readouterr().err
+
+
+def test_demo_tiny_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "4"]) == 0
+    assert (out / "plan.yaml").exists() and (out / "report" / "index.html").exists()
+    html = (out / "report" / "index.html").read_text()
+    import re
+
+    for src in re.findall(r'<img src="([^"]+)"', html):
+        assert (out / "report" / src).stat().st_size > 1000
+    assert json.loads((out / "exports" / "hf-datasets" / "interleave.json").read_text())

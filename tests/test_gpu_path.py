@@ -1,0 +1,350 @@
+"""The GPU path of proxy training: stacked proxies, dtype choice, MFU. All logic runs on CPU.
+
+Stacked training is compared with separate ``train_proxy`` runs to a small
+tolerance, not bit for bit: a batched matmul (``bmm``) may sum in a different
+order from a single one, and AdamW turns those rounding differences into
+slightly different trajectories.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mixopt.config import ProxyConfig
+from mixopt.data.types import DomainSet, TokenizedDomain
+from mixopt.mixtures import Mixture
+from mixopt.proxy import mfu as mfu_mod
+from mixopt.proxy.device import autocast, pick_dtype
+from mixopt.proxy.model import GPT, GPTConfig
+from mixopt.proxy.stacked import (StackedGPT, choose_stack_size, clip_grad_norm_per_model_, evaluate_stacked,
+                                  stacked_optimizer, train_proxies_stacked)
+from mixopt.proxy.train import _optimizer, eval_windows, evaluate, train_proxy
+
+PKG = Path(__file__).resolve().parents[1] / "mixopt"
+SHAPE = GPTConfig(n_layer=2, n_embd=32, head_size=16, block_size=16)
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _domain(name: str, tokens: np.ndarray) -> TokenizedDomain:
+    k = int(len(tokens) * 0.9)
+    return TokenizedDomain(name, tokens[:k], tokens[k:], n_docs_train=1, n_docs_val=1, fingerprint=name)
+
+
+@pytest.fixture(scope="module")
+def data() -> DomainSet:
+    """Three byte-level domains cut from mixopt's own source, plus one target."""
+    raw = b"\n".join(p.read_bytes() for p in sorted(PKG.glob("**/*.py")))
+    a = np.frombuffer(raw, dtype=np.uint8).astype(np.uint16)
+    n = len(a) // 4
+    domains = {name: _domain(name, a[i * n:(i + 1) * n]) for i, name in enumerate(["alpha", "beta", "gamma"])}
+    return DomainSet(domains, vocab_size=257, eos_id=256, tokenizer="bytes", targets={"tgt": _domain("tgt", a[3 * n:])})
+
+
+def tiny_cfg(**kw) -> ProxyConfig:
+    base = dict(n_layer=1, n_embd=32, head_size=16, block_size=32, batch_size=8, tokens=8 * 32 * 24,
+                lr=3e-3, checkpoints=[0.5], eval_tokens=512, device="cpu", dtype="float32")
+    return ProxyConfig(**{**base, **kw})
+
+
+def _models(n: int, config: GPTConfig = SHAPE) -> list[GPT]:
+    out = []
+    for seed in range(n):
+        torch.manual_seed(seed)
+        out.append(GPT(config))
+    return out
+
+
+# ---------------------------------------------------------------- the stacked model
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_stacked_forward_matches_separate_models(bias):
+    config = GPTConfig(n_layer=2, n_embd=32, head_size=16, block_size=16, bias=bias)
+    models = _models(3, config)
+    if bias:  # non-zero biases, so they are really exercised
+        with torch.no_grad():
+            for m in models:
+                for name, p in m.named_parameters():
+                    if name.endswith("bias"):
+                        p.normal_()
+    stacked = StackedGPT.from_models(models)
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, 257, (3, 4, 16), generator=g)  # (M, B, T)
+    tgt = torch.randint(0, 257, (3, 4, 16), generator=g)  # (M, B, T)
+    logits, losses = stacked(idx, tgt)
+    assert logits.shape == (3, 4, 16, 257) and losses.shape == (3,)
+    for i, m in enumerate(models):
+        ref_logits, ref_loss = m(idx[i], tgt[i])
+        torch.testing.assert_close(logits[i], ref_logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(losses[i], ref_loss, rtol=1e-5, atol=1e-6)
+    short, none = stacked(idx[:, :, :7])
+    assert short.shape == (3, 4, 7, 257) and none is None
+    with pytest.raises(ValueError, match="block_size"):
+        stacked(torch.zeros(3, 1, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="stack has 3"):
+        stacked(idx[:2])
+
+
+def test_stacked_gradients_match_separate_models():
+    models = _models(2)
+    stacked = StackedGPT.from_models(models)
+    idx = torch.randint(0, 257, (2, 3, 16), generator=torch.Generator().manual_seed(2))
+    _, losses = stacked(idx, idx.roll(1, dims=2))
+    losses.sum().backward()
+    grads = dict(stacked.named_parameters())
+    for i, m in enumerate(models):
+        m(idx[i], idx[i].roll(1, dims=1))[1].backward()
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(grads[name].grad[i], p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_unstack_round_trip_and_sizes():
+    models = _models(3)
+    stacked = StackedGPT.from_models(models)
+    back = stacked.unstack()
+    assert len(back) == 3
+    for a, b in zip(models, back):
+        assert a.state_dict().keys() == b.state_dict().keys()
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+        assert b.lm_head.weight is b.transformer.wte.weight  # still tied
+    assert stacked.num_params() == models[0].num_params()
+    assert stacked.flops_per_token() == models[0].flops_per_token()
+    assert stacked.lm_head.weight is stacked.transformer.wte.weight
+    assert all(p.shape[0] == 3 for p in stacked.parameters())
+    fresh = StackedGPT(SHAPE, 2)  # its own init gives two different models
+    assert not torch.equal(fresh.lm_head.weight[0], fresh.lm_head.weight[1])
+    with pytest.raises(ValueError, match="one GPTConfig"):
+        StackedGPT.from_models([GPT(SHAPE), GPT(GPTConfig(n_embd=64, head_size=32, block_size=16))])
+
+
+def test_from_seeds_matches_train_proxy_init():
+    stacked = StackedGPT.from_seeds(SHAPE, [5, 9])
+    for seed, m in zip([5, 9], stacked.unstack()):
+        torch.manual_seed(seed)
+        ref = GPT(SHAPE)
+        assert all(torch.equal(x, y) for x, y in zip(ref.state_dict().values(), m.state_dict().values()))
+
+
+def test_per_model_grad_clipping_is_independent():
+    models = _models(2)
+    stacked = StackedGPT.from_models(models)
+    params = list(stacked.parameters())
+    g = torch.Generator().manual_seed(3)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g) * 0.001
+        p.grad[0] *= 1000.0  # model 0 far above the threshold, model 1 below it
+    for i, m in enumerate(models):  # the same gradients on the separate models
+        named = dict(stacked.named_parameters())
+        for name, p in m.named_parameters():
+            p.grad = named[name].grad[i].clone()
+    untouched = [p.grad[1].clone() for p in params]
+    norms = clip_grad_norm_per_model_(params, 1.0)
+    assert norms.shape == (2,) and norms[0] > 1.0 > norms[1]
+    after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad[0]) for p in params]))
+    assert after.item() == pytest.approx(1.0, rel=1e-4)
+    assert all(torch.equal(p.grad[1], u) for p, u in zip(params, untouched))
+    named = dict(stacked.named_parameters())
+    for i, m in enumerate(models):
+        ref = torch.nn.utils.clip_grad_norm_(list(m.parameters()), 1.0)
+        assert ref.item() == pytest.approx(norms[i].item(), rel=1e-5)
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(named[name].grad[i], p.grad, rtol=1e-5, atol=1e-9)
+
+
+def test_stacked_adamw_equals_separate_adamws():
+    cfg = tiny_cfg(n_layer=2)
+    models = _models(2)
+    stacked = StackedGPT.from_models(models)
+    opt = stacked_optimizer(stacked, cfg, torch.device("cpu"))
+    assert [len(grp["params"]) for grp in opt.param_groups] == [len(_optimizer(models[0], cfg, torch.device("cpu")).param_groups[k]["params"]) for k in (0, 1)]
+    refs = [_optimizer(m, cfg, torch.device("cpu")) for m in models]
+    g = torch.Generator().manual_seed(4)
+    for _ in range(3):
+        idx = torch.randint(0, 257, (2, 2, 16), generator=g)
+        opt.zero_grad()
+        stacked(idx, idx)[1].sum().backward()
+        opt.step()
+        for i, (m, o) in enumerate(zip(models, refs)):
+            o.zero_grad()
+            m(idx[i], idx[i])[1].backward()
+            o.step()
+    named = dict(stacked.named_parameters())
+    for i, m in enumerate(models):
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(named[name][i], p, rtol=1e-4, atol=1e-5)
+
+
+def test_evaluate_stacked_matches_evaluate(data):
+    models = _models(2, GPTConfig(n_layer=1, n_embd=32, head_size=16, block_size=32))
+    sets = {"val/alpha": eval_windows(data.domains["alpha"].val, 32, 512, "alpha")}
+    cpu = torch.device("cpu")
+    got = evaluate_stacked(StackedGPT.from_models(models), sets, cpu, torch.float32)
+    for i, m in enumerate(models):
+        assert got["val/alpha"][i] == pytest.approx(evaluate(m, sets, cpu, torch.float32)["val/alpha"], rel=1e-5)
+
+
+# ---------------------------------------------------------------- stacked training
+
+def test_train_proxies_stacked_matches_train_proxy(data):
+    cfg = tiny_cfg()
+    mixtures = [Mixture({"alpha": 0.6, "beta": 0.4}), Mixture({"gamma": 1.0}), Mixture({"alpha": 0.2, "beta": 0.3, "gamma": 0.5})]
+    seeds = [0, 1, 7]
+    calls = []
+    got = train_proxies_stacked(cfg, mixtures, data, seeds, threads=1, progress=lambda s, n: calls.append((s, n)))
+    assert calls[-1] == (24, 24) and len(calls) == 24
+    for res, mix, seed in zip(got, mixtures, seeds):
+        ref = train_proxy(cfg, mix, data, seed, threads=1)
+        assert res.status == ref.status == "ok"
+        assert res.tokens_seen == ref.tokens_seen and res.steps == ref.steps
+        assert res.tokens_per_domain == ref.tokens_per_domain  # the very same batches
+        assert res.epochs_per_domain == ref.epochs_per_domain
+        assert res.n_params == ref.n_params and res.dtype == ref.dtype == "float32"
+        assert res.curves.keys() == ref.curves.keys()
+        for k, curve in ref.curves.items():
+            assert curve.keys() == res.curves[k].keys()
+            for t, v in curve.items():
+                assert res.curves[k][t] == pytest.approx(v, rel=1e-5), (k, t)
+        assert res.metrics == pytest.approx(ref.metrics, rel=1e-5)
+    assert got[0].metrics != pytest.approx(got[1].metrics, rel=1e-3)  # different mixtures really differ
+
+
+def test_train_proxies_stacked_phases_match(data):
+    cfg = tiny_cfg(tokens=8 * 32 * 12, checkpoints=[1.0])
+    first, later = Mixture({"alpha": 1.0}), Mixture({"beta": 0.5, "gamma": 0.5})
+    phases = [[(0.5, later)], []]
+    got = train_proxies_stacked(cfg, [first, first], data, [3, 3], phases=phases, threads=1)
+    ref = train_proxy(cfg, first, data, 3, threads=1, phases=phases[0])
+    assert got[0].tokens_per_domain == ref.tokens_per_domain
+    assert got[1].tokens_per_domain["beta"] == 0
+    assert got[0].metrics == pytest.approx(ref.metrics, rel=1e-5)
+
+
+def test_diverging_runs_fail_with_a_reason(data):
+    cfg = tiny_cfg(lr=1e4, grad_clip=0.0, warmup_fraction=0.0, tokens=8 * 32 * 12)
+    ok_cfg = cfg.model_copy(update={"lr": 3e-3})
+    got = train_proxies_stacked(cfg, [Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})], data, [0, 1], threads=1)
+    assert all(r.status == "failed" and "diverged" in r.reason for r in got)
+    assert all(r.metrics == {} and 0 < r.steps <= 12 for r in got)
+    fine = train_proxies_stacked(ok_cfg, [Mixture({"alpha": 1.0})], data, [0], threads=1)[0]
+    assert fine.status == "ok" and fine.steps == 12
+
+
+def test_failed_model_is_frozen_out_while_others_continue(data, monkeypatch):
+    """Poison model 0's weights after the first step: it fails, model 1 trains on and matches train_proxy."""
+    import mixopt.proxy.stacked as st
+
+    cfg = tiny_cfg(tokens=8 * 32 * 8, checkpoints=[1.0])
+    real = st.stacked_optimizer
+
+    def poisoned(model, cfg, device):
+        opt = real(model, cfg, device)
+        step = opt.step
+
+        def step_and_poison():
+            step()
+            with torch.no_grad():
+                model.lm_head.weight[0].fill_(float("nan"))
+        opt.step = step_and_poison
+        return opt
+
+    monkeypatch.setattr(st, "stacked_optimizer", poisoned)
+    mixes = [Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})]
+    bad, good = train_proxies_stacked(cfg, mixes, data, [0, 1], threads=1)
+    assert bad.status == "failed" and bad.steps == 2 and bad.tokens_seen == 2 * 8 * 32
+    assert sum(bad.tokens_per_domain.values()) == bad.tokens_seen
+    ref = train_proxy(cfg, mixes[1], data, 1, threads=1)
+    assert good.status == "ok" and good.steps == 8
+    assert good.metrics == pytest.approx(ref.metrics, rel=1e-5)
+
+
+def test_train_proxies_stacked_checks_its_arguments(data):
+    with pytest.raises(ValueError, match="one seed per mixture"):
+        train_proxies_stacked(tiny_cfg(), [Mixture({"alpha": 1.0})], data, [0, 1])
+    with pytest.raises(ValueError, match="phases"):
+        train_proxies_stacked(tiny_cfg(), [Mixture({"alpha": 1.0})], data, [0], phases=[[], []])
+
+
+# ---------------------------------------------------------------- device, dtype, stack size
+
+def test_dtype_selection(monkeypatch):
+    import mixopt.proxy.device as dev
+
+    auto = tiny_cfg(dtype="auto")
+    assert pick_dtype(auto, "cuda") is torch.bfloat16  # no GPU needed: the choice is by device type
+    assert pick_dtype(auto, torch.device("cuda", 0)) is torch.bfloat16
+    assert pick_dtype(tiny_cfg(dtype="float32"), "cuda") is torch.float32
+    assert pick_dtype(tiny_cfg(dtype="bfloat16"), "cpu") is torch.bfloat16
+    for faster in (True, False):  # on CPU the probe decides
+        monkeypatch.setattr(dev, "cpu_prefers_bf16", lambda shape, b, t, f=faster: f)
+        assert pick_dtype(auto, "cpu") is (torch.bfloat16 if faster else torch.float32)
+
+
+def test_cpu_bf16_stacked_forward_close_to_fp32():
+    stacked = StackedGPT.from_models(_models(2))
+    idx = torch.randint(0, 257, (2, 2, 16), generator=torch.Generator().manual_seed(5))
+    _, ref = stacked(idx, idx)
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        _, low = stacked(idx, idx)
+    torch.testing.assert_close(low, ref, rtol=2e-2, atol=2e-2)
+
+
+def test_choose_stack_size():
+    cfg = ProxyConfig()
+    assert choose_stack_size(cfg, "cpu") == 1
+    assert choose_stack_size(cfg, torch.device("cpu"), free_memory_bytes=10**12) == 1
+    big = choose_stack_size(cfg, "cuda", free_memory_bytes=80 * 2**30)
+    assert 1 < big <= 64
+    assert choose_stack_size(cfg, "cuda", free_memory_bytes=80 * 2**30, max_stack=8) == 8
+    assert choose_stack_size(cfg, "cuda", free_memory_bytes=2**20) == 1  # never below one
+    assert choose_stack_size(cfg, "cuda", free_memory_bytes=2**30) < big  # memory binds
+    wide = ProxyConfig(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32)
+    assert 1 <= choose_stack_size(wide, "cuda", free_memory_bytes=80 * 2**30) < big  # a wider proxy fills more alone
+
+
+# ---------------------------------------------------------------- MFU
+
+def test_peak_flops_table(monkeypatch):
+    assert mfu_mod.peak_flops("cpu") is None
+    assert mfu_mod.peak_flops(torch.device("cpu")) is None
+    cases = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100 PCIe": 756e12, "NVIDIA H200": 989e12,
+             "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA L4": 121e12, "Tesla T4": None}
+    for name, want in cases.items():
+        monkeypatch.setattr(mfu_mod, "_device_name", lambda device, n=name: n)
+        got = mfu_mod.peak_flops("cuda")
+        assert got == (None if want is None else pytest.approx(want, rel=0.01)), name
+
+
+def test_mfu_math(monkeypatch):
+    assert mfu_mod.mfu(1e6, 1e5, "cpu") is None
+    monkeypatch.setattr(mfu_mod, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    peak = mfu_mod.peak_flops("cuda")
+    assert mfu_mod.mfu(1e6, 1e5, "cuda") == pytest.approx(1e11 / peak)
+    assert mfu_mod.mfu(GPT(GPTConfig()).flops_per_token(), 0.0, "cuda") == 0.0
+    with pytest.raises(ValueError):
+        mfu_mod.mfu(-1.0, 1.0, "cuda")
+
+
+# ---------------------------------------------------------------- real GPU (skipped without one)
+
+@cuda_only
+def test_stacked_forward_on_cuda_matches_cpu():
+    models = _models(2)
+    stacked = StackedGPT.from_models(models)
+    idx = torch.randint(0, 257, (2, 4, 16), generator=torch.Generator().manual_seed(6))
+    _, ref = stacked(idx, idx)
+    _, got = stacked.to("cuda")(idx.cuda(), idx.cuda())
+    torch.testing.assert_close(got.cpu(), ref, rtol=1e-3, atol=1e-3)
+
+
+@cuda_only
+def test_train_proxies_stacked_on_cuda(data):
+    cfg = tiny_cfg(device="cuda", dtype="auto")
+    res = train_proxies_stacked(cfg, [Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})], data, [0, 1])
+    assert all(r.status == "ok" and r.device == "cuda" and r.dtype == "bfloat16" for r in res)
+    ref = train_proxy(cfg, Mixture({"alpha": 1.0}), data, 0)
+    assert math.isclose(res[0].metrics["val/alpha"], ref.metrics["val/alpha"], rel_tol=5e-2)
+    assert mfu_mod.peak_flops("cuda") is None or mfu_mod.mfu(1e6, 1e6, "cuda") > 0

@@ -1,0 +1,91 @@
+"""notebooks/quickstart.ipynb runs top to bottom (offline, tiny config) and ends with a valid plan."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
+MARKER = re.compile(r"MIXOPT_QUICKSTART_OK phases=(\d+) weights_sum=([0-9.]+)")
+
+
+def _kernel_dir(root: Path) -> Path:
+    """A `python3` kernelspec that runs *this* interpreter.
+
+    JUPYTER_PATH is searched before the user's and the environment's kernel
+    directories, so a `python3` kernel registered elsewhere (e.g. in
+    ~/.local/share/jupyter for another Python without mixopt) cannot shadow it.
+    """
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (mixopt tests)", "language": "python", "metadata": {"debugger": False},
+    }))
+    return root
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif out.get("output_type") in ("execute_result", "display_data"):
+                parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "".join(parts)
+
+
+def test_committed_notebook_has_no_outputs():
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[notebook]')")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"cells {dirty} of {NOTEBOOK.name} carry outputs; clear them (python notebooks/build_quickstart.py)"
+
+
+def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[notebook]')")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[notebook]')")
+    pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install -e '.[notebook]')")
+
+    out = tmp_path / "nb-out"
+    run_dir = tmp_path / "cwd"
+    run_dir.mkdir()
+    # The kernel inherits os.environ: MIXOPT_CACHE (set by conftest), the offline flags, and these.
+    monkeypatch.setenv("MIXOPT_NB_OUT", str(out))
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path / "jupyter")))
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(run_dir)}})
+    t0 = time.time()
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as exc:
+        pytest.fail(f"quickstart.ipynb failed:\n{str(exc)[-4000:]}")
+    elapsed = time.time() - t0
+
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, [f"{e.get('ename')}: {e.get('evalue')}" for e in errors]
+    text = _outputs_text(nb)
+    m = MARKER.search(text)
+    assert m, f"the last cell's marker line is missing; outputs end with:\n{text[-2000:]}"
+    assert int(m.group(1)) >= 1
+    assert abs(float(m.group(2)) - 1.0) < 1e-6
+
+    from mixopt.plan import load_plan
+
+    plan = load_plan(out / "plan.yaml")
+    for phase in plan.phases:
+        assert abs(sum(phase.weights.values()) - 1.0) < 1e-6
+    assert (out / "report" / "index.html").is_file()
+    assert any((out / "export" / "olmo-core").iterdir()) and any((out / "export" / "hf-datasets").iterdir())
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])), "the CV plot was not displayed"
+    print(f"quickstart.ipynb ran in {elapsed:.1f} s")

@@ -1,0 +1,210 @@
+"""Multi-phase schedules: trainer phase switch, two-phase sweep runs, the two-phase surrogate and search."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixopt.config import ProxyConfig, SweepConfig
+from mixopt.data.types import DomainSet, TokenizedDomain
+from mixopt.errors import MixtureError
+from mixopt.mixtures import Mixture
+from mixopt.planning.phases import (BaseMixtureView, TwoPhaseSurrogate, cooldown_schedule, phase_features, plan_phases,
+                                    records_to_phase_data, sample_upsampling, search_upsampling)
+from mixopt.planning.search import Constraints
+from mixopt.proxy.batches import MixtureBatches
+from mixopt.proxy.train import train_proxy
+from mixopt.runs.record import RunRecord
+from mixopt.runs.store import RunStore
+from mixopt.runs.sweep import execute_run, plan_sweep
+
+PKG = Path(__file__).resolve().parents[1] / "mixopt"
+
+
+@pytest.fixture(scope="module")
+def data() -> DomainSet:
+    raw = b"\n".join(p.read_bytes() for p in sorted(PKG.glob("**/*.py")))
+    a = np.frombuffer(raw, dtype=np.uint8).astype(np.uint16)
+    n = len(a) // 3
+
+    def dom(name, t):
+        k = int(len(t) * 0.9)
+        return TokenizedDomain(name, t[:k], t[k:], n_docs_train=1, n_docs_val=1, fingerprint=name)
+
+    return DomainSet({nm: dom(nm, a[i * n:(i + 1) * n]) for i, nm in enumerate(["alpha", "beta", "gamma"])},
+                     vocab_size=257, eos_id=256, tokenizer="bytes")
+
+
+def tiny(**kw) -> ProxyConfig:
+    base = dict(n_layer=1, n_embd=32, head_size=16, block_size=32, batch_size=8, tokens=8 * 32 * 40,
+                lr=3e-3, checkpoints=[0.5], eval_tokens=256, device="cpu", dtype="float32")
+    return ProxyConfig(**{**base, **kw})
+
+
+# ---------------------------------------------------------------- batches and trainer
+
+def test_batches_phase_switch_realises_each_phase_shares():
+    names = ["a", "b", "c", "d"]
+    train = {nm: np.full(500, i, dtype=np.uint16) for i, nm in enumerate(names)}
+    first, second = {"a": 0.5, "b": 0.5}, {"a": 0.2, "c": 0.8}
+    bt = MixtureBatches(train, first, batch_size=8, block_size=4, seed=0, phase_weights=[second])
+    assert bt.names == ["a", "b", "c"]  # d has weight 0 everywhere: never read
+
+    def draw(steps):
+        seen = np.zeros(len(names))
+        for _ in range(steps):
+            x, _ = bt.next()
+            seen += np.bincount(x[:, 0].numpy(), minlength=len(names))
+        return seen
+
+    one = draw(10)
+    assert one.tolist() == [40, 40, 0, 0]
+    bt.start_phase(second)
+    two = draw(10)
+    for i, nm in enumerate(names):
+        assert abs(two[i] - second.get(nm, 0) * 80) <= 1.0
+    assert bt.tokens_per_domain == {"a": int(one[0] + two[0]) * 4, "b": 160, "c": int(two[2]) * 4}
+    with pytest.raises(Exception, match="not declared"):
+        bt.start_phase({"d": 1.0})
+
+
+def test_trainer_phase_switch_accounting_and_determinism(data):
+    cfg = tiny()  # 40 steps of 8 sequences of 32 tokens
+    p, q = Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})
+    res = train_proxy(cfg, p, data, 0, threads=1, phases=[(0.75, q)])
+    seq = 8 * 32
+    assert res.tokens_per_domain == {"alpha": 30 * seq, "beta": 10 * seq, "gamma": 0}
+    assert res.epochs_per_domain["beta"] == 10 * seq / data.domains["beta"].unique_tokens
+    again = train_proxy(cfg, p, data, 0, threads=1, phases=[(0.75, {"beta": 1.0})])
+    assert again.curves == res.curves and again.tokens_per_domain == res.tokens_per_domain
+    plain = train_proxy(cfg, p, data, 0, threads=1)
+    empty = train_proxy(cfg, p, data, 0, threads=1, phases=())
+    assert plain.curves == empty.curves and plain.tokens_per_domain == {"alpha": 40 * seq, "beta": 0, "gamma": 0}
+    assert res.curves["val/alpha"] != plain.curves["val/alpha"]  # same up to the switch, not after
+    with pytest.raises(MixtureError, match="strictly increasing"):
+        train_proxy(cfg, p, data, 0, threads=1, phases=[(0.0, q)])
+
+
+# ---------------------------------------------------------------- sweep
+
+def _sweep_cfg(two_phase: int) -> SweepConfig:
+    return SweepConfig(seed=3, runs=3, proxy=tiny(tokens=8 * 32 * 6).model_dump(),
+                       sampler={"two_phase_runs": two_phase, "max_epochs": 1000})
+
+
+def test_two_phase_runs_are_stable_and_leave_single_ids_alone(data, tmp_path):
+    single = plan_sweep(_sweep_cfg(0), data)
+    both = plan_sweep(_sweep_cfg(3), data)
+    assert [s.run_id for s in both[:len(single)]] == [s.run_id for s in single]
+    two = both[len(single):]
+    assert [s.label for s in two] == ["twophase-0000", "twophase-0001", "twophase-0002"]
+    assert [s.run_id for s in plan_sweep(_sweep_cfg(3), data)[len(single):]] == [s.run_id for s in two]
+    assert not {s.run_id for s in two} & {s.run_id for s in single}
+    for s in two:
+        (start, q), = s.phases
+        assert 0.70 <= start <= 0.95 and abs(sum(q.values()) - 1) < 1e-9 and q != s.mixture
+        assert type(s)(mixture=s.mixture, proxy=s.proxy, data_fingerprint=s.data_fingerprint, seed=s.seed).run_id != s.run_id
+    cfg = _sweep_cfg(3)
+    store = RunStore(tmp_path / "store")
+    assert execute_run(two[0], cfg, store, data, wait=True, threads=1) == "trained"
+    rec = store.get(two[0].run_id)
+    assert rec.status == "ok" and rec.phases == [list(two[0].phases[0])]
+    assert rec.info["tokens_seen"] == 6 * 8 * 32
+
+
+def test_sample_upsampling_respects_caps():
+    bases = [Mixture({"a": 0.6, "b": 0.4}), Mixture({"a": 0.1, "b": 0.9})]
+    ups = sample_upsampling(bases, seed=0, f_range=(0.1, 0.2), caps={"a": 0.7, "b": 0.95})
+    assert ups == sample_upsampling(bases, seed=0, f_range=(0.1, 0.2), caps={"a": 0.7, "b": 0.95})
+    for p, (f, q) in zip(bases, ups):
+        assert 0.1 <= f <= 0.2
+        r = {d: (1 - f) * p[d] + f * q[d] for d in p}
+        assert r["a"] <= 0.7 + 1e-9 and r["b"] <= 0.95 + 1e-9
+
+
+# ---------------------------------------------------------------- surrogate and search
+
+def _synthetic(n_single=30, n_two=30, seed=0, tilt=2.0):
+    """Loss lower when the end phase puts weight on domain 0, more so the longer it lasts."""
+    rng = np.random.default_rng(seed)
+    k = 4
+    P = rng.dirichlet(np.ones(k) * 2, size=n_single + n_two)
+    Q, F = P.copy(), np.zeros(len(P))
+    for i in range(n_single, len(P)):
+        b = rng.dirichlet(np.ones(k) * 0.5)
+        lam = rng.uniform(0.3, 0.9)
+        Q[i], F[i] = (1 - lam) * P[i] + lam * b, rng.uniform(0.05, 0.3)
+    R = (1 - F)[:, None] * P + F[:, None] * Q
+    y = 3.0 + 0.5 * ((R - 0.25) ** 2).sum(1) - tilt * F * (Q[:, 0] - P[:, 0]) + rng.normal(0, 0.003, len(P))
+    return P, Q, F, y
+
+
+def test_two_phase_surrogate_learns_and_search_finds_upsampling():
+    P, Q, F, y = _synthetic()
+    model = TwoPhaseSurrogate(random_state=0).fit(phase_features(P, Q, F), y)
+    assert model.get_params() == {"eps": 1e-3, "n_restarts": 2, "random_state": 0}
+    Pt, Qt, Ft, yt = _synthetic(20, 20, seed=1)
+    mean, std = model.predict(phase_features(Pt, Qt, Ft), return_std=True)
+    assert np.corrcoef(mean, yt)[0, 1] > 0.9 and np.all(std > 0)
+    p = {f"d{i}": 0.25 for i in range(4)}
+    out = search_upsampling(model, p, n_candidates=3000, seed=0)
+    assert out["helps"] and out["q"]["d0"] > 0.6 and out["f"] >= 0.2
+    assert out["predicted"] < out["baseline_predicted"]
+    assert out == search_upsampling(model, p, n_candidates=3000, seed=0)
+    assert abs(sum(out["overall"].values()) - 1) < 1e-9
+    base = BaseMixtureView(model).predict(np.full((1, 4), 0.25))
+    assert base[0] == pytest.approx(out["baseline_predicted"])
+    # constraints bound the overall share r: d0 at most 0.3 overall
+    cons = Constraints(list(p), np.zeros(4), np.array([0.3, 1, 1, 1]))
+    capped = search_upsampling(model, p, constraints=cons, n_candidates=3000, seed=0)
+    assert capped["overall"]["d0"] <= 0.3 + 1e-9
+    # keep_overall: same overall shares as p, tokens of d0 moved to the end
+    moved = search_upsampling(model, p, n_candidates=3000, seed=0, keep_overall=True)
+    assert moved["overall"] == pytest.approx(p) and moved["q"]["d0"] > moved["p"]["d0"]
+    assert plan_phases(p, moved)[0]["weights"] == pytest.approx(moved["p"], abs=1e-6)
+
+
+def test_search_reports_no_help_when_the_end_phase_does_not_matter():
+    P, Q, F, y = _synthetic(tilt=0.0)
+    model = TwoPhaseSurrogate().fit(phase_features(P, Q, F), y)
+    out = search_upsampling(model, {f"d{i}": 0.25 for i in range(4)}, n_candidates=2000, seed=0)
+    assert not out["helps"]
+    assert len(plan_phases({f"d{i}": 0.25 for i in range(4)}, out)) == 1
+
+
+def test_records_to_phase_data():
+    recs = [
+        RunRecord("a", {"x": 0.5, "y": 0.5}, "ok", metrics={"val/x": 2.0, "val/y": 4.0}),
+        RunRecord("b", {"x": 1.0}, "ok", metrics={"val/x": 1.0, "val/y": 5.0}, phases=[[0.8, {"y": 1.0}]]),
+        RunRecord("c", {"x": 1.0}, "failed", reason="diverged"),
+    ]
+    P, Q, F, y = records_to_phase_data(recs, ["x", "y"], "mean:all-domains")
+    assert P.tolist() == [[0.5, 0.5], [1.0, 0.0]] and Q.tolist() == [[0.5, 0.5], [0.0, 1.0]]
+    assert F == pytest.approx([0.0, 0.2]) and y.tolist() == [3.0, 3.0]
+    assert records_to_phase_data(recs, ["x", "y"], "val/x")[3].tolist() == [2.0, 1.0]
+    assert phase_features(P, Q, F)[1].tolist() == pytest.approx([0.8, 0.2, 0.0, 1.0, 0.2])
+
+
+# ---------------------------------------------------------------- schedules and plans
+
+def test_cooldown_schedule():
+    (s0, hot), (s1, cold) = cooldown_schedule({"small": 100, "big": 10_000})
+    assert (s0, s1) == (0.0, 0.8)
+    ratio = (10_000 / 100) ** (1 / 5)
+    assert hot["big"] == pytest.approx(ratio / (1 + ratio)) and cold["big"] == pytest.approx(10_000 / 10_100)
+    assert math.fsum(hot.values()) == pytest.approx(1.0) and list(hot) == ["big", "small"]
+
+
+def test_plan_phases_rounds_and_switches():
+    p = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+    up = {"helps": True, "f": 0.15, "q": {"a": 0.7, "b": 0.2, "c": 0.1}}
+    phases = plan_phases(p, up)
+    assert [ph["start_fraction"] for ph in phases] == [0.0, 0.85]
+    for ph in phases:
+        assert abs(math.fsum(ph["weights"].values()) - 1.0) < 1e-12
+        assert all(round(w, 6) == w for w in ph["weights"].values())
+    assert plan_phases(p, {**up, "helps": False}) == phases[:1]
+    assert plan_phases(p, None) == phases[:1]
