@@ -133,6 +133,32 @@ def text_sanity() -> None:
     print(f"text sanity: {passed}/{len(names)} targets rank same < blend < unrelated ({time.perf_counter() - t0:.1f} s)")
 
 
+def loglog_exponent(xs, ts) -> float:
+    return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
+
+
+def scaling(d: int, reg: float) -> tuple[float, float]:
+    """How MixtureOT's exact OT time grows with samples (n source = n target) and with domains (fixed n)."""
+    from mixopt.projector.ot_distance import MixtureOT
+
+    ns, tn = [250, 500, 1000, 2000], []
+    for n in ns:
+        src, tgt = clustered_features(n, d, 7, seed=1)
+        ot = MixtureOT(src, tgt, method="emd")
+        p = {k: 1 / len(src) for k in src}
+        tn.append(best_time(lambda: ot.distance(p), 2)[0])
+    ks, tk = [2, 4, 8, 16], []
+    for k in ks:
+        src, tgt = clustered_features(1000, d, k, seed=2)
+        ot = MixtureOT(src, tgt, method="emd")
+        p = {name: 1 / len(src) for name in src}
+        tk.append(best_time(lambda: ot.distance(p), 2)[0])
+    e_n, e_k = loglog_exponent(ns, tn), loglog_exponent(ks, tk)
+    print("OT (emd) time vs samples: " + ", ".join(f"{n}={t:.3f}s" for n, t in zip(ns, tn)) + f"; log-log exponent {e_n:.2f}")
+    print("OT (emd) time vs domains at n=1000: " + ", ".join(f"{k}={t:.3f}s" for k, t in zip(ks, tk)) + f"; log-log exponent {e_k:.2f}")
+    return e_n, e_k
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -140,11 +166,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reg", type=float, default=0.05)
     parser.add_argument("--skip-text", action="store_true")
+    parser.add_argument("--skip-scaling", action="store_true")
     args = parser.parse_args()
     ratio_emd, ratio_sk = speed(args.n, args.d, args.repeats, args.reg)
     if not args.skip_text:
         text_sanity()
-    print(f"ratio_emd={ratio_emd:.3f} ratio_sinkhorn={ratio_sk:.3f}")
+    e_n = e_k = float("nan")
+    if not args.skip_scaling:
+        e_n, e_k = scaling(args.d, args.reg)
+    print(f"ratio_emd={ratio_emd:.3f} ratio_sinkhorn={ratio_sk:.3f} exponent_samples={e_n:.2f} exponent_domains={e_k:.2f}")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ class ProposeConfig(_Strict):
     upsample: bool = True  # consider an end-of-training upsampling phase
     upsample_fraction_min: float = Field(default=0.05, gt=0, lt=1)  # search f in [min, max]
     upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)
+    cooldown_switch: float | None = Field(default=None, gt=0, lt=1)  # use the Cooldown schedule instead: tau=5, then tau=1 from here
     pools: dict[str, "DomainPools"] = Field(default_factory=dict)  # quality pools per domain; the planner picks which to keep
 
 

@@ -228,3 +228,13 @@ def overall_shares(phases: Sequence[tuple[float, Mapping[str, float]]]) -> dict[
         for d, x in weights.items():
             out[d] = out.get(d, 0.0) + (b - a) * float(x)
     return out
+
+
+def round_shares(weights: Mapping[str, float], digits: int = 6) -> dict[str, float]:
+    """Round to `digits`, drop zeros, put the remainder on the largest weight so the sum is exactly 1 (plan files)."""
+    r = {d: round(float(w), digits) for d, w in sorted(weights.items()) if round(float(w), digits) > 0}
+    if not r:
+        raise MixtureError(f"A mixture needs at least one weight >= {0.5 * 10 ** -digits:g}. Got {dict(weights)}.")
+    top = max(r, key=r.get)
+    r[top] = round(r[top] + (1.0 - math.fsum(r.values())), digits)
+    return r

@@ -116,3 +116,30 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     for src in re.findall(r'<img src="([^"]+)"', html):
         assert (out / "report" / src).stat().st_size > 1000
     assert json.loads((out / "exports" / "hf-datasets" / "interleave.json").read_text())
+
+
+def test_same_config_and_seed_give_bit_identical_plans(tmp_path):
+    """Two demos from scratch (separate stores) write the same plan, byte for byte, apart from paths."""
+    plans = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "3"]) == 0
+        body = yaml.safe_load((out / "plan.yaml").read_text())
+        body["provenance"].pop("model")  # the model path differs between the two output folders
+        plans.append(yaml.safe_dump(body))
+    assert plans[0] == plans[1]
+
+
+def test_propose_cooldown_schedule(swept, tmp_path):
+    cfg, store = swept
+    body = yaml.safe_load(cfg.read_text())
+    body["propose"] = {"cooldown_switch": 0.8, "n_candidates": 5000}
+    cool = tmp_path / "cool.yaml"
+    cool.write_text(yaml.safe_dump(body))
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(cool), "--store", str(store), "--no-projector", "--out", str(plan)]) == 0
+    phases = yaml.safe_load(plan.read_text())["phases"]
+    assert [p["start_fraction"] for p in phases] == [0.0, 0.8]
+    # tau = 5 is flatter than tau = 1 (token-proportional)
+    spread = [max(p["weights"].values()) - min(p["weights"].values()) for p in phases]
+    assert spread[0] < spread[1]

@@ -23,7 +23,7 @@ from mixopt.proxy.device import autocast, pick_dtype
 from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.stacked import (StackedGPT, choose_stack_size, clip_grad_norm_per_model_, evaluate_stacked,
                                   stacked_optimizer, train_proxies_stacked)
-from mixopt.proxy.train import _optimizer, eval_windows, evaluate, train_proxy
+from mixopt.proxy.train import eval_windows, make_optimizer, evaluate, train_proxy
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
 SHAPE = GPTConfig(n_layer=2, n_embd=32, head_size=16, block_size=16)
@@ -160,8 +160,8 @@ def test_stacked_adamw_equals_separate_adamws():
     models = _models(2)
     stacked = StackedGPT.from_models(models)
     opt = stacked_optimizer(stacked, cfg, torch.device("cpu"))
-    assert [len(grp["params"]) for grp in opt.param_groups] == [len(_optimizer(models[0], cfg, torch.device("cpu")).param_groups[k]["params"]) for k in (0, 1)]
-    refs = [_optimizer(m, cfg, torch.device("cpu")) for m in models]
+    assert [len(grp["params"]) for grp in opt.param_groups] == [len(make_optimizer(models[0], cfg, torch.device("cpu")).param_groups[k]["params"]) for k in (0, 1)]
+    refs = [make_optimizer(m, cfg, torch.device("cpu")) for m in models]
     g = torch.Generator().manual_seed(4)
     for _ in range(3):
         idx = torch.randint(0, 257, (2, 2, 16), generator=g)
@@ -348,3 +348,20 @@ def test_train_proxies_stacked_on_cuda(data):
     ref = train_proxy(cfg, Mixture({"alpha": 1.0}), data, 0)
     assert math.isclose(res[0].metrics["val/alpha"], ref.metrics["val/alpha"], rel_tol=5e-2)
     assert mfu_mod.peak_flops("cuda") is None or mfu_mod.mfu(1e6, 1e6, "cuda") > 0
+
+
+def test_executor_stacked_path_writes_every_run(tmp_path, monkeypatch):
+    """The GPU executor path (groups of stacked proxies), forced on CPU: same planned set, valid records."""
+    import json
+
+    from mixopt.cli.main import run
+    from mixopt.runs import executors
+    from tests.test_cli_sweep import records, write_cfg
+
+    monkeypatch.setattr(executors, "_stack_size", lambda cfg, data: 3)
+    cfg = write_cfg(tmp_path, runs=4)
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) == 0
+    recs = records(tmp_path / "s")
+    assert len(recs) == 6 and all(r["status"] == "ok" for r in recs.values())
+    planned = json.loads((tmp_path / "s" / "store.json").read_text())["planned"]
+    assert sorted(planned) == sorted(recs)

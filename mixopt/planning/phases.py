@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import ConfigError, FitError, MixtureError, NotFittedError
-from ..mixtures import Mixture
+from ..mixtures import Mixture, round_shares
 
 TWO_PHASE_SEED_OFFSET = 7_919  # sweep seed + this seeds the two-phase runs' base mixtures (+1: their end phases)
 SIMPLEX_TOL = 1e-2
@@ -338,16 +338,6 @@ def cooldown_schedule(token_counts: Mapping[str, int], switch_fraction: float = 
     return out
 
 
-def _round6(weights: Mapping[str, float]) -> dict[str, float]:
-    """Round to 6 decimals, drop zeros, put the remainder on the largest weight so the sum is exactly 1."""
-    r = {d: round(float(w), 6) for d, w in sorted(weights.items()) if round(float(w), 6) > 0}
-    if not r:
-        raise MixtureError(f"A phase needs at least one weight >= 5e-7. Got {dict(weights)}.")
-    top = max(r, key=r.get)
-    r[top] = round(r[top] + (1.0 - math.fsum(r.values())), 6)
-    return r
-
-
 def plan_phases(p_weights: Mapping[str, float], upsample_result: Mapping | None) -> list[dict]:
     """Plan phases: ``[{start_fraction: 0, weights: p}, {start_fraction: 1 - f, weights: q}]``, or just p when it doesn't help.
 
@@ -357,6 +347,6 @@ def plan_phases(p_weights: Mapping[str, float], upsample_result: Mapping | None)
         start = round(1.0 - float(upsample_result["f"]), 6)
         if 0.0 < start < 1.0:
             first = upsample_result.get("p") or p_weights
-            return [{"start_fraction": 0.0, "weights": _round6(first)},
-                    {"start_fraction": start, "weights": _round6(upsample_result["q"])}]
-    return [{"start_fraction": 0.0, "weights": _round6(p_weights)}]
+            return [{"start_fraction": 0.0, "weights": round_shares(first)},
+                    {"start_fraction": start, "weights": round_shares(upsample_result["q"])}]
+    return [{"start_fraction": 0.0, "weights": round_shares(p_weights)}]

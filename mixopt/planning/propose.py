@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ProposeConfig
-from ..mixtures import overall_shares, temperature_prior
+from ..mixtures import overall_shares, round_shares, temperature_prior
 from ..plan import Phase, Plan, Prediction
 from ..repetition import effective_tokens
 from .search import Constraints, SearchResult, optimize_mixture, simulate_search
@@ -90,8 +90,16 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
-    phases, upsample_note = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
-    overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
+    if cfg.cooldown_switch is not None:
+        phases, upsample_note = cooldown_phases(ctx, cfg)
+        overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
+        w = np.array([overall.get(d, 0.0) for d in ctx.domains])
+        weights = {d: x for d, x in overall.items() if x > 0}
+        mean, std = estimator.predict(w[None, :], return_std=True)
+        result.predicted, result.std = float(mean[0]), float(std[0])
+    else:
+        phases, upsample_note = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
+        overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
     epochs, eff = {}, {}
     if ctx.token_counts and budget:
         for d, x in overall.items():
@@ -149,7 +157,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
 
     Needs at least 3 two-phase runs in the store (``sampler.two_phase_runs``); otherwise one phase.
     """
-    single = [Phase(start_fraction=0.0, weights=_round_weights(weights))]
+    single = [Phase(start_fraction=0.0, weights=round_shares(weights))]
     if not cfg.upsample or not ctx.records:
         return single, ""
     from .phases import TwoPhaseSurrogate, phase_features, plan_phases, records_to_phase_data, search_upsampling
@@ -169,6 +177,20 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} (two-phase model)"
 
 
+def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig) -> tuple[list[Phase], str]:
+    """The Cooldown temperature schedule: p(i; tau) ∝ |D_i|^(1/tau), tau = 5 then tau = 1 at the switch point."""
+    from ..errors import ConfigError
+    from .phases import cooldown_schedule
+
+    if not ctx.token_counts:
+        raise ConfigError("The Cooldown schedule needs per-domain token counts, which this store lacks (imported runs). "
+                          "Drop propose.cooldown_switch or fit on a store made by `mixopt sweep`.")
+    sched = cooldown_schedule({d: ctx.token_counts[d] for d in ctx.domains}, switch_fraction=cfg.cooldown_switch)
+    phases = [Phase(start_fraction=s, weights=round_shares(w)) for s, w in sched]
+    return phases, (f"Cooldown schedule: temperature 5 until {cfg.cooldown_switch:.0%} of tokens, then 1 (token-proportional); "
+                    "predicted by the surrogate at its whole-run token shares")
+
+
 def repetition_cost_note(model_params: float, budget: float, weights: Mapping[str, float], token_counts: Mapping[str, int]) -> str:
     """What repetition costs at this model size, by Muennighoff et al.'s data-constrained law.
 
@@ -182,11 +204,3 @@ def repetition_cost_note(model_params: float, budget: float, weights: Mapping[st
     fresh = float(data_constrained_loss(model_params, budget, budget))
     return (f"data-constrained law at N={model_params:.3g} params, D={budget:.3g} tokens, U={unique:.3g} unique: "
             f"loss {constrained:.4f} vs {fresh:.4f} with all-fresh data (+{constrained - fresh:.4f} from repetition)")
-
-
-def _round_weights(weights: Mapping[str, float], digits: int = 6) -> dict[str, float]:
-    """Round to `digits` and put the rounding remainder on the largest weight, so they sum to exactly 1."""
-    r = {d: round(w, digits) for d, w in weights.items() if round(w, digits) > 0}
-    top = max(r, key=r.get)
-    r[top] = round(r[top] + (1.0 - sum(r.values())), digits)
-    return r

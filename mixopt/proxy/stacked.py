@@ -30,7 +30,7 @@ from ..mixtures import Mixture
 from .batches import MixtureBatches
 from .device import autocast, dtype_name, pick_device, pick_dtype
 from .model import GPT, GPTConfig
-from .train import ProxyResult, eval_windows, lr_at, phase_steps
+from .train import ProxyResult, _diverged, _threads, eval_windows, lr_at, phase_steps
 
 EVAL_BATCH = 64  # evaluation windows per forward pass (per model)
 MAX_STACK = 64  # most proxies choose_stack_size puts in one stack
@@ -233,11 +233,9 @@ def clip_grad_norm_per_model_(params: Sequence[torch.Tensor], max_norm: float) -
 
 def stacked_optimizer(model: StackedGPT, cfg, device: torch.device) -> torch.optim.AdamW:
     """``train_proxy``'s AdamW for a stack: decay on (M, ...) matrices and tables, none on norms/biases."""
-    decay = [p for p in model.parameters() if p.dim() >= 3]
-    no_decay = [p for p in model.parameters() if p.dim() < 3]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, **fused)
+    from .train import make_optimizer
+
+    return make_optimizer(model, cfg, device, matrix_dim=3)
 
 
 @torch.no_grad()
@@ -285,16 +283,6 @@ def choose_stack_size(cfg, device, free_memory_bytes: int | None = None, *, voca
         free_memory_bytes = torch.cuda.mem_get_info(device)[0]
     by_memory = int(0.5 * free_memory_bytes // (1.5 * per_model))
     return max(1, min(max_stack, fill, by_memory))
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_proxies_stacked(cfg, mixtures: Sequence[Mixture], data, seeds: Sequence[int], *, device=None,
@@ -429,9 +417,3 @@ def _train(cfg, mixtures, data, seeds, phases, device, progress) -> list[ProxyRe
             tokens_per_second=seen / train_s if train_s > 0 else 0.0, steps=done[i], eval_seconds=eval_s,
             threads=threads))
     return out
-
-
-def _diverged(loss: float, step: int, lr: float, where: str = "training loss") -> str:
-    """``train_proxy``'s failure reason, word for word."""
-    return (f"diverged: {where}={loss:.4g} at step {step} (lr={lr:.3g}). "
-            "Lower proxy.lr, raise proxy.warmup_fraction, or keep proxy.grad_clip on.")

@@ -97,10 +97,13 @@ def evaluate(model: GPT, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], dev
     return out
 
 
-def _optimizer(model: GPT, cfg, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on 2-D weights only (matmuls and embeddings), none on norms/biases."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+def make_optimizer(model: torch.nn.Module, cfg, device: torch.device, *, matrix_dim: int = 2) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (matmuls and embeddings), none on norms/biases.
+
+    ``matrix_dim`` is 2 for one model and 3 for a stack of models (a leading model dim).
+    """
+    decay = [p for p in model.parameters() if p.dim() >= matrix_dim]
+    no_decay = [p for p in model.parameters() if p.dim() < matrix_dim]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, **fused)
@@ -174,7 +177,7 @@ def _train(cfg, mixture, data, seed, progress, phases=()) -> ProxyResult:
         torch.manual_seed(seed)
         model = GPT(GPTConfig.from_proxy(cfg, data.vocab_size)).to(device)
     n_params = model.num_params()
-    optimizer = _optimizer(model, cfg, device)
+    optimizer = make_optimizer(model, cfg, device)
     fwd = torch.compile(model) if cfg.compile else model
     params = list(model.parameters())
     blowup = 3.0 * math.log(data.vocab_size)  # 3x worse than guessing uniformly counts as diverged

@@ -70,6 +70,9 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
         rec = store.get(run_id)
         _tally(summary, run_id, outcome, rec.reason if rec is not None and rec.status != "ok" else "", on_run)
 
+    stack = _stack_size(cfg, data) if workers <= 1 else 1
+    if stack > 1:  # CUDA: train several small proxies at once in one stacked model
+        specs = _run_stacked(specs, cfg, store, data, stack, done)
     if workers <= 1:
         deferred = []
         for spec in specs:
@@ -93,6 +96,44 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
                 done(run_id, outcome)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _stack_size(cfg: SweepConfig, data: DomainSet) -> int:
+    """How many proxies to train together: 1 on CPU (stacking is slower there), more on a GPU."""
+    from ..proxy.device import pick_device
+    from ..proxy.stacked import choose_stack_size
+
+    device = pick_device(cfg.proxy)
+    return choose_stack_size(cfg.proxy, device, vocab_size=data.vocab_size) if device.type == "cuda" else 1
+
+
+def _run_stacked(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, stack: int, done) -> list[RunSpec]:
+    """Train groups of `stack` runs together; returns the specs another process holds (for the caller to wait on)."""
+    from contextlib import ExitStack
+
+    from ..mixtures import Mixture
+    from ..proxy.stacked import train_proxies_stacked
+    from .sweep import record_from_result
+
+    busy = []
+    for i in range(0, len(specs), stack):
+        with ExitStack() as claims:
+            group = []
+            for spec in specs[i:i + stack]:
+                if not claims.enter_context(store.claim(spec.run_id, wait=False)):
+                    busy.append(spec)
+                elif store.has(spec.run_id):
+                    done(spec.run_id, "skipped")
+                else:
+                    group.append(spec)
+            if not group:
+                continue
+            results = train_proxies_stacked(cfg.proxy, [Mixture(s.mixture) for s in group], data, [s.seed for s in group],
+                                            phases=[[(f, Mixture(w)) for f, w in s.phases] for s in group])
+            for spec, result in zip(group, results):
+                store.put(record_from_result(spec, result))
+                done(spec.run_id, "trained")
+    return busy
 
 
 def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, *, address: str | None = None, max_retries: int = 3,
