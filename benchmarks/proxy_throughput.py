@@ -29,7 +29,7 @@ from mixopt.mixtures import Mixture
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.device import autocast, dtype_name, pick_dtype
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy.train import _optimizer, train_proxy
+from mixopt.proxy.train import make_optimizer, train_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def bare_loop(cfg: ProxyConfig, batches: list[tuple[torch.Tensor, torch.Tensor]]
     device = torch.device("cpu")
     torch.manual_seed(seed)
     model = GPT(GPTConfig.from_proxy(cfg, 257))
-    opt = _optimizer(model, cfg, device)
+    opt = make_optimizer(model, cfg, device)
     params = list(model.parameters())
     t0 = time.perf_counter()
     for x, y in batches:

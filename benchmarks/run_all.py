@@ -26,6 +26,7 @@ BENCHMARKS = {
     "surrogate_regmix": (["--quick"], [], "rho >= 0.993 (1M), >= 0.990 (60M), >= 0.985 at 128 runs"),
     "search_speed": (["--n", "200000"], [], "1M-candidate search in seconds, ratio vs LGBM predict"),
     "ot_speed": (["--n", "1000", "--repeats", "2"], [], "emd2 ~0.65 s, sinkhorn2 0.06-0.28 s at 2000x2000; ratio ~1"),
+    "projector_embedded": (["--quick"], [], "projector vs surrogate vs combined on held-out w>=0.5 runs; 4x/8x extrapolation"),
     "pools_frontier": (["--quick"], [], "plan keeps more pools as the budget grows"),
     "upsampling_verify": (["--quick"], [], "plan best beyond seed noise at 4x tokens"),
     "gpu_throughput": ([], [], "MFU on CUDA; stacked proxies vs one"),
