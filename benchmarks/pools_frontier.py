@@ -1,6 +1,6 @@
 """Quality-pool frontier from real proxy runs on the embedded corpus, unique data deliberately limited.
 
-Setup (the numbers in ``benchmarks/RESULTS_pools.md`` come from this script):
+Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
 
 * **Pools.** The training documents of ``prose`` and ``code`` are scored by how
   close they are to the target: the cosine similarity of each document's

@@ -1,6 +1,6 @@
 """OT projector (Kang et al. 2023, "projektor") vs. mixopt's surrogate, on real proxy runs over the embedded corpus.
 
-Setup (the numbers in ``benchmarks/RESULTS_projector_embedded.md`` come from this script):
+Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
 
 * **Sweep.** 4 embedded domains (``code, docs, math, prose``), RegMix's Dirichlet
   sampler with a low strength range (0.1..2) so that some mixtures put >= 0.5 on

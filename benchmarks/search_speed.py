@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="candidates in the headline comparison")
-    ap.add_argument("--write-results", action="store_true", help="also write benchmarks/RESULTS_search.md")
+    ap.add_argument("--write-results", action="store_true", help="also write its section for benchmarks/RESULTS.md to /tmp/RESULTS_search.md")
     args = ap.parse_args(argv)
 
     domains, X, y = load_regmix()
@@ -140,7 +140,7 @@ NOTES = (
 
 
 def write_results(lines: list[str], last: str) -> Path:
-    out = HERE / "RESULTS_search.md"
+    out = Path("/tmp/RESULTS_search.md")  # a section to paste into benchmarks/RESULTS.md
     body = "\n".join(f"- {line.strip()}" for line in lines)
     out.write_text(
         "# Mixture search speed\n\n"

@@ -141,7 +141,7 @@ class GPSurrogate(Surrogate):
 
     This is mixopt's ``default`` surrogate (``eps=1e-3, features="log+raw"``),
     chosen by cross-validation on RegMix's 512 training runs (see
-    benchmarks/RESULTS_surrogate.md). Fitting costs O(n^3) per optimiser step,
+    benchmarks/RESULTS.md). Fitting costs O(n^3) per optimiser step,
     fine up to ~1000 runs; prediction is chunked, O(n) per candidate for the
     mean and O(n^2) with ``return_std``.
 
