@@ -20,32 +20,18 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mixopt.config import ProxyConfig
-from mixopt.data.types import DomainSet, TokenizedDomain
 from mixopt.mixtures import Mixture
 from mixopt.proxy.mfu import mfu, peak_flops
 from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.stacked import choose_stack_size, train_proxies_stacked
 from mixopt.proxy.train import train_proxy
+from proxy_throughput import repo_text_domains  # same two repo-text domains as the CPU benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDE = dict(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32)  # ~3.3M params
-
-
-def repo_text_domains() -> DomainSet:
-    """Two byte-level domains made of this repository's own files (code vs. docs, padded with reversed code)."""
-    code = b"\n".join(p.read_bytes() for p in sorted(ROOT.glob("**/*.py")) if ".venv" not in p.parts)
-    docs = b"\n".join(p.read_bytes() for ext in ("md", "yaml", "toml") for p in sorted(ROOT.glob(f"**/*.{ext}")))
-    docs = docs + code[::-1]
-    out = {}
-    for name, raw in (("code", code), ("docs", docs)):
-        a = np.frombuffer(raw, dtype=np.uint8).astype(np.uint16)
-        k = int(0.95 * len(a))
-        out[name] = TokenizedDomain(name, a[:k], a[k:], 1, 1, name)
-    return DomainSet(out, vocab_size=257, eos_id=256, tokenizer="bytes")
 
 
 def mixtures(m: int) -> list[Mixture]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from mixopt.config import ProxyConfig
-from mixopt.data.types import DomainSet, TokenizedDomain
+from mixopt.data.types import DomainSet
 from mixopt.mixtures import Mixture
 from mixopt.proxy import mfu as mfu_mod
 from mixopt.proxy.device import autocast, pick_dtype
@@ -27,22 +26,15 @@ from mixopt.proxy.train import eval_windows, make_optimizer, evaluate, train_pro
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
 SHAPE = GPTConfig(n_layer=2, n_embd=32, head_size=16, block_size=16)
+from tests.test_proxy import text_data  # noqa: E402,F401  (shared fixture)
+
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _domain(name: str, tokens: np.ndarray) -> TokenizedDomain:
-    k = int(len(tokens) * 0.9)
-    return TokenizedDomain(name, tokens[:k], tokens[k:], n_docs_train=1, n_docs_val=1, fingerprint=name)
-
-
 @pytest.fixture(scope="module")
-def data() -> DomainSet:
-    """Three byte-level domains cut from mixopt's own source, plus one target."""
-    raw = b"\n".join(p.read_bytes() for p in sorted(PKG.glob("**/*.py")))
-    a = np.frombuffer(raw, dtype=np.uint8).astype(np.uint16)
-    n = len(a) // 4
-    domains = {name: _domain(name, a[i * n:(i + 1) * n]) for i, name in enumerate(["alpha", "beta", "gamma"])}
-    return DomainSet(domains, vocab_size=257, eos_id=256, tokenizer="bytes", targets={"tgt": _domain("tgt", a[3 * n:])})
+def data(text_data) -> DomainSet:
+    """The same three byte-level domains (and target) as the proxy tests."""
+    return text_data
 
 
 def tiny_cfg(**kw) -> ProxyConfig:
