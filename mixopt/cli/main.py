@@ -25,8 +25,9 @@ app = typer.Typer(
 def _register() -> None:
     # Sub-command modules register themselves on `app` when imported. An import
     # failure here is a bug and must not make a command silently disappear.
-    from . import cmd_corpus, cmd_sweep, cmd_runs, cmd_fit, cmd_propose  # noqa: F401
-    from . import cmd_demo, cmd_export, cmd_pools, cmd_report, cmd_score  # noqa: F401
+    # Imported in pipeline order, the order `mixopt --help` and the README list them (groups come last).
+    from . import cmd_corpus, cmd_sweep, cmd_runs, cmd_fit, cmd_propose, cmd_pools  # noqa: F401
+    from . import cmd_score, cmd_export, cmd_report, cmd_demo  # noqa: F401
 
 
 def run(argv: list[str] | None = None) -> int:
