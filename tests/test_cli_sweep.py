@@ -143,3 +143,13 @@ def test_missing_data_file_domain(tmp_path, capsys):
     assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) == 2
     err = _err(capsys)
     assert "does not exist" in err and len(err.splitlines()) == 1
+
+
+def test_worker_processes_match_sequential_at_pinned_threads(tmp_path):
+    """--workers N trains in spawned processes; with proxy.threads pinned the metrics are bit-identical."""
+    cfg = write_cfg(tmp_path, runs=3, proxy={"threads": 1})
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "par"), "--workers", "2"]) == 0
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "seq")]) == 0
+    par, seq = records(tmp_path / "par"), records(tmp_path / "seq")
+    assert len(par) == 5 and {k: r["metrics"] for k, r in par.items()} == {k: r["metrics"] for k, r in seq.items()}
+    assert len({r["info"]["pid"] for r in par.values()}) >= 2  # really trained in other processes
