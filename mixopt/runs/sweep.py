@@ -81,6 +81,10 @@ def record_from_result(spec: RunSpec, result) -> RunRecord:
         "versions": {"mixopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "host": platform.node(), "pid": os.getpid(),
     }
+    if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak (6 x params per token)
+        from ..proxy.mfu import mfu
+
+        info["mfu"] = mfu(6.0 * result.n_params, result.tokens_per_second, "cuda")
     return RunRecord(
         run_id=spec.run_id, mixture=spec.mixture, status=result.status, reason=result.reason,
         metrics=result.metrics if result.status == "ok" else {}, curves=result.curves, seed=spec.seed,
