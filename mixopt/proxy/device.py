@@ -8,6 +8,7 @@ both precisions and keeps the faster one; the answer is cached per process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -71,21 +72,47 @@ def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
 
     key = f"{_cpu_model()}|torch-{torch.__version__}|{shape}|b{batch_size}|t{threads}"
     path = default_cache_dir() / "dtype_probe.json"
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
+    known = _read_json(path)
     if key not in known:
-        fp32_s, bf16_s = probe_cpu_bf16(shape, batch_size, threads)
-        known[key] = {"bf16": bool(bf16_s < 0.9 * fp32_s), "fp32_ms": 1e3 * fp32_s, "bf16_ms": 1e3 * bf16_s}
-        log.info("CPU dtype probe: fp32 %.1f ms/step, bf16 %.1f ms/step", 1e3 * fp32_s, 1e3 * bf16_s)
-        try:
-            from ..io import atomic_write_json
+        with _exclusive(path):  # the first process to probe decides for all the others
+            known = _read_json(path)
+            if key not in known:
+                fp32_s, bf16_s = probe_cpu_bf16(shape, batch_size, threads)
+                known[key] = {"bf16": bool(bf16_s < 0.9 * fp32_s), "fp32_ms": 1e3 * fp32_s, "bf16_ms": 1e3 * bf16_s}
+                log.info("CPU dtype probe: fp32 %.1f ms/step, bf16 %.1f ms/step", 1e3 * fp32_s, 1e3 * bf16_s)
+                try:
+                    from ..io import atomic_write_json
 
-            atomic_write_json(path, known)
-        except Exception:  # a read-only cache only costs a probe per process
-            pass
+                    atomic_write_json(path, known)
+                except Exception:  # a read-only cache only costs a probe per process
+                    pass
     return bool(known[key]["bf16"])
+
+
+@contextlib.contextmanager
+def _exclusive(path):
+    """Hold a lock file next to `path`; on a read-only cache go on without it."""
+    from filelock import FileLock
+
+    lock = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock")
+        lock.acquire()
+    except OSError:
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _read_json(path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _cpu_flags() -> set[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..config import SweepConfig, config_from_dict
 from ..data.types import DomainSet
-from ..errors import ConfigError
+from ..errors import ConfigError, MixoptError
 from .record import RunSpec
 from .store import RunStore
 from .sweep import SweepSummary, execute_run
@@ -163,7 +163,13 @@ def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, *, address:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 pending.pop(ref)
-                _tally(summary, *ray.get(ref), on_run)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # surface a user error as itself, not a wrapped traceback
+                    if isinstance(exc.cause, MixoptError):
+                        raise exc.cause from None
+                    raise
+                _tally(summary, *outcome, on_run)
     finally:
         if started_here and address is None:
             ray.shutdown()
