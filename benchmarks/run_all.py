@@ -30,6 +30,8 @@ BENCHMARKS = {
     "pools_frontier": (["--quick"], [], "plan keeps more pools as the budget grows"),
     "upsampling_verify": (["--quick"], [], "plan best beyond seed noise at 4x tokens"),
     "gpu_throughput": ([], [], "MFU on CUDA; stacked proxies vs one"),
+    "average_target": (["--store", "/tmp/mixopt-demo/store"], ["--store", "/tmp/mixopt-demo/store"],
+                       "per-domain average beats one model of the mean (needs a demo store; SKIP otherwise)"),
 }
 
 

@@ -38,11 +38,20 @@ def fit_store(store_dir: str | Path, target: str, model_name: str, out: str | Pa
     y = table.target(target)
     if not np.all(np.isfinite(y)):
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
-    est = get_estimator(model_name)
-    if "random_state" in est.get_params():
-        est.set_params(random_state=seed)
-    cv = cross_validate(est, table.W, y, k=min(folds, len(y)), seed=seed)
-    est.fit(table.W, y)
+    fit_y = y
+    if target not in table.metrics and model_name == "default":
+        # an averaged target: one model per component metric, averaged (see surrogates/average.py)
+        from .surrogates import MetricAverage
+
+        cols, weights = table.target_components(target)
+        est = MetricAverage("default", weights=weights, random_state=seed)
+        fit_y = np.column_stack([table.metrics[c] for c in cols])
+    else:
+        est = get_estimator(model_name)
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+    cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
+    est.fit(table.W, fit_y)
     meta = store.meta()
     cfg = meta.get("config") or {}
     model_meta = {

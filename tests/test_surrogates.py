@@ -165,3 +165,19 @@ def test_default_beats_linear_on_regmix():
         m = get_estimator(name).fit(d.W_train[idx], d.y_train[idx])
         scores[name] = spearmanr(m.predict(d.W_test), d.y_test_1m)[0]
     assert scores["default"] > scores["linear"] + 0.05
+
+
+def test_metric_average_fits_components_and_scores_the_combined_target():
+    from mixopt.surrogates import MetricAverage, cross_validate
+
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(4), size=40)
+    Y = np.column_stack([2.0 - np.log(W[:, j] + 0.05) * 0.3 for j in range(4)])  # each domain's loss falls with its weight
+    est = MetricAverage("default", weights=[1, 1, 2, 0])
+    cv = cross_validate(est, W, Y, k=4, seed=0)
+    y = Y @ np.array([0.25, 0.25, 0.5, 0.0])
+    assert np.allclose(est.combine(Y), y)
+    assert cv["spearman"] > 0.8 and cv["oof_pred"].shape == (40,)
+    mean, std = est.fit(W, Y).predict(W[:5], return_std=True)
+    assert mean.shape == std.shape == (5,) and np.all(std > 0)
+    assert np.abs(mean - y[:5]).max() < 0.1

@@ -36,27 +36,31 @@ class RunTable:
         """A metric column, or a derived one: ``mean:all-domains``, ``mean:a,b``, ``wmean:a=0.3,b=0.7``."""
         if name in self.metrics:
             return self.metrics[name]
+        cols, weights = self.target_components(name)
+        return np.average(np.vstack([self.metrics[c] for c in cols]), axis=0, weights=weights)
+
+    def target_components(self, name: str) -> tuple[list[str], list[float]]:
+        """The metric columns a derived target averages, and their weights."""
         if name == "mean:all-domains":
             cols = [c for c in self.metrics if c.startswith("val/")] or [c for c in self.metrics if c.startswith("metric/")]
             if not cols:
                 raise FitError(f"Target {name} needs per-domain metrics (val/* or metric/*), but the store has {sorted(self.metrics)}. Name a metric column.")
-            return np.mean([self.metrics[c] for c in cols], axis=0)
+            return cols, [1.0] * len(cols)
         if name.startswith(("mean:", "wmean:")):
             kind, _, body = name.partition(":")
-            parts = [p.strip() for p in body.split(",") if p.strip()]
             cols, weights = [], []
-            for p in parts:
+            for p in (p.strip() for p in body.split(",") if p.strip()):
                 col, _, w = p.partition("=") if kind == "wmean" else (p, "", "1")
                 if col not in self.metrics:
                     raise FitError(f"Target {name} names metric '{col}', which the store does not have. Known metrics: {sorted(self.metrics)}.")
-                cols.append(self.metrics[col])
                 try:
                     weights.append(float(w))
                 except ValueError:
                     raise FitError(f"Target {name}: weight '{w}' of '{col}' is not a number. Use wmean:metric=0.5,other=0.5.") from None
-            if not cols or sum(weights) <= 0:
-                raise FitError(f"Target {name} names no metrics with positive weight. Use e.g. mean:val/code,val/prose.")
-            return np.average(np.vstack(cols), axis=0, weights=weights)
+                cols.append(col)
+            if not cols or sum(weights) <= 0 or any(w < 0 for w in weights):
+                raise FitError(f"Target {name} names no metrics with non-negative weights summing above 0. Use e.g. mean:val/code,val/prose.")
+            return cols, weights
         raise FitError(f"Unknown target '{name}'. Use a metric column ({', '.join(sorted(self.metrics)[:8])}...) or mean:all-domains.")
 
 

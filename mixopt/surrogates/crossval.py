@@ -13,6 +13,9 @@ from .base import check_target, check_weights
 def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
     """Shuffle-split ``k``-fold CV of ``estimator`` on mixtures ``W`` (n, d), targets ``y`` (n,).
 
+    ``y`` may be (n, m) component metrics for an estimator with ``combine`` (MetricAverage):
+    it is fitted on them and scored on the combined target.
+
     Returns
     -------
     dict with
@@ -24,7 +27,13 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
         ``fold`` : ndarray (n,) of fold ids; ``k``, ``seed``.
     """
     W = check_weights(W)
+    Y = np.asarray(y, dtype=float)
+    if Y.ndim == 2 and hasattr(estimator, "combine"):  # component metrics: fit on Y, score the combined target
+        y = estimator.combine(Y)
+    else:
+        Y = None
     y = check_target(y, len(W), estimator=getattr(estimator, "name", type(estimator).__name__))
+    fit_target = Y if Y is not None else y
     if not 2 <= k <= len(y):
         raise FitError(f"k must be between 2 and the number of runs ({len(y)}). Got k={k}. Lower k or add runs.")
     fold = np.empty(len(y), dtype=int)
@@ -33,7 +42,7 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
     regrets = []
     for f in range(k):
         te = fold == f
-        model = clone(estimator).fit(W[~te], y[~te])
+        model = clone(estimator).fit(W[~te], fit_target[~te])
         pred[te], std[te] = model.predict(W[te], return_std=True)
         regrets.append(y[te][np.argmin(pred[te])] - y[te].min())
     z = np.abs(pred - y) / std
