@@ -325,3 +325,12 @@ def test_cli_out_kind_mismatch(plan_file, tmp_path):
     assert isinstance(r.exception, ExportError) and "directory" in str(r.exception)
     r = _invoke([str(plan_file), "--format", "nanotron", "--out", str(tmp_path), *_path_args()])
     assert isinstance(r.exception, ExportError) and "file path" in str(r.exception)
+
+
+def test_export_warns_about_stale_phase_files(plan_file, tmp_path):
+    out = tmp_path / "olmo"
+    out.mkdir()
+    (out / "phase_07.yaml").write_text("sources: []\n")
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(out), *_path_args()])
+    assert r.exit_code == 0, r.output
+    assert "phase_07.yaml" in r.output and "earlier export" in r.output

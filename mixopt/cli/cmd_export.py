@@ -54,6 +54,12 @@ def export_cmd(
     write_all(targets)
     where = out if exporter.multi_file else targets[0][0]
     typer.echo(f"Wrote {fmt} export of {plan_path} to {where} ({len(targets)} file{'s' if len(targets) != 1 else ''}).")
+    if exporter.multi_file:  # a plan with fewer phases than an earlier export leaves that export's later phases behind
+        written = {p.resolve() for p, _ in targets}
+        stale = sorted(f.name for f in out.glob("phase_*") if f.resolve() not in written)
+        if stale:
+            typer.echo(f"warning: {out} also holds {', '.join(stale)} from an earlier export; delete them so no trainer reads them.",
+                       err=True)
 
 
 def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
