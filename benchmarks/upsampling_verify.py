@@ -153,7 +153,6 @@ def main(argv=None) -> None:
             print(f"upsampling ({mode} of p): predicted {u['predicted']:.4f} ± {u['std']:.4f}, f = {u['f']:.3f}, helps = {u['helps']}")
         mode = min(ups, key=lambda m: ups[m]["predicted"] + pc.uncertainty_weight * ups[m]["std"])
         up = ups[mode]
-        plan = plan_phases(p, up)
         two = plan_phases(p, {**up, "helps": True})  # the upsampling candidate, trained even when not proposed
         fmt = lambda w: ", ".join(f"{d} {x:.3f}" for d, x in w.items() if x >= 0.0005)  # noqa: E731
         print(f"search: p = {{{fmt(plan_phases(p, None)[0]['weights'])}}}; upsampling mode: {mode}")

@@ -259,7 +259,7 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     alone (q = p, f = 0); ``helps`` is true only when the two-phase mean beats the baseline mean by more
     than ``sqrt(std^2 + baseline_std^2)``.
     """
-    from .search import project_to_bounded_simplex
+    from ..mixtures import project_to_bounded_simplex
 
     names = list(domains) if domains is not None else (list(constraints.domains) if constraints is not None else None)
     if isinstance(p, Mapping):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BudgetError, ConfigError, DataError, MixtureError
-from ..mixtures import dirichlet_candidates, max_weights_for_epochs
+from ..mixtures import dirichlet_candidates, max_weights_for_epochs, project_to_bounded_simplex  # noqa: F401 (re-exported)
 
 FEASIBLE_ATOL = 1e-9
 
@@ -183,52 +183,6 @@ def _budget_message(domains, combined, epochs_cap, hi, counts, budget, max_epoch
 
 
 # ---------------------------------------------------------------- projection and KL
-
-def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Euclidean projection onto ``{w : lo <= w <= hi, sum(w) = 1}``.
-
-    The solution is ``w = clip(v - tau, lo, hi)`` for the shift ``tau`` with
-    ``f(tau) = sum(w) = 1``. ``f`` is piecewise linear and non-increasing with
-    breakpoints ``v - hi`` and ``v - lo``; sorting them (a vectorised
-    bisection over breakpoints) brackets ``tau`` in one linear piece, where it
-    is solved exactly. O(n k log k), no iteration count to tune.
-
-    Parameters
-    ----------
-    v : ndarray of shape (k,) or (n, k)
-        Points to project (each row separately).
-    lo, hi : ndarray of shape (k,) (or scalars)
-        Bounds with ``sum(lo) <= 1 <= sum(hi)`` and ``lo <= hi``.
-
-    Returns
-    -------
-    w : ndarray, same shape as ``v``
-        Rows sum to 1 within 1e-12 and respect the bounds exactly.
-    """
-    v = np.asarray(v, dtype=float)
-    single = v.ndim == 1
-    V = np.atleast_2d(v)  # (n, k)
-    n, k = V.shape
-    lo = np.broadcast_to(np.asarray(lo, dtype=float), (k,))
-    hi = np.broadcast_to(np.asarray(hi, dtype=float), (k,))
-    if lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12 or np.any(lo > hi):
-        raise ConfigError(f"The bounded simplex is empty: need lo <= hi and sum(lo) <= 1 <= sum(hi). Got sum(lo)={lo.sum():.4g}, sum(hi)={hi.sum():.4g}.")
-    if not np.all(np.isfinite(V)):
-        raise MixtureError("Cannot project weights containing NaN or inf. Check the estimator or the start point.")
-    B = np.concatenate([V - hi, V - lo], axis=1)  # (n, 2k) breakpoints
-    order = np.argsort(B, axis=1, kind="stable")
-    T = np.take_along_axis(B, order, axis=1)
-    free = np.cumsum(np.where(order < k, 1, -1), axis=1)  # coordinates strictly inside on (T_j, T_j+1)
-    drop = free[:, :-1] * np.diff(T, axis=1)  # (n, 2k - 1) decrease of f over each piece
-    F = hi.sum() - np.concatenate([np.zeros((n, 1)), np.cumsum(drop, axis=1)], axis=1)  # f(T_j)
-    j = np.minimum(np.argmax(F <= 1.0, axis=1), 2 * k - 1)  # first breakpoint with f <= 1
-    jm = np.maximum(j - 1, 0)
-    rows = np.arange(n)
-    m = free[rows, jm]
-    tau = np.where((j > 0) & (m > 0), T[rows, jm] + (F[rows, jm] - 1.0) / np.maximum(m, 1), T[rows, j])
-    W = np.clip(V - tau[:, None], lo, hi)
-    return W[0] if single else W
-
 
 def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """``KL(w || prior) = sum_i w_i log(w_i / p_i)`` per row, with ``0 log 0 = 0``.

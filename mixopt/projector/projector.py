@@ -267,7 +267,7 @@ def project_to_simplex(x, lower=None, upper=None) -> np.ndarray:
     """Euclidean projection of ``x`` (shape ``(K,)``) onto ``{p : sum p = 1, lower <= p <= upper}``.
 
     Solves ``p = clip(x - tau, lower, upper)`` for the ``tau`` with ``sum p = 1``
-    by bisection (``sum p`` is monotone in ``tau``). Defaults: ``lower = 0``, ``upper = 1``.
+    (exactly, see `mixopt.mixtures.project_to_bounded_simplex`). Defaults: ``lower = 0``, ``upper = 1``.
     """
     x = np.asarray(x, dtype=float)
     lo = np.zeros_like(x) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), x.shape)
@@ -275,17 +275,9 @@ def project_to_simplex(x, lower=None, upper=None) -> np.ndarray:
     if np.any(lo > hi) or lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12:
         raise MixtureError(f"The bounds admit no mixture: need lower <= upper, sum(lower) <= 1 <= sum(upper). Got sum(lower)="
                            f"{lo.sum():.6g}, sum(upper)={hi.sum():.6g}. Loosen the per-domain min/max weights.")
-    t_lo, t_hi = float(np.min(x - hi)) - 1.0, float(np.max(x - lo)) + 1.0
-    for _ in range(200):
-        tau = 0.5 * (t_lo + t_hi)
-        if np.clip(x - tau, lo, hi).sum() > 1.0:
-            t_lo = tau
-        else:
-            t_hi = tau
-        if t_hi - t_lo < 1e-15:
-            break
-    p = np.clip(x - 0.5 * (t_lo + t_hi), lo, hi)
-    return p / p.sum()
+    from ..mixtures import project_to_bounded_simplex
+
+    return project_to_bounded_simplex(x, lo, hi)
 
 
 def projected_gradient_search(objective, p0, *, steps: int = 100, lr: float = 0.1, bounds=None,

@@ -51,7 +51,7 @@ class RegMixLightGBM(Surrogate):
         self.model_ = self._make(self.random_state).fit(W, y)
         rng = np.random.default_rng(self.random_state)
         self.bag_ = []
-        oob_sq, oob_var = [], []
+        oob_sq = []
         for b in range(self.n_bootstrap):
             idx = rng.integers(0, len(y), len(y))
             m = self._make(self.random_state + 1 + b).fit(W[idx], y[idx])
