@@ -112,13 +112,13 @@ def propose(*, out: str | Path, model: str | Path | None = None, store: str | Pa
         ctx.specs = domain_specs(config.data)
     projector = None
     if use_projector and store and config is not None and ctx.token_counts:
-        projector = _store_projector(store, config, ctx)
+        projector = _store_projector(config, ctx)
     plan = build_plan(est, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
     save_plan(plan, out)
     return plan
 
 
-def _store_projector(store: str | Path, config: SweepConfig, ctx):
+def _store_projector(config: SweepConfig, ctx):
     """A callable (w, budget) -> projector summary, or None when the store can't support a projector."""
     import warnings
 
@@ -128,12 +128,11 @@ def _store_projector(store: str | Path, config: SweepConfig, ctx):
     from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
 
     try:
-        records = RunStore(store, create=False).records()
         docs = domain_documents(config.data, max_docs=60)
         val_docs = {d: v for d, (_, v) in docs.items()}  # the target side: what the metric measures
         feats = {d: featurize(docs[d][0], where=f"domain {d}") for d in ctx.domains}  # the source side: what runs train on
         target_feats = featurize(target_docs_for(ctx.target, val_docs), where="target")
-        proj = fit_store_projector(records, ctx.domains, ctx.target, feats, target_feats)
+        proj = fit_store_projector(ctx.records or [], ctx.domains, ctx.target, feats, target_feats)
     except MixoptError as exc:
         warnings.warn(f"OT projector skipped: {exc}", stacklevel=2)
         return None

@@ -205,8 +205,10 @@ def test_stage2_extrapolation_is_exact_for_log_linear_losses(clusters):
 
 def test_checkpoint_losses_reads_run_records():
     from mixopt.projector import checkpoint_losses
+    from mixopt.runs.record import RunRecord
 
-    records = [{"metrics": {"val/t": {"262144": 3.2, "524288": 3.0}}}, {"metrics": {"val/t": {"262144": 3.5}}}]
+    records = [RunRecord(run_id="a", mixture={"t": 1.0}, status="ok", curves={"val/t": {"262144": 3.2, "524288": 3.0}}),
+               RunRecord(run_id="b", mixture={"t": 1.0}, status="ok", curves={"val/t": {"262144": 3.5}})]
     np.testing.assert_allclose(checkpoint_losses(records, "val/t", 262144), [3.2, 3.5])
     with pytest.raises(DataError, match="Run 1"):
         checkpoint_losses(records, "val/t", 524288)

@@ -10,8 +10,8 @@
 from .features import (FeatureCache, HashingFeaturizer, ProxyHiddenFeaturizer, SentenceTransformerFeaturizer,
                        featurize)
 from .ot_distance import MixtureOT
-from .projector import (OTProjector, TwoStageProjector, checkpoint_losses, project_to_simplex,
-                        projected_gradient_search)
+from .from_runs import checkpoint_losses
+from .projector import OTProjector, TwoStageProjector, project_to_simplex, projected_gradient_search
 from .scoring import score_pools
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import FitError
+from ..errors import DataError, FitError
 from ..runs.record import RunRecord
 from .ot_distance import MixtureOT
 from .projector import TwoStageProjector
@@ -29,6 +29,19 @@ def curve_of(rec: RunRecord, target: str) -> dict[float, float]:
             common = set.intersection(*(set(rec.curves[c]) for c in cols))
             return {float(k): float(np.mean([rec.curves[c][k] for c in cols])) for k in common}
     return {}
+
+
+def checkpoint_losses(records: Sequence[RunRecord], metric: str, n_tokens: float) -> np.ndarray:
+    """Losses of ``metric`` at checkpoint ``n_tokens`` from run records' curves, shape ``(n_runs,)``."""
+    out = []
+    for r, rec in enumerate(records):
+        curve = curve_of(rec, metric)
+        value = next((v for k, v in curve.items() if k == float(n_tokens)), None)
+        if value is None:
+            raise DataError(f"Run {r} has no '{metric}' loss at {n_tokens:g} tokens (it has checkpoints "
+                            f"{sorted(curve)[:8]}). Pick a checkpoint every run recorded, or drop that run.")
+        out.append(float(value))
+    return np.asarray(out, dtype=float)
 
 
 def shared_checkpoints(records: Sequence[RunRecord], target: str) -> list[float]:
@@ -57,8 +70,7 @@ def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target
         raise FitError(f"The OT projector needs two checkpoints every run shares; got {ckpts}. Set proxy.checkpoints to at least two fractions.")
     n0, n1 = ckpts[-2], ckpts[-1]
     W = np.array([[r.mixture.get(d, 0.0) for d in domains] for r in ok])
-    y0 = np.array([curve_of(r, target)[n0] for r in ok])
-    y1 = np.array([curve_of(r, target)[n1] for r in ok])
+    y0, y1 = checkpoint_losses(ok, target, n0), checkpoint_losses(ok, target, n1)
     ot = MixtureOT({d: source_features[d] for d in domains}, target_features, method=method)
     return TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W, y0, y1)
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError, FitError, MixtureError, NotFittedError
+from ..errors import FitError, MixtureError, NotFittedError
 from .ot_distance import SUM_TOLERANCE, MixtureOT
 
 
@@ -243,24 +243,6 @@ class TwoStageProjector:
         v0, g0 = self.stage0_.predict_and_grad(p)
         v1, g1 = self.stage1_.predict_and_grad(p)
         return w0 * v0 + w1 * v1, w0 * g0 + w1 * g1
-
-
-def checkpoint_losses(records: Sequence, metric: str, n_tokens: float) -> np.ndarray:
-    """Losses of ``metric`` at checkpoint ``n_tokens`` from run records, shape ``(n_runs,)``.
-
-    Each record is a mapping (or object) with ``metrics = {metric: {str(tokens): loss}}``,
-    as the run store writes them, e.g. ``{"val/target": {"262144": 3.21}}``.
-    """
-    out = []
-    for r, rec in enumerate(records):
-        metrics = rec.get("metrics", {}) if isinstance(rec, Mapping) else getattr(rec, "metrics", {})
-        curve = (metrics or {}).get(metric, {})
-        value = next((v for k, v in curve.items() if float(k) == float(n_tokens)), None)
-        if value is None:
-            raise DataError(f"Run {r} has no '{metric}' loss at {n_tokens:g} tokens (it has checkpoints "
-                            f"{sorted(curve, key=float)[:8]}). Pick a checkpoint every run recorded, or drop that run.")
-        out.append(float(value))
-    return np.asarray(out, dtype=float)
 
 
 def project_to_simplex(x, lower=None, upper=None) -> np.ndarray:
