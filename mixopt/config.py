@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
-from .plan import pydantic_summary
+from .errors import ConfigError, pydantic_summary
 
 
 class _Strict(BaseModel):
@@ -98,6 +97,8 @@ class SamplerConfig(_Strict):
     two_phase_runs: int = Field(default=0, ge=0)  # extra runs that switch to an upsampled mixture q for the last f of tokens
     upsample_fraction_min: float = Field(default=0.05, gt=0, lt=1)  # f is drawn from [min, max]
     upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)
+    noise_seeds: int = Field(default=3, ge=1)  # train the anchors (baselines + noise_mixtures sampled ones) with this many seeds
+    noise_mixtures: int = Field(default=1, ge=0)  # sampled mixtures repeated over noise_seeds to measure seed noise
 
     @model_validator(mode="after")
     def _range(self) -> "SamplerConfig":
@@ -159,10 +160,6 @@ class SweepConfig(_Strict):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     propose: ProposeConfig = Field(default_factory=ProposeConfig)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "SweepConfig":
-        return load_config(path)
 
 
 def load_config(path: str | Path) -> SweepConfig:

@@ -4,6 +4,13 @@ Each message says what must hold, what was received and where, then the fix.
 Any other exception is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class MixoptError(Exception):
     """Base class for every user-facing error."""
@@ -60,3 +67,22 @@ def require(module: str, extra: str):
             f"This feature needs the optional package '{module}', which is not installed ({exc}). "
             f"Install it with: pip install 'mixopt[{extra}]'"
         ) from exc
+
+
+def pydantic_summary(exc: "ValidationError") -> str:
+    """First error of a pydantic ValidationError as `field: message`.
+
+    An unknown key is reported before anything else: a typo such as ``pth:`` also makes ``path`` missing,
+    and the unknown key is the one that points at the fix.
+    """
+    errs = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+    e = errs[0]
+    loc = ".".join(_printable(str(x)) for x in e.get("loc", ())) or "(root)"
+    msg = _printable(e.get("msg", "invalid").removeprefix("Value error, "))
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{loc}: {msg}{more}"
+
+
+def _printable(text: str) -> str:
+    """Escape line breaks and other control characters (from keys or values a user typed) so errors stay one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -16,6 +16,10 @@ from .errors import BudgetError, ConfigError, MixtureError
 
 SUM_TOLERANCE = 1e-6
 
+Phases = list[tuple[float, "Mixture"]]
+"""A data schedule: ``[(start_fraction, Mixture), ...]``, the first start 0, starts increasing, each phase
+running to the next start (or the end). One convention for specs, records, the trainer and plans."""
+
 
 class Mixture(dict):
     """A validated ``{domain: token share}`` mapping, sorted by domain name."""
@@ -284,3 +288,67 @@ def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
     tau = np.where((j > 0) & (m > 0), T[rows, jm] + (F[rows, jm] - 1.0) / np.maximum(m, 1), T[rows, j])
     W = np.clip(V - tau[:, None], lo, hi)
     return W[0] if single else W
+
+
+def as_phases(schedule, *, where: str = "schedule") -> Phases:
+    """A Mixture (one phase) or ``[(start_fraction, weights), ...]`` as validated :data:`Phases`.
+
+    Starts must begin at 0, increase strictly and lie in [0, 1); every phase's weights must be a valid mixture.
+    """
+    if isinstance(schedule, Mapping):
+        return [(0.0, schedule if isinstance(schedule, Mixture) else Mixture(schedule, where=where))]
+    phases = [(float(s), w if isinstance(w, Mixture) else Mixture(w, where=f"phase {i} of {where}"))
+              for i, (s, w) in enumerate(schedule)]
+    starts = [s for s, _ in phases]
+    if not phases or starts[0] != 0.0 or any(b <= a for a, b in zip(starts, starts[1:])) or starts[-1] >= 1.0:
+        raise MixtureError(f"Phases must start at 0 with strictly increasing start fractions below 1. Got starts {starts} in {where}. "
+                           "Write them as [(0, w0), (0.8, w1), ...].")
+    return phases
+
+
+TWO_PHASE_SEED_OFFSET = 7_919  # sweep seed + this seeds the two-phase runs' base mixtures (+1: their end phases)
+
+
+def sample_upsampling(bases: Sequence[Mapping[str, float]], *, seed: int, f_range: tuple[float, float] = (0.05, 0.30),
+                      caps: Mapping[str, float] | None = None, mix_range: tuple[float, float] = (0.3, 0.9),
+                      max_domains: int = 3, max_tries: int = 100) -> list[Phases]:
+    """A two-phase schedule ``[(0, p), (1 - f, q)]`` for each base mixture ``p``, deterministic in ``seed``.
+
+    For each ``p``: pick ``m`` in {1, ..., max_domains} and ``m`` distinct domains uniformly, draw a
+    boost ``b ~ Dirichlet(1_m)`` on them, ``lambda ~ U(mix_range)`` and ``f ~ U(f_range)``; then
+    ``q = (1 - lambda) p + lambda b``. Mixing in (rather than multiplying p by a boost) also upsamples
+    domains that ``p`` nearly leaves out. With ``caps`` (max token share per domain over the whole run,
+    e.g. epoch caps) a draw whose overall share ``(1 - f) p + f q`` breaks a cap is redrawn; after
+    ``max_tries`` the last draw is pulled toward ``p`` until it fits.
+    """
+    lo, hi = check_fraction_range(f_range)
+    rng = np.random.default_rng(seed)
+    out = []
+    for p_map in bases:
+        domains = sorted(p_map)
+        p = np.array([float(p_map[d]) for d in domains])
+        k = len(domains)
+        cap = None if caps is None else np.array([float(caps.get(d, 1.0)) for d in domains])
+        for _ in range(max(1, max_tries)):
+            m = int(rng.integers(1, min(max_domains, k) + 1))
+            b = np.zeros(k)
+            b[rng.choice(k, size=m, replace=False)] = rng.dirichlet(np.ones(m))
+            lam = float(rng.uniform(*mix_range))
+            f = float(rng.uniform(lo, hi))
+            q = (1.0 - lam) * p + lam * b
+            if cap is None or np.all((1 - f) * p + f * q <= cap + 1e-12):
+                break
+        else:  # shrink toward p (which is within the caps) until the overall share fits
+            while lam > 1e-3 and np.any((1 - f) * p + f * q > cap + 1e-12):
+                lam *= 0.5
+                q = (1.0 - lam) * p + lam * b
+        out.append([(0.0, Mixture(p_map)), (round(1.0 - f, 6), Mixture.from_vector(q / q.sum(), domains))])
+    return out
+
+
+def check_fraction_range(f_range) -> tuple[float, float]:
+    lo, hi = (float(x) for x in f_range)
+    if not (0.0 < lo <= hi < 1.0):
+        raise ConfigError(f"The upsampling fraction range must satisfy 0 < min <= max < 1. Got ({lo:g}, {hi:g}). "
+                          "Fix upsample_fraction_min / upsample_fraction_max.")
+    return lo, hi

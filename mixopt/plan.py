@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, pydantic_summary
 from .mixtures import validate_weights
 
 
@@ -124,18 +124,3 @@ def save_plan(plan: Plan, path: str | Path) -> Path:
     from .io import atomic_write_text
 
     return atomic_write_text(Path(path), yaml.safe_dump(plan.to_dict(), sort_keys=False))
-
-
-def pydantic_summary(exc: ValidationError) -> str:
-    """First error of a pydantic ValidationError as `field: message`."""
-    errs = exc.errors()
-    e = errs[0]
-    loc = ".".join(_printable(str(x)) for x in e.get("loc", ())) or "(root)"
-    msg = _printable(e.get("msg", "invalid").removeprefix("Value error, "))
-    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-    return f"{loc}: {msg}{more}"
-
-
-def _printable(text: str) -> str:
-    """Escape line breaks and other control characters (from keys or values a user typed) so errors stay one line."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -11,9 +11,9 @@ import pytest
 from mixopt.config import ProxyConfig, SweepConfig
 from mixopt.data.types import DomainSet, TokenizedDomain
 from mixopt.errors import MixtureError
-from mixopt.mixtures import Mixture
+from mixopt.mixtures import Mixture, as_phases, sample_upsampling
 from mixopt.planning.phases import (BaseMixtureView, TwoPhaseSurrogate, cooldown_schedule, phase_features, plan_phases,
-                                    records_to_phase_data, sample_upsampling, search_upsampling)
+                                    records_to_phase_data, search_upsampling)
 from mixopt.planning.search import Constraints
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.train import train_proxy
@@ -119,8 +119,11 @@ def test_sample_upsampling_respects_caps():
     bases = [Mixture({"a": 0.6, "b": 0.4}), Mixture({"a": 0.1, "b": 0.9})]
     ups = sample_upsampling(bases, seed=0, f_range=(0.1, 0.2), caps={"a": 0.7, "b": 0.95})
     assert ups == sample_upsampling(bases, seed=0, f_range=(0.1, 0.2), caps={"a": 0.7, "b": 0.95})
-    for p, (f, q) in zip(bases, ups):
-        assert 0.1 <= f <= 0.2
+    for p, schedule in zip(bases, ups):
+        (s0, p0), (start, q) = schedule
+        f = 1.0 - start
+        assert s0 == 0.0 and p0 == p and as_phases(schedule) == schedule
+        assert 0.1 - 1e-6 <= f <= 0.2 + 1e-6
         r = {d: (1 - f) * p[d] + f * q[d] for d in p}
         assert r["a"] <= 0.7 + 1e-9 and r["b"] <= 0.95 + 1e-9
 

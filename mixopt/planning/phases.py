@@ -19,57 +19,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import ConfigError, FitError, MixtureError, NotFittedError
-from ..mixtures import Mixture, round_shares
+from ..mixtures import Mixture, check_fraction_range, round_shares
 
-TWO_PHASE_SEED_OFFSET = 7_919  # sweep seed + this seeds the two-phase runs' base mixtures (+1: their end phases)
 SIMPLEX_TOL = 1e-2
-
-
-# ---------------------------------------------------------------- sweep sampling
-
-def sample_upsampling(bases: Sequence[Mapping[str, float]], *, seed: int, f_range: tuple[float, float] = (0.05, 0.30),
-                      caps: Mapping[str, float] | None = None, mix_range: tuple[float, float] = (0.3, 0.9),
-                      max_domains: int = 3, max_tries: int = 100) -> list[tuple[float, Mixture]]:
-    """An upsampled end phase ``(f, q)`` for each base mixture ``p``, deterministic in ``seed``.
-
-    For each ``p``: pick ``m`` in {1, ..., max_domains} and ``m`` distinct domains uniformly, draw a
-    boost ``b ~ Dirichlet(1_m)`` on them, ``lambda ~ U(mix_range)`` and ``f ~ U(f_range)``; then
-    ``q = (1 - lambda) p + lambda b``. Mixing in (rather than multiplying p by a boost) also upsamples
-    domains that ``p`` nearly leaves out. With ``caps`` (max token share per domain over the whole run,
-    e.g. epoch caps) a draw whose overall share ``(1 - f) p + f q`` breaks a cap is redrawn; after
-    ``max_tries`` the last draw is pulled toward ``p`` until it fits.
-    """
-    lo, hi = _check_f_range(f_range)
-    rng = np.random.default_rng(seed)
-    out = []
-    for p_map in bases:
-        domains = sorted(p_map)
-        p = np.array([float(p_map[d]) for d in domains])
-        k = len(domains)
-        cap = None if caps is None else np.array([float(caps.get(d, 1.0)) for d in domains])
-        for _ in range(max(1, max_tries)):
-            m = int(rng.integers(1, min(max_domains, k) + 1))
-            b = np.zeros(k)
-            b[rng.choice(k, size=m, replace=False)] = rng.dirichlet(np.ones(m))
-            lam = float(rng.uniform(*mix_range))
-            f = float(rng.uniform(lo, hi))
-            q = (1.0 - lam) * p + lam * b
-            if cap is None or np.all((1 - f) * p + f * q <= cap + 1e-12):
-                break
-        else:  # shrink toward p (which is within the caps) until the overall share fits
-            while lam > 1e-3 and np.any((1 - f) * p + f * q > cap + 1e-12):
-                lam *= 0.5
-                q = (1.0 - lam) * p + lam * b
-        out.append((f, Mixture.from_vector(q / q.sum(), domains)))
-    return out
-
-
-def _check_f_range(f_range) -> tuple[float, float]:
-    lo, hi = (float(x) for x in f_range)
-    if not (0.0 < lo <= hi < 1.0):
-        raise ConfigError(f"The upsampling fraction range must satisfy 0 < min <= max < 1. Got ({lo:g}, {hi:g}). "
-                          "Fix upsample_fraction_min / upsample_fraction_max.")
-    return lo, hi
 
 
 # ---------------------------------------------------------------- features and the surrogate
@@ -278,7 +230,7 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     hi = np.ones(k) if constraints is None else np.asarray(constraints.max_weights, dtype=float)
     if np.any(pv < lo - 1e-6) or np.any(pv > hi + 1e-6):
         raise MixtureError("The base mixture p breaks the constraints it is searched under; project it first (constraints.project(p)).")
-    f_lo, f_hi = _check_f_range(f_range)
+    f_lo, f_hi = check_fraction_range(f_range)
     fs = np.unique(np.linspace(f_lo, f_hi, max(1, int(n_fractions))))
     rng = np.random.default_rng(seed)
     per = max(3, int(n_candidates) // len(fs))

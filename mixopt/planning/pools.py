@@ -25,8 +25,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import ConfigError
-from ..plan import pydantic_summary
+from ..errors import ConfigError, pydantic_summary
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
 
 

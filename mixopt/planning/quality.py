@@ -40,8 +40,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..config import DomainPools, DomainSpec, QualityPool
-from ..errors import BudgetError, ConfigError, DataError
-from ..plan import pydantic_summary
+from ..errors import BudgetError, ConfigError, DataError, pydantic_summary
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
 from .repetition_fit import fit_pool_decay
 

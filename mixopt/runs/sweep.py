@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from ..config import SweepConfig
 from ..data.types import DomainSet
-from ..mixtures import (Mixture, max_weights_for_epochs, natural_mixture, sample_dirichlet_mixtures, sample_uniform_mixtures,
-                        uniform_mixture)
+from ..mixtures import (TWO_PHASE_SEED_OFFSET, Mixture, max_weights_for_epochs, natural_mixture, sample_dirichlet_mixtures,
+                        sample_uniform_mixtures, sample_upsampling, uniform_mixture)
 from .record import RunRecord, RunSpec
 from .store import RunStore
 
@@ -40,9 +40,7 @@ def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) 
     later: dict[str, tuple] = {}
     if s.two_phase_runs:
         # Two-phase runs: base p from the same sampler under a shifted seed (so single-phase ids never
-        # move), then an upsampled end phase q for the last f of tokens (see planning.phases.sample_upsampling).
-        from ..planning.phases import TWO_PHASE_SEED_OFFSET, sample_upsampling
-
+        # move), then an upsampled end phase q for the last f of tokens (see mixtures.sample_upsampling).
         seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
         if s.method == "dirichlet":
             bases = sample_dirichlet_mixtures(
@@ -53,9 +51,9 @@ def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) 
         else:
             bases, caps = sample_uniform_mixtures(list(counts), s.two_phase_runs, seed=seed2, min_weight=s.min_weight), None
         ups = sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
-        for i, (p, (f, q)) in enumerate(zip(bases, ups)):
+        for i, (p, schedule) in enumerate(zip(bases, ups)):
             labelled.append((f"twophase-{i:04d}", p))
-            later[f"twophase-{i:04d}"] = ((round(1.0 - f, 6), dict(q)),)
+            later[f"twophase-{i:04d}"] = tuple((s, dict(q)) for s, q in schedule[1:])
     proxy = cfg.proxy.model_dump(mode="json")
     specs, seen = [], set()
     for label, m in labelled:
