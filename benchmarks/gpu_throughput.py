@@ -1,117 +1,152 @@
-"""GPU proxy throughput: one proxy via ``train_proxy`` against M stacked proxies via ``train_proxies_stacked``.
+"""GPU proxy throughput: one proxy, the auto-chosen stack and the best stack found, for each proxy shape.
 
-On CUDA, for the default proxy and a wider one, prints tokens/s and MFU
-(against the GPU's dense bf16 peak, ``mixopt.proxy.mfu``) of (a) one proxy and
-(b) a stack of M proxies (M from ``choose_stack_size`` unless ``--stack``), and
-the ratio of the stack's total tokens/s to one proxy's. Without CUDA it says
-so and measures only the CPU ratio of M stacked proxies to the same M trained
-one after another (default shape, small token count). Repeats are interleaved;
-medians are reported. Evaluation time is excluded (``train_seconds``).
+For each shape (``default``: the demo's 123k-parameter proxy; ``wide``: 3.3M
+parameters; ``regmix``: about 1M non-embedding parameters with a 50k
+vocabulary, where the embedding and the logits dominate) this prints the
+tokens/s and MFU (against the GPU's dense bf16 peak, ``mixopt.proxy.mfu``) of
 
-    python benchmarks/gpu_throughput.py [--tokens N] [--stack M] [--repeats R] [--threads N] [--compile]
+- one proxy (``train_proxy``, the M = 1 case of the one training loop),
+- the stack ``choose_stack_size`` picks (its timed probe, cached per machine),
+- the best stack of a scan over 1, 2, 4, ... up to the memory bound,
 
-The last line reads ``stacked_ratio=<r> mfu=<m or NA>`` (default proxy; on CUDA
-the stack's MFU).
+and how close the auto-chosen stack comes to the best. Throughput is the
+stack's total training tokens over its training wall time (evaluation
+excluded); repeats are interleaved and medians reported. Without CUDA the same
+measurements run on CPU at small sizes (stack probe uncached, sizes 1, 2, 4),
+so the output format and the probe are exercised; GPU figures are then "to be
+measured".
+
+    python benchmarks/gpu_throughput.py [--tokens N] [--repeats R] [--shapes default,wide,regmix] [--compile] [--smoke]
+
+The last line reads ``summary: <shape>_one_tps=.. <shape>_auto=M <shape>_auto_tps=..
+<shape>_best=M <shape>_best_tps=.. <shape>_auto_vs_best=.. <shape>_*_mfu=..
+... cuda=yes|no mode=full|smoke``, with goals on CUDA (issue 14): the
+auto-chosen stack within 10% of the best, the default shape's best stack at
+15x one proxy, the wide shape's best stack at 30% MFU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
-from pathlib import Path
 
 import torch
 
 from mixopt.config import ProxyConfig
 from mixopt.mixtures import Mixture
+from mixopt.proxy.device import pick_dtype
 from mixopt.proxy.mfu import mfu, peak_flops
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy.stacked import choose_stack_size, train_proxies_stacked
-from mixopt.proxy.train import train_proxy
+from mixopt.proxy.stack_size import candidate_sizes, choose_stack_size, probe_stack_size, stack_memory_limit
+from mixopt.proxy.train import train_proxies_stacked
+from _common import goal, machine_line, print_summary, provenance
 from proxy_throughput import repo_text_domains  # same two repo-text domains as the CPU benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-WIDE = dict(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32)  # ~3.3M params
+SHAPES = {
+    "default": dict(vocab=257),  # ProxyConfig's defaults: 2 x 64, T=128, B=16
+    "wide": dict(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32, vocab=257),  # ~3.3M params
+    "regmix": dict(n_layer=4, n_embd=144, head_size=48, block_size=512, batch_size=16, vocab=50_304),  # ~1M non-emb
+}
 
 
 def mixtures(m: int) -> list[Mixture]:
     return [Mixture({"code": (i + 1) / (m + 1), "docs": 1 - (i + 1) / (m + 1)}) for i in range(m)]
 
 
-def stacked_tps(cfg, data, m: int, seed: int) -> float:
-    """The stack's total training tokens per second."""
-    res = train_proxies_stacked(cfg, mixtures(m), data, [seed + i for i in range(m)])
+def stack_tps(cfg, data, m: int, seed: int, device) -> float:
+    """Total training tokens per second of ``m`` proxies trained together (m = 1: one proxy)."""
+    res = train_proxies_stacked(cfg, mixtures(m), data, [seed + i for i in range(m)], device=device)
     return sum(r.tokens_seen for r in res) / res[0].train_seconds
-
-
-def sequential_tps(cfg, data, m: int, seed: int) -> float:
-    """Total tokens per second of the same M proxies trained one after another with ``train_proxy``."""
-    res = [train_proxy(cfg, mix, data, seed + i) for i, mix in enumerate(mixtures(m))]
-    return sum(r.tokens_seen for r in res) / sum(r.train_seconds for r in res)
 
 
 def fmt(x: float | None) -> str:
     return "NA" if x is None else f"{x:.4f}"
 
 
-def run_cuda(args, data) -> tuple[float, float | None]:
-    dev = torch.device("cuda")
-    name, peak = torch.cuda.get_device_name(dev), peak_flops(dev)
-    print(f"device: {name}; dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else f"device: {name}; peak unknown")
-    first = None
-    for label, shape in (("default", {}), ("wide", WIDE)):
-        cfg = ProxyConfig(**shape, tokens=args.tokens, device="cuda", dtype="auto", checkpoints=[1.0],
-                          eval_tokens=4096, compile=args.compile)
-        m = args.stack or choose_stack_size(cfg, dev)
-        fpt = GPT(GPTConfig.from_proxy(cfg, data.vocab_size)).flops_per_token()
-        warm = cfg.model_copy(update={"tokens": max(cfg.tokens // 8, cfg.batch_size * cfg.block_size)})
-        train_proxy(warm, mixtures(1)[0], data, 0)
-        train_proxies_stacked(warm, mixtures(m), data, list(range(m)))
-        one, many = [], []
-        for r in range(args.repeats):
-            one.append(train_proxy(cfg, mixtures(1)[0], data, r).tokens_per_second)
-            many.append(stacked_tps(cfg, data, m, r))
-        t1, tm = statistics.median(one), statistics.median(many)
-        u1, um = mfu(fpt, t1, dev), mfu(fpt, tm, dev)
-        print(f"{label}: {fpt / 1e6:.2f} MFLOP per token; one proxy {t1:,.0f} tok/s (MFU {fmt(u1)}); "
-              f"{m} stacked {tm:,.0f} tok/s total (MFU {fmt(um)}); ratio {tm / t1:.2f}x", flush=True)
-        first = first or (tm / t1, um)
-    return first
-
-
-def run_cpu(args, data) -> tuple[float, None]:
-    print("no CUDA device: GPU figures still to be measured (this run measures only the CPU stacked-vs-sequential ratio)")
-    cfg = ProxyConfig(tokens=args.tokens, device="cpu", dtype="float32", checkpoints=[1.0], eval_tokens=1024)
-    m = args.stack or 4
+def measure_shape(label: str, args, data, device: torch.device) -> dict:
+    shape = dict(SHAPES[label])
+    vocab = shape.pop("vocab")
+    data = dataclasses.replace(data, vocab_size=vocab) if vocab != data.vocab_size else data  # byte ids, a wider table
+    cuda = device.type == "cuda"
+    cfg = ProxyConfig(**shape, tokens=args.tokens, device=device.type, dtype="auto" if cuda else "float32",
+                      checkpoints=[1.0], eval_tokens=args.eval_tokens, compile=args.compile)
+    cfg = cfg.model_copy(update={"tokens": max(cfg.tokens, cfg.batch_size * cfg.block_size)})
+    fpt = GPT(GPTConfig.from_proxy(cfg, vocab)).flops_per_token()
+    if cuda:
+        sizes = candidate_sizes(stack_memory_limit(cfg, device, vocab_size=vocab))
+        auto = choose_stack_size(cfg, device, vocab_size=vocab)
+    else:  # CPU: the probe itself (uncached) over small sizes; choose_stack_size always says 1 here
+        sizes = [1, 2] if args.smoke else [1, 2, 4]
+        auto = probe_stack_size(cfg, device, pick_dtype(cfg, device, vocab_size=vocab), vocab_size=vocab,
+                                candidates=sizes, cache=False)
     warm = cfg.model_copy(update={"tokens": max(cfg.tokens // 8, cfg.batch_size * cfg.block_size)})
-    sequential_tps(warm, data, m, 0)
-    stacked_tps(warm, data, m, 0)
-    seq, stk = [], []
-    for r in range(args.repeats):  # interleaved
-        seq.append(sequential_tps(cfg, data, m, r))
-        stk.append(stacked_tps(cfg, data, m, r))
-        print(f"repeat {r}: sequential {seq[-1]:,.0f} tok/s, {m} stacked {stk[-1]:,.0f} tok/s", flush=True)
-    s, k = statistics.median(seq), statistics.median(stk)
-    print(f"CPU, fp32, threads={torch.get_num_threads()}, {m} proxies x {cfg.tokens:,} tokens: "
-          f"sequential {s:,.0f} tok/s, stacked {k:,.0f} tok/s, ratio {k / s:.3f}")
-    return k / s, None
+    for m in sizes:
+        stack_tps(warm, data, m, 0, device)
+    runs: dict[int, list[float]] = {m: [] for m in sizes}
+    for r in range(args.repeats):  # interleaved over sizes
+        for m in sizes:
+            runs[m].append(stack_tps(cfg, data, m, r, device))
+    tps = {m: statistics.median(v) for m, v in runs.items()}
+    best = max(tps, key=tps.get)
+    if auto not in tps:
+        tps[auto] = statistics.median(stack_tps(cfg, data, auto, r, device) for r in range(args.repeats))
+    one, util = tps[1], {m: mfu(fpt, v, device) for m, v in tps.items()}
+    print(f"{label}: {fpt / 1e6:.2f} MFLOP/token; tok/s by stack size " +
+          ", ".join(f"{m}: {v:,.0f}" for m, v in sorted(tps.items())), flush=True)
+    print(f"{label}: one proxy {one:,.0f} tok/s (MFU {fmt(util[1])}); auto stack {auto}: {tps[auto]:,.0f} tok/s "
+          f"(MFU {fmt(util[auto])}); best stack {best}: {tps[best]:,.0f} tok/s (MFU {fmt(util[best])}); "
+          f"auto/best {tps[auto] / tps[best]:.3f}; best/one {tps[best] / one:.2f}x", flush=True)
+    return {f"{label}_one_tps": one, f"{label}_one_mfu": util[1], f"{label}_auto": auto,
+            f"{label}_auto_tps": tps[auto], f"{label}_auto_mfu": util[auto], f"{label}_best": best,
+            f"{label}_best_tps": tps[best], f"{label}_best_mfu": util[best],
+            f"{label}_auto_vs_best": tps[auto] / tps[best], f"{label}_speedup": tps[best] / one}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=None, help="tokens per proxy (default 1M on CUDA, 65,536 on CPU)")
-    ap.add_argument("--stack", type=int, default=None, help="proxies per stack (default: choose_stack_size; 4 on CPU)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=None, help="tokens per proxy (default 1M on CUDA, 32,768 on CPU)")
+    ap.add_argument("--repeats", type=int, default=None, help="default 2 on CUDA, 1 on CPU")
+    ap.add_argument("--shapes", default=None, help="comma-separated of default,wide,regmix (CPU: default only)")
+    ap.add_argument("--eval-tokens", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
-    args.tokens = args.tokens or (1_048_576 if cuda else 65_536)
-    data = repo_text_domains()
-    ratio, util = run_cuda(args, data) if cuda else run_cpu(args, data)
-    print(f"stacked_ratio={ratio:.3f} mfu={fmt(util)}")
+    device = torch.device("cuda" if cuda else "cpu")
+    args.tokens = args.tokens or (1_048_576 if cuda else 32_768)
+    args.repeats = args.repeats or (2 if cuda else 1)
+    if args.smoke:
+        args.tokens, args.repeats, args.eval_tokens = min(args.tokens, 4 * 16 * 128), 1, 512
+    shapes = (args.shapes or ("default,wide,regmix" if cuda and not args.smoke else "default")).split(",")
+    start = provenance()
+    before = torch.get_num_threads()
+    if args.threads or not cuda:
+        torch.set_num_threads(args.threads or 1)
+    try:
+        if cuda:
+            dev = torch.device("cuda")
+            peak = peak_flops(dev)
+            print(f"device: {torch.cuda.get_device_name(dev)}; dense bf16 peak " +
+                  (f"{peak / 1e12:.0f} TFLOP/s" if peak else "unknown"))
+        else:
+            print("no CUDA device: GPU figures still to be measured; this run exercises the stack probe and the "
+                  "output format on CPU, fp32, 1 thread")
+        fields: dict = {}
+        for label in shapes:
+            fields.update(measure_shape(label, args, repo_text_domains(), device))
+    finally:
+        torch.set_num_threads(before)
+    if cuda:
+        for label in shapes:
+            fields.update(goal(f"{label}_auto_vs_best", fields.pop(f"{label}_auto_vs_best"), 0.9))
+        if "default" in shapes:
+            fields.update(goal("default_speedup", fields.pop("default_speedup"), 15.0))
+        if "wide" in shapes:
+            fields.update(goal("wide_best_mfu", fields.pop("wide_best_mfu") or 0.0, 0.30))
+    print(machine_line(start, provenance()))
+    return print_summary({**fields, "cuda": cuda, "mode": "smoke" if args.smoke else "full"})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/ot_speed.py [--n 2000] [--d 128] [--repeats 5] [--reg 0.05]
+    python benchmarks/ot_speed.py --smoke     # n=300, d=32, small scaling series (seconds; CI)
 
 Part 1 builds clustered random features (7 domains, ``n`` source samples and
 ``n`` target samples, dimension ``d``), then times, on the same cost matrix in
@@ -12,8 +13,10 @@ the same run: ``ot.emd2`` vs ``MixtureOT(method="emd").distance``,
 ``repeats``). Part 2 (skipped when ``mixopt/data/corpus/*.jsonl.gz`` is absent)
 featurizes the embedded corpus in ~1 KB chunks and checks, with each domain in
 turn as the target, that a held-out same-domain pool scores below a 50/50 blend,
-which scores below an unrelated pool. The last line is
-``ratio_emd=... ratio_sinkhorn=...``.
+which scores below an unrelated pool. Part 3 fits log-log exponents of the
+exact OT time over samples and over domains. The last line is the
+``summary:`` line (goals: mixopt within 25% of POT, every text target ranked
+right).
 """
 
 from __future__ import annotations
@@ -21,10 +24,20 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import ot
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import goal, machine_line, print_summary, provenance  # noqa: E402
+
+from mixopt.projector import HashingFeaturizer, MixtureOT, score_pools  # noqa: E402
+
+GOAL_RATIO = 1.25  # MixtureOT may cost at most 25% more than calling POT on the same problem
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:
@@ -60,10 +73,6 @@ def clustered_features(n: int, d: int, k: int, seed: int) -> tuple[dict[str, np.
 
 
 def speed(n: int, d: int, repeats: int, reg: float) -> tuple[float, float]:
-    import ot
-
-    from mixopt.projector import MixtureOT
-
     src, tgt = clustered_features(n, d, 7, seed=0)
     p = np.random.default_rng(1).dirichlet(np.ones(7))
     t_build, mot_emd = best_time(lambda: MixtureOT(src, tgt, method="emd"), 1)
@@ -106,42 +115,41 @@ def load_chunks(path: Path, chunk_bytes: int = 1000, max_chunks: int = 240) -> l
     return [chunks[i] for i in idx]
 
 
-def text_sanity() -> None:
-    from mixopt.projector import HashingFeaturizer, score_pools
-
+def text_sanity(max_chunks: int = 240) -> tuple[int, int]:
+    """(targets ranked same < blend < unrelated, targets checked); (0, 0) without the corpus files."""
     corpus = Path(__file__).resolve().parents[1] / "mixopt" / "data" / "corpus"
     files = sorted(corpus.glob("*.jsonl.gz"))
     if not files:
         print("# text sanity: skipped (no mixopt/data/corpus/*.jsonl.gz)")
-        return
+        return 0, 0
     t0 = time.perf_counter()
-    domains = {f.name.split(".")[0]: load_chunks(f) for f in files}
+    domains = {f.name.split(".")[0]: load_chunks(f, max_chunks=max_chunks) for f in files}
+    per = min(80, min(len(c) for c in domains.values()) // 2)
     names = sorted(domains)
     feat = HashingFeaturizer()
     passed = 0
-    print(f"# text sanity: {len(names)} corpus domains, 1 KB chunks, 80 target / 80 per pool, HashingFeaturizer(dim=128), emd")
+    print(f"# text sanity: {len(names)} corpus domains, 1 KB chunks, {per} target / {per} per pool, HashingFeaturizer(dim=128), emd")
     for i, name in enumerate(names):
         chunks = domains[name]
         other = domains[names[(i + 3) % len(names)]]
-        target, same = chunks[:80], chunks[80:160]
-        pools = {"same": same, "blend": same[:40] + other[:40], "unrelated": other[:80]}
+        target, same = chunks[:per], chunks[per:2 * per]
+        pools = {"same": same, "blend": same[:per // 2] + other[:per - per // 2], "unrelated": other[:per]}
         ot_of = {r["pool"]: r["ot_distance"] for r in score_pools(pools, target, featurizer=feat)}
         ok = ot_of["same"] < ot_of["blend"] < ot_of["unrelated"]
         passed += ok
         print(f"target={name:13s} unrelated={names[(i + 3) % len(names)]:13s} same={ot_of['same']:.4f} "
               f"blend={ot_of['blend']:.4f} unrelated={ot_of['unrelated']:.4f} {'ok' if ok else 'FAIL'}")
     print(f"text sanity: {passed}/{len(names)} targets rank same < blend < unrelated ({time.perf_counter() - t0:.1f} s)")
+    return passed, len(names)
 
 
 def loglog_exponent(xs, ts) -> float:
     return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
 
 
-def scaling(d: int, reg: float) -> tuple[float, float]:
+def scaling(d: int, ns=(250, 500, 1000, 2000), n_k: int = 1000) -> tuple[float, float]:
     """How MixtureOT's exact OT time grows with samples (n source = n target) and with domains (fixed n)."""
-    from mixopt.projector.ot_distance import MixtureOT
-
-    ns, tn = [250, 500, 1000, 2000], []
+    tn = []
     for n in ns:
         src, tgt = clustered_features(n, d, 7, seed=1)
         ot = MixtureOT(src, tgt, method="emd")
@@ -149,32 +157,43 @@ def scaling(d: int, reg: float) -> tuple[float, float]:
         tn.append(best_time(lambda: ot.distance(p), 2)[0])
     ks, tk = [2, 4, 8, 16], []
     for k in ks:
-        src, tgt = clustered_features(1000, d, k, seed=2)
+        src, tgt = clustered_features(n_k, d, k, seed=2)
         ot = MixtureOT(src, tgt, method="emd")
         p = {name: 1 / len(src) for name in src}
         tk.append(best_time(lambda: ot.distance(p), 2)[0])
     e_n, e_k = loglog_exponent(ns, tn), loglog_exponent(ks, tk)
     print("OT (emd) time vs samples: " + ", ".join(f"{n}={t:.3f}s" for n, t in zip(ns, tn)) + f"; log-log exponent {e_n:.2f}")
-    print("OT (emd) time vs domains at n=1000: " + ", ".join(f"{k}={t:.3f}s" for k, t in zip(ks, tk)) + f"; log-log exponent {e_k:.2f}")
+    print(f"OT (emd) time vs domains at n={n_k}: " + ", ".join(f"{k}={t:.3f}s" for k, t in zip(ks, tk)) + f"; log-log exponent {e_k:.2f}")
     return e_n, e_k
 
 
-def main() -> None:
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--d", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n", type=int, default=None, help="samples per side (default 2000; smoke 300)")
+    parser.add_argument("--d", type=int, default=None, help="feature dimension (default 128; smoke 32)")
+    parser.add_argument("--repeats", type=int, default=None, help="best of this many (default 5; smoke 2)")
     parser.add_argument("--reg", type=float, default=0.05)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     parser.add_argument("--skip-text", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
-    args = parser.parse_args()
-    ratio_emd, ratio_sk = speed(args.n, args.d, args.repeats, args.reg)
+    args = parser.parse_args(argv)
+    start = provenance()
+    n = args.n or (300 if args.smoke else 2000)
+    d = args.d or (32 if args.smoke else 128)
+    repeats = args.repeats or (2 if args.smoke else 5)
+    ratio_emd, ratio_sk = speed(n, d, repeats, args.reg)
+    passed = total = 0
     if not args.skip_text:
-        text_sanity()
+        passed, total = text_sanity(max_chunks=60 if args.smoke else 240)
     e_n = e_k = float("nan")
     if not args.skip_scaling:
-        e_n, e_k = scaling(args.d, args.reg)
-    print(f"ratio_emd={ratio_emd:.3f} ratio_sinkhorn={ratio_sk:.3f} exponent_samples={e_n:.2f} exponent_domains={e_k:.2f}")
+        e_n, e_k = scaling(d, ns=(100, 200, 400) if args.smoke else (250, 500, 1000, 2000), n_k=200 if args.smoke else 1000)
+    print(machine_line(start, provenance()))
+    text = goal("text_ok", float(passed), float(total)) if total else {"text_ok": "na"}
+    return print_summary({**goal("ratio_emd", ratio_emd, GOAL_RATIO, higher_is_better=False),
+                          **goal("ratio_sinkhorn", ratio_sk, GOAL_RATIO, higher_is_better=False),
+                          **text, "exponent_samples": e_n, "exponent_domains": e_k, "n": n, "d": d,
+                          "mode": "smoke" if args.smoke else "full"})
 
 
 if __name__ == "__main__":

@@ -28,35 +28,51 @@ Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
 
     python benchmarks/pools_frontier.py            # ~7 min on a shared 2-core CPU
     python benchmarks/pools_frontier.py --quick    # < 2 min
+    python benchmarks/pools_frontier.py --smoke    # 2 pools, U=4k tokens, a 1-layer C=32 proxy: seconds (CI)
+
+The last line is the ``summary:`` line (goal: the frontier keeps more pools as
+the budget grows).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import goal, machine_line, print_summary, provenance  # noqa: E402
+
+from mixopt.config import DomainSpec, ProxyConfig  # noqa: E402
+from mixopt.data.domains import split_documents  # noqa: E402
+from mixopt.data.embedded import embedded_path  # noqa: E402
+from mixopt.data.sources import load_documents  # noqa: E402
+from mixopt.data.tokenize import Tokenizer  # noqa: E402
+from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
+from mixopt.mixtures import Mixture  # noqa: E402
+from mixopt.planning.pools import pool_frontier_plot  # noqa: E402
+from mixopt.planning.quality import choose_pools, prior_params, resolve_pools  # noqa: E402
+from mixopt.projector.features import HashingFeaturizer  # noqa: E402
+from mixopt.proxy.train import train_proxy  # noqa: E402
+from mixopt.repetition_fit import B_BOUNDS, fit_pool_decay  # noqa: E402
 
 TARGET, SOURCES = "docs", ("code", "prose")
 KS = (1, 2, 4, 8)
 
 
 def _split_docs(name: str) -> tuple[list[str], list[str]]:
-    from mixopt.config import DomainSpec
-    from mixopt.data.domains import split_documents
-    from mixopt.data.embedded import embedded_path
-    from mixopt.data.sources import load_documents
-
     docs = load_documents(DomainSpec(name=name, path=str(embedded_path(name)), format="jsonl"))
     return split_documents(docs, 0.05, name)
 
 
 def make_pools(n_pools: int) -> tuple[list[list[str]], list[list[float]], list[list[str]], list[str]]:
     """Documents, scores and source domains of each pool (closest to the target first); the target's validation docs."""
-    from mixopt.projector.features import HashingFeaturizer
-
     target_train, target_val = _split_docs(TARGET)
     split = {name: _split_docs(name)[0] for name in SOURCES}
     docs = [d for name in SOURCES for d in split[name]]
@@ -75,9 +91,6 @@ def make_pools(n_pools: int) -> tuple[list[list[str]], list[list[float]], list[l
 
 def tokenized(pools: list[list[str]], target_val: list[str], unique: int, seed: int):
     """One ``TokenizedDomain`` per pool (train = U tokens) and the target, all byte-tokenized."""
-    from mixopt.data.tokenize import Tokenizer
-    from mixopt.data.types import TokenizedDomain
-
     tok = Tokenizer("bytes")
     rng = np.random.default_rng(seed)
     out = {}
@@ -93,13 +106,9 @@ def tokenized(pools: list[list[str]], target_val: list[str], unique: int, seed: 
 
 def train(domains: dict, names: list[str], target, tokens: int, args) -> float:
     """Target validation loss of a proxy trained on the union of ``names`` (equal token shares)."""
-    from mixopt.config import ProxyConfig
-    from mixopt.data.types import DomainSet
-    from mixopt.mixtures import Mixture
-    from mixopt.proxy.train import train_proxy
-
-    cfg = ProxyConfig(n_layer=2, n_embd=64, head_size=64, block_size=128, batch_size=8, tokens=tokens,
-                      checkpoints=[1.0], eval_tokens=16_384, device="cpu", dtype="float32")
+    size = (dict(n_layer=1, n_embd=32, head_size=32, block_size=32, eval_tokens=2048) if args.smoke
+            else dict(n_layer=2, n_embd=64, head_size=64, block_size=128, eval_tokens=16_384))
+    cfg = ProxyConfig(**size, batch_size=8, tokens=tokens, checkpoints=[1.0], device="cpu", dtype="float32")
     data = DomainSet({n: domains[n] for n in names}, vocab_size=257, eos_id=256, tokenizer="bytes-v1",
                      targets={TARGET: target})
     res = train_proxy(cfg, Mixture({n: 1 / len(names) for n in names}), data, args.seed, threads=args.threads)
@@ -110,9 +119,6 @@ def train(domains: dict, names: list[str], target, tokens: int, args) -> float:
 
 def fit_laws(obs: dict[str, tuple[np.ndarray, np.ndarray]], pool_samples: float, quick: bool):
     """Shared (a, d) on a grid, per-pool (b, tau) by `fit_pool_decay`; priors where a fit is unusable."""
-    from mixopt.planning.quality import prior_params
-    from mixopt.planning.repetition_fit import B_BOUNDS, fit_pool_decay
-
     y_min = min(float(y.min()) for _, y in obs.values())
     s_min = min(float(s.min()) for s, _ in obs.values())
     d_grid = y_min * np.array([0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95] if not quick else [0.0, 0.5, 0.8, 0.9])
@@ -137,21 +143,32 @@ def fit_laws(obs: dict[str, tuple[np.ndarray, np.ndarray]], pool_samples: float,
     return a, float(d), float(np.sqrt(cost / sum(len(s) for s, _ in obs.values()))), laws
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 pools, U=16k tokens, smaller grid (< 2 min)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="3 pools, U=16k tokens, smaller grid (< 2 min)")
+    mode.add_argument("--smoke", action="store_true", help="2 pools, U=4k tokens, k in 1,2,4, tiny proxy (CI)")
     ap.add_argument("--unique", type=int, default=None, help="unique tokens per pool U (default 65536, quick 16384)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per proxy run")
     ap.add_argument("--no-check", action="store_true", help="skip training the top-j unions at a few budgets")
-    ap.add_argument("--out", default="/tmp/mixopt_pools_frontier", help="folder for frontier.png and results.json")
+    ap.add_argument("--out", default=None, help="folder for frontier.png and results.json "
+                    "(default /tmp/mixopt_pools_frontier; smoke: a temp dir, removed)")
     args = ap.parse_args(argv)
-    from mixopt.planning.pools import pool_frontier_plot
-    from mixopt.planning.quality import choose_pools, resolve_pools
+    if args.out is None and args.smoke:
+        with tempfile.TemporaryDirectory(prefix="mixopt-pools-") as tmp:
+            args.out = tmp
+            return run(args)
+    args.out = args.out or "/tmp/mixopt_pools_frontier"
+    return run(args)
 
+
+def run(args) -> dict:
+    start = provenance()
     t0 = time.perf_counter()
-    n_pools = 3 if args.quick else 4
-    U = args.unique or (16_384 if args.quick else 65_536)
+    n_pools = 2 if args.smoke else 3 if args.quick else 4
+    U = args.unique or (4096 if args.smoke else 16_384 if args.quick else 65_536)
+    ks = KS[:3] if args.smoke else KS
     pools, scores, sources, target_val = make_pools(n_pools)
     domains, target, _ = tokenized(pools, target_val, U, args.seed)
     names = list(domains)
@@ -159,15 +176,15 @@ def main(argv=None) -> None:
         mix = ", ".join(f"{src.count(n)} {n}" for n in SOURCES)
         print(f"pool{j}: {len(docs)} docs ({mix}), score {min(sc):.3f}..{max(sc):.3f}")
 
-    tps = 128.0  # one training sequence per sample
+    tps = 32.0 if args.smoke else 128.0  # one training sequence (block_size tokens) per sample
     obs, table = {}, []
     for p in names:
-        losses = [train(domains, [p], target, k * U, args) for k in KS]
-        obs[p] = (np.array([k * U / tps for k in KS]), np.array(losses))
+        losses = [train(domains, [p], target, k * U, args) for k in ks]
+        obs[p] = (np.array([k * U / tps for k in ks]), np.array(losses))
         table.append((p, losses))
-        print(f"{p}: target loss at k=" + ", ".join(f"{k}: {v:.4f}" for k, v in zip(KS, losses)), flush=True)
+        print(f"{p}: target loss at k=" + ", ".join(f"{k}: {v:.4f}" for k, v in zip(ks, losses)), flush=True)
     t_fit = time.perf_counter()
-    a, d, rmse, laws = fit_laws(obs, U / tps, args.quick)
+    a, d, rmse, laws = fit_laws(obs, U / tps, args.quick or args.smoke)
     print(f"shared law: a={a:.4g}, d={d:.4f} (rmse of log error {rmse:.4f}); fit took {time.perf_counter() - t_fit:.1f}s")
     for p, (b, tau, src, r) in laws.items():
         print(f"{p}: b={b:.4f} tau={tau:.3g} ({src}, rmse_log {r:.4f})")
@@ -189,7 +206,7 @@ def main(argv=None) -> None:
 
     checks = []
     if not args.no_check:
-        check_at = [2.0, 16.0] if args.quick else [2.0, 8.0, 32.0]
+        check_at = [4.0] if args.smoke else [2.0, 16.0] if args.quick else [2.0, 8.0, 32.0]
         ranked = rows[0]["ranked"]
         for m in check_at:
             B = int(m * U)
@@ -200,10 +217,16 @@ def main(argv=None) -> None:
                   + f" -> best top-{int(np.argmin(real)) + 1}; law chose top-{chosen}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
-        "unique_tokens": U, "pools": n_pools, "sources": [{n: src.count(n) for n in SOURCES} for src in sources], "ks": KS, "runs": {p: l for p, l in table}, "a": a, "d": d,
+        "unique_tokens": U, "pools": n_pools, "sources": [{n: src.count(n) for n in SOURCES} for src in sources], "ks": ks, "runs": {p: l for p, l in table}, "a": a, "d": d,
         "laws": {p: dict(zip(("b", "tau", "source", "rmse_log"), v)) for p, v in laws.items()},
         "frontier": rows, "checks": checks}, indent=1))
-    print(f"pools_kept={counts} seconds={time.perf_counter() - t0:.0f} out={out}")
+    print(f"pools kept per budget {counts}; {time.perf_counter() - t0:.0f} s; results in {out}")
+    print(machine_line(start, provenance()))
+    agree = sum(c["measured_best"] == c["chosen"] for c in checks)
+    return print_summary({"pools_kept_first": counts[0], "pools_kept_last": counts[-1],
+                          **goal("pools_added", counts[-1] - counts[0], 1),
+                          "checks": len(checks), "checks_law_matches_measured": agree, "fit_rmse_log": rmse,
+                          "pools": n_pools, "unique_tokens": U, "mode": "smoke" if args.smoke else "quick" if args.quick else "full"})
 
 
 if __name__ == "__main__":

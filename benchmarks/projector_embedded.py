@@ -9,15 +9,18 @@ Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
   held-out side is never tiny. Proxy: 1 layer, C=64, T=64,
   B=16, 262,144 tokens (T_run), cosine LR, fp32, 1 torch thread, checkpoints at
   0.25/0.5/1.0 of the tokens, 8,192 validation tokens per domain per checkpoint.
-* **Features.** As ``mixopt propose`` builds them (``workflow._store_projector``):
-  ``domain_documents(max_docs=60)``; each domain's *train* documents are the
+* **Features.** As ``mixopt propose`` builds them (``pipeline._store_projector``):
+  ``domain_texts(max_docs=60)``; each domain's *train* documents are the
   source, the target metric's *validation* documents the target;
   ``HashingFeaturizer(dim=128)``; exact EMD.
 * **1. Mixture interpolation** (projektor's protocol). Fit on the runs with
   ``w_code < 0.5``, predict the runs with ``w_code >= 0.5``, at the sweep's own
   size. Projector = ``fit_store_projector(...)`` evaluated at ``n_tokens = n1``
-  (that is exactly its stage-1 fit on the final losses); surrogate =
-  ``get_estimator("default")`` (GP). **Combined** = inverse-variance weighted mean
+  (that is exactly its stage-1 fit on the final losses); surrogate = what
+  ``mixopt fit`` ships for the target (:func:`shipped_surrogate`): for an
+  averaged target such as ``mean:all-domains`` the weighted mean of one
+  ``default`` GP per component metric (``MetricAverage``), else one ``default``
+  GP. **Combined** = inverse-variance weighted mean
   of the two predictions, each model's own predictive std as its sigma:
   ``(m_p/s_p^2 + m_s/s_s^2) / (1/s_p^2 + 1/s_s^2)``. Also printed: the plain
   average, a "predict the training mean" line for scale, and, as a diagnostic,
@@ -37,46 +40,67 @@ resumes and re-evaluates without training again. Deterministic for a seed.
 
     python benchmarks/projector_embedded.py            # ~6 min on a shared 2-core CPU
     python benchmarks/projector_embedded.py --quick    # < 2 min
+    python benchmarks/projector_embedded.py --smoke    # 8 sampled runs of a tiny proxy, fresh temp store (CI)
+
+The sweep trains one seed per mixture (``sampler.noise_seeds: 1``). The last
+line is the ``summary:`` line (goals: the combination has the lowest
+interpolation MAE; the projector beats keeping the N1 loss at 4x).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import goal, machine_line, print_summary, provenance  # noqa: E402
+
+from mixopt.config import config_from_dict  # noqa: E402
+from mixopt.data.domains import domain_texts, load_domain_set  # noqa: E402
+from mixopt.projector.features import featurize  # noqa: E402
+from mixopt.projector.from_runs import curve_of, fit_store_projector, target_docs_for  # noqa: E402
+from mixopt.projector.ot_distance import MixtureOT  # noqa: E402
+from mixopt.projector.projector import OTProjector, TwoStageProjector  # noqa: E402
+from mixopt.runs.driver import run_sweep  # noqa: E402
+from mixopt.runs.record import RunSpec  # noqa: E402
+from mixopt.runs.store import RunStore  # noqa: E402
+from mixopt.runs.sweep import execute_run  # noqa: E402
+from mixopt.runs.table import records_table  # noqa: E402
+from mixopt.surrogates import MetricAverage, get_estimator  # noqa: E402
 
 DOMAINS = ["code", "docs", "math", "prose"]
 EXPLICIT_WX = (0.5, 0.6, 0.75, 0.9)
 
 
 def make_cfg(args, tokens: int, runs: int):
-    from mixopt.config import config_from_dict
-
+    size = (dict(n_embd=32, head_size=32, block_size=32, batch_size=8, eval_tokens=1024) if args.smoke
+            else dict(n_embd=64, head_size=64, block_size=64, batch_size=16, eval_tokens=8192))
     return config_from_dict({
         "name": "projector-bench", "seed": args.seed, "runs": runs,
-        "data": {"include": DOMAINS},
-        "sampler": {"strength_min": 0.1, "strength_max": 2.0},
-        "proxy": {"n_layer": 1, "n_embd": 64, "head_size": 64, "block_size": 64, "batch_size": 16, "tokens": tokens,
-                  "checkpoints": [0.25, 0.5, 1.0], "eval_tokens": 8192, "threads": 1, "device": "cpu", "dtype": "float32"},
+        "data": {"include": DOMAINS, **({"max_documents": 200} if args.smoke else {})},
+        "sampler": {"strength_min": 0.1, "strength_max": 2.0, "noise_seeds": 1, "noise_mixtures": 0, "two_phase_runs": 0},
+        "proxy": {"n_layer": 1, **size, "tokens": tokens,
+                  "checkpoints": [0.25, 0.5, 1.0], "threads": 1, "device": "cpu", "dtype": "float32"},
     })
 
 
 def train_mixtures(cfg, mixtures: list[dict], store_dir: Path, data) -> list:
     """Train (or read back) one run per mixture under ``cfg``; records in the mixtures' order."""
-    from mixopt.runs.record import RunSpec
-    from mixopt.runs.store import RunStore
-    from mixopt.runs.sweep import execute_run
-
     store = RunStore(store_dir)
     proxy = cfg.proxy.model_dump(mode="json")
     out = []
     for m in mixtures:
         spec = RunSpec(mixture={k: float(v) for k, v in sorted(m.items())}, proxy=proxy, data_fingerprint=data.fingerprint,
                        seed=cfg.seed, label=f"tokens-{cfg.proxy.tokens}")
-        execute_run(spec, cfg, store, data, wait=True, threads=1)
+        execute_run(spec, store, data, wait=True, threads=1)
         out.append(store.get(spec.run_id))
     return out
 
@@ -97,43 +121,52 @@ def mae(pred, y) -> float:
 
 
 def rho(pred, y) -> float:
-    from scipy.stats import spearmanr
-
     return float(spearmanr(pred, y).statistic)
 
 
 def final_loss(rec, target: str) -> float:
-    from mixopt.projector.from_runs import curve_of
-
     c = curve_of(rec, target)
     return c[max(c)]
 
 
-def main() -> None:
+def shipped_surrogate(records, target: str, seed: int = 0):
+    """What `mixopt fit` ships for ``target``, unfitted, and its training matrix Y for ``records``.
+
+    An averaged target (``mean:all-domains``, ``mean:a,b``, ``wmean:...``) gets ``MetricAverage`` over one
+    ``default`` GP per component metric (Y has one column per component); a plain metric one ``default`` GP.
+    """
+    table = records_table(records)
+    if target in table.metrics:
+        return get_estimator("default", random_state=seed), table.metrics[target]
+    cols, weights = table.target_components(target)
+    est = MetricAverage(estimator=get_estimator("default"), weights=weights, random_state=seed)
+    return est, np.column_stack([table.metrics[c] for c in cols])
+
+
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--store", default="/tmp/mixopt_projector_bench")
-    ap.add_argument("--quick", action="store_true", help="20 runs of 131,072 tokens, 3 extrapolation mixtures (< 2 min)")
+    ap.add_argument("--store", default=None, help="run store root (default /tmp/mixopt_projector_bench; smoke: a temp dir)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="20 runs of 131,072 tokens, 3 extrapolation mixtures (< 2 min)")
+    mode.add_argument("--smoke", action="store_true", help="8 runs of 4,096 tokens of a tiny proxy, 2 extrapolation mixtures (CI)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--domain", default="code", help="held-out direction X: test runs have w_X >= 0.5")
     ap.add_argument("--target", default="mean:all-domains", help="headline target (the last line)")
     ap.add_argument("--extrap-mixtures", type=int, default=None, help="mixtures trained at 4x and 8x (default 6, quick 3)")
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.smoke and args.store is None:
+        with tempfile.TemporaryDirectory(prefix="mixopt-projector-") as tmp:
+            return run(args, Path(tmp) / "smoke")
+    return run(args, Path(args.store or "/tmp/mixopt_projector_bench") / ("smoke" if args.smoke else "quick" if args.quick else "full"))
 
-    from mixopt.data.domains import domain_documents, load_domain_set
-    from mixopt.projector.features import featurize
-    from mixopt.projector.from_runs import curve_of, fit_store_projector, target_docs_for
-    from mixopt.projector.ot_distance import MixtureOT
-    from mixopt.projector.projector import OTProjector, TwoStageProjector
-    from mixopt.runs.driver import run_sweep
-    from mixopt.runs.store import RunStore
-    from mixopt.surrogates import get_estimator
 
+def run(args, root: Path) -> dict:
+    start = provenance()
     t_start = time.time()
-    tokens, runs = (131_072, 20) if args.quick else (262_144, 50)
-    k_extrap = args.extrap_mixtures or (3 if args.quick else 6)
+    tokens, runs = (4096, 8) if args.smoke else (131_072, 20) if args.quick else (262_144, 50)
+    k_extrap = args.extrap_mixtures or (2 if args.smoke else 3 if args.quick else 6)
     X = args.domain
-    root = Path(args.store) / ("quick" if args.quick else "full")
     cfg = make_cfg(args, tokens, runs)
     data = load_domain_set(cfg.data)
     domains = sorted(data.names)
@@ -152,7 +185,7 @@ def main() -> None:
     print(f"sweep: {len(records)} runs ({int((~test).sum())} with w_{X} < 0.5 to fit, {int(test.sum())} with w_{X} >= 0.5 "
           f"to predict), {tokens:,} tokens each, {t_sweep:.0f} s")
 
-    docs = domain_documents(cfg.data, max_docs=60)
+    docs = domain_texts(data, cfg.data.tokenizer, max_docs=60)
     val_docs = {d: v for d, (_, v) in docs.items()}
     src = {d: featurize(docs[d][0], where=f"domain {d}") for d in domains}
     targets = [args.target] + [t for t in (args.target, f"val/{X}") if t != args.target]
@@ -167,8 +200,8 @@ def main() -> None:
         fit_recs = [r for r, t in zip(records, test) if not t]
         proj = fit_store_projector(fit_recs, domains, target, src, tgt)
         mp, sp = proj.predict(W[test], n_tokens=proj.n1, return_std=True)
-        est = get_estimator("default").fit(W[~test], y[~test])
-        ms, ss = est.predict(W[test], return_std=True)
+        est, Y = shipped_surrogate(records, target, args.seed)
+        ms, ss = est.fit(W[~test], Y[~test]).predict(W[test], return_std=True)
         wp, ws = 1.0 / np.maximum(sp, 1e-12) ** 2, 1.0 / np.maximum(ss, 1e-12) ** 2
         mc = (wp * mp + ws * ms) / (wp + ws)
         ma = 0.5 * (mp + ms)
@@ -187,7 +220,7 @@ def main() -> None:
         for k in range(5):
             tr, te = folds != k, folds == k
             cv_p[te] = OTProjector(MixtureOT(src, tgt)).fit(W[tr], y[tr], ot_values=o_all[tr]).predict(W[te], ot_values=o_all[te])
-            cv_s[te] = get_estimator("default").fit(W[tr], y[tr]).predict(W[te])
+            cv_s[te] = shipped_surrogate(records, target, args.seed)[0].fit(W[tr], Y[tr]).predict(W[te])
         res["cv5"] = {"projector": {"mae": mae(cv_p, y), "rho": rho(cv_p, y)}, "surrogate": {"mae": mae(cv_s, y), "rho": rho(cv_s, y)}}
         results["interp"][target] = res
         print(f"\n[interpolation] target={target}: fit {int((~test).sum())} runs (w_{X} < 0.5) -> predict "
@@ -251,11 +284,18 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
 
     it, ex = results["interp"][args.target], results["extrap"][args.target]
-    print(f"interp_mae_projector={it['projector']['mae']:.4f} interp_mae_surrogate={it['surrogate']['mae']:.4f} "
-          f"interp_mae_combined={it['combined']['mae']:.4f} interp_rho_projector={it['projector']['rho']:.3f} "
-          f"interp_rho_surrogate={it['surrogate']['rho']:.3f} interp_rho_combined={it['combined']['rho']:.3f} "
-          f"extrap_mae_4x={ex['4x']['projector (checkpoints)']['mae']:.4f} "
-          f"extrap_mae_8x={ex['8x']['projector (checkpoints)']['mae']:.4f}")
+    print(machine_line(start, provenance()))
+    best_other = min(it[m]["mae"] for m in ("projector", "surrogate", "average"))
+    return print_summary({
+        "interp_mae_projector": it["projector"]["mae"], "interp_mae_surrogate": it["surrogate"]["mae"],
+        **goal("interp_mae_combined", it["combined"]["mae"], best_other, higher_is_better=False),
+        "interp_rho_projector": it["projector"]["rho"], "interp_rho_surrogate": it["surrogate"]["rho"],
+        "interp_rho_combined": it["combined"]["rho"],
+        **goal("extrap_mae_4x", ex["4x"]["projector (checkpoints)"]["mae"], ex["4x"]["loss at N1 unchanged"]["mae"],
+               higher_is_better=False),
+        "extrap_mae_8x": ex["8x"]["projector (checkpoints)"]["mae"],
+        "extrap_mae_4x_loglinear": ex["4x"]["log-linear, own checkpoints"]["mae"],
+        "runs": len(records), "mode": "smoke" if args.smoke else "quick" if args.quick else "full"})
 
 
 if __name__ == "__main__":

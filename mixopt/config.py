@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +62,8 @@ class ProxyConfig(_Strict):
     tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run
     lr: float = Field(default=3e-3, gt=0)  # peak AdamW learning rate
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine floor as a share of lr
-    schedule: Literal["constant", "cosine"] = "cosine"
+    schedule: Literal["constant", "cosine", "wsd"] = "cosine"  # wsd: warmup-stable-decay, with a decay branch at each checkpoint
+    decay_fraction: float = Field(default=0.2, gt=0, le=1)  # wsd: share of each budget's steps spent decaying to min_lr_ratio * lr
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)  # share of steps spent warming up
     weight_decay: float = Field(default=0.1, ge=0)
     grad_clip: float = Field(default=1.0, ge=0)  # 0 disables clipping
@@ -128,25 +130,107 @@ class ProposeConfig(_Strict):
 
 
 class QualityPool(_Strict):
-    """One quality bucket of a domain: a score range of `quality_field`, or its own file."""
+    """One quality pool of a domain: its own file, a score range of `quality_field`, or a share of the domain.
+
+    With the domain's ``pool_size`` set (equal-size pools, as in ``mixopt plan-pools``) no size source is needed.
+    """
 
     name: str = Field(min_length=1)
-    b: float | None = Field(default=None, lt=0)  # utility (< 0); None = fitted from runs, else the prior
-    tau: float | None = Field(default=None, gt=0)  # half-life in repetitions
+    b: float | None = Field(default=None, lt=0, allow_inf_nan=False)  # utility (< 0); None = fitted from runs, else the prior
+    tau: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # half-life in repetitions
     path: str | None = None  # a separate data file for this pool
     min_score: float | None = None  # documents with min_score <= quality_field < max_score
     max_score: float | None = None
     share: float | None = Field(default=None, gt=0, le=1)  # share of the domain's unique tokens, when not measurable
 
+    @property
+    def is_bucket(self) -> bool:
+        return self.min_score is not None or self.max_score is not None
+
+    @property
+    def size_sources(self) -> list[str]:
+        return [s for s, on in (("path", self.path is not None), ("min_score/max_score", self.is_bucket),
+                                ("share", self.share is not None)) if on]
+
+    @model_validator(mode="after")
+    def _range(self) -> "QualityPool":
+        if self.min_score is not None and self.max_score is not None and not self.min_score < self.max_score:
+            raise ValueError(f"pool '{self.name}' needs min_score < max_score, got [{self.min_score}, {self.max_score}); swap or fix them")
+        if len(self.size_sources) > 1:
+            raise ValueError(f"pool '{self.name}' sets {' and '.join(self.size_sources)}, so its size is ambiguous; keep exactly one")
+        return self
+
 
 class DomainPools(_Strict):
-    """Quality pools of one domain and the Goyal et al. law that values them."""
+    """Quality pools of one domain and the Goyal et al. (2024) law that values them (one schema: `propose.pools`
+    entries, `mixopt plan-pools` files and `mixopt select`'s pools.yaml)."""
 
     objective: Literal["effective_utility", "effective_data"] = "effective_utility"
-    a: float = Field(default=0.025, gt=0)
-    d: float = Field(default=0.1, ge=0)
+    a: float = Field(default=0.025, gt=0, allow_inf_nan=False)  # sample-count scale
+    d: float = Field(default=0.1, ge=0, allow_inf_nan=False)  # irreducible error
     tokens_per_sample: float | None = Field(default=None, gt=0)  # default: the domain's mean tokens per document
+    pool_size: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # samples per pool, when all pools are equal
+    normalizer: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # samples scale of the law (None: the law's 1e5)
     pools: list[QualityPool] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _pools(self) -> "DomainPools":
+        names = [p.name for p in self.pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique, got {dupes} more than once; rename them")
+        if self.pool_size is None:
+            unsized = [p.name for p in self.pools if not p.size_sources]
+            if unsized:
+                raise ValueError(f"pool '{unsized[0]}' has no size: set `path` (its own file), `min_score`/`max_score` (a bucket "
+                                 "of the domain's quality_field) or `share` (of the domain's unique tokens), or `pool_size` for all")
+        shares = sum(p.share for p in self.pools if p.share is not None)
+        if shares > 1 + 1e-6:
+            raise ValueError(f"the shares of the pools must sum to <= 1, got {shares:.4g}; lower them")
+        buckets = [(p.name, -math.inf if p.min_score is None else p.min_score, math.inf if p.max_score is None else p.max_score)
+                   for p in self.pools if p.is_bucket]
+        by_lo = sorted(buckets, key=lambda t: (t[1], t[2]))
+        for (n1, _, hi1), (n2, lo2, _) in zip(by_lo, by_lo[1:]):
+            if hi1 > lo2:
+                raise ValueError(f"score buckets '{n1}' and '{n2}' overlap ({n1} ends at {hi1}, {n2} starts at {lo2}); "
+                                 "make them disjoint: min_score <= score < max_score")
+        if buckets not in (by_lo, by_lo[::-1]):
+            got = ", ".join(f"{n}=[{lo}, {hi})" for n, lo, hi in buckets)
+            raise ValueError(f"score buckets must be listed best first, all by descending (or all by ascending) score, got {got}; reorder them")
+        return self
+
+
+def domain_pools_from_dict(raw: object, where: str) -> DomainPools:
+    """Validate one domain's pools; every problem is a one-line ConfigError naming ``where``."""
+    if isinstance(raw, DomainPools):
+        return raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Quality pools in {where} must be a YAML mapping with objective, a, d and pools. "
+                          f"Got {type(raw).__name__}. See configs/pools_tmars.yaml.")
+    try:
+        return DomainPools.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid quality pools in {where}: {pydantic_summary(exc)}. Fix that field.") from None
+
+
+class ProxySize(_Strict):
+    """One proxy scale of a multi-scale sweep: overrides of ``proxy`` and how many runs it gets."""
+
+    name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")  # label suffix; default s0, s1, ...
+    runs: int | None = Field(default=None, ge=0)  # sampled mixtures at this scale (the first ones of the sweep's draw); None = `runs`
+    two_phase_runs: int | None = Field(default=None, ge=0)  # None = sampler.two_phase_runs
+    n_layer: int | None = Field(default=None, ge=1)
+    n_embd: int | None = Field(default=None, ge=8)
+    head_size: int | None = Field(default=None, ge=8)
+    block_size: int | None = Field(default=None, ge=8)
+    batch_size: int | None = Field(default=None, ge=1)
+    tokens: int | None = Field(default=None, gt=0)
+    lr: float | None = Field(default=None, gt=0)
+    eval_tokens: int | None = Field(default=None, gt=0)
+
+    def overrides(self) -> dict:
+        """The ProxyConfig fields this size sets."""
+        return self.model_dump(exclude_none=True, exclude={"name", "runs", "two_phase_runs"})
 
 
 class SweepConfig(_Strict):
@@ -160,6 +244,19 @@ class SweepConfig(_Strict):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     propose: ProposeConfig = Field(default_factory=ProposeConfig)
+    sizes: list[ProxySize] = Field(default_factory=list)  # several proxy scales in one store; empty = `proxy` alone
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "SweepConfig":
+        names = [s.name for s in self.sizes if s.name]
+        if len(set(names)) < len(names):
+            raise ValueError(f"sizes: names must be unique, got {names}")
+        for i, size in enumerate(self.sizes):
+            try:
+                ProxyConfig.model_validate({**self.proxy.model_dump(), **size.overrides()})
+            except ValidationError as exc:
+                raise ValueError(f"sizes[{i}] gives an invalid proxy: {pydantic_summary(exc)}") from None
+        return self
 
 
 def load_config(path: str | Path) -> SweepConfig:
@@ -177,6 +274,12 @@ def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See configs/demo.yaml for a valid example.") from None
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A YAML path as given, or the packaged config of that name (``demo``, ``tiny``)."""
+    p = Path(name_or_path)
+    return p if p.suffix in (".yaml", ".yml") or p.exists() else packaged_config(str(name_or_path))
 
 
 def packaged_config(name: str) -> Path:

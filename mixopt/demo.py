@@ -1,64 +1,75 @@
-"""The demo pipeline: sweep -> fit -> propose -> export -> report, in one call."""
+"""The demo: sweep -> fit -> propose -> export -> report on the embedded corpus, composed from the pipeline verbs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from rich.console import Console
+from rich.table import Table
 
-from .config import load_config, packaged_config
+from . import pipeline
+from .config import load_config, resolve_config
+from .data.embedded import embedded_path
+from .export import ExportOptions, export_target, write_export
+from .report import build_report
 
-
-def resolve_config(config: str) -> Path:
-    p = Path(config)
-    return p if p.suffix in (".yaml", ".yml") or p.exists() else packaged_config(config)
+EXPORT_FORMATS = ("olmo-core", "hf-datasets", "megatron")
 
 
 def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, console: Console | None = None) -> dict[str, Path]:
     """Run every stage on the embedded corpus; returns the paths written."""
-    import yaml
-
-    from .cli.render import print_runs_table
-    from .data.embedded import embedded_path
-    from .export import export_plan
-    from .io import atomic_write_text
-    from .plan import load_plan
-    from .report import build_report
-    from .runs.driver import run_sweep
-    from .workflow import fit_store, propose
-
     console = console or Console()
     out = Path(out)
-    cfg_path = resolve_config(config)
-    cfg = load_config(cfg_path)
+    cfg = load_config(resolve_config(config))
     store = out / "store"
     console.rule("1/5 sweep: proxy models over sampled mixtures")
-    summary = run_sweep(cfg, store, n_runs=runs)
-    print_runs_table(store, console=console, limit=12)
+    summary = pipeline.sweep(cfg, store, n_runs=runs)
+    snapshot = pipeline.open_store(store)
+    console.print(runs_table(snapshot, limit=12))
     console.print(f"{summary.trained} trained, {summary.skipped} already done, {len(summary.failed)} failed")
 
     console.rule("2/5 fit: the surrogate, cross-validated")
-    fit = fit_store(store, cfg.propose.target, cfg.propose.model, out / "model.pkl", seed=cfg.seed)
-    cv = fit.cv
-    console.print(f"{cfg.propose.model} on {fit.n_runs} runs: CV spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
-                  f"regret@1 {cv['regret_at_1']:.4f}; plot {fit.plot_path}")
+    fitted = pipeline.fit(snapshot, cfg.propose.target, cfg.propose.model, seed=cfg.seed)
+    model_path, plot_path = pipeline.save_fitted(fitted, out / "model.pkl")
+    cv = fitted.meta["cv"]
+    console.print(f"{cfg.propose.model} on {fitted.meta['n_runs']} runs: CV spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
+                  f"regret@1 {cv['regret_at_1']:.4f}; plot {plot_path}")
+    console.print(pipeline.noise_line(fitted.meta["noise"]))
 
     console.rule("3/5 propose: search at the target budget")
-    plan_path = out / "plan.yaml"
-    plan = propose(out=plan_path, model=fit.model_path, store=store, config=cfg)
-    console.print(yaml.safe_dump({k: v for k, v in plan.to_dict().items() if k in ("budget_tokens", "phases", "epochs", "predicted", "reasons")},
-                                 sort_keys=False).rstrip())
+    plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)
+    plan_path = pipeline.save(plan, out / "plan.yaml")
+    shown = {k: v for k, v in plan.to_dict().items() if k in ("budget_tokens", "phases", "epochs", "predicted", "reasons")}
+    console.print(yaml.safe_dump(shown, sort_keys=False).rstrip())
 
     console.rule("4/5 export: trainer configs")
     exports = out / "exports"
     paths = {d: str(embedded_path(d)) for d in plan.domains}
+    steps = ExportOptions(global_batch_size=cfg.proxy.batch_size, seq_length=cfg.proxy.block_size)  # the proxy's own step size
     written = []
-    for fmt in ("olmo-core", "hf-datasets", "megatron"):
-        for fname, text in export_plan(load_plan(plan_path), fmt, paths).items():
-            written.append(atomic_write_text(exports / fmt / fname, text))
+    for fmt in EXPORT_FORMATS:
+        result = write_export(plan, fmt, export_target(fmt, exports / fmt), paths, options=steps)
+        written += result.files
+        if result.warning:
+            console.print(f"[yellow]{result.warning}[/]")
     console.print(f"{len(written)} files under {exports}")
 
     console.rule("5/5 report")
-    index = build_report(out / "report", store=store, plan=plan_path, model=fit.model_path, target=cfg.propose.target)
+    index = build_report(out / "report", store=store, plan=plan_path, model=model_path, target=cfg.propose.target)
     console.print(f"report: {index}")
-    return {"store": store, "model": fit.model_path, "plan": plan_path, "exports": exports, "report": index}
+    return {"store": store, "model": model_path, "plan": plan_path, "exports": exports, "report": index}
+
+
+def runs_table(snapshot, limit: int = 40) -> Table:
+    """The store's runs as a rich table: label, status, mean validation loss, largest weights."""
+    records = snapshot.records
+    table = Table(title=f"{len(records)} runs in {snapshot.root}" + (f" (first {limit})" if len(records) > limit else ""))
+    for col, just in (("run_id", "left"), ("label", "left"), ("status", "left"), ("mean val loss", "right"), ("largest weights", "left")):
+        table.add_column(col, justify=just)
+    for r in records[:limit]:
+        vals = [v for k, v in r.metrics.items() if k.startswith(("val/", "metric/"))]
+        mean = f"{sum(vals) / len(vals):.4f}" if vals else "-"
+        top = sorted(r.mixture.items(), key=lambda kv: -kv[1])[:3]
+        table.add_row(r.run_id[:10], r.label, r.status, mean, ", ".join(f"{d} {w:.2f}" for d, w in top))
+    return table

@@ -24,7 +24,7 @@ class DataError(MixoptError):
     """A data file or domain is missing, empty, corrupt or too small."""
 
 
-class MixtureError(MixoptError):
+class MixtureError(MixoptError, ValueError):
     """Mixture weights are invalid or name unknown domains."""
 
 
@@ -36,12 +36,16 @@ class StoreError(MixoptError):
     """The run store cannot be read or written."""
 
 
-class FitError(MixoptError):
+class FitError(MixoptError, ValueError):
     """An estimator cannot be fitted on the given data."""
 
 
 class NotFittedError(MixoptError):
     """An estimator was used before `fit`."""
+
+
+class ConsistencyError(MixoptError):
+    """Inputs that meet (config, store, model, plan) disagree on domains, data or target."""
 
 
 class ExportError(MixoptError):
@@ -78,7 +82,7 @@ def pydantic_summary(exc: "ValidationError") -> str:
     errs = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
     e = errs[0]
     loc = ".".join(_printable(str(x)) for x in e.get("loc", ())) or "(root)"
-    msg = _printable(e.get("msg", "invalid").removeprefix("Value error, "))
+    msg = _printable(e.get("msg", "invalid").removeprefix("Value error, ")).rstrip(". ")
     more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
     return f"{loc}: {msg}{more}"
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+import yaml
+
+from .errors import ConfigError, StoreError
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -17,6 +21,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` whole or not at all, with the mode a plain ``open`` would give (0o666 & ~umask)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +30,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         raise StoreError(f"Cannot write {path}: {exc.strerror or exc}. Check that the directory is writable and the disk has space.") from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())  # mkstemp creates 0600; a written file should follow the umask
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -38,16 +44,164 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def atomic_write_files(directory: Path, files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write ``files`` (``{file name: text or bytes}``) into ``directory`` as one transaction: all or nothing.
+
+    Every file is first written and fsynced in a staging directory (hidden, on the same file system). A new
+    ``directory`` is then the staging directory renamed into place. In an existing one, each file replaces its
+    target by rename, after a hard link (or copy) of the old file was kept; if any step fails, the files already
+    replaced get their old versions back and new ones are removed, so the previous contents stay byte for byte.
+    Files in ``directory`` that are not in ``files`` are left alone. Raises `StoreError` (one line) on OS errors.
+    """
+    directory = Path(directory)
+    bad = [n for n in files if not n or n in (".", "..") or "/" in n or os.sep in n]
+    if bad:
+        raise ValueError(f"atomic_write_files takes plain file names; got {bad}")
+    created: list[Path] = []
+    staging: Path | None = None
+    try:
+        _make_dirs(directory.parent, created)
+        fresh = not directory.exists()
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent if fresh else directory))
+        for name, data in files.items():
+            _write_synced(staging / name, data.encode("utf-8") if isinstance(data, str) else data)
+        if fresh:
+            os.chmod(staging, dir_mode())  # mkdtemp creates 0700
+            os.rename(staging, directory)
+        else:
+            _swap_in(staging, directory, list(files))
+            shutil.rmtree(staging, ignore_errors=True)
+        staging = None
+        _fsync_dir(directory.parent if fresh else directory)
+    except _RollbackFailed:
+        raise  # the staging directory holds the only copy of the old files the error names
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_dirs(created)
+        if not isinstance(exc, OSError):
+            raise
+        which = f" ({Path(exc.filename).name})" if isinstance(exc.filename, str) else ""
+        raise StoreError(
+            f"Cannot write into {shown_path(directory)}{which}: {exc.strerror or exc}. Nothing was changed there; "
+            "check that the directory is writable and the disk has space."
+        ) from None
+    return [directory / name for name in files]
+
+
+def _swap_in(staging: Path, directory: Path, names: list[str]) -> None:
+    """Rename each staged file over its target; on any error put every old file back, then re-raise."""
+    backups = staging / ".previous"
+    backups.mkdir()
+    done: list[tuple[Path, Path | None]] = []  # (target, kept old version or None when the target is new)
+    try:
+        for name in names:
+            target, kept = directory / name, None
+            if os.path.lexists(target):
+                kept = backups / name
+                _keep(target, kept)
+            os.replace(staging / name, target)
+            done.append((target, kept))
+    except BaseException as exc:
+        lost = []
+        for target, kept in reversed(done):
+            try:
+                if kept is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    os.replace(kept, target)
+            except OSError:
+                lost.append(target.name)
+        if lost:
+            raise _RollbackFailed(
+                f"Cannot write into {shown_path(directory)} ({exc}), and putting back the previous {', '.join(lost)} "
+                f"failed too: the previous versions are in {shown_path(backups)}. Move them back by hand."
+            ) from exc
+        raise
+
+
+class _RollbackFailed(StoreError):
+    """A failed write whose rollback failed as well: the staging directory holds the old files."""
+
+
+def _keep(target: Path, kept: Path) -> None:
+    """A second name for ``target``'s current contents: a hard link where possible, else a copy."""
+    try:
+        os.link(target, kept, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(target, kept, follow_symlinks=False)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as fh:  # mode 0o666 & ~umask, like any new file
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the renames are done either way
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(directory: Path, created: list[Path]) -> None:
+    """``mkdir -p``, appending each directory it creates to ``created`` (outermost first)."""
+    missing = []
+    d = directory
+    while not d.exists() and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        created.append(d)
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the current umask, as ``open(path, "w")`` gives it."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new directory under the current umask, as ``mkdir`` gives it."""
+    return 0o777 & ~current_umask()
+
+
 def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix the syntax."):
     """Parse a YAML file; a missing, non-UTF-8 or broken file is a one-line ConfigError."""
-    import yaml
-
-    from .errors import ConfigError
-
     path = Path(path)
     shown = shown_path(path)
     if not path.is_file():

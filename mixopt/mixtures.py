@@ -12,9 +12,24 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .config import ProposeConfig, SamplerConfig
 from .errors import BudgetError, ConfigError, MixtureError
 
-SUM_TOLERANCE = 1e-6
+SUM_TOLERANCE = 1e-6  # a Mixture: weights we wrote ourselves
+ROW_SUM_TOLERANCE = 1e-2  # rows given to estimators and searches (rounded tables, float noise); renormalised
+IMPORT_SUM_TOLERANCE = 1e-2  # imported tables: RegMix rounds weights to 3 decimals; rows sum to 1 within ~0.004
+
+
+def _default(model, name: str):
+    return model.model_fields[name].default
+
+
+# Sampler defaults come from the config's own defaults, so a literal never drifts from them.
+TEMPERATURE = _default(SamplerConfig, "temperature")
+STRENGTH_RANGE = (_default(SamplerConfig, "strength_min"), _default(SamplerConfig, "strength_max"))
+MAX_EPOCHS = _default(SamplerConfig, "max_epochs")
+MIN_WEIGHT = _default(SamplerConfig, "min_weight")
+UPSAMPLE_RANGE = (_default(ProposeConfig, "upsample_fraction_min"), _default(ProposeConfig, "upsample_fraction_max"))
 
 Phases = list[tuple[float, "Mixture"]]
 """A data schedule: ``[(start_fraction, Mixture), ...]``, the first start 0, starts increasing, each phase
@@ -82,6 +97,45 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
 
 # ---------------------------------------------------------------- baselines
 
+def check_simplex_rows(W, *, where: str = "W", tolerance: float = ROW_SUM_TOLERANCE) -> np.ndarray:
+    """The one simplex check for arrays: (n, k) finite weights >= 0 whose rows sum to 1 (± tolerance), renormalised.
+
+    Parameters
+    ----------
+    W : array-like of shape (n_rows, n_domains)
+    where : str
+        Named in error messages.
+    tolerance : float
+        Allowed ``|row sum - 1|``; :data:`SUM_TOLERANCE`, :data:`ROW_SUM_TOLERANCE` or :data:`IMPORT_SUM_TOLERANCE`.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_domains), float64, rows summing to 1.
+    """
+    try:
+        W = np.asarray(W, dtype=float)
+    except (TypeError, ValueError):
+        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an object that is not numeric.") from None
+    if W.ndim != 2:
+        raise MixtureError(f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
+                           "Reshape a single mixture with W.reshape(1, -1).")
+    if W.shape[1] == 0:
+        raise MixtureError(f"{where} has no columns; a mixture needs at least one domain.")
+    bad = ~np.isfinite(W)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise MixtureError(f"Mixture weights must be finite. Got {W[r, c]} in row {r}, column {c} of {where}. Fill or drop that row.")
+    if (W < 0).any():
+        r, c = np.argwhere(W < 0)[0]
+        raise MixtureError(f"Mixture weights must be >= 0. Got {W[r, c]:.4g} in row {r}, column {c} of {where}. Use 0 to leave a domain out.")
+    sums = W.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
+    if off.size:
+        raise MixtureError(f"Mixture weights must sum to 1 (±{tolerance:g}). Got {sums[off[0]]:.6g} in row {off[0]} of {where} "
+                           f"({off.size} such rows: {off[:5].tolist()}). Normalise the rows or drop them.")
+    return W / sums[:, None]
+
+
 def natural_mixture(token_counts: Mapping[str, int]) -> Mixture:
     """Token-proportional mixture: every domain weighted by its unique token count."""
     total = float(sum(token_counts.values()))
@@ -94,7 +148,7 @@ def uniform_mixture(domains: Sequence[str]) -> Mixture:
     return Mixture({d: 1.0 / len(domains) for d in domains})
 
 
-def temperature_prior(token_counts: Mapping[str, int], temperature: float = 0.5) -> Mixture:
+def temperature_prior(token_counts: Mapping[str, int], temperature: float = TEMPERATURE) -> Mixture:
     """Token share raised to ``temperature`` and renormalised (RegMix's prior)."""
     domains = sorted(token_counts)
     share = np.array([token_counts[d] for d in domains], dtype=float)
@@ -138,10 +192,10 @@ def sample_dirichlet_mixtures(
     *,
     seed: int,
     budget_tokens: float | None = None,
-    max_epochs: float = 15.0,
-    temperature: float = 0.5,
-    strength_range: tuple[float, float] = (0.1, 5.0),
-    min_weight: float = 2e-4,
+    max_epochs: float = MAX_EPOCHS,
+    temperature: float = TEMPERATURE,
+    strength_range: tuple[float, float] = STRENGTH_RANGE,
+    min_weight: float = MIN_WEIGHT,
     max_tries: int = 1000,
 ) -> list[Mixture]:
     """RegMix's sampler: Dirichlet(prior x strength), strength log-uniform.
@@ -194,7 +248,7 @@ def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_we
     return out
 
 
-def dirichlet_candidates(prior: np.ndarray, n: int, *, seed: int, strength_range=(0.1, 5.0), min_weight: float = 0.0) -> np.ndarray:
+def dirichlet_candidates(prior: np.ndarray, n: int, *, seed: int, strength_range=STRENGTH_RANGE, min_weight: float = 0.0) -> np.ndarray:
     """Vectorised candidate draws (rows on the simplex) for large searches."""
     rng = np.random.default_rng(seed)
     strengths = np.exp(rng.uniform(np.log(strength_range[0]), np.log(strength_range[1]), size=(n, 1)))
@@ -309,7 +363,7 @@ def as_phases(schedule, *, where: str = "schedule") -> Phases:
 TWO_PHASE_SEED_OFFSET = 7_919  # sweep seed + this seeds the two-phase runs' base mixtures (+1: their end phases)
 
 
-def sample_upsampling(bases: Sequence[Mapping[str, float]], *, seed: int, f_range: tuple[float, float] = (0.05, 0.30),
+def sample_upsampling(bases: Sequence[Mapping[str, float]], *, seed: int, f_range: tuple[float, float] = UPSAMPLE_RANGE,
                       caps: Mapping[str, float] | None = None, mix_range: tuple[float, float] = (0.3, 0.9),
                       max_domains: int = 3, max_tries: int = 100) -> list[Phases]:
     """A two-phase schedule ``[(0, p), (1 - f, q)]`` for each base mixture ``p``, deterministic in ``seed``.

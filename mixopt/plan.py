@@ -53,6 +53,9 @@ class Prediction(BaseModel):
     std: float | None = None
     by: dict[str, Any] = Field(default_factory=dict)
     disagreement: bool | None = None
+    baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)  # natural / uniform / best-run: {value, std[, measured, label]}
+    seed_sd: float | None = None  # seed noise of one run's metric, measured on repeated mixtures
+    beats_baselines: bool | None = None  # true only when the predicted gain over every baseline exceeds the noise band
 
 
 class Plan(BaseModel):

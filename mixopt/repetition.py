@@ -154,7 +154,7 @@ def as_pool(p: Any, index: int = 0) -> Pool:
     if not (math.isfinite(tau) and tau > 0):
         raise ConfigError(
             f"Pool '{pool.name}' half-life tau must be finite and > 0 repetitions. Got tau={pool.tau!r}. "
-            "Fit it with mixopt.planning.repetition_fit or use a prior such as 5."
+            "Fit it with mixopt.repetition_fit or use a prior such as 5."
         )
     return Pool(pool.name, b, tau)
 

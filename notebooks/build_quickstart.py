@@ -1,11 +1,19 @@
-"""Regenerate ``notebooks/quickstart.ipynb`` (outputs cleared): ``python notebooks/build_quickstart.py``.
+"""Regenerate ``notebooks/quickstart.ipynb`` with its outputs: ``python notebooks/build_quickstart.py``.
 
 Edit the cells here rather than in the .ipynb, so the notebook stays reviewable
-as plain Python and is always committed without outputs.
+as plain Python. The script runs the notebook top to bottom (offline, tiny
+config, a temporary folder) and saves it with its outputs, so a reader on
+GitHub sees real numbers. ``tests/test_notebook.py`` runs it again and fails when
+the saved run counts differ from a fresh run's: rebuild after changing the tiny
+config or the sweep. ``--no-execute`` writes it without outputs.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -44,6 +52,7 @@ import yaml
 from IPython.display import Image, display
 
 import mixopt
+from mixopt import pipeline
 
 # All outputs go to one working directory: $MIXOPT_NB_OUT if set, else a fresh temporary one.
 WORK = Path(os.environ.get("MIXOPT_NB_OUT") or tempfile.mkdtemp(prefix="mixopt-quickstart-"))
@@ -52,7 +61,7 @@ STORE = WORK / "store"      # the run store: one JSON record per proxy run
 MODEL = WORK / "model.pkl"  # the fitted surrogate
 PLAN = WORK / "plan.yaml"   # the proposed mixture
 T0 = time.time()
-print("mixopt", getattr(mixopt, "__version__", ""), "| working in", WORK)"""),
+print("mixopt", mixopt.__version__, "| outputs go to a working folder:", "$MIXOPT_NB_OUT" if os.environ.get("MIXOPT_NB_OUT") else "a temporary one")"""),
     ("md", """\
 ## 1. The corpus
 
@@ -72,8 +81,10 @@ for d in embedded_domains():
 print("\\ne.g. the code domain lives at", embedded_path("code"))"""),
     ("md", """\
 A **config** says which domains to use, how big the proxy models are and how many runs to sample.
-`tiny` is packaged with mixopt (`configs/tiny.yaml` in the repo is the same file): 6 sampled mixtures
-(plus the uniform and natural baselines) of a one-layer model on 40k tokens each. Real sweeps use `demo` or your own YAML with far more runs.
+`tiny` is packaged with mixopt (`configs/tiny.yaml` in the repo is the same file): a handful of sampled mixtures
+plus the natural and uniform baselines, a few two-phase runs and a second seed of the baselines (to measure seed noise),
+each a one-layer model on 40k tokens. The cell below prints the exact counts. Real sweeps use `demo` or your own YAML
+with far more runs.
 
 Loading the domain set tokenizes each domain (byte-level here) and caches the token shards under
 `$MIXOPT_CACHE` (default `~/.cache/mixopt`)."""),
@@ -84,6 +95,9 @@ from mixopt.data.domains import load_domain_set
 cfg_path = packaged_config("tiny")
 cfg = load_config(cfg_path)
 print(cfg_path.read_text())
+s = cfg.sampler
+print(f"{cfg.runs} sampled mixtures, {s.two_phase_runs} two-phase runs, natural + uniform baselines; "
+      f"{s.noise_seeds} seeds for the baselines and {s.noise_mixtures} extra noise mixture(s)")
 
 data = load_domain_set(cfg.data)
 for name, n in data.token_counts.items():
@@ -91,7 +105,7 @@ for name, n in data.token_counts.items():
     ("md", """\
 ## 2. Sweep: train proxy models on sampled mixtures
 
-`run_sweep` samples `runs` mixtures over the domains (respecting how often each domain may be repeated),
+`pipeline.sweep` samples `runs` mixtures over the domains (respecting how often each domain may be repeated),
 adds baselines such as the uniform mixture, trains one proxy model per mixture and writes one record per run to the store. The store is resumable:
 rerun the same command and finished runs are skipped, so a killed sweep loses at most the run in flight.
 
@@ -100,26 +114,24 @@ CLI:
 mixopt sweep configs/tiny.yaml --store runs/tiny
 ```"""),
     ("code", """\
-from mixopt.runs.driver import run_sweep
-
 t = time.time()
-summary = run_sweep(cfg, STORE, show_progress=False)
-print(f"{summary.trained} trained, {summary.skipped} already in the store, {len(summary.failed)} failed "
-      f"({time.time() - t:.1f} s)")"""),
+summary = pipeline.sweep(cfg, STORE, show_progress=False)
+print(f"{summary.planned} runs planned: {summary.trained} trained, {summary.skipped} already in the store, "
+      f"{len(summary.failed)} failed")
+print(f"sweep took {time.time() - t:.0f} s")"""),
     ("md", """\
 Each record holds the mixture `W` (one weight per domain) and the metrics measured at the end of the run:
-validation loss on every domain. `store_table` turns the store into arrays; a *target* is the number
+validation loss on every domain. `pipeline.open_store` reads the store once; `records_table` turns its usable
+records into arrays. A *target* is the number
 we want to minimise. `mean:all-domains` is the average validation loss over all domains (you could
 also use one column such as `val/code`, or a weighted mean `wmean:code=0.7,prose=0.3`)."""),
     ("code", """\
-from mixopt.runs.store import RunStore
-from mixopt.runs.table import store_table
+from mixopt.runs.table import records_table
 
-store = RunStore(STORE)
-records = store.records()
-print(len(records), "records;", sum(r.status == "ok" for r in records), "ok")
+snapshot = pipeline.open_store(STORE)
+print(len(snapshot.records), "records;", len(snapshot.ok), "usable (ok, finite metrics)")
 
-table = store_table(store)
+table = records_table(snapshot.ok)
 target = "mean:all-domains"
 y = table.target(target)
 short = [d[:6] for d in table.domains]
@@ -130,9 +142,9 @@ print("\\nmetric columns:", sorted(table.metrics)[:8], "...")"""),
     ("md", """\
 ## 3. Fit the surrogate
 
-The surrogate maps a mixture to the target. `fit_store` first cross-validates it (out-of-fold predictions
-on every run), then refits on all runs and saves the model with what `propose` needs (domains, token counts,
-the training mixtures). Six runs is far too few for a trustworthy fit: the point here is the mechanics.
+The surrogate maps a mixture to the target. `pipeline.fit` first cross-validates it (out-of-fold predictions
+on every run), then refits on all runs and records what `propose` needs (domains, token counts, the training
+mixtures, the seed noise of repeated runs); `pipeline.save_fitted` writes it. A dozen runs is far too few for a trustworthy fit: the point here is the mechanics.
 With a real sweep, look for a high Spearman correlation and a small regret@1 (how much worse the
 best-predicted run is than the actual best run).
 
@@ -141,15 +153,13 @@ CLI:
 mixopt fit --store runs/tiny --out model.pkl
 ```"""),
     ("code", """\
-from mixopt.workflow import fit_store
-
-fit = fit_store(STORE, target, "default", MODEL)
-cv = fit.cv
-print(f"{fit.n_runs} runs, {cv['k']}-fold CV: spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
+fitted = pipeline.fit(snapshot, target, "default", seed=cfg.seed)
+model_path, plot_path = pipeline.save_fitted(fitted, MODEL)
+cv = fitted.meta["cv"]
+print(f"{fitted.meta['n_runs']} runs, {cv['k']}-fold CV: spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
       f"regret@1 {cv['regret_at_1']:.4f}")
-print("model:", fit.model_path)
-if fit.plot_path and Path(fit.plot_path).exists():
-    display(Image(filename=str(fit.plot_path)))"""),
+print(pipeline.noise_line(fitted.meta["noise"]))
+display(Image(filename=str(plot_path)))"""),
     ("md", """\
 ## 4. Propose a plan
 
@@ -163,9 +173,8 @@ CLI:
 mixopt propose configs/tiny.yaml --store runs/tiny --model model.pkl --out plan.yaml
 ```"""),
     ("code", """\
-from mixopt.workflow import propose
-
-plan = propose(out=PLAN, model=MODEL, store=STORE, config=cfg)
+plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)
+pipeline.save(plan, PLAN)
 shown = {k: v for k, v in plan.to_dict().items() if k != "provenance"}  # provenance: hashes and CV arrays
 print(yaml.safe_dump(shown, sort_keys=False))
 print("overall weights:", {d: round(w, 3) for d, w in plan.overall_weights().items()})"""),
@@ -222,7 +231,7 @@ mixopt score --pool more-code=new_code.jsonl --pool legal=legal.jsonl --target c
 
 ## 6. Export the plan for a trainer
 
-`export_plan` renders the plan in a trainer's own format, as `{filename: text}`: Hugging Face `datasets`
+`write_export` renders the plan in a trainer's own format and writes it whole or not at all: Hugging Face `datasets`
 (`interleave_datasets` probabilities), OLMo-core, Megatron, nanotron, LitData, MosaicML Streaming or plain
 JSON. Each domain needs a data location; here, the embedded files.
 
@@ -231,21 +240,21 @@ CLI:
 mixopt export plan.yaml --format olmo-core --paths code=data/code.jsonl.gz --paths prose=... --out export/olmo-core
 ```"""),
     ("code", """\
-from mixopt.export import export_plan
-from mixopt.io import atomic_write_text
+from mixopt.export import export_target, write_export
 
 paths = {d: str(embedded_path(d)) for d in plan.domains}
 for fmt in ("hf-datasets", "olmo-core"):
-    files = export_plan(plan, fmt, paths=paths)
-    for fname, text in files.items():
-        atomic_write_text(WORK / "export" / fmt / fname, text)
-        print(f"===== {fmt}: {fname}")
-        print(text if len(text) < 4000 else text[:4000] + "\\n... (truncated)")"""),
+    result = write_export(plan, fmt, export_target(fmt, WORK / "export" / fmt), paths)
+    for path in result.files:
+        text = Path(path).read_text()
+        print(f"===== {fmt}: {Path(path).name}")
+        print(text if len(text) < 3000 else text[:3000] + "\\n... (truncated)")"""),
     ("md", """\
 ## 7. Report
 
-`build_report` writes a static HTML page (no server, no JavaScript dependencies) with the runs, the
-surrogate's cross-validation, and the plan. Open `index.html` in a browser.
+`build_report` writes one static HTML page, figures embedded (no server, no JavaScript), with the runs, the
+surrogate's cross-validation, the plan, and an explanation whenever a measured run beats the plan's prediction.
+Open `index.html` in a browser.
 
 CLI:
 ```bash
@@ -254,8 +263,8 @@ mixopt report --store runs/tiny --plan plan.yaml --model model.pkl --out report/
     ("code", """\
 from mixopt.report import build_report
 
-index = build_report(WORK / "report", store=STORE, plan=PLAN, model=MODEL, target=target)
-print("report:", index)
+index = build_report(WORK / "report", store=snapshot, plan=plan, model=fitted)
+print("report:", Path(index).relative_to(WORK))
 print("files:", sorted(p.name for p in Path(index).parent.iterdir()))"""),
     ("md", """\
 ## Where next
@@ -283,9 +292,42 @@ def build() -> nbformat.NotebookNode:
     return nb
 
 
+def kernel_dir(root: Path) -> Path:
+    """A ``python3`` kernelspec that runs *this* interpreter, for ``JUPYTER_PATH`` (searched before any other)."""
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python", "metadata": {"debugger": False},
+    }))
+    return root
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel of this interpreter (offline); outputs are kept in ``nb``."""
+    import nbclient
+
+    with tempfile.TemporaryDirectory() as jupyter:
+        env = {"JUPYTER_PATH": str(kernel_dir(Path(jupyter))), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return nb
+
+
 if __name__ == "__main__":
     out = Path(__file__).with_name("quickstart.ipynb")
     nb = build()
+    if "--no-execute" not in sys.argv:
+        with tempfile.TemporaryDirectory() as cwd:
+            execute(nb, Path(cwd))
     nbformat.validate(nb)
     nbformat.write(nb, out)
-    print("wrote", out)
+    print("wrote", out, "(with outputs)" if "--no-execute" not in sys.argv else "(no outputs)")

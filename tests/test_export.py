@@ -334,3 +334,183 @@ def test_export_warns_about_stale_phase_files(plan_file, tmp_path):
     r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(out), *_path_args()])
     assert r.exit_code == 0, r.output
     assert "phase_07.yaml" in r.output and "earlier export" in r.output
+
+
+def test_single_file_formats_name_their_file():
+    from mixopt.export import export_target
+
+    for fmt, exporter in EXPORTERS.items():
+        files = export_plan(plan_dict(), fmt, PATHS)
+        if exporter.multi_file:
+            assert exporter.file_name is None and export_target(fmt, "d").name == "d"
+        else:
+            assert list(files) == [exporter.file_name] and export_target(fmt, "d").name == exporter.file_name
+
+
+# ------------------------------------------------------------------ writing: whole or not at all (issue 15, finding 1)
+
+
+def _fail_on_phase_01(monkeypatch, how):
+    """Make the disk refuse the second file of an olmo-core export (phase_01.yaml), on its write or its rename."""
+    import errno
+    import os
+
+    if how == "write":
+        real = os.fsync
+
+        def fsync(fd):
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+            if name.lstrip(".").startswith("phase_01"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    else:
+        real = os.replace
+
+        def replace(src, dst, **kw):
+            if os.path.basename(dst) == "phase_01.yaml":
+                raise OSError(errno.EIO, "Input/output error", str(src))
+            return real(src, dst, **kw)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc/self/fd to tell which file is written")
+@pytest.mark.parametrize("how", ["write", "rename"])
+def test_failed_export_keeps_the_previous_export_byte_for_byte(plan_file, tmp_path, monkeypatch, how):
+    out = tmp_path / "olmo"
+    out.mkdir()
+    old = {"phase_00.yaml": b"# old export, phase 0\nsources: []\n", "phase_01.yaml": b"# old export, phase 1\r\n\x00\xff"}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    (out / "notes.txt").write_text("mine\n")
+    _fail_on_phase_01(monkeypatch, how)
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(out), *_path_args()])
+    assert r.exit_code != 0, r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {**old, "notes.txt": b"mine\n"}  # no staging litter either
+    assert "\n" not in str(r.exception) and "Nothing was changed" in str(r.exception)
+    monkeypatch.undo()
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(out), *_path_args()])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "phase_00.yaml", "phase_01.yaml"]
+    assert (out / "phase_00.yaml").read_bytes() != old["phase_00.yaml"]
+
+
+def test_failed_first_export_leaves_no_directory(plan_file, tmp_path, monkeypatch):
+    _fail_on_phase_01(monkeypatch, "write")
+    r = _invoke([str(plan_file), "--format", "olmo-core", "--out", str(tmp_path / "new" / "olmo"), *_path_args()])
+    assert r.exit_code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]
+
+
+def test_write_export_returns_files_and_stale_phases(tmp_path):
+    from mixopt.export import write_export
+
+    out = tmp_path / "mosaic"
+    first = write_export(plan_dict(), "mosaic-streaming", out, PATHS)
+    assert [p.name for p in first.files] == ["phase_00.yaml", "phase_01.yaml"] and first.stale == () and first.warning is None
+    again = write_export(single_phase(), "mosaic-streaming", out, PATHS)
+    assert [p.name for p in again.files] == ["phase_00.yaml"] and [p.name for p in again.stale] == ["phase_01.yaml"]
+    assert "phase_01.yaml" in again.warning and "earlier export" in again.warning and "\n" not in again.warning
+    single = write_export(plan_dict(), "nanotron", tmp_path / "stages.yaml", PATHS)
+    assert single.files == (tmp_path / "stages.yaml",) and single.out == tmp_path / "stages.yaml"
+
+
+def _modes(paths):
+    return {p.name: p.stat().st_mode & 0o777 for p in paths}
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_exported_files_follow_the_umask(plan_file, tmp_path, mask):
+    import os
+
+    old = os.umask(mask)
+    try:
+        r1 = _invoke([str(plan_file), "-f", "megatron", "-o", str(tmp_path / "meg"), *_path_args()])
+        r2 = _invoke([str(plan_file), "-f", "nanotron", "-o", str(tmp_path / "stages.yaml"), *_path_args()])
+    finally:
+        os.umask(old)
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    files = [*(tmp_path / "meg").iterdir(), tmp_path / "stages.yaml"]
+    assert set(_modes(files).values()) == {0o666 & ~mask}
+    assert (tmp_path / "meg").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+@pytest.mark.parametrize("fmt", ["megatron", "olmo-core", "hf-datasets", "mosaic-streaming"])
+def test_directory_formats_refuse_a_file_name(plan_file, tmp_path, fmt):
+    r = _invoke([str(plan_file), "-f", fmt, "-o", str(tmp_path / "out.json"), *_path_args(), "--tokens-per-doc", "code=9"])
+    assert isinstance(r.exception, ExportError), r.output
+    msg = str(r.exception)
+    assert "directory" in msg and "'.json'" in msg and str(tmp_path / "out") in msg and "\n" not in msg
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "out").exists()
+    (tmp_path / "made.json").mkdir()  # a directory that already has such a name is taken as meant
+    assert _invoke([str(plan_file), "-f", fmt, "-o", str(tmp_path / "made.json"), *_path_args()]).exit_code == 0
+    assert _invoke([str(plan_file), "-f", fmt, "-o", str(tmp_path / "v1.2"), *_path_args()]).exit_code == 0
+    assert (tmp_path / "v1.2").is_dir()
+
+
+# ------------------------------------------------------------------ every phase gets a step (issue 16, finding 3)
+
+
+def four_m_plan(second_start=0.8):
+    return plan_dict(budget_tokens=4e6, phases=[
+        {"start_fraction": 0.0, "weights": {"code": 0.3, "math": 0.1, "web": 0.6}},
+        {"start_fraction": second_start, "weights": {"code": 0.2, "math": 0.5, "web": 0.3}},
+    ])
+
+
+@pytest.mark.parametrize("fmt", ["megatron", "nanotron"])
+def test_phase_without_a_step_is_refused_naming_the_flags(fmt):
+    # 4M tokens at 512 x 4096 = 2.1M tokens/step: 2 steps, and round(0.8 * 2) = 2 leaves phase_01 no step
+    with pytest.raises(ExportError) as info:
+        export_plan(four_m_plan(), fmt, PATHS)
+    msg = str(info.value)
+    assert "\n" not in msg and "phase_01" in msg and "of 2" in msg
+    assert "--global-batch-size" in msg and "--seq-length" in msg and "--total-iterations" in msg
+    need = int(msg.rsplit("--total-iterations to at least ", 1)[1].rstrip("."))
+    gbs = int(msg.split("e.g. --global-batch-size ", 1)[1].split()[0])
+    assert need == 3 and gbs < 512
+    with pytest.raises(ExportError, match="Set --total-iterations to at least 3") as info:
+        export_plan(four_m_plan(), fmt, PATHS, options=ExportOptions(total_iterations=need - 1))
+    assert "--global-batch-size" not in str(info.value)  # it does not matter once the steps are given
+    for opts in (ExportOptions(total_iterations=need), ExportOptions(global_batch_size=gbs)):
+        files = export_plan(four_m_plan(), fmt, PATHS, options=opts)
+        if fmt == "megatron":
+            meta = json.loads(files["blend.json"])
+            assert all(p["end_iteration"] > p["start_iteration"] for p in meta["phases"])
+            assert meta["phases"][-1]["end_iteration"] == meta["total_iterations"] == need
+        else:
+            stages = yaml.safe_load(files["data_stages.yaml"])["data_stages"]
+            assert f"train_steps = {need}" in files["data_stages.yaml"]
+            assert [s["start_training_step"] for s in stages] == [1, 3] and stages[-1]["start_training_step"] <= need
+
+
+def test_four_million_tokens_in_halves_fit_the_default_batch():
+    meta = json.loads(export_plan(four_m_plan(0.5), "megatron", PATHS)["blend.json"])
+    assert [(p["start_iteration"], p["end_iteration"]) for p in meta["phases"]] == [(0, 1), (1, 2)]
+
+
+def test_step_schedule_property():
+    """Every accepted schedule gives each phase >= 1 step; every refusal suggests a total that works and is least."""
+    from mixopt.export.spec import min_total_steps, start_steps
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        k = int(rng.integers(1, 5))
+        fractions = [0.0, *sorted(set(np.round(rng.uniform(0.01, 0.99, k - 1), 3).tolist()))]
+        total = int(rng.integers(1, 40))
+        starts = start_steps(fractions, total)
+        if starts is not None:
+            ends = starts[1:] + [total]
+            assert starts[0] == 0 and all(e > s for s, e in zip(starts, ends))
+            continue
+        need = min_total_steps(fractions, total)
+        assert start_steps(fractions, need) is not None
+        assert all(start_steps(fractions, t) is None for t in range(total, need))
+
+
+def test_plan_error_has_no_doubled_period():
+    with pytest.raises(ExportError) as info:
+        export_plan(single_phase({"code": 0.5, "math": 0.1, "web": 0.1}), "json")
+    assert ".." not in str(info.value)

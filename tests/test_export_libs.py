@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mixopt.export import export_plan
+from mixopt.export import ExportOptions, export_plan
 from mixopt.export.megatron import dataset_prefix
 from mixopt.export.semantics import token_shares_from_docs
 
@@ -77,7 +77,8 @@ def test_megatron_blend_round_trip(tmp_path):
     from megatron.core.datasets.blended_megatron_dataset_config import BlendedMegatronDatasetConfig
 
     paths = {d: f"/data/{d}.bin" for d in TOKENS_PER_DOC}
-    out = write_files(export_plan(PLAN, "megatron", paths, options=None), tmp_path / "megatron")
+    steps = ExportOptions(global_batch_size=8, seq_length=4096)  # 400k tokens: 13 steps, so each phase gets some
+    out = write_files(export_plan(PLAN, "megatron", paths, options=steps), tmp_path / "megatron")
     meta = json.loads((out / "blend.json").read_text())
     for phase, raw in zip(meta["phases"], PLAN["phases"]):
         direct = utils.get_blend_from_list(phase["data_path"])
@@ -238,8 +239,6 @@ def test_litdata_module_samples_planned_token_shares(tmp_path, monkeypatch):
 def _hf_build(tmp_path: Path, rows_per_domain: dict[str, int], **opts):
     from datasets import Dataset
 
-    from mixopt.export import ExportOptions
-
     paths = {d: f"local/{d}" for d in TOKENS_PER_DOC}
     out = write_files(export_plan(PLAN, "hf-datasets", paths, options=ExportOptions(**opts)), tmp_path / "hf")
     by_path = {
@@ -289,7 +288,8 @@ def test_nanotron_stage_args_construct(tmp_path):
     config = pytest.importorskip(
         "nanotron.config", reason="nanotron is not installed; its data_stages schema is checked without it in tests/test_export.py"
     )
-    text = export_plan(PLAN, "nanotron", {d: str(tmp_path / d) for d in TOKENS_PER_DOC})["data_stages.yaml"]
+    steps = ExportOptions(global_batch_size=8, seq_length=4096)
+    text = export_plan(PLAN, "nanotron", {d: str(tmp_path / d) for d in TOKENS_PER_DOC}, options=steps)["data_stages.yaml"]
     for stage in yaml.safe_load(text)["data_stages"]:
         data = stage["data"]
         args = config.DatasetStageArgs(
@@ -298,3 +298,79 @@ def test_nanotron_stage_args_construct(tmp_path):
             data=config.DataArgs(dataset=config.NanosetDatasetsArgs(**data["dataset"]), seed=data["seed"], num_loading_workers=data["num_loading_workers"]),
         )
         assert len(args.data.dataset.dataset_folder) == len(args.data.dataset.dataset_weights)
+
+
+# The exported loader picks the builder by the kind of path (issue 16, finding 7).
+
+LOADER_ROWS = 6
+
+
+def _rows(domain: str) -> list[dict]:
+    return [{"domain": domain, "n_tokens": TOKENS_PER_DOC[domain], "i": i} for i in range(LOADER_ROWS)]
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _data_of_every_kind(root: Path) -> dict[str, str]:
+    """One domain per kind of path: a .jsonl file, a .jsonl.gz file, a directory, a glob (and a save_to_disk dir)."""
+    import gzip
+
+    from datasets import Dataset
+
+    root.mkdir()
+    (root / "short.jsonl").write_text(_jsonl(_rows("short")))
+    with gzip.open(root / "mid.jsonl.gz", "wt") as fh:
+        fh.write(_jsonl(_rows("mid")))
+    (root / "long").mkdir()
+    rows = _rows("long")
+    (root / "long" / "part-0.jsonl").write_text(_jsonl(rows[:3]))
+    (root / "long" / "part-1.jsonl").write_text(_jsonl(rows[3:]))
+    (root / "xlong_shards").mkdir()
+    rows = _rows("xlong")
+    for k in range(2):
+        (root / "xlong_shards" / f"shard-{k}.jsonl").write_text(_jsonl(rows[3 * k : 3 * k + 3]))
+    (root / "xlong_shards" / "README.md").write_text("not data: the glob must skip me\n")
+    Dataset.from_list(_rows("short")).save_to_disk(str(root / "saved"))
+    return {
+        "short": str(root / "short.jsonl"),
+        "mid": str(root / "mid.jsonl.gz"),
+        "long": str(root / "long"),
+        "xlong": str(root / "xlong_shards" / "shard-*.jsonl"),
+    }
+
+
+@pytest.fixture()
+def hf_offline(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="datasets is not installed")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")  # not ~/.cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return datasets
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "map-style"])
+def test_hf_loader_reads_file_gz_directory_glob_and_saved(tmp_path, hf_offline, streaming):
+    paths = _data_of_every_kind(tmp_path / "data")
+    out = write_files(export_plan(PLAN, "hf-datasets", paths), tmp_path / "hf")
+    module = load_module(out / "interleave.py", f"interleave_kinds_{streaming}")
+    for domain, path in {**paths, "saved": str(tmp_path / "data" / "saved")}.items():
+        ds = module.load(path, streaming=streaming)
+        assert isinstance(ds, hf_offline.IterableDataset if streaming else hf_offline.Dataset), (domain, type(ds))
+        want = _rows("short" if domain == "saved" else domain)
+        assert sorted(ds, key=lambda r: r["i"]) == want, domain
+    mixed = list(module.build(0))  # default loader, streaming, all_exhausted: every row of every domain at least once
+    seen = Counter((r["domain"], r["i"]) for r in mixed)
+    assert set(seen) == {(d, i) for d in TOKENS_PER_DOC for i in range(LOADER_ROWS)}
+
+
+def test_hf_loader_errors_name_the_path(tmp_path, hf_offline):
+    out = write_files(export_plan(PLAN, "hf-datasets", {d: f"/nowhere/{d}.jsonl" for d in TOKENS_PER_DOC}), tmp_path / "hf")
+    module = load_module(out / "interleave.py", "interleave_errors")
+    with pytest.raises(FileNotFoundError, match="/nowhere/short.jsonl"):
+        module.load("/nowhere/short.jsonl")
+    (tmp_path / "blob.bin").write_text("{}\n")
+    with pytest.raises(ValueError, match="file format"):
+        module.load(str(tmp_path / "blob.bin"))
+    assert module.builder_of("a/b.JSONL.gz") == "json" and module.builder_of("x.parquet") == "parquet"
+    assert module.builder_of("corpus.txt.zst") == "text" and module.builder_of("org/name") is None

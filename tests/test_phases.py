@@ -12,14 +12,14 @@ from mixopt.config import ProxyConfig, SweepConfig
 from mixopt.data.types import DomainSet, TokenizedDomain
 from mixopt.errors import MixtureError
 from mixopt.mixtures import Mixture, as_phases, sample_upsampling
-from mixopt.planning.phases import (BaseMixtureView, TwoPhaseSurrogate, cooldown_schedule, phase_features, plan_phases,
-                                    records_to_phase_data, search_upsampling)
-from mixopt.planning.search import Constraints
+from mixopt.planning.phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling
+from mixopt.planning.constraints import Constraints
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.train import train_proxy
 from mixopt.runs.record import RunRecord
 from mixopt.runs.store import RunStore
 from mixopt.runs.sweep import execute_run, plan_sweep
+from mixopt.surrogates.two_phase import BaseMixtureView, TwoPhaseSurrogate, phase_features
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
 
@@ -74,18 +74,18 @@ def test_batches_phase_switch_realises_each_phase_shares():
 def test_trainer_phase_switch_accounting_and_determinism(data):
     cfg = tiny()  # 40 steps of 8 sequences of 32 tokens
     p, q = Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})
-    res = train_proxy(cfg, p, data, 0, threads=1, phases=[(0.75, q)])
+    res = train_proxy(cfg, [(0.0, p), (0.75, q)], data, 0, threads=1)
     seq = 8 * 32
     assert res.tokens_per_domain == {"alpha": 30 * seq, "beta": 10 * seq, "gamma": 0}
     assert res.epochs_per_domain["beta"] == 10 * seq / data.domains["beta"].unique_tokens
-    again = train_proxy(cfg, p, data, 0, threads=1, phases=[(0.75, {"beta": 1.0})])
+    again = train_proxy(cfg, [(0.0, p), (0.75, {"beta": 1.0})], data, 0, threads=1)
     assert again.curves == res.curves and again.tokens_per_domain == res.tokens_per_domain
     plain = train_proxy(cfg, p, data, 0, threads=1)
-    empty = train_proxy(cfg, p, data, 0, threads=1, phases=())
+    empty = train_proxy(cfg, [(0.0, p)], data, 0, threads=1)
     assert plain.curves == empty.curves and plain.tokens_per_domain == {"alpha": 40 * seq, "beta": 0, "gamma": 0}
     assert res.curves["val/alpha"] != plain.curves["val/alpha"]  # same up to the switch, not after
     with pytest.raises(MixtureError, match="strictly increasing"):
-        train_proxy(cfg, p, data, 0, threads=1, phases=[(0.0, q)])
+        train_proxy(cfg, [(0.0, p), (0.0, q)], data, 0, threads=1)
 
 
 # ---------------------------------------------------------------- sweep
@@ -148,7 +148,7 @@ def _synthetic(n_single=30, n_two=30, seed=0, tilt=2.0):
 def test_two_phase_surrogate_learns_and_search_finds_upsampling():
     P, Q, F, y = _synthetic()
     model = TwoPhaseSurrogate(random_state=0).fit(phase_features(P, Q, F), y)
-    assert model.get_params() == {"eps": 1e-3, "n_restarts": 2, "random_state": 0}
+    assert model.get_params() == {"eps": 1e-3, "n_restarts": 2, "random_state": 0, "noise_variance": None}
     Pt, Qt, Ft, yt = _synthetic(20, 20, seed=1)
     mean, std = model.predict(phase_features(Pt, Qt, Ft), return_std=True)
     assert np.corrcoef(mean, yt)[0, 1] > 0.9 and np.all(std > 0)
@@ -168,6 +168,26 @@ def test_two_phase_surrogate_learns_and_search_finds_upsampling():
     moved = search_upsampling(model, p, n_candidates=3000, seed=0, keep_overall=True)
     assert moved["overall"] == pytest.approx(p) and moved["q"]["d0"] > moved["p"]["d0"]
     assert plan_phases(p, moved)[0]["weights"] == pytest.approx(moved["p"], abs=1e-6)
+
+
+def test_two_phase_surrogate_is_a_gp_surrogate_with_its_checks():
+    from mixopt.errors import FitError, NotFittedError
+    from mixopt.surrogates import GPSurrogate
+
+    P, Q, F, y = _synthetic()
+    X = phase_features(P, Q, F)
+    assert isinstance(TwoPhaseSurrogate(), GPSurrogate)  # one standardisation and GP fit, not a copy
+    with pytest.raises(NotFittedError, match="This TwoPhaseSurrogate estimator is not fitted"):
+        TwoPhaseSurrogate().predict(X)
+    with pytest.raises(FitError, match="TwoPhaseSurrogate needs at least 4 runs for 4 domains"):
+        TwoPhaseSurrogate().fit(X[:3], y[:3])
+    with pytest.raises(MixtureError, match=r"an odd number \(2k\+1\)"):
+        TwoPhaseSurrogate().fit(X[:, :-1], y)
+    model = TwoPhaseSurrogate(n_restarts=0, noise_variance=1e-4).fit(X, y)
+    assert model.n_domains_ == 4 and model.n_features_in_ == 9 and model.noise_variance_ == pytest.approx(1e-4)
+    assert model.n_two_phase_ == int((F > 0).sum())
+    with pytest.raises(MixtureError, match="X has 7 features, but TwoPhaseSurrogate is expecting 9"):
+        model.predict(phase_features(P[:, :3] / P[:, :3].sum(1, keepdims=True), Q[:, :3] / Q[:, :3].sum(1, keepdims=True), F))
 
 
 def test_search_reports_no_help_when_the_end_phase_does_not_matter():

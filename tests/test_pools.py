@@ -10,7 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from mixopt.errors import ConfigError
-from mixopt.planning.pools import load_pools, parse_budgets, plan_pools, pool_frontier_plot, pools_from_dict
+from mixopt.config import domain_pools_from_dict
+from mixopt.planning.pools import load_pools, parse_budgets, plan_pools, pool_frontier_plot
 
 REPO = Path(__file__).resolve().parents[1]
 TMARS_YAML = REPO / "configs" / "pools_tmars.yaml"
@@ -78,7 +79,7 @@ def test_effective_data_objective_plan():
     pools = [dict(name="lo", b=-0.15, tau=2.0), dict(name="hi", b=-0.2, tau=2.0)]
     raw = dict(objective="effective_data", a=0.02, d=0.1, pool_size=1e8, pools=pools)
     # one unrepeated pass: the better pool alone wins; heavy repetition: both pools win
-    results = plan_pools(pools_from_dict(raw), [2e7, 1e10])
+    results = plan_pools(domain_pools_from_dict(raw, where='test'), [2e7, 1e10])
     assert results[0]["best"] == ["hi"]
     assert results[1]["best"] == ["hi", "lo"]
 

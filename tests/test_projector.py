@@ -203,6 +203,24 @@ def test_stage2_extrapolation_is_exact_for_log_linear_losses(clusters):
     assert np.all(np.isfinite(std))
 
 
+def test_projectors_are_sklearn_estimators(clusters):
+    from sklearn.base import BaseEstimator, clone
+
+    src, tgt = clusters
+    mot = MixtureOT(src, tgt)
+    two = TwoStageProjector(mot, n0=1e6, n1=4e6)
+    assert isinstance(two, BaseEstimator) and isinstance(OTProjector(), BaseEstimator)
+    assert two.get_params() == {"ot": mot, "n0": 1e6, "n1": 4e6, "alpha": 1e-3}
+    assert two.set_params(n1=8e6, alpha=0.1) is two and (two.n1, two.alpha) == (8e6, 0.1)
+    with pytest.raises(ValueError, match="Invalid parameter 'n2'"):
+        two.set_params(n2=1.0)
+    copy = clone(two)
+    assert copy.get_params()["n1"] == 8e6 and copy.ot is not mot and copy.ot.domains == mot.domains
+    assert "TwoStageProjector(" in repr(two) and "OTProjector(alpha=0.5)" == repr(OTProjector(alpha=0.5))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        two.predict(np.full((1, 3), 1 / 3), n_tokens=1e7)
+
+
 def test_checkpoint_losses_reads_run_records():
     from mixopt.projector import checkpoint_losses
     from mixopt.runs.record import RunRecord
@@ -353,14 +371,15 @@ def test_pool_scoring_with_fitted_projector():
         score_pools({"cooking": docs["cooking"]}, target, base_mixture={"code": 1.0}, projector=two, featurizer=feat)
 
 
-def test_sentence_transformer_featurizer_needs_local_path_and_extra(tmp_path):
+def test_sentence_transformer_featurizer_needs_local_path_and_extra(tmp_path, monkeypatch):
+    import sys
+
     from mixopt.errors import MissingExtraError
     from mixopt.projector import SentenceTransformerFeaturizer
 
     with pytest.raises(DataError, match="locally"):
         SentenceTransformerFeaturizer(str(tmp_path / "missing")).transform(["x"])
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        with pytest.raises(MissingExtraError, match="pip install"):
-            SentenceTransformerFeaturizer(str(tmp_path)).transform(["x"])
+    # make the optional package unimportable whether or not it is installed, so the check always runs
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'mixopt\[embeddings\]'"):
+        SentenceTransformerFeaturizer(str(tmp_path)).transform(["x"])

@@ -17,8 +17,10 @@ from mixopt.errors import DataError, MixtureError
 from mixopt.mixtures import Mixture
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.device import pick_device, pick_dtype, probe_cpu_bf16
+from mixopt.proxy.loop import eval_windows
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy.train import eval_windows, lr_at, train_proxy
+from mixopt.proxy.schedule import decay_branches, lr_at, schedule_info
+from mixopt.proxy.train import train_proxies_stacked, train_proxy
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
 
@@ -61,6 +63,8 @@ def test_default_model_size_and_flops():
     assert model.transformer.wte.weight is model.lm_head.weight  # tied, counted once
     assert model.config.n_head == 1
     assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
+    c = model.config  # non-embedding: without the (tied) token table and the position table, Kaplan's N
+    assert model.num_params(non_embedding=True) == n - (c.vocab_size + c.block_size) * c.n_embd
 
 
 def test_forward_shapes():
@@ -131,6 +135,22 @@ def test_lr_schedule():
     assert lrs[0] < lrs[5] < lrs[9] <= 1e-2 and lrs[10] == pytest.approx(1e-2)
     assert lrs[-1] == pytest.approx(1e-3, rel=0.05) and min(lrs[10:]) >= 1e-3
     assert lr_at(80, 100, cfg.model_copy(update={"schedule": "constant"})) == 1e-2
+
+
+def test_wsd_schedule_and_its_branches():
+    cfg = ProxyConfig(lr=1e-2, warmup_fraction=0.1, min_lr_ratio=0.1, schedule="wsd", decay_fraction=0.2,
+                      checkpoints=[0.25, 0.5, 0.9])
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] < 1e-2 and all(x == 1e-2 for x in lrs[10:80])  # warm-up, then stable
+    assert lrs[80] < 1e-2 and lrs[-1] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs[79:], lrs[80:]))
+    # a branch to 50 steps keeps the run's warm-up and decays over its own last 10 steps
+    assert [lr_at(s, 50, cfg, warmup=10) for s in (39, 40, 49)] == pytest.approx([1e-2, 1e-2 - 9e-3 / 10, 1e-3])
+    # forks: each budget minus its own decay (25 - 5, 50 - 10, 90 - 18); the last budget is the run's own decay
+    assert decay_branches(cfg, 100) == [(20, 25), (40, 50), (72, 90)]
+    assert decay_branches(cfg.model_copy(update={"schedule": "cosine"}), 100) == []
+    info = schedule_info(cfg, 100)
+    assert info["name"] == "wsd" and info["decay_fraction"] == 0.2 and info["warmup_steps"] == 10
+    assert info["branches"] == [[20, 25], [40, 50], [72, 90]]
 
 
 # ---------------------------------------------------------------- device / dtype
@@ -211,3 +231,59 @@ def test_huge_learning_rate_fails_with_reason(text_data):
 def test_unknown_mixture_domain_raises(text_data):
     with pytest.raises(MixtureError, match="unknown domains"):
         train(tiny_cfg(), Mixture({"alpha": 0.5, "nope": 0.5}), text_data, seed=0)
+
+
+def test_phases_schedule_and_the_mixture_shorthand_agree(text_data):
+    cfg = tiny_cfg(tokens=8 * 32 * 8, checkpoints=[1.0])
+    one = train(cfg, MIX, text_data, seed=2)
+    two = train(cfg, [(0.0, MIX)], text_data, seed=2)
+    assert one.curves == two.curves and one.tokens_per_domain == two.tokens_per_domain
+    with pytest.raises(MixtureError, match="start at 0"):
+        train(cfg, [(0.5, MIX)], text_data, seed=2)
+
+
+def test_one_run_through_the_stacked_entry_is_bit_identical(text_data):
+    """M = 1 is one loop with train_proxy: the same numbers exactly, whichever entry point."""
+    cfg = tiny_cfg(tokens=8 * 32 * 10, checkpoints=[0.5])
+    ref = train(cfg, MIX, text_data, seed=4)
+    (got,) = train_proxies_stacked(cfg, [MIX], text_data, [4], threads=1)
+    assert got.curves == ref.curves and got.metrics == ref.metrics and got.steps == ref.steps
+    assert got.n_params == ref.n_params and got.n_params_non_embedding == ref.n_params_non_embedding > 0
+    assert ref.n_params_non_embedding < ref.n_params and ref.flops_per_token > 6 * ref.n_params_non_embedding
+    assert ref.schedule == {"name": "cosine", "lr": 3e-3, "steps": 10, "warmup_steps": 0, "min_lr_ratio": 0.1}
+
+
+# ---------------------------------------------------------------- WSD decay branches
+
+WSD = dict(schedule="wsd", decay_fraction=0.25, warmup_fraction=0.1, min_lr_ratio=0.1)
+
+
+def test_wsd_decay_branch_matches_a_run_straight_to_its_budget(text_data):
+    """One WSD run to 40 steps branches a decay at 20 steps; a WSD run of 20 steps (same warm-up steps) agrees."""
+    long = tiny_cfg(tokens=8 * 32 * 40, checkpoints=[0.5, 1.0], **WSD)
+    res = train(long, MIX, text_data, seed=5)
+    budget = str(20 * 8 * 32)
+    assert res.status == "ok" and list(res.curves["val/alpha"]) == [budget, str(40 * 8 * 32)]
+    assert res.schedule["branches"] == [[15, 20]] and res.branch_tokens == 5 * 8 * 32
+    assert res.tokens_seen == 40 * 8 * 32 == sum(res.tokens_per_domain.values())  # branches are not the run's tokens
+    short = tiny_cfg(tokens=8 * 32 * 20, checkpoints=[1.0], **{**WSD, "warmup_fraction": 0.2})  # 4 warm-up steps
+    ref = train(short, MIX, text_data, seed=5)
+    for k, v in ref.metrics.items():
+        assert res.curves[k][budget] == pytest.approx(v, rel=1e-6, abs=1e-7), k
+    # the branch really decayed: the same 20 steps at a constant rate end elsewhere
+    flat = train(short.model_copy(update={"schedule": "constant"}), MIX, text_data, seed=5)
+    assert abs(flat.metrics["val/alpha"] - res.curves["val/alpha"][budget]) > 1e-3
+    # and the run itself is untouched by its branch: its final loss is that of a WSD run with no branch
+    alone = train(long.model_copy(update={"checkpoints": [1.0]}), MIX, text_data, seed=5)
+    assert alone.metrics == res.metrics
+
+
+def test_wsd_stacked_branches_match_single_runs(text_data):
+    cfg = tiny_cfg(tokens=8 * 32 * 16, checkpoints=[0.5], **WSD)
+    mixes = [MIX, Mixture({"gamma": 1.0})]
+    got = train_proxies_stacked(cfg, mixes, text_data, [0, 1], threads=1)
+    for res, mix, seed in zip(got, mixes, [0, 1]):
+        ref = train(cfg, mix, text_data, seed=seed)
+        assert res.curves.keys() == ref.curves.keys() and res.branch_tokens == ref.branch_tokens > 0
+        for k, curve in ref.curves.items():
+            assert res.curves[k] == pytest.approx(curve, rel=1e-5)

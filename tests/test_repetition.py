@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mixopt.errors import BudgetError, ConfigError, FitError, MixoptError
-from mixopt.planning.repetition_fit import PowerLaw, fit_loss_power_law, fit_pool_decay, fit_r_star
+from mixopt.repetition_fit import PowerLaw, fit_loss_power_law, fit_pool_decay, fit_r_star
 from mixopt.repetition import (
     R_STAR,
     Pool,

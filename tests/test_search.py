@@ -5,12 +5,12 @@ import pytest
 from scipy.optimize import minimize
 
 from mixopt.errors import BudgetError, ConfigError, MixtureError
+from mixopt.mixtures import project_to_bounded_simplex
+from mixopt.planning.constraints import Constraints
 from mixopt.planning.search import (
-    Constraints,
     SearchResult,
     kl_to_prior,
     optimize_mixture,
-    project_to_bounded_simplex,
     simulate_search,
 )
 

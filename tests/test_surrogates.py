@@ -76,7 +76,7 @@ def test_validation_errors(name, data):
     with pytest.raises(FitError, match="values, but W has"):
         m.fit(Wtr, ytr[:-1])
     m.fit(Wtr, ytr)
-    with pytest.raises(MixtureError, match="W has 3 columns, but the model was fitted on 5"):
+    with pytest.raises(MixtureError, match=f"X has 3 features, but {type(m).__name__} is expecting 5 features"):
         m.predict(np.full((2, 3), 1 / 3))
 
 
@@ -104,7 +104,7 @@ def test_registry_and_params():
     assert set(NAMES) <= set(ESTIMATORS)
     with pytest.raises(MixoptError, match="Known surrogates"):
         get_estimator("nope")
-    with pytest.raises(MixoptError, match="invalid parameters"):
+    with pytest.raises(MixoptError, match=r"LinearSurrogate \('linear'\) has no parameters \['bogus'\]"):
         get_estimator("linear", bogus=1)
     m = get_estimator("default", eps=0.01)
     assert m.get_params()["eps"] == 0.01
@@ -168,12 +168,12 @@ def test_default_beats_linear_on_regmix():
 
 
 def test_metric_average_fits_components_and_scores_the_combined_target():
-    from mixopt.surrogates import MetricAverage, cross_validate
+    from mixopt.surrogates import GPSurrogate, MetricAverage, cross_validate
 
     rng = np.random.default_rng(0)
     W = rng.dirichlet(np.ones(4), size=40)
     Y = np.column_stack([2.0 - np.log(W[:, j] + 0.05) * 0.3 for j in range(4)])  # each domain's loss falls with its weight
-    est = MetricAverage("default", weights=[1, 1, 2, 0])
+    est = MetricAverage(GPSurrogate(), weights=[1, 1, 2, 0])
     cv = cross_validate(est, W, Y, k=4, seed=0)
     y = Y @ np.array([0.25, 0.25, 0.5, 0.0])
     assert np.allclose(est.combine(Y), y)
@@ -181,3 +181,106 @@ def test_metric_average_fits_components_and_scores_the_combined_target():
     mean, std = est.fit(W, Y).predict(W[:5], return_std=True)
     assert mean.shape == std.shape == (5,) and np.all(std > 0)
     assert np.abs(mean - y[:5]).max() < 0.1
+
+
+# ---------------------------------------------------------------- sklearn conventions, names, messages (issues 10, 16)
+
+def test_errors_name_the_class_not_the_registry_key(data):
+    Wtr, ytr, _, _ = data
+    with pytest.raises(FitError, match=r"^GPSurrogate needs at least 4 runs for 5 domains\. Got n_samples=3"):
+        get_estimator("default").fit(Wtr[:3], ytr[:3])
+    with pytest.raises(NotFittedError, match="This RegMixLightGBM estimator is not fitted"):
+        get_estimator("regmix-lightgbm").predict(Wtr)
+    with pytest.raises(FitError, match="constant .* so MixingLawSurrogate has nothing"):
+        get_estimator("mixing-law").fit(Wtr, np.ones(len(ytr)))
+
+
+def test_one_run_says_so_instead_of_blaming_a_constant_target(data):
+    Wtr, ytr, _, _ = data
+    with pytest.raises(FitError, match=r"needs at least 2 runs to learn from\. Got n_samples=1"):
+        cross_validate(make("linear"), Wtr[:1], ytr[:1], k=2)
+    with pytest.raises(FitError, match="requires y to be passed, but the target y is None"):
+        make("linear").fit(Wtr, None)
+
+
+def test_unknown_name_does_not_blame_the_config():
+    with pytest.raises(MixoptError) as info:
+        get_estimator("lightgbm", where="--model")
+    msg = str(info.value)
+    assert "'lightgbm' (from --model)" in msg and "regmix-lightgbm" in msg and "config" not in msg
+
+
+def test_every_estimator_defaults_to_random_state_0():
+    for name, cls in ESTIMATORS.items():
+        params = cls().get_params()
+        if "random_state" in params:
+            assert params["random_state"] == 0, name
+
+
+def test_save_model_creates_missing_folders(tmp_path, data):
+    Wtr, ytr, _, _ = data
+    out = save_model(make("linear").fit(Wtr, ytr), tmp_path / "no" / "dir" / "m.pkl", {"domains": list("abcde")})
+    assert out.exists() and load_model(out)[1] == {"domains": list("abcde")}
+
+
+def test_metric_average_clones_its_estimator_and_passes_noise():
+    from mixopt.surrogates import GPSurrogate, MetricAverage
+
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(3), size=24)
+    Y = np.column_stack([2.0 - 0.3 * np.log(W[:, j] + 0.05) + 0.01 * rng.normal(size=24) for j in range(3)])
+    proto = GPSurrogate(n_restarts=0)
+    est = MetricAverage(proto, random_state=3, noise_variance=[1e-4, 2e-4, 3e-4]).fit(W, Y)
+    assert not hasattr(proto, "n_features_in_")  # the prototype is cloned, never fitted
+    assert [m.random_state for m in est.estimators_] == [3, 3, 3]
+    assert [m.noise_variance_ for m in est.estimators_] == pytest.approx([1e-4, 2e-4, 3e-4])
+    assert MetricAverage(GPSurrogate(n_restarts=0)).fit(W, Y[:, 0]).predict(W[:2]).shape == (2,)  # 1-D y: one metric
+    with pytest.raises(FitError, match="one per column of Y"):
+        MetricAverage(proto, noise_variance=[1e-4, 2e-4]).fit(W, Y)
+    with pytest.raises(FitError, match="LinearSurrogate has no noise_variance"):
+        MetricAverage(get_estimator("linear"), noise_variance=1e-4).fit(W, Y)
+    # a registry name still works, and equals the estimator it names
+    a = MetricAverage("default").fit(W, Y).predict(W[:3])
+    np.testing.assert_allclose(a, MetricAverage(GPSurrogate()).fit(W, Y).predict(W[:3]))
+
+
+def test_gp_fixes_the_white_noise_to_a_measured_variance():
+    from mixopt.surrogates import GPSurrogate
+
+    W, y = synthetic(40, d=4, seed=5, noise=0.02)
+    free = GPSurrogate().fit(W, y)
+    assert free.noise_variance_ > 0 and free.get_params()["noise_variance"] is None
+    nv = 0.05**2
+    fixed = GPSurrogate(noise_variance=nv).fit(W, y)
+    assert fixed.noise_variance_ == pytest.approx(nv, rel=1e-9)
+    _, std = fixed.predict(W, return_std=True)
+    assert np.all(std >= np.sqrt(nv) * (1 - 1e-9))  # a new run carries at least the seed noise
+    assert not np.allclose(fixed.predict(W), free.predict(W))
+    for bad in (-1.0, float("nan"), "0.1"):
+        with pytest.raises(FitError, match="noise_variance must be None or a finite variance"):
+            GPSurrogate(noise_variance=bad).fit(W, y)
+
+
+def test_seed_noise_and_signal_to_noise():
+    from mixopt.surrogates import seed_noise, signal_to_noise
+
+    y = np.array([1.0, 1.2, 3.0, 3.4, 3.2, 5.0])
+    groups = ["a", "a", "b", "b", "b", "c"]
+    var, dof = seed_noise(y, groups)
+    assert dof == 3  # (2 - 1) + (3 - 1) + (1 - 1)
+    assert var == pytest.approx((0.02 + 0.08) / 3)  # a: 2 * 0.1^2, b: 0.2^2 + 0.2^2 + 0
+    snr = signal_to_noise(y, groups)
+    assert snr == pytest.approx(np.std([1.1, 3.2, 5.0], ddof=1) / np.sqrt(var))
+    assert signal_to_noise([1.0, 1.0, 2.0], [0, 0, 1]) == np.inf
+    rng = np.random.default_rng(0)  # pure noise: the ratio is near 1 / sqrt(n_seeds)
+    g = np.repeat(np.arange(200), 4)
+    assert 0.35 < signal_to_noise(rng.normal(size=800), g) < 0.65
+    assert seed_noise(rng.normal(0, 0.1, size=800), g)[0] == pytest.approx(0.01, rel=0.15)
+    with pytest.raises(FitError, match="at least 2 seeds"):
+        seed_noise([1.0, 2.0], ["a", "b"])
+    with pytest.raises(FitError, match="at least 2 different mixtures"):
+        signal_to_noise([1.0, 2.0], ["a", "a"])
+    with pytest.raises(FitError, match="finite"):
+        seed_noise([1.0, np.nan], ["a", "a"])
+    with pytest.raises(FitError, match="one group label per value"):
+        seed_noise([1.0, 2.0], ["a"])

@@ -39,11 +39,11 @@ def build_cmd(
 
 
 @corpus_app.command("list")
-def list_cmd(config: Path | None = typer.Option(None, "--config", help="Sweep config whose data section to list.")) -> None:
+def list_cmd(config: str | None = typer.Option(None, "--config", help="Sweep config whose data section to list: a YAML path or a packaged name (demo, tiny).")) -> None:
     """Domains with documents, bytes and training tokens (after the validation split)."""
-    from ..config import SweepConfig, load_config
+    from ..config import SweepConfig, load_config, resolve_config
 
-    cfg = load_config(config) if config is not None else SweepConfig()
+    cfg = load_config(resolve_config(config)) if config is not None else SweepConfig()
     console = Console()
     rows = _token_rows(cfg)
     table = Table(title=f"domains ({'config ' + str(config) if config else 'default config'}; tokenizer {rows[0]})")

@@ -1,4 +1,4 @@
-"""`mixopt export`: write a plan in a trainer's format, whole or not at all."""
+"""`mixopt export`: write a plan in a trainer's format, whole or not at all (see `mixopt.export.write`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError, ExportError
+from ..export import ExportOptions, write_export
+from ..plan import load_plan
 from .main import app
+from .render import parse_pairs
 
 _FORMATS_HELP = (
     "megatron (dir), olmo-core (dir), nanotron (file), litdata (file), "
@@ -34,10 +37,6 @@ def export_cmd(
     stopping_strategy: str = typer.Option("all_exhausted", help="hf-datasets: all_exhausted or first_exhausted."),
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
-    from ..export import ExportOptions, export_plan, get_exporter
-    from ..plan import load_plan
-
-    exporter = get_exporter(fmt)
     try:
         plan = load_plan(plan_path)
     except ConfigError as exc:
@@ -49,34 +48,15 @@ def export_cmd(
         seed=seed,
         stopping_strategy=stopping_strategy,
     )
-    files = export_plan(plan, fmt, parse_pairs(paths, "--paths", "PATH"), _parse_counts(tokens_per_doc), options)
-    targets = _targets(files, out, exporter.multi_file)
-    write_all(targets)
-    where = out if exporter.multi_file else targets[0][0]
-    typer.echo(f"Wrote {fmt} export of {plan_path} to {where} ({len(targets)} file{'s' if len(targets) != 1 else ''}).")
-    if exporter.multi_file:  # a plan with fewer phases than an earlier export leaves that export's later phases behind
-        written = {p.resolve() for p, _ in targets}
-        stale = sorted(f.name for f in out.glob("phase_*") if f.resolve() not in written)
-        if stale:
-            typer.echo(f"warning: {out} also holds {', '.join(stale)} from an earlier export; delete them so no trainer reads them.",
-                       err=True)
+    result = write_export(plan, fmt, out, parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc), options)
+    n = len(result.files)
+    typer.echo(f"Wrote {fmt} export of {plan_path} to {result.out} ({n} file{'s' if n != 1 else ''}).")
+    if result.warning:
+        typer.echo(f"warning: {result.warning}", err=True)
 
 
-def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
-    """``["a=x", "b=y"]`` -> ``{"a": "x", "b": "y"}`` with one-line errors."""
-    out: dict[str, str] = {}
-    for item in items:
-        domain, sep, value = item.partition("=")
-        domain, value = domain.strip(), value.strip()
-        if not sep or not domain or not value:
-            raise ExportError(f"{option} takes DOMAIN={what}. Got {item!r}. Write it as e.g. {option} code={_example(what)}.")
-        if domain in out:
-            raise ExportError(f"{option} may name each domain once. Got '{domain}' twice ({out[domain]!r} and {value!r}). Keep one.")
-        out[domain] = value
-    return out
-
-
-def _parse_counts(items: list[str]) -> dict[str, float]:
+def parse_counts(items: list[str]) -> dict[str, float]:
+    """``--tokens-per-doc DOMAIN=N`` values as numbers > 0."""
     out: dict[str, float] = {}
     for domain, raw in parse_pairs(items, "--tokens-per-doc", "N").items():
         try:
@@ -87,33 +67,3 @@ def _parse_counts(items: list[str]) -> dict[str, float]:
             raise ExportError(f"--tokens-per-doc needs a number > 0. Got {raw!r} for domain '{domain}'. Pass e.g. --tokens-per-doc {domain}=512.")
         out[domain] = value
     return out
-
-
-def _example(what: str) -> str:
-    return "512" if what == "N" else "/data/code"
-
-
-def _targets(files: dict[str, str], out: Path, multi_file: bool) -> list[tuple[Path, str]]:
-    if multi_file:
-        if out.exists() and not out.is_dir():
-            raise ExportError(f"--out must be a directory for this format. Got the existing file {out}. Pass a directory path.")
-        return [(out / name, text) for name, text in files.items()]
-    if out.is_dir():
-        raise ExportError(f"--out must be a file path for this format. Got the directory {out}. Pass e.g. {out / next(iter(files))}.")
-    (text,) = files.values()
-    return [(out, text)]
-
-
-def write_all(targets: list[tuple[Path, str]]) -> None:
-    """Write each file atomically; if one write fails, remove the ones this call wrote."""
-    from ..io import atomic_write_text
-
-    done: list[Path] = []
-    try:
-        for path, text in targets:
-            atomic_write_text(path, text)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        raise

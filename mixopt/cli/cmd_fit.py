@@ -10,6 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import pipeline
+from ..io import atomic_write_text
+from ..runs.table import read_mixtures_for_model
 from .main import app
 
 
@@ -18,24 +21,25 @@ def fit_cmd(
     store: Path = typer.Option(..., "--store", help="Run-store directory."),
     target: str = typer.Option("mean:all-domains", "--target", help="Metric column, or mean:all-domains / mean:a,b / wmean:a=0.7,b=0.3."),
     model: str = typer.Option("default", "--model", help="Estimator: default, regmix-lightgbm, linear, mixing-law, ..."),
-    out: Path = typer.Option(..., "--out", help="Where to save the fitted model."),
+    out: Path = typer.Option(..., "--out", help="Where to save the fitted model (folders are created)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
     seed: int = typer.Option(0, "--seed", help="Seed for folds and the estimator."),
     plot: Path | None = typer.Option(None, "--plot", help="Predicted-vs-actual PNG (default: MODEL with .png)."),
 ) -> None:
     """Cross-validate a surrogate on the store's runs, fit it on all of them, and save it."""
-    from ..workflow import fit_store
-
-    res = fit_store(store, target, model, out, folds=folds, seed=seed, plot=plot)
-    table = Table(title=f"{model}: {folds}-fold cross-validation on {res.n_runs} runs, target {target}")
+    snapshot = pipeline.open_store(store)
+    fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed)
+    model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
+    cv = fitted.meta["cv"]
+    table = Table(title=f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}")
     for col in ("spearman", "pearson", "mae", "regret@1", "within ±1σ", "within ±2σ"):
         table.add_column(col, justify="right")
-    cv = res.cv
     table.add_row(*(f"{cv[k]:.4f}" if isinstance(cv.get(k), (int, float)) else "-"
                     for k in ("spearman", "pearson", "mae", "regret_at_1", "within_1sd", "within_2sd")))
     console = Console()
     console.print(table)
-    console.print(f"model -> {res.model_path}" + (f"; predicted-vs-actual plot -> {res.plot_path}" if res.plot_path else ""))
+    console.print(pipeline.noise_line(fitted.meta["noise"]))
+    console.print(f"model -> {model_path}; predicted-vs-actual plot -> {plot_path}")
 
 
 @app.command("predict")
@@ -45,17 +49,13 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="CSV to write: index, prediction, std."),
 ) -> None:
     """Predict the target metric of each mixture in a CSV."""
-    from ..io import atomic_write_text
-    from ..runs.table import read_mixtures_for_model
-    from ..surrogates import load_model
-
-    est, meta = load_model(model)
-    indices, W = read_mixtures_for_model(mixtures, list(meta["domains"]))
-    mean, std = est.predict(W, return_std=True)
+    fitted = pipeline.open_model(model)
+    indices, W = read_mixtures_for_model(mixtures, fitted.domains)
+    mean, std = fitted.estimator.predict(W, return_std=True)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "prediction", "std"])
     for i, m, s in zip(indices, mean, std):
         w.writerow([i, repr(float(m)), repr(float(s))])
     atomic_write_text(out, buf.getvalue())
-    Console().print(f"{len(indices)} predictions of {meta['target']} -> {out}")
+    Console().print(f"{len(indices)} predictions of {fitted.target} -> {out}")

@@ -18,7 +18,7 @@ def plan_pools_cmd(
     plot: Path | None = typer.Option(None, "--plot", help="Also write error-vs-budget PNG here."),
 ) -> None:
     """Predict the error of the top-1, top-2, ... quality pools at each budget and pick the best set."""
-    from ..planning.pools import load_pools, parse_budgets, plan_pools, pool_frontier_plot
+    from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools, pool_frontier_plot
 
     budget_list = parse_budgets(budgets)
     config = load_pools(pools_yaml)
@@ -33,7 +33,7 @@ def plan_pools_cmd(
     from rich.table import Table
 
     console = Console()
-    ranked = [p.name for p in config.ranked()]
+    ranked = [p.name for p in law_pools(config)]
     for r in results:
         best_k = len(r["best"])
         table = Table(title=f"budget {r['budget']:.4g} samples ({config.objective})")

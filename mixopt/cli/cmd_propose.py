@@ -8,6 +8,9 @@ import typer
 import yaml
 from rich.console import Console
 
+from .. import pipeline
+from ..config import load_config
+from ..errors import ConfigError
 from .main import app
 
 
@@ -20,15 +23,24 @@ def propose_cmd(
     model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (recorded; used by the repetition law)."),
     seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
-    out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write."),
+    out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
 ) -> None:
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
-    from ..config import load_config
-    from ..workflow import propose
-
     cfg = load_config(config) if config else None
-    plan = propose(out=out, model=model, store=store, config=cfg, budget_tokens=budget_tokens, model_params=model_params,
-                   seed=seed, use_projector=not no_projector)
+    if model is None and store is None:
+        raise ConfigError("propose needs a fitted model (--model MODEL) or a run store to fit one on (--store DIR). Pass one of them.")
+    fitted = pipeline.open_model(model) if model is not None else None
+    if store is None and fitted is not None and fitted.meta.get("store") and Path(fitted.meta["store"]).is_dir():
+        store = Path(fitted.meta["store"])  # the store the model was fitted on
+    snapshot = pipeline.open_store(store) if store is not None else None
+    if fitted is None:
+        pcfg = cfg.propose if cfg else None
+        fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
+                              seed=seed if seed is not None else (cfg.seed if cfg else 0))
+        pipeline.save_fitted(fitted, Path(out).with_name(Path(out).stem + ".model.pkl"))
+    plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
+                            seed=seed, use_projector=not no_projector)
+    pipeline.save(plan, out)
     console = Console()
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}
     console.print(yaml.safe_dump(shown, sort_keys=False).rstrip())

@@ -17,10 +17,11 @@ def report_cmd(
     plan: Path | None = typer.Option(None, "--plan", help="PLAN.yaml from `mixopt propose`."),
     model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs."),
     frontier: Path | None = typer.Option(None, "--frontier", help="FRONTIER.json from `mixopt plan-pools --json`."),
-    target: str = typer.Option("mean:all-domains", "--target", help="Metric to rank runs by, e.g. val/code or mean:all-domains."),
+    target: str | None = typer.Option(None, "--target", help="Metric to rank runs by, e.g. val/code or mean:all-domains "
+                                      "(default: the model's target, else the plan's metric, else mean:all-domains)."),
     title: str = typer.Option("mixopt report", "--title", help="Page title."),
 ) -> None:
-    """Write a self-contained HTML report (needs --store and/or --plan) and print its path."""
+    """Write a self-contained HTML report, figures embedded (needs --store and/or --plan), and print its path."""
     from ..errors import ConfigError
     from ..report import build_report
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from ..errors import DataError, StoreError
+from ..runs.store import RunStore
+from ..runs.table import export_csv, export_regmix, import_regmix, store_table
 from .main import app
+from .render import print_runs_table
 
 runs_app = typer.Typer(help="List, show, export and import run records.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -17,8 +22,6 @@ app.add_typer(runs_app, name="runs")
 @runs_app.command("list")
 def list_cmd(store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """A table of the runs in a store."""
-    from .render import print_runs_table
-
     print_runs_table(store)
 
 
@@ -26,11 +29,6 @@ def list_cmd(store: Path = typer.Option(..., "--store", help="Run-store director
 def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)."),
              store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """One run record as JSON."""
-    from dataclasses import asdict
-
-    from ..errors import StoreError
-    from ..runs.store import RunStore
-
     matches = [r for r in RunStore(store, create=False).records() if r.run_id.startswith(run_id)]
     if len(matches) != 1:
         raise StoreError(f"Run id prefix '{run_id}' matches {len(matches)} runs in {store}. Give more characters (see `mixopt runs list`).")
@@ -39,28 +37,47 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)
 
 @runs_app.command("export")
 def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store directory."),
-               out: Path = typer.Option(..., "--out", help="CSV to write: run_id, weights, metrics.")) -> None:
-    """Write one CSV row per successful run."""
-    from ..runs.store import RunStore
-    from ..runs.table import export_csv, store_table
+               out: Path = typer.Option(..., "--out", help="CSV to write: run_id, weights, metrics."),
+               fmt: str = typer.Option("mixopt", "--format", help="mixopt: one CSV. regmix: OUT-stem.mixtures.csv + "
+                                       ".metrics.csv, which `runs import` reads back."),
+               checkpoints: bool = typer.Option(False, "--checkpoints", help="One row per checkpoint (tokens column) instead of per run.")) -> None:
+    """Write one CSV row per successful run.
 
-    table = store_table(RunStore(store, create=False))
-    export_csv(table, out)
-    Console().print(f"{len(table.run_ids)} runs, {len(table.domains)} domains, {len(table.metrics)} metrics -> {out}")
+    Example: mixopt runs export --store runs/demo --out runs.csv --format regmix
+    """
+    if fmt not in ("mixopt", "regmix"):
+        raise DataError(f"--format must be 'mixopt' or 'regmix'. Got '{fmt}'. Use regmix for the two-CSV layout `runs import` reads.")
+    table = store_table(RunStore(store, create=False), checkpoints=checkpoints)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "regmix":
+        mix, met = export_regmix(table, out)
+        where = f"{mix} + {met} (re-import: mixopt runs import --mixtures {mix} --metrics {met} --store DIR)"
+    else:
+        where = str(export_csv(table, out))
+    Console().print(f"{len(set(table.run_ids))} runs, {len(table.domains)} domains, {len(table.metrics)} metrics -> {where}")
 
 
 @runs_app.command("import")
 def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `index` + one weight column per domain."),
-               metrics: Path = typer.Option(..., "--metrics", help="CSV of `index` + metric columns."),
-               store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
-    """Bring in runs produced elsewhere (RegMix's released layout)."""
-    from ..runs.store import RunStore
-    from ..runs.table import import_regmix
+               metrics: Path = typer.Option(..., "--metrics", help="CSV of `index` + metric columns; optional `model_params` and `tokens` "
+                                            "columns (rows sharing an index are checkpoints of one run)."),
+               store: Path = typer.Option(..., "--store", help="Run-store directory."),
+               model_params: float | None = typer.Option(None, "--model-params", help="Model size of runs whose metrics file has no model_params."),
+               tokens: float | None = typer.Option(None, "--tokens", help="Training tokens of rows whose metrics file has no tokens."),
+               schedule: str | None = typer.Option(None, "--schedule", help="Learning-rate schedule of the runs, e.g. constant, cosine, wsd."),
+               strict: bool = typer.Option(False, "--strict", help="Fail, importing nothing, when any row is rejected.")) -> None:
+    """Bring in runs produced elsewhere (RegMix's released layout).
 
+    Example: mixopt runs import --mixtures test_mixture_60m.csv --metrics test_pile_loss_60m.csv --model-params 6e7 --tokens 1e9 --store runs/regmix
+    """
     console = Console(stderr=True)
-    n, rejected = import_regmix(RunStore(store), mixtures, metrics)
+    n, rejected = import_regmix(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
+                                schedule=schedule, strict=strict)
     for msg in rejected[:20]:
-        console.print(f"[yellow]rejected {msg}[/]")
+        console.print(f"[yellow]rejected {msg}[/]", soft_wrap=True)
     if len(rejected) > 20:
         console.print(f"[yellow]... and {len(rejected) - 20} more rejected rows[/]")
+    if n == 0:
+        raise DataError(f"No runs were imported from {mixtures.name}: all {len(rejected)} row(s) were rejected, first: "
+                        f"{rejected[0] if rejected else 'none'}. Fix the rows listed above.")
     Console().print(f"imported {n} runs into {store}; rejected {len(rejected)} rows")

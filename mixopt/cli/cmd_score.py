@@ -9,6 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..data.embedded import embedded_domains, embedded_path
+from ..data.tokenize import Tokenizer
+from ..errors import ConfigError
+from ..plan import load_plan
+from ..projector.scoring import score_pools
+from ..selection.read import read_texts, source_spec
+from .cmd_export import parse_pairs
 from .main import app
 
 
@@ -18,27 +25,23 @@ def score_cmd(
     target: str = typer.Option(..., "--target", help="PATH of documents that represent the target."),
     base_mixture: Path | None = typer.Option(None, "--base-mixture", help="PLAN.yaml whose mixture the pool would join."),
     paths: list[str] = typer.Option([], "--paths", help="DOMAIN=PATH for base-mixture domains not in the embedded corpus."),
-    budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target budget, for the projected metric."),
+    budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Training tokens of the target run: adds each pool's epochs at its best weight."),
     pool_docs: list[str] = typer.Option([], "--pool-docs", help="NAME=N: documents in the full pool, to scale the unique-token estimate."),
     max_docs: int = typer.Option(400, "--max-docs", min=2, help="Documents sampled per pool / target / base domain."),
+    text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools, the target and --paths data."),
     method: str = typer.Option("emd", "--method", help="emd (exact) or sinkhorn (entropic)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list of {pool, ot_distance, ...} instead of a table."),
 ) -> None:
     """OT distance of each pool to the target, its best weight in the base mixture, and its unique tokens."""
-    from ..config import DomainSpec
-    from ..data.embedded import embedded_domains, embedded_path
-    from ..data.sources import load_documents
-    from ..data.tokenize import Tokenizer
-    from ..errors import ConfigError
-    from ..plan import load_plan
-    from ..projector.scoring import score_pools
-    from .cmd_export import parse_pairs
-
     if method not in ("emd", "sinkhorn"):
         raise ConfigError(f"--method must be emd or sinkhorn. Got '{method}'.")
+    if budget_tokens is not None and not budget_tokens > 0:
+        raise ConfigError(f"--budget-tokens must be > 0. Got {budget_tokens:g}. Pass e.g. --budget-tokens 1e9.")
     pool_paths = parse_pairs(pool, "--pool", "PATH")
-    docs = {name: load_documents(DomainSpec(name=name, path=p), max_docs) for name, p in pool_paths.items()}
-    target_docs = load_documents(DomainSpec(name="target", path=target), max_docs)
+    docs = {name: read_texts(source_spec(name, p, option="--pool", text_field=text_field), option="--pool", max_documents=max_docs)
+            for name, p in pool_paths.items()}
+    target_docs = read_texts(source_spec("target", target, option="--target", text_field=text_field), option="--target",
+                             max_documents=max_docs)
     counts = {}
     for name, raw in parse_pairs(pool_docs, "--pool-docs", "N").items():
         if name not in pool_paths:
@@ -47,25 +50,56 @@ def score_cmd(
             counts[name] = int(float(raw))
         except ValueError:
             raise ConfigError(f"--pool-docs needs NAME=N with a whole number N. Got {name}={raw}.") from None
+    extra = parse_pairs(paths, "--paths", "PATH")
     base_docs = base_w = None
+    if base_mixture is None and extra:
+        raise ConfigError("--paths gives data for base-mixture domains, but no --base-mixture was given. Add --base-mixture PLAN.yaml or drop --paths.")
     if base_mixture is not None:
         base_w = load_plan(base_mixture).overall_weights()
-        extra = parse_pairs(paths, "--paths", "PATH")
+        unknown = sorted(set(extra) - set(base_w))
+        if unknown:
+            raise ConfigError(f"--paths names {unknown}, which the base mixture {base_mixture} does not hold; its domains are "
+                              f"{sorted(base_w)}. Fix the domain name.")
         known = set(embedded_domains())
         missing = sorted(d for d in base_w if d not in extra and d not in known)
         if missing:
             raise ConfigError(f"Base-mixture domains {missing} are not in the embedded corpus. Give their data with --paths DOMAIN=PATH.")
-        base_docs = {d: load_documents(DomainSpec(name=d, path=extra.get(d) or str(embedded_path(d))), max_docs) for d in base_w}
+        base_docs = {}
+        for d in base_w:
+            spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra
+                    else source_spec(d, str(embedded_path(d)), option="--paths"))
+            base_docs[d] = read_texts(spec, option="--paths", max_documents=max_docs)
     tok = Tokenizer("bytes")
     rows = score_pools(docs, target_docs, base_docs=base_docs, base_mixture=base_w, budget_tokens=budget_tokens,
                        tokens_of=tok.count, pool_doc_counts=counts or None, method=method)
     if json_out:
         typer.echo(json.dumps(rows, indent=1))
         return
-    table = Table(title=f"pools ranked against {target} (lower is better)")
-    for col in ("pool", "ot_distance", "best_weight", "projected_metric", "by", "unique_tokens_estimate", "docs sampled"):
-        table.add_column(col, justify="left" if col in ("pool", "by") else "right")
+    Console().print(score_table(rows, target, budget_tokens))
+
+
+def score_table(rows: list[dict], target: str, budget_tokens: float | None) -> Table:
+    """The ranking as a table that fits 80 columns; the caption explains the short headers."""
+    at_w = "OT at w" if rows and rows[0]["projected_by"] == "ot" else "pred. at w"
+    cols = ["pool", "OT dist", "best w", at_w, "tokens", "docs"] + (["epochs"] if budget_tokens is not None else [])
+    table = Table(title=f"pools ranked against {target} (lower is better)",
+                  caption=(f"OT dist: OT distance of the pool alone to the target. best w: the pool's weight in the base "
+                           f"mixture that minimises {'the OT distance of the blend' if at_w == 'OT at w' else 'the predicted loss'}"
+                           f" ({at_w}). tokens: unique-token estimate."
+                           + (f" epochs: repetitions of the pool at w x {budget_tokens:g} tokens." if budget_tokens else "")))
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pool" else "right", no_wrap=col != "pool", overflow="fold")
     for r in rows:
-        table.add_row(r["pool"], f"{r['ot_distance']:.4f}", f"{r['best_weight']:.3f}", f"{r['projected_metric']:.4f}",
-                      r["projected_by"], f"{r['unique_tokens_estimate']:,.0f}", str(r["n_docs_sampled"]))
-    Console().print(table)
+        cells = [r["pool"], f"{r['ot_distance']:.4f}", f"{r['best_weight']:.3f}", f"{r['projected_metric']:.4f}",
+                 _short(r["unique_tokens_estimate"]), str(r["n_docs_sampled"])]
+        if budget_tokens is not None:
+            cells.append(f"{r['epochs_at_budget']:.3g}" if r["epochs_at_budget"] is not None else "-")
+        table.add_row(*cells)
+    return table
+
+
+def _short(n: float) -> str:
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"

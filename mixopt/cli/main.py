@@ -3,14 +3,23 @@ loads its inputs, calls one library function and says where the result went.
 
 A `MixoptError` becomes one line on stderr and exit code 2; anything else is a
 bug and keeps its traceback.
+
+Every command's ``--help`` ends with one example (:data:`EXAMPLES`, or an
+``Example:`` line of its own docstring). The examples run, in order, on the tiny
+config after the README's tour (``tests/test_docs_run.py``), so they must stay
+true. Option values are labelled by what they hold (``PATH``, ``N``,
+``DOMAIN=PATH``), never by Python type names, and flags carry no label.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
+import typer.main
 
+from .. import __version__
 from ..errors import MixoptError
 
 app = typer.Typer(
@@ -21,6 +30,43 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# One runnable example per command, keyed by its path. They assume the README tour ran first in the same
+# folder (runs/tiny, model.pkl, plan.yaml exist) and that the user brought the files the tour names.
+EXAMPLES: dict[str, str] = {
+    "sweep": "mixopt sweep configs/tiny.yaml --store runs/tiny --workers 1",
+    "fit": "mixopt fit --store runs/tiny --target val/code --model linear --out models/code.pkl",
+    "predict": "mixopt predict --model model.pkl --mixtures mixtures.csv --out predictions.csv",
+    "propose": "mixopt propose configs/tiny.yaml --store runs/tiny --model model.pkl --budget-tokens 4e5 --no-projector --out plan-4e5.yaml",
+    "plan-pools": "mixopt plan-pools configs/pools_tmars.yaml --budgets 32e6,640e6 --plot frontier.png",
+    "score": "mixopt score --pool web=crawl.jsonl --target val.jsonl --max-docs 40",
+    "export": "mixopt export plan.yaml --format hf-datasets --out hf/ --paths code=data/code.jsonl --paths dialogue=data/dialogue.jsonl "
+              "--paths docs=data/docs.jsonl --paths legal=data/legal.jsonl --paths math=data/math.jsonl "
+              "--paths multilingual=data/multilingual.jsonl --paths prose=data/prose.jsonl",
+    "report": "mixopt report --store runs/tiny --plan plan.yaml --out report-plan/",
+    "demo": "mixopt demo --config tiny --runs 2 --out demo-tiny",
+    "corpus build": "mixopt corpus build --out corpus/ --size small",
+    "corpus list": "mixopt corpus list --config configs/tiny.yaml",
+    "runs list": "mixopt runs list --store runs/tiny",
+    "runs show": "mixopt runs show natural --store runs/tiny",
+    "runs export": "mixopt runs export --store runs/tiny --out runs.csv --format regmix",
+    "runs import": "mixopt runs import --mixtures runs.mixtures.csv --metrics runs.metrics.csv --store runs/reimported",
+    "select": "mixopt select --pool web=crawl.jsonl --target val.jsonl --method dsir --buckets 2 --out pools/",
+}
+EXAMPLE_LINE = re.compile(r"^\s*Example:\s*(mixopt\b.*?)\s*$", re.MULTILINE)
+_PAIR_METAVAR = re.compile(r"^([A-Z][A-Z_]*=[A-Z]+)\b")  # help text that opens with e.g. DOMAIN=PATH
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mixopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print mixopt's version and exit.")) -> None:
+    """Data-mixture and data-selection optimizer for LM pretraining."""
+
 
 def _register() -> None:
     # Sub-command modules register themselves on `app` when imported. An import
@@ -28,14 +74,69 @@ def _register() -> None:
     # Imported in pipeline order, the order `mixopt --help` and the README list them (groups come last).
     from . import cmd_corpus, cmd_sweep, cmd_runs, cmd_fit, cmd_propose, cmd_pools  # noqa: F401
     from . import cmd_score, cmd_export, cmd_report, cmd_demo  # noqa: F401
+    from . import cmd_select  # noqa: F401
+    from . import cmd_verify  # noqa: F401
+    _attach_examples(app, ())
+
+
+def _attach_examples(typer_app: typer.Typer, prefix: tuple[str, ...]) -> None:
+    """Give each command whose help has no ``Example:`` line the one in :data:`EXAMPLES`, as its epilog."""
+    for info in typer_app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        example = EXAMPLES.get(" ".join((*prefix, name)))
+        own = f"{info.help or info.callback.__doc__ or ''}\n{info.epilog or ''}"
+        if example and not EXAMPLE_LINE.search(own):
+            info.epilog = f"Example: {example}"
+    for group in typer_app.registered_groups:
+        _attach_examples(group.typer_instance, (*prefix, group.name or ""))
+
+
+def example_of(cmd) -> str | None:
+    """The example command line in a built (click) command's help or epilog, if any."""
+    m = EXAMPLE_LINE.search(f"{cmd.help or ''}\n{cmd.epilog or ''}")
+    return m.group(1) if m else None
+
+
+def metavar_of(param) -> str:
+    """What an option's value holds: '' for flags, ``DOMAIN=PATH`` when its help opens with one, else PATH/N/NUMBER/TEXT."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return ""
+    m = _PAIR_METAVAR.match(getattr(param, "help", None) or "")
+    if m:
+        return m.group(1)
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(c) for c in desc.choices or ())
+    bare = param.bare_type().removeprefix("list[").removesuffix("]")
+    return {"Path": "PATH", "int": "N", "float": "NUMBER"}.get(bare, "TEXT")
+
+
+def build_command():
+    """The click command of the whole CLI, with plain value labels (shared by `run` and the reference)."""
+    _register()
+    root = typer.main.get_command(app)
+
+    def walk(cmd) -> None:
+        help_option = cmd.get_help_option(typer.Context(cmd))  # created once and cached on the command
+        for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+            if param.param_type_name == "argument":
+                param.metavar = param.name.upper()
+                param.display_type_rich = lambda ctx: ""  # its NAME column already says what it is
+            elif param.param_type_name == "option":
+                param.metavar = metavar_of(param)
+        for sub in (getattr(cmd, "commands", None) or {}).values():
+            walk(sub)
+
+    walk(root)
+    return root
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
-    _register()
+    command = build_command()
     try:
-        # standalone mode: typer prints usage errors itself and exits with code 2
-        app(args=argv, prog_name="mixopt", standalone_mode=True)
+        # standalone mode: click prints usage errors itself and exits with code 2
+        command.main(args=argv, prog_name="mixopt", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MixoptError as exc:

@@ -1,4 +1,4 @@
-"""Rich tables shared by several commands."""
+"""Shared by several commands: rich tables, and ``NAME=VALUE`` option parsing."""
 
 from __future__ import annotations
 
@@ -7,10 +7,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import ExportError
+from ..runs.store import RunStore
+
+
+def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
+    """``["a=x", "b=y"]`` -> ``{"a": "x", "b": "y"}`` with one-line errors naming ``option``."""
+    out: dict[str, str] = {}
+    for item in items:
+        domain, sep, value = item.partition("=")
+        domain, value = domain.strip(), value.strip()
+        if not sep or not domain or not value:
+            example = "512" if what == "N" else "/data/code"
+            raise ExportError(f"{option} takes DOMAIN={what}. Got {item!r}. Write it as e.g. {option} code={example}.")
+        if domain in out:
+            raise ExportError(f"{option} may name each domain once. Got '{domain}' twice ({out[domain]!r} and {value!r}). Keep one.")
+        out[domain] = value
+    return out
+
 
 def print_runs_table(store_dir: Path, console: Console | None = None, limit: int = 40) -> None:
-    from ..runs.store import RunStore
-
     console = console or Console()
     records = RunStore(store_dir, create=False).records()
     table = Table(title=f"{len(records)} runs in {store_dir}")

@@ -112,18 +112,20 @@ def load_domain_set(cfg: DataConfig, *, progress=None) -> DomainSet:
     return DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
 
 
-def domain_documents(cfg: DataConfig, *, max_docs: int = 200) -> dict[str, tuple[list[str], list[str]]]:
-    """(train docs, val docs) text per training domain, split as the trainer splits them; for featurizers."""
+def domain_texts(data: DomainSet, tokenizer: str, *, max_docs: int = 200) -> dict[str, tuple[list[str], list[str]]]:
+    """(train docs, val docs) text per domain and target, decoded from the token cache (targets have no train docs).
+
+    The documents are the ones the trainer reads, in the same order, so featurizers see exactly the training data.
+    """
+    tok = Tokenizer(tokenizer)
     out = {}
-    for spec in domain_specs(cfg):
-        train, val = split_documents(load_documents(spec, cfg.max_documents), cfg.val_fraction, spec.name)
-        out[spec.name] = (train[:max_docs], val[:max_docs])
+    for name, dom in {**data.domains, **data.targets}.items():
+        out[name] = (decode_documents(dom.train, tok, max_docs), decode_documents(dom.val, tok, max_docs))
     return out
 
 
-def target_documents(cfg: DataConfig, name: str, *, max_docs: int = 200) -> list[str]:
-    """Documents of a named target set of the config."""
-    for spec in cfg.targets:
-        if spec.name == name:
-            return load_documents(spec, cfg.max_documents)[:max_docs]
-    raise DataError(f"No target named '{name}' in data.targets (have {[t.name for t in cfg.targets]}). Add it to the config.")
+def decode_documents(ids: np.ndarray, tok: Tokenizer, max_docs: int) -> list[str]:
+    """The first ``max_docs`` documents of an eos-separated token array, as text."""
+    ends = np.flatnonzero(ids == tok.eos_id)[:max_docs]
+    starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else np.zeros(0, dtype=int)
+    return [tok.decode(ids[a:b]) for a, b in zip(starts, ends)]

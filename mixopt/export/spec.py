@@ -67,19 +67,19 @@ class ExportSpec:
         return DOC_NOTE if self.semantics == DOCUMENTS else TOKEN_NOTE
 
     def schedule(self) -> dict[str, Any]:
-        """Steps: total, tokens per step and each phase's first step (0-based)."""
+        """Steps: total, tokens per step and each phase's first step (0-based); every phase gets >= 1 step.
+
+        Raises `ExportError` naming the flag to change when the budget, batch and
+        sequence length (or ``--total-iterations``) leave a phase without a step.
+        """
         gbs = self.options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
         seq = self.options.seq_length or DEFAULT_SEQ_LENGTH
         per_step = gbs * seq
         total = self.options.total_iterations or max(1, math.ceil(self.plan.budget_tokens / per_step))
-        starts = [int(round(p.start_fraction * total)) for p in self.phases]
-        for a, b, pa, pb in zip(starts, starts[1:], self.phases, self.phases[1:]):
-            if b <= a:
-                raise ExportError(
-                    f"Phases must start at distinct steps. Got {pa.name} and {pb.name} both at step {a} "
-                    f"(start fractions {pa.start_fraction} and {pb.start_fraction}, {total} steps in all). "
-                    "Lower --global-batch-size / --seq-length or raise --total-iterations."
-                )
+        fractions = [p.start_fraction for p in self.phases]
+        starts = start_steps(fractions, total)
+        if starts is None:
+            raise ExportError(self._too_few_steps(fractions, total, gbs, seq))
         return {
             "global_batch_size": gbs,
             "seq_length": seq,
@@ -89,6 +89,59 @@ class ExportSpec:
             "steps_rule": "step = round(start_fraction * total_steps); total_steps = --total-iterations or "
             "ceil(budget_tokens / (global_batch_size * seq_length))",
         }
+
+    def _too_few_steps(self, fractions: list[float], total: int, gbs: int, seq: int) -> str:
+        starts = [int(round(f * total)) for f in fractions]
+        ends = starts[1:] + [total]
+        i = next(k for k in range(len(starts)) if ends[k] <= starts[k])
+        need = min_total_steps(fractions, total)
+        head = (
+            f"Every phase must train for at least one step (phases start at distinct steps, each before the last). "
+            f"Got {self.phases[i].name} (start fraction {fractions[i]:g}) at steps [{starts[i]}, {ends[i]}) of {total}"
+        )
+        if self.options.total_iterations:
+            return f"{head} (--total-iterations {total}). Set --total-iterations to at least {need}."
+        budget = self.plan.budget_tokens
+        fix = f"Lower --global-batch-size or --seq-length so that the budget gives at least {need} steps"
+        smaller = largest_batch(fractions, budget, seq, gbs, need)
+        if smaller is not None:
+            fix += f" (e.g. --global-batch-size {smaller} with --seq-length {seq})"
+        return (
+            f"{head}: a budget of {budget:g} tokens at {gbs} x {seq} = {gbs * seq} tokens per step gives {total} steps. "
+            f"{fix}, or set --total-iterations to at least {need}."
+        )
+
+
+def start_steps(fractions: list[float], total: int) -> list[int] | None:
+    """``round(f * total)`` per phase, or None unless they rise strictly and the last is below ``total``."""
+    starts = [int(round(f * total)) for f in fractions]
+    ends = starts[1:] + [total]
+    return starts if all(e > s for s, e in zip(starts, ends)) else None
+
+
+def largest_batch(fractions: list[float], budget: float, seq: int, gbs: int, need: int) -> int | None:
+    """The largest global batch below ``gbs`` whose step count gives every phase a step, if one is near."""
+    for t in range(max(need, 2), need + 1000):
+        g = math.ceil(budget / ((t - 1) * seq)) - 1  # the largest batch with ceil(budget / (g * seq)) >= t
+        if g < 1:
+            return None
+        if g < gbs and start_steps(fractions, math.ceil(budget / (g * seq))) is not None:
+            return g
+    return None
+
+
+def min_total_steps(fractions: list[float], total: int) -> int:
+    """The fewest total steps above ``total`` at which every phase gets a step (see `start_steps`).
+
+    With the smallest phase share ``g``, any ``T >= 2 / g`` works (starts then differ by
+    at least 2 before rounding), so the search is bounded.
+    """
+    gaps = [b - a for a, b in zip(fractions, fractions[1:] + [1.0])]
+    bound = max(total + 1, math.ceil(2.0 / min(gaps)))
+    for t in range(total + 1, min(bound, total + 100_000) + 1):
+        if start_steps(fractions, t) is not None:
+            return t
+    return bound
 
 
 def prepare(

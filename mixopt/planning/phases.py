@@ -16,124 +16,11 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import ConfigError, FitError, MixtureError, NotFittedError
-from ..mixtures import Mixture, check_fraction_range, round_shares
-
-SIMPLEX_TOL = 1e-2
-
-
-# ---------------------------------------------------------------- features and the surrogate
-
-def phase_features(p, q, f) -> np.ndarray:
-    """Rows ``[r, q, f]`` of shape (n, 2k+1), with ``r = (1 - f) p + f q`` the run's overall token share.
-
-    ``p``, ``q``: (n, k) or (k,) simplex rows; ``f``: (n,) or a scalar, the end phase's share of tokens.
-    """
-    P, Q = np.atleast_2d(np.asarray(p, dtype=float)), np.atleast_2d(np.asarray(q, dtype=float))
-    n = max(len(P), len(Q))
-    F = np.broadcast_to(np.asarray(f, dtype=float).reshape(-1), (n,))
-    P, Q = np.broadcast_to(P, (n, P.shape[1])), np.broadcast_to(Q, (n, Q.shape[1]))
-    if P.shape != Q.shape:
-        raise MixtureError(f"p and q must have the same number of domains. Got {P.shape[1]} and {Q.shape[1]}.")
-    R = (1.0 - F)[:, None] * P + F[:, None] * Q
-    return np.hstack([R, Q, F[:, None]])
-
-
-def _split(X, where: str = "X") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate ``phase_features`` rows; returns r (n, k), q (n, k), f (n,)."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] < 3 or X.shape[1] % 2 == 0:
-        raise MixtureError(f"{where} must be phase_features(p, q, f) rows of shape (n, 2k+1). Got shape {X.shape}. "
-                           "Build it with mixopt.planning.phases.phase_features.")
-    if not np.all(np.isfinite(X)) or (X < 0).any():
-        raise MixtureError(f"{where} must be finite and >= 0. Got a bad value in row {int(np.argwhere(~np.isfinite(X) | (X < 0))[0, 0])}.")
-    k = (X.shape[1] - 1) // 2
-    R, Q, F = X[:, :k], X[:, k:2 * k], X[:, -1]
-    for name, M in (("r", R), ("q", Q)):
-        off = np.flatnonzero(np.abs(M.sum(1) - 1.0) > SIMPLEX_TOL)
-        if off.size:
-            raise MixtureError(f"The {name} block of {where} must hold simplex rows (sum 1 ± {SIMPLEX_TOL:g}). "
-                               f"Got {M[off[0]].sum():.4g} in row {off[0]}. Normalise p and q before phase_features.")
-    if (F >= 1.0).any():
-        raise MixtureError(f"The end-phase fraction f must be < 1. Got {F.max():.4g} in {where}.")
-    return R, Q, F
-
-
-class TwoPhaseSurrogate(RegressorMixin, BaseEstimator):
-    """GP over (overall share r, end-phase tilt f * (q - r)), with predictive std.
-
-    Features are ``log(r + eps)`` (what the run saw overall, as in the single-mixture
-    surrogate) and ``f * (q - r)`` (how far the end phase leans away from it, weighted
-    by how long it lasts). Both are invariant to relabelling a single-phase run as
-    ``q = p`` with any ``f``, so single-phase runs teach the r-part and two-phase runs
-    the tilt. The GP (ARD Matern-5/2 + linear kernel, MAP hyperparameters; see
-    ``mixopt.surrogates.gp``) stays sensible with 20-50 runs.
-
-    Parameters
-    ----------
-    eps : float
-        Offset in ``log(r + eps)``.
-    n_restarts, random_state : int
-        Extra seeded optimiser restarts of the GP fit, and their seed.
-    """
-
-    min_runs = 4
-
-    def __init__(self, eps: float = 1e-3, n_restarts: int = 2, random_state: int = 0):
-        self.eps = eps
-        self.n_restarts = n_restarts
-        self.random_state = random_state
-
-    def _raw(self, X) -> np.ndarray:
-        R, Q, F = _split(X)
-        return np.hstack([np.log(R + self.eps), F[:, None] * (Q - R)])
-
-    def fit(self, X, y) -> "TwoPhaseSurrogate":
-        """Fit on ``phase_features`` rows X (n, 2k+1) and the metric y (n,); returns self."""
-        from ..surrogates.base import check_target
-        from ..surrogates.gp import GPModel
-
-        if not self.eps > 0:
-            raise FitError(f"eps must be > 0 so that log(r + eps) is finite. Got {self.eps!r}.")
-        Z = self._raw(X)
-        if len(Z) < self.min_runs:
-            raise FitError(f"TwoPhaseSurrogate needs at least {self.min_runs} runs. Got {len(Z)}. Add runs.")
-        y = check_target(y, len(Z), estimator="TwoPhaseSurrogate")
-        self.n_features_in_ = Z.shape[1] + 1
-        self.n_domains_ = Z.shape[1] // 2
-        self.z_mean_ = Z.mean(0)
-        sd = Z.std(0)
-        self.z_scale_ = np.where(sd > 1e-12, sd, 1.0)
-        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std())
-        self.n_two_phase_ = int((np.asarray(X)[:, -1] > 0).sum())
-        self.gp_ = GPModel(self.n_restarts, self.random_state).fit((Z - self.z_mean_) / self.z_scale_, (y - self.y_mean_) / self.y_scale_)
-        return self
-
-    def predict(self, X, return_std: bool = False):
-        """Mean (n,) and, with ``return_std``, the predictive std (n,) at ``phase_features`` rows X."""
-        if not hasattr(self, "gp_"):
-            raise NotFittedError("This TwoPhaseSurrogate is not fitted yet. Call fit(X, y) before predict.")
-        if np.asarray(X).ndim == 2 and np.asarray(X).shape[1] != self.n_features_in_:
-            raise MixtureError(f"X has {np.asarray(X).shape[1]} features, but TwoPhaseSurrogate is expecting {self.n_features_in_} "
-                               f"(2k+1 for k={self.n_domains_} domains). Pass the same domains in the same order as at fit time.")
-        mean, std = self.gp_.predict((self._raw(X) - self.z_mean_) / self.z_scale_, return_std)
-        mean = mean * self.y_scale_ + self.y_mean_
-        if not return_std:
-            return mean
-        return mean, np.maximum(std * self.y_scale_, 1e-12)
-
-
-class BaseMixtureView:
-    """A fitted TwoPhaseSurrogate seen as a single-mixture surrogate (q = p, f = 0), for the mixture search."""
-
-    def __init__(self, model: TwoPhaseSurrogate):
-        self.model = model
-
-    def predict(self, W, return_std: bool = False):
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        return self.model.predict(phase_features(W, W, 0.0), return_std=return_std)
+from ..errors import ConfigError, FitError, MixtureError
+from ..mixtures import UPSAMPLE_RANGE, Mixture, check_fraction_range, round_shares
+from ..runs.table import records_table, usable_records
+from ..surrogates.two_phase import BaseMixtureView, TwoPhaseSurrogate, phase_features  # noqa: F401  (moved there; re-exported)
 
 
 # ---------------------------------------------------------------- from the run store
@@ -141,29 +28,21 @@ class BaseMixtureView:
 def records_to_phase_data(records, domains: Sequence[str], target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Base mixtures P (n, k), end mixtures Q (n, k), end fractions F (n,) and the target y (n,).
 
-    Uses finished (``ok``) runs whose target is finite. A single-phase run gives
-    ``q = p, f = 0``; a run with one later phase ``[start, weights]`` gives
-    ``q = weights, f = 1 - start``. Runs with more than one later phase are left
-    out (the model is two-phase). ``target`` is any name ``RunTable.target``
-    accepts: a metric (``val/code``), ``mean:all-domains``, ``mean:a,b``, ``wmean:a=..``.
+    Uses the usable runs (``ok``, finite metrics) with one or two phases: a single-phase run gives
+    ``q = p, f = 0``; a run with phases ``[(0, p), (start, q)]`` gives ``f = 1 - start``. Runs with more phases
+    are left out (the model is two-phase). ``target`` is any name ``RunTable.target`` accepts.
     """
-    from ..runs.table import records_table
-
     domains, records = list(domains), list(records)
-    keep = [r for r in records if r.status == "ok" and r.metrics and len(r.phases or ()) <= 1
-            and all(math.isfinite(v) for v in r.metrics.values())]
+    keep = usable_records(records, max_phases=1)
     if not keep:
         raise FitError(f"No finished runs to learn from: {len(records)} record(s), none ok with finite metrics and at most "
-                       "one later phase. Run the sweep first.")
+                       "two phases. Run the sweep first.")
     y = np.asarray(records_table(keep).target(target), dtype=float)
     P, Q, F = [], [], []
     for r in keep:
-        p = Mixture(r.mixture, where=f"run {r.run_id}").vector(domains)
-        if r.phases:
-            start, w = r.phases[0]
-            q, f = Mixture(w, where=f"phase of run {r.run_id}").vector(domains), 1.0 - float(start)
-        else:
-            q, f = p, 0.0
+        (_, p), *later = r.phases
+        p = p.vector(domains)
+        q, f = (later[0][1].vector(domains), 1.0 - float(later[0][0])) if later else (p, 0.0)
         P.append(p), Q.append(q), F.append(f)
     ok = np.isfinite(y)
     if not ok.any():
@@ -191,9 +70,9 @@ def _end_candidates(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     return np.vstack([near, toward])
 
 
-def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float] = (0.05, 0.30), n_candidates: int = 20000,
+def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float] = UPSAMPLE_RANGE, n_candidates: int = 20000,
                       seed: int = 0, uncertainty_weight: float = 0.0, domains: Sequence[str] | None = None,
-                      n_fractions: int = 11, keep_overall: bool = False) -> dict:
+                      n_fractions: int = 11, keep_overall: bool = False, tilt_box: tuple | None = None) -> dict:
     """Best end phase ``(q, f)`` for base mixture ``p`` under a fitted two-phase model; lower metric is better.
 
     ``f`` is searched on ``n_fractions`` evenly spaced values of ``f_range``; at each, ``q`` candidates
@@ -251,19 +130,53 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
         P0 /= P0.sum(1, keepdims=True)
     else:
         P0 = np.broadcast_to(pv, Q.shape)
+    b_mean, b_std = model.predict(phase_features(pv, pv, 0.0), return_std=True)
+    b_mean, b_std = float(b_mean[0]), float(b_std[0])
+    if tilt_box is not None:  # interpolate only: end phases that lean no further than the sweep's two-phase runs did
+        inside = in_tilt_box(P0, Q, F, tilt_box)
+        if not inside.any():
+            return {"p": {d: float(x) for d, x in zip(names, pv)}, "q": {d: float(x) for d, x in zip(names, pv)}, "f": 0.0,
+                    "predicted": b_mean, "std": b_std, "baseline_predicted": b_mean, "baseline_std": b_std, "helps": False,
+                    "overall": {d: float(x) for d, x in zip(names, pv)}, "domains": names, "trusted": 0}
+        P0, Q, F = P0[inside], Q[inside], F[inside]
     mean, std = model.predict(phase_features(P0, Q, F), return_std=True)
     score = mean + uncertainty_weight * std
     i = int(np.argmin(score))
-    b_mean, b_std = model.predict(phase_features(pv, pv, 0.0), return_std=True)
-    b_mean, b_std = float(b_mean[0]), float(b_std[0])
     p0, q, f = P0[i], Q[i], float(F[i])
     helps = bool(b_mean - mean[i] > math.hypot(std[i], b_std))
     r = (1 - f) * p0 + f * q
     return {
         "p": {d: float(x) for d, x in zip(names, p0)}, "q": {d: float(x) for d, x in zip(names, q)}, "f": f, "predicted": float(mean[i]), "std": float(std[i]),
         "baseline_predicted": b_mean, "baseline_std": b_std, "helps": helps,
-        "overall": {d: float(x) for d, x in zip(names, r)}, "domains": names,
+        "overall": {d: float(x) for d, x in zip(names, r)}, "domains": names, "trusted": int(len(F)),
     }
+
+
+def tilt_box(P: np.ndarray, Q: np.ndarray, F: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-domain range of the end-phase tilt ``f * (q - r)`` over the two-phase runs, widened by ``margin`` of its width.
+
+    The two-phase model is trusted only inside this box: outside it, its linear kernel extrapolates without bound
+    (a 'gain' of tens of nats on losses near 3). None when there are no two-phase runs.
+    """
+    two = F > 0
+    if not two.any():
+        return None
+    T = _tilts(P[two], Q[two], F[two])
+    lo, hi = T.min(0), T.max(0)
+    pad = margin * np.maximum(hi - lo, 1e-9)
+    return lo - pad, hi + pad
+
+
+def in_tilt_box(P: np.ndarray, Q: np.ndarray, F: np.ndarray, box: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(n,) rows whose tilt lies inside ``box`` (see :func:`tilt_box`)."""
+    T = _tilts(P, Q, F)
+    return np.all((T >= box[0]) & (T <= box[1]), axis=1)
+
+
+def _tilts(P, Q, F) -> np.ndarray:
+    F = np.asarray(F, dtype=float)[:, None]
+    R = (1.0 - F) * P + F * Q
+    return F * (Q - R)
 
 
 # ---------------------------------------------------------------- schedules and plans

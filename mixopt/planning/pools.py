@@ -21,67 +21,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from ..errors import ConfigError, pydantic_summary
+from ..config import DomainPools, domain_pools_from_dict
+from ..errors import ConfigError
+from ..io import read_yaml
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
 
 
-class PoolSpec(BaseModel):
-    """One quality pool: utility ``b < 0`` halving every ``tau`` repetitions."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    b: float = Field(lt=0, allow_inf_nan=False)
-    tau: float = Field(gt=0, allow_inf_nan=False)
-
-
-class PoolsConfig(BaseModel):
-    """Contents of ``POOLS.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    objective: Literal["effective_utility", "effective_data"] = "effective_utility"
-    a: float = Field(gt=0, allow_inf_nan=False)
-    d: float = Field(allow_inf_nan=False)
-    pool_size: float = Field(gt=0, allow_inf_nan=False)
-    normalizer: float = Field(default=POOL_NORMALIZER, gt=0, allow_inf_nan=False)
-    pools: list[PoolSpec] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> "PoolsConfig":
-        names = [p.name for p in self.pools]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"pool names must be unique, got duplicates {dupes}")
-        return self
-
-    def ranked(self) -> list[Pool]:
-        """Pools most useful first (most negative ``b``)."""
-        return sort_pools(Pool(p.name, p.b, p.tau) for p in self.pools)
-
-
-def load_pools(path: str | Path) -> PoolsConfig:
-    """Read and validate ``POOLS.yaml``; any problem is a one-line `ConfigError`."""
-    from ..io import read_yaml
-
+def load_pools(path: str | Path) -> DomainPools:
+    """Read and validate ``POOLS.yaml`` (the :class:`~mixopt.config.DomainPools` schema); problems are one-line errors."""
     raw = read_yaml(path, what="Pools file", missing_hint="Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
-    return pools_from_dict(raw, where=str(path))
+    return domain_pools_from_dict(raw, where=str(path))
 
 
-def pools_from_dict(raw: Any, where: str = "pools config") -> PoolsConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"Pools config in {where} must be a YAML mapping with objective, a, d, pool_size and pools. "
-            f"Got {type(raw).__name__}. See configs/pools_tmars.yaml."
-        )
-    try:
-        return PoolsConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid pools config in {where}: {pydantic_summary(exc)}. Fix that field.") from None
+def law_pools(config: DomainPools, where: str = "the pools file") -> list[Pool]:
+    """Pools most useful first (most negative ``b``); every pool needs its law ``b`` and ``tau`` here."""
+    missing = [p.name for p in config.pools if p.b is None or p.tau is None]
+    if missing:
+        raise ConfigError(f"plan-pools needs b and tau for every pool; pool '{missing[0]}' in {where} lacks them. "
+                          "Give the fitted law's values (see configs/pools_tmars.yaml), or plan with `mixopt propose`, which fits or uses priors.")
+    return sort_pools(Pool(p.name, p.b, p.tau) for p in config.pools)
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -103,13 +63,15 @@ def parse_budgets(text: str) -> list[float]:
     return out
 
 
-def plan_pools(config: PoolsConfig, budgets: Sequence[float]) -> list[dict[str, Any]]:
-    """For each budget: errors of the top-1..top-m pool sets and the best set.
+def plan_pools(config: DomainPools, budgets: Sequence[float]) -> list[dict[str, Any]]:
+    """For each budget: errors of the top-1..top-m equal-size pool sets and the best set.
 
     Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...]}]``
     in the order of ``budgets``.
     """
-    ranked = config.ranked()
+    ranked = law_pools(config)
+    if config.pool_size is None:
+        raise ConfigError("plan-pools needs pool_size (samples per pool) in the pools file. Add e.g. `pool_size: 12.8e6`.")
     results = []
     for budget in budgets:
         errors = pool_set_errors(
@@ -119,7 +81,7 @@ def plan_pools(config: PoolsConfig, budgets: Sequence[float]) -> list[dict[str, 
             d=config.d,
             pool_size=config.pool_size,
             objective=config.objective,
-            normalizer=config.normalizer,
+            normalizer=config.normalizer or POOL_NORMALIZER,
         )
         k = best_pool_count(errors)
         results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors})

@@ -15,11 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ProposeConfig
-from ..mixtures import overall_shares, round_shares, temperature_prior
+from .. import __version__
+from ..config import ProposeConfig, SamplerConfig
+from ..errors import ConfigError
+from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
 from ..plan import Phase, Plan, Prediction
-from ..repetition import effective_tokens
-from .search import Constraints, SearchResult, optimize_mixture, simulate_search
+from ..repetition import data_constrained_loss, effective_tokens
+from ..runs.table import records_table
+from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
+from .phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
+from .quality import plan_quality_pools
+from .constraints import Constraints
+from .search import SearchResult, optimize_mixture, simulate_search
 
 
 @dataclass
@@ -33,14 +40,16 @@ class ProposeContext:
     train_mixtures: np.ndarray | None = None  # (n, k) mixtures the surrogate was fitted on
     proxy_tokens: float | None = None  # tokens per proxy run
     specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
-    records: list | None = None  # the store's RunRecords, for the two-phase (upsampling) model
+    records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
+    noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def search_prior(ctx: ProposeContext) -> np.ndarray:
-    """RegMix's prior (token share ** 0.5) when token counts are known, else the mean fitted mixture."""
+    """RegMix's prior (token share ** sampler.temperature) when token counts are known, else the mean fitted mixture."""
     if ctx.token_counts and set(ctx.domains) <= set(ctx.token_counts):
-        return temperature_prior({d: ctx.token_counts[d] for d in ctx.domains}, 0.5).vector(ctx.domains)
+        return temperature_prior({d: ctx.token_counts[d] for d in ctx.domains}, ctx.sampler.temperature).vector(ctx.domains)
     if ctx.train_mixtures is not None and len(ctx.train_mixtures):
         p = ctx.train_mixtures.mean(axis=0)
         return p / p.sum()
@@ -56,7 +65,8 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
     )
     prior = search_prior(ctx)
     coarse = simulate_search(estimator, prior, constraints=constraints, n_candidates=cfg.n_candidates, top_k=cfg.top_k, seed=seed,
-                             uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=ctx.domains)
+                             uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=ctx.domains,
+                             strength_range=(ctx.sampler.strength_min, ctx.sampler.strength_max))
     fine = optimize_mixture(estimator, coarse.weights, constraints=constraints, prior=prior, kl_weight=cfg.kl_weight,
                             uncertainty_weight=cfg.uncertainty_weight, seed=seed)
     return (fine if fine.score < coarse.score else coarse), constraints
@@ -118,8 +128,6 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     pools_kept: dict[str, list[str]] = {}
     extra: dict[str, Any] = {}
     if cfg.pools and budget:
-        from .quality import plan_quality_pools
-
         pools_kept, pool_reasons, pool_frontier = plan_quality_pools(
             weights, budget, cfg.pools, token_counts=ctx.token_counts, tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
         reasons += pool_reasons
@@ -135,20 +143,69 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         reasons.append(repetition_cost_note(model_params, budget, weights, ctx.token_counts))
     if disagreement:
         reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
+    baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx)
+    reasons += noise_reasons
     provenance = dict(ctx.provenance)
     if model_params:
         provenance["model_params"] = model_params
-    from .. import __version__
-
     provenance.setdefault("mixopt_version", __version__)
     return Plan(
         budget_tokens=float(budget) if budget else float(ctx.proxy_tokens or 1.0),
         phases=phases,
         epochs=epochs, effective_tokens=eff, pools=pools_kept,
-        predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement),
+        predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement,
+                             baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats),
         reasons=reasons, tokens_per_doc={d: float(v) for d, v in ctx.tokens_per_doc.items() if d in weights},
         provenance=provenance, **extra,
     )
+
+
+def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
+                           ctx: ProposeContext) -> tuple[dict[str, dict[str, Any]], list[str], bool | None]:
+    """The plan against natural, uniform and the best measured run, in units of the measured seed noise.
+
+    A predicted gain counts only when it exceeds ``2 * sqrt(seed_sd^2 + std_plan^2 + std_baseline^2)``: a single
+    training run of either mixture scatters by the seed noise, and each prediction by its own std. Returns the
+    baselines' predictions, plain-language reasons, and whether the plan beats every baseline beyond that noise
+    (None when there are no baselines).
+    """
+    seed_sd = float((ctx.noise or {}).get("seed_sd") or 0.0)
+    rows: dict[str, np.ndarray] = {}
+    if ctx.token_counts and set(ctx.domains) <= set(ctx.token_counts):
+        rows["natural"] = natural_mixture({d: ctx.token_counts[d] for d in ctx.domains}).vector(ctx.domains)
+    rows["uniform"] = uniform_mixture(ctx.domains).vector(ctx.domains)
+    table = records_table(ctx.records) if ctx.records else None
+    measured = None
+    if table is not None and table.W.shape[1] == len(ctx.domains) and table.domains == list(ctx.domains):
+        y = table.target(ctx.target)
+        if np.isfinite(y).any():
+            i = int(np.nanargmin(y))
+            measured = (table.labels[i] if getattr(table, "labels", None) else table.run_ids[i], float(y[i]))
+            rows["best-run"] = table.W[i]
+    mean, sd = estimator.predict(np.vstack(list(rows.values())), return_std=True)
+    baselines = {name: {"value": float(m), "std": float(s)} for name, m, s in zip(rows, mean, sd)}
+    reasons, beats = [], True
+    for name, b in baselines.items():
+        gain = b["value"] - value
+        noise = 2.0 * math.sqrt(seed_sd ** 2 + std ** 2 + b["std"] ** 2)
+        if gain > noise:
+            reasons.append(f"vs {name}: predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
+        else:
+            beats = False
+            reasons.append(f"vs {name}: predicted gain {gain:+.4f} ({b['value']:.4f}) is within the noise band ±{noise:.4f} "
+                           f"(seed sd {seed_sd:.4f}, predictive std {std:.4f}): the plan is not shown to beat {name}")
+    if measured is not None:
+        label, y_best = measured
+        baselines["best-run"].update(measured=y_best, label=label)
+        if y_best < value:
+            reasons.append(
+                f"the best measured run ({label}, {y_best:.4f}) is below the plan's prediction {value:.4f}: one run's loss "
+                f"scatters by the seed noise (sd {seed_sd:.4f}) and the best of {len(table.run_ids)} runs is biased low; the model "
+                f"expects that mixture at {baselines['best-run']['value']:.4f}. Predictions are at the proxies' scale, "
+                "not at the plan's budget")
+    if not seed_sd:
+        reasons.append("seed noise unknown: no mixture was trained with several seeds (sampler.noise_seeds >= 2 measures it)")
+    return baselines, reasons, beats
 
 
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
@@ -160,28 +217,30 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     single = [Phase(start_fraction=0.0, weights=round_shares(weights))]
     if not cfg.upsample or not ctx.records:
         return single, ""
-    from .phases import TwoPhaseSurrogate, phase_features, plan_phases, records_to_phase_data, search_upsampling
-
     P, Q, F, y = records_to_phase_data(ctx.records, ctx.domains, ctx.target)
-    if int((F > 0).sum()) < 3:
+    n_two = int((F > 0).sum())
+    if n_two < 3:
         return single, ""
     model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
     up = search_upsampling(model, w, constraints=constraints, domains=ctx.domains, seed=seed,
                            f_range=(cfg.upsample_fraction_min, cfg.upsample_fraction_max),
-                           n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight)
+                           n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight,
+                           tilt_box=tilt_box(P, Q, F))
     gain = up["baseline_predicted"] - up["predicted"]
+    noise = math.hypot(up["std"], up["baseline_std"])
+    where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
+    if not up["trusted"]:
+        return single, (f"no upsampling phase: no end phase within reach of this mixture leans like the sweep's {n_two} two-phase "
+                        "runs, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)")
     if not up["helps"]:
-        return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:.4f}, "
-                        f"within the two-phase model's uncertainty")
+        return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
+                        f"within its uncertainty ±{noise:.4f}")
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
-    return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} (two-phase model)"
+    return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} ± {noise:.4f} {where}"
 
 
 def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig) -> tuple[list[Phase], str]:
     """The Cooldown temperature schedule: p(i; tau) ∝ |D_i|^(1/tau), tau = 5 then tau = 1 at the switch point."""
-    from ..errors import ConfigError
-    from .phases import cooldown_schedule
-
     if not ctx.token_counts:
         raise ConfigError("The Cooldown schedule needs per-domain token counts, which this store lacks (imported runs). "
                           "Drop propose.cooldown_switch or fit on a store made by `mixopt sweep`.")
@@ -197,8 +256,6 @@ def repetition_cost_note(model_params: float, budget: float, weights: Mapping[st
     The unique data the plan can draw on is the sum over domains of min(weight x D, U_i)
     (a domain cannot contribute more fresh tokens than it holds).
     """
-    from ..repetition import data_constrained_loss
-
     unique = sum(min(w * budget, token_counts[d]) for d, w in weights.items())
     constrained = float(data_constrained_loss(model_params, budget, unique))
     fresh = float(data_constrained_loss(model_params, budget, budget))

@@ -37,12 +37,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
-
-from ..config import DomainPools, DomainSpec, QualityPool
-from ..errors import BudgetError, ConfigError, DataError, pydantic_summary
+from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
+from ..errors import BudgetError, ConfigError, DataError
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
-from .repetition_fit import fit_pool_decay
+from ..repetition_fit import fit_pool_decay
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
@@ -92,66 +90,7 @@ def prior_params(rank: int) -> tuple[float, float]:
 
 
 def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
-    if isinstance(dpools, DomainPools):
-        return dpools
-    if isinstance(dpools, Mapping):
-        try:
-            return DomainPools.model_validate(dpools)
-        except ValidationError as exc:
-            raise ConfigError(f"Quality pools of domain '{domain}' are invalid: {pydantic_summary(exc)}. "
-                              f"Fix propose.pools.{domain}.") from None
-    raise ConfigError(f"propose.pools.{domain} must be a mapping with objective, a, d and pools. "
-                      f"Got {type(dpools).__name__}. See the QualityPool fields in mixopt/config.py.")
-
-
-def _is_bucket(p: QualityPool) -> bool:
-    return p.min_score is not None or p.max_score is not None
-
-
-def _check_pools(domain: str, dp: DomainPools) -> None:
-    """Checks pydantic cannot do across pools (and repeats the per-field ones for constructed models)."""
-    if not dp.pools:
-        raise ConfigError(f"Domain '{domain}' lists no quality pools. Add at least one under propose.pools.{domain}.pools.")
-    names = [p.name for p in dp.pools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"Quality pool names of domain '{domain}' must be unique. Got {dupes} more than once. Rename them.")
-    for p in dp.pools:
-        where = f"Quality pool '{p.name}' of domain '{domain}'"
-        if p.b is not None and not (math.isfinite(p.b) and p.b < 0):
-            raise ConfigError(f"{where} must have utility b < 0 (error falls as data grows). Got b={p.b!r}. "
-                              "Use the negative exponent of the fitted law, or leave b out to fit it or use the prior.")
-        if p.tau is not None and not (math.isfinite(p.tau) and p.tau > 0):
-            raise ConfigError(f"{where} must have a half-life tau > 0 repetitions. Got tau={p.tau!r}. "
-                              "Leave tau out to fit it or use the prior (e.g. 6.7).")
-        sources = [s for s, on in (("path", p.path is not None), ("min_score/max_score", _is_bucket(p)),
-                                   ("share", p.share is not None)) if on]
-        if not sources:
-            raise ConfigError(f"{where} has no size. Set `path` (its own file), `min_score`/`max_score` (a bucket of "
-                              "the domain's quality_field) or `share` (of the domain's unique tokens).")
-        if len(sources) > 1:
-            raise ConfigError(f"{where} sets {' and '.join(sources)}; its size is ambiguous. Keep exactly one of them.")
-        if p.min_score is not None and p.max_score is not None and not p.min_score < p.max_score:
-            raise ConfigError(f"{where} needs min_score < max_score. Got [{p.min_score}, {p.max_score}). Swap or fix them.")
-    shares = sum(p.share for p in dp.pools if p.share is not None)
-    if shares > 1 + 1e-6:
-        raise ConfigError(f"Shares of the quality pools of domain '{domain}' must sum to <= 1. Got {shares:.4g}. Lower them.")
-    _check_buckets(domain, [p for p in dp.pools if _is_bucket(p)])
-
-
-def _check_buckets(domain: str, buckets: list[QualityPool]) -> None:
-    """Buckets must not overlap and must be listed in one score direction (the list order is the rank)."""
-    iv = [(p.name, -math.inf if p.min_score is None else p.min_score, math.inf if p.max_score is None else p.max_score)
-          for p in buckets]
-    by_lo = sorted(iv, key=lambda t: (t[1], t[2]))
-    for (n1, _, hi1), (n2, lo2, _) in zip(by_lo, by_lo[1:]):
-        if hi1 > lo2:
-            raise ConfigError(f"Score buckets '{n1}' and '{n2}' of domain '{domain}' overlap ({n1} ends at {hi1}, "
-                              f"{n2} starts at {lo2}). Make them disjoint: min_score <= score < max_score.")
-    if iv not in (by_lo, by_lo[::-1]):
-        got = ", ".join(f"{n}=[{lo}, {hi})" for n, lo, hi in iv)
-        raise ConfigError(f"Score buckets of domain '{domain}' must be listed best first, all by descending (or all by "
-                          f"ascending) score. Got {got}. Reorder them.")
+    return domain_pools_from_dict(dpools.model_dump() if isinstance(dpools, DomainPools) else dpools, where=f"propose.pools.{domain}")
 
 
 def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None) -> tuple[float, int]:
@@ -230,7 +169,6 @@ def resolve_pools(
     names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``.
     """
     dp = _as_domain_pools(domain, dpools)
-    _check_pools(domain, dp)
     if spec is not None and spec.name != domain:
         raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
     from ..data.tokenize import Tokenizer
@@ -243,7 +181,7 @@ def resolve_pools(
         if p.path is not None:
             t, n = _file_size(domain, p, spec, tok, max_documents)
             sizes[p.name] = (t, n, "file")
-        elif _is_bucket(p):
+        elif p.is_bucket:
             if spec is None or not spec.quality_field:
                 raise ConfigError(f"{where} is a score bucket, but domain '{domain}' has no quality_field "
                                   f"{'(its data spec is unknown here)' if spec is None else ''}. Set quality_field "
@@ -261,6 +199,8 @@ def resolve_pools(
                                 "Widen the bucket or drop the pool.")
             scale = unique_tokens / counts.sum() if unique_tokens else 1.0
             sizes[p.name] = (float(counts[inside].sum() * scale), float(inside.sum() * scale), "bucket")
+        elif p.share is None:  # sized by the domain's pool_size (samples), converted once tokens_per_sample is known
+            sizes[p.name] = (math.nan, None, "pool_size")
         else:
             if not unique_tokens:
                 raise ConfigError(f"{where} is sized by share, which needs the domain's unique token count; it is "
@@ -277,6 +217,8 @@ def resolve_pools(
     out = []
     for rank, p in enumerate(dp.pools):
         tokens, _, source = sizes[p.name]
+        if source == "pool_size":
+            tokens = dp.pool_size * tps
         if tokens <= 0:
             raise DataError(f"Quality pool '{p.name}' of domain '{domain}' holds no tokens. Fill it or drop it.")
         pb, pt = prior_params(rank)

@@ -13,29 +13,22 @@ import numpy as np
 
 from ..errors import DataError, FitError
 from ..runs.record import RunRecord
+from ..runs.table import target_curve
 from .ot_distance import MixtureOT
 from .projector import TwoStageProjector
 
 MIN_RUNS = 6
 
 
-def curve_of(rec: RunRecord, target: str) -> dict[float, float]:
-    """A run's checkpoint curve for a metric, or for ``mean:all-domains`` (mean of val/* curves)."""
-    if target in rec.curves:
-        return {float(k): v for k, v in rec.curves[target].items()}
-    if target == "mean:all-domains":
-        cols = [c for c in rec.curves if c.startswith("val/")]
-        if cols:
-            common = set.intersection(*(set(rec.curves[c]) for c in cols))
-            return {float(k): float(np.mean([rec.curves[c][k] for c in cols])) for k in common}
-    return {}
+#: kept for callers of the old name (benchmarks/projector_embedded.py); the one accessor is runs.table.target_curve
+curve_of = target_curve
 
 
 def checkpoint_losses(records: Sequence[RunRecord], metric: str, n_tokens: float) -> np.ndarray:
     """Losses of ``metric`` at checkpoint ``n_tokens`` from run records' curves, shape ``(n_runs,)``."""
     out = []
     for r, rec in enumerate(records):
-        curve = curve_of(rec, metric)
+        curve = target_curve(rec, metric)
         value = next((v for k, v in curve.items() if k == float(n_tokens)), None)
         if value is None:
             raise DataError(f"Run {r} has no '{metric}' loss at {n_tokens:g} tokens (it has checkpoints "
@@ -45,7 +38,7 @@ def checkpoint_losses(records: Sequence[RunRecord], metric: str, n_tokens: float
 
 
 def shared_checkpoints(records: Sequence[RunRecord], target: str) -> list[float]:
-    sets = [set(curve_of(r, target)) for r in records]
+    sets = [set(target_curve(r, target)) for r in records]
     return sorted(set.intersection(*sets)) if sets else []
 
 
@@ -62,7 +55,7 @@ def target_docs_for(target: str, val_docs: dict[str, list[str]], target_sets: di
 def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target: str, source_features: dict[str, np.ndarray],
                         target_features: np.ndarray, *, method: str = "emd", alpha: float = 1e-3) -> TwoStageProjector:
     """TwoStageProjector on the runs' two largest shared checkpoints."""
-    ok = [r for r in records if r.status == "ok" and curve_of(r, target)]
+    ok = [r for r in records if r.status == "ok" and target_curve(r, target)]
     if len(ok) < MIN_RUNS:
         raise FitError(f"The OT projector needs at least {MIN_RUNS} runs with checkpoint curves for '{target}'; got {len(ok)}. Run a larger sweep.")
     ckpts = shared_checkpoints(ok, target)

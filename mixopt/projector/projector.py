@@ -16,8 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import FitError, MixtureError, NotFittedError
+from ..errors import FitError, MixtureError
+from ..surrogates.base import EstimatorNotFittedError
 from .ot_distance import SUM_TOLERANCE, MixtureOT
 
 
@@ -27,7 +30,7 @@ def _design(W: np.ndarray, ot_values: np.ndarray) -> np.ndarray:
     return np.hstack([o * W**2, o * W, o, W**2, W, np.ones_like(o)])
 
 
-class OTProjector:
+class OTProjector(RegressorMixin, BaseEstimator):
     """Stage-1 projector: loss as a quadratic-in-``p`` function of ``OT(p)``.
 
     Parameters
@@ -57,15 +60,10 @@ class OTProjector:
         self.ot = ot
         self.alpha = alpha
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {"ot": self.ot, "alpha": self.alpha}
-
-    def set_params(self, **params) -> "OTProjector":
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise FitError(f"Unknown parameter {k!r} for OTProjector; valid parameters are {sorted(self.get_params())}.")
-            setattr(self, k, v)
-        return self
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # rows are mixture weights
+        return tags
 
     # ------------------------------------------------------------ fit / predict
     def fit(self, W, y, ot_values=None) -> "OTProjector":
@@ -83,7 +81,7 @@ class OTProjector:
             bad = np.flatnonzero(~np.isfinite(y))
             raise FitError(f"Losses must be finite. Got NaN/inf at rows {bad[:5].tolist()}. Drop failed runs before fitting.")
         if W.shape[0] < 3:
-            raise FitError(f"OTProjector needs at least 3 runs to fit. Got {W.shape[0]}. Train more proxy runs.")
+            raise FitError(f"OTProjector needs at least 3 runs to fit. Got n_samples={W.shape[0]}. Train more proxy runs.")
         o = self._ot_values(W, ot_values)
         X = _design(W, o)[:, :-1]
         self.x_mean_, self.x_scale_ = X.mean(axis=0), X.std(axis=0)
@@ -159,6 +157,8 @@ class OTProjector:
                     raise MixtureError(f"Row {r} names domains {unknown} that the projector's OT does not know "
                                        f"({domains}). Featurize those domains or drop them.")
             W = [[float(m.get(d, 0.0)) for d in domains] for m in W]
+        if issparse(W):
+            raise MixtureError(f"W is a sparse matrix in {where}; mixtures must be a dense array. Pass W.toarray().")
         W = np.asarray(W, dtype=float)
         if W.ndim != 2:
             raise FitError(f"W must be 2-D, shape (n_mixtures, n_domains). Got shape {W.shape} in {where}. "
@@ -176,10 +176,10 @@ class OTProjector:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise NotFittedError("This OTProjector is not fitted yet. Call fit(W, y) with proxy-run mixtures and losses first.")
+            raise EstimatorNotFittedError("This OTProjector is not fitted yet. Call fit(W, y) with proxy-run mixtures and losses first.")
 
 
-class TwoStageProjector:
+class TwoStageProjector(BaseEstimator):
     """Stage 2: stage-1 fits at sizes ``n0 < n1`` extrapolated linearly in ``ln N``.
 
     .. math:: \\hat L(N, p) = \\frac{\\ln(N/N_0) \\hat L(N_1, p) - \\ln(N/N_1) \\hat L(N_0, p)}{\\ln(N_1/N_0)}
@@ -203,9 +203,6 @@ class TwoStageProjector:
         self.n1 = n1
         self.alpha = alpha
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {"ot": self.ot, "n0": self.n0, "n1": self.n1, "alpha": self.alpha}
-
     def fit(self, W, y_n0, y_n1, ot_values=None) -> "TwoStageProjector":
         """Fit on mixtures ``W`` (shape ``(n, K)``) with losses at ``n0`` and at ``n1`` (each shape ``(n,)``)."""
         if not (np.isfinite(self.n0) and np.isfinite(self.n1) and 0 < self.n0 < self.n1):
@@ -226,7 +223,7 @@ class TwoStageProjector:
     def predict(self, W, n_tokens: float, return_std: bool = False, ot_values=None):
         """Extrapolated loss at ``n_tokens`` for each mixture, shape ``(n,)`` (and the std, combining both stages independently)."""
         if not hasattr(self, "stage0_"):
-            raise NotFittedError("This TwoStageProjector is not fitted yet. Call fit(W, y_n0, y_n1) first.")
+            raise EstimatorNotFittedError("This TwoStageProjector is not fitted yet. Call fit(W, y_n0, y_n1) first.")
         w0, w1 = self._weights(n_tokens)
         W = self.stage0_._check_W(W, "predict")
         o = self.stage0_._ot_values(W, ot_values)
@@ -238,7 +235,7 @@ class TwoStageProjector:
     def predict_and_grad(self, p, n_tokens: float) -> tuple[float, np.ndarray]:
         """Extrapolated loss of one mixture at ``n_tokens`` and its simplex gradient, shape ``(K,)``."""
         if not hasattr(self, "stage0_"):
-            raise NotFittedError("This TwoStageProjector is not fitted yet. Call fit(W, y_n0, y_n1) first.")
+            raise EstimatorNotFittedError("This TwoStageProjector is not fitted yet. Call fit(W, y_n0, y_n1) first.")
         w0, w1 = self._weights(n_tokens)
         v0, g0 = self.stage0_.predict_and_grad(p)
         v1, g1 = self.stage1_.predict_and_grad(p)

@@ -46,10 +46,19 @@ def score_pools(
       domains include ``P`` and the base domains: its own OT is used). Search:
       a grid of ``grid`` points, then a bounded Brent refinement around the
       best grid point. Without ``base_docs``, ``w = 1``.
-    - ``projected_metric``: the metric at ``best_weight``; ``projected_by`` says
-      which (``"ot"``, ``"projector"`` or ``"projector@<budget_tokens>"``).
+    - ``blend_ot_distance``: without a projector, the OT distance to the target
+      of the blend at ``best_weight`` (an OT distance, not a loss); else None.
+    - ``predicted_metric``: with a projector, its predicted metric (a loss) at
+      ``best_weight``; else None.
+    - ``projected_metric``, ``projected_by``: kept for files and code written
+      before the two fields above: the value that was minimised and what made
+      it (``"ot"``, ``"projector"`` or ``"projector@<budget_tokens>"``).
     - ``unique_tokens_estimate``: ``sum(tokens_of(doc))`` over the sample, scaled
       by ``pool_doc_counts[P] / len(sample)`` when that count is given.
+    - ``tokens_at_budget``, ``epochs_at_budget``: with ``budget_tokens``, the
+      pool's tokens in the blend (``best_weight * budget_tokens``) and how many
+      times that repeats its unique tokens; else None. A pool with a good
+      distance but many epochs is too small for the budget.
 
     Parameters
     ----------
@@ -63,6 +72,9 @@ def score_pools(
         Weights of ``base_docs``'s domains; default: token-proportional (natural).
     projector : OTProjector or TwoStageProjector, optional
         Fitted; a TwoStageProjector needs ``budget_tokens``.
+    budget_tokens : float, optional
+        Training tokens of the target run: sets ``epochs_at_budget`` (and the
+        TwoStageProjector's data size).
     featurizer : default :class:`HashingFeaturizer`
     tokens_of : callable ``str -> int``, default UTF-8 byte count
     pool_doc_counts : dict[str, int], optional
@@ -74,8 +86,10 @@ def score_pools(
     Returns
     -------
     list of dict
-        Keys ``pool``, ``ot_distance``, ``best_weight``, ``projected_metric``,
-        ``projected_by``, ``unique_tokens_estimate``, ``n_docs_sampled``.
+        Keys ``pool``, ``ot_distance``, ``best_weight``, ``blend_ot_distance``,
+        ``predicted_metric``, ``projected_metric``, ``projected_by``,
+        ``unique_tokens_estimate``, ``tokens_at_budget``, ``epochs_at_budget``,
+        ``n_docs_sampled``.
     """
     featurizer = featurizer if featurizer is not None else HashingFeaturizer()
     tokens_of = tokens_of if tokens_of is not None else _utf8_len
@@ -88,6 +102,8 @@ def score_pools(
         raise ConfigError("The projector passed to score_pools is not fitted. Fit it on proxy runs first, or pass projector=None.")
     if isinstance(projector, TwoStageProjector) and budget_tokens is None:
         raise ConfigError("A TwoStageProjector predicts at a data size: pass budget_tokens=... to score_pools.")
+    if budget_tokens is not None and not (np.isfinite(budget_tokens) and budget_tokens > 0):
+        raise ConfigError(f"budget_tokens must be a finite number > 0. Got {budget_tokens}. Pass e.g. --budget-tokens 1e9.")
 
     target = featurize(list(target_docs), featurizer, cache, where="target_docs")
     pool_feats = {name: featurize(list(docs), featurizer, cache, where=f"pool '{name}'") for name, docs in pools.items()}
@@ -139,8 +155,14 @@ def score_pools(
         declared = (pool_doc_counts or {}).get(name)
         if declared is not None:
             n_tok *= float(declared) / len(docs)
-        results.append({"pool": name, "ot_distance": float(alone), "best_weight": float(weight), "projected_metric": float(metric),
-                        "projected_by": by, "unique_tokens_estimate": n_tok, "n_docs_sampled": len(docs)})
+        at_budget = float(weight) * float(budget_tokens) if budget_tokens is not None else None
+        results.append({"pool": name, "ot_distance": float(alone), "best_weight": float(weight),
+                        "blend_ot_distance": float(metric) if by == "ot" else None,
+                        "predicted_metric": float(metric) if by != "ot" else None,
+                        "projected_metric": float(metric), "projected_by": by, "unique_tokens_estimate": n_tok,
+                        "tokens_at_budget": at_budget,
+                        "epochs_at_budget": at_budget / n_tok if at_budget is not None and n_tok > 0 else None,
+                        "n_docs_sampled": len(docs)})
     return sorted(results, key=lambda r: (r["projected_metric"], r["ot_distance"], r["pool"]))
 
 

@@ -12,10 +12,14 @@ import contextlib
 import functools
 import json
 import logging
+import platform
 import time
 
 import torch
+from filelock import FileLock
 
+from ..data.domains import default_cache_dir
+from ..io import atomic_write_json
 from .model import GPT, GPTConfig
 
 log = logging.getLogger("mixopt.proxy")
@@ -68,8 +72,6 @@ def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
     flags = _cpu_flags()
     if not ({"amx_bf16", "avx512_bf16"} & flags):
         return False
-    from ..data.domains import default_cache_dir
-
     key = f"{_cpu_model()}|torch-{torch.__version__}|{shape}|b{batch_size}|t{threads}"
     path = default_cache_dir() / "dtype_probe.json"
     known = _read_json(path)
@@ -81,8 +83,6 @@ def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
                 known[key] = {"bf16": bool(bf16_s < 0.9 * fp32_s), "fp32_ms": 1e3 * fp32_s, "bf16_ms": 1e3 * bf16_s}
                 log.info("CPU dtype probe: fp32 %.1f ms/step, bf16 %.1f ms/step", 1e3 * fp32_s, 1e3 * bf16_s)
                 try:
-                    from ..io import atomic_write_json
-
                     atomic_write_json(path, known)
                 except Exception:  # a read-only cache only costs a probe per process
                     pass
@@ -92,8 +92,6 @@ def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
 @contextlib.contextmanager
 def _exclusive(path):
     """Hold a lock file next to `path`; on a read-only cache go on without it."""
-    from filelock import FileLock
-
     lock = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +130,6 @@ def _cpu_model() -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or platform.machine()
 
 

@@ -130,9 +130,15 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Parameter count (tied weights once); ``non_embedding`` drops the position table."""
+        """Parameter count (tied weights once).
+
+        ``non_embedding`` drops the token and position tables (the tied token
+        table is the output head too): Kaplan et al.'s N, the count scale laws use.
+        """
         n = sum(p.numel() for p in self.parameters())
-        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+        return n
 
     def flops_per_token(self) -> float:
         """Approximate training FLOPs (forward + backward) per token.
@@ -143,7 +149,8 @@ class GPT(nn.Module):
         weighted sum (the PaLM / nanoGPT estimate, ignoring the causal halving).
         """
         c = self.config
-        return 6.0 * self.num_params(non_embedding=True) + 12.0 * c.n_layer * c.n_embd * c.block_size
+        matmul = self.num_params() - self.transformer.wpe.weight.numel()
+        return 6.0 * matmul + 12.0 * c.n_layer * c.n_embd * c.block_size
 
     def forward_hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """Final (post-LayerNorm) hidden states, (B, T, C), for token ids (B, T)."""

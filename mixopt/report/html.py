@@ -1,11 +1,13 @@
 """The report page: one self-contained HTML file (inline CSS, no JS, no external URLs).
 
-Images are linked by relative file name so the output folder can be moved or
-zipped as a whole. Every piece of user text is escaped.
+Figures are embedded as ``data:image/png;base64`` URIs, so ``index.html`` alone
+can be mailed or opened anywhere; the same PNGs are also written beside it, for
+slides. Every piece of user text is escaped.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,20 +26,25 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
 ul.absent li { color: #666; }
 .flag { color: #b22222; font-weight: 600; }
+.note { background: #f6f6f0; border-left: 3px solid #c9b458; padding: 0.4em 0.8em; }
 """
 
 
 @dataclass
 class FigureEntry:
-    """One figure on the page: its PNG (relative to the page), a heading and a how-to-read caption."""
+    """One figure on the page: its PNG (written beside the page, embedded in it), a heading and a how-to-read caption."""
 
     file: str
     title: str
     caption: str
+    png: bytes = b""
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
 def render_page(title: str, summary: list[tuple[str, str]], reasons: list[str], figures: list[FigureEntry],
-                absent: list[str], *, flags: list[str] | None = None) -> str:
+                absent: list[str], *, flags: list[str] | None = None, notes: list[tuple[str, list[str]]] | None = None) -> str:
     """The whole page as a string; summary values and captions are plain text (escaped here)."""
     esc = html.escape
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -56,6 +63,9 @@ def render_page(title: str, summary: list[tuple[str, str]], reasons: list[str], 
     parts.append("</table>")
     for flag in flags or []:
         parts.append(f'<p class="flag">{esc(flag)}</p>')
+    for heading, lines in notes or []:
+        parts.append(f"<h2>{esc(heading)}</h2>")
+        parts += [f'<p class="note">{esc(line)}</p>' if k == 0 else f"<p>{esc(line)}</p>" for k, line in enumerate(lines)]
     if reasons:
         parts.append("<h2>Why this plan</h2><ul>")
         parts += [f"<li>{esc(r)}</li>" for r in reasons]
@@ -65,7 +75,7 @@ def render_page(title: str, summary: list[tuple[str, str]], reasons: list[str], 
     for fig in figures:
         parts += [
             "<figure>",
-            f'<img src="{esc(fig.file, quote=True)}" alt="{esc(fig.title, quote=True)}">',
+            f'<img src="{fig.data_uri()}" alt="{esc(fig.title, quote=True)}" data-file="{esc(fig.file, quote=True)}">',
             f"<figcaption><strong>{esc(fig.title)}.</strong> {esc(fig.caption)}</figcaption>",
             "</figure>",
         ]

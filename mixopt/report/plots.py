@@ -88,69 +88,107 @@ def plot_mixture(phases: Sequence[tuple[float, Mapping[str, float]]], path: str 
 
 
 def plot_pred_vs_actual(y_true: Sequence[float], y_pred: Sequence[float], y_std: Sequence[float] | None,
-                        path: str | Path, *, source: str = "") -> Path:
-    """Scatter of predicted vs actual with the y = x line; ±1σ bars when ``y_std`` is given."""
+                        path: str | Path, *, source: str = "", in_sample: Sequence[bool] | None = None) -> Path:
+    """Scatter of predicted vs actual with the y = x line; ±1σ bars when ``y_std`` is given.
+
+    With ``in_sample`` (one bool per point), the model's training runs (circles) and
+    held-out runs (triangles) are drawn apart and the title gives ρ for each.
+    """
     yt, yp = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    rho = spearman(yt, yp)
+    ys = None if y_std is None else np.asarray(y_std, dtype=float)
     fig = _figure(4.8, 4.4)
     ax = fig.add_subplot()
-    if y_std is not None:
-        ax.errorbar(yt, yp, yerr=np.asarray(y_std, dtype=float), fmt="o", ms=4, alpha=0.8, elinewidth=0.8, capsize=2)
+    if in_sample is None:
+        groups = [(np.ones(yt.size, dtype=bool), "o", "C0", "")]
+        title = f"Spearman ρ = {fmt_rho(spearman(yt, yp))}, n = {yt.size}"
     else:
-        ax.scatter(yt, yp, s=18, alpha=0.8)
+        mask = np.asarray(in_sample, dtype=bool)
+        groups = [(mask, "o", "C0", f"in-sample (n = {int(mask.sum())})"),
+                  (~mask, "^", "C1", f"held out (n = {int((~mask).sum())})")]
+        groups = [g for g in groups if g[0].any()]
+        title = ", ".join(f"ρ {lab.split(' (')[0]} = {fmt_rho(spearman(yt[m], yp[m]))}" for m, _, _, lab in groups)
+        source = " + ".join(lab.split(" (")[0] for _, _, _, lab in groups)
+    for m, marker, colour, label in groups:
+        if ys is not None:
+            ax.errorbar(yt[m], yp[m], yerr=ys[m], fmt=marker, color=colour, ms=4, alpha=0.8, elinewidth=0.8, capsize=2,
+                        label=label or None)
+        else:
+            ax.scatter(yt[m], yp[m], s=18, alpha=0.8, marker=marker, color=colour, label=label or None)
     lo = float(np.nanmin(np.concatenate([yt, yp])))
     hi = float(np.nanmax(np.concatenate([yt, yp])))
     pad = 0.05 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=1, label="y = x")
     ax.set_xlabel("actual")
     ax.set_ylabel("predicted")
-    ax.set_title(f"Predicted vs actual{f' ({source})' if source else ''}\nSpearman ρ = {fmt_rho(rho)}, n = {yt.size}")
+    ax.set_title(f"Predicted vs actual{f' ({source})' if source else ''}\n{title}", fontsize="medium")
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
+ANNOTATE_MAX_ROWS = 30  # numbers in the loss matrix's cells up to this many runs
+
+
+def robust_limit(D: np.ndarray, q: float = 90.0) -> float:
+    """Half-width of a symmetric colour scale: the ``q``-th percentile of ``|D|`` (so one outlier cannot squeeze the rest)."""
+    a = np.abs(D[np.isfinite(D)])
+    if a.size == 0:
+        return 1.0
+    lim = float(np.percentile(a, q))
+    return lim if lim > 0 else float(a.max()) or 1.0
+
+
 def plot_loss_matrix(run_labels: Sequence[str], metric_names: Sequence[str], M: np.ndarray, path: str | Path) -> Path:
-    """Heatmap of runs × per-domain losses; rows sorted by mean loss (best on top)."""
+    """Heatmap of runs × per-domain losses; rows sorted by mean loss (best on top).
+
+    Colour is each loss minus its column's median on a symmetric scale clipped at
+    the 90th percentile of the deviations, so the typical run is white, one outlier
+    cannot wash out the rest, and domains with different loss levels compare.
+    Cells carry the raw loss when there are at most ``ANNOTATE_MAX_ROWS`` runs.
+    """
+    from matplotlib.colors import Normalize
+
     M = np.asarray(M, dtype=float).reshape(len(run_labels), len(metric_names))
     order = np.argsort(np.nanmean(M, axis=1), kind="stable")
     M = M[order]
     labels = [run_labels[i] for i in order]
     n_runs, n_cols = M.shape
+    D = M - np.nanmedian(M, axis=0, keepdims=True)
+    lim = robust_limit(D)
+    norm = Normalize(vmin=-lim, vmax=lim, clip=False)
     fig = _figure(max(5.0, 0.8 * n_cols + 3.0), min(14.0, max(3.5, 0.25 * n_runs + 1.8)))
     ax = fig.add_subplot()
-    im = ax.imshow(M, aspect="auto", cmap="viridis_r", interpolation="nearest")
+    im = ax.imshow(D, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
     cols = [m.removeprefix("val/") for m in metric_names]
     ax.set_xticks(np.arange(n_cols), cols, rotation=30 if n_cols > 5 else 0, ha="right" if n_cols > 5 else "center")
     if n_runs <= 40:
         ax.set_yticks(np.arange(n_runs), labels, fontsize="small")
     else:
         ax.set_ylabel(f"{n_runs} runs, best mean loss on top")
-    if n_runs * n_cols <= 200:
-        mid = np.nanmean(M)
+    if n_runs <= ANNOTATE_MAX_ROWS:
         for i in range(n_runs):
             for j in range(n_cols):
                 if math.isfinite(M[i, j]):
                     ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if M[i, j] > mid else "black")
-    cbar = fig.colorbar(im, ax=ax)
-    cbar.set_label("validation loss (lower is better)")
+                            color="white" if abs(D[i, j]) > 0.6 * lim else "black")
+    cbar = fig.colorbar(im, ax=ax, extend="both" if np.nanmax(np.abs(D)) > lim else "neither")
+    cbar.set_label("loss − column median (blue: lower is better)")
     ax.set_title("Per-domain validation loss of the sweep")
     return _save(fig, path)
 
 
 def plot_curves(curves: Mapping[str, Mapping[float, float]], path: str | Path, *, metric: str = "val loss") -> Path:
-    """Loss vs tokens seen (log-x), one line per run."""
-    fig = _figure(5.8, 4.0)
+    """Loss vs tokens seen (log-x), one line per run; the legend (below the axes) names each line."""
+    fig = _figure(6.4, 4.2 + 0.22 * len(curves))
     ax = fig.add_subplot()
-    for label, curve in curves.items():
+    for k, (label, curve) in enumerate(curves.items()):
         pts = sorted((float(t), float(v)) for t, v in curve.items())
-        ax.plot([t for t, _ in pts], [v for _, v in pts], marker="o", ms=3, label=label)
+        ax.plot([t for t, _ in pts], [v for _, v in pts], marker="os^dvP"[k % 6], ms=4, label=label)
     _log_x(ax, [float(t) for c in curves.values() for t in c])
     ax.set_xlabel("tokens seen")
     ax.set_ylabel(metric)
-    ax.set_title("Checkpoint curves")
-    ax.legend(fontsize="small")
+    ax.set_title(f"Checkpoint curves ({metric})")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from ..config import SweepConfig
+from ..data.domains import load_domain_set
 from ..errors import ConfigError
+from .executors import check_ray_address, choose_workers, run_local, run_ray
 from .store import RunStore
 from .sweep import SweepSummary, plan_sweep
 
@@ -13,27 +17,25 @@ from .sweep import SweepSummary, plan_sweep
 def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = None, executor: str = "local",
               workers: int | None = None, ray_address: str | None = None, show_progress: bool = True) -> SweepSummary:
     """Train every planned run of `cfg` that `store_dir` does not hold yet."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from ..data.domains import load_domain_set
-    from .executors import _DATA_CACHE, run_local, run_ray
-
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor must be 'local' or 'ray'. Got '{executor}'.")
+    if executor == "ray":
+        check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
     store = RunStore(store_dir)
     store.check_writable()  # before any training: a read-only or full disk fails here
+    store.clean_stale_temporaries()  # left by a process killed inside a record write
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         t_data = progress.add_task("tokenizing domains", total=None)
         data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n))
-        _DATA_CACHE[cfg.data.model_dump_json()] = data
         specs = plan_sweep(cfg, data, n_runs=n_runs)
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                           config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
                           tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()})
         pending = [s for s in specs if not store.has(s.run_id)]
+        n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
         t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
-        t_step = progress.add_task("  current run (steps)", total=1, visible=executor == "local" and (workers or cfg.workers) <= 1)
+        t_step = progress.add_task("  current run (steps)", total=1, visible=executor == "local" and n_workers <= 1)
 
         def on_run(run_id: str, outcome: str, reason: str) -> None:
             progress.advance(t_runs)
@@ -44,9 +46,9 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
             progress.update(t_step, completed=step, total=total)
 
         if executor == "ray":
-            summary = run_ray(pending, cfg, store, address=ray_address, on_run=on_run)
+            summary = run_ray(pending, cfg, store, data, address=ray_address, on_run=on_run)
         else:
-            summary = run_local(pending, cfg, store, data, workers=workers or cfg.workers, on_run=on_run, on_step=on_step)
+            summary = run_local(pending, cfg, store, data, workers=n_workers, on_run=on_run, on_step=on_step)
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
     return summary

@@ -1,175 +1,199 @@
-"""Executors only schedule: local (in-process or N worker processes) and Ray.
+"""Executors only schedule: in this process, in N local worker processes, or as Ray tasks.
 
-Every executor calls `execute_run`, which claims the run's lock, trains it and
-writes its record, so all of them share the same resume and no-duplicate rules.
+Every executor hands groups of runs to :func:`mixopt.runs.sweep.execute_runs`,
+which claims, trains and records them, so all of them share the same resume and
+no-duplicate rules. On a CUDA device the in-process executor groups runs that
+share a proxy config and trains each group as one stacked model.
+
+Threads: a run uses ``proxy.threads`` CPU threads, by default
+:data:`DEFAULT_THREADS_PER_RUN` (1), and parallelism comes from running several
+runs at once. Float reductions depend on the thread count, so with the default
+every executor gives bit-identical results; one thread per run also keeps a
+sweep's throughput when another process takes a core (intra-op threads of one
+run wait on each other, and a busy core stalls them all; measured by
+``benchmarks/load_throughput.py``).
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from ..config import SweepConfig, config_from_dict
+from ..config import SweepConfig
 from ..data.types import DomainSet
-from ..errors import ConfigError, MixoptError
+from ..errors import ConfigError, MixoptError, require
+from ..proxy.device import pick_device
+from ..proxy.train import choose_stack_size
 from .record import RunSpec
 from .store import RunStore
-from .sweep import SweepSummary, execute_run
+from .sweep import RunOutcome, SweepSummary, execute_runs
 
-_DATA_CACHE: dict[str, DomainSet] = {}
+DEFAULT_THREADS_PER_RUN = 1  # see the module docstring and benchmarks/load_throughput.py
+PROCESS_MIN_TOKENS = 1_000_000  # pending training tokens below which starting worker processes (~3 s each) costs more than it saves
+_WORKER_DATA: list[DomainSet] = []  # the tokenized data in a worker process, set once by _init_worker
 
 
-def threads_per_run(cfg: SweepConfig, workers: int = 1) -> int:
-    """CPU threads for one proxy run: the pinned value, else this machine's cores shared by the workers.
+def threads_per_run(cfg: SweepConfig) -> int:
+    """CPU threads for one proxy run: ``proxy.threads`` when pinned, else :data:`DEFAULT_THREADS_PER_RUN`."""
+    return cfg.proxy.threads or DEFAULT_THREADS_PER_RUN
 
-    Float reductions depend on the thread count, so runs are bit-identical across
-    executors exactly when they use the same number of threads.
+
+def default_workers(cfg: SweepConfig) -> int:
+    """Local worker processes when neither the config nor the CLI sets them: one per core's worth of threads, plus one.
+
+    The extra worker costs little when the machine is idle (single-thread runs just
+    time-slice) and keeps more of the machine when another process takes a core: with
+    N workers beside one busy process a fair scheduler gives the sweep N/(N+1) of the
+    cores, so 3 workers keep 75% of 2 cores where 2 would keep 67%.
     """
-    return cfg.proxy.threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    return max(1, (os.cpu_count() or 1) // threads_per_run(cfg)) + 1
 
 
-def _data_for(cfg: SweepConfig) -> DomainSet:
-    """Per-process memo of the tokenized data (worker processes load it once, from the shard cache)."""
-    from ..data.domains import load_domain_set
+def choose_workers(cfg: SweepConfig, workers: int | None, pending: list[RunSpec]) -> int:
+    """Local worker processes: ``workers`` (the CLI), else the config's ``workers`` when it sets one, else
+    :func:`default_workers` when the pending work is worth starting processes for (on CPU), else 1."""
+    if workers is not None:
+        return workers
+    if "workers" in cfg.model_fields_set:
+        return cfg.workers
+    n = min(default_workers(cfg), len(pending))
+    tokens = sum(int(s.proxy.get("tokens", 0)) for s in pending)
+    if n <= 1 or tokens < PROCESS_MIN_TOKENS or pick_device(cfg.proxy).type == "cuda":
+        return 1
+    return n
 
-    key = cfg.data.model_dump_json()
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_domain_set(cfg.data)
-    return _DATA_CACHE[key]
 
-
-def _tally(summary: SweepSummary, run_id: str, outcome: str, reason: str, on_run) -> None:
+def _tally(summary: SweepSummary, result: RunOutcome, on_run) -> None:
     """Count one finished run in the summary and tell the progress display."""
-    if outcome == "trained":
+    if result.outcome == "trained":
         summary.trained += 1
-        if reason:
-            summary.failed.append(f"{run_id}: {reason}")
+        if result.reason:
+            summary.failed.append(f"{result.run_id}: {result.reason}")
     else:
         summary.skipped += 1
     if on_run:
-        on_run(run_id, outcome, reason)
+        on_run(result.run_id, result.outcome, result.reason)
 
 
-def _worker(spec: RunSpec, cfg_dict: dict, store_root: str, threads: int | None) -> tuple[str, str, str]:
-    cfg = config_from_dict(cfg_dict)
-    store = RunStore(store_root)
-    outcome = execute_run(spec, cfg, store, _data_for(cfg), wait=True, threads=threads)
-    rec = store.get(spec.run_id)
-    reason = rec.reason if rec is not None and rec.status != "ok" else ""
-    return spec.run_id, outcome, reason
+def _init_worker(data: DomainSet) -> None:
+    _WORKER_DATA[:] = [data]
 
 
-def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, workers: int = 1,
-              on_run: Callable[[str, str, str], None] | None = None, on_step: Callable[[int, int], None] | None = None) -> SweepSummary:
-    """Train the pending runs here, sequentially or in `workers` processes."""
-    summary = SweepSummary(planned=len(specs))
-    t0 = time.perf_counter()
-
-    def done(run_id: str, outcome: str) -> None:
-        rec = store.get(run_id)
-        _tally(summary, run_id, outcome, rec.reason if rec is not None and rec.status != "ok" else "", on_run)
-
-    stack = _stack_size(cfg, data) if workers <= 1 else 1
-    if stack > 1:  # CUDA: train several small proxies at once in one stacked model
-        specs = _run_stacked(specs, cfg, store, data, stack, done)
-    if workers <= 1:
-        deferred = []
-        for spec in specs:
-            outcome = execute_run(spec, cfg, store, data, wait=False, progress=on_step, threads=threads_per_run(cfg))
-            if outcome == "busy":
-                deferred.append(spec)  # another sweep is training it; come back after the rest
-            else:
-                done(spec.run_id, outcome)
-        for spec in deferred:
-            done(spec.run_id, execute_run(spec, cfg, store, data, wait=True, progress=on_step, threads=threads_per_run(cfg)))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = threads_per_run(cfg, workers)
-        cfg_dict = cfg.model_dump(mode="json")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, s, cfg_dict, str(store.root), threads) for s in specs]
-            for fut in as_completed(futures):
-                run_id, outcome, _ = fut.result()
-                done(run_id, outcome)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+def _worker(specs: list[RunSpec], store_root: str, threads: int, data: DomainSet | None = None) -> list[RunOutcome]:
+    """One task in another process: the data comes with the task (Ray) or from the worker's initializer."""
+    return execute_runs(specs, RunStore(store_root), data if data is not None else _WORKER_DATA[0], wait=True, threads=threads)
 
 
 def _stack_size(cfg: SweepConfig, data: DomainSet) -> int:
     """How many proxies to train together: 1 on CPU (stacking is slower there), more on a GPU."""
-    from ..proxy.device import pick_device
-    from ..proxy.stacked import choose_stack_size
-
     device = pick_device(cfg.proxy)
-    return choose_stack_size(cfg.proxy, device, vocab_size=data.vocab_size) if device.type == "cuda" else 1
+    if device.type != "cuda":
+        return 1
+    return choose_stack_size(cfg.proxy, device, vocab_size=data.vocab_size)
 
 
-def _run_stacked(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, stack: int, done) -> list[RunSpec]:
-    """Train groups of `stack` runs together; returns the specs another process holds (for the caller to wait on)."""
-    from contextlib import ExitStack
+def _groups(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    """Consecutive groups of at most ``size`` runs that share a proxy config (one scale)."""
+    out: list[list[RunSpec]] = []
+    for spec in specs:
+        if out and len(out[-1]) < size and out[-1][0].proxy == spec.proxy:
+            out[-1].append(spec)
+        else:
+            out.append([spec])
+    return out
 
-    from ..mixtures import Mixture
-    from ..proxy.stacked import train_proxies_stacked
-    from .sweep import record_from_result
 
-    busy = []
-    for i in range(0, len(specs), stack):
-        with ExitStack() as claims:
-            group = []
-            for spec in specs[i:i + stack]:
-                if not claims.enter_context(store.claim(spec.run_id, wait=False)):
-                    busy.append(spec)
-                elif store.has(spec.run_id):
-                    done(spec.run_id, "skipped")
+def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, workers: int = 1,
+              on_run: Callable[[str, str, str], None] | None = None, on_step: Callable[[int, int], None] | None = None) -> SweepSummary:
+    """Train the pending runs here (stacked on a GPU), or in ``workers`` processes."""
+    summary = SweepSummary(planned=len(specs))
+    t0 = time.perf_counter()
+    threads = threads_per_run(cfg)
+    if workers <= 1:
+        stack = _stack_size(cfg, data)
+        deferred = []
+        for group in _groups(specs, stack):
+            for result, spec in zip(execute_runs(group, store, data, wait=False, stacked=stack > 1, progress=on_step,
+                                                 threads=threads), group):
+                if result.outcome == "busy":
+                    deferred.append(spec)  # another sweep is training it; come back after the rest
                 else:
-                    group.append(spec)
-            if not group:
-                continue
-            results = train_proxies_stacked(cfg.proxy, [Mixture(s.mixture) for s in group], data, [s.seed for s in group],
-                                            phases=[[(f, Mixture(w)) for f, w in s.phases] for s in group])
-            for spec, result in zip(group, results):
-                store.put(record_from_result(spec, result))
-                done(spec.run_id, "trained")
-    return busy
+                    _tally(summary, result, on_run)
+        for spec in deferred:
+            _tally(summary, execute_runs([spec], store, data, wait=True, progress=on_step, threads=threads)[0], on_run)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(data,)) as pool:
+            futures = [pool.submit(_worker, [s], str(store.root), threads) for s in specs]
+            for fut in as_completed(futures):
+                for result in fut.result():
+                    _tally(summary, result, on_run)
+    summary.seconds = time.perf_counter() - t0
+    return summary
 
 
-def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, *, address: str | None = None, max_retries: int = 3,
-            on_run: Callable[[str, str, str], None] | None = None) -> SweepSummary:
+def check_ray_address(address: str | None) -> None:
+    """Fail at once, in one line, when a ``host:port`` Ray address has nothing listening (Ray itself retries for a minute)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--ray-address must be host:port, 'auto' or ray://host:port. Got {address!r}. "
+                          "Use the address `ray start --head` printed.")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}). "
+                          "Start one with `ray start --head` or drop --ray-address.") from None
+
+
+def _ray_env() -> dict:
+    """Environment a Ray started here passes to its workers: the cache (tokens, dtype decision) and offline flags."""
+    keys = ("MIXOPT_CACHE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_HOME")
+    return {"env_vars": {k: os.environ[k] for k in keys if k in os.environ}}
+
+
+def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, address: str | None = None,
+            max_retries: int = 3, on_run: Callable[[str, str, str], None] | None = None) -> SweepSummary:
     """Train pending runs as Ray tasks; a task whose worker dies is retried by Ray.
 
-    The store must be on a filesystem every Ray node can reach.
+    Each task reserves as many CPUs as its run uses threads, so Ray places runs
+    per node without oversubscribing cores. The data travels through Ray's object
+    store; the run store must be on a filesystem every node can reach.
     """
-    from ..errors import require
-
     ray = require("ray", "ray")
+    check_ray_address(address)
     summary = SweepSummary(planned=len(specs))
     t0 = time.perf_counter()
     started_here = False
     if not ray.is_initialized():
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     runtime_env=_ray_env() if address is None else None)
         except ConnectionError as exc:
             raise ConfigError(f"Cannot reach the Ray cluster at {address!r} ({exc}). Start one with `ray start --head` or drop --ray-address.") from None
         started_here = True
     try:
-        threads = threads_per_run(cfg)  # same as a local sequential sweep on this machine, for identical results
-        task = ray.remote(max_retries=max_retries, retry_exceptions=False, num_cpus=1)(_worker)
-        cfg_dict = cfg.model_dump(mode="json")
-        pending = {task.remote(s, cfg_dict, str(store.root.resolve()), threads): s for s in specs}
+        threads = threads_per_run(cfg)
+        task = ray.remote(max_retries=max_retries, retry_exceptions=False, num_cpus=threads)(_worker)
+        data_ref = ray.put(data)
+        root = str(store.root.resolve())
+        pending = [task.remote([s], root, threads, data_ref) for s in specs]
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # surface a user error as itself, not a wrapped traceback
-                    if isinstance(exc.cause, MixoptError):
-                        raise exc.cause from None
-                    raise
-                _tally(summary, *outcome, on_run)
+            ready, pending = ray.wait(pending, num_returns=1)
+            try:
+                results = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:  # surface a user error as itself, not a wrapped traceback
+                if isinstance(exc.cause, MixoptError):
+                    raise exc.cause from None
+                raise
+            for result in results:
+                _tally(summary, result, on_run)
     finally:
         if started_here and address is None:
             ray.shutdown()

@@ -1,45 +1,104 @@
 """Run specs and run records.
 
-A run is keyed by a content hash of (mixture, proxy config, data fingerprint,
-seed), so the same planned run always gets the same id and a resumed sweep can
-tell what is already done.
+A run is keyed by a content hash of (mixture schedule, proxy config, data
+fingerprint, seed), so the same planned run always gets the same id and a
+resumed sweep can tell what is already done.
+
+Phases follow the one convention of :data:`mixopt.mixtures.Phases`: the full
+list ``[(start_fraction, Mixture), ...]`` starting at 0. ``mixture`` is the
+first phase's weights. Record version 1 stored only the later phases; such
+records are read by prepending phase 0 from ``mixture``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, ClassVar
 
-RECORD_VERSION = 1
+import numpy as np
+
+from ..config import ProxyConfig
+from ..mixtures import Mixture, Phases, overall_shares
+
+RECORD_VERSION = 2  # 2: `phases` holds every phase, from start 0; `scale` added
 
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+# ProxyConfig fields of record version 1. A field added since enters a run id only when it differs from
+# its default, so a new option (e.g. `decay_fraction`) leaves the ids of existing stores unchanged.
+V1_PROXY_FIELDS = frozenset({"n_layer", "n_embd", "head_size", "block_size", "batch_size", "tokens", "lr", "min_lr_ratio",
+                             "schedule", "warmup_fraction", "weight_decay", "grad_clip", "checkpoints", "eval_tokens",
+                             "device", "dtype", "compile", "threads"})
+
+
+@cache
+def _proxy_defaults() -> dict[str, Any]:
+    return ProxyConfig().model_dump(mode="json")
+
+
+def id_proxy(proxy: dict[str, Any]) -> dict[str, Any]:
+    """The part of a proxy config that enters a run id: version-1 fields, and later fields set away from their default."""
+    defaults = _proxy_defaults()
+    return {k: v for k, v in proxy.items() if k in V1_PROXY_FIELDS or k not in defaults or v != defaults[k]}
+
+
+def _rounded(w) -> dict[str, float]:
+    return {k: round(float(v), 10) for k, v in sorted(w.items())}
+
+
+def _full_phases(mixture, phases, where: str) -> tuple[Mixture, Phases]:
+    """(phase-0 Mixture, full phases) from a mixture and phases in either convention.
+
+    ``phases`` empty: one phase, the mixture. First start 0: the full list (its
+    phase 0 is the mixture). First start > 0: version-1 later phases, phase 0
+    prepended from ``mixture``.
+    """
+    later = [(float(s), w) for s, w in phases]
+    if later and later[0][0] == 0.0:
+        first = later[0][1] if mixture is None else mixture
+        later = later[1:]
+    else:
+        first = mixture
+    m0 = first if isinstance(first, Mixture) else Mixture(first, where=where)
+    out = [(0.0, m0)]
+    for i, (s, w) in enumerate(later):
+        out.append((s, w if isinstance(w, Mixture) else Mixture(w, where=f"phase {i + 1} of {where}")))
+    return m0, out
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines a proxy run's outcome."""
+    """Everything that determines a proxy run's outcome.
 
-    mixture: dict[str, float]  # token shares, sorted by domain
-    proxy: dict[str, Any]  # ProxyConfig.model_dump()
+    ``phases`` may be left empty (one phase: ``mixture``), given in full from
+    start 0, or (version-1 style) as later phases only; it is always stored in
+    full. ``run_id`` hashes the same body as version 1, so old stores resume.
+    """
+
+    mixture: Mixture  # phase-0 token shares
+    proxy: dict[str, Any]  # ProxyConfig.model_dump(), the size's overrides applied
     data_fingerprint: str
     seed: int
-    label: str = ""  # e.g. "natural", "uniform", "sample-0003"; not part of the id
-    phases: tuple = ()  # optional later phases: ((start_fraction, {domain: w}), ...)
+    label: str = ""  # e.g. "natural", "natural~seed1", "sample-0003"; not part of the id
+    phases: tuple = ()  # ((0.0, Mixture), (start_fraction, Mixture), ...)
+
+    def __post_init__(self):
+        m0, full = _full_phases(self.mixture, self.phases, f"run spec {self.label or '?'}")
+        object.__setattr__(self, "mixture", m0)
+        object.__setattr__(self, "phases", tuple(full))
 
     @property
     def run_id(self) -> str:
-        body = {
-            "mixture": {k: round(float(v), 10) for k, v in sorted(self.mixture.items())},
-            "proxy": self.proxy,
-            "data": self.data_fingerprint,
-            "seed": self.seed,
-        }
-        if self.phases:
-            body["phases"] = [[round(s, 10), {k: round(float(v), 10) for k, v in sorted(w.items())}] for s, w in self.phases]
+        body = {"mixture": _rounded(self.mixture), "proxy": id_proxy(self.proxy), "data": self.data_fingerprint, "seed": self.seed}
+        if len(self.phases) > 1:  # version-1 body: later phases only
+            body["phases"] = [[round(s, 10), _rounded(w)] for s, w in self.phases[1:]]
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
 
 
@@ -48,7 +107,7 @@ class RunRecord:
     """One finished run, as stored. Written whole or not at all."""
 
     run_id: str
-    mixture: dict[str, float]
+    mixture: Mixture  # phase-0 token shares
     status: str  # "ok" or "failed"
     metrics: dict[str, float] = field(default_factory=dict)  # final value per metric
     curves: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {tokens_seen: value}
@@ -57,30 +116,83 @@ class RunRecord:
     proxy: dict[str, Any] | None = None
     data_fingerprint: str = ""
     label: str = ""
-    phases: list = field(default_factory=list)
+    phases: list = field(default_factory=list)  # [(0.0, Mixture), (start_fraction, Mixture), ...]
     source: str = "sweep"  # "sweep" or "import"
     info: dict[str, Any] = field(default_factory=dict)  # timings, device, versions, realised epochs
+    scale: dict[str, Any] = field(default_factory=dict)  # model_params (non-embedding), total_params, tokens, schedule
     version: int = RECORD_VERSION
 
-    def overall_mixture(self) -> dict[str, float]:
-        """Token shares over the whole run: the base mixture and any later phases, by the tokens each covers."""
-        from ..mixtures import overall_shares
+    parse_count: ClassVar[int] = 0  # records parsed by from_json in this process (tests count parses)
 
-        return overall_shares([(0.0, self.mixture), *((s, w) for s, w in self.phases)])
+    def __post_init__(self):
+        self.mixture, self.phases = _full_phases(self.mixture, self.phases, f"run {self.run_id}")
+
+    def overall_mixture(self) -> dict[str, float]:
+        """Token shares over the whole run: each phase weighted by the share of tokens it covers."""
+        return overall_shares(self.phases)
+
+    def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(tokens, values)`` of a metric's checkpoints, sorted by tokens; both empty when not recorded.
+
+        ``metric`` is a recorded name (``val/code``), ``mean:all-domains`` (mean of the ``val/*``
+        curves, else of ``metric/*``, at the checkpoints they share), or ``mean:a,b`` /
+        ``wmean:a=0.3,b=0.7`` over recorded names.
+        """
+        if metric in self.curves:
+            cols, weights = [metric], [1.0]
+        elif metric == "mean:all-domains":
+            cols = [c for c in self.curves if c.startswith("val/")] or [c for c in self.curves if c.startswith("metric/")]
+            weights = [1.0] * len(cols)
+        elif metric.startswith(("mean:", "wmean:")):
+            kind, _, body = metric.partition(":")
+            parts = [p.strip().partition("=") for p in body.split(",") if p.strip()]
+            cols = [c for c, _, _ in parts]
+            try:
+                weights = [float(w) if kind == "wmean" else 1.0 for _, _, w in parts]
+            except ValueError:
+                return np.zeros(0), np.zeros(0)
+        else:
+            cols, weights = [], []
+        if not cols or any(c not in self.curves for c in cols) or sum(weights) <= 0:
+            return np.zeros(0), np.zeros(0)
+        shared = set.intersection(*(set(self.curves[c]) for c in cols))
+        keys = sorted(shared, key=float)
+        tokens = np.array([float(k) for k in keys])
+        values = np.array([sum(w * float(self.curves[c][k]) for c, w in zip(cols, weights)) / sum(weights) for k in keys])
+        return tokens, values
+
+    def is_usable(self) -> bool:
+        """Finished ``ok`` with every final metric finite: the runs models learn from."""
+        return self.status == "ok" and all(math.isfinite(v) for v in self.metrics.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body: plain dicts and ``[start, {domain: w}]`` pairs."""
+        return {
+            "run_id": self.run_id, "mixture": dict(self.mixture), "status": self.status, "metrics": dict(self.metrics),
+            "curves": {k: dict(v) for k, v in self.curves.items()}, "reason": self.reason, "seed": self.seed,
+            "proxy": self.proxy, "data_fingerprint": self.data_fingerprint, "label": self.label,
+            "phases": [[float(s), dict(w)] for s, w in self.phases], "source": self.source, "info": self.info,
+            "scale": self.scale, "version": self.version,
+        }
 
     def to_json(self) -> str:
-        body = asdict(self)
+        body = self.to_dict()
         checksum = hashlib.sha256(canonical_json(body).encode()).hexdigest()
         return json.dumps({"record": body, "sha256": checksum}, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "RunRecord":
-        """Parse and verify a record; raises ValueError for partial or corrupt files."""
+        """Parse and verify a record (version 1 or 2); raises ValueError for partial or corrupt files."""
+        RunRecord.parse_count += 1
         outer = json.loads(text)
         body = outer["record"]
         if hashlib.sha256(canonical_json(body).encode()).hexdigest() != outer["sha256"]:
             raise ValueError("checksum mismatch")
-        rec = cls(**body)
+        version = body.get("version", 1)
+        if version not in (1, RECORD_VERSION):
+            raise ValueError(f"unknown record version {version!r}")
+        rec = cls(**body)  # version 1's later-only phases get phase 0 prepended in __post_init__
+        rec.version = RECORD_VERSION
         if rec.status not in ("ok", "failed"):
             raise ValueError(f"bad status {rec.status!r}")
         return rec

@@ -8,7 +8,9 @@ Layout::
     STORE/quarantine/         corrupt records moved aside, never deleted
 
 A corrupt or partial record is moved to quarantine and the run is trained again;
-it is never silently used.
+it is never silently used. Commands read the store once, through
+:meth:`RunStore.snapshot`; ``has`` only checks that a record file exists (a
+corrupt one is found, and quarantined, when it is read).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -27,6 +30,38 @@ from filelock import FileLock, Timeout
 from ..errors import StoreError
 from ..io import atomic_write_json, atomic_write_text
 from .record import RunRecord
+
+
+TMP_SUFFIX = ".tmp"  # atomic writes go through ".<name>.<random>.tmp" beside the target (mixopt.io)
+PROBE_MAX_AGE_S = 60.0  # a writability probe older than this was left by a killed process
+
+
+def records_fingerprint(records: list[RunRecord]) -> str:
+    """Hash of a set of finished run ids and their statuses (order-free)."""
+    h = hashlib.sha256()
+    for rec in sorted(records, key=lambda r: r.run_id):
+        h.update(f"{rec.run_id}:{rec.status};".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class StoreSnapshot:
+    """The store as read once: its metadata, every valid record (sorted by run id) and the usable ones."""
+
+    meta: dict
+    records: list[RunRecord]
+    root: Path | None = None  # where it was read from (named in messages)
+    ok: list[RunRecord] = field(init=False)  # status ok, every final metric finite
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self):
+        self.ok = [r for r in self.records if r.is_usable()]
+        self.fingerprint = records_fingerprint(self.records)
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        """Records left out of ``ok``: failed runs, or ok runs with a non-finite metric."""
+        return [r for r in self.records if not r.is_usable()]
 
 
 class RunStore:
@@ -67,25 +102,31 @@ class RunStore:
             return None
 
     def has(self, run_id: str) -> bool:
-        return self.get(run_id) is not None
+        """Whether the run's record file exists (not parsed: a corrupt file is found when it is read)."""
+        return self.path_of(run_id).is_file()
 
-    def records(self, *, include_failed: bool = True) -> list[RunRecord]:
-        """All valid records, sorted by run id."""
+    def run_ids(self) -> list[str]:
+        """Ids of the record files present, sorted (nothing parsed)."""
         if not self.runs_dir.exists():
             return []
+        return sorted(p.stem for p in self.runs_dir.glob("*.json") if not p.name.startswith("."))
+
+    def records(self, *, include_failed: bool = True) -> list[RunRecord]:
+        """All valid records, sorted by run id; each file parsed once."""
         out = []
-        for path in sorted(self.runs_dir.glob("*.json")):
-            rec = self.get(path.stem)
+        for run_id in self.run_ids():
+            rec = self.get(run_id)
             if rec is not None and (include_failed or rec.status == "ok"):
                 out.append(rec)
         return out
 
+    def snapshot(self) -> StoreSnapshot:
+        """Read the store once: meta, all valid records and the usable (ok, finite) ones."""
+        return StoreSnapshot(meta=self.meta(), records=self.records(), root=self.root)
+
     def fingerprint(self) -> str:
-        """Hash of the set of finished run ids and their statuses."""
-        h = hashlib.sha256()
-        for rec in self.records():
-            h.update(f"{rec.run_id}:{rec.status};".encode())
-        return h.hexdigest()[:16]
+        """Hash of the set of finished run ids and their statuses (reads every record; prefer ``snapshot().fingerprint``)."""
+        return records_fingerprint(self.records())
 
     def meta(self) -> dict:
         try:
@@ -95,11 +136,11 @@ class RunStore:
 
     # ------------------------------------------------------------ writing
     def put(self, rec: RunRecord) -> Path:
-        """Write a record atomically. Never overwrites a valid existing record."""
-        existing = self.get(rec.run_id)
-        if existing is not None:
-            return self.path_of(rec.run_id)
-        return atomic_write_text(self.path_of(rec.run_id), rec.to_json())
+        """Write a record atomically. Never overwrites an existing record file (callers hold the run's claim)."""
+        path = self.path_of(rec.run_id)
+        if path.exists():
+            return path
+        return atomic_write_text(path, rec.to_json())
 
     def update_meta(self, **fields) -> None:
         meta = self.meta()
@@ -118,6 +159,27 @@ class RunStore:
             raise StoreError(
                 f"Run store {self.root} is not writable ({exc.strerror}). Free disk space or fix permissions; existing records are untouched."
             ) from None
+
+    def clean_stale_temporaries(self) -> list[Path]:
+        """Delete temporaries that killed writers left in runs/; returns what was removed.
+
+        A record is written to ``.<run_id>.json.<random>.tmp`` and renamed while its
+        writer holds the run's lock, so a temporary whose lock is free belongs to no
+        live writer. Writability probes older than a minute are removed too.
+        """
+        if not self.runs_dir.exists():
+            return []
+        removed = []
+        for path in sorted(self.runs_dir.glob(".*")):
+            name = path.name
+            if name.endswith(TMP_SUFFIX) and ".json." in name:
+                run_id = name[1:].split(".json.", 1)[0]
+                with self.claim(run_id, wait=False) as free:
+                    if free and _unlink(path):
+                        removed.append(path)
+            elif name.startswith(".probe-") and _age(path) > PROBE_MAX_AGE_S and _unlink(path):
+                removed.append(path)
+        return removed
 
     @contextmanager
     def claim(self, run_id: str, *, wait: bool) -> Iterator[bool]:
@@ -143,3 +205,18 @@ class RunStore:
             warnings.warn(f"Corrupt run record {path.name} ({why}) moved to {dest}; the run will be trained again.", stacklevel=3)
         except OSError:
             warnings.warn(f"Corrupt run record {path} ({why}) is ignored and will be re-run.", stacklevel=3)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0

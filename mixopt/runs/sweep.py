@@ -1,9 +1,20 @@
-"""Plan a sweep (which runs) and carry it out (train what is not done yet).
+"""Plan a sweep (which runs) and the one step that carries a run out: claim → train → put.
 
 The planned set is a pure function of the config, the seed and the data, so a
 sweep killed half way and started again plans the same runs, skips the finished
 ones and trains only the rest. Each run is claimed with a lock before training,
-so two sweeps sharing a store never train the same run twice.
+so two sweeps sharing a store never train the same run twice. Executors
+(``executors.py``) only decide where and when :func:`execute_runs` is called.
+
+A sweep plans, at each proxy scale (``sizes``, or ``proxy`` alone):
+
+- the baselines and the first ``sampler.noise_mixtures`` sampled mixtures (the
+  *anchors*), each also under seeds ``seed + 1 ... seed + noise_seeds - 1``
+  (labels ``natural~seed1``), so seed noise can be measured;
+- the first ``runs`` mixtures of one Dirichlet draw (nested across scales: a
+  larger scale with fewer runs trains a subset of a smaller one's mixtures);
+- ``two_phase_runs`` runs that switch to an upsampled mixture for the last
+  share of tokens.
 """
 
 from __future__ import annotations
@@ -11,85 +22,135 @@ from __future__ import annotations
 import os
 import platform
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from ..config import SweepConfig
+import torch
+
+from .. import __version__
+from ..config import ProxyConfig, SweepConfig
 from ..data.types import DomainSet
-from ..mixtures import (TWO_PHASE_SEED_OFFSET, Mixture, max_weights_for_epochs, natural_mixture, sample_dirichlet_mixtures,
-                        sample_uniform_mixtures, sample_upsampling, uniform_mixture)
+from ..mixtures import (TWO_PHASE_SEED_OFFSET, Mixture, Phases, max_weights_for_epochs, natural_mixture,
+                        sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling, uniform_mixture)
+from ..proxy import train as proxy_train  # called as proxy_train.train_proxy, so tests can stand in for the trainer
+from ..proxy.mfu import mfu
 from .record import RunRecord, RunSpec
 from .store import RunStore
 
 
+# ---------------------------------------------------------------- planning
+
+@dataclass(frozen=True)
+class Scale:
+    """One proxy scale of a sweep: its name ("" when the sweep has one), proxy config and run counts."""
+
+    name: str
+    proxy: ProxyConfig
+    runs: int
+    two_phase_runs: int
+
+
+def sweep_scales(cfg: SweepConfig, *, n_runs: int | None = None) -> list[Scale]:
+    """The scales a sweep trains: ``cfg.sizes`` applied to ``cfg.proxy``, or ``cfg.proxy`` alone.
+
+    ``n_runs`` (the CLI's ``--runs``) replaces ``cfg.runs``, which is also the run
+    count of any size that does not give its own.
+    """
+    runs = cfg.runs if n_runs is None else n_runs
+    if not cfg.sizes:
+        return [Scale("", cfg.proxy, runs, cfg.sampler.two_phase_runs)]
+    base = cfg.proxy.model_dump()
+    return [Scale(size.name or f"s{i}", ProxyConfig.model_validate({**base, **size.overrides()}),
+                  runs if size.runs is None else size.runs,
+                  cfg.sampler.two_phase_runs if size.two_phase_runs is None else size.two_phase_runs)
+            for i, size in enumerate(cfg.sizes)]
+
+
+def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int) -> list[Mixture]:
+    s = cfg.sampler
+    if n <= 0:
+        return []
+    if s.method == "dirichlet":
+        return sample_dirichlet_mixtures(counts, n, seed=seed, budget_tokens=budget, max_epochs=s.max_epochs,
+                                         temperature=s.temperature, strength_range=(s.strength_min, s.strength_max),
+                                         min_weight=s.min_weight)
+    return sample_uniform_mixtures(list(counts), n, seed=seed, min_weight=s.min_weight)
+
+
+def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budget: int) -> list[Phases]:
+    """Two-phase schedules ``[(0, p), (1 - f, q)]``: base p from the sampler under a shifted seed (so
+    single-phase ids never move), then an upsampled end phase q (see mixtures.sample_upsampling)."""
+    if n <= 0:
+        return []
+    s = cfg.sampler
+    seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
+    bases = _draw(cfg, counts, n, seed2, budget)
+    caps = max_weights_for_epochs(counts, budget, s.max_epochs) if s.method == "dirichlet" else None
+    return sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
+
+
 def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) -> list[RunSpec]:
-    """Baselines first, then ``n_runs`` sampled mixtures, then ``sampler.two_phase_runs`` two-phase runs; all with the sweep seed."""
+    """Every run of the sweep, scale by scale: anchors and samples under the sweep seed, two-phase runs,
+    then the anchors' extra seeds. Runs with equal ids (e.g. natural = uniform) appear once."""
     counts = data.token_counts
     s = cfg.sampler
-    n = cfg.runs if n_runs is None else n_runs
-    labelled: list[tuple[str, Mixture]] = []
-    for name in s.baselines:
-        labelled.append((name, natural_mixture(counts) if name == "natural" else uniform_mixture(list(counts))))
-    if s.method == "dirichlet":
-        sampled = sample_dirichlet_mixtures(
-            counts, n, seed=cfg.seed, budget_tokens=cfg.proxy.tokens, max_epochs=s.max_epochs,
-            temperature=s.temperature, strength_range=(s.strength_min, s.strength_max), min_weight=s.min_weight,
-        )
-    else:
-        sampled = sample_uniform_mixtures(list(counts), n, seed=cfg.seed, min_weight=s.min_weight)
-    labelled += [(f"sample-{i:04d}", m) for i, m in enumerate(sampled)]
-    later: dict[str, tuple] = {}
-    if s.two_phase_runs:
-        # Two-phase runs: base p from the same sampler under a shifted seed (so single-phase ids never
-        # move), then an upsampled end phase q for the last f of tokens (see mixtures.sample_upsampling).
-        seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
-        if s.method == "dirichlet":
-            bases = sample_dirichlet_mixtures(
-                counts, s.two_phase_runs, seed=seed2, budget_tokens=cfg.proxy.tokens, max_epochs=s.max_epochs,
-                temperature=s.temperature, strength_range=(s.strength_min, s.strength_max), min_weight=s.min_weight,
-            )
-            caps = max_weights_for_epochs(counts, cfg.proxy.tokens, s.max_epochs)
-        else:
-            bases, caps = sample_uniform_mixtures(list(counts), s.two_phase_runs, seed=seed2, min_weight=s.min_weight), None
-        ups = sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
-        for i, (p, schedule) in enumerate(zip(bases, ups)):
-            labelled.append((f"twophase-{i:04d}", p))
-            later[f"twophase-{i:04d}"] = tuple((s, dict(q)) for s, q in schedule[1:])
-    proxy = cfg.proxy.model_dump(mode="json")
+    scales = sweep_scales(cfg, n_runs=n_runs)
+    budget = max(sc.proxy.tokens for sc in scales)  # epoch caps at the largest budget hold at every scale
+    sampled = _draw(cfg, counts, max(max(sc.runs for sc in scales), s.noise_mixtures), cfg.seed, budget)
+    two_phase = _two_phase_schedules(cfg, counts, max(sc.two_phase_runs for sc in scales), budget)
+    baselines = [(name, [(0.0, natural_mixture(counts) if name == "natural" else uniform_mixture(list(counts)))])
+                 for name in s.baselines]
+    samples = [(f"sample-{i:04d}", [(0.0, m)]) for i, m in enumerate(sampled)]
+    anchors = baselines + samples[:s.noise_mixtures]
     specs, seen = [], set()
-    for label, m in labelled:
-        spec = RunSpec(mixture=dict(m), proxy=proxy, data_fingerprint=data.fingerprint, seed=cfg.seed, label=label,
-                       phases=later.get(label, ()))
-        if spec.run_id not in seen:
-            seen.add(spec.run_id)
-            specs.append(spec)
+    for sc in scales:
+        suffix = f"@{sc.name}" if sc.name else ""
+        proxy = sc.proxy.model_dump(mode="json")
+        runs: list[tuple[str, Phases, int]] = [(label, ph, cfg.seed) for label, ph in baselines]
+        runs += [(label, ph, cfg.seed) for label, ph in samples[:max(sc.runs, s.noise_mixtures)]]
+        runs += [(f"twophase-{i:04d}", ph, cfg.seed) for i, ph in enumerate(two_phase[:sc.two_phase_runs])]
+        runs += [(f"{label}~seed{k}", ph, cfg.seed + k) for k in range(1, s.noise_seeds) for label, ph in anchors]
+        for label, phases, seed in runs:
+            spec = RunSpec(mixture=phases[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=seed,
+                           label=label + suffix, phases=tuple(phases))
+            if spec.run_id not in seen:
+                seen.add(spec.run_id)
+                specs.append(spec)
     return specs
 
 
-def record_from_result(spec: RunSpec, result) -> RunRecord:
-    """Turn a ProxyResult into the record the store keeps."""
-    import torch
+# ---------------------------------------------------------------- records
 
-    from .. import __version__
-
+def record_from_result(spec: RunSpec, result, *, started: float | None = None) -> RunRecord:
+    """Turn a ProxyResult into the record the store keeps, with its scale. ``started``: ``time.time()`` when training began."""
+    proxy = ProxyConfig.model_validate(spec.proxy)
     info = {
         "tokens_seen": result.tokens_seen, "tokens_per_domain": result.tokens_per_domain,
         "epochs_per_domain": result.epochs_per_domain, "n_params": result.n_params,
         "device": result.device, "dtype": result.dtype, "train_seconds": result.train_seconds,
-        "tokens_per_second": result.tokens_per_second, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "tokens_per_second": result.tokens_per_second, "threads": result.threads,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished_at_s": time.time(), "started_at_s": started,
         "versions": {"mixopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "host": platform.node(), "pid": os.getpid(),
+        "host": platform.node(), "pid": os.getpid(), "lr_schedule": result.schedule, "branch_tokens": result.branch_tokens,
     }
-    if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak (6 x params per token)
-        from ..proxy.mfu import mfu
-
-        info["mfu"] = mfu(6.0 * result.n_params, result.tokens_per_second, "cuda")
+    if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak
+        info["mfu"] = mfu(result.flops_per_token or 6.0 * result.n_params, result.tokens_per_second, "cuda")
+    step_tokens = proxy.batch_size * proxy.block_size
+    scale = {
+        "model_params": int(result.n_params_non_embedding),
+        "total_params": int(result.n_params),
+        "tokens": int(proxy.tokens // step_tokens * step_tokens),  # the run's training budget (its last checkpoint)
+        "schedule": proxy.schedule,
+    }
     return RunRecord(
-        run_id=spec.run_id, mixture=spec.mixture, status=result.status, reason=result.reason,
+        run_id=spec.run_id, mixture=spec.mixture, status=result.status, reason=result.reason or "",
         metrics=result.metrics if result.status == "ok" else {}, curves=result.curves, seed=spec.seed,
         proxy=spec.proxy, data_fingerprint=spec.data_fingerprint, label=spec.label,
-        phases=[list(p) for p in spec.phases], info=info,
+        phases=list(spec.phases), info=info, scale=scale,
     )
 
+
+# ---------------------------------------------------------------- claim → train → put
 
 @dataclass
 class SweepSummary:
@@ -100,17 +161,56 @@ class SweepSummary:
     seconds: float = 0.0
 
 
-def execute_run(spec: RunSpec, cfg: SweepConfig, store: RunStore, data: DomainSet, *, wait: bool, progress=None, threads=None) -> str:
-    """Claim, train and record one run. Returns 'trained', 'skipped' or 'busy'."""
-    from ..proxy.train import train_proxy
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`execute_runs` did with one run."""
 
-    with store.claim(spec.run_id, wait=wait) as got:
-        if not got:
-            return "busy"
-        if store.has(spec.run_id):
-            return "skipped"
-        mixture = Mixture(spec.mixture)
-        phases = [(float(s), Mixture(w, where=f"phase of run {spec.run_id}")) for s, w in spec.phases]
-        result = train_proxy(cfg.proxy, mixture, data, spec.seed, progress=progress, threads=threads, phases=phases)
-        store.put(record_from_result(spec, result))
-        return "trained"
+    run_id: str
+    outcome: str  # "trained", "skipped" (a record exists) or "busy" (another process holds the claim)
+    reason: str = ""  # why a run trained now failed; "" when it is ok
+
+
+def _train(specs: list[RunSpec], data: DomainSet, *, stacked: bool, progress, threads, device) -> list:
+    """ProxyResults of runs that share one proxy config: one by one, or together in one stacked model."""
+    proxy = ProxyConfig.model_validate(specs[0].proxy)
+    if any(s.proxy != specs[0].proxy for s in specs):
+        raise ValueError("Runs trained together must share one proxy config; group them by spec.proxy.")
+    if stacked:
+        return proxy_train.train_proxies_stacked(proxy, [list(s.phases) for s in specs], data, [s.seed for s in specs],
+                                                 device=device, progress=progress)
+    return [proxy_train.train_proxy(proxy, list(s.phases), data, s.seed, progress=progress, threads=threads) for s in specs]
+
+
+def execute_runs(specs: list[RunSpec], store: RunStore, data: DomainSet, *, wait: bool, stacked: bool = False,
+                 progress=None, threads: int | None = None, device=None) -> list[RunOutcome]:
+    """Claim, train and record runs: the one step every executor calls. One outcome per spec, in order.
+
+    Each run is claimed (waiting for another holder when ``wait``), skipped when its
+    record exists, else trained; ``stacked`` trains the claimed runs together in one
+    stacked model (they must share a proxy config). Records are written before the
+    claims are released, so a run is never trained twice.
+    """
+    if not stacked and len(specs) > 1:  # one at a time: each claim is held only while its run trains
+        return [execute_runs([spec], store, data, wait=wait, progress=progress, threads=threads)[0] for spec in specs]
+    out: dict[str, RunOutcome] = {}
+    with ExitStack() as claims:
+        todo = []
+        for spec in specs:
+            if not claims.enter_context(store.claim(spec.run_id, wait=wait)):
+                out[spec.run_id] = RunOutcome(spec.run_id, "busy")
+            elif store.has(spec.run_id):
+                out[spec.run_id] = RunOutcome(spec.run_id, "skipped")
+            else:
+                todo.append(spec)
+        if todo:
+            started = time.time()
+            results = _train(todo, data, stacked=stacked, progress=progress, threads=threads, device=device)
+            for spec, result in zip(todo, results):
+                store.put(record_from_result(spec, result, started=started))
+                out[spec.run_id] = RunOutcome(spec.run_id, "trained", "" if result.status == "ok" else (result.reason or result.status))
+    return [out[s.run_id] for s in specs]
+
+
+def execute_run(spec: RunSpec, store: RunStore, data: DomainSet, *, wait: bool, progress=None, threads=None) -> str:
+    """Claim, train and record one run. Returns 'trained', 'skipped' or 'busy'."""
+    return execute_runs([spec], store, data, wait=wait, progress=progress, threads=threads)[0].outcome

@@ -1,36 +1,103 @@
-"""Runs as tables: export to CSV, import RegMix-layout CSVs, pick a target metric.
+"""Run records as arrays: the one place records become ``W``, ``y`` and scale columns.
 
-RegMix's layout is two CSVs joined on an ``index`` column: one of domain weights,
-one of metrics. mixopt exports one CSV with ``run_id``, the weights (one column
-per domain) and the metrics (names contain ``/`` or ``:``).
+- :func:`usable_records` is the one "ok and finite" filter;
+- :func:`mean_columns` is the one rule for which metrics ``mean:all-domains`` averages;
+- :func:`resolve_target` turns a target name (a metric, ``mean:all-domains``,
+  ``mean:a,b``, ``wmean:a=0.3,b=0.7``; components may be domain names such as
+  ``code`` for ``val/code`` when unambiguous) into columns and weights;
+- :func:`target_curve` is a record's checkpoint curve for any such target;
+- :func:`records_table` gives one row per run ("final" rows), or one row per
+  checkpoint (``checkpoints=True``), each with its ``model_params`` and ``tokens``.
+
+Reading and writing CSVs lives in ``tables_io.py``; its public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError, FitError, MixtureError
-from ..io import atomic_write_text, shown_path
+from ..errors import FitError
 from .record import RunRecord
 from .store import RunStore
+from .targets import mean_columns, resolve_target  # noqa: F401  (re-exported)
+from .tables_io import (  # noqa: F401  (re-exported: the table's I/O)
+    IMPORT_SUM_TOLERANCE,
+    SCALE_COLUMNS,
+    export_csv,
+    export_regmix,
+    import_regmix,
+    parse_mixture_rows,
+    read_csv_rows,
+    read_mixtures_for_model,
+    regmix_paths,
+)
 
-IMPORT_SUM_TOLERANCE = 0.01  # RegMix rounds weights to 3 decimals; rows sum to 1 within ~0.004
+
+def usable_records(records: Iterable[RunRecord], *, max_phases: int | None = None) -> list[RunRecord]:
+    """Records that finished ``ok`` with every final metric finite (and at most ``max_phases`` phases after the first)."""
+    return [r for r in records if r.is_usable() and r.metrics and (max_phases is None or len(r.phases or ()) - 1 <= max_phases)]
+
+
+def canonical_target(target: str, metric_names: Sequence[str]) -> str:
+    """``target`` with domain-name components spelled as metrics (``mean:code,prose`` -> ``mean:val/code,val/prose``)."""
+    cols, weights = resolve_target(target, metric_names)
+    if target in metric_names or target == "mean:all-domains":
+        return target
+    if target.startswith("wmean:"):
+        return "wmean:" + ",".join(f"{c}={w!r}" for c, w in zip(cols, weights))
+    return "mean:" + ",".join(cols)
+
+
+def target_curve(record: RunRecord, target: str) -> dict[float, float]:
+    """A run's checkpoint curve ``{tokens: value}`` for ``target`` (any name :func:`resolve_target` accepts); empty when not recorded."""
+    try:
+        name = canonical_target(target, list(record.curves))
+    except FitError:
+        return {}
+    tokens, values = record.curve(name)
+    return {float(t): float(v) for t, v in zip(tokens, values)}
+
+
+def record_scale(record: RunRecord) -> dict:
+    """``{model_params, total_params, tokens, schedule}`` of a record (empty when unknown)."""
+    return dict(record.scale or {})
+
+
+def _positive(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) and v > 0 else math.nan
 
 
 @dataclass
 class RunTable:
-    """Finished runs as arrays: W (n_runs, n_domains) and named metric columns."""
+    """Runs as arrays: W (n_rows, n_domains), named metric columns, and per-row scale (NaN when unknown).
+
+    A "final" table has one row per run; a checkpoint table (``records_table(...,
+    checkpoints=True)``) one row per (run, checkpoint), and ``run_ids`` repeat.
+    """
 
     run_ids: list[str]
     domains: list[str]
     W: np.ndarray
     metrics: dict[str, np.ndarray]
+    model_params: np.ndarray = field(default=None)  # (n_rows,), NaN when unknown
+    tokens: np.ndarray = field(default=None)  # (n_rows,), NaN when unknown
+
+    def __post_init__(self):
+        n = len(self.run_ids)
+        if self.model_params is None:
+            self.model_params = np.full(n, math.nan)
+        if self.tokens is None:
+            self.tokens = np.full(n, math.nan)
 
     def target(self, name: str) -> np.ndarray:
         """A metric column, or a derived one: ``mean:all-domains``, ``mean:a,b``, ``wmean:a=0.3,b=0.7``."""
@@ -41,176 +108,67 @@ class RunTable:
 
     def target_components(self, name: str) -> tuple[list[str], list[float]]:
         """The metric columns a derived target averages, and their weights."""
-        if name == "mean:all-domains":
-            cols = [c for c in self.metrics if c.startswith("val/")] or [c for c in self.metrics if c.startswith("metric/")]
-            if not cols:
-                raise FitError(f"Target {name} needs per-domain metrics (val/* or metric/*), but the store has {sorted(self.metrics)}. Name a metric column.")
-            return cols, [1.0] * len(cols)
-        if name.startswith(("mean:", "wmean:")):
-            kind, _, body = name.partition(":")
-            cols, weights = [], []
-            for p in (p.strip() for p in body.split(",") if p.strip()):
-                col, _, w = p.partition("=") if kind == "wmean" else (p, "", "1")
-                if col not in self.metrics:
-                    raise FitError(f"Target {name} names metric '{col}', which the store does not have. Known metrics: {sorted(self.metrics)}.")
-                try:
-                    weights.append(float(w))
-                except ValueError:
-                    raise FitError(f"Target {name}: weight '{w}' of '{col}' is not a number. Use wmean:metric=0.5,other=0.5.") from None
-                cols.append(col)
-            if not cols or sum(weights) <= 0 or any(w < 0 for w in weights):
-                raise FitError(f"Target {name} names no metrics with non-negative weights summing above 0. Use e.g. mean:val/code,val/prose.")
-            return cols, weights
-        raise FitError(f"Unknown target '{name}'. Use a metric column ({', '.join(sorted(self.metrics)[:8])}...) or mean:all-domains.")
+        return resolve_target(name, list(self.metrics))
+
+    def has_scale(self) -> bool:
+        """Whether any row knows its model size or tokens."""
+        return bool(np.isfinite(self.model_params).any() or np.isfinite(self.tokens).any())
+
+    def scale_matrix(self) -> np.ndarray:
+        """``[log N, log D]`` per row, shape (n_rows, 2); NaN where unknown."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.column_stack([np.log(self.model_params), np.log(self.tokens)])
+
+    def scales(self) -> list[tuple[float, float]]:
+        """The distinct (model_params, tokens) pairs, sorted; NaN stands for unknown."""
+        pairs = {(float(n), float(d)) for n, d in zip(self.model_params, self.tokens)}
+        return sorted(pairs, key=lambda p: (np.nan_to_num(p[0], nan=-1.0), np.nan_to_num(p[1], nan=-1.0)))
+
+    def rows(self, mask) -> "RunTable":
+        """The sub-table of the rows where ``mask`` (bool array or index array) holds."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask, dtype=int)
+        return RunTable([self.run_ids[i] for i in idx], list(self.domains), self.W[idx],
+                        {m: v[idx] for m, v in self.metrics.items()}, self.model_params[idx], self.tokens[idx])
 
 
-def store_table(store: RunStore, *, warn_failed: bool = True) -> RunTable:
-    """The store's successful runs as a RunTable; failed runs are left out with a warning."""
+def store_table(store: RunStore, *, warn_failed: bool = True, checkpoints: bool = False) -> RunTable:
+    """The store's usable runs as a RunTable; failed or non-finite runs are left out with a warning."""
     records = store.records()
-    failed = [r for r in records if r.status != "ok"]
-    ok = [r for r in records if r.status == "ok" and all(math.isfinite(v) for v in r.metrics.values())]
+    ok = usable_records(records)
     if warn_failed and len(ok) < len(records):
+        failed = [r for r in records if r.status != "ok"]
         reasons = "; ".join(f"{r.run_id}: {r.reason}" for r in failed[:3])
         warnings.warn(f"{len(records) - len(ok)} failed or non-finite run(s) excluded from the table ({reasons}).", stacklevel=2)
-    return records_table(ok)
+    return records_table(ok, checkpoints=checkpoints)
 
 
-def records_table(records: list[RunRecord]) -> RunTable:
-    mixtures = [r.overall_mixture() for r in records]  # two-phase runs enter by their whole-run token shares
+def records_table(records: Sequence[RunRecord], *, checkpoints: bool = False) -> RunTable:
+    """Records as a table: one row per run (final metrics), or with ``checkpoints`` one row per curve point.
+
+    Two-phase runs enter by their whole-run token shares. A checkpoint row's
+    metrics are the curves' values at its tokens (NaN for a metric without that
+    checkpoint); a run without curves gives its final row.
+    """
+    records = list(records)
+    mixtures = [r.overall_mixture() for r in records]
     domains = sorted({d for m in mixtures for d in m})
     metric_names = sorted({m for r in records for m in r.metrics})
-    W = np.array([[m.get(d, 0.0) for d in domains] for m in mixtures], dtype=float).reshape(len(records), len(domains))
-    metrics = {m: np.array([r.metrics.get(m, np.nan) for r in records], dtype=float) for m in metric_names}
-    return RunTable([r.run_id for r in records], domains, W, metrics)
-
-
-def export_csv(table: RunTable, path: str | Path) -> Path:
-    """One row per run: run_id, domain weights, metrics."""
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    names = sorted(table.metrics)
-    w.writerow(["run_id", *table.domains, *names])
-    for i, rid in enumerate(table.run_ids):
-        w.writerow([rid, *(repr(float(x)) for x in table.W[i]), *(repr(float(table.metrics[m][i])) for m in names)])
-    return atomic_write_text(Path(path), buf.getvalue())
-
-
-def read_csv_rows(path: str | Path, *, what: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV, with clear errors for missing, empty or broken files."""
-    path = Path(path)
-    shown = shown_path(path)
-    if not path.is_file():
-        raise DataError(f"{what} file {shown} does not exist. Check the path.")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError(f"{what} file {shown} is not UTF-8 text. Save it as a UTF-8 CSV.") from None
-    reader = csv.reader(text.splitlines())
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(f"{what} file {shown} is empty. It needs a header row with an `index` column.") from None
-    header = [h.strip() for h in header]
-    n_raw = len(header)
-    keep = [i for i, h in enumerate(header) if h]  # RegMix files end with a trailing comma
-    header = [header[i] for i in keep]
-    if "index" not in header:
-        raise DataError(f"{what} file {shown} has no `index` column (columns: {header[:6]}...). Add an index column to join mixtures and metrics.")
-    rows = []
-    for lineno, raw in enumerate(reader, start=2):
-        if not any(c.strip() for c in raw):
+    vec = [[m.get(d, 0.0) for d in domains] for m in mixtures]
+    ids, rows_w, mp, tok, vals = [], [], [], [], []
+    for r, w in zip(records, vec):
+        sc = record_scale(r)
+        final = [r.metrics.get(m, math.nan) for m in metric_names]
+        points = sorted({float(t) for c in r.curves.values() for t in c}) if checkpoints else []
+        if not points:
+            ids.append(r.run_id), rows_w.append(w), mp.append(_positive(sc.get("model_params")))
+            tok.append(_positive(sc.get("tokens"))), vals.append(final)
             continue
-        vals = [raw[i].strip() if i < len(raw) else "" for i in keep]
-        if len(raw) > n_raw and any(c.strip() for c in raw[n_raw:]):
-            raise DataError(f"{what} file {shown}, line {lineno}: {len(raw)} fields but the header has {n_raw}. Fix the row.")
-        rows.append(dict(zip(header, vals)))
-    if not rows:
-        raise DataError(f"{what} file {shown} has a header but no rows. Add data rows.")
-    return header, rows
-
-
-def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERANCE) -> tuple[list[str], list[str], np.ndarray, list[str]]:
-    """Read a mixtures CSV: (indices, domains, W normalised, rejected-row messages)."""
-    header, rows = read_csv_rows(path, what="Mixtures")
-    domains = [h for h in header if h != "index"]
-    if not domains:
-        raise DataError(f"Mixtures file {path} has no domain columns besides `index`. Add one column per domain.")
-    indices, W, rejected = [], [], []
-    for row in rows:
-        idx = row["index"]
-        shown = idx if idx.isprintable() else repr(idx)  # a quoted cell may hold a line break; keep messages one line
-        try:
-            w = np.array([float(row[d]) if row[d] != "" else math.nan for d in domains])
-        except ValueError as exc:
-            rejected.append(f"index={shown}: non-numeric weight ({exc})")
-            continue
-        s = w.sum()
-        if not np.all(np.isfinite(w)):
-            rejected.append(f"index={shown}: missing or non-finite weight")
-        elif np.any(w < 0):
-            rejected.append(f"index={shown}: negative weight {w.min():g}")
-        elif abs(s - 1) > tolerance:
-            rejected.append(f"index={shown}: weights sum to {s:.4g}, not 1 (±{tolerance:g})")
-        else:
-            indices.append(idx)
-            W.append(w / s)
-    return indices, domains, np.array(W).reshape(len(W), len(domains)), rejected
-
-
-def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Path) -> tuple[int, list[str]]:
-    """Import externally produced runs; returns (n imported, rejection messages)."""
-    indices, domains, W, rejected = parse_mixture_rows(mixtures_csv)
-    mheader, mrows = read_csv_rows(metrics_csv, what="Metrics")
-    metric_names = [h for h in mheader if h != "index"]
-    if not metric_names:
-        raise DataError(f"Metrics file {metrics_csv} has no metric columns besides `index`. Add at least one.")
-    clash = sorted(set(metric_names) & set(domains))
-    if clash:
-        raise DataError(f"Columns {clash} appear in both the mixtures and the metrics file. Rename them so each column is either a weight or a metric.")
-    by_index = {r["index"]: r for r in mrows}
-    store.check_writable()
-    n = 0
-    src = Path(mixtures_csv).name
-    for idx, w in zip(indices, W):
-        shown = idx if idx.isprintable() else repr(idx)
-        row = by_index.get(idx)
-        if row is None:
-            rejected.append(f"index={shown}: no row in {Path(metrics_csv).name}")
-            continue
-        try:
-            metrics = {m: float(row[m]) for m in metric_names}
-        except ValueError:
-            rejected.append(f"index={shown}: non-numeric metric")
-            continue
-        bad = [m for m, v in metrics.items() if not math.isfinite(v)]
-        if bad:
-            rejected.append(f"index={shown}: NaN/inf metric {bad[0]}")
-            continue
-        mixture = {d: float(x) for d, x in zip(domains, w)}
-        import hashlib
-
-        from .record import canonical_json
-
-        rid = hashlib.sha256(canonical_json({"import": src, "index": idx, "mixture": mixture, "metrics": metrics}).encode()).hexdigest()[:16]
-        store.put(RunRecord(run_id=rid, mixture=mixture, status="ok", metrics=metrics, source="import",
-                            label=f"{src}#{idx}", info={"source_file": str(mixtures_csv), "index": idx}))
-        n += 1
-    store.update_meta(domains=domains)
-    return n, rejected
-
-
-def read_mixtures_for_model(path: str | Path, domains: list[str]) -> tuple[list[str], np.ndarray]:
-    """Mixtures to predict, matched to a model's domains by column name (strict)."""
-    indices, cols, W, rejected = parse_mixture_rows(path, tolerance=IMPORT_SUM_TOLERANCE)
-    missing, extra = sorted(set(domains) - set(cols)), sorted(set(cols) - set(domains))
-    if missing or extra:
-        raise MixtureError(
-            f"Mixtures file {path} must have exactly the model's domain columns. Missing: {missing or 'none'}; extra: {extra or 'none'}. "
-            f"Rename or add columns to match: {domains}."
-        )
-    if rejected:
-        raise MixtureError(f"Mixtures file {path} has {len(rejected)} invalid row(s), first: {rejected[0]}. Fix or drop them.")
-    order = [cols.index(d) for d in domains]
-    return indices, W[:, order]
+        curves = {m: {float(t): float(v) for t, v in r.curves.get(m, {}).items()} for m in metric_names}
+        for t in points:
+            ids.append(r.run_id), rows_w.append(w), mp.append(_positive(sc.get("model_params"))), tok.append(t)
+            vals.append([curves[m].get(t, math.nan) for m in metric_names])
+    n = len(ids)
+    W = np.array(rows_w, dtype=float).reshape(n, len(domains))
+    V = np.array(vals, dtype=float).reshape(n, len(metric_names))
+    metrics = {m: V[:, j] for j, m in enumerate(metric_names)}
+    return RunTable(ids, domains, W, metrics, np.array(mp, dtype=float), np.array(tok, dtype=float))

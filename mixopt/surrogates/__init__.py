@@ -1,4 +1,12 @@
-"""Mixture -> metric surrogates with a scikit-learn interface and a name registry."""
+"""Mixture -> metric surrogates with a scikit-learn interface and a name registry.
+
+- :mod:`.base`: input checks and the :class:`Surrogate` contract (``predict(W, return_std=True)``).
+- :mod:`.gp` (the ``default``), :mod:`.lgbm`, :mod:`.linear`, :mod:`.mixing_law`: estimators.
+- :mod:`.average`: :class:`MetricAverage`, one clone of an estimator per component metric.
+- :mod:`.two_phase`: :class:`TwoPhaseSurrogate` over (base mixture, end mixture, end fraction).
+- :mod:`.noise`: seed noise and the signal-to-noise ratio from repeated runs.
+- :mod:`.registry`: name -> class, and model files; :mod:`.crossval`, :mod:`.plots`.
+"""
 
 from .average import MetricAverage
 from .base import Surrogate, check_target, check_weights
@@ -7,12 +15,13 @@ from .gp import GPSurrogate
 from .lgbm import RegMixLightGBM
 from .linear import LinearSurrogate
 from .mixing_law import MixingLawSurrogate
+from .noise import seed_noise, signal_to_noise
 from .plots import plot_pred_vs_actual
 from .registry import ESTIMATORS, get_estimator, load_model, save_model
+from .two_phase import TwoPhaseSurrogate, phase_features
 
 __all__ = [
-    "MetricAverage",
-    "ESTIMATORS", "GPSurrogate", "LinearSurrogate", "MixingLawSurrogate", "RegMixLightGBM", "Surrogate",
-    "check_target", "check_weights", "cross_validate", "get_estimator", "load_model", "plot_pred_vs_actual",
-    "save_model",
+    "ESTIMATORS", "GPSurrogate", "LinearSurrogate", "MetricAverage", "MixingLawSurrogate", "RegMixLightGBM", "Surrogate",
+    "TwoPhaseSurrogate", "check_target", "check_weights", "cross_validate", "get_estimator", "load_model", "phase_features",
+    "plot_pred_vs_actual", "save_model", "seed_noise", "signal_to_noise",
 ]

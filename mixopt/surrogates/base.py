@@ -10,11 +10,17 @@ the model is fitted, and ``predict(W, return_std=True)`` returns ``(mean, std)``
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from ..errors import FitError, MixtureError, NotFittedError
 
 SIMPLEX_TOLERANCE = 1e-2
+
+
+class EstimatorNotFittedError(NotFittedError, SklearnNotFittedError):
+    """``predict`` before ``fit``: a :class:`mixopt.errors.NotFittedError` that scikit-learn also recognises."""
 
 
 def check_weights(W, *, where: str = "W") -> np.ndarray:
@@ -31,24 +37,30 @@ def check_weights(W, *, where: str = "W") -> np.ndarray:
     -------
     ndarray of shape (n_runs, n_domains), float64, rows summing to 1.
     """
+    if issparse(W):
+        raise MixtureError(f"{where} is a sparse matrix; mixture weights must be a dense array. Pass {where}.toarray().")
+    if np.asarray(W).dtype.kind == "c":
+        raise MixtureError(f"Complex data not supported: mixture weights in {where} must be real numbers. Pass the real part.")
     try:
         W = np.asarray(W, dtype=float)
-    except (TypeError, ValueError):
-        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an object that is not numeric.") from None
+    except (TypeError, ValueError) as exc:
+        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an entry that is not a number ({exc}).") from None
     if W.ndim != 2:
         raise MixtureError(
             f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
-            "Reshape a single mixture with W.reshape(1, -1)."
+            "Reshape your data: a single mixture is W.reshape(1, -1)."
         )
     if W.shape[1] == 0:
-        raise MixtureError(f"{where} has no columns; a mixture needs at least one domain.")
+        raise MixtureError(f"{where} has 0 feature(s) (shape={W.shape}) while a minimum of 1 is required: a mixture needs at least one domain.")
     bad = ~np.isfinite(W)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise MixtureError(f"Mixture weights must be finite. Got {W[r, c]} in row {r}, column {c} of {where}. Fill or drop that row.")
+        raise MixtureError(f"Mixture weights must be finite (no NaN or inf). Got {W[r, c]} in row {r}, column {c} of {where}. "
+                           "Fill or drop that row.")
     if (W < 0).any():
         r, c = np.argwhere(W < 0)[0]
-        raise MixtureError(f"Mixture weights must be >= 0. Got {W[r, c]:.4g} in row {r}, column {c} of {where}. Use 0 to leave a domain out.")
+        raise MixtureError(f"Mixture weights must be >= 0. Negative values in data passed to {where}: {W[r, c]:.4g} in row {r}, "
+                           f"column {c}. Use 0 to leave a domain out.")
     sums = W.sum(axis=1)
     off = np.abs(sums - 1.0) > SIMPLEX_TOLERANCE
     if off.any():
@@ -61,8 +73,15 @@ def check_weights(W, *, where: str = "W") -> np.ndarray:
 
 
 def check_target(y, n_rows: int, *, estimator: str) -> np.ndarray:
-    """Validate a 1-D finite, non-constant target of length ``n_rows``."""
-    y = np.asarray(y, dtype=float)
+    """Validate a 1-D finite, non-constant target of length ``n_rows`` (at least 2 values)."""
+    if y is None:
+        raise FitError(f"{estimator} requires y to be passed, but the target y is None. Pass one target value per mixture.")
+    if np.asarray(y).dtype.kind == "c":
+        raise FitError(f"Complex data not supported: the target of {estimator} must be real. Pass the real part.")
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise FitError(f"The target of {estimator} must be numeric. Got an entry that is not a number ({exc}).") from None
     if y.ndim != 1:
         raise FitError(f"y must be 1-D with shape (n_runs,). Got shape {y.shape}. Pass one metric column, e.g. y.ravel().")
     if len(y) != n_rows:
@@ -71,41 +90,58 @@ def check_target(y, n_rows: int, *, estimator: str) -> np.ndarray:
     if nan.any():
         idx = np.flatnonzero(nan)
         raise FitError(
-            f"The target must be finite. Got {y[idx[0]]} at rows {idx[:5].tolist()} ({len(idx)} in all) for {estimator}. "
+            f"The target must be finite (no NaN or inf). Got {y[idx[0]]} at rows {idx[:5].tolist()} ({len(idx)} in all) for {estimator}. "
             "Drop failed runs before fitting."
         )
+    if len(y) < 2:
+        raise FitError(f"{estimator} needs at least 2 runs to learn from. Got n_samples={len(y)}. Run more of the sweep before fitting.")
     if np.ptp(y) <= 1e-12 * max(1.0, abs(float(y[0]))):
         raise FitError(f"The target is constant ({y[0]:.6g} in every row), so {estimator} has nothing to learn. Check the metric name.")
     return y
 
 
 class Surrogate(RegressorMixin, BaseEstimator):
-    """Base class: validation, fitted checks and the ``return_std`` API.
+    """Base class: validation, standardisation of y, fitted checks and the ``return_std`` API.
 
     Subclasses implement ``_fit(W, y)`` and ``_predict(W, return_std)``, set
     ``min_runs`` and may override :meth:`min_rows` when the minimum depends on
-    the number of domains.
+    the number of domains. ``fit`` sets ``n_features_in_``, ``y_mean_`` and
+    ``y_scale_`` (the target's mean and std) before calling ``_fit``. A subclass
+    whose rows are not plain mixtures overrides :meth:`_check_X` and
+    :meth:`_n_domains`. Errors name the estimator by its class name.
     """
 
     #: fewest runs ``fit`` accepts (see :meth:`min_rows`)
     min_runs: int = 2
-    #: registry name
-    name: str = "surrogate"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # rows are mixture weights
+        return tags
 
     def min_rows(self, n_domains: int) -> int:
         """Fewest runs this estimator can be fitted on for ``n_domains`` columns."""
         return self.min_runs
 
+    def _check_X(self, X) -> np.ndarray:
+        """Validated rows, float64 of shape (n, n_features); mixtures on the simplex here."""
+        return check_weights(X)
+
+    def _n_domains(self, X: np.ndarray) -> int:
+        """Number of domains behind validated rows ``X``."""
+        return X.shape[1]
+
     def fit(self, W, y):
         """Fit on mixtures ``W`` (n_runs, n_domains) and targets ``y`` (n_runs,); returns self."""
-        W = check_weights(W)
-        need = self.min_rows(W.shape[1])
+        W = self._check_X(W)
+        name = type(self).__name__
+        need = self.min_rows(self._n_domains(W))
         if W.shape[0] < need:
             raise FitError(
-                f"{self.name} needs at least {need} runs for {W.shape[1]} domains. Got {W.shape[0]}. "
+                f"{name} needs at least {need} runs for {self._n_domains(W)} domains. Got n_samples={W.shape[0]}. "
                 "Add runs or use a simpler estimator (see mixopt.surrogates.ESTIMATORS and their min_runs)."
             )
-        y = check_target(y, W.shape[0], estimator=self.name)
+        y = check_target(y, W.shape[0], estimator=name)
         self.n_features_in_ = W.shape[1]
         self.y_mean_ = float(y.mean())
         self.y_scale_ = float(y.std())
@@ -121,14 +157,19 @@ class Surrogate(RegressorMixin, BaseEstimator):
         std : ndarray of shape (n,), only when ``return_std`` is true; the
             predictive standard deviation (finite, > 0).
         """
+        name = type(self).__name__
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(W, y) before predict.")
-        W = check_weights(W)
-        if W.shape[1] != self.n_features_in_:
+            raise EstimatorNotFittedError(f"This {name} estimator is not fitted yet. Call fit(W, y) before predict.")
+        try:
+            shape = np.asarray(W).shape
+        except (TypeError, ValueError):  # ragged or odd input: _check_X says what is wrong
+            shape = ()
+        if len(shape) == 2 and shape[1] != self.n_features_in_:
             raise MixtureError(
-                f"W has {W.shape[1]} columns, but the model was fitted on {self.n_features_in_}. "
+                f"X has {shape[1]} features, but {name} is expecting {self.n_features_in_} features as input. "
                 "Pass the same domains in the same (sorted) order as at fit time."
             )
+        W = self._check_X(W)
         mean, std = self._predict(W, return_std)
         if not return_std:
             return mean

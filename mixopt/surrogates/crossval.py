@@ -32,7 +32,7 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
         y = estimator.combine(Y)
     else:
         Y = None
-    y = check_target(y, len(W), estimator=getattr(estimator, "name", type(estimator).__name__))
+    y = check_target(y, len(W), estimator=type(estimator).__name__)
     fit_target = Y if Y is not None else y
     if not 2 <= k <= len(y):
         raise FitError(f"k must be between 2 and the number of runs ({len(y)}). Got k={k}. Lower k or add runs.")

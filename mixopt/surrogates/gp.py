@@ -10,7 +10,8 @@ Kernel on standardised features ``z = (log(w + eps) - mean) / std``:
 The ARD length scales ``ell`` (d,), ``s_f``, ``s_l`` and the noise ``s_n`` are
 fitted by maximising the marginal likelihood plus weak log-normal priors (MAP),
 from a seeded set of restarts. The priors keep small stores (10-30 runs) away
-from the degenerate optima plain maximum likelihood falls into.
+from the degenerate optima plain maximum likelihood falls into. Where the
+seed noise has been measured (``noise_variance``), ``s_n^2`` is fixed to it.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def _matern52(Z1: np.ndarray, Z2: np.ndarray, ls: np.ndarray) -> tuple[np.ndarra
 class GPModel:
     """Plain GP regression with the kernel above; no input validation."""
 
-    def __init__(self, n_restarts: int = 2, random_state: int = 0, max_iter: int = 200):
+    def __init__(self, n_restarts: int = 2, random_state: int = 0, max_iter: int = 200, noise: float | None = None):
         self.n_restarts = n_restarts
         self.random_state = random_state
         self.max_iter = max_iter
+        self.noise = noise  # fixed s_n^2 (in units of the standardised y), or None to fit it
 
     # theta = [log ell (d), log sf2, log sl2, log sn2]
     def _prior(self, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +87,9 @@ class GPModel:
         rng = np.random.default_rng(self.random_state)
         starts = [mu] + [mu + sd * rng.normal(size=mu.shape) * 0.5 for _ in range(self.n_restarts)]
         bounds = [(math.log(1e-2), math.log(1e3))] * d + [(-9.0, 5.0), (-12.0, 5.0), (math.log(1e-6), math.log(2.0))]
+        if self.noise is not None:  # a measured noise: equal bounds keep log s_n^2 fixed
+            fixed = math.log(max(float(self.noise), 1e-10))
+            bounds[-1] = (fixed, fixed)
         best = None
         with _single_thread():  # small dense algebra: threads only add contention
             for x0 in starts:
@@ -156,16 +161,39 @@ class GPSurrogate(Surrogate):
         Extra seeded optimiser restarts besides the prior-mean start.
     random_state : int
         Seed of the restarts.
+    noise_variance : float or None
+        The measured seed-noise variance of one run's target, in the target's
+        units (see :func:`mixopt.surrogates.noise.seed_noise`). When given, the
+        kernel's white-noise level is fixed to it instead of fitted; None fits it.
+
+    Attributes
+    ----------
+    noise_variance_ : float
+        The white-noise variance used, in the target's units (fitted or given).
     """
 
-    name = "default"
     min_runs = 4
 
-    def __init__(self, eps: float = 1e-3, features: str = "log+raw", n_restarts: int = 2, random_state: int = 0):
+    def __init__(self, eps: float = 1e-3, features: str = "log+raw", n_restarts: int = 2, random_state: int = 0,
+                 noise_variance: float | None = None):
         self.eps = eps
         self.features = features
         self.n_restarts = n_restarts
         self.random_state = random_state
+        self.noise_variance = noise_variance
+
+    def _check_params(self) -> None:
+        if self.features not in ("log+raw", "log", "clr"):
+            raise FitError(f"features must be one of 'log+raw', 'log', 'clr'. Got {self.features!r}.")
+        self._check_eps_and_noise()
+
+    def _check_eps_and_noise(self) -> None:
+        if not self.eps > 0:
+            raise FitError(f"eps must be > 0 so that log(w + eps) is finite. Got {self.eps!r}.")
+        nv = self.noise_variance
+        if nv is not None and not (isinstance(nv, (int, float, np.floating, np.integer)) and math.isfinite(nv) and nv >= 0):
+            raise FitError(f"noise_variance must be None or a finite variance >= 0 in the target's units. Got {nv!r}. "
+                           "Pass the pooled seed-noise variance (mixopt.surrogates.noise.seed_noise) or None to fit it.")
 
     def _raw_features(self, W):
         X = log_features(W, self.eps)
@@ -179,16 +207,15 @@ class GPSurrogate(Surrogate):
         return (self._raw_features(W) - self.z_mean_) / self.z_scale_
 
     def _fit(self, W, y):
-        if self.features not in ("log+raw", "log", "clr"):
-            raise FitError(f"features must be one of 'log+raw', 'log', 'clr'. Got {self.features!r}.")
-        if not self.eps > 0:
-            raise FitError(f"eps must be > 0 so that log(w + eps) is finite. Got {self.eps!r}.")
+        self._check_params()
         X = self._raw_features(W)
         self.z_mean_ = X.mean(0)
         sd = X.std(0)
         self.z_scale_ = np.where(sd > 1e-12, sd, 1.0)
         z = (y - self.y_mean_) / self.y_scale_
-        self.gp_ = GPModel(self.n_restarts, self.random_state).fit(self._features(W), z)
+        noise = None if self.noise_variance is None else float(self.noise_variance) / self.y_scale_**2
+        self.gp_ = GPModel(self.n_restarts, self.random_state, noise=noise).fit(self._features(W), z)
+        self.noise_variance_ = float(self.gp_.sn2_) * self.y_scale_**2
 
     def _predict(self, W, return_std):
         mean, std = self.gp_.predict(self._features(W), return_std)

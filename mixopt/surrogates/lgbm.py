@@ -30,11 +30,10 @@ class RegMixLightGBM(Surrogate):
         LightGBM threads.
     """
 
-    name = "regmix-lightgbm"
     #: min_child_samples=20 allows no split below 40 rows (the model would be constant)
     min_runs = 40
 
-    def __init__(self, n_bootstrap: int = 8, random_state: int = 42, n_jobs: int = 1):
+    def __init__(self, n_bootstrap: int = 8, random_state: int = 0, n_jobs: int = 1):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
         self.n_jobs = n_jobs

@@ -15,7 +15,6 @@ class LinearSurrogate(Surrogate):
     standard error on ``n - d`` degrees of freedom.
     """
 
-    name = "linear"
     min_runs = 3
 
     def __init__(self):

@@ -24,7 +24,6 @@ class MixingLawSurrogate(Surrogate):
     covariance ``s^2 (J^T J)^+`` propagated through the Jacobian (delta method).
     """
 
-    name = "mixing-law"
     min_runs = 4
 
     def __init__(self, n_restarts: int = 4, random_state: int = 0):

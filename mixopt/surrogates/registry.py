@@ -25,27 +25,36 @@ FORMAT = "mixopt-surrogate"
 FORMAT_VERSION = 1
 
 
-def get_estimator(name: str, **params) -> Surrogate:
-    """Build the estimator registered as ``name`` with keyword ``params``."""
+def get_estimator(name: str, *, where: str = "", **params) -> Surrogate:
+    """Build the estimator registered as ``name`` with keyword ``params``.
+
+    ``where`` names where the name came from in errors (e.g. ``"--model"`` or
+    ``"propose.model in demo.yaml"``).
+    """
     try:
         cls = ESTIMATORS[name]
-    except KeyError:
-        raise MixoptError(f"Unknown surrogate '{name}'. Known surrogates: {', '.join(sorted(ESTIMATORS))}. Fix the name in the config.") from None
+    except (KeyError, TypeError):
+        source = f" (from {where})" if where else ""
+        raise MixoptError(f"Unknown surrogate {name!r}{source}. Known surrogates: {', '.join(sorted(ESTIMATORS))}. "
+                          "Use one of these names.") from None
     try:
         return cls(**params)
-    except TypeError as exc:
+    except TypeError:
         known = sorted(cls().get_params())
-        raise MixoptError(f"Surrogate '{name}' got invalid parameters {sorted(params)}: {exc}. Its parameters are {known}.") from None
+        bad = sorted(set(params) - set(known))
+        raise MixoptError(f"{cls.__name__} ('{name}') has no parameters {bad}. Its parameters are {known}; "
+                          "pass only those.") from None
 
 
 def save_model(estimator: Surrogate, path, meta: dict) -> Path:
     """Pickle a fitted estimator inside a versioned envelope.
 
     ``meta`` should hold at least ``domains`` (the column order) and ``target``.
-    The file is written to a temporary name then renamed, so it is whole or absent.
+    Missing parent folders are created. The file is written to a temporary name then renamed, so it is whole or absent.
     Only load files you trust: this is pickle.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": estimator, "meta": dict(meta)}
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:

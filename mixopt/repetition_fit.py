@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.optimize import least_squares
 
-from ..errors import ConfigError, FitError
-from ..repetition import POOL_NORMALIZER, R_STAR, effective_tokens, pool_error
+from .errors import ConfigError, FitError
+from .repetition import POOL_NORMALIZER, R_STAR, effective_tokens, pool_error
 
 Source = Literal["fit", "prior"]
 

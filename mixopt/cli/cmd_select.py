@@ -1,0 +1,69 @@
+"""`mixopt select`: score every document of candidate pools against a target and cut them into quality pools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ..config import ProxyConfig, load_config
+from ..errors import ConfigError
+from ..selection.select import METHODS, select_documents
+from .cmd_export import parse_pairs
+from .main import app
+
+
+@app.command("select")
+def select_cmd(
+    pool: list[str] = typer.Option(..., "--pool", help="NAME=PATH of a pool to score (JSONL/JSON/Parquet/text, a folder, a save_to_disk dir); repeat. NAME is the domain the buckets belong to."),
+    target: str = typer.Option(..., "--target", help="PATH of documents that represent the target."),
+    method: str = typer.Option("dsir", "--method", help=f"Scorer: {', '.join(METHODS)}."),
+    out: Path = typer.Option(..., "--out", help="Output folder: NAME.scored.jsonl, NAME.q1..qK.jsonl, pools.yaml."),
+    buckets: int = typer.Option(4, "--buckets", help="Score buckets per pool, equal token shares, best first."),
+    keep: float | None = typer.Option(None, "--keep", help="Also write NAME.kept.jsonl: this share of all pools' tokens (dsir: a Gumbel top-k sample)."),
+    text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools (and the target)."),
+    target_text_field: str | None = typer.Option(None, "--target-text-field", help="Text field of the target when it differs."),
+    config: Path | None = typer.Option(None, "--config", help="Sweep config whose proxy section (and tokenizer) sets the scoring proxy."),
+    proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter)."),
+    max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the proxies and of the --keep sample."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
+) -> None:
+    """Score documents against a target (DSIR, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
+    pools = parse_pairs(pool, "--pool", "PATH")
+    cfg = load_config(config) if config is not None else None
+    proxy = cfg.proxy if cfg is not None else ProxyConfig()
+    if proxy_tokens is not None:
+        if not proxy_tokens >= proxy.batch_size * proxy.block_size:
+            raise ConfigError(f"--proxy-tokens must cover one batch ({proxy.batch_size * proxy.block_size} tokens). "
+                              f"Got {proxy_tokens:g}. Raise it.")
+        proxy = proxy.model_copy(update={"tokens": int(proxy_tokens)})
+    if threads is not None:
+        proxy = proxy.model_copy(update={"threads": threads})
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bars.add_task(label, total=total)
+            bars.update(tasks[label], completed=done, total=total)
+
+        result = select_documents(pools, target, out, method=method, buckets=buckets, keep=keep, text_field=text_field,
+                                  target_text_field=target_text_field, proxy=proxy,
+                                  tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",
+                                  seed=seed, max_documents=max_docs, progress=progress)
+    for msg in result.warnings:
+        console.print(f"warning: {msg}")
+    how = "unchanged, already written" if result.skipped else ("scores from cache" if result.cached else "scored")
+    docs = ", ".join(f"{n} {c}" for n, c in result.n_docs.items())
+    typer.echo(f"{method}: {docs} documents ({how}). Pools for propose -> {Path(out) / 'pools.yaml'}")

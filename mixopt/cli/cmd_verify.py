@@ -1,0 +1,72 @@
+"""`mixopt verify`: train the plan and its alternatives at the target scale with paired seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import pipeline
+from ..config import config_from_dict, load_config
+from ..data.domains import load_domain_set
+from ..errors import ConfigError
+from ..io import atomic_write_text
+from ..plan import load_plan
+from ..runs.store import RunStore
+from ..verify import ALTERNATIVES, parse_against, verify
+from .main import app
+
+
+@app.command("verify")
+def verify_cmd(
+    plan_path: Path = typer.Argument(..., help="plan.yaml written by `mixopt propose`."),
+    store: Path = typer.Option(..., "--store", help="Run store the plan was proposed on; verify runs are added to it."),
+    config: Path | None = typer.Option(None, "--config", help="Sweep config (default: the one stored with the store)."),
+    model_params: float | None = typer.Option(None, "--model-params", help="Train at the store's proxy size nearest N non-embedding parameters."),
+    shape: str | None = typer.Option(None, "--shape", help="A proxy size name of the sweep, or overrides such as n_embd=128,n_layer=2."),
+    tokens: float | None = typer.Option(None, "--tokens", help="Training tokens per run (default: the plan's budget)."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per arm; the same seeds for every arm (paired)."),
+    against: str = typer.Option(",".join(ALTERNATIVES), "--against", help="Alternatives to train beside the plan."),
+    out: Path = typer.Option(Path("verify.json"), "--out", help="VERIFY.json to write (folders are created)."),
+) -> None:
+    """Train PLAN and its alternatives at the target scale with paired seeds; write VERIFY.json and print a table."""
+    if model_params is not None and shape is not None:
+        raise ConfigError("Pass --model-params or --shape, not both.")
+    names = parse_against(against)
+    plan = load_plan(plan_path)
+    snapshot = pipeline.open_store(store)
+    if config is not None:
+        cfg = load_config(config)
+        pipeline.check_config_store(cfg, snapshot)
+    elif snapshot.meta.get("config"):
+        cfg = config_from_dict(snapshot.meta["config"], where=f"{store}/store.json")
+    else:
+        raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG with the data to train on.")
+    data = load_domain_set(cfg.data)
+    body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
+                  model_params=model_params, tokens=tokens)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(body, indent=1) + "\n")
+    Console().print(results_table(body))
+    typer.echo(f"verify -> {out} ({body['trained']} run(s) trained now)")
+
+
+def results_table(body: dict) -> Table:
+    sc = body["scale"]
+    table = Table(title=f"{body['target']} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
+                        f"{len(body['seeds'])} paired seeds (lower is better)")
+    for col in ("arm", "mean", "plan - arm", "95% interval", "verdict"):
+        table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
+    plan = body["results"][0]
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {body['predicted']['value']:.4f} (proxy scale)")
+    by_name = {r["name"]: r for r in body["results"]}
+    for c in body["comparisons"]:
+        lo, hi = c["ci95"]
+        verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
+        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", verdict)
+    for s in body["skipped"]:
+        table.add_row(s["name"], "-", "-", "-", f"skipped: {s['why']}")
+    return table

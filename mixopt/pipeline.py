@@ -1,0 +1,254 @@
+"""The pipeline verbs, in the order data flows: sweep -> fit -> propose -> export -> report.
+
+Each verb takes objects (a config, a store snapshot read once, a fitted model, a plan) and returns one; paths appear
+only in the ``open_*``/``save_*`` helpers at the edges. The CLI commands and the demo are thin compositions of these.
+Where two inputs meet (config and store, model and store, model and config) their fingerprints are compared first:
+domains, data fingerprint and target. A mismatch is a one-line :class:`~mixopt.errors.ConsistencyError` naming both.
+
+Verbs still to come (issues): ``verify`` (train the plan and its alternatives at the target scale) and ``select``
+(score documents into quality pools) slot in after ``propose`` and before ``sweep`` respectively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .config import ProposeConfig, SamplerConfig, SweepConfig, config_from_dict
+from .data.domains import domain_specs, domain_texts, load_domain_set
+from .errors import ConsistencyError, FitError, MixoptError
+from .plan import Plan, save_plan
+from .planning.propose import ProposeContext, build_plan
+from .projector.features import featurize
+from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
+from .runs.driver import run_sweep
+from .runs.store import RunStore, StoreSnapshot
+from .runs.sweep import SweepSummary
+from .runs.groups import repeat_groups
+from .runs.table import records_table
+from .surrogates import MetricAverage, cross_validate, get_estimator, load_model, plot_pred_vs_actual, save_model
+from .surrogates.noise import seed_noise, signal_to_noise
+
+__all__ = ["FittedModel", "open_store", "sweep", "fit", "save_fitted", "open_model", "propose", "save", "check_model_store",
+           "check_config_store", "measure_noise", "noise_line"]
+
+
+# ---------------------------------------------------------------- edges: stores and models
+
+def open_store(path: str | Path) -> StoreSnapshot:
+    """Read a run store once: its meta, every record, the usable ones."""
+    return RunStore(path, create=False).snapshot()
+
+
+@dataclass
+class FittedModel:
+    """A fitted surrogate and what the later verbs must know of where it came from."""
+
+    estimator: Any
+    meta: dict[str, Any]  # domains, target, estimator, n_runs, data_fingerprint, token counts, cv, noise, ...
+    path: Path | None = None
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.meta["domains"])
+
+    @property
+    def target(self) -> str:
+        return str(self.meta["target"])
+
+
+def open_model(path: str | Path) -> FittedModel:
+    est, meta = load_model(path)
+    return FittedModel(est, meta, Path(path))
+
+
+def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None = None) -> tuple[Path, Path]:
+    """Save the model (creating folders) and its predicted-vs-actual plot; returns both paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model.estimator, out, model.meta)
+    model.path = out
+    cv = model.meta["cv"]
+    plot_path = Path(plot) if plot else out.with_suffix(".png")
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    plot_pred_vs_actual(np.asarray(cv["y_true"]), np.asarray(cv["oof_pred"]), plot_path,
+                        title=f"{model.meta['estimator']}: {cv['k']}-fold CV on {model.meta['n_runs']} runs ({model.target})",
+                        y_std=np.asarray(cv["oof_std"]))
+    return out, plot_path
+
+
+# ---------------------------------------------------------------- consistency where inputs meet
+
+def check_model_store(model: FittedModel, snapshot: StoreSnapshot, *, model_name: str = "the model") -> None:
+    """The model was fitted on this store's domains and data."""
+    store_domains = list(snapshot.meta.get("domains") or records_table(snapshot.ok).domains)
+    if sorted(model.domains) != sorted(store_domains):
+        raise ConsistencyError(f"{model_name} was fitted on domains {sorted(model.domains)}, but the store {snapshot.root} has "
+                               f"{sorted(store_domains)}. Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
+    fp_model, fp_store = model.meta.get("data_fingerprint"), snapshot.meta.get("data_fingerprint")
+    if fp_model and fp_store and fp_model != fp_store:
+        raise ConsistencyError(f"{model_name} was fitted on data {fp_model}, but the store {snapshot.root} holds runs on data "
+                               f"{fp_store}. Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
+
+
+def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config") -> None:
+    """The config names the domains the store's runs were trained on."""
+    store_domains = snapshot.meta.get("domains")
+    if not store_domains:  # imported runs: no data to compare
+        return
+    config_domains = sorted(s.name for s in domain_specs(cfg.data))
+    if config_domains != sorted(store_domains):
+        raise ConsistencyError(f"{where} names domains {config_domains}, but the store {snapshot.root} was swept on "
+                               f"{sorted(store_domains)}. Pass the config the store was swept with, or omit it to use the "
+                               "store's own config.")
+
+
+# ---------------------------------------------------------------- sweep
+
+def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
+    """Train every planned run of ``cfg`` that the store does not hold yet (see :func:`mixopt.runs.driver.run_sweep`)."""
+    return run_sweep(cfg, store_dir, **options)
+
+
+# ---------------------------------------------------------------- fit
+
+def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0) -> FittedModel:
+    """Cross-validate, then fit on every usable run; the model's meta carries the store's fingerprints and seed noise."""
+    table = records_table(snapshot.ok)
+    if len(table.run_ids) < 2:
+        raise FitError(f"The store {snapshot.root} has {len(table.run_ids)} finished run(s); fitting needs at least 2 "
+                       "(and cross-validation 5 or more). Sweep more runs first.")
+    y = table.target(target)
+    if not np.all(np.isfinite(y)):
+        raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
+    groups = repeat_groups(snapshot.ok)
+    noise = measure_noise(y, groups)
+    if target not in table.metrics and model_name == "default":
+        # an averaged target: one model per component metric, averaged (see surrogates/average.py), each told its own seed noise
+        cols, weights = table.target_components(target)
+        fit_y = np.column_stack([table.metrics[c] for c in cols])
+        noise_var = [seed_noise(table.metrics[c], groups)[0] for c in cols] if noise["seed_sd"] is not None else None
+        est = MetricAverage(estimator=get_estimator("default", where="--model"), weights=weights, random_state=seed,
+                            noise_variance=noise_var)
+    else:
+        est = get_estimator(model_name, where="--model")
+        fit_y = y
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+        if noise["seed_sd"] is not None and "noise_variance" in est.get_params():
+            est.set_params(noise_variance=noise["seed_sd"] ** 2)
+    cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
+    est.fit(table.W, fit_y)
+    meta = snapshot.meta
+    cfg = meta.get("config") or {}
+    model_meta = {
+        "domains": table.domains, "target": target, "estimator": model_name, "n_runs": len(y),
+        "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
+        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens"), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
+        "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": table.W.tolist(),
+        "cv": {**{k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()}, "y_true": y.tolist()},
+        "noise": noise,
+    }
+    return FittedModel(est, model_meta)
+
+
+def measure_noise(y: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+    """Seed noise of one run's metric next to the spread of the mixture effects.
+
+    Returns ``{seed_sd, dof, repeated, mixtures, signal_sd, snr}``; ``seed_sd``/``snr`` are None when no mixture was
+    trained with two or more seeds.
+    """
+    counts = np.bincount(groups)
+    means = np.bincount(groups, weights=y) / counts
+    out: dict[str, Any] = {"seed_sd": None, "dof": int((counts - 1).sum()), "repeated": int((counts > 1).sum()),
+                           "mixtures": int(len(counts)), "signal_sd": float(np.std(means, ddof=1)) if len(counts) > 1 else None,
+                           "snr": None}
+    if out["dof"] >= 1:
+        out["seed_sd"] = float(np.sqrt(seed_noise(y, groups)[0]))
+        if len(counts) > 1:
+            out["snr"] = float(signal_to_noise(y, groups))
+    return out
+
+
+def noise_line(noise: dict[str, Any]) -> str:
+    """One line for people: seed noise against the mixture signal."""
+    if noise.get("seed_sd") is None:
+        return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2). "
+                "Differences between single runs may be seed noise.")
+    verdict = ("the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
+               "the mixture signal is comparable to seed noise: rankings of close mixtures are unreliable" if noise["snr"] >= 1 else
+               "seed noise exceeds the mixture signal: use a larger proxy, more tokens or more seeds")
+    return (f"seed noise: sd {noise['seed_sd']:.4f} ({noise['dof']} dof from {noise['repeated']} repeated mixture(s)); "
+            f"mixture signal sd {noise['signal_sd']:.4f} over {noise['mixtures']} mixtures; signal/noise {noise['snr']:.2f}: {verdict}")
+
+
+# ---------------------------------------------------------------- propose
+
+def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: StoreSnapshot | None = None,
+            budget_tokens: float | None = None, model_params: float | None = None, seed: int | None = None,
+            use_projector: bool = True) -> Plan:
+    """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector."""
+    if snapshot is not None:
+        check_model_store(model, snapshot)
+        if config is None and snapshot.meta.get("config"):
+            config = config_from_dict(snapshot.meta["config"], where=f"{snapshot.root}/store.json")
+        elif config is not None:
+            check_config_store(config, snapshot)
+    pcfg = config.propose if config else ProposeConfig()
+    seed = (config.seed if config else 0) if seed is None else seed
+    meta = model.meta
+    cv = meta.get("cv", {})
+    ctx = ProposeContext(
+        domains=model.domains, target=model.target, token_counts=meta.get("token_counts") or {},
+        tokens_per_doc=meta.get("tokens_per_doc") or {}, train_mixtures=np.asarray(meta.get("train_mixtures") or [], dtype=float),
+        proxy_tokens=meta.get("proxy_tokens"), noise=meta.get("noise"),
+        sampler=config.sampler if config is not None else SamplerConfig(),
+        records=list(snapshot.ok) if snapshot is not None else None,
+        provenance={"model": str(model.path) if model.path else None, "store_fingerprint": meta.get("store_fingerprint"),
+                    "estimator": meta.get("estimator"), "data_fingerprint": meta.get("data_fingerprint"),
+                    "config_hash": _config_hash(config) if config else None, "mixopt_version": __version__,
+                    "cv": {"y_true": cv.get("y_true"), "y_pred": cv.get("oof_pred"), "y_std": cv.get("oof_std"),
+                           "spearman": cv.get("spearman")}},
+    )
+    if config is not None and pcfg.pools:
+        ctx.specs = domain_specs(config.data)
+    projector = None
+    if use_projector and snapshot is not None and config is not None and ctx.token_counts:
+        projector = _store_projector(config, ctx)
+    return build_plan(model.estimator, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+
+
+def save(plan: Plan, out: str | Path) -> Path:
+    """Write PLAN.yaml (creating folders)."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save_plan(plan, out)
+
+
+def _config_hash(config: SweepConfig) -> str:
+    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _store_projector(config: SweepConfig, ctx: ProposeContext):
+    """A callable (w, budget) -> projector summary, or None when the store can't support a projector.
+
+    Documents come from the token cache (decoded), not from re-reading the sources.
+    """
+    try:
+        data = load_domain_set(config.data)
+        texts = domain_texts(data, config.data.tokenizer, max_docs=60)
+        val_docs = {d: texts[d][1] for d in ctx.domains}  # the target side: what the metric measures
+        target_sets = {name: texts[name][1] for name in data.targets}
+        feats = {d: featurize(texts[d][0], where=f"domain {d}") for d in ctx.domains}  # the source side: what runs train on
+        target_feats = featurize(target_docs_for(ctx.target, val_docs, target_sets), where="target")
+        proj = fit_store_projector(ctx.records or [], ctx.domains, ctx.target, feats, target_feats)
+    except MixoptError as exc:
+        warnings.warn(f"OT projector skipped: {exc}", stacklevel=2)
+        return None
+    return lambda w, budget: projector_summary(proj, np.asarray(w, dtype=float), budget)

@@ -1,0 +1,279 @@
+"""Run tables on disk: read RegMix-layout CSVs, import them as runs, export runs re-importably.
+
+RegMix's layout is two CSVs joined on an ``index`` column: one of domain weights,
+one of metrics. The metrics CSV may carry two optional scale columns:
+
+- ``model_params``: the model's (non-embedding) parameter count;
+- ``tokens``: the tokens seen when the row's metrics were measured.
+
+Several metric rows may share one ``index``: they are checkpoints of one run
+(one record, whose ``curves`` hold every checkpoint and whose ``metrics`` are the
+last one). The same weights under different indices are separate runs, for
+example one mixture trained at two model sizes. Without the scale columns,
+import behaves as before (one row per index).
+
+mixopt's own export (``export_csv``) is one CSV with ``run_id``, the weights and
+the metrics; ``export_regmix`` writes the two-CSV layout that ``import_regmix``
+reads back.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, MixtureError
+from ..io import atomic_write_text, shown_path
+from .record import RunRecord, canonical_json
+from .store import RunStore
+
+IMPORT_SUM_TOLERANCE = 0.01  # RegMix rounds weights to 3 decimals; rows sum to 1 within ~0.004
+SCALE_COLUMNS = ("model_params", "tokens")  # optional columns of a metrics CSV; never metrics or domains
+
+
+def read_csv_rows(path: str | Path, *, what: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV, with clear errors for missing, empty or broken files."""
+    path = Path(path)
+    shown = shown_path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file {shown} does not exist. Check the path.")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{what} file {shown} is not UTF-8 text. Save it as a UTF-8 CSV.") from None
+    reader = csv.reader(text.splitlines())
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{what} file {shown} is empty. It needs a header row with an `index` column.") from None
+    header = [h.strip() for h in header]
+    n_raw = len(header)
+    keep = [i for i, h in enumerate(header) if h]  # RegMix files end with a trailing comma
+    header = [header[i] for i in keep]
+    if "index" not in header:
+        raise DataError(f"{what} file {shown} has no `index` column (columns: {header[:6]}...). Add an index column to join mixtures and metrics.")
+    rows = []
+    for lineno, raw in enumerate(reader, start=2):
+        if not any(c.strip() for c in raw):
+            continue
+        vals = [raw[i].strip() if i < len(raw) else "" for i in keep]
+        if len(raw) > n_raw and any(c.strip() for c in raw[n_raw:]):
+            raise DataError(f"{what} file {shown}, line {lineno}: {len(raw)} fields but the header has {n_raw}. Fix the row.")
+        rows.append(dict(zip(header, vals)))
+    if not rows:
+        raise DataError(f"{what} file {shown} has a header but no rows. Add data rows.")
+    return header, rows
+
+
+def _shown_index(idx: str) -> str:
+    return idx if idx.isprintable() else repr(idx)  # a quoted cell may hold a line break; keep messages one line
+
+
+def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERANCE) -> tuple[list[str], list[str], np.ndarray, list[str]]:
+    """Read a mixtures CSV: (indices, domains, W normalised, rejected-row messages).
+
+    An index listed twice with the same weights counts once; with different
+    weights it is rejected (checkpoints of one run share its mixture).
+    """
+    header, rows = read_csv_rows(path, what="Mixtures")
+    scale_cols = [h for h in header if h in SCALE_COLUMNS]
+    if scale_cols:
+        raise DataError(f"Mixtures file {shown_path(Path(path))} has column(s) {scale_cols}, which belong in the metrics file "
+                        "(one value per measured row). Move them to the metrics CSV.")
+    domains = [h for h in header if h != "index"]
+    if not domains:
+        raise DataError(f"Mixtures file {path} has no domain columns besides `index`. Add one column per domain.")
+    seen: dict[str, np.ndarray | None] = {}  # index -> weights, None once rejected
+    rejected = []
+    for row in rows:
+        idx = row["index"]
+        shown = _shown_index(idx)
+        try:
+            w = np.array([float(row[d]) if row[d] != "" else math.nan for d in domains])
+        except ValueError as exc:
+            rejected.append(f"index={shown}: non-numeric weight ({exc})")
+            seen[idx] = None
+            continue
+        s = w.sum()
+        problem = ("missing or non-finite weight" if not np.all(np.isfinite(w)) else
+                   f"negative weight {w.min():g}" if np.any(w < 0) else
+                   f"weights sum to {s:.4g}, not 1 (±{tolerance:g})" if abs(s - 1) > tolerance else "")
+        if problem:
+            rejected.append(f"index={shown}: {problem}")
+            seen[idx] = None
+            continue
+        w = w / s
+        if idx in seen:
+            prev = seen[idx]
+            if prev is not None and not np.allclose(prev, w, atol=1e-9):
+                rejected.append(f"index={shown}: listed twice with different weights; rows of one index are checkpoints of one run "
+                                "and share its mixture. Give each run its own index")
+                seen[idx] = None
+            continue
+        seen[idx] = w
+    kept = [(i, w) for i, w in seen.items() if w is not None]
+    W = np.array([w for _, w in kept]).reshape(len(kept), len(domains))
+    return [i for i, _ in kept], domains, W, rejected
+
+
+def read_mixtures_for_model(path: str | Path, domains: list[str]) -> tuple[list[str], np.ndarray]:
+    """Mixtures to predict, matched to a model's domains by column name (strict)."""
+    indices, cols, W, rejected = parse_mixture_rows(path, tolerance=IMPORT_SUM_TOLERANCE)
+    missing, extra = sorted(set(domains) - set(cols)), sorted(set(cols) - set(domains))
+    if missing or extra:
+        raise MixtureError(
+            f"Mixtures file {path} must have exactly the model's domain columns. Missing: {missing or 'none'}; extra: {extra or 'none'}. "
+            f"Rename or add columns to match: {domains}."
+        )
+    if rejected:
+        raise MixtureError(f"Mixtures file {path} has {len(rejected)} invalid row(s), first: {rejected[0]}. Fix or drop them.")
+    order = [cols.index(d) for d in domains]
+    return indices, W[:, order]
+
+
+def check_scale_value(value, name: str, *, where: str) -> float | None:
+    """A positive finite scale number (``model_params`` or ``tokens``), or None when not given."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
+    if not (math.isfinite(v) and v > 0):
+        raise DataError(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or leave the cell empty if unknown.")
+    return v
+
+
+def _token_key(tokens: float) -> str:
+    return str(int(tokens)) if float(tokens).is_integer() else repr(float(tokens))
+
+
+def _index_record(idx: str, mixture: dict[str, float], rows: list[dict[str, str]], metric_names: list[str], *, src: str,
+                  source_file: str, model_params: float | None, tokens: float | None, schedule: str | None) -> RunRecord:
+    """One run from its metric rows (checkpoints); raises DataError with the row's problem."""
+    parsed = []
+    for row in rows:
+        try:
+            metrics = {m: float(row[m]) for m in metric_names}
+        except ValueError:
+            raise DataError("non-numeric metric") from None
+        bad = [m for m, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            raise DataError(f"NaN/inf metric {bad[0]}")
+        mp = check_scale_value(row.get("model_params"), "model_params", where="the metrics file") or model_params
+        tok = check_scale_value(row.get("tokens"), "tokens", where="the metrics file") or tokens
+        parsed.append((mp, tok, metrics))
+    sizes = {mp for mp, _, _ in parsed}
+    if len(sizes) > 1:
+        raise DataError(f"its rows give model_params {sorted(sizes, key=str)}; one index is one run. Give each model size its own index")
+    if len(parsed) > 1:
+        toks = [t for _, t, _ in parsed]
+        if any(t is None for t in toks):
+            raise DataError(f"{len(parsed)} metric rows but no tokens to tell checkpoints apart. Add a tokens column or give each run its own index")
+        if len(set(toks)) < len(toks):
+            raise DataError("two metric rows at the same tokens. Drop the duplicate row")
+    parsed.sort(key=lambda p: p[1] or 0.0)
+    mp, final_tokens, metrics = parsed[-1]
+    curves = {m: {_token_key(t): vals[m] for _, t, vals in parsed if t is not None} for m in metric_names}
+    curves = {m: c for m, c in curves.items() if c}
+    scale = {"model_params": mp, "total_params": None, "tokens": final_tokens, "schedule": schedule}
+    rid = hashlib.sha256(canonical_json({"import": src, "index": idx, "mixture": mixture, "metrics": metrics,
+                                         **({"scale": scale, "curves": curves} if mp or final_tokens else {})}).encode()).hexdigest()[:16]
+    return RunRecord(run_id=rid, mixture=mixture, status="ok", metrics=metrics, curves=curves, source="import",
+                     label=f"{src}#{idx}", info={"source_file": source_file, "index": idx}, scale=scale)
+
+
+def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Path, *, model_params: float | None = None,
+                  tokens: float | None = None, schedule: str | None = None, strict: bool = False) -> tuple[int, list[str]]:
+    """Import externally produced runs; returns (n imported, rejection messages).
+
+    ``model_params`` / ``tokens`` fill rows whose metrics file lacks those columns
+    (or leaves a cell empty); ``schedule`` names the learning-rate schedule. With
+    ``strict``, any rejected row raises ``DataError`` and nothing is written.
+    """
+    model_params = check_scale_value(model_params, "model_params", where="--model-params")
+    tokens = check_scale_value(tokens, "tokens", where="--tokens")
+    indices, domains, W, rejected = parse_mixture_rows(mixtures_csv)
+    mheader, mrows = read_csv_rows(metrics_csv, what="Metrics")
+    metric_names = [h for h in mheader if h != "index" and h not in SCALE_COLUMNS]
+    if not metric_names:
+        raise DataError(f"Metrics file {metrics_csv} has no metric columns besides `index`{' and the scale columns' if len(mheader) > 1 else ''}. Add at least one.")
+    clash = sorted(set(metric_names) & set(domains))
+    if clash:
+        raise DataError(f"Columns {clash} appear in both the mixtures and the metrics file. Rename them so each column is either a weight or a metric.")
+    by_index: dict[str, list[dict[str, str]]] = {}
+    for r in mrows:
+        by_index.setdefault(r["index"], []).append(r)
+    src = Path(mixtures_csv).name
+    records = []
+    for idx, w in zip(indices, W):
+        rows = by_index.get(idx)
+        if not rows:
+            rejected.append(f"index={_shown_index(idx)}: no row in {Path(metrics_csv).name}")
+            continue
+        mixture = {d: float(x) for d, x in zip(domains, w)}
+        try:
+            records.append(_index_record(idx, mixture, rows, metric_names, src=src, source_file=str(mixtures_csv),
+                                         model_params=model_params, tokens=tokens, schedule=schedule))
+        except DataError as exc:
+            rejected.append(f"index={_shown_index(idx)}: {exc}")
+    if strict and rejected:
+        raise DataError(f"--strict: {len(rejected)} row(s) of {src} were rejected, first: {rejected[0]}. Fix those rows, or drop --strict to import the rest.")
+    store.check_writable()
+    for rec in records:
+        store.put(rec)
+    if records:
+        store.update_meta(domains=domains)
+    return len(records), rejected
+
+
+def export_csv(table, path: str | Path) -> Path:
+    """One row per run: run_id, domain weights, [model_params, tokens when known], metrics."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    names = sorted(table.metrics)
+    scale = table.has_scale()
+    w.writerow(["run_id", *table.domains, *(SCALE_COLUMNS if scale else ()), *names])
+    for i, rid in enumerate(table.run_ids):
+        sc = [_num(table.model_params[i]), _num(table.tokens[i])] if scale else []
+        w.writerow([rid, *(repr(float(x)) for x in table.W[i]), *sc, *(repr(float(table.metrics[m][i])) for m in names)])
+    return atomic_write_text(Path(path), buf.getvalue())
+
+
+def _num(x: float) -> str:
+    return "" if not math.isfinite(x) else (str(int(x)) if float(x).is_integer() else repr(float(x)))
+
+
+def regmix_paths(out: str | Path) -> tuple[Path, Path]:
+    """The two files ``export_regmix`` writes for ``--out OUT``: ``OUT-stem.mixtures.csv`` and ``OUT-stem.metrics.csv``."""
+    out = Path(out)
+    stem = out.name[:-4] if out.name.endswith(".csv") else out.name
+    return out.with_name(stem + ".mixtures.csv"), out.with_name(stem + ".metrics.csv")
+
+
+def export_regmix(table, out: str | Path) -> tuple[Path, Path]:
+    """RegMix's two-CSV layout, which ``import_regmix`` reads back (index = run_id).
+
+    With a checkpoint table (``records_table(..., checkpoints=True)``) the metrics
+    file has one row per checkpoint under the run's index.
+    """
+    mix_path, met_path = regmix_paths(out)
+    names = sorted(table.metrics)
+    scale = table.has_scale()
+    mix, met = io.StringIO(), io.StringIO()
+    mw, tw = csv.writer(mix), csv.writer(met)
+    mw.writerow(["index", *table.domains])
+    tw.writerow(["index", *(SCALE_COLUMNS if scale else ()), *names])
+    written = set()
+    for i, rid in enumerate(table.run_ids):
+        if rid not in written:
+            mw.writerow([rid, *(repr(float(x)) for x in table.W[i])])
+            written.add(rid)
+        sc = [_num(table.model_params[i]), _num(table.tokens[i])] if scale else []
+        tw.writerow([rid, *sc, *(repr(float(table.metrics[m][i])) for m in names)])
+    return atomic_write_text(mix_path, mix.getvalue()), atomic_write_text(met_path, met.getvalue())

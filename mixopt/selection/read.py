@@ -1,0 +1,98 @@
+"""Read a pool or target for selection: every record with its fields, in input order.
+
+Sources are read like domains (``mixopt.data.sources``): local JSON/JSONL/Parquet/
+text files, globs, directories, ``save_to_disk`` folders, or hub ids, through
+Hugging Face ``datasets``. Unlike a domain, a selection source keeps all of
+each record's fields, since the scored output must give them back unchanged.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DomainSpec
+from ..data.sources import _load_dataset, _looks_like_hub_id, source_key
+from ..errors import ConfigError, DataError
+
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+
+
+@dataclass
+class Source:
+    """One pool or target: its records and the text of each (``""`` where a record has none)."""
+
+    name: str
+    spec: DomainSpec
+    rows: list[dict]  # original records, input order
+    texts: list[str]  # rows[i][text_field] when a non-empty string, else ""
+    key: str  # content hash of what was read (file bytes + read settings)
+
+    @property
+    def has_text(self) -> np.ndarray:
+        """(n_rows,) bool: the record has non-empty text."""
+        return np.fromiter((bool(t.strip()) for t in self.texts), dtype=bool, count=len(self.texts))
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(len(t.encode("utf-8", errors="replace")) for t in self.texts)
+
+
+def source_spec(name: str, path: str, *, option: str, text_field: str = "text") -> DomainSpec:
+    """A spec for a command-line source; a bad name or a missing path names the option to fix."""
+    if not name or not re.match(NAME_PATTERN, name):
+        raise ConfigError(f"{option} needs NAME=PATH with a NAME of letters, digits, '_', '.', '-'. Got {name!r}. Rename it.")
+    p = Path(path).expanduser()
+    if not (p.exists() or glob.glob(str(p)) or _looks_like_hub_id(path)):
+        raise DataError(f"{option} {name}={path}: the path does not exist (no file, directory or glob match). "
+                        f"Fix the path after {option}.")
+    return DomainSpec(name=name, path=path, text_field=text_field)
+
+
+def read_source(spec: DomainSpec, *, option: str) -> Source:
+    """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error."""
+    ds = _load_dataset(spec)
+    where = f"{option} {spec.name}={spec.path}"
+    if spec.text_field not in ds.column_names:
+        raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
+                        f"{ds.column_names}. Pass --text-field with the field that holds the text.")
+    if spec.max_documents is not None and len(ds) > spec.max_documents:
+        ds = ds.select(range(spec.max_documents))
+    rows = ds.to_list()
+    texts = [r.get(spec.text_field) if isinstance(r.get(spec.text_field), str) else "" for r in rows]
+    if not any(t.strip() for t in texts):
+        raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(rows)} records). "
+                        "Give a file with text, or the right --text-field.")
+    key = source_key(spec) if _local(spec) else hashlib.sha256(repr(spec.model_dump()).encode()).hexdigest()[:20]
+    return Source(spec.name, spec, rows, texts, key)
+
+
+def _local(spec: DomainSpec) -> bool:
+    return not (spec.format == "hub" or (not Path(spec.path).expanduser().exists() and not glob.glob(spec.path)))
+
+
+def overlap(target: Source, pool: Source) -> int:
+    """Target documents whose exact text also occurs in the pool."""
+    seen = {hashlib.sha1(t.encode("utf-8", "replace")).digest() for t in pool.texts if t.strip()}
+    return sum(hashlib.sha1(t.encode("utf-8", "replace")).digest() in seen for t in target.texts if t.strip())
+
+
+def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None) -> list[str]:
+    """The non-empty texts of the first ``max_documents`` records, with errors that name ``option`` and ``--text-field``."""
+    ds = _load_dataset(spec)
+    where = f"{option} {spec.name}={spec.path}"
+    if spec.text_field not in ds.column_names:
+        raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
+                        f"{ds.column_names}. Pass --text-field with the field that holds the text.")
+    if max_documents is not None and len(ds) > max_documents:
+        ds = ds.select(range(max_documents))
+    texts = [t for t in ds[spec.text_field] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(ds)} records). "
+                        "Give a file with text, or the right --text-field.")
+    return texts

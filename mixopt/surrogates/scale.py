@@ -1,0 +1,390 @@
+"""Scale-aware surrogates: predict a metric for (mixture, model_params, tokens).
+
+Inputs are ``X = [W | model_params | tokens]``, shape (n, n_domains + 2): the
+mixture's weights, then the model's (non-embedding) parameter count and the
+training tokens of the measurement, as plain numbers (see :func:`scale_inputs`).
+A scale column that is NaN for every training row (unknown) is inactive.
+
+``ScaleGP`` (registry name ``scale-gp``, the default scale-aware model) extends
+the default GP across scales. With ``u`` the scale in decades
+(``log10 N - log10 N_ref``, ``log10 D - log10 D_ref``):
+
+.. math::
+
+    k((w,u),(w',u')) = a\\,k_w(w,w')\\,\\exp\\big(-\\textstyle\\sum_j (u_j-u'_j)^2 / 2\\ell_j^2\\big)
+                     + b_0 + \\textstyle\\sum_j b_j u_j u'_j + s_n^2\\,\\delta
+
+``k_w`` is the default GP's kernel, fitted on the scale with the most runs (the
+mixture effect). The product term lets the mixture effect decorrelate across
+scales (an intrinsic-coregionalisation model over a continuous scale), and
+``b_0 + b_j u_j u_j'`` is a Bayesian linear trend of the level in log scale,
+so the predictive std grows with the distance to the trained scales: linearly
+through the trend, and through the product term's decorrelation. ``a``,
+``ell``, ``b`` and ``s_n`` are MAP-fitted with ``k_w`` held fixed. With
+``ell`` fixed very long (``length_scale=inf``) it is the GP with per-scale
+offsets. At an inactive scale dimension ``ell_j`` and ``b_j`` stay at their
+prior (1 decade; 0.25 standardised units² per decade²).
+
+``NestedMixingLaw`` (``nested-law``) is Data Mixing Laws' nested use of the
+mixing law (Ye et al., 2024): one ``L(r) = c + k exp(t·r)`` per trained scale;
+at another scale, each candidate's per-scale predictions are carried by a
+power law ``L(N) = E + B N^-alpha`` (at least 3 scales) or by a line in
+log N / log D (2 scales).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.optimize import curve_fit, minimize
+from scipy.stats import spearmanr
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from threadpoolctl import threadpool_limits
+
+from ..errors import FitError, MixtureError, NotFittedError
+from .base import check_target, check_weights
+from .gp import GPSurrogate
+from .mixing_law import MixingLawSurrogate
+
+N_SCALE = 2  # model_params, tokens
+_BASE_CACHE: dict[str, GPSurrogate] = {}  # identical base fits (e.g. across CV folds that share the small-scale runs)
+_BASE_CACHE_SIZE = 4
+
+
+def _fit_base(W: np.ndarray, y: np.ndarray, params: dict, random_state: int) -> GPSurrogate:
+    """The mixture GP on the base scale; an identical fit (same data, params, seed) is reused, not repeated."""
+    key = hashlib.sha256(W.tobytes() + y.tobytes() + repr((sorted(params.items()), random_state)).encode()).hexdigest()
+    if key not in _BASE_CACHE:
+        while len(_BASE_CACHE) >= _BASE_CACHE_SIZE:
+            _BASE_CACHE.pop(next(iter(_BASE_CACHE)))
+        _BASE_CACHE[key] = GPSurrogate(**params, random_state=random_state).fit(W, y)
+    return copy.deepcopy(_BASE_CACHE[key])
+
+
+def check_positive(value, name: str, *, where: str) -> float:
+    """A positive finite number, else ``FitError`` naming ``where``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise FitError(f"{name} must be a positive number. Got {value!r} for {where}. Write it as e.g. 1e9.") from None
+    if not (math.isfinite(v) and v > 0):
+        raise FitError(f"{name} must be a positive finite number. Got {value!r} for {where}. Fix the value.")
+    return v
+
+
+def scale_inputs(W, model_params, tokens) -> np.ndarray:
+    """``X = [W | model_params | tokens]`` (n, d + 2); scalars broadcast to every row."""
+    W = np.asarray(W, dtype=float)
+    n = len(W)
+    mp = np.broadcast_to(np.asarray(np.nan if model_params is None else model_params, dtype=float), (n,))
+    tk = np.broadcast_to(np.asarray(np.nan if tokens is None else tokens, dtype=float), (n,))
+    return np.column_stack([W, mp, tk])
+
+
+def split_inputs(X, *, where: str = "X") -> tuple[np.ndarray, np.ndarray]:
+    """``(W, S)`` from ``X``: weights validated, ``S`` (n, 2) = log10 of (model_params, tokens), NaN when unknown."""
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise MixtureError(f"{where} must be numeric, shape (n, n_domains + 2). Build it with scale_inputs(W, model_params, tokens).") from None
+    if X.ndim != 2 or X.shape[1] < N_SCALE + 1:
+        raise MixtureError(f"{where} must have shape (n, n_domains + 2): weights, model_params, tokens. Got {X.shape}. "
+                           "Build it with scale_inputs(W, model_params, tokens).")
+    W = check_weights(X[:, :-N_SCALE], where=where)
+    raw = X[:, -N_SCALE:]
+    bad = np.isfinite(raw) & (raw <= 0) | np.isinf(raw)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise FitError(f"{('model_params', 'tokens')[c]} must be positive and finite. Got {raw[r, c]:g} in row {r} of {where}. "
+                       "Fix the run's scale or leave it unknown (NaN).")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return W, np.log10(raw)
+
+
+class _ScaleBase(RegressorMixin, BaseEstimator):
+    """Shared checks: scale columns, reference scale, fitted state."""
+
+    name = "scale"
+    min_runs = 4
+    extrapolates_down = True  # whether a target below the smallest trained scale is allowed
+
+    def _check_fit(self, X, y):
+        W, S = split_inputs(X)
+        y = check_target(y, len(W), estimator=self.name)
+        partial = [j for j in range(N_SCALE) if 0 < np.isnan(S[:, j]).sum() < len(S)]
+        if partial:
+            j = partial[0]
+            raise FitError(f"{('model_params', 'tokens')[j]} is known for some runs and unknown for {int(np.isnan(S[:, j]).sum())}. "
+                           "Give every run its scale (runs import --model-params/--tokens) or none.")
+        self.active_ = np.array([np.isfinite(S[:, j]).all() and np.ptp(S[:, j]) > 0 for j in range(N_SCALE)])
+        self.ref_ = np.array([np.nanmin(S[:, j]) if np.isfinite(S[:, j]).any() else 0.0 for j in range(N_SCALE)])
+        self.known_ = np.array([np.isfinite(S[:, j]).all() for j in range(N_SCALE)])
+        self.trained_scales_ = np.unique(np.nan_to_num(S, nan=-1.0), axis=0)
+        self.n_features_in_ = X.shape[1]
+        return W, S, y
+
+    def _u(self, S) -> np.ndarray:
+        """Scale in decades from the smallest trained scale; an unknown scale counts as trained (0)."""
+        U = S - self.ref_
+        return np.where(np.isfinite(U), U, 0.0)
+
+    def check_target_scale(self, model_params: float | None = None, tokens: float | None = None) -> None:
+        """Raise ``FitError`` when the model cannot speak for this target scale (call before predicting there).
+
+        A scale dimension the runs never varied cannot be extrapolated in level:
+        a one-scale store transfers rank only. A model that cannot extrapolate
+        downwards (``extrapolates_down = False``) refuses a target below its smallest trained scale.
+        """
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+        for j, (name, flag, value) in enumerate([("model_params", "--model-params", model_params), ("tokens", "--tokens", tokens)]):
+            if value is None:
+                continue
+            v = check_positive(value, name, where=flag)
+            trained = sorted({float(10 ** s[j]) for s in self.trained_scales_ if s[j] != -1.0})
+            if not self.active_[j] and not (trained and np.isclose(v, trained[0])):
+                at = f"{trained[0]:g}" if trained else "an unknown value"
+                raise FitError(f"{flag} {v:g} asks for another scale, but every run has {name} = {at}; one scale transfers "
+                               f"the mixtures' rank, not their level. Drop {flag} (the ranking holds at any scale) or add runs at a second {name}.")
+            if self.active_[j] and v < trained[0] and not self.extrapolates_down:
+                raise FitError(f"{flag} {v:g} is below the smallest trained {name} ({trained[0]:g}), where {self.name} cannot "
+                               f"interpolate. Ask for {trained[0]:g} or more, or use scale-gp.")
+
+    def _check_predict(self, X):
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+        W, S = split_inputs(X)
+        if W.shape[1] + N_SCALE != self.n_features_in_:
+            raise MixtureError(f"X has {W.shape[1]} weight columns, but the model was fitted on {self.n_features_in_ - N_SCALE}. "
+                               "Pass the same domains in the same order, then model_params and tokens.")
+        return W, S
+
+
+class ScaleGP(_ScaleBase):
+    """The default GP across scales (see the module docstring for the kernel).
+
+    Parameters
+    ----------
+    length_scale : float or None
+        Fix the scale length ``ell`` (decades) instead of fitting it; ``inf``
+        gives per-scale offsets with a fully shared mixture effect.
+    base_params : dict or None
+        Parameters of the mixture GP (``GPSurrogate``) fitted on the base scale.
+    random_state : int
+        Seed of the mixture GP's restarts.
+    noise_variance : float or None
+        The measured seed-noise variance of one run's target (target units); fixes
+        the white noise of both the mixture GP and the scale model. None fits it.
+    """
+
+    name = "scale-gp"
+
+    def __init__(self, length_scale: float | None = None, base_params: dict | None = None, random_state: int = 0,
+                 noise_variance: float | None = None):
+        self.length_scale = length_scale
+        self.base_params = base_params
+        self.random_state = random_state
+        self.noise_variance = noise_variance
+
+    # theta = [log a, log ell_j (active), log b0, log b_j (active), log sn2]
+    def _prior(self, q):
+        mu = np.r_[0.0, np.full(q, math.log(1.0)), math.log(4.0), np.full(q, math.log(0.25)), math.log(1e-2)]
+        sd = np.r_[1.0, np.full(q, 1.5), 2.0, np.full(q, 2.0), 2.0]
+        return mu, sd
+
+    def _unpack(self, theta, q):
+        a, ell, b0, b, sn2 = math.exp(theta[0]), np.exp(theta[1:1 + q]), math.exp(theta[1 + q]), np.exp(theta[2 + q:2 + 2 * q]), math.exp(theta[-1])
+        if self.length_scale is not None:
+            ell = np.full(q, float(self.length_scale))
+        return a, ell, b0, b, sn2
+
+    def _objective(self, theta, Kw, D2, UU, y):
+        n, q = len(y), D2.shape[0]
+        a, ell, b0, b, sn2 = self._unpack(theta, q)
+        E = np.exp(-0.5 * np.tensordot(1.0 / ell**2, D2, axes=1)) if q else np.ones_like(Kw)
+        KE = a * Kw * E
+        K = KE + b0 + (np.tensordot(b, UU, axes=1) if q else 0.0) + (sn2 + 1e-8) * np.eye(n)
+        try:
+            L = cholesky(K, lower=True)
+        except np.linalg.LinAlgError:
+            return 1e10, np.zeros_like(theta)
+        alpha = cho_solve((L, True), y)
+        nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum()
+        Wm = np.outer(alpha, alpha) - cho_solve((L, True), np.eye(n))
+        g = [(Wm * KE).sum()]
+        g += [(Wm * KE * D2[j] / ell[j] ** 2).sum() if self.length_scale is None else 0.0 for j in range(q)]
+        g += [(Wm * b0).sum()] + [(Wm * b[j] * UU[j]).sum() for j in range(q)] + [sn2 * np.trace(Wm)]
+        mu, sd = self._prior(q)
+        return nll + 0.5 * (((theta - mu) / sd) ** 2).sum(), -0.5 * np.array(g) + (theta - mu) / sd**2
+
+    def fit(self, X, y) -> "ScaleGP":
+        """Fit on ``X`` (n, d + 2) and targets ``y`` (n,); returns self."""
+        W, S, y = self._check_fit(X, y)
+        keys = [tuple(s) for s in np.nan_to_num(S, nan=-1.0)]
+        counts = {k: keys.count(k) for k in set(keys)}
+        base_key = max(counts, key=lambda k: (counts[k], [-v for v in k]))  # most runs; ties -> smallest scale
+        base_rows = np.array([k == base_key for k in keys])
+        if base_rows.sum() < self.min_runs:
+            raise FitError(f"{self.name} needs at least {self.min_runs} runs at one scale to learn the mixture effect. Got {int(base_rows.sum())}. Add runs.")
+        base_params = dict(self.base_params or {})
+        if self.noise_variance is not None:
+            base_params["noise_variance"] = check_positive(self.noise_variance, "noise_variance", where=self.name) if self.noise_variance else 0.0
+        self.base_ = _fit_base(np.ascontiguousarray(W[base_rows]), np.ascontiguousarray(y[base_rows]), base_params, self.random_state)
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
+        self.kw_scale_ = self.base_.y_scale_ ** 2 / self.y_scale_**2  # k_w in the base scale's units -> global units
+        Z = self.base_._features(W)
+        Kw = self.base_.gp_._cross(Z, Z) * self.kw_scale_
+        U = self._u(S)[:, self.active_]
+        q = U.shape[1]
+        D2 = np.stack([(U[:, j, None] - U[None, :, j]) ** 2 for j in range(q)]) if q else np.zeros((0, len(y), len(y)))
+        UU = np.stack([U[:, j, None] * U[None, :, j] for j in range(q)]) if q else np.zeros((0, len(y), len(y)))
+        z = (y - self.y_mean_) / self.y_scale_
+        mu, sd = self._prior(q)
+        bounds = [(m - 4 * s, m + 4 * s) for m, s in zip(mu, sd)]
+        if self.noise_variance is not None:  # measured: equal bounds hold log s_n^2 fixed
+            fixed = math.log(max(float(self.noise_variance) / self.y_scale_**2, 1e-10))
+            bounds[-1] = (fixed, fixed)
+        x0 = np.clip(mu, [b[0] for b in bounds], [b[1] for b in bounds])
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = minimize(self._objective, x0, args=(Kw, D2, UU, z), jac=True, method="L-BFGS-B",
+                           bounds=bounds, options={"maxiter": 200})
+        self.theta_ = res.x
+        a, ell, b0, b, sn2 = self._unpack(res.x, q)
+        self.a_, self.b0_, self.sn2_ = a, b0, sn2
+        self.ell_ = np.ones(N_SCALE)  # the prior for inactive dimensions
+        self.b_ = np.full(N_SCALE, 0.25)
+        self.ell_[self.active_], self.b_[self.active_] = ell, b
+        self.W_, self.U_ = W, self._u(S)
+        K = self._cov(W, self.U_, W, self.U_, Kw=Kw) + (sn2 + 1e-8) * np.eye(len(z))
+        self.L_ = cholesky(K, lower=True)
+        self.alpha_ = cho_solve((self.L_, True), z)
+        return self
+
+    def _cov(self, W1, U1, W2, U2, Kw=None):
+        if Kw is None:
+            Kw = self.base_.gp_._cross(self.base_._features(W1), self.base_._features(W2)) * self.kw_scale_
+        D2 = ((U1[:, None, :] - U2[None, :, :]) ** 2 / self.ell_**2).sum(-1)
+        return self.a_ * Kw * np.exp(-0.5 * D2) + self.b0_ + (U1 * self.b_) @ U2.T
+
+    def predict(self, X, return_std: bool = False):
+        """Mean (n,) and, with ``return_std``, the predictive std (n,) at each row's scale."""
+        W, S = self._check_predict(X)
+        U = self._u(S)
+        mean, std = np.empty(len(W)), np.empty(len(W))
+        for s in range(0, len(W), 4096):
+            Ks = self._cov(W[s:s + 4096], U[s:s + 4096], self.W_, self.U_)
+            mean[s:s + 4096] = Ks @ self.alpha_
+            if return_std:
+                Zs = self.base_._features(W[s:s + 4096])
+                kw = self.base_.gp_.sf2_ + self.base_.gp_.sl2_ * (Zs**2).sum(1) / Zs.shape[1]
+                prior = self.a_ * kw * self.kw_scale_ + self.b0_ + (U[s:s + 4096] ** 2 * self.b_).sum(1)
+                v = solve_triangular(self.L_, Ks.T, lower=True)
+                std[s:s + 4096] = np.sqrt(np.maximum(prior - (v * v).sum(0), 0.0) + self.sn2_)
+        mean = mean * self.y_scale_ + self.y_mean_
+        return (mean, np.maximum(std * self.y_scale_, 1e-12)) if return_std else mean
+
+
+class NestedMixingLaw(_ScaleBase):
+    """Data Mixing Laws' nested laws: a mixing law per scale, carried across scales per candidate.
+
+    Parameters
+    ----------
+    n_restarts, random_state : passed to each scale's ``MixingLawSurrogate``.
+    """
+
+    name = "nested-law"
+    extrapolates_down = False  # the power law in N is fitted for growth; below the data it is not a law of anything
+
+    def __init__(self, n_restarts: int = 4, random_state: int = 0):
+        self.n_restarts = n_restarts
+        self.random_state = random_state
+
+    def fit(self, X, y) -> "NestedMixingLaw":
+        W, S, y = self._check_fit(X, y)
+        keys = np.nan_to_num(S, nan=-1.0)
+        self.laws_ = []
+        for key in np.unique(keys, axis=0):
+            rows = np.all(keys == key, axis=1)
+            law = MixingLawSurrogate(n_restarts=self.n_restarts, random_state=self.random_state)
+            if rows.sum() >= law.min_rows(W.shape[1]):
+                self.laws_.append((np.where(key == -1.0, np.nan, key), law.fit(W[rows], y[rows])))
+        if not self.laws_:
+            raise FitError(f"{self.name} needs one scale with at least {W.shape[1] + 3} runs to fit a mixing law. Add runs.")
+        return self
+
+    def predict(self, X, return_std: bool = False):
+        W, S = self._check_predict(X)
+        P = np.array([law.predict(W, return_std=True) for _, law in self.laws_])  # (n_scales, 2, n)
+        U = np.array([self._u(s[None])[0] for s, _ in self.laws_])  # (n_scales, 2)
+        Uq = self._u(S)
+        mean, std = np.empty(len(W)), np.empty(len(W))
+        for i in range(len(W)):
+            hit = np.flatnonzero(np.all(np.isclose(U, Uq[i]), axis=1))
+            if hit.size:
+                mean[i], std[i] = P[hit[0], 0, i], P[hit[0], 1, i]
+                continue
+            mean[i], std[i] = self._carry(U, P[:, 0, i], P[:, 1, i], Uq[i])
+        return (mean, std) if return_std else mean
+
+    def _carry(self, U, m, s, uq):
+        """Extrapolate one candidate's per-scale predictions to scale ``uq`` (power law in N, else a line)."""
+        act = self.active_
+        if len(m) == 1 or not act.any():
+            return m[0], s[0] * (1.0 + np.abs(uq - U[0]).sum())
+        if len(m) >= 3 and act[0] and not act[1]:
+            try:
+                f = lambda n, e, b, al: e + b * np.exp(-al * n * math.log(10))  # noqa: E731  L(N) = E + B N^-alpha, N in decades
+                p, _ = curve_fit(f, U[:, 0], m, p0=[m.min() - 0.1, m.max() - m.min() + 0.1, 0.3], maxfev=2000)
+                return float(f(uq[0], *p)), float(np.max(s) * (1.0 + max(0.0, uq[0] - U[:, 0].max())))
+            except RuntimeError:
+                pass
+        A = np.column_stack([np.ones(len(m)), U[:, act]])
+        coef, *_ = np.linalg.lstsq(A, m, rcond=None)
+        dist = np.abs(uq[act] - U[:, act]).min(0).sum()
+        return float(np.r_[1.0, uq[act]] @ coef), float(np.max(s) * (1.0 + dist))
+
+
+#: scale-aware estimators by name; ``scale-gp`` is the default (see benchmarks/RESULTS.md, "Scale transfer")
+SCALE_ESTIMATORS = {"scale-gp": ScaleGP, "nested-law": NestedMixingLaw}
+DEFAULT_SCALE_ESTIMATOR = "scale-gp"
+
+
+def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None) -> dict:
+    """Cross-validation that holds out the largest scale: K folds over its runs, every other run always trains.
+
+    ``groups`` (n,) marks runs of one mixture (e.g. its weights' hash); a held-out
+    run's whole group at the largest scale leaves together. Returns the same
+    metrics as :func:`~mixopt.surrogates.crossval.cross_validate`, on the
+    largest scale's runs, plus ``largest_scale`` = (model_params, tokens).
+    """
+    W, S = split_inputs(X)
+    y = np.asarray(y, dtype=float)
+    key = np.nan_to_num(S, nan=-np.inf)
+    order = np.lexsort((key[:, 1], key[:, 0]))
+    top = key[order[-1]]
+    big = np.flatnonzero(np.all(key == top, axis=1))
+    if len(big) == len(y):
+        raise FitError("held-out-scale CV needs runs at two or more scales; the store has one. Use cross_validate, or add runs at another scale.")
+    if len(big) < k:
+        raise FitError(f"The largest scale has {len(big)} runs, fewer than k={k} folds. Lower k or add runs at that scale.")
+    g = np.asarray(groups)[big] if groups is not None else np.arange(len(big))
+    uniq = np.unique(g)
+    gfold = np.empty(len(uniq), dtype=int)
+    gfold[np.random.default_rng(seed).permutation(len(uniq))] = np.arange(len(uniq)) % k
+    fold = gfold[np.searchsorted(uniq, g)]
+    pred, std, regrets = np.empty(len(big)), np.empty(len(big)), []
+    for f in range(k):
+        te = big[fold == f]
+        tr = np.setdiff1d(np.arange(len(y)), te)
+        model = clone(estimator).fit(X[tr], y[tr])
+        pred[fold == f], std[fold == f] = model.predict(X[te], return_std=True)
+        regrets.append(y[te][np.argmin(pred[fold == f])] - y[te].min())
+    yt = y[big]
+    z = np.abs(pred - yt) / std
+    return {"spearman": float(spearmanr(pred, yt)[0]), "mae": float(np.mean(np.abs(pred - yt))), "regret_at_1": float(np.mean(regrets)),
+            "within_1sd": float(np.mean(z <= 1)), "within_2sd": float(np.mean(z <= 2)), "oof_pred": pred, "oof_std": std,
+            "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": tuple(float(10**v) if np.isfinite(v) else None for v in top)}

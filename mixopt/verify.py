@@ -1,0 +1,237 @@
+"""`verify`: train a plan and its simple alternatives at a target scale with paired seeds, and say who won.
+
+Each alternative is trained with the same seeds as the plan, so where two mixtures agree their runs see the same
+initialisation and data order, and the comparison is a paired difference per seed. The runs are ordinary records in
+the run store (labelled ``verify:NAME``), so verify resumes after a crash and a second call trains nothing.
+
+Alternatives (``--against``):
+
+* ``natural`` — token-proportional; ``uniform``;
+* ``best-run`` — the best mixture observed in the sweep (by its whole-run token shares);
+* ``no-upsampling`` — the plan without its end phase (phase 0 for the whole run);
+* ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
+* ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates.
+
+``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired interval over the
+seeds (a t-interval from 3 seeds, an exact bootstrap below that); ``plan_better`` is true only when the interval lies
+below zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .config import ProxyConfig, SweepConfig
+from .data.types import DomainSet
+from .errors import BudgetError, ConfigError, ConsistencyError
+from .mixtures import Mixture, Phases, as_phases, natural_mixture, temperature_prior, uniform_mixture
+from .plan import Plan
+from .planning.constraints import Constraints
+from .planning.search import simulate_search
+from .proxy.model import GPT, GPTConfig
+from .runs.record import RunSpec
+from .runs.store import RunStore, StoreSnapshot
+from .runs.sweep import execute_runs, sweep_scales
+from .runs.table import records_table
+from .surrogates import get_estimator
+
+ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix")
+LABEL = "verify:"
+
+
+@dataclass
+class VerifyScale:
+    proxy: ProxyConfig
+    model_params: int  # non-embedding
+    total_params: int
+    tokens: int
+    name: str = ""
+
+
+@dataclass
+class Arm:
+    name: str
+    schedule: Phases
+    values: list[float] = field(default_factory=list)
+
+
+def parse_against(text: str) -> list[str]:
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    unknown = [n for n in names if n not in ALTERNATIVES]
+    if unknown or not names:
+        raise ConfigError(f"--against takes a comma-separated list of {', '.join(ALTERNATIVES)}. Got {text!r}"
+                          f"{f' (unknown: {unknown})' if unknown else ''}. Fix the names.")
+    return list(dict.fromkeys(names))
+
+
+def params_of(proxy: ProxyConfig, vocab_size: int) -> tuple[int, int]:
+    """(non-embedding, total) parameters of the proxy shape."""
+    model = GPT(GPTConfig.from_proxy(proxy, vocab_size))
+    return model.num_params(non_embedding=True), model.num_params()
+
+
+def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | None = None,
+                 model_params: float | None = None, tokens: float | None = None) -> VerifyScale:
+    """The scale to train at: a named or overridden shape, the one nearest ``model_params``, else the largest; the plan's budget."""
+    scales = sweep_scales(cfg)
+    sized = [(sc, *params_of(sc.proxy, data.vocab_size)) for sc in scales]
+    if shape and "=" in shape:
+        over = {}
+        for item in shape.split(","):
+            k, _, v = item.partition("=")
+            over[k.strip()] = v.strip()
+        base = max(sized, key=lambda t: t[1])[0].proxy
+        try:
+            proxy = ProxyConfig.model_validate({**base.model_dump(), **over})
+        except Exception as exc:  # pydantic's error, made one line
+            raise ConfigError(f"--shape overrides must be proxy fields (n_layer=2,n_embd=128,...). Got {shape!r}: "
+                              f"{' '.join(str(exc).split())[:200]}") from None
+        chosen = (proxy, *params_of(proxy, data.vocab_size), "custom")
+    elif shape:
+        found = [t for t in sized if t[0].name == shape]
+        if not found:
+            raise ConfigError(f"--shape {shape!r} is not a proxy size of the sweep (sizes: {[t[0].name for t in sized]}). "
+                              "Pass one of them, or overrides such as --shape n_embd=128.")
+        chosen = (found[0][0].proxy, found[0][1], found[0][2], shape)
+    elif model_params is not None:
+        if not (math.isfinite(model_params) and model_params > 0):
+            raise ConfigError(f"--model-params must be a number > 0. Got {model_params!r}.")
+        sc, ne, tot = min(sized, key=lambda t: abs(math.log(t[1] / model_params)))
+        chosen = (sc.proxy, ne, tot, sc.name)
+    else:
+        sc, ne, tot = max(sized, key=lambda t: t[1])
+        chosen = (sc.proxy, ne, tot, sc.name)
+    proxy, ne, tot, name = chosen
+    d = int(tokens if tokens is not None else plan.budget_tokens)
+    if d < proxy.batch_size * proxy.block_size:
+        raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")
+    return VerifyScale(proxy.model_copy(update={"tokens": d}), ne, tot, d, name)
+
+
+def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epochs: float) -> None:
+    """The plan's overall shares at ``tokens`` must stay within its repetition cap."""
+    for d, w in sorted(plan.overall_weights().items()):
+        epochs = w * tokens / counts[d]
+        if epochs > max_epochs + 1e-9:
+            raise BudgetError(f"At {tokens:.3g} tokens the plan repeats '{d}' {epochs:.1f} times, over its cap of {max_epochs:g} "
+                              "epochs. Verify at a smaller --tokens, or raise propose.max_epochs and propose again.")
+
+
+def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: dict[str, int], cfg: SweepConfig,
+                 *, seed: int = 0) -> tuple[list[Arm], list[dict[str, str]]]:
+    """The arms to train besides the plan, and the alternatives skipped (with why)."""
+    domains = sorted(counts)
+    arms, skipped = [], []
+    for name in names:
+        if name == "natural":
+            arms.append(Arm(name, as_phases(natural_mixture(counts))))
+        elif name == "uniform":
+            arms.append(Arm(name, as_phases(uniform_mixture(domains))))
+        elif name == "best-run":
+            table = records_table([r for r in snapshot.ok if not r.label.startswith(LABEL)])
+            y = table.target(plan.predicted.metric) if plan.predicted else None
+            if y is None or not np.isfinite(y).any():
+                skipped.append({"name": name, "why": "no finished sweep run has the plan's target"})
+                continue
+            i = int(np.nanargmin(y))
+            arms.append(Arm(name, as_phases(Mixture.from_vector(table.W[i], table.domains, drop_zeros=True))))
+        elif name == "no-upsampling":
+            if len(plan.phases) == 1:
+                skipped.append({"name": name, "why": "the plan has no end phase"})
+                continue
+            arms.append(Arm(name, as_phases(plan.phases[0].weights)))
+        elif name == "no-pools":
+            skipped.append({"name": name, "why": "the proxy trainer reads whole domains, so the plan's pools change nothing it trains"
+                            if plan.pools else "the plan keeps no quality pools"})
+        elif name == "regmix":
+            arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
+    return arms, skipped
+
+
+def regmix_mixture(snapshot: StoreSnapshot, plan: Plan, counts: dict[str, int], cfg: SweepConfig, *, seed: int = 0) -> Mixture:
+    """RegMix's recipe on this store: LightGBM on the sweep runs, mean of the top-100 of simulated candidates."""
+    table = records_table([r for r in snapshot.ok if not r.label.startswith(LABEL)])
+    est = get_estimator("regmix-lightgbm").fit(table.W, table.target(plan.predicted.metric))
+    prior = temperature_prior({d: counts[d] for d in table.domains}, cfg.sampler.temperature).vector(table.domains)
+    cons = Constraints.build(table.domains, token_counts={d: counts[d] for d in table.domains}, budget_tokens=plan.budget_tokens,
+                             max_epochs=cfg.propose.max_epochs)
+    res = simulate_search(est, prior, constraints=cons, n_candidates=cfg.propose.n_candidates, top_k=cfg.propose.top_k, seed=seed,
+                          strength_range=(cfg.sampler.strength_min, cfg.sampler.strength_max))
+    return Mixture.from_vector(res.weights / res.weights.sum(), table.domains, drop_zeros=True)
+
+
+def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
+    """A paired interval for the mean difference: Student t from 3 seeds, an exact bootstrap of the mean below that."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size >= 3:
+        half = stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+        return float(d.mean() - half), float(d.mean() + half)
+    means = [np.mean([d[i], d[j]]) for i in range(d.size) for j in range(d.size)] if d.size == 2 else list(d)
+    return float(min(means)), float(max(means))
+
+
+def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
+           against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
+           tokens: float | None = None, progress=None) -> dict[str, Any]:
+    """Train the plan and the alternatives at the target scale with paired seeds; returns the VERIFY.json body."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1 (3 or more give a t-interval). Got {seeds}.")
+    if plan.predicted is None:
+        raise ConfigError("The plan has no predicted metric to verify against. Write it with `mixopt propose`.")
+    unknown = sorted(set(plan.domains) - set(data.domains))
+    if unknown:
+        raise ConsistencyError(f"The plan trains domains {unknown}, which the store's data does not have ({data.names}). "
+                               "Verify with the store the plan was proposed on.")
+    fp = snapshot.meta.get("data_fingerprint")
+    if fp and fp != data.fingerprint:
+        raise ConsistencyError(f"The config's data (fingerprint {data.fingerprint}) differs from the store's ({fp}). "
+                               "Pass the config the store was swept with (or omit --config).")
+    counts = data.token_counts
+    scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
+    check_repetition(plan, counts, scale.tokens, cfg.propose.max_epochs)
+    arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed)
+    arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
+    seed_list = [cfg.seed + k for k in range(seeds)]
+    proxy = scale.proxy.model_dump(mode="json")
+    specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
+                                  label=f"{LABEL}{a.name}", phases=tuple(a.schedule))
+             for a in arms for s in seed_list}
+    unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
+    outcomes = execute_runs(unique, store, data, wait=True, progress=progress)
+    trained = sum(o.outcome == "trained" for o in outcomes)
+    fresh = RunStore(store.root, create=False)
+    metric = plan.predicted.metric
+    for a in arms:
+        for s in seed_list:
+            rec = fresh.get(specs[(a.name, s)].run_id)
+            if rec is None or rec.status != "ok":
+                raise ConfigError(f"The verify run of {a.name} with seed {s} failed ({rec.reason if rec else 'no record'}). "
+                                  "Lower the learning rate or the scale, then run verify again (finished runs are kept).")
+            a.values.append(float(records_table([rec]).target(metric)[0]))
+    plan_arm = arms[0]
+    comparisons = []
+    for a in arms[1:]:
+        diffs = np.array(plan_arm.values) - np.array(a.values)
+        lo, hi = paired_interval(diffs)
+        comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi], "plan_better": bool(hi < 0),
+                            "plan_worse": bool(lo > 0)})
+    plan_mean = float(np.mean(plan_arm.values))
+    return {
+        "target": metric,
+        "scale": {"model_params": scale.model_params, "total_params": scale.total_params, "tokens": scale.tokens,
+                  "shape": scale.name, "proxy": {k: proxy[k] for k in ("n_layer", "n_embd", "block_size", "batch_size", "lr")}},
+        "seeds": seed_list,
+        "results": [{"name": a.name, "values": a.values, "mean": float(np.mean(a.values)),
+                     "weights": dict(a.schedule[0][1]), "phases": len(a.schedule)} for a in arms],
+        "comparisons": comparisons,
+        "skipped": skipped,
+        "predicted": {"value": plan.predicted.value, "std": plan.predicted.std,
+                      "scale": "proxy", "note": "the surrogate predicts at the proxies' scale, not at this one"},
+        "prediction_error": plan_mean - plan.predicted.value,
+        "trained": trained,
+    }

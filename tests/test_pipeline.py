@@ -1,0 +1,108 @@
+"""The pipeline verbs: records read once per command, fingerprints checked where inputs meet, seed noise reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt import pipeline
+from mixopt.cli.main import run
+from mixopt.errors import ConsistencyError
+from mixopt.runs.record import RunRecord
+from tests.test_cli_sweep import write_cfg
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """Two tiny real stores on different domains; the first repeats its anchors over 2 seeds."""
+    tmp = tmp_path_factory.mktemp("pipe")
+    a_dir, b_dir = tmp / "a", tmp / "b"
+    a_dir.mkdir(), b_dir.mkdir()
+    cfg_a = write_cfg(a_dir, runs=6, sampler={"noise_seeds": 2, "noise_mixtures": 1, "two_phase_runs": 0})
+    cfg_b = write_cfg(b_dir, runs=4, data={"include": ["code", "prose"]})
+    for cfg, store in ((cfg_a, tmp / "store_a"), (cfg_b, tmp / "store_b")):
+        assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    return cfg_a, tmp / "store_a", cfg_b, tmp / "store_b"
+
+
+def _parses(argv) -> int:
+    RunRecord.parse_count = 0
+    assert run(argv) == 0, argv
+    return RunRecord.parse_count
+
+
+def test_each_record_is_parsed_at_most_once_per_command(stores, tmp_path):
+    cfg, store, _, _ = stores
+    n = len(list((store / "runs").glob("*.json")))
+    model, plan = tmp_path / "m.pkl", tmp_path / "plan.yaml"
+    counts = {
+        "sweep (resume)": _parses(["sweep", str(cfg), "--store", str(store)]),
+        "fit": _parses(["fit", "--store", str(store), "--out", str(model)]),
+        "propose": _parses(["propose", str(cfg), "--model", str(model), "--store", str(store), "--out", str(plan)]),
+        "export": _parses(["export", str(plan), "-f", "json", "-o", str(tmp_path / "plan.json")]),
+        "report": _parses(["report", "--store", str(store), "--plan", str(plan), "--model", str(model), "--out", str(tmp_path / "r")]),
+    }
+    assert all(c <= n for c in counts.values()), f"{n} records; parses per command: {counts}"
+    assert counts["fit"] == n  # and the counter really counts
+
+
+def test_fit_creates_missing_folders_and_reports_seed_noise(stores, tmp_path, capsys):
+    _, store, _, _ = stores
+    out = tmp_path / "no" / "dir" / "m.pkl"
+    assert run(["fit", "--store", str(store), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "seed noise: sd" in text and "signal/noise" in text
+    meta = pipeline.open_model(out).meta
+    assert meta["noise"]["seed_sd"] > 0 and meta["noise"]["repeated"] == 3  # natural, uniform, one sampled mixture
+
+
+def test_model_from_another_store_is_a_one_line_error(stores, tmp_path, capsys):
+    cfg_a, store_a, _, store_b = stores
+    model_b = tmp_path / "b.pkl"
+    assert run(["fit", "--store", str(store_b), "--out", str(model_b)]) == 0
+    capsys.readouterr()
+    assert run(["propose", str(cfg_a), "--model", str(model_b), "--store", str(store_a), "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fitted on domains ['code', 'prose']" in err and "['code', 'legal', 'prose']" in err
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_config_with_other_domains_than_the_store_is_a_one_line_error(stores, tmp_path, capsys):
+    _, store_a, cfg_b, _ = stores
+    assert run(["propose", str(cfg_b), "--store", str(store_a), "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "names domains ['code', 'prose']" in err and "swept on" in err
+
+
+def test_check_model_store_compares_data_fingerprints(stores):
+    _, store_a, _, _ = stores
+    snap = pipeline.open_store(store_a)
+    fitted = pipeline.fit(snap, "mean:all-domains")
+    fitted.meta["data_fingerprint"] = "0" * 16
+    with pytest.raises(ConsistencyError, match="fitted on data 0000"):
+        pipeline.check_model_store(fitted, snap)
+
+
+def test_plan_compares_with_baselines_in_units_of_seed_noise(stores, tmp_path):
+    cfg, store, _, _ = stores
+    snap = pipeline.open_store(store)
+    fitted = pipeline.fit(snap, "mean:all-domains")
+    plan = pipeline.propose(fitted, snapshot=snap, use_projector=False)
+    pred = plan.predicted
+    assert set(pred.baselines) >= {"natural", "uniform", "best-run"} and pred.seed_sd == fitted.meta["noise"]["seed_sd"]
+    assert isinstance(pred.beats_baselines, bool)
+    assert sum("vs natural" in r for r in plan.reasons) == 1
+    for name, b in pred.baselines.items():
+        band = 2 * np.sqrt(pred.seed_sd ** 2 + pred.std ** 2 + b["std"] ** 2)
+        said_within = any(f"vs {name}:" in r and "within the noise band" in r for r in plan.reasons)
+        assert said_within == (b["value"] - pred.value <= band)
+    saved = yaml.safe_load(pipeline.save(plan, tmp_path / "plan.yaml").read_text())
+    assert saved["predicted"]["baselines"]["uniform"]["value"] == pytest.approx(pred.baselines["uniform"]["value"])
+
+
+def test_measure_noise_without_repeats_says_so():
+    noise = pipeline.measure_noise(np.array([1.0, 2.0, 3.0]), np.array([0, 1, 2]))
+    assert noise["seed_sd"] is None and "not measured" in pipeline.noise_line(noise)
+    noise = pipeline.measure_noise(np.array([1.0, 1.2, 3.0, 3.2]), np.array([0, 0, 1, 1]))
+    assert noise["seed_sd"] == pytest.approx(np.sqrt(0.02)) and noise["snr"] > 3

@@ -1,0 +1,72 @@
+"""Records to arrays, once: the usable-record filter, target names, curves, checkpoint rows."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mixopt.errors import FitError
+from mixopt.runs.record import RunRecord
+from mixopt.runs.table import (
+    canonical_target,
+    mean_columns,
+    records_table,
+    resolve_target,
+    target_curve,
+    usable_records,
+)
+
+
+def _rec(i, metrics, curves=None, status="ok", phases=(), scale=None):
+    return RunRecord(run_id=f"r{i}", mixture={"code": 0.25 + 0.1 * i, "prose": 0.75 - 0.1 * i}, status=status, metrics=metrics,
+                     curves=curves or {}, phases=list(phases), scale=scale or {})
+
+
+METRICS = ["val/code", "val/prose", "metric/x"]
+
+
+def test_resolve_target_accepts_domain_names():
+    assert resolve_target("mean:code,prose", METRICS) == (["val/code", "val/prose"], [1.0, 1.0])
+    assert resolve_target("wmean:code=0.7,prose=0.3", METRICS) == (["val/code", "val/prose"], [0.7, 0.3])
+    assert resolve_target("mean:val/code,prose", METRICS) == (["val/code", "val/prose"], [1.0, 1.0])
+    assert resolve_target("val/code", METRICS) == (["val/code"], [1.0])
+    assert resolve_target("mean:all-domains", METRICS) == (["val/code", "val/prose"], [1.0, 1.0])
+    assert canonical_target("wmean:code=0.7,prose=0.3", METRICS) == "wmean:val/code=0.7,val/prose=0.3"
+    with pytest.raises(FitError, match="could mean"):
+        resolve_target("mean:code", ["val/code", "target/code"])
+    with pytest.raises(FitError, match="does not have"):
+        resolve_target("mean:cod", METRICS)
+    with pytest.raises(FitError, match="not a number"):
+        resolve_target("wmean:code=x", METRICS)
+    with pytest.raises(FitError, match="non-negative"):
+        resolve_target("wmean:code=-1,prose=2", METRICS)
+
+
+def test_mean_columns_one_rule():
+    assert mean_columns(["val/b", "val/a", "metric/z"]) == ["val/a", "val/b"]
+    assert mean_columns(["metric/z", "loss"]) == ["metric/z"]
+    assert mean_columns(["loss"]) == []
+
+
+def test_usable_records_is_the_one_filter():
+    recs = [_rec(0, {"val/code": 1.0}), _rec(1, {"val/code": math.nan}), _rec(2, {"val/code": 1.0}, status="failed"),
+            _rec(3, {}), _rec(4, {"val/code": 2.0}, phases=[(0.0, {"code": 0.5, "prose": 0.5}), (0.5, {"code": 1.0, "prose": 0.0}),
+                                                          (0.8, {"code": 0.0, "prose": 1.0})])]
+    assert [r.run_id for r in usable_records(recs)] == ["r0", "r4"]
+    assert [r.run_id for r in usable_records(recs, max_phases=1)] == ["r0"]
+
+
+def test_target_curve_and_checkpoint_rows():
+    curves = {"val/code": {"100": 4.0, "200": 3.0}, "val/prose": {"100": 5.0, "200": 4.0, "300": 3.5}}
+    rec = _rec(0, {"val/code": 3.0, "val/prose": 3.5}, curves=curves, scale={"model_params": 1e6, "tokens": 300})
+    assert target_curve(rec, "val/prose") == {100.0: 5.0, 200.0: 4.0, 300.0: 3.5}
+    assert target_curve(rec, "mean:all-domains") == {100.0: 4.5, 200.0: 3.5}
+    assert target_curve(rec, "wmean:code=3,prose=1") == pytest.approx({100.0: 4.25, 200.0: 3.25})
+    assert target_curve(rec, "val/nothing") == {}
+    t = records_table([rec, _rec(1, {"val/code": 2.0, "val/prose": 2.5})], checkpoints=True)
+    assert t.run_ids == ["r0", "r0", "r0", "r1"]
+    assert np.allclose(t.tokens[:3], [100, 200, 300]) and math.isnan(t.tokens[3])
+    assert np.isnan(t.metrics["val/code"][2]) and t.metrics["val/prose"][2] == 3.5
+    assert np.allclose(t.model_params[:3], 1e6) and math.isnan(t.model_params[3])
+    final = records_table([rec])
+    assert final.tokens.tolist() == [300.0] and final.target("mean:code,prose").tolist() == [3.25]

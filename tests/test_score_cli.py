@@ -1,0 +1,73 @@
+"""`mixopt score`: readable at 80 columns, honest field names, a live --budget-tokens, --text-field, and errors that name the flag."""
+
+import json
+
+import pytest
+from rich.console import Console
+
+from mixopt.cli.cmd_score import score_table
+from mixopt.cli.main import run
+from mixopt.projector.scoring import score_pools
+from tests.test_selection import VOCAB_A, VOCAB_B, docs_from
+
+
+@pytest.fixture()
+def data(tmp_path):
+    def write(name, docs, field="text"):
+        p = tmp_path / name
+        p.write_text("".join(json.dumps({field: d}) + "\n" for d in docs))
+        return p
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("budget_tokens: 100000\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.5, prose: 0.5}\n")
+    return {"a": write("a.jsonl", docs_from(VOCAB_A, 12, 1)), "b": write("b.jsonl", docs_from(VOCAB_B, 12, 2)),
+            "t": write("t.jsonl", docs_from(VOCAB_A, 8, 3)), "body": write("body.jsonl", docs_from(VOCAB_A, 8, 4), field="body"),
+            "plan": plan}
+
+
+def test_table_fits_80_columns_without_cutting_headers(data):
+    rows = score_pools({"alpha-pool": docs_from(VOCAB_A, 6, 1), "beta": docs_from(VOCAB_B, 6, 2)}, docs_from(VOCAB_A, 5, 3),
+                       base_docs={"code": docs_from(VOCAB_B, 5, 4)}, budget_tokens=1e6)
+    console = Console(width=80, record=True)
+    console.print(score_table(rows, str(data["t"]), 1e6))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for header in ("OT dist", "best w", "OT at w", "tokens", "epochs"):
+        assert header in text
+
+
+def test_fields_say_what_the_metric_is_and_budget_changes_the_output(data, capsys):
+    def score(budget):
+        assert run(["score", "--pool", f"a={data['a']}", "--pool", f"b={data['b']}", "--target", str(data["t"]),
+                    "--budget-tokens", budget, "--json"]) == 0
+        return {r["pool"]: r for r in json.loads(capsys.readouterr().out)}
+
+    small, big = score("1e6"), score("1e9")
+    for r in small.values():
+        assert r["projected_by"] == "ot" and r["blend_ot_distance"] == r["projected_metric"] and r["predicted_metric"] is None
+    assert small["a"]["ot_distance"] < small["b"]["ot_distance"]
+    assert big["a"]["epochs_at_budget"] == pytest.approx(1000 * small["a"]["epochs_at_budget"])
+    assert small["a"]["tokens_at_budget"] == pytest.approx(1e6 * small["a"]["best_weight"])
+
+
+def test_text_field_option_reads_another_field(data, capsys):
+    args = ["score", "--pool", f"a={data['body']}", "--target", str(data["t"]), "--json"]
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert "'text' field" in err and "--text-field" in err and "['body']" in err
+    assert run(["score", "--pool", f"a={data['body']}", "--target", str(data["body"]), "--text-field", "body", "--json"]) == 0
+
+
+def test_paths_typo_names_the_unknown_and_the_known_domains(data, capsys):
+    code = run(["score", "--pool", f"a={data['a']}", "--target", str(data["t"]), "--base-mixture", str(data["plan"]),
+                "--paths", f"wbe={data['b']}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "['wbe']" in err and "['code', 'prose']" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_command_line_path_names_the_flag_not_the_config(data, tmp_path, capsys):
+    assert run(["score", "--pool", f"web={tmp_path / 'nope.jsonl'}", "--target", str(data["t"])]) == 2
+    err = capsys.readouterr().err
+    assert "--pool web=" in err and "Fix the path after --pool" in err and "config" not in err
+    assert run(["score", "--pool", f"a={data['a']}", "--target", str(tmp_path / "none.jsonl")]) == 2
+    assert "Fix the path after --target" in capsys.readouterr().err

@@ -1,0 +1,132 @@
+"""Selection scorers on synthetic cases with known answers: hashed n-grams, DSIR, perplexity, CoLoR-Filter, buckets."""
+
+import numpy as np
+import pytest
+
+from mixopt.config import ProxyConfig
+from mixopt.data.tokenize import Tokenizer
+from mixopt.errors import ConfigError
+from mixopt.selection.color_filter import color_filter_scores
+from mixopt.selection.dsir import DSIR, gumbel_top_k, top_by_budget
+from mixopt.selection.ngrams import HashedNgrams
+from mixopt.selection.output import bucket_of
+from mixopt.selection.perplexity import encode_with_ends, perplexity_scores
+
+VOCAB_A = ["river", "mountain", "forest", "valley", "meadow", "stream", "cliff", "canyon", "glacier", "summit"]
+VOCAB_B = ["invoice", "payment", "ledger", "account", "balance", "credit", "debit", "audit", "tax", "receipt"]
+
+
+def docs_from(vocab, n, seed, words=40):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(vocab, size=words)) for _ in range(n)]
+
+
+def test_ngram_counts_are_case_free_position_free_and_stay_inside_documents():
+    h = HashedNgrams(n_buckets=1000)
+    c = h.counts(["Hello world hello", "world, Hello!", "", "x"])
+    assert c.per_doc().tolist() == [3 + 2, 4 + 3, 0, 1]  # unigrams + bigrams; punctuation bytes are tokens
+    hello = c.buckets[(c.docs == 0)][0]
+    assert hello == c.buckets[c.docs == 0][2]  # "Hello" and "hello": same bucket
+    assert hello in set(c.buckets[c.docs == 1].tolist())  # the same word in another document, another position
+    joined = h.counts(["ab cd"]).per_doc()[0]
+    split = h.counts(["ab", "cd"]).per_doc().sum()
+    assert joined == 3 and split == 2  # no bigram across a document boundary
+
+
+def test_ngram_counts_do_not_depend_on_chunking():
+    docs = docs_from(VOCAB_A, 30, 0) + docs_from(VOCAB_B, 30, 1)
+    big = HashedNgrams(n_buckets=500).counts(docs)
+    small = HashedNgrams(n_buckets=500, chunk_bytes=300).counts(docs)
+    np.testing.assert_array_equal(np.bincount(big.docs * 500 + big.buckets, minlength=60 * 500),
+                                  np.bincount(small.docs * 500 + small.buckets, minlength=60 * 500))
+
+
+def test_dsir_ranks_documents_from_the_target_distribution_first():
+    target = docs_from(VOCAB_A, 20, 0)
+    pool = docs_from(VOCAB_A, 25, 1) + docs_from(VOCAB_B, 25, 2)
+    scores = DSIR(n_buckets=2000).fit_score(target, pool)
+    assert scores[:25].min() > scores[25:].max()
+    assert scores[:25].min() > 0 > scores[25:].max()  # log importance weights: above / below the raw distribution
+
+
+def test_dsir_rejects_unfitted_use_and_mismatched_buckets():
+    d = DSIR(n_buckets=100)
+    with pytest.raises(Exception, match="not fitted"):
+        d.score(HashedNgrams(100).counts(["a b"]))
+    with pytest.raises(ConfigError, match="buckets"):
+        d.fit(HashedNgrams(200).counts(["a"]), HashedNgrams(200).counts(["b"]))
+
+
+def test_gumbel_top_k_follows_the_weights_and_the_budget():
+    logw = np.array([10.0, 10.0, -10.0, -10.0, np.nan])
+    sizes = np.array([5.0, 5.0, 5.0, 5.0, 5.0])
+    mask = gumbel_top_k(logw, sizes, budget=10, seed=3)
+    assert mask.tolist() == [True, True, False, False, False]
+    assert (gumbel_top_k(logw, sizes, 10, seed=3) == mask).all()
+    # equal weights: a uniform sample, different for different seeds
+    draws = {tuple(gumbel_top_k(np.zeros(20), np.ones(20), 5, seed=s).nonzero()[0]) for s in range(10)}
+    assert len(draws) > 5 and all(len(d) == 5 for d in draws)
+    assert top_by_budget(np.array([1.0, 3.0, 2.0]), np.array([10.0, 10.0, 10.0]), 1).tolist() == [False, True, False]
+
+
+def test_buckets_have_equal_tokens_best_first_and_skip_missing_scores():
+    scores = np.array([0.1, 0.9, np.nan, 0.5, 0.7, 0.3, 0.2, 0.8])
+    sizes = np.array([1, 1, 1, 1, 1, 1, 1, 1.0])
+    b = bucket_of(scores, sizes, 2)
+    assert b[2] == -1
+    assert sorted(np.flatnonzero(b == 0).tolist()) == [1, 4, 7]  # the 3.5 best tokens of 7: 0.9, 0.8, 0.7 (+ boundary)
+    assert set(b[[0, 5, 6]].tolist()) == {1}
+    big = bucket_of(np.array([3.0, 2.0, 1.0]), np.array([100.0, 1.0, 1.0]), 3)
+    assert big.tolist() == [0, 1, 2]  # every bucket gets a document even when one document holds most tokens
+    with pytest.raises(ConfigError, match="--buckets"):
+        bucket_of(scores, sizes, 8)
+    with pytest.raises(ConfigError, match="--buckets"):
+        bucket_of(scores, sizes, 0)
+
+
+TINY = ProxyConfig(n_layer=1, n_embd=32, head_size=32, block_size=32, batch_size=8, tokens=16_000, lr=1e-2,
+                   device="cpu", dtype="float32", checkpoints=[1.0], threads=1)
+
+
+def patterned(n, seed, length=300):
+    """Documents of a simple repeating byte pattern: easy to learn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(0, 3))
+        out.append(("abcab" * 100)[k:k + length])
+    return out
+
+
+def random_letters(n, seed, length=300):
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("qwxzvjkyp"))
+    return ["".join(rng.choice(letters, size=length)) for _ in range(n)]
+
+
+def test_encode_with_ends_marks_each_document_end():
+    tok = Tokenizer("bytes")
+    ids, ends = encode_with_ends(tok, ["ab", "", "cde"])
+    assert ends.tolist() == [2, 3, 7] and (ids[ends] == tok.eos_id).all()
+
+
+def test_perplexity_scores_target_like_documents_higher():
+    tok = Tokenizer("bytes")
+    pool = patterned(6, 1) + random_letters(6, 2)
+    scores = perplexity_scores(TINY, tok, patterned(20, 0), pool, seed=0)
+    assert scores[:6].min() > scores[6:].max()
+
+
+def test_perplexity_medium_prefers_the_median_loss():
+    tok = Tokenizer("bytes")
+    pool = patterned(5, 1) + random_letters(5, 2) + ["abcab" * 30 + "qwxzv" * 30 for _ in range(5)]
+    scores = perplexity_scores(TINY.model_copy(update={"tokens": 12_000}), tok, [], pool, seed=0, variant="medium")
+    assert np.nanmax(scores) <= 0 and np.argmax(scores) >= 10  # the half-and-half documents sit in the middle
+
+
+def test_color_filter_scores_target_like_documents_higher():
+    tok = Tokenizer("bytes")
+    pool = patterned(6, 1) + random_letters(12, 2)
+    scores = color_filter_scores(TINY, tok, patterned(20, 0), pool, seed=0)
+    assert scores[:6].min() > np.median(scores[6:])
+    assert scores[:6].min() > scores[6:].max()

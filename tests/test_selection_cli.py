@@ -1,0 +1,153 @@
+"""`select` end to end: output files, caching, no partial output, bad input, and select -> propose -> export."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from mixopt.errors import ConfigError, DataError
+from mixopt.selection import output as output_mod
+from mixopt.selection.cache import ScoreCache
+from mixopt.selection.dsir import DSIR
+from mixopt.selection.select import select_documents
+from tests.test_selection import VOCAB_A, VOCAB_B, docs_from
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture()
+def files(tmp_path):
+    a, b = docs_from(VOCAB_A, 12, 1), docs_from(VOCAB_B, 12, 2)
+    rows = [{"id": i, "text": t, "meta": {"src": "A" if i % 2 == 0 else "B"}}
+            for i, t in enumerate(x for pair in zip(a, b) for x in pair)]
+    rows.insert(3, {"id": 99, "text": "", "meta": {"src": "empty"}})
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    target = write_jsonl(tmp_path / "target.jsonl", [{"text": t} for t in docs_from(VOCAB_A, 10, 0)])
+    return pool, target, rows
+
+
+def test_select_writes_scored_records_buckets_and_pools_yaml(files, tmp_path):
+    pool, target, rows = files
+    out = tmp_path / "sel"
+    res = select_documents({"web": str(pool)}, str(target), out, buckets=2, keep=0.5, cache=ScoreCache(tmp_path / "c"))
+    scored = [json.loads(line) for line in (out / "web.scored.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "score"} for r in scored] == rows  # fields unchanged, input order
+    assert scored[3]["score"] is None and all(isinstance(r["score"], float) for i, r in enumerate(scored) if i != 3)
+    pools = yaml.safe_load((out / "pools.yaml").read_text())
+    assert [p["name"] for p in pools["web"]["pools"]] == ["q1", "q2"]
+    q1 = [json.loads(line) for line in Path(pools["web"]["pools"][0]["path"]).read_text().splitlines()]
+    assert {r["meta"]["src"] for r in q1} == {"A"}  # the best bucket holds the target-like documents
+    kept = [json.loads(line) for line in (out / "web.kept.jsonl").read_text().splitlines()]
+    assert kept and {r["meta"]["src"] for r in kept} == {"A"}
+    assert not res.cached and not res.skipped
+    assert not list(tmp_path.glob(".sel.staging-*"))
+
+
+def test_second_call_is_served_from_the_cache_and_skips_finished_output(files, tmp_path, monkeypatch):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    select_documents({"web": str(pool)}, str(target), tmp_path / "one", buckets=2, cache=cache)
+
+    def boom(*a, **k):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(DSIR, "fit_score", boom)
+    res = select_documents({"web": str(pool)}, str(target), tmp_path / "two", buckets=3, cache=cache)
+    assert res.cached and (tmp_path / "two" / "web.q3.jsonl").exists()
+    again = select_documents({"web": str(pool)}, str(target), tmp_path / "two", buckets=3, cache=cache)
+    assert again.skipped
+    pool.write_text(pool.read_text() + json.dumps({"id": 7, "text": "glacier ledger"}) + "\n")  # new content: new key
+    with pytest.raises(AssertionError, match="scored again"):
+        select_documents({"web": str(pool)}, str(target), tmp_path / "two", buckets=3, cache=cache)
+
+
+def test_a_failure_while_writing_leaves_no_partial_output(files, tmp_path, monkeypatch):
+    pool, target, _ = files
+    calls = []
+    real = output_mod._write
+
+    def dies_on_third(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a Ctrl-C mid-way raises
+        real(path, data)
+
+    monkeypatch.setattr(output_mod, "_write", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        select_documents({"web": str(pool)}, str(target), tmp_path / "sel", buckets=2, cache=ScoreCache(tmp_path / "c"))
+    assert not (tmp_path / "sel").exists() and not list(tmp_path.glob(".sel*"))
+
+
+def test_bad_input_gives_one_line_errors_and_no_output(files, tmp_path):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    out = tmp_path / "sel"
+    empty = tmp_path / "empty.jsonl"
+    write_jsonl(empty, [{"text": ""}, {"text": "  "}])
+    with pytest.raises(DataError, match="no document with non-empty 'text'"):
+        select_documents({"web": str(empty)}, str(target), out, cache=cache)
+    with pytest.raises(DataError, match="--target"):
+        select_documents({"web": str(pool)}, str(empty), out, cache=cache)
+    nofield = write_jsonl(tmp_path / "nofield.jsonl", [{"body": "river"}])
+    with pytest.raises(DataError, match="'text' field.*--text-field"):
+        select_documents({"web": str(nofield)}, str(target), out, cache=cache)
+    with pytest.raises(DataError, match="--pool web=.*missing.jsonl.*Fix the path after --pool"):
+        select_documents({"web": str(tmp_path / "missing.jsonl")}, str(target), out, cache=cache)
+    for k in (0, 25):
+        with pytest.raises(ConfigError, match="--buckets"):
+            select_documents({"web": str(pool)}, str(target), out, buckets=k, cache=cache)
+    assert not out.exists()
+
+
+def test_target_overlapping_the_pool_warns_with_the_count(files, tmp_path):
+    pool, _, rows = files
+    target = write_jsonl(tmp_path / "t.jsonl", [{"text": rows[0]["text"]}, {"text": rows[2]["text"]}, {"text": "summit river"}])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = select_documents({"web": str(pool)}, str(target), tmp_path / "sel", buckets=2, cache=ScoreCache(tmp_path / "c"))
+    assert res.overlap == {"web": 2}
+    assert any("2 of 3 target documents also occur in pool 'web'" in str(w.message) for w in caught)
+
+
+def test_select_cli_errors_are_one_line(files, tmp_path, capsys):
+    pool, target, _ = files
+    code = run(["select", "--pool", f"web={pool}", "--target", str(target), "--out", str(tmp_path / "s"), "--buckets", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--buckets" in err and len(err.strip().splitlines()) == 1
+    code = run(["select", "--pool", f"web={pool}", "--target", str(target), "--out", str(tmp_path / "s"), "--method", "nope"])
+    assert code == 2 and "--method" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_select_then_propose_with_the_written_pools_then_export(tmp_path, capsys):
+    from tests.test_cli_sweep import write_cfg
+
+    data = tmp_path / "data"
+    data.mkdir()
+    code_rows = [{"text": t} for t in docs_from(VOCAB_A, 30, 5, words=200) + docs_from(VOCAB_B, 30, 6, words=200)]
+    pool = write_jsonl(data / "code_pool.jsonl", code_rows)
+    target = write_jsonl(data / "target.jsonl", [{"text": t} for t in docs_from(VOCAB_A, 10, 7)])
+    sel = tmp_path / "sel"
+    assert run(["select", "--pool", f"code={pool}", "--target", str(target), "--method", "dsir", "--buckets", "2",
+                "--out", str(sel)]) == 0
+    assert "pools.yaml" in capsys.readouterr().out
+    pools = yaml.safe_load((sel / "pools.yaml").read_text())
+    cfg = write_cfg(tmp_path, runs=3, propose={"pools": pools, "n_candidates": 2000})
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--budget-tokens", "40000", "--out", str(plan)]) == 0
+    body = yaml.safe_load(plan.read_text())
+    assert body["pools"]["code"] and set(body["pools"]["code"]) <= {"q1", "q2"} and body["pools"]["code"][0] == "q1"
+    out = tmp_path / "mix.json"
+    paths = [f"--paths={d}=/data/{d}" for d in body["phases"][0]["weights"]]
+    assert run(["export", str(plan), "--format", "json", *paths, "--out", str(out)]) == 0
+    assert out.exists()
+    shutil.rmtree(sel)

@@ -1,0 +1,98 @@
+"""`mixopt verify` on a tiny store: the JSON contract, resume, paired seeds and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from mixopt.verify import paired_interval, parse_against
+from tests.test_cli_sweep import write_cfg
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("verify")
+    cfg = write_cfg(tmp, runs=5, sampler={"noise_seeds": 1, "two_phase_runs": 0})
+    store, plan = tmp / "store", tmp / "plan.yaml"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--budget-tokens", "16384", "--out", str(plan)]) == 0
+    return cfg, store, plan
+
+
+def _verify(store, plan, out, *extra):
+    return run(["verify", str(plan), "--store", str(store), "--seeds", "2", "--against", "natural,uniform,no-upsampling",
+                "--out", str(out), *extra])
+
+
+def test_json_fields_and_resume(planned, tmp_path, capsys):
+    _, store, plan = planned
+    out = tmp_path / "v" / "verify.json"
+    assert _verify(store, plan, out) == 0
+    text = capsys.readouterr().out
+    body = json.loads(out.read_text())
+    assert {"target", "scale", "results", "comparisons", "predicted", "prediction_error"} <= set(body)
+    assert body["scale"]["tokens"] == 16384 and body["scale"]["model_params"] > 0
+    assert [r["name"] for r in body["results"]] == ["plan", "natural", "uniform"]
+    assert all(len(r["values"]) == 2 and r["mean"] == pytest.approx(np.mean(r["values"])) for r in body["results"])
+    for c in body["comparisons"]:
+        alt = next(r for r in body["results"] if r["name"] == c["against"])
+        assert c["diff"] == pytest.approx(body["results"][0]["mean"] - alt["mean"])
+        lo, hi = c["ci95"]
+        assert lo <= c["diff"] <= hi and c["plan_better"] == (hi < 0)
+    assert body["skipped"] == [{"name": "no-upsampling", "why": "the plan has no end phase"}]
+    assert body["prediction_error"] == pytest.approx(body["results"][0]["mean"] - body["predicted"]["value"])
+    assert "plan - arm" in text and body["trained"] > 0
+    # resume: the runs are ordinary store records, so a second call trains nothing and gives the same numbers
+    assert _verify(store, plan, tmp_path / "again.json") == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["trained"] == 0 and again["results"] == body["results"]
+
+
+def test_paired_seeds_share_runs_where_weights_agree(planned, tmp_path):
+    cfg, store, plan = planned
+    body = yaml.safe_load(plan.read_text())
+    domains = sorted(body["phases"][0]["weights"]) or ["code", "legal", "prose"]
+    uniform = {d: 1 / 3 for d in ("code", "legal", "prose")}
+    body["phases"] = [{"start_fraction": 0.0, "weights": uniform}]
+    same = tmp_path / "uniform_plan.yaml"
+    same.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v.json"
+    assert run(["verify", str(same), "--store", str(store), "--seeds", "2", "--against", "uniform,natural", "--out", str(out)]) == 0
+    res = {r["name"]: r["values"] for r in json.loads(out.read_text())["results"]}
+    assert res["plan"] == res["uniform"]  # same weights, same seeds: the same initialisation and data order
+    assert res["plan"][0] != res["plan"][1] and res["plan"] != res["natural"]
+    assert domains
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--against", "natural,bogus"], "unknown: ['bogus']"),
+    (["--tokens", "1e9"], "repeats"),
+])
+def test_bad_input_is_one_line(planned, tmp_path, capsys, extra, match):
+    _, store, plan = planned
+    argv = ["verify", str(plan), "--store", str(store), "--out", str(tmp_path / "v.json"), *extra]
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1 and not (tmp_path / "v.json").exists()
+
+
+def test_plan_with_domains_the_store_lacks(planned, tmp_path, capsys):
+    _, store, plan = planned
+    body = yaml.safe_load(plan.read_text())
+    body["phases"] = [{"start_fraction": 0.0, "weights": {"code": 0.5, "math": 0.5}}]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(body))
+    assert run(["verify", str(bad), "--store", str(store), "--out", str(tmp_path / "v.json")]) == 2
+    assert "['math']" in capsys.readouterr().err
+
+
+def test_paired_interval():
+    lo, hi = paired_interval(np.array([-0.1, -0.12, -0.08, -0.11]))
+    assert lo < -0.1 < hi < 0
+    assert paired_interval(np.array([0.1, 0.3])) == (0.1, 0.3)
+    assert parse_against("uniform, natural,uniform") == ["uniform", "natural"]
