@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy.sparse import issparse
 
 from .config import ProposeConfig, SamplerConfig
 from .errors import BudgetError, ConfigError, MixtureError
@@ -98,41 +99,53 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
 # ---------------------------------------------------------------- baselines
 
 def check_simplex_rows(W, *, where: str = "W", tolerance: float = ROW_SUM_TOLERANCE) -> np.ndarray:
-    """The one simplex check for arrays: (n, k) finite weights >= 0 whose rows sum to 1 (± tolerance), renormalised.
+    """The one simplex check for arrays: finite weights >= 0 whose rows sum to 1 (± ``tolerance``), renormalised.
 
     Parameters
     ----------
-    W : array-like of shape (n_rows, n_domains)
+    W : array-like of shape (n_runs, n_domains)
+        Non-negative finite weights; each row must sum to 1 within ``tolerance``.
     where : str
-        Named in error messages.
+        Name used in error messages.
     tolerance : float
-        Allowed ``|row sum - 1|``; :data:`SUM_TOLERANCE`, :data:`ROW_SUM_TOLERANCE` or :data:`IMPORT_SUM_TOLERANCE`.
+        Allowed ``|row sum - 1|``: :data:`SUM_TOLERANCE`, :data:`ROW_SUM_TOLERANCE` or :data:`IMPORT_SUM_TOLERANCE`.
 
     Returns
     -------
-    ndarray of shape (n_rows, n_domains), float64, rows summing to 1.
+    ndarray of shape (n_runs, n_domains), float64, rows summing to 1.
     """
+    if issparse(W):
+        raise MixtureError(f"{where} is a sparse matrix; mixture weights must be a dense array. Pass {where}.toarray().")
+    if np.asarray(W).dtype.kind == "c":
+        raise MixtureError(f"Complex data not supported: mixture weights in {where} must be real numbers. Pass the real part.")
     try:
         W = np.asarray(W, dtype=float)
-    except (TypeError, ValueError):
-        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an object that is not numeric.") from None
+    except (TypeError, ValueError) as exc:
+        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an entry that is not a number ({exc}).") from None
     if W.ndim != 2:
-        raise MixtureError(f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
-                           "Reshape a single mixture with W.reshape(1, -1).")
+        raise MixtureError(
+            f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
+            "Reshape your data: a single mixture is W.reshape(1, -1)."
+        )
     if W.shape[1] == 0:
-        raise MixtureError(f"{where} has no columns; a mixture needs at least one domain.")
+        raise MixtureError(f"{where} has 0 feature(s) (shape={W.shape}) while a minimum of 1 is required: a mixture needs at least one domain.")
     bad = ~np.isfinite(W)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise MixtureError(f"Mixture weights must be finite. Got {W[r, c]} in row {r}, column {c} of {where}. Fill or drop that row.")
+        raise MixtureError(f"Mixture weights must be finite (no NaN or inf). Got {W[r, c]} in row {r}, column {c} of {where}. "
+                           "Fill or drop that row.")
     if (W < 0).any():
         r, c = np.argwhere(W < 0)[0]
-        raise MixtureError(f"Mixture weights must be >= 0. Got {W[r, c]:.4g} in row {r}, column {c} of {where}. Use 0 to leave a domain out.")
+        raise MixtureError(f"Mixture weights must be >= 0. Negative values in data passed to {where}: {W[r, c]:.4g} in row {r}, "
+                           f"column {c}. Use 0 to leave a domain out.")
     sums = W.sum(axis=1)
-    off = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
-    if off.size:
-        raise MixtureError(f"Mixture weights must sum to 1 (±{tolerance:g}). Got {sums[off[0]]:.6g} in row {off[0]} of {where} "
-                           f"({off.size} such rows: {off[:5].tolist()}). Normalise the rows or drop them.")
+    off = np.abs(sums - 1.0) > tolerance
+    if off.any():
+        rows = np.flatnonzero(off)
+        raise MixtureError(
+            f"Mixture weights must sum to 1 (±{tolerance:g}). Got {sums[rows[0]]:.6g} in row {rows[0]} of {where} "
+            f"({len(rows)} such rows: {rows[:5].tolist()}). Normalise the rows or drop them."
+        )
     return W / sums[:, None]
 
 

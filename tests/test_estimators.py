@@ -137,9 +137,7 @@ PROJECTOR_FIT = {
 _FITS = ("check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
          "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting")
 PROJECTOR_FAILURES = {
-    "OTProjector": {**{c: PROJECTOR_FIT["OTProjector"] for c in _FITS},
-                    "check_positive_only_tag_during_fit": "negative weights raise MixtureError, which is not a ValueError "
-                                                          "and says 'Every row of W must be a mixture'"},
+    "OTProjector": {c: PROJECTOR_FIT["OTProjector"] for c in _FITS},
     "TwoStageProjector": {c: PROJECTOR_FIT["TwoStageProjector"] for c in
                           (*_FITS, "check_estimators_unfitted", "check_positive_only_tag_during_fit")},
 }

@@ -7,7 +7,7 @@ import pytest
 
 from mixopt.errors import ConvergenceError, DataError, FitError, MixtureError, NotFittedError
 from mixopt.projector import (FeatureCache, HashingFeaturizer, MixtureOT, OTProjector, ProxyHiddenFeaturizer,
-                              TwoStageProjector, featurize, project_to_simplex, projected_gradient_search, score_pools)
+                              TwoStageProjector, featurize, score_pools)
 
 VOCABS = {
     "cooking": "flour sugar butter oven bake whisk recipe salt pepper onion garlic simmer boil fry pan dough".split(),
@@ -241,36 +241,13 @@ def test_projector_input_validation(clusters):
         OTProjector(mot).fit(np.full((5, 2), 0.5), np.ones(5))
     with pytest.raises(FitError, match="shape"):
         OTProjector(mot).fit(np.full((5, 3), 1 / 3), np.ones(4))
-    with pytest.raises(MixtureError, match="index=1"):
+    with pytest.raises(MixtureError, match="row 1 of W"):
         OTProjector(mot).fit(np.array([[1 / 3] * 3, [0.5, 0.5, 0.5], [1, 0, 0.0]]), np.ones(3))
     with pytest.raises(FitError, match="n0 < n1"):
         TwoStageProjector(mot, n0=5, n1=2).fit(np.full((5, 3), 1 / 3), np.ones(5), np.ones(5))
 
 
 # ------------------------------------------------------------------ search
-
-def test_project_to_simplex_with_bounds():
-    p = project_to_simplex([0.9, 0.9, -0.5])
-    assert p.min() >= 0 and p.sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(p, [0.5, 0.5, 0.0], atol=1e-9)
-    q = project_to_simplex([5.0, 0.0, 0.0], lower=[0, 0.1, 0.1], upper=[0.6, 1, 1])
-    np.testing.assert_allclose(q, [0.6, 0.2, 0.2], atol=1e-9)
-    with pytest.raises(MixtureError, match="bounds"):
-        project_to_simplex([0.3, 0.3, 0.4], lower=[0.5, 0.5, 0.5])
-
-
-@pytest.mark.parametrize("method", ["emd", "sinkhorn"])
-def test_projected_gradient_search_stays_feasible_and_improves(clusters, method):
-    src, tgt = clusters
-    mot = MixtureOT(src, tgt, method=method)
-    p0 = np.array([0.1, 0.1, 0.8])
-    p = projected_gradient_search(mot, p0, steps=30, lr=0.5)
-    assert p.min() >= 0 and p.sum() == pytest.approx(1.0, abs=1e-9)
-    assert mot.distance(p) < mot.distance(p0) - 1e-3
-    bounds = np.array([[0.0, 0.2], [0.0, 1.0], [0.3, 1.0]])
-    pb = projected_gradient_search(mot, p0, steps=30, lr=0.5, bounds=bounds)
-    assert np.all(pb >= bounds[:, 0] - 1e-9) and np.all(pb <= bounds[:, 1] + 1e-9)
-
 
 @pytest.mark.parametrize("stage", [1, 2])
 def test_projector_gradient_matches_finite_differences(clusters, stage):
@@ -291,19 +268,6 @@ def test_projector_gradient_matches_finite_differences(clusters, stage):
     d = random_direction(np.random.default_rng(7), 3)
     h = 1e-6
     assert grad @ d == pytest.approx((predict(p + h * d) - predict(p - h * d)) / (2 * h), rel=2e-3, abs=1e-5)
-
-
-def test_projected_gradient_search_on_fitted_projector(clusters):
-    src, tgt = clusters
-    mot = MixtureOT(src, tgt)
-    W = np.random.default_rng(4).dirichlet(np.ones(3), size=25)
-    o = mot.distances(W)
-    y = 2.0 + 1.5 * o + 0.3 * W[:, 2] ** 2
-    proj = OTProjector(mot, alpha=1e-6).fit(W, y, ot_values=o)
-    p0 = np.array([0.05, 0.05, 0.9])
-    p = projected_gradient_search(proj, p0, steps=30, lr=0.3)
-    assert p.min() >= 0 and p.sum() == pytest.approx(1.0)
-    assert proj.predict(p[None, :])[0] < proj.predict(p0[None, :])[0]
 
 
 # ------------------------------------------------------------------ pool scoring

@@ -151,3 +151,17 @@ def test_select_then_propose_with_the_written_pools_then_export(tmp_path, capsys
     assert run(["export", str(plan), "--format", "json", *paths, "--out", str(out)]) == 0
     assert out.exists()
     shutil.rmtree(sel)
+
+
+def test_a_new_selection_into_the_same_folder_removes_the_earlier_buckets(files, tmp_path):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    out = tmp_path / "sel"
+    other = tmp_path / "other.jsonl"
+    shutil.copy(pool, other)
+    select_documents({"web": str(pool), "old": str(other)}, str(target), out, buckets=3, cache=cache)
+    assert (out / "old.q3.jsonl").exists() and (out / "web.q3.jsonl").exists()
+    (out / "notes.txt").write_text("mine")
+    select_documents({"web": str(pool)}, str(target), out, buckets=2, cache=cache)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "pools.yaml", "selection.json", "web.q1.jsonl",
+                                                     "web.q2.jsonl", "web.scored.jsonl"]

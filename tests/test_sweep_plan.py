@@ -162,14 +162,16 @@ def test_curve_accessor_is_sorted_by_tokens():
 def test_has_does_not_parse_and_snapshot_parses_each_record_once(tmp_path):
     store = RunStore(tmp_path / "s")
     for i in range(3):
-        store.put(RunRecord(f"r{i}", {"a": 1.0}, "ok" if i else "failed", metrics={"val/a": float(i)} if i else {}))
+        store.put(RunRecord(f"r{i}", {"a": 1.0}, "ok" if i else "failed", metrics={"val/a": float(i)} if i else {},
+                            reason="" if i else "diverged"))
     store.put(RunRecord("r9", {"a": 1.0}, "failed", reason="diverged"))
     before = RunRecord.parse_count
     assert store.has("r1") and not store.has("nope")
     store.put(RunRecord("r1", {"a": 1.0}, "ok"))  # exists: not overwritten, not parsed
     assert RunRecord.parse_count == before
-    snap = store.snapshot()
-    assert RunRecord.parse_count - before == 4
+    with pytest.warns(UserWarning, match=r"2 failed or non-finite run\(s\) excluded .*r9: diverged"):
+        snap = store.snapshot()
+    assert RunRecord.parse_count - before == 4 and snap.root == store.root
     assert [r.run_id for r in snap.records] == ["r0", "r1", "r2", "r9"]
     assert [r.run_id for r in snap.ok] == ["r1", "r2"] and [r.run_id for r in snap.failed] == ["r0", "r9"]
     assert snap.fingerprint == store.fingerprint()
@@ -248,7 +250,7 @@ def test_temporaries_of_a_write_killed_midway_are_cleaned_at_sweep_start(tmp_pat
         held.kill()
         held.wait()
     assert [p.name for p in store.clean_stale_temporaries()] == [live.name]
-    assert len(store.snapshot().records) == 3 and np.all([r.status == "failed" for r in store.records()])
+    assert len(store.snapshot(warn_failed=False).records) == 3 and np.all([r.status == "failed" for r in store.records()])
 
 
 def test_stacked_group_matches_one_by_one_and_the_local_executor_only_schedules_it(tmp_path, monkeypatch):

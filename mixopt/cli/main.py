@@ -50,6 +50,7 @@ EXAMPLES: dict[str, str] = {
     "runs show": "mixopt runs show natural --store runs/tiny",
     "runs export": "mixopt runs export --store runs/tiny --out runs.csv --format regmix",
     "runs import": "mixopt runs import --mixtures runs.mixtures.csv --metrics runs.metrics.csv --store runs/reimported",
+    "verify": "mixopt verify plan.yaml --store runs/tiny --tokens 4e4 --seeds 1 --against natural --out verify.json",
     "select": "mixopt select --pool web=crawl.jsonl --target val.jsonl --method dsir --buckets 2 --out pools/",
 }
 EXAMPLE_LINE = re.compile(r"^\s*Example:\s*(mixopt\b.*?)\s*$", re.MULTILINE)

@@ -2,8 +2,7 @@
 
 - :mod:`.features`: document featurizers and a per-document feature cache.
 - :mod:`.ot_distance`: :class:`MixtureOT`, OT of a mixture to a target with gradients.
-- :mod:`.projector`: stage-1 :class:`OTProjector`, stage-2 :class:`TwoStageProjector`,
-  :func:`projected_gradient_search`.
+- :mod:`.projector`: stage-1 :class:`OTProjector`, stage-2 :class:`TwoStageProjector`.
 - :mod:`.scoring`: :func:`score_pools`.
 """
 
@@ -11,10 +10,10 @@ from .features import (FeatureCache, HashingFeaturizer, ProxyHiddenFeaturizer, S
                        featurize)
 from .ot_distance import MixtureOT
 from .from_runs import checkpoint_losses
-from .projector import OTProjector, TwoStageProjector, project_to_simplex, projected_gradient_search
+from .projector import OTProjector, TwoStageProjector
 from .scoring import score_pools
 
 __all__ = [
     "FeatureCache", "HashingFeaturizer", "ProxyHiddenFeaturizer", "SentenceTransformerFeaturizer", "featurize",
-    "MixtureOT", "OTProjector", "checkpoint_losses", "TwoStageProjector", "project_to_simplex", "projected_gradient_search", "score_pools",
+    "MixtureOT", "OTProjector", "checkpoint_losses", "TwoStageProjector", "score_pools",
 ]

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import ConvergenceError, DataError, MixtureError
+from ..mixtures import SUM_TOLERANCE, check_simplex_rows
 
-SUM_TOLERANCE = 1e-6
 
 
 class MixtureOT:
@@ -123,11 +123,7 @@ class MixtureOT:
         if v.shape != (len(self.domains),):
             raise MixtureError(f"A mixture vector must have one weight per domain, shape ({len(self.domains)},) for "
                                f"{self.domains}. Got shape {v.shape}. Pass a dict domain -> weight or reorder by domain name.")
-        if not np.all(np.isfinite(v)) or np.any(v < 0):
-            raise MixtureError(f"Mixture weights must be finite and >= 0. Got {np.round(v, 6).tolist()} for {self.domains}.")
-        if abs(v.sum() - 1.0) > SUM_TOLERANCE:
-            raise MixtureError(f"Mixture weights must sum to 1 (±{SUM_TOLERANCE:g}). Got {v.sum():.9g} for {self.domains}. Normalise them.")
-        return v / v.sum()
+        return check_simplex_rows(v[None, :], where=f"the mixture over {self.domains}", tolerance=SUM_TOLERANCE)[0]
 
     def source_weights(self, p) -> np.ndarray:
         """Per-sample masses ``a_j = p_i / n_i``: array of shape ``(N,)`` summing to 1."""

@@ -21,7 +21,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import FitError, MixtureError
 from ..surrogates.base import EstimatorNotFittedError
-from .ot_distance import SUM_TOLERANCE, MixtureOT
+from ..mixtures import SUM_TOLERANCE, check_simplex_rows
+from .ot_distance import MixtureOT
 
 
 def _design(W: np.ndarray, ot_values: np.ndarray) -> np.ndarray:
@@ -167,12 +168,7 @@ class OTProjector(RegressorMixin, BaseEstimator):
         if W.shape[1] != expected:
             raise FitError(f"W has {W.shape[1]} columns, but the projector expects {expected} (domains {domains}) in {where}. "
                            "Order the columns by sorted domain name.")
-        bad = np.flatnonzero(~np.all(np.isfinite(W), axis=1) | np.any(W < 0, axis=1) | (np.abs(W.sum(axis=1) - 1) > SUM_TOLERANCE))
-        if bad.size:
-            raise MixtureError(f"Every row of W must be a mixture: finite, >= 0, summing to 1 (±{SUM_TOLERANCE:g}). "
-                               f"Got {bad.size} bad row(s) in {where}, first index={bad[0]} (sum {W[bad[0]].sum():.6g}). "
-                               "Normalise or drop them.")
-        return W
+        return check_simplex_rows(W, where=f"W in {where}", tolerance=SUM_TOLERANCE)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
@@ -240,81 +236,3 @@ class TwoStageProjector(BaseEstimator):
         v0, g0 = self.stage0_.predict_and_grad(p)
         v1, g1 = self.stage1_.predict_and_grad(p)
         return w0 * v0 + w1 * v1, w0 * g0 + w1 * g1
-
-
-def project_to_simplex(x, lower=None, upper=None) -> np.ndarray:
-    """Euclidean projection of ``x`` (shape ``(K,)``) onto ``{p : sum p = 1, lower <= p <= upper}``.
-
-    Solves ``p = clip(x - tau, lower, upper)`` for the ``tau`` with ``sum p = 1``
-    (exactly, see `mixopt.mixtures.project_to_bounded_simplex`). Defaults: ``lower = 0``, ``upper = 1``.
-    """
-    x = np.asarray(x, dtype=float)
-    lo = np.zeros_like(x) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), x.shape)
-    hi = np.ones_like(x) if upper is None else np.broadcast_to(np.asarray(upper, dtype=float), x.shape)
-    if np.any(lo > hi) or lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12:
-        raise MixtureError(f"The bounds admit no mixture: need lower <= upper, sum(lower) <= 1 <= sum(upper). Got sum(lower)="
-                           f"{lo.sum():.6g}, sum(upper)={hi.sum():.6g}. Loosen the per-domain min/max weights.")
-    from ..mixtures import project_to_bounded_simplex
-
-    return project_to_bounded_simplex(x, lo, hi)
-
-
-def projected_gradient_search(objective, p0, *, steps: int = 100, lr: float = 0.1, bounds=None,
-                              n_tokens: float | None = None, tol: float = 1e-10) -> np.ndarray:
-    """Minimise ``objective`` over the (bounded) simplex by projected gradient descent.
-
-    Each step moves ``p <- proj(p - lr * grad)``; a step that does not lower
-    the objective is rejected and ``lr`` halved, so the objective never rises.
-
-    Parameters
-    ----------
-    objective : OTProjector, TwoStageProjector, MixtureOT or callable
-        Provides ``predict_and_grad(p)`` (``predict_and_grad(p, n_tokens)`` for
-        stage 2), ``distance_and_grad(p)``, or is ``p -> (value, grad)``.
-    p0 : array of shape (K,)
-        Starting mixture (projected onto the feasible set first).
-    steps, lr, tol
-        Iterations, initial step size, and the smallest step size tried.
-    bounds : array of shape (K, 2), optional
-        Per-domain ``(min, max)`` weights.
-    n_tokens : float, optional
-        Required for a :class:`TwoStageProjector`.
-
-    Returns
-    -------
-    p : ndarray of shape (K,), on the simplex and within ``bounds``.
-    """
-    if isinstance(objective, TwoStageProjector):
-        if n_tokens is None:
-            raise FitError("A TwoStageProjector objective needs n_tokens (the target data size). Got None.")
-        fun = lambda p: objective.predict_and_grad(p, n_tokens)  # noqa: E731
-    elif hasattr(objective, "predict_and_grad"):
-        fun = objective.predict_and_grad
-    elif hasattr(objective, "distance_and_grad"):
-        fun = objective.distance_and_grad
-    elif callable(objective):
-        fun = objective
-    else:
-        raise FitError(f"objective must be a projector, a MixtureOT or a callable p -> (value, grad). Got {type(objective).__name__}.")
-    p0 = np.asarray(p0, dtype=float)
-    lo = hi = None
-    if bounds is not None:
-        b = np.asarray(bounds, dtype=float)
-        if b.shape != (p0.shape[0], 2):
-            raise MixtureError(f"bounds must have shape ({p0.shape[0]}, 2): one (min, max) per domain. Got shape {b.shape}.")
-        lo, hi = b[:, 0], b[:, 1]
-    p = project_to_simplex(p0, lo, hi)
-    value, grad = fun(p)
-    for _ in range(steps):
-        while lr >= tol:
-            candidate = project_to_simplex(p - lr * np.asarray(grad), lo, hi)
-            if np.allclose(candidate, p, atol=1e-12, rtol=0):
-                return p
-            c_value, c_grad = fun(candidate)
-            if c_value < value:
-                p, value, grad = candidate, c_value, c_grad
-                break
-            lr *= 0.5
-        else:
-            break
-    return p

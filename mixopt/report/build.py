@@ -174,7 +174,7 @@ def _pick_curves(ok: list[RunRecord], y: np.ndarray | None, target: str):
     for role, i in (("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])):
         roles.setdefault(i, []).append(role)
     for i in with_curves:
-        if ok[i].label in ("natural", "uniform"):
+        if ok[i].label.split("~")[0] in ("natural", "uniform"):  # "natural~seed1": a baseline's repeat
             roles.setdefault(i, []).append("baseline")
     curves: dict[str, dict[float, float]] = {}
     for i, rs in roles.items():

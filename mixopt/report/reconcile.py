@@ -51,10 +51,9 @@ def expected_luck(sd: float, n: int) -> float:
 def store_seed_sd(store: StoreView, y: np.ndarray) -> tuple[float | None, int]:
     """Pooled seed-noise sd of ``y`` over the store's repeated mixtures, and its degrees of freedom (None, 0 without repeats)."""
     try:
-        res = seed_noise(y, repeat_groups(store.ok))
+        var, dof = seed_noise(y, repeat_groups(store.ok))
     except FitError:
         return None, 0
-    var, dof = (res["variance"], res["dof"]) if isinstance(res, Mapping) else res
     return math.sqrt(var), int(dof)
 
 
@@ -116,7 +115,7 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
     if best.model_value is not None:
         lines.append(f"The model predicts {best.label}'s own mixture at {best.model_value:.4f}"
                      + (f" ± {best.model_std:.4f}" if best.model_std else "")
-                     + ": it fits the mean over seeds, not one lucky run, so the plan is compared with that, not with the measurement.")
+                     + ": it fits the mean over seeds, not one lucky run; compare the plan's prediction with this, not with the measurement.")
     lines.append(_scale_sentence(plan, best))
     band = 2.0 * math.sqrt((sd or 0.0) ** 2 + std ** 2)
     if band and gap <= band:

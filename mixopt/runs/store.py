@@ -120,9 +120,17 @@ class RunStore:
                 out.append(rec)
         return out
 
-    def snapshot(self) -> StoreSnapshot:
-        """Read the store once: meta, all valid records and the usable (ok, finite) ones."""
-        return StoreSnapshot(meta=self.meta(), records=self.records(), root=self.root)
+    def snapshot(self, *, warn_failed: bool = True) -> StoreSnapshot:
+        """Read the store once: meta, all valid records and the usable (ok, finite) ones.
+
+        With ``warn_failed``, records left out of ``ok`` are named in one warning.
+        """
+        snap = StoreSnapshot(meta=self.meta(), records=self.records(), root=self.root)
+        excluded = snap.failed
+        if warn_failed and excluded:
+            reasons = "; ".join(f"{r.run_id}: {r.reason or 'non-finite metric'}" for r in excluded[:3])
+            warnings.warn(f"{len(excluded)} failed or non-finite run(s) excluded from the table ({reasons}).", stacklevel=2)
+        return snap
 
     def fingerprint(self) -> str:
         """Hash of the set of finished run ids and their statuses (reads every record; prefer ``snapshot().fingerprint``)."""

@@ -17,9 +17,11 @@ Everything is written into a staging folder first and moved in at the end,
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -111,9 +113,12 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
             os.replace(stage, final)  # one atomic step
         else:
             names = sorted(p.name for p in stage.iterdir() if p.name != POOLS_FILE)
+            stale = _earlier_files(final, set(names))  # buckets or pools of an earlier selection into this folder
             (final / POOLS_FILE).unlink(missing_ok=True)  # the completion marker goes first and comes back last
             for fname in names + [POOLS_FILE]:
                 os.replace(stage / fname, final / fname)
+            for f in stale:
+                f.unlink(missing_ok=True)
             shutil.rmtree(stage, ignore_errors=True)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -132,6 +137,21 @@ def complete(out_dir: Path, key: str) -> bool:
     except (OSError, ValueError):
         return False
     return done and (out_dir / POOLS_FILE).is_file()
+
+
+def _earlier_files(folder: Path, keep: set[str]) -> list[Path]:
+    """Files an earlier selection wrote into ``folder`` (per its manifest's pools) that this one did not."""
+    try:
+        pools = json.loads((folder / MANIFEST).read_text()).get("pools", {})
+    except (OSError, ValueError):
+        return []
+    pattern = re.compile(r"^(?:scored|kept|q\d+)\.jsonl$")
+    out = []
+    for name in pools:
+        for f in folder.glob(f"{glob.escape(name)}.*.jsonl"):
+            if f.name not in keep and pattern.match(f.name[len(name) + 1:]):
+                out.append(f)
+    return out
 
 
 def _write(path: Path, data: bytes) -> None:

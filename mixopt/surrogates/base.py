@@ -10,66 +10,19 @@ the model is fitted, and ``predict(W, return_std=True)`` returns ``(mean, std)``
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from ..errors import FitError, MixtureError, NotFittedError
-
-SIMPLEX_TOLERANCE = 1e-2
-
+from ..mixtures import ROW_SUM_TOLERANCE, check_simplex_rows
 
 class EstimatorNotFittedError(NotFittedError, SklearnNotFittedError):
     """``predict`` before ``fit``: a :class:`mixopt.errors.NotFittedError` that scikit-learn also recognises."""
 
 
 def check_weights(W, *, where: str = "W") -> np.ndarray:
-    """Validate mixture weights and renormalise rows to sum to exactly 1.
-
-    Parameters
-    ----------
-    W : array-like of shape (n_runs, n_domains)
-        Non-negative finite weights; each row must sum to 1 within 1e-2.
-    where : str
-        Name used in error messages.
-
-    Returns
-    -------
-    ndarray of shape (n_runs, n_domains), float64, rows summing to 1.
-    """
-    if issparse(W):
-        raise MixtureError(f"{where} is a sparse matrix; mixture weights must be a dense array. Pass {where}.toarray().")
-    if np.asarray(W).dtype.kind == "c":
-        raise MixtureError(f"Complex data not supported: mixture weights in {where} must be real numbers. Pass the real part.")
-    try:
-        W = np.asarray(W, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an entry that is not a number ({exc}).") from None
-    if W.ndim != 2:
-        raise MixtureError(
-            f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "
-            "Reshape your data: a single mixture is W.reshape(1, -1)."
-        )
-    if W.shape[1] == 0:
-        raise MixtureError(f"{where} has 0 feature(s) (shape={W.shape}) while a minimum of 1 is required: a mixture needs at least one domain.")
-    bad = ~np.isfinite(W)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise MixtureError(f"Mixture weights must be finite (no NaN or inf). Got {W[r, c]} in row {r}, column {c} of {where}. "
-                           "Fill or drop that row.")
-    if (W < 0).any():
-        r, c = np.argwhere(W < 0)[0]
-        raise MixtureError(f"Mixture weights must be >= 0. Negative values in data passed to {where}: {W[r, c]:.4g} in row {r}, "
-                           f"column {c}. Use 0 to leave a domain out.")
-    sums = W.sum(axis=1)
-    off = np.abs(sums - 1.0) > SIMPLEX_TOLERANCE
-    if off.any():
-        rows = np.flatnonzero(off)
-        raise MixtureError(
-            f"Mixture weights must sum to 1 (±{SIMPLEX_TOLERANCE:g}). Got {sums[rows[0]]:.6g} in row {rows[0]} of {where} "
-            f"({len(rows)} such rows: {rows[:5].tolist()}). Normalise the rows or drop them."
-        )
-    return W / sums[:, None]
+    """Mixture rows given to an estimator: :func:`mixopt.mixtures.check_simplex_rows` at ``ROW_SUM_TOLERANCE``."""
+    return check_simplex_rows(W, where=where, tolerance=ROW_SUM_TOLERANCE)
 
 
 def check_target(y, n_rows: int, *, estimator: str) -> np.ndarray:

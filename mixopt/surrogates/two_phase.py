@@ -13,10 +13,10 @@ import numpy as np
 from scipy.sparse import issparse
 
 from ..errors import MixtureError
+from ..mixtures import check_simplex_rows
 from .gp import GPSurrogate
 
 #: how far the r and q blocks of a row may sum from 1
-SIMPLEX_TOL = 1e-2
 
 
 def phase_features(p, q, f) -> np.ndarray:
@@ -59,10 +59,7 @@ def split_phase_features(X, where: str = "X") -> tuple[np.ndarray, np.ndarray, n
     k = (X.shape[1] - 1) // 2
     R, Q, F = X[:, :k], X[:, k:2 * k], X[:, -1]
     for name, M in (("r", R), ("q", Q)):
-        off = np.flatnonzero(np.abs(M.sum(1) - 1.0) > SIMPLEX_TOL)
-        if off.size:
-            raise MixtureError(f"The {name} block of {where} must hold simplex rows (sum 1 ± {SIMPLEX_TOL:g}). "
-                               f"Got {M[off[0]].sum():.4g} in row {off[0]}. Normalise p and q before phase_features.")
+        check_simplex_rows(M, where=f"the {name} block of {where} (normalise p and q before phase_features)")
     if (F >= 1.0).any():
         raise MixtureError(f"The end-phase fraction f must be < 1. Got {F.max():.4g} in {where}.")
     return R, Q, F

@@ -1,0 +1,157 @@
+"""Train proposed plans against their simple alternatives at larger scales (`mixopt verify`, issue 12 item 5).
+
+Steps, on the embedded 7-domain corpus (byte tokens, CPU):
+
+1. sweep a small proxy (1 layer, n_embd 32, context 32; ``--proxy-steps`` batches of 8x32 tokens per run) with
+   natural, uniform, sampled mixtures and two-phase runs; the baselines twice (seed noise);
+2. for each target (``mean:all-domains``, ``val/code``, ``val/prose``): ``pipeline.fit`` (the default surrogate),
+   ``pipeline.propose`` at the setting's budget (no OT projector: it would add minutes of featurising per target);
+3. ``mixopt.verify.verify`` the plan against natural, uniform, best-run, regmix (and no-upsampling when the plan has
+   an end phase) with paired seeds, at each scale setting:
+   ``4x`` (4x the proxy's tokens), ``16x`` (16x), ``4x-model`` (n_embd 64: about 4x the proxy's non-embedding
+   parameters, at 4x tokens). The plan is proposed at the budget it is verified at.
+
+Verdicts are verify's: ``plan better`` / ``plan worse`` only when the paired 95% interval excludes zero.
+``predicted`` is the surrogate's value at the *proxy* scale, so ``prediction_error`` at a larger scale mixes the
+surrogate's error with the scale shift; the ``within 2 sd`` count says how often it still sits inside the plan's
+stated ±2σ.
+
+Usage::
+
+    python benchmarks/verify_plans.py --store /tmp/vp     # all settings (~20-25 min on a loaded 2-core CPU)
+    python benchmarks/verify_plans.py --scales 4x,16x      # a subset
+    python benchmarks/verify_plans.py --smoke              # tiny, seconds (CI); numbers not meaningful
+
+The last line is the ``summary:`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_line, print_summary, provenance  # noqa: E402
+
+from mixopt import pipeline  # noqa: E402
+from mixopt.config import SweepConfig  # noqa: E402
+from mixopt.data.domains import load_domain_set  # noqa: E402
+from mixopt.runs.store import RunStore  # noqa: E402
+from mixopt.verify import verify  # noqa: E402
+
+TARGETS = ("mean:all-domains", "val/code", "val/prose")
+AGAINST = ["natural", "uniform", "best-run", "regmix", "no-upsampling"]
+SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
+
+
+def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None) -> SweepConfig:
+    steps = proxy_steps or (4 if smoke else 40)
+    proxy = dict(n_layer=1, n_embd=32, head_size=32, block_size=32, batch_size=8, tokens=8 * 32 * steps, lr=3e-3,
+                 schedule="cosine", checkpoints=[1.0], eval_tokens=512 if smoke else 2048, device="cpu", dtype="float32")
+    return SweepConfig(name="verify-plans", seed=0, runs=runs or (4 if smoke else 30),
+                       data={"corpus": "embedded", "max_documents": 60 if smoke else 300}, proxy=proxy,
+                       sampler={"two_phase_runs": 3 if smoke else 8, "noise_seeds": 2, "noise_mixtures": 0},
+                       propose={"n_candidates": 2000 if smoke else 20000, "top_k": 50, "max_epochs": 4})
+
+
+def row_line(setting: str, target: str, body: dict) -> list[str]:
+    """Printable lines for one verify body."""
+    plan = body["results"][0]
+    pred = body["predicted"]
+    lines = [f"  [{setting}] {target}: plan {plan['mean']:.4f} ({plan['phases']} phase(s)); predicted {pred['value']:.4f} "
+             f"± {pred['std']:.4f} at proxy scale; error {body['prediction_error']:+.4f}"]
+    for c in body["comparisons"]:
+        lo, hi = c["ci95"]
+        verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
+        lines.append(f"      vs {c['against']:14s} diff {c['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}")
+    for s in body["skipped"]:
+        lines.append(f"      {s['name']:17s} skipped: {s['why']}")
+    return lines
+
+
+def tally(bodies: list[dict]) -> dict:
+    """Counts over every (setting, target): wins and losses per alternative, prediction inside ±2σ."""
+    out: dict = {}
+    for alt in ("natural", "uniform", "best-run", "regmix", "no-upsampling"):
+        comps = [c for b in bodies for c in b["comparisons"] if c["against"] == alt]
+        key = alt.replace("-", "_")
+        out[f"n_vs_{key}"] = len(comps)
+        out[f"better_vs_{key}"] = sum(c["plan_better"] for c in comps)
+        out[f"worse_vs_{key}"] = sum(c["plan_worse"] for c in comps)
+    within = [abs(b["prediction_error"]) <= 2 * b["predicted"]["std"] for b in bodies]
+    out["pred_within_2sd"] = sum(within)
+    out["mean_abs_pred_error"] = float(np.mean([abs(b["prediction_error"]) for b in bodies])) if bodies else float("nan")
+    out["end_phases_proposed"] = sum(b["results"][0]["phases"] > 1 for b in bodies)
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, val/code only, the 4x setting, 2 seeds, no regmix: seconds (CI)")
+    ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
+    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 3; smoke 2)")
+    ap.add_argument("--scales", default=None, help=f"comma-separated subset of {','.join(SCALES)} (default all; smoke 4x)")
+    ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
+    ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")
+    ap.add_argument("--runs", type=int, default=None, help="sampled sweep mixtures (default 30, so regmix's 40-run minimum "
+                    "is met with the baselines, seed repeats and two-phase runs; smoke 4)")
+    ap.add_argument("--json", default=None, help="write every verify body here")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mixopt-verify-plans-") as tmp:
+        return run(args, args.store or tmp)
+
+
+def run(args, root: str) -> dict:
+    start = provenance()
+    t0 = time.perf_counter()
+    smoke = args.smoke
+    cfg = build_cfg(smoke, args.proxy_steps, args.runs)
+    seeds = args.seeds or (2 if smoke else 3)
+    scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
+    targets = (args.targets or (TARGETS[1] if smoke else ",".join(TARGETS))).split(",")
+    # regmix's LightGBM needs 40 sweep runs (its min_runs); the smoke sweep has 11, so smoke leaves it out
+    against = [a for a in AGAINST if not (smoke and a == "regmix")]
+    summary = pipeline.sweep(cfg, root, show_progress=False)
+    data = load_domain_set(cfg.data)
+    snap = pipeline.open_store(root)
+    print(f"sweep: {summary.planned} runs ({summary.skipped} already stored) at {cfg.proxy.tokens:,} tokens, "
+          f"{cfg.sampler.two_phase_runs} two-phase; {time.perf_counter() - t0:.0f} s", flush=True)
+    models = {t: pipeline.fit(snap, t) for t in targets}
+    for t, m in models.items():
+        n = m.meta["noise"]
+        print(f"fit {t}: CV spearman {m.meta['cv'].get('spearman', float('nan')):.3f}; seed sd "
+              f"{n['seed_sd'] if n['seed_sd'] is not None else float('nan'):.4f}, signal sd {n['signal_sd']:.4f}", flush=True)
+    bodies, records = [], []
+    for setting in scales:
+        mult, shape = SCALES[setting]
+        budget = mult * cfg.proxy.tokens
+        t1 = time.perf_counter()
+        for target in targets:
+            plan = pipeline.propose(models[target], config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False)
+            body = verify(plan, RunStore(root, create=False), snap, cfg, data, against=list(against), seeds=seeds,
+                          shape=shape, tokens=budget)
+            bodies.append(body)
+            records.append({"setting": setting, "target": target, "body": body})
+            print("\n".join(row_line(setting, target, body)), flush=True)
+        sc = bodies[-1]["scale"]
+        print(f"  [{setting}] {sc['model_params']:,} non-embedding params, {sc['tokens']:,} tokens: "
+              f"{time.perf_counter() - t1:.0f} s", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+    counts = tally(bodies)
+    print(f"total {time.perf_counter() - t0:.0f} s; settings: {','.join(scales)}; targets: {','.join(targets)}; seeds {seeds}")
+    print(machine_line(start, provenance()))
+    return print_summary({**counts, "settings": len(bodies), "seeds": seeds, "proxy_tokens": cfg.proxy.tokens,
+                          "met_never_worse_than_regmix": counts["worse_vs_regmix"] == 0,
+                          "mode": "smoke" if smoke else "full"})
+
+
+if __name__ == "__main__":
+    main()
