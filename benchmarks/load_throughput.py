@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,15 +69,25 @@ def child(spec: dict) -> None:
     print(json.dumps({"tokens_per_s": trained / seconds, "seconds": seconds, "trained": summary.trained}))
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the benchmark dies, so no `yes` outlives a killed run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(setting: dict, args, loaded: bool, seed: int) -> float:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if setting["passive"]:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     spec = {**setting, "seed": seed, "runs": args.runs, "tokens": args.tokens, "max_documents": args.max_documents}
-    hog = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if loaded else None
+    hog = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent) if loaded else None
     try:
         out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True,
-                             text=True, check=True).stdout
+                             text=True, check=True, preexec_fn=_die_with_parent).stdout
     finally:
         if hog is not None:
             hog.kill()

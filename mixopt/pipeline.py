@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import ProposeConfig, SamplerConfig, SweepConfig, config_from_dict
+from .config import ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
 from .data.domains import domain_specs, domain_texts, load_domain_set
-from .errors import ConsistencyError, FitError, MixoptError
+from .errors import ConfigError, ConsistencyError, FitError, MixoptError
 from .plan import Plan, save_plan
 from .planning.propose import ProposeContext, build_plan
 from .projector.features import featurize
@@ -33,10 +33,11 @@ from .runs.store import RunStore, StoreSnapshot
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
 from .runs.table import records_table
+from .selection.select import SelectResult, select_documents
 from .surrogates import MetricAverage, cross_validate, get_estimator, load_model, plot_pred_vs_actual, save_model
 from .surrogates.noise import seed_noise, signal_to_noise
 
-__all__ = ["FittedModel", "open_store", "sweep", "fit", "save_fitted", "open_model", "propose", "save", "check_model_store",
+__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "save_fitted", "open_model", "propose", "save", "check_model_store",
            "check_config_store", "measure_noise", "noise_line"]
 
 
@@ -108,6 +109,14 @@ def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str 
         raise ConsistencyError(f"{where} names domains {config_domains}, but the store {snapshot.root} was swept on "
                                f"{sorted(store_domains)}. Pass the config the store was swept with, or omit it to use the "
                                "store's own config.")
+
+
+# ---------------------------------------------------------------- select (before the sweep: quality pools from documents)
+
+def select(pools: dict[str, str], target: str, out_dir: str | Path, **options) -> SelectResult:
+    """Score every document of the pools against the target and write score buckets as quality pools
+    (see :func:`mixopt.selection.select.select_documents`)."""
+    return select_documents(pools, target, out_dir, **options)
 
 
 # ---------------------------------------------------------------- sweep
@@ -223,6 +232,15 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
         projector = _store_projector(config, ctx)
     return build_plan(model.estimator, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+
+
+def with_pools(config: SweepConfig, pools: Any, *, where: str) -> SweepConfig:
+    """The config with quality pools (e.g. ``mixopt select``'s pools.yaml: ``{domain: {pools: [...]}}``) merged into propose.pools."""
+    if not isinstance(pools, dict) or not pools:
+        raise ConfigError(f"Pools file {where} must map each domain to its pools ({{domain: {{pools: [...]}}}}). Got "
+                          f"{type(pools).__name__}. Use the pools.yaml written by `mixopt select`.")
+    merged = {**config.propose.pools, **{d: domain_pools_from_dict(v, where=f"{where}: {d}") for d, v in pools.items()}}
+    return config.model_copy(update={"propose": config.propose.model_copy(update={"pools": merged})})
 
 
 def save(plan: Plan, out: str | Path) -> Path:

@@ -125,7 +125,6 @@ def test_select_cli_errors_are_one_line(files, tmp_path, capsys):
     assert code == 2 and "--method" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_select_then_propose_with_the_written_pools_then_export(tmp_path, capsys):
     from tests.test_cli_sweep import write_cfg
 
@@ -138,12 +137,12 @@ def test_select_then_propose_with_the_written_pools_then_export(tmp_path, capsys
     assert run(["select", "--pool", f"code={pool}", "--target", str(target), "--method", "dsir", "--buckets", "2",
                 "--out", str(sel)]) == 0
     assert "pools.yaml" in capsys.readouterr().out
-    pools = yaml.safe_load((sel / "pools.yaml").read_text())
-    cfg = write_cfg(tmp_path, runs=3, propose={"pools": pools, "n_candidates": 2000})
+    cfg = write_cfg(tmp_path, runs=3, propose={"n_candidates": 2000})
     store = tmp_path / "store"
     assert run(["sweep", str(cfg), "--store", str(store)]) == 0
     plan = tmp_path / "plan.yaml"
-    assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--budget-tokens", "40000", "--out", str(plan)]) == 0
+    assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--budget-tokens", "40000", "--out", str(plan),
+                "--pools", str(sel / "pools.yaml")]) == 0
     body = yaml.safe_load(plan.read_text())
     assert body["pools"]["code"] and set(body["pools"]["code"]) <= {"q1", "q2"} and body["pools"]["code"][0] == "q1"
     out = tmp_path / "mix.json"

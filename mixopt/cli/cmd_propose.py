@@ -11,6 +11,7 @@ from rich.console import Console
 from .. import pipeline
 from ..config import load_config
 from ..errors import ConfigError
+from ..io import read_yaml
 from .main import app
 
 
@@ -24,9 +25,16 @@ def propose_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
     out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
+    pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}); "
+                                                           "merged into the config's propose.pools."),
 ) -> None:
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
     cfg = load_config(config) if config else None
+    if pools is not None:
+        if cfg is None:
+            raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
+        cfg = pipeline.with_pools(cfg, read_yaml(pools, what="Pools file", missing_hint="Write one with `mixopt select ... --out DIR`."),
+                                  where=str(pools))
     if model is None and store is None:
         raise ConfigError("propose needs a fitted model (--model MODEL) or a run store to fit one on (--store DIR). Pass one of them.")
     fitted = pipeline.open_model(model) if model is not None else None

@@ -16,8 +16,9 @@ from rich.progress import (
 
 from ..config import ProxyConfig, load_config
 from ..errors import ConfigError
-from ..selection.select import METHODS, select_documents
-from .cmd_export import parse_pairs
+from .. import pipeline
+from ..selection.select import METHODS
+from .render import parse_pairs
 from .main import app
 
 
@@ -58,7 +59,7 @@ def select_cmd(
                 tasks[label] = bars.add_task(label, total=total)
             bars.update(tasks[label], completed=done, total=total)
 
-        result = select_documents(pools, target, out, method=method, buckets=buckets, keep=keep, text_field=text_field,
+        result = pipeline.select(pools, target, out, method=method, buckets=buckets, keep=keep, text_field=text_field,
                                   target_text_field=target_text_field, proxy=proxy,
                                   tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",
                                   seed=seed, max_documents=max_docs, progress=progress)

@@ -39,7 +39,7 @@ def resolve_files(spec: DomainSpec) -> list[Path]:
     matches = sorted(Path(m) for m in glob.glob(str(p)) if Path(m).is_file())
     if matches:
         return matches
-    if spec.format == "auto" and _looks_like_hub_id(spec.path):
+    if spec.format == "auto" and looks_like_hub_id(spec.path):
         return []
     raise DataError(f"Domain '{spec.name}': data path {spec.path} does not exist. Fix the path in the config (or set format: hub for a hub id).")
 
@@ -58,7 +58,7 @@ def source_key(spec: DomainSpec) -> str:
 
 def load_documents(spec: DomainSpec, max_documents: int | None = None) -> list[str]:
     """All non-empty documents of a domain, in source order."""
-    ds = _load_dataset(spec)
+    ds = load_dataset_of(spec)
     column = spec.text_field
     if column not in ds.column_names:
         raise DataError(
@@ -74,7 +74,7 @@ def load_documents(spec: DomainSpec, max_documents: int | None = None) -> list[s
 
 def load_column(spec: DomainSpec, column: str, max_documents: int | None = None) -> list:
     """Another column of the same rows as `load_documents` (e.g. a quality score)."""
-    ds = _load_dataset(spec)
+    ds = load_dataset_of(spec)
     if column not in ds.column_names:
         raise DataError(f"Domain '{spec.name}': no column '{column}' in {spec.path} (columns: {ds.column_names}). Fix quality_field.")
     limit = min(x for x in (max_documents, spec.max_documents, len(ds)) if x is not None)
@@ -82,7 +82,7 @@ def load_column(spec: DomainSpec, column: str, max_documents: int | None = None)
     return [v for t, v in zip(rows[spec.text_field], rows[column]) if isinstance(t, str) and t.strip()]
 
 
-def _load_dataset(spec: DomainSpec):
+def load_dataset_of(spec: DomainSpec):
     import datasets
 
     datasets.disable_progress_bars()
@@ -129,5 +129,5 @@ def _is_saved_dataset(p: Path) -> bool:
     return (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists()
 
 
-def _looks_like_hub_id(s: str) -> bool:
+def looks_like_hub_id(s: str) -> bool:
     return "/" in s and not s.startswith((".", "/", "~")) and Path(s).suffix == "" and s.count("/") == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainSpec
-from ..data.sources import _load_dataset, _looks_like_hub_id, source_key
+from ..data.sources import load_dataset_of, looks_like_hub_id, source_key
 from ..errors import ConfigError, DataError
 
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
@@ -48,7 +48,7 @@ def source_spec(name: str, path: str, *, option: str, text_field: str = "text") 
     if not name or not re.match(NAME_PATTERN, name):
         raise ConfigError(f"{option} needs NAME=PATH with a NAME of letters, digits, '_', '.', '-'. Got {name!r}. Rename it.")
     p = Path(path).expanduser()
-    if not (p.exists() or glob.glob(str(p)) or _looks_like_hub_id(path)):
+    if not (p.exists() or glob.glob(str(p)) or looks_like_hub_id(path)):
         raise DataError(f"{option} {name}={path}: the path does not exist (no file, directory or glob match). "
                         f"Fix the path after {option}.")
     return DomainSpec(name=name, path=path, text_field=text_field)
@@ -56,7 +56,7 @@ def source_spec(name: str, path: str, *, option: str, text_field: str = "text") 
 
 def read_source(spec: DomainSpec, *, option: str) -> Source:
     """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error."""
-    ds = _load_dataset(spec)
+    ds = load_dataset_of(spec)
     where = f"{option} {spec.name}={spec.path}"
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
@@ -84,7 +84,7 @@ def overlap(target: Source, pool: Source) -> int:
 
 def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None) -> list[str]:
     """The non-empty texts of the first ``max_documents`` records, with errors that name ``option`` and ``--text-field``."""
-    ds = _load_dataset(spec)
+    ds = load_dataset_of(spec)
     where = f"{option} {spec.name}={spec.path}"
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
