@@ -38,14 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance  # noqa: E402
+from _common import machine_line, print_summary, provenance
 
-from mixopt import pipeline  # noqa: E402
-from mixopt.config import SweepConfig  # noqa: E402
-from mixopt.data.domains import load_domain_set  # noqa: E402
-from mixopt.proxy.loop import torch_threads  # noqa: E402
-from mixopt.runs.store import RunStore  # noqa: E402
-from mixopt.verify import verify  # noqa: E402
+from mixopt import pipeline
+from mixopt.config import SweepConfig
+from mixopt.data.domains import load_domain_set
+from mixopt.proxy.loop import torch_threads
+from mixopt.runs.store import RunStore
+from mixopt.verify import verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
 AGAINST = ["natural", "uniform", "best-run", "regmix", "no-upsampling"]
@@ -54,8 +54,9 @@ SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
 def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None) -> SweepConfig:
     steps = proxy_steps or (4 if smoke else 40)
-    proxy = dict(n_layer=1, n_embd=32, head_size=32, block_size=32, batch_size=8, tokens=8 * 32 * steps, lr=3e-3,
-                 schedule="cosine", checkpoints=[1.0], eval_tokens=512 if smoke else 2048, device="cpu", dtype="float32")
+    proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
+             "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
+             "dtype": "float32"}
     return SweepConfig(name="verify-plans", seed=0, runs=runs or (4 if smoke else 30),
                        data={"corpus": "embedded", "max_documents": 60 if smoke else 300}, proxy=proxy,
                        sampler={"two_phase_runs": 3 if smoke else 8, "noise_seeds": 2, "noise_mixtures": 0},
@@ -66,8 +67,8 @@ def row_line(setting: str, target: str, body: dict) -> list[str]:
     """Printable lines for one verify body."""
     plan = body["results"][0]
     pred = body["predicted"]
-    lines = [f"  [{setting}] {target}: plan {plan['mean']:.4f} ({plan['phases']} phase(s)); predicted {pred['value']:.4f} "
-             f"± {pred['std']:.4f} at proxy scale; error {body['prediction_error']:+.4f}"]
+    lines = [(f"  [{setting}] {target}: plan {plan['mean']:.4f} ({plan['phases']} phase(s)); predicted {pred['value']:.4f} "
+              f"± {pred['std']:.4f} at proxy scale; error {body['prediction_error']:+.4f}")]
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
         verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
@@ -105,11 +106,10 @@ def main(argv=None) -> dict:
                     "is met with the baselines, seed repeats and two-phase runs; smoke 4)")
     ap.add_argument("--json", default=None, help="write every verify body here")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="mixopt-verify-plans-") as tmp:
-        # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
-        # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)
-        with torch_threads(1):
-            return run(args, args.store or tmp)
+    # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
+    # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)
+    with tempfile.TemporaryDirectory(prefix="mixopt-verify-plans-") as tmp, torch_threads(1):
+        return run(args, args.store or tmp)
 
 
 def run(args, root: str) -> dict:

@@ -16,7 +16,7 @@ import pytest
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCHMARKS = sorted(p for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all")
-WORDS = {"yes", "no", "na"}  # allowed non-numeric values besides the `mode` key
+WORDS = {"yes", "no", "na"}  # the values of met / met_* verdicts
 
 
 def load(path: Path, monkeypatch):
@@ -46,13 +46,14 @@ def test_benchmark_smoke_run_ends_with_a_summary(path, monkeypatch, capsys):
     assert sum(ln.startswith("summary:") for ln in lines) == 1, f"{path.name} printed several summary lines"
     fields = common(monkeypatch).parse_summary(out)
     numbers = {k: v for k, v in fields.items() if isinstance(v, float)}
-    words = {k: v for k, v in fields.items() if not isinstance(v, float)}
     assert numbers and any(math.isfinite(v) for v in numbers.values()), f"{path.name}: no numeric figure in {fields}"
-    bad = {k: v for k, v in words.items() if k != "mode" and v not in WORDS}
-    assert not bad, f"{path.name}: non-numeric values {bad} (numbers, yes/no/na, or mode=...)"
-    for key in fields:
-        if key.startswith("goal_"):
+    verdicts = {k: v for k, v in fields.items() if k == "met" or k.startswith("met_")}
+    assert all(v in WORDS for v in verdicts.values()), f"{path.name}: met values must be yes/no/na: {verdicts}"
+    for key, value in fields.items():
+        if key.startswith("goal_"):  # run_all pairs goal_x with x: both must be numbers
             assert key[5:] in fields, f"{path.name}: {key} without the figure {key[5:]}"
+            assert isinstance(value, float) and isinstance(fields[key[5:]], float), \
+                f"{path.name}: {key}={value} and {key[5:]}={fields[key[5:]]} must both be numbers"
     print(f"{path.stem}: {seconds:.1f} s")
 
 
@@ -104,3 +105,12 @@ def test_machine_line_comes_from_the_run(monkeypatch):
     assert p["nproc"] >= 1 and p["cpu"] and p["date"][:2] == "20"
     line = c.machine_line(p, {**p, "load": p["load"] + 1})
     assert line.startswith("machine: ") and f"{p['load']:.2f} -> {p['load'] + 1:.2f}" in line and p["date"] in line
+
+
+def test_upsampling_matched_arm_spends_the_plans_code_share(monkeypatch):
+    """The control arm of upsampling_verify.py: natural with code raised to the plan's share, other ratios kept."""
+    bench = load(BENCH_DIR / "upsampling_verify.py", monkeypatch)
+    natural = {"code": 0.14, "docs": 0.43, "prose": 0.43}
+    arm = bench.with_share(natural, "code", 0.2)
+    assert arm["code"] == pytest.approx(0.2) and sum(arm.values()) == pytest.approx(1.0)
+    assert arm["docs"] / arm["prose"] == pytest.approx(1.0) and arm["docs"] == pytest.approx(0.4)

@@ -107,3 +107,31 @@ def test_user_error_inside_a_task_surfaces_as_itself(tmp_path, local_ray):
     bad = RunSpec({"code": 0.5, "nonexistent": 0.5}, cfg.proxy.model_dump(mode="json"), data.fingerprint, 0)
     with pytest.raises(MixtureError, match="nonexistent"):
         run_ray([bad], cfg, RunStore(tmp_path / "s"), data)
+
+
+@pytest.mark.slow
+def test_two_raylet_cluster_trains_on_both_nodes(tmp_path):
+    """A real multi-node run: two raylets of one CPU each (ray.cluster_utils), reached through --ray-address."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'mixopt[ray]'")
+    from ray.cluster_utils import Cluster
+
+    from mixopt.runs.driver import run_sweep
+
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to a Ray instance")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        cfg = load_config(write_cfg(tmp_path, runs=3, proxy={"tokens": 16384, "checkpoints": [1.0], "dtype": "float32"}))
+        store = tmp_path / "store"
+        summary = run_sweep(cfg, store, executor="ray", ray_address=cluster.address, show_progress=False)
+        assert (summary.trained, summary.failed) == (5, [])
+        assert not ray.is_initialized()  # the driver disconnected; the cluster is still up
+        recs = list(RunStore(store).records())
+        spans = sorted((r.info["started_at_s"], r.info["finished_at_s"]) for r in recs)
+        # one CPU per node and one per task: two runs at once means both nodes trained
+        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+        assert {r.info["threads"] for r in recs} == {1}
+    finally:
+        cluster.shutdown()

@@ -323,7 +323,7 @@ def test_cli_prints_index_path_and_requires_an_input(tmp_path):
 
 
 def test_cli_registers_report_on_main_app():
-    from mixopt.cli.main import app
     import mixopt.cli.cmd_report  # noqa: F401
+    from mixopt.cli.main import app
 
     assert "report" in {c.name for c in app.registered_commands}

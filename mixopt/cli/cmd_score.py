@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..plan import load_plan
 from ..projector.scoring import score_pools
 from ..selection.read import read_texts, source_spec
-from .cmd_export import parse_pairs
+from .render import parse_pairs
 from .main import app
 
 

@@ -26,8 +26,9 @@ def iter_commands(root=None, path: tuple[str, ...] = ()):
 
 
 def cli_reference() -> str:
-    lines: list[str] = ["`mixopt --version` prints the installed version. Each command's `--help` ends with the example shown "
-                        "here; the examples run in this order, after the tour above, in `tests/test_docs_run.py`.\n"]
+    intro = ("`mixopt --version` prints the installed version. Each command's `--help` ends with the example shown "
+             "here; the examples run in this order, after the tour above, in `tests/test_docs_run.py`.\n")
+    lines: list[str] = [intro]
     for path, cmd in iter_commands():
         params = [p for p in cmd.params if p.name != "help"]
         args = [p.name.upper() for p in params if p.param_type_name == "argument"]

@@ -18,8 +18,19 @@ from ..plan import Plan
 from ..runs.record import RunRecord
 from . import plots
 from .html import FigureEntry, render_page
-from .inputs import (ModelView, StoreView, agreement_input, as_plan, cv_input, frontier_input, model_predictions, predictors,
-                     read_model, read_store, resolve_target)
+from .inputs import (
+    ModelView,
+    StoreView,
+    agreement_input,
+    as_plan,
+    cv_input,
+    frontier_input,
+    model_predictions,
+    predictors,
+    read_model,
+    read_store,
+    resolve_target,
+)
 from .reconcile import measured_vs_predicted
 
 MAX_CURVES = 6

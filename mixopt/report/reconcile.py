@@ -94,15 +94,16 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
     if best is None:
         return [], None
     if best.value >= p.value:
-        return [f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every measured run "
-                f"(best: {best.label}, {best.value:.4f})."], None
+        below = f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every measured run (best: {best.label}, {best.value:.4f})."
+        return [below], None
     std = p.std or 0.0
     sd, dof = (p.seed_sd, None) if p.seed_sd else (None, 0)
     if sd is None and store is not None and store.table is not None:
         sd, dof = store_seed_sd(store, store.table.target(p.metric))
     gap = p.value - best.value
-    lines = [f"The best measured run, {best.label}, reached {p.metric} = {best.value:.4f}, {gap:.4f} below the plan's "
-             f"prediction {p.value:.4f}{f' ± {std:.4f}' if std else ''}. That is expected, for these reasons."]
+    opening = (f"The best measured run, {best.label}, reached {p.metric} = {best.value:.4f}, {gap:.4f} below the plan's "
+               f"prediction {p.value:.4f}{f' ± {std:.4f}' if std else ''}. That is expected, for these reasons.")
+    lines = [opening]
     if sd:
         luck = expected_luck(sd, best.n_runs)
         source = f" ({dof} degrees of freedom from mixtures trained with several seeds)" if dof else ""

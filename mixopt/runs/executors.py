@@ -195,7 +195,7 @@ def run_ray(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Domai
             for result in results:
                 _tally(summary, result, on_run)
     finally:
-        if started_here and address is None:
+        if started_here:  # stops a Ray started here; only disconnects from a cluster given by address
             ray.shutdown()
     summary.seconds = time.perf_counter() - t0
     return summary
