@@ -84,9 +84,9 @@ def main(argv=None) -> dict:
         print(f"{name:32s} {r['seed_sd']:8.4f} {r['signal_sd']:9.4f} {r['snr']:6.2f} {r['range']:7.4f} {r['seconds']:6.0f}  means {r['means']}")
     best = max(rows, key=lambda k: rows[k]["snr"])
     first = next(iter(rows))
-    print(f"summary: snr_before={rows[first]['snr']:.3f} snr_best={rows[best]['snr']:.3f} "
-          f"seed_sd_before={rows[first]['seed_sd']:.4f} seed_sd_best={rows[best]['seed_sd']:.4f} "
-          f"best_setting={list(rows).index(best)} goal_snr=3 met={'yes' if rows[best]['snr'] >= 3 else 'no'}")
+    print(f"summary: snr={rows[best]['snr']:.3f} goal_snr=3 met_snr={'yes' if rows[best]['snr'] >= 3 else 'no'} "
+          f"snr_before={rows[first]['snr']:.3f} seed_sd_before={rows[first]['seed_sd']:.4f} seed_sd_best={rows[best]['seed_sd']:.4f} "
+          f"best_setting={list(rows).index(best)}")
     return rows
 
 

@@ -66,15 +66,15 @@ from _common import goal, machine_line, print_summary, provenance  # noqa: E402
 from mixopt.config import config_from_dict  # noqa: E402
 from mixopt.data.domains import domain_texts, load_domain_set  # noqa: E402
 from mixopt.projector.features import featurize  # noqa: E402
-from mixopt.projector.from_runs import curve_of, fit_store_projector, target_docs_for  # noqa: E402
+from mixopt.projector.from_runs import fit_store_projector, target_docs_for  # noqa: E402
 from mixopt.projector.ot_distance import MixtureOT  # noqa: E402
 from mixopt.projector.projector import OTProjector, TwoStageProjector  # noqa: E402
 from mixopt.runs.driver import run_sweep  # noqa: E402
 from mixopt.runs.record import RunSpec  # noqa: E402
 from mixopt.runs.store import RunStore  # noqa: E402
 from mixopt.runs.sweep import execute_run  # noqa: E402
-from mixopt.runs.table import records_table  # noqa: E402
-from mixopt.surrogates import MetricAverage, get_estimator  # noqa: E402
+from mixopt.pipeline import make_estimator
+from mixopt.runs.table import records_table, target_curve  # noqa: E402
 
 DOMAINS = ["code", "docs", "math", "prose"]
 EXPLICIT_WX = (0.5, 0.6, 0.75, 0.9)
@@ -125,22 +125,13 @@ def rho(pred, y) -> float:
 
 
 def final_loss(rec, target: str) -> float:
-    c = curve_of(rec, target)
+    c = target_curve(rec, target)
     return c[max(c)]
 
 
 def shipped_surrogate(records, target: str, seed: int = 0):
-    """What `mixopt fit` ships for ``target``, unfitted, and its training matrix Y for ``records``.
-
-    An averaged target (``mean:all-domains``, ``mean:a,b``, ``wmean:...``) gets ``MetricAverage`` over one
-    ``default`` GP per component metric (Y has one column per component); a plain metric one ``default`` GP.
-    """
-    table = records_table(records)
-    if target in table.metrics:
-        return get_estimator("default", random_state=seed), table.metrics[target]
-    cols, weights = table.target_components(target)
-    est = MetricAverage(estimator=get_estimator("default"), weights=weights, random_state=seed)
-    return est, np.column_stack([table.metrics[c] for c in cols])
+    """What `mixopt fit` ships for ``target`` (``pipeline.make_estimator``), unfitted, and its training matrix Y for ``records``."""
+    return make_estimator(records_table(records), target, seed=seed, groups=None)
 
 
 def main(argv=None) -> dict:
@@ -259,8 +250,8 @@ def run(args, root: Path) -> dict:
         for f in (4, 8):
             n = f * tokens
             actual = np.array([final_loss(r, target) for r in big[f]])
-            c0 = np.array([curve_of(records[i], target)[n0] for i in pick])
-            c1 = np.array([curve_of(records[i], target)[n1] for i in pick])
+            c0 = np.array([target_curve(records[i], target)[n0] for i in pick])
+            c1 = np.array([target_curve(records[i], target)[n1] for i in pick])
             loglin = c1 + (c1 - c0) * np.log(n / n1) / np.log(n1 / n0)
             sep_loglin = y1[pick] + (y1[pick] - y0_sep[pick]) * np.log(n / tokens) / np.log(2.0)
             rows = {"projector (checkpoints)": proj.predict(W[pick], n_tokens=n),

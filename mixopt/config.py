@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, pydantic_summary
+from .io import read_yaml
 
 
 class _Strict(BaseModel):
@@ -261,8 +262,6 @@ class SweepConfig(_Strict):
 
 def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
-    from .io import read_yaml
-
     raw = read_yaml(path, what="Config file", missing_hint="Pass the path of a YAML config, e.g. configs/demo.yaml.")
     return config_from_dict(raw or {}, where=str(path))
 

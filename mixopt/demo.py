@@ -6,13 +6,13 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
-from rich.table import Table
 
 from . import pipeline
 from .config import load_config, resolve_config
 from .data.embedded import embedded_path
 from .export import ExportOptions, export_target, write_export
 from .report import build_report
+from .report.tables import runs_table
 
 EXPORT_FORMATS = ("olmo-core", "hf-datasets", "megatron")
 
@@ -26,7 +26,7 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     console.rule("1/5 sweep: proxy models over sampled mixtures")
     summary = pipeline.sweep(cfg, store, n_runs=runs)
     snapshot = pipeline.open_store(store)
-    console.print(runs_table(snapshot, limit=12))
+    console.print(runs_table(snapshot.records, where=str(store), limit=12))
     console.print(f"{summary.trained} trained, {summary.skipped} already done, {len(summary.failed)} failed")
 
     console.rule("2/5 fit: the surrogate, cross-validated")
@@ -59,17 +59,3 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     index = build_report(out / "report", store=store, plan=plan_path, model=model_path, target=cfg.propose.target)
     console.print(f"report: {index}")
     return {"store": store, "model": model_path, "plan": plan_path, "exports": exports, "report": index}
-
-
-def runs_table(snapshot, limit: int = 40) -> Table:
-    """The store's runs as a rich table: label, status, mean validation loss, largest weights."""
-    records = snapshot.records
-    table = Table(title=f"{len(records)} runs in {snapshot.root}" + (f" (first {limit})" if len(records) > limit else ""))
-    for col, just in (("run_id", "left"), ("label", "left"), ("status", "left"), ("mean val loss", "right"), ("largest weights", "left")):
-        table.add_column(col, justify=just)
-    for r in records[:limit]:
-        vals = [v for k, v in r.metrics.items() if k.startswith(("val/", "metric/"))]
-        mean = f"{sum(vals) / len(vals):.4f}" if vals else "-"
-        top = sorted(r.mixture.items(), key=lambda kv: -kv[1])[:3]
-        table.add_row(r.run_id[:10], r.label, r.status, mean, ", ".join(f"{d} {w:.2f}" for d, w in top))
-    return table

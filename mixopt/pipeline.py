@@ -29,15 +29,15 @@ from .planning.propose import ProposeContext, build_plan
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
 from .runs.driver import run_sweep
-from .runs.store import RunStore, StoreSnapshot
+from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
-from .runs.table import records_table
+from .runs.table import RunTable, records_table
 from .selection.select import SelectResult, select_documents
 from .surrogates import MetricAverage, cross_validate, get_estimator, load_model, plot_pred_vs_actual, save_model
 from .surrogates.noise import seed_noise, signal_to_noise
 
-__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "save_fitted", "open_model", "propose", "save", "check_model_store",
+__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "save_fitted", "open_model", "propose", "save", "check_model_store",
            "check_config_store", "measure_noise", "noise_line"]
 
 
@@ -89,14 +89,9 @@ def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None 
 
 def check_model_store(model: FittedModel, snapshot: StoreSnapshot, *, model_name: str = "the model") -> None:
     """The model was fitted on this store's domains and data."""
-    store_domains = list(snapshot.meta.get("domains") or records_table(snapshot.ok).domains)
-    if sorted(model.domains) != sorted(store_domains):
-        raise ConsistencyError(f"{model_name} was fitted on domains {sorted(model.domains)}, but the store {snapshot.root} has "
-                               f"{sorted(store_domains)}. Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
-    fp_model, fp_store = model.meta.get("data_fingerprint"), snapshot.meta.get("data_fingerprint")
-    if fp_model and fp_store and fp_model != fp_store:
-        raise ConsistencyError(f"{model_name} was fitted on data {fp_model}, but the store {snapshot.root} holds runs on data "
-                               f"{fp_store}. Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
+    check_fitted_on(model.meta, snapshot.meta, snapshot.meta.get("domains") or records_table(snapshot.ok).domains,
+                    model_name=model_name, where=str(snapshot.root),
+                    fix=f"Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
 
 
 def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config") -> None:
@@ -139,20 +134,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(snapshot.ok)
     noise = measure_noise(y, groups)
-    if target not in table.metrics and model_name == "default":
-        # an averaged target: one model per component metric, averaged (see surrogates/average.py), each told its own seed noise
-        cols, weights = table.target_components(target)
-        fit_y = np.column_stack([table.metrics[c] for c in cols])
-        noise_var = [seed_noise(table.metrics[c], groups)[0] for c in cols] if noise["seed_sd"] is not None else None
-        est = MetricAverage(estimator=get_estimator("default", where="--model"), weights=weights, random_state=seed,
-                            noise_variance=noise_var)
-    else:
-        est = get_estimator(model_name, where="--model")
-        fit_y = y
-        if "random_state" in est.get_params():
-            est.set_params(random_state=seed)
-        if noise["seed_sd"] is not None and "noise_variance" in est.get_params():
-            est.set_params(noise_variance=noise["seed_sd"] ** 2)
+    est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
     cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
     est.fit(table.W, fit_y)
     meta = snapshot.meta
@@ -166,6 +148,29 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "noise": noise,
     }
     return FittedModel(est, model_meta)
+
+
+def make_estimator(table: RunTable, target: str, model_name: str = "default", *, seed: int = 0,
+                   groups: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+    """The estimator ``fit`` ships for ``target`` (unfitted) and its training targets Y.
+
+    An averaged target with the default model becomes ``MetricAverage`` over one default GP per component metric
+    (Y has one column per component); otherwise the named estimator on the target column. With ``groups`` (repeat
+    groups of the table's rows), each GP's noise level is fixed to the seed noise measured on those repeats.
+    """
+    if target not in table.metrics and model_name == "default":
+        cols, weights = table.target_components(target)
+        noise_var = [seed_noise(table.metrics[c], groups)[0] for c in cols] if groups is not None else None
+        est = MetricAverage(estimator=get_estimator("default", where="--model"), weights=weights, random_state=seed,
+                            noise_variance=noise_var)
+        return est, np.column_stack([table.metrics[c] for c in cols])
+    est = get_estimator(model_name, where="--model")
+    y = table.target(target)
+    if "random_state" in est.get_params():
+        est.set_params(random_state=seed)
+    if groups is not None and "noise_variance" in est.get_params():
+        est.set_params(noise_variance=seed_noise(y, groups)[0])
+    return est, y
 
 
 def measure_noise(y: np.ndarray, groups: np.ndarray) -> dict[str, Any]:

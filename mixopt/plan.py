@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, pydantic_summary
-from .mixtures import validate_weights
+from .errors import ConfigError, MixtureError, pydantic_summary
+from .io import atomic_write_text, read_yaml
+from .mixtures import overall_shares, validate_weights
 
 
 class Phase(BaseModel):
@@ -37,8 +38,6 @@ class Phase(BaseModel):
     @field_validator("weights")
     @classmethod
     def _weights_sum_to_one(cls, v: dict[str, float]) -> dict[str, float]:
-        from .errors import MixtureError
-
         try:
             return dict(sorted(validate_weights(v, where="plan phase").items()))
         except MixtureError as exc:
@@ -98,8 +97,6 @@ class Plan(BaseModel):
 
     def overall_weights(self) -> dict[str, float]:
         """Token shares over the whole run, phases weighted by their length."""
-        from .mixtures import overall_shares
-
         return overall_shares([(p.start_fraction, p.weights) for p in self.phases])
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,8 +104,6 @@ class Plan(BaseModel):
 
 
 def load_plan(path: str | Path) -> Plan:
-    from .io import read_yaml
-
     raw = read_yaml(path, what="Plan file", missing_hint=f"Create one with `mixopt propose ... --out {path}`.",
                     fix_hint="Fix the syntax or regenerate it with `mixopt propose`.")
     return plan_from_dict(raw, where=str(path))
@@ -124,6 +119,4 @@ def plan_from_dict(raw: Any, where: str = "plan") -> Plan:
 
 
 def save_plan(plan: Plan, path: str | Path) -> Path:
-    from .io import atomic_write_text
-
     return atomic_write_text(Path(path), yaml.safe_dump(plan.to_dict(), sort_keys=False))

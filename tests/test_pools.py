@@ -29,6 +29,9 @@ def _cli() -> typer.Typer:
     return app
 
 
+# Targets: Goyal et al. (2024), github.com/locuslab/scaling_laws_data_filtering, results/parameter_values.jsonl
+# (key tmars_imagenet1k_utility: a, d, b, tau); the accuracies are what that repo's estimate_best_pool.py computes from
+# them at 32M/64M/128M/640M samples (pool_size 12.8M, effective_utility). See benchmarks/RESULTS.md.
 def test_tmars_config_reproduces_goyal_et_al():
     results = plan_pools(load_pools(TMARS_YAML), BUDGETS)
     assert [r["budget"] for r in results] == BUDGETS

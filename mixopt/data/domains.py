@@ -17,6 +17,7 @@ import numpy as np
 from ..config import DataConfig, DomainSpec
 from ..errors import DataError
 from ..io import atomic_write_bytes
+from .embedded import embedded_domains, embedded_path
 from .sources import load_documents, source_key
 from .tokenize import Tokenizer
 from .types import DomainSet, TokenizedDomain
@@ -32,8 +33,6 @@ def domain_specs(cfg: DataConfig) -> list[DomainSpec]:
     """Training domains the config names: embedded ones (maybe a subset) plus listed ones."""
     specs: list[DomainSpec] = []
     if cfg.corpus == "embedded":
-        from .embedded import embedded_domains, embedded_path
-
         known = embedded_domains()
         wanted = cfg.include if cfg.include is not None else known
         unknown = sorted(set(wanted) - set(known))

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, FitError, MixtureError
-from ..mixtures import UPSAMPLE_RANGE, Mixture, check_fraction_range, round_shares
+from ..mixtures import UPSAMPLE_RANGE, Mixture, check_fraction_range, project_to_bounded_simplex, round_shares
 from ..runs.table import records_table, usable_records
 from ..surrogates.two_phase import BaseMixtureView, TwoPhaseSurrogate, phase_features  # noqa: F401  (moved there; re-exported)
 
@@ -90,8 +90,6 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     alone (q = p, f = 0); ``helps`` is true only when the two-phase mean beats the baseline mean by more
     than ``sqrt(std^2 + baseline_std^2)``.
     """
-    from ..mixtures import project_to_bounded_simplex
-
     names = list(domains) if domains is not None else (list(constraints.domains) if constraints is not None else None)
     if isinstance(p, Mapping):
         names = names or sorted(p)

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
+from ..data.sources import load_column, load_documents
+from ..data.tokenize import Tokenizer
 from ..errors import BudgetError, ConfigError, DataError
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
 from ..repetition_fit import fit_pool_decay
@@ -101,8 +103,6 @@ def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_do
 
 
 def _docs(spec: DomainSpec, max_documents: int | None) -> list[str]:
-    from ..data.sources import load_documents
-
     return load_documents(spec, max_documents)
 
 
@@ -115,8 +115,6 @@ def _load(domain: str, p: QualityPool, fn):
 
 def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, tokens) per document of the domain; a missing score is NaN (in no bucket)."""
-    from ..data.sources import load_column, load_documents
-
     field = spec.quality_field
     docs = load_documents(spec, max_documents)
     raw = load_column(spec, field, max_documents)
@@ -171,8 +169,6 @@ def resolve_pools(
     dp = _as_domain_pools(domain, dpools)
     if spec is not None and spec.name != domain:
         raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
-    from ..data.tokenize import Tokenizer
-
     tok = Tokenizer(tokenizer)
     sizes: dict[str, tuple[float, float | None, str]] = {}  # name -> (tokens, documents or None, source)
     scored = None

@@ -20,9 +20,6 @@ from .projector import TwoStageProjector
 MIN_RUNS = 6
 
 
-#: kept for callers of the old name (benchmarks/projector_embedded.py); the one accessor is runs.table.target_curve
-curve_of = target_curve
-
 
 def checkpoint_losses(records: Sequence[RunRecord], metric: str, n_tokens: float) -> np.ndarray:
     """Losses of ``metric`` at checkpoint ``n_tokens`` from run records' curves, shape ``(n_runs,)``."""

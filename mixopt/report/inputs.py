@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError, ConsistencyError, FitError
 from ..plan import Plan, load_plan, plan_from_dict
 from ..runs.record import RunRecord
-from ..runs.store import RunStore
+from ..runs.store import RunStore, check_fitted_on
 from ..runs.table import RunTable, records_table
 from ..surrogates import load_model
 
@@ -114,14 +114,8 @@ def resolve_target(target: str | None, store: StoreView | None, model: ModelView
 def check_model_fits_store(model: ModelView, store: StoreView) -> None:
     """The model was fitted on the store's domains and data (one-line ConsistencyError naming both sides)."""
     where = store.root or "the store"
-    store_domains = sorted(store.meta.get("domains") or store.table.domains)
-    if sorted(model.meta["domains"]) != store_domains:
-        raise ConsistencyError(f"{model.name} was fitted on domains {sorted(model.meta['domains'])}, but the runs in {where} use "
-                               f"{store_domains}. Report on the store the model was fitted on, or refit it (`mixopt fit --store {where}`).")
-    fp_model, fp_store = model.meta.get("data_fingerprint"), store.meta.get("data_fingerprint")
-    if fp_model and fp_store and fp_model != fp_store:
-        raise ConsistencyError(f"{model.name} was fitted on data {fp_model}, but the runs in {where} were trained on data "
-                               f"{fp_store}. Report on the store the model was fitted on, or refit it (`mixopt fit --store {where}`).")
+    check_fitted_on(model.meta, store.meta, store.meta.get("domains") or store.table.domains, model_name=model.name, where=str(where),
+                    fix=f"Report on the store the model was fitted on, or refit it (`mixopt fit --store {where}`).")
 
 
 def model_predictions(model: ModelView, store: StoreView, target: str):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..errors import StoreError
+from ..errors import ConsistencyError, StoreError
 from ..io import atomic_write_json, atomic_write_text
 from .record import RunRecord
 
@@ -62,6 +62,17 @@ class StoreSnapshot:
     def failed(self) -> list[RunRecord]:
         """Records left out of ``ok``: failed runs, or ok runs with a non-finite metric."""
         return [r for r in self.records if not r.is_usable()]
+
+
+def check_fitted_on(model_meta: dict, store_meta: dict, store_domains: list[str], *, model_name: str, where: str, fix: str) -> None:
+    """A model's fingerprints (domains, data) match the store it meets; else a one-line ConsistencyError naming both sides."""
+    if sorted(model_meta["domains"]) != sorted(store_domains):
+        raise ConsistencyError(f"{model_name} was fitted on domains {sorted(model_meta['domains'])}, but the runs in {where} use "
+                               f"{sorted(store_domains)}. {fix}")
+    fp_model, fp_store = model_meta.get("data_fingerprint"), store_meta.get("data_fingerprint")
+    if fp_model and fp_store and fp_model != fp_store:
+        raise ConsistencyError(f"{model_name} was fitted on data {fp_model}, but the runs in {where} were trained on data "
+                               f"{fp_store}. {fix}")
 
 
 class RunStore:
