@@ -48,6 +48,7 @@ from mixopt.runs.store import RunStore
 from mixopt.verify import verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
+SMOKE_MODEL = "linear"  # smoke only: the default GP's search takes ~30 s per target on a loaded 2-core box
 AGAINST = ["natural", "uniform", "best-run", "regmix", "no-upsampling"]
 SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
@@ -127,7 +128,7 @@ def run(args, root: str) -> dict:
     snap = pipeline.open_store(root)
     print(f"sweep: {summary.planned} runs ({summary.skipped} already stored) at {cfg.proxy.tokens:,} tokens, "
           f"{cfg.sampler.two_phase_runs} two-phase; {time.perf_counter() - t0:.0f} s", flush=True)
-    models = {t: pipeline.fit(snap, t) for t in targets}
+    models = {t: pipeline.fit(snap, t, SMOKE_MODEL if smoke else "default") for t in targets}
     for t, m in models.items():
         n = m.meta["noise"]
         print(f"fit {t}: CV spearman {m.meta['cv'].get('spearman', float('nan')):.3f}; seed sd "

@@ -169,7 +169,7 @@ def run(args, root: str) -> dict:
     out: dict = {}
     for target in TARGETS:
         t1 = time.perf_counter()
-        model = pipeline.fit(snap, target)
+        model = pipeline.fit(snap, target, "linear" if args.smoke else "default")  # smoke: the GP's search is ~30 s
         plan = pipeline.propose(model, config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False)
         share = overall_shares([(p.start_fraction, p.weights) for p in plan.phases]).get(DOMAIN, 0.0)
         note = next((r for r in plan.reasons if "upsampling phase" in r), "no note")

@@ -1,7 +1,8 @@
-"""The demo: sweep -> fit -> propose -> export -> report on the embedded corpus, composed from the pipeline verbs."""
+"""The demo: sweep -> fit -> propose -> export -> verify -> report on the embedded corpus, composed from the pipeline verbs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -9,12 +10,18 @@ from rich.console import Console
 
 from . import pipeline
 from .config import load_config, resolve_config
+from .data.domains import load_domain_set
 from .data.embedded import embedded_path
 from .export import ExportOptions, export_target, write_export
 from .report import build_report
-from .report.tables import runs_table
+from .io import atomic_write_text
+from .report.tables import runs_table, verify_table
+from .runs.store import RunStore
+from .verify import verify
 
 EXPORT_FORMATS = ("olmo-core", "hf-datasets", "megatron")
+VERIFY_AGAINST = ("natural", "uniform")  # the demo's short verification: two alternatives, two paired seeds
+VERIFY_SEEDS = 2
 
 
 def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, console: Console | None = None) -> dict[str, Path]:
@@ -23,13 +30,13 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     out = Path(out)
     cfg = load_config(resolve_config(config))
     store = out / "store"
-    console.rule("1/5 sweep: proxy models over sampled mixtures")
+    console.rule("1/6 sweep: proxy models over sampled mixtures")
     summary = pipeline.sweep(cfg, store, n_runs=runs)
     snapshot = pipeline.open_store(store)
     console.print(runs_table(snapshot.records, where=str(store), limit=12))
     console.print(f"{summary.trained} trained, {summary.skipped} already done, {len(summary.failed)} failed")
 
-    console.rule("2/5 fit: the surrogate, cross-validated")
+    console.rule("2/6 fit: the surrogate, cross-validated")
     fitted = pipeline.fit(snapshot, cfg.propose.target, cfg.propose.model, seed=cfg.seed)
     model_path, plot_path = pipeline.save_fitted(fitted, out / "model.pkl")
     cv = fitted.meta["cv"]
@@ -37,13 +44,13 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
                   f"regret@1 {cv['regret_at_1']:.4f}; plot {plot_path}")
     console.print(pipeline.noise_line(fitted.meta["noise"]))
 
-    console.rule("3/5 propose: search at the target budget")
+    console.rule("3/6 propose: search at the target budget")
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)
     plan_path = pipeline.save(plan, out / "plan.yaml")
     shown = {k: v for k, v in plan.to_dict().items() if k in ("budget_tokens", "phases", "epochs", "predicted", "reasons")}
     console.print(yaml.safe_dump(shown, sort_keys=False).rstrip())
 
-    console.rule("4/5 export: trainer configs")
+    console.rule("4/6 export: trainer configs")
     exports = out / "exports"
     paths = {d: str(embedded_path(d)) for d in plan.domains}
     steps = ExportOptions(global_batch_size=cfg.proxy.batch_size, seq_length=cfg.proxy.block_size)  # the proxy's own step size
@@ -55,7 +62,14 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
             console.print(f"[yellow]{result.warning}[/]")
     console.print(f"{len(written)} files under {exports}")
 
-    console.rule("5/5 report")
-    index = build_report(out / "report", store=store, plan=plan_path, model=model_path, target=cfg.propose.target)
+    console.rule("5/6 verify: the plan against natural and uniform at its budget, paired seeds")
+    data = load_domain_set(cfg.data)
+    body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=list(VERIFY_AGAINST), seeds=VERIFY_SEEDS)
+    verify_path = atomic_write_text(out / "verify.json", json.dumps(body, indent=1) + "\n")
+    console.print(verify_table(body))
+
+    console.rule("6/6 report")
+    index = build_report(out / "report", store=snapshot, plan=plan, model=fitted, target=cfg.propose.target,
+                         verification=body)
     console.print(f"report: {index}")
-    return {"store": store, "model": model_path, "plan": plan_path, "exports": exports, "report": index}
+    return {"store": store, "model": model_path, "plan": plan_path, "exports": exports, "verify": verify_path, "report": index}

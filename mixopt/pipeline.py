@@ -34,10 +34,11 @@ from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
 from .runs.table import RunTable, records_table
 from .selection.select import SelectResult, select_documents
-from .surrogates import MetricAverage, cross_validate, get_estimator, load_model, plot_pred_vs_actual, save_model
+from .surrogates import (DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
+                         held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.noise import seed_noise, signal_to_noise
 
-__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "save_fitted", "open_model", "propose", "save", "check_model_store",
+__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
            "check_config_store", "measure_noise", "noise_line"]
 
 
@@ -134,9 +135,20 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(snapshot.ok)
     noise = measure_noise(y, groups)
-    est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
-    cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
-    est.fit(table.W, fit_y)
+    scales = table.scales()
+    if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
+        est = SCALE_ESTIMATORS[DEFAULT_SCALE_ESTIMATOR if model_name == "default" else model_name](random_state=seed)
+        if noise["seed_sd"] is not None:
+            est.set_params(noise_variance=noise["seed_sd"] ** 2)
+        X = scale_inputs(table.W, table.model_params, table.tokens)
+        n_big = int(np.sum(np.all(np.isclose(table.scale_matrix(), table.scale_matrix().max(axis=0)), axis=1)))
+        cv = held_out_scale_cv(est, X, y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
+        est.fit(X, y)
+    else:
+        est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
+        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
+        est.fit(table.W, fit_y)
+        cv["y_true"] = y
     meta = snapshot.meta
     cfg = meta.get("config") or {}
     model_meta = {
@@ -144,10 +156,37 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
         "proxy_tokens": (cfg.get("proxy") or {}).get("tokens"), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": table.W.tolist(),
-        "cv": {**{k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()}, "y_true": y.tolist()},
-        "noise": noise,
+        "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
+        "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
+        "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2,
     }
     return FittedModel(est, model_meta)
+
+
+def mixture_groups(W: np.ndarray) -> np.ndarray:
+    """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds."""
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(np.round(w, 9).tobytes(), len(ids)) for w in np.asarray(W, dtype=float)], dtype=int)
+
+
+def at_scale(model: FittedModel, model_params: float | None = None, tokens: float | None = None):
+    """The model as a mixture -> metric predictor at a target scale (a scale-aware model), or as it is.
+
+    A model fitted on one scale ranks mixtures at any scale but cannot say the level there: asking it for another
+    scale is a one-line error that says so.
+    """
+    if model.meta.get("scale_aware"):
+        return AtScale(model.estimator, model_params, tokens)
+    if model_params is not None or tokens is not None:
+        scales = model.meta.get("scales") or []
+        raise FitError(f"The model was fitted on runs at one scale ({_scale_text(scales)}); one scale transfers the mixtures' rank, "
+                       "not their level at another size. Drop --model-params/--tokens (the ranking holds), or sweep a second "
+                       "proxy size (`sizes:` in the config) and fit again.")
+    return model.estimator
+
+
+def _scale_text(scales) -> str:
+    return ", ".join(f"{n:.3g} params x {d:.3g} tokens" for n, d in scales) or "unknown size"
 
 
 def make_estimator(table: RunTable, target: str, model_name: str = "default", *, seed: int = 0,
@@ -236,7 +275,18 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     projector = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
         projector = _store_projector(config, ctx)
-    return build_plan(model.estimator, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+    predictor = model.estimator
+    if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
+        budget = budget_tokens or pcfg.budget_tokens or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+        n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
+        predictor = at_scale(model, n, budget)
+        ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
+    plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+    if model_params is not None and not model.meta.get("scale_aware"):
+        plan.reasons.append(f"model_params {model_params:.3g} is used by the repetition law only: the model was fitted at one scale "
+                            f"({_scale_text(model.meta.get('scales') or [])}), which transfers the mixtures' rank, not their level; "
+                            "sweep a second proxy size (`sizes:`) to predict at N")
+    return plan
 
 
 def with_pools(config: SweepConfig, pools: Any, *, where: str) -> SweepConfig:

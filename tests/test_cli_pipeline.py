@@ -110,10 +110,14 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "4"]) == 0
     assert (out / "plan.yaml").exists() and (out / "report" / "index.html").exists()
     html = (out / "report" / "index.html").read_text()
+    import base64
     import re
 
-    for src in re.findall(r'<img src="([^"]+)"', html):
-        assert (out / "report" / src).stat().st_size > 1000
+    srcs = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert srcs and all(len(base64.b64decode(s)) > 1000 for s in srcs)  # figures are embedded in the page
+    assert "verification.png" in {p.name for p in (out / "report").glob("*.png")}
+    body = json.loads((out / "verify.json").read_text())
+    assert [r["name"] for r in body["results"]] == ["plan", "natural", "uniform"] and len(body["seeds"]) == 2
     assert json.loads((out / "exports" / "hf-datasets" / "interleave.json").read_text())
 
 

@@ -9,7 +9,6 @@ slightly different trajectories.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest

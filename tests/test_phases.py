@@ -105,9 +105,8 @@ def test_two_phase_runs_are_stable_and_leave_single_ids_alone(data, tmp_path):
     assert not {s.run_id for s in two} & {s.run_id for s in single}
     for s in two:
         (_, p0), (start, q) = s.phases
-        assert 0.70 <= start <= 0.95 and abs(sum(q.values()) - 1) < 1e-9 and q != s.mixture
+        assert p0 == s.mixture and 0.70 <= start <= 0.95 and abs(sum(q.values()) - 1) < 1e-9 and q != s.mixture
         assert type(s)(mixture=s.mixture, proxy=s.proxy, data_fingerprint=s.data_fingerprint, seed=s.seed).run_id != s.run_id
-    cfg = _sweep_cfg(3)
     store = RunStore(tmp_path / "store")
     assert execute_run(two[0], store, data, wait=True, threads=1) == "trained"
     rec = store.get(two[0].run_id)

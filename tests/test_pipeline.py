@@ -106,3 +106,65 @@ def test_measure_noise_without_repeats_says_so():
     assert noise["seed_sd"] is None and "not measured" in pipeline.noise_line(noise)
     noise = pipeline.measure_noise(np.array([1.0, 1.2, 3.0, 3.2]), np.array([0, 0, 1, 1]))
     assert noise["seed_sd"] == pytest.approx(np.sqrt(0.02)) and noise["snr"] > 3
+
+
+def _regmix_subset(regmix, tmp_path, kind: str, n: int) -> tuple:
+    """The first ``n`` rows of a RegMix table pair, written as CSVs."""
+    import csv
+
+    out = []
+    for part in ("mixture", "pile_loss"):
+        rows = list(csv.reader((regmix / f"{kind}_{part}_{'60m' if kind == 'test60' else '1m'}.csv".replace("test60", "test")).open()))
+        path = tmp_path / f"{kind}_{part}.csv"
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows[: n + 1])
+        out.append(path)
+    return tuple(out)
+
+
+def test_fit_predict_propose_at_the_target_scale(regmix, tmp_path, capsys):
+    """A store of two scales (RegMix 1M and 60M runs) gets a scale-aware model, judged with the largest scale held out."""
+    store = tmp_path / "store"
+    m1, l1 = _regmix_subset(regmix, tmp_path, "train", 60)
+    m60, l60 = _regmix_subset(regmix, tmp_path, "test60", 20)
+    assert run(["runs", "import", "--mixtures", str(m1), "--metrics", str(l1), "--model-params", "1e6", "--tokens", "1e9",
+                "--store", str(store)]) == 0
+    assert run(["runs", "import", "--mixtures", str(m60), "--metrics", str(l60), "--model-params", "6e7", "--tokens", "1e9",
+                "--store", str(store)]) == 0
+    model = tmp_path / "m.pkl"
+    target = "metric/the_pile_pile_cc_val_loss"
+    capsys.readouterr()
+    assert run(["fit", "--store", str(store), "--target", target, "--folds", "4", "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "largest" in out and "held out" in out
+    meta = pipeline.open_model(model).meta
+    assert meta["scale_aware"] and meta["cv"]["largest_scale"][0] == pytest.approx(6e7) and len(meta["cv"]["y_true"]) == 20
+    mixtures = tmp_path / "w.csv"
+    mixtures.write_text(m60.read_text())
+    std = {}
+    for n in ("6e7", "1e9"):
+        preds = tmp_path / f"p{n}.csv"
+        assert run(["predict", "--model", str(model), "--mixtures", str(mixtures), "--model-params", n, "--tokens", "1e9",
+                    "--out", str(preds)]) == 0
+        rows = preds.read_text().splitlines()
+        assert rows[0] == "index,prediction,std" and len(rows) == 21
+        std[n] = np.mean([float(r.split(",")[2]) for r in rows[1:]])
+    assert std["1e9"] > std["6e7"]  # the predictive std grows with the extrapolation distance
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", "--model", str(model), "--store", str(store), "--model-params", "1e9", "--budget-tokens", "1e9",
+                "--out", str(plan)]) == 0
+    body = yaml.safe_load(plan.read_text())
+    assert body["predicted"]["by"]["surrogate"]["scale"] == "target"
+    assert body["provenance"]["target_scale"] == {"model_params": 1e9, "tokens": 1e9}
+
+
+def test_one_scale_model_refuses_another_scale(stores, tmp_path, capsys):
+    _, store, _, _ = stores
+    model = tmp_path / "m.pkl"
+    assert run(["fit", "--store", str(store), "--out", str(model)]) == 0
+    (tmp_path / "w.csv").write_text("index,code,legal,prose\n0,0.2,0.3,0.5\n")
+    capsys.readouterr()
+    assert run(["predict", "--model", str(model), "--mixtures", str(tmp_path / "w.csv"), "--model-params", "1e9",
+                "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "transfers the mixtures' rank" in err and not (tmp_path / "p.csv").exists()

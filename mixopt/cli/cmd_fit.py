@@ -31,7 +31,13 @@ def fit_cmd(
     fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
     cv = fitted.meta["cv"]
-    table = Table(title=f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}")
+    if fitted.meta["scale_aware"]:
+        n, d = cv["largest_scale"]
+        title = (f"{fitted.estimator.__class__.__name__} over {len(fitted.meta['scales'])} scales: {cv['k']}-fold CV with the largest "
+                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_runs']} runs, target {target}")
+    else:
+        title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}"
+    table = Table(title=title)
     for col in ("spearman", "pearson", "mae", "regret@1", "within ±1σ", "within ±2σ"):
         table.add_column(col, justify="right")
     table.add_row(*(f"{cv[k]:.4f}" if isinstance(cv.get(k), (int, float)) else "-"
@@ -46,12 +52,15 @@ def fit_cmd(
 def predict_cmd(
     model: Path = typer.Option(..., "--model", help="A model saved by `mixopt fit`."),
     mixtures: Path = typer.Option(..., "--mixtures", help="CSV: `index` + one weight column per domain of the model."),
+    model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (non-embedding params); scale-aware models only."),
+    tokens: float | None = typer.Option(None, "--tokens", help="Target training tokens D; scale-aware models only."),
     out: Path = typer.Option(..., "--out", help="CSV to write: index, prediction, std."),
 ) -> None:
-    """Predict the target metric of each mixture in a CSV."""
+    """Predict the target metric of each mixture in a CSV (at a target scale for a model fitted on several)."""
     fitted = pipeline.open_model(model)
+    predictor = pipeline.at_scale(fitted, model_params, tokens)
     indices, W = read_mixtures_for_model(mixtures, fitted.domains)
-    mean, std = fitted.estimator.predict(W, return_std=True)
+    mean, std = predictor.predict(W, return_std=True)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "prediction", "std"])

@@ -1,4 +1,4 @@
-"""`mixopt report`: a static HTML page with PNG figures of a store, a plan and a frontier."""
+"""`mixopt report`: a static HTML page with PNG figures of a store, a plan, a frontier and a verification."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ConfigError
+from ..report import build_report
 from .main import app
 
 
@@ -17,28 +19,27 @@ def report_cmd(
     plan: Path | None = typer.Option(None, "--plan", help="PLAN.yaml from `mixopt propose`."),
     model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs."),
     frontier: Path | None = typer.Option(None, "--frontier", help="FRONTIER.json from `mixopt plan-pools --json`."),
+    verification: Path | None = typer.Option(None, "--verify", help="VERIFY.json from `mixopt verify`: bars with intervals next to the prediction."),
     target: str | None = typer.Option(None, "--target", help="Metric to rank runs by, e.g. val/code or mean:all-domains "
                                       "(default: the model's target, else the plan's metric, else mean:all-domains)."),
     title: str = typer.Option("mixopt report", "--title", help="Page title."),
 ) -> None:
     """Write a self-contained HTML report, figures embedded (needs --store and/or --plan), and print its path."""
-    from ..errors import ConfigError
-    from ..report import build_report
-
     if store is None and plan is None:
         raise ConfigError("mixopt report needs at least one of --store or --plan; got neither. "
                           "Pass a run-store directory (--store DIR) and/or a plan file (--plan PLAN.yaml).")
-    rows = _read_frontier(frontier) if frontier is not None else None
-    page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title)
+    rows = (_read_json(frontier, "Frontier", f"mixopt plan-pools POOLS.yaml --budgets ... --json > {frontier}")
+            if frontier is not None else None)
+    body = (_read_json(verification, "Verification", f"mixopt verify PLAN.yaml --store DIR --out {verification}")
+            if verification is not None else None)
+    page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title, verification=body)
     typer.echo(str(page))
 
 
-def _read_frontier(path: Path) -> list:
-    from ..errors import ConfigError
-
+def _read_json(path: Path, what: str, how: str):
     if not path.is_file():
-        raise ConfigError(f"Frontier file {path} does not exist. Write one with `mixopt plan-pools POOLS.yaml --budgets ... --json > {path}`.")
+        raise ConfigError(f"{what} file {path} does not exist. Write one with `{how}`.")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Frontier file {path} is not valid JSON ({exc}). Regenerate it with `mixopt plan-pools ... --json`.") from None
+        raise ConfigError(f"{what} file {path} is not valid JSON ({' '.join(str(exc).split())}). Regenerate it with `{how}`.") from None

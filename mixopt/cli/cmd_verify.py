@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from .. import pipeline
 from ..config import config_from_dict, load_config
@@ -15,6 +14,7 @@ from ..data.domains import load_domain_set
 from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..plan import load_plan
+from ..report.tables import verify_table
 from ..runs.store import RunStore
 from ..verify import ALTERNATIVES, parse_against, verify
 from .main import app
@@ -50,23 +50,5 @@ def verify_cmd(
                   model_params=model_params, tokens=tokens)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
-    Console().print(results_table(body))
+    Console().print(verify_table(body))
     typer.echo(f"verify -> {out} ({body['trained']} run(s) trained now)")
-
-
-def results_table(body: dict) -> Table:
-    sc = body["scale"]
-    table = Table(title=f"{body['target']} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
-                        f"{len(body['seeds'])} paired seeds (lower is better)")
-    for col in ("arm", "mean", "plan - arm", "95% interval", "verdict"):
-        table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
-    plan = body["results"][0]
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {body['predicted']['value']:.4f} (proxy scale)")
-    by_name = {r["name"]: r for r in body["results"]}
-    for c in body["comparisons"]:
-        lo, hi = c["ci95"]
-        verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
-        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", verdict)
-    for s in body["skipped"]:
-        table.add_row(s["name"], "-", "-", "-", f"skipped: {s['why']}")
-    return table

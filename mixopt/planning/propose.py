@@ -116,7 +116,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             used = x * budget
             epochs[d] = round(used / ctx.token_counts[d], 6)
             eff[d] = float(effective_tokens(used, ctx.token_counts[d]))
-    by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": "proxy", "search": result.method}}
+    scale = "target" if ctx.provenance.get("target_scale") else "proxy"  # a scale-aware model predicts at the plan's scale
+    by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": scale, "search": result.method}}
     disagreement = None
     if projector is not None:
         proj = projector(w, budget)
@@ -201,8 +202,8 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
             reasons.append(
                 f"the best measured run ({label}, {y_best:.4f}) is below the plan's prediction {value:.4f}: one run's loss "
                 f"scatters by the seed noise (sd {seed_sd:.4f}) and the best of {len(table.run_ids)} runs is biased low; the model "
-                f"expects that mixture at {baselines['best-run']['value']:.4f}. Predictions are at the proxies' scale, "
-                "not at the plan's budget")
+                f"expects that mixture at {baselines['best-run']['value']:.4f}" + (
+                    ". Predictions are at the proxies' scale, not at the plan's budget" if not ctx.provenance.get("target_scale") else ""))
     if not seed_sd:
         reasons.append("seed noise unknown: no mixture was trained with several seeds (sampler.noise_seeds >= 2 measures it)")
     return baselines, reasons, beats

@@ -38,14 +38,15 @@ MAX_CURVES = 6
 
 def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | Plan | None = None,
                  model: Any = None, target: str | None = None,
-                 frontier: list[dict] | None = None, cv_predictions: Any = None, title: str = "mixopt report") -> Path:
+                 frontier: list[dict] | None = None, cv_predictions: Any = None, title: str = "mixopt report",
+                 verification: dict | None = None) -> Path:
     """Write ``out_dir/index.html`` (figures embedded) and its PNGs; returns the page's path.
 
     ``store`` is a run-store path or a snapshot already read; ``model`` a path saved by
     ``mixopt fit``, a fitted-model object (``estimator``, ``meta``) or ``(estimator, meta)``.
     ``target`` defaults to the model's, else the plan's metric, else ``mean:all-domains``.
     ``cv_predictions`` is ``(y_true, y_pred[, y_std])`` or a dict with those keys.
-    ``frontier`` is the JSON output of ``mixopt plan-pools --json``.
+    ``frontier`` is the JSON output of ``mixopt plan-pools --json``; ``verification`` the body of VERIFY.json.
     """
     if store is None and plan is None:
         raise ConfigError("mixopt report needs at least one of --store or --plan; got neither. "
@@ -146,6 +147,17 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
             "Each point is one mixture: x the surrogate's prediction, y the projector's, colour the measured value. "
             "Points near the dashed line agree; the colour gradient should follow the diagonal if both rank well.",
             lambda p: plots.plot_agreement_scatter(*scatter, p))
+
+    # 7. verification: the plan and its alternatives trained at the target scale
+    if verification is not None:
+        add("verification.png", "Verification at the target scale",
+            "Each arm trained at the plan's budget with the same seeds (dots; diamond = mean). The shaded band is the "
+            "paired 95% interval of plan minus arm, placed around the arm: green when the plan is better beyond noise, "
+            "red when worse, grey when within noise. The dashed line is the plan's predicted value (±2σ shaded).",
+            lambda p: plots.plot_verification(verification, p))
+        worse = [c["against"] for c in verification["comparisons"] if c["plan_worse"]]
+        if worse:
+            flags.append(f"Verification: the plan trained worse than {', '.join(worse)} beyond seed noise.")
 
     notes, flag = measured_vs_predicted(plan_obj, sv, mv)
     if flag:

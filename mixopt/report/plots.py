@@ -275,3 +275,36 @@ def plot_agreement_scatter(surrogate: Sequence[float], projector: Sequence[float
     ax.set_title(f"Surrogate vs projector, Spearman ρ = {fmt_rho(rho)}")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_verification(body: Mapping, path: str | Path) -> Path:
+    """Each arm's measured target (mean over paired seeds, seed values as dots) beside the plan's prediction."""
+    results = list(body["results"])
+    ci = {c["against"]: c for c in body["comparisons"]}
+    plan_mean = results[0]["mean"]
+    fig = _figure(6.2, 1.4 + 0.55 * len(results))
+    ax = fig.add_subplot()
+    for k, r in enumerate(results):
+        c = ci.get(r["name"])
+        colour = "C0" if k == 0 else ("C2" if c and c["plan_better"] else "C3" if c and c["plan_worse"] else "C7")
+        if c is not None:  # the paired 95% interval of (plan - arm), drawn around the arm as where the plan may sit
+            lo, hi = c["ci95"]
+            ax.plot([r["mean"] + lo, r["mean"] + hi], [k, k], color=colour, linewidth=6, alpha=0.25, solid_capstyle="butt")
+        ax.scatter(r["values"], [k] * len(r["values"]), s=14, color=colour, alpha=0.7)
+        ax.scatter([r["mean"]], [k], s=60, marker="D", color=colour)
+        verdict = "" if c is None else (" plan better" if c["plan_better"] else " plan worse" if c["plan_worse"] else " within noise")
+        ax.annotate(f"{r['mean']:.4f}{verdict}", (r["mean"], k), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    pred = body.get("predicted") or {}
+    if pred.get("value") is not None:
+        ax.axvline(pred["value"], color="C0", linestyle="--", linewidth=1, label=f"plan predicted ({pred.get('scale', 'proxy')} scale)")
+        if pred.get("std"):
+            ax.axvspan(pred["value"] - 2 * pred["std"], pred["value"] + 2 * pred["std"], color="C0", alpha=0.08)
+    ax.axvline(plan_mean, color="C0", linewidth=1, alpha=0.5)
+    ax.set_yticks(np.arange(len(results)), [r["name"] for r in results])
+    ax.set_ylim(-0.7, len(results) - 0.3)
+    sc = body["scale"]
+    ax.set_xlabel(f"{body['target']} at {sc['model_params']:,} params, {sc['tokens']:.3g} tokens (lower is better)")
+    ax.set_title(f"Verification: {len(body['seeds'])} paired seeds; bands: plan's 95% interval relative to each arm", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)

@@ -1,4 +1,4 @@
-"""Tables for the terminal (rich): the runs of a store."""
+"""Tables for the terminal (rich): the runs of a store, and a verification."""
 
 from __future__ import annotations
 
@@ -20,4 +20,23 @@ def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40
         mean = f"{sum(vals) / len(vals):.4f}" if vals else "-"
         top = sorted(r.mixture.items(), key=lambda kv: -kv[1])[:3]
         table.add_row(r.run_id[:10], r.label, r.status, mean, ", ".join(f"{d} {w:.2f}" for d, w in top))
+    return table
+
+
+def verify_table(body: dict) -> Table:
+    """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval and the verdict."""
+    sc = body["scale"]
+    table = Table(title=f"{body['target']} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
+                        f"{len(body['seeds'])} paired seeds (lower is better)")
+    for col in ("arm", "mean", "plan - arm", "95% interval", "verdict"):
+        table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
+    plan = body["results"][0]
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {body['predicted']['value']:.4f} (proxy scale)")
+    by_name = {r["name"]: r for r in body["results"]}
+    for c in body["comparisons"]:
+        lo, hi = c["ci95"]
+        verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
+        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", verdict)
+    for s in body["skipped"]:
+        table.add_row(s["name"], "-", "-", "-", f"skipped: {s['why']}")
     return table

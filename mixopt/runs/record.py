@@ -22,7 +22,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import ProxyConfig
+from ..errors import FitError
 from ..mixtures import Mixture, Phases, overall_shares
+from .targets import resolve_target
 
 RECORD_VERSION = 2  # 2: `phases` holds every phase, from start 0; `scale` added
 
@@ -134,25 +136,13 @@ class RunRecord:
     def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """``(tokens, values)`` of a metric's checkpoints, sorted by tokens; both empty when not recorded.
 
-        ``metric`` is a recorded name (``val/code``), ``mean:all-domains`` (mean of the ``val/*``
-        curves, else of ``metric/*``, at the checkpoints they share), or ``mean:a,b`` /
-        ``wmean:a=0.3,b=0.7`` over recorded names.
+        ``metric`` is any target name :func:`mixopt.runs.targets.resolve_target` accepts (``val/code``,
+        ``mean:all-domains``, ``mean:code,prose``, ``wmean:a=0.3,b=0.7``), averaged at the checkpoints they share.
         """
-        if metric in self.curves:
-            cols, weights = [metric], [1.0]
-        elif metric == "mean:all-domains":
-            cols = [c for c in self.curves if c.startswith("val/")] or [c for c in self.curves if c.startswith("metric/")]
-            weights = [1.0] * len(cols)
-        elif metric.startswith(("mean:", "wmean:")):
-            kind, _, body = metric.partition(":")
-            parts = [p.strip().partition("=") for p in body.split(",") if p.strip()]
-            cols = [c for c, _, _ in parts]
-            try:
-                weights = [float(w) if kind == "wmean" else 1.0 for _, _, w in parts]
-            except ValueError:
-                return np.zeros(0), np.zeros(0)
-        else:
-            cols, weights = [], []
+        try:
+            cols, weights = resolve_target(metric, list(self.curves))
+        except FitError:
+            return np.zeros(0), np.zeros(0)
         if not cols or any(c not in self.curves for c in cols) or sum(weights) <= 0:
             return np.zeros(0), np.zeros(0)
         shared = set.intersection(*(set(self.curves[c]) for c in cols))
@@ -163,7 +153,7 @@ class RunRecord:
 
     def is_usable(self) -> bool:
         """Finished ``ok`` with every final metric finite: the runs models learn from."""
-        return self.status == "ok" and all(math.isfinite(v) for v in self.metrics.values())
+        return self.status == "ok" and bool(self.metrics) and all(math.isfinite(v) for v in self.metrics.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body: plain dicts and ``[start, {domain: w}]`` pairs."""

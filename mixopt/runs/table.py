@@ -41,7 +41,7 @@ from .tables_io import (  # noqa: F401  (re-exported: the table's I/O)
 
 def usable_records(records: Iterable[RunRecord], *, max_phases: int | None = None) -> list[RunRecord]:
     """Records that finished ``ok`` with every final metric finite (and at most ``max_phases`` phases after the first)."""
-    return [r for r in records if r.is_usable() and r.metrics and (max_phases is None or len(r.phases or ()) - 1 <= max_phases)]
+    return [r for r in records if r.is_usable() and (max_phases is None or len(r.phases) - 1 <= max_phases)]
 
 
 def canonical_target(target: str, metric_names: Sequence[str]) -> str:

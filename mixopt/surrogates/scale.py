@@ -353,6 +353,22 @@ SCALE_ESTIMATORS = {"scale-gp": ScaleGP, "nested-law": NestedMixingLaw}
 DEFAULT_SCALE_ESTIMATOR = "scale-gp"
 
 
+class AtScale:
+    """A fitted scale-aware estimator seen at one target scale: ``predict(W)`` is its prediction at ``[W | N | D]``.
+
+    The mixture search and the CLI's ``predict`` use this view, so every mixture-only consumer works unchanged.
+    Construction checks the scale (:meth:`_ScaleBase.check_target_scale`).
+    """
+
+    def __init__(self, estimator, model_params: float | None, tokens: float | None):
+        estimator.check_target_scale(model_params, tokens)
+        self.estimator, self.model_params, self.tokens = estimator, model_params, tokens
+
+    def predict(self, W, return_std: bool = False):
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        return self.estimator.predict(scale_inputs(W, self.model_params, self.tokens), return_std=return_std)
+
+
 def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None) -> dict:
     """Cross-validation that holds out the largest scale: K folds over its runs, every other run always trains.
 
