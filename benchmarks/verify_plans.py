@@ -44,8 +44,10 @@ from mixopt import pipeline
 from mixopt.config import SweepConfig
 from mixopt.data.domains import load_domain_set
 from mixopt.proxy.loop import torch_threads
-from mixopt.runs.store import RunStore
-from mixopt.verify import verify
+from mixopt.runs.store import RunStore, StoreSnapshot
+from mixopt.runs.sweep import sweep_scales
+from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
+from mixopt.verify import params_of, verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
 SMOKE_MODEL = "linear"  # smoke only: the default GP's search takes ~30 s per target on a loaded 2-core box
@@ -53,7 +55,7 @@ AGAINST = ["natural", "uniform", "best-run", "regmix", "no-upsampling"]
 SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
 
-def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None) -> SweepConfig:
+def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None, two_sizes: bool = False) -> SweepConfig:
     steps = proxy_steps or (4 if smoke else 40)
     proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
              "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
@@ -61,7 +63,11 @@ def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = No
     return SweepConfig(name="verify-plans", seed=0, runs=runs or (4 if smoke else 30),
                        data={"corpus": "embedded", "max_documents": 60 if smoke else 300}, proxy=proxy,
                        sampler={"two_phase_runs": 3 if smoke else 8, "noise_seeds": 2, "noise_mixtures": 0},
-                       propose={"n_candidates": 2000 if smoke else 20000, "top_k": 50, "max_epochs": 4})
+                       propose={"n_candidates": 2000 if smoke else 20000, "top_k": 50, "max_epochs": 4},
+                       # a second proxy size (n_embd 64: ~4x the parameters; 2x tokens) makes `fit` scale-aware, so
+                       # `propose` predicts at the verify scale instead of the proxy's; verify then trains that size
+                       sizes=[{"name": "s"}, {"name": "m", "n_embd": 64, "tokens": 2 * proxy["tokens"], "runs": 12,
+                               "two_phase_runs": 0}] if two_sizes else [])
 
 
 def row_line(setting: str, target: str, body: dict) -> list[str]:
@@ -106,6 +112,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", type=int, default=None, help="sampled sweep mixtures (default 30, so regmix's 40-run minimum "
                     "is met with the baselines, seed repeats and two-phase runs; smoke 4)")
     ap.add_argument("--json", default=None, help="write every verify body here")
+    ap.add_argument("--two-sizes", action="store_true", help="sweep a second proxy size (n_embd 64, 2x tokens, 12 runs) so "
+                    "the fit is scale-aware; verify then trains that size, at multiples of its tokens (use --scales 4x)")
     args = ap.parse_args(argv)
     # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
     # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)
@@ -117,7 +125,7 @@ def run(args, root: str) -> dict:
     start = provenance()
     t0 = time.perf_counter()
     smoke = args.smoke
-    cfg = build_cfg(smoke, args.proxy_steps, args.runs)
+    cfg = build_cfg(smoke, args.proxy_steps, args.runs, args.two_sizes)
     seeds = args.seeds or (2 if smoke else 3)
     scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
     targets = (args.targets or (TARGETS[1] if smoke else ",".join(TARGETS))).split(",")
@@ -125,7 +133,9 @@ def run(args, root: str) -> dict:
     against = [a for a in AGAINST if not (smoke and a == "regmix")]
     summary = pipeline.sweep(cfg, root, show_progress=False)
     data = load_domain_set(cfg.data)
-    snap = pipeline.open_store(root)
+    full = pipeline.open_store(root)
+    # fit on the sweep alone: a resumed store also holds the verify runs of an earlier call (other scales)
+    snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     print(f"sweep: {summary.planned} runs ({summary.skipped} already stored) at {cfg.proxy.tokens:,} tokens, "
           f"{cfg.sampler.two_phase_runs} two-phase; {time.perf_counter() - t0:.0f} s", flush=True)
     models = {t: pipeline.fit(snap, t, SMOKE_MODEL if smoke else "default") for t in targets}
@@ -136,10 +146,16 @@ def run(args, root: str) -> dict:
     bodies, records = [], []
     for setting in scales:
         mult, shape = SCALES[setting]
-        budget = mult * cfg.proxy.tokens
+        budget = mult * max(sc.proxy.tokens for sc in sweep_scales(cfg))
+        model_params = None
+        if shape:  # propose for the model verify will train (a scale-aware model predicts there; else the law's N only)
+            over = dict(item.split("=") for item in shape.split(","))
+            big = max(sweep_scales(cfg), key=lambda sc: params_of(sc.proxy, data.vocab_size)[0]).proxy
+            model_params = params_of(big.model_copy(update={k: int(v) for k, v in over.items()}), data.vocab_size)[0]
         t1 = time.perf_counter()
         for target in targets:
-            plan = pipeline.propose(models[target], config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False)
+            plan = pipeline.propose(models[target], config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False,
+                                    model_params=model_params)
             body = verify(plan, RunStore(root, create=False), snap, cfg, data, against=list(against), seeds=seeds,
                           shape=shape, tokens=budget)
             bodies.append(body)
@@ -151,7 +167,8 @@ def run(args, root: str) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
     counts = tally(bodies)
-    print(f"total {time.perf_counter() - t0:.0f} s; settings: {','.join(scales)}; targets: {','.join(targets)}; seeds {seeds}")
+    print(f"fit: {'scale-aware' if models[targets[0]].meta.get('scale_aware') else 'one scale'}; "
+          f"total {time.perf_counter() - t0:.0f} s; settings: {','.join(scales)}; targets: {','.join(targets)}; seeds {seeds}")
     print(machine_line(start, provenance()))
     return print_summary({**counts, "settings": len(bodies), "seeds": seeds, "proxy_tokens": cfg.proxy.tokens,
                           "met_never_worse_than_regmix": counts["worse_vs_regmix"] == 0 if counts["n_vs_regmix"] else None,

@@ -58,11 +58,12 @@ from mixopt.planning.phases import (
 )
 from mixopt.proxy.loop import torch_threads
 from mixopt.runs.record import RunSpec
-from mixopt.runs.store import RunStore
+from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.sweep import execute_runs
 from mixopt.runs.table import records_table
 from mixopt.surrogates.two_phase import TwoPhaseSurrogate, phase_features
-from mixopt.verify import LABEL, paired_interval, target_scale, verify
+from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
+from mixopt.verify import paired_interval, target_scale, verify
 
 DOMAIN = "code"
 TARGETS = ("val/code", "mean:all-domains")
@@ -92,7 +93,7 @@ def end_phase_candidates(plan, snap, cfg, counts: dict[str, int], budget: float)
     pc = cfg.propose
     p = {d: float(plan.phases[0].weights.get(d, 0.0)) for d in domains}
     w = np.array([p[d] for d in domains])
-    P, Q, F, y = records_to_phase_data([r for r in snap.ok if not r.label.startswith(LABEL)], domains, plan.predicted.metric)
+    P, Q, F, y = records_to_phase_data([r for r in snap.ok if not r.label.startswith(VERIFY_LABEL)], domains, plan.predicted.metric)
     model = TwoPhaseSurrogate(random_state=cfg.seed).fit(phase_features(P, Q, F), y)
     cons = Constraints.build(domains, min_weights=pc.min_weights or None, max_weights=pc.max_weights or None,
                              token_counts=counts, budget_tokens=budget, max_epochs=pc.max_epochs)
@@ -114,7 +115,7 @@ def train_arms(arms: dict[str, list], body: dict, store_root: str, data, plan, c
     scale = target_scale(cfg, data, plan, tokens=body["scale"]["tokens"])
     proxy = scale.proxy.model_dump(mode="json")
     specs = {(name, s): RunSpec(mixture=Mixture(ph[0][1]), proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
-                                label=f"{LABEL}{name}", phases=tuple((st, Mixture(q)) for st, q in ph))
+                                label=f"{VERIFY_LABEL}{name}", phases=tuple((st, Mixture(q)) for st, q in ph))
              for name, ph in arms.items() for s in body["seeds"]}
     execute_runs(list({sp.run_id: sp for sp in specs.values()}.values()), RunStore(store_root), data, wait=True)
     store = RunStore(store_root, create=False)
@@ -156,7 +157,9 @@ def run(args, root: str) -> dict:
     summary = pipeline.sweep(cfg, root, show_progress=False)
     data = load_domain_set(cfg.data)
     counts = data.token_counts
-    snap = pipeline.open_store(root)
+    full = pipeline.open_store(root)
+    # fit on the sweep alone: a resumed store also holds the verify runs of an earlier call (other scales)
+    snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     budget = 4 * cfg.proxy.tokens
     cap = args.max_epochs * counts[DOMAIN] / budget
     natural = dict(natural_mixture(counts))

@@ -123,6 +123,7 @@ class ProposeConfig(_Strict):
     max_weights: dict[str, float] = Field(default_factory=dict)
     kl_weight: float = Field(default=0.0, ge=0)  # regularise towards the prior
     uncertainty_weight: float = Field(default=0.5, ge=0)  # minimise mean + this * std
+    keep_baseline_within_noise: bool = False  # keep natural/uniform unless the search beats it beyond the noise band
     upsample: bool = True  # consider an end-of-training upsampling phase
     upsample_fraction_min: float = Field(default=0.05, gt=0, lt=1)  # search f in [min, max]
     upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)

@@ -98,6 +98,19 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
 
 # ---------------------------------------------------------------- baselines
 
+def as_float_array(X, *, where: str, what: str, error: type[Exception] = MixtureError) -> np.ndarray:
+    """``X`` as a dense real float array, or a one-line ``error`` for sparse, complex or non-numeric input
+    (the wording scikit-learn's estimator checks look for)."""
+    if issparse(X):
+        raise error(f"{where} is a sparse matrix; {what} must be a dense array. Pass {where}.toarray().")
+    if np.asarray(X).dtype.kind == "c":
+        raise error(f"Complex data not supported: {what} in {where} must be real numbers. Pass the real part.")
+    try:
+        return np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{where} must be a numeric array of {what}. Got an entry that is not a number ({exc}).") from None
+
+
 def check_simplex_rows(W, *, where: str = "W", tolerance: float = ROW_SUM_TOLERANCE) -> np.ndarray:
     """The one simplex check for arrays: finite weights >= 0 whose rows sum to 1 (± ``tolerance``), renormalised.
 
@@ -114,14 +127,7 @@ def check_simplex_rows(W, *, where: str = "W", tolerance: float = ROW_SUM_TOLERA
     -------
     ndarray of shape (n_runs, n_domains), float64, rows summing to 1.
     """
-    if issparse(W):
-        raise MixtureError(f"{where} is a sparse matrix; mixture weights must be a dense array. Pass {where}.toarray().")
-    if np.asarray(W).dtype.kind == "c":
-        raise MixtureError(f"Complex data not supported: mixture weights in {where} must be real numbers. Pass the real part.")
-    try:
-        W = np.asarray(W, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise MixtureError(f"{where} must be a numeric 2-D array of mixture weights. Got an entry that is not a number ({exc}).") from None
+    W = as_float_array(W, where=where, what="mixture weights")
     if W.ndim != 2:
         raise MixtureError(
             f"{where} must be 2-D with shape (n_runs, n_domains). Got shape {W.shape}. "

@@ -32,7 +32,7 @@ from .runs.driver import run_sweep
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
-from .runs.table import RunTable, records_table
+from .runs.table import RunTable, records_table, sweep_records
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
@@ -125,15 +125,16 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 # ---------------------------------------------------------------- fit
 
 def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0) -> FittedModel:
-    """Cross-validate, then fit on every usable run; the model's meta carries the store's fingerprints and seed noise."""
-    table = records_table(snapshot.ok)
+    """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise."""
+    runs = sweep_records(snapshot.ok)
+    table = records_table(runs)
     if len(table.run_ids) < 2:
         raise FitError(f"The store {snapshot.root} has {len(table.run_ids)} finished run(s); fitting needs at least 2 "
                        "(and cross-validation 5 or more). Sweep more runs first.")
     y = table.target(target)
     if not np.all(np.isfinite(y)):
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
-    groups = repeat_groups(snapshot.ok)
+    groups = repeat_groups(runs)
     noise = measure_noise(y, groups)
     scales = table.scales()
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
@@ -263,7 +264,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         tokens_per_doc=meta.get("tokens_per_doc") or {}, train_mixtures=np.asarray(meta.get("train_mixtures") or [], dtype=float),
         proxy_tokens=meta.get("proxy_tokens"), noise=meta.get("noise"),
         sampler=config.sampler if config is not None else SamplerConfig(),
-        records=list(snapshot.ok) if snapshot is not None else None,
+        records=sweep_records(snapshot.ok) if snapshot is not None else None,
         provenance={"model": str(model.path) if model.path else None, "store_fingerprint": meta.get("store_fingerprint"),
                     "estimator": meta.get("estimator"), "data_fingerprint": meta.get("data_fingerprint"),
                     "config_hash": _config_hash(config) if config else None, "mixopt_version": __version__,

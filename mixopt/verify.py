@@ -28,7 +28,7 @@ from scipy import stats
 
 from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
-from .errors import BudgetError, ConfigError, ConsistencyError
+from .errors import BudgetError, ConfigError, ConsistencyError, FitError
 from .mixtures import Mixture, Phases, as_phases, natural_mixture, temperature_prior, uniform_mixture
 from .plan import Plan
 from .planning.constraints import Constraints
@@ -36,12 +36,12 @@ from .planning.search import simulate_search
 from .proxy.model import GPT, GPTConfig
 from .runs.record import RunSpec
 from .runs.store import RunStore, StoreSnapshot
-from .runs.sweep import execute_runs, sweep_scales
-from .runs.table import records_table
+from .runs.executors import choose_workers, run_local
+from .runs.sweep import sweep_scales
+from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
 
 ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix")
-LABEL = "verify:"
 
 
 @dataclass
@@ -117,7 +117,7 @@ def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epoc
     """The plan's overall shares at ``tokens`` must stay within its repetition cap."""
     for d, w in sorted(plan.overall_weights().items()):
         epochs = w * tokens / counts[d]
-        if epochs > max_epochs + 1e-9:
+        if epochs > max_epochs * (1 + 1e-5) + 1e-9:  # plan shares are rounded to 6 digits
             raise BudgetError(f"At {tokens:.3g} tokens the plan repeats '{d}' {epochs:.1f} times, over its cap of {max_epochs:g} "
                               "epochs. Verify at a smaller --tokens, or raise propose.max_epochs and propose again.")
 
@@ -133,7 +133,7 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
         elif name == "uniform":
             arms.append(Arm(name, as_phases(uniform_mixture(domains))))
         elif name == "best-run":
-            table = records_table([r for r in snapshot.ok if not r.label.startswith(LABEL)])
+            table = records_table(sweep_records(snapshot.ok))
             y = table.target(plan.predicted.metric) if plan.predicted else None
             if y is None or not np.isfinite(y).any():
                 skipped.append({"name": name, "why": "no finished sweep run has the plan's target"})
@@ -149,13 +149,16 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
             skipped.append({"name": name, "why": "the proxy trainer reads whole domains, so the plan's pools change nothing it trains"
                             if plan.pools else "the plan keeps no quality pools"})
         elif name == "regmix":
-            arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
+            try:
+                arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
+            except FitError as exc:  # e.g. fewer runs than RegMix's LightGBM needs
+                skipped.append({"name": name, "why": " ".join(str(exc).split())})
     return arms, skipped
 
 
 def regmix_mixture(snapshot: StoreSnapshot, plan: Plan, counts: dict[str, int], cfg: SweepConfig, *, seed: int = 0) -> Mixture:
     """RegMix's recipe on this store: LightGBM on the sweep runs, mean of the top-100 of simulated candidates."""
-    table = records_table([r for r in snapshot.ok if not r.label.startswith(LABEL)])
+    table = records_table(sweep_records(snapshot.ok))
     est = get_estimator("regmix-lightgbm").fit(table.W, table.target(plan.predicted.metric))
     prior = temperature_prior({d: counts[d] for d in table.domains}, cfg.sampler.temperature).vector(table.domains)
     cons = Constraints.build(table.domains, token_counts={d: counts[d] for d in table.domains}, budget_tokens=plan.budget_tokens,
@@ -163,6 +166,19 @@ def regmix_mixture(snapshot: StoreSnapshot, plan: Plan, counts: dict[str, int], 
     res = simulate_search(est, prior, constraints=cons, n_candidates=cfg.propose.n_candidates, top_k=cfg.propose.top_k, seed=seed,
                           strength_range=(cfg.sampler.strength_min, cfg.sampler.strength_max))
     return Mixture.from_vector(res.weights / res.weights.sum(), table.domains, drop_zeros=True)
+
+
+def predicted_at(plan: Plan, scale: VerifyScale) -> dict[str, Any]:
+    """The plan's prediction and the scale it speaks for: a scale-aware plan's target scale, else the proxies'."""
+    target = plan.provenance.get("target_scale")
+    out = {"value": plan.predicted.value, "std": plan.predicted.std, "scale": "target" if target else "proxy"}
+    if not target:
+        out["note"] = "the surrogate predicts at the proxies' scale, not at this one: fit on 2+ proxy sizes to predict here"
+    elif target.get("model_params") and not math.isclose(target["model_params"], scale.model_params, rel_tol=0.05) or \
+            target.get("tokens") and not math.isclose(target["tokens"], scale.tokens, rel_tol=0.05):
+        out["note"] = (f"the plan predicts at {target['model_params']:.3g} params x {target['tokens']:.3g} tokens, "
+                       f"but verify trained {scale.model_params:.3g} x {scale.tokens:.3g}")
+    return out
 
 
 def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
@@ -177,7 +193,7 @@ def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, f
 
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
            against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
-           tokens: float | None = None, progress=None) -> dict[str, Any]:
+           tokens: float | None = None) -> dict[str, Any]:
     """Train the plan and the alternatives at the target scale with paired seeds; returns the VERIFY.json body."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1 (3 or more give a t-interval). Got {seeds}.")
@@ -199,11 +215,11 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     seed_list = [cfg.seed + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
     specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
-                                  label=f"{LABEL}{a.name}", phases=tuple(a.schedule))
+                                  label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
              for a in arms for s in seed_list}
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
-    outcomes = execute_runs(unique, store, data, wait=True, progress=progress)
-    trained = sum(o.outcome == "trained" for o in outcomes)
+    pending = [sp for sp in unique if not store.has(sp.run_id)]
+    trained = run_local(pending, cfg, store, data, workers=choose_workers(cfg, None, pending)).trained if pending else 0
     fresh = RunStore(store.root, create=False)
     metric = plan.predicted.metric
     for a in arms:
@@ -230,8 +246,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                      "weights": dict(a.schedule[0][1]), "phases": len(a.schedule)} for a in arms],
         "comparisons": comparisons,
         "skipped": skipped,
-        "predicted": {"value": plan.predicted.value, "std": plan.predicted.std,
-                      "scale": "proxy", "note": "the surrogate predicts at the proxies' scale, not at this one"},
+        "predicted": predicted_at(plan, scale),
         "prediction_error": plan_mean - plan.predicted.value,
         "trained": trained,
     }

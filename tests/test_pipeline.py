@@ -168,3 +168,51 @@ def test_one_scale_model_refuses_another_scale(stores, tmp_path, capsys):
                 "--out", str(tmp_path / "p.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "transfers the mixtures' rank" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_readme_plan_example_matches_a_real_plan(stores, tmp_path):
+    """Every field the README's plan example shows is one `propose` writes (no invented or stale fields)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## The plan file\n.*?```yaml\n(.*?)```", text, re.S).group(1)
+    example = yaml.safe_load(block)
+    _, store, _, _ = stores
+    snap = pipeline.open_store(store)
+    plan = pipeline.propose(pipeline.fit(snap, "mean:all-domains"), snapshot=snap)
+    real = yaml.safe_load(pipeline.save(plan, tmp_path / "plan.yaml").read_text())
+    assert set(example) <= set(real) | {"pools"}, set(example) - set(real)
+    assert set(example["predicted"]) <= set(real["predicted"])
+    for name, fields in example["predicted"]["by"].items():
+        assert set(fields) <= set(real["predicted"]["by"][name]), name
+    assert set(example["predicted"]["baselines"]) == set(real["predicted"]["baselines"])
+    assert set(example["provenance"]) <= set(real["provenance"])
+
+
+class _Fixed:
+    """An estimator whose prediction is a fixed linear function of the mixture, with a fixed std."""
+
+    def __init__(self, coef, std):
+        self.coef, self.std = np.asarray(coef, dtype=float), std
+
+    def predict(self, W, return_std=False):
+        m = np.atleast_2d(W) @ self.coef
+        return (m, np.full(len(m), self.std)) if return_std else m
+
+
+def test_keep_baseline_within_noise_keeps_it_only_without_evidence():
+    from mixopt.planning.constraints import Constraints
+    from mixopt.planning.propose import ProposeContext, keep_baseline_within_noise
+    from mixopt.planning.search import SearchResult
+
+    domains = ["a", "b"]
+    ctx = ProposeContext(domains=domains, target="t", token_counts={"a": 300, "b": 100}, noise={"seed_sd": 0.01})
+    cons = Constraints.unbounded(domains)
+    found = SearchResult(np.array([0.9, 0.1]), domains, 1.00, 0.01, 1.0, np.zeros((1, 2)), 1, 0.0, "simulate")
+    # baselines predicted 1.02 (natural 0.75/0.25 and uniform both): a gain of 0.02 within the band 2*sqrt(3)*0.01
+    kept, note = keep_baseline_within_noise(_Fixed([1.02, 1.02], 0.01), found, cons, ctx)
+    assert kept.method.startswith("baseline:") and note.startswith("kept ") and "within the noise band" in note
+    # baselines predicted 1.5: the search's mixture has earned it
+    same, note = keep_baseline_within_noise(_Fixed([1.5, 1.5], 0.01), found, cons, ctx)
+    assert same is found and note == ""

@@ -39,6 +39,14 @@ from .tables_io import (  # noqa: F401  (re-exported: the table's I/O)
 )
 
 
+VERIFY_LABEL = "verify:"  # label prefix of the runs `mixopt verify` trains to test a plan
+
+
+def sweep_records(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The records models learn from: the sweep's, not the ones `verify` trained to test a plan."""
+    return [r for r in records if not r.label.startswith(VERIFY_LABEL)]
+
+
 def usable_records(records: Iterable[RunRecord], *, max_phases: int | None = None) -> list[RunRecord]:
     """Records that finished ``ok`` with every final metric finite (and at most ``max_phases`` phases after the first)."""
     return [r for r in records if r.is_usable() and (max_phases is None or len(r.phases) - 1 <= max_phases)]

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from ..errors import FitError, MixtureError, NotFittedError
-from ..mixtures import ROW_SUM_TOLERANCE, check_simplex_rows
+from ..mixtures import ROW_SUM_TOLERANCE, as_float_array, check_simplex_rows
 
 class EstimatorNotFittedError(NotFittedError, SklearnNotFittedError):
     """``predict`` before ``fit``: a :class:`mixopt.errors.NotFittedError` that scikit-learn also recognises."""
@@ -29,12 +29,7 @@ def check_target(y, n_rows: int, *, estimator: str) -> np.ndarray:
     """Validate a 1-D finite, non-constant target of length ``n_rows`` (at least 2 values)."""
     if y is None:
         raise FitError(f"{estimator} requires y to be passed, but the target y is None. Pass one target value per mixture.")
-    if np.asarray(y).dtype.kind == "c":
-        raise FitError(f"Complex data not supported: the target of {estimator} must be real. Pass the real part.")
-    try:
-        y = np.asarray(y, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise FitError(f"The target of {estimator} must be numeric. Got an entry that is not a number ({exc}).") from None
+    y = as_float_array(y, where=f"the target of {estimator}", what="target values", error=FitError)
     if y.ndim != 1:
         raise FitError(f"y must be 1-D with shape (n_runs,). Got shape {y.shape}. Pass one metric column, e.g. y.ravel().")
     if len(y) != n_rows:

@@ -46,6 +46,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from threadpoolctl import threadpool_limits
 
 from ..errors import FitError, MixtureError, NotFittedError
+from ..runs.tables_io import check_scale_value
 from .base import check_target, check_weights
 from .gp import GPSurrogate
 from .mixing_law import MixingLawSurrogate
@@ -66,13 +67,10 @@ def _fit_base(W: np.ndarray, y: np.ndarray, params: dict, random_state: int) -> 
 
 
 def check_positive(value, name: str, *, where: str) -> float:
-    """A positive finite number, else ``FitError`` naming ``where``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise FitError(f"{name} must be a positive number. Got {value!r} for {where}. Write it as e.g. 1e9.") from None
-    if not (math.isfinite(v) and v > 0):
-        raise FitError(f"{name} must be a positive finite number. Got {value!r} for {where}. Fix the value.")
+    """A positive finite number (:func:`mixopt.runs.tables_io.check_scale_value`'s rule), required here."""
+    v = check_scale_value(value, name, where=where)
+    if v is None:
+        raise FitError(f"{name} must be a positive number. Got nothing for {where}. Write it as e.g. 1e9.")
     return v
 
 

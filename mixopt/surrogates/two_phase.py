@@ -10,10 +10,9 @@ runs (single-phase runs enter as ``q = p, f = 0``); rows are built by
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import issparse
 
 from ..errors import MixtureError
-from ..mixtures import check_simplex_rows
+from ..mixtures import as_float_array, check_simplex_rows
 from .gp import GPSurrogate
 
 #: how far the r and q blocks of a row may sum from 1
@@ -36,14 +35,7 @@ def phase_features(p, q, f) -> np.ndarray:
 
 def split_phase_features(X, where: str = "X") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate :func:`phase_features` rows; returns r (n, k), q (n, k), f (n,)."""
-    if issparse(X):
-        raise MixtureError(f"{where} is a sparse matrix; phase_features rows must be a dense array. Pass {where}.toarray().")
-    if np.asarray(X).dtype.kind == "c":
-        raise MixtureError(f"Complex data not supported: {where} must hold real phase_features rows. Pass the real part.")
-    try:
-        X = np.asarray(X, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise MixtureError(f"{where} must be a numeric array of phase_features rows. Got an entry that is not a number ({exc}).") from None
+    X = as_float_array(X, where=where, what="phase_features rows")
     if X.ndim != 2:
         raise MixtureError(f"{where} must be 2-D phase_features(p, q, f) rows of shape (n, 2k+1). Got shape {X.shape}. "
                            "Reshape your data: a single row is X.reshape(1, -1).")
