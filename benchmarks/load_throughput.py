@@ -130,10 +130,10 @@ def main(argv=None) -> dict | None:
     default_name = next(k for k in table if k.endswith("(default)"))
     old_name = f"seq-{cores}t"
     idle, loaded, ratio = summary_rows[default_name]
+    previous = ({"idle_vs_previous": round(idle / summary_rows[old_name][0], 3), "previous_ratio": round(summary_rows[old_name][2], 3)}
+                if old_name in summary_rows else {})  # the smoke run measures the default only
     return print_summary({
-        "default": default_name.split()[0], **goal("ratio", round(ratio, 3), 0.70),
-        "idle_vs_previous": round(idle / summary_rows[old_name][0], 3),
-        "previous_ratio": round(summary_rows[old_name][2], 3),
+        "default": default_name.split()[0], **goal("ratio", round(ratio, 3), 0.70), **previous,
         "mode": "smoke" if args.smoke else "full",
     })
 

@@ -136,7 +136,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(runs)
     noise = measure_noise(y, groups)
-    scales = table.scales()
+    scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
         est = SCALE_ESTIMATORS[DEFAULT_SCALE_ESTIMATOR if model_name == "default" else model_name](random_state=seed)
         if noise["seed_sd"] is not None:

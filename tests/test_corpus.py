@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import itertools
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -185,17 +184,3 @@ def test_build_rejects_unknown_size(tmp_path):
 
 
 # ---------------------------------------------------------------- CLI
-
-
-def test_corpus_list_cli_byte_fallback(monkeypatch):
-    from typer.testing import CliRunner
-
-    from mixopt.cli.main import app
-    import mixopt.cli.cmd_corpus  # noqa: F401  (registers the sub-app)
-
-    monkeypatch.setitem(sys.modules, "mixopt.data.domains", None)  # as if the module were absent
-    res = CliRunner().invoke(app, ["corpus", "list"])
-    assert res.exit_code == 0, res.output
-    assert "estimate" in res.output
-    for name in DOMAINS:
-        assert name in res.output

@@ -129,7 +129,8 @@ class RunTable:
 
     def scales(self) -> list[tuple[float, float]]:
         """The distinct (model_params, tokens) pairs, sorted; NaN stands for unknown."""
-        pairs = {(float(n), float(d)) for n, d in zip(self.model_params, self.tokens)}
+        nan = float("nan")  # one shared object: a set keeps one unknown, where float("nan") values all differ
+        pairs = {(float(n) if np.isfinite(n) else nan, float(d) if np.isfinite(d) else nan) for n, d in zip(self.model_params, self.tokens)}
         return sorted(pairs, key=lambda p: (np.nan_to_num(p[0], nan=-1.0), np.nan_to_num(p[1], nan=-1.0)))
 
     def rows(self, mask) -> "RunTable":

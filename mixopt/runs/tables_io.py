@@ -136,16 +136,16 @@ def read_mixtures_for_model(path: str | Path, domains: list[str]) -> tuple[list[
     return indices, W[:, order]
 
 
-def check_scale_value(value, name: str, *, where: str) -> float | None:
+def check_scale_value(value, name: str, *, where: str, error: type[Exception] = DataError) -> float | None:
     """A positive finite scale number (``model_params`` or ``tokens``), or None when not given."""
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise DataError(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
+        raise error(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
     if not (math.isfinite(v) and v > 0):
-        raise DataError(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or leave the cell empty if unknown.")
+        raise error(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or leave the cell empty if unknown.")
     return v
 
 

@@ -68,7 +68,7 @@ def _fit_base(W: np.ndarray, y: np.ndarray, params: dict, random_state: int) -> 
 
 def check_positive(value, name: str, *, where: str) -> float:
     """A positive finite number (:func:`mixopt.runs.tables_io.check_scale_value`'s rule), required here."""
-    v = check_scale_value(value, name, where=where)
+    v = check_scale_value(value, name, where=where, error=FitError)
     if v is None:
         raise FitError(f"{name} must be a positive number. Got nothing for {where}. Write it as e.g. 1e9.")
     return v
