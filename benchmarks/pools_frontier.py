@@ -23,7 +23,7 @@ Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
   T-MARS prior of its rank; the script prints which.
 * **Frontier.** ``choose_pools`` over budgets U/2 .. 64*P*U tokens gives the
   predicted error of the top-1..top-P sets and the chosen set per budget
-  (``pool_frontier_plot``). Without ``--no-check`` it then trains every top-j
+  (``report.plots.plot_frontier``). Without ``--no-check`` it then trains every top-j
   union at a few budgets and reports the measured best set next to the chosen one.
 
     python benchmarks/pools_frontier.py            # ~7 min on a shared 2-core CPU
@@ -56,7 +56,7 @@ from mixopt.data.sources import load_documents  # noqa: E402
 from mixopt.data.tokenize import Tokenizer  # noqa: E402
 from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
 from mixopt.mixtures import Mixture  # noqa: E402
-from mixopt.planning.pools import pool_frontier_plot  # noqa: E402
+from mixopt.report.plots import plot_frontier  # noqa: E402
 from mixopt.planning.quality import choose_pools, prior_params, resolve_pools  # noqa: E402
 from mixopt.projector.features import HashingFeaturizer  # noqa: E402
 from mixopt.proxy.train import train_proxy  # noqa: E402
@@ -200,7 +200,7 @@ def run(args) -> dict:
         print(f"budget {B / U:7.1f}U = {B:>10.0f} tokens: keep {len(c.kept)} ({', '.join(c.kept)}); "
               "errors " + " ".join(f"{e:.4f}" for e in c.errors), flush=True)
     out = Path(args.out)
-    png = pool_frontier_plot(rows, out / "frontier.png")
+    png = plot_frontier(rows, out / "frontier.png")
     counts = [len(r["best"]) for r in rows]
     print(f"frontier: pools kept {counts} -> {'moves' if counts[-1] > min(counts) else 'does not move'}; plot {png}")
 

@@ -216,3 +216,28 @@ def test_keep_baseline_within_noise_keeps_it_only_without_evidence():
     # baselines predicted 1.5: the search's mixture has earned it
     same, note = keep_baseline_within_noise(_Fixed([1.5, 1.5], 0.01), found, cons, ctx)
     assert same is found and note == ""
+
+
+def test_config_typo_names_the_unknown_key_first(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("data:\n  corpus: none\n  domains:\n    - {name: web, pth: web.jsonl}\n")
+    assert run(["sweep", str(bad), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pth" in err and "Extra inputs are not permitted" in err and len(err.splitlines()) == 1
+
+
+def test_corpus_list_accepts_a_packaged_config_name(capsys):
+    assert run(["corpus", "list", "--config", "tiny"]) == 0
+    assert "code" in capsys.readouterr().out
+
+
+def test_end_phase_gain_stays_on_the_scale_of_the_losses(tmp_path):
+    """The tiny config's plan once read 'the best end phase gains 46.3118' for losses near 3.4 (a two-phase GP
+    extrapolating); end phases are now searched only where the sweep's two-phase runs leaned."""
+    import re
+
+    out = tmp_path / "demo"
+    assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "4"]) == 0
+    reasons = yaml.safe_load((out / "plan.yaml").read_text())["reasons"]
+    gains = [float(g) for r in reasons for g in re.findall(r"gains? ([+-]?\d+\.\d+)", r)]
+    assert all(abs(g) < 1.0 for g in gains), reasons

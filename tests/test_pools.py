@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from mixopt.errors import ConfigError
 from mixopt.config import domain_pools_from_dict
-from mixopt.planning.pools import load_pools, parse_budgets, plan_pools, pool_frontier_plot
+from mixopt.planning.pools import load_pools, parse_budgets, plan_pools
+from mixopt.report.plots import plot_frontier
 
 REPO = Path(__file__).resolve().parents[1]
 TMARS_YAML = REPO / "configs" / "pools_tmars.yaml"
@@ -44,7 +45,7 @@ def test_tmars_config_reproduces_goyal_et_al():
 
 def test_pool_frontier_plot_writes_png(tmp_path):
     results = plan_pools(load_pools(TMARS_YAML), BUDGETS)
-    out = pool_frontier_plot(results, tmp_path / "sub" / "frontier.png")
+    out = plot_frontier(results, tmp_path / "sub" / "frontier.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -196,8 +196,8 @@ def test_plan_quality_pools_skips_unused_and_rejects_unknown_domains(tmp_path):
 
 
 def test_frontier_plots(tmp_path):
-    from mixopt.planning.pools import pool_frontier_plot
+    from mixopt.report.plots import plot_frontier
 
     _, _, frontier = plan_quality_pools({"web": 1.0}, 128e6, {"web": _tmars_pools()}, token_counts={"web": int(4 * POOL_SAMPLES)})
-    out = pool_frontier_plot(frontier, tmp_path / "frontier.png")
+    out = plot_frontier(frontier, tmp_path / "frontier.png")
     assert out.stat().st_size > 0

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools, pool_frontier_plot
+from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools
+from ..report.plots import plot_frontier
 from .main import app
 
 
@@ -24,7 +25,7 @@ def plan_pools_cmd(
     budget_list = parse_budgets(budgets)
     config = load_pools(pools_yaml)
     results = plan_pools(config, budget_list)
-    written = pool_frontier_plot(results, plot) if plot is not None else None
+    written = plot_frontier(results, plot) if plot is not None else None
 
     if json_out:
         typer.echo(json.dumps(results))

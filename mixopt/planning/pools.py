@@ -86,35 +86,3 @@ def plan_pools(config: DomainPools, budgets: Sequence[float]) -> list[dict[str, 
         k = best_pool_count(errors)
         results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors})
     return results
-
-
-def pool_frontier_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Plot error vs budget (log-x) for every top-m pool set; writes a PNG and returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not results:
-        raise ConfigError("Nothing to plot: no budgets were evaluated. Pass at least one budget.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(results, key=lambda r: r["budget"])
-    budgets = [r["budget"] for r in rows]
-    n_sets = len(rows[0]["errors"])
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    try:
-        for m in range(n_sets):
-            ax.plot(budgets, [r["errors"][m] for r in rows], marker="o", label=f"top-{m + 1}")
-        best = [min(r["errors"]) for r in rows]
-        ax.plot(budgets, best, color="black", linestyle=":", linewidth=1, label="best")
-        ax.set_xscale("log")
-        ax.set_xlabel("samples seen (budget)")
-        ax.set_ylabel("predicted error y")
-        ax.set_title("Quality-pool frontier")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
-    return path

@@ -298,7 +298,7 @@ def plan_quality_pools(
     domain in the mixture to its kept pool names; ``frontier`` has one
     `plan_pools`-style row ``{domain, budget (samples), budget_tokens (plan),
     best, errors, at_plan}`` per domain and budget ``budget_tokens * factor``;
-    plot one domain with ``pool_frontier_plot([r for r in frontier if r["domain"] == d], path)``.
+    plot one domain with ``mixopt.report.plots.plot_frontier([r for r in frontier if r["domain"] == d], path)``.
     ``observations`` is ``{domain: {pool: (samples, errors[, pool_size])}}``.
     """
     budget = float(budget_tokens)
