@@ -23,7 +23,8 @@ import numpy as np
 
 from mixopt.config import load_config, packaged_config
 from mixopt.data.domains import load_domain_set
-from mixopt.mixtures import natural_mixture, sample_dirichlet_mixtures, uniform_mixture
+from mixopt.mixtures import natural_mixture, uniform_mixture
+from mixopt.samplers import sample_dirichlet_mixtures
 from mixopt.proxy.train import train_proxy
 from mixopt.surrogates.noise import seed_noise, signal_to_noise
 

@@ -36,7 +36,7 @@ from _common import goal, machine_line, print_summary, provenance, summary_line 
 from _regmix_data import TARGET, data_dir, load_regmix  # noqa: E402
 
 from mixopt.config import ProposeConfig  # noqa: E402
-from mixopt.mixtures import dirichlet_candidates  # noqa: E402
+from mixopt.samplers import dirichlet_candidates  # noqa: E402
 from mixopt.planning.propose import ProposeContext, search_prior  # noqa: E402
 from mixopt.planning.search import Constraints, optimize_mixture, simulate_search  # noqa: E402
 from mixopt.surrogates import get_estimator  # noqa: E402

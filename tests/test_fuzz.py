@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from mixopt.config import SweepConfig, config_from_dict, load_config
 from mixopt.errors import BudgetError, MixoptError
 from mixopt.export import EXPORTERS, export_plan
-from mixopt.mixtures import dirichlet_candidates, max_weights_for_epochs, sample_dirichlet_mixtures
+from mixopt.mixtures import max_weights_for_epochs
+from mixopt.samplers import dirichlet_candidates, sample_dirichlet_mixtures
 from mixopt.plan import plan_from_dict
 from mixopt.runs.store import RunStore
 from mixopt.runs.table import import_regmix, parse_mixture_rows, read_mixtures_for_model

@@ -2,16 +2,8 @@ import numpy as np
 import pytest
 
 from mixopt.errors import BudgetError, MixtureError
-from mixopt.mixtures import (
-    Mixture,
-    dirichlet_candidates,
-    epochs_of,
-    natural_mixture,
-    sample_dirichlet_mixtures,
-    sample_uniform_mixtures,
-    temperature_prior,
-    uniform_mixture,
-)
+from mixopt.mixtures import Mixture, epochs_of, natural_mixture, temperature_prior, uniform_mixture
+from mixopt.samplers import dirichlet_candidates, sample_dirichlet_mixtures, sample_uniform_mixtures
 
 COUNTS = {"code": 800_000, "docs": 600_000, "legal": 50_000, "math": 400_000, "prose": 1_000_000}
 

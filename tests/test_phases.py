@@ -11,7 +11,8 @@ import pytest
 from mixopt.config import ProxyConfig, SweepConfig
 from mixopt.data.types import DomainSet, TokenizedDomain
 from mixopt.errors import MixtureError
-from mixopt.mixtures import Mixture, as_phases, sample_upsampling
+from mixopt.mixtures import Mixture, as_phases
+from mixopt.samplers import sample_upsampling
 from mixopt.planning.phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling
 from mixopt.planning.constraints import Constraints
 from mixopt.proxy.batches import MixtureBatches

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, FitError, MixtureError
-from ..mixtures import UPSAMPLE_RANGE, Mixture, check_fraction_range, project_to_bounded_simplex, round_shares
+from ..mixtures import Mixture, project_to_bounded_simplex, round_shares
+from ..samplers import UPSAMPLE_RANGE, check_fraction_range
 from ..runs.table import records_table, usable_records
 from ..surrogates.two_phase import BaseMixtureView, TwoPhaseSurrogate, phase_features  # noqa: F401  (moved there; re-exported)
 

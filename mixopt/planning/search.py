@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, MixtureError
-from ..mixtures import STRENGTH_RANGE, dirichlet_candidates
+from ..samplers import STRENGTH_RANGE, dirichlet_candidates
 from .constraints import Constraints
 
 

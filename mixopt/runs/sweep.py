@@ -30,8 +30,8 @@ import torch
 from .. import __version__
 from ..config import ProxyConfig, SweepConfig
 from ..data.types import DomainSet
-from ..mixtures import (TWO_PHASE_SEED_OFFSET, Mixture, Phases, max_weights_for_epochs, natural_mixture,
-                        sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling, uniform_mixture)
+from ..mixtures import Mixture, Phases, max_weights_for_epochs, natural_mixture, uniform_mixture
+from ..samplers import TWO_PHASE_SEED_OFFSET, sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling
 from ..proxy import train as proxy_train  # called as proxy_train.train_proxy, so tests can stand in for the trainer
 from ..proxy.mfu import mfu
 from .record import RunRecord, RunSpec
@@ -79,7 +79,7 @@ def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: i
 
 def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budget: int) -> list[Phases]:
     """Two-phase schedules ``[(0, p), (1 - f, q)]``: base p from the sampler under a shifted seed (so
-    single-phase ids never move), then an upsampled end phase q (see mixtures.sample_upsampling)."""
+    single-phase ids never move), then an upsampled end phase q (see samplers.sample_upsampling)."""
     if n <= 0:
         return []
     s = cfg.sampler
