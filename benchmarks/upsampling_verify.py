@@ -69,7 +69,8 @@ from mixopt.planning.phases import (  # noqa: E402
     search_upsampling,
     tilt_box,
 )
-from mixopt.planning.search import Constraints, optimize_mixture, simulate_search  # noqa: E402
+from mixopt.planning.constraints import Constraints  # noqa: E402
+from mixopt.planning.search import optimize_mixture, simulate_search  # noqa: E402
 from mixopt.runs.record import RunSpec  # noqa: E402
 from mixopt.runs.store import RunStore  # noqa: E402
 from mixopt.runs.sweep import execute_run, plan_sweep  # noqa: E402

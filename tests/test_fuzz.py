@@ -20,7 +20,7 @@ from mixopt.mixtures import max_weights_for_epochs
 from mixopt.samplers import dirichlet_candidates, sample_dirichlet_mixtures
 from mixopt.plan import plan_from_dict
 from mixopt.runs.store import RunStore
-from mixopt.runs.table import import_regmix, parse_mixture_rows, read_mixtures_for_model
+from mixopt.runs.tables_io import import_regmix, parse_mixture_rows, read_mixtures_for_model
 
 import os
 

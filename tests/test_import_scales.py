@@ -8,7 +8,8 @@ import pytest
 from mixopt.cli.main import run
 from mixopt.errors import DataError
 from mixopt.runs.store import RunStore
-from mixopt.runs.table import export_regmix, import_regmix, records_table, store_table
+from mixopt.runs.table import records_table, store_table
+from mixopt.runs.tables_io import export_regmix, import_regmix
 
 REGMIX_TOKENS = 512 * 2048 * 1000
 

@@ -7,11 +7,10 @@ import pytest
 
 from mixopt.errors import FitError
 from mixopt.runs.record import RunRecord
+from mixopt.runs.targets import mean_columns, resolve_target
 from mixopt.runs.table import (
     canonical_target,
-    mean_columns,
     records_table,
-    resolve_target,
     target_curve,
     usable_records,
 )

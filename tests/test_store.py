@@ -6,7 +6,8 @@ import pytest
 from mixopt.errors import DataError, MixtureError, StoreError
 from mixopt.runs.record import RunRecord, RunSpec
 from mixopt.runs.store import RunStore
-from mixopt.runs.table import export_csv, import_regmix, read_mixtures_for_model, store_table
+from mixopt.runs.table import store_table
+from mixopt.runs.tables_io import export_csv, import_regmix, read_mixtures_for_model
 
 
 def _rec(i, status="ok"):

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .. import pipeline
 from ..io import atomic_write_text
-from ..runs.table import read_mixtures_for_model
+from ..runs.tables_io import read_mixtures_for_model
 from .main import app
 
 

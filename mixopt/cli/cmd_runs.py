@@ -10,7 +10,8 @@ from rich.console import Console
 
 from ..errors import DataError, StoreError
 from ..runs.store import RunStore
-from ..runs.table import export_csv, export_regmix, import_regmix, store_table
+from ..runs.table import store_table
+from ..runs.tables_io import export_csv, export_regmix, import_regmix
 from ..report.tables import runs_table
 from .main import app
 

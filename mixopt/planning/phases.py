@@ -21,7 +21,7 @@ from ..errors import ConfigError, FitError, MixtureError
 from ..mixtures import Mixture, project_to_bounded_simplex, round_shares
 from ..samplers import UPSAMPLE_RANGE, check_fraction_range
 from ..runs.table import records_table, usable_records
-from ..surrogates.two_phase import BaseMixtureView, TwoPhaseSurrogate, phase_features  # noqa: F401  (moved there; re-exported)
+from ..surrogates.two_phase import phase_features
 
 
 # ---------------------------------------------------------------- from the run store

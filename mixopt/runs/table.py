@@ -1,16 +1,15 @@
 """Run records as arrays: the one place records become ``W``, ``y`` and scale columns.
 
 - :func:`usable_records` is the one "ok and finite" filter;
-- :func:`mean_columns` is the one rule for which metrics ``mean:all-domains`` averages;
-- :func:`resolve_target` turns a target name (a metric, ``mean:all-domains``,
+- :func:`mixopt.runs.targets.mean_columns` is the one rule for which metrics ``mean:all-domains`` averages;
+- :func:`mixopt.runs.targets.resolve_target` turns a target name (a metric, ``mean:all-domains``,
   ``mean:a,b``, ``wmean:a=0.3,b=0.7``; components may be domain names such as
   ``code`` for ``val/code`` when unambiguous) into columns and weights;
 - :func:`target_curve` is a record's checkpoint curve for any such target;
 - :func:`records_table` gives one row per run ("final" rows), or one row per
   checkpoint (``checkpoints=True``), each with its ``model_params`` and ``tokens``.
 
-Reading and writing CSVs lives in ``tables_io.py``; its public names are
-re-exported here.
+Reading and writing CSVs lives in ``tables_io.py``; target names in ``targets.py``.
 """
 
 from __future__ import annotations
@@ -25,18 +24,7 @@ import numpy as np
 from ..errors import FitError
 from .record import RunRecord
 from .store import RunStore
-from .targets import mean_columns, resolve_target  # noqa: F401  (re-exported)
-from .tables_io import (  # noqa: F401  (re-exported: the table's I/O)
-    IMPORT_SUM_TOLERANCE,
-    SCALE_COLUMNS,
-    export_csv,
-    export_regmix,
-    import_regmix,
-    parse_mixture_rows,
-    read_csv_rows,
-    read_mixtures_for_model,
-    regmix_paths,
-)
+from .targets import resolve_target
 
 
 VERIFY_LABEL = "verify:"  # label prefix of the runs `mixopt verify` trains to test a plan
