@@ -82,7 +82,7 @@ class RunStore:
             if not create:
                 raise StoreError(f"Run store {self.root} does not exist. Run `mixopt sweep CONFIG --store {self.root}` or `mixopt runs import` first.")
             try:
-                self.root.mkdir(parents=True)
+                self.root.mkdir(parents=True, exist_ok=True)  # two sweeps may create one store at once
             except OSError as exc:
                 raise StoreError(f"Cannot create run store {self.root}: {exc.strerror}. Choose a writable directory.") from None
         elif not self.root.is_dir():
