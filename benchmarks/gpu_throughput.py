@@ -11,8 +11,16 @@ tokens/s and MFU (against the GPU's dense bf16 peak, ``mixopt.proxy.mfu``) of
 
 and how close the auto-chosen stack comes to the best. Throughput is the
 stack's total training tokens over its training wall time (evaluation
-excluded); repeats are interleaved and medians reported. Without CUDA the same
-measurements run on CPU at small sizes (stack probe uncached, sizes 1, 2, 4),
+excluded); repeats are interleaved and medians reported. From the auto
+stack's throughput it reports proxies per device-hour at each shape's sweep
+tokens (``SWEEP_TOKENS``: the demo config's 500k for ``default``, 20 tokens per
+parameter for ``wide``, RegMix's 1B for ``regmix``; training time only), and
+the device-hours of a RegMix-scale sweep (512 proxies of ~1M non-embedding
+parameters, 1B tokens each: ``REGMIX_SWEEP``). The ``regmix`` shape's loss
+is the chunked cross-entropy (``mixopt.proxy.chunked_ce``; vocab >= 8192); on
+CUDA its training step is also timed, and its peak memory read, with the plain
+loss at the auto stack (``regmix_ce_{chunked,plain}_{tps,peak_gib}``). Without
+CUDA the same measurements run on CPU at small sizes (stack probe uncached, sizes 1, 2, 4),
 so the output format and the probe are exercised; GPU figures are then "to be
 measured".
 
@@ -20,7 +28,9 @@ measured".
 
 The last line reads ``summary: <shape>_one_tps=.. <shape>_auto=M <shape>_auto_tps=..
 <shape>_best=M <shape>_best_tps=.. <shape>_auto_vs_best=.. <shape>_*_mfu=..
-... cuda=yes|no mode=full|smoke``, with goals on CUDA (issue 14): the
+<shape>_sweep_tokens=.. <shape>_proxies_per_hour=.. ... regmix_sweep_hours=..|na
+cuda=yes|no mode=full|smoke`` (per hour of the device: a GPU with CUDA, one CPU
+thread without), with goals on CUDA (issue 14): the
 auto-chosen stack within 10% of the best, the default shape's best stack at
 15x one proxy, the wide shape's best stack at 30% MFU.
 """
@@ -30,12 +40,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import time
 
 import torch
 
-from mixopt.config import ProxyConfig
+from mixopt.config import ProxyConfig, load_config, resolve_config
 from mixopt.mixtures import Mixture
+from mixopt.proxy.chunked_ce import use_chunked_ce
 from mixopt.proxy.device import pick_dtype
+from mixopt.proxy.loop import ModelStack
 from mixopt.proxy.mfu import mfu, peak_flops
 from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.stack_size import candidate_sizes, choose_stack_size, probe_stack_size, stack_memory_limit
@@ -48,6 +61,19 @@ SHAPES = {
     "wide": dict(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32, vocab=257),  # ~3.3M params
     "regmix": dict(n_layer=4, n_embd=144, head_size=48, block_size=512, batch_size=16, vocab=50_304),  # ~1M non-emb
 }
+# training tokens of one proxy of each shape in a sweep (None: the demo config's proxy.tokens, 500k)
+SWEEP_TOKENS = {"default": None, "wide": "20/param", "regmix": 1_000_000_000}
+REGMIX_SWEEP = dict(proxies=512, tokens=1_000_000_000)  # RegMix's sweep: 512 proxies of ~1M non-emb params, 1B tokens
+
+
+def sweep_tokens(label: str, n_params: int) -> int:
+    """Training tokens of one proxy of shape ``label`` in a sweep (``SWEEP_TOKENS``)."""
+    want = SWEEP_TOKENS[label]
+    if want is None:
+        return int(load_config(resolve_config("demo")).proxy.tokens)
+    if want == "20/param":  # Chinchilla's compute-optimal 20 tokens per parameter
+        return 20 * n_params
+    return int(want)
 
 
 def mixtures(m: int) -> list[Mixture]:
@@ -72,7 +98,9 @@ def measure_shape(label: str, args, data, device: torch.device) -> dict:
     cfg = ProxyConfig(**shape, tokens=args.tokens, device=device.type, dtype="auto" if cuda else "float32",
                       checkpoints=[1.0], eval_tokens=args.eval_tokens, compile=args.compile)
     cfg = cfg.model_copy(update={"tokens": max(cfg.tokens, cfg.batch_size * cfg.block_size)})
-    fpt = GPT(GPTConfig.from_proxy(cfg, vocab)).flops_per_token()
+    model = GPT(GPTConfig.from_proxy(cfg, vocab))
+    fpt, n_params, n_non_emb = model.flops_per_token(), model.num_params(), model.num_params(non_embedding=True)
+    del model
     if cuda:
         sizes = candidate_sizes(stack_memory_limit(cfg, device, vocab_size=vocab))
         auto = choose_stack_size(cfg, device, vocab_size=vocab)
@@ -92,15 +120,88 @@ def measure_shape(label: str, args, data, device: torch.device) -> dict:
     if auto not in tps:
         tps[auto] = statistics.median(stack_tps(cfg, data, auto, r, device) for r in range(args.repeats))
     one, util = tps[1], {m: mfu(fpt, v, device) for m, v in tps.items()}
+    print(f"{label}: {n_params:,} params ({n_non_emb:,} non-embedding), vocab {vocab:,}, "
+          f"{'chunked' if use_chunked_ce(vocab) else 'plain'} cross-entropy", flush=True)
     print(f"{label}: {fpt / 1e6:.2f} MFLOP/token; tok/s by stack size " +
           ", ".join(f"{m}: {v:,.0f}" for m, v in sorted(tps.items())), flush=True)
     print(f"{label}: one proxy {one:,.0f} tok/s (MFU {fmt(util[1])}); auto stack {auto}: {tps[auto]:,.0f} tok/s "
           f"(MFU {fmt(util[auto])}); best stack {best}: {tps[best]:,.0f} tok/s (MFU {fmt(util[best])}); "
           f"auto/best {tps[auto] / tps[best]:.3f}; best/one {tps[best] / one:.2f}x", flush=True)
+    tokens = sweep_tokens(label, n_params)
+    per_hour = 3600.0 * tps[auto] / tokens
+    print(f"{label}: {per_hour:.4g} proxies of {tokens:,} tokens per {unit(device)} at the auto stack "
+          f"(training time only)", flush=True)
     return {f"{label}_one_tps": one, f"{label}_one_mfu": util[1], f"{label}_auto": auto,
             f"{label}_auto_tps": tps[auto], f"{label}_auto_mfu": util[auto], f"{label}_best": best,
             f"{label}_best_tps": tps[best], f"{label}_best_mfu": util[best],
-            f"{label}_auto_vs_best": tps[auto] / tps[best], f"{label}_speedup": tps[best] / one}
+            f"{label}_auto_vs_best": tps[auto] / tps[best], f"{label}_speedup": tps[best] / one,
+            f"{label}_sweep_tokens": tokens, f"{label}_proxies_per_hour": per_hour,
+            **(ce_comparison(label, cfg, vocab, device, auto) if cuda and use_chunked_ce(vocab) else {})}
+
+
+def ce_step(cfg, vocab: int, device: torch.device, m: int, chunked: bool, *, steps: int = 4,
+            warmup: int = 2) -> tuple[float, float]:
+    """Tokens/s (fastest of ``steps``) and peak GiB allocated (None on CPU) of training steps of a stack of ``m``,
+    with the chunked loss or the plain one."""
+    B, T = cfg.batch_size, cfg.block_size
+    dtype = pick_dtype(cfg, device, vocab_size=vocab)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.random.fork_rng(devices=[]):
+        stack = ModelStack.from_seeds(GPTConfig.from_proxy(cfg, vocab), list(range(m)), cfg, device, dtype)
+        xy = torch.randint(0, vocab, (2, m, B, T)).to(device)  # (2, M, B, T)
+    stack.model.chunked_ce = chunked
+    alive = torch.ones(m, dtype=torch.bool, device=device)
+    best = float("inf")
+    for i in range(warmup + steps):
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        stack.step(xy[0], xy[1], cfg.lr, alive)
+        if cuda:
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            best = min(best, time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if cuda else None
+    del stack, xy
+    if cuda:
+        torch.cuda.empty_cache()
+    return m * B * T / best, peak
+
+
+def ce_comparison(label: str, cfg, vocab: int, device: torch.device, m: int) -> dict:
+    """The chunked against the plain cross-entropy at the auto stack: tokens/s and peak memory of a training step."""
+    out = {}
+    for name in ("chunked", "plain"):
+        try:
+            tps, peak = ce_step(cfg, vocab, device, m, name == "chunked")
+        except torch.cuda.OutOfMemoryError:
+            tps = peak = None
+            torch.cuda.empty_cache()
+        peak_text = "" if peak is None else f", peak {peak:.2f} GiB allocated"
+        out[f"{label}_ce_{name}_tps"], out[f"{label}_ce_{name}_peak_gib"] = tps, peak
+        print(f"{label}: {name} cross-entropy, stack {m}: " +
+              ("out of memory" if tps is None else f"{tps:,.0f} tok/s{peak_text}"), flush=True)
+    return {f"{label}_ce_stack": m, **out}
+
+
+def unit(device: torch.device, plural: bool = False) -> str:
+    s = "s" if plural else ""
+    return f"GPU-hour{s}" if device.type == "cuda" else f"CPU-hour{s} (1 thread)"
+
+
+def regmix_sweep_hours(fields: dict, device: torch.device) -> float | None:
+    """Device-hours of RegMix's sweep (``REGMIX_SWEEP``) at the regmix shape's auto-stack throughput; None unmeasured."""
+    tps = fields.get("regmix_auto_tps")
+    if not tps:
+        return None
+    hours = REGMIX_SWEEP["proxies"] * REGMIX_SWEEP["tokens"] / tps / 3600.0
+    print(f"RegMix-scale sweep ({REGMIX_SWEEP['proxies']} proxies x {REGMIX_SWEEP['tokens']:,} tokens, ~1M "
+          f"non-embedding params, 50k vocab): {hours:,.1f} {unit(device, True)} at {tps:,.0f} tok/s (training only)",
+          flush=True)
+    return hours
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -120,6 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.smoke:
         args.tokens, args.repeats, args.eval_tokens = min(args.tokens, 4 * 16 * 128), 1, 512
     shapes = (args.shapes or ("default,wide,regmix" if cuda and not args.smoke else "default")).split(",")
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        ap.error(f"--shapes names {unknown}; known shapes: {','.join(SHAPES)}")
     start = provenance()
     before = torch.get_num_threads()
     if args.threads or not cuda:
@@ -136,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
         fields: dict = {}
         for label in shapes:
             fields.update(measure_shape(label, args, repo_text_domains(), device))
+        fields["regmix_sweep_hours"] = regmix_sweep_hours(fields, device)
     finally:
         torch.set_num_threads(before)
     if cuda:

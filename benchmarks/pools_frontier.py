@@ -13,14 +13,19 @@ Setup (the numbers in ``benchmarks/RESULTS.md`` come from this script):
 * **Limited unique data.** Each pool is cut to U tokens (documents in a seeded
   random order). A proxy (2 layers, C=64, T=128, B=8, cosine LR) is trained on
   one pool for D = k*U tokens, k in {1, 2, 4, 8}; its error is the loss on the
-  target's validation split (nats/byte).
+  target's validation split (nats/byte). These are the library's pool-value runs
+  (`mixopt.planning.pool_value.measure_pool_values`, the path of
+  `mixopt plan-pools --measure` and `propose --measure-pools`): the pools are
+  written as JSONL files and the runs go into a run store under ``--out``, so a
+  rerun with the same ``--out`` trains nothing.
 * **Fit.** A sample is one training sequence (128 tokens). ``a`` and ``d`` of the
   Goyal et al. (2024) law are shared by the pools, so they are chosen on a grid
   (d as a fraction of the lowest loss, a so that ``n = a*S/1e5`` at the smallest
-  run spans 1.2..1e4); for each grid point every pool's ``(b, tau)`` is fitted
-  with ``fit_pool_decay`` and the grid point with the lowest total squared log
-  error wins. A pool whose fit is unusable (``b`` at its bound) falls back to the
-  T-MARS prior of its rank; the script prints which.
+  run spans 1.2..1e4; the fine grid, coarse with ``--quick``/``--smoke``); for
+  each grid point every pool's ``(b, tau)`` is fitted with ``fit_pool_decay`` and
+  the grid point with the lowest total squared log error wins. A pool whose fit
+  is unusable (``b`` at its bound) falls back to the T-MARS prior of its rank;
+  the script prints which.
 * **Frontier.** ``choose_pools`` over budgets U/2 .. 64*P*U tokens gives the
   predicted error of the top-1..top-P sets and the chosen set per budget
   (``report.plots.plot_frontier``). Without ``--no-check`` it then trains every top-j
@@ -57,10 +62,13 @@ from mixopt.data.tokenize import Tokenizer  # noqa: E402
 from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
 from mixopt.mixtures import Mixture  # noqa: E402
 from mixopt.report.plots import plot_frontier  # noqa: E402
+from mixopt.planning.pool_value import D_FRACTIONS_FINE, N0_FINE, fit_shared_law, measure_pool_values  # noqa: E402
 from mixopt.planning.quality import choose_pools, prior_params, resolve_pools  # noqa: E402
 from mixopt.projector.features import HashingFeaturizer  # noqa: E402
 from mixopt.proxy.train import train_proxy  # noqa: E402
-from mixopt.repetition_fit import B_BOUNDS, fit_pool_decay  # noqa: E402
+from mixopt.repetition import pool_error  # noqa: E402
+from mixopt.runs.pool_runs import PoolTarget, pool_domain  # noqa: E402
+from mixopt.runs.store import RunStore  # noqa: E402
 
 TARGET, SOURCES = "docs", ("code", "prose")
 KS = (1, 2, 4, 8)
@@ -90,57 +98,68 @@ def make_pools(n_pools: int) -> tuple[list[list[str]], list[list[float]], list[l
 
 
 def tokenized(pools: list[list[str]], target_val: list[str], unique: int, seed: int):
-    """One ``TokenizedDomain`` per pool (train = U tokens) and the target, all byte-tokenized."""
+    """One ``TokenizedDomain`` per pool (train = the same U tokens the pool-value runs train on) and the target."""
     tok = Tokenizer("bytes")
-    rng = np.random.default_rng(seed)
     out = {}
     for j, docs in enumerate(pools):
-        ids = tok.encode_documents([docs[i] for i in rng.permutation(len(docs))])
-        if ids.shape[0] < unique + 200:
-            raise SystemExit(f"pool {j} has {ids.shape[0]} tokens, fewer than U={unique}; lower --unique")
-        out[f"pool{j}"] = TokenizedDomain(f"pool{j}", ids[:unique], ids[unique: unique + 200], len(docs), 1, f"pool{j}")
+        out[f"pool{j}"] = pool_domain(f"pool{j}", docs, tok, unique, seed, f"pool {j} (lower --unique)")
     val = tok.encode_documents(target_val)
     target = TokenizedDomain(TARGET, np.zeros(0, dtype=val.dtype), val, 0, len(target_val), TARGET)
     return out, target, tok
 
 
-def train(domains: dict, names: list[str], target, tokens: int, args) -> float:
-    """Target validation loss of a proxy trained on the union of ``names`` (equal token shares)."""
+def proxy_config(args, tokens: int) -> ProxyConfig:
     size = (dict(n_layer=1, n_embd=32, head_size=32, block_size=32, eval_tokens=2048) if args.smoke
             else dict(n_layer=2, n_embd=64, head_size=64, block_size=128, eval_tokens=16_384))
-    cfg = ProxyConfig(**size, batch_size=8, tokens=tokens, checkpoints=[1.0], device="cpu", dtype="float32")
+    return ProxyConfig(**size, batch_size=8, tokens=tokens, checkpoints=[1.0], device="cpu", dtype="float32")
+
+
+def train(domains: dict, names: list[str], target, tokens: int, args) -> float:
+    """Target validation loss of a proxy trained on the union of ``names`` (equal token shares)."""
     data = DomainSet({n: domains[n] for n in names}, vocab_size=257, eos_id=256, tokenizer="bytes-v1",
                      targets={TARGET: target})
-    res = train_proxy(cfg, Mixture({n: 1 / len(names) for n in names}), data, args.seed, threads=args.threads)
+    res = train_proxy(proxy_config(args, tokens), Mixture({n: 1 / len(names) for n in names}), data, args.seed, threads=args.threads)
     if res.status != "ok":
         raise SystemExit(f"proxy on {names} failed: {res.reason}")
     return res.metrics[f"target/{TARGET}"]
 
 
 def fit_laws(obs: dict[str, tuple[np.ndarray, np.ndarray]], pool_samples: float, quick: bool):
-    """Shared (a, d) on a grid, per-pool (b, tau) by `fit_pool_decay`; priors where a fit is unusable."""
-    y_min = min(float(y.min()) for _, y in obs.values())
-    s_min = min(float(s.min()) for s, _ in obs.values())
-    d_grid = y_min * np.array([0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95] if not quick else [0.0, 0.5, 0.8, 0.9])
-    n0_grid = np.geomspace(1.2, 1e4, 10 if not quick else 6)
-    best = None
-    for d in d_grid:
-        for n0 in n0_grid:
-            a = n0 * 1e5 / s_min
-            fits = {p: fit_pool_decay(s, y, a=a, d=d, pool_size=pool_samples, prior_b=prior_params(j)[0],
-                                      prior_tau=prior_params(j)[1]) for j, (p, (s, y)) in enumerate(obs.items())}
-            cost = sum(f.n_points * f.rmse_log**2 for f in fits.values())
-            if best is None or cost < best[0]:
-                best = (cost, a, d, fits)
-    cost, a, d, fits = best
-    laws = {}
-    for j, (p, f) in enumerate(fits.items()):
-        if f.source == "fit" and f.b < B_BOUNDS[1] * 10:
-            laws[p] = (f.b, f.tau, "fit", f.rmse_log)
-        else:
-            b, tau = prior_params(j)
-            laws[p] = (b, tau, "prior", f.rmse_log)
+    """``(a, d, rmse, {pool: (b, tau, source, rmse_log)})`` from ``obs[pool] = (samples, errors)`` with the library's
+    fit: shared (a, d) on the grid (`fit_shared_law`; the coarse one when ``quick``), per-pool (b, tau) by
+    `resolve_pools`, the T-MARS prior of its rank where a fit is unusable. (Also used by pools_schedule.py.)"""
+    names = list(obs)
+    grid = {} if quick else dict(d_fractions=D_FRACTIONS_FINE, n0=N0_FINE)
+    with_size = {p: (s, y, pool_samples) for p, (s, y) in obs.items()}
+    a, d, fits = fit_shared_law(with_size, {p: prior_params(j) for j, p in enumerate(names)}, **grid)
+    cfg = {"a": a, "d": d, "tokens_per_sample": 1.0, "pools": [{"name": p, "share": 1 / len(names)} for p in names]}
+    resolved = resolve_pools("pooled", cfg, unique_tokens=int(round(len(names) * pool_samples)), mean_tokens_per_doc=None,
+                             spec=None, observations=with_size)
+    laws = {r.name: (r.b, r.tau, r.law_source, fits[r.name].rmse_log) for r in resolved}
+    cost = sum(f.n_points * f.rmse_log ** 2 for f in fits.values())
     return a, float(d), float(np.sqrt(cost / sum(len(s) for s, _ in obs.values()))), laws
+
+
+def measure(pools: list[list[str]], target_val: list[str], U: int, ks, tps: float, args):
+    """The library's pool-value runs and fit: (observations in samples, resolved pools with their laws, a, d, rmse)."""
+    out = Path(args.out)
+    (out / "pools").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for j, docs in enumerate(pools):
+        path = out / "pools" / f"pool{j}.jsonl"
+        path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+        entries.append({"name": f"pool{j}", "path": str(path)})
+    m = measure_pool_values("pooled", {"tokens_per_sample": tps, "pools": entries}, target=PoolTarget(TARGET, target_val),
+                            proxy=proxy_config(args, U), store=RunStore(out / "store"), repetitions=ks, unique_tokens=U,
+                            seed=args.seed, threads=args.threads, fine_grid=not (args.quick or args.smoke))
+    if m.runs.failed:
+        raise SystemExit(f"pool runs failed: {m.runs.failed}")
+    obs = {p: (t / tps, y) for p, (t, y, _) in m.runs.observations.items()}
+    a, d = m.pools.a, m.pools.d
+    res = [np.log(pool_error([(r.b, r.tau)], s, a=a, d=d, pool_size=U / tps)) - np.log(y)
+           for r in m.resolved for s, y in zip(*obs[r.name])]
+    print(f"pool runs: {m.runs.trained} trained, {m.runs.skipped} already in {out / 'store'}")
+    return obs, m.resolved, a, d, float(np.sqrt(np.mean(np.square(res))))
 
 
 def main(argv=None) -> dict:
@@ -177,17 +196,15 @@ def run(args) -> dict:
         print(f"pool{j}: {len(docs)} docs ({mix}), score {min(sc):.3f}..{max(sc):.3f}")
 
     tps = 32.0 if args.smoke else 128.0  # one training sequence (block_size tokens) per sample
-    obs, table = {}, []
-    for p in names:
-        losses = [train(domains, [p], target, k * U, args) for k in ks]
-        obs[p] = (np.array([k * U / tps for k in ks]), np.array(losses))
-        table.append((p, losses))
+    t_runs = time.perf_counter()
+    obs, resolved, a, d, rmse = measure(pools, target_val, U, ks, tps, args)
+    table = [(p, obs[p][1].tolist()) for p in names]
+    for p, losses in table:
         print(f"{p}: target loss at k=" + ", ".join(f"{k}: {v:.4f}" for k, v in zip(ks, losses)), flush=True)
-    t_fit = time.perf_counter()
-    a, d, rmse, laws = fit_laws(obs, U / tps, args.quick or args.smoke)
-    print(f"shared law: a={a:.4g}, d={d:.4f} (rmse of log error {rmse:.4f}); fit took {time.perf_counter() - t_fit:.1f}s")
-    for p, (b, tau, src, r) in laws.items():
-        print(f"{p}: b={b:.4f} tau={tau:.3g} ({src}, rmse_log {r:.4f})")
+    print(f"shared law: a={a:.4g}, d={d:.4f} (rmse of log error {rmse:.4f}); runs and fit took {time.perf_counter() - t_runs:.1f}s")
+    laws = {r.name: (r.b, r.tau, r.law_source, r.law_reason) for r in resolved}
+    for p, (b, tau, src, why) in laws.items():
+        print(f"{p}: b={b:.4f} tau={tau:.3g} ({src}: {why})")
 
     cfg = {"a": a, "d": d, "tokens_per_sample": tps,
            "pools": [{"name": p, "share": 1 / n_pools, "b": laws[p][0], "tau": laws[p][1]} for p in names]}
@@ -218,7 +235,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
         "unique_tokens": U, "pools": n_pools, "sources": [{n: src.count(n) for n in SOURCES} for src in sources], "ks": ks, "runs": {p: l for p, l in table}, "a": a, "d": d,
-        "laws": {p: dict(zip(("b", "tau", "source", "rmse_log"), v)) for p, v in laws.items()},
+        "laws": {p: dict(zip(("b", "tau", "source", "reason"), v)) for p, v in laws.items()},
         "frontier": rows, "checks": checks}, indent=1))
     print(f"pools kept per budget {counts}; {time.perf_counter() - t0:.0f} s; results in {out}")
     print(machine_line(start, provenance()))

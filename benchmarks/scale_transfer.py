@@ -1,6 +1,7 @@
 """Predict at a larger scale: RegMix's 1M and 60M runs (part i of issue 11's scale benchmark).
 
-Usage: python benchmarks/scale_transfer.py [--smoke] [--folds K] [--seeds S] [--data DIR]
+Usage: python benchmarks/scale_transfer.py [--smoke] [--part all|regmix|embedded] [--folds K] [--seeds S] [--data DIR]
+       [--embedded-store DIR]
 
 (i) RegMix public. Every 1M run (512 train + 256 test mixtures) trains; the
 256 test mixtures' 60M runs are split K-fold: the scale-aware models fit on all
@@ -14,8 +15,10 @@ regret@1 (mean over folds) and ±1σ/±2σ coverage, pooled over the folds, for
 - ``1M-only fit``: the default GP on the 1M runs only, its prediction used as a rank;
 - ``own 1M loss``: the held-out mixtures' own 1M losses (the noise ceiling, ρ ≈ .994).
 
-Part (ii) (embedded-corpus sweeps at 3 sizes) is not built yet.
-``--smoke`` uses 96 + 64 mixtures and 2 folds (seconds; CI).
+(ii) The embedded corpus at 3 proxy sizes x 2 budgets (``_scale_embedded.py``,
+config ``scale_embedded.yaml``): fit on the two smaller sizes, predict the largest.
+
+``--smoke`` uses 96 + 64 mixtures and 2 folds for (i), and a tiny 3-size sweep for (ii) (seconds; CI).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import goal, machine_line, print_summary, provenance  # noqa: E402
 from _regmix_data import available, data_dir, load_regmix  # noqa: E402
+from _scale_embedded import part_embedded  # noqa: E402
 
 from mixopt.surrogates import get_estimator  # noqa: E402
 from mixopt.surrogates.scale import NestedMixingLaw, ScaleGP, held_out_scale_cv, scale_inputs  # noqa: E402
@@ -98,24 +102,43 @@ def main(argv=None) -> dict:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=1, help="fold splits to average over")
     ap.add_argument("--data", default=None, help="RegMix data dir (default $MIXOPT_REGMIX_DIR or ../shared/anchors/regmix)")
+    ap.add_argument("--part", choices=("all", "regmix", "embedded"), default="all")
+    ap.add_argument("--embedded-store", default=None,
+                    help="run store for part (ii) (default /tmp/mixopt-bench/scale_embedded[-smoke]; resumable)")
     args = ap.parse_args(argv)
     start = provenance()
-    directory = data_dir(args.data)
-    if not available(directory):
-        raise SystemExit(f"RegMix data not found in {directory}. Pass --data DIR or set MIXOPT_REGMIX_DIR.")
     t = time.perf_counter()
-    rows = part_regmix(load_regmix(directory), folds=2 if args.smoke else args.folds, smoke=args.smoke, seeds=1 if args.smoke else args.seeds)
+    fields: dict = {}
+    if args.part in ("all", "regmix"):
+        directory = data_dir(args.data)
+        if not available(directory):
+            raise SystemExit(f"RegMix data not found in {directory}. Pass --data DIR or set MIXOPT_REGMIX_DIR.")
+        rows = part_regmix(load_regmix(directory), folds=2 if args.smoke else args.folds, smoke=args.smoke,
+                           seeds=1 if args.smoke else args.seeds)
+        sg, own, only1m = rows["scale-gp"], rows["own 1M loss"], rows["1M-only fit"]
+        fields.update({
+            **goal("rho_60m", sg["spearman"], 0.993), "mae_60m": sg["mae"], "regret_60m": sg["regret_at_1"],
+            "cover_1sigma": sg["within_1sd"], "cover_2sigma": sg["within_2sd"],
+            "std_60m": rows["std_by_scale"][6e7], "std_10b": rows["std_by_scale"][1e10],
+            "rho_1m_only_fit": only1m["spearman"], "rho_own_1m": own["spearman"],
+            **goal("margin_vs_own_1m", sg["spearman"] - own["spearman"], 0.0),
+        })
+    if args.part in ("all", "embedded"):
+        store = args.embedded_store or f"/tmp/mixopt-bench/scale_embedded{'-smoke' if args.smoke else ''}"
+        emb = part_embedded(store, smoke=args.smoke)
+        final = max(emb["budgets"])
+        res = {k: v["by_budget"][final] for k, v in emb["results"].items()}
+        best = max((k for k, v in emb["results"].items() if not v["ranks_only"]), key=lambda k: res[k]["spearman"])
+        fields.update({
+            "emb_rho_scale_gp": res["scale-gp"]["spearman"], "emb_rho_same_mixture": res["same mixture at m"]["spearman"],
+            "emb_rho_power_law": res["per-mixture power law"]["spearman"], "emb_best": best,
+            **goal("emb_margin_vs_same_mixture", res["scale-gp"]["spearman"] - res["same mixture at m"]["spearman"], 0.0),
+            "emb_cover_1sigma": res["scale-gp"]["within_1sd"], "emb_cover_2sigma": res["scale-gp"]["within_2sd"],
+            "emb_seed_sd": emb["seed_sd"],
+        })
     print(f"\ntotal {time.perf_counter() - t:.0f} s")
     print(machine_line(start, provenance()))
-    sg, own, only1m = rows["scale-gp"], rows["own 1M loss"], rows["1M-only fit"]
-    return print_summary({
-        **goal("rho_60m", sg["spearman"], 0.993), "mae_60m": sg["mae"], "regret_60m": sg["regret_at_1"],
-        "cover_1sigma": sg["within_1sd"], "cover_2sigma": sg["within_2sd"],
-        "std_60m": rows["std_by_scale"][6e7], "std_10b": rows["std_by_scale"][1e10],
-        "rho_1m_only_fit": only1m["spearman"], "rho_own_1m": own["spearman"],
-        **goal("margin_vs_own_1m", sg["spearman"] - own["spearman"], 0.0),
-        "seeds": 1 if args.smoke else args.seeds, "mode": "smoke" if args.smoke else "full",
-    })
+    return print_summary({**fields, "seeds": 1 if args.smoke else args.seeds, "mode": "smoke" if args.smoke else "full"})
 
 
 if __name__ == "__main__":

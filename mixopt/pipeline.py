@@ -21,25 +21,29 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
+from .config import DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
 from .data.domains import domain_specs, domain_texts, load_domain_set
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError
 from .plan import Plan, save_plan
+from .planning.pool_value import PoolMeasurement, measure_pool_values
 from .planning.propose import ProposeContext, build_plan
+from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
 from .runs.driver import run_sweep
+from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
 from .runs.table import RunTable, records_table, sweep_records
+from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.noise import seed_noise, signal_to_noise
 
 __all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
-           "check_config_store", "measure_noise", "noise_line"]
+           "check_config_store", "measure_noise", "noise_line", "with_pools", "measure_pools", "measure_pool_file"]
 
 
 # ---------------------------------------------------------------- edges: stores and models
@@ -90,7 +94,7 @@ def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None 
 
 def check_model_store(model: FittedModel, snapshot: StoreSnapshot, *, model_name: str = "the model") -> None:
     """The model was fitted on this store's domains and data."""
-    check_fitted_on(model.meta, snapshot.meta, snapshot.meta.get("domains") or records_table(snapshot.ok).domains,
+    check_fitted_on(model.meta, snapshot.meta, snapshot.meta.get("domains") or records_table(sweep_records(snapshot.ok)).domains,
                     model_name=model_name, where=str(snapshot.root),
                     fix=f"Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
 
@@ -138,7 +142,14 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups)
     scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
-        est = SCALE_ESTIMATORS[DEFAULT_SCALE_ESTIMATOR if model_name == "default" else model_name](random_state=seed)
+        name = DEFAULT_SCALE_ESTIMATOR if model_name == "default" else model_name
+        if name not in SCALE_ESTIMATORS:
+            raise FitError(f"The store spans {len(scales)} scales ({_scale_text(scales[:3])}{', ...' if len(scales) > 3 else ''}), "
+                           f"so fit needs a scale-aware model; '{model_name}' is not one. Use --model default or one of "
+                           f"{', '.join(sorted(SCALE_ESTIMATORS))}.")
+        est = SCALE_ESTIMATORS[name](random_state=seed)
+        if "schedule" in est.get_params():  # the annealing law reads each run as a straight run of the store's schedule
+            est.set_params(schedule=(snapshot.meta.get("config") or {}).get("proxy"))
         if noise["seed_sd"] is not None:
             est.set_params(noise_variance=noise["seed_sd"] ** 2)
         X = scale_inputs(table.W, table.model_params, table.tokens)
@@ -283,6 +294,11 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
     plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+    if config is not None and pcfg.pools:  # each pool's law and where it came from (measured, config or prior)
+        plan.pool_laws = {d: declared_laws(d, dp) for d, dp in sorted(pcfg.pools.items())}
+        runs = {d: dp.measured for d, dp in pcfg.pools.items() if getattr(dp, "measured", None)}
+        if runs:
+            plan.provenance["pool_runs"] = runs
     if model_params is not None and not model.meta.get("scale_aware"):
         plan.reasons.append(f"model_params {model_params:.3g} is used by the repetition law only: the model was fitted at one scale "
                             f"({_scale_text(model.meta.get('scales') or [])}), which transfers the mixtures' rank, not their level; "
@@ -297,6 +313,66 @@ def with_pools(config: SweepConfig, pools: Any, *, where: str) -> SweepConfig:
                           f"{type(pools).__name__}. Use the pools.yaml written by `mixopt select`.")
     merged = {**config.propose.pools, **{d: domain_pools_from_dict(v, where=f"{where}: {d}") for d, v in pools.items()}}
     return config.model_copy(update={"propose": config.propose.model_copy(update={"pools": merged})})
+
+
+def measure_pools(config: SweepConfig, store_dir: str | Path, *, repetitions=DEFAULT_REPETITIONS, unique_tokens: int | None = None,
+                  progress: Progress | None = None) -> tuple[SweepConfig, list[PoolMeasurement]]:
+    """Measure b and tau of the config's quality pools (``propose.pools``) by short proxy runs into the store.
+
+    Pools are scored on propose's target when it is one target set (``target/NAME``), else on the domain's validation
+    split. Returns the config with its pools replaced by ``MeasuredPools``, and the measurements.
+    """
+    pools = config.propose.pools
+    if not pools:
+        raise ConfigError("Measuring pools needs quality pools: pass --pools pools.yaml (from `mixopt select`) or set "
+                          "propose.pools in the config.")
+    data = load_domain_set(config.data)
+    unknown = sorted(set(pools) - set(data.domains))
+    if unknown:
+        raise ConfigError(f"propose.pools names domain '{unknown[0]}', which is not a training domain (known: {data.names}). "
+                          "Fix the name or add the domain under data.")
+    specs = {s.name: s for s in domain_specs(config.data)}
+    store = RunStore(store_dir)
+    store.check_writable()
+    merged, out = dict(pools), []
+    for domain in sorted(pools):
+        name = config.propose.target.removeprefix("target/")
+        target = target_from_data(data, name if name in data.targets else domain, config.data.tokenizer)
+        m = measure_pool_values(domain, pools[domain], target=target, proxy=config.proxy, store=store, repetitions=repetitions,
+                                unique_tokens=unique_tokens, spec=specs.get(domain),
+                                domain_tokens=data.token_counts[domain], mean_tokens_per_doc=data.domains[domain].mean_tokens_per_doc,
+                                tokenizer=config.data.tokenizer, seed=config.seed, progress=progress)
+        merged[domain] = m.pools
+        out.append(m)
+    return config.model_copy(update={"propose": config.propose.model_copy(update={"pools": merged})}), out
+
+
+def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *, target: str, config: SweepConfig | None = None,
+                      text_field: str = "text", repetitions=DEFAULT_REPETITIONS, unique_tokens: int | None = None,
+                      progress: Progress | None = None) -> PoolMeasurement:
+    """`plan-pools --measure`: one domain's pools measured on ``target`` — a domain of ``config`` (its validation
+    split), a target set of ``config``, else a path of documents (read like a domain, every document evaluated).
+    The proxy, tokenizer and seed are the config's (defaults without one)."""
+    cfg = config or SweepConfig()
+    store = RunStore(store_dir)
+    store.check_writable()
+    names = ({s.name for s in domain_specs(cfg.data)} | {t.name for t in cfg.data.targets}) if config is not None else set()
+    data = load_domain_set(cfg.data) if target in names or domain in names else None
+    ptarget = target_from_data(data, target, cfg.data.tokenizer) if target in names else target_from_path(target, text_field)
+    spec = next((s for s in domain_specs(cfg.data) if s.name == domain), None) if config is not None else None
+    known = data is not None and domain in data.domains
+    return measure_pool_values(domain, pools, target=ptarget, proxy=cfg.proxy, store=store, repetitions=repetitions,
+                               unique_tokens=unique_tokens, spec=spec, domain_tokens=data.token_counts[domain] if known else None,
+                               mean_tokens_per_doc=data.domains[domain].mean_tokens_per_doc if known else None,
+                               tokenizer=cfg.data.tokenizer, seed=cfg.seed, progress=progress)
+
+
+def selection_target(pools_file: str | Path) -> str | None:
+    """The ``--target`` a ``mixopt select`` run scored against, from the selection.json beside its pools.yaml."""
+    try:
+        return json.loads((Path(pools_file).parent / MANIFEST).read_text()).get("target")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save(plan: Plan, out: str | Path) -> Path:

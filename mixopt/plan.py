@@ -65,6 +65,7 @@ class Plan(BaseModel):
     epochs: dict[str, float] = Field(default_factory=dict)
     effective_tokens: dict[str, float] = Field(default_factory=dict)
     pools: dict[str, list[str]] = Field(default_factory=dict)
+    pool_laws: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)  # {domain: {pool: {b, tau, law_source, law_reason}}}
     predicted: Prediction | None = None
     reasons: list[str] = Field(default_factory=list)
     tokens_per_doc: dict[str, float] = Field(default_factory=dict)

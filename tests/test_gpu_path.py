@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixopt.config import ProxyConfig
+from mixopt.config import ProxyConfig, load_config, resolve_config
 from mixopt.data.types import DomainSet
 from mixopt.errors import MixtureError
 from mixopt.mixtures import Mixture
@@ -443,9 +443,7 @@ def test_executor_stacked_path_writes_every_run(tmp_path, monkeypatch):
     assert sorted(planned) == sorted(recs)
 
 
-@pytest.mark.slow
-def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
-    """The benchmark's per-shape figures and its summary line, at smoke size on whatever device there is."""
+def _gpu_benchmark(monkeypatch):
     import importlib.util
     import sys
 
@@ -455,10 +453,44 @@ def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_throughput_sweep_figures(monkeypatch, capsys):
+    """Proxies per hour and the RegMix-scale sweep estimate: the tokens each shape's sweep trains, and the arithmetic."""
+    module = _gpu_benchmark(monkeypatch)
+    assert module.sweep_tokens("default", 123_264) == load_config(resolve_config("demo")).proxy.tokens
+    assert module.sweep_tokens("wide", 3_279_360) == 20 * 3_279_360
+    assert module.sweep_tokens("regmix", 8_314_128) == 1_000_000_000
+    cpu = torch.device("cpu")
+    assert module.regmix_sweep_hours({"regmix_auto_tps": 2e6}, cpu) == pytest.approx(512 * 1e9 / 2e6 / 3600)
+    assert "RegMix-scale sweep (512 proxies" in capsys.readouterr().out
+    assert module.regmix_sweep_hours({"default_auto_tps": 2e6}, cpu) is None
+    with torch.device("meta"):  # the regmix shape: ~1M non-embedding parameters, a 50k vocabulary, the chunked loss
+        shape = dict(module.SHAPES["regmix"])
+        model = GPT(GPTConfig(vocab_size=shape["vocab"], n_layer=shape["n_layer"], n_embd=shape["n_embd"],
+                              head_size=shape["head_size"], block_size=shape["block_size"]))
+    assert 0.9e6 < model.num_params(non_embedding=True) < 1.1e6 and model.chunked_ce
+    with pytest.raises(SystemExit):
+        module.main(["--smoke", "--shapes", "default,tiny"])
+    tiny = tiny_cfg(batch_size=2, block_size=16)
+    ce = module.ce_comparison("x", tiny, 4096, cpu, 2)  # the chunked-vs-plain step timing, on CPU without memory
+    assert ce["x_ce_stack"] == 2 and ce["x_ce_chunked_tps"] > 0 and ce["x_ce_plain_tps"] > 0
+    assert ce["x_ce_chunked_peak_gib"] is None and "x: plain cross-entropy, stack 2:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
+    """The benchmark's per-shape figures and its summary line, at smoke size on whatever device there is."""
+    module = _gpu_benchmark(monkeypatch)
     fields = module.main(["--smoke"])
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("summary: ") and "default: one proxy" in "\n".join(out)
-    for key in ("one_tps", "auto", "auto_tps", "best", "best_tps", "auto_vs_best", "one_mfu", "best_mfu"):
+    for key in ("one_tps", "auto", "auto_tps", "best", "best_tps", "auto_vs_best", "one_mfu", "best_mfu",
+                "sweep_tokens", "proxies_per_hour"):
         assert f"default_{key}" in fields, key
+    assert fields["default_proxies_per_hour"] == pytest.approx(
+        3600 * fields["default_auto_tps"] / fields["default_sweep_tokens"])
+    assert "regmix_sweep_hours" in fields and " regmix_sweep_hours=" in out[-1]
     assert fields["default_best_tps"] >= fields["default_auto_tps"] > 0 and fields["default_one_tps"] > 0
     assert fields["cuda"] == torch.cuda.is_available() and fields["mode"] == "smoke"

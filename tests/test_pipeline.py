@@ -241,3 +241,18 @@ def test_end_phase_gain_stays_on_the_scale_of_the_losses(tmp_path):
     reasons = yaml.safe_load((out / "plan.yaml").read_text())["reasons"]
     gains = [float(g) for r in reasons for g in re.findall(r"gains? ([+-]?\d+\.\d+)", r)]
     assert all(abs(g) < 1.0 for g in gains), reasons
+
+
+def test_fit_on_several_scales_names_the_scale_aware_models(regmix, tmp_path, capsys):
+    """A single-scale estimator asked for on a multi-scale store is a one-line error listing the scale-aware ones."""
+    store = tmp_path / "store"
+    for kind, n, size in (("train", 12, "1e6"), ("test60", 6, "6e7")):
+        m, lo = _regmix_subset(regmix, tmp_path, kind, n)
+        assert run(["runs", "import", "--mixtures", str(m), "--metrics", str(lo), "--model-params", size, "--tokens", "1e9",
+                    "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert run(["fit", "--store", str(store), "--target", "metric/the_pile_pile_cc_val_loss", "--model", "regmix-lightgbm",
+                "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "scale-aware" in err and "annealing-law" in err and "scale-gp" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m.pkl").exists()

@@ -107,8 +107,9 @@ def test_cli_json_output_is_only_the_result_list(tmp_path):
     data = json.loads(res.stdout)
     assert isinstance(data, list) and len(data) == 4
     for row in data:
-        assert set(row) == {"budget", "best", "errors"}
+        assert set(row) == {"budget", "best", "errors", "laws"}
         assert isinstance(row["budget"], float) and len(row["errors"]) == 4
+        assert {v["law_source"] for v in row["laws"].values()} == {"config"} and list(row["laws"])[0] == "top0-10pct"
     assert [len(r["best"]) for r in data] == [1, 1, 2, 2]
     assert png.is_file()
 
@@ -118,6 +119,7 @@ def test_cli_text_table_and_bad_budgets():
     res = CliRunner().invoke(app, ["plan-pools", str(TMARS_YAML), "--budgets", "128e6"])
     assert res.exit_code == 0, res.output
     assert "top-2" in res.stdout and "29.60%" in res.stdout and "best: top0-10pct, top10-20pct" in res.stdout
+    assert "pool laws" in res.stdout and "config" in res.stdout
     bad = CliRunner().invoke(app, ["plan-pools", str(TMARS_YAML), "--budgets", "32e6,lots"])
     assert isinstance(bad.exception, ConfigError)
     assert "'lots'" in str(bad.exception)

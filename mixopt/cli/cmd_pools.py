@@ -1,4 +1,4 @@
-"""`mixopt plan-pools`: how many quality pools to keep at each budget."""
+"""`mixopt plan-pools`: how many quality pools to keep at each budget (laws given, or measured by proxy runs)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,77 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..planning.pools import law_pools, load_pools, parse_budgets, plan_pools
+from .. import pipeline
+from ..config import load_config
+from ..errors import ConfigError
+from ..planning.pools import plan_pools, parse_budgets, read_pools_file
 from ..report.plots import plot_frontier
+from ..runs.pool_runs import check_repetitions
 from .main import app
+from .render import progress_bars
 
 
 @app.command("plan-pools")
 def plan_pools_cmd(
-    pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]."),
+    pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]; or `mixopt select`'s pools.yaml."),
     budgets: str = typer.Option(..., "--budgets", help="comma-separated, e.g. 32e6,64e6"),
-    json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors}]."),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors, laws}]."),
     plot: Path | None = typer.Option(None, "--plot", help="Also write error-vs-budget PNG here."),
+    measure: bool = typer.Option(False, "--measure", help="Measure b and tau of pools without them by short proxy runs "
+                                 "(one per pool and repetition count) into --store; T-MARS priors where a fit is unusable."),
+    store: Path | None = typer.Option(None, "--store", help="Run store for the --measure runs (a rerun trains only what is missing)."),
+    target: str | None = typer.Option(None, "--target", help="--measure: what the pools should be good for: a domain or target set "
+                                      "of --config, or a PATH of documents (default: the --target of the `mixopt select` run)."),
+    domain: str | None = typer.Option(None, "--domain", help="The domain whose pools to plan, when the file holds several."),
+    repetitions: str = typer.Option("1,2,4,8", "--repetitions", help="--measure: repetition counts k; each pool is trained for k*U tokens."),
+    unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
+                                             "(default: the smallest pool, at most the proxy's tokens / max k)."),
+    config: Path | None = typer.Option(None, "--config", help="--measure: sweep config for the proxy, tokenizer, seed and data."),
 ) -> None:
     """Predict the error of the top-1, top-2, ... quality pools at each budget and pick the best set."""
     budget_list = parse_budgets(budgets)
-    config = load_pools(pools_yaml)
-    results = plan_pools(config, budget_list)
+    name, pools = read_pools_file(pools_yaml, domain)
+    resolved = None
+    console = Console(stderr=json_out)
+    if measure:
+        if store is None:
+            raise ConfigError("--measure trains proxy runs and needs a run store for them. Pass --store DIR.")
+        reps = check_repetitions(repetitions)
+        target = target or pipeline.selection_target(pools_yaml)
+        if target is None:
+            raise ConfigError("--measure needs --target: a PATH of documents (or a domain/target set of --config) the pools should be good for.")
+        cfg = load_config(config) if config is not None else None
+        with progress_bars(console) as progress:
+            m = pipeline.measure_pool_file(name, pools, store, target=target, config=cfg, repetitions=reps,
+                                           unique_tokens=unique_tokens, progress=progress)
+        pools, resolved = m.pools, m.resolved
+        if m.runs is not None:
+            console.print(f"pool runs: {m.runs.trained} trained, {m.runs.skipped} already in {store}, {len(m.runs.failed)} failed; "
+                          f"U={m.runs.unique_tokens} tokens, k={list(m.runs.repetitions)}, target '{m.runs.target}'; "
+                          f"shared law a={pools.a:.4g}, d={pools.d:.4g} ({m.law_fit}); a sample is "
+                          f"{pools.tokens_per_sample:.4g} tokens", soft_wrap=True, markup=False)
+            dropped = {k: v for k, v in m.runs.excluded.items() if v}
+            if dropped:
+                console.print(f"not trained on (the target holds them): {dropped} documents", soft_wrap=True, markup=False)
+    results = plan_pools(pools, budget_list, resolved=resolved)
     written = plot_frontier(results, plot) if plot is not None else None
 
     if json_out:
         typer.echo(json.dumps(results))
         return
 
-    console = Console()
-    ranked = [p.name for p in law_pools(config)]
+    laws = results[0]["laws"]
+    law = Table(title=f"pool laws ({name})")
+    for col in ("pool", "b", "tau", "source", "why"):
+        law.add_column(col, justify="right" if col in ("b", "tau") else "left")
+    reasons = {p.name: p.law_reason for p in resolved or []}
+    for pool, v in laws.items():
+        law.add_row(pool, f"{v['b']:.4g}", f"{v['tau']:.4g}", v["law_source"], reasons.get(pool, ""))
+    console.print(law)
+    ranked = list(laws)
     for r in results:
         best_k = len(r["best"])
-        table = Table(title=f"budget {r['budget']:.4g} samples ({config.objective})")
+        table = Table(title=f"budget {r['budget']:.4g} samples ({pools.objective})")
         table.add_column("set")
         table.add_column("pool added")
         table.add_column("error y", justify="right")

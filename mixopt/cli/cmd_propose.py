@@ -12,7 +12,9 @@ from .. import pipeline
 from ..config import load_config
 from ..errors import ConfigError
 from ..io import read_yaml
+from ..runs.pool_runs import check_repetitions
 from .main import app
+from .render import progress_bars
 
 
 @app.command("propose")
@@ -27,6 +29,12 @@ def propose_cmd(
     out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
     pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}); "
                                                            "merged into the config's propose.pools."),
+    measure_pools: bool = typer.Option(False, "--measure-pools", help="Measure b and tau of the quality pools by short proxy runs "
+                                       "(one per pool and repetition count, on propose's target set or the domain's validation "
+                                       "split) into --store before planning; T-MARS priors only where a fit is unusable."),
+    pool_repetitions: str = typer.Option("1,2,4,8", "--pool-repetitions", help="--measure-pools: repetition counts k (k*U tokens per run)."),
+    pool_unique_tokens: int | None = typer.Option(None, "--pool-unique-tokens", help="--measure-pools: unique tokens U per pool "
+                                                  "(default: the smallest pool, at most the proxy's tokens / max k)."),
 ) -> None:
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
     cfg = load_config(config) if config else None
@@ -35,6 +43,18 @@ def propose_cmd(
             raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
         cfg = pipeline.with_pools(cfg, read_yaml(pools, what="Pools file", missing_hint="Write one with `mixopt select ... --out DIR`."),
                                   where=str(pools))
+    if measure_pools:
+        if cfg is None or store is None:
+            raise ConfigError("--measure-pools trains proxy runs with the config's proxy into the run store. Pass CONFIG and --store DIR.")
+        reps = check_repetitions(pool_repetitions)
+        with progress_bars(Console(stderr=True)) as progress:
+            cfg, measured = pipeline.measure_pools(cfg, store, repetitions=reps, unique_tokens=pool_unique_tokens, progress=progress)
+        for m in measured:
+            runs = f"{m.runs.trained} run(s) trained, {m.runs.skipped} already in the store" if m.runs else "nothing to measure"
+            dropped = sum(m.runs.excluded.values()) if m.runs else 0
+            runs += f" ({dropped} pool document(s) the target holds were not trained on)" if dropped else ""
+            laws = ", ".join(f"{p.name} {p.law_source} (b={p.b:.3g}, tau={p.tau:.3g})" for p in m.resolved)
+            Console(stderr=True).print(f"pools of {m.domain}: {runs}; {laws}", soft_wrap=True, markup=False)
     if model is None and store is None:
         raise ConfigError("propose needs a fitted model (--model MODEL) or a run store to fit one on (--store DIR). Pass one of them.")
     fitted = pipeline.open_model(model) if model is not None else None

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from ..config import ProxyConfig, load_config
 from ..errors import ConfigError
 from .. import pipeline
 from ..selection.select import METHODS
-from .render import parse_pairs
+from .render import parse_pairs, progress_bars
 from .main import app
 
 
@@ -50,15 +43,7 @@ def select_cmd(
     if threads is not None:
         proxy = proxy.model_copy(update={"threads": threads})
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bars:
-        tasks: dict[str, int] = {}
-
-        def progress(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bars.add_task(label, total=total)
-            bars.update(tasks[label], completed=done, total=total)
-
+    with progress_bars(console) as progress:
         result = pipeline.select(pools, target, out, method=method, buckets=buckets, keep=keep, text_field=text_field,
                                   target_text_field=target_text_field, proxy=proxy,
                                   tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",

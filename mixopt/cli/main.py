@@ -77,6 +77,10 @@ def _register() -> None:
     from . import cmd_score, cmd_export, cmd_report, cmd_demo  # noqa: F401
     from . import cmd_select  # noqa: F401
     from . import cmd_verify  # noqa: F401
+    # A module imported before `main` (e.g. by a test) registers early; put every command back in pipeline order.
+    order = [m.__name__ for m in (cmd_corpus, cmd_sweep, cmd_runs, cmd_fit, cmd_propose, cmd_pools, cmd_score, cmd_export,
+                                  cmd_report, cmd_demo, cmd_select, cmd_verify)]
+    app.registered_commands.sort(key=lambda info: order.index(info.callback.__module__) if info.callback.__module__ in order else len(order))
     _attach_examples(app, ())
 
 

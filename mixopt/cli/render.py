@@ -1,8 +1,12 @@
-"""Shared by several commands: ``NAME=VALUE`` option parsing."""
+"""Shared by several commands: ``NAME=VALUE`` option parsing and progress bars."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ExportError
 
@@ -20,3 +24,18 @@ def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
             raise ExportError(f"{option} may name each domain once. Got '{domain}' twice ({out[domain]!r} and {value!r}). Keep one.")
         out[domain] = value
     return out
+
+
+@contextmanager
+def progress_bars(console: Console) -> Iterator:
+    """A ``progress(label, done, total)`` callback drawing one bar per label (pool runs, steps of the current run)."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bars.add_task(label, total=total)
+            bars.update(tasks[label], completed=done, total=total)
+
+        yield progress

@@ -15,6 +15,12 @@ are ranked by utility ``b``) and the fitted decay law of Goyal et al. (2024):
 `plan_pools` evaluates the top-1, top-2, ... pool sets at each budget and keeps
 the set with the lowest predicted error: aggressive filtering wins at small
 budgets, looser filtering once the best pool would be repeated too often.
+
+The file may also be ``mixopt select``'s ``pools.yaml`` (``{domain: {pools: [...]}}``);
+`read_pools_file` picks one domain. With laws measured by proxy runs
+(`mixopt.planning.pool_value`), pass the resolved pools: their ``b``/``tau`` and
+``law_source`` are used, and without ``pool_size`` each top-k set is sized by the
+mean measured size of its pools.
 """
 
 from __future__ import annotations
@@ -27,12 +33,28 @@ from ..config import DomainPools, domain_pools_from_dict
 from ..errors import ConfigError
 from ..io import read_yaml
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
+from .quality import ResolvedPool, set_errors
 
 
-def load_pools(path: str | Path) -> DomainPools:
-    """Read and validate ``POOLS.yaml`` (the :class:`~mixopt.config.DomainPools` schema); problems are one-line errors."""
+def read_pools_file(path: str | Path, domain: str | None = None) -> tuple[str, DomainPools]:
+    """``(domain, pools)`` of a pools file: one domain's :class:`~mixopt.config.DomainPools` (named ``domain``,
+    default the file's stem), or ``mixopt select``'s ``{domain: {pools: [...]}}`` (``domain`` picks one; needed
+    when there are several). Problems are one-line errors."""
     raw = read_yaml(path, what="Pools file", missing_hint="Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
-    return domain_pools_from_dict(raw, where=str(path))
+    nested = isinstance(raw, dict) and raw and "pools" not in raw and all(isinstance(v, dict) and "pools" in v for v in raw.values())
+    if not nested:
+        return domain or Path(path).stem, domain_pools_from_dict(raw, where=str(path))
+    if domain is None and len(raw) > 1:
+        raise ConfigError(f"Pools file {path} holds the pools of several domains ({sorted(raw)}). Pick one with --domain NAME.")
+    name = domain or next(iter(raw))
+    if name not in raw:
+        raise ConfigError(f"Pools file {path} has no domain '{name}' (it has {sorted(raw)}). Fix --domain.")
+    return name, domain_pools_from_dict(raw[name], where=f"{path}: {name}")
+
+
+def load_pools(path: str | Path, domain: str | None = None) -> DomainPools:
+    """Read and validate ``POOLS.yaml`` (see `read_pools_file`); problems are one-line errors."""
+    return read_pools_file(path, domain)[1]
 
 
 def law_pools(config: DomainPools, where: str = "the pools file") -> list[Pool]:
@@ -40,7 +62,8 @@ def law_pools(config: DomainPools, where: str = "the pools file") -> list[Pool]:
     missing = [p.name for p in config.pools if p.b is None or p.tau is None]
     if missing:
         raise ConfigError(f"plan-pools needs b and tau for every pool; pool '{missing[0]}' in {where} lacks them. "
-                          "Give the fitted law's values (see configs/pools_tmars.yaml), or plan with `mixopt propose`, which fits or uses priors.")
+                          "Give the fitted law's values (see configs/pools_tmars.yaml), or measure them with "
+                          "`--measure --store DIR` (proxy runs; T-MARS priors where a fit is unusable).")
     return sort_pools(Pool(p.name, p.b, p.tau) for p in config.pools)
 
 
@@ -63,15 +86,38 @@ def parse_budgets(text: str) -> list[float]:
     return out
 
 
-def plan_pools(config: DomainPools, budgets: Sequence[float]) -> list[dict[str, Any]]:
-    """For each budget: errors of the top-1..top-m equal-size pool sets and the best set.
+def _laws(pools: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    return {p.name: {"b": p.b, "tau": p.tau, "law_source": getattr(p, "law_source", "config")} for p in pools}
 
-    Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...]}]``
-    in the order of ``budgets``.
+
+def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Sequence[ResolvedPool] | None = None) -> list[dict[str, Any]]:
+    """For each budget: errors of the top-1..top-m pool sets and the best set.
+
+    Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...], "laws": {pool: {b, tau,
+    law_source}}}]`` in the order of ``budgets``; budgets are in samples. Without ``resolved`` every pool needs
+    ``b``/``tau`` in ``config`` and the pools are ``pool_size`` each; with ``resolved`` (measured or prior laws,
+    `planning.pool_value.measure_pool_values`) the pools are ``pool_size`` each when it is set, else each set is
+    as big as its pools' mean measured size.
     """
+    if resolved is not None:
+        ranked_r = sorted(resolved, key=lambda p: p.b)
+        laws = _laws(ranked_r)
+        out = []
+        for budget in budgets:
+            if config.pool_size is not None:
+                errors = pool_set_errors([Pool(p.name, p.b, p.tau) for p in ranked_r], float(budget), a=config.a, d=config.d,
+                                         pool_size=config.pool_size, objective=config.objective,
+                                         normalizer=config.normalizer or POOL_NORMALIZER)
+            else:
+                errors = set_errors(ranked_r, float(budget), config)
+            k = best_pool_count(errors)
+            out.append({"budget": float(budget), "best": [p.name for p in ranked_r[:k]], "errors": errors, "laws": laws})
+        return out
     ranked = law_pools(config)
     if config.pool_size is None:
-        raise ConfigError("plan-pools needs pool_size (samples per pool) in the pools file. Add e.g. `pool_size: 12.8e6`.")
+        raise ConfigError("plan-pools needs pool_size (samples per pool) in the pools file. Add e.g. `pool_size: 12.8e6`, "
+                          "or measure the pools (`--measure`), which sizes them from their files.")
+    laws = _laws(ranked)
     results = []
     for budget in budgets:
         errors = pool_set_errors(
@@ -84,5 +130,5 @@ def plan_pools(config: DomainPools, budgets: Sequence[float]) -> list[dict[str, 
             normalizer=config.normalizer or POOL_NORMALIZER,
         )
         k = best_pool_count(errors)
-        results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors})
+        results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors, "laws": laws})
     return results

@@ -16,8 +16,12 @@ pools best first: ``b = -0.16, -0.125, -0.10, -0.085`` and ``tau = 6.7273,
 (the last published ratio) and keeps ``tau = 2.2727`` (the worst pools lose value
 fastest). These come from image-text training, so they give the shape of the
 trade-off, not a measurement: pass ``observations`` (errors of proxies trained
-on the pool at several repetition counts) to fit them with `fit_pool_decay`.
-Values written in the config always win over fits and priors.
+on the pool at several repetition counts) to fit them with `fit_pool_decay`, or
+measure them with `mixopt.planning.pool_value.measure_pool_values`, which trains
+those proxies and returns :class:`MeasuredPools` (the fitted laws travel with the
+pools). A fit that cannot identify ``b`` (too few points, or ``b`` at a bound of
+the search box) falls back to the prior, and ``law_reason`` says why. Values
+written in the config always win over fits and priors.
 
 **Unequal pool sizes.** The law assumes ``m`` pools of equal size. For the top-k
 set we pass ``pool_size`` = the mean sample count of those k pools, so the epoch
@@ -37,12 +41,14 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
 from ..data.sources import load_column, load_documents
 from ..data.tokenize import Tokenizer
 from ..errors import BudgetError, ConfigError, DataError
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
-from ..repetition_fit import fit_pool_decay
+from ..repetition_fit import B_BOUNDS, fit_pool_decay
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
@@ -64,6 +70,20 @@ class ResolvedPool:
     b: float
     tau: float
     law_source: str  # "config", "fit" or "prior"
+    law_reason: str = ""  # why a pool without config values has a prior, or how its fit went
+
+
+class MeasuredPools(DomainPools):
+    """A domain's pools with laws measured by proxy runs (`planning.pool_value.measure_pool_values`).
+
+    ``laws`` maps pool names to ``{b, tau, law_source, law_reason}``; `resolve_pools` uses them as they are,
+    so the plan uses exactly what was measured. ``a``, ``d`` and ``tokens_per_sample`` are the ones the laws
+    were fitted with. ``measured`` says how (target, unique tokens, repetitions, runs).
+    """
+
+    laws: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    observations: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,10 @@ def prior_params(rank: int) -> tuple[float, float]:
 
 
 def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
-    return domain_pools_from_dict(dpools.model_dump() if isinstance(dpools, DomainPools) else dpools, where=f"propose.pools.{domain}")
+    if isinstance(dpools, MeasuredPools):  # built validated by measure_pool_values; keeps its laws
+        return dpools
+    return domain_pools_from_dict(dpools.model_dump(exclude_unset=True) if isinstance(dpools, DomainPools) else dpools,
+                                  where=f"propose.pools.{domain}")
 
 
 def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None) -> tuple[float, int]:
@@ -141,9 +164,15 @@ def _fit_law(pool: ResolvedPool, obs: Any, dp: DomainPools, prior: QualityPool) 
                           f"with those keys. Got {type(obs).__name__}.")
     fit = fit_pool_decay(samples, errors, a=dp.a, d=dp.d, pool_size=float(size or pool.samples), prior_b=pool.b,
                          prior_tau=pool.tau, objective=dp.objective)
+    if fit.source != "fit":
+        return replace(pool, law_reason=f"T-MARS prior: too few runs to fit ({fit.reason})")
+    if not (math.isfinite(fit.b) and math.isfinite(fit.tau)) or fit.b > B_BOUNDS[1] * 10 or fit.b < B_BOUNDS[0] * 0.999:
+        return replace(pool, law_reason=f"T-MARS prior: the fit is unusable (b={fit.b:.3g} at a bound of {B_BOUNDS}: "
+                                        "the runs do not show the pool's loss falling with samples)")
     b = prior.b if prior.b is not None else fit.b
     tau = prior.tau if prior.tau is not None else fit.tau
-    return replace(pool, b=b, tau=tau, law_source=fit.source)
+    return replace(pool, b=b, tau=tau, law_source=fit.source,
+                   law_reason=f"fitted on {fit.n_points} runs (rms log error {fit.rmse_log:.3g})")
 
 
 def resolve_pools(
@@ -221,9 +250,13 @@ def resolve_pools(
         given = p.b is not None and p.tau is not None
         pool = ResolvedPool(p.name, rank, tokens, tokens / tps, float(tps), source,
                             p.b if p.b is not None else pb, p.tau if p.tau is not None else pt,
-                            "config" if given else "prior")
+                            "config" if given else "prior", "" if given else "T-MARS prior: not measured")
+        law = dp.laws.get(p.name) if isinstance(dp, MeasuredPools) else None
         if not given and observations and p.name in observations:
             pool = _fit_law(pool, observations[p.name], dp, p)
+        elif not given and law:
+            pool = replace(pool, b=float(law["b"]), tau=float(law["tau"]), law_source=law["law_source"],
+                           law_reason=law.get("law_reason", ""))
         out.append(pool)
     unknown = sorted(set(observations or {}) - {p.name for p in dp.pools})
     if unknown:
@@ -266,10 +299,40 @@ def choose_pools(domain: str, resolved: Sequence[ResolvedPool], dpools: DomainPo
         why.append(f"adding {names[k]} (b={ranked[k].b:.3g}) would dilute the better pools (error {errors[k]:.4g})")
     if dp.a * S / POOL_NORMALIZER < 1:
         why.append("a * samples / 1e5 < 1, below the range the law was fitted on (there it favours weaker pools)")
-    priors = [p.name for p in ranked if p.law_source == "prior"]
-    if priors:
-        why.append(f"b/tau of {', '.join(priors)} are T-MARS priors, not measured")
+    fits = [p for p in ranked if p.law_source == "fit"]
+    if fits:
+        why.append("b/tau measured by proxy runs: " + ", ".join(f"{p.name} b={p.b:.3g} tau={p.tau:.3g}" for p in fits))
+    unmeasured = [p.name for p in ranked if p.law_source == "prior" and p.law_reason in ("", "T-MARS prior: not measured")]
+    if unmeasured:
+        why.append(f"b/tau of {', '.join(unmeasured)} are T-MARS priors, not measured")
+    why += [f"{p.name} uses its T-MARS prior: {p.law_reason.removeprefix('T-MARS prior: ')}" for p in ranked
+            if p.law_source == "prior" and p.name not in unmeasured]
+    if fits and len(fits) < len(ranked) and any(p.law_source == "prior" for p in ranked):
+        why.append("measured and prior b come from different data, so their order against each other is a guess")
     return PoolChoice(domain, names[:k], errors, names, S, {n: reps for n in names[:k]}, "; ".join(why))
+
+
+def law_table(resolved: Sequence[ResolvedPool]) -> dict[str, dict[str, Any]]:
+    """``{pool: {b, tau, law_source, law_reason}}`` of resolved pools, in their order (for plans and tables)."""
+    return {p.name: {"b": p.b, "tau": p.tau, "law_source": p.law_source, "law_reason": p.law_reason} for p in resolved}
+
+
+def declared_laws(domain: str, dpools: DomainPools | Mapping) -> dict[str, dict[str, Any]]:
+    """The law of each pool without sizing any: measured (`MeasuredPools`), written in the config, else the prior of its rank."""
+    dp = _as_domain_pools(domain, dpools)
+    out = {}
+    for rank, p in enumerate(dp.pools):
+        pb, pt = prior_params(rank)
+        law = dp.laws.get(p.name) if isinstance(dp, MeasuredPools) else None
+        if p.b is not None and p.tau is not None:
+            out[p.name] = {"b": p.b, "tau": p.tau, "law_source": "config", "law_reason": ""}
+        elif law:
+            out[p.name] = {"b": float(law["b"]), "tau": float(law["tau"]), "law_source": law["law_source"],
+                           "law_reason": law.get("law_reason", "")}
+        else:
+            out[p.name] = {"b": p.b if p.b is not None else pb, "tau": p.tau if p.tau is not None else pt,
+                           "law_source": "prior", "law_reason": "T-MARS prior: not measured"}
+    return out
 
 
 def _spec_map(specs: Any) -> dict[str, DomainSpec]:

@@ -3,6 +3,7 @@
 - :mod:`.features`: document featurizers and a per-document feature cache.
 - :mod:`.ot_distance`: :class:`MixtureOT`, OT of a mixture to a target with gradients.
 - :mod:`.projector`: stage-1 :class:`OTProjector`, stage-2 :class:`TwoStageProjector`.
+- :mod:`.scale`: :class:`ScaleProjector`, stage 1 per scale carried across model size and tokens.
 - :mod:`.scoring`: :func:`score_pools`.
 """
 
@@ -11,9 +12,10 @@ from .features import (FeatureCache, HashingFeaturizer, ProxyHiddenFeaturizer, S
 from .ot_distance import MixtureOT
 from .from_runs import checkpoint_losses
 from .projector import OTProjector, TwoStageProjector
+from .scale import ScaleProjector
 from .scoring import score_pools
 
 __all__ = [
     "FeatureCache", "HashingFeaturizer", "ProxyHiddenFeaturizer", "SentenceTransformerFeaturizer", "featurize",
-    "MixtureOT", "OTProjector", "checkpoint_losses", "TwoStageProjector", "score_pools",
+    "MixtureOT", "OTProjector", "checkpoint_losses", "TwoStageProjector", "ScaleProjector", "score_pools",
 ]

@@ -147,6 +147,10 @@ class ModelStack:
     def loss_sums(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Each model's summed cross-entropy on the same windows x, y (b, T), float64 (M,)."""
         M = self.n_models
+        if self.model.chunked_ce:  # large vocabulary: mean losses without the logits, times the token count
+            with autocast(self.device, self.dtype):
+                _, loss = self.model(*((x, y) if self.single else (x.expand(M, *x.shape), y.expand(M, *y.shape))))
+            return loss.double().view(-1) * y.numel()  # (M,)
         with autocast(self.device, self.dtype):
             logits, _ = self.model(x if self.single else x.expand(M, *x.shape))  # (b, T, V) or (M, b, T, V)
         if self.single:
@@ -206,6 +210,8 @@ def train_runs(cfg, schedules: list[Phases], data, seeds: list[int], device: tor
     sets = {f"val/{d}": eval_windows(data.domains[d].val, T, cfg.eval_tokens, f"Domain '{d}'") for d in names}
     sets.update({f"target/{t}": eval_windows(data.targets[t].val, T, cfg.eval_tokens, f"Target '{t}'")
                  for t in sorted(data.targets)})
+    if device.type == "cuda":  # the evaluation windows go to the GPU once, not at every checkpoint (a no-op on CPU)
+        sets = {k: (x.to(device), y.to(device)) for k, (x, y) in sets.items()}
     dtype = pick_dtype(cfg, device, vocab_size=data.vocab_size)
     stack = ModelStack.from_seeds(GPTConfig.from_proxy(cfg, data.vocab_size), seeds, cfg, device, dtype)
     blowup = 3.0 * math.log(data.vocab_size)  # 3x worse than guessing uniformly counts as diverged
@@ -255,7 +261,8 @@ def train_runs(cfg, schedules: list[Phases], data, seeds: list[int], device: tor
         for i in live:
             while switches[i] and switches[i][0][0] == step:  # equal rounded starts: the later phase wins
                 batches[i].start_phase(switches[i].pop(0)[1])
-            buf[:, i] = torch.stack(batches[i].next())  # (2, B, T)
+            x_i, y_i = batches[i].next()  # (B, T) each, written straight into the staging buffer
+            buf[0, i], buf[1, i] = x_i, y_i
         xy = buf.to(device, non_blocking=True)  # (2, M, B, T)
         if cuda:
             copied[slot] = torch.cuda.Event()

@@ -3,6 +3,8 @@
 Pre-LayerNorm blocks, causal self-attention through
 ``F.scaled_dot_product_attention``, a 4x GELU MLP and input/output embeddings
 tied together. The model does no I/O; the training loop lives in ``train.py``.
+With a large vocabulary (``chunked_ce.use_chunked_ce``) the loss is computed
+by ``chunked_ce.linear_cross_entropy``, which never holds all the logits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from .chunked_ce import linear_cross_entropy, use_chunked_ce
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class GPT(nn.Module):
         if config.n_embd % config.head_size:
             raise ValueError(f"n_embd ({config.n_embd}) must be a multiple of head_size ({config.head_size}).")
         self.config = config
+        self.chunked_ce = use_chunked_ce(config.vocab_size)  # loss without materialising the logits (large vocab)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
@@ -164,8 +169,16 @@ class GPT(nn.Module):
         return self.transformer.ln_f(x)  # (B, T, C)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (B, T, vocab) and, when ``targets`` (B, T) are given, the mean cross-entropy."""
+        """Logits (B, T, vocab) and, when ``targets`` (B, T) are given, the mean cross-entropy.
+
+        With ``self.chunked_ce`` (a large vocabulary) and ``targets`` given, the
+        loss is computed chunk by chunk and the logits are not formed: None.
+        """
         x = self.forward_hidden(idx)  # (B, T, C)
+        if targets is not None and self.chunked_ce:
+            B, T, C = x.shape
+            loss = linear_cross_entropy(x.reshape(1, B * T, C), self.lm_head.weight.unsqueeze(0), targets.reshape(1, -1))
+            return None, loss[0]  # mean over B*T
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

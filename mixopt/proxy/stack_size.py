@@ -26,6 +26,7 @@ from ..data.domains import default_cache_dir
 from ..io import atomic_write_json
 from .device import _cpu_model, _exclusive, _read_json, dtype_name, pick_dtype
 from .loop import ModelStack
+from .chunked_ce import CE_CHUNK_ELEMENTS, use_chunked_ce
 from .model import GPT, GPTConfig
 
 log = logging.getLogger("mixopt.proxy")
@@ -60,18 +61,23 @@ def stack_memory_limit(cfg, device, free_memory_bytes: int | None = None, *, voc
 
     The estimate counts fp32 weights, grads and AdamW state plus bf16 copies,
     the activations a block saves, and the embeddings, logits and fp32 loss.
+    With the chunked loss (large vocabularies) no model holds its full logits:
+    the stack shares one chunk instead.
     ``free_memory_bytes`` defaults to what CUDA reports free on ``device``.
     """
     shape = GPTConfig.from_proxy(cfg, vocab_size)
     tokens = cfg.batch_size * cfg.block_size
     with torch.device("meta"):
         n_params = GPT(shape).num_params()
+    chunked = use_chunked_ce(shape.vocab_size)
+    logits = 6 * shape.vocab_size * shape.n_embd if chunked else tokens * shape.vocab_size * 12  # chunked: head grad/bf16 copies
     per_model = (18 * n_params  # fp32 params, grads, exp_avg, exp_avg_sq + bf16 weight copies
                  + shape.n_layer * tokens * shape.n_embd * 48  # saved activations per block, mixed bf16/fp32
-                 + tokens * (shape.n_embd * 16 + shape.vocab_size * 12))  # embeddings, final norm, logits + fp32 loss
+                 + tokens * shape.n_embd * 16 + logits)  # embeddings, final norm; logits + fp32 loss
+    shared = 10 * CE_CHUNK_ELEMENTS if chunked else 0  # one chunk for the whole stack: bf16 logits, fp32 log-probs, bf16 grad
     if free_memory_bytes is None:
         free_memory_bytes = torch.cuda.mem_get_info(torch.device(device))[0]
-    by_memory = int(MEMORY_SHARE * free_memory_bytes // (1.5 * per_model))
+    by_memory = int((MEMORY_SHARE * free_memory_bytes - shared) // (1.5 * per_model))
     return max(1, min(max_stack, by_memory))
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from .chunked_ce import linear_cross_entropy, use_chunked_ce
 from .model import GPT, GPTConfig
 
 
@@ -126,6 +127,7 @@ class StackedGPT(nn.Module):
         if config.n_embd % config.head_size:
             raise ValueError(f"n_embd ({config.n_embd}) must be a multiple of head_size ({config.head_size}).")
         self.config, self.n_models = config, n_models
+        self.chunked_ce = use_chunked_ce(config.vocab_size)  # as in GPT
         m = n_models
         self.transformer = nn.ModuleDict(dict(
             wte=StackedEmbedding(m, config.vocab_size, config.n_embd),
@@ -192,7 +194,10 @@ class StackedGPT(nn.Module):
         return 6.0 * matmul + 12.0 * c.n_layer * c.n_embd * c.block_size
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (M, B, T, V) for ids (M, B, T) and, with ``targets`` (M, B, T), each model's mean loss (M,)."""
+        """Logits (M, B, T, V) for ids (M, B, T) and, with ``targets`` (M, B, T), each model's mean loss (M,).
+
+        With ``self.chunked_ce`` and ``targets`` given the logits are not formed: None (as in ``GPT``).
+        """
         M, B, T = idx.shape
         if M != self.n_models:
             raise ValueError(f"idx holds {M} models' batches, but the stack has {self.n_models}; pass (M, B, T) ids.")
@@ -202,7 +207,10 @@ class StackedGPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + pos).reshape(M, B * T, -1)  # (M, B*T, C)
         for block in self.transformer.h:
             x = block(x, B, T)  # (M, B*T, C)
-        logits = self.lm_head(self.transformer.ln_f(x))  # (M, B*T, V)
+        x = self.transformer.ln_f(x)  # (M, B*T, C)
+        if targets is not None and self.chunked_ce:
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets.reshape(M, -1))  # (M,)
+        logits = self.lm_head(x)  # (M, B*T, V)
         losses = None
         if targets is not None:
             ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.reshape(-1), reduction="none")  # (M*B*T,)

@@ -21,7 +21,7 @@ from ..errors import ConfigError, ConsistencyError, FitError
 from ..plan import Plan, load_plan, plan_from_dict
 from ..runs.record import RunRecord
 from ..runs.store import RunStore, check_fitted_on
-from ..runs.table import RunTable, records_table
+from ..runs.table import POOL_LABEL, RunTable, records_table
 from ..surrogates import load_model
 
 
@@ -46,7 +46,7 @@ def read_store(store: Any) -> StoreView | None:
         return None
     snap = store if hasattr(store, "ok") else RunStore(store, create=False).snapshot()
     root = getattr(snap, "root", None) or (None if hasattr(store, "ok") else Path(store))
-    ok = list(snap.ok)
+    ok = [r for r in snap.ok if not r.label.startswith(POOL_LABEL)]  # pool-value runs train on one pool, not the domains
     return StoreView(root, dict(snap.meta or {}), list(snap.records), ok, records_table(ok) if ok else None)
 
 

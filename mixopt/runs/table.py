@@ -28,11 +28,13 @@ from .targets import resolve_target
 
 
 VERIFY_LABEL = "verify:"  # label prefix of the runs `mixopt verify` trains to test a plan
+POOL_LABEL = "pool:"  # label prefix of the runs that measure a quality pool's value (mixopt.runs.pool_runs)
 
 
 def sweep_records(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """The records models learn from: the sweep's, not the ones `verify` trained to test a plan."""
-    return [r for r in records if not r.label.startswith(VERIFY_LABEL)]
+    """The records models learn from: the sweep's, not the ones `verify` trained to test a plan nor the
+    single-pool runs that measure a quality pool's value."""
+    return [r for r in records if not r.label.startswith((VERIFY_LABEL, POOL_LABEL))]
 
 
 def usable_records(records: Iterable[RunRecord], *, max_phases: int | None = None) -> list[RunRecord]:

@@ -10,7 +10,9 @@ from .base import Surrogate
 from .gp import GPSurrogate
 from .lgbm import RegMixLightGBM
 from .linear import LinearSurrogate
+from .annealing import AnnealingLaw
 from .mixing_law import MixingLawSurrogate
+from .scale import NestedMixingLaw, ScaleGP
 
 #: registry name -> class; ``default`` is mixopt's own surrogate
 ESTIMATORS: dict[str, type[Surrogate]] = {
@@ -20,6 +22,10 @@ ESTIMATORS: dict[str, type[Surrogate]] = {
     "linear": LinearSurrogate,
     "mixing-law": MixingLawSurrogate,
 }
+
+#: scale-aware estimators (inputs ``[W | model_params | tokens]``), used by ``fit`` when a store spans several scales
+SCALE_ESTIMATORS = {"scale-gp": ScaleGP, "nested-law": NestedMixingLaw, "annealing-law": AnnealingLaw}
+DEFAULT_SCALE_ESTIMATOR = "scale-gp"
 
 FORMAT = "mixopt-surrogate"
 FORMAT_VERSION = 1

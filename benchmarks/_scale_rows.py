@@ -1,0 +1,71 @@
+"""Rows of a multi-size store for the scale benchmarks: one row per (run, checkpoint), split by model size.
+
+``scale_rows(store_dir)`` reads a store swept with ``benchmarks/scale_embedded.yaml``
+(or any store with ``sizes:``) and returns a :class:`ScaleRows`: the mixture
+matrix, model size, tokens and target loss of every measurement, with the
+record each row came from (so a candidate can read its learning-rate schedule,
+``record.info["lr_schedule"]``). :meth:`ScaleRows.split` holds out the largest
+model size: the candidates fit on the smaller sizes and predict there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.pipeline import mixture_groups
+from mixopt.runs.record import RunRecord
+from mixopt.runs.store import RunStore
+from mixopt.runs.table import records_table, sweep_records
+
+
+@dataclass
+class ScaleRows:
+    """Measurements as arrays (one row per run and checkpoint)."""
+
+    domains: list[str]
+    W: np.ndarray  # (n, K) mixture of the run
+    N: np.ndarray  # (n,) non-embedding parameters
+    D: np.ndarray  # (n,) tokens of the measurement
+    y: np.ndarray  # (n,) target loss
+    records: list[RunRecord]  # the run of each row
+    mixture: np.ndarray  # (n,) id of the row's mixture (equal weights -> equal id, across sizes and seeds)
+
+    def rows(self, mask) -> "ScaleRows":
+        idx = np.flatnonzero(mask)
+        return ScaleRows(self.domains, self.W[idx], self.N[idx], self.D[idx], self.y[idx],
+                         [self.records[i] for i in idx], self.mixture[idx])
+
+    @property
+    def sizes(self) -> list[float]:
+        return sorted(set(self.N.tolist()))
+
+    @property
+    def budgets(self) -> list[float]:
+        return sorted(set(self.D.tolist()))
+
+    def split(self) -> tuple["ScaleRows", "ScaleRows"]:
+        """(train, test): the smaller sizes, and the largest size."""
+        big = self.N == max(self.N)
+        return self.rows(~big), self.rows(big)
+
+    def per_mixture(self, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean of ``values`` (default ``y``) per mixture id: (ids, means), ids sorted."""
+        values = self.y if values is None else np.asarray(values, dtype=float)
+        ids = np.unique(self.mixture)
+        return ids, np.array([values[self.mixture == i].mean() for i in ids])
+
+
+def scale_rows(store_dir: str | Path, target: str = "mean:all-domains") -> ScaleRows:
+    """Every checkpoint of every single-phase, usable sweep run of the store."""
+    snap = RunStore(store_dir).snapshot()
+    recs = [r for r in sweep_records(snap.ok) if len(r.phases or [(0.0, r.mixture)]) == 1]
+    table = records_table(recs, checkpoints=True)
+    by_id = {r.run_id: r for r in recs}
+    y = table.target(target)
+    keep = np.isfinite(y) & np.isfinite(table.model_params) & np.isfinite(table.tokens)
+    rows = ScaleRows(table.domains, table.W, table.model_params, table.tokens, y,
+                     [by_id[i] for i in table.run_ids], mixture_groups(table.W))
+    return rows.rows(keep)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One GPU session for issue 14, prepared ahead: the GPU tests, then benchmarks/gpu_throughput.py, logs under $OUT.
+#
+# Two steps (docs/GPU.md):
+#
+#   1. here, on a machine with pip and the network, in the repo root:
+#        bash benchmarks/gpu_session.sh prepare
+#      downloads the wheels the GPU image lacks (pydantic and its parts, datasets and its parts; cp312, x86-64),
+#      at the versions of this environment, into .whl/ (ignored through .git/info/exclude).
+#   2. on the GPU machine (the device tool's run, carry [".whl"], timeout_s 600):
+#        bash benchmarks/gpu_session.sh
+#      installs the wheels into /tmp/site, writes env.txt, pytest.log, bench_<shape>.log, stack_probe.json and
+#      summary.txt under $OUT (7 files: the tool brings back at most 8), in about 8 minutes at most.
+#
+# Each stage has its own time limit, so a slow one cannot take the others' logs with it. Override with
+# GPU_SESSION_TOKENS (tokens per proxy, default 524288), GPU_SESSION_SHAPES (default "default wide regmix"),
+# GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile").
+set -uo pipefail
+
+WHEEL_DIR=${WHEEL_DIR:-.whl}
+# what the GPU image (docs: /work/.library/device/KINDS.md, "Python packages already there") lacks, as pip names
+WHEELS=(pydantic pydantic-core annotated-types typing-inspection typing-extensions datasets dill multiprocess)
+
+prepare() {
+    if [ "$WHEEL_DIR" = ".whl" ] && [ -d .git ] && ! grep -qxF '/.whl/' .git/info/exclude 2>/dev/null; then
+        echo '/.whl/' >> .git/info/exclude
+    fi
+    mkdir -p "$WHEEL_DIR"
+    local py=${PYTHON:-python3} name version
+    for name in "${WHEELS[@]}" ${EXTRA_WHEELS:-}; do
+        version=$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name" 2>/dev/null)
+        "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+            --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+            --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$WHEEL_DIR" \
+            "${name}${version:+==$version}" || { echo "could not download $name${version:+==$version}" >&2; return 1; }
+    done
+    ls -la "$WHEEL_DIR"
+    du -sh "$WHEEL_DIR"
+}
+
+stage() {  # stage NAME SECONDS LOG COMMAND...: run with a time limit, log to $OUT/LOG, note the exit code
+    local name=$1 limit=$2 log=$3 t0 rc
+    shift 3
+    t0=$(date +%s)
+    echo "== $name (limit ${limit}s): $*" | tee -a "$OUT/summary.txt"
+    timeout --kill-after=10 "$limit" "$@" > "$OUT/$log" 2>&1
+    rc=$?
+    echo "== $name: exit $rc after $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.txt"
+    grep -h '^summary: \|passed\|failed\|error' "$OUT/$log" | tail -n 3 | tee -a "$OUT/summary.txt"
+}
+
+run_session() {
+    OUT=${OUT:-$PWD/gpu-session-out}
+    mkdir -p "$OUT"
+    : > "$OUT/summary.txt"
+    if ls "$WHEEL_DIR"/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            "$WHEEL_DIR"/*.whl || { echo "wheel install failed" | tee -a "$OUT/summary.txt"; exit 1; }
+        export PYTHONPATH=/tmp/site
+    fi
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # mixopt from the checkout, not installed
+    export MIXOPT_CACHE=/tmp/mixopt-cache PYTHONUNBUFFERED=1 HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1
+    {
+        date -u
+        nvidia-smi
+        python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+        python3 -m pip show pyarrow fsspec huggingface-hub typing-extensions numpy 2> /dev/null | grep -E '^(Name|Version)'
+        python3 -c "import mixopt, pydantic, datasets; print('mixopt', mixopt.__version__, 'pydantic', pydantic.VERSION, 'datasets', datasets.__version__)"
+    } > "$OUT/env.txt" 2>&1
+    stage tests 120 pytest.log python3 -m pytest -o addopts= -q -m "slow or not slow" -rs -p no:cacheprovider \
+        tests/test_gpu_path.py tests/test_chunked_ce.py
+    local tokens=${GPU_SESSION_TOKENS:-524288} shape limit
+    for shape in ${GPU_SESSION_SHAPES:-default wide regmix}; do
+        case $shape in wide) limit=130 ;; *) limit=100 ;; esac
+        stage "gpu_throughput $shape" "$limit" "bench_$shape.log" \
+            python3 benchmarks/gpu_throughput.py --shapes "$shape" --tokens "$tokens" --repeats 2 ${GPU_SESSION_ARGS:-}
+    done
+    cp "$MIXOPT_CACHE/stack_probe.json" "$OUT/" 2> /dev/null
+    echo "logs in $OUT: $(ls "$OUT" | tr '\n' ' ')"
+}
+
+case ${1:-run} in
+    prepare) prepare ;;
+    run) run_session ;;
+    *) echo "usage: bash benchmarks/gpu_session.sh [prepare|run]" >&2; exit 2 ;;
+esac
