@@ -40,13 +40,25 @@ SMOKE = {  # the same design at seconds' cost: 3 sizes of a 1-layer proxy, 16k t
 PLUGINS = ("_scale_cand_annealing", "_scale_cand_projector")
 
 
-def embedded_config(smoke: bool):
+LARGE_RUNS = {"s": 30, "m": 20, "l": 16}  # on the large corpus (`mixopt corpus build --size large`): fewer runs per size
+
+
+def embedded_config(smoke: bool, corpus_dir: str | Path | None = None):
+    """The benchmark's sweep config; ``corpus_dir``: the 7 domains of a corpus built by `mixopt corpus build` instead."""
     cfg = load_config(CONFIG)
-    if not smoke:
-        return cfg
     raw = cfg.model_dump(mode="json")
+    if corpus_dir is not None:
+        files = sorted(Path(corpus_dir).glob("*.jsonl.gz"))
+        if not files:
+            raise SystemExit(f"No <domain>.jsonl.gz in {corpus_dir}. Build it with `mixopt corpus build --size large --out DIR`.")
+        raw["data"].update(corpus="none", domains=[{"name": f.name.removesuffix(".jsonl.gz"), "path": str(f), "format": "jsonl"}
+                                                  for f in files])
+        raw["sizes"] = [{**sz, "runs": LARGE_RUNS.get(sz["name"], sz["runs"])} for sz in raw["sizes"]]
+        raw["name"] = "scale-large-corpus"
+    if not smoke:
+        return config_from_dict(raw, where=f"scale_embedded.yaml{' on ' + str(corpus_dir) if corpus_dir else ''}")
     raw["proxy"].update(SMOKE["proxy"])
-    raw["data"].update(SMOKE["data"])
+    raw["data"].update(SMOKE["data"] if corpus_dir is None else {"max_documents": SMOKE["data"]["max_documents"]})
     raw["sizes"] = SMOKE["sizes"]
     return config_from_dict(raw, where="scale_embedded.yaml (smoke)")
 
@@ -147,9 +159,9 @@ def seed_noise(test: ScaleRows) -> tuple[float, float]:
     return sd, float(np.std(means, ddof=1))
 
 
-def part_embedded(store: str | Path, *, smoke: bool) -> dict:
-    print("\n## (ii) Embedded corpus: predict the largest proxy size from the two smaller ones")
-    cfg = embedded_config(smoke)
+def part_embedded(store: str | Path, *, smoke: bool, corpus_dir: str | Path | None = None) -> dict:
+    print(f"\n## (ii) {'Corpus ' + str(corpus_dir) if corpus_dir else 'Embedded corpus'}: predict the largest proxy size from the two smaller ones")
+    cfg = embedded_config(smoke, corpus_dir)
     t = time.perf_counter()
     summary = sweep(cfg, store)
     print(f"sweep: {summary.trained} trained, {summary.skipped} already in {store} ({time.perf_counter() - t:.0f} s)")

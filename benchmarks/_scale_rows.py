@@ -18,7 +18,7 @@ import numpy as np
 from mixopt.pipeline import mixture_groups
 from mixopt.runs.record import RunRecord
 from mixopt.runs.store import RunStore
-from mixopt.runs.table import records_table, sweep_records
+from mixopt.runs.table import budget_table, sweep_records
 
 
 @dataclass
@@ -59,10 +59,10 @@ class ScaleRows:
 
 
 def scale_rows(store_dir: str | Path, target: str = "mean:all-domains") -> ScaleRows:
-    """Every checkpoint of every single-phase, usable sweep run of the store."""
+    """Every budget (run end, WSD branch) of every single-phase, usable sweep run of the store."""
     snap = RunStore(store_dir).snapshot()
     recs = [r for r in sweep_records(snap.ok) if len(r.phases or [(0.0, r.mixture)]) == 1]
-    table = records_table(recs, checkpoints=True)
+    table = budget_table(recs)  # the run's end and its WSD branch budgets: measurements of straight runs
     by_id = {r.run_id: r for r in recs}
     y = table.target(target)
     keep = np.isfinite(y) & np.isfinite(table.model_params) & np.isfinite(table.tokens)

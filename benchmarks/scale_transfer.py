@@ -105,6 +105,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--part", choices=("all", "regmix", "embedded"), default="all")
     ap.add_argument("--embedded-store", default=None,
                     help="run store for part (ii) (default /tmp/mixopt-bench/scale_embedded[-smoke]; resumable)")
+    ap.add_argument("--corpus-dir", default=None,
+                    help="part (ii) on a corpus built by `mixopt corpus build --size large --out DIR` instead of the embedded one")
     args = ap.parse_args(argv)
     start = provenance()
     t = time.perf_counter()
@@ -125,7 +127,7 @@ def main(argv=None) -> dict:
         })
     if args.part in ("all", "embedded"):
         store = args.embedded_store or f"/tmp/mixopt-bench/scale_embedded{'-smoke' if args.smoke else ''}"
-        emb = part_embedded(store, smoke=args.smoke)
+        emb = part_embedded(store, smoke=args.smoke, corpus_dir=args.corpus_dir)
         final = max(emb["budgets"])
         res = {k: v["by_budget"][final] for k, v in emb["results"].items()}
         best = max((k for k, v in emb["results"].items() if not v["ranks_only"]), key=lambda k: res[k]["spearman"])

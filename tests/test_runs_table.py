@@ -9,6 +9,8 @@ from mixopt.errors import FitError
 from mixopt.runs.record import RunRecord
 from mixopt.runs.targets import mean_columns, resolve_target
 from mixopt.runs.table import (
+    budget_table,
+    budget_tokens,
     canonical_target,
     records_table,
     target_curve,
@@ -69,3 +71,17 @@ def test_target_curve_and_checkpoint_rows():
     assert np.allclose(t.model_params[:3], 1e6) and math.isnan(t.model_params[3])
     final = records_table([rec])
     assert final.tokens.tolist() == [300.0] and final.target("mean:code,prose").tolist() == [3.25]
+
+
+def test_budget_rows_are_run_ends_and_wsd_branch_budgets():
+    """A WSD run measures its end and each decay branch's budget; a cosine checkpoint is not a budget of its own."""
+    curves = {"val/code": {"1024": 3.0, "2048": 2.5, "4096": 2.0}}
+    wsd = _rec(0, {"val/code": 2.0}, curves, scale={"model_params": 100, "tokens": 4096, "schedule": "wsd"})
+    wsd.proxy = {"batch_size": 8, "block_size": 32}  # 256 tokens per step
+    wsd.info = {"lr_schedule": {"name": "wsd", "branches": [[6, 8]]}}  # branch to step 8 = 2048 tokens
+    cos = _rec(1, {"val/code": 2.1}, curves, scale={"model_params": 100, "tokens": 4096, "schedule": "cosine"})
+    cos.info = {"lr_schedule": {"name": "cosine"}}
+    assert budget_tokens(wsd) == {2048.0, 4096.0} and budget_tokens(cos) == {4096.0}
+    table = budget_table([wsd, cos])
+    assert sorted(zip(table.run_ids, table.tokens.tolist())) == [("r0", 2048.0), ("r0", 4096.0), ("r1", 4096.0)]
+    assert table.metrics["val/code"].tolist() == [2.5, 2.0, 2.0]

@@ -130,6 +130,31 @@ class RunTable:
                         {m: v[idx] for m, v in self.metrics.items()}, self.model_params[idx], self.tokens[idx])
 
 
+def budget_tokens(record: RunRecord) -> set[float]:
+    """Token counts at which a record measured a run trained straight to that budget: its end, and under WSD the
+    budget of each decay branch (``proxy.schedule.decay_branches``). Cosine checkpoints are not such budgets."""
+    end = _positive(record_scale(record).get("tokens"))
+    out = {end} if math.isfinite(end) else set()
+    info = (record.info or {}).get("lr_schedule") or {}
+    if info.get("name") == "wsd" and info.get("branches"):
+        step = int(record.proxy.get("batch_size", 0)) * int(record.proxy.get("block_size", 0))
+        out |= {float(budget * step) for _, budget in info["branches"]} if step > 0 else set()
+    return out
+
+
+def budget_table(records: Sequence[RunRecord]) -> RunTable:
+    """One row per (run, budget it measured): its end, plus the budgets of its WSD decay branches (multi-fidelity)."""
+    records = list(records)
+    table = records_table(records, checkpoints=True)
+    if not len(table.run_ids):
+        return table
+    budgets = {r.run_id: budget_tokens(r) for r in records}
+    keep = np.array([t in budgets[i] for i, t in zip(table.run_ids, table.tokens)])
+    with_curves = {r.run_id for r in records if r.curves}
+    keep |= np.array([i not in with_curves for i in table.run_ids])  # runs without curves keep their final row
+    return table.rows(keep)
+
+
 def store_table(store: RunStore, *, warn_failed: bool = True, checkpoints: bool = False) -> RunTable:
     """The store's usable runs as a RunTable; failed or non-finite runs are left out with a warning."""
     records = store.records()
