@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scale_rows import ScaleRows, scale_rows
@@ -47,22 +46,15 @@ def predict_rows(train: ScaleRows, test: ScaleRows, **params) -> tuple[np.ndarra
 
 
 def _figures(test: ScaleRows, mean, std) -> dict:
-    out = {}
-    for d in test.budgets:
-        at = test.D == d
-        sub = test.rows(at)
-        _, truth = sub.per_mixture()
-        _, pred = sub.per_mixture(mean[at])
-        z = np.abs(mean[at] - sub.y) / std[at]
-        out[int(d)] = {"n": len(truth), "spearman": spearmanr(pred, truth)[0], "mae": np.mean(np.abs(pred - truth)),
-                           "sd1": np.mean(z <= 1), "sd2": np.mean(z <= 2), "std": np.mean(std[at])}
-    return out
+    """``_scale_embedded.score``'s figures per budget, plus the mean predictive std."""
+    from _scale_embedded import score  # imported here: _scale_embedded loads this module as a candidate
+    return {int(d): {**f, "std": float(np.mean(std[test.D == d]))} for d, f in score(test, mean, std).items()}
 
 
 def _print(label: str, figs: dict) -> None:
     for d, f in figs.items():
         print(f"{label:34s} D={d:>7d} n={f['n']:3d} spearman={f['spearman']:.3f} mae={f['mae']:.4f} "
-              f"within_1sd={f['sd1']:.2f} within_2sd={f['sd2']:.2f} mean_std={f['std']:.4f}")
+              f"within_1sd={f['within_1sd']:.2f} within_2sd={f['within_2sd']:.2f} mean_std={f['std']:.4f}")
 
 
 def held_out_size(store: str, variants: dict) -> None:

@@ -18,8 +18,9 @@
 set -uo pipefail
 
 WHEEL_DIR=${WHEEL_DIR:-.whl}
-# what the GPU image (docs: /work/.library/device/KINDS.md, "Python packages already there") lacks, as pip names
-WHEELS=(pydantic pydantic-core annotated-types typing-inspection typing-extensions datasets dill multiprocess)
+# what the GPU image (docs: /work/.library/device/KINDS.md, "Python packages already there") lacks, as pip names;
+# typer: the image has one, but mixopt needs 0.29 (it vendors its own click)
+WHEELS=(pydantic pydantic-core annotated-types typing-inspection typing-extensions datasets dill multiprocess lightgbm pot typer)
 
 prepare() {
     if [ "$WHEEL_DIR" = ".whl" ] && [ -d .git ] && ! grep -qxF '/.whl/' .git/info/exclude 2>/dev/null; then

@@ -69,11 +69,19 @@ def chunks(doc: str, size: int = CHUNK) -> list[str]:
     return out
 
 
-def corpus(bytes_per_domain: int) -> dict[str, list[str]]:
+def corpus(bytes_per_domain: int, corpus_dir: str | Path | None = None) -> dict[str, list[str]]:
+    """~2 KB chunks of each domain, at most ``bytes_per_domain`` each: the embedded corpus, or the
+    ``<domain>.jsonl.gz`` files of one built by `mixopt corpus build` (``corpus_dir``)."""
+    if corpus_dir is None:
+        paths = {d: embedded_path(d) for d in embedded_domains()}
+    else:
+        paths = {f.name.removesuffix(".jsonl.gz"): f for f in sorted(Path(corpus_dir).glob("*.jsonl.gz"))}
+        if not paths:
+            raise SystemExit(f"No <domain>.jsonl.gz in {corpus_dir}. Build it with `mixopt corpus build --size large --out DIR`.")
     out = {}
-    for d in embedded_domains():
+    for d, path in paths.items():
         pieces, total = [], 0
-        for doc in load_documents(DomainSpec(name=d, path=str(embedded_path(d)))):
+        for doc in load_documents(DomainSpec(name=d, path=str(path), format="jsonl")):
             for c in chunks(doc):
                 if total >= bytes_per_domain:
                     break
@@ -170,6 +178,8 @@ def main(argv=None) -> dict:
     p.add_argument("--keeps", default="0.1,0.25", help="shares of the pool's tokens to select")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    p.add_argument("--corpus-dir", default=None, help="a corpus built by `mixopt corpus build --size large --out DIR` "
+                   "instead of the embedded one")
     args = p.parse_args(argv)
     args.keeps = [float(k) for k in args.keeps.split(",")]
     args.seeds = args.seeds or (2 if args.smoke else 3)
@@ -182,7 +192,7 @@ def main(argv=None) -> dict:
              "dtype": "float32", "threads": 1, "checkpoints": [1.0], "eval_tokens": 4096 if args.smoke else 16_384}
     score_proxy = ProxyConfig(**shape, tokens=30_000 if args.smoke else 200_000, lr=3e-3)
     train_cfg = ProxyConfig(**shape, tokens=20_000 if args.smoke else 150_000, lr=3e-3)
-    docs = corpus(per_domain)
+    docs = corpus(per_domain, args.corpus_dir)
     print(f"pool: {sum(map(len, docs.values()))} chunks of ~{CHUNK} B from {len(docs)} domains, "
           f"{per_domain // 1000} KB each; targets {targets}; keeps {args.keeps}; {args.seeds} seeds", flush=True)
     t_all = time.perf_counter()

@@ -494,3 +494,18 @@ def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
     assert "regmix_sweep_hours" in fields and " regmix_sweep_hours=" in out[-1]
     assert fields["default_best_tps"] >= fields["default_auto_tps"] > 0 and fields["default_one_tps"] > 0
     assert fields["cuda"] == torch.cuda.is_available() and fields["mode"] == "smoke"
+
+
+def test_gpu_session_script_parses_and_carries_what_the_image_lacks():
+    """benchmarks/gpu_session.sh is bash that parses, and carries every core dependency the GPU image does not have."""
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_session.sh"
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    wheels = set(re.search(r"^WHEELS=\(([^)]*)\)", script.read_text(), re.M).group(1).split())
+    assert {"lightgbm", "pot", "pydantic", "pydantic-core", "datasets", "dill", "multiprocess", "typer"} <= wheels
