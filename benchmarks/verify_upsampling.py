@@ -1,31 +1,43 @@
-"""The upsampling case of `mixopt verify` (issue 12 item 4; issue 15 finding 3): a small, repetition-capped domain.
+"""End-of-training upsampling, verified by training through `mixopt verify`: two cases, each with a matched arm.
 
-The setting of Blakeney et al. 2024 ("Does your data spark joy?"): the target domain is scarce, so its share of the
-run is capped by repetition, and the question is *when* its tokens should come. Here the embedded corpus's ``code``
-domain is truncated to ``--code-docs`` documents (``data.domains[code].max_documents``) and the plan may not repeat
-any domain more than ``propose.max_epochs`` (default 1) times at the verify budget (4x the proxy's tokens), so the
-code share of any plan is capped near ``max_epochs * code_tokens / budget``.
+``search_upsampling`` only says a two-phase schedule *should* help; this script trains it. Two cases (``--case``):
 
-Steps:
+* ``scarce`` (default; issue 12 item 4, issue 15 finding 3): the setting of Blakeney et al. 2024 ("Does your data
+  spark joy?"). The embedded corpus's ``code`` domain is truncated to ``--code-docs`` documents and the plan may not
+  repeat any domain more than ``--max-epochs`` (default 1) times at the verify budget (4x the proxy's tokens), so the
+  code share of any plan is capped near ``max_epochs * code_tokens / budget``. Targets ``val/code`` and
+  ``mean:all-domains``.
+* ``cap`` (formerly ``benchmarks/upsampling_verify.py``): the full 7-domain corpus, a general-purpose run that may
+  spend at most ``--code-cap`` (20%) of *all* its tokens on code (``propose.max_weights``, which binds the overall
+  share r = (1 - f) p + f q), ``max_epochs`` 4, so the question is where in training the code tokens go. Its proxy is
+  the old script's: 2 layers (``--quick``: 1 layer, 40,960 tokens per run). Target ``val/code``.
 
-1. sweep the small proxy of ``verify_plans.py`` with ``--two-phase`` two-phase runs (end phases drawn by the sweep's
-   sampler, not biased toward code; there is no sweep option for that yet);
-2. for ``val/code`` and for ``mean:all-domains``: ``pipeline.fit`` + ``pipeline.propose`` at 4x; print whether the
-   planner proposed an end phase and its reason;
+Steps, per case:
+
+1. ``pipeline.sweep``: sampled single-phase runs plus ``sampler.two_phase_runs`` two-phase runs (end phases drawn by
+   the sweep's sampler);
+2. per target, ``pipeline.fit`` + ``pipeline.propose`` at 4x the proxy's tokens; print whether the planner proposed
+   an end phase and its reason;
 3. ``mixopt.verify.verify`` against no-upsampling, natural and uniform, with paired seeds;
-4. extra arms, trained with the same scale and seeds (``execute_runs`` into the same store), compared by the same
-   paired interval:
-   * ``natural, code at the plan's share`` -- natural with code raised to the plan's overall code share (the other
-     domains scaled down): the matched control of issue 15 finding 3 (same code tokens as the plan);
+4. extra arms, trained at verify's scale and seeds into the same store, compared by the same paired interval:
+   * ``natural, code at the plan's share`` -- **the matched arm**: natural with code raised to the plan's overall
+     code share (the other domains scaled down, their ratios kept), so it spends the same code tokens as the plan;
    * ``end phase, on top`` -- the best end phase the planner's own search (``search_upsampling``) finds for the plan's
      first phase, trained even where the planner declined it: "does declining lose anything?";
    * ``end phase, reorder`` -- the same search with ``keep_overall=True`` (overall shares kept, code tokens moved to
      the end): the Blakeney move when the cap binds and there is no room to add code on top.
 
+Each arm is printed with its overall code share, the target's mean ± sd over seeds, the mean over ``val/*``, and the
+paired plan-minus-arm difference with its 95% interval; arms whose code share is within 0.005 of the plan's are
+"matched". The cap case's verdict (``met``) is the old script's: the plan beats every matched arm by more than the
+combined 1-sigma seed spread.
+
 Usage::
 
-    python benchmarks/verify_upsampling.py --store /tmp/vu   # ~8 min on a loaded 2-core CPU
-    python benchmarks/verify_upsampling.py --smoke           # tiny, seconds (CI); numbers not meaningful
+    python benchmarks/verify_upsampling.py --store /tmp/vu                       # scarce case, ~8 min on a loaded 2-core CPU
+    python benchmarks/verify_upsampling.py --case cap --quick --seeds 3          # cap case, 1-layer proxy: ~10 min
+    python benchmarks/verify_upsampling.py --case cap                            # cap case, 2-layer proxy
+    python benchmarks/verify_upsampling.py --smoke   # both cases, tiny, seconds (CI); numbers not meaningful
 
 The last line is the ``summary:`` line.
 """
@@ -33,6 +45,8 @@ The last line is the ``summary:`` line.
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +56,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance
+from _common import goal, machine_line, print_summary, provenance
 
 from mixopt import pipeline
 from mixopt.config import SweepConfig
@@ -60,25 +74,41 @@ from mixopt.proxy.loop import torch_threads
 from mixopt.runs.record import RunSpec
 from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.sweep import execute_runs
-from mixopt.runs.table import records_table
+from mixopt.runs.table import VERIFY_LABEL, records_table
 from mixopt.surrogates.two_phase import TwoPhaseSurrogate, phase_features
-from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
 from mixopt.verify import paired_interval, target_scale, verify
 
 DOMAIN = "code"
-TARGETS = ("val/code", "mean:all-domains")
+CASES = ("scarce", "cap")
+TARGETS = {"scarce": ("val/code", "mean:all-domains"), "cap": ("val/code",)}
+MATCHED = f"natural, {DOMAIN} at the plan's share"
+MATCH_TOL = 0.005  # arms whose overall code share is within this of the plan's are matched controls
 
 
-def build_cfg(smoke: bool, code_docs: int, two_phase: int, max_epochs: float, steps: int) -> SweepConfig:
-    steps = 4 if smoke else steps
-    proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
-             "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
-             "dtype": "float32"}
-    code = {"name": DOMAIN, "path": str(embedded_path(DOMAIN)), "format": "jsonl", "max_documents": code_docs}
-    return SweepConfig(name="verify-upsampling", seed=0, runs=4 if smoke else 20,
-                       data={"corpus": "embedded", "max_documents": 60 if smoke else 300, "domains": [code]}, proxy=proxy,
-                       sampler={"two_phase_runs": 3 if smoke else two_phase, "noise_seeds": 2, "noise_mixtures": 0},
-                       propose={"n_candidates": 2000 if smoke else 20000, "top_k": 50, "max_epochs": max_epochs})
+def build_cfg(case: str, size: str, args) -> SweepConfig:
+    """The sweep of one case at ``size`` (smoke, quick or full)."""
+    smoke = size == "smoke"
+    if case == "scarce":
+        steps = 4 if smoke else args.proxy_steps
+        proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
+                 "eval_tokens": 512 if smoke else 2048}
+        code = {"name": DOMAIN, "path": str(embedded_path(DOMAIN)), "format": "jsonl", "max_documents": args.code_docs}
+        data = {"corpus": "embedded", "max_documents": 60 if smoke else 300, "domains": [code]}
+        runs, two, noise_seeds = (4, 3, 2) if smoke else (20, args.two_phase, 2)
+        propose = {"max_epochs": args.max_epochs}
+    else:  # the old upsampling_verify.py sizes: layers, width (= head, block), batch, steps, eval tokens, runs, two-phase runs
+        layers, width, batch, steps, evals, runs, two = {  # + natural + uniform single-phase runs
+            "smoke": (1, 32, 8, 16, 1024, 6, 5), "quick": (1, 64, 8, 80, 4096, 14, 10), "full": (2, 64, 16, 300, 4096, 22, 16)}[size]
+        proxy = {"n_layer": layers, "n_embd": width, "head_size": width, "block_size": width, "batch_size": batch,
+                 "tokens": batch * width * steps, "eval_tokens": evals}
+        data = {"corpus": "embedded", "max_documents": 200 if smoke else 300}
+        noise_seeds = 1
+        propose = {"max_epochs": 4, "max_weights": {DOMAIN: args.code_cap} if args.code_cap < 1 else {}}
+    proxy.update(lr=3e-3, schedule="cosine", checkpoints=[1.0], device="cpu", dtype="float32")
+    propose.update(n_candidates=2000 if smoke else 5000 if size == "quick" else 20000, top_k=50,
+                   upsample_fraction_min=0.05, upsample_fraction_max=0.30)
+    return SweepConfig(name=f"verify-upsampling-{case}", seed=0, runs=runs, data=data, proxy=proxy, workers=args.workers,
+                       sampler={"two_phase_runs": two, "noise_seeds": noise_seeds, "noise_mixtures": 0}, propose=propose)
 
 
 def with_share(base: dict[str, float], domain: str, share: float) -> dict[str, float]:
@@ -87,8 +117,8 @@ def with_share(base: dict[str, float], domain: str, share: float) -> dict[str, f
     return {d: (share if d == domain else w * (1.0 - share) / rest) for d, w in base.items()}
 
 
-def end_phase_candidates(plan, snap, cfg, counts: dict[str, int], budget: float) -> dict[str, list]:
-    """The planner's end-phase search for the plan's first phase, on top and reordered, as schedules."""
+def end_phase_candidates(plan, snap, cfg, counts: dict[str, int], budget: float) -> dict[str, tuple[list, float]]:
+    """The planner's end-phase search for the plan's first phase, on top and reordered: (schedule, search score)."""
     domains = sorted(counts)
     pc = cfg.propose
     p = {d: float(plan.phases[0].weights.get(d, 0.0)) for d in domains}
@@ -106,7 +136,8 @@ def end_phase_candidates(plan, snap, cfg, counts: dict[str, int], budget: float)
         gain = up["baseline_predicted"] - up["predicted"]
         print(f"    search ({name}): f = {up['f']:.2f}, predicted gain {gain:+.4f}, helps = {bool(up['helps'])}, "
               f"trusted = {bool(up.get('trusted', True))}")
-        out[name] = [(ph["start_fraction"], dict(ph["weights"])) for ph in plan_phases(p, {**up, "helps": True})]
+        sched = [(ph["start_fraction"], dict(ph["weights"])) for ph in plan_phases(p, {**up, "helps": True})]
+        out[name] = (sched, up["predicted"] + pc.uncertainty_weight * up["std"])
     return out
 
 
@@ -126,34 +157,61 @@ def train_arms(arms: dict[str, list], body: dict, store_root: str, data, plan, c
     return values
 
 
+def mean_all_values(root: str, name: str, seeds: list[int], tokens: int) -> list[float]:
+    """``mean:all-domains`` per seed of one verify arm (its runs are labelled ``VERIFY_LABEL + name``)."""
+    recs = {r.seed: r for r in pipeline.open_store(root).ok
+            if r.label == f"{VERIFY_LABEL}{name}" and (r.proxy or {}).get("tokens") == tokens and r.seed in seeds}
+    if len(recs) < len(seeds):
+        return []
+    return [float(v) for v in records_table([recs[s] for s in seeds]).target("mean:all-domains")]
+
+
 def compare(plan_values: list[float], values: list[float]) -> tuple[float, float, float, str]:
     d = np.array(plan_values) - np.array(values)
     lo, hi = paired_interval(d)
     return float(d.mean()), lo, hi, "plan better" if hi < 0 else "plan worse" if lo > 0 else "within noise"
 
 
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 seeds: seconds (CI)")
-    ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
+    ap.add_argument("--case", choices=(*CASES, "both"), default=None,
+                    help="scarce: Blakeney's scarce, repetition-capped code (default); cap: code <= --code-cap of all "
+                         "tokens on the full corpus (the old upsampling_verify.py); both (the --smoke default)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes, 2 seeds, both cases: seconds (CI)")
+    mode.add_argument("--quick", action="store_true", help="cap case at the 1-layer size (26 sweep runs of 40,960 tokens)")
+    ap.add_argument("--store", default=None, help="folder for the run stores (one per case, <store>/<case>), kept and "
+                    "resumed; default a temp dir")
     ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
-    ap.add_argument("--code-docs", type=int, default=2, help="documents of code to read (the scarce domain; 2 = one for "
+    ap.add_argument("--workers", type=int, default=1, help="local training processes (the sweep's `workers`)")
+    ap.add_argument("--code-docs", type=int, default=2, help="scarce case: documents of code to read (2 = one for "
                     "training, about 61k tokens, and one held out for val/code)")
-    ap.add_argument("--proxy-steps", type=int, default=160, help="proxy batches of 8x32 tokens per sweep run (smoke 4)")
-    ap.add_argument("--max-epochs", type=float, default=1.0, help="propose.max_epochs: repetitions allowed at the verify budget")
-    ap.add_argument("--two-phase", type=int, default=12, help="two-phase sweep runs (smoke 3)")
+    ap.add_argument("--proxy-steps", type=int, default=160, help="scarce case: proxy batches of 8x32 tokens per sweep run (smoke 4)")
+    ap.add_argument("--max-epochs", type=float, default=1.0,
+                    help="scarce case: propose.max_epochs, repetitions allowed at the verify budget")
+    ap.add_argument("--two-phase", type=int, default=12, help="scarce case: two-phase sweep runs (smoke 3)")
+    ap.add_argument("--code-cap", type=float, default=0.2,
+                    help="cap case: max overall token share of code in the plan (1 = unconstrained)")
     args = ap.parse_args(argv)
+    case = args.case or ("both" if args.smoke else "scarce")
+    if args.quick and case == "scarce":
+        ap.error("--quick sizes the cap case; pass --case cap (or both), or size the scarce case with --proxy-steps")
     # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
     # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)
     with tempfile.TemporaryDirectory(prefix="mixopt-verify-upsampling-") as tmp, torch_threads(1):
-        return run(args, args.store or tmp)
+        return run(args, CASES if case == "both" else (case,), args.store or tmp)
 
 
-def run(args, root: str) -> dict:
-    start = provenance()
+def run_case(case: str, args, size: str, root: str, seeds: int) -> dict:
+    """Sweep, propose, verify and train the extra arms of one case; per target: the plan's phases, share and arms."""
     t0 = time.perf_counter()
-    cfg = build_cfg(args.smoke, args.code_docs, args.two_phase, args.max_epochs, args.proxy_steps)
-    seeds = args.seeds or (2 if args.smoke else 4)
+    cfg = build_cfg(case, size, args)
     summary = pipeline.sweep(cfg, root, show_progress=False)
     data = load_domain_set(cfg.data)
     counts = data.token_counts
@@ -161,64 +219,109 @@ def run(args, root: str) -> dict:
     # fit on the sweep alone: a resumed store also holds the verify runs of an earlier call (other scales)
     snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     budget = 4 * cfg.proxy.tokens
-    cap = args.max_epochs * counts[DOMAIN] / budget
+    cap = cfg.propose.max_epochs * counts[DOMAIN] / budget
+    if case == "cap" and args.code_cap < 1:
+        cap = min(cap, args.code_cap)
     natural = dict(natural_mixture(counts))
-    print(f"sweep: {summary.planned} runs at {cfg.proxy.tokens:,} tokens ({cfg.sampler.two_phase_runs} two-phase); "
-          f"{DOMAIN} has {counts[DOMAIN]:,} training tokens ({natural[DOMAIN]:.3f} of all): at {budget:,} tokens and "
-          f"{args.max_epochs:g} epoch(s) its share is capped at {cap:.3f}; {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"[{case}] sweep: {summary.planned} runs at {cfg.proxy.tokens:,} tokens ({cfg.proxy.n_layer} layer(s), n_embd "
+          f"{cfg.proxy.n_embd}; {cfg.sampler.two_phase_runs} two-phase); {DOMAIN} has {counts[DOMAIN]:,} training tokens "
+          f"({natural[DOMAIN]:.3f} of all): at {budget:,} tokens its share is capped at {cap:.3f}; "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
     # the plan's shares are rounded, so a plan on the cap can sit a hair above it (0.375 against 0.37500x): verify's
     # repetition check has no tolerance for that, so it is given a cap 0.1% looser (reported to the lead)
     vcfg = cfg.model_copy(update={"propose": cfg.propose.model_copy(update={"max_epochs": cfg.propose.max_epochs * 1.001})})
-    out: dict = {}
-    for target in TARGETS:
+    out: dict = {"cap": cap, "natural_share": natural[DOMAIN]}
+    for target in TARGETS[case]:
         t1 = time.perf_counter()
-        model = pipeline.fit(snap, target, "linear" if args.smoke else "default")  # smoke: the GP's search is ~30 s
+        model = pipeline.fit(snap, target, "linear" if size == "smoke" else "default")  # smoke: the GP's search is ~30 s
         plan = pipeline.propose(model, config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False)
         share = overall_shares([(p.start_fraction, p.weights) for p in plan.phases]).get(DOMAIN, 0.0)
         note = next((r for r in plan.reasons if "upsampling phase" in r), "no note")
-        print(f"{target}: plan has {len(plan.phases)} phase(s), overall {DOMAIN} share {share:.3f} (cap {cap:.3f}); {note}")
+        cv = model.meta.get("cv", {}).get("spearman")
+        print(f"  {target}: plan has {len(plan.phases)} phase(s), overall {DOMAIN} share {share:.3f} (cap {cap:.3f}); "
+              f"surrogate CV Spearman {cv if cv is None else round(cv, 3)}; {note}")
         for ph in plan.phases:
             print(f"    from {ph.start_fraction:.2f}: {DOMAIN} {ph.weights.get(DOMAIN, 0.0):.3f}")
         body = verify(plan, RunStore(root, create=False), snap, vcfg, data, against=["no-upsampling", "natural", "uniform"],
                       seeds=seeds, tokens=budget)
-        arms = {f"natural, {DOMAIN} at the plan's share": [(0.0, with_share(natural, DOMAIN, min(share, 0.999)))]}
+        arms = {MATCHED: [(0.0, with_share(natural, DOMAIN, min(share, 0.999)))]}
         plan_sched = [(p.start_fraction, dict(p.weights)) for p in plan.phases]
-        for name, sched in end_phase_candidates(plan, snap, cfg, counts, budget).items():
+        scores = {}
+        for name, (sched, score) in end_phase_candidates(plan, snap, cfg, counts, budget).items():
             if sched != plan_sched and len(sched) > 1:
-                arms[name] = sched
+                arms[name], scores[name] = sched, score
         extra = train_arms(arms, body, root, data, plan, cfg)
-        plan_values = body["results"][0]["values"]
-        print(f"    plan: {np.mean(plan_values):.4f} over seeds {body['seeds']}")
-        rows = [(c["against"], c["diff"], *c["ci95"], "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"]
-                 else "within noise") for c in body["comparisons"]]
-        rows += [(name, *compare(plan_values, v)) for name, v in extra.items()]
-        shares = {r["name"]: r["weights"].get(DOMAIN, 0.0) for r in body["results"]}
-        for name, diff, lo, hi, verdict in rows:
-            sh = overall_shares(arms[name]).get(DOMAIN, 0.0) if name in arms else shares.get(name, float("nan"))
-            print(f"    vs {name:34s} ({DOMAIN} {sh:.3f}) diff {diff:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}")
+        values = {r["name"]: r["values"] for r in body["results"]} | extra
+        shares = {r["name"]: r["weights"].get(DOMAIN, 0.0) for r in body["results"] if r["phases"] == 1}
+        shares |= {name: overall_shares(sched).get(DOMAIN, 0.0) for name, sched in arms.items()} | {"plan": share}
+        rows = {c["against"]: (c["diff"], *c["ci95"], "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"]
+                               else "within noise") for c in body["comparisons"]}
+        rows |= {name: compare(values["plan"], v) for name, v in extra.items()}
+        stats = {name: mean_sd(v) for name, v in values.items()}
+        print(f"    {'arm':38s} {DOMAIN + ' share':>10s}  {target + ' (seeds)':>20s}  {'mean val/*':>17s}  "
+              f"plan - arm, 95% paired interval")
+        for name in values:
+            g = mean_sd(mean_all_values(root, name, body["seeds"], body["scale"]["tokens"]))
+            matched = "" if abs(shares[name] - share) <= MATCH_TOL else " (not matched)"
+            row = rows.get(name)
+            cmp = f"{row[0]:+.4f} [{row[1]:+.4f}, {row[2]:+.4f}] {row[3]}" if row else ""
+            print(f"    {name:38s} {shares[name]:10.3f}  {stats[name][0]:.4f} ± {stats[name][1]:.4f}  "
+                  f"{g[0]:.4f} ± {g[1]:.4f}  {cmp}{matched if name != 'plan' else ''}")
         for s in body["skipped"]:
             print(f"    {s['name']}: skipped ({s['why']})")
-        out[target] = {"phases": len(plan.phases), "rows": {r[0]: r[1:] for r in rows}, "share": share}
-        print(f"    {time.perf_counter() - t1:.0f} s", flush=True)
-    code, mean = out["val/code"], out["mean:all-domains"]
+        # the schedule the plan did not take: p alone when it has an end phase, else the better-scored end phase
+        other = "no-upsampling" if len(plan.phases) > 1 else min(scores, key=scores.get) if scores else None
+        controls = [k for k in values if k != "plan" and abs(shares[k] - share) <= MATCH_TOL]
+        m, s = stats["plan"]
+        margins = {k: (stats[k][0] - m, math.hypot(stats[k][1], s)) for k in values if k != "plan"}  # > 0: plan lower
+        beyond = bool(controls) and all(margins[k][0] > margins[k][1] for k in controls)
+        print(f"    plan beats every matched arm ({len(controls)}) by more than the combined 1σ seed spread: "
+              f"{'YES' if beyond else 'NO'}; {time.perf_counter() - t1:.0f} s", flush=True)
+        out[target] = {"phases": len(plan.phases), "rows": rows, "share": share, "stats": stats, "margins": margins,
+                       "other": other, "beyond": beyond, "cv": cv}
+    return out
 
-    def diff(res, name, i=0):
-        row = res["rows"].get(name)
-        return row[i] if row else float("nan")
 
-    matched = f"natural, {DOMAIN} at the plan's share"
-    print(f"total {time.perf_counter() - t0:.0f} s; {seeds} paired seeds; store {root if args.store else '(temp, removed)'}")
+def run(args, cases: tuple[str, ...], root: str) -> dict:
+    start = provenance()
+    t0 = time.perf_counter()
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    seeds = args.seeds or (2 if args.smoke else 4)
+    res = {case: run_case(case, args, size, str(Path(root) / case), seeds) for case in cases}
+    nan = float("nan")
+
+    def diff(r, name, i=0):
+        row = r["rows"].get(name) if r else None
+        return row[i] if row else nan
+
+    fields: dict = {}
+    if "scarce" in res:
+        code, mean = res["scarce"]["val/code"], res["scarce"]["mean:all-domains"]
+        fields |= {
+            "code_cap": res["scarce"]["cap"], "code_plan_share": code["share"], "code_end_phase_proposed": code["phases"] > 1,
+            "code_diff_vs_no_upsampling": diff(code, "no-upsampling"),
+            "code_better_vs_no_upsampling": (diff(code, "no-upsampling", 2) < 0) if code["phases"] > 1 else None,
+            "code_diff_vs_matched_natural": diff(code, MATCHED), "code_diff_vs_matched_natural_hi": diff(code, MATCHED, 2),
+            "code_diff_vs_reorder": diff(code, "end phase, reorder"), "code_diff_vs_on_top": diff(code, "end phase, on top"),
+            "code_diff_vs_natural": diff(code, "natural"),
+            "mean_end_phase_proposed": mean["phases"] > 1, "mean_diff_vs_on_top": diff(mean, "end phase, on top"),
+            "mean_no_loss_from_declining": (diff(mean, "end phase, on top", 1) <= 0) if mean["phases"] == 1 else None}
+    if "cap" in res:  # the old upsampling_verify.py keys (margins: arm - plan, > 0 when the plan has the lower loss)
+        c = res["cap"]["val/code"]
+        mg = c["margins"]
+        fields |= {
+            "plan_val_code": c["stats"]["plan"][0], "plan_std": c["stats"]["plan"][1], "plan_code_share": c["share"],
+            "upsampling_proposed": c["phases"] > 1,
+            **goal("margin_vs_matched_natural", *mg.get(MATCHED, (nan, nan))),
+            "margin_vs_other_schedule": mg[c["other"]][0] if c["other"] else nan,
+            "margin_vs_natural_unmatched": mg.get("natural", (nan,))[0], "margin_vs_uniform_unmatched": mg.get("uniform", (nan,))[0],
+            "natural_code_share": res["cap"]["natural_share"], "surrogate_cv_spearman": c["cv"] if c["cv"] is not None else nan,
+            "cap_diff_vs_matched_natural": diff(c, MATCHED), "cap_diff_vs_matched_natural_hi": diff(c, MATCHED, 2),
+            "met": c["beyond"]}
+    print(f"total {time.perf_counter() - t0:.0f} s; {seeds} paired seeds; cases {','.join(cases)}; "
+          f"stores {root if args.store else '(temp, removed)'}")
     print(machine_line(start, provenance()))
-    return print_summary({
-        "code_cap": cap, "code_plan_share": code["share"], "code_end_phase_proposed": code["phases"] > 1,
-        "code_diff_vs_no_upsampling": diff(code, "no-upsampling"),
-        "code_better_vs_no_upsampling": (diff(code, "no-upsampling", 2) < 0) if code["phases"] > 1 else None,
-        "code_diff_vs_matched_natural": diff(code, matched), "code_diff_vs_matched_natural_hi": diff(code, matched, 2),
-        "code_diff_vs_reorder": diff(code, "end phase, reorder"), "code_diff_vs_on_top": diff(code, "end phase, on top"),
-        "code_diff_vs_natural": diff(code, "natural"),
-        "mean_end_phase_proposed": mean["phases"] > 1, "mean_diff_vs_on_top": diff(mean, "end phase, on top"),
-        "mean_no_loss_from_declining": (diff(mean, "end phase, on top", 1) <= 0) if mean["phases"] == 1 else None,
-        "seeds": seeds, "mode": "smoke" if args.smoke else "full"})
+    return print_summary({**fields, "seeds": seeds, "case": "both" if len(cases) > 1 else cases[0], "mode": size})
 
 
 if __name__ == "__main__":

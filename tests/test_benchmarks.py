@@ -108,9 +108,22 @@ def test_machine_line_comes_from_the_run(monkeypatch):
 
 
 def test_upsampling_matched_arm_spends_the_plans_code_share(monkeypatch):
-    """The control arm of upsampling_verify.py: natural with code raised to the plan's share, other ratios kept."""
-    bench = load(BENCH_DIR / "upsampling_verify.py", monkeypatch)
+    """The matched arm of verify_upsampling.py: natural with code raised to the plan's share, other ratios kept."""
+    bench = load(BENCH_DIR / "verify_upsampling.py", monkeypatch)
     natural = {"code": 0.14, "docs": 0.43, "prose": 0.43}
     arm = bench.with_share(natural, "code", 0.2)
     assert arm["code"] == pytest.approx(0.2) and sum(arm.values()) == pytest.approx(1.0)
     assert arm["docs"] / arm["prose"] == pytest.approx(1.0) and arm["docs"] == pytest.approx(0.4)
+
+
+def test_upsampling_cap_case_keeps_the_merged_scripts_setup(monkeypatch):
+    """verify_upsampling.py --case cap is the former upsampling_verify.py: full corpus, code <= 20% of all tokens."""
+    bench = load(BENCH_DIR / "verify_upsampling.py", monkeypatch)
+    args = type("Args", (), {"code_cap": 0.2, "workers": 1})()
+    quick, full = bench.build_cfg("cap", "quick", args), bench.build_cfg("cap", "full", args)
+    assert quick.propose.max_weights == {"code": 0.2} and quick.propose.max_epochs == 4
+    assert (quick.proxy.n_layer, quick.proxy.tokens, quick.runs, quick.sampler.two_phase_runs) == (1, 40960, 14, 10)
+    assert (full.proxy.n_layer, full.proxy.tokens, full.runs, full.sampler.two_phase_runs) == (2, 307200, 22, 16)
+    assert not quick.data.domains  # all 7 embedded domains, none truncated
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--case", "scarce"])  # --quick sizes the cap case only

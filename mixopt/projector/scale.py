@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FitError, NotFittedError
+from ..errors import FitError
+from ..surrogates.base import EstimatorNotFittedError
 from ..surrogates.scale import _ScaleBase
 from .ot_distance import MixtureOT
 from .projector import OTProjector, _design
@@ -215,7 +216,7 @@ class ScaleProjector(_ScaleBase):
     def predict_and_grad(self, p, model_params: float | None, tokens: float | None) -> tuple[float, np.ndarray]:
         """Predicted loss of one mixture ``p`` (K,) at one scale and its simplex gradient (K,) (needs ``ot``)."""
         if not hasattr(self, "stages_"):
-            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+            raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
         self.check_target_scale(model_params, tokens)
         s = np.log10(np.array([np.nan if model_params is None else model_params, np.nan if tokens is None else tokens], dtype=float))
         level, H = self._weights(s[None, :])

@@ -51,9 +51,10 @@ from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
 from ..config import ProxyConfig
-from ..errors import FitError, MixtureError, NotFittedError
+from ..errors import FitError, MixtureError
+from ..mixtures import as_float_array
 from ..proxy.schedule import lr_at, schedule_info
-from .base import check_weights
+from .base import EstimatorNotFittedError, check_weights
 from .gp import GPSurrogate
 from .scale import N_SCALE, ScaleGP, _ScaleBase, scale_inputs
 
@@ -252,20 +253,23 @@ class AnnealingLaw(_ScaleBase):
 
     def _split(self, X, n_domains: int | None, where: str = "X"):
         """(W, N, D, S (n, 2)) from X with or without areas; ``n_domains`` None: decide by which prefix is a mixture."""
-        try:
-            X = np.asarray(X, dtype=float)
-        except (TypeError, ValueError):
-            raise MixtureError(f"{where} must be numeric, shape (n, n_domains + 4). Build it with area_inputs(W, N, D, S1, S2).") from None
-        if X.ndim != 2 or X.shape[1] < N_SCALE + 2:
-            raise MixtureError(f"{where} must have shape (n, n_domains + 4) ([W | N | D | S1 | S2]) or (n, n_domains + 2). Got {X.shape}. "
-                               "Build it with area_inputs(W, N, D, S1, S2).")
+        X = as_float_array(X, where=where, what="[W | N | D | S1 | S2] rows")
+        if X.ndim != 2:
+            raise MixtureError(f"{where} must be 2-D with shape (n, n_domains + 4) or (n, n_domains + 2). Got shape {X.shape}. Reshape your data: "
+                               "one row is X.reshape(1, -1); build rows with area_inputs(W, N, D, S1, S2).")
+        if n_domains is not None and X.shape[1] not in (n_domains + N_SCALE, n_domains + N_SCALE + N_AREAS):
+            raise MixtureError(f"{where} has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
+                               f"({n_domains} domains): pass {n_domains + N_SCALE + N_AREAS} ([W | N | D | S1 | S2]) or {n_domains + N_SCALE} "
+                               "([W | N | D] with schedule set).")
+        if X.shape[1] < N_SCALE + 2:
+            raise MixtureError(f"{where} has {X.shape[1]} feature(s) (shape={X.shape}) while a minimum of {N_SCALE + 2} is required: "
+                               "[W | N | D | S1 | S2], or [W | N | D] with schedule set. Build it with area_inputs(W, N, D, S1, S2).")
         if n_domains is None:
             head = X[:, :-N_SCALE]
             plain = bool(np.all((head >= 0) & (head <= 1 + 1e-6)) and np.allclose(head.sum(1), 1.0, atol=1e-4))
             n_domains = X.shape[1] - N_SCALE - (0 if plain else N_AREAS)
-        if X.shape[1] not in (n_domains + N_SCALE, n_domains + N_SCALE + N_AREAS):
-            raise MixtureError(f"{where} has {X.shape[1]} columns, but the model was fitted on {n_domains} domains: pass "
-                               f"{n_domains + N_SCALE + N_AREAS} ([W | N | D | S1 | S2]) or {n_domains + N_SCALE} ([W | N | D] with schedule set).")
+            if n_domains < 1:  # no room for areas: [W | N | D] rows, whose weights check_weights explains
+                n_domains = X.shape[1] - N_SCALE
         W = check_weights(X[:, :n_domains], where=where)
         N, D = X[:, n_domains], X[:, n_domains + 1]
         if X.shape[1] == n_domains + N_SCALE:
@@ -376,7 +380,7 @@ class AnnealingLaw(_ScaleBase):
     def predict(self, X, return_std: bool = False):
         """Mean (n,) and, with ``return_std``, the predictive std (n,) for ``X`` with or without areas."""
         if not hasattr(self, "theta_"):
-            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+            raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
         W, N, D, S = self._split(X, self.n_domains_)
         u = np.log10(N) - self.ref_[0]
         x1, x2 = S[:, 0] / self.s_ref_, S[:, 1] / self.s_ref_

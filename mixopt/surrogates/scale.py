@@ -53,9 +53,10 @@ from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from threadpoolctl import threadpool_limits
 
-from ..errors import FitError, MixtureError, NotFittedError
+from ..errors import FitError, MixtureError
+from ..mixtures import as_float_array
 from ..runs.tables_io import check_scale_value
-from .base import check_target, check_weights
+from .base import EstimatorNotFittedError, check_target, check_weights
 from .gp import GPSurrogate
 from .mixing_law import MixingLawSurrogate
 
@@ -93,13 +94,13 @@ def scale_inputs(W, model_params, tokens) -> np.ndarray:
 
 def split_inputs(X, *, where: str = "X") -> tuple[np.ndarray, np.ndarray]:
     """``(W, S)`` from ``X``: weights validated, ``S`` (n, 2) = log10 of (model_params, tokens), NaN when unknown."""
-    try:
-        X = np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
-        raise MixtureError(f"{where} must be numeric, shape (n, n_domains + 2). Build it with scale_inputs(W, model_params, tokens).") from None
-    if X.ndim != 2 or X.shape[1] < N_SCALE + 1:
-        raise MixtureError(f"{where} must have shape (n, n_domains + 2): weights, model_params, tokens. Got {X.shape}. "
-                           "Build it with scale_inputs(W, model_params, tokens).")
+    X = as_float_array(X, where=where, what="[W | model_params | tokens] rows")
+    if X.ndim != 2:
+        raise MixtureError(f"{where} must be 2-D with shape (n, n_domains + 2). Got shape {X.shape}. Reshape your data: "
+                           "one row is X.reshape(1, -1); build rows with scale_inputs(W, model_params, tokens).")
+    if X.shape[1] < N_SCALE + 1:
+        raise MixtureError(f"{where} has {X.shape[1]} feature(s) (shape={X.shape}) while a minimum of {N_SCALE + 1} is required: "
+                           "shape (n, n_domains + 2), weights then model_params, tokens. Build it with scale_inputs(W, model_params, tokens).")
     W = check_weights(X[:, :-N_SCALE], where=where)
     raw = X[:, -N_SCALE:]
     bad = np.isfinite(raw) & (raw <= 0) | np.isinf(raw)
@@ -118,6 +119,11 @@ class _ScaleBase(RegressorMixin, BaseEstimator):
     min_runs = 4
     extrapolates_down = True  # whether a target below the smallest trained scale is allowed
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # mixture weights and positive scales
+        return tags
+
     def _check_fit(self, X, y):
         W, S = split_inputs(X)
         y = check_target(y, len(W), estimator=self.name)
@@ -130,7 +136,7 @@ class _ScaleBase(RegressorMixin, BaseEstimator):
         self.ref_ = np.array([np.nanmin(S[:, j]) if np.isfinite(S[:, j]).any() else 0.0 for j in range(N_SCALE)])
         self.known_ = np.array([np.isfinite(S[:, j]).all() for j in range(N_SCALE)])
         self.trained_scales_ = np.unique(np.nan_to_num(S, nan=-1.0), axis=0)
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = W.shape[1] + N_SCALE
         return W, S, y
 
     def _u(self, S) -> np.ndarray:
@@ -146,7 +152,7 @@ class _ScaleBase(RegressorMixin, BaseEstimator):
         downwards (``extrapolates_down = False``) refuses a target below its smallest trained scale.
         """
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+            raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
         for j, (name, flag, value) in enumerate([("model_params", "--model-params", model_params), ("tokens", "--tokens", tokens)]):
             if value is None:
                 continue
@@ -162,12 +168,15 @@ class _ScaleBase(RegressorMixin, BaseEstimator):
 
     def _check_predict(self, X):
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
-        W, S = split_inputs(X)
-        if W.shape[1] + N_SCALE != self.n_features_in_:
-            raise MixtureError(f"X has {W.shape[1]} weight columns, but the model was fitted on {self.n_features_in_ - N_SCALE}. "
-                               "Pass the same domains in the same order, then model_params and tokens.")
-        return W, S
+            raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+        try:
+            shape = np.shape(X)
+        except (TypeError, ValueError):  # ragged or odd input: split_inputs says what is wrong
+            shape = ()
+        if len(shape) == 2 and shape[1] != self.n_features_in_:
+            raise MixtureError(f"X has {shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input: "
+                               f"{self.n_features_in_ - N_SCALE} weight columns, model_params, tokens. Pass the same domains in the same order.")
+        return split_inputs(X)
 
 
 class ScaleGP(_ScaleBase):
