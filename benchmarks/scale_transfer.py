@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=None, help="RegMix data dir (default $MIXOPT_REGMIX_DIR or ../shared/anchors/regmix)")
     ap.add_argument("--part", choices=("all", "regmix", "embedded"), default="all")
     ap.add_argument("--embedded-store", default=None,
-                    help="run store for part (ii) (default /tmp/mixopt-bench/scale_embedded[-smoke]; resumable)")
+                    help="run store for part (ii) (default /tmp/mixopt-bench/scale_embedded, resumable; --smoke: a temporary one)")
     ap.add_argument("--corpus-dir", default=None,
                     help="part (ii) on a corpus built by `mixopt corpus build --size large --out DIR` instead of the embedded one")
     args = ap.parse_args(argv)
@@ -126,14 +127,15 @@ def main(argv=None) -> dict:
             **goal("margin_vs_own_1m", sg["spearman"] - own["spearman"], 0.0),
         })
     if args.part in ("all", "embedded"):
-        store = args.embedded_store or f"/tmp/mixopt-bench/scale_embedded{'-smoke' if args.smoke else ''}"
-        emb = part_embedded(store, smoke=args.smoke, corpus_dir=args.corpus_dir)
+        with tempfile.TemporaryDirectory(prefix="mixopt-scale-") as tmp:  # smoke: a fresh store each time
+            store = args.embedded_store or (tmp if args.smoke else "/tmp/mixopt-bench/scale_embedded")
+            emb = part_embedded(store, smoke=args.smoke, corpus_dir=args.corpus_dir)
         final = max(emb["budgets"])
         res = {k: v["by_budget"][final] for k, v in emb["results"].items()}
         best = max((k for k, v in emb["results"].items() if not v["ranks_only"]), key=lambda k: res[k]["spearman"])
         fields.update({
             "emb_rho_scale_gp": res["scale-gp"]["spearman"], "emb_rho_same_mixture": res["same mixture at m"]["spearman"],
-            "emb_rho_power_law": res["per-mixture power law"]["spearman"], "emb_best": best,
+            "emb_rho_power_law": res["per-mixture power law"]["spearman"], "emb_best": best.replace(" ", "_"),
             **goal("emb_margin_vs_same_mixture", res["scale-gp"]["spearman"] - res["same mixture at m"]["spearman"], 0.0),
             "emb_cover_1sigma": res["scale-gp"]["within_1sd"], "emb_cover_2sigma": res["scale-gp"]["within_2sd"],
             "emb_seed_sd": emb["seed_sd"],
