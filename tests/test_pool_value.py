@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -53,10 +54,12 @@ def test_measured_pools_train_into_the_store_resume_and_report_sources(pools, tm
     assert m.runs.observations["q1"][1][-1] < m.runs.observations["q2"][1][-1]  # the target-like pool is worth more
     assert isinstance(m.pools, MeasuredPools) and m.law_fit == "grid" and m.pools.a != 0.025
     assert m.pools.tokens_per_sample == pytest.approx(m.resolved[0].tokens_per_sample)
+    fitted = [p for p in m.resolved if p.law_source == "fit"]
+    ratio = np.mean([p.b for p in fitted]) / np.mean([TMARS_B[p.rank] for p in fitted]) if fitted else 1.0
     for p in m.resolved:
         assert p.law_source in ("fit", "prior") and p.law_reason
-        if p.law_source == "prior":
-            assert (p.b, p.tau) == (TMARS_B[p.rank], TMARS_TAU[p.rank]) and "T-MARS prior" in p.law_reason
+        if p.law_source == "prior":  # the prior's b on the fitted pools' scale (priors_on_fitted_scale)
+            assert p.b == pytest.approx(TMARS_B[p.rank] * ratio) and p.tau == TMARS_TAU[p.rank] and "T-MARS prior" in p.law_reason
     # the plan uses exactly the measured laws, and its reasons name their sources
     kept, reasons, _ = plan_quality_pools({"web": 1.0}, 1e5, {"web": m.pools}, token_counts={"web": 20000})
     again = resolve_pools("web", m.pools, unique_tokens=20000, mean_tokens_per_doc=None, spec=None)
@@ -184,3 +187,20 @@ def test_propose_measure_pools_writes_law_sources_into_the_plan(tmp_path, capsys
     assert sum(r.label.startswith("pool:code.") for r in records) == 8
     assert run(args) == 0  # resumes: the pool runs are in the store
     assert "0 run(s) trained, 8 already in the store" in capsys.readouterr().err
+
+
+def test_a_prior_pool_does_not_outrank_fitted_pools_by_its_image_text_scale():
+    """Fitted b on text came out ~5x smaller than the T-MARS priors; a pool that fell back to its prior must not jump
+    ahead of every fitted pool for that reason alone (the worst DSIR bucket ranked first in pools_schedule)."""
+    from mixopt.planning.quality import ResolvedPool, priors_on_fitted_scale
+
+    def pool(name, rank, b, source):
+        return ResolvedPool(name, rank, 1e4, 100.0, 100.0, "file", b, TMARS_TAU[rank], source, "")
+    pools = [pool("b0", 0, -0.064, "fit"), pool("b1", 1, TMARS_B[1], "prior"), pool("b2", 2, -0.015, "fit"),
+             pool("b3", 3, -0.022, "fit")]
+    out = priors_on_fitted_scale(pools)
+    ratio = np.mean([-0.064, -0.015, -0.022]) / np.mean([TMARS_B[0], TMARS_B[2], TMARS_B[3]])
+    assert out[1].b == pytest.approx(TMARS_B[1] * ratio) and "scaled" in out[1].law_reason
+    assert [p.b for p in out if p.law_source == "fit"] == [-0.064, -0.015, -0.022]  # fitted pools untouched
+    assert min(out, key=lambda p: p.b).name == "b0"  # the best fitted pool stays first
+    assert priors_on_fitted_scale([p for p in pools if p.law_source == "prior"]) == [pools[1]]  # nothing to scale to

@@ -175,6 +175,23 @@ def _fit_law(pool: ResolvedPool, obs: Any, dp: DomainPools, prior: QualityPool) 
                    law_reason=f"fitted on {fit.n_points} runs (rms log error {fit.rmse_log:.3g})")
 
 
+def priors_on_fitted_scale(pools: Sequence[ResolvedPool]) -> list[ResolvedPool]:
+    """Put the T-MARS prior b of unmeasured or unfittable pools on the scale of the fitted ones.
+
+    Fitted b on short text proxies came out 3-10x smaller than the image-text priors, so a pool that fell back to
+    its prior outranked every fitted pool (benchmarks/RESULTS.md, filtering schedule: the worst bucket ranked first).
+    Each prior b is multiplied by mean(fitted b) / mean(prior b at the fitted pools' ranks), which keeps the priors'
+    order by rank and puts them among the fitted pools. Without a fitted pool the priors stay as they are.
+    """
+    fitted = [p for p in pools if p.law_source == "fit"]
+    if not fitted or not any(p.law_source == "prior" for p in pools):
+        return list(pools)
+    ratio = float(np.mean([p.b for p in fitted]) / np.mean([prior_params(p.rank)[0] for p in fitted]))
+    return [replace(p, b=prior_params(p.rank)[0] * ratio,
+                    law_reason=f"{p.law_reason}; b scaled by {ratio:.3g} to the fitted pools' scale")
+            if p.law_source == "prior" else p for p in pools]
+
+
 def resolve_pools(
     domain: str,
     dpools: DomainPools | Mapping,
@@ -258,6 +275,7 @@ def resolve_pools(
             pool = replace(pool, b=float(law["b"]), tau=float(law["tau"]), law_source=law["law_source"],
                            law_reason=law.get("law_reason", ""))
         out.append(pool)
+    out = priors_on_fitted_scale(out)
     unknown = sorted(set(observations or {}) - {p.name for p in dp.pools})
     if unknown:
         raise ConfigError(f"Observations name pools {unknown} that domain '{domain}' does not have "
