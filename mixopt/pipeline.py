@@ -337,8 +337,8 @@ def measure_pools(config: SweepConfig, store_dir: str | Path, *, repetitions=DEF
     store = RunStore(store_dir)
     store.check_writable()
     merged, out = dict(pools), []
+    name = config.propose.target.removeprefix("target/")
     for domain in sorted(pools):
-        name = config.propose.target.removeprefix("target/")
         target = target_from_data(data, name if name in data.targets else domain, config.data.tokenizer)
         m = measure_pool_values(domain, pools[domain], target=target, proxy=config.proxy, store=store, repetitions=repetitions,
                                 unique_tokens=unique_tokens, spec=specs.get(domain),

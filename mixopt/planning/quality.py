@@ -35,7 +35,6 @@ grows with ``|b|``, so it prefers weaker pools); the reason says so.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -44,11 +43,11 @@ import numpy as np
 from pydantic import Field
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
-from ..data.sources import load_column, load_documents
 from ..data.tokenize import Tokenizer
 from ..errors import BudgetError, ConfigError, DataError
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
 from ..repetition_fit import B_BOUNDS, fit_pool_decay
+from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
@@ -119,36 +118,13 @@ def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
 
 
 def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None) -> tuple[float, int]:
-    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{domain}.{p.name}")
-    pspec = DomainSpec(name=name, path=str(p.path), text_field=spec.text_field if spec else "text")
-    docs = _load(domain, p, lambda: _docs(pspec, max_documents))
+    docs = pool_documents(domain, p, spec, max_documents)
     return float(sum(tok.count(d) for d in docs)), len(docs)
-
-
-def _docs(spec: DomainSpec, max_documents: int | None) -> list[str]:
-    return load_documents(spec, max_documents)
-
-
-def _load(domain: str, p: QualityPool, fn):
-    try:
-        return fn()
-    except DataError as exc:
-        raise DataError(f"Quality pool '{p.name}' of domain '{domain}': {exc}") from None
 
 
 def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, tokens) per document of the domain; a missing score is NaN (in no bucket)."""
-    field = spec.quality_field
-    docs = load_documents(spec, max_documents)
-    raw = load_column(spec, field, max_documents)
-    scores = np.full(len(raw), np.nan)
-    for i, v in enumerate(raw):
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise DataError(f"Domain '{domain}': quality_field '{field}' must hold numbers. Got {v!r} in row {i} of "
-                            f"{spec.path}. Point quality_field at a numeric column.")
-        scores[i] = float(v)
+    docs, scores = scored_documents(domain, spec, max_documents)
     return scores, np.array([tok.count(d) for d in docs], dtype=float)
 
 
@@ -231,12 +207,12 @@ def resolve_pools(
             if scored is None:
                 scored = _scored_counts(domain, spec, tok, max_documents)
             s, counts = scored
-            lo = -math.inf if p.min_score is None else p.min_score
-            hi = math.inf if p.max_score is None else p.max_score
-            inside = (s >= lo) & (s < hi)
+            inside = in_bucket(p, s)
             if not inside.any():
                 finite = s[np.isfinite(s)]
                 rng = f"{finite.min():.4g}..{finite.max():.4g}" if finite.size else "none numeric"
+                lo = -math.inf if p.min_score is None else p.min_score
+                hi = math.inf if p.max_score is None else p.max_score
                 raise DataError(f"{where}: no document has {lo} <= {spec.quality_field} < {hi} (scores: {rng}). "
                                 "Widen the bucket or drop the pool.")
             scale = unique_tokens / counts.sum() if unique_tokens else 1.0

@@ -93,6 +93,30 @@ def check_repetitions(values: Sequence[int] | str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def scored_documents(domain: str, spec: DomainSpec, max_documents: int | None = None) -> tuple[list[str], np.ndarray]:
+    """The domain's documents and their ``quality_field`` scores (NaN where missing); a non-numeric score is a
+    one-line error naming the row."""
+    field = spec.quality_field
+    docs = load_documents(spec, max_documents)
+    raw = load_column(spec, field, max_documents)
+    scores = np.full(len(raw), np.nan)
+    for i, v in enumerate(raw):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(f"Domain '{domain}': quality_field '{field}' must hold numbers. Got {v!r} in row {i} of "
+                            f"{spec.path}. Point quality_field at a numeric column.")
+        scores[i] = float(v)
+    return docs, scores
+
+
+def in_bucket(pool: QualityPool, scores: np.ndarray) -> np.ndarray:
+    """Mask of the scores inside the pool's bucket ``min_score <= s < max_score`` (NaN is in none)."""
+    lo = -np.inf if pool.min_score is None else pool.min_score
+    hi = np.inf if pool.max_score is None else pool.max_score
+    return (scores >= lo) & (scores < hi)
+
+
 def pool_documents(domain: str, pool: QualityPool, spec: DomainSpec | None, max_documents: int | None = None) -> list[str]:
     """The documents of one pool: its own file, or the documents of the domain inside its score bucket."""
     where = f"Quality pool '{pool.name}' of domain '{domain}'"
@@ -105,11 +129,8 @@ def pool_documents(domain: str, pool: QualityPool, spec: DomainSpec | None, max_
             if spec is None or not spec.quality_field:
                 raise ConfigError(f"{where} is a score bucket, but the domain's data spec (with quality_field) is unknown here. "
                                   "Pass the sweep config that lists the domain, or give the pool a path.")
-            docs = load_documents(spec, max_documents)
-            scores = load_column(spec, spec.quality_field, max_documents)
-            lo = -np.inf if pool.min_score is None else pool.min_score
-            hi = np.inf if pool.max_score is None else pool.max_score
-            return [d for d, s in zip(docs, scores) if isinstance(s, (int, float)) and not isinstance(s, bool) and lo <= s < hi]
+            docs, scores = scored_documents(domain, spec, max_documents)
+            return [d for d, inside in zip(docs, in_bucket(pool, scores)) if inside]
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
     raise ConfigError(f"{where} is sized by share (or pool_size) and has no documents of its own to train on. "
