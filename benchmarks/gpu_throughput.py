@@ -48,7 +48,7 @@ from mixopt.config import ProxyConfig, load_config, resolve_config
 from mixopt.mixtures import Mixture
 from mixopt.proxy.chunked_ce import use_chunked_ce
 from mixopt.proxy.device import pick_dtype
-from mixopt.proxy.loop import ModelStack
+from mixopt.proxy.step import ModelStack
 from mixopt.proxy.mfu import mfu, peak_flops
 from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.stack_size import candidate_sizes, choose_stack_size, probe_stack_size, stack_memory_limit

@@ -38,7 +38,7 @@ from mixopt.mixtures import Mixture
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.device import autocast, dtype_name, pick_dtype
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy.loop import make_optimizer
+from mixopt.proxy.step import make_optimizer
 from mixopt.proxy.train import train_proxy
 from _common import goal, machine_line, print_summary, provenance
 

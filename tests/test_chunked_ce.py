@@ -16,7 +16,7 @@ from mixopt.proxy.chunked_ce import (
     linear_cross_entropy,
     use_chunked_ce,
 )
-from mixopt.proxy.loop import ModelStack, evaluate
+from mixopt.proxy.step import ModelStack, evaluate
 from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.stacked import StackedGPT
 from mixopt.proxy.train import train_proxies_stacked, train_proxy

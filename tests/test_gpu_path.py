@@ -21,8 +21,10 @@ from mixopt.mixtures import Mixture
 from mixopt.proxy import mfu as mfu_mod
 from mixopt.proxy.device import autocast, pick_dtype
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy import loop, stack_size
-from mixopt.proxy.loop import ModelStack, eval_windows, evaluate, make_optimizer
+from mixopt.proxy import stack_size
+from mixopt.proxy import step as step_mod
+from mixopt.proxy.loop import eval_windows
+from mixopt.proxy.step import ModelStack, evaluate, make_optimizer
 from mixopt.proxy.stack_size import choose_stack_size, probe_stack_size, stack_memory_limit
 from mixopt.proxy.stacked import StackedGPT, clip_grad_norm_per_model_
 from mixopt.proxy.train import train_proxies_stacked, train_proxy
@@ -233,7 +235,7 @@ def test_diverging_runs_fail_with_a_reason(data):
 def test_failed_model_is_frozen_out_while_others_continue(data, monkeypatch):
     """Poison model 0's weights after the first step: it fails, model 1 trains on and matches train_proxy."""
     cfg = tiny_cfg(tokens=8 * 32 * 8, checkpoints=[1.0])
-    real = loop.make_optimizer
+    real = step_mod.make_optimizer
 
     def poisoned(model, cfg, device, *, matrix_dim=2):
         opt = real(model, cfg, device, matrix_dim=matrix_dim)
@@ -247,7 +249,7 @@ def test_failed_model_is_frozen_out_while_others_continue(data, monkeypatch):
         opt.step = step_and_poison
         return opt
 
-    monkeypatch.setattr(loop, "make_optimizer", poisoned)
+    monkeypatch.setattr(step_mod, "make_optimizer", poisoned)
     mixes = [Mixture({"alpha": 1.0}), Mixture({"beta": 1.0})]
     bad, good = train_proxies_stacked(cfg, mixes, data, [0, 1], threads=1)
     assert bad.status == "failed" and bad.steps == 2 and bad.tokens_seen == 2 * 8 * 32

@@ -3,7 +3,7 @@
 A FLOP-count rule picked about 5x too few wide proxies on an H200 (issue 14):
 throughput against stack size depends on kernel shapes, memory bandwidth and
 launch overheads, which only a measurement sees. So ``probe_stack_size``
-times a few real training steps (``loop.ModelStack.step``: forward, backward,
+times a few real training steps (``step.ModelStack.step``: forward, backward,
 per-model clipping, AdamW) at candidate sizes 1, 2, 4, ... up to a memory
 bound, and keeps the smallest size within ``TOLERANCE`` of the best measured
 throughput. The answer is cached in memory and on disk
@@ -25,7 +25,7 @@ import torch
 from ..data.domains import default_cache_dir
 from ..io import atomic_write_json
 from .device import _cpu_model, _exclusive, _read_json, dtype_name, pick_dtype
-from .loop import ModelStack
+from .step import ModelStack
 from .chunked_ce import CE_CHUNK_ELEMENTS, use_chunked_ce
 from .model import GPT, GPTConfig
 

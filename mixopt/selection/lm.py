@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from ..errors import DataError
 from ..proxy.batches import MixtureBatches
 from ..proxy.device import autocast, pick_device, pick_dtype
-from ..proxy.loop import make_optimizer, torch_threads
+from ..proxy.loop import torch_threads
+from ..proxy.step import make_optimizer
 from ..proxy.model import GPT, GPTConfig
 from ..proxy.schedule import lr_at
 
