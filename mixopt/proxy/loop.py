@@ -25,7 +25,7 @@ import torch
 
 from ..errors import DataError
 from ..mixtures import Phases
-from .batches import MixtureBatches
+from .batches import MixtureBatches, StackBatches
 from .device import dtype_name, pick_dtype
 from .model import GPTConfig
 from .schedule import checkpoint_steps, decay_branches, lr_at, schedule_info, warmup_steps
@@ -108,6 +108,7 @@ def train_runs(cfg, schedules: list[Phases], data, seeds: list[int], device: tor
         batches.append(MixtureBatches({d: data.domains[d].train for d in names}, ws[0], batch_size=B, block_size=T,
                                       seed=seed, phase_weights=ws[1:]))
         switches.append([(min(steps, max(0, round(s * steps))), w) for (s, _), w in zip(phases[1:], ws[1:])])
+    drawer = StackBatches(batches)  # all runs' batches at once, each as its own MixtureBatches would draw it
     sets = {f"val/{d}": eval_windows(data.domains[d].val, T, cfg.eval_tokens, f"Domain '{d}'") for d in names}
     sets.update({f"target/{t}": eval_windows(data.targets[t].val, T, cfg.eval_tokens, f"Target '{t}'")
                  for t in sorted(data.targets)})
@@ -162,8 +163,7 @@ def train_runs(cfg, schedules: list[Phases], data, seeds: list[int], device: tor
         for i in live:
             while switches[i] and switches[i][0][0] == step:  # equal rounded starts: the later phase wins
                 batches[i].start_phase(switches[i].pop(0)[1])
-            x_i, y_i = batches[i].next()  # (B, T) each, written straight into the staging buffer
-            buf[0, i], buf[1, i] = x_i, y_i
+        drawer.next_into(buf, live)  # each live run's (B, T) inputs and targets, straight into the staging buffer
         xy = buf.to(device, non_blocking=True)  # (2, M, B, T)
         if cuda:
             copied[slot] = torch.cuda.Event()
