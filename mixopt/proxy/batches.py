@@ -206,7 +206,7 @@ class StackBatches:
         live = list(live)
         if not live:
             return
-        if not self.shared:
+        if not self.shared or len(live) == 1:  # one run: its own next() is quicker than the (M, D) bookkeeping
             for i in live:
                 out[0, i], out[1, i] = self.runs[i].next()
             return
