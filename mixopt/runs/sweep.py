@@ -132,6 +132,7 @@ def record_from_result(spec: RunSpec, result, *, started: float | None = None) -
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished_at_s": time.time(), "started_at_s": started,
         "versions": {"mixopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "host": platform.node(), "pid": os.getpid(), "lr_schedule": result.schedule, "branch_tokens": result.branch_tokens,
+        "eval_seconds": result.eval_seconds, "branch_seconds": result.branch_seconds,
     }
     if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak
         info["mfu"] = mfu(result.flops_per_token or 6.0 * result.n_params, result.tokens_per_second, "cuda")
