@@ -24,7 +24,14 @@ CUDA the same measurements run on CPU at small sizes (stack probe uncached, size
 so the output format and the probe are exercised; GPU figures are then "to be
 measured".
 
-    python benchmarks/gpu_throughput.py [--tokens N] [--repeats R] [--shapes default,wide,regmix] [--compile] [--smoke]
+With ``--cuda-graphs`` it also trains the auto stack with every step replayed
+from a captured CUDA graph (``proxy.cuda_graphs``) side by side with eager
+steps, interleaved repeats, and reports ``<shape>_graphs_tps`` and
+``<shape>_graphs_speedup`` (graphed over eager tokens/s; training time with the
+eager warm-up steps and the capture included); without CUDA these are ``na``.
+
+    python benchmarks/gpu_throughput.py [--tokens N] [--repeats R] [--shapes default,wide,regmix] [--compile]
+        [--cuda-graphs] [--smoke]
 
 The last line reads ``summary: <shape>_one_tps=.. <shape>_auto=M <shape>_auto_tps=..
 <shape>_best=M <shape>_best_tps=.. <shape>_auto_vs_best=.. <shape>_*_mfu=..
@@ -136,7 +143,31 @@ def measure_shape(label: str, args, data, device: torch.device) -> dict:
             f"{label}_best_tps": tps[best], f"{label}_best_mfu": util[best],
             f"{label}_auto_vs_best": tps[auto] / tps[best], f"{label}_speedup": tps[best] / one,
             f"{label}_sweep_tokens": tokens, f"{label}_proxies_per_hour": per_hour,
-            **(ce_comparison(label, cfg, vocab, device, auto) if cuda and use_chunked_ce(vocab) else {})}
+            **(ce_comparison(label, cfg, vocab, device, auto) if cuda and use_chunked_ce(vocab) else {}),
+            **(graphs_comparison(label, cfg, data, device, auto, args.repeats) if args.cuda_graphs else {})}
+
+
+def graphs_comparison(label: str, cfg, data, device: torch.device, m: int, repeats: int) -> dict:
+    """Tokens/s of a stack of ``m`` trained with CUDA-graphed steps, and over the same stack's eager steps.
+
+    The two arms alternate within each repeat (medians reported), after one
+    short warm-up run of each. None for both keys without CUDA.
+    """
+    if device.type != "cuda":
+        print(f"{label}: CUDA graphs need a CUDA device; the graphed arm is skipped", flush=True)
+        return {f"{label}_graphs_tps": None, f"{label}_graphs_speedup": None}
+    arms = {name: cfg.model_copy(update={"cuda_graphs": name == "graphs"}) for name in ("eager", "graphs")}
+    for arm in arms.values():
+        warm = arm.model_copy(update={"tokens": max(arm.tokens // 8, arm.batch_size * arm.block_size)})
+        stack_tps(warm, data, m, 0, device)
+    runs: dict[str, list[float]] = {name: [] for name in arms}
+    for r in range(repeats):  # interleaved
+        for name, arm in arms.items():
+            runs[name].append(stack_tps(arm, data, m, r, device))
+    eager, graphs = (statistics.median(runs[name]) for name in arms)
+    print(f"{label}: stack {m} with eager steps {eager:,.0f} tok/s, with CUDA-graphed steps {graphs:,.0f} tok/s "
+          f"({graphs / eager:.2f}x)", flush=True)
+    return {f"{label}_graphs_tps": graphs, f"{label}_graphs_speedup": graphs / eager}
 
 
 def ce_step(cfg, vocab: int, device: torch.device, m: int, chunked: bool, *, steps: int = 4,
@@ -193,7 +224,7 @@ def unit(device: torch.device, plural: bool = False) -> str:
 
 
 def regmix_sweep_hours(fields: dict, device: torch.device) -> float | None:
-    """Device-hours of RegMix's sweep (``REGMIX_SWEEP``) at the regmix shape's auto-stack throughput; None unmeasured."""
+    """Device-hours of RegMix's sweep (``REGMIX_SWEEP``) at the regmix shape's auto-stack tokens/s; None unmeasured."""
     tps = fields.get("regmix_auto_tps")
     if not tps:
         return None
@@ -212,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--eval-tokens", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="also time the auto stack with CUDA-graphed training steps against eager ones (CUDA)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()

@@ -25,9 +25,9 @@ import torch
 from ..data.domains import default_cache_dir
 from ..io import atomic_write_json
 from .device import _cpu_model, _exclusive, _read_json, dtype_name, pick_dtype
-from .step import ModelStack
 from .chunked_ce import CE_CHUNK_ELEMENTS, use_chunked_ce
 from .model import GPT, GPTConfig
+from .step import GRAPH_EAGER_STEPS, ModelStack
 
 log = logging.getLogger("mixopt.proxy")
 
@@ -106,7 +106,8 @@ def probe_stack_size(cfg, device, dtype: torch.dtype, *, vocab_size: int = 257, 
     device = torch.device(device)
     sizes = sorted(candidates) if candidates is not None else candidate_sizes(limit)
     shape = GPTConfig.from_proxy(cfg, vocab_size)
-    key = f"{_device_name(device)}|torch-{torch.__version__}|{shape}|b{cfg.batch_size}|{dtype_name(dtype)}|{sizes}"
+    graphs = "|graphs" if getattr(cfg, "cuda_graphs", False) and device.type == "cuda" else ""
+    key = f"{_device_name(device)}|torch-{torch.__version__}|{shape}|b{cfg.batch_size}|{dtype_name(dtype)}|{sizes}{graphs}"
     if cache and key in _KNOWN:
         return _KNOWN[key]
     path = default_cache_dir() / "stack_probe.json"
@@ -146,12 +147,16 @@ def time_stack(cfg, device, dtype, m: int, vocab_size: int = 257, *, steps: int 
     """Training tokens/s of a stack of ``m`` proxies: the fastest of ``steps`` timed steps after ``warmup`` ones.
 
     Random tokens, the loop's own step; leaves the global RNG state untouched.
+    With ``cfg.cuda_graphs`` on CUDA the warm-up also covers the eager steps
+    and the capture, so the timed steps are graph replays.
     """
     device = torch.device(device)
     B, T = cfg.batch_size, cfg.block_size
     with torch.random.fork_rng(devices=[]):
         stack = ModelStack.from_seeds(GPTConfig.from_proxy(cfg, vocab_size), list(range(m)), cfg, device, dtype)
         xy = torch.randint(0, vocab_size, (2, m, B, T)).to(device)  # (2, M, B, T)
+    if stack.graphs:
+        warmup = max(warmup, GRAPH_EAGER_STEPS + 1)
     alive = torch.ones(m, dtype=torch.bool, device=device)
     best = math.inf
     for i in range(warmup + steps):
