@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One GPU session for issue 14, prepared ahead: the GPU tests, then benchmarks/gpu_throughput.py, logs under $OUT.
+# One GPU session for issue 14, prepared ahead: the GPU tests, benchmarks/gpu_throughput.py per shape (eager and
+# CUDA-graphed steps), benchmarks/sweep_throughput.py (the demo config end to end), then benchmarks/gpu_profile.py
+# (what dominates a training step); logs under $OUT.
 #
 # Two steps (docs/GPU.md):
 #
@@ -9,12 +11,15 @@
 #      at the versions of this environment, into .whl/ (ignored through .git/info/exclude).
 #   2. on the GPU machine (the device tool's run, carry [".whl"], timeout_s 600):
 #        bash benchmarks/gpu_session.sh
-#      installs the wheels into /tmp/site, writes env.txt, pytest.log, bench_<shape>.log, stack_probe.json and
-#      summary.txt under $OUT (7 files: the tool brings back at most 8), in about 8 minutes at most.
+#      installs the wheels into /tmp/site, writes env.txt, pytest.log, bench_<shape>.log, profile.log, summary.txt
+#      and profile.tgz (profile/: the profile's tables, numbers and traces, the sweep's log and stack_probe.json)
+#      under $OUT (8 files: the tool brings back at most 8), within GPU_SESSION_LIMIT seconds (default 570).
 #
-# Each stage has its own time limit, so a slow one cannot take the others' logs with it. Override with
+# Each stage has its own time limit, so a slow one cannot take the others' logs with it, and none runs past the
+# session's deadline (a stage is cut to what is left, or skipped under 20 s). Override with
 # GPU_SESSION_TOKENS (tokens per proxy, default 524288), GPU_SESSION_SHAPES (default "default wide regmix"),
-# GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile").
+# GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile"), GPU_PROFILE_ARGS (more gpu_profile.py flags,
+# e.g. "--stack 16" or "--cuda-graphs").
 set -uo pipefail
 
 WHEEL_DIR=${WHEEL_DIR:-.whl}
@@ -40,9 +45,15 @@ prepare() {
 }
 
 stage() {  # stage NAME SECONDS LOG COMMAND...: run with a time limit, log to $OUT/LOG, note the exit code
-    local name=$1 limit=$2 log=$3 t0 rc
+    local name=$1 limit=$2 log=$3 t0 rc left
     shift 3
     t0=$(date +%s)
+    left=$(( DEADLINE - t0 ))  # what the session has left before its own deadline (the archive step needs ~10 s)
+    if [ "$left" -lt 20 ]; then
+        echo "== $name: skipped, ${left}s left of the session's ${SESSION_LIMIT}s" | tee -a "$OUT/summary.txt"
+        return
+    fi
+    [ "$limit" -gt $(( left - 10 )) ] && limit=$(( left - 10 ))
     echo "== $name (limit ${limit}s): $*" | tee -a "$OUT/summary.txt"
     timeout --kill-after=10 "$limit" "$@" > "$OUT/$log" 2>&1
     rc=$?
@@ -51,6 +62,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: run with a time limit, log to $O
 }
 
 run_session() {
+    SESSION_LIMIT=${GPU_SESSION_LIMIT:-570}  # seconds; the device tool's run allows 600
+    DEADLINE=$(( $(date +%s) + SESSION_LIMIT ))
     OUT=${OUT:-$PWD/gpu-session-out}
     mkdir -p "$OUT"
     : > "$OUT/summary.txt"
@@ -68,15 +81,32 @@ run_session() {
         python3 -m pip show pyarrow fsspec huggingface-hub typing-extensions numpy 2> /dev/null | grep -E '^(Name|Version)'
         python3 -c "import mixopt, pydantic, datasets; print('mixopt', mixopt.__version__, 'pydantic', pydantic.VERSION, 'datasets', datasets.__version__)"
     } > "$OUT/env.txt" 2>&1
-    stage tests 120 pytest.log python3 -m pytest -o addopts= -q -m "slow or not slow" -rs -p no:cacheprovider \
-        tests/test_gpu_path.py tests/test_chunked_ce.py
-    local tokens=${GPU_SESSION_TOKENS:-524288} shape limit
-    for shape in ${GPU_SESSION_SHAPES:-default wide regmix}; do
-        case $shape in wide) limit=130 ;; *) limit=100 ;; esac
+    stage tests 130 pytest.log python3 -m pytest -o addopts= -q -m "slow or not slow" -rs -p no:cacheprovider \
+        tests/test_gpu_path.py tests/test_chunked_ce.py tests/test_cuda_graphs.py tests/test_gpu_profile.py
+    local tokens=${GPU_SESSION_TOKENS:-524288} shapes=${GPU_SESSION_SHAPES:-default wide regmix} shape limit
+    mkdir -p "$OUT/profile"
+    # in order of what the next session needs most: the goals (throughput, eager against CUDA-graphed steps),
+    # a sweep end to end, then what dominates a step; a stage that would pass the deadline is cut short or skipped
+    for shape in $shapes; do
+        case $shape in wide) limit=115 ;; regmix) limit=95 ;; *) limit=80 ;; esac
         stage "gpu_throughput $shape" "$limit" "bench_$shape.log" \
-            python3 benchmarks/gpu_throughput.py --shapes "$shape" --tokens "$tokens" --repeats 2 ${GPU_SESSION_ARGS:-}
+            python3 benchmarks/gpu_throughput.py --shapes "$shape" --tokens "$tokens" --repeats 2 --cuda-graphs \
+            ${GPU_SESSION_ARGS:-}
     done
-    cp "$MIXOPT_CACHE/stack_probe.json" "$OUT/" 2> /dev/null
+    stage "sweep end to end" 50 profile/sweep.log python3 benchmarks/sweep_throughput.py --config demo --runs 8
+    stage gpu_profile 75 profile.log python3 benchmarks/gpu_profile.py --shapes "$(echo $shapes | tr ' ' ,)" \
+        --out "$OUT/profile" --trace ${GPU_PROFILE_ARGS:-}
+    if cp "$MIXOPT_CACHE/stack_probe.json" "$OUT/profile/" 2> /dev/null; then
+        { echo "== stack_probe.json"; cat "$MIXOPT_CACHE/stack_probe.json"; echo; } >> "$OUT/summary.txt"
+    fi
+    # the tool brings back at most 8 files and 16 MiB a file: the profile's files travel as one archive,
+    # without the chrome traces if they would make it too big
+    if tar -czf "$OUT/profile.tgz" -C "$OUT" profile; then
+        if [ "$(stat -c %s "$OUT/profile.tgz")" -gt 15000000 ]; then
+            tar -czf "$OUT/profile.tgz" -C "$OUT" --exclude='trace_*' profile
+        fi
+        rm -rf "$OUT/profile"
+    fi
     echo "logs in $OUT: $(ls "$OUT" | tr '\n' ' ')"
 }
 
