@@ -48,7 +48,7 @@ from mixopt.proxy.batches import MixtureBatches, StackBatches
 from mixopt.proxy.device import pick_dtype
 from mixopt.proxy.model import GPTConfig
 from mixopt.proxy.stack_size import choose_stack_size
-from mixopt.proxy.step import ModelStack
+from mixopt.proxy.step import GRAPH_EAGER_STEPS, ModelStack
 from _common import machine_line, print_summary, provenance
 from gpu_throughput import SHAPES, mixtures
 from proxy_throughput import repo_text_domains
@@ -272,7 +272,8 @@ def profile_shape(label: str, args, data, device: torch.device) -> dict:
     feeder = Feeder(data, m, B, T, device)
     alive = torch.ones(m, dtype=torch.bool, device=device)
     xy = feeder.next()
-    for _ in range(args.warmup):
+    warmup = max(args.warmup, GRAPH_EAGER_STEPS + 1) if stack.graphs else args.warmup  # timed steps: replays
+    for _ in range(warmup):
         xy = feeder.next()
         stack.step(xy[0], xy[1], cfg.lr, alive)
     timed = max(args.steps, 3)
