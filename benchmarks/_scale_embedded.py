@@ -28,7 +28,8 @@ from _scale_rows import ScaleRows, scale_rows
 from mixopt.config import config_from_dict, load_config
 from mixopt.errors import MixoptError
 from mixopt.pipeline import sweep
-from mixopt.surrogates.scale import NestedMixingLaw, ScaleGP, scale_inputs
+from mixopt.surrogates.nested_law import NestedMixingLaw
+from mixopt.surrogates.scale import ScaleGP, scale_inputs
 
 CONFIG = Path(__file__).resolve().parent / "scale_embedded.yaml"
 SMOKE = {  # the same design at seconds' cost: 3 sizes of a 1-layer proxy, 16k tokens
@@ -37,7 +38,7 @@ SMOKE = {  # the same design at seconds' cost: 3 sizes of a 1-layer proxy, 16k t
     "sizes": [{"name": "s", "n_embd": 16, "head_size": 16, "runs": 5}, {"name": "m", "n_embd": 32, "head_size": 32, "runs": 4},
               {"name": "l", "n_embd": 64, "runs": 3}],
 }
-PLUGINS = ("_scale_cand_annealing", "_scale_cand_projector")
+PLUGINS = ("_scale_cand_annealing", "_scale_cand_projector", "_scale_cand_curvature")
 
 
 LARGE_RUNS = {"s": 30, "m": 20, "l": 16}  # on the large corpus (`mixopt corpus build --size large`): fewer runs per size

@@ -40,7 +40,8 @@ from _regmix_data import available, data_dir, load_regmix  # noqa: E402
 from _scale_embedded import part_embedded  # noqa: E402
 
 from mixopt.surrogates import get_estimator  # noqa: E402
-from mixopt.surrogates.scale import NestedMixingLaw, ScaleGP, held_out_scale_cv, scale_inputs  # noqa: E402
+from mixopt.surrogates.nested_law import NestedMixingLaw  # noqa: E402
+from mixopt.surrogates.scale import ScaleGP, held_out_scale_cv, scale_inputs  # noqa: E402
 
 N_SMALL, N_LARGE, TOKENS = 1e6, 6e7, 512 * 2048 * 1000  # RegMix: 1M and 60M models, 1000 steps of 512 x 2048 tokens
 

@@ -36,7 +36,8 @@ from mixopt.surrogates import (
     phase_features,
 )
 from mixopt.surrogates.annealing import AnnealingLaw
-from mixopt.surrogates.scale import N_SCALE, NestedMixingLaw, ScaleGP, _ScaleBase
+from mixopt.surrogates.nested_law import NestedMixingLaw
+from mixopt.surrogates.scale import N_SCALE, ScaleGP, _ScaleBase
 
 # ---------------------------------------------------------------- the data adapter
 

@@ -7,7 +7,8 @@ from sklearn.base import clone
 
 from mixopt.errors import FitError, MixtureError, NotFittedError
 from mixopt.surrogates import get_estimator
-from mixopt.surrogates.scale import NestedMixingLaw, ScaleGP, held_out_scale_cv, scale_inputs, split_inputs
+from mixopt.surrogates.nested_law import NestedMixingLaw
+from mixopt.surrogates.scale import ScaleGP, held_out_scale_cv, scale_inputs, split_inputs
 
 
 def _truth(W, n):

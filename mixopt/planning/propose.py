@@ -180,6 +180,32 @@ def noise_band(seed_sd: float, std_a: float, std_b: float) -> float:
     return 2.0 * math.sqrt(seed_sd ** 2 + std_a ** 2 + std_b ** 2)
 
 
+def difference_std(estimator, w_a: np.ndarray, w_b: np.ndarray) -> float | None:
+    """Predictive std of f(w_a) - f(w_b) from the estimator's joint covariance; None when it gives none.
+
+    Scale models (``ScaleGP`` at a target scale) share the level's uncertainty (trend, curvature in log N) across
+    every mixture at one scale: it is most of their std far from the trained sizes, and it cancels in a difference.
+    """
+    try:
+        out = estimator.predict(np.vstack([w_a, w_b]), return_cov=True)
+    except TypeError:  # estimators without a covariance
+        return None
+    cov = np.asarray(out[1]) if isinstance(out, tuple) and len(out) == 2 else None
+    if cov is None or cov.shape != (2, 2):
+        return None
+    return math.sqrt(max(float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]), 0.0))
+
+
+def comparison_band(estimator, seed_sd: float, w_a: np.ndarray, std_a: float, w_b: np.ndarray, std_b: float) -> float:
+    """Two standard deviations of the difference between single trained runs of mixtures a and b.
+
+    With a joint covariance (``difference_std``) the shared part cancels; otherwise the two predictions' stds add
+    as if independent (``noise_band``).
+    """
+    d = difference_std(estimator, w_a, w_b)
+    return noise_band(seed_sd, std_a, std_b) if d is None else 2.0 * math.sqrt(seed_sd ** 2 + d ** 2)
+
+
 def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Constraints,
                                ctx: ProposeContext) -> tuple[SearchResult, str]:
     """Keep the best simple baseline (natural or uniform) unless the search's mixture beats it beyond the noise band.
@@ -195,7 +221,7 @@ def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Con
     i = int(np.argmin(mean))
     name, value, std = list(rows)[i], float(mean[i]), float(sd[i])
     seed_sd = float((ctx.noise or {}).get("seed_sd") or 0.0)
-    gain, band = value - result.predicted, noise_band(seed_sd, result.std, std)
+    gain, band = value - result.predicted, comparison_band(estimator, seed_sd, result.weights, result.std, rows[name], std)
     if gain > band:
         return result, ""
     kept = replace(result, weights=rows[name], predicted=value, std=std, method=f"baseline:{name}")
@@ -208,7 +234,8 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
     """The plan against natural, uniform and the best measured run, in units of the measured seed noise.
 
     A predicted gain counts only when it exceeds ``2 * sqrt(seed_sd^2 + std_plan^2 + std_baseline^2)``: a single
-    training run of either mixture scatters by the seed noise, and each prediction by its own std. Returns the
+    training run of either mixture scatters by the seed noise, and each prediction by its own std (with a joint
+    covariance, the std of the difference instead: ``comparison_band``). Returns the
     baselines' predictions, plain-language reasons, and whether the plan beats every baseline beyond that noise
     (None when there are no baselines).
     """
@@ -228,7 +255,7 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
     reasons, beats = [], True
     for name, b in baselines.items():
         gain = b["value"] - value
-        noise = noise_band(seed_sd, std, b["std"])
+        noise = comparison_band(estimator, seed_sd, w, std, rows[name], b["std"])
         if gain > noise:
             reasons.append(f"vs {name}: predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
         else:

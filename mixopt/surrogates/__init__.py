@@ -20,7 +20,8 @@ from .noise import seed_noise, signal_to_noise
 from .plots import plot_pred_vs_actual
 from .annealing import AnnealingLaw
 from .registry import DEFAULT_SCALE_ESTIMATOR, ESTIMATORS, SCALE_ESTIMATORS, get_estimator, load_model, save_model
-from .scale import AtScale, NestedMixingLaw, ScaleGP, held_out_scale_cv, scale_inputs
+from .nested_law import NestedMixingLaw
+from .scale import AtScale, ScaleGP, held_out_scale_cv, scale_inputs
 from .two_phase import TwoPhaseSurrogate, phase_features
 
 __all__ = [

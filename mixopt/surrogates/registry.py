@@ -12,7 +12,8 @@ from .lgbm import RegMixLightGBM
 from .linear import LinearSurrogate
 from .annealing import AnnealingLaw
 from .mixing_law import MixingLawSurrogate
-from .scale import NestedMixingLaw, ScaleGP
+from .nested_law import NestedMixingLaw
+from .scale import ScaleGP
 
 #: registry name -> class; ``default`` is mixopt's own surrogate
 ESTIMATORS: dict[str, type[Surrogate]] = {

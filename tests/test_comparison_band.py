@@ -1,0 +1,44 @@
+"""Comparing two mixtures at one target scale: the level's shared uncertainty cancels in their difference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mixopt.planning.propose import comparison_band, difference_std, noise_band
+from mixopt.surrogates.scale import AtScale, ScaleGP, scale_inputs
+
+
+@pytest.fixture(scope="module")
+def far_view():
+    """ScaleGP fitted on two model sizes (3 domains), seen at a model 100x larger than the largest trained."""
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(3), size=24)
+    effect = W @ np.array([0.30, -0.10, 0.05])
+    X = np.vstack([scale_inputs(W, n, 1e6) for n in (1e5, 1e6)])
+    level = np.r_[np.full(24, 3.2), np.full(24, 2.9)]
+    y = level + np.r_[effect, effect] + rng.normal(0, 0.005, size=48)
+    return AtScale(ScaleGP().fit(X, y), 1e8, 1e6)
+
+
+def test_difference_std_is_smaller_than_the_marginals_far_from_the_trained_sizes(far_view):
+    a, b = np.array([0.6, 0.2, 0.2]), np.array([0.2, 0.6, 0.2])
+    _, sd = far_view.predict(np.vstack([a, b]), return_std=True)
+    d = difference_std(far_view, a, b)
+    assert d is not None and d < 0.5 * math.hypot(*sd)  # most of each std is the level, shared by both
+    band = comparison_band(far_view, 0.01, a, sd[0], b, sd[1])
+    assert band == pytest.approx(2 * math.sqrt(0.01**2 + d**2))
+    assert band < noise_band(0.01, sd[0], sd[1])
+
+
+def test_estimators_without_a_covariance_keep_the_independent_band():
+    class MeanOnly:
+        def predict(self, W, return_std=False):
+            W = np.atleast_2d(W)
+            return (W[:, 0], np.full(len(W), 0.1)) if return_std else W[:, 0]
+
+    a, b = np.array([0.5, 0.5]), np.array([0.2, 0.8])
+    assert difference_std(MeanOnly(), a, b) is None
+    assert comparison_band(MeanOnly(), 0.02, a, 0.1, b, 0.1) == pytest.approx(noise_band(0.02, 0.1, 0.1))
