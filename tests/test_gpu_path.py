@@ -302,6 +302,10 @@ def test_choose_stack_size_memory_bound_and_cpu():
     wide = ProxyConfig(n_layer=4, n_embd=256, head_size=64, block_size=256, batch_size=32)
     assert 1 <= stack_memory_limit(wide, "cuda", 2**33) < stack_memory_limit(cfg, "cuda", 2**33)
     assert stack_size.candidate_sizes(64) == [1, 2, 4, 8, 16, 32, 64] and stack_size.candidate_sizes(12)[-1] == 12
+    graphed_wsd = wide.model_copy(update={"cuda_graphs": True, "schedule": "wsd"})
+    plain = stack_memory_limit(wide, "cuda", 2**34)
+    assert stack_memory_limit(graphed_wsd, "cuda", 2**34) < plain  # a branch's graph holds its own activations
+    assert stack_memory_limit(wide.model_copy(update={"cuda_graphs": True}), "cuda", 2**34) == plain
 
 
 def test_stack_probe_picks_the_measured_best_and_stops_past_it():

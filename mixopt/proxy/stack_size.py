@@ -62,7 +62,8 @@ def stack_memory_limit(cfg, device, free_memory_bytes: int | None = None, *, voc
     The estimate counts fp32 weights, grads and AdamW state plus bf16 copies,
     the activations a block saves, and the embeddings, logits and fp32 loss.
     With the chunked loss (large vocabularies) no model holds its full logits:
-    the stack shares one chunk instead.
+    the stack shares one chunk instead. With CUDA graphs and a WSD schedule the
+    activations count twice (a decay branch's graph beside the run's).
     ``free_memory_bytes`` defaults to what CUDA reports free on ``device``.
     """
     shape = GPTConfig.from_proxy(cfg, vocab_size)
@@ -71,9 +72,12 @@ def stack_memory_limit(cfg, device, free_memory_bytes: int | None = None, *, voc
         n_params = GPT(shape).num_params()
     chunked = use_chunked_ce(shape.vocab_size)
     logits = 6 * shape.vocab_size * shape.n_embd if chunked else tokens * shape.vocab_size * 12  # chunked: head grad/bf16 copies
+    # a WSD decay branch trained from a CUDA graph captures its own graph, whose memory pool holds a second set of
+    # activations while the run's graph keeps its own (one branch trains at a time)
+    copies = 2 if getattr(cfg, "cuda_graphs", False) and getattr(cfg, "schedule", "") == "wsd" else 1
     per_model = (18 * n_params  # fp32 params, grads, exp_avg, exp_avg_sq + bf16 weight copies
-                 + shape.n_layer * tokens * shape.n_embd * 48  # saved activations per block, mixed bf16/fp32
-                 + tokens * shape.n_embd * 16 + logits)  # embeddings, final norm; logits + fp32 loss
+                 + copies * (shape.n_layer * tokens * shape.n_embd * 48  # saved activations per block, mixed bf16/fp32
+                             + tokens * shape.n_embd * 16 + logits))  # embeddings, final norm; logits + fp32 loss
     shared = 10 * CE_CHUNK_ELEMENTS if chunked else 0  # one chunk for the whole stack: bf16 logits, fp32 log-probs, bf16 grad
     if free_memory_bytes is None:
         free_memory_bytes = torch.cuda.mem_get_info(torch.device(device))[0]
