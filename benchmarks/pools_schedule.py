@@ -12,13 +12,21 @@ Issue 13 item 4. Setup:
   seeded order), so repetition matters at affordable budgets.
 * **Measured b and tau.** A proxy (2 layers, C=64, T=128, B=8, lr 1e-3) is trained on
   each bucket alone for k*U tokens, k in {1, 2, 4, 8}; the error is the target's
-  validation loss. ``pools_frontier.fit_laws`` fits the shared (a, d) and each
-  bucket's (b, tau) with ``fit_pool_decay`` (T-MARS prior where a fit is unusable).
+  validation loss. ``fit_shared_law`` fits the shared (a, d) and each bucket's
+  (b, tau) with ``fit_pool_decay`` (T-MARS prior, on the fitted pools' scale, where
+  a fit is unusable), once per ``--fits`` weighting ("repetition", the library's
+  default, and "uniform", the fit before it), so the planner's picks under each
+  fit are compared on the same trained runs.
 * **Planner vs training.** At several budgets the planner (``choose_pools``) picks
   how many buckets to keep (top-1 .. top-P); every option is trained with
   ``--seeds`` seeds on the union of its buckets for the budget's tokens. A choice
   *agrees* when it is the measured best, or within noise of it (the paired
   difference over seeds is under twice its standard error).
+
+* **Cache.** ``--cache FILE`` keeps every trained loss (single-bucket runs and
+  top-j sets by name, budget and seed) in a JSON file: a rerun refits and replans
+  from it in seconds and trains only what it lacks (a set that another fit's order
+  needs, a new k). The file is tied to the corpus setting (target, buckets, U, seed).
 
     python benchmarks/pools_schedule.py            # ~10 min on 2 quiet cores
     python benchmarks/pools_schedule.py --smoke    # seconds (CI)
@@ -27,10 +35,12 @@ Issue 13 item 4. Setup:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +48,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import goal, machine_line, print_summary, provenance  # noqa: E402
-from pools_frontier import fit_laws  # noqa: E402
 from selection import corpus, split_target  # noqa: E402
 
 from mixopt.config import ProxyConfig  # noqa: E402
 from mixopt.data.tokenize import Tokenizer  # noqa: E402
 from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
 from mixopt.mixtures import Mixture  # noqa: E402
-from mixopt.planning.quality import choose_pools, resolve_pools  # noqa: E402
+from mixopt.planning.pool_value import fit_shared_law  # noqa: E402
+from mixopt.repetition_fit import usable_fit  # noqa: E402
+from mixopt.planning.quality import choose_pools, prior_params, priors_on_fitted_scale, resolve_pools  # noqa: E402
 from mixopt.proxy.train import train_proxy  # noqa: E402
+from mixopt.repetition_fit import WEIGHTINGS  # noqa: E402
 from mixopt.selection.dsir import DSIR  # noqa: E402
 from mixopt.selection.output import bucket_of  # noqa: E402
 
@@ -97,6 +109,48 @@ def train_all(jobs: list, workers: int) -> list[float]:
         return list(pool.map(_train, jobs))
 
 
+class LossCache:
+    """Trained target losses by run key, kept in a JSON file (``--cache``) so that a rerun refits and replans from
+    them in seconds and trains only the runs it lacks. ``setting`` (corpus, U, target, buckets, seed) must match."""
+
+    def __init__(self, path: str | None, setting: dict):
+        self.path, self.setting, self.losses = (Path(path) if path else None), setting, {}
+        if self.path and self.path.is_file():
+            data = json.loads(self.path.read_text())
+            if data.get("setting") != setting:
+                raise SystemExit(f"--cache {self.path} was written for {data.get('setting')}, not {setting}; "
+                                 "use another file for this setting")
+            self.losses = {k: float(v) for k, v in data["losses"].items()}
+
+    def get(self, jobs: dict[str, tuple], workers: int) -> dict[str, float]:
+        """Loss of every job key, training (and saving) only the missing ones."""
+        todo = [k for k in jobs if k not in self.losses]
+        if todo:
+            self.losses.update(zip(todo, train_all([jobs[k] for k in todo], workers)))
+            if self.path:
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"setting": self.setting, "losses": self.losses}, indent=1, sort_keys=True))
+                os.replace(tmp, self.path)
+        return {k: self.losses[k] for k in jobs}
+
+
+def planner_pools(obs: dict, pool_samples: float, tps: float, weighting: str):
+    """(a, d, rmse, {pool: (b, tau, source)}, resolved, cfg): the library's fit with ``weighting`` (shared a, d on the
+    coarse grid, per-pool b, tau; a fit that is unusable keeps its T-MARS prior, put on the fitted pools' scale)."""
+    names = list(obs)
+    a, d, fits = fit_shared_law({p: (s, y, pool_samples) for p, (s, y) in obs.items()},
+                                {p: prior_params(j) for j, p in enumerate(names)}, weighting=weighting)
+    cfg = {"a": a, "d": d, "tokens_per_sample": tps, "pools": [{"name": p, "share": 1 / len(names)} for p in names]}
+    resolved = [replace(p, b=fits[p.name].b, tau=fits[p.name].tau, law_source="fit")
+                if usable_fit(fits[p.name]) is None else p for p in
+                resolve_pools("pool", cfg, unique_tokens=int(round(len(names) * pool_samples * tps)),
+                              mean_tokens_per_doc=None, spec=None)]
+    resolved = priors_on_fitted_scale(resolved)
+    cost = sum(f.n_points * f.rmse_log ** 2 for f in fits.values())
+    rmse = float(np.sqrt(cost / sum(len(s) for s, _ in obs.values())))
+    return a, d, rmse, {r.name: (r.b, r.tau, r.law_source) for r in resolved}, resolved, cfg
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="2 buckets, U=4k tokens, tiny proxy, 1 check budget (CI)")
@@ -108,6 +162,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--fits", default=",".join(WEIGHTINGS),
+                    help=f"pool-law fits to plan with, side by side on the same runs (of {', '.join(WEIGHTINGS)}); "
+                         "the first one is the summary's")
+    ap.add_argument("--cache", default=None, help="JSON file of trained losses: read, extended with missing runs, written")
     args = ap.parse_args(argv)
     start = provenance()
     t0 = time.perf_counter()
@@ -115,54 +173,69 @@ def main(argv=None) -> dict:
     U = args.unique or (4096 if args.smoke else 65_536)
     ks = KS[:3] if args.smoke else tuple(int(k) for k in args.ks.split(","))
     checks = [4.0] if args.smoke else [float(c) for c in args.checks.split(",")]
-    domains, target, shares = make_buckets(args.target, P, U, 60_000 if args.smoke else 400_000, args.seed)
+    fit_names = [f.strip() for f in args.fits.split(",") if f.strip()]
+    if not fit_names or set(fit_names) - set(WEIGHTINGS):
+        raise SystemExit(f"--fits takes names of {WEIGHTINGS}; got {args.fits!r}")
+    bytes_per_domain = 60_000 if args.smoke else 400_000
+    domains, target, shares = make_buckets(args.target, P, U, bytes_per_domain, args.seed)
     names = list(domains)
+    cache = LossCache(args.cache, {"target": args.target, "buckets": P, "unique": U, "seed": args.seed,
+                                   "bytes_per_domain": bytes_per_domain, "smoke": args.smoke})
     print(f"target {args.target}; {P} DSIR buckets of U={U} unique tokens; share of target-domain documents per bucket: "
           + ", ".join(f"{n} {s:.2f}" for n, s in zip(names, shares)))
 
-    jobs = [(domains, [p], target, k * U, args.seed, args.smoke) for p in names for k in ks]
-    losses = train_all(jobs, args.workers)
+    single = cache.get({f"{p}@{k}x": (domains, [p], target, k * U, args.seed, args.smoke) for p in names for k in ks},
+                       args.workers)
     tps = 32.0 if args.smoke else 128.0  # one training sequence per sample
-    obs = {p: (np.array([k * U / tps for k in ks]), np.array(losses[i * len(ks):(i + 1) * len(ks)])) for i, p in enumerate(names)}
+    obs = {p: (np.array([k * U / tps for k in ks]), np.array([single[f"{p}@{k}x"] for k in ks])) for p in names}
     for p, (_, y) in obs.items():
         print(f"{p}: target loss at k=" + ", ".join(f"{k}: {v:.4f}" for k, v in zip(ks, y)), flush=True)
-    a, d, rmse, laws = fit_laws(obs, U / tps, True)
-    print(f"shared law a={a:.4g} d={d:.4f} (rmse log {rmse:.4f}); "
-          + "; ".join(f"{p}: b={b:.4f} tau={tau:.3g} ({src})" for p, (b, tau, src, _) in laws.items()))
-    cfg = {"a": a, "d": d, "tokens_per_sample": tps,
-           "pools": [{"name": p, "share": 1 / P, "b": laws[p][0], "tau": laws[p][1]} for p in names]}
-    resolved = resolve_pools("pool", cfg, unique_tokens=P * U, mean_tokens_per_doc=None, spec=None)
-    frontier = [len(choose_pools("pool", resolved, cfg, U * 2.0**k).kept) for k in range(0, 10)]
-    print(f"planner's bucket count at 1U, 2U, ... 512U: {frontier}")
+    plans = {}
+    for w in fit_names:
+        a, d, rmse, laws, resolved, cfg = planner_pools(obs, U / tps, tps, w)
+        frontier = [len(choose_pools("pool", resolved, cfg, U * 2.0**k).kept) for k in range(0, 10)]
+        order = choose_pools("pool", resolved, cfg, U).ranked  # the law's order (by b): options are its top-1 .. top-P
+        plans[w] = dict(rmse=rmse, resolved=resolved, cfg=cfg, frontier=frontier, order=order)
+        print(f"[{w}] shared law a={a:.4g} d={d:.4f} (rmse log {rmse:.4f}); "
+              + "; ".join(f"{p}: b={b:.4f} tau={tau:.3g} ({src})" for p, (b, tau, src) in laws.items()))
+        print(f"[{w}] planner's bucket count at 1U, 2U, ... 512U: {frontier}; order {order}")
 
-    ranked = choose_pools("pool", resolved, cfg, U).ranked  # the law's order (by b)
-    order = ranked  # options: the top-1 .. top-P sets in the planner's order (the score order unless fitted b disagrees)
-    rows = []
+    rows = {w: [] for w in fit_names}
     for m in checks:
         B = int(m * U)
-        jobs = [(domains, order[:j + 1], target, B, args.seed + s, args.smoke) for j in range(P) for s in range(args.seeds)]
-        y = np.array(train_all(jobs, args.workers)).reshape(P, args.seeds)
-        chosen_names = choose_pools("pool", resolved, cfg, B).kept
-        chosen = len(chosen_names)
-        best = int(np.argmin(y.mean(axis=1))) + 1
-        diff = y[chosen - 1] - y[best - 1]
-        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.inf
-        within = chosen == best or bool(diff.mean() < 2 * se)
-        rows.append({"budget_U": m, "measured": y.mean(axis=1).tolist(), "sd": y.std(axis=1, ddof=1).tolist() if args.seeds > 1 else None,
-                     "best": best, "chosen": chosen, "chosen_pools": chosen_names, "agree": within,
-                     "gap": float(diff.mean())})
-        print(f"{m:g}U: measured top-1..top-{P} " + " ".join(f"{v:.4f}" for v in y.mean(axis=1))
-              + f" -> best top-{best}; planner keeps {chosen} ({', '.join(chosen_names)}); gap {diff.mean():+.4f}"
-              + (" (within noise)" if within and chosen != best else ""), flush=True)
-    if ranked != names:
-        print(f"note: fitted b ranks the buckets {ranked}, not in score order {names}; options follow the fitted order")
+        sets = {"+".join(sorted(pl["order"][:j + 1])) for pl in plans.values() for j in range(P)}
+        jobs = {f"{s}@{m:g}U#{args.seed + i}": (domains, s.split("+"), target, B, args.seed + i, args.smoke)
+                for s in sorted(sets) for i in range(args.seeds)}
+        got = cache.get(jobs, args.workers)
+        for w, pl in plans.items():
+            y = np.array([[got[f"{'+'.join(sorted(pl['order'][:j + 1]))}@{m:g}U#{args.seed + i}"]
+                           for i in range(args.seeds)] for j in range(P)])
+            chosen_names = choose_pools("pool", pl["resolved"], pl["cfg"], B).kept
+            chosen = len(chosen_names)
+            best = int(np.argmin(y.mean(axis=1))) + 1
+            diff = y[chosen - 1] - y[best - 1]
+            se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.inf
+            within = chosen == best or bool(diff.mean() < 2 * se)
+            rows[w].append({"budget_U": m, "measured": y.mean(axis=1).tolist(), "best": best, "chosen": chosen,
+                            "chosen_pools": chosen_names, "agree": within, "gap": float(diff.mean())})
+            print(f"[{w}] {m:g}U: measured top-1..top-{P} ({', '.join(pl['order'])}) "
+                  + " ".join(f"{v:.4f}" for v in y.mean(axis=1))
+                  + f" -> best top-{best}; planner keeps {chosen} ({', '.join(chosen_names)}); gap {diff.mean():+.4f}"
+                  + (" (within noise)" if within and chosen != best else ""), flush=True)
+    for w, pl in plans.items():
+        if pl["order"] != names:
+            print(f"note [{w}]: fitted b ranks the buckets {pl['order']}, not in score order {names}; its options follow that order")
     print(f"total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
-    agree = sum(r["agree"] for r in rows)
-    exact = sum(r["best"] == r["chosen"] for r in rows)
-    return print_summary({"budgets": len(rows), "exact": exact, **goal("agree", agree / len(rows), 0.5),
-                          "kept_first": frontier[0], "kept_last": frontier[-1], "fit_rmse_log": rmse,
-                          "buckets": P, "unique_tokens": U, "seeds": args.seeds, "mode": "smoke" if args.smoke else "full"})
+    per_fit = {w: sum(r["agree"] for r in rows[w]) for w in fit_names}
+    main_fit = fit_names[0]
+    n = len(checks)
+    return print_summary({"budgets": n, "exact": sum(r["best"] == r["chosen"] for r in rows[main_fit]),
+                          **goal("agree", per_fit[main_fit] / n, 0.5), "fit": main_fit,
+                          **{f"agree_{w}": per_fit[w] / n for w in fit_names[1:]},
+                          "kept_first": plans[main_fit]["frontier"][0], "kept_last": plans[main_fit]["frontier"][-1],
+                          "fit_rmse_log": plans[main_fit]["rmse"], "buckets": P, "unique_tokens": U, "seeds": args.seeds,
+                          "mode": "smoke" if args.smoke else "full"})
 
 
 if __name__ == "__main__":

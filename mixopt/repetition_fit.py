@@ -44,6 +44,32 @@ class PoolDecayFit:
     n_points: int
     rmse_log: float
     reason: str
+    weighted_rmse_log: float = math.nan  # the RMS the fit minimised: with `weighting`'s point weights (mean 1)
+
+
+WEIGHTINGS: tuple[str, ...] = ("repetition", "uniform")
+DEFAULT_WEIGHTING = "repetition"  # measured: benchmarks/RESULTS.md, filtering schedule (weighting the fit)
+UNDERTRAINED_WEIGHT = 0.2  # "repetition": extra factor on points at <= one epoch (0.1-0.3 plan alike, RESULTS.md)
+
+
+def point_weights(samples: Any, pool_size: float, weighting: str = DEFAULT_WEIGHTING) -> np.ndarray:
+    """Weight of each observation's squared log residual in `fit_pool_decay`, scaled to mean 1.
+
+    * ``"uniform"``: every point alike (the plain least squares).
+    * ``"repetition"``: ``log2(2 k)`` with ``k = max(samples / pool_size, 1)`` the repetition count, times
+      `UNDERTRAINED_WEIGHT` at ``k <= 1``. The plan is decided where pools are repeated many times; a small
+      proxy's one-epoch point is mostly undertrained (it saw few optimizer steps), far above the law's level,
+      and under uniform weights it pulls ``b`` and ``tau`` (benchmarks/RESULTS.md, filtering schedule).
+    """
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"weighting must be one of {WEIGHTINGS}. Got {weighting!r}. "
+                          "Use 'uniform' for the plain fit or 'repetition' to favour the repeated points.")
+    S = np.asarray(samples, dtype=float).ravel()
+    if weighting == "uniform" or not S.size:
+        return np.ones_like(S)
+    k = np.maximum(S / float(pool_size), 1.0)
+    w = np.log2(2.0 * k) * np.where(k <= 1.0 + 1e-9, UNDERTRAINED_WEIGHT, 1.0)
+    return w * (w.size / w.sum())
 
 
 @dataclass(frozen=True)
@@ -101,11 +127,15 @@ def fit_pool_decay(
     objective: Literal["effective_utility", "effective_data"] = "effective_utility",
     normalizer: float = POOL_NORMALIZER,
     min_points: int = 4,
+    weighting: str = DEFAULT_WEIGHTING,
 ) -> PoolDecayFit:
     """Fit ``(b, tau)`` of a single pool trained for ``samples`` (repeating a
     pool of ``pool_size`` samples) that reached ``errors``.
 
-    Least squares on ``log y_pred - log y_obs`` with bounds ``b < 0``,
+    Least squares on ``log y_pred - log y_obs``, each squared residual weighted
+    by `point_weights` (``weighting``: "repetition", the default, favours the
+    repeated points over the undertrained one-epoch point; "uniform" weighs all
+    alike, the fit before 2026-11-30), with bounds ``b < 0``,
     ``tau > 0``, started from several half-lives because the surface is not
     convex in ``tau``. ``tau`` is only identified by points past the first
     epoch: with fewer than ``min_points`` points, or fewer than two beyond one
@@ -113,23 +143,28 @@ def fit_pool_decay(
     ``a`` and ``d`` are shared across pools and given by the caller.
     """
     S, y = _arrays(("samples", "errors"), samples, errors)
+    sw = np.sqrt(point_weights(S, float(pool_size), weighting))
     common = dict(a=a, d=d, pool_size=pool_size, objective=objective, normalizer=normalizer)
 
-    def residuals(x: np.ndarray) -> np.ndarray:
+    def log_residuals(x: np.ndarray) -> np.ndarray:
         pool = [(float(x[0]), float(x[1]))]
         pred = np.array([pool_error(pool, s, **common) for s in S])
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.log(pred) - np.log(y)
         return np.where(np.isfinite(r), r, 1e3)
 
+    def residuals(x: np.ndarray) -> np.ndarray:
+        return sw * log_residuals(x)
+
     # Validates the prior and the shared parameters up front, with the library's messages.
-    prior_res = residuals(np.array([prior_b, prior_tau])) if S.size else np.zeros(0)
+    prior_res = log_residuals(np.array([prior_b, prior_tau])) if S.size else np.zeros(0)
     repeated = int(np.sum(S > pool_size))
     if S.size < min_points or repeated < 2:
         why = (
             f"{S.size} point(s), {repeated} past one epoch; need >= {min_points} points and >= 2 past one epoch"
         )
-        return PoolDecayFit(float(prior_b), float(prior_tau), "prior", int(S.size), _rmse(prior_res), why)
+        return PoolDecayFit(float(prior_b), float(prior_tau), "prior", int(S.size), _rmse(prior_res), why,
+                            _rmse(sw * prior_res))
 
     b0 = min(max(float(prior_b), B_BOUNDS[0] * 0.99), B_BOUNDS[1] * 2)
     best = None
@@ -147,7 +182,8 @@ def fit_pool_decay(
         if best is None or res.cost < best.cost:
             best = res
     b_hat, tau_hat = (float(v) for v in best.x)
-    return PoolDecayFit(b_hat, tau_hat, "fit", int(S.size), _rmse(best.fun), "least squares on log error")
+    return PoolDecayFit(b_hat, tau_hat, "fit", int(S.size), _rmse(log_residuals(best.x)),
+                        f"least squares on log error ({weighting} weights)", _rmse(best.fun))
 
 
 def fit_loss_power_law(tokens: Any, loss: Any, *, min_points: int = 3) -> PowerLaw:
@@ -216,3 +252,13 @@ def fit_r_star(
         if best is None or res.cost < best.cost:
             best = res
     return RStarFit(float(best.x[0]), "fit", int(D.size), _rmse(best.fun), "least squares on log loss")
+
+
+def usable_fit(fit: PoolDecayFit) -> str | None:
+    """None when ``fit`` can be planned with, else why not (too few runs, or ``b`` at a bound of the search box)."""
+    if fit.source != "fit":
+        return f"too few runs to fit ({fit.reason})"
+    if not (math.isfinite(fit.b) and math.isfinite(fit.tau)) or fit.b > B_BOUNDS[1] * 10 or fit.b < B_BOUNDS[0] * 0.999:
+        return (f"the fit is unusable (b={fit.b:.3g} at a bound of {B_BOUNDS}: "
+                "the runs do not show the pool's loss falling with samples)")
+    return None

@@ -9,8 +9,11 @@ in the config, a proxy on ``U`` unique tokens of the pool for ``k * U`` tokens (
 * **Shared a, d** (`fit_shared_law`). The law's sample scale ``a`` and irreducible error ``d`` are shared by a
   domain's pools, so they are chosen on a grid (``d`` a fraction of the lowest loss, ``a`` so that
   ``n = a * S / 1e5`` at the smallest run spans 1.2 .. 1e4) with every pool's ``(b, tau)`` fitted by
-  `fit_pool_decay` at each point; the lowest total squared log error wins. An ``a`` or ``d`` written in the
-  pools config is kept and only the other is searched.
+  `fit_pool_decay` at each point; the lowest total squared log error wins. Errors are weighted toward the
+  repeated points (``weighting="repetition"``, `repetition_fit.point_weights`): a small proxy's one-epoch run is
+  undertrained and, weighed like the others, pulled b and tau away from the regime that decides the plan
+  (benchmarks/RESULTS.md, filtering schedule). An ``a`` or ``d`` written in the pools config is kept and only
+  the other is searched.
 * **Per pool.** `resolve_pools` with the observations fits ``(b, tau)`` at the chosen ``a, d``; a pool whose fit
   is unusable (too few runs, ``b`` at a bound) keeps its T-MARS prior and says so in ``law_reason``.
 
@@ -28,7 +31,7 @@ import numpy as np
 from ..config import DomainPools, DomainSpec, ProxyConfig
 from ..errors import FitError
 from ..repetition import POOL_NORMALIZER
-from ..repetition_fit import PoolDecayFit, fit_pool_decay
+from ..repetition_fit import DEFAULT_WEIGHTING, PoolDecayFit, fit_pool_decay
 from ..runs.pool_runs import DEFAULT_REPETITIONS, PoolRuns, PoolTarget, Progress, run_pool_runs
 from ..runs.store import RunStore
 from .quality import MeasuredPools, ResolvedPool, _as_domain_pools, law_table, prior_params, resolve_pools
@@ -58,10 +61,12 @@ class PoolMeasurement:
 
 def fit_shared_law(observations: Mapping[str, tuple], priors: Mapping[str, tuple[float, float]], *, objective: str = "effective_utility",
                    a: float | None = None, d: float | None = None, d_fractions: Sequence[float] = D_FRACTIONS,
-                   n0: Sequence[float] = N0) -> tuple[float, float, dict[str, PoolDecayFit]]:
+                   n0: Sequence[float] = N0, weighting: str = DEFAULT_WEIGHTING) -> tuple[float, float, dict[str, PoolDecayFit]]:
     """``(a, d, fits)``: the shared ``a``, ``d`` on the grid with the lowest total squared log error over every
     pool's `fit_pool_decay`; a given ``a`` or ``d`` is held. ``observations[pool] = (samples, errors, pool_size)``,
-    ``priors[pool] = (b, tau)``; ``fits`` are the per-pool fits at the chosen point."""
+    ``priors[pool] = (b, tau)``; ``fits`` are the per-pool fits at the chosen point. ``weighting`` weights each
+    point's squared log error in the per-pool fits and in the grid's cost (`repetition_fit.point_weights`:
+    "repetition", the default, favours the repeated points over the undertrained one-epoch point; "uniform")."""
     obs = {p: (np.asarray(s, float), np.asarray(y, float), float(size)) for p, (s, y, size) in observations.items() if len(s)}
     if not obs:
         raise FitError("No pool has a finished run to fit its law on. Check the failed runs in the store and train again.")
@@ -73,8 +78,9 @@ def fit_shared_law(observations: Mapping[str, tuple], priors: Mapping[str, tuple
     for dv in d_grid:
         for av in a_grid:
             fits = {p: fit_pool_decay(s, y, a=av, d=dv, pool_size=size, prior_b=priors[p][0], prior_tau=priors[p][1],
-                                      objective=objective) for p, (s, y, size) in obs.items()}
-            cost = sum(f.n_points * f.rmse_log ** 2 for f in fits.values())
+                                      objective=objective, weighting=weighting) for p, (s, y, size) in obs.items()}
+            cost = sum(f.n_points * (f.weighted_rmse_log if np.isfinite(f.weighted_rmse_log) else f.rmse_log) ** 2
+                       for f in fits.values())
             if best is None or cost < best[0]:
                 best = (cost, av, dv, fits)
     return best[1], best[2], best[3]

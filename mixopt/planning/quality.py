@@ -46,7 +46,7 @@ from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dic
 from ..data.tokenize import Tokenizer
 from ..errors import BudgetError, ConfigError, DataError
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
-from ..repetition_fit import B_BOUNDS, fit_pool_decay
+from ..repetition_fit import fit_pool_decay, usable_fit
 from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
@@ -140,11 +140,9 @@ def _fit_law(pool: ResolvedPool, obs: Any, dp: DomainPools, prior: QualityPool) 
                           f"with those keys. Got {type(obs).__name__}.")
     fit = fit_pool_decay(samples, errors, a=dp.a, d=dp.d, pool_size=float(size or pool.samples), prior_b=pool.b,
                          prior_tau=pool.tau, objective=dp.objective)
-    if fit.source != "fit":
-        return replace(pool, law_reason=f"T-MARS prior: too few runs to fit ({fit.reason})")
-    if not (math.isfinite(fit.b) and math.isfinite(fit.tau)) or fit.b > B_BOUNDS[1] * 10 or fit.b < B_BOUNDS[0] * 0.999:
-        return replace(pool, law_reason=f"T-MARS prior: the fit is unusable (b={fit.b:.3g} at a bound of {B_BOUNDS}: "
-                                        "the runs do not show the pool's loss falling with samples)")
+    unusable = usable_fit(fit)
+    if unusable:
+        return replace(pool, law_reason=f"T-MARS prior: {unusable}")
     b = prior.b if prior.b is not None else fit.b
     tau = prior.tau if prior.tau is not None else fit.tau
     return replace(pool, b=b, tau=tau, law_source=fit.source,
