@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mixopt.planning.propose import comparison_band, difference_std, noise_band
+from mixopt.planning.propose import ProposeContext, compare_with_baselines, comparison_band, difference_std, noise_band
 from mixopt.surrogates.scale import AtScale, ScaleGP, scale_inputs
 
 
@@ -42,3 +42,14 @@ def test_estimators_without_a_covariance_keep_the_independent_band():
     a, b = np.array([0.5, 0.5]), np.array([0.2, 0.8])
     assert difference_std(MeanOnly(), a, b) is None
     assert comparison_band(MeanOnly(), 0.02, a, 0.1, b, 0.1) == pytest.approx(noise_band(0.02, 0.1, 0.1))
+
+
+def test_a_far_target_does_not_make_every_comparison_within_noise(far_view):
+    """compare_with_baselines at 100x the largest trained size: the mixture effect still beats uniform beyond noise."""
+    ctx = ProposeContext(domains=["a", "b", "c"], target="val/x", noise={"seed_sd": 0.005})
+    best = np.array([0.02, 0.96, 0.02])  # the effect favours b: 0.25 nats better than uniform
+    value, std = (float(v[0]) for v in far_view.predict(best[None, :], return_std=True))
+    table, reasons, beats = compare_with_baselines(far_view, best, value, std, ctx)
+    assert beats, reasons
+    uniform = table["uniform"]
+    assert uniform["value"] - value < 2 * math.sqrt(0.005**2 + std**2 + uniform["std"] ** 2)  # marginal stds: within
