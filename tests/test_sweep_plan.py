@@ -274,8 +274,10 @@ def test_stacked_group_matches_one_by_one_and_the_local_executor_only_schedules_
 
     monkeypatch.setattr(proxy_train, "train_proxies_stacked", spy)
     monkeypatch.setattr(executors, "_stack_size", lambda cfg, data: 3)
-    summary = executors.run_local(specs, cfg, RunStore(tmp_path / "stacked"), data)
+    said = []
+    summary = executors.run_local(specs, cfg, RunStore(tmp_path / "stacked"), data, on_info=said.append)
     assert calls == [3, 1] and summary.trained == 4
+    assert len(said) == 1 and "up to 3 proxies per stack" in said[0] and "eager" in said[0]  # the user hears how
     one_by_one = RunStore(tmp_path / "single")
     assert [o.outcome for o in execute_runs(specs, one_by_one, data, wait=False, threads=1)] == ["trained"] * 4
     a = {r.run_id: r for r in RunStore(tmp_path / "stacked").records()}

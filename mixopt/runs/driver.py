@@ -48,7 +48,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         if executor == "ray":
             summary = run_ray(pending, cfg, store, data, address=ray_address, on_run=on_run)
         else:
-            summary = run_local(pending, cfg, store, data, workers=n_workers, on_run=on_run, on_step=on_step)
+            summary = run_local(pending, cfg, store, data, workers=n_workers, on_run=on_run, on_step=on_step,
+                                on_info=progress.console.print)
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
     return summary

@@ -108,13 +108,18 @@ def _groups(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
 
 
 def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, workers: int = 1,
-              on_run: Callable[[str, str, str], None] | None = None, on_step: Callable[[int, int], None] | None = None) -> SweepSummary:
-    """Train the pending runs here (stacked on a GPU), or in ``workers`` processes."""
+              on_run: Callable[[str, str, str], None] | None = None, on_step: Callable[[int, int], None] | None = None,
+              on_info: Callable[[str], None] | None = None) -> SweepSummary:
+    """Train the pending runs here (stacked on a GPU), or in ``workers`` processes; ``on_info`` hears how."""
     summary = SweepSummary(planned=len(specs))
     t0 = time.perf_counter()
     threads = threads_per_run(cfg)
     if workers <= 1:
         stack = _stack_size(cfg, data)
+        if stack > 1 and on_info and specs:
+            steps = "CUDA-graphed" if cfg.proxy.cuda_graphs else "eager (proxy.cuda_graphs: true replays them from a graph)"
+            on_info(f"training up to {stack} proxies per stack (the stack probe's choice for this shape, cached in "
+                    f"$MIXOPT_CACHE/stack_probe.json); {steps} steps")
         deferred = []
         for group in _groups(specs, stack):
             for result, spec in zip(execute_runs(group, store, data, wait=False, stacked=stack > 1, progress=on_step,
