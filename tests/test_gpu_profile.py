@@ -6,7 +6,11 @@ device busy time, kernels no op claims) is checked on a hand-made event list sha
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -180,48 +184,8 @@ echo "summary: fake=1"
 """
 
 
-def test_session_script_brings_back_at_most_eight_files_with_the_profile_archived(tmp_path):
-    """The device tool brings back at most 8 files, 2 folders down: the profile's files travel as profile.tgz."""
-    import os
-    import shutil
-    import subprocess
-    import tarfile
-
-    if shutil.which("bash") is None or shutil.which("tar") is None:
-        pytest.skip("bash and tar are needed")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("python3", FAKE_PYTHON), ("nvidia-smi", "#!/bin/sh\necho fake GPU\n")):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    out, log = tmp_path / "out", tmp_path / "calls.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out), "FAKE_LOG": str(log),
-           "WHEEL_DIR": str(tmp_path / "no-wheels"), "GPU_PROFILE_ARGS": "--stack 4"}
-    script = BENCH / "gpu_session.sh"
-    run = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert len(files) <= 8 and "profile.tgz" in files and "profile.log" in files, files
-    assert all(f.count("/") <= 2 for f in files) and not (out / "profile").exists()
-    with tarfile.open(out / "profile.tgz") as tar:
-        assert {"profile/profile_default.json", "profile/trace_default.json"} <= set(tar.getnames())
-    calls = log.read_text().split()
-    assert "benchmarks/gpu_profile.py" in calls and "--trace" in calls and "--stack" in calls
-    profile = calls[calls.index("benchmarks/gpu_profile.py"):]
-    assert profile[profile.index("--shapes") + 1] == "default,wide,regmix"  # the profile's shapes, comma-separated
-    assert "benchmarks/sweep_throughput.py" in calls
-    with tarfile.open(out / "profile.tgz") as tar:
-        assert "profile/sweep.log" in tar.getnames()  # the sweep's log travels in the archive
-    summary = (out / "summary.txt").read_text()
-    assert "== gpu_profile" in summary and summary.count("summary: fake=1") >= 6
-
-
-def test_session_script_skips_stages_past_its_deadline(tmp_path):
-    """With too little time left a stage is skipped and said so; the archive and summary are still written."""
-    import os
-    import shutil
-    import subprocess
-
+def run_session(tmp_path, **env):
+    """Run benchmarks/gpu_session.sh with stand-ins for python3 and nvidia-smi; returns the $OUT folder."""
     if shutil.which("bash") is None or shutil.which("tar") is None:
         pytest.skip("bash and tar are needed")
     bin_dir = tmp_path / "bin"
@@ -230,11 +194,36 @@ def test_session_script_skips_stages_past_its_deadline(tmp_path):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     out = tmp_path / "out"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out), "FAKE_LOG": str(tmp_path / "l"),
-           "WHEEL_DIR": str(tmp_path / "no-wheels"), "GPU_SESSION_LIMIT": "10"}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+           "FAKE_LOG": str(tmp_path / "calls.log"), "WHEEL_DIR": str(tmp_path / "no-wheels"), **env}
     run = subprocess.run(["bash", str(BENCH / "gpu_session.sh")], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    return out
+
+
+def test_session_script_brings_back_at_most_eight_files_with_the_profile_archived(tmp_path):
+    """The device tool brings back at most 8 files, 2 folders down: the profile's files travel as profile.tgz."""
+    out = run_session(tmp_path, GPU_PROFILE_ARGS="--stack 4")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and "profile.tgz" in files and "profile.log" in files, files
+    assert all(f.count("/") <= 2 for f in files) and not (out / "profile").exists()
+    with tarfile.open(out / "profile.tgz") as tar:
+        names = set(tar.getnames())
+    assert {"profile/profile_default.json", "profile/trace_default.json"} <= names
+    assert "profile/sweep.log" in names  # the sweep's log travels in the archive
+    calls = (tmp_path / "calls.log").read_text().split()
+    assert "benchmarks/gpu_profile.py" in calls and "--trace" in calls and "--stack" in calls
+    profile = calls[calls.index("benchmarks/gpu_profile.py"):]
+    assert profile[profile.index("--shapes") + 1] == "default,wide,regmix"  # the profile's shapes, comma-separated
+    assert "benchmarks/sweep_throughput.py" in calls
+    summary = (out / "summary.txt").read_text()
+    assert "== gpu_profile" in summary and summary.count("summary: fake=1") >= 6
+
+
+def test_session_script_skips_stages_past_its_deadline(tmp_path):
+    """With too little time left a stage is skipped and said so; the archive and summary are still written."""
+    out = run_session(tmp_path, GPU_SESSION_LIMIT="10")
     summary = (out / "summary.txt").read_text()
     assert "== tests: skipped" in summary and "== gpu_profile: skipped" in summary
     assert (out / "profile.tgz").exists()
