@@ -6,35 +6,24 @@ broken benchmark fails here (CI), not when someone next regenerates RESULTS.md.
 """
 
 import ast
-import importlib.util
 import math
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_loader import BENCH_DIR, load_benchmark
+
 BENCHMARKS = sorted(p for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all")
 WORDS = {"yes", "no", "na"}  # the values of met / met_* verdicts
 
 
-def load(path: Path, monkeypatch):
-    monkeypatch.syspath_prepend(str(path.parent))
-    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def common(monkeypatch):
-    return load(BENCH_DIR / "_common.py", monkeypatch)
+    return load_benchmark("_common", monkeypatch)
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
 def test_benchmark_smoke_run_ends_with_a_summary(path, monkeypatch, capsys):
-    module = load(path, monkeypatch)
+    module = load_benchmark(path.stem, monkeypatch)
     assert callable(getattr(module, "main", None)), f"{path.name} has no main(argv=None)"
     t0 = time.perf_counter()
     module.main(["--smoke"])
@@ -87,7 +76,7 @@ def test_parse_summary_reads_the_summary_line_not_the_last_line_with_an_equals_s
 
 
 def test_run_all_pairs_figures_with_goals_and_flags_misses(monkeypatch):
-    run_all = load(BENCH_DIR / "run_all.py", monkeypatch)
+    run_all = load_benchmark("run_all", monkeypatch)
     fields = common(monkeypatch).parse_summary(
         "summary: rho=0.9897 goal_rho=0.99 met_rho=no speed=12.5 goal_speed=60 met_speed=yes runs=512 met=no\n")
     rows = {r[1]: r for r in run_all.figure_rows("surrogate", fields)}
@@ -109,7 +98,7 @@ def test_machine_line_comes_from_the_run(monkeypatch):
 
 def test_upsampling_matched_arm_spends_the_plans_code_share(monkeypatch):
     """The matched arm of verify_upsampling.py: natural with code raised to the plan's share, other ratios kept."""
-    bench = load(BENCH_DIR / "verify_upsampling.py", monkeypatch)
+    bench = load_benchmark("verify_upsampling", monkeypatch)
     natural = {"code": 0.14, "docs": 0.43, "prose": 0.43}
     arm = bench.with_share(natural, "code", 0.2)
     assert arm["code"] == pytest.approx(0.2) and sum(arm.values()) == pytest.approx(1.0)
@@ -118,7 +107,7 @@ def test_upsampling_matched_arm_spends_the_plans_code_share(monkeypatch):
 
 def test_upsampling_cap_case_keeps_the_merged_scripts_setup(monkeypatch):
     """verify_upsampling.py --case cap is the former upsampling_verify.py: full corpus, code <= 20% of all tokens."""
-    bench = load(BENCH_DIR / "verify_upsampling.py", monkeypatch)
+    bench = load_benchmark("verify_upsampling", monkeypatch)
     args = type("Args", (), {"code_cap": 0.2, "workers": 1})()
     quick, full = bench.build_cfg("cap", "quick", args), bench.build_cfg("cap", "full", args)
     assert quick.propose.max_weights == {"code": 0.2} and quick.propose.max_epochs == 4

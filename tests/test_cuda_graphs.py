@@ -9,11 +9,8 @@ to eager steps without touching the weights.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +21,7 @@ from mixopt.mixtures import Mixture
 from mixopt.proxy.model import GPTConfig
 from mixopt.proxy.step import GRAPH_EAGER_STEPS, ModelStack, evaluate
 from mixopt.proxy.train import train_proxies_stacked, train_proxy
+from tests.bench_loader import load_benchmark
 from tests.test_gpu_path import cuda_only, tiny_cfg
 from tests.test_proxy import text_data  # noqa: F401  (shared fixture)
 
@@ -235,18 +233,8 @@ def test_wsd_stacked_run_with_graphs_matches_eager(data, dtype, monkeypatch):
 
 # ---------------------------------------------------------------- the benchmark's graphs arm
 
-def _gpu_benchmark(monkeypatch):
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("bench_gpu_throughput_graphs", bench / "gpu_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_graphs_arm_needs_cuda(monkeypatch, capsys, data):
-    module = _gpu_benchmark(monkeypatch)
+    module = load_benchmark("gpu_throughput", monkeypatch)
     out = module.graphs_comparison("x", tiny_cfg(), data, torch.device("cpu"), 2, repeats=1)
     assert out == {"x_graphs_tps": None, "x_graphs_speedup": None}
     assert "CUDA graphs need a CUDA device" in capsys.readouterr().out
@@ -255,7 +243,7 @@ def test_benchmark_graphs_arm_needs_cuda(monkeypatch, capsys, data):
 @pytest.mark.slow
 def test_benchmark_reports_the_graphs_arm(monkeypatch, capsys):
     """``--cuda-graphs --smoke``: the graphs keys sit in the summary line (na without CUDA)."""
-    module = _gpu_benchmark(monkeypatch)
+    module = load_benchmark("gpu_throughput", monkeypatch)
     fields = module.main(["--smoke", "--cuda-graphs"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("summary: ") and " default_graphs_tps=" in last and " default_graphs_speedup=" in last

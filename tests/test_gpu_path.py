@@ -28,6 +28,7 @@ from mixopt.proxy.step import ModelStack, evaluate, make_optimizer
 from mixopt.proxy.stack_size import choose_stack_size, probe_stack_size, stack_memory_limit
 from mixopt.proxy.stacked import StackedGPT, clip_grad_norm_per_model_
 from mixopt.proxy.train import train_proxies_stacked, train_proxy
+from tests.bench_loader import load_benchmark
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
 SHAPE = GPTConfig(n_layer=2, n_embd=32, head_size=16, block_size=16)
@@ -449,22 +450,9 @@ def test_executor_stacked_path_writes_every_run(tmp_path, monkeypatch):
     assert sorted(planned) == sorted(recs)
 
 
-def _gpu_benchmark(monkeypatch):
-    import importlib.util
-    import sys
-
-    bench = PKG.parent / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("bench_gpu_throughput", bench / "gpu_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_gpu_throughput_sweep_figures(monkeypatch, capsys):
     """Proxies per hour and the RegMix-scale sweep estimate: the tokens each shape's sweep trains, and the arithmetic."""
-    module = _gpu_benchmark(monkeypatch)
+    module = load_benchmark("gpu_throughput", monkeypatch)
     assert module.sweep_tokens("default", 123_264) == load_config(resolve_config("demo")).proxy.tokens
     assert module.sweep_tokens("wide", 3_279_360) == 20 * 3_279_360
     assert module.sweep_tokens("regmix", 8_314_128) == 1_000_000_000
@@ -488,7 +476,7 @@ def test_gpu_throughput_sweep_figures(monkeypatch, capsys):
 @pytest.mark.slow
 def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
     """The benchmark's per-shape figures and its summary line, at smoke size on whatever device there is."""
-    module = _gpu_benchmark(monkeypatch)
+    module = load_benchmark("gpu_throughput", monkeypatch)
     fields = module.main(["--smoke"])
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("summary: ") and "default: one proxy" in "\n".join(out)

@@ -4,35 +4,24 @@ The smoke runs profile real ``ModelStack`` steps on CPU; the CUDA branch of the 
 device busy time, kernels no op claims) is checked on a hand-made event list shaped like torch.profiler's.
 """
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch.autograd import DeviceType
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_loader import BENCH_DIR as BENCH, load_benchmark
 
-
-def _load(name, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def gp(monkeypatch):
-    return _load("gpu_profile", monkeypatch)
+    return load_benchmark("gpu_profile", monkeypatch)
 
 
 @pytest.mark.parametrize("stack", ["1", "2"])
@@ -42,7 +31,7 @@ def test_smoke_run_writes_the_files_and_a_parseable_summary(gp, monkeypatch, cap
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines[-1].startswith("summary: ") and sum(ln.startswith("summary:") for ln in lines) == 1
-    parsed = _load("_common", monkeypatch).parse_summary(out)
+    parsed = load_benchmark("_common", monkeypatch).parse_summary(out)
     cuda = torch.cuda.is_available()
     assert parsed["default_stack"] == int(stack) and parsed["cuda"] == ("yes" if cuda else "no")
     for key in ("wall_ms", "loop_ms", "batch_ms"):

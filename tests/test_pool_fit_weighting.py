@@ -3,11 +3,8 @@ filtering-schedule benchmark's loss cache (benchmarks/RESULTS.md, filtering sche
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,8 @@ from mixopt.repetition_fit import usable_fit
 from mixopt.planning.quality import choose_pools, prior_params, priors_on_fitted_scale, resolve_pools
 from mixopt.repetition import pool_error
 from mixopt.repetition_fit import DEFAULT_WEIGHTING, UNDERTRAINED_WEIGHT, WEIGHTINGS, PoolDecayFit, fit_pool_decay, point_weights
+from tests.bench_loader import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 
 # benchmarks/pools_schedule.py --unique 16384 --ks 1,4,16,64,128 (2026-11-30): target loss of a 2-layer proxy trained
 # on each DSIR bucket alone for k * U tokens, U = 16,384 (128 samples of 128 tokens).
@@ -106,16 +103,8 @@ def test_usable_fit_says_why_not():
     assert "bound" in usable_fit(replace(good, b=-1e-6))
 
 
-def _schedule():
-    spec = importlib.util.spec_from_file_location("bench_pools_schedule_w", REPO / "benchmarks" / "pools_schedule.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_loss_cache_reuses_runs_and_refuses_another_setting(tmp_path):
-    mod = _schedule()
+def test_loss_cache_reuses_runs_and_refuses_another_setting(tmp_path, monkeypatch):
+    mod = load_benchmark("pools_schedule", monkeypatch)
     path = tmp_path / "c.json"
     setting = {"target": "docs", "unique": 4096}
     path.write_text(json.dumps({"setting": setting, "losses": {"b0@1x": 3.5}}))

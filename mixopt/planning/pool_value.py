@@ -79,8 +79,7 @@ def fit_shared_law(observations: Mapping[str, tuple], priors: Mapping[str, tuple
         for av in a_grid:
             fits = {p: fit_pool_decay(s, y, a=av, d=dv, pool_size=size, prior_b=priors[p][0], prior_tau=priors[p][1],
                                       objective=objective, weighting=weighting) for p, (s, y, size) in obs.items()}
-            cost = sum(f.n_points * (f.weighted_rmse_log if np.isfinite(f.weighted_rmse_log) else f.rmse_log) ** 2
-                       for f in fits.values())
+            cost = sum(f.n_points * f.weighted_rmse_log ** 2 for f in fits.values())
             if best is None or cost < best[0]:
                 best = (cost, av, dv, fits)
     return best[1], best[2], best[3]
