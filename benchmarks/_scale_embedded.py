@@ -29,7 +29,7 @@ from mixopt.config import config_from_dict, load_config
 from mixopt.errors import MixoptError
 from mixopt.pipeline import sweep
 from mixopt.surrogates.nested_law import NestedMixingLaw
-from mixopt.surrogates.scale import ScaleGP, scale_inputs
+from mixopt.surrogates.scale import ScaleGP, ShiftGP, scale_inputs
 
 CONFIG = Path(__file__).resolve().parent / "scale_embedded.yaml"
 SMOKE = {  # the same design at seconds' cost: 3 sizes of a 1-layer proxy, 16k tokens
@@ -98,7 +98,8 @@ def _gp(est):
 
 def candidates() -> list[tuple[str, object, bool]]:
     """(label, predict(train, test) -> mean or (mean, std), ranks_only)."""
-    out = [("scale-gp", _gp(ScaleGP()), False), ("scale-gp offsets", _gp(ScaleGP(length_scale=np.inf)), False),
+    out = [("scale-gp", _gp(ScaleGP()), False), ("shift-gp", _gp(ShiftGP()), False),
+           ("scale-gp offsets", _gp(ScaleGP(length_scale=np.inf)), False),
            ("nested-law", _gp(NestedMixingLaw()), False)]
     for name in PLUGINS:
         if (Path(__file__).resolve().parent / f"{name}.py").exists():

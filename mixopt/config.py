@@ -117,6 +117,7 @@ class ProposeConfig(_Strict):
     budget_tokens: float | None = Field(default=None, gt=0)  # target training tokens; default 4x the proxy tokens
     target: str = "mean:all-domains"  # metric to minimise
     model: str = "default"  # surrogate name
+    fit_budgets: bool = False  # fit every token budget the runs measured (WSD decay branches; `fit --budgets`): predict at budget_tokens
     n_candidates: int = Field(default=1_000_000, gt=0)
     top_k: int = Field(default=100, gt=0)
     max_epochs: float = Field(default=4.0, gt=0)  # per-domain repetition cap at the target budget

@@ -37,10 +37,11 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     console.print(f"{summary.trained} trained, {summary.skipped} already done, {len(summary.failed)} failed")
 
     console.rule("2/6 fit: the surrogate, cross-validated")
-    fitted = pipeline.fit(snapshot, cfg.propose.target, cfg.propose.model, seed=cfg.seed)
+    fitted = pipeline.fit(snapshot, cfg.propose.target, cfg.propose.model, seed=cfg.seed, budgets=cfg.propose.fit_budgets)
     model_path, plot_path = pipeline.save_fitted(fitted, out / "model.pkl")
     cv = fitted.meta["cv"]
-    console.print(f"{cfg.propose.model} on {fitted.meta['n_runs']} runs: CV spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
+    rows = f" ({fitted.meta['n_rows']} rows: every budget they measured)" if fitted.meta.get("budgets") else ""
+    console.print(f"{cfg.propose.model} on {fitted.meta['n_runs']} runs{rows}: CV ({fitted.meta['cv_kind']}) spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
                   f"regret@1 {cv['regret_at_1']:.4f}; plot {plot_path}")
     console.print(pipeline.noise_line(fitted.meta["noise"]))
 

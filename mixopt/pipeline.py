@@ -35,10 +35,10 @@ from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, tar
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
-from .runs.table import RunTable, records_table, sweep_records
+from .runs.table import RunTable, budget_table, records_table, sweep_records
 from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
-from .surrogates import (DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
+from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.noise import seed_noise, signal_to_noise
 
@@ -128,8 +128,12 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 
 # ---------------------------------------------------------------- fit
 
-def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0) -> FittedModel:
-    """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise."""
+def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0,
+        budgets: bool = False) -> FittedModel:
+    """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise.
+
+    Each run gives its final measurement; with ``budgets`` also every WSD decay branch (:func:`fit_rows`).
+    """
     runs = sweep_records(snapshot.ok)
     table = records_table(runs)
     if len(table.run_ids) < 2:
@@ -139,12 +143,16 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     if not np.all(np.isfinite(y)):
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(runs)
-    noise = measure_noise(y, groups)
-    # Each run's final measurement only: with its WSD branch budgets as rows too (runs.table.budget_table), the
-    # default scale-gp fits the level of the held-out scale worse (MAE 0.100 vs 0.048; RESULTS.md, scale transfer).
+    noise = measure_noise(y, groups)  # on each run's final measurement
+    n_runs = len(y)
+    if budgets:
+        table = fit_rows(runs, table, target)
+        y = table.target(target)
     scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
-        name = DEFAULT_SCALE_ESTIMATOR if model_name == "default" else model_name
+        one_size = len({sc[0] for sc in scales}) == 1  # with --budgets: every extrapolation is in tokens
+        default = DEFAULT_BUDGET_ESTIMATOR if budgets and one_size else DEFAULT_SCALE_ESTIMATOR
+        name = default if model_name == "default" else model_name
         if name not in SCALE_ESTIMATORS:
             raise FitError(f"The store spans {len(scales)} scales ({_scale_text(scales[:3])}{', ...' if len(scales) > 3 else ''}), "
                            f"so fit needs a scale-aware model; '{model_name}' is not one. Use --model default or one of "
@@ -166,15 +174,31 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     meta = snapshot.meta
     cfg = meta.get("config") or {}
     model_meta = {
-        "domains": table.domains, "target": target, "estimator": model_name, "n_runs": len(y),
+        "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
         "proxy_tokens": (cfg.get("proxy") or {}).get("tokens"), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": table.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
-        "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2,
+        "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
     }
     return FittedModel(est, model_meta)
+
+
+def fit_rows(runs: list, final: RunTable, target: str) -> RunTable:
+    """Every token budget the runs measured: each run's end and, under WSD, each decay branch (``budget_table``).
+
+    A one-size WSD store fitted this way can speak for a larger token budget (the plan's): the scale-aware model's
+    level follows a power law in tokens. It ranks mixtures worse than their runs' ends do, which is why ``fit`` uses
+    the ends unless asked (``budgets=True``; numbers in RESULTS.md, "Budget transfer").
+    """
+    rows = budget_table(runs)
+    rows = rows.rows(np.isfinite(rows.target(target)))  # a branch that lacks the target's metrics drops out
+    if len(rows.run_ids) == len(final.run_ids):
+        raise FitError("--budgets needs runs that measured several token budgets (proxy.schedule: wsd with checkpoints "
+                       "before 1.0: each checkpoint is a decay branch); this store's runs measured only their end. "
+                       "Drop --budgets, or sweep with schedule: wsd.")
+    return rows
 
 
 def mixture_groups(W: np.ndarray) -> np.ndarray:

@@ -256,3 +256,30 @@ def test_fit_on_several_scales_names_the_scale_aware_models(regmix, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert "scale-aware" in err and "annealing-law" in err and "scale-gp" in err and "Traceback" not in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "m.pkl").exists()
+
+
+def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys):
+    """One proxy size under WSD: `fit --budgets` fits the decay branches too and `propose` predicts at the plan's budget;
+    a store whose runs measured only their end gets a one-line error naming the fix."""
+    cfg = write_cfg(tmp_path, runs=6, proxy={"schedule": "wsd", "checkpoints": [0.25, 0.5, 1.0]},
+                    sampler={"noise_seeds": 2, "two_phase_runs": 0})
+    store, model, plan = tmp_path / "store", tmp_path / "m.pkl", tmp_path / "plan.yaml"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    assert run(["fit", "--store", str(store), "--out", str(model), "--budgets"]) == 0
+    out = capsys.readouterr().out
+    assert "largest" in out and "held out" in out
+    fitted = pipeline.open_model(model)
+    ends = pipeline.fit(pipeline.open_store(store), "mean:all-domains")
+    assert fitted.meta["scale_aware"] and fitted.meta["budgets"] and len(fitted.meta["scales"]) == 3
+    assert fitted.meta["n_rows"] == 3 * fitted.meta["n_runs"] and not ends.meta["scale_aware"]
+    assert fitted.meta["noise"] == ends.meta["noise"]  # seed noise from each run's end, as without --budgets
+    assert run(["propose", str(cfg), "--model", str(model), "--store", str(store), "--out", str(plan)]) == 0
+    body = yaml.safe_load(plan.read_text())
+    tokens = yaml.safe_load(cfg.read_text())["proxy"]["tokens"]
+    assert body["provenance"]["target_scale"]["tokens"] == pytest.approx(body["budget_tokens"]) and body["budget_tokens"] > tokens
+    assert body["predicted"]["by"]["surrogate"]["scale"] == "target"
+    _, cosine_store, _, _ = stores
+    capsys.readouterr()
+    assert run(["fit", "--store", str(cosine_store), "--out", str(tmp_path / "c.pkl"), "--budgets"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "schedule: wsd" in err and not (tmp_path / "c.pkl").exists()

@@ -25,16 +25,18 @@ def fit_cmd(
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
     seed: int = typer.Option(0, "--seed", help="Seed for folds and the estimator."),
     plot: Path | None = typer.Option(None, "--plot", help="Predicted-vs-actual PNG (default: MODEL with .png)."),
+    budgets: bool = typer.Option(False, "--budgets", help="Fit every token budget the runs measured (WSD decay branches), not only their ends: "
+                                 "one proxy size then predicts the level at a larger budget (the plan's), but ranks mixtures worse."),
 ) -> None:
     """Cross-validate a surrogate on the store's runs, fit it on all of them, and save it."""
     snapshot = pipeline.open_store(store)
-    fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed)
+    fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
     cv = fitted.meta["cv"]
     if fitted.meta["scale_aware"]:
         n, d = cv["largest_scale"]
         title = (f"{fitted.estimator.__class__.__name__} over {len(fitted.meta['scales'])} scales: {cv['k']}-fold CV with the largest "
-                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_runs']} runs, target {target}")
+                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_rows']} rows ({fitted.meta['n_runs']} runs), target {target}")
     else:
         title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}"
     table = Table(title=title)

@@ -64,7 +64,7 @@ def propose_cmd(
     if fitted is None:
         pcfg = cfg.propose if cfg else None
         fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
-                              seed=seed if seed is not None else (cfg.seed if cfg else 0))
+                              seed=seed if seed is not None else (cfg.seed if cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
         pipeline.save_fitted(fitted, Path(out).with_name(Path(out).stem + ".model.pkl"))
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
                             seed=seed, use_projector=not no_projector)

@@ -22,7 +22,7 @@ from ..plan import Plan, load_plan, plan_from_dict
 from ..runs.record import RunRecord
 from ..runs.store import RunStore, check_fitted_on
 from ..runs.table import POOL_LABEL, RunTable, records_table
-from ..surrogates import load_model
+from ..surrogates import load_model, scale_inputs
 
 
 @dataclass
@@ -118,6 +118,14 @@ def check_model_fits_store(model: ModelView, store: StoreView) -> None:
                     fix=f"Report on the store the model was fitted on, or refit it (`mixopt fit --store {where}`).")
 
 
+def predict_at_runs(model: ModelView, W: np.ndarray, model_params, tokens):
+    """The model's ``predict(..., return_std=True)`` for runs of mixtures ``W``: a scale-aware model at each run's
+    own scale (``model_params``, ``tokens``: per row or one value), any other on the mixtures alone."""
+    if model.meta.get("scale_aware"):
+        return model.estimator.predict(scale_inputs(W, model_params, tokens), return_std=True)
+    return model.estimator.predict(W, return_std=True)
+
+
 def model_predictions(model: ModelView, store: StoreView, target: str):
     """``(y_true, y_pred, y_std|None, in_sample)`` of the model on the store's runs.
 
@@ -128,7 +136,7 @@ def model_predictions(model: ModelView, store: StoreView, target: str):
     table, domains = store.table, list(model.meta["domains"])
     n = len(table.run_ids)
     W = np.column_stack([table.W[:, table.domains.index(d)] if d in table.domains else np.zeros(n) for d in domains])
-    out = model.estimator.predict(W, return_std=True)
+    out = predict_at_runs(model, W, table.model_params, table.tokens)
     y_pred, y_std = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
     train = np.asarray(model.meta.get("train_mixtures") or [], dtype=float).reshape(-1, len(domains))
     in_sample = np.array([bool(len(train)) and bool(np.any(np.all(np.abs(train - w) < 1e-9, axis=1))) for w in W])

@@ -28,7 +28,7 @@ from ..errors import FitError
 from ..plan import Plan
 from ..runs.groups import repeat_groups
 from ..surrogates.noise import seed_noise
-from .inputs import ModelView, StoreView
+from .inputs import ModelView, StoreView, predict_at_runs
 
 
 @dataclass
@@ -74,7 +74,7 @@ def best_run(plan: Plan, store: StoreView | None, model: ModelView | None) -> Be
         best = BestRun(rec.label or rec.run_id[:10], float(y[i]), len(y), float(tokens) if tokens else None)
         if model is not None and sorted(model.meta.get("domains", [])) == sorted(store.table.domains):
             w = np.array([[store.table.W[i, store.table.domains.index(d)] for d in model.meta["domains"]]])
-            out = model.estimator.predict(w, return_std=True)
+            out = predict_at_runs(model, w, store.table.model_params[i], store.table.tokens[i])
             best.model_value, best.model_std = (float(out[0][0]), float(out[1][0])) if isinstance(out, tuple) else (float(out[0]), None)
         elif known.get("value") is not None and known.get("label") == best.label:
             best.model_value, best.model_std = float(known["value"]), known.get("std")

@@ -31,7 +31,9 @@ def verify_table(body: dict) -> Table:
     for col in ("arm", "mean", "plan - arm", "95% interval", "verdict"):
         table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
     plan = body["results"][0]
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {body['predicted']['value']:.4f} (proxy scale)")
+    pred = body["predicted"]
+    std = f" ± {pred['std']:.4f}" if pred.get("std") is not None else ""
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)")
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         lo, hi = c["ci95"]

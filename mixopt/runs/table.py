@@ -143,12 +143,17 @@ def budget_tokens(record: RunRecord) -> set[float]:
 
 
 def budget_table(records: Sequence[RunRecord]) -> RunTable:
-    """One row per (run, budget it measured): its end, plus the budgets of its WSD decay branches (multi-fidelity)."""
+    """One row per (run, budget it measured): its end, plus the budgets of its WSD decay branches (multi-fidelity).
+
+    A multi-phase run gives its end only: its row's mixture is the whole run's token shares, which a branch before
+    the last phase did not train on.
+    """
     records = list(records)
     table = records_table(records, checkpoints=True)
     if not len(table.run_ids):
         return table
-    budgets = {r.run_id: budget_tokens(r) for r in records}
+    budgets = {r.run_id: budget_tokens(r) if len(r.phases or [(0.0, r.mixture)]) == 1 else {_positive(record_scale(r).get("tokens"))}
+               for r in records}
     keep = np.array([t in budgets[i] for i, t in zip(table.run_ids, table.tokens)])
     with_curves = {r.run_id for r in records if r.curves}
     keep |= np.array([i not in with_curves for i in table.run_ids])  # runs without curves keep their final row

@@ -19,14 +19,15 @@ from .mixing_law import MixingLawSurrogate
 from .noise import seed_noise, signal_to_noise
 from .plots import plot_pred_vs_actual
 from .annealing import AnnealingLaw
-from .registry import DEFAULT_SCALE_ESTIMATOR, ESTIMATORS, SCALE_ESTIMATORS, get_estimator, load_model, save_model
+from .registry import DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, ESTIMATORS, SCALE_ESTIMATORS, get_estimator, load_model, save_model
 from .nested_law import NestedMixingLaw
-from .scale import AtScale, ScaleGP, held_out_scale_cv, scale_inputs
+from .scale import AtScale, ScaleGP, ShiftGP, held_out_scale_cv, scale_inputs
 from .two_phase import TwoPhaseSurrogate, phase_features
 
 __all__ = [
     "ESTIMATORS", "GPSurrogate", "LinearSurrogate", "MetricAverage", "MixingLawSurrogate", "RegMixLightGBM", "Surrogate",
     "TwoPhaseSurrogate", "check_target", "check_weights", "cross_validate", "get_estimator", "load_model", "phase_features",
     "plot_pred_vs_actual", "save_model", "seed_noise", "signal_to_noise",
-    "AnnealingLaw", "AtScale", "DEFAULT_SCALE_ESTIMATOR", "NestedMixingLaw", "SCALE_ESTIMATORS", "ScaleGP", "held_out_scale_cv", "scale_inputs",
+    "AnnealingLaw", "AtScale", "DEFAULT_BUDGET_ESTIMATOR", "DEFAULT_SCALE_ESTIMATOR", "NestedMixingLaw", "SCALE_ESTIMATORS", "ScaleGP",
+    "ShiftGP", "held_out_scale_cv", "scale_inputs",
 ]

@@ -13,7 +13,7 @@ from .linear import LinearSurrogate
 from .annealing import AnnealingLaw
 from .mixing_law import MixingLawSurrogate
 from .nested_law import NestedMixingLaw
-from .scale import ScaleGP
+from .scale import ScaleGP, ShiftGP
 
 #: registry name -> class; ``default`` is mixopt's own surrogate
 ESTIMATORS: dict[str, type[Surrogate]] = {
@@ -25,8 +25,10 @@ ESTIMATORS: dict[str, type[Surrogate]] = {
 }
 
 #: scale-aware estimators (inputs ``[W | model_params | tokens]``), used by ``fit`` when a store spans several scales
-SCALE_ESTIMATORS = {"scale-gp": ScaleGP, "nested-law": NestedMixingLaw, "annealing-law": AnnealingLaw}
+SCALE_ESTIMATORS = {"scale-gp": ScaleGP, "shift-gp": ShiftGP, "nested-law": NestedMixingLaw, "annealing-law": AnnealingLaw}
 DEFAULT_SCALE_ESTIMATOR = "scale-gp"
+#: the default of ``fit --budgets`` on one proxy size (every extrapolation is in tokens; benchmarks/budget_transfer.py)
+DEFAULT_BUDGET_ESTIMATOR = "shift-gp"
 
 FORMAT = "mixopt-surrogate"
 FORMAT_VERSION = 1

@@ -1,0 +1,62 @@
+"""ShiftGP: the largest trained scale's mixture ranking, ScaleGP's level at the target scale."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from mixopt.surrogates import SCALE_ESTIMATORS
+from mixopt.surrogates.scale import ScaleGP, ShiftGP, scale_inputs
+
+
+def _effect(W, d):
+    """A mixture effect that changes over the short budgets and then settles (as measured: budget_transfer.py):
+    early on domain 1 is learnt fastest; from 4e5 tokens on, domain 0 wins."""
+    early = np.clip(1.0 - np.log10(d / 1e5) / np.log10(4.0), 0.0, 1.0)
+    return 0.3 * (W[:, 0] - 0.3) ** 2 - 0.15 * W[:, 0] * (1 - early) - 0.2 * W[:, 1] * early
+
+
+def _runs(budgets, n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    W0 = rng.dirichlet(np.ones(3), n)
+    W = np.tile(W0, (len(budgets), 1))
+    D = np.repeat(np.asarray(budgets, float), n)
+    y = 2.0 + 40.0 * D**-0.3 + _effect(W, D) + rng.normal(0, 0.002, len(D))
+    return scale_inputs(W, 1e6, D), y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = _runs([1e5, 2e5, 4e5])
+    return ShiftGP(base_params={"n_restarts": 0}).fit(X, y), X, y
+
+
+def test_ranks_as_the_largest_budget_and_shifts_the_level(fitted):
+    model, X, y = fitted
+    Wq = np.random.default_rng(5).dirichlet(np.ones(3), 40)
+    at_base = model.predict(scale_inputs(Wq, 1e6, 4e5))
+    np.testing.assert_allclose(at_base, model.base_.predict(Wq), atol=1e-9)  # no shift at the base scale
+    far = model.predict(scale_inputs(Wq, 1e6, 1.6e6))
+    assert spearmanr(far, at_base)[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(far - at_base, (far - at_base)[0])  # one shift for every mixture
+    truth = 2.0 + 40.0 * 1.6e6**-0.3 + _effect(Wq, np.full(len(Wq), 1.6e6))
+    assert np.abs(far - truth).mean() < 0.03  # the power-law level in tokens carries 4x beyond the largest budget
+    scale = ScaleGP(base_params={"n_restarts": 0}).fit(X, y).predict(scale_inputs(Wq, 1e6, 1.6e6))
+    assert spearmanr(far, truth)[0] > spearmanr(scale, truth)[0]  # the product term extrapolates the early budgets' effect
+
+
+def test_std_holds_the_level_and_a_difference_does_not(fitted):
+    model, _, _ = fitted
+    Wq = np.random.default_rng(6).dirichlet(np.ones(3), 3)
+    _, sd_base = model.predict(scale_inputs(Wq, 1e6, 4e5), return_std=True)
+    mu, sd = model.predict(scale_inputs(Wq, 1e6, 1.6e7), return_std=True)
+    mu2, C = model.predict(scale_inputs(Wq, 1e6, 1.6e7), return_cov=True)
+    np.testing.assert_allclose(mu2, mu)
+    np.testing.assert_allclose(np.sqrt(np.diag(C)), sd, rtol=1e-8)
+    assert (sd > 1.5 * sd_base).all()  # 1.6 decades beyond the data the level is uncertain
+    _, Cb = model.predict(scale_inputs(Wq, 1e6, 4e5), return_cov=True)
+    diff = lambda c: c[0, 0] + c[1, 1] - 2 * c[0, 1]  # noqa: E731
+    assert diff(C) == pytest.approx(diff(Cb), rel=1e-6)
+
+
+def test_registered_as_a_scale_estimator():
+    assert SCALE_ESTIMATORS["shift-gp"] is ShiftGP
