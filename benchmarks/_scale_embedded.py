@@ -29,7 +29,8 @@ from mixopt.config import config_from_dict, load_config
 from mixopt.errors import MixoptError
 from mixopt.pipeline import sweep
 from mixopt.surrogates.nested_law import NestedMixingLaw
-from mixopt.surrogates.scale import ScaleGP, ShiftGP, scale_inputs
+from mixopt.surrogates.scale import ScaleGP, scale_inputs
+from mixopt.surrogates.shift import ShiftGP
 
 CONFIG = Path(__file__).resolve().parent / "scale_embedded.yaml"
 SMOKE = {  # the same design at seconds' cost: 3 sizes of a 1-layer proxy, 16k tokens

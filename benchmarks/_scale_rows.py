@@ -32,11 +32,13 @@ class ScaleRows:
     y: np.ndarray  # (n,) target loss
     records: list[RunRecord]  # the run of each row
     mixture: np.ndarray  # (n,) id of the row's mixture (equal weights -> equal id, across sizes and seeds)
+    Y: np.ndarray | None = None  # (n, k) the component metrics an averaged target is made of (None: y is one metric)
+    weights: list[float] | None = None  # the components' weights in the target
 
     def rows(self, mask) -> "ScaleRows":
         idx = np.flatnonzero(mask)
         return ScaleRows(self.domains, self.W[idx], self.N[idx], self.D[idx], self.y[idx],
-                         [self.records[i] for i in idx], self.mixture[idx])
+                         [self.records[i] for i in idx], self.mixture[idx], None if self.Y is None else self.Y[idx], self.weights)
 
     @property
     def sizes(self) -> list[float]:
@@ -66,6 +68,11 @@ def scale_rows(store_dir: str | Path, target: str = "mean:all-domains") -> Scale
     by_id = {r.run_id: r for r in recs}
     y = table.target(target)
     keep = np.isfinite(y) & np.isfinite(table.model_params) & np.isfinite(table.tokens)
+    Y, weights = None, None
+    if target not in table.metrics:  # an averaged target: keep its components (mixopt's one-scale model fits them)
+        cols, weights = table.target_components(target)
+        Y = np.column_stack([table.metrics[c] for c in cols])
+        keep &= np.isfinite(Y).all(axis=1)
     rows = ScaleRows(table.domains, table.W, table.model_params, table.tokens, y,
-                     [by_id[i] for i in table.run_ids], mixture_groups(table.W))
+                     [by_id[i] for i in table.run_ids], mixture_groups(table.W), Y, weights)
     return rows.rows(keep)

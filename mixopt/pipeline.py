@@ -144,7 +144,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(runs)
     noise = measure_noise(y, groups)  # on each run's final measurement
-    n_runs = len(y)
+    n_runs, final = len(y), table
     if budgets:
         table = fit_rows(runs, table, target)
         y = table.target(target)
@@ -162,10 +162,16 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
             est.set_params(schedule=(snapshot.meta.get("config") or {}).get("proxy"))
         if noise["seed_sd"] is not None:
             est.set_params(noise_variance=noise["seed_sd"] ** 2)
+        fit_y = y
+        if "mixture" in est.get_params():  # shift-gp: its mixture model is the one fit gives a single scale
+            mixture, _ = make_estimator(final, target, "default", seed=seed, groups=groups if noise["seed_sd"] is not None else None)
+            est.set_params(mixture=mixture)
+            if isinstance(mixture, MetricAverage):  # an averaged target: the component metrics, as at one scale
+                fit_y = np.column_stack([table.metrics[c] for c in table.target_components(target)[0]])
         X = scale_inputs(table.W, table.model_params, table.tokens)
         n_big = int(np.sum(np.all(np.isclose(table.scale_matrix(), table.scale_matrix().max(axis=0)), axis=1)))
-        cv = held_out_scale_cv(est, X, y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
-        est.fit(X, y)
+        cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
+        est.fit(X, fit_y)
     else:
         est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
         cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)

@@ -121,6 +121,27 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert json.loads((out / "exports" / "hf-datasets" / "interleave.json").read_text())
 
 
+def test_demo_predicts_at_its_budget_with_wsd_budgets(tmp_path, capsys):
+    """The demo's own settings (WSD branches + propose.fit_budgets) on the tiny proxy: the plan is predicted at its
+    budget and verify says so."""
+    from mixopt.config import packaged_config
+
+    raw = yaml.safe_load(packaged_config("tiny").read_text())
+    raw["proxy"].update(schedule="wsd", checkpoints=[0.25, 0.5, 1.0])
+    raw["propose"]["fit_budgets"] = True
+    raw["sampler"]["two_phase_runs"] = 0
+    cfg = tmp_path / "tiny_wsd.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "demo"
+    assert run(["demo", "--out", str(out), "--config", str(cfg), "--runs", "3"]) == 0
+    assert "every budget they measured" in capsys.readouterr().out
+    plan = yaml.safe_load((out / "plan.yaml").read_text())
+    assert plan["provenance"]["target_scale"]["tokens"] == pytest.approx(plan["budget_tokens"])
+    body = json.loads((out / "verify.json").read_text())
+    assert body["predicted"]["scale"] == "target" and "note" not in body["predicted"]
+    assert (out / "report" / "index.html").exists()
+
+
 def test_same_config_and_seed_give_bit_identical_plans(tmp_path):
     """Two demos from scratch (separate stores) write the same plan, byte for byte, apart from paths."""
     plans = []

@@ -37,7 +37,8 @@ from mixopt.surrogates import (
 )
 from mixopt.surrogates.annealing import AnnealingLaw
 from mixopt.surrogates.nested_law import NestedMixingLaw
-from mixopt.surrogates.scale import N_SCALE, ScaleGP, ShiftGP, _ScaleBase
+from mixopt.surrogates.scale import N_SCALE, ScaleGP, _ScaleBase
+from mixopt.surrogates.shift import ShiftGP
 
 # ---------------------------------------------------------------- the data adapter
 

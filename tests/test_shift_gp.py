@@ -5,7 +5,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from mixopt.surrogates import SCALE_ESTIMATORS
-from mixopt.surrogates.scale import ScaleGP, ShiftGP, scale_inputs
+from mixopt.surrogates.scale import ScaleGP, scale_inputs
+from mixopt.surrogates.shift import ShiftGP
 
 
 def _effect(W, d):
@@ -34,7 +35,7 @@ def test_ranks_as_the_largest_budget_and_shifts_the_level(fitted):
     model, X, y = fitted
     Wq = np.random.default_rng(5).dirichlet(np.ones(3), 40)
     at_base = model.predict(scale_inputs(Wq, 1e6, 4e5))
-    np.testing.assert_allclose(at_base, model.base_.predict(Wq), atol=1e-9)  # no shift at the base scale
+    np.testing.assert_allclose(at_base, model.mixture_.predict(Wq), atol=1e-9)  # no shift at the base scale
     far = model.predict(scale_inputs(Wq, 1e6, 1.6e6))
     assert spearmanr(far, at_base)[0] == pytest.approx(1.0)
     np.testing.assert_allclose(far - at_base, (far - at_base)[0])  # one shift for every mixture

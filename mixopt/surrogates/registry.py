@@ -13,7 +13,8 @@ from .linear import LinearSurrogate
 from .annealing import AnnealingLaw
 from .mixing_law import MixingLawSurrogate
 from .nested_law import NestedMixingLaw
-from .scale import ScaleGP, ShiftGP
+from .scale import ScaleGP
+from .shift import ShiftGP
 
 #: registry name -> class; ``default`` is mixopt's own surrogate
 ESTIMATORS: dict[str, type[Surrogate]] = {

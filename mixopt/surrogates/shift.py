@@ -1,0 +1,150 @@
+"""``ShiftGP`` (registry name ``shift-gp``): one scale's mixture ranking, moved to another scale by ScaleGP's level.
+
+Inputs are ScaleGP's, ``X = [W | model_params | tokens]``. The prediction at scale ``s`` is
+
+.. math::
+
+    \\hat y(w, s) = f(w) + [L(s) - L(s_b)]
+
+``f`` is a mixture model (``mixture``; default the ``default`` GP) fitted on the runs at
+the base scale ``s_b``, the largest trained scale with enough runs (ScaleGP's
+``base="largest"``); ``L(s)`` is a :class:`~mixopt.surrogates.scale.ScaleGP` fitted on
+every row, averaged over the training mixtures at ``s``. So mixtures rank at every
+scale as they rank at ``s_b``; only the level moves, along ScaleGP's trend (a power law
+in tokens). The std adds the variance of that shift to ``f``'s; a difference of two
+mixtures at one scale does not carry it (``return_cov``).
+
+Why (``benchmarks/budget_transfer.py``, RESULTS.md "Budget transfer"): fitted on one
+proxy size's WSD budgets (125k-500k tokens) and asked for 2M, ScaleGP's product term
+extrapolates how the mixture effects changed over the short budgets (early training
+favours the domains learnt fastest); they did not keep changing, so ScaleGP ranked
+worse than the 500k ranking itself (Spearman 0.91 vs 0.96), while its level was right.
+With an averaged target ``f`` can be a :class:`~mixopt.surrogates.average.MetricAverage`
+fitted on the component metrics (``fit(X, Y)`` with Y of shape (n, n_metrics); the
+level model fits ``mixture.combine(Y)``), as ``mixopt fit`` does for one scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import solve_triangular
+from sklearn.base import clone
+
+from ..errors import FitError
+from .base import EstimatorNotFittedError
+from .gp import GPSurrogate
+from .scale import ScaleGP, _ScaleBase, scale_inputs
+
+
+class ShiftGP(_ScaleBase):
+    """The base scale's mixture model plus ScaleGP's level shift (see the module docstring).
+
+    Parameters
+    ----------
+    mixture : estimator or None
+        The mixture model at the base scale (``fit(W, y)``, ``predict(W, return_std=True)``); None is the
+        ``default`` GP with ``base_params``. A model with ``combine(Y)`` (``MetricAverage``) takes a 2-D Y.
+    base_params : dict or None
+        Parameters of the ``default`` GPs (the mixture model when ``mixture`` is None, and ScaleGP's).
+    random_state : int
+    noise_variance : float or None
+        Measured seed-noise variance of the target: the floor of ScaleGP's white noise, and the default
+        mixture GP's noise (a given ``mixture`` keeps its own).
+    token_exponent, curvature : ScaleGP's (the level's shape in tokens, its curvature prior).
+
+    Attributes
+    ----------
+    level_ : fitted ScaleGP
+    mixture_ : fitted mixture model
+    base_scale_ : ndarray (2,), the base scale's (model_params, tokens)
+    """
+
+    name = "shift-gp"
+
+    def __init__(self, mixture=None, base_params: dict | None = None, random_state: int = 0, noise_variance: float | None = None,
+                 token_exponent: float | None = 0.3, curvature: float | None = 0.35):
+        self.mixture = mixture
+        self.base_params = base_params
+        self.random_state = random_state
+        self.noise_variance = noise_variance
+        self.token_exponent = token_exponent
+        self.curvature = curvature
+
+    def combine(self, Y) -> np.ndarray:
+        """The target (n,) that a 2-D Y of component metrics makes up (the mixture model's ``combine``); 1-D Y as it is."""
+        Y = np.asarray(Y, dtype=float)
+        if Y.ndim == 1:
+            return Y
+        if not hasattr(self.mixture, "combine"):
+            raise FitError(f"{self.name} got a 2-D target {Y.shape}, but its mixture model cannot combine columns. "
+                           "Pass one target column, or mixture=MetricAverage(...).")
+        return self.mixture.combine(Y)
+
+    def fit(self, X, y) -> "ShiftGP":
+        """Fit on ``X`` (n, d + 2) and targets ``y`` (n,) or component metrics (n, n_metrics); returns self."""
+        two_d = len(getattr(y, "shape", ())) == 2 or (isinstance(y, (list, tuple)) and bool(y) and isinstance(y[0], (list, tuple)))
+        W, S, target = self._check_fit(X, self.combine(y) if two_d else y)  # 1-D y: ScaleGP's checks and messages
+        Y = np.asarray(y, dtype=float) if two_d else target
+        self.level_ = ScaleGP(base_params=self.base_params, random_state=self.random_state, noise_variance=self.noise_variance,
+                              token_exponent=self.token_exponent, curvature=self.curvature).fit(X, target)
+        self.base_scale_ = self.level_.base_scale_
+        keys = np.nan_to_num(S, nan=-1.0)
+        base_key = np.nan_to_num(np.log10(self.base_scale_), nan=-1.0)
+        rows = np.all(np.isclose(keys, base_key), axis=1)
+        if self.mixture is None:
+            params = dict(self.base_params or {})
+            if self.noise_variance is not None:
+                params["noise_variance"] = self.noise_variance
+            model = GPSurrogate(**params, random_state=self.random_state)
+        else:
+            model = clone(self.mixture)
+        self.mixture_ = model.fit(W[rows], Y[rows])
+        self.W_centre_ = np.unique(np.round(W, 9), axis=0)
+        self.sn2_ = self.level_.sn2_ * self.level_.y_scale_**2
+        return self
+
+    def _level_shift(self, scale) -> tuple[float, float]:
+        """Mean and variance of the level at ``scale`` minus at the base scale, over the training mixtures."""
+        n = len(self.W_centre_)
+        X = np.vstack([scale_inputs(self.W_centre_, *scale), scale_inputs(self.W_centre_, *self.base_scale_)])
+        mu, C = self.level_.predict(X, return_cov=True)
+        a = np.r_[np.full(n, 1.0 / n), np.full(n, -1.0 / n)]
+        C = C - self.sn2_ * np.eye(2 * n)  # the level, not single runs' noise
+        return float(a @ mu), float(max(a @ C @ a, 0.0))
+
+    def predict(self, X, return_std: bool = False, return_cov: bool = False):
+        """Mean (n,) at each row's scale and, with ``return_std``, the std (n,); ``return_cov`` gives the (n, n)
+        covariance instead: the mixture model's variances (its own covariance when it has one) plus the shared shift's."""
+        if return_std and return_cov:
+            raise FitError("predict returns either the std or the covariance. Got return_std=True and return_cov=True. Ask for one.")
+        W, S = self._check_predict(X)
+        if not hasattr(self, "mixture_"):
+            raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
+        if return_std or return_cov:
+            mean, sd = self.mixture_.predict(W, return_std=True)
+        else:
+            mean, sd = self.mixture_.predict(W), None
+        mean = np.array(mean, dtype=float)
+        shift_var = np.zeros(len(W))
+        raw = np.where(np.isfinite(S), 10.0**S, np.nan)
+        keys = np.nan_to_num(S, nan=-1.0)
+        for key in np.unique(keys, axis=0):
+            rows = np.all(keys == key, axis=1)
+            shift, var = self._level_shift(raw[np.argmax(rows)])
+            mean[rows] += shift
+            shift_var[rows] = var
+        if return_cov:
+            cov = self._mixture_cov(W, np.asarray(sd, dtype=float))
+            return mean, cov + np.sqrt(shift_var)[:, None] * np.sqrt(shift_var)[None, :]
+        if return_std:
+            return mean, np.sqrt(np.asarray(sd, dtype=float) ** 2 + shift_var)
+        return mean
+
+    def _mixture_cov(self, W, sd) -> np.ndarray:
+        """The mixture model's predictive covariance of single runs: the default GP's own, else its variances alone."""
+        gp = getattr(self.mixture_, "gp_", None)
+        if not isinstance(self.mixture_, GPSurrogate) or gp is None:
+            return np.diag(sd**2)
+        Z = self.mixture_._features(W)
+        v = solve_triangular(gp.L_, gp._cross(Z, gp.Z_).T, lower=True)
+        return (gp._cross(Z, Z) - v.T @ v + gp.sn2_ * np.eye(len(W))) * self.mixture_.y_scale_**2
