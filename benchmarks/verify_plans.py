@@ -12,13 +12,17 @@ Steps, on the embedded 7-domain corpus (byte tokens, CPU):
    parameters, at 4x tokens). The plan is proposed at the budget it is verified at.
 
 Verdicts are verify's: ``plan better`` / ``plan worse`` only when the paired 95% interval excludes zero.
-``predicted`` is the surrogate's value at the *proxy* scale, so ``prediction_error`` at a larger scale mixes the
-surrogate's error with the scale shift; the ``within 2 sd`` count says how often it still sits inside the plan's
-stated ±2σ.
+Without ``--budgets`` or ``--two-sizes``, ``predicted`` is the surrogate's value at the *proxy* scale, so
+``prediction_error`` at a larger scale mixes the surrogate's error with the scale shift; the ``within 2 sd`` count
+says how often it still sits inside the plan's stated ±2σ.
+
+``--budgets`` sweeps under WSD (decay branches at 1/4 and 1/2 of each run) and fits every budget (``fit --budgets``):
+the plan is then predicted at the budget it is verified at, and ``prediction_error`` is the model's own.
 
 Usage::
 
     python benchmarks/verify_plans.py --store /tmp/vp     # all settings (~20-25 min on a loaded 2-core CPU)
+    python benchmarks/verify_plans.py --budgets --scales 4x,16x --store /tmp/vpb   # predictions at the verify budget
     python benchmarks/verify_plans.py --scales 4x,16x      # a subset
     python benchmarks/verify_plans.py --smoke              # tiny, seconds (CI); numbers not meaningful
 
@@ -55,11 +59,14 @@ AGAINST = ["natural", "uniform", "best-run", "regmix", "no-upsampling"]
 SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
 
-def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None, two_sizes: bool = False) -> SweepConfig:
+def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None, two_sizes: bool = False,
+              budgets: bool = False) -> SweepConfig:
     steps = proxy_steps or (4 if smoke else 40)
     proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
              "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
              "dtype": "float32"}
+    if budgets:  # WSD decay branches at 1/4 and 1/2: `fit --budgets` then predicts at the verify budget
+        proxy.update(schedule="wsd", checkpoints=[0.25, 0.5, 1.0])
     return SweepConfig(name="verify-plans", seed=0, runs=runs or (4 if smoke else 30),
                        data={"corpus": "embedded", "max_documents": 60 if smoke else 300}, proxy=proxy,
                        sampler={"two_phase_runs": 3 if smoke else 8, "noise_seeds": 2, "noise_mixtures": 0},
@@ -75,7 +82,7 @@ def row_line(setting: str, target: str, body: dict) -> list[str]:
     plan = body["results"][0]
     pred = body["predicted"]
     lines = [(f"  [{setting}] {target}: plan {plan['mean']:.4f} ({plan['phases']} phase(s)); predicted {pred['value']:.4f} "
-              f"± {pred['std']:.4f} at proxy scale; error {body['prediction_error']:+.4f}")]
+              f"± {pred['std']:.4f} at {pred.get('scale', 'proxy')} scale; error {body['prediction_error']:+.4f}")]
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
         verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
@@ -114,7 +121,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None, help="write every verify body here")
     ap.add_argument("--two-sizes", action="store_true", help="sweep a second proxy size (n_embd 64, 2x tokens, 12 runs) so "
                     "the fit is scale-aware; verify then trains that size, at multiples of its tokens (use --scales 4x)")
+    ap.add_argument("--budgets", action="store_true", help="sweep under WSD (decay branches at 1/4 and 1/2) and fit every "
+                    "budget (`fit --budgets`), so the plan is predicted at the verify budget; token settings only (4x, 16x)")
     args = ap.parse_args(argv)
+    if args.budgets and "4x-model" in (args.scales or ",".join(SCALES)).split(","):
+        ap.error("--budgets fits one proxy size, which cannot speak for a larger model: use --scales 4x,16x")
     # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
     # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)
     with tempfile.TemporaryDirectory(prefix="mixopt-verify-plans-") as tmp, torch_threads(1):
@@ -125,7 +136,7 @@ def run(args, root: str) -> dict:
     start = provenance()
     t0 = time.perf_counter()
     smoke = args.smoke
-    cfg = build_cfg(smoke, args.proxy_steps, args.runs, args.two_sizes)
+    cfg = build_cfg(smoke, args.proxy_steps, args.runs, args.two_sizes, getattr(args, "budgets", False))
     seeds = args.seeds or (2 if smoke else 3)
     scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
     targets = (args.targets or (TARGETS[1] if smoke else ",".join(TARGETS))).split(",")
@@ -138,7 +149,8 @@ def run(args, root: str) -> dict:
     snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     print(f"sweep: {summary.planned} runs ({summary.skipped} already stored) at {cfg.proxy.tokens:,} tokens, "
           f"{cfg.sampler.two_phase_runs} two-phase; {time.perf_counter() - t0:.0f} s", flush=True)
-    models = {t: pipeline.fit(snap, t, SMOKE_MODEL if smoke else "default") for t in targets}
+    budgets = getattr(args, "budgets", False)
+    models = {t: pipeline.fit(snap, t, "default" if budgets else SMOKE_MODEL if smoke else "default", budgets=budgets) for t in targets}
     for t, m in models.items():
         n = m.meta["noise"]
         print(f"fit {t}: CV spearman {m.meta['cv'].get('spearman', float('nan')):.3f}; seed sd "

@@ -259,6 +259,11 @@ def test_measured_run_beating_the_prediction_is_explained(tmp_path):
     low = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01})
     text = build_report(tmp_path / "o2", store=store, plan=low).read_text()
     assert "is below every measured run" in text and "beats the plan" not in text
+    # ... and when the prediction is at the plan's larger budget, the page says the budgets differ
+    far = _plan(budget_tokens=4e6, predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01,
+                                              "by": {"surrogate": {"value": float(y.min()) - 0.5, "std": 0.01, "scale": "target"}}})
+    section = build_report(tmp_path / "o3", store=store, plan=far).read_text().split("<h2>Measured vs predicted</h2>")[1].split("<h2>")[0]
+    assert "is below every measured run" in section and "4e+06 tokens while the runs trained 1.05e+06" in section
 
 
 def test_seed_noise_unknown_is_said_and_luck_grows_with_runs():

@@ -95,6 +95,8 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
         return [], None
     if best.value >= p.value:
         below = f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every measured run (best: {best.label}, {best.value:.4f})."
+        if best.tokens and not math.isclose(plan.budget_tokens, best.tokens):  # e.g. a prediction at the plan's larger budget
+            below += " " + _scale_sentence(plan, best)
         return [below], None
     std = p.std or 0.0
     sd, dof = (p.seed_sd, None) if p.seed_sd else (None, 0)
