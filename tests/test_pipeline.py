@@ -266,8 +266,9 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     store, model, plan = tmp_path / "store", tmp_path / "m.pkl", tmp_path / "plan.yaml"
     assert run(["sweep", str(cfg), "--store", str(store)]) == 0
     assert run(["fit", "--store", str(store), "--out", str(model), "--budgets"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "largest" in out and "held out" in out
+    assert "warning: the shortest budget fitted is" in out  # the micro proxy's branches are a few steps long
     fitted = pipeline.open_model(model)
     ends = pipeline.fit(pipeline.open_store(store), "mean:all-domains")
     assert fitted.meta["scale_aware"] and fitted.meta["budgets"] and len(fitted.meta["scales"]) == 3
@@ -275,6 +276,7 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     assert fitted.meta["noise"] == ends.meta["noise"]  # seed noise from each run's end, as without --budgets
     assert run(["propose", str(cfg), "--model", str(model), "--store", str(store), "--out", str(plan)]) == 0
     body = yaml.safe_load(plan.read_text())
+    assert any(r.startswith("model warning: the shortest budget") for r in body["reasons"])
     tokens = yaml.safe_load(cfg.read_text())["proxy"]["tokens"]
     assert body["provenance"]["target_scale"]["tokens"] == pytest.approx(body["budget_tokens"]) and body["budget_tokens"] > tokens
     assert body["predicted"]["by"]["surrogate"]["scale"] == "target"
@@ -283,3 +285,18 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     assert run(["fit", "--store", str(cosine_store), "--out", str(tmp_path / "c.pkl"), "--budgets"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "schedule: wsd" in err and not (tmp_path / "c.pkl").exists()
+
+
+def test_short_budgets_are_warned_about():
+    from mixopt.runs.table import RunTable
+
+    def table(tokens):
+        n = len(tokens)
+        return RunTable([f"r{i}" for i in range(n)], ["a", "b"], np.full((n, 2), 0.5), {"val/a": np.ones(n)},
+                        np.full(n, 1e5), np.asarray(tokens, dtype=float))
+
+    demo = [RunRecord(run_id="r0", mixture={"a": 0.5, "b": 0.5}, status="ok", proxy={"batch_size": 16, "block_size": 128})]
+    assert pipeline.short_budget_notes(demo, table([124928, 249856, 499712])) == []  # the demo's 61-244 steps
+    tiny = [RunRecord(run_id="r0", mixture={"a": 0.5, "b": 0.5}, status="ok", proxy={"batch_size": 8, "block_size": 32})]
+    (note,) = pipeline.short_budget_notes(tiny, table([2560, 5120, 10240]))
+    assert "10 optimizer steps" in note and "too low" in note

@@ -47,6 +47,8 @@ def fit_cmd(
     console = Console()
     console.print(table)
     console.print(pipeline.noise_line(fitted.meta["noise"]))
+    for note in fitted.meta.get("notes") or []:
+        console.print(f"[yellow]warning: {note}[/]")
     console.print(f"model -> {model_path}; predicted-vs-actual plot -> {plot_path}")
 
 
