@@ -300,3 +300,25 @@ def test_short_budgets_are_warned_about():
     tiny = [RunRecord(run_id="r0", mixture={"a": 0.5, "b": 0.5}, status="ok", proxy={"batch_size": 8, "block_size": 32})]
     (note,) = pipeline.short_budget_notes(tiny, table([2560, 5120, 10240]))
     assert "10 optimizer steps" in note and "too low" in note
+
+
+def test_projector_disagreement_is_judged_at_the_surrogates_scale():
+    """A surrogate at the plan's budget is compared with the projector's value there, not at the proxies' tokens."""
+    from mixopt.config import ProposeConfig
+    from mixopt.planning.propose import ProposeContext, build_plan
+
+    domains = ["a", "b"]
+    cfg = ProposeConfig(n_candidates=200, top_k=10, upsample=False)
+
+    def plan_with(projected, target_scale):
+        ctx = ProposeContext(domains=domains, target="t", token_counts={"a": 10**6, "b": 10**6}, proxy_tokens=1e5,
+                             provenance={"target_scale": {"tokens": 4e5}} if target_scale else {})
+        return build_plan(_Fixed([2.0, 2.0], 0.01), ctx, cfg, budget_tokens=4e5,
+                          projector=lambda w, budget: dict(projected, tokens=budget))
+
+    at_budget_agrees = {"value": 2.0, "std": 0.02, "value_at_proxy": 2.6, "std_at_proxy": 0.02}
+    assert not plan_with(at_budget_agrees, True).predicted.disagreement
+    assert plan_with(at_budget_agrees, False).predicted.disagreement  # a proxy-scale surrogate: the proxy values differ
+    at_budget_differs = {"value": 1.7, "std": 0.02, "value_at_proxy": 2.0, "std_at_proxy": 0.02}
+    plan = plan_with(at_budget_differs, True)
+    assert plan.predicted.disagreement and any("at the plan's budget" in r and "1.7000" in r for r in plan.reasons)

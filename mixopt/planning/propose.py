@@ -125,9 +125,11 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if projector is not None:
         proj = projector(w, budget)
         by["projector"] = proj
-        if "value_at_proxy" in proj:
-            gap = abs(proj["value_at_proxy"] - result.predicted)
-            disagreement = bool(gap > math.hypot(result.std, proj.get("std_at_proxy", 0.0)) + 1e-12)
+        # compare at the scale the surrogate speaks for: the proxies', or (a scale-aware model) the plan's budget
+        at = ("value", "std") if scale == "target" else ("value_at_proxy", "std_at_proxy")
+        if at[0] in proj:
+            gap = abs(proj[at[0]] - result.predicted)
+            disagreement = bool(gap > math.hypot(result.std, proj.get(at[1], 0.0)) + 1e-12)
     reasons = binding_reasons(w, constraints, ctx, budget, cfg)
     pools_kept: dict[str, list[str]] = {}
     extra: dict[str, Any] = {}
@@ -147,7 +149,11 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             reasons.append(f"{d}: repeated {epochs[d]:.1f}x, worth {eff[d] / (overall[d] * budget):.0%} of fresh tokens (Muennighoff et al.)")
     if model_params and eff and budget:
         reasons.append(repetition_cost_note(model_params, budget, weights, ctx.token_counts))
-    if disagreement:
+    if disagreement and scale == "target":
+        reasons.append(f"surrogate and projector disagree at the plan's budget beyond their uncertainty ({result.predicted:.4f} vs "
+                       f"{by['projector']['value']:.4f}): the surrogate was fitted across scales, the projector extrapolates "
+                       "tokens from the proxies' runs; `mixopt verify` trains the plan there")
+    elif disagreement:
         reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
     baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx)
     reasons += noise_reasons
