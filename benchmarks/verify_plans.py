@@ -61,7 +61,7 @@ SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
 def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None, two_sizes: bool = False,
               budgets: bool = False) -> SweepConfig:
-    steps = proxy_steps or (4 if smoke else 40)
+    steps = proxy_steps or ((16 if budgets else 4) if smoke else 40)  # decay branches need a few steps to fork
     proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
              "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
              "dtype": "float32"}
@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--budgets", action="store_true", help="sweep under WSD (decay branches at 1/4 and 1/2) and fit every "
                     "budget (`fit --budgets`), so the plan is predicted at the verify budget; token settings only (4x, 16x)")
     args = ap.parse_args(argv)
-    if args.budgets and "4x-model" in (args.scales or ",".join(SCALES)).split(","):
+    if args.budgets and "4x-model" in (args.scales or ("4x" if args.smoke else ",".join(SCALES))).split(","):
         ap.error("--budgets fits one proxy size, which cannot speak for a larger model: use --scales 4x,16x")
     # one torch thread: verify trains run by run with torch's default (2 here), which on a loaded 2-core box
     # spins ~50x slower (70 s against 1.4 s for one 40,960-token run, measured side by side)

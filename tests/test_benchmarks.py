@@ -116,3 +116,14 @@ def test_upsampling_cap_case_keeps_the_merged_scripts_setup(monkeypatch):
     assert not quick.data.domains  # all 7 embedded domains, none truncated
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--case", "scarce"])  # --quick sizes the cap case only
+
+
+def test_verify_plans_with_budgets_predicts_at_the_verify_budget(monkeypatch, capsys):
+    """`verify_plans.py --budgets`: a WSD sweep fitted on every budget, so each plan is predicted where verify trains it."""
+    module = load_benchmark("verify_plans", monkeypatch)
+    fields = module.main(["--smoke", "--budgets"])
+    out = capsys.readouterr().out
+    assert "at target scale" in out and "at proxy scale" not in out and "fit: scale-aware" in out
+    assert fields["settings"] == 1
+    with pytest.raises(SystemExit):  # one proxy size cannot speak for a larger model
+        module.main(["--smoke", "--budgets", "--scales", "4x-model"])
