@@ -13,8 +13,8 @@ both with 2 seeds. Training rows: every budget of the 500k runs (125k, 250k,
 500k). Targets: the 2M runs' 1M branch and 2M end.
 
 Candidates: ``shift-gp`` (the default of ``mixopt fit --budgets`` on one proxy size: the 500k runs' GP
-ranks, ScaleGP's power-law level in tokens moves it), ``scale-gp`` (the default across model sizes) and the
-LR-annealing law.
+ranks, ScaleGP's power-law level in tokens moves it), ``scale-gp`` (the default across model sizes), the
+LR-annealing law and the OT projector across scales (on the store's own text).
 
 Two settings:
 
@@ -116,6 +116,15 @@ def _annealing(train: ScaleRows, test: ScaleRows):
     return predict_rows(train, test)
 
 
+def _projector(train: ScaleRows, test: ScaleRows):
+    """The OT projector across scales (``ScaleProjector``: per-budget stage 1, a line in log D), on the store's text."""
+    from _scale_cand_projector import predict_rows
+    return predict_rows(train, test, data_config=_DATA[0])
+
+
+_DATA: list = [None]  # the sweep config's data section, for the projector's OT features
+
+
 def _same_mixture(train: ScaleRows, test: ScaleRows):
     """Each test row gets its mixture's mean loss at the shorter runs' end (rank only)."""
     end = train.D == max(train.D)
@@ -142,8 +151,10 @@ def _power_law(train: ScaleRows, test: ScaleRows):
 
 
 SEEN = [("scale-gp", _scale_gp, False), ("shift-gp", _shift_gp, False), ("annealing-law", _annealing, False),
+        ("ot-projector", _projector, False),
         ("per-mixture power law", _power_law, False), ("same mixture at 500k", _same_mixture, True)]
-UNSEEN = [("scale-gp", _scale_gp, False), ("shift-gp", _shift_gp, False), ("annealing-law", _annealing, False), ("fit at 500k", _final_gp, True)]
+UNSEEN = [("scale-gp", _scale_gp, False), ("shift-gp", _shift_gp, False), ("annealing-law", _annealing, False),
+        ("ot-projector", _projector, False), ("fit at 500k", _final_gp, True)]
 
 
 def unseen(train: ScaleRows, test: ScaleRows, fn, *, folds: int, seed: int = 0):
@@ -214,6 +225,7 @@ def main(argv=None) -> dict:
     start = provenance()
     t0 = time.perf_counter()
     cfg = config(args.smoke)
+    _DATA[0] = cfg.data
     with tempfile.TemporaryDirectory(prefix="mixopt-budget-") as tmp:
         store = args.store or (tmp if args.smoke else "/tmp/mixopt-bench/budget_transfer")
         summary = sweep(cfg, store)
