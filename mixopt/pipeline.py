@@ -155,9 +155,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         default = DEFAULT_BUDGET_ESTIMATOR if budgets and one_size else DEFAULT_SCALE_ESTIMATOR
         name = default if model_name == "default" else model_name
         if name not in SCALE_ESTIMATORS:
-            raise FitError(f"The store spans {len(scales)} scales ({_scale_text(scales[:3])}{', ...' if len(scales) > 3 else ''}), "
+            spans = "With --budgets the rows span" if budgets else "The store spans"
+            raise FitError(f"{spans} {len(scales)} scales ({_scale_text(scales[:3])}{', ...' if len(scales) > 3 else ''}), "
                            f"so fit needs a scale-aware model; '{model_name}' is not one. Use --model default or one of "
-                           f"{', '.join(sorted(SCALE_ESTIMATORS))}.")
+                           f"{', '.join(sorted(SCALE_ESTIMATORS))}{', or drop --budgets' if budgets else ''}.")
         est = SCALE_ESTIMATORS[name](random_state=seed)
         if "schedule" in est.get_params():  # the annealing law reads each run as a straight run of the store's schedule
             est.set_params(schedule=(snapshot.meta.get("config") or {}).get("proxy"))

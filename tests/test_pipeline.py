@@ -280,8 +280,11 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     tokens = yaml.safe_load(cfg.read_text())["proxy"]["tokens"]
     assert body["provenance"]["target_scale"]["tokens"] == pytest.approx(body["budget_tokens"]) and body["budget_tokens"] > tokens
     assert body["predicted"]["by"]["surrogate"]["scale"] == "target"
-    _, cosine_store, _, _ = stores
     capsys.readouterr()
+    assert run(["fit", "--store", str(store), "--out", str(tmp_path / "l.pkl"), "--budgets", "--model", "linear"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "With --budgets the rows span 3 scales" in err and "drop --budgets" in err
+    _, cosine_store, _, _ = stores
     assert run(["fit", "--store", str(cosine_store), "--out", str(tmp_path / "c.pkl"), "--budgets"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "schedule: wsd" in err and not (tmp_path / "c.pkl").exists()
