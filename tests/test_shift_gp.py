@@ -61,3 +61,24 @@ def test_std_holds_the_level_and_a_difference_does_not(fitted):
 
 def test_registered_as_a_scale_estimator():
     assert SCALE_ESTIMATORS["shift-gp"] is ShiftGP
+
+
+def test_exponent_range_widens_the_std_not_the_mean():
+    X, y = _runs([1e5, 2e5, 4e5])
+    Xq = scale_inputs(np.random.default_rng(7).dirichlet(np.ones(3), 5), 1e6, 1.6e6)
+    with_range = ShiftGP(base_params={"n_restarts": 0}).fit(X, y)
+    without = ShiftGP(base_params={"n_restarts": 0}, exponent_range=None).fit(X, y)
+    (m1, s1), (m0, s0) = with_range.predict(Xq, return_std=True), without.predict(Xq, return_std=True)
+    np.testing.assert_allclose(m1, m0)
+    assert (s1 > s0).all() and len(with_range.levels_range_) == 2 and not without.levels_range_
+    at_base = scale_inputs(Xq[:, :3], 1e6, 4e5)  # no shift at the base scale: nothing to widen
+    np.testing.assert_allclose(with_range.predict(at_base, return_std=True)[1], without.predict(at_base, return_std=True)[1])
+
+
+@pytest.mark.parametrize("bad", [(0.6, 0.15), (0.0, 0.3), "wide", (0.1,)])
+def test_bad_exponent_range(bad):
+    from mixopt.errors import FitError
+
+    X, y = _runs([1e5, 4e5], n=8)
+    with pytest.raises(FitError, match="exponent_range must be two positive numbers"):
+        ShiftGP(base_params={"n_restarts": 0}, exponent_range=bad).fit(X, y)

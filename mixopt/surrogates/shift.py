@@ -51,10 +51,16 @@ class ShiftGP(_ScaleBase):
         Measured seed-noise variance of the target: the floor of ScaleGP's white noise, and the default
         mixture GP's noise (a given ``mixture`` keeps its own).
     token_exponent, curvature : ScaleGP's (the level's shape in tokens, its curvature prior).
+    exponent_range : (float, float) or None
+        A plausible range of the token exponent (default 0.15-0.6: Chinchilla's beta is 0.28, these proxies' runs fit
+        0.35, their first budgets' curvature 0.6). When the runs span several budgets the level is also fitted at both
+        ends, and half their shifts' gap, as a 95% half-width, is added to the shift's variance: the exponent is not
+        known, and three budgets cannot tell it (``benchmarks/budget_transfer.py``). None leaves it out.
 
     Attributes
     ----------
     level_ : fitted ScaleGP
+    levels_range_ : list of two fitted ScaleGPs (at ``exponent_range``), or empty
     mixture_ : fitted mixture model
     base_scale_ : ndarray (2,), the base scale's (model_params, tokens)
     """
@@ -62,13 +68,14 @@ class ShiftGP(_ScaleBase):
     name = "shift-gp"
 
     def __init__(self, mixture=None, base_params: dict | None = None, random_state: int = 0, noise_variance: float | None = None,
-                 token_exponent: float | None = 0.3, curvature: float | None = 0.35):
+                 token_exponent: float | None = 0.3, curvature: float | None = 0.35, exponent_range=(0.15, 0.6)):
         self.mixture = mixture
         self.base_params = base_params
         self.random_state = random_state
         self.noise_variance = noise_variance
         self.token_exponent = token_exponent
         self.curvature = curvature
+        self.exponent_range = exponent_range
 
     def combine(self, Y) -> np.ndarray:
         """The target (n,) that a 2-D Y of component metrics makes up (the mixture model's ``combine``); 1-D Y as it is."""
@@ -85,8 +92,11 @@ class ShiftGP(_ScaleBase):
         two_d = len(getattr(y, "shape", ())) == 2 or (isinstance(y, (list, tuple)) and bool(y) and isinstance(y[0], (list, tuple)))
         W, S, target = self._check_fit(X, self.combine(y) if two_d else y)  # 1-D y: ScaleGP's checks and messages
         Y = np.asarray(y, dtype=float) if two_d else target
-        self.level_ = ScaleGP(base_params=self.base_params, random_state=self.random_state, noise_variance=self.noise_variance,
-                              token_exponent=self.token_exponent, curvature=self.curvature).fit(X, target)
+        self.level_ = self._level(self.token_exponent).fit(X, target)
+        self.levels_range_ = []
+        if self.exponent_range is not None and self.level_.active_[1]:  # tokens vary: the exponent matters
+            lo, hi = self._check_range()
+            self.levels_range_ = [self._level(b).fit(X, target) for b in (lo, hi)]
         self.base_scale_ = self.level_.base_scale_
         keys = np.nan_to_num(S, nan=-1.0)
         base_key = np.nan_to_num(np.log10(self.base_scale_), nan=-1.0)
@@ -103,14 +113,33 @@ class ShiftGP(_ScaleBase):
         self.sn2_ = self.level_.sn2_ * self.level_.y_scale_**2
         return self
 
+    def _level(self, exponent) -> ScaleGP:
+        return ScaleGP(base_params=self.base_params, random_state=self.random_state, noise_variance=self.noise_variance,
+                       token_exponent=exponent, curvature=self.curvature)
+
+    def _check_range(self) -> tuple[float, float]:
+        r = self.exponent_range
+        try:
+            lo, hi = (float(v) for v in r)
+        except (TypeError, ValueError):
+            lo = hi = float("nan")
+        if not (0 < lo <= hi and np.isfinite(hi)):
+            raise FitError(f"{self.name} exponent_range must be two positive numbers (low, high). Got {r!r}. Use e.g. (0.15, 0.6) or None.")
+        return lo, hi
+
     def _level_shift(self, scale) -> tuple[float, float]:
-        """Mean and variance of the level at ``scale`` minus at the base scale, over the training mixtures."""
+        """Mean and variance of the level at ``scale`` minus at the base scale, over the training mixtures; the
+        variance also holds the exponent's range (half the gap between the shifts at its ends, as 1.96 sd)."""
         n = len(self.W_centre_)
         X = np.vstack([scale_inputs(self.W_centre_, *scale), scale_inputs(self.W_centre_, *self.base_scale_)])
-        mu, C = self.level_.predict(X, return_cov=True)
         a = np.r_[np.full(n, 1.0 / n), np.full(n, -1.0 / n)]
+        mu, C = self.level_.predict(X, return_cov=True)
         C = C - self.sn2_ * np.eye(2 * n)  # the level, not single runs' noise
-        return float(a @ mu), float(max(a @ C @ a, 0.0))
+        var = float(max(a @ C @ a, 0.0))
+        ends = [float(a @ m.predict(X)) for m in getattr(self, "levels_range_", [])]
+        if ends:
+            var += ((max(ends) - min(ends)) / (2 * 1.96)) ** 2
+        return float(a @ mu), var
 
     def predict(self, X, return_std: bool = False, return_cov: bool = False):
         """Mean (n,) at each row's scale and, with ``return_std``, the std (n,); ``return_cov`` gives the (n, n)
