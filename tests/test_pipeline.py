@@ -325,3 +325,13 @@ def test_projector_disagreement_is_judged_at_the_surrogates_scale():
     at_budget_differs = {"value": 1.7, "std": 0.02, "value_at_proxy": 2.0, "std_at_proxy": 0.02}
     plan = plan_with(at_budget_differs, True)
     assert plan.predicted.disagreement and any("at the plan's budget" in r and "1.7000" in r for r in plan.reasons)
+
+
+def test_fit_budgets_on_several_sizes_says_it_made_the_level_worse(tmp_path):
+    cfg = write_cfg(tmp_path, runs=4, proxy={"schedule": "wsd", "checkpoints": [0.5, 1.0]},
+                    sampler={"two_phase_runs": 0}, sizes=[{"name": "s", "n_embd": 16, "head_size": 16}, {"name": "m", "runs": 4}])
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    fitted = pipeline.fit(pipeline.open_store(store), "mean:all-domains", budgets=True)
+    assert type(fitted.estimator).__name__ == "ScaleGP"  # scale-gp across sizes, not shift-gp
+    assert any(n.startswith("--budgets on several model sizes") for n in fitted.meta["notes"])
