@@ -189,7 +189,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
         "proxy_tokens": (cfg.get("proxy") or {}).get("tokens"), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
-        "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": table.W.tolist(),
+        "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": final.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
@@ -201,9 +201,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
 def fit_rows(runs: list, final: RunTable, target: str) -> RunTable:
     """Every token budget the runs measured: each run's end and, under WSD, each decay branch (``budget_table``).
 
-    A one-size WSD store fitted this way can speak for a larger token budget (the plan's): the scale-aware model's
-    level follows a power law in tokens. It ranks mixtures worse than their runs' ends do, which is why ``fit`` uses
-    the ends unless asked (``budgets=True``; numbers in RESULTS.md, "Budget transfer").
+    A one-size WSD store fitted this way can speak for a larger token budget (the plan's): shift-gp keeps the ends'
+    ranking and moves the level along a power law in tokens. ``fit`` uses the ends unless asked (``budgets=True``):
+    the branches sit at other budgets than the plan's, scale-gp ranks worse with them, and across model sizes they
+    made the level worse (numbers in RESULTS.md, "Budget transfer").
     """
     rows = budget_table(runs)
     rows = rows.rows(np.isfinite(rows.target(target)))  # a branch that lacks the target's metrics drops out
