@@ -84,9 +84,11 @@ def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None 
     cv = model.meta["cv"]
     plot_path = Path(plot) if plot else out.with_suffix(".png")
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plot_pred_vs_actual(np.asarray(cv["y_true"]), np.asarray(cv["oof_pred"]), plot_path,
-                        title=f"{model.meta['estimator']}: {cv['k']}-fold CV on {model.meta['n_runs']} runs ({model.target})",
-                        y_std=np.asarray(cv["oof_std"]))
+    scale_aware = model.meta.get("scale_aware")  # CV on the largest scale's runs, with that scale held out
+    name = type(model.estimator).__name__ if scale_aware else model.meta["estimator"]
+    title = (f"{name}, largest scale held out ({model.target})" if scale_aware
+             else f"{name}: {cv['k']}-fold CV on {len(cv['y_true'])} runs ({model.target})")
+    plot_pred_vs_actual(np.asarray(cv["y_true"]), np.asarray(cv["oof_pred"]), plot_path, title=title, y_std=np.asarray(cv["oof_std"]))
     return out, plot_path
 
 
