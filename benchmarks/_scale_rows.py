@@ -70,8 +70,7 @@ def scale_rows(store_dir: str | Path, target: str = "mean:all-domains") -> Scale
     keep = np.isfinite(y) & np.isfinite(table.model_params) & np.isfinite(table.tokens)
     Y, weights = None, None
     if target not in table.metrics:  # an averaged target: keep its components (mixopt's one-scale model fits them)
-        cols, weights = table.target_components(target)
-        Y = np.column_stack([table.metrics[c] for c in cols])
+        Y, weights = table.component_matrix(target)
         keep &= np.isfinite(Y).all(axis=1)
     rows = ScaleRows(table.domains, table.W, table.model_params, table.tokens, y,
                      [by_id[i] for i in table.run_ids], mixture_groups(table.W), Y, weights)

@@ -61,14 +61,13 @@ def main(argv=None) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = store_table(RunStore(store, create=False))
-            cols, weights = table.target_components(TARGET)
+            Y, weights = table.component_matrix(TARGET)
             y = table.target(TARGET)
-            Y = np.column_stack([table.metrics[c] for c in cols])
             rows = {"direct": [], "average": []}
             for seed in range(seeds):
                 rows["direct"].append(cross_validate(get_estimator("default"), table.W, y, k=5, seed=seed))
                 rows["average"].append(cross_validate(MetricAverage(estimator="default", weights=weights), table.W, Y, k=5, seed=seed))
-    print(f"{len(y)} runs, {len(cols)} domains, target {TARGET}, 5-fold CV over {seeds} fold seeds")
+    print(f"{len(y)} runs, {Y.shape[1]} domains, target {TARGET}, 5-fold CV over {seeds} fold seeds")
     out = {}
     for name, cvs in rows.items():
         rho = float(np.mean([c["spearman"] for c in cvs]))

@@ -35,7 +35,7 @@ from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, tar
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
-from .runs.table import RunTable, budget_table, records_table, sweep_records
+from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
 from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
@@ -175,7 +175,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
             mixture, _ = make_estimator(final, target, "default", seed=seed, groups=groups if noise["seed_sd"] is not None else None)
             est.set_params(mixture=mixture)
             if isinstance(mixture, MetricAverage):  # an averaged target: the component metrics, as at one scale
-                fit_y = np.column_stack([table.metrics[c] for c in table.target_components(target)[0]])
+                fit_y = table.component_matrix(target)[0]
         X = scale_inputs(table.W, table.model_params, table.tokens)
         n_big = int(np.sum(np.all(np.isclose(table.scale_matrix(), table.scale_matrix().max(axis=0)), axis=1)))
         cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
@@ -225,8 +225,7 @@ SHORT_BUDGET_STEPS = 50
 
 def short_budget_notes(runs: list, rows: RunTable) -> list[str]:
     """A warning when the shortest budget fitted has fewer than ``SHORT_BUDGET_STEPS`` optimizer steps."""
-    steps = [int(r.proxy.get("batch_size", 0)) * int(r.proxy.get("block_size", 0)) for r in runs if r.proxy]
-    step = min((s for s in steps if s > 0), default=0)
+    step = min((s for s in map(step_tokens, (r.proxy for r in runs)) if s > 0), default=0)
     if not step or not np.isfinite(rows.tokens).any():
         return []
     shortest = float(np.nanmin(rows.tokens)) / step
@@ -276,7 +275,7 @@ def make_estimator(table: RunTable, target: str, model_name: str = "default", *,
         noise_var = [seed_noise(table.metrics[c], groups)[0] for c in cols] if groups is not None else None
         est = MetricAverage(estimator=get_estimator("default", where="--model"), weights=weights, random_state=seed,
                             noise_variance=noise_var)
-        return est, np.column_stack([table.metrics[c] for c in cols])
+        return est, table.component_matrix(target)[0]
     est = get_estimator(model_name, where="--model")
     y = table.target(target)
     if "random_state" in est.get_params():

@@ -108,6 +108,11 @@ class RunTable:
         """The metric columns a derived target averages, and their weights."""
         return resolve_target(name, list(self.metrics))
 
+    def component_matrix(self, name: str) -> tuple[np.ndarray, list[float]]:
+        """``(Y, weights)``: the columns a derived target averages as Y (n_rows, n_components), and their weights."""
+        cols, weights = self.target_components(name)
+        return np.column_stack([self.metrics[c] for c in cols]), weights
+
     def has_scale(self) -> bool:
         """Whether any row knows its model size or tokens."""
         return bool(np.isfinite(self.model_params).any() or np.isfinite(self.tokens).any())
@@ -130,6 +135,14 @@ class RunTable:
                         {m: v[idx] for m, v in self.metrics.items()}, self.model_params[idx], self.tokens[idx])
 
 
+def step_tokens(proxy: dict | None) -> int:
+    """``batch_size * block_size`` of a proxy config dict (a record's ``proxy``); 0 when either is missing."""
+    try:
+        return int((proxy or {})["batch_size"]) * int((proxy or {})["block_size"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
 def budget_tokens(record: RunRecord) -> set[float]:
     """Token counts at which a record measured a run trained straight to that budget: its end, and under WSD the
     budget of each decay branch (``proxy.schedule.decay_branches``). Cosine checkpoints are not such budgets."""
@@ -137,7 +150,7 @@ def budget_tokens(record: RunRecord) -> set[float]:
     out = {end} if math.isfinite(end) else set()
     info = (record.info or {}).get("lr_schedule") or {}
     if info.get("name") == "wsd" and info.get("branches"):
-        step = int(record.proxy.get("batch_size", 0)) * int(record.proxy.get("block_size", 0))
+        step = step_tokens(record.proxy)
         out |= {float(budget * step) for _, budget in info["branches"]} if step > 0 else set()
     return out
 

@@ -54,6 +54,7 @@ from ..config import ProxyConfig
 from ..errors import FitError, MixtureError
 from ..mixtures import as_float_array
 from ..proxy.schedule import lr_at, schedule_info
+from ..runs.table import step_tokens
 from .base import EstimatorNotFittedError, check_weights
 from .gp import GPSurrogate
 from .scale import N_SCALE, ScaleGP, _ScaleBase, scale_inputs
@@ -127,11 +128,11 @@ def lr_areas(schedule: dict, at_step: int, *, half_life: float = DEFAULT_HALF_LI
 
 
 def tokens_per_step(proxy: dict) -> int:
-    """``batch_size * block_size`` of a proxy config dict (a record's ``proxy``)."""
-    try:
-        return int(proxy["batch_size"]) * int(proxy["block_size"])
-    except (KeyError, TypeError, ValueError):
-        raise FitError(f"A proxy config must give batch_size and block_size. Got {proxy!r}. Pass the record's proxy config.") from None
+    """``batch_size * block_size`` of a proxy config dict (a record's ``proxy``); a one-line error when unknown."""
+    step = step_tokens(proxy)
+    if not step:
+        raise FitError(f"A proxy config must give batch_size and block_size. Got {proxy!r}. Pass the record's proxy config.")
+    return step
 
 
 def record_areas(record, tokens: float, **kw) -> tuple[float, float]:

@@ -140,6 +140,11 @@ class GPModel:
                 std[s:s + chunk] = np.sqrt(np.maximum(prior - (v * v).sum(0), 0.0) + self.sn2_)
         return mean, std
 
+    def cov(self, Z: np.ndarray) -> np.ndarray:
+        """Predictive covariance (m, m) of single observations at Z (incl. noise on the diagonal); for small m."""
+        v = solve_triangular(self.L_, self._cross(Z, self.Z_).T, lower=True)
+        return self._cross(Z, Z) - v.T @ v + self.sn2_ * np.eye(len(Z))
+
 
 class GPSurrogate(Surrogate):
     """GP on compositional features (ARD Matern-5/2 + linear kernel, MAP fit).

@@ -181,6 +181,11 @@ class _ScaleBase(RegressorMixin, BaseEstimator):
                 raise FitError(f"{flag} {v:g} is below the smallest trained {name} ({trained[0]:g}), where {self.name} cannot "
                                f"interpolate. Ask for {trained[0]:g} or more, or use scale-gp.")
 
+    @staticmethod
+    def _check_outputs(return_std: bool, return_cov: bool) -> None:
+        if return_std and return_cov:
+            raise FitError("predict returns either the std or the covariance. Got return_std=True and return_cov=True. Ask for one.")
+
     def _check_predict(self, X):
         if not hasattr(self, "n_features_in_"):
             raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
@@ -338,6 +343,7 @@ class ScaleGP(_ScaleBase):
             base_key = max(counts, key=lambda k: (counts[k], [-v for v in k]))  # most runs; ties -> smallest scale
         base_rows = np.array([k == base_key for k in keys])
         self.base_scale_ = np.array([10.0**v if v != -1.0 else np.nan for v in base_key])  # (model_params, tokens) of k_w's runs
+        self.base_rows_ = base_rows  # (n,) the training rows at that scale
         if base_rows.sum() < self.min_runs:
             raise FitError(f"{self.name} needs at least {self.min_runs} runs at one scale to learn the mixture effect. Got {int(base_rows.sum())}. Add runs.")
         base_params = dict(self.base_params or {})
@@ -424,8 +430,7 @@ class ScaleGP(_ScaleBase):
         small n): the level's uncertainty (trend, curvature) is shared by rows at one scale, so a
         difference of two mixtures there, ``var(a - b) = C_aa + C_bb - 2 C_ab``, does not carry it.
         """
-        if return_std and return_cov:
-            raise FitError("predict returns either the std or the covariance. Got return_std=True and return_cov=True. Ask for one.")
+        self._check_outputs(return_std, return_cov)
         W, S = self._check_predict(X)
         U = self._u(S)
         if return_cov:

@@ -27,7 +27,6 @@ level model fits ``mixture.combine(Y)``), as ``mixopt fit`` does for one scale.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from sklearn.base import clone
 
 from ..errors import FitError
@@ -98,9 +97,7 @@ class ShiftGP(_ScaleBase):
             lo, hi = self._check_range()
             self.levels_range_ = [self._level(b).fit(X, target) for b in (lo, hi)]
         self.base_scale_ = self.level_.base_scale_
-        keys = np.nan_to_num(S, nan=-1.0)
-        base_key = np.nan_to_num(np.log10(self.base_scale_), nan=-1.0)
-        rows = np.all(np.isclose(keys, base_key), axis=1)
+        rows = self.level_.base_rows_
         if self.mixture is None:
             params = dict(self.base_params or {})
             if self.noise_variance is not None:
@@ -111,6 +108,7 @@ class ShiftGP(_ScaleBase):
         self.mixture_ = model.fit(W[rows], Y[rows])
         self.W_centre_ = np.unique(np.round(W, 9), axis=0)
         self.sn2_ = self.level_.sn2_ * self.level_.y_scale_**2
+        self._shifts = {}  # (model_params, tokens) -> (shift, variance): the search asks for one scale many times
         return self
 
     def _level(self, exponent) -> ScaleGP:
@@ -130,6 +128,13 @@ class ShiftGP(_ScaleBase):
     def _level_shift(self, scale) -> tuple[float, float]:
         """Mean and variance of the level at ``scale`` minus at the base scale, over the training mixtures; the
         variance also holds the exponent's range (half the gap between the shifts at its ends, as 1.96 sd)."""
+        key = tuple(float(v) for v in np.nan_to_num(scale, nan=-1.0))
+        cache = self.__dict__.setdefault("_shifts", {})
+        if key not in cache:
+            cache[key] = self._compute_shift(scale)
+        return cache[key]
+
+    def _compute_shift(self, scale) -> tuple[float, float]:
         n = len(self.W_centre_)
         X = np.vstack([scale_inputs(self.W_centre_, *scale), scale_inputs(self.W_centre_, *self.base_scale_)])
         a = np.r_[np.full(n, 1.0 / n), np.full(n, -1.0 / n)]
@@ -144,8 +149,7 @@ class ShiftGP(_ScaleBase):
     def predict(self, X, return_std: bool = False, return_cov: bool = False):
         """Mean (n,) at each row's scale and, with ``return_std``, the std (n,); ``return_cov`` gives the (n, n)
         covariance instead: the mixture model's variances (its own covariance when it has one) plus the shared shift's."""
-        if return_std and return_cov:
-            raise FitError("predict returns either the std or the covariance. Got return_std=True and return_cov=True. Ask for one.")
+        self._check_outputs(return_std, return_cov)
         W, S = self._check_predict(X)
         if not hasattr(self, "mixture_"):
             raise EstimatorNotFittedError(f"This {self.name} estimator is not fitted yet. Call fit(X, y) first.")
@@ -171,9 +175,6 @@ class ShiftGP(_ScaleBase):
 
     def _mixture_cov(self, W, sd) -> np.ndarray:
         """The mixture model's predictive covariance of single runs: the default GP's own, else its variances alone."""
-        gp = getattr(self.mixture_, "gp_", None)
-        if not isinstance(self.mixture_, GPSurrogate) or gp is None:
+        if not isinstance(self.mixture_, GPSurrogate):
             return np.diag(sd**2)
-        Z = self.mixture_._features(W)
-        v = solve_triangular(gp.L_, gp._cross(Z, gp.Z_).T, lower=True)
-        return (gp._cross(Z, Z) - v.T @ v + gp.sn2_ * np.eye(len(W))) * self.mixture_.y_scale_**2
+        return self.mixture_.gp_.cov(self.mixture_._features(W)) * self.mixture_.y_scale_**2
