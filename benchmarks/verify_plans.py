@@ -17,7 +17,9 @@ Without ``--budgets`` or ``--two-sizes``, ``predicted`` is the surrogate's value
 says how often it still sits inside the plan's stated ±2σ.
 
 ``--budgets`` sweeps under WSD (decay branches at 1/4 and 1/2 of each run) and fits every budget (``fit --budgets``):
-the plan is then predicted at the budget it is verified at, and ``prediction_error`` is the model's own.
+the plan is then predicted at the budget it is verified at, and ``prediction_error`` is the model's own. It also
+prints each fit's level backtest and, side by side, how every one-phase arm's prediction fares with and without the
+backtest's correction (``arm_within_2sd`` / ``arm_mae``, ``..._no_backtest``).
 
 Usage::
 
@@ -32,6 +34,7 @@ The last line is the ``summary:`` line.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -51,6 +54,8 @@ from mixopt.proxy.loop import torch_threads
 from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.sweep import sweep_scales
 from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
+from mixopt.surrogates.scale import scale_inputs
+from mixopt.surrogates.shift import ShiftGP
 from mixopt.verify import params_of, verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
@@ -108,6 +113,23 @@ def tally(bodies: list[dict]) -> dict:
     return out
 
 
+def arm_errors(model, body: dict) -> dict[str, list]:
+    """Each one-phase arm's prediction error (predicted minus measured mean) and std at the verify scale, by the model
+    with its level backtest (``on``) and without it (``off``: the same fit with the backtest's correction removed,
+    exactly what ``backtest=False`` fits, since the backtest changes nothing else)."""
+    est, sc = model.estimator, body["scale"]
+    off = copy.copy(est)
+    off.level_bias_, off.level_excess_, off._shifts = 0.0, 0.0, {}
+    out: dict[str, list] = {"on": [], "off": []}
+    for arm in (a for a in body["results"] if a["phases"] == 1):
+        w = np.array([arm["weights"].get(d, 0.0) for d in model.domains])
+        X = scale_inputs((w / w.sum())[None], sc["model_params"], sc["tokens"])
+        for key, m in (("on", est), ("off", off)):
+            mean, sd = m.predict(X, return_std=True)
+            out[key].append((float(mean[0]) - arm["mean"], float(sd[0])))
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, val/code only, the 4x setting, 2 seeds, no regmix: seconds (CI)")
@@ -155,7 +177,9 @@ def run(args, root: str) -> dict:
         n = m.meta["noise"]
         print(f"fit {t}: CV spearman {m.meta['cv'].get('spearman', float('nan')):.3f}; seed sd "
               f"{n['seed_sd'] if n['seed_sd'] is not None else float('nan'):.4f}, signal sd {n['signal_sd']:.4f}", flush=True)
-    bodies, records = [], []
+        if line := pipeline.backtest_line(m.meta.get("level_backtest")):
+            print(f"    {line}", flush=True)
+    bodies, records, arms = [], [], {"on": [], "off": []}
     for setting in scales:
         mult, shape = SCALES[setting]
         budget = mult * max(sc.proxy.tokens for sc in sweep_scales(cfg))
@@ -171,6 +195,9 @@ def run(args, root: str) -> dict:
             body = verify(plan, RunStore(root, create=False), snap, cfg, data, against=list(against), seeds=seeds,
                           shape=shape, tokens=budget)
             bodies.append(body)
+            if isinstance(models[target].estimator, ShiftGP):
+                for key, errs in arm_errors(models[target], body).items():
+                    arms[key] += errs
             records.append({"setting": setting, "target": target, "body": body})
             print("\n".join(row_line(setting, target, body)), flush=True)
         sc = bodies[-1]["scale"]
@@ -179,6 +206,13 @@ def run(args, root: str) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
     counts = tally(bodies)
+    for key, errs in arms.items() if arms["on"] else ():  # every one-phase arm, side by side: the backtest's effect
+        e, sd = np.array(errs).T
+        suffix = "" if key == "on" else "_no_backtest"
+        counts[f"arm_within_2sd{suffix}"] = float(np.mean(np.abs(e) <= 2 * sd))
+        counts[f"arm_mae{suffix}"] = float(np.mean(np.abs(e)))
+        print(f"arms ({len(e)} one-phase arms) predicted {'with' if key == 'on' else 'without'} the level backtest: "
+              f"{counts[f'arm_within_2sd{suffix}']:.0%} within ±2σ, MAE {counts[f'arm_mae{suffix}']:.4f}, mean predicted - measured {e.mean():+.4f}")
     print(f"fit: {'scale-aware' if models[targets[0]].meta.get('scale_aware') else 'one scale'}; "
           f"total {time.perf_counter() - t0:.0f} s; settings: {','.join(scales)}; targets: {','.join(targets)}; seeds {seeds}")
     print(machine_line(start, provenance()))

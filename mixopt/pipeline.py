@@ -39,8 +39,9 @@ from .runs.table import RunTable, budget_table, records_table, step_tokens, swee
 from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
-                         held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
+                         held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.noise import seed_noise, signal_to_noise
+from .surrogates.shift import significant_miss
 
 __all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
            "check_config_store", "measure_noise", "noise_line", "with_pools", "measure_pools", "measure_pool_file"]
@@ -150,7 +151,6 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     if budgets:
         table = fit_rows(runs, table, target)
         y = table.target(target)
-        notes += short_budget_notes(runs, table)
     scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
         one_size = len({sc[0] for sc in scales}) == 1  # with --budgets: every extrapolation is in tokens
@@ -180,7 +180,12 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         n_big = int(np.sum(np.all(np.isclose(table.scale_matrix(), table.scale_matrix().max(axis=0)), axis=1)))
         cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
         est.fit(X, fit_y)
+        backtest = est.backtest_ if hasattr(est, "backtest_") else held_out_level(est, X, fit_y)  # shift-gp runs its own
+        notes += level_notes(backtest, widened=bool(getattr(est, "level_bias_", 0.0)))
+        if budgets and not significant_miss(backtest):  # the backtest did not speak: the rule of thumb
+            notes += short_budget_notes(runs, table)
     else:
+        backtest = None
         est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
         cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
         est.fit(table.W, fit_y)
@@ -195,7 +200,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
-        "notes": notes,
+        "notes": notes, "level_backtest": backtest,
     }
     return FittedModel(est, model_meta)
 
@@ -236,6 +241,29 @@ def short_budget_notes(runs: list, rows: RunTable) -> list[str]:
             "(0.5-0.8 nats from 10-40-step runs). Train longer proxies, or put the first checkpoint later."]
 
 
+def level_notes(backtest: dict | None, *, widened: bool = False) -> list[str]:
+    """A warning when the level, backtested (:func:`~mixopt.surrogates.scale.held_out_level`), missed by more than
+    ``SIGNIFICANT_MISS`` of the model's own sds: the miss is systematic, and a plan further out will likely miss the same way, by more
+    (on the tiny verify proxies it did: RESULTS.md "Level backtest")."""
+    if not significant_miss(backtest):
+        return []
+    direction = "high" if backtest["bias"] > 0 else "low"
+    (n_top, _), (n_below, _) = backtest["largest_scale"], backtest["from_scale"]
+    fix = LEVEL_FIX[direction] if n_top == n_below else ("Sweep a proxy size nearer the target, or compare the fit "
+                                                          "without --budgets." if direction == "low" else "Sweep a proxy size nearer the target.")
+    std = " shift-gp's mean is corrected by this miss and its std widened, both grown with the distance to the target." if widened else ""
+    return [f"held back, the largest scale ({_scale_text([backtest['largest_scale']])}) was predicted from the smaller ones "
+            f"{abs(backtest['bias']):.3f} too {direction} on average ({backtest['n']} rows; the model's sd {backtest['mean_sd']:.3f}): "
+            f"the loss curve does not follow the level's power law there, so predictions further out will likely be too "
+            f"{direction} as well, by more.{std} {fix}"]
+
+
+#: What to do when the backtest misses: too low = the fitted budgets sit in the initial transient; too high = the loss
+#: still falls faster per doubling at the longest budgets than at the shorter ones.
+LEVEL_FIX = {"low": "Put the first checkpoint later, or train longer proxies.",
+             "high": "Train longer proxies, or add a checkpoint (e.g. proxy.checkpoints [0.125, 0.25, 0.5, 1.0]) and compare."}
+
+
 def mixture_groups(W: np.ndarray) -> np.ndarray:
     """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds."""
     ids: dict[bytes, int] = {}
@@ -259,7 +287,8 @@ def at_scale(model: FittedModel, model_params: float | None = None, tokens: floa
 
 
 def _scale_text(scales) -> str:
-    return ", ".join(f"{n:.3g} params x {d:.3g} tokens" for n, d in scales) or "unknown size"
+    g = lambda v: "?" if v is None else f"{v:.3g}"  # noqa: E731
+    return ", ".join(f"{g(n)} params x {g(d)} tokens" for n, d in scales) or "unknown size"
 
 
 def make_estimator(table: RunTable, target: str, model_name: str = "default", *, seed: int = 0,
@@ -313,6 +342,17 @@ def noise_line(noise: dict[str, Any]) -> str:
                "seed noise exceeds the mixture signal: use a larger proxy, more tokens or more seeds")
     return (f"seed noise: sd {noise['seed_sd']:.4f} ({noise['dof']} dof from {noise['repeated']} repeated mixture(s)); "
             f"mixture signal sd {noise['signal_sd']:.4f} over {noise['mixtures']} mixtures; signal/noise {noise['snr']:.2f}: {verdict}")
+
+
+def backtest_line(backtest: dict | None) -> str | None:
+    """One line for people: the level's extrapolation, backtested (None without a backtest)."""
+    if not backtest:
+        return None
+    b = backtest
+    verdict = ("outside the model's band: see the warning" if significant_miss(b) else "within the model's band")
+    return (f"level backtest: the largest scale ({_scale_text([b['largest_scale']])}) predicted from the smaller ones: "
+            f"mean error {b['bias']:+.4f} ({b['bias'] / b['mean_sd']:+.2f} sd), MAE {b['mae']:.4f}, "
+            f"{b['within_2sd']:.0%} of {b['n']} rows within ±2σ: {verdict}")
 
 
 # ---------------------------------------------------------------- propose

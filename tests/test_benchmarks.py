@@ -125,5 +125,6 @@ def test_verify_plans_with_budgets_predicts_at_the_verify_budget(monkeypatch, ca
     out = capsys.readouterr().out
     assert "at target scale" in out and "at proxy scale" not in out and "fit: scale-aware" in out
     assert fields["settings"] == 1
+    assert "level backtest:" in out and 0 <= fields["arm_within_2sd_no_backtest"] <= 1 and fields["arm_mae"] > 0
     with pytest.raises(SystemExit):  # one proxy size cannot speak for a larger model
         module.main(["--smoke", "--budgets", "--scales", "4x-model"])

@@ -269,6 +269,7 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     out = " ".join(capsys.readouterr().out.split())
     assert "largest" in out and "held out" in out
     assert "warning: the shortest budget fitted is" in out  # the micro proxy's branches are a few steps long
+    assert "level backtest: the largest scale" in out and "within the model's band" in out  # three budgets: backtested
     fitted = pipeline.open_model(model)
     ends = pipeline.fit(pipeline.open_store(store), "mean:all-domains")
     assert fitted.meta["scale_aware"] and fitted.meta["budgets"] and len(fitted.meta["scales"]) == 3
@@ -335,3 +336,19 @@ def test_fit_budgets_on_several_sizes_says_it_made_the_level_worse(tmp_path):
     fitted = pipeline.fit(pipeline.open_store(store), "mean:all-domains", budgets=True)
     assert type(fitted.estimator).__name__ == "ScaleGP"  # scale-gp across sizes, not shift-gp
     assert any(n.startswith("--budgets on several model sizes") for n in fitted.meta["notes"])
+
+
+def test_a_missed_level_backtest_is_warned_about_with_its_direction():
+    def bt(bias, sd=0.04, params=(1e5, 1e5)):
+        return {"bias": bias, "mean_sd": sd, "mae": abs(bias), "within_2sd": 0.5, "n": 30,
+                "largest_scale": (params[0], 5e5), "from_scale": (params[1], 2.5e5 if params[0] == params[1] else 5e5)}
+
+    assert pipeline.level_notes(None) == [] and pipeline.level_notes(bt(-0.05)) == []  # 1.25 sd: within the band
+    (low,) = pipeline.level_notes(bt(-0.2))
+    assert "0.200 too low" in low and "first checkpoint later" in low
+    (high,) = pipeline.level_notes(bt(+0.1), widened=True)
+    assert "too high" in high and "checkpoint" in high and "corrected" in high
+    (size,) = pipeline.level_notes(bt(-0.2, params=(4e5, 1e5)))
+    assert "proxy size nearer the target" in size
+    assert "within the model's band" in pipeline.backtest_line(bt(-0.03)) and pipeline.backtest_line(None) is None
+    assert "+2.50 sd" in pipeline.backtest_line(bt(0.1))

@@ -47,6 +47,8 @@ def fit_cmd(
     console = Console()
     console.print(table)
     console.print(pipeline.noise_line(fitted.meta["noise"]))
+    if line := pipeline.backtest_line(fitted.meta.get("level_backtest")):
+        console.print(line)
     for note in fitted.meta.get("notes") or []:
         console.print(f"[yellow]warning: {note}[/]")
     console.print(f"model -> {model_path}; predicted-vs-actual plot -> {plot_path}")

@@ -21,7 +21,7 @@ from .plots import plot_pred_vs_actual
 from .annealing import AnnealingLaw
 from .registry import DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, ESTIMATORS, SCALE_ESTIMATORS, get_estimator, load_model, save_model
 from .nested_law import NestedMixingLaw
-from .scale import AtScale, ScaleGP, held_out_scale_cv, scale_inputs
+from .scale import AtScale, ScaleGP, held_out_level, held_out_scale_cv, scale_inputs
 from .shift import ShiftGP
 from .two_phase import TwoPhaseSurrogate, phase_features
 
@@ -30,5 +30,5 @@ __all__ = [
     "TwoPhaseSurrogate", "check_target", "check_weights", "cross_validate", "get_estimator", "load_model", "phase_features",
     "plot_pred_vs_actual", "save_model", "seed_noise", "signal_to_noise",
     "AnnealingLaw", "AtScale", "DEFAULT_BUDGET_ESTIMATOR", "DEFAULT_SCALE_ESTIMATOR", "NestedMixingLaw", "SCALE_ESTIMATORS", "ScaleGP",
-    "ShiftGP", "held_out_scale_cv", "scale_inputs",
+    "ShiftGP", "held_out_level", "held_out_scale_cv", "scale_inputs",
 ]

@@ -514,6 +514,38 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
             "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": tuple(float(10**v) if np.isfinite(v) else None for v in top)}
 
 
+def held_out_level(estimator, X, y) -> dict | None:
+    """The level's extrapolation, backtested: every row at the largest scale held out at once.
+
+    The model is fitted on the smaller scales alone and predicts the largest, the way a plan's prediction
+    reaches past every trained scale (:func:`held_out_scale_cv` keeps part of the largest scale in training,
+    so it tests the ranking there, not the step to it). A 2-D ``y`` is as in :func:`held_out_scale_cv`.
+    Returns None when fewer than two smaller scales are left (no trend to extrapolate), else ``bias`` (mean of
+    prediction minus measurement: > 0 is too high), ``mae``, ``within_2sd``, ``mean_sd``, ``spearman``, ``n``,
+    ``largest_scale`` and ``from_scale`` (the largest scale fitted), each (model_params, tokens).
+    """
+    W, S = split_inputs(X)
+    Y = np.asarray(y, dtype=float)
+    y = estimator.combine(Y) if Y.ndim == 2 else Y
+    key = np.nan_to_num(S, nan=-np.inf)
+    top = key[np.lexsort((key[:, 1], key[:, 0]))[-1]]
+    big = np.all(key == top, axis=1)
+    rest = key[~big]
+    if len(np.unique(rest, axis=0)) < 2:
+        return None
+    below = rest[np.lexsort((rest[:, 1], rest[:, 0]))[-1]]
+    try:
+        model = clone(estimator).fit(X[~big], Y[~big])
+    except FitError:  # e.g. too few runs at the scale below to fit a mixture model on
+        return None
+    pred, sd = model.predict(X[big], return_std=True)
+    err = pred - y[big]
+    raw = lambda v: tuple(float(10**x) if np.isfinite(x) else None for x in v)  # noqa: E731
+    return {"bias": float(np.mean(err)), "mae": float(np.mean(np.abs(err))), "within_2sd": float(np.mean(np.abs(err) <= 2 * sd)),
+            "mean_sd": float(np.sqrt(np.mean(sd**2))), "spearman": float(spearmanr(pred, y[big])[0]) if big.sum() > 2 else float("nan"),
+            "n": int(big.sum()), "largest_scale": raw(top), "from_scale": raw(below)}
+
+
 def __getattr__(name: str):
     """Models pickled before ``NestedMixingLaw`` moved to ``nested_law.py`` still load."""
     if name == "NestedMixingLaw":
