@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mixopt import pipeline
 from tests.bench_loader import BENCH_DIR, load_benchmark
 
 BENCHMARKS = sorted(p for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all")
@@ -128,3 +129,14 @@ def test_verify_plans_with_budgets_predicts_at_the_verify_budget(monkeypatch, ca
     assert "level backtest:" in out and 0 <= fields["arm_within_2sd_no_backtest"] <= 1 and fields["arm_mae"] > 0
     with pytest.raises(SystemExit):  # one proxy size cannot speak for a larger model
         module.main(["--smoke", "--budgets", "--scales", "4x-model"])
+
+
+def test_search_optimum_lcb_trains_the_picks_then_tests_the_optimum(monkeypatch, capsys, tmp_path):
+    """`search_optimum.py --pick lcb`: the runs beyond the first size are the surrogate's picks, labelled lcb-, in the store."""
+    module = load_benchmark("search_optimum", monkeypatch)
+    fields = module.main(["--smoke", "--runs", "4,6", "--pick", "lcb", "--store", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "lcb picks for 6:" in out and fields["mode"] == "smoke-lcb"
+    labels = [r.label for r in pipeline.open_store(tmp_path).records]
+    assert sum(lab.startswith("lcb-") for lab in labels) == 2 and not any(lab == "sample-0004" for lab in labels)
+    assert isinstance(fields["opt_minus_uniform_6"], float)

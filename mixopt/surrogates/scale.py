@@ -525,7 +525,7 @@ def held_out_level(estimator, X, y) -> dict | None:
     ``largest_scale`` and ``from_scale`` (the largest scale fitted), each (model_params, tokens).
     """
     W, S = split_inputs(X)
-    Y = np.asarray(y, dtype=float)
+    X, Y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     y = estimator.combine(Y) if Y.ndim == 2 else Y
     key = np.nan_to_num(S, nan=-np.inf)
     top = key[np.lexsort((key[:, 1], key[:, 0]))[-1]]
