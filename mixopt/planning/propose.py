@@ -218,7 +218,8 @@ def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Con
 
     A mixture that is predicted better only within the noise has not earned a departure from the default, and the
     departure is what fails to transfer to larger budgets (the demo's search optimum trained 0.044 worse than natural
-    at 4x its proxies' tokens; benchmarks/RESULTS.md).
+    at 4x its proxies' tokens; with the WSD demo's 16 sampled runs it trained 0.036 worse than uniform even at the
+    proxies' own budget: benchmarks/search_optimum.py, RESULTS.md "The search's own optimum against uniform").
     """
     rows = {n: v for n, v in baseline_vectors(ctx).items() if constraints.feasible(v[None, :])[0]}
     if not rows:
