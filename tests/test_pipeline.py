@@ -213,6 +213,10 @@ def test_keep_baseline_within_noise_keeps_it_only_without_evidence():
     # baselines predicted 1.02 (natural 0.75/0.25 and uniform both): a gain of 0.02 within the band 2*sqrt(3)*0.01
     kept, note = keep_baseline_within_noise(_Fixed([1.02, 1.02], 0.01), found, cons, ctx)
     assert kept.method.startswith("baseline:") and note.startswith("kept ") and "within the noise band" in note
+    assert "sweep more runs" not in note  # std 0.01 = 1 seed sd: the model knows that mixture
+    unsure = SearchResult(np.array([0.9, 0.1]), domains, 1.00, 0.06, 1.0, np.zeros((1, 2)), 1, 0.0, "simulate")
+    _, note = keep_baseline_within_noise(_Fixed([1.02, 1.02], 0.01), unsure, cons, ctx)
+    assert "6.0x the seed noise" in note and "sweep more runs" in note
     # baselines predicted 1.5: the search's mixture has earned it
     same, note = keep_baseline_within_noise(_Fixed([1.5, 1.5], 0.01), found, cons, ctx)
     assert same is found and note == ""
