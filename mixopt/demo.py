@@ -43,11 +43,8 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     rows = f" ({fitted.meta['n_rows']} rows: every budget they measured)" if fitted.meta.get("budgets") else ""
     console.print(f"{cfg.propose.model} on {fitted.meta['n_runs']} runs{rows}: CV ({fitted.meta['cv_kind']}) spearman {cv['spearman']:.3f}, MAE {cv['mae']:.4f}, "
                   f"regret@1 {cv['regret_at_1']:.4f}; plot {plot_path}")
-    console.print(pipeline.noise_line(fitted.meta["noise"]))
-    if line := pipeline.backtest_line(fitted.meta.get("level_backtest")):
-        console.print(line)
-    for note in fitted.meta.get("notes") or []:
-        console.print(f"[yellow]warning: {note}[/]")
+    for line in pipeline.model_lines(fitted.meta):
+        console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else line)
 
     console.rule("3/6 propose: search at the target budget")
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)

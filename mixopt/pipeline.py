@@ -41,6 +41,7 @@ from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.noise import seed_noise, signal_to_noise
+from .surrogates.checks import backtest_line, level_notes, model_lines, noise_line, scale_text as _scale_text  # noqa: F401  (the CLI's, the demo's)
 from .surrogates.shift import significant_miss
 
 __all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
@@ -241,29 +242,6 @@ def short_budget_notes(runs: list, rows: RunTable) -> list[str]:
             "(0.5-0.8 nats from 10-40-step runs). Train longer proxies, or put the first checkpoint later."]
 
 
-def level_notes(backtest: dict | None, *, widened: bool = False) -> list[str]:
-    """A warning when the level, backtested (:func:`~mixopt.surrogates.scale.held_out_level`), missed by more than
-    ``SIGNIFICANT_MISS`` of the model's own sds: the miss is systematic, and a plan further out will likely miss the same way, by more
-    (on the tiny verify proxies it did: RESULTS.md "Level backtest")."""
-    if not significant_miss(backtest):
-        return []
-    direction = "high" if backtest["bias"] > 0 else "low"
-    (n_top, _), (n_below, _) = backtest["largest_scale"], backtest["from_scale"]
-    fix = LEVEL_FIX[direction] if n_top == n_below else ("Sweep a proxy size nearer the target, or compare the fit "
-                                                          "without --budgets." if direction == "low" else "Sweep a proxy size nearer the target.")
-    std = " shift-gp's mean is corrected by this miss and its std widened, both grown with the distance to the target." if widened else ""
-    return [f"held back, the largest scale ({_scale_text([backtest['largest_scale']])}) was predicted from the smaller ones "
-            f"{abs(backtest['bias']):.3f} too {direction} on average ({backtest['n']} rows; the model's sd {backtest['mean_sd']:.3f}): "
-            f"the loss curve does not follow the level's power law there, so predictions further out will likely be too "
-            f"{direction} as well, by more.{std} {fix}"]
-
-
-#: What to do when the backtest misses: too low = the fitted budgets sit in the initial transient; too high = the loss
-#: still falls faster per doubling at the longest budgets than at the shorter ones.
-LEVEL_FIX = {"low": "Put the first checkpoint later, or train longer proxies.",
-             "high": "Train longer proxies, or add a checkpoint (e.g. proxy.checkpoints [0.125, 0.25, 0.5, 1.0]) and compare."}
-
-
 def mixture_groups(W: np.ndarray) -> np.ndarray:
     """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds."""
     ids: dict[bytes, int] = {}
@@ -284,11 +262,6 @@ def at_scale(model: FittedModel, model_params: float | None = None, tokens: floa
                        "not their level at another size. Drop --model-params/--tokens (the ranking holds), or sweep a second "
                        "proxy size (`sizes:` in the config) and fit again.")
     return model.estimator
-
-
-def _scale_text(scales) -> str:
-    g = lambda v: "?" if v is None else f"{v:.3g}"  # noqa: E731
-    return ", ".join(f"{g(n)} params x {g(d)} tokens" for n, d in scales) or "unknown size"
 
 
 def make_estimator(table: RunTable, target: str, model_name: str = "default", *, seed: int = 0,
@@ -330,29 +303,6 @@ def measure_noise(y: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
         if len(counts) > 1:
             out["snr"] = float(signal_to_noise(y, groups))
     return out
-
-
-def noise_line(noise: dict[str, Any]) -> str:
-    """One line for people: seed noise against the mixture signal."""
-    if noise.get("seed_sd") is None:
-        return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2). "
-                "Differences between single runs may be seed noise.")
-    verdict = ("the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
-               "the mixture signal is comparable to seed noise: rankings of close mixtures are unreliable" if noise["snr"] >= 1 else
-               "seed noise exceeds the mixture signal: use a larger proxy, more tokens or more seeds")
-    return (f"seed noise: sd {noise['seed_sd']:.4f} ({noise['dof']} dof from {noise['repeated']} repeated mixture(s)); "
-            f"mixture signal sd {noise['signal_sd']:.4f} over {noise['mixtures']} mixtures; signal/noise {noise['snr']:.2f}: {verdict}")
-
-
-def backtest_line(backtest: dict | None) -> str | None:
-    """One line for people: the level's extrapolation, backtested (None without a backtest)."""
-    if not backtest:
-        return None
-    b = backtest
-    verdict = ("outside the model's band: see the warning" if significant_miss(b) else "within the model's band")
-    return (f"level backtest: the largest scale ({_scale_text([b['largest_scale']])}) predicted from the smaller ones: "
-            f"mean error {b['bias']:+.4f} ({b['bias'] / b['mean_sd']:+.2f} sd), MAE {b['mae']:.4f}, "
-            f"{b['within_2sd']:.0%} of {b['n']} rows within ±2σ: {verdict}")
 
 
 # ---------------------------------------------------------------- propose

@@ -332,3 +332,17 @@ def test_cli_registers_report_on_main_app():
     from mixopt.cli.main import app
 
     assert "report" in {c.name for c in app.registered_commands}
+
+
+def test_model_checks_section_carries_noise_backtest_and_warnings(tmp_path):
+    store = _store(tmp_path / "store")
+    meta = _model_meta(store, noise={"seed_sd": 0.01, "dof": 4, "repeated": 2, "signal_sd": 0.2, "mixtures": 8, "snr": 20.0},
+                       level_backtest={"bias": -0.2, "mean_sd": 0.05, "mae": 0.2, "within_2sd": 0.3, "n": 8,
+                                       "largest_scale": (1e5, 4e5), "from_scale": (1e5, 2e5)},
+                       notes=["held back, the largest scale was predicted 0.200 too low"])
+    text = build_report(tmp_path / "out", store=store, model=(_FakeModel(), meta)).read_text()
+    section = text.split("<h2>Model checks")[1].split("<h2>")[0]
+    assert "seed noise: sd 0.0100" in section and "level backtest:" in section and "-4.00 sd" in section
+    assert "warning: held back" in section
+    plain = build_report(tmp_path / "o2", store=store, model=(_FakeModel(), _model_meta(store))).read_text()
+    assert "Model checks" not in plain  # a model without checks (imported, old) adds no empty section

@@ -46,11 +46,8 @@ def fit_cmd(
                     for k in ("spearman", "pearson", "mae", "regret_at_1", "within_1sd", "within_2sd")))
     console = Console()
     console.print(table)
-    console.print(pipeline.noise_line(fitted.meta["noise"]))
-    if line := pipeline.backtest_line(fitted.meta.get("level_backtest")):
-        console.print(line)
-    for note in fitted.meta.get("notes") or []:
-        console.print(f"[yellow]warning: {note}[/]")
+    for line in pipeline.model_lines(fitted.meta):
+        console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else line)
     console.print(f"model -> {model_path}; predicted-vs-actual plot -> {plot_path}")
 
 

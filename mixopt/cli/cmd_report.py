@@ -17,7 +17,7 @@ def report_cmd(
     out: Path = typer.Option(..., "--out", help="Output directory for index.html and its PNGs."),
     store: Path | None = typer.Option(None, "--store", help="Run-store directory (sweep results)."),
     plan: Path | None = typer.Option(None, "--plan", help="PLAN.yaml from `mixopt propose`."),
-    model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs."),
+    model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs; its checks (seed noise, level backtest, warnings) get a section."),
     frontier: Path | None = typer.Option(None, "--frontier", help="FRONTIER.json from `mixopt plan-pools --json`."),
     verification: Path | None = typer.Option(None, "--verify", help="VERIFY.json from `mixopt verify`: bars with intervals next to the prediction."),
     target: str | None = typer.Option(None, "--target", help="Metric to rank runs by, e.g. val/code or mean:all-domains "

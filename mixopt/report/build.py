@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..plan import Plan
 from ..runs.record import RunRecord
+from ..surrogates.checks import model_lines
 from . import plots
 from .html import FigureEntry, render_page
 from .inputs import (
@@ -163,8 +164,11 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     if flag:
         flags.append(flag)
     summary = _summary(sv, y, target, plan_obj)
+    sections = [("Measured vs predicted", notes)] if notes else []
+    if mv is not None and (checks := model_lines(mv.meta)):  # seed noise, the level backtest, fit's warnings
+        sections.append((f"Model checks ({mv.name})", checks))
     page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
-                       notes=[("Measured vs predicted", notes)] if notes else None)
+                       notes=sections or None)
     return atomic_write_text(out / "index.html", page)
 
 

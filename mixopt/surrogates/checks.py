@@ -1,0 +1,71 @@
+"""What `fit` tells people about its model, one line each: seed noise against the mixture signal, the level backtest.
+
+Used by `mixopt fit`, the demo and the report; the numbers come from the fitted model's meta
+(:func:`mixopt.pipeline.fit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .shift import significant_miss
+
+
+def scale_text(scales) -> str:
+    """``(model_params, tokens)`` pairs for people; None as ``?``."""
+    g = lambda v: "?" if v is None else f"{v:.3g}"  # noqa: E731
+    return ", ".join(f"{g(n)} params x {g(d)} tokens" for n, d in scales) or "unknown size"
+
+
+def noise_line(noise: dict[str, Any]) -> str:
+    """One line for people: seed noise against the mixture signal."""
+    if noise.get("seed_sd") is None:
+        return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2). "
+                "Differences between single runs may be seed noise.")
+    verdict = ("the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
+               "the mixture signal is comparable to seed noise: rankings of close mixtures are unreliable" if noise["snr"] >= 1 else
+               "seed noise exceeds the mixture signal: use a larger proxy, more tokens or more seeds")
+    return (f"seed noise: sd {noise['seed_sd']:.4f} ({noise['dof']} dof from {noise['repeated']} repeated mixture(s)); "
+            f"mixture signal sd {noise['signal_sd']:.4f} over {noise['mixtures']} mixtures; signal/noise {noise['snr']:.2f}: {verdict}")
+
+
+def backtest_line(backtest: dict | None) -> str | None:
+    """One line for people: the level's extrapolation, backtested (None without a backtest)."""
+    if not backtest:
+        return None
+    b = backtest
+    verdict = ("outside the model's band: see the warning" if significant_miss(b) else "within the model's band")
+    return (f"level backtest: the largest scale ({scale_text([b['largest_scale']])}) predicted from the smaller ones: "
+            f"mean error {b['bias']:+.4f} ({b['bias'] / b['mean_sd']:+.2f} sd), MAE {b['mae']:.4f}, "
+            f"{b['within_2sd']:.0%} of {b['n']} rows within ±2σ: {verdict}")
+
+
+def level_notes(backtest: dict | None, *, widened: bool = False) -> list[str]:
+    """A warning when the level, backtested (:func:`~mixopt.surrogates.scale.held_out_level`), missed by more than
+    ``SIGNIFICANT_MISS`` of the model's own sds: the miss is systematic, and a plan further out will likely miss the same way, by more
+    (on the tiny verify proxies it did: RESULTS.md "Level backtest")."""
+    if not significant_miss(backtest):
+        return []
+    direction = "high" if backtest["bias"] > 0 else "low"
+    (n_top, _), (n_below, _) = backtest["largest_scale"], backtest["from_scale"]
+    fix = LEVEL_FIX[direction] if n_top == n_below else ("Sweep a proxy size nearer the target, or compare the fit "
+                                                          "without --budgets." if direction == "low" else "Sweep a proxy size nearer the target.")
+    std = " shift-gp's mean is corrected by this miss and its std widened, both grown with the distance to the target." if widened else ""
+    return [f"held back, the largest scale ({scale_text([backtest['largest_scale']])}) was predicted from the smaller ones "
+            f"{abs(backtest['bias']):.3f} too {direction} on average ({backtest['n']} rows; the model's sd {backtest['mean_sd']:.3f}): "
+            f"the loss curve does not follow the level's power law there, so predictions further out will likely be too "
+            f"{direction} as well, by more.{std} {fix}"]
+
+
+#: What to do when the backtest misses: too low = the fitted budgets sit in the initial transient; too high = the loss
+#: still falls faster per doubling at the longest budgets than at the shorter ones.
+LEVEL_FIX = {"low": "Put the first checkpoint later, or train longer proxies.",
+             "high": "Train longer proxies, or add a checkpoint (e.g. proxy.checkpoints [0.125, 0.25, 0.5, 1.0]) and compare."}
+
+
+def model_lines(meta: dict) -> list[str]:
+    """Every check of a fitted model for people, in order: seed noise, the level backtest, then fit's warnings."""
+    lines = [noise_line(meta["noise"])] if meta.get("noise") else []
+    if line := backtest_line(meta.get("level_backtest")):
+        lines.append(line)
+    return lines + [f"warning: {note}" for note in meta.get("notes") or []]
