@@ -91,7 +91,8 @@ def row_line(setting: str, target: str, body: dict) -> list[str]:
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
         verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
-        lines.append(f"      vs {c['against']:14s} diff {c['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}")
+        claimed = f"  (predicted {c['predicted_diff']:+.4f})" if "predicted_diff" in c else ""
+        lines.append(f"      vs {c['against']:14s} diff {c['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}{claimed}")
     for s in body["skipped"]:
         lines.append(f"      {s['name']:17s} skipped: {s['why']}")
     return lines

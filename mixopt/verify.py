@@ -181,6 +181,16 @@ def predicted_at(plan: Plan, scale: VerifyScale) -> dict[str, Any]:
     return out
 
 
+def predicted_diff(plan: Plan, arm: str, lo: float, hi: float) -> dict[str, Any]:
+    """What the plan claimed against this arm (its predicted baselines: natural, uniform, best-run), and whether the
+    measured interval holds that claim: ``predicted_diff`` (plan minus arm, as predicted) and ``claim_held``."""
+    base = (plan.predicted.baselines or {}).get(arm) if plan.predicted else None
+    if not base or base.get("value") is None:
+        return {}
+    d = float(plan.predicted.value - base["value"])
+    return {"predicted_diff": d, "claim_held": bool(lo <= d <= hi)}
+
+
 def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
     """A paired interval for the mean difference: Student t from 3 seeds, an exact bootstrap of the mean below that."""
     d = np.asarray(diffs, dtype=float)
@@ -235,7 +245,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         diffs = np.array(plan_arm.values) - np.array(a.values)
         lo, hi = paired_interval(diffs)
         comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi], "plan_better": bool(hi < 0),
-                            "plan_worse": bool(lo > 0)})
+                            "plan_worse": bool(lo > 0), **predicted_diff(plan, a.name, lo, hi)})
     plan_mean = float(np.mean(plan_arm.values))
     return {
         "target": metric,

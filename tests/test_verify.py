@@ -43,9 +43,12 @@ def test_json_fields_and_resume(planned, tmp_path, capsys):
         assert c["diff"] == pytest.approx(body["results"][0]["mean"] - alt["mean"])
         lo, hi = c["ci95"]
         assert lo <= c["diff"] <= hi and c["plan_better"] == (hi < 0)
+        claimed = yaml.safe_load(plan.read_text())["predicted"]
+        assert c["predicted_diff"] == pytest.approx(claimed["value"] - claimed["baselines"][c["against"]]["value"])
+        assert c["claim_held"] == (lo <= c["predicted_diff"] <= hi)
     assert body["skipped"] == [{"name": "no-upsampling", "why": "the plan has no end phase"}]
     assert body["prediction_error"] == pytest.approx(body["results"][0]["mean"] - body["predicted"]["value"])
-    assert "plan - arm" in text and body["trained"] > 0
+    assert "plan - arm" in text and "predicted" in text and body["trained"] > 0
     # resume: the runs are ordinary store records, so a second call trains nothing and gives the same numbers
     assert _verify(store, plan, tmp_path / "again.json") == 0
     again = json.loads((tmp_path / "again.json").read_text())

@@ -24,21 +24,25 @@ def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40
 
 
 def verify_table(body: dict) -> Table:
-    """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval and the verdict."""
+    """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval, what the plan
+    predicted that difference to be (natural, uniform, best-run) and the verdict."""
     sc = body["scale"]
     table = Table(title=f"{body['target']} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
                         f"{len(body['seeds'])} paired seeds (lower is better)")
-    for col in ("arm", "mean", "plan - arm", "95% interval", "verdict"):
+    for col in ("arm", "mean", "plan - arm", "95% interval", "predicted", "verdict"):
         table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
     plan = body["results"][0]
     pred = body["predicted"]
     std = f" ± {pred['std']:.4f}" if pred.get("std") is not None else ""
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)")
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)")
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
         verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
-        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", verdict)
+        claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
+        if "claim_held" in c and not c["claim_held"]:
+            verdict += "; not as predicted"
+        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", claimed, verdict)
     for s in body["skipped"]:
-        table.add_row(s["name"], "-", "-", "-", f"skipped: {s['why']}")
+        table.add_row(s["name"], "-", "-", "-", "-", f"skipped: {s['why']}")
     return table
