@@ -34,11 +34,13 @@ class ScaleRows:
     mixture: np.ndarray  # (n,) id of the row's mixture (equal weights -> equal id, across sizes and seeds)
     Y: np.ndarray | None = None  # (n, k) the component metrics an averaged target is made of (None: y is one metric)
     weights: list[float] | None = None  # the components' weights in the target
+    component_domains: list | None = None  # per target column, the W column of the domain it measures (val/<d>), or None
 
     def rows(self, mask) -> "ScaleRows":
         idx = np.flatnonzero(mask)
         return ScaleRows(self.domains, self.W[idx], self.N[idx], self.D[idx], self.y[idx],
-                         [self.records[i] for i in idx], self.mixture[idx], None if self.Y is None else self.Y[idx], self.weights)
+                         [self.records[i] for i in idx], self.mixture[idx], None if self.Y is None else self.Y[idx], self.weights,
+                         self.component_domains)
 
     @property
     def sizes(self) -> list[float]:
@@ -73,5 +75,5 @@ def scale_rows(store_dir: str | Path, target: str = "mean:all-domains") -> Scale
         Y, weights = table.component_matrix(target)
         keep &= np.isfinite(Y).all(axis=1)
     rows = ScaleRows(table.domains, table.W, table.model_params, table.tokens, y,
-                     [by_id[i] for i in table.run_ids], mixture_groups(table.W), Y, weights)
+                     [by_id[i] for i in table.run_ids], mixture_groups(table.W), Y, weights, table.component_domains(target))
     return rows.rows(keep)

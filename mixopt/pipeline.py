@@ -174,7 +174,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         fit_y = y
         if "mixture" in est.get_params():  # shift-gp: its mixture model is the one fit gives a single scale
             mixture, _ = make_estimator(final, target, "default", seed=seed, groups=groups if noise["seed_sd"] is not None else None)
-            est.set_params(mixture=mixture)
+            columns = isinstance(mixture, MetricAverage) or target in table.metrics  # what fit_y's columns are
+            est.set_params(mixture=mixture, component_domains=table.component_domains(target) if columns else None)
             if isinstance(mixture, MetricAverage):  # an averaged target: the component metrics, as at one scale
                 fit_y = table.component_matrix(target)[0]
         X = scale_inputs(table.W, table.model_params, table.tokens)

@@ -356,3 +356,13 @@ def test_a_missed_level_backtest_is_warned_about_with_its_direction():
     assert "proxy size nearer the target" in size
     assert "within the model's band" in pipeline.backtest_line(bt(-0.03)) and pipeline.backtest_line(None) is None
     assert "+2.50 sd" in pipeline.backtest_line(bt(0.1))
+
+
+def test_component_domains_name_the_domain_each_target_column_measures():
+    from mixopt.runs.table import RunTable
+
+    t = RunTable(["r0"], ["code", "prose"], np.array([[0.5, 0.5]]),
+                 {"val/code": np.ones(1), "val/prose": np.ones(1), "metric/acc": np.ones(1)}, np.full(1, 1e5), np.full(1, 1e5))
+    assert t.component_domains("mean:all-domains") == [0, 1]
+    assert t.component_domains("val/prose") == [1] and t.component_domains("metric/acc") == [None]
+    assert t.component_domains("wmean:val/prose=0.7,metric/acc=0.3") == [1, None]

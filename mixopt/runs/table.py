@@ -113,6 +113,11 @@ class RunTable:
         cols, weights = self.target_components(name)
         return np.column_stack([self.metrics[c] for c in cols]), weights
 
+    def component_domains(self, name: str) -> list[int | None]:
+        """For each component column of a target, the W column of the domain it measures (``val/<domain>``), or None."""
+        cols, _ = self.target_components(name)
+        return [self.domains.index(c[4:]) if c.startswith("val/") and c[4:] in self.domains else None for c in cols]
+
     def has_scale(self) -> bool:
         """Whether any row knows its model size or tokens."""
         return bool(np.isfinite(self.model_params).any() or np.isfinite(self.tokens).any())

@@ -33,6 +33,8 @@ initial transient the power law misses the same way further out (RESULTS.md,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.base import clone
 
@@ -65,6 +67,13 @@ class ShiftGP(_ScaleBase):
         far that the level reverses). Where the loss curve leaves the power law (an initial transient, a loss that
         falls faster at the longest budgets) the prediction then says so; where the miss is within the sd nothing
         changes. Needs two scales below the largest.
+    component_domains : sequence of int or None, or None
+        For each target column (one for a 1-D y; each column of a 2-D Y), the W column of the domain it measures
+        (``val/<domain>``), or None. With it the level shift is spread over mixtures by how fast each domain's loss
+        fell over the base size's budgets as a function of the domain's own weight (``domain_slopes_``): a domain a
+        mixture barely trains stalls (its loss kept 0.41 of its early slope from 500k to 2M tokens, against 0.74-0.92
+        for trained domains: RESULTS.md "Budget transfer"), so a concentrated mixture moves less than a balanced one.
+        The factor averages 1 over the training mixtures, so the mean shift is the level's. None: one shift for all.
     exponent_range : (float, float) or None
         A plausible range of the token exponent (default 0.15-0.6: Chinchilla's beta is 0.28, these proxies' runs fit
         0.35, their first budgets' curvature 0.6). When the runs span several budgets the level is also fitted at both
@@ -86,7 +95,7 @@ class ShiftGP(_ScaleBase):
 
     def __init__(self, mixture=None, base_params: dict | None = None, random_state: int = 0, noise_variance: float | None = None,
                  token_exponent: float | None = 0.3, curvature: float | None = 0.35, exponent_range=(0.15, 0.6),
-                 backtest: bool = True):
+                 backtest: bool = True, component_domains=None):
         self.mixture = mixture
         self.base_params = base_params
         self.random_state = random_state
@@ -95,10 +104,12 @@ class ShiftGP(_ScaleBase):
         self.curvature = curvature
         self.exponent_range = exponent_range
         self.backtest = backtest
+        self.component_domains = component_domains
 
     def __setstate__(self, state):
         # models pickled before the backtest existed behave as they did then
-        super().__setstate__({"backtest": False, "backtest_": None, "level_excess_": 0.0, "level_bias_": 0.0, **state})
+        super().__setstate__({"backtest": False, "backtest_": None, "level_excess_": 0.0, "level_bias_": 0.0,
+                              "component_domains": None, "domain_slopes_": None, **state})
 
     def combine(self, Y) -> np.ndarray:
         """The target (n,) that a 2-D Y of component metrics makes up (the mixture model's ``combine``); 1-D Y as it is."""
@@ -133,6 +144,7 @@ class ShiftGP(_ScaleBase):
         self.W_centre_ = np.unique(np.round(W, 9), axis=0)
         self.sn2_ = self.level_.sn2_ * self.level_.y_scale_**2
         self._shifts = {}  # (model_params, tokens) -> (shift, variance): the search asks for one scale many times
+        self.domain_slopes_ = self._domain_slopes(W, S, Y)
         self.backtest_, self.level_excess_, self.level_bias_ = None, 0.0, 0.0
         if self.backtest:
             self.backtest_ = held_out_level(clone(self).set_params(backtest=False), X, y)
@@ -182,6 +194,59 @@ class ShiftGP(_ScaleBase):
         corrected = shift - getattr(self, "level_bias_", 0.0) * dist
         return (corrected if corrected * shift > 0 else 0.0), var  # a correction never reverses the level's direction
 
+    #: ``log(w + SLOPE_EPS)``: the own-weight axis of the domain slopes (a weight of 0 is a finite point).
+    SLOPE_EPS = 0.1
+    MIN_SLOPE_MIXTURES = 5
+
+    def _domain_slopes(self, W, S, Y) -> dict | None:
+        """Per target column, a line through (log(own weight + eps), the loss's slope in log tokens) over the base
+        size's mixtures measured at 2+ budgets; None when not asked for or not measurable."""
+        cols = self.component_domains
+        if cols is None:
+            return None
+        cols = [cols] if np.ndim(cols) == 0 else list(cols)
+        Y2 = Y.reshape(len(Y), -1)
+        if len(cols) != Y2.shape[1]:
+            raise FitError(f"{self.name} component_domains has {len(cols)} entries for {Y2.shape[1]} target column(s). "
+                           "Give one W column (or None) per target column.")
+        size = np.isclose(np.nan_to_num(S[:, 0], nan=-1.0), np.nan_to_num(math.log10(self.base_scale_[0]) if np.isfinite(self.base_scale_[0]) else -1.0))
+        keys = np.round(W, 9)
+        groups = [np.flatnonzero(size & np.all(keys == k, axis=1)) for k in np.unique(keys[size], axis=0)]
+        groups = [g for g in groups if len(np.unique(S[g, 1])) >= 2 and np.isfinite(S[g, 1]).all()]
+        if len(groups) < self.MIN_SLOPE_MIXTURES:
+            return None
+        weights = np.atleast_1d(self.combine(np.eye(Y2.shape[1])) if Y.ndim == 2 else np.ones(1))
+        lines = []
+        for c, d in enumerate(cols):
+            slope = np.array([np.polyfit(S[g, 1], Y2[g, c], 1)[0] for g in groups])
+            if d is None:  # not a domain's loss: its mean slope, the same for every mixture
+                lines.append(np.array([0.0, float(slope.mean())]))
+                continue
+            x = np.log(np.array([W[g[0], d] for g in groups]) + self.SLOPE_EPS)
+            lines.append(np.polyfit(x, slope, 1))
+        if all(d is None for d in cols):
+            return None
+        out = {"lines": lines, "weights": weights, "norm": 1.0}
+        out["norm"] = float(np.mean(self._raw_spread(np.array([W[g[0]] for g in groups]), out)))
+        return out if abs(out["norm"]) > 1e-12 else None
+
+    def _raw_spread(self, W, slopes) -> np.ndarray:
+        """Each row's target slope from the per-column lines (a column without a domain adds its mean slope)."""
+        total = np.zeros(len(W))
+        cols = self.component_domains
+        cols = [cols] if np.ndim(cols) == 0 else list(cols)
+        for c, (d, line) in enumerate(zip(cols, slopes["lines"])):
+            total += slopes["weights"][c] * (line[1] if d is None else np.polyval(line, np.log(W[:, d] + self.SLOPE_EPS)))
+        return total
+
+    def _spread(self, W) -> np.ndarray:
+        """(n,) the factor on the level shift for each mixture: its predicted slope over the training mixtures' mean,
+        clipped to [0, 2] (no mixture is predicted to lose from more tokens, none to gain more than twice the level)."""
+        slopes = getattr(self, "domain_slopes_", None)
+        if not slopes:
+            return np.ones(len(W))
+        return np.clip(self._raw_spread(W, slopes) / slopes["norm"], 0.0, 2.0)
+
     def _distance(self, a, b) -> float:
         """Distance between two scales (model_params, tokens) on the level's own axes (tokens warped to the power law)."""
         S = np.log10(np.array([[np.nan if v is None else v for v in sc] for sc in (a, b)], dtype=float))
@@ -206,7 +271,7 @@ class ShiftGP(_ScaleBase):
         for key in np.unique(keys, axis=0):
             rows = np.all(keys == key, axis=1)
             shift, var = self._level_shift(raw[np.argmax(rows)])
-            mean[rows] += shift
+            mean[rows] += shift * self._spread(W[rows])
             shift_var[rows] = var
         if return_cov:
             cov = self._mixture_cov(W, np.asarray(sd, dtype=float))
