@@ -153,6 +153,8 @@ class ShiftGP(_ScaleBase):
                 bt = self.backtest_
                 self.level_excess_ = max(abs(bt["bias"]) - bt["mean_sd"], 0.0) / step
                 self.level_bias_ = bt["bias"] / step if significant_miss(bt) else 0.0
+        if self.level_bias_:  # the budgets are off the power law: their per-domain slopes do not extrapolate either
+            self.domain_slopes_ = None
         return self
 
     def _level(self, exponent) -> ScaleGP:
