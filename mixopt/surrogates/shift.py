@@ -211,7 +211,8 @@ class ShiftGP(_ScaleBase):
         if len(cols) != Y2.shape[1]:
             raise FitError(f"{self.name} component_domains has {len(cols)} entries for {Y2.shape[1]} target column(s). "
                            "Give one W column (or None) per target column.")
-        size = np.isclose(np.nan_to_num(S[:, 0], nan=-1.0), np.nan_to_num(math.log10(self.base_scale_[0]) if np.isfinite(self.base_scale_[0]) else -1.0))
+        base_n = math.log10(self.base_scale_[0]) if np.isfinite(self.base_scale_[0]) else -1.0
+        size = np.isclose(np.nan_to_num(S[:, 0], nan=-1.0), base_n)  # the base size's rows (unknown size: all)
         keys = np.round(W, 9)
         groups = [np.flatnonzero(size & np.all(keys == k, axis=1)) for k in np.unique(keys[size], axis=0)]
         groups = [g for g in groups if len(np.unique(S[g, 1])) >= 2 and np.isfinite(S[g, 1]).all()]
