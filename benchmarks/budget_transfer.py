@@ -243,7 +243,7 @@ def main(argv=None) -> dict:
     train, test = split(rows)
     print(f"train: {len(np.unique(train.mixture))} mixtures at budgets {[int(d) for d in train.budgets]}; "
           f"test: {len(np.unique(test.mixture))} mixtures at {[int(d) for d in test.budgets]}")
-    folds = min(args.folds, len(np.unique(test.mixture)))
+    folds = min(2 if args.smoke else args.folds, len(np.unique(test.mixture)))
     seen = table("seen: the target mixtures' shorter runs train", train, test, SEEN, folds=None)
     new = table(f"unseen: {folds}-fold over the target mixtures", train, test, UNSEEN, folds=folds)
     final = max(test.budgets)
