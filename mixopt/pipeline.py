@@ -152,6 +152,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     if budgets:
         table = fit_rows(runs, table, target)
         y = table.target(target)
+    spread = None
     scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
         one_size = len({sc[0] for sc in scales}) == 1  # with --budgets: every extrapolation is in tokens
@@ -184,6 +185,9 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         est.fit(X, fit_y)
         backtest = est.backtest_ if hasattr(est, "backtest_") else held_out_level(est, X, fit_y)  # shift-gp runs its own
         notes += level_notes(backtest, widened=bool(getattr(est, "level_bias_", 0.0)))
+        if getattr(est, "domain_slopes_", None):  # shift-gp spreads its level shift by each domain's weight
+            factors = est._spread(final.W)
+            spread = [float(factors.min()), float(factors.max())]
         if budgets and not significant_miss(backtest):  # the backtest did not speak: the rule of thumb
             notes += short_budget_notes(runs, table)
     else:
@@ -202,7 +206,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
-        "notes": notes, "level_backtest": backtest,
+        "notes": notes, "level_backtest": backtest, "shift_spread": spread,
     }
     return FittedModel(est, model_meta)
 

@@ -274,6 +274,8 @@ def test_fit_budgets_predicts_at_a_larger_token_budget(stores, tmp_path, capsys)
     assert "largest" in out and "held out" in out
     assert "warning: the shortest budget fitted is" in out  # the micro proxy's branches are a few steps long
     assert "level backtest: the largest scale" in out and "within the model's band" in out  # three budgets: backtested
+    lo, hi = pipeline.open_model(model).meta["shift_spread"]  # shift-gp spreads the shift by each domain's weight
+    assert 0 <= lo < 1 < hi <= 2 and "level shift spread by each domain's weight" in out
     fitted = pipeline.open_model(model)
     ends = pipeline.fit(pipeline.open_store(store), "mean:all-domains")
     assert fitted.meta["scale_aware"] and fitted.meta["budgets"] and len(fitted.meta["scales"]) == 3

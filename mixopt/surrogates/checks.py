@@ -68,4 +68,7 @@ def model_lines(meta: dict) -> list[str]:
     lines = [noise_line(meta["noise"])] if meta.get("noise") else []
     if line := backtest_line(meta.get("level_backtest")):
         lines.append(line)
+    if spread := meta.get("shift_spread"):
+        lines.append(f"level shift spread by each domain's weight: x{spread[0]:.2f} to x{spread[1]:.2f} over the swept mixtures "
+                     "(a domain a mixture barely trains stalls, so concentrated mixtures move least)")
     return lines + [f"warning: {note}" for note in meta.get("notes") or []]
