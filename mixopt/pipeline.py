@@ -186,7 +186,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         backtest = est.backtest_ if hasattr(est, "backtest_") else held_out_level(est, X, fit_y)  # shift-gp runs its own
         notes += level_notes(backtest, widened=bool(getattr(est, "level_bias_", 0.0)))
         if getattr(est, "domain_slopes_", None):  # shift-gp spreads its level shift by each domain's weight
-            factors = est._spread(final.W)
+            factors = est.shift_factor(final.W)
             spread = [float(factors.min()), float(factors.max())]
         if budgets and not significant_miss(backtest):  # the backtest did not speak: the rule of thumb
             notes += short_budget_notes(runs, table)

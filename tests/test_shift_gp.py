@@ -166,9 +166,9 @@ def test_domain_slopes_spread_the_shift_by_each_domains_weight():
     one = ShiftGP(mixture=mix, base_params={"n_restarts": 0}, backtest=False).fit(X, Y)
     assert spread.domain_slopes_ is not None and one.domain_slopes_ is None
     W_train = np.unique(np.round(X[:, :3], 9), axis=0)
-    assert spread._spread(W_train).mean() == pytest.approx(1.0, abs=0.05)  # the mean shift is the level's
+    assert spread.shift_factor(W_train).mean() == pytest.approx(1.0, abs=0.05)  # the mean shift is the level's
     Wq = np.array([[0.34, 0.33, 0.33], [0.96, 0.02, 0.02], [0.6, 0.3, 0.1]])
-    f = spread._spread(Wq)
+    f = spread.shift_factor(Wq)
     assert f[0] > f[2] > f[1]  # a concentrated mixture's untrained domains stall: it moves least
     truth = (2.0 + 30.0 * (Wq * 1.6e6 + 3e4) ** -0.3).mean(axis=1)
     err = [np.abs(m.predict(scale_inputs(Wq, 1e6, 1.6e6)) - truth).mean() for m in (spread, one)]
@@ -184,4 +184,4 @@ def test_domain_slopes_need_one_entry_per_target_column():
         ShiftGP(base_params={"n_restarts": 0}, component_domains=[0, 1]).fit(X, Y.mean(axis=1))
     one_col = ShiftGP(base_params={"n_restarts": 0}, component_domains=0, backtest=False).fit(X, Y[:, 0])  # val/<domain 0> alone
     assert one_col.domain_slopes_ is not None
-    assert one_col._spread(np.array([[1.0, 0.0, 0.0]]))[0] > one_col._spread(np.array([[0.0, 0.5, 0.5]]))[0]
+    assert one_col.shift_factor(np.array([[1.0, 0.0, 0.0]]))[0] > one_col.shift_factor(np.array([[0.0, 0.5, 0.5]]))[0]

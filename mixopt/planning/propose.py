@@ -234,7 +234,7 @@ def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Con
     kept = replace(result, weights=rows[name], predicted=value, std=std, method=f"baseline:{name}")
     return kept, (f"kept {name}: the search's best mixture is predicted {gain:+.4f} better, within the noise band ±{band:.4f}, "
                   "so it has not earned a departure from the baseline (propose.keep_baseline_within_noise: false to take it)"
-                  + unsure_advice(_spread(estimator, result, rows[name]), seed_sd, name))
+                  + unsure_advice(_difference_sd(estimator, result, rows[name]), seed_sd, name))
 
 
 #: The search's mixture is "far from the runs" when its predictive std exceeds this many seed-noise sds: with the demo's
@@ -243,7 +243,7 @@ def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Con
 UNSURE_STD_RATIO = 4.0
 
 
-def _spread(estimator, result: SearchResult, baseline: np.ndarray) -> float:
+def _difference_sd(estimator, result: SearchResult, baseline: np.ndarray) -> float:
     """The std of the search's mixture minus the baseline (a level shared by both, e.g. across scales, cancels);
     the search's own std where the estimator gives no covariance."""
     d = difference_std(estimator, result.weights, baseline)

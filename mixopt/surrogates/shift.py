@@ -230,10 +230,10 @@ class ShiftGP(_ScaleBase):
         if all(d is None for d in cols):
             return None
         out = {"lines": lines, "weights": weights, "norm": 1.0}
-        out["norm"] = float(np.mean(self._raw_spread(np.array([W[g[0]] for g in groups]), out)))
+        out["norm"] = float(np.mean(self._slope_sum(np.array([W[g[0]] for g in groups]), out)))
         return out if abs(out["norm"]) > 1e-12 else None
 
-    def _raw_spread(self, W, slopes) -> np.ndarray:
+    def _slope_sum(self, W, slopes) -> np.ndarray:
         """Each row's target slope from the per-column lines (a column without a domain adds its mean slope)."""
         total = np.zeros(len(W))
         cols = self.component_domains
@@ -242,13 +242,14 @@ class ShiftGP(_ScaleBase):
             total += slopes["weights"][c] * (line[1] if d is None else np.polyval(line, np.log(W[:, d] + self.SLOPE_EPS)))
         return total
 
-    def _spread(self, W) -> np.ndarray:
+    def shift_factor(self, W) -> np.ndarray:
         """(n,) the factor on the level shift for each mixture: its predicted slope over the training mixtures' mean,
         clipped to [0, 2] (no mixture is predicted to lose from more tokens, none to gain more than twice the level)."""
+        W = np.atleast_2d(np.asarray(W, dtype=float))
         slopes = getattr(self, "domain_slopes_", None)
         if not slopes:
             return np.ones(len(W))
-        return np.clip(self._raw_spread(W, slopes) / slopes["norm"], 0.0, 2.0)
+        return np.clip(self._slope_sum(W, slopes) / slopes["norm"], 0.0, 2.0)
 
     def _distance(self, a, b) -> float:
         """Distance between two scales (model_params, tokens) on the level's own axes (tokens warped to the power law)."""
@@ -274,7 +275,7 @@ class ShiftGP(_ScaleBase):
         for key in np.unique(keys, axis=0):
             rows = np.all(keys == key, axis=1)
             shift, var = self._level_shift(raw[np.argmax(rows)])
-            mean[rows] += shift * self._spread(W[rows])
+            mean[rows] += shift * self.shift_factor(W[rows])
             shift_var[rows] = var
         if return_cov:
             cov = self._mixture_cov(W, np.asarray(sd, dtype=float))
