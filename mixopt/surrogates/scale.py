@@ -475,6 +475,11 @@ class AtScale:
         return self.estimator.predict(X, return_std=return_std)
 
 
+def _largest(key: np.ndarray) -> np.ndarray:
+    """The largest scale among rows of log10 (model_params, tokens) (unknown as -inf): by size, then by tokens."""
+    return key[np.lexsort((key[:, 1], key[:, 0]))[-1]]
+
+
 def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None) -> dict:
     """Cross-validation that holds out the largest scale: K folds over its runs, every other run always trains.
 
@@ -488,8 +493,7 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
     Y = np.asarray(y, dtype=float)
     y = estimator.combine(Y) if Y.ndim == 2 else Y  # the scored target
     key = np.nan_to_num(S, nan=-np.inf)
-    order = np.lexsort((key[:, 1], key[:, 0]))
-    top = key[order[-1]]
+    top = _largest(key)
     big = np.flatnonzero(np.all(key == top, axis=1))
     if len(big) == len(y):
         raise FitError("held-out-scale CV needs runs at two or more scales; the store has one. Use cross_validate, or add runs at another scale.")
@@ -528,12 +532,12 @@ def held_out_level(estimator, X, y) -> dict | None:
     X, Y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     y = estimator.combine(Y) if Y.ndim == 2 else Y
     key = np.nan_to_num(S, nan=-np.inf)
-    top = key[np.lexsort((key[:, 1], key[:, 0]))[-1]]
+    top = _largest(key)
     big = np.all(key == top, axis=1)
     rest = key[~big]
     if len(np.unique(rest, axis=0)) < 2:
         return None
-    below = rest[np.lexsort((rest[:, 1], rest[:, 0]))[-1]]
+    below = _largest(rest)
     try:
         model = clone(estimator).fit(X[~big], Y[~big])
     except FitError:  # e.g. too few runs at the scale below to fit a mixture model on

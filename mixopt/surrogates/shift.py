@@ -229,16 +229,14 @@ class ShiftGP(_ScaleBase):
             lines.append(np.polyfit(x, slope, 1))
         if all(d is None for d in cols):
             return None
-        out = {"lines": lines, "weights": weights, "norm": 1.0}
+        out = {"cols": cols, "lines": lines, "weights": weights, "norm": 1.0}
         out["norm"] = float(np.mean(self._slope_sum(np.array([W[g[0]] for g in groups]), out)))
         return out if abs(out["norm"]) > 1e-12 else None
 
     def _slope_sum(self, W, slopes) -> np.ndarray:
         """Each row's target slope from the per-column lines (a column without a domain adds its mean slope)."""
         total = np.zeros(len(W))
-        cols = self.component_domains
-        cols = [cols] if np.ndim(cols) == 0 else list(cols)
-        for c, (d, line) in enumerate(zip(cols, slopes["lines"])):
+        for c, (d, line) in enumerate(zip(slopes["cols"], slopes["lines"])):
             total += slopes["weights"][c] * (line[1] if d is None else np.polyval(line, np.log(W[:, d] + self.SLOPE_EPS)))
         return total
 
