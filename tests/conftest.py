@@ -22,9 +22,26 @@ def regmix():
     return d
 
 
+def _offline_env(tmp_path_factory, mp: pytest.MonkeyPatch) -> None:
+    mp.setenv("MIXOPT_CACHE", str(tmp_path_factory.getbasetemp() / "mixopt-cache"))
+    mp.setenv("HF_DATASETS_OFFLINE", "1")
+    mp.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Token shards go to a per-session cache so tests never touch ~/.cache."""
-    monkeypatch.setenv("MIXOPT_CACHE", str(tmp_path_factory.getbasetemp() / "mixopt-cache"))
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _offline_env(tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """The output folder of `mixopt demo --config tiny --runs 4`, run once per session (three tests read it; each demo
+    costs ~20 s on 2 cores). Tests read it and must not change it."""
+    from mixopt.cli.main import run
+
+    out = tmp_path_factory.mktemp("tiny-demo") / "demo"
+    with pytest.MonkeyPatch.context() as mp:
+        _offline_env(tmp_path_factory, mp)
+        assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "4"]) == 0
+    return out

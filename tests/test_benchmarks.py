@@ -131,6 +131,7 @@ def test_verify_plans_with_budgets_predicts_at_the_verify_budget(monkeypatch, ca
         module.main(["--smoke", "--budgets", "--scales", "4x-model"])
 
 
+@pytest.mark.slow  # 12 s on 2 cores, on top of search_optimum's own smoke run in the default selection (CI time)
 def test_search_optimum_lcb_trains_the_picks_then_tests_the_optimum(monkeypatch, capsys, tmp_path):
     """`search_optimum.py --pick lcb`: the runs beyond the first size are the surrogate's picks, labelled lcb-, in the store."""
     module = load_benchmark("search_optimum", monkeypatch)

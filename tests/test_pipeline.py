@@ -235,14 +235,12 @@ def test_corpus_list_accepts_a_packaged_config_name(capsys):
     assert "code" in capsys.readouterr().out
 
 
-def test_end_phase_gain_stays_on_the_scale_of_the_losses(tmp_path):
+def test_end_phase_gain_stays_on_the_scale_of_the_losses(tiny_demo):
     """The tiny config's plan once read 'the best end phase gains 46.3118' for losses near 3.4 (a two-phase GP
     extrapolating); end phases are now searched only where the sweep's two-phase runs leaned."""
     import re
 
-    out = tmp_path / "demo"
-    assert run(["demo", "--out", str(out), "--config", "tiny", "--runs", "4"]) == 0
-    reasons = yaml.safe_load((out / "plan.yaml").read_text())["reasons"]
+    reasons = yaml.safe_load((tiny_demo / "plan.yaml").read_text())["reasons"]
     gains = [float(g) for r in reasons for g in re.findall(r"gains? ([+-]?\d+\.\d+)", r)]
     assert all(abs(g) < 1.0 for g in gains), reasons
 

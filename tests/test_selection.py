@@ -1,11 +1,13 @@
-"""Selection scorers on synthetic cases with known answers: hashed n-grams, DSIR, perplexity, CoLoR-Filter, buckets."""
+"""Selection scorers on synthetic cases with known answers: hashed n-grams, DSIR, the target classifier, perplexity,
+CoLoR-Filter, buckets."""
 
 import numpy as np
 import pytest
 
 from mixopt.config import ProxyConfig
 from mixopt.data.tokenize import Tokenizer
-from mixopt.errors import ConfigError
+from mixopt.errors import ConfigError, DataError, NotFittedError
+from mixopt.selection.classifier import TargetClassifier
 from mixopt.selection.color_filter import color_filter_scores
 from mixopt.selection.dsir import DSIR, gumbel_top_k, top_by_budget
 from mixopt.selection.ngrams import HashedNgrams
@@ -55,6 +57,42 @@ def test_dsir_rejects_unfitted_use_and_mismatched_buckets():
         d.score(HashedNgrams(100).counts(["a b"]))
     with pytest.raises(ConfigError, match="buckets"):
         d.fit(HashedNgrams(200).counts(["a"]), HashedNgrams(200).counts(["b"]))
+
+
+def test_classifier_ranks_documents_from_the_target_distribution_first():
+    target = docs_from(VOCAB_A, 20, 0)
+    pool = docs_from(VOCAB_A, 25, 1) + docs_from(VOCAB_B, 25, 2)
+    scores = TargetClassifier(n_buckets=2000).fit_score(target, pool)
+    assert scores[:25].min() > scores[25:].max()
+    again = TargetClassifier(n_buckets=2000).fit_score(target, pool)
+    np.testing.assert_array_equal(scores, again)  # deterministic under its seed
+
+
+def test_classifier_scores_each_pool_document_with_a_model_that_never_saw_it():
+    # Each target-like pool document also carries a word of its own. A model fitted on the whole pool has seen that word
+    # only in a negative and pushes the document down; the cross-fitted score cannot have learnt it.
+    target = docs_from(VOCAB_A, 20, 0)
+    own = [f"{t} uniqueword{i}x uniqueword{i}x" for i, t in enumerate(docs_from(VOCAB_A, 10, 1))]
+    pool = own + docs_from(VOCAB_B, 30, 2)
+    clf = TargetClassifier(n_buckets=4096)
+    crossed = clf.fit_score(target, pool)
+    in_sample = clf.score(clf.featurizer().counts(pool))  # fit_score leaves the model fitted on the whole pool
+    assert (crossed[:10] > in_sample[:10]).all()
+    assert crossed[:10].min() > crossed[10:].max()
+
+
+def test_classifier_rejects_bad_settings_and_input():
+    clf = TargetClassifier(n_buckets=100)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        clf.score(HashedNgrams(100).counts(["a b"]))
+    with pytest.raises(ConfigError, match="buckets"):
+        clf.fit(HashedNgrams(200).counts(["a"]), HashedNgrams(200).counts(["b"]))
+    with pytest.raises(ConfigError, match="C must be > 0"):
+        TargetClassifier(n_buckets=100, C=0).fit_score(["a b"], ["c d", "e f"])
+    with pytest.raises(DataError, match="at least 2 pool documents"):
+        clf.fit_score(["a b"], ["c d"])
+    with pytest.raises(DataError, match="target documents hold no words"):
+        clf.fit_score(["", " "], ["c d", "e f"])
 
 
 def test_gumbel_top_k_follows_the_weights_and_the_budget():

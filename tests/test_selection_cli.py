@@ -164,3 +164,19 @@ def test_a_new_selection_into_the_same_folder_removes_the_earlier_buckets(files,
     select_documents({"web": str(pool)}, str(target), out, buckets=2, cache=cache)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "pools.yaml", "selection.json", "web.q1.jsonl",
                                                      "web.q2.jsonl", "web.scored.jsonl"]
+
+
+def test_select_cli_with_the_classifier_keeps_the_target_like_documents(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MIXOPT_CACHE", str(tmp_path / "cache"))
+    pool, target, rows = files
+    out = tmp_path / "sel"
+    code = run(["select", "--pool", f"web={pool}", "--target", str(target), "--out", str(out), "--method", "classifier",
+                "--buckets", "2", "--keep", "0.4"])
+    assert code == 0 and "classifier: web 25 documents (scored)" in capsys.readouterr().out
+    manifest = json.loads((out / "selection.json").read_text())
+    kept = [json.loads(line) for line in (out / "web.kept.jsonl").read_text().splitlines()]
+    assert kept and {r["meta"]["src"] for r in kept} == {"A"}  # top by score: only target-like documents
+    pools = yaml.safe_load((out / "pools.yaml").read_text())
+    q1 = [json.loads(line) for line in Path(pools["web"]["pools"][0]["path"]).read_text().splitlines()]
+    assert {r["meta"]["src"] for r in q1} == {"A"}
+    assert manifest["method"] == "classifier" and manifest["settings"]["hash_buckets"] == 65_536

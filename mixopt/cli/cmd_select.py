@@ -31,7 +31,7 @@ def select_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the proxies and of the --keep sample."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
 ) -> None:
-    """Score documents against a target (DSIR, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
+    """Score documents against a target (DSIR, a target classifier, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
     pools = parse_pairs(pool, "--pool", "PATH")
     cfg = load_config(config) if config is not None else None
     proxy = cfg.proxy if cfg is not None else ProxyConfig()

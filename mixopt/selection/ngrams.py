@@ -58,6 +58,14 @@ class NgramCounts:
         """(n_docs,) ``counts(x) . w`` for every document x."""
         return np.bincount(self.docs, weights=np.asarray(w, dtype=np.float64)[self.buckets], minlength=self.n_docs)
 
+    def matrix(self):
+        """The (n_docs, n_buckets) count matrix, scipy CSR, float64."""
+        from scipy.sparse import coo_matrix
+
+        m = coo_matrix((np.ones(self.docs.shape[0]), (self.docs, self.buckets)), shape=(self.n_docs, self.n_buckets)).tocsr()
+        m.sum_duplicates()
+        return m
+
     def per_doc(self) -> np.ndarray:
         """(n_docs,) n-grams per document."""
         return np.bincount(self.docs, minlength=self.n_docs)
@@ -173,3 +181,17 @@ def _mix(h: np.ndarray) -> np.ndarray:
         h = h ^ (h >> np.uint32(15))
         h = h * _MIX2
         return h ^ (h >> np.uint32(16))
+
+
+def hash_progress(progress: Callable[[str, int, int], None] | None, *texts: Sequence[str]) -> Callable[[int], None]:
+    """A :meth:`HashedNgrams.counts` callback that reports the bytes hashed so far of all ``texts`` lists to
+    ``progress(stage, done, total)`` (stage "hash n-grams (bytes)"); does nothing without ``progress``."""
+    total = sum(len(t.encode("utf-8", "replace")) for lst in texts for t in lst) if progress else 0
+    done = [0]
+
+    def tick(n_bytes: int) -> None:
+        done[0] += n_bytes
+        if progress:
+            progress("hash n-grams (bytes)", done[0], total)
+
+    return tick

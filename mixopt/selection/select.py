@@ -22,13 +22,16 @@ from ..config import ProxyConfig
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
 from .cache import ScoreCache, score_key
+from .classifier import TargetClassifier
 from .color_filter import color_filter_scores
 from .dsir import DSIR, gumbel_top_k, top_by_budget
+from .ngrams import hash_progress
 from .output import bucket_of, complete, write_selection
 from .perplexity import perplexity_scores
 from .read import Source, overlap, read_source, source_spec
 
-METHODS = ("dsir", "perplexity", "perplexity-medium", "color-filter")
+METHODS = ("dsir", "classifier", "perplexity", "perplexity-medium", "color-filter")
+HASHED = ("dsir", "classifier")  # methods on hashed n-grams (no proxy)
 Progress = Callable[[str, int, int], None]  # (stage label, done, total)
 
 
@@ -46,14 +49,15 @@ class SelectResult:
 
 def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path, *, method: str = "dsir",
                      buckets: int = 4, keep: float | None = None, text_field: str = "text", target_text_field: str | None = None,
-                     proxy: ProxyConfig | None = None, tokenizer: str = "bytes", seed: int = 0, n_buckets_hash: int = 10_000,
+                     proxy: ProxyConfig | None = None, tokenizer: str = "bytes", seed: int = 0, n_buckets_hash: int | None = None,
                      max_documents: int | None = None, cache: ScoreCache | None = None,
                      progress: Progress | None = None) -> SelectResult:
     """Score ``pools`` (``{name: path}``) against the documents at ``target`` and write the selection to ``out_dir``.
 
     ``keep`` (a share of all pools' tokens, in (0, 1]) also writes the kept
     documents: a Gumbel top-k sample by importance weight for ``dsir``, the
-    top documents by score for the other methods.
+    top documents by score for the other methods. ``n_buckets_hash``: hash
+    buckets of ``dsir`` / ``classifier`` (default: each one's own, 10,000 / 65,536).
     """
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {list(METHODS)}. Got '{method}'.")
@@ -84,8 +88,8 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
             warnings.warn(msg, stacklevel=2)
 
     settings = {"method": method, "seed": seed, "tokenizer": tok.identity, "max_documents": max_documents,
-                "hash_buckets": n_buckets_hash if method == "dsir" else None,
-                "proxy": proxy.model_dump(exclude={"threads"}) if method != "dsir" else None}
+                "hash_buckets": _hash_buckets(method, n_buckets_hash),
+                "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None}
     keys = [(s.name, s.key) for s in sources] + [("target", tgt.key)]
     key = score_key(settings, keys)  # the scores
     full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field}, keys)  # the output files
@@ -102,7 +106,7 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     flat = cache.get(key)
     cached = flat is not None and flat.shape[0] == sum(len(s.rows) for s in sources)
     if not cached:
-        flat = _score(method, sources, tgt, tok, proxy, seed, n_buckets_hash, progress)
+        flat = _score(method, sources, tgt, tok, proxy, seed, settings["hash_buckets"], progress)
         cache.put(key, flat)
     scores, start = {}, 0
     for s in sources:
@@ -130,30 +134,31 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     return SelectResult(out_dir, files, full_key, cached, False, n_docs, overlaps, result_warnings)
 
 
+def _hash_buckets(method: str, asked: int | None) -> int | None:
+    """Hash buckets of a method on hashed n-grams (``asked``, else the method's default); None for proxy methods."""
+    if method not in HASHED:
+        return None
+    return asked or (DSIR if method == "dsir" else TargetClassifier)().n_buckets
+
+
 def _with_max(spec, max_documents):
     return spec.model_copy(update={"max_documents": max_documents}) if max_documents else spec
 
 
 def _score(method: str, sources: list[Source], tgt: Source, tok: Tokenizer, proxy: ProxyConfig, seed: int,
-           n_buckets_hash: int, progress: Progress | None) -> np.ndarray:
+           n_buckets_hash: int | None, progress: Progress | None) -> np.ndarray:
     """Scores of all pools' records, concatenated in pool order (records without text: 0 for dsir, NaN otherwise)."""
     texts = [t for s in sources for t in s.texts]
     target_texts = [t for t in tgt.texts if t.strip()]
     if method == "dsir":
-        total = sum(len(t.encode("utf-8", "replace")) for t in texts) + sum(len(t.encode("utf-8", "replace")) for t in target_texts)
-        done = [0]
-
-        def tick(n_bytes: int) -> None:
-            done[0] += n_bytes
-            if progress:
-                progress("hash n-grams (bytes)", done[0], total)
-
-        return DSIR(n_buckets=n_buckets_hash).fit_score(target_texts, texts, progress=tick)
+        return DSIR(n_buckets=n_buckets_hash).fit_score(target_texts, texts, progress=hash_progress(progress, texts, target_texts))
     pool_texts = [t for t in texts if t.strip()]
     has = np.array([bool(t.strip()) for t in texts])
     if not pool_texts:
         raise DataError("The pools hold no non-empty documents. Check the files and --text-field.")
-    if method == "color-filter":
+    if method == "classifier":
+        dense = TargetClassifier(n_buckets_hash, random_state=seed).fit_score(target_texts, pool_texts, progress=progress)
+    elif method == "color-filter":
         dense = color_filter_scores(proxy, tok, target_texts, pool_texts, seed=seed, progress=progress)
     else:
         variant = "medium" if method == "perplexity-medium" else "target"
