@@ -76,8 +76,11 @@ def test_classifier_scores_each_pool_document_with_a_model_that_never_saw_it():
     pool = own + docs_from(VOCAB_B, 30, 2)
     clf = TargetClassifier(n_buckets=4096)
     crossed = clf.fit_score(target, pool)
-    in_sample = clf.score(clf.featurizer().counts(pool))  # fit_score leaves the model fitted on the whole pool
+    counts = clf.featurizer().counts
+    in_sample = TargetClassifier(n_buckets=4096).fit(counts(target), counts(pool)).score(counts(pool))
     assert (crossed[:10] > in_sample[:10]).all()
+    outside = clf.score(counts(docs_from(VOCAB_A, 3, 7) + docs_from(VOCAB_B, 3, 8)))  # the folds' models, averaged
+    assert outside[:3].min() > outside[3:].max()
     assert crossed[:10].min() > crossed[10:].max()
 
 

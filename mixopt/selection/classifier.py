@@ -53,7 +53,7 @@ class TargetClassifier:
     def fit(self, target: NgramCounts, pool: NgramCounts) -> TargetClassifier:
         """Fit on every target document (label 1) and every pool document (label 0), counted by :meth:`featurizer`."""
         self._check(target, pool)
-        self.coef_, self.intercept_ = self._fit(features(target), features(pool))
+        self.coef_, self.intercept_ = self._fit(_stack(features(target), features(pool)), target.n_docs)
         return self
 
     def score(self, counts: NgramCounts) -> np.ndarray:
@@ -66,28 +66,33 @@ class TargetClassifier:
                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
         """(n_pool,) cross-fitted log-odds of every pool document: each scored by a model fitted without its fold.
 
-        ``progress(stage, done, total)`` hears the hashing (in bytes) and the folds.
+        ``progress(stage, done, total)`` hears the hashing (in bytes) and the folds. Afterwards :meth:`score` uses the
+        folds' models averaged. Cost (2-core CPU, 39 MB of pool text, 22k documents): 13 s and about 14 bytes of
+        memory per byte of text at the peak; for larger pools score a sample or split them (``select --max-docs``).
         """
         feat, tick = self.featurizer(), hash_progress(progress, target_texts, pool_texts)
         target, pool = feat.counts(target_texts, tick), feat.counts(pool_texts, tick)
         self._check(target, pool)
-        Xt, Xp = features(target), features(pool)
-        k = min(int(self.folds), Xp.shape[0])
+        n_target, n_pool = target.n_docs, pool.n_docs
+        k = min(int(self.folds), n_pool)
         if k < 2:
             raise DataError(f"The classifier scores the pool by cross-fitting, which needs at least 2 pool documents; got "
-                            f"{Xp.shape[0]}. Add documents to the pool, or use --method dsir.")
-        rng = np.random.default_rng(self.random_state)
-        fold = rng.permutation(np.arange(Xp.shape[0]) % k)
-        out = np.empty(Xp.shape[0])
+                            f"{n_pool}. Add documents to the pool, or use --method dsir.")
+        X = _stack(features(target), features(pool))  # built once; a fold leaves out its rows by weight 0
+        fold = np.random.default_rng(self.random_state).permutation(np.arange(n_pool) % k)
+        out, coefs = np.empty(n_pool), []
         for i in range(k):
             held = fold == i
             if progress:
                 progress("fit classifier (folds)", i, k)
-            coef, icpt = self._fit(Xt, Xp[~held])
-            out[held] = Xp[held] @ coef + icpt
+            coef, icpt = self._fit(X, n_target, ~held)
+            out[held] = X[n_target + np.flatnonzero(held)] @ coef + icpt
+            coefs.append((coef, icpt))
         if progress:
             progress("fit classifier (folds)", k, k)
-        self.coef_, self.intercept_ = self._fit(Xt, Xp)  # for documents outside the pool
+        # documents outside the pool: the folds' models averaged (each saw 1 - 1/k of the pool)
+        self.coef_ = np.mean([c for c, _ in coefs], axis=0)
+        self.intercept_ = float(np.mean([b for _, b in coefs]))
         return out
 
     def _check(self, target: NgramCounts, pool: NgramCounts) -> None:
@@ -102,15 +107,26 @@ class TargetClassifier:
             if c.docs.shape[0] == 0:
                 raise DataError(f"The {what} documents hold no words to count. Give the classifier non-empty text.")
 
-    def _fit(self, Xt, Xp) -> tuple[np.ndarray, float]:
-        from scipy.sparse import vstack
+    def _fit(self, X, n_target: int, train: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Fit on the rows of ``X`` (``n_target`` target rows first, then the pool's) with the pool rows ``train``
+        (all if None); classes weighted to balance, the other pool rows weighted 0."""
         from sklearn.linear_model import LogisticRegression
 
-        X = vstack([Xt, Xp]).tocsr()
-        y = np.r_[np.ones(Xt.shape[0]), np.zeros(Xp.shape[0])]
-        clf = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", random_state=self.random_state)
-        clf.fit(X, y)
+        n_pool = X.shape[0] - n_target
+        train = np.ones(n_pool, dtype=bool) if train is None else train
+        n_neg = int(train.sum())
+        n = n_target + n_neg
+        weight = np.concatenate([np.full(n_target, n / (2 * n_target)), np.where(train, n / (2 * n_neg), 0.0)])
+        y = np.r_[np.ones(n_target), np.zeros(n_pool)]
+        clf = LogisticRegression(C=self.C, solver="liblinear", random_state=self.random_state)
+        clf.fit(X, y, sample_weight=weight)
         return clf.coef_[0].copy(), float(clf.intercept_[0])
+
+
+def _stack(Xt, Xp):
+    from scipy.sparse import vstack
+
+    return vstack([Xt, Xp]).tocsr()
 
 
 def features(counts: NgramCounts):
