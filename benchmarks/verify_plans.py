@@ -11,6 +11,9 @@ Steps, on the embedded 7-domain corpus (byte tokens, CPU):
    ``4x`` (4x the proxy's tokens), ``16x`` (16x), ``4x-model`` (n_embd 64: about 4x the proxy's non-embedding
    parameters, at 4x tokens). The plan is proposed at the budget it is verified at.
 
+``--gate`` sets propose's keep-baseline gate (default: propose's own, natural/uniform; ``none``: the search's optimum;
+``best-run``: the best sweep run's mixture counts as a baseline too).
+
 Verdicts are verify's: ``plan better`` / ``plan worse`` only when the paired 95% interval excludes zero.
 Without ``--budgets`` or ``--two-sizes``, ``predicted`` is the surrogate's value at the *proxy* scale, so
 ``prediction_error`` at a larger scale mixes the surrogate's error with the scale shift; the ``within 2 sd`` count
@@ -111,6 +114,14 @@ def tally(bodies: list[dict]) -> dict:
     out["pred_within_2sd"] = sum(within)
     out["mean_abs_pred_error"] = float(np.mean([abs(b["prediction_error"]) for b in bodies])) if bodies else float("nan")
     out["end_phases_proposed"] = sum(b["results"][0]["phases"] > 1 for b in bodies)
+    # the plan's claims about differences (verify's predicted_diff against natural, uniform, best-run): the measured 95%
+    # interval holds the claim; and where the measurement is decisive, the claim's sign is the measured one
+    claims = [c for b in bodies for c in b["comparisons"] if "predicted_diff" in c]
+    decisive = [c for c in claims if c["plan_better"] or c["plan_worse"]]
+    out["n_claims"] = len(claims)
+    out["claims_held"] = sum(bool(c["claim_held"]) for c in claims)
+    out["n_decisive"] = len(decisive)
+    out["decisive_sign_right"] = sum((c["predicted_diff"] < 0) == bool(c["plan_better"]) for c in decisive)
     return out
 
 
@@ -146,6 +157,9 @@ def main(argv=None) -> dict:
                     "the fit is scale-aware; verify then trains that size, at multiples of its tokens (use --scales 4x)")
     ap.add_argument("--budgets", action="store_true", help="sweep under WSD (decay branches at 1/4 and 1/2) and fit every "
                     "budget (`fit --budgets`), so the plan is predicted at the verify budget; token settings only (4x, 16x)")
+    ap.add_argument("--gate", choices=("none", "baselines", "best-run"), default="baselines",
+                    help="propose's keep-baseline gate: none (the search's optimum), baselines (propose's default, "
+                    "keep_baseline_within_noise: natural/uniform), best-run (also the best sweep run's mixture: keep_best_run)")
     args = ap.parse_args(argv)
     if args.budgets and "4x-model" in (args.scales or ("4x" if args.smoke else ",".join(SCALES))).split(","):
         ap.error("--budgets fits one proxy size, which cannot speak for a larger model: use --scales 4x,16x")
@@ -160,6 +174,8 @@ def run(args, root: str) -> dict:
     t0 = time.perf_counter()
     smoke = args.smoke
     cfg = build_cfg(smoke, args.proxy_steps, args.runs, args.two_sizes, getattr(args, "budgets", False))
+    gate = getattr(args, "gate", "none")
+    cfg.propose.keep_baseline_within_noise, cfg.propose.keep_best_run = gate != "none", gate == "best-run"
     seeds = args.seeds or (2 if smoke else 3)
     scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
     targets = (args.targets or (TARGETS[1] if smoke else ",".join(TARGETS))).split(",")
@@ -199,7 +215,7 @@ def run(args, root: str) -> dict:
             if isinstance(models[target].estimator, ShiftGP):
                 for key, errs in arm_errors(models[target], body).items():
                     arms[key] += errs
-            records.append({"setting": setting, "target": target, "body": body})
+            records.append({"setting": setting, "target": target, "body": body, "kept": next((r.split(":")[0].removeprefix("kept ") for r in plan.reasons if r.startswith("kept ")), None)})
             print("\n".join(row_line(setting, target, body)), flush=True)
         sc = bodies[-1]["scale"]
         print(f"  [{setting}] {sc['model_params']:,} non-embedding params, {sc['tokens']:,} tokens: "

@@ -166,7 +166,9 @@ display(Image(filename=str(plot_path)))"""),
 `propose` searches the surrogate over many candidate mixtures at the target budget (by default 4x the proxy
 tokens; set `--budget-tokens` for a real run), limits how many epochs any domain may be repeated, and writes
 `plan.yaml`: the phases with their weights, the epochs per domain, the predicted metric and the reasons for
-the choice. The plan is the contract between mixopt and the exporters.
+the choice. A searched mixture that is not predicted to beat natural or uniform beyond the seed noise and the model's
+own uncertainty is not taken: the plan keeps that baseline and says so in its reasons (`search: baseline:...`), as it
+does here with this tiny sweep. The plan is the contract between mixopt and the exporters.
 
 CLI:
 ```bash

@@ -222,6 +222,25 @@ def test_keep_baseline_within_noise_keeps_it_only_without_evidence():
     assert same is found and note == ""
 
 
+def test_keep_best_run_makes_the_best_sweep_run_a_baseline_of_the_gate():
+    from mixopt.planning.constraints import Constraints
+    from mixopt.planning.propose import ProposeContext, best_measured_run, keep_baseline_within_noise
+    from mixopt.planning.search import SearchResult
+
+    domains = ["a", "b"]
+    runs = [RunRecord(run_id=f"r{i}", label=f"sample-{i}", mixture={"a": x, "b": 1 - x}, status="ok", metrics={"t": 1.1 - 0.1 * i})
+            for i, x in enumerate((0.2, 0.4, 0.6))]
+    ctx = ProposeContext(domains=domains, target="t", token_counts={"a": 100, "b": 100}, noise={"seed_sd": 0.01}, records=runs)
+    label, w, y = best_measured_run(ctx)
+    assert label == "sample-2" and np.allclose(w, [0.6, 0.4]) and y == pytest.approx(0.9)
+    found = SearchResult(np.array([0.9, 0.1]), domains, 0.90, 0.01, 1.0, np.zeros((1, 2)), 1, 0.0, "simulate")
+    model = _Fixed([0.88, 0.98], 0.01)  # best run (0.6 a) predicted 0.92, uniform 0.93: within the band of the search's 0.90
+    kept, note = keep_baseline_within_noise(model, found, Constraints.unbounded(domains), ctx, best_run=True)
+    assert kept.method == "baseline:best-run" and np.allclose(kept.weights, [0.6, 0.4]) and note.startswith("kept best-run")
+    kept, _ = keep_baseline_within_noise(model, found, Constraints.unbounded(domains), ctx)  # default: natural/uniform only
+    assert kept.method in ("baseline:natural", "baseline:uniform")
+
+
 def test_config_typo_names_the_unknown_key_first(tmp_path, capsys):
     bad = tmp_path / "c.yaml"
     bad.write_text("data:\n  corpus: none\n  domains:\n    - {name: web, pth: web.jsonl}\n")

@@ -100,7 +100,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
     kept_note = ""
     if cfg.keep_baseline_within_noise:
-        result, kept_note = keep_baseline_within_noise(estimator, result, constraints, ctx)
+        result, kept_note = keep_baseline_within_noise(estimator, result, constraints, ctx, best_run=cfg.keep_best_run)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
     if cfg.cooldown_switch is not None:
@@ -181,6 +181,23 @@ def baseline_vectors(ctx: ProposeContext) -> dict[str, np.ndarray]:
     return rows
 
 
+def best_measured_run(ctx: ProposeContext) -> tuple[str, np.ndarray, float] | None:
+    """(label, whole-run token shares in ``ctx.domains`` order, measured value) of the sweep run with the lowest target
+    value, as `verify`'s best-run arm has it; None when the records do not measure the target on the model's domains."""
+    records = list(ctx.records or ())
+    if not records:
+        return None
+    table = records_table(records)
+    if table.W.shape[1] != len(ctx.domains) or table.domains != list(ctx.domains):
+        return None
+    y = table.target(ctx.target)
+    if not np.isfinite(y).any():
+        return None
+    i = int(np.nanargmin(y))
+    labels = {r.run_id: r.label for r in records}
+    return labels.get(table.run_ids[i]) or table.run_ids[i], table.W[i], float(y[i])
+
+
 def noise_band(seed_sd: float, std_a: float, std_b: float) -> float:
     """Two standard deviations of the difference between two single trained runs' predicted metrics."""
     return 2.0 * math.sqrt(seed_sd ** 2 + std_a ** 2 + std_b ** 2)
@@ -213,15 +230,19 @@ def comparison_band(estimator, seed_sd: float, w_a: np.ndarray, std_a: float, w_
 
 
 def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Constraints,
-                               ctx: ProposeContext) -> tuple[SearchResult, str]:
-    """Keep the best simple baseline (natural or uniform) unless the search's mixture beats it beyond the noise band.
+                               ctx: ProposeContext, *, best_run: bool = False) -> tuple[SearchResult, str]:
+    """Keep the best simple baseline (natural or uniform; with ``best_run`` also the best sweep run's whole-run
+    shares) unless the search's mixture beats it beyond the noise band.
 
     A mixture that is predicted better only within the noise has not earned a departure from the default, and the
     departure is what fails to transfer to larger budgets (the demo's search optimum trained 0.044 worse than natural
     at 4x its proxies' tokens; with the WSD demo's 16 sampled runs it trained 0.036 worse than uniform even at the
     proxies' own budget: benchmarks/search_optimum.py, RESULTS.md "The search's own optimum against uniform").
     """
-    rows = {n: v for n, v in baseline_vectors(ctx).items() if constraints.feasible(v[None, :])[0]}
+    rows = baseline_vectors(ctx)
+    if best_run and (best := best_measured_run(ctx)) is not None:
+        rows["best-run"] = best[1]
+    rows = {n: v for n, v in rows.items() if constraints.feasible(v[None, :])[0]}
     if not rows:
         return result, ""
     mean, sd = estimator.predict(np.vstack(list(rows.values())), return_std=True)
@@ -271,15 +292,10 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
     """
     seed_sd = float((ctx.noise or {}).get("seed_sd") or 0.0)
     rows = baseline_vectors(ctx)
-    table = records_table(ctx.records) if ctx.records else None
+    best = best_measured_run(ctx)
     measured = None
-    if table is not None and table.W.shape[1] == len(ctx.domains) and table.domains == list(ctx.domains):
-        y = table.target(ctx.target)
-        if np.isfinite(y).any():
-            i = int(np.nanargmin(y))
-            labels = {r.run_id: r.label for r in ctx.records}
-            measured = (labels.get(table.run_ids[i]) or table.run_ids[i], float(y[i]))
-            rows["best-run"] = table.W[i]
+    if best is not None:
+        measured, rows["best-run"] = (best[0], best[2]), best[1]
     mean, sd = estimator.predict(np.vstack(list(rows.values())), return_std=True)
     baselines = {name: {"value": float(m), "std": float(s)} for name, m, s in zip(rows, mean, sd)}
     reasons, beats = [], True
@@ -298,7 +314,7 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
         if y_best < value:
             reasons.append(
                 f"the best measured run ({label}, {y_best:.4f}) is below the plan's prediction {value:.4f}: one run's loss "
-                f"scatters by the seed noise (sd {seed_sd:.4f}) and the best of {len(table.run_ids)} runs is biased low; the model "
+                f"scatters by the seed noise (sd {seed_sd:.4f}) and the best of {len(ctx.records)} runs is biased low; the model "
                 f"expects that mixture at {baselines['best-run']['value']:.4f}" + (
                     ". Predictions are at the proxies' scale, not at the plan's budget" if not ctx.provenance.get("target_scale") else ""))
     if not seed_sd:
