@@ -170,6 +170,22 @@ def test_two_phase_surrogate_learns_and_search_finds_upsampling():
     assert plan_phases(p, moved)[0]["weights"] == pytest.approx(moved["p"], abs=1e-6)
 
 
+def test_end_phases_only_upsample_the_domains_the_target_measures():
+    """The model rewards moving the end toward d0; for a target on d1 that is moving away from it, which `toward` forbids."""
+    P, Q, F, y = _synthetic()
+    model = TwoPhaseSurrogate(random_state=0).fit(phase_features(P, Q, F), y)
+    p = {f"d{i}": 0.25 for i in range(4)}
+    free = search_upsampling(model, p, n_candidates=3000, seed=0)
+    assert free["q"]["d1"] < free["p"]["d1"]  # unconstrained: d1 loses share at the end
+    kept = search_upsampling(model, p, n_candidates=3000, seed=0, toward=[1])
+    assert kept["q"]["d1"] >= kept["p"]["d1"] - 1e-9
+    assert kept["predicted"] >= free["predicted"]  # a smaller search space cannot do better under the same model
+    both = search_upsampling(model, p, n_candidates=3000, seed=0, toward=[0, 1])
+    assert both["q"]["d0"] + both["q"]["d1"] >= 0.5 - 1e-9 and both["helps"]
+    toward_d0 = search_upsampling(model, p, n_candidates=3000, seed=0, toward=[0])
+    assert toward_d0.pop("trusted") < free.pop("trusted") and toward_d0 == free  # the free optimum already upsamples d0
+
+
 def test_two_phase_surrogate_is_a_gp_surrogate_with_its_checks():
     from mixopt.errors import FitError, NotFittedError
     from mixopt.surrogates import GPSurrogate

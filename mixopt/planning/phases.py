@@ -73,7 +73,8 @@ def _end_candidates(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
 
 def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float] = UPSAMPLE_RANGE, n_candidates: int = 20000,
                       seed: int = 0, uncertainty_weight: float = 0.0, domains: Sequence[str] | None = None,
-                      n_fractions: int = 11, keep_overall: bool = False, tilt_box: tuple | None = None) -> dict:
+                      n_fractions: int = 11, keep_overall: bool = False, tilt_box: tuple | None = None,
+                      toward: Sequence[int] | None = None) -> dict:
     """Best end phase ``(q, f)`` for base mixture ``p`` under a fitted two-phase model; lower metric is better.
 
     ``f`` is searched on ``n_fractions`` evenly spaced values of ``f_range``; at each, ``q`` candidates
@@ -84,6 +85,11 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     With ``keep_overall=True`` the run keeps ``p`` as its *overall* token share and only moves tokens in
     time: the first phase becomes ``p' = (p - f q) / (1 - f)`` (so ``q <= p / f``). Use it when ``p`` sits on
     a binding cap (e.g. a scarce domain's epoch cap), where an end phase on top of ``p`` has no room.
+
+    ``toward`` (column indices: the domains the target measures) keeps only end phases that *upsample* them: the end
+    phase gives them at least the first phase's total share. Unconstrained, the two-phase model proposed end phases that
+    moved away from a `val/prose` target (prose 0.91 -> 0.47 at the end, and 0.69 -> 0.32); trained at 16x the proxies'
+    tokens both lost to the same plan without them (+0.025 and +0.132 nats; benchmarks/verify_plans.py, RESULTS.md).
 
     ``p`` is a ``{domain: w}`` mapping or a (k,) vector in ``domains`` (or ``constraints.domains``) order.
     Returns ``{p, q, f, predicted, std, baseline_predicted, baseline_std, helps, overall, domains}``: ``p``
@@ -131,8 +137,13 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
         P0 = np.broadcast_to(pv, Q.shape)
     b_mean, b_std = model.predict(phase_features(pv, pv, 0.0), return_std=True)
     b_mean, b_std = float(b_mean[0]), float(b_std[0])
+    inside = np.ones(len(F), dtype=bool)
     if tilt_box is not None:  # interpolate only: end phases that lean no further than the sweep's two-phase runs did
-        inside = in_tilt_box(P0, Q, F, tilt_box)
+        inside &= in_tilt_box(P0, Q, F, tilt_box)
+    if toward is not None and len(toward):  # upsample the target's domains, never move away from them
+        cols = np.asarray(toward, dtype=int)
+        inside &= Q[:, cols].sum(1) >= P0[:, cols].sum(1) - 1e-9
+    if tilt_box is not None or toward is not None:
         if not inside.any():
             return {"p": {d: float(x) for d, x in zip(names, pv)}, "q": {d: float(x) for d, x in zip(names, pv)}, "f": 0.0,
                     "predicted": b_mean, "std": b_std, "baseline_predicted": b_mean, "baseline_std": b_std, "helps": False,

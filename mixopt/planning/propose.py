@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, MixoptError
 from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
 from ..plan import Phase, Plan, Prediction
 from ..repetition import data_constrained_loss, effective_tokens
@@ -322,6 +322,21 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
     return baselines, reasons, beats
 
 
+def target_domains(ctx: ProposeContext) -> list[int] | None:
+    """Columns (in ``ctx.domains``) of the domains the target measures (``val/<domain>`` components), which an end phase
+    must upsample; None when it measures none of them or every one (an end phase then has no direction to keep)."""
+    if not ctx.records:
+        return None
+    table = records_table(ctx.records)
+    try:
+        cols = table.component_domains(ctx.target)
+    except MixoptError:  # a target these records cannot resolve: no direction
+        return None
+    names = {table.domains[c] for c in cols if c is not None}
+    idx = sorted(ctx.domains.index(d) for d in names if d in ctx.domains)
+    return idx if 0 < len(idx) < len(ctx.domains) else None
+
+
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
                       constraints: Constraints, seed: int) -> tuple[list[Phase], str]:
     """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty.
@@ -336,16 +351,18 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     if n_two < 3:
         return single, ""
     model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
+    toward = target_domains(ctx)
     up = search_upsampling(model, w, constraints=constraints, domains=ctx.domains, seed=seed,
                            f_range=(cfg.upsample_fraction_min, cfg.upsample_fraction_max),
                            n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight,
-                           tilt_box=tilt_box(P, Q, F))
+                           tilt_box=tilt_box(P, Q, F), toward=toward)
     gain = up["baseline_predicted"] - up["predicted"]
     noise = math.hypot(up["std"], up["baseline_std"])
     where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
     if not up["trusted"]:
+        upsampling = f" and upsamples {', '.join(ctx.domains[i] for i in toward)}" if toward else ""
         return single, (f"no upsampling phase: no end phase within reach of this mixture leans like the sweep's {n_two} two-phase "
-                        "runs, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)")
+                        f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)")
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
                         f"within its uncertainty ±{noise:.4f}")
