@@ -126,7 +126,7 @@ class ProposeConfig(_Strict):
     kl_weight: float = Field(default=0.0, ge=0)  # regularise towards the prior
     uncertainty_weight: float = Field(default=0.5, ge=0)  # minimise mean + this * std
     # keep natural/uniform unless the search beats it beyond the noise band; on by default since it removed every
-    # decisive loss against natural, uniform and regmix over 24 verified plans and kept every win (RESULTS.md)
+    # decisive loss against natural, uniform and regmix over 24 verified plans and kept as many wins (RESULTS.md)
     keep_baseline_within_noise: bool = True
     keep_best_run: bool = False  # with keep_baseline_within_noise: the best sweep run's mixture is a baseline too (measured worse)
     upsample: bool = True  # consider an end-of-training upsampling phase
