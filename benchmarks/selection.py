@@ -130,15 +130,13 @@ def run_target(name: str, docs: dict[str, list[str]], args, tok: Tokenizer, scor
     in_domain = np.array([False] * (len(pool) - len(rest)) + [True] * len(rest))
     sizes = np.array([tok.count(t) for t in pool], dtype=np.float64)
     val_ids = tok.encode_documents(val)
-    t0 = time.perf_counter()
-    scores = {"dsir": DSIR().fit_score(sample, pool)}
-    timing = {"dsir": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    scores["classifier"] = TargetClassifier(random_state=args.seed).fit_score(sample, pool)
-    timing["classifier"] = time.perf_counter() - t0
-    for m, fn in PROXY_METHODS.items():
+    scorers = {"dsir": lambda: DSIR().fit_score(sample, pool),
+               "classifier": lambda: TargetClassifier(random_state=args.seed).fit_score(sample, pool),
+               **{m: (lambda fn=fn: fn(score_proxy, tok, sample, pool, seed=args.seed)) for m, fn in PROXY_METHODS.items()}}
+    scores, timing = {}, {}
+    for m in METHODS:
         t0 = time.perf_counter()
-        scores[m] = fn(score_proxy, tok, sample, pool, seed=args.seed)
+        scores[m] = scorers[m]()
         timing[m] = time.perf_counter() - t0
     out = {"target": name, "pool_docs": len(pool), "pool_mb": sum(len(t.encode()) for t in pool) / 1e6,
            "target_share": float(sizes[in_domain].sum() / sizes.sum()), "score_seconds": timing, "cells": []}

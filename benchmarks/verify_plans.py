@@ -174,7 +174,7 @@ def run(args, root: str) -> dict:
     t0 = time.perf_counter()
     smoke = args.smoke
     cfg = build_cfg(smoke, args.proxy_steps, args.runs, args.two_sizes, getattr(args, "budgets", False))
-    gate = getattr(args, "gate", "none")
+    gate = getattr(args, "gate", "baselines")  # the CLI default: propose's own gate
     cfg.propose.keep_baseline_within_noise, cfg.propose.keep_best_run = gate != "none", gate == "best-run"
     seeds = args.seeds or (2 if smoke else 3)
     scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
@@ -215,7 +215,9 @@ def run(args, root: str) -> dict:
             if isinstance(models[target].estimator, ShiftGP):
                 for key, errs in arm_errors(models[target], body).items():
                     arms[key] += errs
-            records.append({"setting": setting, "target": target, "body": body, "kept": next((r.split(":")[0].removeprefix("kept ") for r in plan.reasons if r.startswith("kept ")), None)})
+            search = plan.predicted.by["surrogate"]["search"] if plan.predicted else ""  # "baseline:NAME" when the gate kept one
+            records.append({"setting": setting, "target": target, "body": body,
+                            "kept": search.removeprefix("baseline:") if search.startswith("baseline:") else None})
             print("\n".join(row_line(setting, target, body)), flush=True)
         sc = bodies[-1]["scale"]
         print(f"  [{setting}] {sc['model_params']:,} non-embedding params, {sc['tokens']:,} tokens: "
