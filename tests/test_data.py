@@ -1,5 +1,6 @@
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,38 @@ def test_cache_key_changes_with_content(local_domains, tmp_path):
     with open(path, "a") as fh:
         fh.write("\n" + json.dumps({"text": "a brand new document"}))
     assert load_domain_set(cfg).fingerprint != fp1
+
+
+def test_same_files_elsewhere_give_the_same_fingerprint(local_domains, tmp_path):
+    """Another checkout (or a moved folder) holds the same bytes under another path: its run ids must match."""
+    import shutil
+
+    (tmp_path / "elsewhere").mkdir()
+    moved = []
+    for spec in local_domains:
+        src = Path(spec.path)
+        dst = tmp_path / "elsewhere" / src.name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+        moved.append(spec.model_copy(update={"path": str(dst)}))
+    here = load_domain_set(DataConfig(corpus="none", domains=local_domains, cache_dir=str(tmp_path / "c1")))
+    there = load_domain_set(DataConfig(corpus="none", domains=moved, cache_dir=str(tmp_path / "c2")))
+    assert here.fingerprint == there.fingerprint
+    assert here.legacy_fingerprint != there.legacy_fingerprint  # the old key hashed the path
+
+
+def test_a_store_with_the_legacy_fingerprint_keeps_it(local_domains, tmp_path):
+    """Stores written before fingerprints stopped hashing paths resume: the data adopts their legacy fingerprint."""
+    cfg = DataConfig(corpus="none", domains=local_domains[:2], cache_dir=str(tmp_path / "cache"))
+    fresh = load_domain_set(cfg)
+    assert fresh.fingerprint != fresh.legacy_fingerprint
+    old = load_domain_set(cfg, store_fingerprint=fresh.legacy_fingerprint)
+    assert old.fingerprint == fresh.legacy_fingerprint
+    # any other recorded fingerprint changes nothing: the callers report the mismatch
+    other = load_domain_set(cfg, store_fingerprint="0123456789abcdef")
+    assert other.fingerprint == fresh.fingerprint
 
 
 def test_byte_tokenizer_roundtrip():

@@ -18,7 +18,7 @@ from ..config import DataConfig, DomainSpec
 from ..errors import DataError
 from ..io import atomic_write_bytes
 from .embedded import embedded_domains, embedded_path
-from .sources import load_documents, source_key
+from .sources import load_documents, source_keys
 from .tokenize import Tokenizer
 from .types import DomainSet, TokenizedDomain
 
@@ -67,14 +67,14 @@ def split_documents(docs: list[str], val_fraction: float, name: str) -> tuple[li
 
 def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> TokenizedDomain:
     """Load, split and tokenize one domain, reading the cache when possible."""
-    key_src = f"{CACHE_VERSION}|{source_key(spec)}|{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
+    key, legacy = (hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec))
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     shard = cache / "tokens" / f"{key}.npz"
     if shard.exists():
         try:
             with np.load(shard) as z:
-                return TokenizedDomain(spec.name, z["train"], z["val"], int(z["n_train"]), int(z["n_val"]), key)
+                return TokenizedDomain(spec.name, z["train"], z["val"], int(z["n_train"]), int(z["n_val"]), key, legacy)
         except Exception:
             shard.unlink(missing_ok=True)  # corrupt cache entry: rebuild it
     docs = load_documents(spec, cfg.max_documents)
@@ -82,7 +82,7 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
         train, val = [], docs
     else:
         train, val = split_documents(docs, cfg.val_fraction, spec.name)
-    dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key)
+    dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key, legacy)
     import io
 
     buf = io.BytesIO()
@@ -94,8 +94,13 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
     return dom
 
 
-def load_domain_set(cfg: DataConfig, *, progress=None) -> DomainSet:
-    """Every training domain and target of the config, tokenized."""
+def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | None = None) -> DomainSet:
+    """Every training domain and target of the config, tokenized.
+
+    ``store_fingerprint`` is the data fingerprint a run store recorded. When it is this data's legacy fingerprint
+    (stores written before fingerprints stopped hashing the data's path), the set keeps it, so that store's run ids
+    still match and it resumes; any other value changes nothing (the callers compare fingerprints themselves).
+    """
     tok = Tokenizer(cfg.tokenizer)
     specs = domain_specs(cfg)
     domains = {}
@@ -108,7 +113,10 @@ def load_domain_set(cfg: DataConfig, *, progress=None) -> DomainSet:
         targets[spec.name] = tokenize_domain(spec, tok, cfg, evaluation_only=True)
         if progress:
             progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
-    return DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
+    data = DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
+    if store_fingerprint and store_fingerprint != data.fingerprint and store_fingerprint == data.legacy_fingerprint:
+        data.pinned_fingerprint = store_fingerprint
+    return data
 
 
 def domain_texts(data: DomainSet, tokenizer: str, *, max_docs: int = 200) -> dict[str, tuple[list[str], list[str]]]:

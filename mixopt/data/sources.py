@@ -45,15 +45,26 @@ def resolve_files(spec: DomainSpec) -> list[Path]:
 
 
 def source_key(spec: DomainSpec) -> str:
-    """A content hash of what the spec reads: file bytes for local data, the id for hub data."""
-    h = hashlib.sha256(json.dumps(spec.model_dump(exclude={"name"}), sort_keys=True).encode())
+    """A content hash of what the spec reads: file names and bytes for local data (not where they lie, so the same
+    files in another checkout or folder give the same key), the id for hub data."""
+    return source_keys(spec)[0]
+
+
+def source_keys(spec: DomainSpec) -> tuple[str, str]:
+    """(key, legacy key): the legacy key also hashed the spec's path (mixopt before stop 23), so a store written then
+    carries data fingerprints made from it; both come from one read of the files."""
     files = resolve_files(spec)
+    fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    legacy = hashlib.sha256(json.dumps(spec.model_dump(exclude={"name"}), sort_keys=True).encode())
     for f in files:
-        h.update(str(f.name).encode())
+        for x in (h, legacy):
+            x.update(str(f.name).encode())
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:20]
+                legacy.update(chunk)
+    return h.hexdigest()[:20], legacy.hexdigest()[:20]
 
 
 def load_documents(spec: DomainSpec, max_documents: int | None = None) -> list[str]:

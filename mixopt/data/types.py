@@ -21,6 +21,7 @@ class TokenizedDomain:
     n_docs_train: int
     n_docs_val: int
     fingerprint: str  # content hash of the source documents + tokenizer + split settings
+    legacy_fingerprint: str = ""  # the same, as mixopt before stop 23 made it (it also hashed the data's path)
 
     @property
     def unique_tokens(self) -> int:
@@ -41,6 +42,7 @@ class DomainSet:
     eos_id: int
     tokenizer: str  # "bytes" or the tokenizer.json path
     targets: dict[str, TokenizedDomain] = field(default_factory=dict)  # evaluated only
+    pinned_fingerprint: str | None = None  # an older store's legacy fingerprint, kept so that store resumes
 
     @property
     def names(self) -> list[str]:
@@ -52,10 +54,18 @@ class DomainSet:
 
     @property
     def fingerprint(self) -> str:
+        """Hash of the tokenizer and every domain's and target's content fingerprint (part of every run id)."""
+        return self.pinned_fingerprint or self._hash("fingerprint")
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        return self._hash("legacy_fingerprint")
+
+    def _hash(self, attr: str) -> str:
         import hashlib
 
         h = hashlib.sha256(self.tokenizer.encode())
         for group in (self.domains, self.targets):
             for name in sorted(group):
-                h.update(f"{name}:{group[name].fingerprint};".encode())
+                h.update(f"{name}:{getattr(group[name], attr) or group[name].fingerprint};".encode())
         return h.hexdigest()[:16]

@@ -27,7 +27,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         t_data = progress.add_task("tokenizing domains", total=None)
-        data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n))
+        data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
+                               store_fingerprint=store.meta().get("data_fingerprint"))
         specs = plan_sweep(cfg, data, n_runs=n_runs)
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                           config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
