@@ -193,7 +193,11 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     else:
         backtest = None
         est, fit_y = make_estimator(table, target, model_name, seed=seed, groups=groups if noise["seed_sd"] is not None else None)
-        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(y)), seed=seed)
+        mixtures = mixture_groups(table.W)
+        if mixtures.max() < 1:
+            raise FitError(f"The store {snapshot.root} trains one mixture only ({len(y)} run(s) of it); fitting needs at least 2 "
+                           "distinct mixtures. Sweep more runs first.")
+        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(np.unique(mixtures))), seed=seed, groups=mixtures)
         est.fit(table.W, fit_y)
         cv["y_true"] = y
     meta = snapshot.meta
@@ -248,9 +252,10 @@ def short_budget_notes(runs: list, rows: RunTable) -> list[str]:
 
 
 def mixture_groups(W: np.ndarray) -> np.ndarray:
-    """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds."""
-    ids: dict[bytes, int] = {}
-    return np.array([ids.setdefault(np.round(w, 9).tobytes(), len(ids)) for w in np.asarray(W, dtype=float)], dtype=int)
+    """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds. Ids number the
+    distinct mixtures in sorted order, so they (and the CV folds made from them) do not depend on the rows' order."""
+    W = np.round(np.asarray(W, dtype=float), 9) + 0.0  # + 0.0: -0.0 and 0.0 are one weight
+    return np.unique(W, axis=0, return_inverse=True)[1].reshape(-1).astype(int)
 
 
 def at_scale(model: FittedModel, model_params: float | None = None, tokens: float | None = None):

@@ -146,6 +146,26 @@ def test_cross_validate_outputs(tmp_path, data):
     assert png.stat().st_size > 1000
 
 
+def test_grouped_cv_ignores_row_order_and_keeps_repeats_together(data):
+    """The store's CV: folds by mixture content, so the same runs under other run ids (another row order) give the same
+    figures, and a seed repeat is never predicted by its twin."""
+    from mixopt.pipeline import mixture_groups
+
+    Wtr, ytr, _, _ = data
+    W = np.vstack([Wtr[:30], Wtr[:6]])  # six mixtures trained twice
+    y = np.concatenate([ytr[:30], ytr[:6] + 0.01])
+    g = mixture_groups(W)
+    assert len(np.unique(g)) == 30 and np.array_equal(g[30:], g[:6])
+    r = cross_validate(make("linear"), W, y, k=5, seed=0, groups=g)
+    assert np.array_equal(r["fold"][30:], r["fold"][:6])
+    order = np.random.default_rng(1).permutation(len(y))
+    r2 = cross_validate(make("linear"), W[order], y[order], k=5, seed=0, groups=mixture_groups(W[order]))
+    np.testing.assert_allclose(r2["oof_pred"], r["oof_pred"][order])
+    assert r2["spearman"] == pytest.approx(r["spearman"])
+    with pytest.raises(FitError, match="distinct mixtures"):
+        cross_validate(make("linear"), W[:2], y[:2], k=2, groups=[0, 0])
+
+
 def _regmix_dir():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from _regmix_data import available, data_dir

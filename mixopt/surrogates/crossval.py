@@ -10,8 +10,23 @@ from ..errors import FitError
 from .base import check_target, check_weights
 
 
-def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
+def group_folds(groups, k: int, seed: int = 0) -> np.ndarray:
+    """(n,) fold ids in ``0..k-1`` that keep each group whole: the sorted group ids, shuffled under ``seed``, dealt
+    round-robin. With ids numbered by content (``pipeline.mixture_groups``) the folds do not depend on the rows' order
+    or the runs' ids; ``groups = arange(n)`` is a plain shuffle-split."""
+    g = np.asarray(groups)
+    uniq = np.unique(g)
+    gfold = np.empty(len(uniq), dtype=int)
+    gfold[np.random.default_rng(seed).permutation(len(uniq))] = np.arange(len(uniq)) % k
+    return gfold[np.searchsorted(uniq, g)]
+
+
+def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None) -> dict:
     """Shuffle-split ``k``-fold CV of ``estimator`` on mixtures ``W`` (n, d), targets ``y`` (n,).
+
+    ``groups`` (n,) marks runs of one mixture (seed repeats): a group is held out whole, so a repeat never predicts
+    its twin, and with content-numbered ids (``pipeline.mixture_groups``) the folds are the same whatever the runs' ids.
+    Default: every run its own group, folds by position.
 
     ``y`` may be (n, m) component metrics for an estimator with ``combine`` (MetricAverage):
     it is fitted on them and scored on the combined target.
@@ -34,10 +49,11 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0) -> dict:
         Y = None
     y = check_target(y, len(W), estimator=type(estimator).__name__)
     fit_target = Y if Y is not None else y
-    if not 2 <= k <= len(y):
-        raise FitError(f"k must be between 2 and the number of runs ({len(y)}). Got k={k}. Lower k or add runs.")
-    fold = np.empty(len(y), dtype=int)
-    fold[np.random.default_rng(seed).permutation(len(y))] = np.arange(len(y)) % k
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if not 2 <= k <= n_groups:
+        raise FitError(f"k must be between 2 and the number of distinct mixtures ({n_groups}). Got k={k}. Lower k or add runs.")
+    fold = group_folds(groups, k, seed)
     pred, std = np.empty(len(y)), np.empty(len(y))
     regrets = []
     for f in range(k):

@@ -73,6 +73,7 @@ from ..errors import FitError, MixtureError
 from ..mixtures import as_float_array
 from ..runs.tables_io import check_scale_value
 from .base import EstimatorNotFittedError, check_target, check_weights
+from .crossval import group_folds
 from .gp import GPSurrogate
 
 N_SCALE = 2  # model_params, tokens
@@ -499,11 +500,7 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
         raise FitError("held-out-scale CV needs runs at two or more scales; the store has one. Use cross_validate, or add runs at another scale.")
     if len(big) < k:
         raise FitError(f"The largest scale has {len(big)} runs, fewer than k={k} folds. Lower k or add runs at that scale.")
-    g = np.asarray(groups)[big] if groups is not None else np.arange(len(big))
-    uniq = np.unique(g)
-    gfold = np.empty(len(uniq), dtype=int)
-    gfold[np.random.default_rng(seed).permutation(len(uniq))] = np.arange(len(uniq)) % k
-    fold = gfold[np.searchsorted(uniq, g)]
+    fold = group_folds(np.asarray(groups)[big] if groups is not None else np.arange(len(big)), k, seed)
     pred, std, regrets = np.empty(len(big)), np.empty(len(big)), []
     for f in range(k):
         te = big[fold == f]
