@@ -108,9 +108,9 @@ def main(argv=None) -> dict:
 def run(args, sizes: list[int], seeds: int, root: str) -> dict:
     start, t0 = provenance(), time.perf_counter()
     cfg = build_cfg(args.smoke)
-    data = load_domain_set(cfg.data)
     tokens = float(cfg.proxy.tokens)
     pipeline.sweep(cfg, root, n_runs=sizes[0], show_progress=False)
+    data = load_domain_set(cfg.data, store_fingerprint=RunStore(root).meta().get("data_fingerprint"))  # an older store resumes
     fields: dict = {}
     rows = []
     for n in sizes:

@@ -213,7 +213,7 @@ def run_case(case: str, args, size: str, root: str, seeds: int) -> dict:
     t0 = time.perf_counter()
     cfg = build_cfg(case, size, args)
     summary = pipeline.sweep(cfg, root, show_progress=False)
-    data = load_domain_set(cfg.data)
+    data = load_domain_set(cfg.data, store_fingerprint=RunStore(root).meta().get("data_fingerprint"))  # an older store resumes
     counts = data.token_counts
     full = pipeline.open_store(root)
     # fit on the sweep alone: a resumed store also holds the verify runs of an earlier call (other scales)

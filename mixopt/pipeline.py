@@ -25,6 +25,7 @@ from .config import DomainPools, ProposeConfig, SamplerConfig, SweepConfig, conf
 from .data.domains import domain_specs, domain_texts, load_domain_set
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError
 from .plan import Plan, save_plan
+from .planning.curse import FitRows
 from .planning.pool_value import PoolMeasurement, measure_pool_values
 from .planning.propose import ProposeContext, build_plan
 from .planning.quality import declared_laws
@@ -40,6 +41,7 @@ from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
+from .surrogates.crossval import mixture_groups  # noqa: F401  (the benchmarks' too)
 from .surrogates.noise import seed_noise, signal_to_noise
 from .surrogates.checks import backtest_line, level_notes, model_lines, noise_line, scale_text as _scale_text  # noqa: F401  (the CLI's, the demo's)
 from .surrogates.shift import significant_miss
@@ -211,6 +213,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
         "notes": notes, "level_backtest": backtest, "shift_spread": spread,
+        # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
+        # fits keep none: on halves their level extrapolation differs so much that the measured optimism was 2-10x
+        # too large (claims held 10 -> 6 of 18 on a WSD store; RESULTS.md "The optimizer's curse")
+        "fit_rows": None if len(scales) >= 2 else {"W": table.W.tolist(), "Y": np.asarray(fit_y).tolist()},
     }
     return FittedModel(est, model_meta)
 
@@ -249,13 +255,6 @@ def short_budget_notes(runs: list, rows: RunTable) -> list[str]:
     return [f"the shortest budget fitted is {shortest:.0f} optimizer steps: in the first ~{SHORT_BUDGET_STEPS} steps the loss "
             "falls faster than the power law the level follows, so predictions at larger budgets come out too low "
             "(0.5-0.8 nats from 10-40-step runs). Train longer proxies, or put the first checkpoint later."]
-
-
-def mixture_groups(W: np.ndarray) -> np.ndarray:
-    """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds. Ids number the
-    distinct mixtures in sorted order, so they (and the CV folds made from them) do not depend on the rows' order."""
-    W = np.round(np.asarray(W, dtype=float), 9) + 0.0  # + 0.0: -0.0 and 0.0 are one weight
-    return np.unique(W, axis=0, return_inverse=True)[1].reshape(-1).astype(int)
 
 
 def at_scale(model: FittedModel, model_params: float | None = None, tokens: float | None = None):
@@ -354,6 +353,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
+    elif meta.get("fit_rows"):  # one-scale fits only: kept by fit since the optimizer's-curse correction (RESULTS.md)
+        W = np.asarray(meta["fit_rows"]["W"], dtype=float)
+        ctx.fit_rows = FitRows(model.estimator, W, np.asarray(meta["fit_rows"]["Y"], dtype=float), mixture_groups(W))
     plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
     if config is not None and pcfg.pools:  # each pool's law and where it came from (measured, config or prior)
         plan.pool_laws = {d: declared_laws(d, dp) for d, dp in sorted(pcfg.pools.items())}

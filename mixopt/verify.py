@@ -214,6 +214,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         raise ConsistencyError(f"The plan trains domains {unknown}, which the store's data does not have ({data.names}). "
                                "Verify with the store the plan was proposed on.")
     fp = snapshot.meta.get("data_fingerprint")
+    data.adopt(fp)  # a store written before fingerprints stopped hashing paths
     if fp and fp != data.fingerprint:
         raise ConsistencyError(f"The config's data (fingerprint {data.fingerprint}) differs from the store's ({fp}). "
                                "Pass the config the store was swept with (or omit --config).")

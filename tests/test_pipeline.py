@@ -385,3 +385,22 @@ def test_component_domains_name_the_domain_each_target_column_measures():
     assert t.component_domains("mean:all-domains") == [0, 1]
     assert t.component_domains("val/prose") == [1] and t.component_domains("metric/acc") == [None]
     assert t.component_domains("wmean:val/prose=0.7,metric/acc=0.3") == [1, None]
+
+
+def test_curse_correction_raises_the_search_value_by_the_measured_optimism(stores):
+    from mixopt.config import load_config
+
+    cfg_path, store, _, _ = stores
+    snap = pipeline.open_store(store)
+    fitted = pipeline.fit(snap, "mean:all-domains")
+    cfg = load_config(cfg_path)
+    cfg.propose.keep_baseline_within_noise = False  # the search's own mixture, whose value the correction is about
+    on = pipeline.propose(fitted, config=cfg, snapshot=snap, use_projector=False)
+    cfg.propose.curse_correction = False
+    off = pipeline.propose(fitted, config=cfg, snapshot=snap, use_projector=False)
+    assert on.phases[0].weights == off.phases[0].weights  # the correction moves the value, not the mixture
+    by = on.predicted.by["surrogate"]
+    assert "curse" in by and "curse" not in off.predicted.by["surrogate"]
+    assert by["uncorrected"] == pytest.approx(off.predicted.value)
+    assert on.predicted.value == pytest.approx(off.predicted.value + max(by["curse"], 0.0))
+    assert any("optimizer's curse" in r for r in on.reasons)

@@ -149,7 +149,7 @@ def test_cross_validate_outputs(tmp_path, data):
 def test_grouped_cv_ignores_row_order_and_keeps_repeats_together(data):
     """The store's CV: folds by mixture content, so the same runs under other run ids (another row order) give the same
     figures, and a seed repeat is never predicted by its twin."""
-    from mixopt.pipeline import mixture_groups
+    from mixopt.surrogates.crossval import mixture_groups
 
     Wtr, ytr, _, _ = data
     W = np.vstack([Wtr[:30], Wtr[:6]])  # six mixtures trained twice

@@ -97,9 +97,8 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
 def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | None = None) -> DomainSet:
     """Every training domain and target of the config, tokenized.
 
-    ``store_fingerprint`` is the data fingerprint a run store recorded. When it is this data's legacy fingerprint
-    (stores written before fingerprints stopped hashing the data's path), the set keeps it, so that store's run ids
-    still match and it resumes; any other value changes nothing (the callers compare fingerprints themselves).
+    ``store_fingerprint``: the data fingerprint a run store recorded, adopted when it is this data's legacy one
+    (:meth:`DomainSet.adopt`).
     """
     tok = Tokenizer(cfg.tokenizer)
     specs = domain_specs(cfg)
@@ -114,8 +113,7 @@ def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | 
         if progress:
             progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
     data = DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
-    if store_fingerprint and store_fingerprint != data.fingerprint and store_fingerprint == data.legacy_fingerprint:
-        data.pinned_fingerprint = store_fingerprint
+    data.adopt(store_fingerprint)
     return data
 
 

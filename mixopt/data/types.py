@@ -61,6 +61,13 @@ class DomainSet:
     def legacy_fingerprint(self) -> str:
         return self._hash("legacy_fingerprint")
 
+    def adopt(self, store_fingerprint: str | None) -> None:
+        """Keep a run store's recorded data fingerprint when it is this data's legacy one (stores written before
+        fingerprints stopped hashing the data's path), so that store's run ids still match and it resumes; any other
+        value changes nothing (the callers compare fingerprints and report a mismatch)."""
+        if store_fingerprint and store_fingerprint != self.fingerprint and store_fingerprint == self.legacy_fingerprint:
+            self.pinned_fingerprint = store_fingerprint
+
     def _hash(self, attr: str) -> str:
         import hashlib
 

@@ -26,6 +26,7 @@ from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .quality import plan_quality_pools
 from .constraints import Constraints
+from .curse import FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
 
 
@@ -43,6 +44,7 @@ class ProposeContext:
     records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
     noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
+    fit_rows: FitRows | None = None  # what the surrogate was fitted on: the optimizer's-curse cross-fit refits it on halves
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -72,6 +74,33 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
     return (fine if fine.score < coarse.score else coarse), constraints
 
 
+#: Candidates of each half's search in the curse's cross-fit: on a 42-run store the optimism was 0.02480 with 20,000 and
+#: 0.02485 with 1,000,000 candidates, and propose took 1.8 s vs 10.7 s (2.8 s without the correction).
+CURSE_CANDIDATES = 50_000
+
+
+def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeConfig, budget: float | None,
+                      seed: int) -> tuple[SearchResult, tuple[float, float] | None, str]:
+    """The search's result with its predicted value raised by the search's measured optimism (``curse.search_optimism``),
+    the (mean, sd) optimism, and a reason; unchanged when ``propose.curse_correction`` is off or the model's
+    training rows are unknown (``ctx.fit_rows`` is None: a scale-aware fit, or a model file from before they were
+    kept). A negative optimism (held-out models liked the mixture more) is not added."""
+    if not cfg.curse_correction or ctx.fit_rows is None:
+        return result, None, ""
+    half = cfg.model_copy(update={"n_candidates": min(cfg.n_candidates, CURSE_CANDIDATES)})
+    curse = search_optimism(ctx.fit_rows, lambda est: search_mixture(est, ctx, half, budget, seed=seed)[0].weights, seed=seed)
+    if curse is None:
+        return result, None, ""
+    if curse[0] <= 0:
+        return result, curse, (f"the optimizer's curse: surrogates fitted on half the runs do not predict the mixtures they "
+                               f"choose lower than the other half's surrogates do ({curse[0]:+.4f}): nothing added")
+    raised = replace(result, predicted=result.predicted + curse[0])
+    note = (f"the optimizer's curse: a surrogate fitted on half the runs predicts the mixture it chose {curse[0]:.4f} lower "
+            f"(sd {curse[1]:.4f}) than one fitted on the other half does; that optimism is added to the plan's predicted value "
+            f"({result.predicted:.4f} -> {raised.predicted:.4f}; propose.curse_correction)")
+    return raised, curse, note
+
+
 def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext, budget_tokens: float | None, cfg: ProposeConfig) -> list[str]:
     """Plain-language notes on which constraints hold the answer back."""
     reasons = []
@@ -98,9 +127,11 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     """Search, then assemble the plan file with epochs, effective tokens, predictions and reasons."""
     budget = budget_tokens or cfg.budget_tokens or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
-    kept_note = ""
+    kept_note, curse, curse_note = "", None, ""
     if cfg.keep_baseline_within_noise:
         result, kept_note = keep_baseline_within_noise(estimator, result, constraints, ctx, best_run=cfg.keep_best_run)
+    if not kept_note:  # the plan takes the search's mixture: correct its value for the search's optimism
+        result, curse, curse_note = correct_for_curse(result, ctx, cfg, budget, seed)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
     if cfg.cooldown_switch is not None:
@@ -121,6 +152,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             eff[d] = float(effective_tokens(used, ctx.token_counts[d]))
     scale = "target" if ctx.provenance.get("target_scale") else "proxy"  # a scale-aware model predicts at the plan's scale
     by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": scale, "search": result.method}}
+    if curse is not None:  # the search's mixture: its value carries the correction
+        by["surrogate"].update(curse=curse[0], curse_sd=curse[1], uncorrected=result.predicted - max(curse[0], 0.0))
     disagreement = None
     if projector is not None:
         proj = projector(w, budget)
@@ -141,6 +174,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         extra["frontier"] = [r for r in pool_frontier if r.get("domain") == first]
     if kept_note:
         reasons.insert(0, kept_note)
+    elif curse_note:
+        reasons.insert(0, curse_note)
     if upsample_note:
         reasons.append(upsample_note)
     if eff:

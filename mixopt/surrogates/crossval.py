@@ -10,9 +10,16 @@ from ..errors import FitError
 from .base import check_target, check_weights
 
 
+def mixture_groups(W: np.ndarray) -> np.ndarray:
+    """(n,) ids of equal mixtures (rounded to 1e-9), e.g. one mixture trained at several scales or seeds. Ids number the
+    distinct mixtures in sorted order, so they (and the CV folds made from them) do not depend on the rows' order."""
+    W = np.round(np.asarray(W, dtype=float), 9) + 0.0  # + 0.0: -0.0 and 0.0 are one weight
+    return np.unique(W, axis=0, return_inverse=True)[1].reshape(-1).astype(int)
+
+
 def group_folds(groups, k: int, seed: int = 0) -> np.ndarray:
     """(n,) fold ids in ``0..k-1`` that keep each group whole: the sorted group ids, shuffled under ``seed``, dealt
-    round-robin. With ids numbered by content (``pipeline.mixture_groups``) the folds do not depend on the rows' order
+    round-robin. With ids numbered by content (:func:`mixture_groups`) the folds do not depend on the rows' order
     or the runs' ids; ``groups = arange(n)`` is a plain shuffle-split."""
     g = np.asarray(groups)
     uniq = np.unique(g)
@@ -25,7 +32,7 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None) -> d
     """Shuffle-split ``k``-fold CV of ``estimator`` on mixtures ``W`` (n, d), targets ``y`` (n,).
 
     ``groups`` (n,) marks runs of one mixture (seed repeats): a group is held out whole, so a repeat never predicts
-    its twin, and with content-numbered ids (``pipeline.mixture_groups``) the folds are the same whatever the runs' ids.
+    its twin, and with content-numbered ids (:func:`mixture_groups`) the folds are the same whatever the runs' ids.
     Default: every run its own group, folds by position.
 
     ``y`` may be (n, m) component metrics for an estimator with ``combine`` (MetricAverage):

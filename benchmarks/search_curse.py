@@ -1,0 +1,112 @@
+"""The optimizer's curse: the search's claimed gains with and without `propose.curse_correction`, against training.
+
+Steps, on the embedded 7-domain corpus (byte tokens, CPU), with ``verify_plans.py``'s sweep (the same store can be
+shared with it):
+
+1. sweep (or resume) the store; ``pipeline.fit`` each target (``mean:all-domains``, ``val/code``, ``val/prose``);
+2. ``pipeline.propose`` the search's own mixture (no keep-baseline gate) **at the proxies' own budget**, where a
+   one-scale surrogate speaks (``--budgets``: a WSD sweep fitted on every budget, proposed at ``--at`` x the proxies'
+   tokens), twice: with the correction and without. The mixture is the same; only the predicted value moves;
+3. ``mixopt.verify.verify`` trains the plan against natural, uniform and the best sweep run with paired seeds there.
+
+For each claim (the plan's predicted value minus an arm's, against the measured paired difference) it prints both
+versions side by side, then the mean absolute error, the mean signed error (negative: the claim was too optimistic)
+and how many claims lie inside the measured 95% interval.
+
+Usage::
+
+    python benchmarks/search_curse.py --store /tmp/vpc                     # 40-step proxies, ~1 min on a resumed store
+    python benchmarks/search_curse.py --store /tmp/vpc160 --proxy-steps 160
+    python benchmarks/search_curse.py --smoke                              # tiny, seconds (CI); numbers not meaningful
+
+The last line is the ``summary:`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_line, print_summary, provenance
+from verify_plans import SMOKE_MODEL, TARGETS, build_cfg
+
+from mixopt import pipeline
+from mixopt.data.domains import load_domain_set
+from mixopt.proxy.loop import torch_threads
+from mixopt.runs.store import RunStore, StoreSnapshot
+from mixopt.runs.table import VERIFY_LABEL
+from mixopt.verify import verify
+
+AGAINST = ["natural", "uniform", "best-run"]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, val/code only, 2 seeds: seconds (CI)")
+    ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
+    ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")
+    ap.add_argument("--budgets", action="store_true", help="WSD sweep fitted on every budget (`fit --budgets`)")
+    ap.add_argument("--at", type=float, default=1.0, help="propose and verify at this multiple of the proxies' tokens (default 1)")
+    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
+    ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mixopt-search-curse-") as tmp, torch_threads(1):
+        return run(args, args.store or tmp)
+
+
+def run(args, root: str) -> dict:
+    start, t0 = provenance(), time.perf_counter()
+    cfg = build_cfg(args.smoke, args.proxy_steps, budgets=args.budgets)
+    cfg.propose.keep_baseline_within_noise = False  # the search's own mixture: the claim the correction is about
+    seeds = args.seeds or (2 if args.smoke else 4)
+    targets = (args.targets or (TARGETS[1] if args.smoke else ",".join(TARGETS))).split(",")
+    pipeline.sweep(cfg, root, show_progress=False)
+    data = load_domain_set(cfg.data, store_fingerprint=RunStore(root).meta().get("data_fingerprint"))
+    full = pipeline.open_store(root)
+    snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
+    budget = args.at * cfg.proxy.tokens
+    rows, cost = [], {"on": 0.0, "off": 0.0}
+    for target in targets:
+        model = pipeline.fit(snap, target, SMOKE_MODEL if args.smoke and not args.budgets else "default", budgets=args.budgets)
+        plans = {}
+        for mode in ("on", "off"):
+            cfg.propose.curse_correction = mode == "on"
+            t1 = time.perf_counter()
+            plans[mode] = pipeline.propose(model, config=cfg, snapshot=snap, budget_tokens=budget, use_projector=False)
+            cost[mode] += time.perf_counter() - t1
+        assert plans["on"].phases == plans["off"].phases, "the correction must not move the mixture"
+        body = verify(plans["on"], RunStore(root, create=False), snap, cfg, data, against=AGAINST, seeds=seeds, tokens=budget)
+        by = plans["on"].predicted.by["surrogate"]
+        said = (f"optimism {by['curse']:+.4f} (sd {by['curse_sd']:.4f})" if "curse" in by
+                else "optimism not measured (too few runs to fit on half of them)")
+        print(f"{target}: {said}; plan measured {body['results'][0]['mean']:.4f}", flush=True)
+        for c in body["comparisons"]:
+            lo, hi = c["ci95"]
+            claim = {m: p.predicted.value - p.predicted.baselines[c["against"]]["value"] for m, p in plans.items()}
+            rows.append((claim["off"], claim["on"], c["diff"], lo, hi))
+            print(f"    vs {c['against']:8s} measured {c['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]   claimed {claim['off']:+.4f} "
+                  f"-> corrected {claim['on']:+.4f}", flush=True)
+    r = np.array(rows)
+    out = {}
+    for i, mode in ((0, "off"), (1, "on")):
+        err = r[:, i] - r[:, 2]
+        out[f"mae_{mode}"] = float(np.mean(np.abs(err)))
+        out[f"bias_{mode}"] = float(np.mean(err))
+        out[f"inside_ci_{mode}"] = int(np.sum((r[:, 3] <= r[:, i]) & (r[:, i] <= r[:, 4])))
+    print(f"{len(r)} claims at {budget:,.0f} tokens, {seeds} seeds: MAE {out['mae_off']:.4f} -> {out['mae_on']:.4f}, "
+          f"mean error {out['bias_off']:+.4f} -> {out['bias_on']:+.4f}, inside the 95% interval {out['inside_ci_off']} -> "
+          f"{out['inside_ci_on']}; propose {cost['off']:.1f} s -> {cost['on']:.1f} s; total {time.perf_counter() - t0:.0f} s")
+    print(machine_line(start, provenance()))
+    return print_summary({**out, "n_claims": len(r), "seeds": seeds, "propose_s_off": cost["off"], "propose_s_on": cost["on"],
+                          "mode": "smoke" if args.smoke else "full"})
+
+
+if __name__ == "__main__":
+    main()
