@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 
 from . import pipeline
@@ -13,8 +12,9 @@ from .config import load_config, resolve_config
 from .data.domains import load_domain_set
 from .data.embedded import embedded_path
 from .export import ExportOptions, export_target, write_export
-from .report import build_report
 from .io import atomic_write_text
+from .plan import plan_yaml
+from .report import build_report
 from .report.tables import runs_table, verify_table
 from .runs.store import RunStore
 from .verify import verify
@@ -50,7 +50,7 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)
     plan_path = pipeline.save(plan, out / "plan.yaml")
     shown = {k: v for k, v in plan.to_dict().items() if k in ("budget_tokens", "phases", "epochs", "predicted", "reasons")}
-    console.print(yaml.safe_dump(shown, sort_keys=False).rstrip())
+    console.print(plan_yaml(shown).rstrip(), markup=False)
 
     console.rule("4/6 export: trainer configs")
     exports = out / "exports"

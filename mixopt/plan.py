@@ -119,5 +119,10 @@ def plan_from_dict(raw: Any, where: str = "plan") -> Plan:
         raise ConfigError(f"Invalid plan in {where}: {pydantic_summary(exc)}. Fix the field or regenerate it with `mixopt propose`.") from None
 
 
+def plan_yaml(body: dict) -> str:
+    """A plan (or part of one) as YAML for people: UTF-8 kept as is (``±``, not ``\\xB1``) and each reason on one line."""
+    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1_000_000)
+
+
 def save_plan(plan: Plan, path: str | Path) -> Path:
-    return atomic_write_text(Path(path), yaml.safe_dump(plan.to_dict(), sort_keys=False))
+    return atomic_write_text(Path(path), plan_yaml(plan.to_dict()))

@@ -514,3 +514,17 @@ def test_plan_error_has_no_doubled_period():
     with pytest.raises(ExportError) as info:
         export_plan(single_phase({"code": 0.5, "math": 0.1, "web": 0.1}), "json")
     assert ".." not in str(info.value)
+
+
+def test_a_saved_plan_reads_as_text_and_round_trips(tmp_path):
+    """plan.yaml is for people too: '±' stays '±' (not '\\xB1') and a long reason stays on one line."""
+    from mixopt.plan import load_plan, plan_from_dict, save_plan
+
+    reason = "vs natural: predicted gain +0.0002 is within the noise band ±0.1529 " + "(seed sd 0.0410) " * 10
+    plan = plan_from_dict({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.5, "prose": 0.5}}],
+                           "reasons": [reason]})
+    path = save_plan(plan, tmp_path / "plan.yaml")
+    text = path.read_text(encoding="utf-8")
+    assert "±0.1529" in text and "\\xB1" not in text
+    assert sum("noise band" in line for line in text.splitlines()) == 1
+    assert load_plan(path).reasons == [reason]

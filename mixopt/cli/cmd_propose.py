@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
 
 from .. import pipeline
 from ..config import load_config
 from ..errors import ConfigError
 from ..io import read_yaml
+from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
 from .main import app
 from .render import progress_bars
@@ -71,5 +71,5 @@ def propose_cmd(
     pipeline.save(plan, out)
     console = Console()
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}
-    console.print(yaml.safe_dump(shown, sort_keys=False).rstrip())
+    console.print(plan_yaml(shown).rstrip(), markup=False)
     console.print(f"plan -> {out}")
