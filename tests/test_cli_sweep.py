@@ -153,3 +153,16 @@ def test_worker_processes_match_sequential_at_pinned_threads(tmp_path):
     par, seq = records(tmp_path / "par"), records(tmp_path / "seq")
     assert len(par) == 5 and {k: r["metrics"] for k, r in par.items()} == {k: r["metrics"] for k, r in seq.items()}
     assert len({r["info"]["pid"] for r in par.values()}) >= 2  # really trained in other processes
+
+
+def test_sweeping_other_data_into_a_store_is_refused(tmp_path, capsys):
+    """Runs on two data sets in one store would be fitted together: the second sweep stops before training."""
+    store = tmp_path / "store"
+    assert run(["sweep", str(write_cfg(tmp_path, runs=1)), "--store", str(store)]) == 0
+    before = sorted(p.name for p in (store / "runs").glob("*.json"))
+    capsys.readouterr()
+    changed = write_cfg(tmp_path, runs=1, data={"max_documents": 40})  # other documents: other data
+    assert run(["sweep", str(changed), "--store", str(store)]) != 0
+    err = _err(capsys)
+    assert "holds runs on other data" in err and "new --store" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in (store / "runs").glob("*.json")) == before

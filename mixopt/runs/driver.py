@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import SweepConfig
 from ..data.domains import load_domain_set
-from ..errors import ConfigError
+from ..errors import ConfigError, ConsistencyError
 from .executors import check_ray_address, choose_workers, run_local, run_ray
 from .store import RunStore
 from .sweep import SweepSummary, plan_sweep
@@ -29,6 +29,7 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         t_data = progress.add_task("tokenizing domains", total=None)
         data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
                                store_fingerprint=store.meta().get("data_fingerprint"))
+        check_same_data(store, data.fingerprint)
         specs = plan_sweep(cfg, data, n_runs=n_runs)
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                           config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
@@ -54,3 +55,14 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
     return summary
+
+
+def check_same_data(store: RunStore, fingerprint: str) -> None:
+    """A store holds runs on one data set: sweeping other data into it would mix their losses in every fit. A one-line
+    ConsistencyError names both fingerprints; a store without runs takes the new data."""
+    recorded = store.meta().get("data_fingerprint")
+    if recorded and recorded != fingerprint and store.run_ids():
+        raise ConsistencyError(
+            f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads ({fingerprint}): "
+            "a data file, the tokenizer, val_fraction or max_documents changed. Sweep into a new --store, or restore the "
+            "data the store was swept with (a store an older mixopt wrote from another folder also reads as other data).")
