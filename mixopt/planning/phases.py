@@ -92,12 +92,10 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     tokens both lost to the same plan without them (+0.025 and +0.132 nats; benchmarks/verify_plans.py, RESULTS.md).
 
     ``p`` is a ``{domain: w}`` mapping or a (k,) vector in ``domains`` (or ``constraints.domains``) order.
-    Returns ``{p, q, f, predicted, std, baseline_predicted, baseline_std, diff_std, helps, overall, domains}``: ``p``
+    Returns ``{p, q, f, predicted, std, baseline_predicted, baseline_std, helps, overall, domains}``: ``p``
     (the first phase's mixture), ``q`` and ``overall`` (= r) as ``{domain: w}``; baseline = the input ``p``
-    alone (q = p, f = 0); ``diff_std`` the std of the gain itself (the model's ``difference_std``: paired, without seed
-    noise; None for a model without it); ``helps`` is true only when the two-phase mean beats the baseline mean by more
-    than ``diff_std`` (else ``sqrt(std^2 + baseline_std^2)``, which counts the seed noise and the level both share twice).
-    On 6 stores x 3 targets x 2 budgets the paired std was 0.2-0.9x the unpaired one and changed no decision.
+    alone (q = p, f = 0); ``helps`` is true only when the two-phase mean beats the baseline mean by more
+    than ``sqrt(std^2 + baseline_std^2)``.
     """
     names = list(domains) if domains is not None else (list(constraints.domains) if constraints is not None else None)
     if isinstance(p, Mapping):
@@ -148,21 +146,18 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     if tilt_box is not None or toward is not None:
         if not inside.any():
             return {"p": {d: float(x) for d, x in zip(names, pv)}, "q": {d: float(x) for d, x in zip(names, pv)}, "f": 0.0,
-                    "predicted": b_mean, "std": b_std, "baseline_predicted": b_mean, "baseline_std": b_std, "diff_std": None, "helps": False,
+                    "predicted": b_mean, "std": b_std, "baseline_predicted": b_mean, "baseline_std": b_std, "helps": False,
                     "overall": {d: float(x) for d, x in zip(names, pv)}, "domains": names, "trusted": 0}
         P0, Q, F = P0[inside], Q[inside], F[inside]
     mean, std = model.predict(phase_features(P0, Q, F), return_std=True)
     score = mean + uncertainty_weight * std
     i = int(np.argmin(score))
     p0, q, f = P0[i], Q[i], float(F[i])
-    diff_std = None
-    if hasattr(model, "difference_std"):  # paired: the gain's own uncertainty, without seed noise or the shared level
-        diff_std = float(model.difference_std(phase_features(p0, q, f), phase_features(pv, pv, 0.0))[0])
-    helps = bool(b_mean - mean[i] > (diff_std if diff_std is not None else math.hypot(std[i], b_std)))
+    helps = bool(b_mean - mean[i] > math.hypot(std[i], b_std))
     r = (1 - f) * p0 + f * q
     return {
         "p": {d: float(x) for d, x in zip(names, p0)}, "q": {d: float(x) for d, x in zip(names, q)}, "f": f, "predicted": float(mean[i]), "std": float(std[i]),
-        "baseline_predicted": b_mean, "baseline_std": b_std, "helps": helps, "diff_std": diff_std,
+        "baseline_predicted": b_mean, "baseline_std": b_std, "helps": helps,
         "overall": {d: float(x) for d, x in zip(names, r)}, "domains": names, "trusted": int(len(F)),
     }
 

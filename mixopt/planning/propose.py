@@ -392,7 +392,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
                            n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight,
                            tilt_box=tilt_box(P, Q, F), toward=toward)
     gain = up["baseline_predicted"] - up["predicted"]
-    noise = up["diff_std"] if up.get("diff_std") is not None else math.hypot(up["std"], up["baseline_std"])
+    noise = math.hypot(up["std"], up["baseline_std"])
     where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
     if not up["trusted"]:
         upsampling = f" and upsamples {', '.join(ctx.domains[i] for i in toward)}" if toward else ""
@@ -400,7 +400,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
                         f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)")
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
-                        f"within the std of that gain ±{noise:.4f}")
+                        f"within its uncertainty ±{noise:.4f}")
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
     return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} ± {noise:.4f} {where}"
 

@@ -23,7 +23,7 @@ from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 
 from ..errors import FitError
-from .base import EstimatorNotFittedError, Surrogate, log_features
+from .base import Surrogate, log_features
 
 _SQRT5 = math.sqrt(5.0)
 
@@ -106,12 +106,6 @@ class GPModel:
         self.L_ = cholesky(K, lower=True)
         self.alpha_ = cho_solve((self.L_, True), y)
         return self
-
-    def latent_cov(self, Z: np.ndarray) -> np.ndarray:
-        """(m, m) posterior covariance of the latent function at the rows of Z: without the white noise, so a difference
-        of two predicted means has variance ``c[0,0] + c[1,1] - 2 c[0,1]``. For a few rows (O(n m + m^2) memory)."""
-        V = solve_triangular(self.L_, self._cross(self.Z_, Z), lower=True)  # (n, m)
-        return self._cross(Z, Z) - V.T @ V
 
     def _cross(self, Z1, Z2):
         """k(Z1, Z2) (n, m) without noise; in-place arithmetic keeps big chunks cheap."""
@@ -232,16 +226,3 @@ class GPSurrogate(Surrogate):
         mean, std = self.gp_.predict(self._features(W), return_std)
         mean = mean * self.y_scale_ + self.y_mean_
         return mean, (std * self.y_scale_ if return_std else None)
-
-    def difference_std(self, W_a, W_b) -> np.ndarray:
-        """(m,) posterior std of f(a) - f(b) for paired rows of ``W_a`` and ``W_b``: the latent difference, without the
-        runs' seed noise and with the two predictions' covariance taken out (what a paired comparison of two expected
-        values is uncertain about). The features are this estimator's ``predict`` input."""
-        if not hasattr(self, "gp_"):
-            raise EstimatorNotFittedError(f"This {type(self).__name__} estimator is not fitted yet. Call fit(W, y) first.")
-        A, B = self._features(self._check_X(W_a)), self._features(self._check_X(W_b))
-        out = np.empty(len(A))
-        for i in range(len(A)):
-            c = self.gp_.latent_cov(np.vstack([A[i], B[i]]))
-            out[i] = math.sqrt(max(c[0, 0] + c[1, 1] - 2.0 * c[0, 1], 0.0))
-        return out * self.y_scale_
