@@ -13,7 +13,7 @@ from mixopt.data.types import DomainSet, TokenizedDomain
 from mixopt.errors import MixtureError
 from mixopt.mixtures import Mixture, as_phases
 from mixopt.samplers import sample_upsampling
-from mixopt.planning.phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling
+from mixopt.planning.phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling
 from mixopt.planning.constraints import Constraints
 from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.train import train_proxy
@@ -168,6 +168,18 @@ def test_two_phase_surrogate_learns_and_search_finds_upsampling():
     moved = search_upsampling(model, p, n_candidates=3000, seed=0, keep_overall=True)
     assert moved["overall"] == pytest.approx(p) and moved["q"]["d0"] > moved["p"]["d0"]
     assert plan_phases(p, moved)[0]["weights"] == pytest.approx(moved["p"], abs=1e-6)
+
+
+def test_an_end_phase_that_cannot_add_to_the_target_is_not_upsampling():
+    """d0 sits at its cap in p: an end phase 'on top' could only keep its share and reshuffle the rest, so none is offered."""
+    P, Q, F, y = _synthetic()
+    model = TwoPhaseSurrogate(random_state=0).fit(phase_features(P, Q, F), y)
+    p = {"d0": 0.3, "d1": 0.3, "d2": 0.2, "d3": 0.2}
+    cons = Constraints(list(p), np.zeros(4), np.array([0.3, 1, 1, 1]))
+    capped = search_upsampling(model, p, constraints=cons, n_candidates=3000, seed=0, toward=[0])
+    assert capped["trusted"] == 0 and not capped["helps"] and capped["f"] == 0.0
+    free = search_upsampling(model, p, n_candidates=3000, seed=0, toward=[0])  # with room above the cap it upsamples d0
+    assert free["q"]["d0"] >= free["p"]["d0"] + MIN_UPSAMPLE
 
 
 def test_end_phases_only_upsample_the_domains_the_target_measures():

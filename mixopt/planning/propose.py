@@ -23,7 +23,7 @@ from ..plan import Phase, Plan, Prediction
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
 from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
-from .phases import cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
+from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .quality import plan_quality_pools
 from .constraints import Constraints
 from .curse import FitRows, search_optimism
@@ -385,8 +385,15 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     n_two = int((F > 0).sum())
     if n_two < 3:
         return single, ""
-    model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
     toward = target_domains(ctx)
+    if toward:  # upsampling on top needs room above the first phase's share, inside the overall caps
+        cols = np.asarray(toward, dtype=int)
+        room = float(np.sum(np.asarray(constraints.max_weights, dtype=float)[cols] - w[cols]))
+        if room < MIN_UPSAMPLE * cfg.upsample_fraction_min:
+            names = ", ".join(ctx.domains[i] for i in toward)
+            return single, (f"no upsampling phase: {names} already take{'s' if len(toward) == 1 else ''} all the share the "
+                            f"constraints allow ({float(w[cols].sum()):.3f}), so an end phase cannot add to it")
+    model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
     up = search_upsampling(model, w, constraints=constraints, domains=ctx.domains, seed=seed,
                            f_range=(cfg.upsample_fraction_min, cfg.upsample_fraction_max),
                            n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight,
