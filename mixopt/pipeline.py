@@ -214,8 +214,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
         "notes": notes, "level_backtest": backtest, "shift_spread": spread,
         # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
-        # fits keep none: on halves their level extrapolation differs so much that the measured optimism was 2-10x
-        # too large (claims held 10 -> 6 of 18 on a WSD store; RESULTS.md "The optimizer's curse")
+        # fits keep none: on halves their level extrapolation differs so much that the measured optimism (0.03-0.13)
+        # made the claims worse (held 10 -> 6 of 18 on a WSD store; RESULTS.md "The optimizer's curse")
         "fit_rows": None if len(scales) >= 2 else {"W": table.W.tolist(), "Y": np.asarray(fit_y).tolist()},
     }
     return FittedModel(est, model_meta)

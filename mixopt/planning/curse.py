@@ -10,7 +10,7 @@ when the plan takes the search's mixture (after the keep-baseline gate, which ju
 Measured (RESULTS.md "The optimizer's curse"): on two one-scale stores, claimed gains over the baselines were 1.5-2x
 what the plans trained to at the proxies' own budget, and the correction cut the claims' mean error from 0.061 to 0.044.
 On scale-aware fits (several budgets or sizes) the halves' level extrapolations differ so much that the measured
-optimism came out 2-10x too large, so those fits are not corrected.
+optimism (0.03-0.13) made the claims worse (held 10 -> 6 of 18 on a WSD store), so those fits are not corrected.
 """
 
 from __future__ import annotations
