@@ -72,7 +72,7 @@ def run(args, root: str) -> dict:
     full = pipeline.open_store(root)
     snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     budget = args.at * cfg.proxy.tokens
-    rows, cost = [], {"on": 0.0, "off": 0.0}
+    rows, cost, level = [], {"on": 0.0, "off": 0.0}, []
     for target in targets:
         model = pipeline.fit(snap, target, SMOKE_MODEL if args.smoke and not args.budgets else "default", budgets=args.budgets)
         plans = {}
@@ -84,6 +84,8 @@ def run(args, root: str) -> dict:
         assert plans["on"].phases == plans["off"].phases, "the correction must not move the mixture"
         body = verify(plans["on"], RunStore(root, create=False), snap, cfg, data, against=AGAINST, seeds=seeds, tokens=budget)
         by = plans["on"].predicted.by["surrogate"]
+        measured = body["results"][0]["mean"]
+        level.append([measured - p.predicted.value for p in (plans["off"], plans["on"])] + [plans["on"].predicted.std])
         said = (f"optimism {by['curse']:+.4f} (sd {by['curse_sd']:.4f})" if "curse" in by
                 else "optimism not measured (too few runs to fit on half of them)")
         print(f"{target}: {said}; plan measured {body['results'][0]['mean']:.4f}", flush=True)
@@ -100,6 +102,11 @@ def run(args, root: str) -> dict:
         out[f"mae_{mode}"] = float(np.mean(np.abs(err)))
         out[f"bias_{mode}"] = float(np.mean(err))
         out[f"inside_ci_{mode}"] = int(np.sum((r[:, 3] <= r[:, i]) & (r[:, i] <= r[:, 4])))
+    e = np.array(level)  # the plan's own value: measured minus predicted, raw and corrected, and the plan's std
+    out["plan_mae_off"], out["plan_mae_on"] = float(np.mean(np.abs(e[:, 0]))), float(np.mean(np.abs(e[:, 1])))
+    out["plan_within_2sd_off"], out["plan_within_2sd_on"] = (int(np.sum(np.abs(e[:, i]) <= 2 * e[:, 2])) for i in (0, 1))
+    print(f"the plans' own values ({len(e)}): mean abs error {out['plan_mae_off']:.4f} -> {out['plan_mae_on']:.4f}, within "
+          f"their ±2σ {out['plan_within_2sd_off']} -> {out['plan_within_2sd_on']}")
     print(f"{len(r)} claims at {budget:,.0f} tokens, {seeds} seeds: MAE {out['mae_off']:.4f} -> {out['mae_on']:.4f}, "
           f"mean error {out['bias_off']:+.4f} -> {out['bias_on']:+.4f}, inside the 95% interval {out['inside_ci_off']} -> "
           f"{out['inside_ci_on']}; propose {cost['off']:.1f} s -> {cost['on']:.1f} s; total {time.perf_counter() - t0:.0f} s")
