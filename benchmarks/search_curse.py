@@ -13,10 +13,16 @@ For each claim (the plan's predicted value minus an arm's, against the measured 
 versions side by side, then the mean absolute error, the mean signed error (negative: the claim was too optimistic)
 and how many claims lie inside the measured 95% interval.
 
+``--regmix 64,128,256`` runs the external check instead, on RegMix's public runs (17 domains; their 256 test
+mixtures, each trained at 1M parameters, are the candidates): draw that many training runs, fit the default surrogate,
+let it pick the test mixture with the lowest mean + 0.5 std, and compare its predicted loss with the loss RegMix
+measured for it, with and without the correction (``--draws`` draws per size).
+
 Usage::
 
     python benchmarks/search_curse.py --store /tmp/vpc                     # 40-step proxies, ~1 min on a resumed store
     python benchmarks/search_curse.py --store /tmp/vpc160 --proxy-steps 160
+    python benchmarks/search_curse.py --regmix 64,128,256 --draws 12         # RegMix's runs, ~2 min
     python benchmarks/search_curse.py --smoke                              # tiny, seconds (CI); numbers not meaningful
 
 The last line is the ``summary:`` line.
@@ -35,13 +41,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_line, print_summary, provenance
+from _regmix_data import data_dir, load_regmix
 from verify_plans import SMOKE_MODEL, TARGETS, build_cfg
 
 from mixopt import pipeline
 from mixopt.data.domains import load_domain_set
+from mixopt.planning.curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from mixopt.proxy.loop import torch_threads
 from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.table import VERIFY_LABEL
+from mixopt.surrogates import get_estimator
+from mixopt.surrogates.crossval import mixture_groups
 from mixopt.verify import verify
 
 AGAINST = ["natural", "uniform", "best-run"]
@@ -56,7 +66,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--at", type=float, default=1.0, help="propose and verify at this multiple of the proxies' tokens (default 1)")
     ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
+    ap.add_argument("--regmix", default=None, help="comma-separated training-run counts: the external check on RegMix's runs")
+    ap.add_argument("--draws", type=int, default=12, help="with --regmix: random training sets per count (default 12)")
     args = ap.parse_args(argv)
+    if args.regmix:
+        return regmix_check([int(n) for n in args.regmix.split(",")], args.draws)
     with tempfile.TemporaryDirectory(prefix="mixopt-search-curse-") as tmp, torch_threads(1):
         return run(args, args.store or tmp)
 
@@ -113,6 +127,37 @@ def run(args, root: str) -> dict:
     print(machine_line(start, provenance()))
     return print_summary({**out, "n_claims": len(r), "seeds": seeds, "propose_s_off": cost["off"], "propose_s_on": cost["on"],
                           "mode": "smoke" if args.smoke else "full"})
+
+
+def regmix_check(sizes: list[int], draws: int) -> dict:
+    """The chosen candidate's predicted minus measured loss on RegMix's runs, raw and corrected, per training-set size."""
+    start, out = provenance(), {}
+    d = load_regmix(data_dir())
+    C, measured = d.W_test, d.y_test_1m
+
+    def pick(model) -> np.ndarray:
+        mean, std = model.predict(C, return_std=True)
+        return C[int(np.argmin(mean + 0.5 * std))]
+
+    for n in sizes:
+        raw, cor, opt, skipped = [], [], [], 0
+        for r in range(draws):
+            idx = np.random.default_rng(r).choice(len(d.W_train), n, replace=False)
+            W, y = d.W_train[idx], d.y_train[idx]
+            est = get_estimator("default").fit(W, y)
+            w = pick(est)
+            err = float(est.predict(w[None, :])[0]) - float(measured[int(np.flatnonzero((C == w).all(axis=1))[0])])
+            curse = search_optimism(FitRows(est, W, y, mixture_groups(W)), pick, chosen=w, seed=r)
+            skipped += curse is None
+            o = max(curse[0], 0.0) if curse else 0.0
+            raw.append(err), cor.append(err + o), opt.append(o)
+        raw, cor = np.array(raw), np.array(cor)
+        out[f"mae_raw_{n}"], out[f"mae_corrected_{n}"] = float(np.mean(np.abs(raw))), float(np.mean(np.abs(cor)))
+        print(f"{n} runs ({draws} draws): predicted - measured at the chosen mixture {raw.mean():+.4f} (MAE {out[f'mae_raw_{n}']:.4f}) "
+              f"-> corrected {cor.mean():+.4f} (MAE {out[f'mae_corrected_{n}']:.4f}); optimism added {np.mean(opt):.4f}; "
+              f"not measured in {skipped} (halves below {MIN_HALF_RUNS_PER_DOMAIN:g} mixtures per domain)", flush=True)
+    print(machine_line(start, provenance()))
+    return print_summary({**out, "draws": draws, "mode": "regmix"})
 
 
 if __name__ == "__main__":

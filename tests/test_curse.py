@@ -52,3 +52,14 @@ def test_halves_too_small_for_the_estimator_give_none():
     W = rng.dirichlet(np.ones(3), size=6)  # halves of 3 runs: fewer than the GP's min_runs for 3 domains
     y = W @ np.array([3.0, 2.0, 1.0])
     assert search_optimism(_rows("default", W, y), lambda m: np.eye(3)[0]) is None
+
+
+def test_the_full_models_choice_scales_the_halves_optimism_down():
+    """A half knows less than the whole: scaled by the full model's std at its own choice over each half's std at its
+    choice, the optimism is smaller (the full model's choice is less of a lucky draw)."""
+    W, y = _runs(noise=0.1)
+    rows = _rows("linear", W, y)
+    est = rows.estimator.fit(W, y)
+    raw, _ = search_optimism(rows, _argmin_vertex, repeats=3)
+    scaled, _ = search_optimism(rows, _argmin_vertex, chosen=_argmin_vertex(est), repeats=3)
+    assert 0 < scaled < raw

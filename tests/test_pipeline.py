@@ -387,7 +387,8 @@ def test_component_domains_name_the_domain_each_target_column_measures():
     assert t.component_domains("wmean:val/prose=0.7,metric/acc=0.3") == [1, None]
 
 
-def test_curse_correction_raises_the_search_value_by_the_measured_optimism(stores):
+def test_curse_correction_raises_the_search_value_by_the_measured_optimism(stores, monkeypatch):
+    import mixopt.planning.curse as curse
     from mixopt.config import load_config
 
     cfg_path, store, _, _ = stores
@@ -395,6 +396,9 @@ def test_curse_correction_raises_the_search_value_by_the_measured_optimism(store
     fitted = pipeline.fit(snap, "mean:all-domains")
     cfg = load_config(cfg_path)
     cfg.propose.keep_baseline_within_noise = False  # the search's own mixture, whose value the correction is about
+    few = pipeline.propose(fitted, config=cfg, snapshot=snap, use_projector=False)
+    assert "curse" not in few.predicted.by["surrogate"] and any("curse is not measured" in r for r in few.reasons)
+    monkeypatch.setattr(curse, "MIN_HALF_RUNS_PER_DOMAIN", 0.5)  # the tiny store's halves: the plumbing, not the figure
     on = pipeline.propose(fitted, config=cfg, snapshot=snap, use_projector=False)
     cfg.propose.curse_correction = False
     off = pipeline.propose(fitted, config=cfg, snapshot=snap, use_projector=False)

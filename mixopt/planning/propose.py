@@ -26,7 +26,7 @@ from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .quality import plan_quality_pools
 from .constraints import Constraints
-from .curse import FitRows, search_optimism
+from .curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
 
 
@@ -88,9 +88,12 @@ def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeCon
     if not cfg.curse_correction or ctx.fit_rows is None:
         return result, None, ""
     half = cfg.model_copy(update={"n_candidates": min(cfg.n_candidates, CURSE_CANDIDATES)})
-    curse = search_optimism(ctx.fit_rows, lambda est: search_mixture(est, ctx, half, budget, seed=seed)[0].weights, seed=seed)
+    curse = search_optimism(ctx.fit_rows, lambda est: search_mixture(est, ctx, half, budget, seed=seed)[0].weights,
+                            chosen=result.weights, seed=seed)
     if curse is None:
-        return result, None, ""
+        return result, None, (f"the optimizer's curse is not measured: the {len(np.unique(ctx.fit_rows.groups))} swept mixtures "
+                               f"do not split into halves of {MIN_HALF_RUNS_PER_DOMAIN:g} per domain that can be fitted; the "
+                               "predicted value is the search's own, likely optimistic (sweep more runs)")
     if curse[0] <= 0:
         return result, curse, (f"the optimizer's curse: surrogates fitted on half the runs do not predict the mixtures they "
                                f"choose lower than the other half's surrogates do ({curse[0]:+.4f}): nothing added")
