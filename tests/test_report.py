@@ -122,6 +122,14 @@ def test_plan_only_report_says_what_is_absent(tmp_path):
     assert "Not shown" in text and "no store given (--store)" in text and "provenance.cv" in text
 
 
+def test_the_summary_says_when_the_value_carries_the_curse_correction(tmp_path):
+    by = {"surrogate": {"value": 3.03, "std": 0.02, "curse": 0.02, "curse_sd": 0.01, "uncorrected": 3.01}}
+    plan = _plan(predicted={"metric": "val/code", "value": 3.03, "std": 0.02, "by": by})
+    text = build_report(tmp_path / "out", plan=save_plan(plan, tmp_path / "plan.yaml")).read_text()
+    assert "the search&#x27;s own value 3.01 plus its measured optimism 0.02" in text or \
+        "the search's own value 3.01 plus its measured optimism 0.02" in text
+
+
 def test_store_only_report(tmp_path):
     index = build_report(tmp_path / "out", store=_store(tmp_path / "store"), target="val/code",
                          cv_predictions=([1.0, 2.0, 3.0], [1.1, 1.9, 3.2], [0.1, 0.1, 0.2]))

@@ -234,5 +234,9 @@ def _summary(sv: StoreView | None, y, target: str, plan: Plan | None) -> list[tu
         if plan.predicted is not None:
             p = plan.predicted
             std = "" if p.std is None else f" ± {p.std:.2g}"
-            rows.append(("predicted", f"{p.metric} = {p.value:.4g}{std}"))
+            sur = (p.by or {}).get("surrogate")
+            curse = sur.get("curse") if isinstance(sur, dict) else None
+            raised = (f" (the search's own value {sur['uncorrected']:.4g} plus its measured optimism {curse:.2g}: "
+                      "the optimizer's curse)") if curse is not None and curse > 0 and "uncorrected" in sur else ""
+            rows.append(("predicted", f"{p.metric} = {p.value:.4g}{std}{raised}"))
     return rows
