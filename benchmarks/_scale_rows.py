@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mixopt.pipeline import mixture_groups
 from mixopt.runs.record import RunRecord
 from mixopt.runs.store import RunStore
 from mixopt.runs.table import budget_table, sweep_records
+from mixopt.surrogates.crossval import mixture_groups
 
 
 @dataclass

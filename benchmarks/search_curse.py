@@ -82,7 +82,7 @@ def run(args, root: str) -> dict:
     seeds = args.seeds or (2 if args.smoke else 4)
     targets = (args.targets or (TARGETS[1] if args.smoke else ",".join(TARGETS))).split(",")
     pipeline.sweep(cfg, root, show_progress=False)
-    data = load_domain_set(cfg.data, store_fingerprint=RunStore(root).meta().get("data_fingerprint"))
+    data = load_domain_set(cfg.data)
     full = pipeline.open_store(root)
     snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)
     budget = args.at * cfg.proxy.tokens

@@ -182,7 +182,7 @@ def run(args, root: str) -> dict:
     # regmix's LightGBM needs 40 sweep runs (its min_runs); the smoke sweep has 11, so smoke leaves it out
     against = [a for a in AGAINST if not (smoke and a == "regmix")]
     summary = pipeline.sweep(cfg, root, show_progress=False)
-    data = load_domain_set(cfg.data, store_fingerprint=RunStore(root).meta().get("data_fingerprint"))  # an older store resumes
+    data = load_domain_set(cfg.data)
     full = pipeline.open_store(root)
     # fit on the sweep alone: a resumed store also holds the verify runs of an earlier call (other scales)
     snap = StoreSnapshot(full.meta, [r for r in full.records if not r.label.startswith(VERIFY_LABEL)], full.root)

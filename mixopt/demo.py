@@ -65,7 +65,7 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     console.print(f"{len(written)} files under {exports}")
 
     console.rule("5/6 verify: the plan against natural and uniform at its budget, paired seeds")
-    data = load_domain_set(cfg.data, store_fingerprint=snapshot.meta.get("data_fingerprint"))
+    data = load_domain_set(cfg.data)
     body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=list(VERIFY_AGAINST), seeds=VERIFY_SEEDS)
     verify_path = atomic_write_text(out / "verify.json", json.dumps(body, indent=1) + "\n")
     console.print(verify_table(body))

@@ -41,7 +41,7 @@ from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
-from .surrogates.crossval import mixture_groups  # noqa: F401  (the benchmarks' too)
+from .surrogates.crossval import mixture_groups
 from .surrogates.noise import seed_noise, signal_to_noise
 from .surrogates.checks import backtest_line, level_notes, model_lines, noise_line, scale_text as _scale_text  # noqa: F401  (the CLI's, the demo's)
 from .surrogates.shift import significant_miss

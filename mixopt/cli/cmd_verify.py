@@ -45,7 +45,7 @@ def verify_cmd(
         cfg = config_from_dict(snapshot.meta["config"], where=f"{store}/store.json")
     else:
         raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG with the data to train on.")
-    data = load_domain_set(cfg.data, store_fingerprint=snapshot.meta.get("data_fingerprint"))
+    data = load_domain_set(cfg.data)
     body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
                   model_params=model_params, tokens=tokens)
     out.parent.mkdir(parents=True, exist_ok=True)
