@@ -94,9 +94,10 @@ def search_upsampling(model, p, *, constraints=None, f_range: tuple[float, float
     ``toward`` (column indices: the domains the target measures) keeps only end phases that *upsample* them: the end
     phase gives them at least ``MIN_UPSAMPLE`` more than the first phase's total share. An end phase that only keeps
     their share and reshuffles the rest is not upsampling: with code at its 20% cap, the one such phase proposed trained
-    0.037 [0.003, 0.072] worse on val/code than the plan without it (verify_upsampling.py --case cap --quick). Unconstrained, the two-phase model proposed end phases that
-    moved away from a `val/prose` target (prose 0.91 -> 0.47 at the end, and 0.69 -> 0.32); trained at 16x the proxies'
-    tokens both lost to the same plan without them (+0.025 and +0.132 nats; benchmarks/verify_plans.py, RESULTS.md).
+    0.037 [0.003, 0.072] worse on val/code than the plan without it (verify_upsampling.py --case cap --quick).
+    Unconstrained, the two-phase model proposed end phases that moved away from a `val/prose` target (prose
+    0.91 -> 0.47 at the end, and 0.69 -> 0.32); trained at 16x the proxies' tokens both lost to the same plan without
+    them (+0.025 and +0.132 nats; benchmarks/verify_plans.py, RESULTS.md).
 
     ``p`` is a ``{domain: w}`` mapping or a (k,) vector in ``domains`` (or ``constraints.domains``) order.
     Returns ``{p, q, f, predicted, std, baseline_predicted, baseline_std, helps, overall, domains}``: ``p``

@@ -27,9 +27,10 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         t_data = progress.add_task("tokenizing domains", total=None)
+        recorded = store.meta().get("data_fingerprint")
         data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
-                               store_fingerprint=store.meta().get("data_fingerprint"))
-        check_same_data(store, data.fingerprint)
+                               store_fingerprint=recorded)
+        check_same_data(store, recorded, data.fingerprint)
         specs = plan_sweep(cfg, data, n_runs=n_runs)
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                           config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
@@ -57,10 +58,9 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     return summary
 
 
-def check_same_data(store: RunStore, fingerprint: str) -> None:
+def check_same_data(store: RunStore, recorded: str | None, fingerprint: str) -> None:
     """A store holds runs on one data set: sweeping other data into it would mix their losses in every fit. A one-line
-    ConsistencyError names both fingerprints; a store without runs takes the new data."""
-    recorded = store.meta().get("data_fingerprint")
+    ConsistencyError names both fingerprints (``recorded``: the store's); a store without runs takes the new data."""
     if recorded and recorded != fingerprint and store.run_ids():
         raise ConsistencyError(
             f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads ({fingerprint}): "
