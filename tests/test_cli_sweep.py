@@ -166,3 +166,20 @@ def test_sweeping_other_data_into_a_store_is_refused(tmp_path, capsys):
     err = _err(capsys)
     assert "holds runs on other data" in err and "new --store" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in (store / "runs").glob("*.json")) == before
+
+
+def test_a_store_written_before_fingerprints_dropped_paths_resumes(tmp_path, capsys, monkeypatch):
+    """Old mixopt hashed the data's path into the fingerprint (so into every run id). Its stores still resume."""
+    import mixopt.data.domains as domains
+    from mixopt.data.sources import source_keys
+
+    cfg, store = write_cfg(tmp_path, runs=1), tmp_path / "store"
+    with monkeypatch.context() as m:  # the old code: the legacy key is the key
+        m.setattr(domains, "source_keys", lambda spec: (source_keys(spec)[1],) * 2)
+        m.setenv("MIXOPT_CACHE", str(tmp_path / "old-cache"))
+        assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    before = sorted(p.name for p in (store / "runs").glob("*.json"))
+    capsys.readouterr()
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    assert "0 trained now" in capsys.readouterr().out
+    assert sorted(p.name for p in (store / "runs").glob("*.json")) == before
