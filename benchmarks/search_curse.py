@@ -70,7 +70,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--draws", type=int, default=12, help="with --regmix: random training sets per count (default 12)")
     args = ap.parse_args(argv)
     if args.regmix:
-        return regmix_check([int(n) for n in args.regmix.split(",")], args.draws)
+        start = provenance()
+        out = regmix_check([int(n) for n in args.regmix.split(",")], args.draws)
+        print(machine_line(start, provenance()))
+        return print_summary({**out, "draws": args.draws, "mode": "regmix"})
     with tempfile.TemporaryDirectory(prefix="mixopt-search-curse-") as tmp, torch_threads(1):
         return run(args, args.store or tmp)
 
@@ -125,13 +128,15 @@ def run(args, root: str) -> dict:
           f"mean error {out['bias_off']:+.4f} -> {out['bias_on']:+.4f}, inside the 95% interval {out['inside_ci_off']} -> "
           f"{out['inside_ci_on']}; propose {cost['off']:.1f} s -> {cost['on']:.1f} s; total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
+    if args.smoke:  # the external check's code path too, at one size and one draw
+        out.update(regmix_check([128], 1))
     return print_summary({**out, "n_claims": len(r), "seeds": seeds, "propose_s_off": cost["off"], "propose_s_on": cost["on"],
                           "mode": "smoke" if args.smoke else "full"})
 
 
 def regmix_check(sizes: list[int], draws: int) -> dict:
     """The chosen candidate's predicted minus measured loss on RegMix's runs, raw and corrected, per training-set size."""
-    start, out = provenance(), {}
+    out = {}
     d = load_regmix(data_dir())
     C, measured = d.W_test, d.y_test_1m
 
@@ -156,8 +161,7 @@ def regmix_check(sizes: list[int], draws: int) -> dict:
         print(f"{n} runs ({draws} draws): predicted - measured at the chosen mixture {raw.mean():+.4f} (MAE {out[f'mae_raw_{n}']:.4f}) "
               f"-> corrected {cor.mean():+.4f} (MAE {out[f'mae_corrected_{n}']:.4f}); optimism added {np.mean(opt):.4f}; "
               f"not measured in {skipped} (halves below {MIN_HALF_RUNS_PER_DOMAIN:g} mixtures per domain)", flush=True)
-    print(machine_line(start, provenance()))
-    return print_summary({**out, "draws": draws, "mode": "regmix"})
+    return out
 
 
 if __name__ == "__main__":
