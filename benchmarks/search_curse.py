@@ -5,8 +5,8 @@ shared with it):
 
 1. sweep (or resume) the store; ``pipeline.fit`` each target (``mean:all-domains``, ``val/code``, ``val/prose``);
 2. ``pipeline.propose`` the search's own mixture (no keep-baseline gate) **at the proxies' own budget**, where a
-   one-scale surrogate speaks (``--budgets``: a WSD sweep fitted on every budget, proposed at ``--at`` x the proxies'
-   tokens), twice: with the correction and without. The mixture is the same; only the predicted value moves;
+   one-scale surrogate speaks (``--at``: another multiple of the proxies' tokens; the value stays at the proxies'
+   scale), twice: with the correction and without. The mixture is the same; only the predicted value moves;
 3. ``mixopt.verify.verify`` trains the plan against natural, uniform and the best sweep run with paired seeds there.
 
 For each claim (the plan's predicted value minus an arm's, against the measured paired difference) it prints both
@@ -51,7 +51,6 @@ from mixopt.proxy.loop import torch_threads
 from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.table import VERIFY_LABEL
 from mixopt.surrogates import get_estimator
-from mixopt.surrogates.crossval import mixture_groups
 from mixopt.verify import verify
 
 AGAINST = ["natural", "uniform", "best-run"]
@@ -62,7 +61,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, val/code only, 2 seeds: seconds (CI)")
     ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")
-    ap.add_argument("--budgets", action="store_true", help="WSD sweep fitted on every budget (`fit --budgets`)")
     ap.add_argument("--at", type=float, default=1.0, help="propose and verify at this multiple of the proxies' tokens (default 1)")
     ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
@@ -80,7 +78,7 @@ def main(argv=None) -> dict:
 
 def run(args, root: str) -> dict:
     start, t0 = provenance(), time.perf_counter()
-    cfg = build_cfg(args.smoke, args.proxy_steps, budgets=args.budgets)
+    cfg = build_cfg(args.smoke, args.proxy_steps)
     cfg.propose.keep_baseline_within_noise = False  # the search's own mixture: the claim the correction is about
     seeds = args.seeds or (2 if args.smoke else 4)
     targets = (args.targets or (TARGETS[1] if args.smoke else ",".join(TARGETS))).split(",")
@@ -91,7 +89,7 @@ def run(args, root: str) -> dict:
     budget = args.at * cfg.proxy.tokens
     rows, cost, level = [], {"on": 0.0, "off": 0.0}, []
     for target in targets:
-        model = pipeline.fit(snap, target, SMOKE_MODEL if args.smoke and not args.budgets else "default", budgets=args.budgets)
+        model = pipeline.fit(snap, target, SMOKE_MODEL if args.smoke else "default")
         plans = {}
         for mode in ("on", "off"):
             cfg.propose.curse_correction = mode == "on"
@@ -105,7 +103,7 @@ def run(args, root: str) -> dict:
         level.append([measured - p.predicted.value for p in (plans["off"], plans["on"])] + [plans["on"].predicted.std])
         said = (f"optimism {by['curse']:+.4f} (sd {by['curse_sd']:.4f})" if "curse" in by
                 else "optimism not measured (too few runs to fit on half of them)")
-        print(f"{target}: {said}; plan measured {body['results'][0]['mean']:.4f}", flush=True)
+        print(f"{target}: {said}; plan measured {measured:.4f}", flush=True)
         for c in body["comparisons"]:
             lo, hi = c["ci95"]
             claim = {m: p.predicted.value - p.predicted.baselines[c["against"]]["value"] for m, p in plans.items()}
@@ -152,7 +150,7 @@ def regmix_check(sizes: list[int], draws: int) -> dict:
             est = get_estimator("default").fit(W, y)
             w = pick(est)
             err = float(est.predict(w[None, :])[0]) - float(measured[int(np.flatnonzero((C == w).all(axis=1))[0])])
-            curse = search_optimism(FitRows(est, W, y, mixture_groups(W)), pick, chosen=w, seed=r)
+            curse = search_optimism(FitRows(est, W, y), pick, chosen=w, seed=r)
             skipped += curse is None
             o = max(curse[0], 0.0) if curse else 0.0
             raw.append(err), cor.append(err + o), opt.append(o)

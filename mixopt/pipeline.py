@@ -355,7 +355,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
     elif meta.get("fit_rows"):  # one-scale fits only: kept by fit since the optimizer's-curse correction (RESULTS.md)
         W = np.asarray(meta["fit_rows"]["W"], dtype=float)
-        ctx.fit_rows = FitRows(model.estimator, W, np.asarray(meta["fit_rows"]["Y"], dtype=float), mixture_groups(W))
+        ctx.fit_rows = FitRows(model.estimator, W, np.asarray(meta["fit_rows"]["Y"], dtype=float))
     plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
     if config is not None and pcfg.pools:  # each pool's law and where it came from (measured, config or prior)
         plan.pool_laws = {d: declared_laws(d, dp) for d, dp in sorted(pcfg.pools.items())}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from mixopt.planning.curse import FitRows, search_optimism
-from mixopt.surrogates.crossval import mixture_groups
 from mixopt.surrogates import get_estimator
 
 
@@ -16,7 +15,7 @@ def _argmin_vertex(model) -> np.ndarray:
 
 
 def _rows(name, W, y):
-    return FitRows(get_estimator(name), W, y, mixture_groups(W))
+    return FitRows(get_estimator(name), W, y)
 
 
 def _runs(noise: float, seed: int = 0):

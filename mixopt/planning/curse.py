@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..errors import MixoptError
+from ..surrogates.crossval import mixture_groups
 
 
 @dataclass
@@ -33,7 +34,6 @@ class FitRows:
     estimator: Any  # the fitted surrogate (cloned, never refitted)
     X: np.ndarray  # (n, k) mixtures
     Y: np.ndarray  # (n,) targets, or (n, m) component metrics
-    groups: np.ndarray  # (n,) mixture ids: a mixture's seed repeats stay in one half
 
 
 #: Fewest distinct mixtures per domain in each half. With fewer, the halves' surrogates are so much poorer than the
@@ -48,7 +48,7 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
     """(mean, sd) of how much worse a held-out model predicts the search's mixture than the model that chose it.
 
     ``search(predictor)`` is the search's mixture (k,) for a predictor. Each split fits the surrogate on one half of
-    the mixtures (``rows.groups``), searches with it, and predicts the chosen mixture with the surrogate fitted on the
+    the distinct mixtures (a mixture's seed repeats stay together), searches with it, and predicts the chosen mixture with the surrogate fitted on the
     other half; both halves choose in turn, so a level that differs between the halves cancels. With ``chosen`` (the
     full surrogate's own choice) each gap is scaled by the full surrogate's std there over the half's std at its choice:
     a selection bias grows with the chooser's uncertainty, and a half knows less than the whole (on RegMix's runs the
@@ -56,7 +56,8 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
     None when the halves hold fewer than ``MIN_HALF_RUNS_PER_DOMAIN`` distinct mixtures per domain, or are too few to fit.
     """
     X, Y = np.asarray(rows.X, dtype=float), np.asarray(rows.Y, dtype=float)
-    ids = np.unique(rows.groups)
+    groups = mixture_groups(X)
+    ids = np.unique(groups)
     if len(ids) < 4 or len(ids) // 2 < MIN_HALF_RUNS_PER_DOMAIN * X.shape[1]:
         return None
     full_sd = None
@@ -65,7 +66,7 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(repeats):
-        half = np.isin(rows.groups, rng.permutation(ids)[: len(ids) // 2])
+        half = np.isin(groups, rng.permutation(ids)[: len(ids) // 2])
         for chose in (half, ~half):
             try:
                 chooser = clone(rows.estimator).fit(X[chose], Y[chose])

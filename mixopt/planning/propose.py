@@ -22,6 +22,7 @@ from ..mixtures import natural_mixture, overall_shares, round_shares, temperatur
 from ..plan import Phase, Plan, Prediction
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
+from ..surrogates.crossval import mixture_groups
 from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .quality import plan_quality_pools
@@ -91,7 +92,7 @@ def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeCon
     curse = search_optimism(ctx.fit_rows, lambda est: search_mixture(est, ctx, half, budget, seed=seed)[0].weights,
                             chosen=result.weights, seed=seed)
     if curse is None:
-        return result, None, (f"the optimizer's curse is not measured: the {len(np.unique(ctx.fit_rows.groups))} swept mixtures "
+        return result, None, (f"the optimizer's curse is not measured: the {len(np.unique(mixture_groups(ctx.fit_rows.X)))} swept mixtures "
                                f"do not split into halves of {MIN_HALF_RUNS_PER_DOMAIN:g} per domain that can be fitted; the "
                                "predicted value is the search's own, likely optimistic (sweep more runs)")
     if curse[0] <= 0:
