@@ -243,6 +243,22 @@ class ProxySize(_Strict):
         return self.model_dump(exclude_none=True, exclude={"name", "runs", "two_phase_runs"})
 
 
+class ReuseConfig(_Strict):
+    """Reuse an earlier sweep after the domain set changed (mixopt.reuse): its runs, its plan's ratios, or both."""
+
+    store: str | None = Field(default=None, min_length=1)  # run store of the earlier sweep: its runs join `fit` with the new domains at 0
+    plan: str | None = Field(default=None, min_length=1)  # plan.yaml of an earlier `mixopt propose`: the sweep keeps its ratios
+    recompute: list[str] = Field(default_factory=list)  # with plan: its domains whose data changed, drawn and searched freely again
+
+    @model_validator(mode="after")
+    def _something(self) -> "ReuseConfig":
+        if self.store is None and self.plan is None:
+            raise ValueError("reuse needs store (an earlier run store) and/or plan (an earlier plan.yaml)")
+        if self.recompute and self.plan is None:
+            raise ValueError("reuse.recompute names domains of reuse.plan; set plan or drop recompute")
+        return self
+
+
 class SweepConfig(_Strict):
     """Everything `mixopt sweep` and `mixopt demo` need."""
 
@@ -255,6 +271,7 @@ class SweepConfig(_Strict):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     propose: ProposeConfig = Field(default_factory=ProposeConfig)
     sizes: list[ProxySize] = Field(default_factory=list)  # several proxy scales in one store; empty = `proxy` alone
+    reuse: ReuseConfig | None = None  # after the domain set changed: keep an earlier plan's ratios (mixopt.reuse)
 
     @model_validator(mode="after")
     def _sizes(self) -> "SweepConfig":

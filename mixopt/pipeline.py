@@ -25,6 +25,7 @@ from .config import DomainPools, ProposeConfig, SamplerConfig, SweepConfig, conf
 from .data.domains import domain_specs, domain_texts, load_domain_set
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError
 from .plan import Plan, save_plan
+from .reuse import ReusedMixture
 from .planning.curse import FitRows
 from .planning.pool_value import PoolMeasurement, measure_pool_values
 from .planning.propose import ProposeContext, build_plan
@@ -32,6 +33,7 @@ from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
 from .runs.driver import run_sweep
+from .runs.reused import reused_records
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on
 from .runs.sweep import SweepSummary
@@ -140,7 +142,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
 
     Each run gives its final measurement; with ``budgets`` also every WSD decay branch (:func:`fit_rows`).
     """
-    runs = sweep_records(snapshot.ok)
+    reused, reuse_line = reused_records(snapshot, target)  # config reuse.store: an earlier sweep's runs, new domains at 0
+    runs = sweep_records(snapshot.ok) + reused
     table = records_table(runs)
     if len(table.run_ids) < 2:
         raise FitError(f"The store {snapshot.root} has {len(table.run_ids)} finished run(s); fitting needs at least 2 "
@@ -212,7 +215,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
-        "notes": notes, "level_backtest": backtest, "shift_spread": spread,
+        "notes": notes, "level_backtest": backtest, "shift_spread": spread, "reused": reuse_line,
+        "reused_runs": len(reused),
         # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
         # fits keep none: on halves their level extrapolation differs so much that the measured optimism (0.03-0.13)
         # made the claims worse (held 10 -> 6 of 18 on a WSD store; RESULTS.md "The optimizer's curse")
@@ -344,6 +348,11 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     )
     if config is not None and pcfg.pools:
         ctx.specs = domain_specs(config.data)
+    if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
+        # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'
+        # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
+        # inherited the old plan's misses
+        ctx.reuse = ReusedMixture.from_config(config.reuse, ctx.domains)
     projector = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
         projector = _store_projector(config, ctx)
@@ -362,7 +371,19 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         runs = {d: dp.measured for d, dp in pcfg.pools.items() if getattr(dp, "measured", None)}
         if runs:
             plan.provenance["pool_runs"] = runs
+    if meta.get("reused_runs"):
+        plan.provenance["reused_runs"] = meta["reused_runs"]
+        free = (" reuse.plan's ratios are not imposed: with the old runs in the fit the search is free"
+                if config is not None and config.reuse is not None and config.reuse.plan else "")
+        plan.reasons.insert(0, f"{meta['reused']}.{free}")
+    elif meta.get("reused"):  # reuse.store named, but its runs did not measure this target
+        plan.reasons.insert(0, meta["reused"])
     plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []]
+    swept_reuse = ((snapshot.meta.get("config") or {}) if snapshot is not None else {}).get("reuse")
+    if swept_reuse and swept_reuse != (config.reuse.model_dump() if config is not None and config.reuse else None):
+        plan.reasons.append(f"the store's sampled mixtures keep the ratios of {swept_reuse['plan']} (its sweep config's "
+                            "`reuse:`), but this config searches otherwise: away from those ratios the surrogate has only "
+                            "the baselines' runs; pass the config the store was swept with")
     if model_params is not None and not model.meta.get("scale_aware"):
         plan.reasons.append(f"model_params {model_params:.3g} is used by the repetition law only: the model was fitted at one scale "
                             f"({_scale_text(model.meta.get('scales') or [])}), which transfers the mixtures' rank, not their level; "

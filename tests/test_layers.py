@@ -12,7 +12,7 @@ LAYERS = [
     {"errors", "io"},
     {"config"},
     {"data"},
-    {"mixtures", "samplers", "plan", "repetition", "repetition_fit"},
+    {"mixtures", "samplers", "plan", "reuse", "repetition", "repetition_fit"},
     {"proxy"},
     {"runs"},
     {"surrogates", "projector", "selection"},

@@ -10,6 +10,7 @@ from rich.console import Console
 from .. import pipeline
 from ..config import load_config
 from ..report.tables import runs_table
+from ..reuse import ReusedMixture
 from .main import app
 
 
@@ -28,7 +29,13 @@ def sweep_cmd(
     cfg = load_config(config)
     summary = pipeline.sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
     console = Console()
-    console.print(runs_table(pipeline.open_store(store).records, where=str(store)))
+    snapshot = pipeline.open_store(store)
+    console.print(runs_table(snapshot.records, where=str(store)))
+    if cfg.reuse is not None and cfg.reuse.plan and snapshot.meta.get("domains"):
+        console.print(ReusedMixture.from_config(cfg.reuse, snapshot.meta["domains"]).describe(), soft_wrap=True, markup=False)
+    if cfg.reuse is not None and cfg.reuse.store:
+        console.print(f"reuse.store: `mixopt fit` adds the runs of {cfg.reuse.store} (new domains at 0) for targets they "
+                      "measured", soft_wrap=True, markup=False)
     console.print(
         f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
         f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"

@@ -20,6 +20,7 @@ from ..config import ProposeConfig, SamplerConfig
 from ..errors import ConfigError, MixoptError
 from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
 from ..plan import Phase, Plan, Prediction
+from ..reuse import ReusedMixture
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
 from ..surrogates.crossval import mixture_groups
@@ -46,33 +47,67 @@ class ProposeContext:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
     noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
     fit_rows: FitRows | None = None  # what the surrogate was fitted on: the optimizer's-curse cross-fit refits it on halves
+    reuse: ReusedMixture | None = None  # mixture reuse: an earlier plan's ratios the search keeps (config `reuse:`)
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def search_prior(ctx: ProposeContext) -> np.ndarray:
-    """RegMix's prior (token share ** sampler.temperature) when token counts are known, else the mean fitted mixture."""
+def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
+    """RegMix's prior (token share ** sampler.temperature) when token counts are known, else the mean fitted mixture;
+    ``reduced``: over ``ctx.reuse.coords`` (the group's tokens as :meth:`~mixopt.reuse.ReusedMixture.token_counts`
+    counts them, as the sweep drew)."""
     if ctx.token_counts and set(ctx.domains) <= set(ctx.token_counts):
-        return temperature_prior({d: ctx.token_counts[d] for d in ctx.domains}, ctx.sampler.temperature).vector(ctx.domains)
+        counts = {d: ctx.token_counts[d] for d in ctx.domains}
+        if reduced:
+            return temperature_prior(ctx.reuse.token_counts(counts), ctx.sampler.temperature).vector(ctx.reuse.coords)
+        return temperature_prior(counts, ctx.sampler.temperature).vector(ctx.domains)
     if ctx.train_mixtures is not None and len(ctx.train_mixtures):
         p = ctx.train_mixtures.mean(axis=0)
+        p = ctx.reuse.reduce(p) if reduced else p
         return p / p.sum()
-    return np.full(len(ctx.domains), 1.0 / len(ctx.domains))
+    k = len(ctx.reuse.coords) if reduced else len(ctx.domains)
+    return np.full(k, 1.0 / k)
 
 
 def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_tokens: float | None, *, seed: int = 0) -> tuple[SearchResult, Constraints]:
-    """Simulation search (RegMix) refined by the constrained optimizer; the better score wins."""
+    """Simulation search (RegMix) refined by the constrained optimizer; the better score wins.
+
+    With ``ctx.reuse`` both run on the reduced simplex (the kept group and the free domains) through the surrogate of
+    the expanded mixtures, and the result is expanded; the constraints returned are always over ``ctx.domains``."""
     counts = ctx.token_counts if ctx.token_counts and budget_tokens else None
     constraints = Constraints.build(
         ctx.domains, min_weights=cfg.min_weights or None, max_weights=cfg.max_weights or None,
         token_counts=counts, budget_tokens=budget_tokens if counts else None, max_epochs=cfg.max_epochs if counts else None,
     )
-    prior = search_prior(ctx)
-    coarse = simulate_search(estimator, prior, constraints=constraints, n_candidates=cfg.n_candidates, top_k=cfg.top_k, seed=seed,
-                             uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=ctx.domains,
+    space, cons, prior, est = ctx.domains, constraints, search_prior(ctx), estimator
+    if ctx.reuse is not None:
+        r = ctx.reuse
+        lo, hi = r.bounds(cfg.min_weights, cfg.max_weights)
+        space, est = r.coords, Reduced(estimator, r)
+        cons = Constraints.build(space, min_weights=lo or None, max_weights=hi or None,
+                                 token_counts=r.token_counts(counts) if counts else None, budget_tokens=budget_tokens if counts else None,
+                                 max_epochs=cfg.max_epochs if counts else None)
+        prior = search_prior(ctx, reduced=True)
+    coarse = simulate_search(est, prior, constraints=cons, n_candidates=cfg.n_candidates, top_k=cfg.top_k, seed=seed,
+                             uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=space,
                              strength_range=(ctx.sampler.strength_min, ctx.sampler.strength_max))
-    fine = optimize_mixture(estimator, coarse.weights, constraints=constraints, prior=prior, kl_weight=cfg.kl_weight,
+    fine = optimize_mixture(est, coarse.weights, constraints=cons, prior=prior, kl_weight=cfg.kl_weight,
                             uncertainty_weight=cfg.uncertainty_weight, seed=seed)
-    return (fine if fine.score < coarse.score else coarse), constraints
+    best = fine if fine.score < coarse.score else coarse
+    if ctx.reuse is not None:
+        best = replace(best, weights=ctx.reuse.expand(best.weights), domains=list(ctx.domains),
+                       top_k_weights=ctx.reuse.expand(best.top_k_weights))
+    return best, constraints
+
+
+class Reduced:
+    """A surrogate of mixtures of every domain, read on the reduced simplex of a :class:`~mixopt.reuse.ReusedMixture`."""
+
+    def __init__(self, estimator, reuse: ReusedMixture):
+        self.estimator, self.E = estimator, reuse.matrix()
+
+    def predict(self, Z, return_std: bool = False):
+        W = np.asarray(Z, dtype=float) @ self.E
+        return self.estimator.predict(W, return_std=True) if return_std else self.estimator.predict(W)
 
 
 #: Candidates of each half's search in the curse's cross-fit: on a 42-run store the optimism was 0.02480 with 20,000 and
@@ -180,6 +215,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         reasons.insert(0, kept_note)
     elif curse_note:
         reasons.insert(0, curse_note)
+    if ctx.reuse is not None:
+        reasons.insert(0, ctx.reuse.describe(None if kept_note else overall) + ("; the plan keeps a baseline instead (below)" if kept_note else ""))
     if upsample_note:
         reasons.append(upsample_note)
     if eff:
@@ -200,6 +237,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if model_params:
         provenance["model_params"] = model_params
     provenance.setdefault("mixopt_version", __version__)
+    if ctx.reuse is not None:
+        provenance["reuse"] = {"plan": ctx.reuse.source, "ratios": dict(ctx.reuse.ratios), "free": ctx.reuse.free}
     return Plan(
         budget_tokens=float(budget) if budget else float(ctx.proxy_tokens or 1.0),
         phases=phases,

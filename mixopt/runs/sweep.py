@@ -31,6 +31,7 @@ from .. import __version__
 from ..config import ProxyConfig, SweepConfig
 from ..data.types import DomainSet
 from ..mixtures import Mixture, Phases, max_weights_for_epochs, natural_mixture, uniform_mixture
+from ..reuse import reused_mixture
 from ..samplers import TWO_PHASE_SEED_OFFSET, sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling
 from ..proxy import train as proxy_train  # called as proxy_train.train_proxy, so tests can stand in for the trainer
 from ..proxy.mfu import mfu
@@ -67,14 +68,22 @@ def sweep_scales(cfg: SweepConfig, *, n_runs: int | None = None) -> list[Scale]:
 
 
 def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int) -> list[Mixture]:
+    """``n`` sampled mixtures; with ``cfg.reuse`` drawn on the reduced simplex (the kept group and the free domains)
+    and expanded to every domain (:mod:`mixopt.reuse`)."""
     s = cfg.sampler
     if n <= 0:
         return []
+    reuse = reused_mixture(cfg.reuse, list(counts))
+    space = reuse.token_counts(counts) if reuse else counts
     if s.method == "dirichlet":
-        return sample_dirichlet_mixtures(counts, n, seed=seed, budget_tokens=budget, max_epochs=s.max_epochs,
-                                         temperature=s.temperature, strength_range=(s.strength_min, s.strength_max),
-                                         min_weight=s.min_weight)
-    return sample_uniform_mixtures(list(counts), n, seed=seed, min_weight=s.min_weight)
+        drawn = sample_dirichlet_mixtures(space, n, seed=seed, budget_tokens=budget, max_epochs=s.max_epochs,
+                                          temperature=s.temperature, strength_range=(s.strength_min, s.strength_max),
+                                          min_weight=s.min_weight)
+    else:
+        drawn = sample_uniform_mixtures(list(space), n, seed=seed, min_weight=s.min_weight)
+    if reuse is None:
+        return drawn
+    return [Mixture.from_vector(reuse.expand(m.vector(reuse.coords)), reuse.domains) for m in drawn]
 
 
 def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budget: int) -> list[Phases]:

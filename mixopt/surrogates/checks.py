@@ -66,6 +66,8 @@ LEVEL_FIX = {"low": "Put the first checkpoint later, or train longer proxies.",
 def model_lines(meta: dict) -> list[str]:
     """Every check of a fitted model for people, in order: seed noise, the level backtest, then fit's warnings."""
     lines = [noise_line(meta["noise"])] if meta.get("noise") else []
+    if meta.get("reused"):
+        lines.append(meta["reused"])
     if line := backtest_line(meta.get("level_backtest")):
         lines.append(line)
     if spread := meta.get("shift_spread"):

@@ -1,0 +1,188 @@
+"""Reusing an earlier sweep after a domain is added: the old plan's ratios (Olmix), the old runs, or both.
+
+The setting of Olmix (Chen et al. 2026): a mixture was planned over the old domain set; then a domain is added
+(``--new``, default ``legal``) and the mixture must be redone. On the embedded corpus with ``verify_plans.py``'s tiny
+proxies, per replication (``--repeats``: sweep seeds 0, 1, ...) and target:
+
+1. **old**: sweep the old domains (every embedded domain but the new one, ``--runs`` mixtures) and propose a plan;
+2. **full**: sweep every domain (``--runs`` mixtures) and propose from scratch: the recompute reuse should match;
+3. **full-small**: the same with ``--reuse-runs`` mixtures (the first of the same draw): reuse's compute, spent plainly;
+4. **reuse** (``reuse: {plan: old plan}``, Olmix's mixture reuse): ``--reuse-runs`` mixtures keep the old plan's ratios
+   among the old domains and draw only their joint share against the new one; the search does the same;
+5. **reuse-runs** (``reuse: {store: old store}``): full-small's runs, and ``fit`` adds the old sweep's runs as rows
+   with the new domain at 0, for targets they measured (not ``mean:all-domains``, which needs the new domain's loss);
+6. **reuse-both** (``reuse: {plan, store}``): reuse's draws plus the old runs; the search is free where the old runs
+   joined the fit and keeps the old ratios where they did not;
+
+then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
+plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary
+averages them over replications and targets. Plans are the search's own mixtures (no keep-baseline gate, no end
+phase), as in ``search_curse.py``: the comparison is between searches. Sweep costs count the baselines' runs.
+
+Usage::
+
+    python benchmarks/mixture_reuse.py --store DIR --proxy-steps 160 --seeds 8 --repeats 4 [--new math]
+    python benchmarks/mixture_reuse.py --smoke                # tiny, seconds (CI); numbers not meaningful
+
+The last line is the ``summary:`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_line, print_summary, provenance
+from verify_plans import TARGETS, build_cfg
+
+from mixopt import pipeline
+from mixopt.config import SweepConfig
+from mixopt.data.domains import load_domain_set
+from mixopt.data.embedded import embedded_domains
+from mixopt.proxy.loop import torch_threads
+from mixopt.reuse import ReusedMixture
+from mixopt.runs.store import RunStore, StoreSnapshot
+from mixopt.runs.table import VERIFY_LABEL
+from mixopt.verify import paired_interval, verify
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one target, 2 seeds: seconds (CI)")
+    ap.add_argument("--store", default=None, help="folder for the run stores (resumed); default a temp dir")
+    ap.add_argument("--new", default="legal", help="the domain added to the data (default legal)")
+    ap.add_argument("--runs", type=int, default=None, help="sampled mixtures of the old and the full sweep (default 30; smoke 6)")
+    ap.add_argument("--reuse-runs", type=int, default=None, help="sampled mixtures of the reuse and full-small sweeps (default 8; smoke 3)")
+    ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per run (default 40; smoke 4)")
+    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per plan (default 4; smoke 2)")
+    ap.add_argument("--repeats", type=int, default=1, help="replications with other sweep seeds (0, 1, ...): the four sweeps "
+                    "drawn anew each time, since one sweep's luck moves a plan as much as reuse does (default 1)")
+    ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mixopt-reuse-") as tmp, torch_threads(1):
+        return run(args, Path(args.store or tmp))
+
+
+def sweep_cfg(args, seed: int, *, runs: int, include: list[str] | None = None, reuse: str | None = None,
+              reuse_store: str | None = None) -> SweepConfig:
+    cfg = build_cfg(args.smoke, args.proxy_steps, runs=runs)
+    body = cfg.model_dump()
+    body["seed"] = seed
+    body["data"]["include"] = include
+    body["sampler"]["two_phase_runs"] = 0
+    body["propose"].update(keep_baseline_within_noise=False, upsample=False)
+    if reuse or reuse_store:
+        body["reuse"] = {"plan": reuse, "store": reuse_store}
+    return SweepConfig.model_validate(body)
+
+
+def swept(cfg: SweepConfig, root: Path) -> tuple[StoreSnapshot, int, float]:
+    """The store's sweep records (verify runs left out), their count and their training seconds."""
+    pipeline.sweep(cfg, root, show_progress=False)
+    full = pipeline.open_store(root)
+    recs = [r for r in full.records if not r.label.startswith(VERIFY_LABEL)]
+    return StoreSnapshot(full.meta, recs, full.root), len(recs), float(sum(r.info.get("train_seconds") or 0.0 for r in recs))
+
+
+def propose(snap: StoreSnapshot, cfg: SweepConfig, target: str):
+    model = pipeline.fit(snap, target, "default")  # the smoke's 3-run reuse store is too small for SMOKE_MODEL
+    return pipeline.propose(model, config=cfg, snapshot=snap, budget_tokens=cfg.proxy.tokens, use_projector=False)
+
+
+def run(args, root: Path) -> dict:
+    start, t0 = provenance(), time.perf_counter()
+    seeds = args.seeds or (2 if args.smoke else 4)
+    targets = (args.targets or ("val/code" if args.smoke else ",".join(TARGETS))).split(",")  # smoke: a target the old runs measured
+    if args.new not in embedded_domains():
+        raise SystemExit(f"--new {args.new} is not an embedded domain ({embedded_domains()}).")
+    rows, counts = [], []  # rows: (repeat, target, {comparison: mean paired difference over seeds})
+    for rep in range(args.repeats):
+        print(f"repeat {rep} (sweep seed {rep}):", flush=True)
+        got, n = one_repeat(args, root if rep == 0 else root / f"seed{rep}", rep, targets, seeds)
+        rows += [(rep, t, d) for t, d in got.items()]
+        counts.append(n)
+    out = {}
+    for mine, other in COMPARISONS:
+        comp = f"{mine} - {other}"
+        vals = np.array([d[comp] for _, _, d in rows])
+        key = f"{mine}_vs_{other}".replace("-", "_")
+        lo, hi = paired_interval(vals) if len(vals) > 1 else (float("nan"), float("nan"))
+        out[key], out[f"{key}_lo"], out[f"{key}_hi"] = float(vals.mean()), lo, hi
+        for t in targets:
+            out[f"{key}_{slug(t)}"] = float(np.mean([d[comp] for _, tt, d in rows if tt == t]))
+        print(f"{comp}, mean over {args.repeats} repeat(s) x {len(targets)} target(s): {vals.mean():+.4f} [{lo:+.4f}, "
+              f"{hi:+.4f}]; per target " + ", ".join(f"{t} {out[f'{key}_{slug(t)}']:+.4f}" for t in targets), flush=True)
+    n_full, n_reuse = np.mean([c[0] for c in counts]), np.mean([c[1] for c in counts])
+    out["runs_full"], out["runs_reuse"], out["compute_reuse_over_full"] = float(n_full), float(n_reuse), float(n_reuse / n_full)
+    print(f"sweep runs: reuse {n_reuse:.0f} vs full {n_full:.0f} ({n_reuse / n_full:.0%}; the old sweep's runs were spent "
+          f"before the update); total {time.perf_counter() - t0:.0f} s")
+    print(machine_line(start, provenance()))
+    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "mode": "smoke" if args.smoke else "full"})
+
+
+COMPARISONS = [(arm, other) for arm in ("reuse", "reuse-runs", "reuse-both") for other in ("full", "full-small")]
+
+
+def slug(target: str) -> str:
+    return target.replace(":", "_").replace("/", "_").replace("-", "_")
+
+
+def one_repeat(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:
+    """One replication under sweep seed ``seed``: the four sweeps, the plans and their training, per target."""
+    runs = args.runs or (6 if args.smoke else 30)
+    few = args.reuse_runs or (3 if args.smoke else 8)
+    old_domains = [d for d in embedded_domains() if d != args.new]
+    root.mkdir(parents=True, exist_ok=True)
+    old_cfg, full_cfg, small_cfg = (sweep_cfg(args, seed, runs=runs, include=old_domains), sweep_cfg(args, seed, runs=runs),
+                                    sweep_cfg(args, seed, runs=few))
+    old, n_old, _ = swept(old_cfg, root / "old")
+    full, n_full, s_full = swept(full_cfg, root / "full")
+    small, n_small, s_small = swept(small_cfg, root / "full-small")
+    runs_cfg = sweep_cfg(args, seed, runs=few, reuse_store=str(root / "old"))  # full-small's draws, plus the old runs in fit
+    with_old, _, _ = swept(runs_cfg, root / "reuse-runs")
+    data = load_domain_set(full_cfg.data)
+    print(f"  sweeps: old {n_old} runs over {len(old_domains)} domains; full {n_full} runs ({s_full:.0f} s of training); "
+          f"full-small {n_small} ({s_small:.0f} s)", flush=True)
+    got, n_reuse_all = {}, []
+    for target in targets:
+        old_plan = propose(old, old_cfg, target)
+        plan_path = root / f"old_plan_{slug(target)}.yaml"
+        pipeline.save(old_plan, plan_path)
+        reuse_cfg = sweep_cfg(args, seed, runs=few, reuse=str(plan_path))
+        reused, n_reuse, _ = swept(reuse_cfg, root / f"reuse_{slug(target)}")
+        both_cfg = sweep_cfg(args, seed, runs=few, reuse=str(plan_path), reuse_store=str(root / "old"))  # reuse's draws
+        both, _, _ = swept(both_cfg, root / f"reuse-both_{slug(target)}")
+        n_reuse_all.append(n_reuse)
+        r = ReusedMixture.from_config(reuse_cfg.reuse, data.domains)
+        plans = {"reuse": propose(reused, reuse_cfg, target), "reuse-runs": propose(with_old, runs_cfg, target),
+                 "reuse-both": propose(both, both_cfg, target),
+                 "full": propose(full, full_cfg, target), "full-small": propose(small, small_cfg, target)}
+        assert r.keeps_ratios(np.array([plans["reuse"].phases[0].weights.get(d, 0.0) for d in r.domains]), atol=1e-5).all()
+        took = plans["reuse-runs"].provenance.get("reused_runs", 0)
+        print(f"  {target}: reuse-runs fitted {took} old run(s) beside its {n_small} new ones", flush=True)
+        bodies = {name: verify(p, RunStore(root / "full", create=False), full, full_cfg, data, against=["natural", "uniform"],
+                               seeds=seeds, tokens=full_cfg.proxy.tokens) for name, p in plans.items()}
+        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
+        print(f"  {target}:", flush=True)
+        for name, b in bodies.items():
+            share = f"{args.new} {plans[name].phases[0].weights.get(args.new, 0.0):.3f}"
+            vs = "  ".join(f"vs {c['against']} {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]" for c in b["comparisons"])
+            print(f"      {name:10s} measured {values[name].mean():.4f} ({share}); {vs}", flush=True)
+        got[target] = {}
+        for mine, other in COMPARISONS:
+            d = values[mine] - values[other]
+            lo, hi = paired_interval(d)
+            got[target][f"{mine} - {other}"] = float(d.mean())
+            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return got, (n_full, int(np.mean(n_reuse_all)))
+
+
+if __name__ == "__main__":
+    main()

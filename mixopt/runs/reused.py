@@ -1,0 +1,98 @@
+"""An earlier sweep's runs as rows of today's fit, after the domain set changed (config ``reuse.store``).
+
+A run of the old sweep trained a mixture of the old domains; in today's domain set that is the same mixture with every
+new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
+measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
+``reused_records`` checks the domains' content fingerprints (or, for stores written before they were kept, their token
+counts and the data settings), drops runs on other proxies or on removed domains, and says why it took what it took.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConsistencyError, DataError, FitError
+from .record import RunRecord, canonical_json, id_proxy
+from .store import RunStore, StoreSnapshot
+from .table import records_table, sweep_records
+
+#: ProxyConfig fields that say how a run was executed, not what it trained: runs differing only here are the same proxy.
+EXECUTION_FIELDS = frozenset({"device", "dtype", "compile", "cuda_graphs", "threads"})
+DATA_SETTINGS = ("tokenizer", "val_fraction", "max_documents")  # data settings every domain's tokens depend on
+
+
+def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord], str | None]:
+    """(the earlier store's runs that can join a fit of ``target`` on ``snapshot``, a line saying what was taken).
+
+    ``snapshot``'s sweep config names the earlier store (``reuse.store``); without one: ``([], None)``.
+
+    Raises
+    ------
+    DataError
+        The earlier store is missing or holds no finished runs.
+    ConsistencyError
+        A domain both stores train changed its data: the old runs trained on other text.
+    """
+    cfg = snapshot.meta.get("config") or {}
+    path = (cfg.get("reuse") or {}).get("store")
+    if not path:
+        return [], None
+    if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
+        raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
+                        "or drop reuse.store.")
+    old = RunStore(path, create=False).snapshot()
+    runs = sweep_records(old.ok)
+    if not runs:
+        raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
+    check_same_domain_data(old.meta, snapshot.meta, path)
+    domains = set(snapshot.meta.get("domains") or records_table(sweep_records(snapshot.ok)).domains)
+    proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
+    dropped: dict[str, int] = {}
+    kept = []
+    for r in runs:
+        why = ("another proxy" if _shape(r.proxy) not in proxies else
+               "a domain no longer in the data" if set(r.overall_mixture()) - domains else "")
+        if why:
+            dropped[why] = dropped.get(why, 0) + 1
+        else:
+            kept.append(r)
+    today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
+    try:
+        cols = [target] if target in today.metrics else today.target_components(target)[0]
+    except FitError:  # an unknown target: fit says so
+        return [], None
+    measured = bool(kept) and all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept for c in cols)
+    new = sorted(domains - set(old.meta.get("domains") or []))
+    if not measured:
+        return [], (f"reuse.store {path}: its runs did not measure {target}, so this fit uses this store's runs only "
+                    f"(reusing runs needs a target they measured; the new domains {', '.join(new) or '-'} have no metrics there)")
+    line = (f"reuse.store: {len(kept)} run(s) of {path} join this store's with {', '.join(new) or 'no new domain'} at 0"
+            + "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items())))
+    return kept, line
+
+
+def check_same_domain_data(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
+    """The domains both stores train hold the same data: per-domain content fingerprints when both stores kept them,
+    else the same data settings and token counts."""
+    shared = sorted(set(old.get("domains") or []) & set(new.get("domains") or []))
+    fo, fn = old.get("domain_fingerprints"), new.get("domain_fingerprints")
+    if fo and fn:
+        changed = [d for d in shared if fo.get(d) != fn.get(d)]
+    else:
+        do, dn = ((m.get("config") or {}).get("data") or {} for m in (old, new))
+        settings = [k for k in DATA_SETTINGS if do.get(k) != dn.get(k)]
+        if settings:
+            raise ConsistencyError(f"reuse.store {where} was swept with other data settings ({', '.join(settings)} differ), "
+                                   "so every domain's tokens differ. Reuse a store swept with the same settings, or drop reuse.store.")
+        to, tn = old.get("token_counts") or {}, new.get("token_counts") or {}
+        changed = [d for d in shared if to.get(d) != tn.get(d)]
+    if changed:
+        raise ConsistencyError(f"The data of {', '.join(changed)} changed since reuse.store {where} was swept: its runs "
+                               "trained on the old text. Drop reuse.store (reuse.plan with recompute: [...] still keeps the old "
+                               "plan's other ratios), or restore the data.")
+
+
+def _shape(proxy: dict[str, Any] | None) -> str:
+    return canonical_json({k: v for k, v in id_proxy(proxy or {}).items() if k not in EXECUTION_FIELDS})

@@ -1,0 +1,201 @@
+"""Mixture reuse (Olmix): an earlier plan's ratios kept by the sweep's draws and by propose's search."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from mixopt.config import config_from_dict, load_config
+from mixopt.errors import ConfigError, ConsistencyError
+from mixopt.runs.reused import check_same_domain_data
+from mixopt.mixtures import epochs_of
+from mixopt.planning.propose import ProposeContext, search_mixture
+from mixopt.reuse import REUSED, ReusedMixture
+from mixopt.runs.sweep import plan_sweep
+from tests.test_cli_sweep import write_cfg
+
+DOMAINS = ["a", "b", "c", "d"]
+COUNTS = {"a": 1_000_000, "b": 2_000_000, "c": 500_000, "d": 300_000}
+
+
+def reuse_of(weights=None, recompute=()):
+    return ReusedMixture.from_weights(weights or {"a": 0.2, "b": 0.6, "c": 0.2}, DOMAINS, recompute=recompute)
+
+
+# ------------------------------------------------------------------ the object
+
+def test_kept_ratios_free_domains_and_the_reduced_simplex():
+    r = reuse_of({"a": 0.1, "b": 0.3, "c": 0.1, "gone": 0.5})  # 'gone' left the data: dropped, ratios renormalised
+    assert r.ratios == pytest.approx({"a": 0.2, "b": 0.6, "c": 0.2}) and r.dropped == ("gone",)
+    assert r.free == ["d"] and r.coords == [REUSED, "d"]
+    W = r.expand(np.array([[0.5, 0.5], [1.0, 0.0]]))
+    assert W == pytest.approx(np.array([[0.1, 0.3, 0.1, 0.5], [0.2, 0.6, 0.2, 0.0]]))
+    assert r.reduce(W) == pytest.approx(np.array([[0.5, 0.5], [1.0, 0.0]]))
+    assert r.keeps_ratios(W).all() and not r.keeps_ratios(np.array([0.25, 0.25, 0.25, 0.25]))[0]
+
+
+def test_recompute_frees_a_kept_domain():
+    r = reuse_of(recompute=["b"])
+    assert r.ratios == pytest.approx({"a": 0.5, "c": 0.5}) and r.free == ["b", "d"]
+
+
+def test_the_group_holds_the_tokens_before_its_first_member_runs_out():
+    r = reuse_of()
+    # a: 1M / 0.2 = 5M, b: 2M / 0.6 = 3.33M, c: 0.5M / 0.2 = 2.5M -> c runs out first
+    assert r.token_counts(COUNTS) == {REUSED: pytest.approx(2_500_000), "d": 300_000}
+
+
+def test_bounds_of_kept_domains_bound_the_group():
+    lo, hi = reuse_of().bounds({"c": 0.1, "d": 0.05}, {"b": 0.3, "a": 0.5})
+    assert lo == {"d": 0.05, REUSED: pytest.approx(0.5)}  # c >= 0.1 at ratio 0.2
+    assert hi == {REUSED: pytest.approx(0.5)}  # b <= 0.3 at ratio 0.6 is tighter than a's 2.5
+
+
+@pytest.mark.parametrize("weights, recompute, match", [
+    ({"x": 1.0}, (), "keeps no domain"),
+    ({"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}, (), "nothing to search"),
+    ({"a": 1.0}, ("zz",), "recompute names"),
+])
+def test_bad_reuse_is_a_one_line_error(weights, recompute, match):
+    with pytest.raises(ConfigError, match=match):
+        reuse_of(weights, recompute)
+
+
+def test_a_missing_plan_names_the_file(tmp_path):
+    cfg = config_from_dict({"reuse": {"plan": str(tmp_path / "nope.yaml")}})
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        ReusedMixture.from_config(cfg.reuse, DOMAINS)
+
+
+# ------------------------------------------------------------------ the sweep's draws
+
+def test_sweep_draws_keep_the_ratios_and_the_epoch_caps(tmp_path):
+    plan = tmp_path / "old.yaml"
+    plan.write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"a": 0.2, "b": 0.6, "c": 0.2}}]}))
+    cfg = config_from_dict({"runs": 12, "proxy": {"tokens": 4_000_000},
+                            "sampler": {"two_phase_runs": 0, "noise_seeds": 1, "noise_mixtures": 0, "max_epochs": 2},
+                            "reuse": {"plan": str(plan)}})
+    data = SimpleNamespace(token_counts=COUNTS, fingerprint="fp0", names=DOMAINS)
+    specs = plan_sweep(cfg, data)
+    r = ReusedMixture.from_config(cfg.reuse, DOMAINS)
+    sampled = [s for s in specs if s.label.startswith("sample-")]
+    assert len(sampled) == 12
+    W = np.array([s.mixture.vector(DOMAINS) for s in sampled])
+    assert r.keeps_ratios(W, atol=1e-9).all()
+    assert len({round(float(w), 6) for w in W[:, 3]}) == 12  # only the group's share against d varies
+    for s in sampled:
+        assert max(epochs_of(s.mixture, COUNTS, 4_000_000).values()) <= 2 + 1e-9
+    # the baselines stay ordinary mixtures of every domain
+    natural = next(s for s in specs if s.label == "natural").mixture.vector(DOMAINS)
+    assert natural == pytest.approx(np.array([COUNTS[d] for d in DOMAINS]) / sum(COUNTS.values()))
+
+
+# ------------------------------------------------------------------ the search
+
+class Bowl:
+    """Loss (w - c)^2 summed: its minimum c is off the reused subspace."""
+
+    c = np.array([0.4, 0.1, 0.1, 0.4])
+
+    def predict(self, W, return_std=False):
+        m = ((np.atleast_2d(W) - self.c) ** 2).sum(axis=1)
+        return (m, np.zeros_like(m)) if return_std else m
+
+
+def test_search_stays_on_the_subspace_and_finds_its_best_point():
+    r = reuse_of()
+    ctx = ProposeContext(domains=DOMAINS, target="t", token_counts=COUNTS, reuse=r)
+    cfg = config_from_dict({"propose": {"n_candidates": 5000}}).propose
+    result, cons = search_mixture(Bowl(), ctx, cfg, budget_tokens=1e6)
+    assert cons.domains == DOMAINS and result.domains == DOMAINS
+    assert r.keeps_ratios(result.weights, atol=1e-9).all()
+    grid = r.expand(np.column_stack([np.linspace(0, 1, 100_001), 1 - np.linspace(0, 1, 100_001)]))
+    best = grid[np.argmin(Bowl().predict(grid))]
+    assert result.weights == pytest.approx(best, abs=1e-3)
+
+
+# ------------------------------------------------------------------ end to end
+
+def test_sweep_and_propose_reuse_an_old_plan_through_the_cli(tmp_path, capsys):
+    old_cfg = write_cfg(tmp_path, runs=6, data={"include": ["code", "prose"]}, propose={"n_candidates": 2000})
+    (tmp_path / "old").mkdir()
+    old_cfg = old_cfg.rename(tmp_path / "old" / "cfg.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    old_plan = tmp_path / "old_plan.yaml"
+    assert run(["propose", str(old_cfg), "--store", str(tmp_path / "s_old"), "--no-projector", "--out", str(old_plan)]) == 0
+    old_w = yaml.safe_load(old_plan.read_text())["phases"][0]["weights"]
+
+    new_cfg = write_cfg(tmp_path, runs=4, propose={"n_candidates": 2000}, reuse={"plan": str(old_plan)})  # legal is new
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    new_plan = tmp_path / "new_plan.yaml"
+    assert run(["propose", str(new_cfg), "--store", str(tmp_path / "s_new"), "--no-projector", "--out", str(new_plan)]) == 0
+    body = yaml.safe_load(new_plan.read_text())
+    assert body["provenance"]["reuse"]["free"] == ["legal"]
+    assert any(r.startswith("mixture reuse (Olmix)") for r in body["reasons"])
+    if "kept" not in " ".join(body["reasons"][:2]):  # the search's mixture (not a kept baseline) keeps the old ratios
+        w = body["phases"][0]["weights"]
+        assert w["code"] / w["prose"] == pytest.approx(old_w["code"] / old_w["prose"], rel=1e-4)
+
+    plain = write_cfg(tmp_path, runs=4, propose={"n_candidates": 2000})  # the same data, no reuse: the plan says so
+    assert run(["propose", str(plain), "--store", str(tmp_path / "s_new"), "--no-projector", "--out", str(tmp_path / "p.yaml")]) == 0
+    assert any("keep the ratios of" in r for r in yaml.safe_load((tmp_path / "p.yaml").read_text())["reasons"])
+
+    capsys.readouterr()
+    bad = write_cfg(tmp_path, reuse={"plan": str(tmp_path / "missing.yaml")})
+    assert run(["sweep", str(bad), "--store", str(tmp_path / "s_bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.yaml" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the old sweep's runs (reuse.store)
+
+def test_reuse_needs_a_store_or_a_plan():
+    with pytest.raises(ConfigError, match="store .* and/or plan"):
+        config_from_dict({"reuse": {}})
+    with pytest.raises(ConfigError, match="recompute"):
+        config_from_dict({"reuse": {"store": "s", "recompute": ["a"]}})
+
+
+def test_changed_domain_data_refuses_the_old_runs():
+    old = {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "2"}}
+    check_same_domain_data(old, {"domains": ["a", "b", "c"], "domain_fingerprints": {"a": "1", "b": "2", "c": "3"}}, "old")
+    with pytest.raises(ConsistencyError, match="data of b changed"):
+        check_same_domain_data(old, {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "9"}}, "old")
+    # stores written before per-domain fingerprints: token counts and data settings
+    legacy = {"domains": ["a"], "token_counts": {"a": 10}, "config": {"data": {"tokenizer": "bytes"}}}
+    with pytest.raises(ConsistencyError, match="data of a changed"):
+        check_same_domain_data(legacy, {**legacy, "token_counts": {"a": 11}}, "old")
+    with pytest.raises(ConsistencyError, match="tokenizer"):
+        check_same_domain_data(legacy, {**legacy, "config": {"data": {"tokenizer": "tok.json"}}}, "old")
+
+
+def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):
+    from mixopt import pipeline
+
+    old_cfg = write_cfg(tmp_path, runs=5, data={"include": ["code", "prose"]})
+    old_cfg = old_cfg.rename(tmp_path / "old.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    new_cfg = write_cfg(tmp_path, runs=4, propose={"n_candidates": 2000}, reuse={"store": str(tmp_path / "s_old")})
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    snap = pipeline.open_store(tmp_path / "s_new")
+    n_new = len(snap.ok)
+
+    model = pipeline.fit(snap, "val/code")  # measured by the old runs: they join
+    assert model.meta["reused_runs"] == 7 and model.meta["n_runs"] == n_new + 7
+    W = np.asarray(model.meta["train_mixtures"])
+    assert (W[:, model.domains.index("legal")] == 0).sum() == 7  # only the old runs leave legal out
+    assert "join this store's with legal at 0" in model.meta["reused"]
+
+    alone = pipeline.fit(snap, "mean:all-domains")  # needs val/legal, which the old runs never measured
+    assert alone.meta["reused_runs"] == 0 and "did not measure mean:all-domains" in alone.meta["reused"]
+
+    plan = pipeline.propose(model, config=load_config(new_cfg), snapshot=snap, use_projector=False)
+    assert plan.provenance["reused_runs"] == 7 and plan.reasons[0].startswith("reuse.store: 7 run(s)")
+
+    capsys.readouterr()
+    assert run(["fit", "--store", str(tmp_path / "s_new"), "--target", "val/code", "--out", str(tmp_path / "m.pkl")]) == 0
+    assert "reuse.store: 7 run(s)" in capsys.readouterr().out
