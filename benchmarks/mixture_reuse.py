@@ -10,9 +10,9 @@ proxies, per replication (``--repeats``: sweep seeds 0, 1, ...) and target:
 4. **reuse** (``reuse: {plan: old plan}``, Olmix's mixture reuse): ``--reuse-runs`` mixtures keep the old plan's ratios
    among the old domains and draw only their joint share against the new one; the search does the same;
 5. **reuse-runs** (``reuse: {store: old store}``): full-small's runs, and ``fit`` adds the old sweep's runs as rows
-   with the new domain at 0, for targets they measured (not ``mean:all-domains``, which needs the new domain's loss);
+   with the new domain at 0 (for ``mean:all-domains``, whose new domain's loss they lack, to the other domains' models);
 6. **reuse-both** (``reuse: {plan, store}``): reuse's draws plus the old runs; the search is free where the old runs
-   joined the fit and keeps the old ratios where they did not;
+   joined the fit and keeps the old ratios where none did;
 
 then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
 plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary

@@ -142,7 +142,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
 
     Each run gives its final measurement; with ``budgets`` also every WSD decay branch (:func:`fit_rows`).
     """
-    reused, reuse_line = reused_records(snapshot, target)  # config reuse.store: an earlier sweep's runs, new domains at 0
+    reused, partial, reuse_line = reused_records(snapshot, target)  # config reuse.store: an earlier sweep's runs, new domains at 0
     runs = sweep_records(snapshot.ok) + reused
     table = records_table(runs)
     if len(table.run_ids) < 2:
@@ -153,6 +153,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(runs)
     noise = measure_noise(y, groups)  # on each run's final measurement
+    n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
     if budgets:
         table = fit_rows(runs, table, target)
@@ -202,9 +203,15 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         if mixtures.max() < 1:
             raise FitError(f"The store {snapshot.root} trains one mixture only ({len(y)} run(s) of it); fitting needs at least 2 "
                            "distinct mixtures. Sweep more runs first.")
-        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(np.unique(mixtures))), seed=seed, groups=mixtures)
-        est.fit(table.W, fit_y)
+        extra = component_rows(partial, runs, target) if partial and isinstance(est, MetricAverage) else None
+        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(np.unique(mixtures))), seed=seed, groups=mixtures,
+                            train_only=extra)
+        est.fit(*((np.vstack([table.W, extra[0]]), np.vstack([fit_y, extra[1]])) if extra else (table.W, fit_y)))
         cv["y_true"] = y
+        n_reused += len(partial) if extra else 0
+    if partial and not n_reused:
+        reuse_line += ("; not used: only the default model of an averaged target at one scale (one model per component) "
+                       "can learn from runs that measured some of its components")
     meta = snapshot.meta
     cfg = meta.get("config") or {}
     model_meta = {
@@ -216,13 +223,21 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
         "notes": notes, "level_backtest": backtest, "shift_spread": spread, "reused": reuse_line,
-        "reused_runs": len(reused),
+        "reused_runs": n_reused,
         # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
         # fits keep none: on halves their level extrapolation differs so much that the measured optimism (0.03-0.13)
         # made the claims worse (held 10 -> 6 of 18 on a WSD store; RESULTS.md "The optimizer's curse")
         "fit_rows": None if len(scales) >= 2 else {"W": table.W.tolist(), "Y": np.asarray(fit_y).tolist()},
     }
     return FittedModel(est, model_meta)
+
+
+def component_rows(partial: list, runs: list, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, Y)`` of runs that measured only some of an averaged target's components (NaN elsewhere), in the columns of
+    a table of ``runs``: rows for ``MetricAverage``'s component models."""
+    both = records_table(runs + partial)
+    rows = both.rows(np.arange(len(both.run_ids)) >= len(runs))
+    return rows.W, rows.component_matrix(target)[0]
 
 
 def fit_rows(runs: list, final: RunTable, target: str) -> RunTable:

@@ -190,8 +190,13 @@ def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):
     assert (W[:, model.domains.index("legal")] == 0).sum() == 7  # only the old runs leave legal out
     assert "join this store's with legal at 0" in model.meta["reused"]
 
-    alone = pipeline.fit(snap, "mean:all-domains")  # needs val/legal, which the old runs never measured
-    assert alone.meta["reused_runs"] == 0 and "did not measure mean:all-domains" in alone.meta["reused"]
+    # the mean needs val/legal, which the old runs never measured: they serve the per-domain models of the others
+    mean = pipeline.fit(snap, "mean:all-domains")
+    assert mean.meta["reused_runs"] == 7 and "2 of 3 components of mean:all-domains" in mean.meta["reused"]
+    assert "not val/legal" in mean.meta["reused"] and len(mean.meta["cv"]["y_true"]) == n_new  # scored on today's runs
+    assert sorted(len(m.gp_.Z_) for m in mean.estimator.estimators_) == [n_new, n_new + 7, n_new + 7]  # legal's: today's runs
+    linear = pipeline.fit(snap, "mean:all-domains", "linear")  # one model of the mean cannot use partial rows
+    assert linear.meta["reused_runs"] == 0 and "not used" in linear.meta["reused"]
 
     plan = pipeline.propose(model, config=load_config(new_cfg), snapshot=snap, use_projector=False)
     assert plan.provenance["reused_runs"] == 7 and plan.reasons[0].startswith("reuse.store: 7 run(s)")

@@ -23,10 +23,12 @@ EXECUTION_FIELDS = frozenset({"device", "dtype", "compile", "cuda_graphs", "thre
 DATA_SETTINGS = ("tokenizer", "val_fraction", "max_documents")  # data settings every domain's tokens depend on
 
 
-def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord], str | None]:
-    """(the earlier store's runs that can join a fit of ``target`` on ``snapshot``, a line saying what was taken).
+def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord], list[RunRecord], str | None]:
+    """(the earlier store's runs that measured ``target``, those that measured only some of an averaged target's
+    components, a line saying what was taken) for a fit of ``target`` on ``snapshot``.
 
-    ``snapshot``'s sweep config names the earlier store (``reuse.store``); without one: ``([], None)``.
+    ``snapshot``'s sweep config names the earlier store (``reuse.store``); without one: ``([], [], None)``. The partial
+    runs can serve an averaged target's component models (``MetricAverage``), not a model of the target itself.
 
     Raises
     ------
@@ -38,7 +40,7 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     cfg = snapshot.meta.get("config") or {}
     path = (cfg.get("reuse") or {}).get("store")
     if not path:
-        return [], None
+        return [], [], None
     if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
         raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
                         "or drop reuse.store.")
@@ -62,15 +64,19 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
-        return [], None
-    measured = bool(kept) and all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept for c in cols)
+        return [], [], None
+    has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)] if kept else []
     new = sorted(domains - set(old.meta.get("domains") or []))
-    if not measured:
-        return [], (f"reuse.store {path}: its runs did not measure {target}, so this fit uses this store's runs only "
-                    f"(reusing runs needs a target they measured; the new domains {', '.join(new) or '-'} have no metrics there)")
-    line = (f"reuse.store: {len(kept)} run(s) of {path} join this store's with {', '.join(new) or 'no new domain'} at 0"
-            + "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items())))
-    return kept, line
+    left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
+    at0 = f"with {', '.join(new) or 'no new domain'} at 0"
+    if len(has) == len(cols):
+        return kept, [], f"reuse.store: {len(kept)} run(s) of {path} join this store's {at0}{left}"
+    if not has:
+        return [], [], (f"reuse.store {path}: its runs did not measure {target}, so this fit uses this store's runs only "
+                        f"(the new domains {', '.join(new) or '-'} have no metrics there){left}")
+    missing = [c for c in cols if c not in has]
+    return [], kept, (f"reuse.store: {len(kept)} run(s) of {path} join {at0}, for the {len(has)} of {len(cols)} components "
+                      f"of {target} they measured (not {', '.join(missing)}){left}")
 
 
 def check_same_domain_data(old: dict[str, Any], new: dict[str, Any], where: str) -> None:

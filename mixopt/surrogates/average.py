@@ -24,7 +24,9 @@ from .registry import get_estimator
 class MetricAverage(RegressorMixin, BaseEstimator):
     """Weighted mean of one clone of ``estimator`` per column of a 2-D target.
 
-    ``fit(W, Y)`` takes Y of shape (n_runs, n_metrics) (a 1-D y is one metric); ``predict(W)`` returns
+    ``fit(W, Y)`` takes Y of shape (n_runs, n_metrics) (a 1-D y is one metric; NaN marks a component a run did not
+    measure, e.g. an earlier sweep's run on a domain added since: each component fits on the runs that measured it,
+    and the runs that measured all must be enough for the component model); ``predict(W)`` returns
     ``sum_j weights_j * model_j(W) / sum(weights)``. The std adds the component
     stds with the same weights, i.e. assumes fully correlated errors, which is
     an upper bound (domain losses of one run do move together).
@@ -113,7 +115,9 @@ class MetricAverage(RegressorMixin, BaseEstimator):
             raise FitError(f"MetricAverage needs Y of shape (n_runs, n_metrics) = ({len(W)}, m). Got {Y.shape}. "
                            "Pass one column per component metric.")
         self.weights_ = self._w(Y.shape[1])
-        check_target(self.combine(Y), len(W), estimator="MetricAverage")  # one run, NaNs: the averaged target's message
+        measured = ~np.isnan(Y)  # NaN: a run that did not measure that component (an earlier sweep's, before a domain came)
+        complete = measured.all(axis=1)
+        check_target(self.combine(Y[complete]), int(complete.sum()), estimator="MetricAverage")  # infinities, too few runs
         self.estimators_ = []
         for j, nv in enumerate(self._noise(Y.shape[1])):
             model = self._component()
@@ -125,7 +129,7 @@ class MetricAverage(RegressorMixin, BaseEstimator):
                     raise FitError(f"MetricAverage got noise_variance, but {type(model).__name__} has no noise_variance "
                                    "parameter. Use GPSurrogate() or leave noise_variance=None.")
                 model.set_params(noise_variance=nv)
-            self.estimators_.append(model.fit(W, Y[:, j]))
+            self.estimators_.append(model.fit(W[measured[:, j]], Y[measured[:, j], j]))
         self.n_features_in_ = W.shape[1]
         return self
 

@@ -28,7 +28,7 @@ def group_folds(groups, k: int, seed: int = 0) -> np.ndarray:
     return gfold[np.searchsorted(uniq, g)]
 
 
-def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None) -> dict:
+def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None, train_only=None) -> dict:
     """Shuffle-split ``k``-fold CV of ``estimator`` on mixtures ``W`` (n, d), targets ``y`` (n,).
 
     ``groups`` (n,) marks runs of one mixture (seed repeats): a group is held out whole, so a repeat never predicts
@@ -37,6 +37,9 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None) -> d
 
     ``y`` may be (n, m) component metrics for an estimator with ``combine`` (MetricAverage):
     it is fitted on them and scored on the combined target.
+
+    ``train_only`` = ``(W2, Y2)``: rows added to every fold's training and never scored (an earlier sweep's runs that
+    measured only some of the components, NaN elsewhere).
 
     Returns
     -------
@@ -65,7 +68,10 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None) -> d
     regrets = []
     for f in range(k):
         te = fold == f
-        model = clone(estimator).fit(W[~te], fit_target[~te])
+        Wt, Yt = W[~te], fit_target[~te]
+        if train_only is not None:
+            Wt, Yt = np.vstack([Wt, train_only[0]]), np.concatenate([Yt, train_only[1]])
+        model = clone(estimator).fit(Wt, Yt)
         pred[te], std[te] = model.predict(W[te], return_std=True)
         regrets.append(y[te][np.argmin(pred[te])] - y[te].min())
     z = np.abs(pred - y) / std
