@@ -173,7 +173,9 @@ def predicted_at(plan: Plan, scale: VerifyScale) -> dict[str, Any]:
     target = plan.provenance.get("target_scale")
     out = {"value": plan.predicted.value, "std": plan.predicted.std, "scale": "target" if target else "proxy"}
     if not target:
-        out["note"] = "the surrogate predicts at the proxies' scale, not at this one: fit on 2+ proxy sizes to predict here"
+        out["note"] = ("the surrogate predicts at the proxies' scale, not at this one: sweep 2+ proxy sizes (`sizes:`) to predict "
+                       "at another model size, or with `proxy.schedule: wsd` fit `--budgets` (`propose.fit_budgets`) to "
+                       "predict at another token budget")
     elif target.get("model_params") and not math.isclose(target["model_params"], scale.model_params, rel_tol=0.05) or \
             target.get("tokens") and not math.isclose(target["tokens"], scale.tokens, rel_tol=0.05):
         out["note"] = (f"the plan predicts at {target['model_params']:.3g} params x {target['tokens']:.3g} tokens, "

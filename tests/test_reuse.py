@@ -204,3 +204,16 @@ def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):
     capsys.readouterr()
     assert run(["fit", "--store", str(tmp_path / "s_new"), "--target", "val/code", "--out", str(tmp_path / "m.pkl")]) == 0
     assert "reuse.store: 7 run(s)" in capsys.readouterr().out
+
+
+def test_runs_of_another_proxy_are_left_out(tmp_path):
+    from mixopt import pipeline
+    from mixopt.runs.reused import reused_records
+
+    old_cfg = write_cfg(tmp_path, runs=3, data={"include": ["code", "prose"]}, proxy={"n_embd": 64, "head_size": 64})
+    old_cfg = old_cfg.rename(tmp_path / "old.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    new_cfg = write_cfg(tmp_path, runs=3, reuse={"store": str(tmp_path / "s_old")})
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    full, partial, line = reused_records(pipeline.open_store(tmp_path / "s_new"), "val/code")
+    assert full == partial == [] and "none of its 5 run(s) can join" in line and "5 left out (another proxy)" in line

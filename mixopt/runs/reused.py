@@ -65,9 +65,11 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
         return [], [], None
-    has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)] if kept else []
-    new = sorted(domains - set(old.meta.get("domains") or []))
     left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
+    if not kept:
+        return [], [], f"reuse.store {path}: none of its {len(runs)} run(s) can join this fit{left}"
+    has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)]
+    new = sorted(domains - set(old.meta.get("domains") or []))
     at0 = f"with {', '.join(new) or 'no new domain'} at 0"
     if len(has) == len(cols):
         return kept, [], f"reuse.store: {len(kept)} run(s) of {path} join this store's {at0}{left}"
