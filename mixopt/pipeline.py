@@ -394,9 +394,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     elif meta.get("reused"):  # reuse.store named, but its runs did not measure this target
         plan.reasons.insert(0, meta["reused"])
     plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []]
-    swept_reuse = ((snapshot.meta.get("config") or {}) if snapshot is not None else {}).get("reuse")
-    if swept_reuse and swept_reuse != (config.reuse.model_dump() if config is not None and config.reuse else None):
-        plan.reasons.append(f"the store's sampled mixtures keep the ratios of {swept_reuse['plan']} (its sweep config's "
+    swept_plan = ((((snapshot.meta.get("config") or {}) if snapshot is not None else {}).get("reuse")) or {}).get("plan")
+    if swept_plan and swept_plan != (config.reuse.plan if config is not None and config.reuse else None):
+        plan.reasons.append(f"the store's sampled mixtures keep the ratios of {swept_plan} (its sweep config's "
                             "`reuse:`), but this config searches otherwise: away from those ratios the surrogate has only "
                             "the baselines' runs; pass the config the store was swept with")
     if model_params is not None and not model.meta.get("scale_aware"):

@@ -66,10 +66,13 @@ class ReusedMixture:
             raise ConfigError(f"reuse keeps no domain: none of the domains of {source} ({sorted(weights)}) is in the data "
                               f"with a weight above 0, outside reuse.recompute. Drop `reuse:` to search every domain.")
         free = [d for d in domains if d not in kept]
-        if not free:
-            raise ConfigError(f"reuse leaves nothing to search: every domain of the data keeps its ratio from {source}. "
-                              "Name the domains whose data changed in reuse.recompute, or add the new domains to data.")
         total = math.fsum(kept.values())
+        if not free:
+            gone = sorted(d for d in weights if d not in domains)
+            alone = (f" With {', '.join(gone)} removed and nothing added, the old ratios renormalised are the mixture: "
+                     + ", ".join(f"{d} {w / total:.4f}" for d, w in sorted(kept.items())) + ".") if gone else ""
+            raise ConfigError(f"reuse leaves nothing to search: every domain of the data keeps its ratio from {source}.{alone} "
+                              "Name the domains whose data changed in reuse.recompute, or add the new domains to data.")
         return cls(domains, {d: w / total for d, w in sorted(kept.items())}, source,
                    tuple(sorted(d for d in weights if d not in domains)))
 

@@ -59,6 +59,7 @@ def test_bounds_of_kept_domains_bound_the_group():
     ({"x": 1.0}, (), "keeps no domain"),
     ({"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}, (), "nothing to search"),
     ({"a": 1.0}, ("zz",), "recompute names"),
+    ({"a": 0.2, "b": 0.2, "c": 0.2, "d": 0.2, "gone": 0.2}, (), "the old ratios renormalised are the mixture: a 0.2500"),
 ])
 def test_bad_reuse_is_a_one_line_error(weights, recompute, match):
     with pytest.raises(ConfigError, match=match):
@@ -200,6 +201,8 @@ def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):
 
     plan = pipeline.propose(model, config=load_config(new_cfg), snapshot=snap, use_projector=False)
     assert plan.provenance["reused_runs"] == 7 and plan.reasons[0].startswith("reuse.store: 7 run(s)")
+    plain = pipeline.propose(model, config=load_config(write_cfg(tmp_path, runs=4)), snapshot=snap, use_projector=False)
+    assert not any("keep the ratios of" in r for r in plain.reasons)  # a store-only sweep drew plain mixtures
 
     capsys.readouterr()
     assert run(["fit", "--store", str(tmp_path / "s_new"), "--target", "val/code", "--out", str(tmp_path / "m.pkl")]) == 0
