@@ -49,7 +49,8 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     if not runs:
         raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
     check_same_domain_data(old.meta, snapshot.meta, path)
-    domains = set(snapshot.meta.get("domains") or records_table(sweep_records(snapshot.ok)).domains)
+    today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
+    domains = set(snapshot.meta.get("domains") or today.domains)
     proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
     dropped: dict[str, int] = {}
     kept = []
@@ -60,7 +61,6 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
             dropped[why] = dropped.get(why, 0) + 1
         else:
             kept.append(r)
-    today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so

@@ -31,7 +31,7 @@ from .. import __version__
 from ..config import ProxyConfig, SweepConfig
 from ..data.types import DomainSet
 from ..mixtures import Mixture, Phases, max_weights_for_epochs, natural_mixture, uniform_mixture
-from ..reuse import reused_mixture
+from ..reuse import ReusedMixture, reused_mixture
 from ..samplers import TWO_PHASE_SEED_OFFSET, sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling
 from ..proxy import train as proxy_train  # called as proxy_train.train_proxy, so tests can stand in for the trainer
 from ..proxy.mfu import mfu
@@ -67,13 +67,13 @@ def sweep_scales(cfg: SweepConfig, *, n_runs: int | None = None) -> list[Scale]:
             for i, size in enumerate(cfg.sizes)]
 
 
-def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int) -> list[Mixture]:
-    """``n`` sampled mixtures; with ``cfg.reuse`` drawn on the reduced simplex (the kept group and the free domains)
-    and expanded to every domain (:mod:`mixopt.reuse`)."""
+def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int,
+          reuse: ReusedMixture | None = None) -> list[Mixture]:
+    """``n`` sampled mixtures; with ``reuse`` (``cfg.reuse.plan``) drawn on the reduced simplex (the kept group and the
+    free domains) and expanded to every domain (:mod:`mixopt.reuse`)."""
     s = cfg.sampler
     if n <= 0:
         return []
-    reuse = reused_mixture(cfg.reuse, list(counts))
     space = reuse.token_counts(counts) if reuse else counts
     if s.method == "dirichlet":
         drawn = sample_dirichlet_mixtures(space, n, seed=seed, budget_tokens=budget, max_epochs=s.max_epochs,
@@ -86,14 +86,15 @@ def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: i
     return [Mixture.from_vector(reuse.expand(m.vector(reuse.coords)), reuse.domains) for m in drawn]
 
 
-def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budget: int) -> list[Phases]:
+def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budget: int,
+                         reuse: ReusedMixture | None = None) -> list[Phases]:
     """Two-phase schedules ``[(0, p), (1 - f, q)]``: base p from the sampler under a shifted seed (so
     single-phase ids never move), then an upsampled end phase q (see samplers.sample_upsampling)."""
     if n <= 0:
         return []
     s = cfg.sampler
     seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
-    bases = _draw(cfg, counts, n, seed2, budget)
+    bases = _draw(cfg, counts, n, seed2, budget, reuse)
     caps = max_weights_for_epochs(counts, budget, s.max_epochs) if s.method == "dirichlet" else None
     return sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
 
@@ -105,8 +106,9 @@ def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) 
     s = cfg.sampler
     scales = sweep_scales(cfg, n_runs=n_runs)
     budget = max(sc.proxy.tokens for sc in scales)  # epoch caps at the largest budget hold at every scale
-    sampled = _draw(cfg, counts, max(max(sc.runs for sc in scales), s.noise_mixtures), cfg.seed, budget)
-    two_phase = _two_phase_schedules(cfg, counts, max(sc.two_phase_runs for sc in scales), budget)
+    reuse = reused_mixture(cfg.reuse, list(counts))  # reads reuse.plan's file once
+    sampled = _draw(cfg, counts, max(max(sc.runs for sc in scales), s.noise_mixtures), cfg.seed, budget, reuse)
+    two_phase = _two_phase_schedules(cfg, counts, max(sc.two_phase_runs for sc in scales), budget, reuse)
     baselines = [(name, [(0.0, natural_mixture(counts) if name == "natural" else uniform_mixture(list(counts)))])
                  for name in s.baselines]
     samples = [(f"sample-{i:04d}", [(0.0, m)]) for i, m in enumerate(sampled)]
