@@ -120,6 +120,7 @@ def test_demo_tiny_end_to_end(tiny_demo):
     assert json.loads((out / "exports" / "hf-datasets" / "interleave.json").read_text())
 
 
+@pytest.mark.slow  # ~32 s on 2 cores (CI time)
 def test_demo_predicts_at_its_budget_with_wsd_budgets(tmp_path, capsys):
     """The demo's own settings (WSD branches + propose.fit_budgets) on the tiny proxy: the plan is predicted at its
     budget and verify says so."""
@@ -141,6 +142,7 @@ def test_demo_predicts_at_its_budget_with_wsd_budgets(tmp_path, capsys):
     assert (out / "report" / "index.html").exists()
 
 
+@pytest.mark.slow  # ~32 s on 2 cores (CI time)
 def test_same_config_and_seed_give_bit_identical_plans(tiny_demo, tmp_path):
     """Two demos from scratch (separate stores) write the same plan, byte for byte, apart from paths."""
     assert run(["demo", "--out", str(tmp_path / "b"), "--config", "tiny", "--runs", "4"]) == 0
