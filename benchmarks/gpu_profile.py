@@ -8,8 +8,10 @@ training loop's ``ModelStack``, runs a few warm-up steps and measures
   profiler, synchronised only at the ends;
 - ``batch_ms``: drawing the M batches the loop draws per step (``StackBatches.next_into`` into the staging buffer);
 - ``loop_ms``: the loop's step as it runs: draw, copy to the device (pinned, two buffers), train;
-- under torch.profiler (CPU and CUDA activities): ``device_ms``, the time per step the GPU is busy (the union
-  of kernel and copy intervals), and its share of ``wall_ms``; kernels and launch calls per step; the top ops
+- under torch.profiler (CPU and CUDA activities): ``profiled_ms``, a step from its host start to its last kernel's
+  end; ``device_ms``, the time per step the GPU is busy (the union of kernel and copy intervals; the GPU-side
+  ranges of user annotations such as ``mixopt.step``, as long as the step, are no kernels and count nowhere),
+  and its share of ``wall_ms``; kernels and launch calls per step; the top ops
   by self device time (on CPU: self CPU time) with their main kernel; shares per category (matmul, attention,
   elementwise/norm, optimizer = everything after the backward pass: clipping, AdamW; loss, memcpy/memset,
   other) and per phase (forward, backward, update); on CUDA also the host's top ops by self CPU time.
@@ -165,23 +167,59 @@ def _op_name(e) -> str:
     return f"(python in {STEP_LABEL})" if e.name == STEP_LABEL else e.name
 
 
+def is_device_annotation(e, host_names=frozenset()) -> bool:
+    """Whether device event ``e`` is the GPU-side range of a user annotation, not a kernel or a copy.
+
+    ``record_function`` (``mixopt.step``) and ``Optimizer.step#...`` also record their span on the GPU (kineto's
+    ``gpu_user_annotation``: from their first kernel's start to their last kernel's end). torch marks them with
+    ``FunctionEvent.is_user_annotation`` (and ``activity_type`` "gpu_user_annotation"); a torch without those
+    flags is matched by name: such a range is named after a host event (``host_names``), a kernel never is.
+    """
+    flag = getattr(e, "is_user_annotation", None)
+    if flag or "user_annotation" in str(getattr(e, "activity_type", "") or ""):
+        return True
+    return flag is None and e.name in host_names
+
+
+def _profiled_us(events, device) -> list[float]:
+    """Each profiled step's span: from its host annotation's start to its host end or its last device event's end
+    (of those starting before the next step), whichever is later."""
+    steps = sorted((e.time_range.start, e.time_range.end) for e in events
+                   if e.name == STEP_LABEL and e.device_type == DeviceType.CPU)
+    ends = sorted((e.time_range.start, e.time_range.end) for e in device)
+    out = []
+    for i, (s, t) in enumerate(steps):
+        nxt = steps[i + 1][0] if i + 1 < len(steps) else float("inf")
+        out.append(max([t] + [b for a, b in ends if s <= a < nxt]) - s)
+    return out
+
+
 def analyse(prof, steps: int, cuda: bool, top: int = 12) -> dict:
-    """Per-step figures and tables of a finished profile of ``steps`` training steps."""
+    """Per-step figures and tables of a finished profile of ``steps`` training steps.
+
+    The device-side ranges of user annotations (``is_device_annotation``) are no kernels: they count nowhere
+    (kernels, device busy time, the ``top`` table, the categories and their shares).
+    """
     events = list(prof.events())
     phase = phases_of(events)
     cpu = [e for e in events if id(e) in phase and not e.name.startswith("ProfilerStep")]
     host = [(_op_name(e), "", phase[id(e)], category(e.name, "", phase[id(e)]), e.self_cpu_time_total)
             for e in cpu if e.self_cpu_time_total > 0]
-    spans = [e.time_range.end - e.time_range.start for e in events if e.name == STEP_LABEL]
+    host_names = {e.name for e in events if e.device_type == DeviceType.CPU}
+    gpu = [e for e in events if e.device_type == DeviceType.CUDA] if cuda else []
+    annotations = {e.name for e in gpu if is_device_annotation(e, host_names)}
+    device = [e for e in gpu if not is_device_annotation(e, host_names)]
+    spans = _profiled_us(events, device)
     out = {"host_top": _rows(host, steps, top), "profiled_ms": sum(spans) / 1e3 / max(len(spans), 1)}
     if not cuda:
         records = host
         out.update(device_ms=None, kernels=None, launch_calls=None, memcpys=None)
     else:
-        device = [e for e in events if e.device_type == DeviceType.CUDA]
         records, claimed = [], {}
         for e in cpu:
             for k in e.kernels:
+                if k.name in annotations:  # an annotation's range torch linked to its op: no kernel
+                    continue
                 if e.name == STEP_LABEL:  # launched by no op, e.g. a CUDA graph's replay: its phase is unknown
                     records.append((f"(kernel) {k.name}", k.name, "", category("", k.name), k.duration))
                 else:

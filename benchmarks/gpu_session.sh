@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session for issue 14, prepared ahead: the GPU tests, benchmarks/gpu_throughput.py per shape (eager and
-# CUDA-graphed steps), benchmarks/sweep_throughput.py (the demo config end to end), then benchmarks/gpu_profile.py
-# (what dominates a training step); logs under $OUT.
+# CUDA-graphed steps), benchmarks/sweep_throughput.py (the demo config end to end), benchmarks/gpu_step_variants.py
+# (the step's implementation choices side by side), then benchmarks/gpu_profile.py (what dominates a training step);
+# logs under $OUT.
 #
 # Two steps (docs/GPU.md):
 #
@@ -19,7 +20,7 @@
 # session's deadline (a stage is cut to what is left, or skipped under 20 s). Override with
 # GPU_SESSION_TOKENS (tokens per proxy, default 524288), GPU_SESSION_SHAPES (default "default wide regmix"),
 # GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile"), GPU_PROFILE_ARGS (more gpu_profile.py flags,
-# e.g. "--stack 16" or "--cuda-graphs").
+# e.g. "--stack 16" or "--cuda-graphs"), GPU_VARIANTS_ARGS (more gpu_step_variants.py flags, e.g. "--compile").
 set -uo pipefail
 
 WHEEL_DIR=${WHEEL_DIR:-.whl}
@@ -88,12 +89,15 @@ run_session() {
     # in order of what the next session needs most: the goals (throughput, eager against CUDA-graphed steps),
     # a sweep end to end, then what dominates a step; a stage that would pass the deadline is cut short or skipped
     for shape in $shapes; do
-        case $shape in wide) limit=115 ;; regmix) limit=95 ;; *) limit=80 ;; esac
+        case $shape in wide) limit=115 ;; regmix) limit=110 ;; *) limit=80 ;; esac
         stage "gpu_throughput $shape" "$limit" "bench_$shape.log" \
             python3 benchmarks/gpu_throughput.py --shapes "$shape" --tokens "$tokens" --repeats 2 --cuda-graphs \
             ${GPU_SESSION_ARGS:-}
     done
     stage "sweep end to end" 50 profile/sweep.log python3 benchmarks/sweep_throughput.py --config demo --runs 8
+    # the step's implementation choices side by side (folded norms, bf16 softmax, graphs; --compile is slower to run)
+    stage "step variants" 90 profile/variants.log python3 benchmarks/gpu_step_variants.py --deadline 75 \
+        --shapes "$(echo $shapes | tr ' ' ,)" ${GPU_VARIANTS_ARGS:-}
     stage gpu_profile 75 profile.log python3 benchmarks/gpu_profile.py --shapes "$(echo $shapes | tr ' ' ,)" \
         --out "$OUT/profile" --trace ${GPU_PROFILE_ARGS:-}
     if cp "$MIXOPT_CACHE/stack_probe.json" "$OUT/profile/" 2> /dev/null; then

@@ -18,7 +18,7 @@ import torch
 from mixopt.config import ProxyConfig
 from mixopt.data.types import DomainSet
 from mixopt.mixtures import Mixture
-from mixopt.proxy.model import GPTConfig
+from mixopt.proxy.model import GPT, GPTConfig
 from mixopt.proxy.step import GRAPH_EAGER_STEPS, ModelStack, evaluate
 from mixopt.proxy.train import train_proxies_stacked, train_proxy
 from tests.bench_loader import load_benchmark
@@ -70,8 +70,20 @@ def _weights(stack: ModelStack) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------- CPU: the flag changes nothing
 
 def test_config_field():
-    assert ProxyConfig().cuda_graphs is False
-    assert ProxyConfig.model_validate({"cuda_graphs": True}).cuda_graphs is True
+    assert ProxyConfig().cuda_graphs is True  # on by default (it only acts on CUDA): 1.62x on the default shape, H200
+    assert ProxyConfig.model_validate({"cuda_graphs": False}).cuda_graphs is False
+
+
+def test_graphs_only_on_cuda_and_never_with_compile():
+    """Which configs replay graphs (no CUDA needed: nothing is allocated)."""
+    from mixopt.proxy.step import uses_graphs
+    cuda = torch.device("cuda")
+    assert uses_graphs(ProxyConfig(), cuda) and uses_graphs(ProxyConfig(), "cuda")
+    assert not uses_graphs(ProxyConfig(), "cpu")
+    assert not uses_graphs(ProxyConfig(cuda_graphs=False), cuda)
+    assert not uses_graphs(ProxyConfig(compile=True), cuda)  # a compiled step is not captured by hand
+    assert ModelStack(GPT(GPTConfig(n_layer=1, n_embd=16, head_size=16, block_size=8)), ProxyConfig(),
+                      torch.device("cpu"), torch.float32).graphs is False
 
 
 def test_cpu_training_is_bit_identical_with_the_flag(data):

@@ -100,6 +100,41 @@ def test_stacked_gradients_match_separate_models():
             torch.testing.assert_close(grads[name].grad[i], p.grad, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("fold", [True, False])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_folded_norm_scales_match_separate_models(fold, chunked, monkeypatch):
+    """LayerNorm scales folded into the next layer's weight (``stacked.FOLD_NORMS``) give each model's own losses
+    and gradients, the norms' scales' included; the scales are drawn away from 1 so the fold is really exercised."""
+    from mixopt.proxy import chunked_ce, stacked as stacked_mod
+    monkeypatch.setattr(stacked_mod, "FOLD_NORMS", fold)
+    vocab = 1100 if chunked else 257
+    if chunked:
+        monkeypatch.setattr(chunked_ce, "CHUNKED_CE_MIN_VOCAB", 1024)
+    config = GPTConfig(vocab_size=vocab, n_layer=2, n_embd=32, head_size=16, block_size=16)
+    models = _models(2, config)
+    with torch.no_grad():
+        for m in models:
+            for name, p in m.named_parameters():
+                if "ln_" in name:
+                    p.uniform_(0.5, 1.5)
+    stacked = StackedGPT.from_models(models)
+    assert stacked.chunked_ce == chunked
+    g = torch.Generator().manual_seed(4)
+    idx, tgt = torch.randint(0, vocab, (2, 3, 16), generator=g), torch.randint(0, vocab, (2, 3, 16), generator=g)
+    _, losses = stacked(idx, tgt)
+    losses.sum().backward()
+    grads = dict(stacked.named_parameters())
+    for i, m in enumerate(models):
+        loss = m(idx[i], tgt[i])[1]
+        torch.testing.assert_close(losses[i], loss, rtol=1e-5, atol=1e-6)
+        loss.backward()
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(grads[name].grad[i], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    with torch.no_grad():  # and the logits (no targets) through the folded head
+        logits, _ = stacked(idx)
+        torch.testing.assert_close(logits[1], models[1](idx[1])[0], rtol=1e-5, atol=1e-5)
+
+
 def test_unstack_round_trip_and_sizes():
     models = _models(3)
     stacked = StackedGPT.from_models(models)
@@ -488,6 +523,21 @@ def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
     assert "regmix_sweep_hours" in fields and " regmix_sweep_hours=" in out[-1]
     assert fields["default_best_tps"] >= fields["default_auto_tps"] > 0 and fields["default_one_tps"] > 0
     assert fields["cuda"] == torch.cuda.is_available() and fields["mode"] == "smoke"
+
+
+def test_gpu_step_variants_benchmark_runs_every_arm(monkeypatch, capsys):
+    """benchmarks/gpu_step_variants.py at smoke size (CPU, fp32): every arm timed, its switches restored after."""
+    from mixopt.proxy import chunked_ce, stacked as stacked_mod
+    module = load_benchmark("gpu_step_variants", monkeypatch)
+    fields = module.main(["--smoke", "--repeats", "1", "--steps", "2"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("summary: ") and fields["mode"] == "smoke" and fields["cuda"] is False
+    for m in (1, 2):
+        assert fields[f"smoke_m{m}_base_vs_base"] == 1 and fields[f"smoke_m{m}_fold_tps"] > 0
+    assert stacked_mod.FOLD_NORMS is True and chunked_ce.LOW_PRECISION_SOFTMAX is True
+    arms = module.arms(50_304, cuda=True, compile=True)
+    assert list(arms) == ["base", "fold", "lowsm", "graphs", "compile"] and not arms["base"]["fold"]
+    assert list(module.arms(257, cuda=False, compile=True)) == ["base", "fold"]
 
 
 def test_gpu_session_script_parses_and_carries_what_the_image_lacks():

@@ -103,30 +103,40 @@ class _Range(SimpleNamespace):
         return self.end - self.start
 
 
-def _ev(name, start, end, *, parent=None, kernels=(), device=DeviceType.CPU, self_cpu=None):
+def _ev(name, start, end, *, parent=None, kernels=(), device=DeviceType.CPU, self_cpu=None, annotation=False):
     return SimpleNamespace(name=name, time_range=_Range(start=start, end=end), cpu_parent=parent,
                            kernels=[SimpleNamespace(name=k, duration=d) for k, d in kernels], device_type=device,
-                           is_async=False, self_cpu_time_total=(end - start) if self_cpu is None else self_cpu)
+                           is_async=False, self_cpu_time_total=(end - start) if self_cpu is None else self_cpu,
+                           is_user_annotation=annotation)
 
 
-def _fake_profile(gp, steps=2):
-    """``steps`` steps of 100 us wall: mm (forward) -> MmBackward (backward) -> AdamW; a graph-replayed kernel."""
+def _fake_profile(gp, steps=2, annotations=False):
+    """``steps`` steps of 100 us wall: mm (forward) -> MmBackward (backward) -> AdamW; a graph-replayed kernel.
+
+    With ``annotations``, also the GPU-side ranges of the step's and the optimizer's annotations, as a real CUDA
+    profile has them: ``mixopt.step`` from the first kernel's start to the last one's end, ``Optimizer.step``
+    over its kernel; the optimizer's range is also linked to its op, as a kernel of it.
+    """
     events = []
     for i in range(steps):
         t = 1000.0 * i
-        step = _ev(gp.STEP_LABEL, t, t + 100, self_cpu=5)
+        step = _ev(gp.STEP_LABEL, t, t + 100, self_cpu=5, annotation=True)
         mm = _ev("aten::mm", t + 1, t + 10, parent=step, kernels=[("nvjet_gemm", 20)])
         launch = _ev("cudaLaunchKernel", t + 2, t + 3, parent=mm)
         engine = _ev("autograd::engine::evaluate_function: MmBackward0", t + 20, t + 50, parent=step)
         mm_b = _ev("aten::mm", t + 21, t + 40, parent=engine, kernels=[("nvjet_gemm", 30)])
         clip = _ev("aten::mul_", t + 55, t + 58, parent=step, kernels=[("vectorized_elementwise_kernel", 4)])
-        opt = _ev("Optimizer.step#AdamW.step", t + 60, t + 90, parent=step)
+        opt = _ev("Optimizer.step#AdamW.step", t + 60, t + 90, parent=step, annotation=True,
+                  kernels=[("Optimizer.step#AdamW.step", 6)] if annotations else ())
         adam = _ev("aten::_fused_adamw_", t + 61, t + 80, parent=opt, kernels=[("multi_tensor_apply_kernel", 6)])
         copy = _ev("aten::copy_", t + 91, t + 92, parent=step, kernels=[("Memcpy DtoD (Device -> Device)", 2)])
         gpu = [_ev(n, t + s, t + s + d, device=DeviceType.CUDA) for n, s, d in
                [("nvjet_gemm", 5, 20), ("nvjet_gemm", 30, 30), ("vectorized_elementwise_kernel", 62, 4),
                 ("multi_tensor_apply_kernel", 70, 6), ("Memcpy DtoD (Device -> Device)", 92, 2),
                 ("graph_kernel_gemm", 95, 8)]]  # the last one no op claims
+        if annotations:
+            gpu += [_ev(gp.STEP_LABEL, t + 5, t + 103, device=DeviceType.CUDA, annotation=True),
+                    _ev("Optimizer.step#AdamW.step", t + 70, t + 76, device=DeviceType.CUDA, annotation=True)]
         events += [step, mm, launch, engine, mm_b, clip, opt, adam, copy, *gpu]
     events.append(_ev("ProfilerStep#1", 0, 2000))
     return SimpleNamespace(events=lambda: events)
@@ -136,7 +146,7 @@ def test_analyse_cuda_branch_on_a_hand_made_profile(gp):
     res = gp.analyse(_fake_profile(gp), 2, cuda=True, top=5)
     assert res["device_ms"] == pytest.approx(70 / 1e3)  # per step: 20 + 30 + 4 + 6 + 2 + 8 us, no overlap
     assert res["kernels"] == 5 and res["memcpys"] == 1 and res["launch_calls"] == 1
-    assert res["profiled_ms"] == pytest.approx(0.1)
+    assert res["profiled_ms"] == pytest.approx(0.103)  # from the step's host start to its last kernel's end
     cats = res["categories"]
     assert cats["matmul"] == pytest.approx(58 / 70) and cats["optimizer"] == pytest.approx(10 / 70)
     assert cats["memcpy"] == pytest.approx(2 / 70) and sum(cats.values()) == pytest.approx(1.0)
@@ -228,3 +238,48 @@ def test_kernels_of_a_graph_replay_go_by_their_names(gp):
     assert [r["op"] for r in res["top"]] == ["(kernel) nvjet_gemm", "(kernel) multi_tensor_apply_kernel"]
     assert res["categories"]["matmul"] == pytest.approx(0.8) and res["categories"]["optimizer"] == pytest.approx(0.2)
     assert res["launch_calls"] == 1 and res["kernels"] == 2 and not any(res["phases"].values())
+
+
+def _without_annotation_flags(prof):
+    """The same events as a torch without ``FunctionEvent.is_user_annotation`` gives them."""
+    events = list(prof.events())
+    for e in events:
+        del e.is_user_annotation
+    return SimpleNamespace(events=lambda: events)
+
+
+@pytest.mark.parametrize("flags", [True, False], ids=["is_user_annotation", "by-name"])
+def test_gpu_user_annotations_are_no_kernels(gp, flags):
+    """The GPU-side ranges of ``mixopt.step`` (as long as the step) and ``Optimizer.step#AdamW.step`` (over its
+    kernel, also linked to its op) count nowhere: not as kernels, in the device time, the top table, 'other',
+    the optimizer's time or the shares' denominators. The real profile of the wide shape said 'other 49.8%'."""
+    prof = _fake_profile(gp, annotations=True)
+    res = gp.analyse(prof if flags else _without_annotation_flags(prof), 2, cuda=True, top=20)
+    clean = gp.analyse(_fake_profile(gp), 2, cuda=True, top=20)
+    assert res["device_ms"] == pytest.approx(70 / 1e3)  # the real kernels' busy time; with the range it was 98 us
+    assert res["kernels"] == 5 and res["memcpys"] == 1 and res["profiled_ms"] == pytest.approx(0.103)
+    cats = res["categories"]
+    assert cats == pytest.approx(clean["categories"]) and sum(cats.values()) == pytest.approx(1.0)
+    assert cats["other"] == 0 and cats["matmul"] == pytest.approx(58 / 70)
+    assert cats["optimizer"] == pytest.approx(10 / 70)  # the kernel, not also the range over it
+    assert res["phases"] == pytest.approx(clean["phases"])
+    assert not any("mixopt.step" in r["op"] or "Optimizer.step" in r["op"] or r["main_kernel"].startswith(
+        ("mixopt.step", "Optimizer.step")) for r in res["top"])
+    assert [r["op"] for r in res["top"]] == [r["op"] for r in clean["top"]]
+    assert [r["ms_per_step"] for r in res["top"]] == pytest.approx([r["ms_per_step"] for r in clean["top"]])
+    assert sum(r["share"] for r in res["top"]) == pytest.approx(1.0)
+    assert max(cats, key=cats.get) == "matmul" and res["top"][0]["op"] == "aten::mm"
+    fields = gp.summary_fields({**res, "shape": "wide", "stack": 4, "wall_ms": 0.1, "loop_ms": 0.12,
+                                "batch_ms": 0.01, "device_share": 0.7, "bound": "compute", "dominant": "matmul"})
+    assert fields["wide_top"] == "aten::mm" and fields["wide_other_share"] == 0
+
+
+def test_device_annotation_signal(gp):
+    """torch's flag decides; without it (an older torch) a device event named after a host event is a range."""
+    cuda = DeviceType.CUDA
+    assert gp.is_device_annotation(_ev("mixopt.step", 0, 1, device=cuda, annotation=True))
+    assert not gp.is_device_annotation(_ev("nvjet_gemm", 0, 1, device=cuda), {"nvjet_gemm"})  # flag says no
+    assert gp.is_device_annotation(SimpleNamespace(name="x", activity_type="gpu_user_annotation"))
+    assert not gp.is_device_annotation(SimpleNamespace(name="nvjet_gemm", activity_type="kernel"))
+    assert gp.is_device_annotation(SimpleNamespace(name="mixopt.step"), {"mixopt.step", "aten::mm"})
+    assert not gp.is_device_annotation(SimpleNamespace(name="nvjet_gemm"), {"mixopt.step", "aten::mm"})

@@ -259,3 +259,13 @@ def test_plan_phases_rounds_and_switches():
         assert all(round(w, 6) == w for w in ph["weights"].values())
     assert plan_phases(p, {**up, "helps": False}) == phases[:1]
     assert plan_phases(p, None) == phases[:1]
+
+
+def test_cuda_graphs_never_enters_a_run_id():
+    """How a step executes (CUDA-graphed or not, the default since stop 25) leaves run ids, and so stores, alone."""
+    from mixopt.runs.record import RunSpec
+    proxy = ProxyConfig().model_dump(mode="json")
+    mix = Mixture({"a": 0.5, "b": 0.5})
+    ids = {RunSpec(mix, {**proxy, "cuda_graphs": on}, "fp", 0).run_id for on in (True, False)}
+    assert len(ids) == 1
+    assert RunSpec(mix, {**proxy, "lr": 1e-3}, "fp", 0).run_id not in ids  # what trains still does

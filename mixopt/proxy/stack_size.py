@@ -27,7 +27,7 @@ from ..io import atomic_write_json
 from .device import _cpu_model, _exclusive, _read_json, dtype_name, pick_dtype
 from .chunked_ce import CE_CHUNK_ELEMENTS, use_chunked_ce
 from .model import GPT, GPTConfig
-from .step import GRAPH_EAGER_STEPS, ModelStack
+from .step import GRAPH_EAGER_STEPS, ModelStack, uses_graphs
 
 log = logging.getLogger("mixopt.proxy")
 
@@ -35,6 +35,7 @@ MAX_STACK = 64  # most proxies choose_stack_size puts in one stack
 TOLERANCE = 0.03  # keep the smallest size whose throughput is within 3% of the best measured
 MEMORY_SHARE = 0.5  # share of the free GPU memory a stack may plan to use
 
+STEP_VERSION = "step2"  # part of the cache key: changed when the step's kernels change (2: folded norms, bf16 softmax)
 _KNOWN: dict[str, int] = {}  # this process's answers, by cache key
 
 
@@ -74,7 +75,7 @@ def stack_memory_limit(cfg, device, free_memory_bytes: int | None = None, *, voc
     logits = 6 * shape.vocab_size * shape.n_embd if chunked else tokens * shape.vocab_size * 12  # chunked: head grad/bf16 copies
     # a WSD decay branch trained from a CUDA graph captures its own graph, whose memory pool holds a second set of
     # activations while the run's graph keeps its own (one branch trains at a time)
-    copies = 2 if getattr(cfg, "cuda_graphs", False) and getattr(cfg, "schedule", "") == "wsd" else 1
+    copies = 2 if uses_graphs(cfg, device) and getattr(cfg, "schedule", "") == "wsd" else 1
     per_model = (18 * n_params  # fp32 params, grads, exp_avg, exp_avg_sq + bf16 weight copies
                  + copies * (shape.n_layer * tokens * shape.n_embd * 48  # saved activations per block, mixed bf16/fp32
                              + tokens * shape.n_embd * 16 + logits))  # embeddings, final norm; logits + fp32 loss
@@ -110,8 +111,9 @@ def probe_stack_size(cfg, device, dtype: torch.dtype, *, vocab_size: int = 257, 
     device = torch.device(device)
     sizes = sorted(candidates) if candidates is not None else candidate_sizes(limit)
     shape = GPTConfig.from_proxy(cfg, vocab_size)
-    graphs = "|graphs" if getattr(cfg, "cuda_graphs", False) and device.type == "cuda" else ""
-    key = f"{_device_name(device)}|torch-{torch.__version__}|{shape}|b{cfg.batch_size}|{dtype_name(dtype)}|{sizes}{graphs}"
+    graphs = "|graphs" if uses_graphs(cfg, device) else "|compile" if getattr(cfg, "compile", False) else ""
+    key = (f"{_device_name(device)}|torch-{torch.__version__}|{shape}|b{cfg.batch_size}|{dtype_name(dtype)}|{sizes}"
+           f"{graphs}|{STEP_VERSION}")
     if cache and key in _KNOWN:
         return _KNOWN[key]
     path = default_cache_dir() / "stack_probe.json"

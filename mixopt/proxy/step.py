@@ -54,6 +54,16 @@ def make_optimizer(model: torch.nn.Module, cfg, device: torch.device, *, matrix_
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, **kind)
 
 
+def uses_graphs(cfg, device) -> bool:
+    """Whether steps replay a captured CUDA graph: ``cfg.cuda_graphs`` on a CUDA device, unless ``cfg.compile``.
+
+    A compiled step is not captured by hand: that pairing was never measured, and torch.compile's kernels alone gave
+    1.43x the graphed step on the wide shape (H200; benchmarks/gpu_step_variants.py).
+    """
+    return (bool(getattr(cfg, "cuda_graphs", False)) and not bool(getattr(cfg, "compile", False))
+            and torch.device(device).type == "cuda")
+
+
 class ModelStack:
     """M models of one shape with their AdamW: one ``GPT`` when M = 1, a ``StackedGPT`` otherwise.
 
@@ -66,7 +76,7 @@ class ModelStack:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.single = isinstance(model, GPT)
         self.n_models = 1 if self.single else model.n_models
-        want = bool(getattr(cfg, "cuda_graphs", False)) if graphs is None else graphs
+        want = (uses_graphs(cfg, device) if graphs is None else graphs) and not compile
         self.graphs = want and device.type == "cuda"  # replay steps from a CUDA graph (until a capture fails)
         matrix_dim = 2 if self.single else 3
         if self.graphs:

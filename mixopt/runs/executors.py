@@ -27,6 +27,7 @@ from ..config import SweepConfig
 from ..data.types import DomainSet
 from ..errors import ConfigError, MixoptError, require
 from ..proxy.device import pick_device
+from ..proxy.step import uses_graphs
 from ..proxy.train import choose_stack_size
 from .record import RunSpec
 from .store import RunStore
@@ -117,7 +118,8 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
     if workers <= 1:
         stack = _stack_size(cfg, data)
         if stack > 1 and on_info and specs:
-            steps = "CUDA-graphed" if cfg.proxy.cuda_graphs else "eager (proxy.cuda_graphs: true replays them from a graph)"
+            steps = ("CUDA-graphed" if uses_graphs(cfg.proxy, pick_device(cfg.proxy)) else
+                     "compiled" if cfg.proxy.compile else "eager")
             on_info(f"training up to {stack} proxies per stack (the stack probe's choice for this shape, cached in "
                     f"$MIXOPT_CACHE/stack_probe.json); {steps} steps")
         deferred = []

@@ -35,6 +35,8 @@ def canonical_json(obj: Any) -> str:
 
 # ProxyConfig fields of record version 1. A field added since enters a run id only when it differs from
 # its default, so a new option (e.g. `decay_fraction`) leaves the ids of existing stores unchanged.
+# Fields that only say how a step executes (same numbers up to float rounding) never enter it.
+ID_IGNORED_FIELDS = frozenset({"cuda_graphs"})
 V1_PROXY_FIELDS = frozenset({"n_layer", "n_embd", "head_size", "block_size", "batch_size", "tokens", "lr", "min_lr_ratio",
                              "schedule", "warmup_fraction", "weight_decay", "grad_clip", "checkpoints", "eval_tokens",
                              "device", "dtype", "compile", "threads"})
@@ -48,7 +50,8 @@ def _proxy_defaults() -> dict[str, Any]:
 def id_proxy(proxy: dict[str, Any]) -> dict[str, Any]:
     """The part of a proxy config that enters a run id: version-1 fields, and later fields set away from their default."""
     defaults = _proxy_defaults()
-    return {k: v for k, v in proxy.items() if k in V1_PROXY_FIELDS or k not in defaults or v != defaults[k]}
+    return {k: v for k, v in proxy.items()
+            if k not in ID_IGNORED_FIELDS and (k in V1_PROXY_FIELDS or k not in defaults or v != defaults[k])}
 
 
 def _rounded(w) -> dict[str, float]:
