@@ -14,6 +14,13 @@ proxies, per replication (``--repeats``: sweep seeds 0, 1, ...) and target:
 6. **reuse-both** (``reuse: {plan, store}``): reuse's draws plus the old runs; the search is free where the old runs
    joined the fit and keeps the old ratios where none did;
 
+With ``--remove`` the update goes the other way: the old sweep covers every domain, ``--new`` names the domain that
+is **removed**, and the arms are **recompute** (sweep the remaining domains, ``--runs`` mixtures), **recompute-small**
+(``--reuse-runs`` mixtures), **renorm** (the old plan without the removed domain, its other ratios kept: what
+``reuse: {plan}`` does on a removal, and what Olmix does; no new runs) and **reuse-runs** (recompute-small's runs plus
+the old runs that did not train the removed domain, through ``reuse: {store}``). The stores are the add mode's with the
+roles swapped (the add mode's ``full`` is the old sweep, its ``old`` the recompute), so one ``--store`` serves both.
+
 then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
 plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary
 averages them over replications and targets. Plans are the search's own mixtures (no keep-baseline gate, no end
@@ -22,6 +29,7 @@ phase), as in ``search_curse.py``: the comparison is between searches. Sweep cos
 Usage::
 
     python benchmarks/mixture_reuse.py --store DIR --proxy-steps 160 --seeds 8 --repeats 4 [--new math]
+    python benchmarks/mixture_reuse.py --store DIR --proxy-steps 160 --seeds 8 --repeats 4 --remove   # a removal
     python benchmarks/mixture_reuse.py --smoke                # tiny, seconds (CI); numbers not meaningful
 
 The last line is the ``summary:`` line.
@@ -46,6 +54,7 @@ from mixopt import pipeline
 from mixopt.config import SweepConfig
 from mixopt.data.domains import load_domain_set
 from mixopt.data.embedded import embedded_domains
+from mixopt.plan import Phase
 from mixopt.proxy.loop import torch_threads
 from mixopt.reuse import ReusedMixture
 from mixopt.runs.store import RunStore, StoreSnapshot
@@ -57,7 +66,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one target, 2 seeds: seconds (CI)")
     ap.add_argument("--store", default=None, help="folder for the run stores (resumed); default a temp dir")
-    ap.add_argument("--new", default="legal", help="the domain added to the data (default legal)")
+    ap.add_argument("--new", default="legal", help="the domain added to the data (default legal); removed with --remove")
+    ap.add_argument("--remove", action="store_true", help="the update removes --new instead of adding it")
     ap.add_argument("--runs", type=int, default=None, help="sampled mixtures of the old and the full sweep (default 30; smoke 6)")
     ap.add_argument("--reuse-runs", type=int, default=None, help="sampled mixtures of the reuse and full-small sweeps (default 8; smoke 3)")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per run (default 40; smoke 4)")
@@ -105,11 +115,12 @@ def run(args, root: Path) -> dict:
     rows, counts = [], []  # rows: (repeat, target, {comparison: mean paired difference over seeds})
     for rep in range(args.repeats):
         print(f"repeat {rep} (sweep seed {rep}):", flush=True)
-        got, n = one_repeat(args, root if rep == 0 else root / f"seed{rep}", rep, targets, seeds)
+        got, n = (one_removal if args.remove else one_repeat)(args, root if rep == 0 else root / f"seed{rep}", rep,
+                                                               targets, seeds)
         rows += [(rep, t, d) for t, d in got.items()]
         counts.append(n)
     out = {}
-    for mine, other in COMPARISONS:
+    for mine, other in REMOVAL if args.remove else COMPARISONS:
         comp = f"{mine} - {other}"
         vals = np.array([d[comp] for _, _, d in rows])
         key = f"{mine}_vs_{other}".replace("-", "_")
@@ -121,13 +132,16 @@ def run(args, root: Path) -> dict:
               f"{hi:+.4f}]; per target " + ", ".join(f"{t} {out[f'{key}_{slug(t)}']:+.4f}" for t in targets), flush=True)
     n_full, n_reuse = np.mean([c[0] for c in counts]), np.mean([c[1] for c in counts])
     out["runs_full"], out["runs_reuse"], out["compute_reuse_over_full"] = float(n_full), float(n_reuse), float(n_reuse / n_full)
-    print(f"sweep runs: reuse {n_reuse:.0f} vs full {n_full:.0f} ({n_reuse / n_full:.0%}; the old sweep's runs were spent "
+    print(f"sweep runs: reuse {n_reuse:.0f} vs {'recompute' if args.remove else 'full'} {n_full:.0f} ({n_reuse / n_full:.0%}; "
+          f"the old sweep's runs were spent "
           f"before the update); total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
-    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "mode": "smoke" if args.smoke else "full"})
+    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "removal": args.remove,
+                          "mode": "smoke" if args.smoke else "full"})
 
 
 COMPARISONS = [(arm, other) for arm in ("reuse", "reuse-runs", "reuse-both") for other in ("full", "full-small")]
+REMOVAL = [(arm, other) for arm in ("renorm", "reuse-runs") for other in ("recompute", "recompute-small")]
 
 
 def slug(target: str) -> str:
@@ -182,6 +196,56 @@ def one_repeat(args, root: Path, seed: int, targets: list[str], seeds: int) -> t
             got[target][f"{mine} - {other}"] = float(d.mean())
             print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
     return got, (n_full, int(np.mean(n_reuse_all)))
+
+
+def renormalised(plan, removed: str):
+    """The plan without ``removed``, its other ratios kept (one phase: the search's own plans have one)."""
+    w = {d: v for d, v in plan.phases[0].weights.items() if d != removed and v > 0}
+    total = sum(w.values())
+    phase = Phase(start_fraction=0.0, weights={d: v / total for d, v in w.items()})
+    return plan.model_copy(update={"phases": [phase], "reasons": [f"the old plan without {removed}, renormalised"]})
+
+
+def one_removal(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:
+    """One replication of a removal under sweep seed ``seed`` (see the module docstring)."""
+    runs = args.runs or (6 if args.smoke else 30)
+    few = args.reuse_runs or (3 if args.smoke else 8)
+    kept = [d for d in embedded_domains() if d != args.new]
+    root.mkdir(parents=True, exist_ok=True)
+    before_cfg, after_cfg = sweep_cfg(args, seed, runs=runs), sweep_cfg(args, seed, runs=runs, include=kept)
+    small_cfg = sweep_cfg(args, seed, runs=few, include=kept)
+    runs_cfg = sweep_cfg(args, seed, runs=few, include=kept, reuse_store=str(root / "full"))
+    before, n_before, _ = swept(before_cfg, root / "full")  # every domain: the add mode's full sweep
+    after, n_after, s_after = swept(after_cfg, root / "old")  # the remaining domains: the add mode's old sweep
+    small, n_small, s_small = swept(small_cfg, root / "removed-small")
+    with_old, _, _ = swept(runs_cfg, root / "removed-reuse-runs")
+    data = load_domain_set(after_cfg.data)
+    print(f"  sweeps: old {n_before} runs over {len(kept) + 1} domains; recompute {n_after} runs over {len(kept)} "
+          f"({s_after:.0f} s of training); recompute-small {n_small} ({s_small:.0f} s)", flush=True)
+    got = {}
+    for target in targets:
+        old_plan = propose(before, before_cfg, target)
+        plans = {"renorm": renormalised(old_plan, args.new), "reuse-runs": propose(with_old, runs_cfg, target),
+                 "recompute": propose(after, after_cfg, target), "recompute-small": propose(small, small_cfg, target)}
+        took = plans["reuse-runs"].provenance.get("reused_runs", 0)
+        print(f"  {target}: the old plan gave {args.new} {old_plan.phases[0].weights.get(args.new, 0.0):.3f}; "
+              f"reuse-runs fitted {took} old run(s) (of {n_before}) beside its {n_small} new ones", flush=True)
+        bodies = {name: verify(p, RunStore(root / "old", create=False), after, after_cfg, data,
+                               against=["natural", "uniform"], seeds=seeds, tokens=after_cfg.proxy.tokens)
+                  for name, p in plans.items()}
+        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
+        for name, b in bodies.items():
+            top = max(plans[name].phases[0].weights.items(), key=lambda kv: kv[1])
+            vs = "  ".join(f"vs {c['against']} {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+                           for c in b["comparisons"])
+            print(f"      {name:15s} measured {values[name].mean():.4f} (largest {top[0]} {top[1]:.3f}); {vs}", flush=True)
+        got[target] = {}
+        for mine, other in REMOVAL:
+            d = values[mine] - values[other]
+            lo, hi = paired_interval(d)
+            got[target][f"{mine} - {other}"] = float(d.mean())
+            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return got, (n_after, n_small)
 
 
 if __name__ == "__main__":

@@ -269,3 +269,16 @@ def test_cuda_graphs_never_enters_a_run_id():
     ids = {RunSpec(mix, {**proxy, "cuda_graphs": on}, "fp", 0).run_id for on in (True, False)}
     assert len(ids) == 1
     assert RunSpec(mix, {**proxy, "lr": 1e-3}, "fp", 0).run_id not in ids  # what trains still does
+
+
+def test_seed_repeats_across_the_cuda_graphs_default_stay_one_group():
+    """A store resumed after the default changed holds repeats with either value: one seed-noise group."""
+    from types import SimpleNamespace
+
+    from mixopt.runs.groups import repeat_groups
+    proxy = ProxyConfig().model_dump(mode="json")
+    mix = {"a": 0.5, "b": 0.5}
+    recs = [SimpleNamespace(phases=None, mixture=mix, proxy={**proxy, "cuda_graphs": on}, data_fingerprint="fp")
+            for on in (False, True)]
+    recs.append(SimpleNamespace(phases=None, mixture=mix, proxy={**proxy, "lr": 1e-3}, data_fingerprint="fp"))
+    assert repeat_groups(recs).tolist() == [0, 0, 1]

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .record import RunRecord
+from .record import RunRecord, id_proxy
 
 
 def design_key(rec: RunRecord) -> str:
-    """Everything that fixes a run's outcome except its seed: schedule, proxy config and data."""
+    """Everything that fixes a run's outcome except its seed: schedule, proxy config (as its run id reads it, so
+    how steps executed, e.g. ``cuda_graphs``, splits no group) and data."""
     phases = [[round(float(s), 10), {d: round(float(w), 10) for d, w in sorted(dict(m).items())}] for s, m in rec.phases or [[0.0, rec.mixture]]]
-    return json.dumps({"phases": phases, "proxy": rec.proxy, "data": rec.data_fingerprint}, sort_keys=True)
+    return json.dumps({"phases": phases, "proxy": id_proxy(rec.proxy or {}), "data": rec.data_fingerprint}, sort_keys=True)
 
 
 def repeat_groups(records: Sequence[RunRecord]) -> np.ndarray:
