@@ -220,3 +220,26 @@ def test_runs_of_another_proxy_are_left_out(tmp_path):
     assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
     full, partial, line = reused_records(pipeline.open_store(tmp_path / "s_new"), "val/code")
     assert full == partial == [] and "none of its 5 run(s) can join" in line and "5 left out (another proxy)" in line
+
+
+def test_a_removed_domain_keeps_the_old_runs_that_never_trained_it(tmp_path):
+    """After a removal, old runs that gave the removed domain weight 0 join (without it and its metric); the rest
+    stay out, counted."""
+    from mixopt import pipeline
+    from mixopt.runs.reused import reused_records
+
+    old_cfg = write_cfg(tmp_path, runs=8, sampler={"min_weight": 0.3})  # code, prose, legal; small weights zeroed
+    old_cfg = old_cfg.rename(tmp_path / "old.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    old = pipeline.open_store(tmp_path / "s_old").ok
+    free = [r for r in old if r.overall_mixture().get("legal", 0.0) == 0.0]
+    assert 0 < len(free) < len(old)  # the draw under this seed has both kinds
+    new_cfg = write_cfg(tmp_path, runs=4, data={"include": ["code", "prose"]}, reuse={"store": str(tmp_path / "s_old")})
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    snap = pipeline.open_store(tmp_path / "s_new")
+    full, partial, line = reused_records(snap, "mean:all-domains")
+    assert len(full) == len(free) and partial == []
+    assert f"{len(old) - len(free)} left out (it trained a domain no longer in the data)" in line
+    assert all(set(r.mixture) <= {"code", "prose"} and "val/legal" not in r.metrics for r in full)
+    model = pipeline.fit(snap, "mean:all-domains")  # the old runs' val/legal is no component today
+    assert model.meta["reused_runs"] == len(free) and model.domains == ["code", "prose"]

@@ -4,16 +4,19 @@ A run of the old sweep trained a mixture of the old domains; in today's domain s
 new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
 measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
 ``reused_records`` checks the domains' content fingerprints (or, for stores written before they were kept, their token
-counts and the data settings), drops runs on other proxies or on removed domains, and says why it took what it took.
+counts and the data settings), drops runs on other proxies or that trained a removed domain (a run that gave a removed
+domain weight 0 stays, without that domain and its metrics), and says why it took what it took.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConsistencyError, DataError, FitError
+from ..mixtures import Mixture
 from .record import RunRecord, canonical_json, id_proxy
 from .store import RunStore, StoreSnapshot
 from .table import records_table, sweep_records
@@ -55,12 +58,13 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     dropped: dict[str, int] = {}
     kept = []
     for r in runs:
+        trained = {d for d, w in r.overall_mixture().items() if w > 0}
         why = ("another proxy" if _shape(r.proxy) not in proxies else
-               "a domain no longer in the data" if set(r.overall_mixture()) - domains else "")
+               "it trained a domain no longer in the data" if trained - domains else "")
         if why:
             dropped[why] = dropped.get(why, 0) + 1
         else:
-            kept.append(r)
+            kept.append(restricted(r, domains, set(today.metrics)))
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
@@ -79,6 +83,19 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     missing = [c for c in cols if c not in has]
     return [], kept, (f"reuse.store: {len(kept)} run(s) of {path} join {at0}, for the {len(has)} of {len(cols)} components "
                       f"of {target} they measured (not {', '.join(missing)}){left}")
+
+
+def restricted(r: RunRecord, domains: set[str], metrics: set[str]) -> RunRecord:
+    """``r`` as a run of today's data: the zero-weight entries of removed domains out of its phases, and the metrics
+    today's runs do not measure (a removed domain's) out of its metrics and curves. ``r`` itself when nothing goes."""
+    gone = set(r.mixture) - domains | {d for _, m in r.phases for d in m if d not in domains}
+    extra = set(r.metrics) - metrics
+    if not gone and not extra:
+        return r
+    phases = [(s, Mixture({d: w for d, w in m.items() if d not in gone})) for s, m in r.phases]
+    return dataclasses.replace(r, mixture=phases[0][1], phases=phases,
+                               metrics={k: v for k, v in r.metrics.items() if k not in extra},
+                               curves={k: v for k, v in r.curves.items() if k not in extra})
 
 
 def check_same_domain_data(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
