@@ -54,7 +54,6 @@ from mixopt import pipeline
 from mixopt.config import SweepConfig
 from mixopt.data.domains import load_domain_set
 from mixopt.data.embedded import embedded_domains
-from mixopt.plan import Phase
 from mixopt.proxy.loop import torch_threads
 from mixopt.reuse import ReusedMixture
 from mixopt.runs.store import RunStore, StoreSnapshot
@@ -199,11 +198,11 @@ def one_repeat(args, root: Path, seed: int, targets: list[str], seeds: int) -> t
 
 
 def renormalised(plan, removed: str):
-    """The plan without ``removed``, its other ratios kept (one phase: the search's own plans have one)."""
-    w = {d: v for d, v in plan.phases[0].weights.items() if d != removed and v > 0}
-    total = sum(w.values())
-    phase = Phase(start_fraction=0.0, weights={d: v / total for d, v in w.items()})
-    return plan.model_copy(update={"phases": [phase], "reasons": [f"the old plan without {removed}, renormalised"]})
+    """The plan without ``removed``, its other ratios kept: ``mixopt export --drop`` (``Plan.without``); the old
+    prediction stays, since ``verify`` wants one (its comparisons against natural and uniform do not use it)."""
+    if removed not in plan.domains:
+        return plan
+    return plan.without([removed]).model_copy(update={"predicted": plan.predicted})
 
 
 def one_removal(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:

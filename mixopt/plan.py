@@ -103,6 +103,39 @@ class Plan(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def without(self, removed: list[str] | tuple[str, ...]) -> "Plan":
+        """This plan after ``removed`` left the data: each phase's other shares renormalised, their epochs scaled by how
+        much their overall share grew, the removed domains' entries gone, and the prediction dropped (it was for the
+        old mixture). Olmix's answer to a removal; on the embedded corpus it trained as well as a re-sweep
+        (benchmarks/RESULTS.md, "Reusing an earlier sweep", removal).
+
+        Raises ConfigError for a domain the plan does not train, or when a phase would be left with nothing.
+        """
+        gone = sorted(set(removed))
+        unknown = [d for d in gone if d not in self.domains]
+        if unknown:
+            raise ConfigError(f"The plan has no domain {', '.join(unknown)}; its domains are {self.domains}. Fix the name.")
+        phases = []
+        for i, p in enumerate(self.phases):
+            left = {d: w for d, w in p.weights.items() if d not in gone}
+            total = math.fsum(left.values())
+            if total <= 0:
+                raise ConfigError(f"Phase {i} of the plan trains only {', '.join(d for d in p.weights if d in gone)}: "
+                                  "nothing is left of it without them. Plan anew on the remaining domains.")
+            phases.append(Phase(start_fraction=p.start_fraction, weights={d: w / total for d, w in left.items()}))
+        old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
+        grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
+        reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
+                  + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
+                     "is dropped)" if self.predicted else ""))
+        return self.model_copy(update=dict(
+            phases=phases, predicted=None, reasons=[reason, *self.reasons],
+            epochs={d: e * grow.get(d, 1.0) for d, e in self.epochs.items() if d not in gone},
+            effective_tokens={d: t * grow.get(d, 1.0) for d, t in self.effective_tokens.items() if d not in gone},
+            pools={d: v for d, v in self.pools.items() if d not in gone},
+            pool_laws={d: v for d, v in self.pool_laws.items() if d not in gone},
+            tokens_per_doc={d: v for d, v in self.tokens_per_doc.items() if d not in gone}))
+
 
 def load_plan(path: str | Path) -> Plan:
     raw = read_yaml(path, what="Plan file", missing_hint=f"Create one with `mixopt propose ... --out {path}`.",

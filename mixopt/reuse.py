@@ -69,8 +69,10 @@ class ReusedMixture:
         total = math.fsum(kept.values())
         if not free:
             gone = sorted(d for d in weights if d not in domains)
-            alone = (f" With {', '.join(gone)} removed and nothing added, the old ratios renormalised are the mixture: "
-                     + ", ".join(f"{d} {w / total:.4f}" for d, w in sorted(kept.items())) + ".") if gone else ""
+            alone = (f" With {', '.join(gone)} removed and nothing added, the old ratios renormalised are the mixture ("
+                     + ", ".join(f"{d} {w / total:.4f}" for d, w in sorted(kept.items()))
+                     + f"; as good as a re-sweep on the embedded corpus): export it with `mixopt export {source} "
+                     + " ".join(f"--drop {d}" for d in gone) + " ...`.") if gone else ""
             raise ConfigError(f"reuse leaves nothing to search: every domain of the data keeps its ratio from {source}.{alone} "
                               "Name the domains whose data changed in reuse.recompute, or add the new domains to data.")
         return cls(domains, {d: w / total for d, w in sorted(kept.items())}, source,

@@ -528,3 +528,35 @@ def test_a_saved_plan_reads_as_text_and_round_trips(tmp_path):
     assert "±0.1529" in text and "\\xB1" not in text
     assert sum("noise band" in line for line in text.splitlines()) == 1
     assert load_plan(path).reasons == [reason]
+
+
+def test_plan_without_a_removed_domain():
+    from mixopt.errors import ConfigError
+    from mixopt.plan import plan_from_dict
+    plan = plan_from_dict(plan_dict(predicted={"metric": "val/code", "value": 2.5}, reasons=["searched"]))
+    cut = plan.without(["math"])
+    assert cut.phases[0].weights == pytest.approx({"code": 0.3 / 0.9, "web": 0.6 / 0.9})
+    assert cut.phases[1].weights == pytest.approx({"code": 0.4, "web": 0.6})
+    old, new = plan.overall_weights(), cut.overall_weights()
+    assert cut.epochs == pytest.approx({d: plan.epochs[d] * new[d] / old[d] for d in ("code", "web")})
+    assert "math" not in cut.tokens_per_doc and cut.predicted is None
+    assert cut.reasons[0].startswith("math removed from the plan") and "val/code 2.5000" in cut.reasons[0]
+    assert cut.reasons[1:] == ["searched"] and plan.phases[0].weights["math"] == 0.1  # the original is untouched
+    with pytest.raises(ConfigError, match="no domain books; its domains are"):
+        plan.without(["books"])
+    only = plan_from_dict(single_phase({"math": 1.0}))
+    with pytest.raises(ConfigError, match="Phase 0 of the plan trains only math"):
+        only.without(["math"])
+
+
+def test_cli_exports_without_a_dropped_domain(plan_file, tmp_path):
+    out = tmp_path / "mix.json"
+    paths = {d: p for d, p in PATHS.items() if d != "math"}
+    r = _invoke([str(plan_file), "-f", "json", "-o", str(out), *_path_args(paths), "--drop", "math"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(out.read_text())
+    assert "without math" in r.output and "math" not in json.dumps(body["phases"]) and "math" not in body["epochs"]
+    r = _invoke([str(plan_file), "-f", "json", "-o", str(tmp_path / "x.json"), *_path_args(), "--drop", "books"])
+    assert isinstance(r.exception, ExportError) and "no domain books" in str(r.exception)
+    assert "\n" not in str(r.exception)
+    assert not (tmp_path / "x.json").exists()

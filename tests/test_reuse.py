@@ -59,7 +59,7 @@ def test_bounds_of_kept_domains_bound_the_group():
     ({"x": 1.0}, (), "keeps no domain"),
     ({"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}, (), "nothing to search"),
     ({"a": 1.0}, ("zz",), "recompute names"),
-    ({"a": 0.2, "b": 0.2, "c": 0.2, "d": 0.2, "gone": 0.2}, (), "the old ratios renormalised are the mixture: a 0.2500"),
+    ({"a": 0.2, "b": 0.2, "c": 0.2, "d": 0.2, "gone": 0.2}, (), "the old ratios renormalised are the mixture \\(a 0.2500.*--drop gone"),
 ])
 def test_bad_reuse_is_a_one_line_error(weights, recompute, match):
     with pytest.raises(ConfigError, match=match):
@@ -243,3 +243,21 @@ def test_a_removed_domain_keeps_the_old_runs_that_never_trained_it(tmp_path):
     assert all(set(r.mixture) <= {"code", "prose"} and "val/legal" not in r.metrics for r in full)
     model = pipeline.fit(snap, "mean:all-domains")  # the old runs' val/legal is no component today
     assert model.meta["reused_runs"] == len(free) and model.domains == ["code", "prose"]
+
+
+def test_the_removal_benchmark_runs_its_arms(monkeypatch, capsys):
+    """benchmarks/mixture_reuse.py --remove at smoke size: the renormalised old plan keeps the old ratios without the
+    removed domain, and every comparison is in the summary."""
+    from tests.bench_loader import load_benchmark
+    module = load_benchmark("mixture_reuse", monkeypatch)
+    fields = module.main(["--smoke", "--remove"])
+    assert fields["removal"] is True and fields["runs_reuse"] < fields["runs_full"]
+    for key in ("renorm_vs_recompute", "renorm_vs_recompute_small", "reuse_runs_vs_recompute"):
+        assert key in fields, key
+    out = capsys.readouterr().out
+    assert "renorm" in out and "reuse-runs fitted" in out
+    from mixopt.plan import plan_from_dict
+    plan = plan_from_dict({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0,
+                                                             "weights": {"a": 0.5, "b": 0.3, "legal": 0.2}}]})
+    assert module.renormalised(plan, "legal").phases[0].weights == pytest.approx({"a": 0.625, "b": 0.375})
+    assert module.renormalised(plan, "math") is plan  # a domain the plan never trained

@@ -35,10 +35,14 @@ def export_cmd(
     seq_length: int | None = typer.Option(None, help="Tokens per sequence for megatron/nanotron step numbers (default 4096)."),
     seed: int = typer.Option(42, help="Sampling seed written into formats that take one."),
     stopping_strategy: str = typer.Option("all_exhausted", help="hf-datasets: all_exhausted or first_exhausted."),
+    drop: list[str] = typer.Option([], "--drop", help="DOMAIN removed from the data: export the plan without it, the "
+                                   "other shares renormalised (as good as a re-sweep on the embedded corpus); repeatable."),
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
     try:
         plan = load_plan(plan_path)
+        if drop:
+            plan = plan.without(drop)
     except ConfigError as exc:
         raise ExportError(f"Cannot export: {exc}") from None
     options = ExportOptions(
@@ -50,7 +54,8 @@ def export_cmd(
     )
     result = write_export(plan, fmt, out, parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc), options)
     n = len(result.files)
-    typer.echo(f"Wrote {fmt} export of {plan_path} to {result.out} ({n} file{'s' if n != 1 else ''}).")
+    typer.echo(f"Wrote {fmt} export of {plan_path}" + (f" without {', '.join(sorted(set(drop)))}" if drop else "")
+               + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
 
