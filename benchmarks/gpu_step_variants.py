@@ -23,7 +23,9 @@ Without CUDA it runs the default shape small, in fp32, to exercise the code.
         [--deadline SECONDS] [--smoke]
 
 The last line reads ``summary: <shape>_m<M>_<arm>_tps=.. <shape>_m<M>_<arm>_mfu=..
-<shape>_m<M>_<arm>_vs_base=.. ... cuda=yes|no mode=full|smoke``.
+<shape>_m<M>_<arm>_vs_base=.. <shape>_m<M>_<arm>_wall_s=.. ... cuda=yes|no mode=full|smoke``; ``wall_s`` is one
+try's seconds with the model's build, the warm-up and (``compile``) the compilation: what a new stack costs before
+its first timed step.
 """
 
 from __future__ import annotations
@@ -111,12 +113,15 @@ def main(argv: list[str] | None = None) -> dict:
             if args.arms:
                 plan = {k: v for k, v in plan.items() if k in args.arms.split(",")}
             runs: dict[str, list[float]] = {name: [] for name in plan}
+            walls: dict[str, list[float]] = {name: [] for name in plan}  # build + warm-up (+ compile) + timed steps
             for _ in range(args.repeats):  # interleaved over the arms
                 for name, arm in plan.items():
                     if args.deadline and time.monotonic() - t0 > args.deadline:
                         continue
                     try:
+                        t_arm = time.monotonic()
                         runs[name].append(time_arm(shape, vocab, m, arm, device, args.steps))
+                        walls[name].append(time.monotonic() - t_arm)
                     except Exception as err:  # an arm that fails (e.g. compile) is reported, not fatal
                         print(f"{label} m={m} {name}: failed ({type(err).__name__}: {str(err)[:200]})", flush=True)
             base = statistics.median(runs["base"]) if runs.get("base") else None
@@ -125,9 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
                 tps = statistics.median(vals) if vals else None
                 util = mfu(fpt, tps, device) if tps else None
                 ratio = tps / base if tps and base else None
-                fields.update({f"{key}_tps": tps, f"{key}_mfu": util, f"{key}_vs_base": ratio})
+                wall = statistics.median(walls[name]) if walls[name] else None
+                fields.update({f"{key}_tps": tps, f"{key}_mfu": util, f"{key}_vs_base": ratio, f"{key}_wall_s": wall})
                 print(f"{label} stack {m} {name:8s}: " + (f"{tps:,.0f} tok/s" if tps else "not measured")
                       + (f", MFU {util:.4f}" if util is not None else "") + (f", {ratio:.2f}x base" if ratio else "")
+                      + (f"; {wall:.1f} s per try (build, warm-up, compile, timed steps)" if wall else "")
                       + f" ({len(vals)} repeats)", flush=True)
     print(machine_line(start, provenance()))
     return print_summary({**fields, "cuda": cuda, "mode": "smoke" if args.smoke or not cuda else "full"})

@@ -21,6 +21,11 @@ is **removed**, and the arms are **recompute** (sweep the remaining domains, ``-
 the old runs that did not train the removed domain, through ``reuse: {store}``). The stores are the add mode's with the
 roles swapped (the add mode's ``full`` is the old sweep, its ``old`` the recompute), so one ``--store`` serves both.
 
+With ``--chain`` two updates come in a row (Olmix's setting has five): the old sweep covers the domains but ``--new``
+and ``math`` (``--runs`` mixtures), the first update adds ``--new`` (``--reuse-runs`` mixtures, ``reuse: {store: old}``),
+the second adds ``math`` (``--reuse-runs`` mixtures, ``reuse: {store: first update}``, which brings the old sweep's runs
+too); **chain** is the second update's plan, against **full** and **full-small** over all domains (the add mode's).
+
 then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
 plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary
 averages them over replications and targets. Plans are the search's own mixtures (no keep-baseline gate, no end
@@ -67,6 +72,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--store", default=None, help="folder for the run stores (resumed); default a temp dir")
     ap.add_argument("--new", default="legal", help="the domain added to the data (default legal); removed with --remove")
     ap.add_argument("--remove", action="store_true", help="the update removes --new instead of adding it")
+    ap.add_argument("--chain", action="store_true", help="two additions in a row: --new, then math")
     ap.add_argument("--runs", type=int, default=None, help="sampled mixtures of the old and the full sweep (default 30; smoke 6)")
     ap.add_argument("--reuse-runs", type=int, default=None, help="sampled mixtures of the reuse and full-small sweeps (default 8; smoke 3)")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per run (default 40; smoke 4)")
@@ -114,12 +120,12 @@ def run(args, root: Path) -> dict:
     rows, counts = [], []  # rows: (repeat, target, {comparison: mean paired difference over seeds})
     for rep in range(args.repeats):
         print(f"repeat {rep} (sweep seed {rep}):", flush=True)
-        got, n = (one_removal if args.remove else one_repeat)(args, root if rep == 0 else root / f"seed{rep}", rep,
-                                                               targets, seeds)
+        step = one_removal if args.remove else one_chain if args.chain else one_repeat
+        got, n = step(args, root if rep == 0 else root / f"seed{rep}", rep, targets, seeds)
         rows += [(rep, t, d) for t, d in got.items()]
         counts.append(n)
     out = {}
-    for mine, other in REMOVAL if args.remove else COMPARISONS:
+    for mine, other in REMOVAL if args.remove else CHAIN if args.chain else COMPARISONS:
         comp = f"{mine} - {other}"
         vals = np.array([d[comp] for _, _, d in rows])
         key = f"{mine}_vs_{other}".replace("-", "_")
@@ -135,12 +141,13 @@ def run(args, root: Path) -> dict:
           f"the old sweep's runs were spent "
           f"before the update); total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
-    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "removal": args.remove,
+    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "removal": args.remove, "chain": args.chain,
                           "mode": "smoke" if args.smoke else "full"})
 
 
 COMPARISONS = [(arm, other) for arm in ("reuse", "reuse-runs", "reuse-both") for other in ("full", "full-small")]
 REMOVAL = [(arm, other) for arm in ("renorm", "reuse-runs") for other in ("recompute", "recompute-small")]
+CHAIN = [("chain", "full"), ("chain", "full-small")]
 
 
 def slug(target: str) -> str:
@@ -195,6 +202,45 @@ def one_repeat(args, root: Path, seed: int, targets: list[str], seeds: int) -> t
             got[target][f"{mine} - {other}"] = float(d.mean())
             print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
     return got, (n_full, int(np.mean(n_reuse_all)))
+
+
+def one_chain(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:
+    """Two additions in a row under sweep seed ``seed`` (see the module docstring)."""
+    runs = args.runs or (6 if args.smoke else 30)
+    few = args.reuse_runs or (3 if args.smoke else 8)
+    second = "math" if args.new != "math" else "legal"
+    base = [d for d in embedded_domains() if d not in (args.new, second)]
+    root.mkdir(parents=True, exist_ok=True)
+    base_cfg = sweep_cfg(args, seed, runs=runs, include=base)
+    step1_cfg = sweep_cfg(args, seed, runs=few, include=base + [args.new], reuse_store=str(root / "chain-base"))
+    step2_cfg = sweep_cfg(args, seed, runs=few, reuse_store=str(root / "chain-step1"))
+    full_cfg, small_cfg = sweep_cfg(args, seed, runs=runs), sweep_cfg(args, seed, runs=few)
+    _, n_base, _ = swept(base_cfg, root / "chain-base")
+    _, n1, _ = swept(step1_cfg, root / "chain-step1")
+    step2, n2, _ = swept(step2_cfg, root / "chain-step2")
+    full, n_full, _ = swept(full_cfg, root / "full")
+    small, _, _ = swept(small_cfg, root / "full-small")
+    data = load_domain_set(full_cfg.data)
+    print(f"  sweeps: old {n_base} runs over {len(base)} domains; +{args.new}: {n1}; +{second}: {n2}; full {n_full}",
+          flush=True)
+    got = {}
+    for target in targets:
+        plans = {"chain": propose(step2, step2_cfg, target), "full": propose(full, full_cfg, target),
+                 "full-small": propose(small, small_cfg, target)}
+        print(f"  {target}: chain fitted {plans['chain'].provenance.get('reused_runs', 0)} old run(s) beside its {n2} "
+              f"new ones", flush=True)
+        bodies = {name: verify(p, RunStore(root / "full", create=False), full, full_cfg, data, against=["natural", "uniform"],
+                               seeds=seeds, tokens=full_cfg.proxy.tokens) for name, p in plans.items()}
+        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
+        for name in plans:
+            print(f"      {name:10s} measured {values[name].mean():.4f}", flush=True)
+        got[target] = {}
+        for mine, other in CHAIN:
+            d = values[mine] - values[other]
+            lo, hi = paired_interval(d)
+            got[target][f"{mine} - {other}"] = float(d.mean())
+            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return got, (n_full, n1 + n2)
 
 
 def renormalised(plan, removed: str):

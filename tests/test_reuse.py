@@ -261,3 +261,29 @@ def test_the_removal_benchmark_runs_its_arms(monkeypatch, capsys):
                                                              "weights": {"a": 0.5, "b": 0.3, "legal": 0.2}}]})
     assert module.renormalised(plan, "legal").phases[0].weights == pytest.approx({"a": 0.625, "b": 0.375})
     assert module.renormalised(plan, "math") is plan  # a domain the plan never trained
+    fields = module.main(["--smoke", "--chain"])  # two additions in a row: the second store chains to the first
+    assert fields["chain"] is True and "chain_vs_full" in fields and "chain fitted" in capsys.readouterr().out
+
+
+def test_updates_in_a_row_chain_the_stores(tmp_path):
+    """A store that itself reused one brings that store's runs too; a store that is gone is said, not fatal."""
+    import shutil
+
+    from mixopt import pipeline
+    from mixopt.runs.reused import reused_records
+
+    s0, s1, s2 = (str(tmp_path / n) for n in ("s0", "s1", "s2"))
+    first = write_cfg(tmp_path, runs=3, data={"include": ["code", "prose"]}).rename(tmp_path / "c0.yaml")
+    assert run(["sweep", str(first), "--store", s0]) == 0
+    second = write_cfg(tmp_path, runs=3, reuse={"store": s0}).rename(tmp_path / "c1.yaml")  # legal added
+    assert run(["sweep", str(second), "--store", s1]) == 0
+    third = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": s1})  # another update on the same domains
+    assert run(["sweep", str(third), "--store", s2]) == 0
+    n0, n1 = (len(pipeline.open_store(s).ok) for s in (s0, s1))
+    full, partial, line = reused_records(pipeline.open_store(s2), "val/code")
+    assert len(full) == n0 + n1 and partial == [] and f"and the 1 store(s) it reused ({s0})" in line
+    model = pipeline.fit(pipeline.open_store(s2), "val/code")
+    assert model.meta["reused_runs"] == n0 + n1
+    shutil.rmtree(s0)
+    full, _, line = reused_records(pipeline.open_store(s2), "val/code")
+    assert len(full) == n1 and f"its earlier store {s0} is gone" in line

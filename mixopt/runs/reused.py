@@ -32,6 +32,8 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
 
     ``snapshot``'s sweep config names the earlier store (``reuse.store``); without one: ``([], [], None)``. The partial
     runs can serve an averaged target's component models (``MetricAverage``), not a model of the target itself.
+    Updates in a row chain: when the earlier store was itself swept with ``reuse.store``, that store's runs come too,
+    and so on (``store_chain``), each checked the same way.
 
     Raises
     ------
@@ -47,11 +49,17 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
         raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
                         "or drop reuse.store.")
-    old = RunStore(path, create=False).snapshot()
-    runs = sweep_records(old.ok)
-    if not runs:
+    chain, missing = store_chain(path, snapshot.root)
+    old = chain[0][1]
+    if not sweep_records(old.ok):
         raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
-    check_same_domain_data(old.meta, snapshot.meta, path)
+    runs, seen = [], set()
+    for where, store in chain:
+        check_same_domain_data(store.meta, snapshot.meta, where)
+        for r in sweep_records(store.ok):
+            if r.run_id not in seen:
+                seen.add(r.run_id)
+                runs.append(r)
     today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
     domains = set(snapshot.meta.get("domains") or today.domains)
     proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
@@ -70,6 +78,10 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     except FitError:  # an unknown target: fit says so
         return [], [], None
     left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
+    if len(chain) > 1:
+        path = f"{path} and the {len(chain) - 1} store(s) it reused ({', '.join(w for w, _ in chain[1:])})"
+    if missing:
+        left += f"; its earlier store {missing} is gone, so its runs are not used"
     if not kept:
         return [], [], f"reuse.store {path}: none of its {len(runs)} run(s) can join this fit{left}"
     has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)]
@@ -83,6 +95,24 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     missing = [c for c in cols if c not in has]
     return [], kept, (f"reuse.store: {len(kept)} run(s) of {path} join {at0}, for the {len(has)} of {len(cols)} components "
                       f"of {target} they measured (not {', '.join(missing)}){left}")
+
+
+MAX_CHAIN = 32  # stores followed through reuse.store, at most
+
+
+def store_chain(path: str, root: str | Path | None = None) -> tuple[list[tuple[str, StoreSnapshot]], str | None]:
+    """([(path, snapshot)] of the store at ``path`` and of those it reused in turn, nearest first; the path of an earlier
+    store that no longer exists, or None). A store already in the chain (or ``root``, today's) ends it."""
+    seen = {Path(root).resolve()} if root else set()
+    chain: list[tuple[str, StoreSnapshot]] = []
+    while path and Path(path).resolve() not in seen and len(chain) < MAX_CHAIN:
+        if chain and not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
+            return chain, path
+        seen.add(Path(path).resolve())
+        store = RunStore(path, create=False).snapshot()
+        chain.append((path, store))
+        path = (((store.meta.get("config") or {}).get("reuse")) or {}).get("store")
+    return chain, None
 
 
 def restricted(r: RunRecord, domains: set[str], metrics: set[str]) -> RunRecord:
