@@ -11,7 +11,7 @@ import yaml
 from mixopt.cli.main import run
 from mixopt.config import config_from_dict, load_config
 from mixopt.errors import ConfigError, ConsistencyError
-from mixopt.runs.reused import check_same_domain_data
+from mixopt.runs.reused import changed_domains
 from mixopt.mixtures import epochs_of
 from mixopt.planning.propose import ProposeContext, search_mixture
 from mixopt.reuse import REUSED, ReusedMixture
@@ -161,17 +161,42 @@ def test_reuse_needs_a_store_or_a_plan():
         config_from_dict({"reuse": {"store": "s", "recompute": ["a"]}})
 
 
-def test_changed_domain_data_refuses_the_old_runs():
+def test_changed_domain_data_is_found():
     old = {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "2"}}
-    check_same_domain_data(old, {"domains": ["a", "b", "c"], "domain_fingerprints": {"a": "1", "b": "2", "c": "3"}}, "old")
-    with pytest.raises(ConsistencyError, match="data of b changed"):
-        check_same_domain_data(old, {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "9"}}, "old")
+    assert changed_domains(old, {"domains": ["a", "b", "c"], "domain_fingerprints": {"a": "1", "b": "2", "c": "3"}},
+                           "old") == []
+    assert changed_domains(old, {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "9"}}, "old") == ["b"]
     # stores written before per-domain fingerprints: token counts and data settings
     legacy = {"domains": ["a"], "token_counts": {"a": 10}, "config": {"data": {"tokenizer": "bytes"}}}
-    with pytest.raises(ConsistencyError, match="data of a changed"):
-        check_same_domain_data(legacy, {**legacy, "token_counts": {"a": 11}}, "old")
+    assert changed_domains(legacy, {**legacy, "token_counts": {"a": 11}}, "old") == ["a"]
     with pytest.raises(ConsistencyError, match="tokenizer"):
-        check_same_domain_data(legacy, {**legacy, "config": {"data": {"tokenizer": "tok.json"}}}, "old")
+        changed_domains(legacy, {**legacy, "config": {"data": {"tokenizer": "tok.json"}}}, "old")
+
+
+def test_a_revised_domain_counts_as_removed_and_added(tmp_path):
+    """prose's data changed: old runs that trained it stay out, the others join without val/prose."""
+    import json
+
+    from mixopt import pipeline
+    from mixopt.runs.reused import reused_records
+
+    old_cfg = write_cfg(tmp_path, runs=8, sampler={"min_weight": 0.3}).rename(tmp_path / "old.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    old = pipeline.open_store(tmp_path / "s_old").ok
+    free = [r for r in old if r.overall_mixture().get("prose", 0.0) == 0.0]
+    assert 0 < len(free) < len(old)
+    revised = tmp_path / "prose.jsonl"  # prose, revised: other documents under the same name
+    revised.write_text("".join(json.dumps({"text": f"Revised prose document {i}. " * 40}) + "\n" for i in range(80)))
+    new_cfg = write_cfg(tmp_path, runs=4, data={"include": ["code", "legal"], "domains": [
+        {"name": "prose", "path": str(revised), "format": "jsonl"}]}, reuse={"store": str(tmp_path / "s_old")})
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    snap = pipeline.open_store(tmp_path / "s_new")
+    full, partial, line = reused_records(snap, "val/code")
+    assert len(full) == len(free) and all("val/prose" not in r.metrics for r in full)
+    assert "left out (it trained a domain whose data changed)" in line and "the data of prose changed since" in line
+    _, partial, line = reused_records(snap, "mean:all-domains")  # val/prose is today's runs' alone
+    assert len(partial) == len(free) and "not val/prose" in line
+    assert pipeline.fit(snap, "val/code").meta["reused_runs"] == len(free)
 
 
 def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):

@@ -3,9 +3,10 @@
 A run of the old sweep trained a mixture of the old domains; in today's domain set that is the same mixture with every
 new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
 measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
-``reused_records`` checks the domains' content fingerprints (or, for stores written before they were kept, their token
-counts and the data settings), drops runs on other proxies or that trained a removed domain (a run that gave a removed
-domain weight 0 stays, without that domain and its metrics), and says why it took what it took.
+``reused_records`` compares the domains' content fingerprints (or, for stores written before they were kept, their
+token counts and the data settings), drops runs on other proxies or that trained a removed or revised domain (a run
+that gave such a domain weight 0 stays, without that domain and its metrics), follows a chain of updates
+(``store_chain``), and says why it took what it took.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     DataError
         The earlier store is missing or holds no finished runs.
     ConsistencyError
-        A domain both stores train changed its data: the old runs trained on other text.
+        The data settings changed (tokenizer, validation split, document cap): every domain's tokens differ.
+
+    A domain whose data changed since (revised) counts as removed and added again: runs that trained it stay out,
+    the others join without its metric (today's runs alone measure its new text).
     """
     cfg = snapshot.meta.get("config") or {}
     path = (cfg.get("reuse") or {}).get("store")
@@ -53,26 +57,28 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     old = chain[0][1]
     if not sweep_records(old.ok):
         raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
-    runs, seen = [], set()
+    runs, seen, revised = [], set(), set()
     for where, store in chain:
-        check_same_domain_data(store.meta, snapshot.meta, where)
+        changed = set(changed_domains(store.meta, snapshot.meta, where))
+        revised |= changed
         for r in sweep_records(store.ok):
             if r.run_id not in seen:
                 seen.add(r.run_id)
-                runs.append(r)
+                runs.append((r, changed))
     today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
     domains = set(snapshot.meta.get("domains") or today.domains)
     proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
     dropped: dict[str, int] = {}
     kept = []
-    for r in runs:
+    for r, changed in runs:
         trained = {d for d, w in r.overall_mixture().items() if w > 0}
         why = ("another proxy" if _shape(r.proxy) not in proxies else
-               "it trained a domain no longer in the data" if trained - domains else "")
+               "it trained a domain no longer in the data" if trained - domains else
+               "it trained a domain whose data changed" if trained & changed else "")
         if why:
             dropped[why] = dropped.get(why, 0) + 1
         else:
-            kept.append(restricted(r, domains, set(today.metrics)))
+            kept.append(restricted(r, domains, set(today.metrics) - {f"val/{d}" for d in changed}))
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
@@ -82,10 +88,12 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
         path = f"{path} and the {len(chain) - 1} store(s) it reused ({', '.join(w for w, _ in chain[1:])})"
     if missing:
         left += f"; its earlier store {missing} is gone, so its runs are not used"
+    if revised:
+        left += f"; the data of {', '.join(sorted(revised))} changed since: only today's runs measure it"
     if not kept:
         return [], [], f"reuse.store {path}: none of its {len(runs)} run(s) can join this fit{left}"
     has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)]
-    new = sorted(domains - set(old.meta.get("domains") or []))
+    new = sorted(domains - set(old.meta.get("domains") or []) | revised)
     at0 = f"with {', '.join(new) or 'no new domain'} at 0"
     if len(has) == len(cols):
         return kept, [], f"reuse.store: {len(kept)} run(s) of {path} join this store's {at0}{left}"
@@ -128,9 +136,9 @@ def restricted(r: RunRecord, domains: set[str], metrics: set[str]) -> RunRecord:
                                curves={k: v for k, v in r.curves.items() if k not in extra})
 
 
-def check_same_domain_data(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
-    """The domains both stores train hold the same data: per-domain content fingerprints when both stores kept them,
-    else the same data settings and token counts."""
+def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> list[str]:
+    """The domains both stores train whose data changed (revised): per-domain content fingerprints when both stores kept
+    them, else token counts. Raises ConsistencyError when the data settings changed (every domain's tokens differ)."""
     shared = sorted(set(old.get("domains") or []) & set(new.get("domains") or []))
     fo, fn = old.get("domain_fingerprints"), new.get("domain_fingerprints")
     if fo and fn:
@@ -143,10 +151,7 @@ def check_same_domain_data(old: dict[str, Any], new: dict[str, Any], where: str)
                                    "so every domain's tokens differ. Reuse a store swept with the same settings, or drop reuse.store.")
         to, tn = old.get("token_counts") or {}, new.get("token_counts") or {}
         changed = [d for d in shared if to.get(d) != tn.get(d)]
-    if changed:
-        raise ConsistencyError(f"The data of {', '.join(changed)} changed since reuse.store {where} was swept: its runs "
-                               "trained on the old text. Drop reuse.store (reuse.plan with recompute: [...] still keeps the old "
-                               "plan's other ratios), or restore the data.")
+    return changed
 
 
 def _shape(proxy: dict[str, Any] | None) -> str:
