@@ -26,6 +26,12 @@ and ``math`` (``--runs`` mixtures), the first update adds ``--new`` (``--reuse-r
 the second adds ``math`` (``--reuse-runs`` mixtures, ``reuse: {store: first update}``, which brings the old sweep's runs
 too); **chain** is the second update's plan, against **full** and **full-small** over all domains (the add mode's).
 
+With ``--revise`` the update changes ``--new``'s data: every other document of it is kept (a filtered version, under
+the same name). The old sweep is the add mode's ``full``; **recompute** and **recompute-small** sweep the revised data
+(``--runs`` and ``--reuse-runs`` mixtures); **reuse-runs** adds, through ``reuse: {store}``, the old runs that gave the
+revised domain weight 0 (without its old metric); **reuse-plan** is Olmix's answer, ``reuse: {plan: old plan,
+recompute: [revised domain]}``: the other domains keep the old ratios, the revised one is drawn and searched freely.
+
 then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
 plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary
 averages them over replications and targets. Plans are the search's own mixtures (no keep-baseline gate, no end
@@ -73,6 +79,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--new", default="legal", help="the domain added to the data (default legal); removed with --remove")
     ap.add_argument("--remove", action="store_true", help="the update removes --new instead of adding it")
     ap.add_argument("--chain", action="store_true", help="two additions in a row: --new, then math")
+    ap.add_argument("--revise", action="store_true", help="the update revises --new's data (every other document)")
     ap.add_argument("--runs", type=int, default=None, help="sampled mixtures of the old and the full sweep (default 30; smoke 6)")
     ap.add_argument("--reuse-runs", type=int, default=None, help="sampled mixtures of the reuse and full-small sweeps (default 8; smoke 3)")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per run (default 40; smoke 4)")
@@ -120,12 +127,12 @@ def run(args, root: Path) -> dict:
     rows, counts = [], []  # rows: (repeat, target, {comparison: mean paired difference over seeds})
     for rep in range(args.repeats):
         print(f"repeat {rep} (sweep seed {rep}):", flush=True)
-        step = one_removal if args.remove else one_chain if args.chain else one_repeat
+        step = one_removal if args.remove else one_chain if args.chain else one_revision if args.revise else one_repeat
         got, n = step(args, root if rep == 0 else root / f"seed{rep}", rep, targets, seeds)
         rows += [(rep, t, d) for t, d in got.items()]
         counts.append(n)
     out = {}
-    for mine, other in REMOVAL if args.remove else CHAIN if args.chain else COMPARISONS:
+    for mine, other in REMOVAL if args.remove else CHAIN if args.chain else REVISION if args.revise else COMPARISONS:
         comp = f"{mine} - {other}"
         vals = np.array([d[comp] for _, _, d in rows])
         key = f"{mine}_vs_{other}".replace("-", "_")
@@ -141,13 +148,14 @@ def run(args, root: Path) -> dict:
           f"the old sweep's runs were spent "
           f"before the update); total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
-    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "removal": args.remove, "chain": args.chain,
+    return print_summary({**out, "repeats": args.repeats, "seeds": seeds, "removal": args.remove, "chain": args.chain, "revision": args.revise,
                           "mode": "smoke" if args.smoke else "full"})
 
 
 COMPARISONS = [(arm, other) for arm in ("reuse", "reuse-runs", "reuse-both") for other in ("full", "full-small")]
 REMOVAL = [(arm, other) for arm in ("renorm", "reuse-runs") for other in ("recompute", "recompute-small")]
 CHAIN = [("chain", "full"), ("chain", "full-small")]
+REVISION = [(arm, other) for arm in ("reuse-runs", "reuse-plan") for other in ("recompute", "recompute-small")]
 
 
 def slug(target: str) -> str:
@@ -241,6 +249,74 @@ def one_chain(args, root: Path, seed: int, targets: list[str], seeds: int) -> tu
             got[target][f"{mine} - {other}"] = float(d.mean())
             print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
     return got, (n_full, n1 + n2)
+
+
+def revised_file(domain: str, root: Path) -> Path:
+    """Every other document of an embedded domain, as a JSONL file: the domain's data revised (filtered)."""
+    import gzip
+    import json
+
+    from mixopt.data.embedded import EMBEDDED_DIR, embedded_manifest
+    path = root / f"revised_{domain}.jsonl"
+    if not path.is_file():
+        with gzip.open(EMBEDDED_DIR / embedded_manifest()[domain]["file"], "rt", encoding="utf-8") as f:
+            docs = [json.loads(line) for line in f if line.strip()]
+        path.write_text("".join(json.dumps({"text": d["text"]}) + "\n" for d in docs[::2]), encoding="utf-8")
+    return path
+
+
+def revised_cfg(args, seed: int, revised: Path, *, runs: int, **reuse) -> SweepConfig:
+    cfg = sweep_cfg(args, seed, runs=runs, include=[d for d in embedded_domains() if d != args.new], **reuse)
+    body = cfg.model_dump()
+    body["data"]["domains"] = [{"name": args.new, "path": str(revised), "format": "jsonl"}]
+    return SweepConfig.model_validate(body)
+
+
+def one_revision(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:
+    """One replication of a revision under sweep seed ``seed`` (see the module docstring)."""
+    runs = args.runs or (6 if args.smoke else 30)
+    few = args.reuse_runs or (3 if args.smoke else 8)
+    root.mkdir(parents=True, exist_ok=True)
+    revised = revised_file(args.new, root)
+    before_cfg = sweep_cfg(args, seed, runs=runs)
+    after_cfg, small_cfg = revised_cfg(args, seed, revised, runs=runs), revised_cfg(args, seed, revised, runs=few)
+    runs_cfg = revised_cfg(args, seed, revised, runs=few, reuse_store=str(root / "full"))
+    before, n_before, _ = swept(before_cfg, root / "full")
+    after, n_after, s_after = swept(after_cfg, root / "revised")
+    small, n_small, _ = swept(small_cfg, root / "revised-small")
+    with_old, _, _ = swept(runs_cfg, root / "revised-reuse-runs")
+    data = load_domain_set(after_cfg.data)
+    print(f"  sweeps: old {n_before} runs; recompute {n_after} runs on the revised {args.new} ({s_after:.0f} s of "
+          f"training); recompute-small {n_small}", flush=True)
+    got, n_plan = {}, []
+    for target in targets:
+        old_plan = propose(before, before_cfg, target)
+        plan_path = root / f"old_plan_{slug(target)}.yaml"
+        pipeline.save(old_plan, plan_path)
+        plan_cfg = revised_cfg(args, seed, revised, runs=few, reuse=str(plan_path))
+        body = plan_cfg.model_dump()
+        body["reuse"]["recompute"] = [args.new]
+        plan_cfg = SweepConfig.model_validate(body)
+        reused, n_reused, _ = swept(plan_cfg, root / f"revised-plan_{slug(target)}")
+        n_plan.append(n_reused)
+        plans = {"reuse-runs": propose(with_old, runs_cfg, target), "reuse-plan": propose(reused, plan_cfg, target),
+                 "recompute": propose(after, after_cfg, target), "recompute-small": propose(small, small_cfg, target)}
+        print(f"  {target}: the old plan gave {args.new} {old_plan.phases[0].weights.get(args.new, 0.0):.3f}; reuse-runs "
+              f"fitted {plans['reuse-runs'].provenance.get('reused_runs', 0)} old run(s) (of {n_before})", flush=True)
+        bodies = {name: verify(p, RunStore(root / "revised", create=False), after, after_cfg, data,
+                               against=["natural", "uniform"], seeds=seeds, tokens=after_cfg.proxy.tokens)
+                  for name, p in plans.items()}
+        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
+        for name in plans:
+            print(f"      {name:15s} measured {values[name].mean():.4f} ({args.new} "
+                  f"{plans[name].phases[0].weights.get(args.new, 0.0):.3f})", flush=True)
+        got[target] = {}
+        for mine, other in REVISION:
+            d = values[mine] - values[other]
+            lo, hi = paired_interval(d)
+            got[target][f"{mine} - {other}"] = float(d.mean())
+            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return got, (n_after, int(np.mean(n_plan)))
 
 
 def renormalised(plan, removed: str):

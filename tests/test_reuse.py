@@ -270,9 +270,10 @@ def test_a_removed_domain_keeps_the_old_runs_that_never_trained_it(tmp_path):
     assert model.meta["reused_runs"] == len(free) and model.domains == ["code", "prose"]
 
 
-def test_the_removal_benchmark_runs_its_arms(monkeypatch, capsys):
-    """benchmarks/mixture_reuse.py --remove at smoke size: the renormalised old plan keeps the old ratios without the
-    removed domain, and every comparison is in the summary."""
+def test_the_update_benchmarks_run_their_arms(monkeypatch, capsys, tmp_path):
+    """benchmarks/mixture_reuse.py --remove, --chain and --revise at smoke size: every comparison is in the summary;
+    the renormalised old plan keeps the old ratios without the removed domain; the revised domain's file is a
+    filtered copy."""
     from tests.bench_loader import load_benchmark
     module = load_benchmark("mixture_reuse", monkeypatch)
     fields = module.main(["--smoke", "--remove"])
@@ -288,6 +289,11 @@ def test_the_removal_benchmark_runs_its_arms(monkeypatch, capsys):
     assert module.renormalised(plan, "math") is plan  # a domain the plan never trained
     fields = module.main(["--smoke", "--chain"])  # two additions in a row: the second store chains to the first
     assert fields["chain"] is True and "chain_vs_full" in fields and "chain fitted" in capsys.readouterr().out
+    fields = module.main(["--smoke", "--revise"])  # legal's data revised: every other document
+    assert fields["revision"] is True and "reuse_plan_vs_recompute" in fields and "reuse_runs_vs_recompute" in fields
+    from mixopt.data.embedded import embedded_manifest
+    lines = module.revised_file("legal", tmp_path).read_text().splitlines()
+    assert len(lines) == (embedded_manifest()["legal"]["n_docs"] + 1) // 2
 
 
 def test_updates_in_a_row_chain_the_stores(tmp_path):
