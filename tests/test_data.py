@@ -119,6 +119,21 @@ def test_byte_tokenizer_roundtrip():
     assert int((ids == tok.eos_id).sum()) == 2
     assert tok.decode(ids[: len("héllo".encode())]) == "héllo"
     assert tok.count("héllo") == len("héllo".encode()) + 1
+    empty = tok.encode_documents([])  # an evaluation-only target set has no training documents
+    assert empty.shape == (0,) and empty.dtype == tok.dtype
+
+
+def test_an_evaluation_only_target_set_loads_with_the_byte_tokenizer(tmp_path):
+    """``data.targets`` with the default tokenizer (it crashed on the target's empty training part before stop 25)."""
+    import json
+
+    from mixopt.config import DataConfig
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"text": f"target document {i}"}) + "\n" for i in range(5)))
+    data = load_domain_set(DataConfig(include=["code"], max_documents=20, cache_dir=str(tmp_path / "cache"),
+                                      targets=[{"name": "t", "path": str(path), "format": "jsonl"}]))
+    t = data.targets["t"]
+    assert t.n_docs_train == 0 and t.train.size == 0 and t.n_docs_val == 5 and int((t.val == data.eos_id).sum()) == 5
 
 
 def test_hf_tokenizer_json(tmp_path):

@@ -318,3 +318,25 @@ def test_updates_in_a_row_chain_the_stores(tmp_path):
     shutil.rmtree(s0)
     full, _, line = reused_records(pipeline.open_store(s2), "val/code")
     assert len(full) == n1 and f"its earlier store {s0} is gone" in line
+
+
+def test_a_changed_target_set_drops_its_old_metric(tmp_path):
+    """An evaluation-only target set whose text changed: the old runs join without their loss on it."""
+    import json
+
+    from mixopt import pipeline
+    from mixopt.runs.reused import reused_records
+
+    t = tmp_path / "t.jsonl"
+    t.write_text("".join(json.dumps({"text": f"Target text number {i}. " * 30}) + "\n" for i in range(60)))
+    data = {"include": ["code", "prose"], "targets": [{"name": "t", "path": str(t), "format": "jsonl"}]}
+    old_cfg = write_cfg(tmp_path, runs=3, data=data).rename(tmp_path / "old.yaml")
+    assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
+    assert all("target/t" in r.metrics for r in pipeline.open_store(tmp_path / "s_old").ok)
+    new_cfg = write_cfg(tmp_path, runs=3, seed=1, data=data, reuse={"store": str(tmp_path / "s_old")})
+    t.write_text("".join(json.dumps({"text": f"Another target, text {i}. " * 30}) + "\n" for i in range(60)))
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    snap = pipeline.open_store(tmp_path / "s_new")
+    full, _, line = reused_records(snap, "val/code")
+    assert full and all("target/t" not in r.metrics for r in full) and "target set t changed since" in line
+    assert reused_records(snap, "target/t")[:2] == ([], [])  # today's runs alone measure the new text

@@ -43,6 +43,8 @@ class Tokenizer:
     def encode_documents(self, docs: list[str]) -> np.ndarray:
         """All documents concatenated, each followed by ``eos_id``."""
         if self._hf is None:
+            if not docs:  # e.g. an evaluation-only target set's training part
+                return np.zeros(0, dtype=np.uint16)
             joined = b"".join(d.encode("utf-8", errors="replace") + b"\0" for d in docs)
             ids = np.frombuffer(joined, dtype=np.uint8).astype(np.uint16)
             # mark document ends: the byte 0 we appended after each document

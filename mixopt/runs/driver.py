@@ -35,7 +35,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                           config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
                           tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
-                          domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()})
+                          domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
+                          target_fingerprints={n: t.fingerprint for n, t in data.targets.items()})
         pending = [s for s in specs if not store.has(s.run_id)]
         n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
         t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))

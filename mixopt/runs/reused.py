@@ -57,20 +57,22 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     old = chain[0][1]
     if not sweep_records(old.ok):
         raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
-    runs, seen, revised = [], set(), set()
+    runs, seen, revised, stale = [], set(), set(), set()
     for where, store in chain:
         changed = set(changed_domains(store.meta, snapshot.meta, where))
-        revised |= changed
+        targets = set(changed_targets(store.meta, snapshot.meta))
+        revised, stale = revised | changed, stale | targets
+        gone = {f"val/{d}" for d in changed} | {f"target/{t}" for t in targets}  # metrics on text that changed since
         for r in sweep_records(store.ok):
             if r.run_id not in seen:
                 seen.add(r.run_id)
-                runs.append((r, changed))
+                runs.append((r, changed, gone))
     today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
     domains = set(snapshot.meta.get("domains") or today.domains)
     proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
     dropped: dict[str, int] = {}
     kept = []
-    for r, changed in runs:
+    for r, changed, gone in runs:
         trained = {d for d, w in r.overall_mixture().items() if w > 0}
         why = ("another proxy" if _shape(r.proxy) not in proxies else
                "it trained a domain no longer in the data" if trained - domains else
@@ -78,7 +80,7 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
         if why:
             dropped[why] = dropped.get(why, 0) + 1
         else:
-            kept.append(restricted(r, domains, set(today.metrics) - {f"val/{d}" for d in changed}))
+            kept.append(restricted(r, domains, set(today.metrics) - gone))
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
@@ -90,6 +92,8 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
         left += f"; its earlier store {missing} is gone, so its runs are not used"
     if revised:
         left += f"; the data of {', '.join(sorted(revised))} changed since: only today's runs measure it"
+    if stale:
+        left += f"; target set {', '.join(sorted(stale))} changed since: only today's runs measure it"
     if not kept:
         return [], [], f"reuse.store {path}: none of its {len(runs)} run(s) can join this fit{left}"
     has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)]
@@ -152,6 +156,13 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
         to, tn = old.get("token_counts") or {}, new.get("token_counts") or {}
         changed = [d for d in shared if to.get(d) != tn.get(d)]
     return changed
+
+
+def changed_targets(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Evaluation-only target sets both stores measured whose text changed (stores from before stop 25 kept no target
+    fingerprints: their sets are taken as unchanged)."""
+    fo, fn = old.get("target_fingerprints") or {}, new.get("target_fingerprints") or {}
+    return sorted(t for t in set(fo) & set(fn) if fo[t] != fn[t])
 
 
 def _shape(proxy: dict[str, Any] | None) -> str:
