@@ -49,6 +49,8 @@ The last line is the ``summary:`` line.
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import sys
 import tempfile
 import time
@@ -64,7 +66,7 @@ from verify_plans import TARGETS, build_cfg
 from mixopt import pipeline
 from mixopt.config import SweepConfig
 from mixopt.data.domains import load_domain_set
-from mixopt.data.embedded import embedded_domains
+from mixopt.data.embedded import EMBEDDED_DIR, embedded_domains, embedded_manifest
 from mixopt.proxy.loop import torch_threads
 from mixopt.reuse import ReusedMixture
 from mixopt.runs.store import RunStore, StoreSnapshot
@@ -253,10 +255,6 @@ def one_chain(args, root: Path, seed: int, targets: list[str], seeds: int) -> tu
 
 def revised_file(domain: str, root: Path) -> Path:
     """Every other document of an embedded domain, as a JSONL file: the domain's data revised (filtered)."""
-    import gzip
-    import json
-
-    from mixopt.data.embedded import EMBEDDED_DIR, embedded_manifest
     path = root / f"revised_{domain}.jsonl"
     if not path.is_file():
         with gzip.open(EMBEDDED_DIR / embedded_manifest()[domain]["file"], "rt", encoding="utf-8") as f:
