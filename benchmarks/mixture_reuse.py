@@ -197,21 +197,29 @@ def one_repeat(args, root: Path, seed: int, targets: list[str], seeds: int) -> t
         assert r.keeps_ratios(np.array([plans["reuse"].phases[0].weights.get(d, 0.0) for d in r.domains]), atol=1e-5).all()
         took = plans["reuse-runs"].provenance.get("reused_runs", 0)
         print(f"  {target}: reuse-runs fitted {took} old run(s) beside its {n_small} new ones", flush=True)
-        bodies = {name: verify(p, RunStore(root / "full", create=False), full, full_cfg, data, against=["natural", "uniform"],
-                               seeds=seeds, tokens=full_cfg.proxy.tokens) for name, p in plans.items()}
-        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
-        print(f"  {target}:", flush=True)
-        for name, b in bodies.items():
-            share = f"{args.new} {plans[name].phases[0].weights.get(args.new, 0.0):.3f}"
-            vs = "  ".join(f"vs {c['against']} {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]" for c in b["comparisons"])
-            print(f"      {name:10s} measured {values[name].mean():.4f} ({share}); {vs}", flush=True)
-        got[target] = {}
-        for mine, other in COMPARISONS:
-            d = values[mine] - values[other]
-            lo, hi = paired_interval(d)
-            got[target][f"{mine} - {other}"] = float(d.mean())
-            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+        got[target] = trained_and_compared(plans, RunStore(root / "full", create=False), full, full_cfg, data, seeds,
+                                           COMPARISONS, args.new)
     return got, (n_full, int(np.mean(n_reuse_all)))
+
+
+def trained_and_compared(plans: dict, store: RunStore, snap: StoreSnapshot, cfg: SweepConfig, data, seeds: int,
+                         pairs: list[tuple[str, str]], domain: str) -> dict[str, float]:
+    """Train every plan (and natural, uniform) at the proxies' budget with paired seeds in ``store``; print each plan's
+    loss and the paired differences of ``pairs``; return {"mine - other": mean difference}."""
+    bodies = {name: verify(p, store, snap, cfg, data, against=["natural", "uniform"], seeds=seeds,
+                           tokens=cfg.proxy.tokens) for name, p in plans.items()}
+    values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
+    for name, b in bodies.items():
+        share = f"{domain} {plans[name].phases[0].weights.get(domain, 0.0):.3f}"
+        vs = "  ".join(f"vs {c['against']} {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]" for c in b["comparisons"])
+        print(f"      {name:15s} measured {values[name].mean():.4f} ({share}); {vs}", flush=True)
+    out = {}
+    for mine, other in pairs:
+        d = values[mine] - values[other]
+        lo, hi = paired_interval(d)
+        out[f"{mine} - {other}"] = float(d.mean())
+        print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return out
 
 
 def one_chain(args, root: Path, seed: int, targets: list[str], seeds: int) -> tuple[dict, tuple[int, int]]:
@@ -239,17 +247,8 @@ def one_chain(args, root: Path, seed: int, targets: list[str], seeds: int) -> tu
                  "full-small": propose(small, small_cfg, target)}
         print(f"  {target}: chain fitted {plans['chain'].provenance.get('reused_runs', 0)} old run(s) beside its {n2} "
               f"new ones", flush=True)
-        bodies = {name: verify(p, RunStore(root / "full", create=False), full, full_cfg, data, against=["natural", "uniform"],
-                               seeds=seeds, tokens=full_cfg.proxy.tokens) for name, p in plans.items()}
-        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
-        for name in plans:
-            print(f"      {name:10s} measured {values[name].mean():.4f}", flush=True)
-        got[target] = {}
-        for mine, other in CHAIN:
-            d = values[mine] - values[other]
-            lo, hi = paired_interval(d)
-            got[target][f"{mine} - {other}"] = float(d.mean())
-            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+        got[target] = trained_and_compared(plans, RunStore(root / "full", create=False), full, full_cfg, data, seeds,
+                                           CHAIN, args.new)
     return got, (n_full, n1 + n2)
 
 
@@ -289,7 +288,7 @@ def one_revision(args, root: Path, seed: int, targets: list[str], seeds: int) ->
     got, n_plan = {}, []
     for target in targets:
         old_plan = propose(before, before_cfg, target)
-        plan_path = root / f"old_plan_{slug(target)}.yaml"
+        plan_path = root / f"revise_old_plan_{slug(target)}.yaml"  # the 7-domain sweep's plan (add mode: 6)
         pipeline.save(old_plan, plan_path)
         plan_cfg = revised_cfg(args, seed, revised, runs=few, reuse=str(plan_path))
         body = plan_cfg.model_dump()
@@ -301,19 +300,8 @@ def one_revision(args, root: Path, seed: int, targets: list[str], seeds: int) ->
                  "recompute": propose(after, after_cfg, target), "recompute-small": propose(small, small_cfg, target)}
         print(f"  {target}: the old plan gave {args.new} {old_plan.phases[0].weights.get(args.new, 0.0):.3f}; reuse-runs "
               f"fitted {plans['reuse-runs'].provenance.get('reused_runs', 0)} old run(s) (of {n_before})", flush=True)
-        bodies = {name: verify(p, RunStore(root / "revised", create=False), after, after_cfg, data,
-                               against=["natural", "uniform"], seeds=seeds, tokens=after_cfg.proxy.tokens)
-                  for name, p in plans.items()}
-        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
-        for name in plans:
-            print(f"      {name:15s} measured {values[name].mean():.4f} ({args.new} "
-                  f"{plans[name].phases[0].weights.get(args.new, 0.0):.3f})", flush=True)
-        got[target] = {}
-        for mine, other in REVISION:
-            d = values[mine] - values[other]
-            lo, hi = paired_interval(d)
-            got[target][f"{mine} - {other}"] = float(d.mean())
-            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+        got[target] = trained_and_compared(plans, RunStore(root / "revised", create=False), after, after_cfg, data, seeds,
+                                           REVISION, args.new)
     return got, (n_after, int(np.mean(n_plan)))
 
 
@@ -349,21 +337,8 @@ def one_removal(args, root: Path, seed: int, targets: list[str], seeds: int) -> 
         took = plans["reuse-runs"].provenance.get("reused_runs", 0)
         print(f"  {target}: the old plan gave {args.new} {old_plan.phases[0].weights.get(args.new, 0.0):.3f}; "
               f"reuse-runs fitted {took} old run(s) (of {n_before}) beside its {n_small} new ones", flush=True)
-        bodies = {name: verify(p, RunStore(root / "old", create=False), after, after_cfg, data,
-                               against=["natural", "uniform"], seeds=seeds, tokens=after_cfg.proxy.tokens)
-                  for name, p in plans.items()}
-        values = {name: np.array(b["results"][0]["values"]) for name, b in bodies.items()}
-        for name, b in bodies.items():
-            top = max(plans[name].phases[0].weights.items(), key=lambda kv: kv[1])
-            vs = "  ".join(f"vs {c['against']} {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
-                           for c in b["comparisons"])
-            print(f"      {name:15s} measured {values[name].mean():.4f} (largest {top[0]} {top[1]:.3f}); {vs}", flush=True)
-        got[target] = {}
-        for mine, other in REMOVAL:
-            d = values[mine] - values[other]
-            lo, hi = paired_interval(d)
-            got[target][f"{mine} - {other}"] = float(d.mean())
-            print(f"      {mine} - {other}: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+        got[target] = trained_and_compared(plans, RunStore(root / "old", create=False), after, after_cfg, data, seeds,
+                                           REMOVAL, args.new)
     return got, (n_after, n_small)
 
 
