@@ -125,12 +125,15 @@ class Plan(BaseModel):
             phases.append(Phase(start_fraction=p.start_fraction, weights={d: w / total for d, w in left.items()}))
         old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
         grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
+        epochs = {d: e * grow.get(d, 1.0) for d, e in self.epochs.items() if d not in gone}
+        repeated = [f"{d} {self.epochs[d]:.2f} -> {e:.2f}" for d, e in sorted(epochs.items()) if e > 1.0]
         reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
                   + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
-                     "is dropped)" if self.predicted else ""))
+                     "is dropped)" if self.predicted else "")
+                  + (f"; epochs now {', '.join(repeated)}" if repeated else ""))
         return self.model_copy(update=dict(
             phases=phases, predicted=None, reasons=[reason, *self.reasons],
-            epochs={d: e * grow.get(d, 1.0) for d, e in self.epochs.items() if d not in gone},
+            epochs=epochs,
             effective_tokens={d: t * grow.get(d, 1.0) for d, t in self.effective_tokens.items() if d not in gone},
             pools={d: v for d, v in self.pools.items() if d not in gone},
             pool_laws={d: v for d, v in self.pool_laws.items() if d not in gone},

@@ -541,6 +541,7 @@ def test_plan_without_a_removed_domain():
     assert cut.epochs == pytest.approx({d: plan.epochs[d] * new[d] / old[d] for d in ("code", "web")})
     assert "math" not in cut.tokens_per_doc and cut.predicted is None
     assert cut.reasons[0].startswith("math removed from the plan") and "val/code 2.5000" in cut.reasons[0]
+    assert f"epochs now code 1.20 -> {cut.epochs['code']:.2f}" in cut.reasons[0] and "web" not in cut.reasons[0]
     assert cut.reasons[1:] == ["searched"] and plan.phases[0].weights["math"] == 0.1  # the original is untouched
     with pytest.raises(ConfigError, match="no domain books; its domains are"):
         plan.without(["books"])
@@ -556,6 +557,7 @@ def test_cli_exports_without_a_dropped_domain(plan_file, tmp_path):
     assert r.exit_code == 0, r.output
     body = json.loads(out.read_text())
     assert "without math" in r.output and "math" not in json.dumps(body["phases"]) and "math" not in body["epochs"]
+    assert "note: epochs now code 1.20 -> " in r.output
     r = _invoke([str(plan_file), "-f", "json", "-o", str(tmp_path / "x.json"), *_path_args(), "--drop", "books"])
     assert isinstance(r.exception, ExportError) and "no domain books" in str(r.exception)
     assert "\n" not in str(r.exception)

@@ -58,6 +58,8 @@ def export_cmd(
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
+    if drop and "; epochs now " in plan.reasons[0]:  # the kept domains repeat more than before
+        typer.echo(f"note: {plan.reasons[0].split('; ', 1)[1]} (shares grew without the dropped domain)", err=True)
 
 
 def parse_counts(items: list[str]) -> dict[str, float]:
