@@ -296,7 +296,7 @@ def test_the_update_benchmarks_run_their_arms(monkeypatch, capsys, tmp_path):
     assert len(lines) == (embedded_manifest()["legal"]["n_docs"] + 1) // 2
 
 
-def test_updates_in_a_row_chain_the_stores(tmp_path):
+def test_updates_in_a_row_chain_the_stores(tmp_path, capsys):
     """A store that itself reused one brings that store's runs too; a store that is gone is said, not fatal."""
     import shutil
 
@@ -309,7 +309,9 @@ def test_updates_in_a_row_chain_the_stores(tmp_path):
     second = write_cfg(tmp_path, runs=3, reuse={"store": s0}).rename(tmp_path / "c1.yaml")  # legal added
     assert run(["sweep", str(second), "--store", s1]) == 0
     third = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": s1})  # another update on the same domains
+    capsys.readouterr()
     assert run(["sweep", str(third), "--store", s2]) == 0
+    assert f"adds the runs of {s1} and of the 1 store(s) it reused ({s0})" in capsys.readouterr().out.replace("\n", " ")
     n0, n1 = (len(pipeline.open_store(s).ok) for s in (s0, s1))
     full, partial, line = reused_records(pipeline.open_store(s2), "val/code")
     assert len(full) == n0 + n1 and partial == [] and f"and the 1 store(s) it reused ({s0})" in line
@@ -340,3 +342,11 @@ def test_a_changed_target_set_drops_its_old_metric(tmp_path):
     full, _, line = reused_records(snap, "val/code")
     assert full and all("target/t" not in r.metrics for r in full) and "target set t changed since" in line
     assert reused_records(snap, "target/t")[:2] == ([], [])  # today's runs alone measure the new text
+
+
+def test_a_wrong_reuse_store_fails_before_training(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, runs=2, reuse={"store": str(tmp_path / "nope")})
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) != 0
+    err = capsys.readouterr().err
+    assert "reuse.store" in err and "is not a run store" in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())

@@ -11,6 +11,7 @@ from .. import pipeline
 from ..config import load_config
 from ..report.tables import runs_table
 from ..reuse import ReusedMixture
+from ..runs.reused import describe_chain
 from .main import app
 
 
@@ -34,8 +35,8 @@ def sweep_cmd(
     if cfg.reuse is not None and cfg.reuse.plan and snapshot.meta.get("domains"):
         console.print(ReusedMixture.from_config(cfg.reuse, snapshot.meta["domains"]).describe(), soft_wrap=True, markup=False)
     if cfg.reuse is not None and cfg.reuse.store:
-        console.print(f"reuse.store: `mixopt fit` adds the runs of {cfg.reuse.store} (new domains at 0) for targets they "
-                      "measured", soft_wrap=True, markup=False)
+        console.print(f"reuse.store: `mixopt fit` adds {describe_chain(cfg.reuse.store, store)} (new domains at 0) for "
+                      "targets they measured", soft_wrap=True, markup=False)
     console.print(
         f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
         f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"

@@ -10,6 +10,7 @@ from ..config import SweepConfig
 from ..data.domains import load_domain_set
 from ..errors import ConfigError, ConsistencyError
 from .executors import check_ray_address, choose_workers, run_local, run_ray
+from .reused import check_reuse_store
 from .store import RunStore
 from .sweep import SweepSummary, plan_sweep
 
@@ -21,6 +22,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         raise ConfigError(f"--executor must be 'local' or 'ray'. Got '{executor}'.")
     if executor == "ray":
         check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
+    if cfg.reuse is not None and cfg.reuse.store:
+        check_reuse_store(cfg.reuse.store)  # before training: a wrong path fails now, not at `fit`
     store = RunStore(store_dir)
     store.check_writable()  # before any training: a read-only or full disk fails here
     store.clean_stale_temporaries()  # left by a process killed inside a record write

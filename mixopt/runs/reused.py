@@ -50,9 +50,7 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     path = (cfg.get("reuse") or {}).get("store")
     if not path:
         return [], [], None
-    if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
-        raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
-                        "or drop reuse.store.")
+    check_reuse_store(path)
     chain, missing = store_chain(path, snapshot.root)
     old = chain[0][1]
     if not sweep_records(old.ok):
@@ -107,6 +105,21 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     missing = [c for c in cols if c not in has]
     return [], kept, (f"reuse.store: {len(kept)} run(s) of {path} join {at0}, for the {len(has)} of {len(cols)} components "
                       f"of {target} they measured (not {', '.join(missing)}){left}")
+
+
+def check_reuse_store(path: str) -> None:
+    """A one-line DataError unless ``path`` is a run store (``mixopt sweep`` checks before training, ``fit`` again)."""
+    if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
+        raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
+                        "or drop reuse.store.")
+
+
+def describe_chain(path: str, root: str | Path | None = None) -> str:
+    """What ``reuse.store`` brings, for ``mixopt sweep`` to say: the store and the earlier ones it reused in turn."""
+    chain, missing = store_chain(path, root)
+    earlier = [w for w, _ in chain[1:]]
+    return (f"the runs of {path}" + (f" and of the {len(earlier)} store(s) it reused ({', '.join(earlier)})" if earlier else "")
+            + (f"; its earlier store {missing} is gone" if missing else ""))
 
 
 MAX_CHAIN = 32  # stores followed through reuse.store, at most
