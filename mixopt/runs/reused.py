@@ -51,7 +51,8 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     if not path:
         return [], [], None
     check_reuse_store(path)
-    chain, missing = store_chain(path, snapshot.root)
+    paths, missing = store_chain(path, snapshot.root)
+    chain = [(where, RunStore(where, create=False).snapshot()) for where in paths]
     old = chain[0][1]
     if not sweep_records(old.ok):
         raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
@@ -116,8 +117,8 @@ def check_reuse_store(path: str) -> None:
 
 def describe_chain(path: str, root: str | Path | None = None) -> str:
     """What ``reuse.store`` brings, for ``mixopt sweep`` to say: the store and the earlier ones it reused in turn."""
-    chain, missing = store_chain(path, root)
-    earlier = [w for w, _ in chain[1:]]
+    paths, missing = store_chain(path, root)
+    earlier = paths[1:]
     return (f"the runs of {path}" + (f" and of the {len(earlier)} store(s) it reused ({', '.join(earlier)})" if earlier else "")
             + (f"; its earlier store {missing} is gone" if missing else ""))
 
@@ -125,18 +126,17 @@ def describe_chain(path: str, root: str | Path | None = None) -> str:
 MAX_CHAIN = 32  # stores followed through reuse.store, at most
 
 
-def store_chain(path: str, root: str | Path | None = None) -> tuple[list[tuple[str, StoreSnapshot]], str | None]:
-    """([(path, snapshot)] of the store at ``path`` and of those it reused in turn, nearest first; the path of an earlier
-    store that no longer exists, or None). A store already in the chain (or ``root``, today's) ends it."""
+def store_chain(path: str, root: str | Path | None = None) -> tuple[list[str], str | None]:
+    """(the store at ``path`` and those it reused in turn, nearest first, read from each store's meta; the path of an
+    earlier store that no longer exists, or None). A store already in the chain (or ``root``, today's) ends it."""
     seen = {Path(root).resolve()} if root else set()
-    chain: list[tuple[str, StoreSnapshot]] = []
+    chain: list[str] = []
     while path and Path(path).resolve() not in seen and len(chain) < MAX_CHAIN:
         if chain and not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
             return chain, path
         seen.add(Path(path).resolve())
-        store = RunStore(path, create=False).snapshot()
-        chain.append((path, store))
-        path = (((store.meta.get("config") or {}).get("reuse")) or {}).get("store")
+        chain.append(path)
+        path = (((RunStore(path, create=False).meta().get("config") or {}).get("reuse")) or {}).get("store")
     return chain, None
 
 
