@@ -58,7 +58,7 @@ def uses_graphs(cfg, device) -> bool:
     """Whether steps replay a captured CUDA graph: ``cfg.cuda_graphs`` on a CUDA device, unless ``cfg.compile``.
 
     A compiled step is not captured by hand: that pairing was never measured, and torch.compile's kernels alone gave
-    1.43x the graphed step on the wide shape (H200; benchmarks/gpu_step_variants.py).
+    1.40x the graphed step on the wide shape (H200; benchmarks/gpu_step_variants.py).
     """
     return (bool(getattr(cfg, "cuda_graphs", False)) and not bool(getattr(cfg, "compile", False))
             and torch.device(device).type == "cuda")
