@@ -108,7 +108,14 @@ class SamplerConfig(_Strict):
     def _range(self) -> "SamplerConfig":
         if self.strength_max < self.strength_min:
             raise ValueError("strength_max must be >= strength_min")
+        _fraction_range(self)
         return self
+
+
+def _fraction_range(cfg) -> None:
+    if cfg.upsample_fraction_max < cfg.upsample_fraction_min:
+        raise ValueError(f"upsample_fraction_max ({cfg.upsample_fraction_max}) must be >= upsample_fraction_min "
+                         f"({cfg.upsample_fraction_min})")
 
 
 class ProposeConfig(_Strict):
@@ -137,6 +144,11 @@ class ProposeConfig(_Strict):
     upsample_fraction_max: float = Field(default=0.30, gt=0, lt=1)
     cooldown_switch: float | None = Field(default=None, gt=0, lt=1)  # use the Cooldown schedule instead: tau=5, then tau=1 from here
     pools: dict[str, "DomainPools"] = Field(default_factory=dict)  # quality pools per domain; the planner picks which to keep
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "ProposeConfig":
+        _fraction_range(self)
+        return self
 
 
 class QualityPool(_Strict):

@@ -204,8 +204,17 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
             raise FitError(f"The store {snapshot.root} trains one mixture only ({len(y)} run(s) of it); fitting needs at least 2 "
                            "distinct mixtures. Sweep more runs first.")
         extra = component_rows(partial, runs, target) if partial and isinstance(est, MetricAverage) else None
-        cv = cross_validate(est, table.W, fit_y, k=min(folds, len(np.unique(mixtures))), seed=seed, groups=mixtures,
-                            train_only=extra)
+        k = min(folds, len(np.unique(mixtures)))
+        try:
+            cv = cross_validate(est, table.W, fit_y, k=k, seed=seed, groups=mixtures, train_only=extra)
+        except FitError as exc:
+            need = est.min_rows(table.W.shape[1]) if hasattr(est, "min_rows") else getattr(est, "min_runs", 2)
+            if "needs at least" not in str(exc) or len(fit_y) < need:
+                raise
+            raise FitError(f"The store {snapshot.root} has {len(fit_y)} runs: enough to fit {type(est).__name__} "
+                           f"(it needs {need} for {table.W.shape[1]} domains) but not to cross-validate it, since each "
+                           f"of the {k} folds trains on the runs of the others. Sweep a few more runs (mixopt sweep "
+                           "--runs N).") from None
         est.fit(*((np.vstack([table.W, extra[0]]), np.vstack([fit_y, extra[1]])) if extra else (table.W, fit_y)))
         cv["y_true"] = y
         n_reused += len(partial) if extra else 0

@@ -79,14 +79,23 @@ def sample_dirichlet_mixtures(
     return out
 
 
-def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_weight: float = 0.0) -> list[Mixture]:
-    """Uniform draws from the simplex (Dirichlet with all ones)."""
+def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_weight: float = 0.0,
+                            caps: Mapping[str, float] | None = None, max_tries: int = 1000) -> list[Mixture]:
+    """Uniform draws from the simplex (Dirichlet with all ones); with ``caps`` ({domain: largest weight}, e.g. the
+    epoch cap's ``max_weights_for_epochs``) draws above a cap are rejected, as the Dirichlet sampler does."""
     domains = sorted(domains)
+    cap = None if caps is None else np.array([caps[d] for d in domains])
     rng = np.random.default_rng(seed)
     out: list[Mixture] = []
+    tries = 0
     while len(out) < n:
+        tries += 1
+        if tries > max_tries * max(n, 1):
+            raise BudgetError(f"Could only sample {len(out)} of {n} uniform mixtures within the epoch cap over "
+                              f"{len(domains)} domain(s). Raise max_epochs, lower the budget, add domains, or ask for "
+                              "fewer runs.")
         w = _finish(rng.dirichlet(np.ones(len(domains))), min_weight)
-        if w is not None:
+        if w is not None and (cap is None or not np.any(w > cap + 1e-12)):
             out.append(Mixture.from_vector(w, domains))
     return out
 

@@ -562,3 +562,15 @@ def test_cli_exports_without_a_dropped_domain(plan_file, tmp_path):
     assert isinstance(r.exception, ExportError) and "no domain books" in str(r.exception)
     assert "\n" not in str(r.exception)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_notes_the_quality_pools_a_plan_keeps(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan_dict(pools={"web": ["hi"]})))
+    r = _invoke([str(path), "-f", "json", "-o", str(tmp_path / "mix.json"), *_path_args()])
+    assert r.exit_code == 0, r.output
+    assert "note: the plan keeps only these quality pools (web: hi)" in r.output
+    paths = {d: p for d, p in PATHS.items() if d != "web"}
+    r = _invoke([str(tmp_path / "plan.yaml"), "-f", "json", "-o", str(tmp_path / "m2.json"), *_path_args(paths),
+                 "--drop", "web"])
+    assert r.exit_code == 0 and "quality pools" not in r.output  # web and its pools left with it

@@ -59,3 +59,15 @@ def test_uniform_sampler_and_vectorised_candidates():
     assert W.shape == (1000, 5)
     assert np.allclose(W.sum(1), 1) and W.min() >= 0
     assert np.array_equal(W, dirichlet_candidates(prior, 1000, seed=0, min_weight=1e-3))
+
+
+def test_uniform_draws_respect_the_epoch_cap():
+    """sampler.method: uniform honours max_epochs as the Dirichlet sampler does (it ignored it before stop 25)."""
+    from mixopt.errors import BudgetError
+    from mixopt.samplers import sample_uniform_mixtures
+    caps = {"a": 0.2, "b": 1.0, "c": 1.0}
+    drawn = sample_uniform_mixtures(["a", "b", "c"], 50, seed=0, caps=caps)
+    assert len(drawn) == 50 and all(m["a"] <= 0.2 + 1e-12 for m in drawn)
+    assert sample_uniform_mixtures(["a", "b"], 5, seed=3) == sample_uniform_mixtures(["a", "b"], 5, seed=3, caps={"a": 1, "b": 1})
+    with pytest.raises(BudgetError, match="epoch cap"):
+        sample_uniform_mixtures(["a", "b"], 3, seed=0, caps={"a": 0.1, "b": 0.1}, max_tries=5)

@@ -408,3 +408,16 @@ def test_curse_correction_raises_the_search_value_by_the_measured_optimism(store
     assert by["uncorrected"] == pytest.approx(off.predicted.value)
     assert on.predicted.value == pytest.approx(off.predicted.value + max(by["curse"], 0.0))
     assert any("optimizer's curse" in r for r in on.reasons)
+
+
+def test_a_store_that_can_fit_but_not_cross_validate_says_so(tmp_path):
+    """4 runs over 2 domains: the GP's minimum, but each CV fold trains on 3 (the error used to name 3 runs)."""
+    from mixopt.cli.main import run
+    from mixopt.errors import FitError
+    from tests.test_cli_sweep import write_cfg
+    cfg = write_cfg(tmp_path, runs=3, data={"include": ["code", "legal"]}, sampler={"baselines": ["natural"]})
+    assert run(["sweep", str(cfg), "--store", str(tmp_path / "s")]) == 0
+    snap = pipeline.open_store(tmp_path / "s")
+    assert len(snap.ok) == 4
+    with pytest.raises(FitError, match="has 4 runs: enough to fit GPSurrogate .* but not to cross-validate it"):
+        pipeline.fit(snap, "val/code")

@@ -303,3 +303,12 @@ def test_worker_count_defaults_to_one_single_thread_run_per_core_plus_one(monkey
     assert executors.choose_workers(_cfg(workers=1), None, big) == 1  # the config says so
     pinned = _cfg(proxy={"threads": 2})
     assert executors.threads_per_run(pinned) == 2 and executors.default_workers(pinned) == 2
+
+
+def test_uniform_sweeps_honour_the_epoch_cap():
+    """sampler.method: uniform with a cap no draw can meet stops before training (it trained past the cap before)."""
+    from mixopt.errors import BudgetError
+    with pytest.raises(BudgetError):
+        plan_sweep(_cfg(runs=4, sampler={"method": "uniform", "max_epochs": 0.001}), DATA)
+    specs = plan_sweep(_cfg(runs=4, sampler={"method": "uniform"}), DATA)
+    assert len(specs) >= 4

@@ -58,6 +58,10 @@ def export_cmd(
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
+    if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only
+        kept = "; ".join(f"{d}: {', '.join(p)}" for d, p in sorted(plan.pools.items()))
+        typer.echo(f"note: the plan keeps only these quality pools ({kept}); point --paths at their data (the pool files "
+                   "`mixopt select` wrote), not at the whole domain", err=True)
     if drop and "; epochs now " in plan.reasons[0]:  # the kept domains repeat more than before
         typer.echo(f"note: {plan.reasons[0].split('; ', 1)[1]} (shares grew without the dropped domain)", err=True)
 

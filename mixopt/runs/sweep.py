@@ -30,7 +30,7 @@ import torch
 from .. import __version__
 from ..config import ProxyConfig, SweepConfig
 from ..data.types import DomainSet
-from ..mixtures import Mixture, Phases, max_weights_for_epochs, natural_mixture, uniform_mixture
+from ..mixtures import Mixture, Phases, check_budget, max_weights_for_epochs, natural_mixture, uniform_mixture
 from ..reuse import ReusedMixture, reused_mixture
 from ..samplers import TWO_PHASE_SEED_OFFSET, sample_dirichlet_mixtures, sample_uniform_mixtures, sample_upsampling
 from ..proxy import train as proxy_train  # called as proxy_train.train_proxy, so tests can stand in for the trainer
@@ -80,7 +80,9 @@ def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: i
                                           temperature=s.temperature, strength_range=(s.strength_min, s.strength_max),
                                           min_weight=s.min_weight)
     else:
-        drawn = sample_uniform_mixtures(list(space), n, seed=seed, min_weight=s.min_weight)
+        check_budget(space, budget, s.max_epochs)
+        drawn = sample_uniform_mixtures(list(space), n, seed=seed, min_weight=s.min_weight,
+                                        caps=max_weights_for_epochs(space, budget, s.max_epochs))
     if reuse is None:
         return drawn
     return [Mixture.from_vector(reuse.expand(m.vector(reuse.coords)), reuse.domains) for m in drawn]
@@ -95,7 +97,7 @@ def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budge
     s = cfg.sampler
     seed2 = cfg.seed + TWO_PHASE_SEED_OFFSET
     bases = _draw(cfg, counts, n, seed2, budget, reuse)
-    caps = max_weights_for_epochs(counts, budget, s.max_epochs) if s.method == "dirichlet" else None
+    caps = max_weights_for_epochs(counts, budget, s.max_epochs)
     return sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
 
 
