@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
+from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
 from .data.domains import domain_specs, domain_texts, load_domain_set
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError
 from .plan import Plan, save_plan
@@ -458,10 +458,11 @@ def measure_pools(config: SweepConfig, store_dir: str | Path, *, repetitions=DEF
 
 def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *, target: str, config: SweepConfig | None = None,
                       text_field: str = "text", repetitions=DEFAULT_REPETITIONS, unique_tokens: int | None = None,
-                      progress: Progress | None = None) -> PoolMeasurement:
+                      progress: Progress | None = None, pool_text_field: str = "text") -> PoolMeasurement:
     """`plan-pools --measure`: one domain's pools measured on ``target`` — a domain of ``config`` (its validation
-    split), a target set of ``config``, else a path of documents (read like a domain, every document evaluated).
-    The proxy, tokenizer and seed are the config's (defaults without one)."""
+    split), a target set of ``config``, else a path of documents (read like a domain, every document evaluated;
+    their text under ``text_field``). The proxy, tokenizer and seed are the config's (defaults without one). Pool
+    files of a domain that ``config`` does not list are read with ``pool_text_field``."""
     cfg = config or SweepConfig()
     store = RunStore(store_dir)
     store.check_writable()
@@ -469,6 +470,9 @@ def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *,
     data = load_domain_set(cfg.data) if target in names or domain in names else None
     ptarget = target_from_data(data, target, cfg.data.tokenizer) if target in names else target_from_path(target, text_field)
     spec = next((s for s in domain_specs(cfg.data) if s.name == domain), None) if config is not None else None
+    files = [p.path for p in pools.pools if p.path is not None]
+    if spec is None and files:  # pools from files alone (`mixopt select`'s): how to read them
+        spec = DomainSpec(name=domain, path=str(files[0]), text_field=pool_text_field)
     known = data is not None and domain in data.domains
     return measure_pool_values(domain, pools, target=ptarget, proxy=cfg.proxy, store=store, repetitions=repetitions,
                                unique_tokens=unique_tokens, spec=spec, domain_tokens=data.token_counts[domain] if known else None,
@@ -478,10 +482,16 @@ def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *,
 
 def selection_target(pools_file: str | Path) -> str | None:
     """The ``--target`` a ``mixopt select`` run scored against, from the selection.json beside its pools.yaml."""
+    return selection_manifest(pools_file).get("target")
+
+
+def selection_manifest(pools_file: str | Path) -> dict:
+    """The selection.json beside a ``mixopt select`` pools.yaml (target, text_field, target_text_field, ...); {} if none."""
     try:
-        return json.loads((Path(pools_file).parent / MANIFEST).read_text()).get("target")
-    except (OSError, ValueError, AttributeError):
-        return None
+        body = json.loads((Path(pools_file).parent / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def save(plan: Plan, out: str | Path) -> Path:

@@ -204,3 +204,23 @@ def test_a_prior_pool_does_not_outrank_fitted_pools_by_its_image_text_scale():
     assert [p.b for p in out if p.law_source == "fit"] == [-0.064, -0.015, -0.022]  # fitted pools untouched
     assert min(out, key=lambda p: p.b).name == "b0"  # the best fitted pool stays first
     assert priors_on_fitted_scale([p for p in pools if p.law_source == "prior"]) == [pools[1]]  # nothing to scale to
+
+
+def test_plan_pools_measure_reads_a_select_run_with_other_text_fields(tmp_path, capsys):
+    """`select --text-field content`: plan-pools --measure reads the pool files and the target with the select run's
+    fields (it asked for a `text` column before stop 25, with no option to fix it)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "web.jsonl").write_text("".join(json.dumps({"content": d}) + "\n"
+                                            for d in docs_from(VOCAB_A, 20, 5) + docs_from(VOCAB_B, 20, 6)))
+    (data / "target.jsonl").write_text("".join(json.dumps({"body": d}) + "\n" for d in docs_from(VOCAB_A, 10, 7)))
+    sel = tmp_path / "sel"
+    assert run(["select", "--pool", f"web={data / 'web.jsonl'}", "--target", str(data / "target.jsonl"), "--text-field",
+                "content", "--target-text-field", "body", "--method", "dsir", "--buckets", "2", "--out", str(sel)]) == 0
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"proxy": {**TINY, "tokens": 4096}}))
+    capsys.readouterr()
+    args = ["plan-pools", str(sel / "pools.yaml"), "--budgets", "50,5000", "--measure", "--store", str(tmp_path / "s"),
+            "--config", str(cfg), "--unique-tokens", "512", "--repetitions", "1,2", "--json"]
+    assert run(args) == 0, capsys.readouterr().err
+    assert "4 trained" in capsys.readouterr().err

@@ -35,6 +35,10 @@ def plan_pools_cmd(
     unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
                                              "(default: the smallest pool, at most the proxy's tokens / max k)."),
     config: Path | None = typer.Option(None, "--config", help="--measure: sweep config for the proxy, tokenizer, seed and data."),
+    text_field: str | None = typer.Option(None, "--text-field", help="--measure: the pool files' text column (default: the "
+                                          "`mixopt select` run's --text-field, else text)."),
+    target_text_field: str | None = typer.Option(None, "--target-text-field", help="--measure: the --target file's text column "
+                                                 "(default: the `mixopt select` run's, else text)."),
 ) -> None:
     """Predict the error of the top-1, top-2, ... quality pools at each budget and pick the best set."""
     budget_list = parse_budgets(budgets)
@@ -45,13 +49,18 @@ def plan_pools_cmd(
         if store is None:
             raise ConfigError("--measure trains proxy runs and needs a run store for them. Pass --store DIR.")
         reps = check_repetitions(repetitions)
-        target = target or pipeline.selection_target(pools_yaml)
+        selection = pipeline.selection_manifest(pools_yaml)
+        from_selection = target is None or target == selection.get("target")
+        target = target or selection.get("target")
         if target is None:
             raise ConfigError("--measure needs --target: a PATH of documents (or a domain/target set of --config) the pools should be good for.")
         cfg = load_config(config) if config is not None else None
         with progress_bars(console) as progress:
-            m = pipeline.measure_pool_file(name, pools, store, target=target, config=cfg, repetitions=reps,
-                                           unique_tokens=unique_tokens, progress=progress)
+            m = pipeline.measure_pool_file(
+                name, pools, store, target=target, config=cfg, repetitions=reps, unique_tokens=unique_tokens, progress=progress,
+                text_field=target_text_field or (selection.get("target_text_field", selection.get("text_field"))
+                                                 if from_selection else None) or "text",
+                pool_text_field=text_field or selection.get("text_field") or "text")
         pools, resolved = m.pools, m.resolved
         if m.runs is not None:
             console.print(f"pool runs: {m.runs.trained} trained, {m.runs.skipped} already in {store}, {len(m.runs.failed)} failed; "

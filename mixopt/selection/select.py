@@ -94,7 +94,7 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     key = score_key(settings, keys)  # the scores
     full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field}, keys)  # the output files
     manifest = {"key": full_key, "method": method, "target": target, "pools": dict(pools), "buckets": buckets, "keep": keep,
-                "text_field": text_field, "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources},
+                "text_field": text_field, "target_text_field": target_text_field or text_field, "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources},
                 "overlap": overlaps}
     out_dir = Path(out_dir)
     n_docs = {s.name: len(s.rows) for s in sources}
