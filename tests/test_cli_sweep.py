@@ -183,3 +183,20 @@ def test_a_store_written_before_fingerprints_dropped_paths_resumes(tmp_path, cap
     assert run(["sweep", str(cfg), "--store", str(store)]) == 0
     assert "0 trained now" in capsys.readouterr().out
     assert sorted(p.name for p in (store / "runs").glob("*.json")) == before
+
+
+def test_runs_show_by_label_or_prefix_and_bad_ids(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, runs=1)
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert run(["runs", "show", "natural", "--store", str(store)]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["label"] == "natural"
+    assert run(["runs", "show", body["run_id"][:6], "--store", str(store)]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == body["run_id"]
+    assert run(["runs", "show", "zz-nothing", "--store", str(store)]) != 0
+    err = capsys.readouterr().err
+    assert "No run in" in err and "zz-nothing" in err and "Traceback" not in err
+    assert run(["runs", "show", "", "--store", str(store)]) != 0  # every id has the empty prefix
+    assert "matches" in capsys.readouterr().err

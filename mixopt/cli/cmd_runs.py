@@ -31,6 +31,8 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)
     """One run record as JSON."""
     recs = RunStore(store, create=False).records()
     matches = [r for r in recs if r.label == run_id] or [r for r in recs if r.run_id.startswith(run_id)]
+    if not matches:
+        raise StoreError(f"No run in {store} has the label or id prefix '{run_id}'. See `mixopt runs list --store {store}`.")
     if len(matches) != 1:
         raise StoreError(f"Run id prefix '{run_id}' matches {len(matches)} runs in {store}. Give more characters (see `mixopt runs list`).")
     typer.echo(json.dumps(matches[0].to_dict(), indent=1, sort_keys=True))
