@@ -148,6 +148,9 @@ class ProposeConfig(_Strict):
     @model_validator(mode="after")
     def _fractions(self) -> "ProposeConfig":
         _fraction_range(self)
+        if self.cooldown_switch is not None and (self.min_weights or self.max_weights):
+            raise ValueError("cooldown_switch plans the Cooldown schedule from token counts, which takes no min_weights or "
+                             "max_weights; drop the bounds or cooldown_switch")
         return self
 
 

@@ -382,7 +382,15 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         projector = _store_projector(config, ctx)
     predictor = model.estimator
     if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
-        budget = budget_tokens or pcfg.budget_tokens or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+        asked = budget_tokens or pcfg.budget_tokens
+        budget = asked or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+        tokens = sorted({float(sc[1]) for sc in model.meta["scales"]})
+        if len(tokens) == 1 and budget is not None and not np.isclose(budget, tokens[0]):  # the sizes never varied tokens
+            if asked:
+                raise FitError(f"--budget-tokens {budget:g} asks for another token budget, but every run of the store has "
+                               f"tokens = {tokens[0]:g}: its sizes vary the model, not the tokens. Drop --budget-tokens "
+                               "(and propose.budget_tokens), or add runs at a second token budget.")
+            budget = budget_tokens = tokens[0]  # the default (4x the proxy's tokens) cannot be predicted from these runs
         n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}

@@ -167,3 +167,10 @@ def test_propose_cooldown_schedule(swept, tmp_path):
     # tau = 5 is flatter than tau = 1 (token-proportional)
     spread = [max(p["weights"].values()) - min(p["weights"].values()) for p in phases]
     assert spread[0] < spread[1]
+    body_plan = yaml.safe_load(plan.read_text())  # what the plan says is the schedule, not the discarded search
+    assert body_plan["reasons"][0].startswith("the Cooldown schedule (propose.cooldown_switch 0.8)")
+    assert not any(r.startswith(("kept ", "no bound binds")) for r in body_plan["reasons"])
+    assert body_plan["predicted"]["by"]["surrogate"]["search"] == "cooldown"
+    body["propose"]["max_weights"] = {"code": 0.1}  # bounds the schedule cannot honour: a one-line config error
+    cool.write_text(yaml.safe_dump(body))
+    assert run(["propose", str(cool), "--store", str(store), "--no-projector", "--out", str(tmp_path / "p2.yaml")]) == 2

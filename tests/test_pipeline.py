@@ -421,3 +421,25 @@ def test_a_store_that_can_fit_but_not_cross_validate_says_so(tmp_path):
     assert len(snap.ok) == 4
     with pytest.raises(FitError, match="has 4 runs: enough to fit GPSurrogate .* but not to cross-validate it"):
         pipeline.fit(snap, "val/code")
+
+
+def test_propose_on_sizes_that_never_varied_tokens_predicts_at_their_tokens(tmp_path):
+    """A `sizes:` store varies the model only: propose's default budget (4x the proxy's tokens) cannot be predicted,
+    so it predicts at the runs' tokens; an explicit other budget is a one-line error naming --budget-tokens (it named
+    a `--tokens` flag propose does not have)."""
+    from mixopt.cli.main import run
+    from mixopt.config import load_config
+    from mixopt.errors import FitError
+    from tests.test_cli_sweep import write_cfg
+    cfg = write_cfg(tmp_path, runs=3, sampler={"two_phase_runs": 0},
+                    sizes=[{"name": "s", "n_embd": 16, "head_size": 16, "runs": 3}, {"name": "m", "runs": 3}])
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    snap = pipeline.open_store(store)
+    model = pipeline.fit(snap, "val/code")
+    assert model.meta["scale_aware"]
+    config = load_config(cfg)
+    plan = pipeline.propose(model, config=config, snapshot=snap, use_projector=False)
+    assert plan.budget_tokens == config.proxy.tokens == plan.provenance["target_scale"]["tokens"]
+    with pytest.raises(FitError, match="--budget-tokens 32768 asks for another token budget"):
+        pipeline.propose(model, config=config, snapshot=snap, use_projector=False, budget_tokens=32768)

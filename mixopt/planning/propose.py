@@ -173,7 +173,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         result, curse, curse_note = correct_for_curse(result, ctx, cfg, budget, seed)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
-    if cfg.cooldown_switch is not None:
+    if cfg.cooldown_switch is not None:  # the Cooldown schedule replaces the search's mixture: its notes do not apply
+        kept_note, curse, curse_note = "", None, ""
+        result.method = "cooldown"
         phases, upsample_note = cooldown_phases(ctx, cfg)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
         w = np.array([overall.get(d, 0.0) for d in ctx.domains])
@@ -202,7 +204,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         if at[0] in proj:
             gap = abs(proj[at[0]] - result.predicted)
             disagreement = bool(gap > math.hypot(result.std, proj.get(at[1], 0.0)) + 1e-12)
-    reasons = binding_reasons(w, constraints, ctx, budget, cfg)
+    reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
+                "counts, not the search's mixture"] if cfg.cooldown_switch is not None
+               else binding_reasons(w, constraints, ctx, budget, cfg))
     pools_kept: dict[str, list[str]] = {}
     extra: dict[str, Any] = {}
     if cfg.pools and budget:
