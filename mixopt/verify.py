@@ -250,6 +250,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi], "plan_better": bool(hi < 0),
                             "plan_worse": bool(lo > 0), **predicted_diff(plan, a.name, lo, hi)})
     plan_mean = float(np.mean(plan_arm.values))
+    predicted = predicted_at(plan, scale)
+    elsewhere = predicted["scale"] == "target" and "note" in predicted  # a target-scale prediction for another scale
     return {
         "target": metric,
         "scale": {"model_params": scale.model_params, "total_params": scale.total_params, "tokens": scale.tokens,
@@ -259,7 +261,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                      "weights": dict(a.schedule[0][1]), "phases": len(a.schedule)} for a in arms],
         "comparisons": comparisons,
         "skipped": skipped,
-        "predicted": predicted_at(plan, scale),
-        "prediction_error": plan_mean - plan.predicted.value,
+        "predicted": predicted,
+        "prediction_error": None if elsewhere else plan_mean - plan.predicted.value,  # none across scales
         "trained": trained,
     }

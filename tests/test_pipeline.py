@@ -443,3 +443,10 @@ def test_propose_on_sizes_that_never_varied_tokens_predicts_at_their_tokens(tmp_
     assert plan.budget_tokens == config.proxy.tokens == plan.provenance["target_scale"]["tokens"]
     with pytest.raises(FitError, match="--budget-tokens 32768 asks for another token budget"):
         pipeline.propose(model, config=config, snapshot=snap, use_projector=False, budget_tokens=32768)
+    # verify at the small size: the plan predicts at the largest, so there is no prediction error to report
+    from mixopt.data.domains import load_domain_set
+    from mixopt.runs.store import RunStore
+    from mixopt.verify import verify
+    body = verify(plan, RunStore(store, create=False), snap, config, load_domain_set(config.data), against=["natural"],
+                  seeds=1, shape="s")
+    assert body["prediction_error"] is None and "but verify trained" in body["predicted"]["note"]
