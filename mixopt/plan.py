@@ -126,7 +126,7 @@ class Plan(BaseModel):
         old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
         grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
         epochs = {d: e * grow.get(d, 1.0) for d, e in self.epochs.items() if d not in gone}
-        repeated = [f"{d} {self.epochs[d]:.2f} -> {e:.2f}" for d, e in sorted(epochs.items()) if e > 1.0]
+        repeated = repeated_more(self.epochs, epochs)
         reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
                   + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
                      "is dropped)" if self.predicted else "")
@@ -138,6 +138,11 @@ class Plan(BaseModel):
             pools={d: v for d, v in self.pools.items() if d not in gone},
             pool_laws={d: v for d, v in self.pool_laws.items() if d not in gone},
             tokens_per_doc={d: v for d, v in self.tokens_per_doc.items() if d not in gone}))
+
+
+def repeated_more(before: dict[str, float], after: dict[str, float]) -> list[str]:
+    """``"domain epochs-before -> epochs-after"`` for each domain repeated more than once after a change of shares."""
+    return [f"{d} {before[d]:.2f} -> {e:.2f}" for d, e in sorted(after.items()) if e > 1.0 and d in before]
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError, ExportError
 from ..export import ExportOptions, write_export
-from ..plan import load_plan
+from ..plan import load_plan, repeated_more
 from .main import app
 from .render import parse_pairs
 
@@ -40,7 +40,7 @@ def export_cmd(
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
     try:
-        plan = load_plan(plan_path)
+        original = plan = load_plan(plan_path)
         if drop:
             plan = plan.without(drop)
     except ConfigError as exc:
@@ -62,8 +62,9 @@ def export_cmd(
         kept = "; ".join(f"{d}: {', '.join(p)}" for d, p in sorted(plan.pools.items()))
         typer.echo(f"note: the plan keeps only these quality pools ({kept}); point --paths at their data (the pool files "
                    "`mixopt select` wrote), not at the whole domain", err=True)
-    if drop and "; epochs now " in plan.reasons[0]:  # the kept domains repeat more than before
-        typer.echo(f"note: {plan.reasons[0].split('; ', 1)[1]} (shares grew without the dropped domain)", err=True)
+    repeated = repeated_more(original.epochs, plan.epochs) if drop else []
+    if repeated:  # the kept domains repeat more than before
+        typer.echo(f"note: epochs now {', '.join(repeated)} (shares grew without the dropped domain)", err=True)
 
 
 def parse_counts(items: list[str]) -> dict[str, float]:
