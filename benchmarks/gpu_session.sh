@@ -20,7 +20,8 @@
 # session's deadline (a stage is cut to what is left, or skipped under 20 s). Override with
 # GPU_SESSION_TOKENS (tokens per proxy, default 524288), GPU_SESSION_SHAPES (default "default wide regmix"),
 # GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile"), GPU_PROFILE_ARGS (more gpu_profile.py flags,
-# e.g. "--stack 16" or "--cuda-graphs"), GPU_VARIANTS_ARGS (more gpu_step_variants.py flags, e.g. "--compile").
+# e.g. "--stack 16" or "--cuda-graphs"), GPU_VARIANTS_ARGS (more gpu_step_variants.py flags, e.g. "--compile", which
+# adds the compile and compgraph arms), GPU_SWEEP_ARGS (more sweep_throughput.py flags, e.g. "--proxy compile=true").
 set -uo pipefail
 
 WHEEL_DIR=${WHEEL_DIR:-.whl}
@@ -94,7 +95,8 @@ run_session() {
             python3 benchmarks/gpu_throughput.py --shapes "$shape" --tokens "$tokens" --repeats 2 --cuda-graphs \
             ${GPU_SESSION_ARGS:-}
     done
-    stage "sweep end to end" 50 profile/sweep.log python3 benchmarks/sweep_throughput.py --config demo --runs 8
+    stage "sweep end to end" 50 profile/sweep.log python3 benchmarks/sweep_throughput.py --config demo --runs 8 \
+        ${GPU_SWEEP_ARGS:-}
     # the step's implementation choices side by side (folded norms, bf16 softmax, graphs; --compile is slower to run)
     stage "step variants" 90 profile/variants.log python3 benchmarks/gpu_step_variants.py --deadline 75 \
         --shapes "$(echo $shapes | tr ' ' ,)" ${GPU_VARIANTS_ARGS:-}

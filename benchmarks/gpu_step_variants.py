@@ -12,7 +12,9 @@ This benchmark times, for each shape at fixed stack sizes, the same step with:
 - ``lowsm``: plus the chunked loss's softmax kept in bf16 (large vocabularies only);
 - ``graphs``: plus CUDA-graphed steps (``proxy.cuda_graphs``, the default since);
 - ``compile``: the new defaults' eager step under ``torch.compile`` (``proxy.compile``;
-  CUDA only, and only with ``--compile``: each compile takes tens of seconds).
+  CUDA only, and only with ``--compile``: each compile takes tens of seconds);
+- ``compgraph``: the compiled step captured into a CUDA graph as well (``step.GRAPHS_WITH_COMPILE``; with
+  ``--compile``).
 
 Every arm is ``stack_size.time_stack`` (the stack probe's own timer: random
 tokens, fastest of ``--steps`` steps after a warm-up), repeats interleaved over
@@ -38,7 +40,7 @@ import time
 import torch
 
 from mixopt.config import ProxyConfig
-from mixopt.proxy import chunked_ce, stacked
+from mixopt.proxy import chunked_ce, stacked, step
 from mixopt.proxy.device import pick_dtype
 from mixopt.proxy.mfu import mfu, peak_flops
 from mixopt.proxy.model import GPT, GPTConfig
@@ -54,18 +56,18 @@ SMOKE = (dict(n_layer=1, n_embd=32, head_size=16, block_size=32, batch_size=4), 
 
 
 @contextlib.contextmanager
-def switches(fold: bool, low_softmax: bool):
-    """The two module switches, set for the arm and restored after."""
-    before = stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX
-    stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX = fold, low_softmax
+def switches(fold: bool, low_softmax: bool, graphs_with_compile: bool = False):
+    """The module switches, set for the arm and restored after."""
+    before = stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE
+    stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE = fold, low_softmax, graphs_with_compile
     try:
         yield
     finally:
-        stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX = before
+        stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE = before
 
 
 def arms(vocab: int, cuda: bool, compile: bool) -> dict[str, dict]:
-    """Arm name -> (fold, low_softmax, cuda_graphs, compile)."""
+    """Arm name -> (fold, low_softmax, cuda_graphs, compile); graphs with compile means the compiled step captured."""
     out = {"base": dict(fold=False, low=False, graphs=False, compile=False),
            "fold": dict(fold=True, low=False, graphs=False, compile=False)}
     if chunked_ce.use_chunked_ce(vocab):
@@ -74,6 +76,7 @@ def arms(vocab: int, cuda: bool, compile: bool) -> dict[str, dict]:
         out["graphs"] = dict(fold=True, low=True, graphs=True, compile=False)
         if compile:
             out["compile"] = dict(fold=True, low=True, graphs=False, compile=True)
+            out["compgraph"] = dict(fold=True, low=True, graphs=True, compile=True)
     return out
 
 
@@ -81,7 +84,7 @@ def time_arm(shape: dict, vocab: int, m: int, arm: dict, device, steps: int) -> 
     cfg = ProxyConfig(**shape, tokens=10**9, device=device.type, dtype="auto" if device.type == "cuda" else "float32",
                       cuda_graphs=arm["graphs"], compile=arm["compile"])
     dtype = pick_dtype(cfg, device, vocab_size=vocab)
-    with switches(arm["fold"], arm["low"]):
+    with switches(arm["fold"], arm["low"], arm["graphs"] and arm["compile"]):
         return time_stack(cfg, device, dtype, m, vocab, steps=steps, warmup=3 if not arm["compile"] else 4)
 
 

@@ -141,3 +141,19 @@ def test_search_optimum_lcb_trains_the_picks_then_tests_the_optimum(monkeypatch,
     labels = [r.label for r in pipeline.open_store(tmp_path).records]
     assert sum(lab.startswith("lcb-") for lab in labels) == 2 and not any(lab == "sample-0004" for lab in labels)
     assert isinstance(fields["opt_minus_uniform_6"], float)
+
+
+def test_sweep_throughput_sets_proxy_fields_and_refuses_unknown_ones(monkeypatch):
+    """``sweep_throughput.py --proxy KEY=VALUE``: YAML values, validated; an unknown field is a one-line exit."""
+    from mixopt.config import load_config, packaged_config
+    module = load_benchmark("sweep_throughput", monkeypatch)
+    cfg = load_config(packaged_config("tiny"))
+    got = module.with_proxy_fields(cfg, ["compile=true", "n_embd=128", "cuda_graphs=false"])
+    assert got.proxy.compile is True and got.proxy.n_embd == 128 and got.proxy.cuda_graphs is False
+    assert cfg.proxy.compile is False and module.with_proxy_fields(cfg, []) is cfg
+    with pytest.raises(SystemExit, match="KEY a proxy field"):
+        module.with_proxy_fields(cfg, ["bogus=1"])
+    with pytest.raises(SystemExit, match="KEY a proxy field"):
+        module.with_proxy_fields(cfg, ["compile"])
+    with pytest.raises(SystemExit, match="multiple of head_size"):
+        module.with_proxy_fields(cfg, ["n_embd=48"])

@@ -74,7 +74,7 @@ def test_config_field():
     assert ProxyConfig.model_validate({"cuda_graphs": False}).cuda_graphs is False
 
 
-def test_graphs_only_on_cuda_and_never_with_compile():
+def test_graphs_only_on_cuda_and_never_with_compile(monkeypatch):
     """Which configs replay graphs (no CUDA needed: nothing is allocated)."""
     from mixopt.proxy.step import uses_graphs
     cuda = torch.device("cuda")
@@ -82,6 +82,9 @@ def test_graphs_only_on_cuda_and_never_with_compile():
     assert not uses_graphs(ProxyConfig(), "cpu")
     assert not uses_graphs(ProxyConfig(cuda_graphs=False), cuda)
     assert not uses_graphs(ProxyConfig(compile=True), cuda)  # a compiled step is not captured by hand
+    monkeypatch.setattr("mixopt.proxy.step.GRAPHS_WITH_COMPILE", True)  # the benchmark's compgraph arm
+    assert uses_graphs(ProxyConfig(compile=True), cuda) and not uses_graphs(ProxyConfig(compile=True), "cpu")
+    monkeypatch.undo()
     assert ModelStack(GPT(GPTConfig(n_layer=1, n_embd=16, head_size=16, block_size=8)), ProxyConfig(),
                       torch.device("cpu"), torch.float32).graphs is False
 

@@ -527,7 +527,7 @@ def test_gpu_throughput_benchmark_output_format(monkeypatch, capsys):
 
 def test_gpu_step_variants_benchmark_runs_every_arm(monkeypatch, capsys):
     """benchmarks/gpu_step_variants.py at smoke size (CPU, fp32): every arm timed, its switches restored after."""
-    from mixopt.proxy import chunked_ce, stacked as stacked_mod
+    from mixopt.proxy import chunked_ce, stacked as stacked_mod, step as step_mod
     module = load_benchmark("gpu_step_variants", monkeypatch)
     fields = module.main(["--smoke", "--repeats", "1", "--steps", "2"])
     out = capsys.readouterr().out.strip().splitlines()
@@ -535,8 +535,10 @@ def test_gpu_step_variants_benchmark_runs_every_arm(monkeypatch, capsys):
     for m in (1, 2):
         assert fields[f"smoke_m{m}_base_vs_base"] == 1 and fields[f"smoke_m{m}_fold_tps"] > 0
     assert stacked_mod.FOLD_NORMS is True and chunked_ce.LOW_PRECISION_SOFTMAX is True
+    assert step_mod.GRAPHS_WITH_COMPILE is False
     arms = module.arms(50_304, cuda=True, compile=True)
-    assert list(arms) == ["base", "fold", "lowsm", "graphs", "compile"] and not arms["base"]["fold"]
+    assert list(arms) == ["base", "fold", "lowsm", "graphs", "compile", "compgraph"] and not arms["base"]["fold"]
+    assert arms["compgraph"]["graphs"] and arms["compgraph"]["compile"] and not arms["compile"]["graphs"]
     assert list(module.arms(257, cuda=False, compile=True)) == ["base", "fold"]
 
 

@@ -111,7 +111,7 @@ def probe_stack_size(cfg, device, dtype: torch.dtype, *, vocab_size: int = 257, 
     device = torch.device(device)
     sizes = sorted(candidates) if candidates is not None else candidate_sizes(limit)
     shape = GPTConfig.from_proxy(cfg, vocab_size)
-    graphs = "|graphs" if uses_graphs(cfg, device) else "|compile" if getattr(cfg, "compile", False) else ""
+    graphs = ("|compile" if getattr(cfg, "compile", False) else "") + ("|graphs" if uses_graphs(cfg, device) else "")
     key = (f"{_device_name(device)}|torch-{torch.__version__}|{shape}|b{cfg.batch_size}|{dtype_name(dtype)}|{sizes}"
            f"{graphs}|{STEP_VERSION}")
     if cache and key in _KNOWN:

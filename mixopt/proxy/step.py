@@ -35,6 +35,8 @@ log = logging.getLogger("mixopt.proxy")
 
 EVAL_BATCH = 64  # evaluation windows per forward pass (per model)
 GRAPH_EAGER_STEPS = 3  # training steps run eagerly (on a side stream) before the step is captured, as in torch's docs
+GRAPHS_WITH_COMPILE = False  # capture a torch.compile'd step too (read at call time; unmeasured, so off: the
+# benchmark's ``compgraph`` arm turns it on to time the pairing, benchmarks/gpu_step_variants.py)
 
 
 def make_optimizer(model: torch.nn.Module, cfg, device: torch.device, *, matrix_dim: int = 2,
@@ -58,10 +60,11 @@ def uses_graphs(cfg, device) -> bool:
     """Whether steps replay a captured CUDA graph: ``cfg.cuda_graphs`` on a CUDA device, unless ``cfg.compile``.
 
     A compiled step is not captured by hand: that pairing was never measured, and torch.compile's kernels alone gave
-    1.40x the graphed step on the wide shape (H200; benchmarks/gpu_step_variants.py).
+    1.40x the graphed step on the wide shape (H200; benchmarks/gpu_step_variants.py). ``GRAPHS_WITH_COMPILE``
+    captures the compiled step as well (the pairing's benchmark arm).
     """
-    return (bool(getattr(cfg, "cuda_graphs", False)) and not bool(getattr(cfg, "compile", False))
-            and torch.device(device).type == "cuda")
+    compiled = bool(getattr(cfg, "compile", False)) and not GRAPHS_WITH_COMPILE
+    return bool(getattr(cfg, "cuda_graphs", False)) and not compiled and torch.device(device).type == "cuda"
 
 
 class ModelStack:
@@ -76,7 +79,7 @@ class ModelStack:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.single = isinstance(model, GPT)
         self.n_models = 1 if self.single else model.n_models
-        want = (uses_graphs(cfg, device) if graphs is None else graphs) and not compile
+        want = (uses_graphs(cfg, device) if graphs is None else graphs) and (not compile or GRAPHS_WITH_COMPILE)
         self.graphs = want and device.type == "cuda"  # replay steps from a CUDA graph (until a capture fails)
         matrix_dim = 2 if self.single else 3
         if self.graphs:
