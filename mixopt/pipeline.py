@@ -28,7 +28,7 @@ from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
 from .planning.pool_value import PoolMeasurement, measure_pool_values
-from .planning.propose import ProposeContext, build_plan
+from .planning.propose import ProposeContext, build_plan, plan_budget
 from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
@@ -383,7 +383,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     predictor = model.estimator
     if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
         asked = budget_tokens or pcfg.budget_tokens
-        budget = asked or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+        budget = plan_budget(budget_tokens, pcfg, ctx.proxy_tokens)
         tokens = sorted({float(sc[1]) for sc in model.meta["scales"]})
         if len(tokens) == 1 and budget is not None and not np.isclose(budget, tokens[0]):  # the sizes never varied tokens
             if asked:

@@ -259,3 +259,13 @@ def test_optimize_on_piecewise_constant_lightgbm():
     assert r.predicted < model.predict(x0[None])[0]
     with pytest.raises(ConfigError, match="kl_weight"):
         optimize_mixture(model, x0, constraints=c, kl_weight=1.0)
+
+
+def test_plan_budget_precedence():
+    """The CLI's budget, else the config's, else 4x the proxies' tokens (one rule for propose and build_plan)."""
+    from mixopt.config import ProposeConfig
+    from mixopt.planning.propose import plan_budget
+    assert plan_budget(None, ProposeConfig(), 1000) == 4000
+    assert plan_budget(None, ProposeConfig(budget_tokens=7e6), 1000) == 7e6
+    assert plan_budget(5e6, ProposeConfig(budget_tokens=7e6), 1000) == 5e6
+    assert plan_budget(None, ProposeConfig(), None) is None

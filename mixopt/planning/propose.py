@@ -161,10 +161,19 @@ def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext
     return reasons
 
 
+DEFAULT_BUDGET_MULTIPLE = 4  # a plan's token budget when none is given: this many times a proxy run's tokens
+
+
+def plan_budget(budget_tokens: float | None, cfg: ProposeConfig, proxy_tokens: float | None) -> float | None:
+    """The plan's token budget: ``budget_tokens`` (the CLI's), else ``cfg.budget_tokens``, else
+    ``DEFAULT_BUDGET_MULTIPLE`` times the proxies' tokens; None when none of them is known."""
+    return budget_tokens or cfg.budget_tokens or (DEFAULT_BUDGET_MULTIPLE * proxy_tokens if proxy_tokens else None)
+
+
 def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tokens: float | None, seed: int = 0,
                projector=None, model_params: float | None = None) -> Plan:
     """Search, then assemble the plan file with epochs, effective tokens, predictions and reasons."""
-    budget = budget_tokens or cfg.budget_tokens or (4 * ctx.proxy_tokens if ctx.proxy_tokens else None)
+    budget = plan_budget(budget_tokens, cfg, ctx.proxy_tokens)
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
     kept_note, curse, curse_note = "", None, ""
     if cfg.keep_baseline_within_noise:
