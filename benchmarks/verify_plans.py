@@ -59,7 +59,7 @@ from mixopt.runs.sweep import sweep_scales
 from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
 from mixopt.surrogates.scale import scale_inputs
 from mixopt.surrogates.shift import ShiftGP
-from mixopt.verify import params_of, verify
+from mixopt.verify import paired_interval, params_of, verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
 SMOKE_MODEL = "linear"  # smoke only: the default GP's search takes ~30 s per target on a loaded 2-core box
@@ -98,13 +98,20 @@ def row_line(setting: str, target: str, body: dict) -> list[str]:
         lines.append(f"      vs {c['against']:14s} diff {c['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}{claimed}")
     for s in body["skipped"]:
         lines.append(f"      {s['name']:17s} skipped: {s['why']}")
+    by = {r["name"]: np.array(r["values"]) for r in body["results"]}
+    if "doremi" in by:  # DoReMi against the baselines it should beat on average loss (paired: same seeds)
+        for base in ("uniform", "natural"):
+            if base in by:
+                d = by["doremi"] - by[base]
+                lo, hi = paired_interval(d)
+                lines.append(f"      doremi - {base:8s} diff {d.mean():+.4f}  95% [{lo:+.4f}, {hi:+.4f}]")
     return lines
 
 
 def tally(bodies: list[dict]) -> dict:
     """Counts over every (setting, target): wins and losses per alternative, prediction inside ±2σ."""
     out: dict = {}
-    for alt in ("natural", "uniform", "best-run", "regmix", "no-upsampling"):
+    for alt in ("natural", "uniform", "best-run", "regmix", "no-upsampling", "doremi"):
         comps = [c for b in bodies for c in b["comparisons"] if c["against"] == alt]
         key = alt.replace("-", "_")
         out[f"n_vs_{key}"] = len(comps)
@@ -152,6 +159,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")
     ap.add_argument("--runs", type=int, default=None, help="sampled sweep mixtures (default 30, so regmix's 40-run minimum "
                     "is met with the baselines, seed repeats and two-phase runs; smoke 4)")
+    ap.add_argument("--against", default=None, help=f"comma-separated alternatives (default {','.join(AGAINST)}; "
+                    "`doremi` adds DoReMi's mixture, computed once per store)")
     ap.add_argument("--json", default=None, help="write every verify body here")
     ap.add_argument("--two-sizes", action="store_true", help="sweep a second proxy size (n_embd 64, 2x tokens, 12 runs) so "
                     "the fit is scale-aware; verify then trains that size, at multiples of its tokens (use --scales 4x)")
@@ -180,7 +189,8 @@ def run(args, root: str) -> dict:
     scales = (args.scales or ("4x" if smoke else ",".join(SCALES))).split(",")
     targets = (args.targets or (TARGETS[1] if smoke else ",".join(TARGETS))).split(",")
     # regmix's LightGBM needs 40 sweep runs (its min_runs); the smoke sweep has 11, so smoke leaves it out
-    against = [a for a in AGAINST if not (smoke and a == "regmix")]
+    against = [a for a in (args.against.split(",") if getattr(args, "against", None) else AGAINST)
+               if not (smoke and a == "regmix")]
     summary = pipeline.sweep(cfg, root, show_progress=False)
     data = load_domain_set(cfg.data)
     full = pipeline.open_store(root)

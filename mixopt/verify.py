@@ -10,7 +10,10 @@ Alternatives (``--against``):
 * ``best-run`` — the best mixture observed in the sweep (by its whole-run token shares);
 * ``no-upsampling`` — the plan without its end phase (phase 0 for the whole run);
 * ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
-* ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates.
+* ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
+* ``doremi`` (on request, not in the default list) — DoReMi's mixture (Xie et al. 2023; ``proxy/doremi.py``): a
+  reference and a Group-DRO proxy of the sweep's proxy shape, two more proxy runs, kept in the store under
+  ``doremi/`` so a second call trains nothing.
 
 ``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired interval over the
 seeds (a t-interval from 3 seeds, an exact bootstrap below that); ``plan_better`` is true only when the interval lies
@@ -19,8 +22,11 @@ below zero.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,15 +39,18 @@ from .mixtures import Mixture, Phases, as_phases, natural_mixture, temperature_p
 from .plan import Plan
 from .planning.constraints import Constraints
 from .planning.search import simulate_search
+from .io import atomic_write_text
+from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.model import GPT, GPTConfig
-from .runs.record import RunSpec
+from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local
 from .runs.sweep import sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
 
-ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix")
+ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix")  # the default --against
+ON_REQUEST = ("doremi",)  # alternatives --against takes that cost more than the arm's own runs
 
 
 @dataclass
@@ -62,9 +71,9 @@ class Arm:
 
 def parse_against(text: str) -> list[str]:
     names = [t.strip() for t in str(text).split(",") if t.strip()]
-    unknown = [n for n in names if n not in ALTERNATIVES]
+    unknown = [n for n in names if n not in ALTERNATIVES + ON_REQUEST]
     if unknown or not names:
-        raise ConfigError(f"--against takes a comma-separated list of {', '.join(ALTERNATIVES)}. Got {text!r}"
+        raise ConfigError(f"--against takes a comma-separated list of {', '.join(ALTERNATIVES + ON_REQUEST)}. Got {text!r}"
                           f"{f' (unknown: {unknown})' if unknown else ''}. Fix the names.")
     return list(dict.fromkeys(names))
 
@@ -123,8 +132,9 @@ def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epoc
 
 
 def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: dict[str, int], cfg: SweepConfig,
-                 *, seed: int = 0) -> tuple[list[Arm], list[dict[str, str]]]:
-    """The arms to train besides the plan, and the alternatives skipped (with why)."""
+                 *, seed: int = 0, doremi: Mixture | None = None) -> tuple[list[Arm], list[dict[str, str]]]:
+    """The arms to train besides the plan, and the alternatives skipped (with why); ``doremi``: DoReMi's mixture,
+    when asked for (``doremi_mixture``)."""
     domains = sorted(counts)
     arms, skipped = [], []
     for name in names:
@@ -153,7 +163,28 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
                 arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
             except FitError as exc:  # e.g. fewer runs than RegMix's LightGBM needs
                 skipped.append({"name": name, "why": " ".join(str(exc).split())})
+        elif name == "doremi":
+            if doremi is None:
+                raise ValueError("alternatives(): pass doremi=doremi_mixture(...) when 'doremi' is asked for.")
+            arms.append(Arm(name, as_phases(doremi)))
     return arms, skipped
+
+
+def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: int = 0) -> tuple[Mixture, bool]:
+    """(DoReMi's mixture for this store's data at the sweep's (first) proxy shape, whether it was trained now).
+
+    Kept in ``<store>/doremi/<key>.json`` (the key hashes the proxy, the data fingerprint and the seed), so verify
+    resumes it like its runs.
+    """
+    proxy = sweep_scales(cfg)[0].proxy.model_copy(update={"checkpoints": [1.0]})
+    key = doremi_key(proxy, data.fingerprint, None, seed)
+    path = Path(store.root) / "doremi" / f"{hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        return Mixture(json.loads(path.read_text())["weights"]), False
+    result = doremi_weights(proxy, data, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"key": key, **result.to_dict()}, indent=1) + "\n")
+    return result.weights, True
 
 
 def regmix_mixture(snapshot: StoreSnapshot, plan: Plan, counts: dict[str, int], cfg: SweepConfig, *, seed: int = 0) -> Mixture:
@@ -223,7 +254,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     counts = data.token_counts
     scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
     check_repetition(plan, counts, scale.tokens, cfg.propose.max_epochs)
-    arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed)
+    doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
+    arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
     arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
     seed_list = [cfg.seed + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
@@ -264,4 +296,5 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         "predicted": predicted,
         "prediction_error": None if elsewhere else plan_mean - plan.predicted.value,  # none across scales
         "trained": trained,
+        **({"doremi": {"weights": dict(doremi), "trained_now": doremi_trained}} if doremi is not None else {}),
     }

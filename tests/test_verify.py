@@ -99,3 +99,22 @@ def test_paired_interval():
     assert lo < -0.1 < hi < 0
     assert paired_interval(np.array([0.1, 0.3])) == (0.1, 0.3)
     assert parse_against("uniform, natural,uniform") == ["uniform", "natural"]
+
+
+def test_against_doremi_trains_its_mixture_once(planned, tmp_path, capsys):
+    """``--against doremi``: DoReMi's mixture (computed at the sweep's proxy shape) is an arm like the others, kept in
+    the store so a second call trains nothing; it is not in the default list (it costs two more proxy runs)."""
+    from mixopt.verify import ALTERNATIVES
+    _, store, plan = planned
+    assert "doremi" not in ALTERNATIVES and parse_against("doremi,natural") == ["doremi", "natural"]
+    out = tmp_path / "d.json"
+    argv = ["verify", str(plan), "--store", str(store), "--seeds", "2", "--against", "doremi", "--out", str(out)]
+    assert run(argv) == 0
+    body = json.loads(out.read_text())
+    arm = next(r for r in body["results"] if r["name"] == "doremi")
+    assert arm["weights"] == pytest.approx(body["doremi"]["weights"]) and sum(arm["weights"].values()) == pytest.approx(1)
+    assert body["doremi"]["trained_now"] is True and len(list((store / "doremi").glob("*.json"))) == 1
+    assert "doremi" in capsys.readouterr().out
+    assert run(argv + ["--out", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["doremi"]["trained_now"] is False and again["results"] == body["results"] and again["trained"] == 0

@@ -29,7 +29,8 @@ def verify_cmd(
     shape: str | None = typer.Option(None, "--shape", help="A proxy size name of the sweep, or overrides such as n_embd=128,n_layer=2."),
     tokens: float | None = typer.Option(None, "--tokens", help="Training tokens per run (default: the plan's budget)."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per arm; the same seeds for every arm (paired)."),
-    against: str = typer.Option(",".join(ALTERNATIVES), "--against", help="Alternatives to train beside the plan."),
+    against: str = typer.Option(",".join(ALTERNATIVES), "--against", help="Alternatives to train beside the plan; "
+                                "add `doremi` for DoReMi's mixture (two more proxy runs at the sweep's proxy shape)."),
     out: Path = typer.Option(Path("verify.json"), "--out", help="VERIFY.json to write (folders are created)."),
 ) -> None:
     """Train PLAN and its alternatives at the target scale with paired seeds; write VERIFY.json and print a table."""
@@ -46,6 +47,9 @@ def verify_cmd(
     else:
         raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG with the data to train on.")
     data = load_domain_set(cfg.data)
+    if "doremi" in names:
+        typer.echo(f"doremi: DoReMi's mixture from a reference and a Group-DRO proxy at the sweep's proxy shape "
+                   f"(kept under {store}/doremi/, so a second call trains nothing)")
     body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
                   model_params=model_params, tokens=tokens)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,7 @@ class MixtureBatches:
         self._x = np.empty((batch_size, block_size), dtype=np.int64)  # (B, T)
         self._y = np.empty((batch_size, block_size), dtype=np.int64)  # (B, T)
         self.x, self.y = torch.from_numpy(self._x), torch.from_numpy(self._y)
+        self.slots = np.empty(0, dtype=np.int64)  # the last batch's domain of each sequence (index into ``names``)
 
     def _vector(self, weights: Mapping[str, float]) -> np.ndarray:
         w = np.array([float(weights.get(d, 0.0)) for d in self.names])
@@ -118,7 +119,7 @@ class MixtureBatches:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch: inputs x and targets y, both (B, T) int64 CPU tensors."""
-        slots = self.allocate()
+        slots = self.slots = self.allocate()
         starts = self.rng.integers(0, self.highs[slots])  # (B,): one draw per batch, each below its domain's bound
         for d in np.unique(slots):
             rows = np.flatnonzero(slots == d)

@@ -1,0 +1,59 @@
+"""DoReMi's domain weights (``proxy/doremi.py``) and ``verify --against doremi``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixopt.data.types import DomainSet
+from mixopt.errors import DataError
+from mixopt.proxy.doremi import SMOOTHING, doremi_weights
+from mixopt.proxy.loop import torch_threads
+from tests.test_proxy import PKG, _domain, tiny_cfg
+
+
+@pytest.fixture(scope="module")
+def cipher_data() -> DomainSet:
+    """Two domains of the same text: ``plain`` and ``cipher`` (a fixed byte substitution of it), so a model trained on
+    one is good on it and poor on the other."""
+    raw = b"\n".join(p.read_bytes() for p in sorted(PKG.glob("**/*.py")))[:400_000]
+    a = np.frombuffer(raw, dtype=np.uint8).astype(np.uint16)
+    perm = np.random.default_rng(0).permutation(256).astype(np.uint16)
+    half = len(a) // 2
+    domains = {"plain": _domain("plain", a[:half]), "cipher": _domain("cipher", perm[a[half:]])}
+    return DomainSet(domains, vocab_size=257, eos_id=256, tokenizer="bytes")
+
+
+def run(data, reference=None, seed=0, **kw):
+    with torch_threads(1):
+        return doremi_weights(tiny_cfg(tokens=8 * 32 * 30, **kw), data, reference, seed=seed)
+
+
+def test_weights_move_to_the_domain_the_reference_knows_better(cipher_data):
+    """Excess loss over the reference is positive where the reference is better: a reference trained on ``plain`` only
+    pulls DoReMi's weight to ``plain``, one trained on ``cipher`` only pulls it to ``cipher``."""
+    to_plain = run(cipher_data, {"plain": 1.0})
+    to_cipher = run(cipher_data, {"cipher": 1.0})
+    assert to_plain.weights["plain"] > 0.6 and to_cipher.weights["cipher"] > 0.6
+    # by the end the proxy, trained almost only on ``plain``, lags the reference on ``cipher`` instead: DRO's balance
+    assert to_plain.history[-1]["cipher"] > to_plain.history[len(to_plain.history) // 2]["cipher"]
+    assert to_plain.reference == {"plain": 1.0}
+
+
+def test_weights_are_a_smoothed_mixture_and_deterministic(cipher_data):
+    a, b = run(cipher_data), run(cipher_data)
+    assert a.weights == b.weights and a.history == b.history  # same seed, same thread count: bit for bit
+    assert sum(a.weights.values()) == pytest.approx(1.0)
+    assert min(a.weights.values()) >= SMOOTHING / 2 - 1e-12  # smoothing keeps every domain above c/k
+    assert a.steps == 30 and a.history[0]["step"] == 1 and a.history[-1]["step"] == 30
+    counts = cipher_data.token_counts  # the default reference: natural token shares
+    assert a.reference["plain"] == pytest.approx(counts["plain"] / sum(counts.values()))
+    assert set(a.to_dict()) >= {"weights", "last", "reference", "steps", "excess", "history", "step_size", "smoothing"}
+
+
+def test_bad_inputs_say_what_to_fix(cipher_data):
+    one = DomainSet({"plain": cipher_data.domains["plain"]}, vocab_size=257, eos_id=256, tokenizer="bytes")
+    with pytest.raises(DataError, match="Add domains"):
+        doremi_weights(tiny_cfg(), one)
+    with pytest.raises(DataError, match="non-negative weights"):
+        doremi_weights(tiny_cfg(), cipher_data, {"plain": -1.0, "cipher": 1.0})
