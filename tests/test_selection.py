@@ -10,7 +10,7 @@ from mixopt.errors import ConfigError, DataError, NotFittedError
 from mixopt.selection.classifier import TargetClassifier
 from mixopt.selection.color_filter import color_filter_scores
 from mixopt.selection.dsir import DSIR, gumbel_top_k, top_by_budget
-from mixopt.selection.ngrams import HashedNgrams
+from mixopt.selection.ngrams import HashedCharNgrams, HashedNgrams
 from mixopt.selection.output import bucket_of
 from mixopt.selection.perplexity import encode_with_ends, perplexity_scores
 
@@ -41,6 +41,24 @@ def test_ngram_counts_do_not_depend_on_chunking():
     small = HashedNgrams(n_buckets=500, chunk_bytes=300).counts(docs)
     np.testing.assert_array_equal(np.bincount(big.docs * 500 + big.buckets, minlength=60 * 500),
                                   np.bincount(small.docs * 500 + small.buckets, minlength=60 * 500))
+
+
+def test_char_ngrams_are_padded_word_pieces_case_free_and_stay_inside_documents():
+    h = HashedCharNgrams(n_buckets=1 << 20)
+    # " ab " -> " ab", "ab ", " ab "; " hello " -> 5 + 4 + 3 pieces of 3, 4, 5 bytes; "x" -> " x " only
+    assert h.counts(["ab cd", "Hello", "", "x"]).per_doc().tolist() == [6, 12, 0, 1]
+    assert h.counts(["Cat"]).buckets.tolist() == h.counts(["cat"]).buckets.tolist()
+    assert h.counts(["a\tb\ncd"]).buckets.tolist() == h.counts(["a b cd"]).buckets.tolist()
+    joined, split = h.counts(["ab cd"]), h.counts(["ab", "cd"])
+    assert sorted(joined.buckets.tolist()) == sorted(split.buckets.tolist()) and split.per_doc().tolist() == [3, 3]
+    # "cat" and "concat" share "cat", "at " and "cat " (not " ca", " cat", " cat ": a word start differs)
+    assert len(set(h.counts(["cat"]).buckets.tolist()) & set(h.counts(["concat"]).buckets.tolist())) == 3
+    docs = docs_from(VOCAB_A, 30, 0) + docs_from(VOCAB_B, 30, 1)
+    big, small = HashedCharNgrams(500).counts(docs), HashedCharNgrams(500, chunk_bytes=300).counts(docs)
+    np.testing.assert_array_equal(np.bincount(big.docs * 500 + big.buckets, minlength=60 * 500),
+                                  np.bincount(small.docs * 500 + small.buckets, minlength=60 * 500))
+    with pytest.raises(ConfigError, match="lengths"):
+        HashedCharNgrams(lengths=(2, 5))
 
 
 def test_dsir_ranks_documents_from_the_target_distribution_first():
@@ -84,12 +102,38 @@ def test_classifier_scores_each_pool_document_with_a_model_that_never_saw_it():
     assert crossed[:10].min() > crossed[10:].max()
 
 
+def test_classifier_subwords_tie_unseen_word_forms_to_the_target():
+    # The pool's target-like documents write the target's words with a suffix of their own ("garden" -> "gardenz3"):
+    # as words they were never seen, and the word-only model (char_buckets=0) cannot tell them from the others; their
+    # character n-grams (" ga", "gar", "arde", ...) are the target's.
+    stems_a = ["garden", "flower", "petal", "blossom", "meadow", "orchard", "seedling", "harvest"]
+    stems_b = ["invoice", "ledger", "account", "payment", "receipt", "balance", "audit", "deposit"]
+
+    def forms(stems, n, seed, tag=""):
+        rng = np.random.default_rng(seed)
+        return [" ".join(f"{w}{tag}{i}" if tag else w for w in rng.choice(stems, size=30)) for i in range(n)]
+
+    target = forms(stems_a, 20, 0)
+    pool = forms(stems_a, 20, 1, tag="z") + forms(stems_b, 40, 2, tag="q")
+    with_chars = TargetClassifier(n_buckets=4096, char_buckets=4096).fit_score(target, pool)
+    words_only = TargetClassifier(n_buckets=4096, char_buckets=0).fit_score(target, pool)
+    assert with_chars[:20].min() > with_chars[20:].max() + 0.5
+    assert words_only[:20].min() < words_only[20:].max()
+    rows = TargetClassifier(n_buckets=64, char_buckets=128).featurizer().counts(["a b", "cat sat", ""])
+    assert rows.shape == (3, 64 + 128)
+    np.testing.assert_allclose(np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1))).ravel(), [1, 1, 0])  # unit rows; empty stays 0
+    assert rows[1, :64].nnz and rows[1, 64:].nnz  # both blocks
+
+
 def test_classifier_rejects_bad_settings_and_input():
     clf = TargetClassifier(n_buckets=100)
     with pytest.raises(NotFittedError, match="not fitted"):
         clf.score(HashedNgrams(100).counts(["a b"]))
     with pytest.raises(ConfigError, match="buckets"):
         clf.fit(HashedNgrams(200).counts(["a"]), HashedNgrams(200).counts(["b"]))
+    other = TargetClassifier(n_buckets=100, char_buckets=0).featurizer().counts
+    with pytest.raises(ConfigError, match="character buckets"):
+        clf.fit(other(["a"]), other(["b"]))
     with pytest.raises(ConfigError, match="C must be > 0"):
         TargetClassifier(n_buckets=100, C=0).fit_score(["a b"], ["c d", "e f"])
     with pytest.raises(DataError, match="at least 2 pool documents"):

@@ -180,3 +180,13 @@ def test_select_cli_with_the_classifier_keeps_the_target_like_documents(files, t
     q1 = [json.loads(line) for line in Path(pools["web"]["pools"][0]["path"]).read_text().splitlines()]
     assert {r["meta"]["src"] for r in q1} == {"A"}
     assert manifest["method"] == "classifier" and manifest["settings"]["hash_buckets"] == 65_536
+    assert manifest["settings"]["char_buckets"] == 262_144
+    # --no-char-ngrams: words only, a different score key (so no cached scores are reused), the same kept documents here
+    words = tmp_path / "words"
+    code = run(["select", "--pool", f"web={pool}", "--target", str(target), "--out", str(words), "--method", "classifier",
+                "--buckets", "2", "--keep", "0.4", "--no-char-ngrams"])
+    assert code == 0 and "(scored)" in capsys.readouterr().out
+    plain = json.loads((words / "selection.json").read_text())
+    assert plain["settings"]["char_buckets"] == 0 and plain["key"] != manifest["key"]
+    kept = [json.loads(line) for line in (words / "web.kept.jsonl").read_text().splitlines()]
+    assert kept and {r["meta"]["src"] for r in kept} == {"A"}

@@ -18,7 +18,7 @@ from ..data.domains import default_cache_dir
 from ..errors import StoreError
 from ..io import atomic_write_bytes
 
-SCORES_VERSION = "select-v1"  # bump when a scorer's output changes for the same inputs
+SCORES_VERSION = "select-v2"  # bump when a scorer's output changes for the same inputs (v2: classifier subwords)
 
 
 def score_key(settings: dict, source_keys: list[tuple[str, str]]) -> str:

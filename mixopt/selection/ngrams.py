@@ -156,6 +156,62 @@ class HashedNgrams:
         return np.concatenate([doc, doc[:-1][same]]), buckets
 
 
+class HashedCharNgrams(HashedNgrams):
+    """Hash the byte n-grams of each word, the word padded with a space at either end, into ``n_buckets`` buckets.
+
+    fastText's subword features (Bojanowski et al. 2017; scikit-learn's ``char_wb`` analyzer): a word here is a run of
+    bytes between whitespace (punctuation stays in it), lower-cased (ASCII) like :class:`HashedNgrams`; " cat " gives
+    " ca", "cat", "at ", " cat", "cat ", " cat " for ``lengths`` (3, 5). Counts come as :class:`NgramCounts`.
+
+    Parameters
+    ----------
+    n_buckets : int, default 262_144
+    lengths : (int, int), default (3, 5)
+        Shortest and longest n-gram, in bytes, padding included.
+    chunk_bytes : int
+        As :class:`HashedNgrams`.
+    """
+
+    def __init__(self, n_buckets: int = 262_144, lengths: tuple[int, int] = (3, 5), chunk_bytes: int = CHUNK_BYTES):
+        super().__init__(n_buckets, chunk_bytes)
+        lo, hi = (int(x) for x in lengths)
+        if not 3 <= lo <= hi:
+            raise ConfigError(f"Character n-gram lengths must be 3 <= shortest <= longest. Got {lengths}. Use (3, 5).")
+        self.lengths = (lo, hi)
+        self._space_lower = self._lower.copy()
+        self._space_lower[self._cls == 0] = 32  # every whitespace byte a space
+
+    def _chunk(self, docs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index within the chunk, bucket) of every character n-gram of ``docs``."""
+        lens = np.fromiter((len(d) + 1 for d in docs), dtype=np.int64, count=len(docs))
+        # one space before, between and after the documents: every word then has a space at either end
+        raw = self._space_lower[np.frombuffer(b" " + b" ".join(docs) + b" ", dtype=np.uint8)]
+        n = raw.shape[0]
+        doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), lens)  # byte i's document (its leading space included)
+        word = raw != 32
+        pw, inv = self._powers(n)
+        with np.errstate(over="ignore"):
+            pref = np.zeros(n + 1, dtype=np.uint32)
+            np.cumsum(raw * pw, out=pref[1:])
+        docs_out, buckets = [], []
+        inside = np.ones(n, dtype=bool)  # for the length k: bytes i+1 .. i+k-2 of the window at i are all word bytes
+        for k in range(3, self.lengths[1] + 1):
+            m = n - k + 1
+            if m <= 0:
+                break
+            inside = inside[:m] & word[k - 2:k - 2 + m]  # its ends may be spaces: the padding
+            if k < self.lengths[0]:
+                continue
+            at = np.flatnonzero(inside)
+            with np.errstate(over="ignore"):
+                h = _mix((pref[at + k] - pref[at]) * inv[at])  # position-free hash of the window's bytes
+            buckets.append((h % np.uint32(self.n_buckets)).astype(np.int32))
+            docs_out.append(doc_of[at])
+        if not buckets:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return np.concatenate(docs_out), np.concatenate(buckets)
+
+
 @functools.lru_cache(maxsize=2)
 def _powers_upto(m: int) -> tuple[np.ndarray, np.ndarray]:
     """``P ** i`` and ``P ** -i`` mod 2**32 for i in [0, m), read-only, shared by every featurizer (computed on first use)."""
