@@ -8,7 +8,8 @@ Alternatives (``--against``):
 
 * ``natural`` — token-proportional; ``uniform``;
 * ``best-run`` — the best mixture observed in the sweep (by its whole-run token shares);
-* ``no-upsampling`` — the plan without its end phase (phase 0 for the whole run);
+* ``no-upsampling`` — the plan without its end phase (phase 0 for the whole run; for a *reorder* end phase, which
+  moved a capped domain's tokens to the end, the plan's overall shares for the whole run);
 * ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
 * ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
 * ``doremi`` (on request, not in the default list) — DoReMi's mixture (Xie et al. 2023; ``proxy/doremi.py``): a
@@ -35,7 +36,7 @@ from scipy import stats
 from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, FitError
-from .mixtures import Mixture, Phases, as_phases, natural_mixture, temperature_prior, uniform_mixture
+from .mixtures import Mixture, Phases, as_phases, natural_mixture, overall_shares, temperature_prior, uniform_mixture
 from .plan import Plan
 from .planning.constraints import Constraints
 from .planning.search import simulate_search
@@ -154,7 +155,11 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
             if len(plan.phases) == 1:
                 skipped.append({"name": name, "why": "the plan has no end phase"})
                 continue
-            arms.append(Arm(name, as_phases(plan.phases[0].weights)))
+            if plan.provenance.get("end_phase") == "reorder":  # the same tokens, trained flat: the plan's overall shares
+                flat = overall_shares([(p.start_fraction, p.weights) for p in plan.phases])
+                arms.append(Arm(name, as_phases(Mixture({d: w for d, w in flat.items() if w > 0}))))
+            else:
+                arms.append(Arm(name, as_phases(plan.phases[0].weights)))
         elif name == "no-pools":
             skipped.append({"name": name, "why": "the proxy trainer reads whole domains, so the plan's pools change nothing it trains"
                             if plan.pools else "the plan keeps no quality pools"})

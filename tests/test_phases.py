@@ -282,3 +282,35 @@ def test_seed_repeats_across_the_cuda_graphs_default_stay_one_group():
             for on in (False, True)]
     recs.append(SimpleNamespace(phases=None, mixture=mix, proxy={**proxy, "lr": 1e-3}, data_fingerprint="fp"))
     assert repeat_groups(recs).tolist() == [0, 0, 1]
+
+
+def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
+    """propose's end phase for a target whose domain is capped: not 'on top' (no room) but a reorder, the overall shares
+    kept and part of the capped domain's tokens moved to the end; verify's no-upsampling arm is then the flat plan."""
+    from mixopt.config import ProposeConfig
+    from mixopt.planning import propose as prop
+    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.verify import alternatives
+    P, Q, F, y = _synthetic()
+    monkeypatch.setattr(prop, "records_to_phase_data", lambda *a: (P, Q, F, y))
+    monkeypatch.setattr(prop, "target_domains", lambda ctx: [0])
+    domains = [f"d{i}" for i in range(4)]
+    w = np.array([0.3, 0.3, 0.2, 0.2])
+    ctx = prop.ProposeContext(domains=domains, target="val/d0", records=[object()])
+    cons = Constraints(domains, np.zeros(4), np.array([0.3, 1, 1, 1]))  # d0 at its cap
+    cfg = ProposeConfig(n_candidates=3000)
+    phases, note, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, cfg, cons, seed=0)
+    assert kind == "reorder" and len(phases) == 2 and "moved to the end" in note
+    first, end = phases[0].weights, phases[1].weights
+    f = 1 - phases[1].start_fraction
+    overall = {d: (1 - f) * first.get(d, 0) + f * end.get(d, 0) for d in domains}
+    assert overall == pytest.approx(dict(zip(domains, w)), abs=1e-5) and end["d0"] > first["d0"] + MIN_UPSAMPLE
+    # with room above the cap the end phase goes on top, as before
+    free = Constraints(domains, np.zeros(4), np.ones(4))
+    assert prop.upsampling_phases(w, dict(zip(domains, w)), ctx, cfg, free, seed=0)[2] == "on top"
+    plan = Plan(budget_tokens=1e6, phases=phases, predicted=Prediction(metric="val/d0", value=3.0),
+                provenance={"end_phase": "reorder"})
+    arms, _ = alternatives(plan, ["no-upsampling"], None, {d: 1000 for d in domains}, SweepConfig())
+    assert dict(arms[0].schedule[0][1]) == pytest.approx(dict(zip(domains, w)), abs=1e-5) and len(arms[0].schedule) == 1
+    plan.provenance = {"end_phase": "on top"}
+    assert dict(alternatives(plan, ["no-upsampling"], None, {d: 1000 for d in domains}, SweepConfig())[0][0].schedule[0][1]) == first

@@ -192,7 +192,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         mean, std = estimator.predict(w[None, :], return_std=True)
         result.predicted, result.std = float(mean[0]), float(std[0])
     else:
-        phases, upsample_note = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
+        phases, upsample_note, end_phase = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
     epochs, eff = {}, {}
     if ctx.token_counts and budget:
@@ -250,6 +250,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if model_params:
         provenance["model_params"] = model_params
     provenance.setdefault("mixopt_version", __version__)
+    if len(phases) > 1 and cfg.cooldown_switch is None:
+        provenance["end_phase"] = end_phase  # "on top" (adds share) or "reorder" (moves tokens; verify's no-upsampling)
     if ctx.reuse is not None:
         provenance["reuse"] = {"plan": ctx.reuse.source, "ratios": dict(ctx.reuse.ratios), "free": ctx.reuse.free}
     return Plan(
@@ -429,43 +431,53 @@ def target_domains(ctx: ProposeContext) -> list[int] | None:
 
 
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
-                      constraints: Constraints, seed: int) -> tuple[list[Phase], str]:
-    """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty.
+                      constraints: Constraints, seed: int) -> tuple[list[Phase], str, str]:
+    """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty:
+    (phases, the reason, "on top" or "reorder").
 
-    Needs at least 3 two-phase runs in the store (``sampler.two_phase_runs``); otherwise one phase.
+    Needs at least 3 two-phase runs in the store (``sampler.two_phase_runs``); otherwise one phase. When the target's
+    domains already take all the share the constraints allow (a cap binds), the end phase cannot add to them: it is
+    searched as a *reorder* instead (``keep_overall``): the overall shares stay the plan's and the first phase gives
+    part of the capped domains' tokens to the end phase. Trained directly, that move lowered a capped domain's loss
+    by 0.10-0.21 nats at an unchanged share (``benchmarks/end_phase_gain.py``, RESULTS.md).
     """
     single = [Phase(start_fraction=0.0, weights=round_shares(weights))]
     if not cfg.upsample or not ctx.records:
-        return single, ""
+        return single, "", ""
     P, Q, F, y = records_to_phase_data(ctx.records, ctx.domains, ctx.target)
     n_two = int((F > 0).sum())
     if n_two < 3:
-        return single, ""
+        return single, "", ""
     toward = target_domains(ctx)
+    reorder = False  # on top: the end phase adds share; reorder: the overall shares stay, tokens move to the end
     if toward:  # upsampling on top needs room above the first phase's share, inside the overall caps
         cols = np.asarray(toward, dtype=int)
         room = float(np.sum(np.asarray(constraints.max_weights, dtype=float)[cols] - w[cols]))
-        if room < MIN_UPSAMPLE * cfg.upsample_fraction_min:
-            names = ", ".join(ctx.domains[i] for i in toward)
-            return single, (f"no upsampling phase: {names} already take{'s' if len(toward) == 1 else ''} all the share the "
-                            f"constraints allow ({float(w[cols].sum()):.3f}), so an end phase cannot add to it")
+        reorder = room < MIN_UPSAMPLE * cfg.upsample_fraction_min
+    names = ", ".join(ctx.domains[i] for i in toward or [])
     model = TwoPhaseSurrogate(random_state=seed).fit(phase_features(P, Q, F), y)
     up = search_upsampling(model, w, constraints=constraints, domains=ctx.domains, seed=seed,
                            f_range=(cfg.upsample_fraction_min, cfg.upsample_fraction_max),
                            n_candidates=min(cfg.n_candidates, 20000), uncertainty_weight=cfg.uncertainty_weight,
-                           tilt_box=tilt_box(P, Q, F), toward=toward)
+                           tilt_box=tilt_box(P, Q, F), toward=toward, keep_overall=reorder)
     gain = up["baseline_predicted"] - up["predicted"]
     noise = math.hypot(up["std"], up["baseline_std"])
     where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
+    how = (f"; {names} already take{'s' if len(toward) == 1 else ''} all the share the constraints allow "
+           f"({float(w[cols].sum()):.3f}), so the end phase would move {'its' if len(toward) == 1 else 'their'} tokens to "
+           "the end of training, the overall shares unchanged") if reorder else ""
     if not up["trusted"]:
-        upsampling = f" and upsamples {', '.join(ctx.domains[i] for i in toward)}" if toward else ""
+        upsampling = f" and upsamples {names}" if toward else ""
         return single, (f"no upsampling phase: no end phase within reach of this mixture leans like the sweep's {n_two} two-phase "
-                        f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)")
+                        f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)"
+                        f"{how}"), ""
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
-                        f"within its uncertainty ±{noise:.4f}")
+                        f"within its uncertainty ±{noise:.4f}{how}"), ""
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
-    return phases, f"upsampling phase for the last {up['f']:.0%} of tokens: predicted gain {gain:.4f} ± {noise:.4f} {where}"
+    kind = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
+    return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{kind}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
+            "reorder" if reorder else "on top")
 
 
 def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig) -> tuple[list[Phase], str]:

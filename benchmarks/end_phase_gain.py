@@ -1,0 +1,122 @@
+"""Does an end phase help, at the same overall share? Trained directly, with paired seeds, under cosine and WSD.
+
+The planner's end-phase search (``planning/phases.py``) judges end phases through a two-phase surrogate fitted on a
+few random two-phase sweep runs, and so far it declined every end phase that ``verify_upsampling.py`` trained. This
+benchmark asks the question underneath without any model: with a domain's *overall* token share fixed (a cap, as
+``propose.max_weights`` imposes), does putting more of its tokens into the last part of training lower its loss?
+
+Arms, each trained at ``--mult`` x the quick cap case's proxy tokens (1 layer, n_embd 64, 8 x 64 x 80 tokens), the
+embedded 7-domain corpus, the natural mixture with ``--domain`` at ``--cap`` of the tokens:
+
+* ``flat``: that share throughout (``verify_upsampling.py``'s matched arm);
+* ``end q=Q``: share p in the first 1 - F of training and Q in the last F, with (1 - F) p + F Q = cap: the same
+  tokens of the domain, moved to the end (Blakeney et al. 2024's domain upsampling). The other domains keep their
+  ratios in both phases.
+
+Under ``cosine`` and under ``wsd`` with ``decay_fraction`` = F (the end phase is the decay). Paired seeds: the same
+seeds for every arm. Reported: each arm's mean loss on ``val/<domain>`` and over every ``val/*``, and each end arm
+minus flat with a paired 95% interval.
+
+    python benchmarks/end_phase_gain.py [--seeds 8] [--mult 4] [--cap 0.2] [--fraction 0.2] [--qs 0.6,1.0]
+        [--schedules cosine,wsd] [--domain code] [--smoke]
+
+The last line reads ``summary: <schedule>_q<Q>_target_diff=.. _lo=.. _hi=.. _mean_diff=.. ... best_target_diff=..
+met_end_phase_helps=yes|no mode=full|smoke``; ``met`` says whether some end arm beats flat on the target beyond its
+interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import machine_line, print_summary, provenance
+
+from mixopt.config import DataConfig, ProxyConfig
+from mixopt.data.domains import load_domain_set
+from mixopt.mixtures import Mixture, natural_mixture
+from mixopt.proxy.loop import torch_threads
+from mixopt.proxy.train import train_proxy
+from mixopt.verify import paired_interval
+
+
+def with_share(base: dict[str, float], domain: str, share: float) -> dict[str, float]:
+    """``base`` with ``domain`` at ``share`` and the other domains scaled to fill the rest, their ratios kept."""
+    rest = 1.0 - base[domain]
+    return {d: (share if d == domain else w * (1.0 - share) / rest) for d, w in base.items()}
+
+
+def arms(base: dict[str, float], domain: str, cap: float, fraction: float, qs: list[float]) -> dict[str, list]:
+    """Arm name -> phases [(start, Mixture), ...]; every arm spends ``cap`` of its tokens on ``domain``."""
+    out = {"flat": [(0.0, Mixture(with_share(base, domain, cap)))]}
+    for q in qs:
+        p = (cap - fraction * q) / (1.0 - fraction)
+        if not 0.0 <= p <= cap <= q <= 1.0:
+            raise SystemExit(f"--qs {q}: needs cap <= Q <= 1 and (cap - F Q) / (1 - F) >= 0 (cap {cap}, F {fraction}).")
+        out[f"end q={q:g}"] = [(0.0, Mixture(with_share(base, domain, p))),
+                               (1.0 - fraction, Mixture(with_share(base, domain, q)))]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 8; smoke 2)")
+    ap.add_argument("--mult", type=int, default=4, help="tokens per run: this many times the quick cap case's proxy")
+    ap.add_argument("--cap", type=float, default=0.2, help="the domain's overall token share in every arm")
+    ap.add_argument("--fraction", type=float, default=0.2, help="F: the end phase's share of training (and WSD's decay)")
+    ap.add_argument("--qs", default="0.6,1.0", help="the domain's share in the end phase, comma-separated")
+    ap.add_argument("--schedules", default="cosine,wsd", help="comma-separated of cosine, wsd, constant")
+    ap.add_argument("--domain", default="code", help="the capped domain (an embedded corpus domain)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    args = ap.parse_args(argv)
+    start, t0 = provenance(), time.perf_counter()
+    seeds = list(range(args.seeds or (2 if args.smoke else 8)))
+    data = load_domain_set(DataConfig(corpus="embedded", max_documents=60 if args.smoke else 300))
+    if args.domain not in data.names:
+        raise SystemExit(f"--domain {args.domain}: not a domain of the embedded corpus ({', '.join(data.names)}).")
+    plan = arms(dict(natural_mixture(data.token_counts)), args.domain, args.cap, args.fraction,
+                [float(q) for q in args.qs.split(",")])
+    width, steps = (32, 8) if args.smoke else (64, 80)
+    print(f"{args.domain} at {args.cap:g} of the tokens in every arm; end phase = last {args.fraction:g}; "
+          f"{len(seeds)} paired seeds; {8 * width * steps * args.mult:,} tokens per run", flush=True)
+    target = f"val/{args.domain}"
+    values: dict[tuple[str, str], np.ndarray] = {}
+    for sched in args.schedules.split(","):
+        cfg = ProxyConfig(n_layer=1, n_embd=width, head_size=width, block_size=width, batch_size=8,
+                          tokens=8 * width * steps * args.mult, eval_tokens=1024 if args.smoke else 4096, lr=3e-3,
+                          schedule=sched, decay_fraction=args.fraction, checkpoints=[1.0], device="cpu", dtype="float32")
+        for name, phases in plan.items():
+            rows = []
+            for s in seeds:
+                with torch_threads(1):
+                    m = train_proxy(cfg, phases, data, s).metrics
+                rows.append((m[target], float(np.mean([v for k, v in m.items() if k.startswith("val/")]))))
+            values[(sched, name)] = np.array(rows)  # (seeds, 2): the target, the mean over val/*
+            tgt, mean = values[(sched, name)].mean(0)
+            print(f"  {sched:8s} {name:10s}: {target} {tgt:.4f}, mean val {mean:.4f}", flush=True)
+    fields: dict = {}
+    best = None
+    for sched in args.schedules.split(","):
+        for name in plan:
+            if name == "flat":
+                continue
+            d = values[(sched, name)] - values[(sched, "flat")]  # (seeds, 2)
+            lo, hi = paired_interval(d[:, 0])
+            mlo, mhi = paired_interval(d[:, 1])
+            key = f"{sched}_{name.replace('end ', '').replace('=', '')}"
+            fields.update({f"{key}_target_diff": float(d[:, 0].mean()), f"{key}_lo": lo, f"{key}_hi": hi,
+                           f"{key}_mean_diff": float(d[:, 1].mean())})
+            print(f"{sched:8s} {name} - flat: {target} {d[:, 0].mean():+.4f} [{lo:+.4f}, {hi:+.4f}]; "
+                  f"mean val {d[:, 1].mean():+.4f} [{mlo:+.4f}, {mhi:+.4f}]", flush=True)
+            if best is None or d[:, 0].mean() < best[0]:
+                best = (float(d[:, 0].mean()), hi)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    print(machine_line(start, provenance()))
+    return print_summary({**fields, "best_target_diff": best[0] if best else None,
+                          "met_end_phase_helps": (best[1] < 0) if best else None, "seeds": len(seeds),
+                          "mode": "smoke" if args.smoke else "full"})
+
+
+if __name__ == "__main__":
+    main()
