@@ -12,6 +12,9 @@ Alternatives (``--against``):
   moved a capped domain's tokens to the end, the plan's overall shares for the whole run);
 * ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
 * ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
+* ``end-phase`` (on request) — the plan's overall shares with part of its target domain's tokens moved into the last
+  20% (``planning.phases.moved_to_end``): the end phase the proxies cannot judge, since the same move trained worse
+  at the proxies' budget and better at 4-16x it (``benchmarks/end_phase_gain.py``); for a ``val/<domain>`` target;
 * ``doremi`` (on request, not in the default list) — DoReMi's mixture (Xie et al. 2023; ``proxy/doremi.py``): a
   reference and a Group-DRO proxy of the sweep's proxy shape, two more proxy runs, kept in the store under
   ``doremi/`` so a second call trains nothing.
@@ -39,6 +42,7 @@ from .errors import BudgetError, ConfigError, ConsistencyError, FitError
 from .mixtures import Mixture, Phases, as_phases, natural_mixture, overall_shares, temperature_prior, uniform_mixture
 from .plan import Plan
 from .planning.constraints import Constraints
+from .planning.phases import moved_to_end
 from .planning.search import simulate_search
 from .io import atomic_write_text
 from .proxy.doremi import doremi_key, doremi_weights
@@ -51,7 +55,7 @@ from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
 
 ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix")  # the default --against
-ON_REQUEST = ("doremi",)  # alternatives --against takes that cost more than the arm's own runs
+ON_REQUEST = ("doremi", "end-phase")  # alternatives --against takes that are not in the default list
 
 
 @dataclass
@@ -168,6 +172,17 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
                 arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
             except FitError as exc:  # e.g. fewer runs than RegMix's LightGBM needs
                 skipped.append({"name": name, "why": " ".join(str(exc).split())})
+        elif name == "end-phase":
+            metric = plan.predicted.metric if plan.predicted else ""
+            flat = overall_shares([(p.start_fraction, p.weights) for p in plan.phases])
+            d = metric.removeprefix("val/")
+            if not metric.startswith("val/") or not 0 < flat.get(d, 0.0) < 1:
+                skipped.append({"name": name, "why": "the target is not one domain the plan trains (an end phase moves a "
+                                "val/<domain> target's tokens)"})
+            elif len(plan.phases) > 1:
+                skipped.append({"name": name, "why": "the plan already has an end phase (compare no-upsampling)"})
+            else:
+                arms.append(Arm(name, as_phases(moved_to_end({k: v for k, v in flat.items() if v > 0}, d))))
         elif name == "doremi":
             if doremi is None:
                 raise ValueError("alternatives(): pass doremi=doremi_mixture(...) when 'doremi' is asked for.")

@@ -314,3 +314,36 @@ def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
     assert dict(arms[0].schedule[0][1]) == pytest.approx(dict(zip(domains, w)), abs=1e-5) and len(arms[0].schedule) == 1
     plan.provenance = {"end_phase": "on top"}
     assert dict(alternatives(plan, ["no-upsampling"], None, {d: 1000 for d in domains}, SweepConfig())[0][0].schedule[0][1]) == first
+
+
+def test_moved_to_end_keeps_the_overall_shares():
+    from mixopt.planning.phases import moved_to_end
+    from mixopt.mixtures import overall_shares
+    p = {"code": 0.2, "prose": 0.5, "math": 0.3}
+    (s0, first), (s1, end) = moved_to_end(p, "code")
+    assert s0 == 0.0 and s1 == 0.8 and end["code"] == pytest.approx(0.6) and first["code"] == pytest.approx(0.1)
+    assert end["prose"] / end["math"] == pytest.approx(5 / 3) and first["prose"] / first["math"] == pytest.approx(5 / 3)
+    assert overall_shares([(s0, first), (s1, end)]) == pytest.approx(p)
+    (_, first), (_, end) = moved_to_end({"code": 0.5, "prose": 0.5}, "code")  # q_d capped at 1: the first phase keeps the rest
+    assert end == {"code": 1.0} and overall_shares([(0.0, first), (0.8, end)]) == pytest.approx({"code": 0.5, "prose": 0.5})
+    with pytest.raises(MixtureError, match="share in"):
+        moved_to_end({"code": 1.0}, "code")
+
+
+def test_verify_end_phase_arm():
+    """``verify --against end-phase``: the plan's overall shares with its target domain's tokens moved to the end;
+    skipped for an averaged target or a plan that already has an end phase."""
+    from mixopt.mixtures import overall_shares
+    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.verify import alternatives, parse_against
+    assert parse_against("end-phase") == ["end-phase"]
+    w = {"code": 0.2, "prose": 0.5, "math": 0.3}
+    counts = {d: 1000 for d in w}
+    plan = Plan(budget_tokens=1e6, phases=[Phase(start_fraction=0.0, weights=w)], predicted=Prediction(metric="val/code", value=3.0))
+    arms, skipped = alternatives(plan, ["end-phase"], None, counts, SweepConfig())
+    assert not skipped and len(arms[0].schedule) == 2 and overall_shares(arms[0].schedule) == pytest.approx(w)
+    plan.predicted.metric = "mean:all-domains"
+    assert alternatives(plan, ["end-phase"], None, counts, SweepConfig())[1][0]["name"] == "end-phase"
+    plan.predicted.metric = "val/code"
+    plan.phases = [Phase(start_fraction=0.0, weights=w), Phase(start_fraction=0.9, weights={"code": 1.0})]
+    assert "already has an end phase" in alternatives(plan, ["end-phase"], None, counts, SweepConfig())[1][0]["why"]

@@ -56,6 +56,29 @@ def records_to_phase_data(records, domains: Sequence[str], target: str) -> tuple
     return np.array(P)[ok], np.array(Q)[ok], np.array(F)[ok], y[ok]
 
 
+END_FRACTION = 0.2  # ``moved_to_end``: the end phase is the last 20% of the tokens (WSD's default decay share)
+END_BOOST = 3.0  # and gives the moved domain this many times its overall share (at most 1)
+
+
+def moved_to_end(p_map: Mapping[str, float], domain: str, f: float = END_FRACTION, boost: float = END_BOOST) -> list:
+    """``[(0, p'), (1 - f, q)]``: ``p_map``'s overall shares, with part of ``domain``'s tokens moved into the last ``f``.
+
+    ``q_d = min(1, boost p_d, p_d / f)``, the other domains keep their ratios in both phases, and the first phase is
+    ``(p - f q) / (1 - f)``, so the run spends exactly ``p_map``'s tokens on every domain.
+    """
+    domains = sorted(p_map)
+    p = np.array([float(p_map[d]) for d in domains])
+    i = domains.index(domain)
+    if not 0 < p[i] < 1:
+        raise MixtureError(f"moved_to_end needs {domain} with a share in (0, 1); got {p[i]:g}.")
+    q_d = min(1.0, boost * p[i], p[i] / f)
+    q = p * (1.0 - q_d) / (1.0 - p[i])
+    q[i] = q_d
+    first = np.maximum(p - f * q, 0.0) / (1.0 - f)
+    return [(0.0, Mixture.from_vector(first / first.sum(), domains, drop_zeros=True)),
+            (round(1.0 - f, 6), Mixture.from_vector(q / q.sum(), domains, drop_zeros=True))]
+
+
 # ---------------------------------------------------------------- search
 
 def _end_candidates(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
