@@ -39,12 +39,12 @@ from scipy import stats
 from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, FitError
+from .io import atomic_write_text
 from .mixtures import Mixture, Phases, as_phases, natural_mixture, overall_shares, temperature_prior, uniform_mixture
 from .plan import Plan
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
 from .planning.search import simulate_search
-from .io import atomic_write_text
 from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.model import GPT, GPTConfig
 from .runs.record import RunSpec, canonical_json
@@ -141,6 +141,7 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
     """The arms to train besides the plan, and the alternatives skipped (with why); ``doremi``: DoReMi's mixture,
     when asked for (``doremi_mixture``)."""
     domains = sorted(counts)
+    overall = {d: w for d, w in overall_shares([(p.start_fraction, p.weights) for p in plan.phases]).items() if w > 0}
     arms, skipped = [], []
     for name in names:
         if name == "natural":
@@ -160,8 +161,7 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
                 skipped.append({"name": name, "why": "the plan has no end phase"})
                 continue
             if plan.provenance.get("end_phase") == "reorder":  # the same tokens, trained flat: the plan's overall shares
-                flat = overall_shares([(p.start_fraction, p.weights) for p in plan.phases])
-                arms.append(Arm(name, as_phases(Mixture({d: w for d, w in flat.items() if w > 0}))))
+                arms.append(Arm(name, as_phases(Mixture(overall))))
             else:
                 arms.append(Arm(name, as_phases(plan.phases[0].weights)))
         elif name == "no-pools":
@@ -174,15 +174,14 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
                 skipped.append({"name": name, "why": " ".join(str(exc).split())})
         elif name == "end-phase":
             metric = plan.predicted.metric if plan.predicted else ""
-            flat = overall_shares([(p.start_fraction, p.weights) for p in plan.phases])
             d = metric.removeprefix("val/")
-            if not metric.startswith("val/") or not 0 < flat.get(d, 0.0) < 1:
+            if not metric.startswith("val/") or not 0 < overall.get(d, 0.0) < 1:
                 skipped.append({"name": name, "why": "the target is not one domain the plan trains (an end phase moves a "
                                 "val/<domain> target's tokens)"})
             elif len(plan.phases) > 1:
                 skipped.append({"name": name, "why": "the plan already has an end phase (compare no-upsampling)"})
             else:
-                arms.append(Arm(name, as_phases(moved_to_end({k: v for k, v in flat.items() if v > 0}, d))))
+                arms.append(Arm(name, as_phases(moved_to_end(overall, d))))
         elif name == "doremi":
             if doremi is None:
                 raise ValueError("alternatives(): pass doremi=doremi_mixture(...) when 'doremi' is asked for.")
