@@ -13,8 +13,9 @@ Alternatives (``--against``):
 * ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
 * ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
 * ``end-phase`` (on request) — the plan's overall shares with part of its target domain's tokens moved into the last
-  20% (``planning.phases.moved_to_end``): the end phase the proxies cannot judge, since the same move trained worse
-  at the proxies' budget and better at 4-16x it (``benchmarks/end_phase_gain.py``); for a ``val/<domain>`` target;
+  20% (``planning.phases.moved_to_end``): the end phase cosine proxies cannot judge, since under cosine the same
+  move trained worse at the proxies' budget and better at 2-16x it (``benchmarks/end_phase_gain.py``); for a
+  ``val/<domain>`` target;
 * ``doremi`` (on request, not in the default list) — DoReMi's mixture (Xie et al. 2023; ``proxy/doremi.py``): a
   reference and a Group-DRO proxy of the sweep's proxy shape, two more proxy runs, kept in the store under
   ``doremi/`` so a second call trains nothing.
