@@ -18,7 +18,12 @@ seeds for every arm. Reported: each arm's mean loss on ``val/<domain>`` and over
 minus flat with a paired 95% interval.
 
     python benchmarks/end_phase_gain.py [--seeds 8] [--mult 4] [--cap 0.2] [--fraction 0.2] [--qs 0.6,1.0]
-        [--schedules cosine,wsd] [--domain code] [--smoke]
+        [--schedules cosine,wsd] [--domain code] [--pairs N] [--smoke]
+
+``--pairs N`` also trains N *pairs*, the design a planner could sweep: N sampled mixtures (RegMix's Dirichlet draw),
+each flat and with one of its three largest domains moved into the last F (``planning.phases.moved_to_end``: 3x its
+share there, the overall shares kept), with the same seed, and fits one slope of the own-domain effect (the moved
+domain's ``val/`` loss, two-phase minus flat) against the tilt ``F (q_d - r_d)``, shared by the domains, per schedule.
 
 The last line reads ``summary: <schedule>_q<Q>_target_diff=.. _lo=.. _hi=.. _mean_diff=.. ... best_target_diff=..
 met_end_phase_helps=yes|no mode=full|smoke``; ``met`` says whether some end arm beats flat on the target beyond its
@@ -36,8 +41,10 @@ from _common import machine_line, print_summary, provenance
 from mixopt.config import DataConfig, ProxyConfig
 from mixopt.data.domains import load_domain_set
 from mixopt.mixtures import Mixture, natural_mixture
+from mixopt.planning.phases import moved_to_end
 from mixopt.proxy.loop import torch_threads
 from mixopt.proxy.train import train_proxy
+from mixopt.samplers import sample_dirichlet_mixtures
 from mixopt.verify import paired_interval
 
 
@@ -59,6 +66,30 @@ def arms(base: dict[str, float], domain: str, cap: float, fraction: float, qs: l
     return out
 
 
+def proxy_cfg(args, width: int, steps: int, schedule: str) -> ProxyConfig:
+    return ProxyConfig(n_layer=1, n_embd=width, head_size=width, block_size=width, batch_size=8,
+                       tokens=8 * width * steps * args.mult, eval_tokens=1024 if args.smoke else 4096, lr=3e-3,
+                       schedule=schedule, decay_fraction=args.fraction, checkpoints=[1.0], device="cpu", dtype="float32")
+
+
+def pair_slope(cfg: ProxyConfig, data, mixes: list[Mixture], f: float) -> tuple[float, float, list]:
+    """(slope, its standard error, rows (domain, tilt, effect)) of the pairs' own-domain effect against their tilt."""
+    rows = []
+    for i, m in enumerate(mixes):
+        order = sorted((d for d, w in m.items() if 0 < w < 1), key=lambda d: (-m[d], d))
+        d = order[i % min(3, len(order))]
+        phases = moved_to_end(dict(m), d, f)
+        with torch_threads(1):
+            flat = train_proxy(cfg, m, data, i).metrics[f"val/{d}"]
+            moved = train_proxy(cfg, phases, data, i).metrics[f"val/{d}"]
+        rows.append((d, f * (phases[1][1].get(d, 0.0) - m[d]), moved - flat))
+    t, e = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    slope = float(t @ e / (t @ t))
+    resid = e - slope * t
+    se = float(np.sqrt(resid @ resid / max(len(t) - 1, 1) / (t @ t)))
+    return slope, se, rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 8; smoke 2)")
@@ -68,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--qs", default="0.6,1.0", help="the domain's share in the end phase, comma-separated")
     ap.add_argument("--schedules", default="cosine,wsd", help="comma-separated of cosine, wsd, constant")
     ap.add_argument("--domain", default="code", help="the capped domain (an embedded corpus domain)")
+    ap.add_argument("--pairs", type=int, default=0, help="also train this many flat / moved-to-the-end pairs and fit the "
+                    "shared own-domain slope per schedule")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     args = ap.parse_args(argv)
     start, t0 = provenance(), time.perf_counter()
@@ -83,9 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     target = f"val/{args.domain}"
     values: dict[tuple[str, str], np.ndarray] = {}
     for sched in args.schedules.split(","):
-        cfg = ProxyConfig(n_layer=1, n_embd=width, head_size=width, block_size=width, batch_size=8,
-                          tokens=8 * width * steps * args.mult, eval_tokens=1024 if args.smoke else 4096, lr=3e-3,
-                          schedule=sched, decay_fraction=args.fraction, checkpoints=[1.0], device="cpu", dtype="float32")
+        cfg = proxy_cfg(args, width, steps, sched)
         for name, phases in plan.items():
             rows = []
             for s in seeds:
@@ -111,6 +142,16 @@ def main(argv: list[str] | None = None) -> dict:
                   f"mean val {d[:, 1].mean():+.4f} [{mlo:+.4f}, {mhi:+.4f}]", flush=True)
             if best is None or d[:, 0].mean() < best[0]:
                 best = (float(d[:, 0].mean()), hi)
+    n_pairs = 3 if args.smoke else args.pairs  # smoke: exercise the pairs too
+    if n_pairs:
+        mixes = [m for m in sample_dirichlet_mixtures(data.token_counts, n_pairs, seed=5) if max(m.values()) < 1]
+        for sched in args.schedules.split(","):
+            cfg = proxy_cfg(args, width, steps, sched)
+            slope, se, rows = pair_slope(cfg, data, mixes, args.fraction)
+            fields.update({f"{sched}_pair_slope": slope, f"{sched}_pair_se": se, f"{sched}_pairs": len(rows)})
+            print(f"{sched:8s} {len(rows)} pairs: own-domain slope {slope:+.3f} ± {se:.3f} per unit of tilt "
+                  f"(t = {slope / se if se else float('nan'):+.1f}); tilts {min(r[1] for r in rows):.3f}-"
+                  f"{max(r[1] for r in rows):.3f}", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
     print(machine_line(start, provenance()))
     return print_summary({**fields, "best_target_diff": best[0] if best else None,
