@@ -19,7 +19,7 @@ beside the plan (``verify.py``).
 
 Steps are plain (nanoGPT style): one ``GPT``, AdamW with decay on matrices (``step.make_optimizer``), gradient
 clipping, the loop's learning-rate schedule. A domain missing from a batch (a batch smaller than the domain count)
-keeps its weight for that step. Per-token losses need the logits of a whole batch (B x T x V floats), so with a large
+gets no update from that step (its excess counts as 0). Per-token losses need the logits of a whole batch (B x T x V floats), so with a large
 vocabulary the chunked loss of the sweep's own runs (``chunked_ce.py``) does not apply here.
 """
 
