@@ -439,7 +439,8 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     domains already take all the share the constraints allow (a cap binds), the end phase cannot add to them: it is
     searched as a *reorder* instead (``keep_overall``): the overall shares stay the plan's and the first phase gives
     part of the capped domains' tokens to the end phase. Trained directly, that move lowered a capped domain's loss
-    by 0.10-0.21 nats at an unchanged share (``benchmarks/end_phase_gain.py``, RESULTS.md).
+    by 0.06-0.23 nats at an unchanged share at 4-16x the proxies' tokens, and under cosine raised it at their own budget
+    (``benchmarks/end_phase_gain.py``, RESULTS.md), so a model of proxy runs tends to miss it.
     """
     single = [Phase(start_fraction=0.0, weights=round_shares(weights))]
     if not cfg.upsample or not ctx.records:

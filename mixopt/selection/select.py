@@ -109,7 +109,7 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     cached = flat is not None and flat.shape[0] == sum(len(s.rows) for s in sources)
     if not cached:
         flat = _score(method, sources, tgt, tok, proxy, seed, settings["hash_buckets"], progress,
-                      char_buckets=settings.get("char_buckets"))
+                      char_buckets=settings.get("char_buckets", 0))
         cache.put(key, flat)
     scores, start = {}, 0
     for s in sources:
@@ -149,7 +149,7 @@ def _with_max(spec, max_documents):
 
 
 def _score(method: str, sources: list[Source], tgt: Source, tok: Tokenizer, proxy: ProxyConfig, seed: int,
-           n_buckets_hash: int | None, progress: Progress | None, *, char_buckets: int | None = None) -> np.ndarray:
+           n_buckets_hash: int | None, progress: Progress | None, *, char_buckets: int = 0) -> np.ndarray:
     """Scores of all pools' records, concatenated in pool order (records without text: 0 for dsir, NaN otherwise)."""
     texts = [t for s in sources for t in s.texts]
     target_texts = [t for t in tgt.texts if t.strip()]
@@ -160,8 +160,7 @@ def _score(method: str, sources: list[Source], tgt: Source, tok: Tokenizer, prox
     if not pool_texts:
         raise DataError("The pools hold no non-empty documents. Check the files and --text-field.")
     if method == "classifier":
-        extra = {} if char_buckets is None else {"char_buckets": char_buckets}
-        dense = TargetClassifier(n_buckets_hash, random_state=seed, **extra).fit_score(target_texts, pool_texts,
+        dense = TargetClassifier(n_buckets_hash, random_state=seed, char_buckets=char_buckets).fit_score(target_texts, pool_texts,
                                                                                       progress=progress)
     elif method == "color-filter":
         dense = color_filter_scores(proxy, tok, target_texts, pool_texts, seed=seed, progress=progress)
