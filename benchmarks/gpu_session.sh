@@ -21,7 +21,8 @@
 # GPU_SESSION_TOKENS (tokens per proxy, default 524288), GPU_SESSION_SHAPES (default "default wide regmix"),
 # GPU_SESSION_ARGS (more gpu_throughput.py flags, e.g. "--compile"), GPU_PROFILE_ARGS (more gpu_profile.py flags,
 # e.g. "--stack 16" or "--cuda-graphs"), GPU_VARIANTS_ARGS (more gpu_step_variants.py flags, e.g. "--compile", which
-# adds the compile and compgraph arms), GPU_SWEEP_ARGS (more sweep_throughput.py flags, e.g. "--proxy compile=true").
+# adds the compile, compgraph and compres arms), GPU_VARIANTS_LIMIT (that stage's seconds, default 90; its arms stop
+# starting 15 s before), GPU_SWEEP_ARGS (more sweep_throughput.py flags, e.g. "--proxy compile=true").
 set -uo pipefail
 
 WHEEL_DIR=${WHEEL_DIR:-.whl}
@@ -98,7 +99,9 @@ run_session() {
     stage "sweep end to end" 50 profile/sweep.log python3 benchmarks/sweep_throughput.py --config demo --runs 8 \
         ${GPU_SWEEP_ARGS:-}
     # the step's implementation choices side by side (folded norms, bf16 softmax, graphs; --compile is slower to run)
-    stage "step variants" 90 profile/variants.log python3 benchmarks/gpu_step_variants.py --deadline 75 \
+    local vlimit=${GPU_VARIANTS_LIMIT:-90}  # the compile arms take tens of seconds each: raise it for --compile
+    stage "step variants" "$vlimit" profile/variants.log python3 benchmarks/gpu_step_variants.py \
+        --deadline $(( vlimit - 15 )) \
         --shapes "$(echo $shapes | tr ' ' ,)" ${GPU_VARIANTS_ARGS:-}
     stage gpu_profile 75 profile.log python3 benchmarks/gpu_profile.py --shapes "$(echo $shapes | tr ' ' ,)" \
         --out "$OUT/profile" --trace ${GPU_PROFILE_ARGS:-}

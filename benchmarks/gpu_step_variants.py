@@ -14,7 +14,10 @@ This benchmark times, for each shape at fixed stack sizes, the same step with:
 - ``compile``: the new defaults' eager step under ``torch.compile`` (``proxy.compile``;
   CUDA only, and only with ``--compile``: each compile takes tens of seconds);
 - ``compgraph``: the compiled step captured into a CUDA graph as well (``step.GRAPHS_WITH_COMPILE``; with
-  ``--compile``).
+  ``--compile``);
+- ``resbf16``: ``graphs`` with the residual stream and LayerNorm in bf16 (``stacked.LOW_PRECISION_RESIDUAL``: the
+  fp32 stream, its casts and fp32 norms were what remained of the wide step's elementwise time); ``compres``:
+  ``compile`` with it too (with ``--compile``).
 
 Every arm is ``stack_size.time_stack`` (the stack probe's own timer: random
 tokens, fastest of ``--steps`` steps after a warm-up), repeats interleaved over
@@ -56,27 +59,33 @@ SMOKE = (dict(n_layer=1, n_embd=32, head_size=16, block_size=32, batch_size=4), 
 
 
 @contextlib.contextmanager
-def switches(fold: bool, low_softmax: bool, graphs_with_compile: bool = False):
+def switches(fold: bool, low_softmax: bool, graphs_with_compile: bool = False, low_residual: bool = False):
     """The module switches, set for the arm and restored after."""
-    before = stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE
-    stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE = fold, low_softmax, graphs_with_compile
+    before = (stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE,
+              stacked.LOW_PRECISION_RESIDUAL)
+    (stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE,
+     stacked.LOW_PRECISION_RESIDUAL) = fold, low_softmax, graphs_with_compile, low_residual
     try:
         yield
     finally:
-        stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE = before
+        (stacked.FOLD_NORMS, chunked_ce.LOW_PRECISION_SOFTMAX, step.GRAPHS_WITH_COMPILE,
+         stacked.LOW_PRECISION_RESIDUAL) = before
 
 
 def arms(vocab: int, cuda: bool, compile: bool) -> dict[str, dict]:
-    """Arm name -> (fold, low_softmax, cuda_graphs, compile); graphs with compile means the compiled step captured."""
+    """Arm name -> (fold, low_softmax, cuda_graphs, compile[, res]); graphs with compile means the compiled step
+    captured; ``res``: the bf16 residual stream."""
     out = {"base": dict(fold=False, low=False, graphs=False, compile=False),
            "fold": dict(fold=True, low=False, graphs=False, compile=False)}
     if chunked_ce.use_chunked_ce(vocab):
         out["lowsm"] = dict(fold=True, low=True, graphs=False, compile=False)
     if cuda:
         out["graphs"] = dict(fold=True, low=True, graphs=True, compile=False)
+        out["resbf16"] = dict(fold=True, low=True, graphs=True, compile=False, res=True)
         if compile:
             out["compile"] = dict(fold=True, low=True, graphs=False, compile=True)
             out["compgraph"] = dict(fold=True, low=True, graphs=True, compile=True)
+            out["compres"] = dict(fold=True, low=True, graphs=False, compile=True, res=True)
     return out
 
 
@@ -84,7 +93,7 @@ def time_arm(shape: dict, vocab: int, m: int, arm: dict, device, steps: int) -> 
     cfg = ProxyConfig(**shape, tokens=10**9, device=device.type, dtype="auto" if device.type == "cuda" else "float32",
                       cuda_graphs=arm["graphs"], compile=arm["compile"])
     dtype = pick_dtype(cfg, device, vocab_size=vocab)
-    with switches(arm["fold"], arm["low"], arm["graphs"] and arm["compile"]):
+    with switches(arm["fold"], arm["low"], arm["graphs"] and arm["compile"], arm.get("res", False)):
         return time_stack(cfg, device, dtype, m, vocab, steps=steps, warmup=3 if not arm["compile"] else 4)
 
 

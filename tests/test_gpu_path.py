@@ -135,6 +135,44 @@ def test_folded_norm_scales_match_separate_models(fold, chunked, monkeypatch):
         torch.testing.assert_close(logits[1], models[1](idx[1])[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_low_precision_residual_stream(chunked, monkeypatch):
+    """``stacked.LOW_PRECISION_RESIDUAL`` keeps the residual stream and LayerNorm in bf16 under bf16 autocast: the
+    blocks see bf16, losses and gradients stay close to the fp32-residual bf16 step's (bf16 rounding of the stream
+    only), and without autocast (fp32) the switch changes nothing, bit for bit."""
+    from mixopt.proxy import chunked_ce, stacked as stacked_mod
+    vocab = 1100 if chunked else 257
+    if chunked:
+        monkeypatch.setattr(chunked_ce, "CHUNKED_CE_MIN_VOCAB", 1024)
+    config = GPTConfig(vocab_size=vocab, n_layer=2, n_embd=32, head_size=16, block_size=16)
+    g = torch.Generator().manual_seed(5)
+    idx, tgt = torch.randint(0, vocab, (2, 3, 16), generator=g), torch.randint(0, vocab, (2, 3, 16), generator=g)
+
+    def run(low: bool, bf16: bool):
+        monkeypatch.setattr(stacked_mod, "LOW_PRECISION_RESIDUAL", low)
+        stacked = StackedGPT.from_models(_models(2, config))
+        seen = []
+        hook = stacked.transformer.h[1].register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            _, losses = stacked(idx, tgt)
+        losses.sum().backward()
+        hook.remove()
+        return losses.detach(), {n: p.grad for n, p in stacked.named_parameters()}, seen[0]
+
+    ref_loss, ref_grads, ref_dtype = run(False, True)
+    loss, grads, dtype = run(True, True)
+    assert ref_dtype == torch.float32 and dtype == torch.bfloat16
+    torch.testing.assert_close(loss, ref_loss, rtol=0, atol=3e-2)
+    for name, g_ref in ref_grads.items():  # bf16 rounding of the stream: gradients agree in direction and size
+        cos = torch.nn.functional.cosine_similarity(grads[name].flatten(), g_ref.flatten(), dim=0)
+        assert cos > 0.98, name
+        assert grads[name].dtype == torch.float32, name  # fp32 parameters and gradients, as before
+    off_loss, off_grads, _ = run(False, False)
+    on_loss, on_grads, on_dtype = run(True, False)
+    assert on_dtype == torch.float32 and torch.equal(off_loss, on_loss)
+    assert all(torch.equal(off_grads[n], on_grads[n]) for n in off_grads)
+
+
 def test_unstack_round_trip_and_sizes():
     models = _models(3)
     stacked = StackedGPT.from_models(models)
@@ -535,10 +573,14 @@ def test_gpu_step_variants_benchmark_runs_every_arm(monkeypatch, capsys):
     for m in (1, 2):
         assert fields[f"smoke_m{m}_base_vs_base"] == 1 and fields[f"smoke_m{m}_fold_tps"] > 0
     assert stacked_mod.FOLD_NORMS is True and chunked_ce.LOW_PRECISION_SOFTMAX is True
-    assert step_mod.GRAPHS_WITH_COMPILE is False
+    assert step_mod.GRAPHS_WITH_COMPILE is False and stacked_mod.LOW_PRECISION_RESIDUAL is False
     arms = module.arms(50_304, cuda=True, compile=True)
-    assert list(arms) == ["base", "fold", "lowsm", "graphs", "compile", "compgraph"] and not arms["base"]["fold"]
+    assert list(arms) == ["base", "fold", "lowsm", "graphs", "resbf16", "compile", "compgraph", "compres"]
+    assert not arms["base"]["fold"] and arms["resbf16"]["res"] and arms["compres"]["res"] and arms["compres"]["compile"]
     assert arms["compgraph"]["graphs"] and arms["compgraph"]["compile"] and not arms["compile"]["graphs"]
+    shape, vocab, _ = module.SMOKE  # the residual arm's switch is set for the arm and restored after (CPU: eager)
+    assert module.time_arm(shape, vocab, 2, {**arms["resbf16"], "graphs": False}, torch.device("cpu"), 2) > 0
+    assert stacked_mod.LOW_PRECISION_RESIDUAL is False
     assert list(module.arms(257, cuda=False, compile=True)) == ["base", "fold"]
 
 

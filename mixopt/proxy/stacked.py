@@ -36,6 +36,20 @@ from .chunked_ce import linear_cross_entropy, use_chunked_ce
 from .model import GPT, GPTConfig
 
 FOLD_NORMS = True  # fold LayerNorm scales into the next layer's weight (read at call time; benchmarks compare both)
+LOW_PRECISION_RESIDUAL = False  # under bf16 autocast, keep the residual stream and LayerNorm in bf16 (read at call
+# time; unmeasured on a GPU, so off: benchmarks/gpu_step_variants.py's ``resbf16`` arms time it)
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm without affine over the last dim, in x's dtype.
+
+    Autocast runs ``layer_norm`` in fp32 and returns fp32; a bf16 residual stream (``LOW_PRECISION_RESIDUAL``) is
+    normalised in bf16 instead (the kernel accumulates its statistics in fp32), so it stays bf16.
+    """
+    if x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return F.layer_norm(x, x.shape[-1:], eps=1e-5)
+    return F.layer_norm(x, x.shape[-1:], eps=1e-5)
 
 
 class StackedLinear(nn.Module):
@@ -63,13 +77,13 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(m, ndim)) if bias else None
 
     def forward(self, x):  # (M, N, C) -> (M, N, C)
-        y = F.layer_norm(x, x.shape[-1:], eps=1e-5) * self.weight.unsqueeze(1)
-        return y if self.bias is None else y + self.bias.unsqueeze(1)
+        y = layer_norm(x) * self.weight.unsqueeze(1).to(x.dtype)
+        return y if self.bias is None else y + self.bias.unsqueeze(1).to(x.dtype)
 
     def fold(self, x) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(x normalised without the scale, the scale (M, C)) when the next layer can take it, else (forward(x), None)."""
         if FOLD_NORMS and self.bias is None:
-            return F.layer_norm(x, x.shape[-1:], eps=1e-5), self.weight
+            return layer_norm(x), self.weight
         return self(x), None
 
 
@@ -224,6 +238,8 @@ class StackedGPT(nn.Module):
             raise ValueError(f"Sequence length {T} exceeds block_size {self.config.block_size}; crop the input.")
         pos = self.transformer.wpe.weight[:, :T].unsqueeze(1)  # (M, 1, T, C)
         x = self.transformer.drop(self.transformer.wte(idx) + pos).reshape(M, B * T, -1)  # (M, B*T, C)
+        if LOW_PRECISION_RESIDUAL and torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))  # the residual stream in bf16 (fp32 weights, as before)
         for block in self.transformer.h:
             x = block(x, B, T)  # (M, B*T, C)
         x, scale = self.transformer.ln_f.fold(x)  # (M, B*T, C), (M, C) or None
