@@ -316,6 +316,34 @@ def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
     assert dict(alternatives(plan, ["no-upsampling"], None, {d: 1000 for d in domains}, SweepConfig())[0][0].schedule[0][1]) == first
 
 
+def test_a_declined_end_phase_under_cosine_says_the_sign_can_flip(monkeypatch):
+    """Two-phase runs under cosine at the proxies' budget see an end phase's sign wrong (RESULTS: +0.03 at 1x, -0.05..-0.08
+    at 2-16x): a decline says so and points to WSD sweeps and verify --against end-phase; under WSD it does not."""
+    from types import SimpleNamespace
+
+    from mixopt.config import ProposeConfig
+    from mixopt.planning import propose as prop
+    P, Q, F, y = _synthetic()
+    monkeypatch.setattr(prop, "records_to_phase_data", lambda *a: (P, Q, F, y))
+    monkeypatch.setattr(prop, "target_domains", lambda ctx: [0])
+    monkeypatch.setattr(prop, "search_upsampling", lambda *a, **k: dict(
+        trusted=True, helps=False, f=0.1, predicted=3.0, baseline_predicted=3.01, std=0.05, baseline_std=0.05))
+    domains = [f"d{i}" for i in range(4)]
+    w = np.array([0.25, 0.25, 0.25, 0.25])
+    free = Constraints(domains, np.zeros(4), np.ones(4))
+
+    def note(schedule: str) -> str:
+        recs = [SimpleNamespace(phases=[(0.0, {}), (0.9, {})], scale={"schedule": schedule}, proxy={}),
+                SimpleNamespace(phases=[(0.0, {})], scale={"schedule": "wsd"}, proxy={})]  # one-phase runs don't count
+        ctx = prop.ProposeContext(domains=domains, target="val/d0", records=recs)
+        phases, reason, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(), free, seed=0)
+        assert len(phases) == 1 and kind == "" and reason.startswith("no upsampling phase")
+        return reason
+
+    assert "verify --against end-phase" in note("cosine") and "proxy.schedule: wsd" in note("cosine")
+    assert "cosine" not in note("wsd")
+
+
 def test_moved_to_end_keeps_the_overall_shares():
     from mixopt.planning.phases import moved_to_end
     from mixopt.mixtures import overall_shares

@@ -430,6 +430,23 @@ def target_domains(ctx: ProposeContext) -> list[int] | None:
     return idx if 0 < len(idx) < len(ctx.domains) else None
 
 
+def two_phase_schedules(records) -> set[str]:
+    """The LR schedules ("cosine", "wsd", ...) the two-phase runs among ``records`` trained under."""
+    out = set()
+    for r in records:
+        if len(getattr(r, "phases", None) or ()) > 1:
+            out.add(str((getattr(r, "scale", None) or {}).get("schedule") or (getattr(r, "proxy", None) or {}).get("schedule")))
+    return out
+
+
+COSINE_END_PHASE_NOTE = (
+    "; the two-phase runs trained under cosine at the proxies' own budget, where moving a domain's tokens to the end "
+    "was measured to raise its loss (+0.03) although it lowered it by 0.05-0.08 at 2-16x those tokens "
+    "(benchmarks/end_phase_gain.py): a decline here can be wrong at the plan's budget. Sweep with proxy.schedule: wsd "
+    "(the end phase on the decay helped at every length), or train it at the plan's scale: mixopt verify --against "
+    "end-phase")
+
+
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
                       constraints: Constraints, seed: int) -> tuple[list[Phase], str, str]:
     """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty:
@@ -464,6 +481,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     gain = up["baseline_predicted"] - up["predicted"]
     noise = math.hypot(up["std"], up["baseline_std"])
     where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
+    cosine = two_phase_schedules(ctx.records) == {"cosine"}
     how = (f"; {names} already take{'s' if len(toward) == 1 else ''} all the share the constraints allow "
            f"({float(w[cols].sum()):.3f}), so the end phase would move {'its' if len(toward) == 1 else 'their'} tokens to "
            "the end of training, the overall shares unchanged") if reorder else ""
@@ -474,7 +492,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
                         f"{how}"), ""
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
-                        f"within its uncertainty ±{noise:.4f}{how}"), ""
+                        f"within its uncertainty ±{noise:.4f}{how}{COSINE_END_PHASE_NOTE if cosine else ''}"), ""
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
     kind = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
     return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{kind}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
