@@ -18,12 +18,18 @@ seeds for every arm. Reported: each arm's mean loss on ``val/<domain>`` and over
 minus flat with a paired 95% interval.
 
     python benchmarks/end_phase_gain.py [--seeds 8] [--mult 4] [--cap 0.2] [--fraction 0.2] [--qs 0.6,1.0]
-        [--schedules cosine,wsd] [--domain code] [--pairs N] [--smoke]
+        [--schedules cosine,wsd] [--domain code] [--pairs N [--pair-mults 1,2,4 --pair-seeds 2]] [--smoke]
 
 ``--pairs N`` also trains N *pairs*, the design a planner could sweep: N sampled mixtures (RegMix's Dirichlet draw),
 each flat and with one of its three largest domains moved into the last F (``planning.phases.moved_to_end``: 3x its
 share there, the overall shares kept), with the same seed, and fits one slope of the own-domain effect (the moved
 domain's ``val/`` loss, two-phase minus flat) against the tilt ``F (q_d - r_d)``, shared by the domains, per schedule.
+
+``--pair-mults 1,2,4`` trains the same pairs at several budgets (``--pair-seeds`` seeds each, default 2) and asks whether
+the proxies' own budget predicts a larger one: per budget the mean own-domain effect, the slope, the noise of one
+seed's effect (robust: 1.4826 MAD of the seed-seed differences / sqrt 2), and against the largest budget the Pearson
+and Spearman correlation of the pairs' effects and how often their signs agree (where the largest budget's effect is
+beyond 0.02).
 
 The last line reads ``summary: <schedule>_q<Q>_target_diff=.. _lo=.. _hi=.. _mean_diff=.. ... best_target_diff=..
 met_end_phase_helps=yes|no mode=full|smoke``; ``met`` says whether some end arm beats flat on the target beyond its
@@ -72,22 +78,81 @@ def proxy_cfg(args, width: int, steps: int, schedule: str) -> ProxyConfig:
                        schedule=schedule, decay_fraction=args.fraction, checkpoints=[1.0], device="cpu", dtype="float32")
 
 
-def pair_slope(cfg: ProxyConfig, data, mixes: list[Mixture], f: float) -> tuple[float, float, list]:
-    """(slope, its standard error, rows (domain, tilt, effect)) of the pairs' own-domain effect against their tilt."""
-    rows = []
+def pair_design(mixes: list[Mixture], f: float) -> list[tuple[str, float, list]]:
+    """Per sampled mixture, (the moved domain: one of its three largest, in turn; the tilt ``F (q_d - r_d)``; the
+    moved-to-the-end phases)."""
+    out = []
     for i, m in enumerate(mixes):
         order = sorted((d for d, w in m.items() if 0 < w < 1), key=lambda d: (-m[d], d))
         d = order[i % min(3, len(order))]
         phases = moved_to_end(dict(m), d, f)
-        with torch_threads(1):
-            flat = train_proxy(cfg, m, data, i).metrics[f"val/{d}"]
-            moved = train_proxy(cfg, phases, data, i).metrics[f"val/{d}"]
-        rows.append((d, f * (phases[1][1].get(d, 0.0) - m[d]), moved - flat))
-    t, e = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+        out.append((d, f * (phases[1][1].get(d, 0.0) - m[d]), phases))
+    return out
+
+
+def pair_effects(cfg: ProxyConfig, data, mixes: list[Mixture], f: float, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(tilts (n,), own-domain effects moved - flat (n, seeds)), each pair trained flat and moved with the same seed."""
+    design = pair_design(mixes, f)
+    effects = np.array([[pair_effect(cfg, data, m, d, phases, s) for s in seeds] for m, (d, _, phases) in zip(mixes, design)])
+    return np.array([t for _, t, _ in design]), effects.reshape(len(design), len(seeds))
+
+
+def pair_effect(cfg: ProxyConfig, data, m: Mixture, d: str, phases: list, seed: int) -> float:
+    """val/d of the moved run minus the flat run's, both trained with ``seed``."""
+    with torch_threads(1):
+        flat = train_proxy(cfg, m, data, seed).metrics[f"val/{d}"]
+        moved = train_proxy(cfg, phases, data, seed).metrics[f"val/{d}"]
+    return moved - flat
+
+
+def fit_slope(t: np.ndarray, e: np.ndarray) -> tuple[float, float]:
+    """The slope through the origin of effects ``e`` against tilts ``t``, and its standard error."""
     slope = float(t @ e / (t @ t))
     resid = e - slope * t
-    se = float(np.sqrt(resid @ resid / max(len(t) - 1, 1) / (t @ t)))
-    return slope, se, rows
+    return slope, float(np.sqrt(resid @ resid / max(len(t) - 1, 1) / (t @ t)))
+
+
+def pair_slope(cfg: ProxyConfig, data, mixes: list[Mixture], f: float) -> tuple[float, float, list]:
+    """(slope, its standard error, rows (domain, tilt, effect)) of the pairs' own-domain effect against their tilt;
+    pair i trains with seed i."""
+    rows = []
+    for i, (m, (d, tilt, phases)) in enumerate(zip(mixes, pair_design(mixes, f))):
+        rows.append((d, tilt, pair_effect(cfg, data, m, d, phases, i)))
+    t, e = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    return (*fit_slope(t, e), rows)
+
+
+def pairs_across_budgets(args, data, mixes: list[Mixture], width: int, steps: int, sched: str) -> dict:
+    """The same pairs at each of ``--pair-mults``: does the smallest budget's effect predict the largest's?"""
+    from scipy.stats import spearmanr
+
+    mults = [int(x) for x in (args.pair_mults or "1,2").split(",")]
+    seeds = [100 + s for s in range(args.pair_seeds)]
+    means, fields = {}, {}
+    for mult in mults:
+        cfg = proxy_cfg(argparse.Namespace(**{**vars(args), "mult": mult}), width, steps, sched)
+        t, e = pair_effects(cfg, data, mixes, args.fraction, seeds)  # (n,), (n, seeds)
+        means[mult] = e.mean(1)
+        slope, se = fit_slope(t, means[mult])
+        diff = e[:, 0] - e[:, -1] if e.shape[1] > 1 else np.zeros(1)
+        noise = float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2))
+        key = f"{sched}_x{mult}"
+        fields.update({f"{key}_effect": float(means[mult].mean()), f"{key}_slope": slope, f"{key}_slope_se": se,
+                       f"{key}_noise": noise, f"{key}_helps": int((means[mult] < 0).sum())})
+        print(f"{sched:8s} {mult}x: {len(t)} pairs, mean own-domain effect {means[mult].mean():+.4f} "
+              f"({int((means[mult] < 0).sum())} of {len(t)} below 0), slope {slope:+.3f} ± {se:.3f}, one seed's noise "
+              f"{noise:.4f}", flush=True)
+    top = mults[-1]
+    for mult in mults[:-1]:
+        a, b = means[mult], means[top]
+        clear = np.abs(b) > 0.02
+        agree = float(np.mean(np.sign(a[clear]) == np.sign(b[clear]))) if clear.any() else float("nan")
+        pearson, rho = float(np.corrcoef(a, b)[0, 1]), float(spearmanr(a, b)[0])
+        fields.update({f"{sched}_x{mult}_vs_x{top}_pearson": pearson, f"{sched}_x{mult}_vs_x{top}_spearman": rho,
+                       f"{sched}_x{mult}_vs_x{top}_sign": agree})
+        print(f"{sched:8s} {mult}x against {top}x: Pearson {pearson:+.2f}, Spearman {rho:+.2f}, signs agree "
+              f"{agree:.0%} of the {int(clear.sum())} pairs with |{top}x effect| > 0.02", flush=True)
+    return fields
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -101,6 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--domain", default="code", help="the capped domain (an embedded corpus domain)")
     ap.add_argument("--pairs", type=int, default=0, help="also train this many flat / moved-to-the-end pairs and fit the "
                     "shared own-domain slope per schedule")
+    ap.add_argument("--pair-mults", default=None, help="train the pairs at each of these budgets (comma-separated "
+                    "multiples, e.g. 1,2,4) and compare their effects with the largest's")
+    ap.add_argument("--pair-seeds", type=int, default=2, help="seeds per pair with --pair-mults")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     args = ap.parse_args(argv)
     start, t0 = provenance(), time.perf_counter()
@@ -146,6 +214,10 @@ def main(argv: list[str] | None = None) -> dict:
     if n_pairs:
         mixes = [m for m in sample_dirichlet_mixtures(data.token_counts, n_pairs, seed=5) if max(m.values()) < 1]
         for sched in args.schedules.split(","):
+            if args.pair_mults or args.smoke:  # smoke: exercise both designs
+                fields.update(pairs_across_budgets(args, data, mixes, width, steps, sched))
+                if args.pair_mults:
+                    continue
             cfg = proxy_cfg(args, width, steps, sched)
             slope, se, rows = pair_slope(cfg, data, mixes, args.fraction)
             fields.update({f"{sched}_pair_slope": slope, f"{sched}_pair_se": se, f"{sched}_pairs": len(rows)})

@@ -123,9 +123,7 @@ class Plan(BaseModel):
                 raise ConfigError(f"Phase {i} of the plan trains only {', '.join(d for d in p.weights if d in gone)}: "
                                   "nothing is left of it without them. Plan anew on the remaining domains.")
             phases.append(Phase(start_fraction=p.start_fraction, weights={d: w / total for d, w in left.items()}))
-        old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
-        grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
-        epochs = {d: e * grow.get(d, 1.0) for d, e in self.epochs.items() if d not in gone}
+        epochs, effective = self._rescaled(phases)
         repeated = repeated_more(self.epochs, epochs)
         reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
                   + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
@@ -133,11 +131,33 @@ class Plan(BaseModel):
                   + (f"; epochs now {', '.join(repeated)}" if repeated else ""))
         return self.model_copy(update=dict(
             phases=phases, predicted=None, reasons=[reason, *self.reasons],
-            epochs=epochs,
-            effective_tokens={d: t * grow.get(d, 1.0) for d, t in self.effective_tokens.items() if d not in gone},
+            epochs={d: e for d, e in epochs.items() if d not in gone},
+            effective_tokens={d: t for d, t in effective.items() if d not in gone},
             pools={d: v for d, v in self.pools.items() if d not in gone},
             pool_laws={d: v for d, v in self.pool_laws.items() if d not in gone},
             tokens_per_doc={d: v for d, v in self.tokens_per_doc.items() if d not in gone}))
+
+    def with_phases(self, phases: list[Phase], reason: str, predicted: Prediction | None,
+                    provenance: dict[str, Any]) -> "Plan":
+        """This plan with another schedule of the same domains (an alternative that trained better, ``verify --adopt``):
+        epochs and effective tokens scaled by how much each domain's overall share changed, ``reason`` first among the
+        reasons, ``provenance`` merged in (a key given as None is removed). Pools stay (a domain's pools do not depend
+        on its share)."""
+        unknown = sorted({d for p in phases for d, w in p.weights.items() if w > 0} - set(self.domains))
+        if unknown:
+            raise ConfigError(f"The new schedule trains {', '.join(unknown)}, which the plan does not ({self.domains}).")
+        epochs, effective = self._rescaled(phases)
+        return self.model_copy(update=dict(phases=phases, predicted=predicted, reasons=[reason, *self.reasons],
+                                           epochs=epochs, effective_tokens=effective,
+                                           provenance={k: v for k, v in {**self.provenance, **provenance}.items()
+                                                       if v is not None}))
+
+    def _rescaled(self, phases: list[Phase]) -> tuple[dict[str, float], dict[str, float]]:
+        """(epochs, effective tokens) under ``phases``: each domain's scaled by how much its overall share grew."""
+        old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
+        grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
+        return ({d: e * grow.get(d, 1.0) for d, e in self.epochs.items()},
+                {d: t * grow.get(d, 1.0) for d, t in self.effective_tokens.items()})
 
 
 def repeated_more(before: dict[str, float], after: dict[str, float]) -> list[str]:

@@ -23,6 +23,10 @@ Alternatives (``--against``):
 ``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired interval over the
 seeds (a t-interval from 3 seeds, an exact bootstrap below that); ``plan_better`` is true only when the interval lies
 below zero.
+
+``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
+that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
+That is how an end phase the proxies cannot judge reaches a plan: ``--against end-phase --adopt``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, FitError
 from .io import atomic_write_text
 from .mixtures import Mixture, Phases, as_phases, natural_mixture, overall_shares, temperature_prior, uniform_mixture
-from .plan import Plan
+from .plan import Phase, Plan, Prediction
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
 from .planning.search import simulate_search
@@ -310,7 +314,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                   "shape": scale.name, "proxy": {k: proxy[k] for k in ("n_layer", "n_embd", "block_size", "batch_size", "lr")}},
         "seeds": seed_list,
         "results": [{"name": a.name, "values": a.values, "mean": float(np.mean(a.values)),
-                     "weights": dict(a.schedule[0][1]), "phases": len(a.schedule)} for a in arms],
+                     "weights": dict(a.schedule[0][1]), "phases": len(a.schedule),
+                     "schedule": [[float(start), dict(m)] for start, m in a.schedule]} for a in arms],
         "comparisons": comparisons,
         "skipped": skipped,
         "predicted": predicted,
@@ -318,3 +323,42 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         "trained": trained,
         **({"doremi": {"weights": dict(doremi), "trained_now": doremi_trained}} if doremi is not None else {}),
     }
+
+
+def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
+    """(the plan to keep after ``body``, a VERIFY.json body of this plan; what was decided): the plan with the schedule
+    of the alternative that trained better than it beyond the paired 95% interval (the largest mean gain), its
+    prediction replaced by that arm's measured mean at the verify scale; else the plan unchanged. An arm that trains a
+    domain the plan does not is passed over (its epochs are unknown to the plan), said so in the note."""
+    scale = body["scale"]
+    where = f"at {scale['model_params']:.3g} params x {scale['tokens']:.3g} tokens, {len(body['seeds'])} paired seeds"
+    results = {r["name"]: r for r in body["results"]}
+    passed = []
+    for c in sorted((c for c in body["comparisons"] if c["plan_worse"]), key=lambda c: -c["diff"]):
+        arm = results[c["against"]]
+        phases = [Phase(start_fraction=start, weights=w) for start, w in arm.get("schedule") or [[0.0, arm["weights"]]]]
+        lo, hi = c["ci95"]
+        values = np.asarray(arm["values"], dtype=float)
+        reason = (f"adopted by verify: {c['against']} trained better than the plan by {c['diff']:.4f} "
+                  f"[{lo:.4f}, {hi:.4f}] on {body['target']} {where}; this plan takes its schedule")
+        measured = Prediction(metric=body["target"], value=float(values.mean()),
+                              std=float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None,
+                              by={"verify": {"arm": c["against"], "tokens": scale["tokens"],
+                                             "model_params": scale["model_params"], "values": values.tolist(),
+                                             "note": "measured mean of the arm's runs (std: of the mean), not a surrogate's"}})
+        provenance = {"adopted": {"arm": c["against"], "diff": c["diff"], "ci95": [lo, hi], "tokens": scale["tokens"],
+                                  "model_params": scale["model_params"]},
+                      "target_scale": {"model_params": scale["model_params"], "tokens": scale["tokens"]}}
+        if c["against"] == "end-phase":
+            provenance["end_phase"] = "reorder"  # the same overall shares, tokens moved to the end
+        elif len(phases) == 1:
+            provenance["end_phase"] = None
+        try:
+            return plan.with_phases(phases, reason, measured, provenance), reason
+        except ConfigError as exc:
+            passed.append(f"{c['against']} ({exc})")
+    note = (f"kept by verify: no alternative trained better than the plan beyond its paired 95% interval on "
+            f"{body['target']} {where}")
+    if passed:
+        note += "; passed over: " + "; ".join(passed)
+    return plan.model_copy(update=dict(reasons=[note, *plan.reasons])), note

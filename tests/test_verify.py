@@ -118,3 +118,76 @@ def test_against_doremi_trains_its_mixture_once(planned, tmp_path, capsys):
     assert run(argv + ["--out", str(tmp_path / "again.json")]) == 0
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["doremi"]["trained_now"] is False and again["results"] == body["results"] and again["trained"] == 0
+
+
+def _body(plan_values, arms: dict[str, tuple[list, list]]):
+    """A VERIFY.json body: the plan's values and, per arm, (its schedule, its values), paired by seed."""
+    from mixopt.verify import paired_interval as pi
+    results = [{"name": "plan", "values": plan_values, "mean": float(np.mean(plan_values))}]
+    comparisons = []
+    for name, (schedule, values) in arms.items():
+        results.append({"name": name, "values": values, "mean": float(np.mean(values)), "weights": schedule[0][1],
+                        "phases": len(schedule), "schedule": schedule})
+        d = np.array(plan_values) - np.array(values)
+        lo, hi = pi(d)
+        comparisons.append({"against": name, "diff": float(d.mean()), "ci95": [lo, hi], "plan_better": hi < 0,
+                            "plan_worse": lo > 0})
+    return {"target": "val/code", "scale": {"model_params": 1e5, "tokens": 4e6}, "seeds": [0, 1, 2],
+            "results": results, "comparisons": comparisons}
+
+
+def test_adopted_plan_takes_the_schedule_that_trained_better():
+    """``verify --adopt``: the alternative with the largest gain beyond its paired interval becomes the plan's schedule
+    (epochs scaled by the share change, prediction = the arm's measured mean, provenance says where it came from);
+    none better: the plan is kept with a note; an arm training a domain the plan lacks is passed over."""
+    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.planning.phases import moved_to_end
+    from mixopt.verify import adopted_plan
+    w = {"code": 0.2, "prose": 0.5, "legal": 0.3}
+    plan = Plan(budget_tokens=4e6, phases=[Phase(start_fraction=0.0, weights=w)], epochs={"code": 2.0, "prose": 0.5, "legal": 1.0},
+                predicted=Prediction(metric="val/code", value=2.5), reasons=["searched"], provenance={"seed": 0})
+    moved = [[float(s), dict(m)] for s, m in moved_to_end(w, "code")]
+    uniform = [[0.0, {"code": 1 / 3, "prose": 1 / 3, "legal": 1 / 3}]]
+    body = _body([2.50, 2.52, 2.49], {"end-phase": (moved, [2.40, 2.43, 2.41]), "uniform": (uniform, [2.47, 2.50, 2.46])})
+    new, note = adopted_plan(plan, body)
+    assert note.startswith("adopted by verify: end-phase trained better than the plan by 0.09") and new.reasons[0] == note
+    assert len(new.phases) == 2 and new.overall_weights() == pytest.approx(w, abs=1e-6)
+    assert new.epochs == pytest.approx(plan.epochs) and new.provenance["end_phase"] == "reorder"
+    assert new.provenance["adopted"]["arm"] == "end-phase" and new.provenance["seed"] == 0
+    assert new.predicted.value == pytest.approx(2.4133333) and new.predicted.by["verify"]["tokens"] == 4e6
+    assert plan.phases[0].weights == w and len(plan.phases) == 1  # the input plan is left alone
+    # uniform alone: a one-phase schedule, epochs scaled by each domain's share change
+    new, _ = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"uniform": (uniform, [2.47, 2.50, 2.46])}))
+    assert new.epochs["code"] == pytest.approx(2.0 * (1 / 3) / 0.2) and "end_phase" not in new.provenance
+    # nothing better beyond its interval: kept, with the reason
+    kept, note = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"uniform": (uniform, [2.51, 2.50, 2.50])}))
+    assert note.startswith("kept by verify") and kept.phases == plan.phases and kept.reasons[0] == note
+    # an arm that trains a domain the plan lacks is passed over, and the note says so
+    wider = [[0.0, {"code": 0.25, "prose": 0.25, "legal": 0.25, "math": 0.25}]]
+    kept, note = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"natural": (wider, [2.30, 2.31, 2.30])}))
+    assert kept.phases == plan.phases and "passed over: natural" in note and "math" in note
+
+
+def test_adopt_writes_the_plan_to_export(planned, tmp_path, capsys):
+    """End to end: a plan starved of its target's domain loses to uniform at its budget; --adopt writes a plan with
+    uniform's schedule that `mixopt export` takes; --adopt onto the plan itself is refused before training."""
+    _, store, plan = planned
+    body = yaml.safe_load(plan.read_text())
+    body["phases"] = [{"start_fraction": 0.0, "weights": {"code": 0.02, "legal": 0.49, "prose": 0.49}}]
+    body["predicted"]["metric"] = "val/code"
+    starved = tmp_path / "starved.yaml"
+    starved.write_text(yaml.safe_dump(body))
+    out, adopted = tmp_path / "v.json", tmp_path / "adopted.yaml"
+    argv = ["verify", str(starved), "--store", str(store), "--seeds", "2", "--against", "uniform", "--out", str(out)]
+    assert run(argv + ["--adopt", str(starved)]) == 2
+    assert "would overwrite the plan" in capsys.readouterr().err and not out.exists()
+    assert run(argv + ["--adopt", str(adopted)]) == 0
+    text = capsys.readouterr().out
+    verdict = json.loads(out.read_text())["comparisons"][0]
+    assert verdict["plan_worse"], verdict  # code at 2% against a third: the test needs the plan to lose
+    new = yaml.safe_load(adopted.read_text())
+    assert new["phases"][0]["weights"] == pytest.approx({"code": 1 / 3, "legal": 1 / 3, "prose": 1 / 3})
+    assert new["provenance"]["adopted"]["arm"] == "uniform" and "adopted by verify" in text
+    paths = [f"--paths={d}=/data/{d}" for d in ("code", "legal", "prose")]
+    assert run(["export", str(adopted), "--format", "json", *paths, "--out", str(tmp_path / "mix.json")]) == 0
+    assert json.loads((tmp_path / "mix.json").read_text())

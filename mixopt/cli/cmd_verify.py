@@ -13,10 +13,10 @@ from ..config import config_from_dict, load_config
 from ..data.domains import load_domain_set
 from ..errors import ConfigError
 from ..io import atomic_write_text
-from ..plan import load_plan
+from ..plan import load_plan, save_plan
 from ..report.tables import verify_table
 from ..runs.store import RunStore
-from ..verify import ALTERNATIVES, parse_against, verify
+from ..verify import ALTERNATIVES, adopted_plan, parse_against, verify
 from .main import app
 
 
@@ -32,12 +32,18 @@ def verify_cmd(
     against: str = typer.Option(",".join(ALTERNATIVES), "--against", help="Alternatives to train beside the plan; "
                                 "add `doremi` for DoReMi's mixture (two more proxy runs at the sweep's proxy shape)."),
     out: Path = typer.Option(Path("verify.json"), "--out", help="VERIFY.json to write (folders are created)."),
+    adopt: Path | None = typer.Option(None, "--adopt", help="Also write a plan to this path: the plan with the schedule "
+                                      "of the alternative that trained better than it beyond the paired 95% interval "
+                                      "(e.g. --against end-phase), its prediction the measured mean; else the plan kept."),
 ) -> None:
     """Train PLAN and its alternatives at the target scale with paired seeds; write VERIFY.json and print a table."""
     if model_params is not None and shape is not None:
         raise ConfigError("Pass --model-params or --shape, not both.")
     names = parse_against(against)
     plan = load_plan(plan_path)
+    if adopt is not None and adopt.resolve() in (plan_path.resolve(), out.resolve()):
+        raise ConfigError(f"--adopt {adopt} would overwrite the {'plan' if adopt.resolve() == plan_path.resolve() else '--out'} "
+                          "file; write the adopted plan to a new path.")
     snapshot = pipeline.open_store(store)
     if config is not None:
         cfg = load_config(config)
@@ -56,3 +62,7 @@ def verify_cmd(
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))
     typer.echo(f"verify -> {out} ({body['trained']} run(s) trained now)")
+    if adopt is not None:
+        kept, note = adopted_plan(plan, body)
+        save_plan(kept, adopt)
+        typer.echo(f"{note}\nplan -> {adopt} (export it with `mixopt export {adopt} ...`)")
