@@ -19,7 +19,11 @@ Steps, per case:
 2. per target, ``pipeline.fit`` + ``pipeline.propose`` at 4x the proxy's tokens; print whether the planner proposed
    an end phase and its reason;
 3. ``mixopt.verify.verify`` against no-upsampling, natural and uniform, with paired seeds;
-4. extra arms, trained at verify's scale and seeds into the same store, compared by the same paired interval:
+4. extra arms, trained at verify's scale and seeds into the same store, compared by the same paired interval (below);
+5. for a one-phase plan on a ``val/<domain>`` target, the workflow the planner leaves to verify: ``verify --against
+   end-phase --adopt``, then the adopted plan against the plan it came from on ``--adopt-seeds`` fresh seeds.
+
+The extra arms of step 4:
    * ``natural, code at the plan's share`` -- **the matched arm**: natural with code raised to the plan's overall
      code share (the other domains scaled down, their ratios kept), so it spends the same code tokens as the plan;
    * ``end phase, on top`` -- the best end phase the planner's own search (``search_upsampling``) finds for the plan's
@@ -76,7 +80,7 @@ from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.sweep import execute_runs
 from mixopt.runs.table import VERIFY_LABEL, records_table
 from mixopt.surrogates.two_phase import TwoPhaseSurrogate, phase_features
-from mixopt.verify import paired_interval, target_scale, verify
+from mixopt.verify import adopted_plan, paired_interval, target_scale, verify
 
 DOMAIN = "code"
 CASES = ("scarce", "cap")
@@ -196,6 +200,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-epochs", type=float, default=1.0,
                     help="scarce case: propose.max_epochs, repetitions allowed at the verify budget")
     ap.add_argument("--two-phase", type=int, default=12, help="scarce case: two-phase sweep runs (smoke 3)")
+    ap.add_argument("--adopt-seeds", type=int, default=None, help="fresh seeds for the adopted end-phase plan against "
+                    "the plan it came from (default 6; smoke 2)")
     ap.add_argument("--code-cap", type=float, default=0.2,
                     help="cap case: max overall token share of code in the plan (1 = unconstrained)")
     args = ap.parse_args(argv)
@@ -278,8 +284,39 @@ def run_case(case: str, args, size: str, root: str, seeds: int) -> dict:
         print(f"    plan beats every matched arm ({len(controls)}) by more than the combined 1σ seed spread: "
               f"{'YES' if beyond else 'NO'}; {time.perf_counter() - t1:.0f} s", flush=True)
         out[target] = {"phases": len(plan.phases), "rows": rows, "share": share, "stats": stats, "margins": margins,
-                       "other": other, "beyond": beyond, "cv": cv}
+                       "other": other, "beyond": beyond, "cv": cv, "adopt": adopt_end_phase(plan, root, snap, vcfg, data,
+                                                                                             seeds, budget, args)}
     return out
+
+
+def adopt_end_phase(plan, root: str, snap, vcfg, data, seeds: int, budget: int, args) -> dict | None:
+    """The workflow the planner leaves to verify: ``verify --against end-phase --adopt`` on the verify seeds, then the
+    adopted plan against the plan it came from (its ``no-upsampling`` arm) on ``--adopt-seeds`` fresh seeds, so the
+    choice is not judged on the seeds it was made on. None for a plan with an end phase or a target of several domains."""
+    if len(plan.phases) > 1 or not plan.predicted.metric.startswith("val/"):
+        return None
+    body = verify(plan, RunStore(root, create=False), snap, vcfg, data, against=["end-phase"], seeds=seeds, tokens=budget)
+    adopted, note = adopted_plan(plan, body)
+    print(f"    verify --against end-phase --adopt: {note}")
+    if "adopted" not in adopted.provenance:
+        return {"adopted": False}
+    fresh = verify(adopted, RunStore(root, create=False), snap, vcfg, data, against=["no-upsampling"],
+                   seeds=args.adopt_seeds or (2 if args.smoke else 6), tokens=budget, first_seed=vcfg.seed + 1000)
+    c = fresh["comparisons"][0]
+    print(f"    the adopted plan on {len(fresh['seeds'])} fresh seeds: adopted - original {c['diff']:+.4f} "
+          f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]; its measured value {adopted.predicted.value:.4f} against "
+          f"{fresh['results'][0]['mean']:.4f} on the fresh seeds", flush=True)
+    return {"adopted": True, "diff": c["diff"], "lo": c["ci95"][0], "hi": c["ci95"][1]}
+
+
+def adopt_fields(prefix: str, r: dict) -> dict:
+    """``<prefix>_adopted`` (None: not tried) and, when adopted, the fresh seeds' adopted - original and interval."""
+    a = r.get("adopt")
+    if not a:
+        return {f"{prefix}_adopted": None}
+    nan = float("nan")
+    return {f"{prefix}_adopted": a["adopted"], f"{prefix}_adopt_fresh_diff": a.get("diff", nan),
+            f"{prefix}_adopt_fresh_lo": a.get("lo", nan), f"{prefix}_adopt_fresh_hi": a.get("hi", nan)}
 
 
 def run(args, cases: tuple[str, ...], root: str) -> dict:
@@ -304,6 +341,7 @@ def run(args, cases: tuple[str, ...], root: str) -> dict:
             "code_diff_vs_matched_natural": diff(code, MATCHED), "code_diff_vs_matched_natural_hi": diff(code, MATCHED, 2),
             "code_diff_vs_reorder": diff(code, "end phase, reorder"), "code_diff_vs_on_top": diff(code, "end phase, on top"),
             "code_diff_vs_natural": diff(code, "natural"),
+            **adopt_fields("code", code),
             "mean_end_phase_proposed": mean["phases"] > 1, "mean_diff_vs_on_top": diff(mean, "end phase, on top"),
             "mean_no_loss_from_declining": (diff(mean, "end phase, on top", 1) <= 0) if mean["phases"] == 1 else None}
     if "cap" in res:  # the old upsampling_verify.py keys (margins: arm - plan, > 0 when the plan has the lower loss)
@@ -317,7 +355,7 @@ def run(args, cases: tuple[str, ...], root: str) -> dict:
             "margin_vs_natural_unmatched": mg.get("natural", (nan,))[0], "margin_vs_uniform_unmatched": mg.get("uniform", (nan,))[0],
             "natural_code_share": res["cap"]["natural_share"], "surrogate_cv_spearman": c["cv"] if c["cv"] is not None else nan,
             "cap_diff_vs_matched_natural": diff(c, MATCHED), "cap_diff_vs_matched_natural_hi": diff(c, MATCHED, 2),
-            "met": c["beyond"]}
+            **adopt_fields("cap", c), "met": c["beyond"]}
     print(f"total {time.perf_counter() - t0:.0f} s; {seeds} paired seeds; cases {','.join(cases)}; "
           f"stores {root if args.store else '(temp, removed)'}")
     print(machine_line(start, provenance()))

@@ -45,7 +45,8 @@ from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, FitError
 from .io import atomic_write_text
-from .mixtures import Mixture, Phases, as_phases, natural_mixture, overall_shares, temperature_prior, uniform_mixture
+from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
+                       uniform_mixture)
 from .plan import Phase, Plan, Prediction
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
@@ -260,8 +261,11 @@ def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, f
 
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
            against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
-           tokens: float | None = None) -> dict[str, Any]:
-    """Train the plan and the alternatives at the target scale with paired seeds; returns the VERIFY.json body."""
+           tokens: float | None = None, first_seed: int | None = None) -> dict[str, Any]:
+    """Train the plan and the alternatives at the target scale with paired seeds; returns the VERIFY.json body.
+
+    The arms train with seeds ``first_seed``, ``first_seed + 1``, ... (default: from the config's seed); another first
+    seed gives fresh runs, e.g. to check an adopted plan on seeds it was not chosen on."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1 (3 or more give a t-interval). Got {seeds}.")
     if plan.predicted is None:
@@ -281,7 +285,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
     arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
-    seed_list = [cfg.seed + k for k in range(seeds)]
+    seed_list = [(cfg.seed if first_seed is None else first_seed) + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
     specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
                                   label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
@@ -336,7 +340,8 @@ def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
     passed = []
     for c in sorted((c for c in body["comparisons"] if c["plan_worse"]), key=lambda c: -c["diff"]):
         arm = results[c["against"]]
-        phases = [Phase(start_fraction=start, weights=w) for start, w in arm.get("schedule") or [[0.0, arm["weights"]]]]
+        phases = [Phase(start_fraction=start, weights=round_shares(w))
+                  for start, w in arm.get("schedule") or [[0.0, arm["weights"]]]]
         lo, hi = c["ci95"]
         values = np.asarray(arm["values"], dtype=float)
         reason = (f"adopted by verify: {c['against']} trained better than the plan by {c['diff']:.4f} "

@@ -316,9 +316,10 @@ def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
     assert dict(alternatives(plan, ["no-upsampling"], None, {d: 1000 for d in domains}, SweepConfig())[0][0].schedule[0][1]) == first
 
 
-def test_a_declined_end_phase_under_cosine_says_the_sign_can_flip(monkeypatch):
-    """Two-phase runs under cosine at the proxies' budget see an end phase's sign wrong (RESULTS: +0.03 at 1x, -0.05..-0.08
-    at 2-16x): a decline says so and points to WSD sweeps and verify --against end-phase; under WSD it does not."""
+def test_a_declined_end_phase_at_a_larger_budget_points_to_verify(monkeypatch):
+    """Two-phase runs at the proxies' budget do not predict an end phase's effect at 4x (RESULTS, end_phase_gain.py
+    --pair-mults): a decline for a plan at 2x+ their tokens says so and points to verify --against end-phase --adopt,
+    naming cosine's average sign; at the proxies' own budget it does not."""
     from types import SimpleNamespace
 
     from mixopt.config import ProposeConfig
@@ -332,16 +333,18 @@ def test_a_declined_end_phase_under_cosine_says_the_sign_can_flip(monkeypatch):
     w = np.array([0.25, 0.25, 0.25, 0.25])
     free = Constraints(domains, np.zeros(4), np.ones(4))
 
-    def note(schedule: str) -> str:
+    def note(schedule: str, budget: float) -> str:
         recs = [SimpleNamespace(phases=[(0.0, {}), (0.9, {})], scale={"schedule": schedule}, proxy={}),
                 SimpleNamespace(phases=[(0.0, {})], scale={"schedule": "wsd"}, proxy={})]  # one-phase runs don't count
-        ctx = prop.ProposeContext(domains=domains, target="val/d0", records=recs)
-        phases, reason, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(), free, seed=0)
+        ctx = prop.ProposeContext(domains=domains, target="val/d0", records=recs, proxy_tokens=1e5)
+        phases, reason, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(), free, seed=0,
+                                                      budget=budget)
         assert len(phases) == 1 and kind == "" and reason.startswith("no upsampling phase")
         return reason
 
-    assert "verify --against end-phase" in note("cosine") and "proxy.schedule: wsd" in note("cosine")
-    assert "cosine" not in note("wsd")
+    assert "verify PLAN --against end-phase --adopt" in note("wsd", 4e5) and "4x below" in note("wsd", 4e5)
+    assert "under cosine it averaged" in note("cosine", 4e5) and "under cosine it averaged" not in note("wsd", 4e5)
+    assert "--adopt" not in note("wsd", 1e5) and "--adopt" not in note("cosine", 1.5e5)
 
 
 def test_moved_to_end_keeps_the_overall_shares():

@@ -29,6 +29,9 @@ def verify_cmd(
     shape: str | None = typer.Option(None, "--shape", help="A proxy size name of the sweep, or overrides such as n_embd=128,n_layer=2."),
     tokens: float | None = typer.Option(None, "--tokens", help="Training tokens per run (default: the plan's budget)."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per arm; the same seeds for every arm (paired)."),
+    first_seed: int | None = typer.Option(None, "--first-seed", help="The arms' first training seed (default: the "
+                                          "config's seed); another one trains fresh runs, e.g. to check an adopted plan "
+                                          "on seeds it was not chosen on."),
     against: str = typer.Option(",".join(ALTERNATIVES), "--against", help="Alternatives to train beside the plan; "
                                 "add `doremi` for DoReMi's mixture (two more proxy runs at the sweep's proxy shape)."),
     out: Path = typer.Option(Path("verify.json"), "--out", help="VERIFY.json to write (folders are created)."),
@@ -57,7 +60,7 @@ def verify_cmd(
         typer.echo(f"doremi: DoReMi's mixture from a reference and a Group-DRO proxy at the sweep's proxy shape "
                    f"(kept under {store}/doremi/, so a second call trains nothing)")
     body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
-                  model_params=model_params, tokens=tokens)
+                  model_params=model_params, tokens=tokens, first_seed=first_seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))

@@ -192,7 +192,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         mean, std = estimator.predict(w[None, :], return_std=True)
         result.predicted, result.std = float(mean[0]), float(std[0])
     else:
-        phases, upsample_note, end_phase = upsampling_phases(w, weights, ctx, cfg, constraints, seed)
+        phases, upsample_note, end_phase = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
     epochs, eff = {}, {}
     if ctx.token_counts and budget:
@@ -439,16 +439,26 @@ def two_phase_schedules(records) -> set[str]:
     return out
 
 
-COSINE_END_PHASE_NOTE = (
-    "; the two-phase runs trained under cosine at the proxies' own budget, where moving a domain's tokens to the end "
-    "was measured to raise its loss (+0.03) although it lowered it by 0.05-0.08 at 2-16x those tokens "
-    "(benchmarks/end_phase_gain.py): a decline here can be wrong at the plan's budget. Sweep with proxy.schedule: wsd "
-    "(the end phase on the decay helped at every length), or train it at the plan's scale: mixopt verify --against "
-    "end-phase")
+def end_phase_scale_note(records, proxy_tokens: float | None, budget: float | None) -> str:
+    """Why a declined end phase can be wrong at the plan's budget, for a plan at 2x or more the two-phase runs' tokens.
+
+    Measured (``benchmarks/end_phase_gain.py --pairs 40 --pair-mults 1,2,4``, RESULTS.md): the same mixture's domain
+    moved to the last 20% changed its loss at the proxies' budget in a way that did not predict the change at 4x (36
+    pairs; Pearson 0.18 under WSD, 0.10 under cosine), and under cosine not even on average (+0.002 at 1x, -0.028 at 4x).
+    """
+    if not budget or not proxy_tokens or budget < 2 * proxy_tokens:
+        return ""
+    cosine = two_phase_schedules(records) == {"cosine"}
+    return (f"; the two-phase runs trained at the proxies' budget, {budget / proxy_tokens:.0f}x below this plan's, where an "
+            "end phase's effect did not predict it at 4x (benchmarks/end_phase_gain.py: Pearson 0.18 under WSD, 0.10 under "
+            "cosine over 36 paired mixtures" + ("; under cosine it averaged +0.002 at 1x against -0.028 at 4x" if cosine
+                                              else "") +
+            "), so this decline can be wrong at the plan's budget: train it there with `mixopt verify PLAN --against "
+            "end-phase --adopt PLAN2`")
 
 
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
-                      constraints: Constraints, seed: int) -> tuple[list[Phase], str, str]:
+                      constraints: Constraints, seed: int, budget: float | None = None) -> tuple[list[Phase], str, str]:
     """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty:
     (phases, the reason, "on top" or "reorder").
 
@@ -481,7 +491,7 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     gain = up["baseline_predicted"] - up["predicted"]
     noise = math.hypot(up["std"], up["baseline_std"])
     where = f"at proxy scale, two-phase model on {n_two} two-phase run(s)"
-    cosine = two_phase_schedules(ctx.records) == {"cosine"}
+    scale_note = end_phase_scale_note(ctx.records, ctx.proxy_tokens, budget) if toward else ""
     how = (f"; {names} already take{'s' if len(toward) == 1 else ''} all the share the constraints allow "
            f"({float(w[cols].sum()):.3f}), so the end phase would move {'its' if len(toward) == 1 else 'their'} tokens to "
            "the end of training, the overall shares unchanged") if reorder else ""
@@ -489,10 +499,10 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
         upsampling = f" and upsamples {names}" if toward else ""
         return single, (f"no upsampling phase: no end phase within reach of this mixture leans like the sweep's {n_two} two-phase "
                         f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)"
-                        f"{how}"), ""
+                        f"{how}{scale_note}"), ""
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
-                        f"within its uncertainty ±{noise:.4f}{how}{COSINE_END_PHASE_NOTE if cosine else ''}"), ""
+                        f"within its uncertainty ±{noise:.4f}{how}{scale_note}"), ""
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
     kind = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
     return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{kind}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
