@@ -332,11 +332,16 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
 def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
     """(the plan to keep after ``body``, a VERIFY.json body of this plan; what was decided): the plan with the schedule
     of the alternative that trained better than it beyond the paired 95% interval (the largest mean gain), its
-    prediction replaced by that arm's measured mean at the verify scale; else the plan unchanged. An arm that trains a
-    domain the plan does not is passed over (its epochs are unknown to the plan), said so in the note."""
+    prediction replaced by that arm's measured mean at the verify scale; else the plan unchanged (always with one seed,
+    whose interval is the difference itself). An arm that trains a domain the plan does not is passed over (its epochs
+    are unknown to the plan), said so in the note."""
     scale = body["scale"]
     where = f"at {scale['model_params']:.3g} params x {scale['tokens']:.3g} tokens, {len(body['seeds'])} paired seeds"
     results = {r["name"]: r for r in body["results"]}
+    if len(body["seeds"]) < 2:  # one seed's "interval" is the difference itself
+        note = (f"kept by verify: one seed cannot show an alternative better beyond the seed noise on {body['target']} "
+                f"{where}; verify with --seeds 3 or more to adopt one")
+        return plan.model_copy(update=dict(reasons=[note, *plan.reasons])), note
     passed = []
     for c in sorted((c for c in body["comparisons"] if c["plan_worse"]), key=lambda c: -c["diff"]):
         arm = results[c["against"]]

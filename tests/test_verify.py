@@ -162,6 +162,11 @@ def test_adopted_plan_takes_the_schedule_that_trained_better():
     # nothing better beyond its interval: kept, with the reason
     kept, note = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"uniform": (uniform, [2.51, 2.50, 2.50])}))
     assert note.startswith("kept by verify") and kept.phases == plan.phases and kept.reasons[0] == note
+    # one seed: never adopted, whatever its difference
+    one = _body([2.50], {"uniform": (uniform, [2.40])})
+    one["seeds"] = [0]
+    kept, note = adopted_plan(plan, one)
+    assert kept.phases == plan.phases and "--seeds 3" in note
     # an arm that trains a domain the plan lacks is passed over, and the note says so
     wider = [[0.0, {"code": 0.25, "prose": 0.25, "legal": 0.25, "math": 0.25}]]
     kept, note = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"natural": (wider, [2.30, 2.31, 2.30])}))
