@@ -37,7 +37,7 @@ def verify_cmd(
     out: Path = typer.Option(Path("verify.json"), "--out", help="VERIFY.json to write (folders are created)."),
     adopt: Path | None = typer.Option(None, "--adopt", help="Also write a plan to this path: the plan with the schedule "
                                       "of the alternative that trained better than it beyond the paired 95% interval "
-                                      "(e.g. --against end-phase), its prediction the measured mean; else the plan kept."),
+                                      "(e.g. the end-phase arm), its prediction the measured mean; else the plan kept."),
 ) -> None:
     """Train PLAN and its alternatives at the target scale with paired seeds; write VERIFY.json and print a table."""
     if model_params is not None and shape is not None:
