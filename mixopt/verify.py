@@ -364,8 +364,10 @@ def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
             provenance["end_phase"] = "reorder"  # the same overall shares, tokens moved to the end
         elif len(phases) == 1:
             provenance["end_phase"] = None
+        stale = [r for r in plan.reasons if len(phases) > 1 and r.startswith("no upsampling phase")]  # now it has one
         try:
-            return plan.with_phases(phases, reason, measured, provenance), reason
+            base = plan.model_copy(update=dict(reasons=[r for r in plan.reasons if r not in stale]))
+            return base.with_phases(phases, reason, measured, provenance), reason
         except ConfigError as exc:
             passed.append(f"{c['against']} ({exc})")
     note = (f"kept by verify: no alternative trained better than the plan beyond its paired 95% interval on "

@@ -145,12 +145,14 @@ def test_adopted_plan_takes_the_schedule_that_trained_better():
     from mixopt.verify import adopted_plan
     w = {"code": 0.2, "prose": 0.5, "legal": 0.3}
     plan = Plan(budget_tokens=4e6, phases=[Phase(start_fraction=0.0, weights=w)], epochs={"code": 2.0, "prose": 0.5, "legal": 1.0},
-                predicted=Prediction(metric="val/code", value=2.5), reasons=["searched"], provenance={"seed": 0})
+                predicted=Prediction(metric="val/code", value=2.5), provenance={"seed": 0},
+                reasons=["searched", "no upsampling phase: the best end phase gains +0.01, within its uncertainty"])
     moved = [[float(s), dict(m)] for s, m in moved_to_end(w, "code")]
     uniform = [[0.0, {"code": 1 / 3, "prose": 1 / 3, "legal": 1 / 3}]]
     body = _body([2.50, 2.52, 2.49], {"end-phase": (moved, [2.40, 2.43, 2.41]), "uniform": (uniform, [2.47, 2.50, 2.46])})
     new, note = adopted_plan(plan, body)
     assert note.startswith("adopted by verify: end-phase trained better than the plan by 0.09") and new.reasons[0] == note
+    assert new.reasons[1:] == ["searched"]  # the decline the plan now contradicts is gone
     assert len(new.phases) == 2 and new.overall_weights() == pytest.approx(w, abs=1e-6)
     assert new.epochs == pytest.approx(plan.epochs) and new.provenance["end_phase"] == "reorder"
     assert new.provenance["adopted"]["arm"] == "end-phase" and new.provenance["seed"] == 0
