@@ -15,9 +15,12 @@ proxy is trained on the selected tokens alone, for the same number of tokens
 whatever the method, with ``--seeds`` seeds, and evaluated on the target
 validation set.
 
-Reported: precision (share of selected documents from the target's domain)
-and its ceiling (the target's tokens in the pool over the keep: no method can
-select more of them),
+Reported: precision (share of selected documents from the target's domain),
+its ceiling (the target's documents shortest first, the longest others to
+fill), what a perfect ranker reaches with the methods' fill (every target
+document first, in random order), token precision (share of selected
+tokens from the target's domain) and the target's tokens over the budget (a
+ranker that selects all of them reaches that token precision),
 target validation loss (mean +- std over seeds), whether each method beats
 random by more than twice the standard error of the difference, and DSIR's
 scoring speed (hashing target and pool, fitting, scoring) in MB of text per
@@ -143,9 +146,13 @@ def run_target(name: str, docs: dict[str, list[str]], args, tok: Tokenizer, scor
     for keep in args.keeps:
         budget = keep * sizes.sum()
         out.setdefault("ceiling", {})[keep] = ceiling = precision_ceiling(in_domain, sizes, budget)
-        print(f"  {name:<12} keep {keep:.0%} precision ceiling {ceiling:.3f}", flush=True)
+        out.setdefault("perfect", {})[keep] = perfect = float(np.mean(
+            [in_domain[perfect_ranker(in_domain, sizes, budget, seed=s)].mean() for s in range(max(args.seeds, 8))]))
+        out.setdefault("budget_share", {})[keep] = share = min(1.0, float(sizes[in_domain].sum() / budget))
+        print(f"  {name:<12} keep {keep:.0%} precision ceiling {ceiling:.3f}; a perfect ranker {perfect:.3f}; the "
+              f"target's tokens fill {share:.3f} of the budget", flush=True)
         for m in ("random", *METHODS):
-            losses, precisions = [], []
+            losses, precisions, token_precisions = [], [], []
             for s in range(args.seeds):
                 if m == "random":
                     mask = top_by_budget(np.random.default_rng(1000 + s).random(len(pool)), sizes, budget)
@@ -154,12 +161,14 @@ def run_target(name: str, docs: dict[str, list[str]], args, tok: Tokenizer, scor
                 else:
                     mask = top_by_budget(scores[m], sizes, budget)
                 precisions.append(float(in_domain[mask].mean()))
+                token_precisions.append(float(sizes[mask & in_domain].sum() / sizes[mask].sum()))
                 losses.append(target_loss(train_proxy_cfg, tok, [pool[i] for i in np.flatnonzero(mask)], val_ids, args.seed + s))
             out["cells"].append({"keep": keep, "method": m, "precision": float(np.mean(precisions)),
+                                 "token_precision": float(np.mean(token_precisions)),
                                  "loss_mean": float(np.mean(losses)), "loss_std": float(np.std(losses, ddof=1)),
                                  "losses": losses})
             c = out["cells"][-1]
-            print(f"  {name:<12} keep {keep:.0%} {m:<12} precision {c['precision']:.3f}  "
+            print(f"  {name:<12} keep {keep:.0%} {m:<12} precision {c['precision']:.3f} (tokens {c['token_precision']:.3f})  "
                   f"target loss {c['loss_mean']:.4f} +- {c['loss_std']:.4f}", flush=True)
     return out
 
@@ -172,6 +181,13 @@ def precision_ceiling(in_domain: np.ndarray, sizes: np.ndarray, budget: float) -
     keys = np.empty(len(order))
     keys[order] = -np.arange(len(order), dtype=float)
     return float(in_domain[top_by_budget(keys, sizes, budget)].mean())
+
+
+def perfect_ranker(in_domain: np.ndarray, sizes: np.ndarray, budget: float, *, seed: int) -> np.ndarray:
+    """The selection of a ranker that puts every target document first (in random order) and the others after (in
+    random order), filled to ``budget`` as the methods are: the precision a perfect score reaches with this fill."""
+    keys = in_domain.astype(float) + np.random.default_rng(seed).random(len(in_domain)) * 0.5
+    return top_by_budget(keys, sizes, budget)
 
 
 def beats_random(cells: list[dict], n: int) -> dict[tuple[float, str], bool]:
@@ -227,6 +243,8 @@ def main(argv=None) -> dict:
         for keep in args.keeps:
             cells = [c for r in results for c in r["cells"] if c["method"] == m and c["keep"] == keep]
             fields[f"precision_{m.replace('-', '_')}_{int(keep * 100)}"] = round(float(np.mean([c["precision"] for c in cells])), 4)
+            fields[f"token_precision_{m.replace('-', '_')}_{int(keep * 100)}"] = round(
+                float(np.mean([c["token_precision"] for c in cells])), 4)
     for r in results:
         b = beats_random(r["cells"], args.seeds)
         r["beats_random"] = {f"{m}@{k}": v for (k, m), v in b.items()}
@@ -235,6 +253,8 @@ def main(argv=None) -> dict:
     best10 = max(fields[f"precision_{m.replace('-', '_')}_10"] for m in METHODS) if 0.1 in args.keeps else float("nan")
     if 0.1 in args.keeps:
         fields["precision_ceiling_10"] = round(float(np.mean([r["ceiling"][0.1] for r in results])), 4)
+        fields["precision_perfect_10"] = round(float(np.mean([r["perfect"][0.1] for r in results])), 4)
+        fields["target_budget_share_10"] = round(float(np.mean([r["budget_share"][0.1] for r in results])), 4)
     fields.update(goal("best_precision_10", best10, 0.9))
     fields["beats_random"] = f"{wins}/{total}"
     fields["met_beats_random"] = wins == total
