@@ -29,6 +29,8 @@ Usage::
     python benchmarks/verify_plans.py --store /tmp/vp     # all settings (~20-25 min on a loaded 2-core CPU)
     python benchmarks/verify_plans.py --budgets --scales 4x,16x --store /tmp/vpb   # predictions at the verify budget
     python benchmarks/verify_plans.py --scales 4x,16x      # a subset
+    python benchmarks/verify_plans.py --adopt --against natural,uniform,best-run,end-phase --store /tmp/vp160 \
+        --proxy-steps 160 --scales 4x,16x    # verify --adopt, then the adoption checked on fresh seeds
     python benchmarks/verify_plans.py --smoke              # tiny, seconds (CI); numbers not meaningful
 
 The last line is the ``summary:`` line.
@@ -59,7 +61,7 @@ from mixopt.runs.sweep import sweep_scales
 from mixopt.runs.table import VERIFY_LABEL  # noqa: E402
 from mixopt.surrogates.scale import scale_inputs
 from mixopt.surrogates.shift import ShiftGP
-from mixopt.verify import paired_interval, params_of, verify
+from mixopt.verify import adopted_plan, paired_interval, params_of, verify
 
 TARGETS = ("mean:all-domains", "val/code", "val/prose")
 SMOKE_MODEL = "linear"  # smoke only: the default GP's search takes ~30 s per target on a loaded 2-core box
@@ -83,6 +85,39 @@ def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = No
                        # `propose` predicts at the verify scale instead of the proxy's; verify then trains that size
                        sizes=[{"name": "s"}, {"name": "m", "n_embd": 64, "tokens": 2 * proxy["tokens"], "runs": 12,
                                "two_phase_runs": 0}] if two_sizes else [])
+
+
+def adopt_check(plan, body: dict, root: str, snap, cfg, data, args, shape, budget: int, setting: str,
+                target: str) -> dict:
+    """``verify --adopt`` on this verify body; when an arm is adopted, the plan against that arm again on fresh seeds
+    (the config's seed + 1000, ...): does the choice hold on seeds it was not made on? ``gain`` > 0: the arm is better."""
+    new, note = adopted_plan(plan, body)
+    if not note.startswith("adopted by verify"):
+        print("      adopt: kept", flush=True)
+        return {"adopted": None}
+    arm = new.provenance["adopted"]["arm"]
+    fresh = verify(plan, RunStore(root, create=False), snap, cfg, data, against=[arm],
+                   seeds=args.adopt_seeds or (2 if args.smoke else 6), shape=shape, tokens=budget, first_seed=cfg.seed + 1000)
+    c = fresh["comparisons"][0]
+    lo, hi = c["ci95"]
+    first = next(x["diff"] for x in body["comparisons"] if x["against"] == arm)
+    print(f"      adopt: {arm} (plan - arm {first:+.4f} on the verify seeds); on {len(fresh['seeds'])} fresh seeds "
+          f"{c['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return {"adopted": arm, "setting": setting, "target": target, "gain": c["diff"], "lo": lo, "hi": hi}
+
+
+def adopt_tally(adoptions: list[dict]) -> dict:
+    """How often verify adopted an arm, and whether the adoption held on fresh seeds (confirmed: the arm still better
+    beyond the interval; reversed: the plan better)."""
+    took = [a for a in adoptions if a["adopted"]]
+    out = {"adopt_plans": len(adoptions), "adopted": len(took),
+           "adopt_confirmed": sum(a["lo"] > 0 for a in took), "adopt_reversed": sum(a["hi"] < 0 for a in took),
+           "adopt_fresh_gain": float(np.mean([a["gain"] for a in took])) if took else float("nan")}
+    arms = sorted({a["adopted"] for a in took})
+    print(f"adopt: {len(took)} of {len(adoptions)} plans adopted an arm ({', '.join(arms) or 'none'}); on fresh seeds "
+          f"confirmed {out['adopt_confirmed']}, reversed {out['adopt_reversed']}, mean gain {out['adopt_fresh_gain']:+.4f}",
+          flush=True)
+    return out
 
 
 def row_line(setting: str, target: str, body: dict) -> list[str]:
@@ -166,6 +201,9 @@ def main(argv=None) -> dict:
                     "the fit is scale-aware; verify then trains that size, at multiples of its tokens (use --scales 4x)")
     ap.add_argument("--budgets", action="store_true", help="sweep under WSD (decay branches at 1/4 and 1/2) and fit every "
                     "budget (`fit --budgets`), so the plan is predicted at the verify budget; token settings only (4x, 16x)")
+    ap.add_argument("--adopt", action="store_true", help="also take each plan through `verify --adopt` (the arm that "
+                    "trained better beyond its interval) and train the plan against that arm on --adopt-seeds fresh seeds")
+    ap.add_argument("--adopt-seeds", type=int, default=None, help="fresh seeds for --adopt (default 6; smoke 2)")
     ap.add_argument("--gate", choices=("none", "baselines", "best-run"), default="baselines",
                     help="propose's keep-baseline gate: none (the search's optimum), baselines (propose's default, "
                     "keep_baseline_within_noise: natural/uniform), best-run (also the best sweep run's mixture: keep_best_run)")
@@ -206,7 +244,7 @@ def run(args, root: str) -> dict:
               f"{n['seed_sd'] if n['seed_sd'] is not None else float('nan'):.4f}, signal sd {n['signal_sd']:.4f}", flush=True)
         if line := pipeline.backtest_line(m.meta.get("level_backtest")):
             print(f"    {line}", flush=True)
-    bodies, records, arms = [], [], {"on": [], "off": []}
+    bodies, records, arms, adoptions = [], [], {"on": [], "off": []}, []
     for setting in scales:
         mult, shape = SCALES[setting]
         budget = mult * max(sc.proxy.tokens for sc in sweep_scales(cfg))
@@ -226,6 +264,8 @@ def run(args, root: str) -> dict:
                 for key, errs in arm_errors(models[target], body).items():
                     arms[key] += errs
             search = plan.predicted.by["surrogate"]["search"] if plan.predicted else ""  # "baseline:NAME" when the gate kept one
+            if getattr(args, "adopt", False):
+                adoptions.append(adopt_check(plan, body, root, snap, cfg, data, args, shape, budget, setting, target))
             records.append({"setting": setting, "target": target, "body": body,
                             "kept": search.removeprefix("baseline:") if search.startswith("baseline:") else None})
             print("\n".join(row_line(setting, target, body)), flush=True)
@@ -242,6 +282,8 @@ def run(args, root: str) -> dict:
         counts[f"arm_mae{suffix}"] = float(np.mean(np.abs(e)))
         print(f"arms ({len(e)} one-phase arms) predicted {'with' if key == 'on' else 'without'} the level backtest: "
               f"{counts[f'arm_within_2sd{suffix}']:.0%} within ±2σ, MAE {counts[f'arm_mae{suffix}']:.4f}, mean predicted - measured {e.mean():+.4f}")
+    if getattr(args, "adopt", False):
+        counts.update(adopt_tally(adoptions))
     print(f"fit: {'scale-aware' if models[targets[0]].meta.get('scale_aware') else 'one scale'}; "
           f"total {time.perf_counter() - t0:.0f} s; settings: {','.join(scales)}; targets: {','.join(targets)}; seeds {seeds}")
     print(machine_line(start, provenance()))

@@ -131,6 +131,21 @@ def test_verify_plans_with_budgets_predicts_at_the_verify_budget(monkeypatch, ca
         module.main(["--smoke", "--budgets", "--scales", "4x-model"])
 
 
+def test_verify_plans_adopt_checks_the_adoption_on_fresh_seeds(monkeypatch, capsys):
+    """`verify_plans.py --adopt`: each plan through `verify --adopt`; an adopted arm is trained against the plan again on
+    fresh seeds, and the summary counts adoptions and how they held."""
+    module = load_benchmark("verify_plans", monkeypatch)
+    fields = module.main(["--smoke", "--adopt", "--against", "natural,uniform,end-phase"])
+    out = capsys.readouterr().out
+    assert fields["adopt_plans"] == 1 and 0 <= fields["adopted"] <= 1 and "adopt: " in out
+    if fields["adopted"]:
+        assert "fresh seeds" in out and fields["adopt_confirmed"] + fields["adopt_reversed"] <= 1
+    tally = module.adopt_tally([{"adopted": None}, {"adopted": "end-phase", "gain": 0.04, "lo": 0.01, "hi": 0.07},
+                                {"adopted": "uniform", "gain": -0.02, "lo": -0.03, "hi": -0.01}])
+    assert (tally["adopted"], tally["adopt_confirmed"], tally["adopt_reversed"]) == (2, 1, 1)
+    assert tally["adopt_fresh_gain"] == pytest.approx(0.01)
+
+
 @pytest.mark.slow  # 12 s on 2 cores, on top of search_optimum's own smoke run in the default selection (CI time)
 def test_search_optimum_lcb_trains_the_picks_then_tests_the_optimum(monkeypatch, capsys, tmp_path):
     """`search_optimum.py --pick lcb`: the runs beyond the first size are the surrogate's picks, labelled lcb-, in the store."""
