@@ -264,11 +264,11 @@ def run(args, root: str) -> dict:
                 for key, errs in arm_errors(models[target], body).items():
                     arms[key] += errs
             search = plan.predicted.by["surrogate"]["search"] if plan.predicted else ""  # "baseline:NAME" when the gate kept one
-            if getattr(args, "adopt", False):
-                adoptions.append(adopt_check(plan, body, root, snap, cfg, data, args, shape, budget, setting, target))
             records.append({"setting": setting, "target": target, "body": body,
                             "kept": search.removeprefix("baseline:") if search.startswith("baseline:") else None})
             print("\n".join(row_line(setting, target, body)), flush=True)
+            if getattr(args, "adopt", False):
+                adoptions.append(adopt_check(plan, body, root, snap, cfg, data, args, shape, budget, setting, target))
         sc = bodies[-1]["scale"]
         print(f"  [{setting}] {sc['model_params']:,} non-embedding params, {sc['tokens']:,} tokens: "
               f"{time.perf_counter() - t1:.0f} s", flush=True)
