@@ -69,6 +69,30 @@ def test_linear_cross_entropy_matches_plain_loss_and_gradients(m, reduction):
         torch.testing.assert_close(linear_cross_entropy(x, w, t, reduction=reduction, chunk_elements=7 * m * V), ref)
 
 
+@pytest.mark.parametrize("m", [1, 3])
+def test_token_losses_and_token_weights_match_plain(m):
+    """``token_cross_entropy``: per-token losses (M, N) without all the logits; ``token_weights``: the loss
+    sum_t w_t loss_t and its gradients (DoReMi's weighted objective), in any chunking."""
+    x, w, t = _inputs(m, seed=3)
+    logits = torch.bmm(x, w.transpose(1, 2))
+    ref_tok = F.cross_entropy(logits.flatten(0, 1).float(), t.reshape(-1), reduction="none").view(t.shape)
+    tw = torch.rand(t.shape, generator=torch.Generator().manual_seed(4))
+    (ref_tok * tw).sum().backward()
+    ref_gx, ref_gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    for chunk in (None, 7 * m * V, 1):
+        torch.testing.assert_close(chunked_ce.token_cross_entropy(x, w, t, chunk_elements=chunk), ref_tok.detach(),
+                                   rtol=1e-5, atol=1e-5)
+        got = linear_cross_entropy(x, w, t, chunk_elements=chunk, token_weights=tw)
+        torch.testing.assert_close(got, (ref_tok * tw).sum(1).detach(), rtol=1e-5, atol=1e-5)
+        got.sum().backward()
+        torch.testing.assert_close(x.grad, ref_gx, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(w.grad, ref_gw, rtol=1e-4, atol=1e-6)
+        x.grad = w.grad = None
+    with pytest.raises(ValueError, match="token_weights"):
+        linear_cross_entropy(x, w, t, token_weights=tw[:, :3])
+
+
 def test_linear_cross_entropy_under_cpu_bf16_autocast_is_close_to_plain():
     x, w, t = _inputs(2, seed=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):

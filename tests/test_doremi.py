@@ -57,3 +57,23 @@ def test_bad_inputs_say_what_to_fix(cipher_data):
         doremi_weights(tiny_cfg(), one)
     with pytest.raises(DataError, match="non-negative weights"):
         doremi_weights(tiny_cfg(), cipher_data, {"plain": -1.0, "cipher": 1.0})
+
+
+def test_a_large_vocabulary_takes_the_chunked_head_with_the_same_weights(cipher_data, monkeypatch):
+    """With the chunked loss (a large vocabulary) DoReMi never forms a batch's logits: per-token losses and the weighted
+    objective go through the chunked head, and the weights match the plain path's to float rounding."""
+    import dataclasses
+
+    from mixopt.proxy import chunked_ce
+    wide = dataclasses.replace(cipher_data, vocab_size=1100)  # byte ids use the first 257 rows
+    plain = run(wide)
+    monkeypatch.setattr(chunked_ce, "CHUNKED_CE_MIN_VOCAB", 1024)
+    monkeypatch.setattr(chunked_ce, "CE_CHUNK_ELEMENTS", 100 * 1100)  # several chunks per batch
+    calls = []
+    real = chunked_ce.token_cross_entropy
+    monkeypatch.setattr("mixopt.proxy.doremi.token_cross_entropy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    chunked = run(wide)
+    assert calls  # the chunked head really ran
+    for d in ("plain", "cipher"):
+        assert chunked.weights[d] == pytest.approx(plain.weights[d], abs=2e-3)
+        assert chunked.excess[d] == pytest.approx(plain.excess[d], abs=2e-3)

@@ -50,7 +50,8 @@ def compute_dtype(device: torch.device) -> torch.dtype | None:
 
 
 def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
-                         reduction: str = "mean", chunk_elements: int | None = None) -> torch.Tensor:
+                         reduction: str = "mean", chunk_elements: int | None = None,
+                         token_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Each model's cross-entropy of ``x @ weight^T`` against ``targets``, chunk by chunk.
 
     Parameters
@@ -65,6 +66,9 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
         Over each model's N tokens.
     chunk_elements : int, optional
         Logits formed at once (M * tokens * V); default ``CE_CHUNK_ELEMENTS``.
+    token_weights : (M, N) tensor, optional
+        Each token's weight: the loss is then ``sum_t w_t * loss_t`` per model (``reduction`` is not applied), e.g.
+        DoReMi's domain weights over each domain's token count. Not differentiated.
 
     Returns
     -------
@@ -78,25 +82,45 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
                          f"{tuple(x.shape)}, {tuple(weight.shape)} and {tuple(targets.shape)}.")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+    if token_weights is not None and token_weights.shape != targets.shape:
+        raise ValueError(f"token_weights must be shaped like targets {tuple(targets.shape)}; got {tuple(token_weights.shape)}.")
     M, N, _ = x.shape
     V = weight.shape[1]
     chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, M * V))
     chunk = math.ceil(N / math.ceil(N / chunk))  # equal chunks
-    scale = 1.0 / N if reduction == "mean" else 1.0
+    scale = 1.0 / N if reduction == "mean" and token_weights is None else 1.0
     dtype = compute_dtype(x.device) or torch.promote_types(x.dtype, weight.dtype)
+    tw = None if token_weights is None else token_weights.detach().float()
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return _LinearCrossEntropy.apply(x, weight, targets, scale, chunk, dtype)
+        return _LinearCrossEntropy.apply(x, weight, targets, scale, chunk, dtype, tw)
     with torch.autocast(x.device.type, enabled=False):
-        return _chunks(x, weight, targets, scale, chunk, dtype, grad=False)[0]
+        return _chunks(x, weight, targets, scale, chunk, dtype, grad=False, token_weights=tw)[0]
+
+
+@torch.no_grad()
+def token_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
+                        chunk_elements: int | None = None) -> torch.Tensor:
+    """Each token's cross-entropy of ``x @ weight^T`` against ``targets``, (M, N) float32, chunk by chunk (no gradient;
+    the softmax in fp32, as evaluation): ``F.cross_entropy(..., reduction="none")`` without all the logits at once."""
+    M, N, _ = x.shape
+    chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, M * weight.shape[1]))
+    dtype = compute_dtype(x.device) or torch.promote_types(x.dtype, weight.dtype)
+    out = torch.empty(M, N, dtype=torch.float32, device=x.device)
+    with torch.autocast(x.device.type, enabled=False):
+        wt = weight.to(dtype).transpose(1, 2)  # (M, C, V)
+        for s in range(0, N, chunk):
+            logp = torch.log_softmax(torch.bmm(x[:, s:s + chunk].to(dtype), wt), dim=-1, dtype=torch.float32)  # (M, K, V)
+            out[:, s:s + chunk] = -logp.gather(-1, targets[:, s:s + chunk].unsqueeze(-1)).squeeze(-1)
+    return out
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """Losses (M,) in forward, with their gradients; backward scales those by each model's incoming gradient."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, scale: float, chunk: int, dtype: torch.dtype):
+    def forward(ctx, x, weight, targets, scale: float, chunk: int, dtype: torch.dtype, token_weights=None):
         with torch.autocast(x.device.type, enabled=False):
-            loss, gx, gw = _chunks(x, weight, targets, scale, chunk, dtype, grad=True)
+            loss, gx, gw = _chunks(x, weight, targets, scale, chunk, dtype, grad=True, token_weights=token_weights)
         ctx.save_for_backward(gx, gw)
         return loss
 
@@ -104,11 +128,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss):  # grad_loss: (M,)
         gx, gw = ctx.saved_tensors
         g = grad_loss.view(-1, 1, 1)
-        return (gx * g.to(gx.dtype)), (gw * g.to(gw.dtype)), None, None, None, None
+        return (gx * g.to(gx.dtype)), (gw * g.to(gw.dtype)), None, None, None, None, None
 
 
-def _chunks(x, weight, targets, scale: float, chunk: int, dtype: torch.dtype, *, grad: bool):
-    """The loop over token chunks: losses (M,) fp32, and d loss / d x (M, N, C), d loss / d weight (M, V, C) when ``grad``."""
+def _chunks(x, weight, targets, scale: float, chunk: int, dtype: torch.dtype, *, grad: bool,
+            token_weights: torch.Tensor | None = None):
+    """The loop over token chunks: losses (M,) fp32, and d loss / d x (M, N, C), d loss / d weight (M, V, C) when ``grad``;
+    with ``token_weights`` (M, N) each token's loss (and gradient) is weighted."""
     M, N, _ = x.shape
     w = weight.to(dtype)  # (M, V, C)
     wt = w.transpose(1, 2)  # (M, C, V)
@@ -119,15 +145,19 @@ def _chunks(x, weight, targets, scale: float, chunk: int, dtype: torch.dtype, *,
     for s in range(0, N, chunk):
         xc = x[:, s:s + chunk].to(dtype)  # (M, K, C)
         tc = targets[:, s:s + chunk].unsqueeze(-1)  # (M, K, 1)
+        wc = None if token_weights is None else token_weights[:, s:s + chunk].unsqueeze(-1)  # (M, K, 1)
         if low:  # training under autocast: the softmax accumulates in fp32 but is stored in the matmul's dtype
             p = torch.softmax(torch.bmm(xc, wt), dim=-1)  # (M, K, V)
-            loss -= p.gather(-1, tc).float().clamp_min_(1e-38).log_().sum(dim=(1, 2))  # -log p_target, 2^-9 relative
+            lt = p.gather(-1, tc).float().clamp_min_(1e-38).log_()  # log p_target, 2^-9 relative
         else:
             logp = torch.log_softmax(torch.bmm(xc, wt), dim=-1, dtype=torch.float32)  # (M, K, V), softmax in fp32
-            loss -= logp.gather(-1, tc).sum(dim=(1, 2))
+            lt = logp.gather(-1, tc)  # (M, K, 1)
+        loss -= (lt if wc is None else lt * wc).sum(dim=(1, 2))
         if grad:
             p = p if low else logp.exp_()  # softmax, in place
             p.scatter_add_(-1, tc, torch.full(tc.shape, -1.0, dtype=p.dtype, device=p.device))  # softmax - onehot
+            if wc is not None:
+                p.mul_(wc.to(p.dtype))
             g = p.to(dtype)  # (M, K, V) d loss / d logits, before the reduction's scale
             gx[:, s:s + chunk] = torch.bmm(g, w)  # (M, K, C)
             gw += torch.bmm(g.transpose(1, 2), xc).float()  # (M, V, C)

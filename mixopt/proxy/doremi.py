@@ -19,8 +19,9 @@ beside the plan (``verify.py``).
 
 Steps are plain (nanoGPT style): one ``GPT``, AdamW with decay on matrices (``step.make_optimizer``), gradient
 clipping, the loop's learning-rate schedule. A domain missing from a batch (a batch smaller than the domain count)
-gets no update from that step (its excess counts as 0). Per-token losses need the logits of a whole batch (B x T x V floats), so with a large
-vocabulary the chunked loss of the sweep's own runs (``chunked_ce.py``) does not apply here.
+gets no update from that step (its excess counts as 0). With a large vocabulary (``chunked_ce.use_chunked_ce``) the
+per-token losses and the weighted objective go through the chunked head (``token_cross_entropy``,
+``linear_cross_entropy(..., token_weights=...)``), so a batch's logits (B x T x V floats) are never formed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from torch.nn import functional as F
 from ..errors import DataError
 from ..mixtures import Mixture, natural_mixture
 from .batches import MixtureBatches
+from .chunked_ce import linear_cross_entropy, token_cross_entropy
 from .device import autocast, pick_device, pick_dtype
 from .model import GPT, GPTConfig
 from .schedule import lr_at
@@ -125,7 +127,8 @@ def doremi_weights(cfg, data, reference: Mapping[str, float] | None = None, *, s
         with torch.no_grad(), autocast(device, dtype):
             ref_loss = token_losses(reference_model, x, y)  # (B, T)
         with autocast(device, dtype):
-            loss = token_losses(model, x, y)  # (B, T)
+            hidden = model.forward_hidden(x) if model.chunked_ce else None  # (B, T, C): the head is chunked below
+            loss = token_losses(model, x, y, hidden=hidden)  # (B, T); no graph when chunked
         onehot = F.one_hot(slots, k).to(loss.dtype)  # (B, k)
         present = onehot.sum(0) > 0  # (k,)
         n_tok = onehot.sum(0).clamp(min=1) * T  # (k,) tokens of each domain in the batch
@@ -138,8 +141,15 @@ def doremi_weights(cfg, data, reference: Mapping[str, float] | None = None, *, s
             tail, tail_excess = tail + 1, tail_excess + lam
         if step % every == 0 or step == steps - 1:
             history.append({"step": step + 1, **{d: float(a) for d, a in zip(names, alpha)}})
-        domain_loss = loss.sum(1) @ onehot / n_tok  # (k,) each domain's mean token loss in the batch
-        objective = (alpha.to(device=device, dtype=domain_loss.dtype) * domain_loss).sum()
+        a = alpha.to(device=device, dtype=loss.dtype)
+        if hidden is None:
+            domain_loss = loss.sum(1) @ onehot / n_tok  # (k,) each domain's mean token loss in the batch
+            objective = (a * domain_loss).sum()
+        else:  # the same objective, sum_t alpha_d(t) / n_d(t) * loss_t, through the chunked head
+            per_token = (onehot @ (a / n_tok)).unsqueeze(1).expand(B, T)  # (B, T)
+            with autocast(device, dtype):
+                objective = linear_cross_entropy(hidden.reshape(1, B * T, -1), model.lm_head.weight.unsqueeze(0),
+                                                 y.reshape(1, -1), token_weights=per_token.reshape(1, -1))[0]
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, steps, cfg)
         objective.backward()
@@ -158,8 +168,16 @@ def doremi_weights(cfg, data, reference: Mapping[str, float] | None = None, *, s
                         history=history)
 
 
-def token_losses(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each position's cross-entropy (B, T), float32, for ids x and targets y (B, T)."""
+def token_losses(model: GPT, x: torch.Tensor, y: torch.Tensor, *, hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """Each position's cross-entropy (B, T), float32, for ids x and targets y (B, T).
+
+    A model with the chunked loss (a large vocabulary) never forms a batch's logits: its final hidden states
+    (``hidden``, else computed here) go through the head chunk by chunk, without a gradient."""
+    if model.chunked_ce:
+        h = model.forward_hidden(x) if hidden is None else hidden  # (B, T, C)
+        B, T, C = h.shape
+        return token_cross_entropy(h.detach().reshape(1, B * T, C), model.lm_head.weight.detach().unsqueeze(0),
+                                   y.reshape(1, -1)).view(y.shape)
     logits, _ = model(x)  # (B, T, V)
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
 
