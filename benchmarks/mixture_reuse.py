@@ -89,6 +89,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=1, help="replications with other sweep seeds (0, 1, ...): the four sweeps "
                     "drawn anew each time, since one sweep's luck moves a plan as much as reuse does (default 1)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
+    ap.add_argument("--width", type=int, default=32, help="the proxy's n_embd (= head size; default 32, ~12k "
+                    "non-embedding params; 64 has ~4x the parameters)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mixopt-reuse-") as tmp, torch_threads(1):
         return run(args, Path(args.store or tmp))
@@ -96,7 +98,7 @@ def main(argv=None) -> dict:
 
 def sweep_cfg(args, seed: int, *, runs: int, include: list[str] | None = None, reuse: str | None = None,
               reuse_store: str | None = None) -> SweepConfig:
-    cfg = build_cfg(args.smoke, args.proxy_steps, runs=runs)
+    cfg = build_cfg(args.smoke, args.proxy_steps, runs=runs, width=args.width)
     body = cfg.model_dump()
     body["seed"] = seed
     body["data"]["include"] = include

@@ -70,9 +70,10 @@ SCALES = {"4x": (4, None), "16x": (16, None), "4x-model": (4, "n_embd=64")}
 
 
 def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = None, two_sizes: bool = False,
-              budgets: bool = False) -> SweepConfig:
+              budgets: bool = False, width: int = 32) -> SweepConfig:
+    """The sweep config of these benchmarks: a 1-layer proxy of ``width`` (n_embd = head_size), context 32, batch 8."""
     steps = proxy_steps or ((16 if budgets else 4) if smoke else 40)  # decay branches need a few steps to fork
-    proxy = {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
+    proxy = {"n_layer": 1, "n_embd": width, "head_size": width, "block_size": 32, "batch_size": 8, "tokens": 8 * 32 * steps,
              "lr": 3e-3, "schedule": "cosine", "checkpoints": [1.0], "eval_tokens": 512 if smoke else 2048, "device": "cpu",
              "dtype": "float32"}
     if budgets:  # WSD decay branches at 1/4 and 1/2: `fit --budgets` then predicts at the verify budget
