@@ -88,23 +88,33 @@ def build_cfg(smoke: bool, proxy_steps: int | None = None, runs: int | None = No
                                "two_phase_runs": 0}] if two_sizes else [])
 
 
-def adopt_check(plan, body: dict, root: str, snap, cfg, data, args, shape, budget: int, setting: str,
-                target: str) -> dict:
-    """``verify --adopt`` on this verify body; when an arm is adopted, the plan against that arm again on fresh seeds
-    (the config's seed + 1000, ...): does the choice hold on seeds it was not made on? ``gain`` > 0: the arm is better."""
+def fresh_adoption(plan, body: dict, root: str, snap, cfg, data, *, seeds: int, tokens: int,
+                   shape: str | None = None) -> tuple[str, dict | None]:
+    """``verify --adopt`` on this verify body, then, when an arm is adopted, the plan against that arm again on ``seeds``
+    fresh seeds (the config's seed + 1000, ...), so the choice is judged on seeds it was not made on: (adopt's note, the
+    fresh comparison with ``arm``, ``diff`` = plan - arm, ``ci95`` and the arm's fresh ``arm_mean``; None when kept)."""
     new, note = adopted_plan(plan, body)
     if not note.startswith("adopted by verify"):
+        return note, None
+    arm = new.provenance["adopted"]["arm"]
+    fresh = verify(plan, RunStore(root, create=False), snap, cfg, data, against=[arm], seeds=seeds, shape=shape,
+                   tokens=tokens, first_seed=cfg.seed + 1000)
+    return note, {**fresh["comparisons"][0], "arm": arm, "seeds": fresh["seeds"], "arm_mean": fresh["results"][1]["mean"]}
+
+
+def adopt_check(plan, body: dict, root: str, snap, cfg, data, args, shape, budget: int, setting: str,
+                target: str) -> dict:
+    """``fresh_adoption`` for one plan of this benchmark, printed; ``gain`` > 0: the adopted arm is better."""
+    _, c = fresh_adoption(plan, body, root, snap, cfg, data, seeds=args.adopt_seeds or (2 if args.smoke else 6),
+                          tokens=budget, shape=shape)
+    if c is None:
         print("      adopt: kept", flush=True)
         return {"adopted": None}
-    arm = new.provenance["adopted"]["arm"]
-    fresh = verify(plan, RunStore(root, create=False), snap, cfg, data, against=[arm],
-                   seeds=args.adopt_seeds or (2 if args.smoke else 6), shape=shape, tokens=budget, first_seed=cfg.seed + 1000)
-    c = fresh["comparisons"][0]
     lo, hi = c["ci95"]
-    first = next(x["diff"] for x in body["comparisons"] if x["against"] == arm)
-    print(f"      adopt: {arm} (plan - arm {first:+.4f} on the verify seeds); on {len(fresh['seeds'])} fresh seeds "
+    first = next(x["diff"] for x in body["comparisons"] if x["against"] == c["arm"])
+    print(f"      adopt: {c['arm']} (plan - arm {first:+.4f} on the verify seeds); on {len(c['seeds'])} fresh seeds "
           f"{c['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
-    return {"adopted": arm, "setting": setting, "target": target, "gain": c["diff"], "lo": lo, "hi": hi}
+    return {"adopted": c["arm"], "setting": setting, "target": target, "gain": c["diff"], "lo": lo, "hi": hi}
 
 
 def adopt_tally(adoptions: list[dict]) -> dict:

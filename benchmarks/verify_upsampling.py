@@ -80,7 +80,8 @@ from mixopt.runs.store import RunStore, StoreSnapshot
 from mixopt.runs.sweep import execute_runs
 from mixopt.runs.table import VERIFY_LABEL, records_table
 from mixopt.surrogates.two_phase import TwoPhaseSurrogate, phase_features
-from mixopt.verify import adopted_plan, paired_interval, target_scale, verify
+from mixopt.verify import paired_interval, target_scale, verify
+from verify_plans import fresh_adoption
 
 DOMAIN = "code"
 CASES = ("scarce", "cap")
@@ -291,22 +292,22 @@ def run_case(case: str, args, size: str, root: str, seeds: int) -> dict:
 
 def adopt_end_phase(plan, root: str, snap, vcfg, data, seeds: int, budget: int, args) -> dict | None:
     """The workflow the planner leaves to verify: ``verify --against end-phase --adopt`` on the verify seeds, then the
-    adopted plan against the plan it came from (its ``no-upsampling`` arm) on ``--adopt-seeds`` fresh seeds, so the
-    choice is not judged on the seeds it was made on. None for a plan with an end phase or a target of several domains."""
+    plan it came from against the adopted end phase on ``--adopt-seeds`` fresh seeds (``verify_plans.fresh_adoption``),
+    so the choice is not judged on the seeds it was made on. None for a plan with an end phase or a target of several
+    domains."""
     if len(plan.phases) > 1 or not plan.predicted.metric.startswith("val/"):
         return None
     body = verify(plan, RunStore(root, create=False), snap, vcfg, data, against=["end-phase"], seeds=seeds, tokens=budget)
-    adopted, note = adopted_plan(plan, body)
+    note, c = fresh_adoption(plan, body, root, snap, vcfg, data, seeds=args.adopt_seeds or (2 if args.smoke else 6),
+                             tokens=budget)
     print(f"    verify --against end-phase --adopt: {note}")
-    if "adopted" not in adopted.provenance:
+    if c is None:
         return {"adopted": False}
-    fresh = verify(adopted, RunStore(root, create=False), snap, vcfg, data, against=["no-upsampling"],
-                   seeds=args.adopt_seeds or (2 if args.smoke else 6), tokens=budget, first_seed=vcfg.seed + 1000)
-    c = fresh["comparisons"][0]
-    print(f"    the adopted plan on {len(fresh['seeds'])} fresh seeds: adopted - original {c['diff']:+.4f} "
-          f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]; its measured value {adopted.predicted.value:.4f} against "
-          f"{fresh['results'][0]['mean']:.4f} on the fresh seeds", flush=True)
-    return {"adopted": True, "diff": c["diff"], "lo": c["ci95"][0], "hi": c["ci95"][1]}
+    lo, hi = -c["ci95"][1], -c["ci95"][0]  # adopted - original
+    measured = next(r["mean"] for r in body["results"] if r["name"] == "end-phase")
+    print(f"    the adopted plan on {len(c['seeds'])} fresh seeds: adopted - original {-c['diff']:+.4f} [{lo:+.4f}, "
+          f"{hi:+.4f}]; its measured value {measured:.4f} against {c['arm_mean']:.4f} on the fresh seeds", flush=True)
+    return {"adopted": True, "diff": -c["diff"], "lo": lo, "hi": hi}
 
 
 def adopt_fields(prefix: str, r: dict) -> dict:

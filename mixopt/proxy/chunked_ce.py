@@ -85,9 +85,7 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
     if token_weights is not None and token_weights.shape != targets.shape:
         raise ValueError(f"token_weights must be shaped like targets {tuple(targets.shape)}; got {tuple(token_weights.shape)}.")
     M, N, _ = x.shape
-    V = weight.shape[1]
-    chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, M * V))
-    chunk = math.ceil(N / math.ceil(N / chunk))  # equal chunks
+    chunk = _chunk_tokens(M, N, weight.shape[1], chunk_elements)
     scale = 1.0 / N if reduction == "mean" and token_weights is None else 1.0
     dtype = compute_dtype(x.device) or torch.promote_types(x.dtype, weight.dtype)
     tw = None if token_weights is None else token_weights.detach().float()
@@ -103,7 +101,7 @@ def token_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Te
     """Each token's cross-entropy of ``x @ weight^T`` against ``targets``, (M, N) float32, chunk by chunk (no gradient;
     the softmax in fp32, as evaluation): ``F.cross_entropy(..., reduction="none")`` without all the logits at once."""
     M, N, _ = x.shape
-    chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, M * weight.shape[1]))
+    chunk = _chunk_tokens(M, N, weight.shape[1], chunk_elements)
     dtype = compute_dtype(x.device) or torch.promote_types(x.dtype, weight.dtype)
     out = torch.empty(M, N, dtype=torch.float32, device=x.device)
     with torch.autocast(x.device.type, enabled=False):
@@ -112,6 +110,12 @@ def token_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Te
             logp = torch.log_softmax(torch.bmm(x[:, s:s + chunk].to(dtype), wt), dim=-1, dtype=torch.float32)  # (M, K, V)
             out[:, s:s + chunk] = -logp.gather(-1, targets[:, s:s + chunk].unsqueeze(-1)).squeeze(-1)
     return out
+
+
+def _chunk_tokens(m: int, n: int, v: int, chunk_elements: int | None) -> int:
+    """Tokens per chunk so that a chunk's logits (m x tokens x v) stay within ``chunk_elements``, in equal chunks."""
+    chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, m * v))
+    return math.ceil(n / math.ceil(n / chunk))
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
