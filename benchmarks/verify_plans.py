@@ -93,7 +93,7 @@ def fresh_adoption(plan, body: dict, root: str, snap, cfg, data, *, seeds: int, 
     """``verify --adopt`` on this verify body, then, when an arm is adopted, the plan against that arm again on ``seeds``
     fresh seeds (the config's seed + 1000, ...), so the choice is judged on seeds it was not made on: (adopt's note, the
     fresh comparison with ``arm``, ``diff`` = plan - arm, ``ci95`` and the arm's fresh ``arm_mean``; None when kept)."""
-    new, note = adopted_plan(plan, body)
+    new, note = adopted_plan(plan, body, max_epochs=cfg.propose.max_epochs)
     if not note.startswith("adopted by verify"):
         return note, None
     arm = new.provenance["adopted"]["arm"]

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, MixtureError, pydantic_summary
 from .io import atomic_write_text, read_yaml
 from .mixtures import overall_shares, validate_weights
+from .repetition import effective_tokens
 
 
 class Phase(BaseModel):
@@ -124,7 +125,7 @@ class Plan(BaseModel):
                                   "nothing is left of it without them. Plan anew on the remaining domains.")
             phases.append(Phase(start_fraction=p.start_fraction, weights={d: w / total for d, w in left.items()}))
         epochs, effective = self._rescaled(phases)
-        repeated = repeated_more(self.epochs, epochs)
+        repeated = repeated_more({d: e for d, e in self.epochs.items() if d not in gone}, epochs)
         reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
                   + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
                      "is dropped)" if self.predicted else "")
@@ -143,9 +144,11 @@ class Plan(BaseModel):
         epochs and effective tokens scaled by how much each domain's overall share changed, ``reason`` first among the
         reasons, ``provenance`` merged in (a key given as None is removed). Pools stay (a domain's pools do not depend
         on its share)."""
-        unknown = sorted({d for p in phases for d, w in p.weights.items() if w > 0} - set(self.domains))
+        trained = self.overall_weights()
+        unknown = sorted({d for p in phases for d, w in p.weights.items() if w > 0 and trained.get(d, 0.0) <= 0})
         if unknown:
-            raise ConfigError(f"The new schedule trains {', '.join(unknown)}, which the plan does not ({self.domains}).")
+            raise ConfigError(f"The new schedule trains {', '.join(unknown)}, which the plan does not "
+                              f"({', '.join(d for d in self.domains if trained.get(d, 0.0) > 0)}): its epochs are unknown.")
         epochs, effective = self._rescaled(phases)
         return self.model_copy(update=dict(phases=phases, predicted=predicted, reasons=[reason, *self.reasons],
                                            epochs=epochs, effective_tokens=effective,
@@ -153,11 +156,20 @@ class Plan(BaseModel):
                                                        if v is not None}))
 
     def _rescaled(self, phases: list[Phase]) -> tuple[dict[str, float], dict[str, float]]:
-        """(epochs, effective tokens) under ``phases``: each domain's scaled by how much its overall share grew."""
+        """(epochs, effective tokens) under ``phases`` at the same budget: a domain's unique tokens are what the plan
+        trains of it over its epochs, so its epochs scale with its overall share, and its effective tokens follow
+        Muennighoff's law (`repetition.effective_tokens`: they saturate with repetition, not linear in the share).
+        A domain the new schedule no longer trains leaves both."""
         old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
-        grow = {d: new.get(d, 0.0) / old[d] for d in new if old.get(d, 0.0) > 0}
-        return ({d: e * grow.get(d, 1.0) for d, e in self.epochs.items()},
-                {d: t * grow.get(d, 1.0) for d, t in self.effective_tokens.items()})
+        epochs, effective = {}, {}
+        for d, e in self.epochs.items():
+            if new.get(d, 0.0) <= 0 or old.get(d, 0.0) <= 0 or e <= 0:
+                continue
+            tokens, unique = new[d] * self.budget_tokens, old[d] * self.budget_tokens / e
+            epochs[d] = round(tokens / unique, 6)
+            if d in self.effective_tokens:
+                effective[d] = float(effective_tokens(tokens, unique))
+        return epochs, effective
 
 
 def repeated_more(before: dict[str, float], after: dict[str, float]) -> list[str]:

@@ -21,9 +21,11 @@ Alternatives (``--against``):
   reference and a Group-DRO proxy of the sweep's proxy shape, two more proxy runs, kept in the store under
   ``doremi/`` so a second call trains nothing.
 
-``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired interval over the
-seeds (a t-interval from 3 seeds, an exact bootstrap below that); ``plan_better`` is true only when the interval lies
-below zero.
+``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired Student-t
+interval over the seeds (wide with 2 seeds; with one seed it is the difference itself and decides nothing);
+``plan_better`` is true only when the interval lies below zero. A comparison within noise also carries ``seeds_to_resolve``: how many paired seeds would decide it (80% power) if the
+observed difference and spread held (None: not within ``MAX_ADVISED_SEEDS``); verify's runs are kept, so rerunning
+with that ``--seeds`` trains only the new seeds.
 
 ``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
 that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
@@ -251,13 +253,51 @@ def predicted_diff(plan: Plan, arm: str, lo: float, hi: float) -> dict[str, Any]
 
 
 def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
-    """A paired interval for the mean difference: Student t from 3 seeds, an exact bootstrap of the mean below that."""
+    """A paired Student-t interval for the mean difference, from 2 seeds on (with 2 it is wide: t(1) = 12.7 at 95%).
+    One seed gives no interval: (d, d), which `verify` does not count as a verdict.
+
+    (Until stop 28 two seeds gave [min, max] of the two differences, a bootstrap whose coverage is 50%, not 95%.)"""
     d = np.asarray(diffs, dtype=float)
-    if d.size >= 3:
-        half = stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
-        return float(d.mean() - half), float(d.mean() + half)
-    means = [np.mean([d[i], d[j]]) for i in range(d.size) for j in range(d.size)] if d.size == 2 else list(d)
-    return float(min(means)), float(max(means))
+    if d.size == 1:
+        return float(d[0]), float(d[0])
+    half = stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+#: the most seeds `seeds_to_resolve` names; a difference that needs more is, in practice, no difference at this noise
+MAX_ADVISED_SEEDS = 64
+
+
+def seeds_to_resolve(diffs: np.ndarray, *, level: float = 0.95, power: float = 0.8,
+                     cap: int = MAX_ADVISED_SEEDS) -> int | None:
+    """The fewest paired seeds that would decide this comparison with probability ``power`` **if the observed mean
+    difference and its spread held**: the smallest n above today's count with
+    (t_{(1+level)/2}(n-1) + t_power(n-1)) * sd / sqrt(n) < |mean| (the usual sample size of a paired t-test; without
+    the power term it would be a coin flip). None when even ``cap`` seeds would not (the difference is small against
+    the seed noise), or with fewer than 2 seeds (no spread to go on).
+
+    A planning figure, not a promise: with few seeds the spread is itself uncertain, and a real difference smaller than
+    the observed one needs more seeds (benchmarks/seeds_advice.py measures how often it came true)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        return None
+    mean, sd = abs(float(d.mean())), float(d.std(ddof=1))
+    if sd == 0.0:
+        return None if mean == 0.0 else d.size + 1  # no spread: one more seed gives a t-interval that excludes 0
+    for n in range(d.size + 1, cap + 1):
+        if (stats.t.ppf(0.5 + level / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n) < mean:
+            return n
+    return None
+
+
+def seeds_advice(body: dict[str, Any]) -> str:
+    """One line for the comparisons within noise that more seeds would decide (empty when there are none)."""
+    need = [(c["against"], c["seeds_to_resolve"]) for c in body["comparisons"] if c.get("seeds_to_resolve")]
+    if not need:
+        return ""
+    listed = ", ".join(f"{name} ~{n}" for name, n in sorted(need, key=lambda x: x[1]))
+    return (f"within noise with {len(body['seeds'])} seeds; paired seeds that would decide each (80% power), if the "
+            f"observed difference and spread held: {listed}. Rerun with --seeds N: the runs so far are kept, only new seeds train")
 
 
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
@@ -268,7 +308,9 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     The arms train with seeds ``first_seed``, ``first_seed + 1``, ... (default: from the config's seed); another first
     seed gives fresh runs, e.g. to check an adopted plan on seeds it was not chosen on."""
     if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1 (3 or more give a t-interval). Got {seeds}.")
+        raise ConfigError(f"--seeds must be >= 1 (3 or more give a useful interval). Got {seeds}.")
+    if first_seed is not None and first_seed < 0:
+        raise ConfigError(f"--first-seed must be >= 0. Got {first_seed}.")
     if plan.predicted is None:
         raise ConfigError("The plan has no predicted metric to verify against. Write it with `mixopt propose`.")
     unknown = sorted(set(plan.domains) - set(data.domains))
@@ -308,8 +350,11 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     for a in arms[1:]:
         diffs = np.array(plan_arm.values) - np.array(a.values)
         lo, hi = paired_interval(diffs)
-        comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi], "plan_better": bool(hi < 0),
-                            "plan_worse": bool(lo > 0), **predicted_diff(plan, a.name, lo, hi)})
+        decided = diffs.size > 1 and (hi < 0 or lo > 0)  # one seed decides nothing
+        comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi],
+                            "plan_better": bool(decided and hi < 0), "plan_worse": bool(decided and lo > 0),
+                            **predicted_diff(plan, a.name, lo, hi),
+                            **({} if decided else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
     plan_mean = float(np.mean(plan_arm.values))
     predicted = predicted_at(plan, scale)
     elsewhere = predicted["scale"] == "target" and "note" in predicted  # a target-scale prediction for another scale
@@ -322,6 +367,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                      "weights": dict(a.schedule[0][1]), "phases": len(a.schedule),
                      "schedule": [[float(start), dict(m)] for start, m in a.schedule]} for a in arms],
         "comparisons": comparisons,
+        "max_advised_seeds": MAX_ADVISED_SEEDS,  # seeds_to_resolve is None past it
         "skipped": skipped,
         "predicted": predicted,
         "prediction_error": None if elsewhere else plan_mean - plan.predicted.value,  # none across scales
@@ -330,12 +376,19 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     }
 
 
-def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
+#: reasons of the plan's own schedule that no longer hold once it takes another: phase notes when the new schedule has
+#: one phase or several (the plan's own end phase or Cooldown switch is gone either way; "no upsampling phase" is
+#: stale once the new schedule has an end phase)
+SCHEDULE_REASONS = ("upsampling phase for", "Cooldown schedule:")
+
+
+def adopted_plan(plan: Plan, body: dict[str, Any], *, max_epochs: float | None = None) -> tuple[Plan, str]:
     """(the plan to keep after ``body``, a VERIFY.json body of this plan; what was decided): the plan with the schedule
     of the alternative that trained better than it beyond the paired 95% interval (the largest mean gain), its
     prediction replaced by that arm's measured mean at the verify scale; else the plan unchanged (always with one seed,
     whose interval is the difference itself). An arm that trains a domain the plan does not is passed over (its epochs
-    are unknown to the plan), said so in the note."""
+    are unknown to the plan), and so is one that would repeat a domain more than ``max_epochs`` times at the plan's
+    budget (``propose.max_epochs``); the note says so."""
     scale = body["scale"]
     where = f"at {scale['model_params']:.3g} params x {scale['tokens']:.3g} tokens, {len(body['seeds'])} paired seeds"
     results = {r["name"]: r for r in body["results"]}
@@ -358,18 +411,26 @@ def adopted_plan(plan: Plan, body: dict[str, Any]) -> tuple[Plan, str]:
                                              "model_params": scale["model_params"], "values": values.tolist(),
                                              "note": "measured mean of the arm's runs (std: of the mean), not a surrogate's"}})
         provenance = {"adopted": {"arm": c["against"], "diff": c["diff"], "ci95": [lo, hi], "tokens": scale["tokens"],
-                                  "model_params": scale["model_params"]},
+                                  "model_params": scale["model_params"], "seeds": list(body["seeds"])},
                       "target_scale": {"model_params": scale["model_params"], "tokens": scale["tokens"]}}
         if c["against"] == "end-phase":
             provenance["end_phase"] = "reorder"  # the same overall shares, tokens moved to the end
         elif len(phases) == 1:
             provenance["end_phase"] = None
-        stale = [r for r in plan.reasons if len(phases) > 1 and r.startswith("no upsampling phase")]  # now it has one
+        stale = [r for r in plan.reasons if r.startswith(SCHEDULE_REASONS)
+                 or len(phases) > 1 and r.startswith("no upsampling phase")]  # the new schedule has its own end phase
         try:
             base = plan.model_copy(update=dict(reasons=[r for r in plan.reasons if r not in stale]))
-            return base.with_phases(phases, reason, measured, provenance), reason
+            adopted = base.with_phases(phases, reason, measured, provenance)
         except ConfigError as exc:
             passed.append(f"{c['against']} ({exc})")
+            continue
+        over = {d: e for d, e in adopted.epochs.items() if max_epochs is not None and e > max_epochs * (1 + 1e-6)}
+        if over:
+            passed.append(f"{c['against']} (it would repeat {', '.join(f'{d} {e:.2f}' for d, e in sorted(over.items()))} "
+                          f"epochs at the plan's budget, over propose.max_epochs {max_epochs:g})")
+            continue
+        return adopted, reason
     note = (f"kept by verify: no alternative trained better than the plan beyond its paired 95% interval on "
             f"{body['target']} {where}")
     if passed:

@@ -14,6 +14,7 @@ from mixopt.proxy import chunked_ce
 from mixopt.proxy.chunked_ce import (
     CHUNKED_CE_MIN_VOCAB,
     linear_cross_entropy,
+    token_cross_entropy,
     use_chunked_ce,
 )
 from mixopt.proxy.step import ModelStack, evaluate
@@ -294,3 +295,9 @@ def test_chunked_loss_on_cuda_matches_plain_and_holds_less_memory():
     for name, r in ref_grads.items():
         torch.testing.assert_close(grads[name], r, rtol=5e-2, atol=1e-4, msg=name)
     assert peak < 0.5 * ref_peak, (peak, ref_peak)
+
+
+def test_token_cross_entropy_of_no_tokens_is_empty():
+    """An empty batch gives an empty (M, 0) result, not a division by zero in the chunk sizing (review, stop 28)."""
+    out = token_cross_entropy(torch.zeros(2, 0, 8), torch.randn(2, 50, 8), torch.zeros(2, 0, dtype=torch.long))
+    assert out.shape == (2, 0)

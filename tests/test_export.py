@@ -542,6 +542,7 @@ def test_plan_without_a_removed_domain():
     assert "math" not in cut.tokens_per_doc and cut.predicted is None
     assert cut.reasons[0].startswith("math removed from the plan") and "val/code 2.5000" in cut.reasons[0]
     assert f"epochs now code 1.20 -> {cut.epochs['code']:.2f}" in cut.reasons[0] and "web" not in cut.reasons[0]
+    assert "math 3.00 ->" not in cut.reasons[0]  # the removed domain is not "repeated more"
     assert cut.reasons[1:] == ["searched"] and plan.phases[0].weights["math"] == 0.1  # the original is untouched
     with pytest.raises(ConfigError, match="no domain books; its domains are"):
         plan.without(["books"])

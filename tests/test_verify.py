@@ -46,6 +46,9 @@ def test_json_fields_and_resume(planned, tmp_path, capsys):
         claimed = yaml.safe_load(plan.read_text())["predicted"]
         assert c["predicted_diff"] == pytest.approx(claimed["value"] - claimed["baselines"][c["against"]]["value"])
         assert c["claim_held"] == (lo <= c["predicted_diff"] <= hi)
+        decided = c["plan_better"] or c["plan_worse"]
+        assert ("seeds_to_resolve" in c) == (not decided)  # within noise: how many seeds would decide it
+    assert body["max_advised_seeds"] == 64
     assert body["skipped"] == [{"name": "no-upsampling", "why": "the plan has no end phase"}]
     assert body["prediction_error"] == pytest.approx(body["results"][0]["mean"] - body["predicted"]["value"])
     assert "plan - arm" in text and "predicted" in text and body["trained"] > 0
@@ -75,6 +78,7 @@ def test_paired_seeds_share_runs_where_weights_agree(planned, tmp_path):
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--against", "natural,bogus"], "unknown: ['bogus']"),
     (["--tokens", "1e9"], "repeats"),
+    (["--first-seed", "-1"], "--first-seed must be >= 0"),
 ])
 def test_bad_input_is_one_line(planned, tmp_path, capsys, extra, match):
     _, store, plan = planned
@@ -94,10 +98,52 @@ def test_plan_with_domains_the_store_lacks(planned, tmp_path, capsys):
     assert "['math']" in capsys.readouterr().err
 
 
+def test_seeds_to_resolve():
+    """The fewest paired seeds that would decide the comparison (80% power) if the observed mean and spread held."""
+    from scipy import stats
+    from mixopt.verify import seeds_to_resolve, paired_interval as pi
+    # stop 26's cap case with 3 seeds: -0.144 [-0.291, +0.003] within noise; 4 seeds would decide it (8 did)
+    d = np.array([-0.144 - 0.0592, -0.144, -0.144 + 0.0592])
+    lo, hi = pi(d)
+    assert lo < 0 < hi and seeds_to_resolve(d) == 4
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        d = rng.normal(rng.normal(0, 0.05), 0.05, size=int(rng.integers(2, 9)))
+        n = seeds_to_resolve(d)
+        mean, sd = abs(d.mean()), d.std(ddof=1)
+        ok = lambda k: (stats.t.ppf(0.975, k - 1) + stats.t.ppf(0.8, k - 1)) * sd / np.sqrt(k) < mean  # noqa: E731
+        if n is None:
+            assert not ok(64)
+        else:
+            assert n > d.size and ok(n) and (n - 1 <= d.size or not ok(n - 1))
+    assert seeds_to_resolve(np.array([0.01, -0.01, 0.001])) is None  # mean ~0 against its spread
+    assert seeds_to_resolve(np.array([0.02])) is None  # one seed: no spread
+    assert seeds_to_resolve(np.array([0.02, 0.02])) == 3  # no spread: a t-interval of 3 equal values excludes 0
+
+
+def test_seeds_advice_names_the_undecided_arms():
+    from mixopt.verify import seeds_advice
+    body = {"seeds": [0, 1, 2], "comparisons": [
+        {"against": "natural", "plan_better": True, "plan_worse": False},
+        {"against": "uniform", "plan_better": False, "plan_worse": False, "seeds_to_resolve": 12},
+        {"against": "end-phase", "plan_better": False, "plan_worse": False, "seeds_to_resolve": 4},
+        {"against": "regmix", "plan_better": False, "plan_worse": False, "seeds_to_resolve": None}]}
+    text = seeds_advice(body)
+    assert "end-phase ~4, uniform ~12" in text and "natural" not in text and "regmix" not in text and "--seeds" in text
+    assert seeds_advice({"seeds": [0, 1, 2], "comparisons": body["comparisons"][:1]}) == ""
+
+
 def test_paired_interval():
     lo, hi = paired_interval(np.array([-0.1, -0.12, -0.08, -0.11]))
     assert lo < -0.1 < hi < 0
-    assert paired_interval(np.array([0.1, 0.3])) == (0.1, 0.3)
+    # two seeds: a t-interval with 1 degree of freedom (12.7 x the standard error), not [min, max] (a 50% interval)
+    assert paired_interval(np.array([0.1, 0.3])) == pytest.approx((0.2 - 12.706 * 0.1, 0.2 + 12.706 * 0.1), abs=1e-3)
+    assert paired_interval(np.array([0.1])) == (0.1, 0.1)
+    # coverage: 95% intervals hold the true mean about 95% of the time, from 2 seeds on
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 8):
+        held = [lo <= 0.05 <= hi for lo, hi in (paired_interval(rng.normal(0.05, 0.02, n)) for _ in range(2000))]
+        assert 0.93 < np.mean(held) < 0.97, (n, np.mean(held))
     assert parse_against("uniform, natural,uniform") == ["uniform", "natural"]
 
 
@@ -175,6 +221,46 @@ def test_adopted_plan_takes_the_schedule_that_trained_better():
     assert kept.phases == plan.phases and "passed over: natural" in note and "math" in note
 
 
+def test_adoption_keeps_repetition_and_reasons_honest():
+    """Review of stop 28: an arm that would repeat a domain past ``max_epochs`` at the plan's budget is passed over; a
+    domain the new schedule drops leaves epochs and effective tokens, which saturate with repetition; a one-phase arm
+    drops the plan's own end-phase reason; a domain the plan gives weight 0 cannot gain a share (its epochs are
+    unknown); the adoption records the seeds it was made on."""
+    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.repetition import effective_tokens
+    from mixopt.verify import adopted_plan
+    budget = 4e6
+    w = {"code": 0.2, "prose": 0.5, "legal": 0.3}
+    unique = {"code": 0.4e6, "prose": 4e6, "legal": 2.4e6}
+    epochs = {d: w[d] * budget / unique[d] for d in w}  # code 2.0, prose 0.5, legal 0.5
+    eff = {d: float(effective_tokens(w[d] * budget, unique[d])) for d in w}
+    plan = Plan(budget_tokens=budget, phases=[Phase(start_fraction=0.0, weights={"code": 0.25, "prose": 0.5, "legal": 0.25}),
+                                               Phase(start_fraction=0.8, weights={"code": 0.0, "prose": 0.5, "legal": 0.5})],
+                epochs=epochs, effective_tokens=eff, predicted=Prediction(metric="val/code", value=2.5),
+                reasons=["upsampling phase for the last 20% of tokens: predicted gain 0.0300", "searched"])
+    assert plan.overall_weights() == pytest.approx(w)
+    uniform = [[0.0, {"code": 1 / 3, "prose": 1 / 3, "legal": 1 / 3}]]
+    best = [[0.0, {"code": 0.4, "prose": 0.6}]]
+    body = _body([2.50, 2.52, 2.49], {"uniform": (uniform, [2.40, 2.41, 2.40]), "best-run": (best, [2.45, 2.47, 2.44])})
+    # uniform: code 3.33 epochs > 3: passed over, said so; best-run (code 4 epochs) fits under 4
+    kept, note = adopted_plan(plan, body, max_epochs=3.0)
+    assert note.startswith("kept by verify") and "passed over: uniform (it would repeat code 3.33" in note
+    assert "best-run (it would repeat code 4.00" in note and kept.phases == plan.phases
+    new, note = adopted_plan(plan, body, max_epochs=4.0)
+    assert new.provenance["adopted"]["arm"] == "uniform" and new.provenance["adopted"]["seeds"] == [0, 1, 2]
+    assert new.reasons[1:] == ["searched"]  # the plan's own end phase is gone, and so is its reason
+    assert new.epochs["code"] == pytest.approx(1 / 3 * budget / unique["code"], abs=1e-5)
+    assert new.effective_tokens["code"] == pytest.approx(effective_tokens(budget / 3, unique["code"]), rel=1e-5)
+    assert new.effective_tokens["code"] < eff["code"] * (1 / 3) / 0.2  # saturating, not linear in the share
+    new, _ = adopted_plan(plan, _body([2.50, 2.52, 2.49], {"best-run": (best, [2.45, 2.47, 2.44])}), max_epochs=4.0)
+    assert "legal" not in new.epochs and "legal" not in new.effective_tokens  # no longer trained
+    # a domain at weight 0 in every phase of the plan cannot gain a share
+    zero = Plan(budget_tokens=budget, phases=[Phase(start_fraction=0.0, weights={"code": 0.5, "prose": 0.5, "legal": 0.0})],
+                epochs={"code": 1.0, "prose": 0.5, "legal": 0.0}, predicted=Prediction(metric="val/code", value=2.5))
+    kept, note = adopted_plan(zero, _body([2.50, 2.52, 2.49], {"uniform": (uniform, [2.40, 2.41, 2.40])}))
+    assert kept.phases == zero.phases and "passed over: uniform" in note and "legal" in note
+
+
 def test_adopt_writes_the_plan_to_export(planned, tmp_path, capsys):
     """End to end: a plan starved of its target's domain loses to uniform at its budget; --adopt writes a plan with
     uniform's schedule that `mixopt export` takes; --adopt onto the plan itself is refused before training."""
@@ -188,6 +274,9 @@ def test_adopt_writes_the_plan_to_export(planned, tmp_path, capsys):
     argv = ["verify", str(starved), "--store", str(store), "--seeds", "2", "--against", "uniform", "--out", str(out)]
     assert run(argv + ["--adopt", str(starved)]) == 2
     assert "would overwrite the plan" in capsys.readouterr().err and not out.exists()
+    before = starved.read_text()
+    assert run(argv[:-1] + [str(starved)]) == 2  # --out onto the plan itself
+    assert "--out" in capsys.readouterr().err and starved.read_text() == before
     assert run(argv + ["--adopt", str(adopted)]) == 0
     text = capsys.readouterr().out
     verdict = json.loads(out.read_text())["comparisons"][0]

@@ -16,7 +16,7 @@ from ..io import atomic_write_text
 from ..plan import load_plan, save_plan
 from ..report.tables import verify_table
 from ..runs.store import RunStore
-from ..verify import ALTERNATIVES, adopted_plan, parse_against, verify
+from ..verify import ALTERNATIVES, adopted_plan, parse_against, seeds_advice, verify
 from .main import app
 
 
@@ -44,6 +44,8 @@ def verify_cmd(
         raise ConfigError("Pass --model-params or --shape, not both.")
     names = parse_against(against)
     plan = load_plan(plan_path)
+    if out.resolve() == plan_path.resolve():
+        raise ConfigError(f"--out {out} is the plan file; write VERIFY.json to another path (default verify.json).")
     if adopt is not None and adopt.resolve() in (plan_path.resolve(), out.resolve()):
         raise ConfigError(f"--adopt {adopt} would overwrite the {'plan' if adopt.resolve() == plan_path.resolve() else '--out'} "
                           "file; write the adopted plan to a new path.")
@@ -64,8 +66,10 @@ def verify_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))
+    if advice := seeds_advice(body):
+        typer.echo(advice)
     typer.echo(f"verify -> {out} ({body['trained']} run(s) trained now)")
     if adopt is not None:
-        kept, note = adopted_plan(plan, body)
+        kept, note = adopted_plan(plan, body, max_epochs=cfg.propose.max_epochs)
         save_plan(kept, adopt)
         typer.echo(f"{note}\nplan -> {adopt} (export it with `mixopt export {adopt} ...`)")

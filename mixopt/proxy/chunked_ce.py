@@ -115,7 +115,7 @@ def token_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Te
 def _chunk_tokens(m: int, n: int, v: int, chunk_elements: int | None) -> int:
     """Tokens per chunk so that a chunk's logits (m x tokens x v) stay within ``chunk_elements``, in equal chunks."""
     chunk = max(1, (chunk_elements or CE_CHUNK_ELEMENTS) // max(1, m * v))
-    return math.ceil(n / math.ceil(n / chunk))
+    return math.ceil(n / math.ceil(n / chunk)) if n > 0 else 1  # no tokens: one empty chunk
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

@@ -42,6 +42,11 @@ def verify_table(body: dict) -> Table:
         claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
         if "claim_held" in c and not c["claim_held"]:
             verdict += "; not as predicted"
+        if "seeds_to_resolve" in c:
+            n = c["seeds_to_resolve"]
+            cap = body.get("max_advised_seeds")
+            verdict += (f"; ~{n} seeds would decide a difference this size" if n
+                        else f"; too small to decide with {cap} seeds" if cap and len(body["seeds"]) > 1 else "")
         table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", claimed, verdict)
     for s in body["skipped"]:
         table.add_row(s["name"], "-", "-", "-", "-", f"skipped: {s['why']}")
