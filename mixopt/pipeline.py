@@ -81,6 +81,10 @@ def open_model(path: str | Path) -> FittedModel:
     return FittedModel(est, meta, Path(path))
 
 
+#: the figure formats `fit --plot` takes (matplotlib's, by suffix)
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None = None) -> tuple[Path, Path]:
     """Save the model (creating folders) and its predicted-vs-actual plot; returns both paths."""
     out = Path(out)
@@ -89,6 +93,8 @@ def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None 
     model.path = out
     cv = model.meta["cv"]
     plot_path = Path(plot) if plot else out.with_suffix(".png")
+    if not plot_path.suffix:  # matplotlib writes PNG and adds the suffix; say the path it writes
+        plot_path = plot_path.with_name(plot_path.name + ".png")
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     scale_aware = model.meta.get("scale_aware")  # CV on the largest scale's runs, with that scale held out
     name = type(model.estimator).__name__ if scale_aware else model.meta["estimator"]

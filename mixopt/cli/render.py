@@ -28,7 +28,11 @@ def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
 
 @contextmanager
 def progress_bars(console: Console) -> Iterator:
-    """A ``progress(label, done, total)`` callback drawing one bar per label (pool runs, steps of the current run)."""
+    """A ``progress(label, done, total)`` callback drawing one bar per label (pool runs, steps of the current run);
+    a no-op where the console is not a terminal (a log or a pipe gets no bars, and no blank line where they were)."""
+    if not console.is_terminal:
+        yield lambda label, done, total: None
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bars:
         tasks: dict[str, int] = {}

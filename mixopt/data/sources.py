@@ -10,7 +10,10 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import DomainSpec
@@ -93,7 +96,37 @@ def load_column(spec: DomainSpec, column: str, max_documents: int | None = None)
     return [v for t, v in zip(rows[spec.text_field], rows[column]) if isinstance(t, str) and t.strip()]
 
 
+class _Collect(logging.Handler):
+    """Keeps the messages `datasets` logs while it reads (a parse error's row and cause), instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _datasets_log() -> Iterator[list[str]]:
+    """Route the `datasets` library's log records into a list for the duration (errors stay one line)."""
+    lib = logging.getLogger("datasets")
+    handlers, propagate, keep = lib.handlers[:], lib.propagate, _Collect()
+    lib.handlers, lib.propagate = [keep], False
+    try:
+        yield keep.messages
+    finally:
+        lib.handlers, lib.propagate = handlers, propagate
+
+
 def load_dataset_of(spec: DomainSpec):
+    import datasets  # noqa: F401  first, so its own logging setup happens before the log is routed
+
+    with _datasets_log() as logged:
+        return _load_dataset_of(spec, logged)
+
+
+def _load_dataset_of(spec: DomainSpec, logged: list[str]):
     import datasets
 
     datasets.disable_progress_bars()
@@ -124,7 +157,7 @@ def load_dataset_of(spec: DomainSpec):
     except DataError:
         raise
     except Exception as exc:  # datasets raises many types for corrupt input
-        msg = " ".join(str(exc).split())[:300]
+        msg = " ".join((logged[-1] if logged else str(exc)).split())[:300]  # the library's log names the row and cause
         raise DataError(f"Domain '{spec.name}': could not read {spec.path} ({type(exc).__name__}: {msg}). Check that the file is valid {fmt} and not truncated.") from None
 
 

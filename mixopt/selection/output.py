@@ -139,12 +139,18 @@ def complete(out_dir: Path, key: str) -> bool:
     return done and (out_dir / POOLS_FILE).is_file()
 
 
+def earlier_pools(folder: Path) -> list[str]:
+    """The pools of a selection written into ``folder`` earlier (per its manifest); none when it holds none."""
+    try:
+        pools = json.loads((Path(folder).expanduser() / MANIFEST).read_text()).get("pools", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return sorted(pools) if isinstance(pools, dict) else []
+
+
 def _earlier_files(folder: Path, keep: set[str]) -> list[Path]:
     """Files an earlier selection wrote into ``folder`` (per its manifest's pools) that this one did not."""
-    try:
-        pools = json.loads((folder / MANIFEST).read_text()).get("pools", {})
-    except (OSError, ValueError):
-        return []
+    pools = earlier_pools(folder)
     pattern = re.compile(r"^(?:scored|kept|q\d+)\.jsonl$")
     out = []
     for name in pools:

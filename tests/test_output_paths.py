@@ -1,0 +1,124 @@
+"""Output paths are checked before any work (audit, stop 28): an output never overwrites an input, a folder where a file
+goes (or the reverse) and a parent that is a file fail in one line, and nothing is written first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mixopt.cli.main import run
+from tests.test_cli_sweep import write_cfg
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("outputs")
+    cfg = write_cfg(tmp, runs=4, sampler={"noise_seeds": 1, "two_phase_runs": 0})
+    store, model, plan = tmp / "store", tmp / "model.pkl", tmp / "plan.yaml"
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    assert run(["fit", "--store", str(store), "--model", "linear", "--out", str(model)]) == 0
+    assert run(["propose", str(cfg), "--store", str(store), "--model", str(model), "--no-projector", "--out", str(plan)]) == 0
+    return cfg, store, model, plan
+
+
+def one_line_error(capsys, match: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1, err
+
+
+def test_outputs_never_overwrite_inputs(fitted, tmp_path, capsys):
+    _, store, model, plan = fitted
+    mix = tmp_path / "mix.csv"
+    mix.write_text("index,code,legal,prose\n0,0.2,0.3,0.5\n")
+    before = mix.read_text()
+    assert run(["predict", "--model", str(model), "--mixtures", str(mix), "--out", str(mix)]) == 2
+    one_line_error(capsys, "is the --mixtures CSV this command reads")
+    assert mix.read_text() == before
+    plan_text = plan.read_text()
+    assert run(["export", str(plan), "--format", "json", "--out", str(plan), "--paths", "code=/d/c"]) == 2
+    one_line_error(capsys, "is the plan this command reads")
+    assert plan.read_text() == plan_text
+    model_bytes = model.read_bytes()
+    assert run(["fit", "--store", str(store), "--model", "linear", "--out", str(tmp_path / "m.pkl"), "--plot", str(model)]) == 2
+    one_line_error(capsys, "--plot")
+    assert model.read_bytes() == model_bytes and not (tmp_path / "m.pkl").exists()
+
+
+def test_folder_and_file_mixups_fail_before_any_work(fitted, tmp_path, capsys):
+    _, store, _, _ = fitted
+    a_file = tmp_path / "afile.txt"
+    a_file.write_text("x")
+    assert run(["fit", "--store", str(store), "--out", str(tmp_path)]) == 2
+    one_line_error(capsys, "is a folder; give a file path")
+    assert run(["fit", "--store", str(store), "--out", str(a_file / "m.pkl")]) == 2
+    one_line_error(capsys, "is a file, not a folder")
+    assert run(["fit", "--store", str(store), "--out", str(tmp_path / "m.pkl"), "--plot", str(tmp_path / "m.txt")]) == 2
+    one_line_error(capsys, "not .txt")
+    assert not (tmp_path / "m.pkl").exists()  # refused before the model was written
+    assert run(["select", "--pool", f"web={a_file}", "--target", str(a_file), "--out", str(a_file)]) == 2
+    one_line_error(capsys, "is a file, not a folder")
+    assert run(["report", "--store", str(store), "--out", str(a_file)]) == 2
+    one_line_error(capsys, "is a file, not a folder")
+    assert a_file.read_text() == "x"
+
+
+def test_plot_without_a_suffix_is_a_png_and_says_so(fitted, tmp_path, capsys):
+    _, store, _, _ = fitted
+    assert run(["fit", "--store", str(store), "--model", "linear", "--out", str(tmp_path / "m.pkl"),
+                "--plot", str(tmp_path / "figure")]) == 0
+    out = "".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert (tmp_path / "figure.png").is_file() and f"->{tmp_path / 'figure.png'}" in out
+
+
+def test_report_takes_only_a_verify_json(fitted, tmp_path, capsys):
+    _, store, _, _ = fitted
+    bad = tmp_path / "e.json"
+    for body in ({}, {"results": []}, [1, 2]):
+        bad.write_text(json.dumps(body))
+        assert run(["report", "--store", str(store), "--verify", str(bad), "--out", str(tmp_path / "rep")]) == 2
+        one_line_error(capsys, "is not a VERIFY.json of `mixopt verify`")
+        assert not (tmp_path / "rep").exists()  # nothing half-written
+    assert run(["report", "--store", str(store), "--verify", str(tmp_path), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a file" in err and f"--out {tmp_path}" not in err  # the hint never names the bad path as an output
+
+
+def test_select_never_deletes_an_earlier_selection_of_other_pools(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("web", "books", "target"):
+        (docs / f"{name}.jsonl").write_text("".join(json.dumps({"text": f"{name} document number {i} " * 5}) + "\n"
+                                                    for i in range(12)))
+    out = tmp_path / "sel"
+    assert run(["select", "--pool", f"web={docs / 'web.jsonl'}", "--target", str(docs / "target.jsonl"),
+                "--out", str(out), "--buckets", "2"]) == 0
+    earlier = sorted(p.name for p in out.iterdir())
+    assert run(["select", "--pool", f"books={docs / 'books.jsonl'}", "--target", str(docs / "target.jsonl"),
+                "--out", str(out), "--buckets", "2"]) == 2
+    one_line_error(capsys, "holds an earlier selection of web")
+    assert sorted(p.name for p in out.iterdir()) == earlier
+    # the same pools again (other buckets) still replace their own earlier files
+    assert run(["select", "--pool", f"web={docs / 'web.jsonl'}", "--target", str(docs / "target.jsonl"),
+                "--out", str(out), "--buckets", "3"]) == 0
+    assert (out / "web.q3.jsonl").is_file()
+
+
+def test_verify_scale_inputs_are_one_line(fitted, tmp_path, capsys):
+    _, store, _, plan = fitted
+    base = ["verify", str(plan), "--store", str(store), "--seeds", "1", "--against", "natural", "--out", str(tmp_path / "v.json")]
+    assert run(base + ["--tokens", "nan"]) == 2
+    one_line_error(capsys, "--tokens must be a number > 0")
+    assert run(base + ["--shape", "n_embd=abc"]) == 2
+    one_line_error(capsys, "n_embd: Input should be a valid integer")
+    assert run(base + ["--shape", "nope"]) == 2
+    one_line_error(capsys, "it has one size, the config's proxy, unnamed")
+
+
+def test_a_corrupt_data_file_is_one_line_with_its_cause(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json at all\n')
+    good = tmp_path / "t.jsonl"
+    good.write_text('{"text": "target text"}\n')
+    assert run(["score", "--pool", f"web={bad}", "--target", str(good)]) == 2
+    one_line_error(capsys, "JSON parse error")
