@@ -13,7 +13,8 @@ from .io import read_yaml
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: every float field rejects .inf and .nan (e.g. `lr: .inf`) as "Input should be a finite number"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DomainSpec(_Strict):
@@ -278,7 +279,7 @@ class SweepConfig(_Strict):
     """Everything `mixopt sweep` and `mixopt demo` need."""
 
     name: str = "sweep"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63)  # numpy and torch take seeds >= 0 only; torch's < 2**64 (runs add offsets)
     runs: int = Field(default=16, ge=1)  # sampled mixtures (baselines come on top)
     workers: int = Field(default=1, ge=1)  # local worker processes
     data: DataConfig = Field(default_factory=DataConfig)
@@ -303,8 +304,10 @@ class SweepConfig(_Strict):
 
 def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
-    raw = read_yaml(path, what="Config file", missing_hint="Pass the path of a YAML config, e.g. configs/demo.yaml.")
-    return config_from_dict(raw or {}, where=str(path))
+    raw = read_yaml(path, what="Config file", missing_hint="Pass the path of a YAML config, e.g. configs/demo.yaml.",
+                    empty_hint="Write a sweep config into it (see configs/demo.yaml; `{}` alone keeps every default) "
+                               "or pass another file.")
+    return config_from_dict(raw, where=str(path))
 
 
 def config_from_dict(raw: object, where: str = "config") -> SweepConfig:

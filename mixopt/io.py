@@ -200,18 +200,33 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
-def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix the syntax."):
-    """Parse a YAML file; a missing, non-UTF-8 or broken file is a one-line ConfigError."""
+def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix the syntax.", empty_hint: str | None = None):
+    """Parse a YAML file; a missing, unreadable, empty, non-UTF-8 or broken file, or a directory, is a one-line ConfigError.
+
+    ``empty_hint`` (default ``missing_hint``) follows the error for a file that holds no YAML data (empty, or comments only).
+    """
     path = Path(path)
     shown = shown_path(path)
-    if not path.is_file():
+    if path.is_dir():
+        try:
+            inside = sorted(p.name for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        except OSError:
+            inside = []
+        example = f", e.g. {shown_path(path / inside[0])}" if inside else f" (no .yaml file is in {shown})"
+        raise ConfigError(f"{what} {shown} is a directory, not a file. Pass the path of the {what.lower()} itself{example}.")
+    if not path.exists():  # anything else that exists is read: a pipe such as <(...) too
         raise ConfigError(f"{what} {shown} does not exist. {missing_hint}")
     try:
-        return yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {shown} is not valid YAML ({' '.join(str(exc).split())}). {fix_hint}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {shown} is not UTF-8 text. Save it as UTF-8 YAML.") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {shown} cannot be read ({exc.strerror or exc}). Check its permissions.") from None
+    if raw is None:
+        raise ConfigError(f"{what} {shown} is empty (it holds no YAML data). {empty_hint or missing_hint}")
+    return raw
 
 
 def shown_path(path: str | Path) -> str:

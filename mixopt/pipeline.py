@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
             budget_tokens: float | None = None, model_params: float | None = None, seed: int | None = None,
             use_projector: bool = True) -> Plan:
     """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector."""
+    for name, value in (("budget_tokens", budget_tokens), ("model_params", model_params)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a number > 0 (None: the default). Got {value!r}.")
     if snapshot is not None:
         check_model_store(model, snapshot)
         if config is None and snapshot.meta.get("config"):
@@ -388,7 +392,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         projector = _store_projector(config, ctx)
     predictor = model.estimator
     if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
-        asked = budget_tokens or pcfg.budget_tokens
+        asked = budget_tokens is not None or pcfg.budget_tokens is not None
         budget = plan_budget(budget_tokens, pcfg, ctx.proxy_tokens)
         tokens = sorted({float(sc[1]) for sc in model.meta["scales"]})
         if len(tokens) == 1 and budget is not None and not np.isclose(budget, tokens[0]):  # the sizes never varied tokens

@@ -53,7 +53,7 @@ def sample_dirichlet_mixtures(
     if budget_tokens is not None:
         check_budget(token_counts, budget_tokens, max_epochs)
         caps = np.array([max_weights_for_epochs(token_counts, budget_tokens, max_epochs)[d] for d in domains])
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     lo, hi = np.log(strength_range[0]), np.log(strength_range[1])
     out: list[Mixture] = []
     seen: set[tuple] = set()
@@ -85,7 +85,7 @@ def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_we
     epoch cap's ``max_weights_for_epochs``) draws above a cap are rejected, as the Dirichlet sampler does."""
     domains = sorted(domains)
     cap = None if caps is None else np.array([caps[d] for d in domains])
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     out: list[Mixture] = []
     tries = 0
     while len(out) < n:
@@ -102,7 +102,7 @@ def sample_uniform_mixtures(domains: Sequence[str], n: int, *, seed: int, min_we
 
 def dirichlet_candidates(prior: np.ndarray, n: int, *, seed: int, strength_range=STRENGTH_RANGE, min_weight: float = 0.0) -> np.ndarray:
     """Vectorised candidate draws (rows on the simplex) for large searches."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     strengths = np.exp(rng.uniform(np.log(strength_range[0]), np.log(strength_range[1]), size=(n, 1)))
     alpha = np.maximum(prior[None, :] * strengths, 1e-12)
     g = rng.standard_gamma(alpha)
@@ -117,6 +117,13 @@ def dirichlet_candidates(prior: np.ndarray, n: int, *, seed: int, strength_range
         s = w.sum(axis=1, keepdims=True)
         w = np.where(s > 0, w / np.where(s > 0, s, 1), prior[None, :])
     return w
+
+
+def _rng(seed) -> np.random.Generator:
+    """numpy's generator for ``seed``; a negative seed is a one-line ConfigError, not numpy's ValueError."""
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise ConfigError(f"A sampler seed must be a whole number >= 0, got {int(seed)}. Fix the config's `seed` (or --seed).")
+    return np.random.default_rng(seed)
 
 
 def _finish(w: np.ndarray, min_weight: float) -> np.ndarray | None:
@@ -143,7 +150,7 @@ def sample_upsampling(bases: Sequence[Mapping[str, float]], *, seed: int, f_rang
     ``max_tries`` the last draw is pulled toward ``p`` until it fits.
     """
     lo, hi = check_fraction_range(f_range)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     out = []
     for p_map in bases:
         domains = sorted(p_map)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ from rich.console import Console
 
 from .. import pipeline
 from ..config import load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, ConsistencyError
 from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
@@ -24,7 +25,7 @@ def propose_cmd(
     store: Path | None = typer.Option(None, "--store", help="Run store; needed for the OT projector and when no --model is given."),
     budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target training tokens D (default: the config's, else 4x the proxy tokens)."),
     model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (non-embedding params): searched at N with a scale-aware model (a store of 2+ proxy sizes); else recorded and used by the repetition law."),
-    seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Search seed (default: the config's seed)."),
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
     out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
     pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}); "
@@ -37,12 +38,17 @@ def propose_cmd(
                                                   "(default: the smallest pool, at most the proxy's tokens / max k)."),
 ) -> None:
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
-    cfg = load_config(config) if config else None
+    _check_positive("--budget-tokens", budget_tokens, "the plan's target training tokens, e.g. 4e9; omit it for the config's")
+    _check_positive("--model-params", model_params, "the target model's non-embedding parameters, e.g. 1e9; or omit it")
+    cfg = load_config(config) if config is not None else None
     if pools is not None:
         if cfg is None:
             raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
         cfg = pipeline.with_pools(cfg, read_yaml(pools, what="Pools file", missing_hint="Write one with `mixopt select ... --out DIR`."),
                                   where=str(pools))
+    fitted = pipeline.open_model(model) if model is not None else None
+    if fitted is not None and cfg is not None:
+        _check_target(cfg, fitted, config, model)  # before --measure-pools trains anything
     if measure_pools:
         if cfg is None or store is None:
             raise ConfigError("--measure-pools trains proxy runs with the config's proxy into the run store. Pass CONFIG and --store DIR.")
@@ -57,7 +63,6 @@ def propose_cmd(
             Console(stderr=True).print(f"pools of {m.domain}: {runs}; {laws}", soft_wrap=True, markup=False)
     if model is None and store is None:
         raise ConfigError("propose needs a fitted model (--model MODEL) or a run store to fit one on (--store DIR). Pass one of them.")
-    fitted = pipeline.open_model(model) if model is not None else None
     if store is None and fitted is not None and fitted.meta.get("store") and Path(fitted.meta["store"]).is_dir():
         store = Path(fitted.meta["store"])  # the store the model was fitted on
     snapshot = pipeline.open_store(store) if store is not None else None
@@ -73,3 +78,19 @@ def propose_cmd(
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}
     console.print(plan_yaml(shown).rstrip(), markup=False)
     console.print(f"plan -> {out}")
+
+
+def _check_positive(option: str, value: float | None, what: str) -> None:
+    """A given number option must be finite and > 0 (0 is not "unset": that is leaving the option out)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{option} must be a finite number > 0, got {value:g}. Pass {what}.")
+
+
+def _check_target(cfg, fitted, config: Path | None, model: Path) -> None:
+    """The config's propose.target, when it sets one, must be the metric the --model predicts: the search optimises the model's."""
+    pcfg = cfg.propose
+    if "target" in pcfg.model_fields_set and pcfg.target != fitted.target:
+        raise ConsistencyError(
+            f"The config {config} sets propose.target: {pcfg.target}, but --model {model} predicts {fitted.target}. "
+            f"Fit a model for {pcfg.target} (`mixopt fit --store DIR --target {pcfg.target} --out MODEL`), or set "
+            f"propose.target to {fitted.target} (or remove it) to plan for the model's metric.")

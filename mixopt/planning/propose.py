@@ -167,7 +167,11 @@ DEFAULT_BUDGET_MULTIPLE = 4  # a plan's token budget when none is given: this ma
 def plan_budget(budget_tokens: float | None, cfg: ProposeConfig, proxy_tokens: float | None) -> float | None:
     """The plan's token budget: ``budget_tokens`` (the CLI's), else ``cfg.budget_tokens``, else
     ``DEFAULT_BUDGET_MULTIPLE`` times the proxies' tokens; None when none of them is known."""
-    return budget_tokens or cfg.budget_tokens or (DEFAULT_BUDGET_MULTIPLE * proxy_tokens if proxy_tokens else None)
+    if budget_tokens is not None:
+        return budget_tokens
+    if cfg.budget_tokens is not None:
+        return cfg.budget_tokens
+    return DEFAULT_BUDGET_MULTIPLE * proxy_tokens if proxy_tokens else None
 
 
 def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tokens: float | None, seed: int = 0,

@@ -76,6 +76,8 @@ def save_model(estimator: Surrogate, path, meta: dict) -> Path:
 def load_model(path) -> tuple[Surrogate, dict]:
     """Load ``(estimator, meta)`` written by :func:`save_model`."""
     path = Path(path)
+    if path.is_dir():
+        raise MixoptError(f"Surrogate model file {path} is a folder, not a file. Pass the .pkl `mixopt fit --out` wrote.")
     try:
         with open(path, "rb") as fh:
             blob = pickle.load(fh)

@@ -1,0 +1,209 @@
+"""Bad input fails before any work with one `error: ...` line and exit code 2: seeds, non-finite floats, empty or
+directory config files, propose's --budget-tokens and a config target the --model does not predict."""
+
+from __future__ import annotations
+
+from types import UnionType
+from typing import Union, get_args, get_origin
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from mixopt.config import SweepConfig, _Strict, config_from_dict, load_config
+from mixopt.errors import ConfigError
+from mixopt.io import read_yaml
+from mixopt.samplers import (
+    dirichlet_candidates,
+    sample_dirichlet_mixtures,
+    sample_uniform_mixtures,
+    sample_upsampling,
+)
+from tests.test_cli_sweep import write_cfg
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _sweep_refused(cfg, tmp_path, capsys) -> str:
+    store = tmp_path / "store"
+    assert run(["sweep", str(cfg), "--store", str(store), "--runs", "1"]) == 2
+    assert not store.exists()  # nothing trained, nothing written
+    return _one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- 1. seeds
+
+
+def test_negative_config_seed_is_refused(tmp_path, capsys):
+    err = _sweep_refused(write_cfg(tmp_path, seed=-5), tmp_path, capsys)
+    assert "seed" in err and "greater than or equal to 0" in err
+    with pytest.raises(ConfigError, match="seed: Input should be less than"):
+        config_from_dict({"seed": 2**64}, where="c.yaml")  # torch.manual_seed overflows
+    assert config_from_dict({"seed": 2**40}).seed == 2**40
+
+
+def test_negative_propose_seed_is_a_usage_error(tmp_path, capsys):
+    assert run(["propose", "--store", str(tmp_path / "s"), "--seed", "-1", "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "Traceback" not in err and not (tmp_path / "p.yaml").exists()
+
+
+def test_samplers_refuse_negative_seeds_with_a_config_error():
+    counts = {"a": 1000, "b": 2000}
+    calls = [lambda: sample_dirichlet_mixtures(counts, 2, seed=-1), lambda: sample_uniform_mixtures(["a", "b"], 2, seed=-1),
+             lambda: dirichlet_candidates(np.array([0.5, 0.5]), 4, seed=-3),
+             lambda: sample_upsampling([{"a": 0.5, "b": 0.5}], seed=np.int64(-2))]
+    for call in calls:
+        with pytest.raises(ConfigError, match=r"seed must be a whole number >= 0, got -\d"):
+            call()
+    assert len(sample_uniform_mixtures(["a", "b"], 2, seed=0)) == 2
+
+
+# ---------------------------------------------------------------- 2. non-finite floats
+
+
+@pytest.mark.parametrize("section,field", [("proxy", "lr"), ("proxy", "weight_decay"), ("proxy", "grad_clip"),
+                                           ("sampler", "max_epochs"), ("sampler", "strength_max"), ("sampler", "temperature")])
+def test_infinite_floats_are_refused_by_sweep(section, field, tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    body = yaml.safe_load(cfg.read_text())
+    body.setdefault(section, {})[field] = float("inf")
+    cfg.write_text(yaml.safe_dump(body))
+    assert ".inf" in cfg.read_text()
+    err = _sweep_refused(cfg, tmp_path, capsys)
+    assert f"{section}.{field}" in err and "finite number" in err
+
+
+def _float_fields(model, prefix=""):
+    """Dotted paths of every plain float field (``float`` or ``float | None``) of the config tree."""
+    out = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, _Strict):
+            out += _float_fields(ann, f"{prefix}{name}.")
+        elif ann is float or (get_origin(ann) in (Union, UnionType) and set(get_args(ann)) == {float, type(None)}):
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def test_every_float_field_of_the_sweep_config_rejects_inf_and_nan():
+    fields = _float_fields(SweepConfig)
+    assert {"proxy.lr", "sampler.temperature", "propose.budget_tokens", "propose.kl_weight", "data.val_fraction"} <= set(fields)
+    for path in fields:
+        section, field = path.split(".")
+        for bad in (float("inf"), float("-inf"), float("nan")):
+            with pytest.raises(ConfigError) as info:
+                config_from_dict({section: {field: bad}}, where="c.yaml")
+            msg = str(info.value)
+            assert path in msg and "\n" not in msg, msg
+    # dict and list floats too: min/max weights, checkpoints, pool laws
+    for raw, where in (({"propose": {"min_weights": {"code": float("nan")}}}, "propose.min_weights"),
+                       ({"proxy": {"checkpoints": [0.5, float("inf")]}}, "proxy.checkpoints"),
+                       ({"sizes": [{"lr": float("inf")}]}, "sizes.0.lr")):
+        with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+            config_from_dict(raw, where="c.yaml")
+
+
+# ---------------------------------------------------------------- 3. empty config file
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_config_file_is_an_error_not_a_default_sweep(text, tmp_path, capsys):
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text(text)
+    err = _sweep_refused(cfg, tmp_path, capsys)
+    assert "empty.yaml is empty" in err and "configs/demo.yaml" in err
+
+
+def test_an_explicit_empty_mapping_still_means_all_defaults(tmp_path):
+    cfg = tmp_path / "defaults.yaml"
+    cfg.write_text("{}\n")
+    assert load_config(cfg) == SweepConfig()
+
+
+def test_empty_plan_and_pools_files_say_empty(tmp_path, capsys):
+    empty = tmp_path / "plan.yaml"
+    empty.write_text("")
+    assert run(["export", str(empty), "--format", "olmo-core", "--out", str(tmp_path / "o")]) == 2
+    assert "plan.yaml is empty" in _one_line_error(capsys)
+    with pytest.raises(ConfigError, match="is empty"):
+        read_yaml(empty, what="Pools file", missing_hint="Pass one.")
+
+
+# ---------------------------------------------------------------- 4. a directory where a file is expected
+
+
+def test_a_directory_as_config_says_so_and_names_a_file_inside(tmp_path, capsys):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "demo.yaml").write_text("runs: 2\n")
+    err = _sweep_refused(folder, tmp_path, capsys)
+    assert "is a directory, not a file" in err and "does not exist" not in err and str(folder / "demo.yaml") in err
+
+
+def test_a_directory_as_plan_says_so(tmp_path, capsys):
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("x")
+    assert run(["export", str(folder), "--format", "olmo-core", "--out", str(tmp_path / "o")]) == 2
+    err = _one_line_error(capsys)
+    assert "Plan file" in err and "is a directory, not a file" in err and "does not exist" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_file_still_says_does_not_exist(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_yaml(tmp_path / "nope.yaml", what="Config file", missing_hint="Pass one.")
+
+
+# ---------------------------------------------------------------- 5. --budget-tokens 0
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_propose_budget_tokens_must_be_positive(value, tmp_path, capsys):
+    out = tmp_path / "p.yaml"
+    cfg = write_cfg(tmp_path)
+    assert run(["propose", str(cfg), "--store", str(tmp_path / "s"), "--model", str(tmp_path / "m.pkl"),
+                "--budget-tokens", value, "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert "--budget-tokens must be a finite number > 0" in err and not out.exists()
+
+
+def test_propose_model_params_must_be_positive(tmp_path, capsys):
+    assert run(["propose", "--store", str(tmp_path / "s"), "--model-params", "0", "--out", str(tmp_path / "p.yaml")]) == 2
+    assert "--model-params must be a finite number > 0" in _one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- 6. config target vs --model target
+
+
+def _model(tmp_path, target: str):
+    from mixopt.surrogates import get_estimator, save_model
+
+    W = np.random.default_rng(0).dirichlet(np.ones(3), size=6)
+    est = get_estimator("linear").fit(W, W @ np.array([3.0, 3.2, 3.4]))
+    return save_model(est, tmp_path / "m.pkl", {"domains": ["code", "legal", "prose"], "target": target})
+
+
+def test_config_target_the_model_does_not_predict_is_an_error(tmp_path, capsys):
+    model = _model(tmp_path, "mean:all-domains")
+    cfg = write_cfg(tmp_path, propose={"target": "val/nope"})
+    out = tmp_path / "p.yaml"
+    assert run(["propose", str(cfg), "--model", str(model), "--budget-tokens", "40000", "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert "propose.target: val/nope" in err and "predicts mean:all-domains" in err and "mixopt fit" in err
+    assert not out.exists()
+
+
+def test_config_without_a_target_or_with_the_models_passes_the_check(tmp_path):
+    from mixopt import pipeline
+    from mixopt.cli.cmd_propose import _check_target
+
+    fitted = pipeline.open_model(_model(tmp_path, "val/code"))
+    _check_target(load_config(write_cfg(tmp_path)), fitted, None, fitted.path)  # default target: the model's is used
+    _check_target(load_config(write_cfg(tmp_path, propose={"target": "val/code"})), fitted, None, fitted.path)
