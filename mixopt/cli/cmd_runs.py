@@ -11,7 +11,7 @@ from rich.console import Console
 from ..errors import DataError, StoreError
 from ..runs.store import RunStore
 from ..runs.table import store_table
-from ..runs.tables_io import export_csv, export_regmix, import_regmix
+from ..runs.tables_io import export_csv, export_regmix, import_runs
 from ..report.tables import runs_table
 from .main import app
 
@@ -19,17 +19,24 @@ runs_app = typer.Typer(help="List, show, export and import run records.", no_arg
 app.add_typer(runs_app, name="runs")
 
 
+def _read(store: Path) -> RunStore:
+    """An existing store whose store.json (if any) is readable: a corrupt one is a one-line StoreError, not skipped."""
+    rs = RunStore(store, create=False)
+    rs.meta()
+    return rs
+
+
 @runs_app.command("list")
 def list_cmd(store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """A table of the runs in a store."""
-    Console().print(runs_table(RunStore(store, create=False).records(), where=str(store)))
+    Console().print(runs_table(_read(store).records(), where=str(store)))
 
 
 @runs_app.command("show")
 def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough) or a run label such as natural."),
              store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """One run record as JSON."""
-    recs = RunStore(store, create=False).records()
+    recs = _read(store).records()
     matches = [r for r in recs if r.label == run_id] or [r for r in recs if r.run_id.startswith(run_id)]
     if not matches:
         raise StoreError(f"No run in {store} has the label or id prefix '{run_id}'. See `mixopt runs list --store {store}`.")
@@ -49,7 +56,7 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
     """
     if fmt not in ("mixopt", "regmix"):
         raise DataError(f"--format must be 'mixopt' or 'regmix'. Got '{fmt}'. Use regmix for the two-CSV layout `runs import` reads.")
-    table = store_table(RunStore(store, create=False), checkpoints=checkpoints)
+    table = store_table(_read(store), checkpoints=checkpoints)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "regmix":
         mix, met = export_regmix(table, out)
@@ -72,13 +79,19 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
 
     """
     console = Console(stderr=True)
-    n, rejected = import_regmix(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
-                                schedule=schedule, strict=strict)
+    res = import_runs(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
+                      schedule=schedule, strict=strict)
+    rejected = res.rejected
     for msg in rejected[:20]:
-        console.print(f"[yellow]rejected {msg}[/]", soft_wrap=True)
+        console.print(f"rejected {msg}", style="yellow", soft_wrap=True, markup=False)
     if len(rejected) > 20:
-        console.print(f"[yellow]... and {len(rejected) - 20} more rejected rows[/]")
-    if n == 0:
+        console.print(f"... and {len(rejected) - 20} more rejected rows", style="yellow", markup=False)
+    for note in res.notes:
+        console.print(f"note: {note}", style="yellow", soft_wrap=True, markup=False)
+    if res.accepted == 0:
         raise DataError(f"No runs were imported from {mixtures.name}: all {len(rejected)} row(s) were rejected, first: "
                         f"{rejected[0] if rejected else 'none'}. Fix the rows listed above.")
-    Console().print(f"imported {n} runs into {store}; rejected {len(rejected)} rows")
+    already = f" ({res.existing} already there: nothing to add)" if res.added == 0 else (
+        f"; {res.existing} were already there" if res.existing else "")
+    Console().print(f"imported {res.added} new run{'' if res.added == 1 else 's'} into {store}{already}; rejected "
+                    f"{len(rejected)} rows", soft_wrap=True, markup=False)

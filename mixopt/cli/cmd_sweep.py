@@ -37,6 +37,11 @@ def sweep_cmd(
     if cfg.reuse is not None and cfg.reuse.store:
         console.print(f"reuse.store: `mixopt fit` adds {describe_chain(cfg.reuse.store, store)} (new domains at 0) for "
                       "targets they measured", soft_wrap=True, markup=False)
+    if summary.config_changes:
+        shown = "; ".join(summary.config_changes[:6]) + (f"; ... ({len(summary.config_changes)} in all)"
+                                                          if len(summary.config_changes) > 6 else "")
+        console.print(f"store config updated ({shown}); the previous config is kept in {store / 'store.json'} under "
+                      "config_history", soft_wrap=True, markup=False)
     console.print(
         f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
         f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..config import SweepConfig
+from ..config import ProxyConfig, SweepConfig
 from ..data.domains import load_domain_set
 from ..errors import ConfigError, ConsistencyError
 from .executors import check_ray_address, choose_workers, run_local, run_ray
-from .reused import check_reuse_store
+from .record import ID_IGNORED_FIELDS
+from .reused import EXECUTION_FIELDS, check_reuse_store
 from .store import RunStore
 from .sweep import SweepSummary, plan_sweep
 
@@ -25,21 +29,29 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     if cfg.reuse is not None and cfg.reuse.store:
         check_reuse_store(cfg.reuse.store)  # before training: a wrong path fails now, not at `fit`
     store = RunStore(store_dir)
+    meta = store.meta()  # a corrupt store.json stops here, before anything is written
+    config = cfg.model_dump(mode="json")
+    check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
     store.check_writable()  # before any training: a read-only or full disk fails here
     store.clean_stale_temporaries()  # left by a process killed inside a record write
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         t_data = progress.add_task("tokenizing domains", total=None)
-        recorded = store.meta().get("data_fingerprint")
+        recorded = meta.get("data_fingerprint") or records_data_fingerprint(store)
         data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
                                store_fingerprint=recorded)
         check_same_data(store, recorded, data.fingerprint)
+        check_same_domains(store, meta, data.names)
         specs = plan_sweep(cfg, data, n_runs=n_runs)
+        latest = store.meta()  # another sweep may have written since: check and keep what it recorded
+        check_same_proxy(store, latest.get("config"), config)
+        changes, history = config_history(latest, config)
         store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
-                          config=cfg.model_dump(mode="json"), planned=[s.run_id for s in specs],
+                          config=config, planned=[s.run_id for s in specs],
                           tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
                           domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
-                          target_fingerprints={n: t.fingerprint for n, t in data.targets.items()})
+                          target_fingerprints={n: t.fingerprint for n, t in data.targets.items()},
+                          **({"config_history": history} if history else {}))
         pending = [s for s in specs if not store.has(s.run_id)]
         n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
         t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
@@ -60,6 +72,7 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
                                 on_info=progress.console.print)
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
+    summary.config_changes = changes
     return summary
 
 
@@ -71,3 +84,106 @@ def check_same_data(store: RunStore, recorded: str | None, fingerprint: str) -> 
             f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads ({fingerprint}): "
             "a data file, the tokenizer, val_fraction or max_documents changed. Sweep into a new --store, or restore the "
             "data the store was swept with (a store an older mixopt wrote from another folder also reads as other data).")
+
+
+def records_data_fingerprint(store: RunStore) -> str | None:
+    """The data fingerprint of the store's swept runs when it has records but no ``store.json`` that names one (a folder
+    of records, or a store.json moved away): so :func:`check_same_data` still keeps other data out. None when the
+    records name none, or several."""
+    if not store.run_ids():
+        return None
+    found = {r.data_fingerprint for r in store.records() if r.data_fingerprint}
+    return found.pop() if len(found) == 1 else None
+
+
+def check_same_domains(store: RunStore, meta: dict, names: list[str]) -> None:
+    """A store's runs are over one domain set (e.g. an imported store, which records no data fingerprint): a sweep over
+    other domains into a store that holds runs is a one-line ConsistencyError, and store.json keeps its domains."""
+    if not store.run_ids():
+        return
+    stored = store.domains(meta)
+    if stored and sorted(stored) != sorted(names):
+        raise ConsistencyError(
+            f"The store {store.root} holds runs over domains {sorted(stored)}, but this config trains {sorted(names)}: "
+            "runs over other domains cannot be fitted together. Sweep into a new --store, or set data: to the store's "
+            "domains.")
+
+
+def proxy_differences(stored: dict, config: dict) -> list[str]:
+    """How ``config`` trains other proxies than the ``stored`` sweep config (both ``SweepConfig.model_dump(mode="json")``
+    dicts): each differing ``proxy.<field>`` and ``sizes[<name>].<field>`` as ``field old -> new``. Every field that
+    enters a run id counts (``cuda_graphs`` does not); a field an older store's config lacks counts at its default.
+    Sizes added since are new scales, not a change; run counts (``runs``, ``two_phase_runs``) are not proxy settings."""
+    defaults = ProxyConfig().model_dump(mode="json")
+    old, new = stored.get("proxy") or {}, config.get("proxy") or {}
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, defaults.get(k)), new.get(k, defaults.get(k))
+        if k in defaults and k not in ID_IGNORED_FIELDS and a != b:  # a field mixopt no longer has cannot be set
+            out.append(f"proxy.{k} {_short(a)} -> {_short(b)}")
+    skip = {"name", "runs", "two_phase_runs"}
+
+    def by_name(sizes) -> dict[str, dict]:
+        return {s.get("name") or f"s{i}": s for i, s in enumerate(sizes or []) if isinstance(s, dict)}
+
+    old_sizes, new_sizes = by_name(stored.get("sizes")), by_name(config.get("sizes"))
+    for name in sorted(set(old_sizes) & set(new_sizes)):
+        a, b = old_sizes[name], new_sizes[name]
+        for k in sorted(set(a) | set(b)):
+            if k not in skip and a.get(k) != b.get(k):
+                out.append(f"sizes[{name}].{k} {_short(a.get(k))} -> {_short(b.get(k))}")
+    return out
+
+
+def check_same_proxy(store: RunStore, stored: dict | None, config: dict) -> None:
+    """A store's runs are fitted together, so they must train one proxy (per scale): a sweep whose ``proxy:`` (or a
+    size of ``sizes:`` it shares with the store's config) differs from the store's recorded config is a one-line
+    ConsistencyError when the store holds runs. More runs, added sizes, other seed, sampler, propose or reuse settings
+    resume the store (and the replaced config is kept: :func:`config_history`)."""
+    if not stored or not store.run_ids():
+        return
+    diffs = proxy_differences(stored, config)
+    if not diffs:
+        return
+    fields = {d.split(" ", 1)[0] for d in diffs}
+    execution_only = fields <= {f"proxy.{k}" for k in EXECUTION_FIELDS}  # e.g. threads: the same numbers, other run ids
+    why = ("these fields enter every run id, so each run would be trained again and fitted twice" if execution_only
+           else "runs of both would be fitted together as one proxy")
+    raise ConsistencyError(
+        f"The store {store.root} was swept with other proxy settings than this config's ({'; '.join(diffs)}): {why}. "
+        f"Sweep into a new --store, or set those fields back to the store's (its config is `config` in "
+        f"{store.meta_path}); to add a proxy scale, keep proxy: and add an entry to sizes:.")
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Paths where two config dicts differ, as ``path old -> new`` (``proxy.lr``, ``sizes[1].n_layer``, ``sizes[2]``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += config_changes(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and any(isinstance(x, dict) for x in old + new):
+        out = []
+        for i in range(max(len(old), len(new))):
+            out += config_changes(old[i] if i < len(old) else None, new[i] if i < len(new) else None, f"{prefix}[{i}]")
+        return out
+    return [] if old == new else [f"{prefix} {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any, n: int = 60) -> str:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if v is not None}
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def config_history(meta: dict, config: dict) -> tuple[list[str], list[dict] | None]:
+    """(how ``config`` differs from the store's recorded one, store.json's ``config_history`` with the recorded config
+    appended, or None when nothing changed). A replaced config is kept there, never dropped silently."""
+    old = meta.get("config")
+    if not old or old == config:
+        return [], None
+    changes = config_changes(old, config)
+    history = [h for h in (meta.get("config_history") or []) if isinstance(h, dict)]
+    history.append({"config": old, "replaced_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes})
+    return changes, history

@@ -2,7 +2,8 @@
 
 Layout::
 
-    STORE/store.json          what the store holds (domains, created by)
+    STORE/store.json          what the store holds (domains, data fingerprint, sweep config and the configs it
+                              replaced); optional, but a corrupt one is an error, never read as empty
     STORE/runs/<run_id>.json  one record each, written atomically, checksummed
     STORE/locks/<run_id>.lock claimed by the process training that run
     STORE/quarantine/         corrupt records moved aside, never deleted
@@ -147,11 +148,54 @@ class RunStore:
         """Hash of the set of finished run ids and their statuses (reads every record; prefer ``snapshot().fingerprint``)."""
         return records_fingerprint(self.records())
 
+    @property
+    def meta_path(self) -> Path:
+        return self.root / "store.json"
+
     def meta(self) -> dict:
+        """What ``store.json`` records (domains, data fingerprint, sweep config...); ``{}`` when the store has none.
+
+        A folder of records without ``store.json`` (e.g. copied run files) stays readable. A ``store.json`` that cannot
+        be read or is not a JSON object is a one-line StoreError, never taken as empty: the next write would replace
+        the store's data fingerprint and config with this sweep's, and the check that keeps other data out would pass.
+        """
+        path = self.meta_path
         try:
-            return json.loads((self.root / "store.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            text = path.read_text()
+        except FileNotFoundError:
             return {}
+        except UnicodeDecodeError:
+            raise self._corrupt_meta("it is not UTF-8 text") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path}: {exc.strerror or exc}. Check its permissions; nothing in the store "
+                             "was changed.") from None
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._corrupt_meta(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        if not isinstance(meta, dict):
+            raise self._corrupt_meta(f"it holds a JSON {type(meta).__name__}, not an object")
+        return meta
+
+    def _corrupt_meta(self, why: str) -> StoreError:
+        path = self.meta_path
+        return StoreError(
+            f"The run store's {path} is corrupt ({why}); it records the store's domains, data fingerprint and sweep "
+            f"config, so nothing was read or written. Restore it (from a backup or a copy of the store), or move it "
+            f"away (mv {path} {path}.bad) to use the run records without it: the next sweep then writes a new one.")
+
+    def domains(self, meta: dict | None = None) -> list[str]:
+        """The domains the store's runs are over: ``store.json``'s, else those the records' mixtures name (a folder of
+        records without ``store.json``); ``[]`` for an empty store. Reads every record only in the second case."""
+        meta = self.meta() if meta is None else meta
+        if meta.get("domains"):
+            return list(meta["domains"])
+        names: set[str] = set()
+        for rec in self.records():
+            names.update(rec.mixture)
+            for _, m in rec.phases:
+                names.update(m)
+        return sorted(names)
 
     # ------------------------------------------------------------ writing
     def put(self, rec: RunRecord) -> Path:

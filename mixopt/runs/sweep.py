@@ -173,6 +173,7 @@ class SweepSummary:
     skipped: int = 0  # already finished before this sweep, or finished by another process
     failed: list[str] = field(default_factory=list)  # "run_id: reason"
     seconds: float = 0.0
+    config_changes: list[str] = field(default_factory=list)  # how this config differs from the one the store recorded
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ import csv
 import hashlib
 import io
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, MixtureError
+from ..errors import ConsistencyError, DataError, MixtureError
 from ..io import atomic_write_text, shown_path
 from .record import RunRecord, canonical_json
 from .store import RunStore
@@ -188,13 +189,42 @@ def _index_record(idx: str, mixture: dict[str, float], rows: list[dict[str, str]
                      label=f"{src}#{idx}", info={"source_file": source_file, "index": idx}, scale=scale)
 
 
+@dataclass
+class ImportResult:
+    """What ``import_runs`` did: runs written now, runs the store already held (the same content-keyed record),
+    rejected rows (one message each) and notes on what the imported runs lack."""
+
+    added: int = 0
+    existing: int = 0
+    rejected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.added + self.existing
+
+
 def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Path, *, model_params: float | None = None,
                   tokens: float | None = None, schedule: str | None = None, strict: bool = False) -> tuple[int, list[str]]:
-    """Import externally produced runs; returns (n imported, rejection messages).
+    """Import externally produced runs; returns (n accepted: imported now or already in the store, rejection messages).
+
+    See :func:`import_runs`, which also tells new runs from those already there.
+    """
+    res = import_runs(store, mixtures_csv, metrics_csv, model_params=model_params, tokens=tokens, schedule=schedule, strict=strict)
+    return res.accepted, res.rejected
+
+
+def import_runs(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Path, *, model_params: float | None = None,
+                tokens: float | None = None, schedule: str | None = None, strict: bool = False) -> ImportResult:
+    """Import externally produced runs into ``store``.
 
     ``model_params`` / ``tokens`` fill rows whose metrics file lacks those columns
     (or leaves a cell empty); ``schedule`` names the learning-rate schedule. With
     ``strict``, any rejected row raises ``DataError`` and nothing is written.
+
+    A store holds runs over one domain set: an import whose domains differ from the store's (``store.json``, else
+    its records'), or whose metrics share none with the store's runs, is a one-line ``ConsistencyError`` and nothing
+    is written. ``store.json``'s domains are written only when the store has none.
     """
     model_params = check_scale_value(model_params, "model_params", where="--model-params")
     tokens = check_scale_value(tokens, "tokens", where="--tokens")
@@ -206,6 +236,9 @@ def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | 
     clash = sorted(set(metric_names) & set(domains))
     if clash:
         raise DataError(f"Columns {clash} appear in both the mixtures and the metrics file. Rename them so each column is either a weight or a metric.")
+    meta = store.meta()  # a corrupt store.json stops the import here, before anything is written
+    held = store.records() if store.run_ids() else []
+    notes = check_import_fits_store(store, meta, held, domains, metric_names, mixtures_csv, metrics_csv)
     by_index: dict[str, list[dict[str, str]]] = {}
     for r in mrows:
         by_index.setdefault(r["index"], []).append(r)
@@ -225,11 +258,62 @@ def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | 
     if strict and rejected:
         raise DataError(f"--strict: {len(rejected)} row(s) of {src} were rejected, first: {rejected[0]}. Fix those rows, or drop --strict to import the rest.")
     store.check_writable()
+    res = ImportResult(rejected=rejected, notes=notes)
+    held_ids, held_keys = {r.run_id for r in held}, {_content_key(r) for r in held}
+    twins = 0
     for rec in records:
-        store.put(rec)
-    if records:
+        if rec.run_id in held_ids or store.get(rec.run_id) is not None:  # ids hash the content: imported before
+            res.existing += 1
+        else:  # absent, or corrupt (quarantined when read): written now
+            twins += _content_key(rec) in held_keys
+            store.put(rec)
+            res.added += 1
+    if twins:
+        res.notes.append(f"{twins} of the new runs have the weights, metrics and scale of a run the store already held "
+                         "(imported before from a file of another name, or under another index?): fit counts each as a "
+                         "separate run")
+    if records and not meta.get("domains"):
         store.update_meta(domains=domains)
-    return len(records), rejected
+    return res
+
+
+def check_import_fits_store(store: RunStore, meta: dict, held: list[RunRecord], domains: list[str],
+                            metric_names: list[str], mixtures_csv: str | Path, metrics_csv: str | Path) -> list[str]:
+    """Runs of one store are fitted together: the import's domains must be the store's and its metrics must share at
+    least one with the store's runs (a one-line ConsistencyError otherwise). Returns notes on metrics the store's
+    runs measured and the imported ones lack."""
+    stored = list(meta.get("domains") or sorted({d for r in held for _, m in r.phases for d in m}))
+    if stored and sorted(stored) != sorted(domains):
+        missing, extra = sorted(set(stored) - set(domains)), sorted(set(domains) - set(stored))
+        raise ConsistencyError(
+            f"The store {store.root} holds runs over domains {sorted(stored)}, but {shown_path(Path(mixtures_csv))} has "
+            f"weight columns {sorted(domains)} (missing: {missing or 'none'}; extra: {extra or 'none'}): runs over other "
+            f"domains cannot be fitted together. Import them into a new --store, or rename the CSV's weight columns to "
+            f"the store's domains; nothing was imported.")
+    have: set[str] = set()
+    for rec in held:
+        have.update(rec.metrics)
+    if not have:
+        return []
+    if not have & set(metric_names):
+        raise ConsistencyError(
+            f"The runs in {store.root} measured {_few(sorted(have))}, but {shown_path(Path(metrics_csv))} has metrics "
+            f"{_few(metric_names)}: none in common, so no target could be fitted on both. Rename the metric columns to "
+            f"the store's names, or import into a new --store; nothing was imported.")
+    lacking = sorted(have - set(metric_names))
+    return [f"the imported runs lack {len(lacking)} metric(s) the store's runs measured ({_few(lacking)}): a fit of those "
+            "targets fails on them"] if lacking else []
+
+
+def _content_key(rec: RunRecord) -> tuple:
+    """What makes two records the same measurement, whatever their source file or index."""
+    return (tuple((d, round(w, 9)) for d, w in sorted(rec.overall_mixture().items()) if w > 0),
+            tuple(sorted((m, round(v, 9)) for m, v in rec.metrics.items())),
+            rec.scale.get("model_params"), rec.scale.get("tokens"), len(rec.phases))
+
+
+def _few(names: list[str], n: int = 6) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 def export_csv(table, path: str | Path) -> Path:
