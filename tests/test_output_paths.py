@@ -122,3 +122,32 @@ def test_a_corrupt_data_file_is_one_line_with_its_cause(tmp_path, capsys):
     good.write_text('{"text": "target text"}\n')
     assert run(["score", "--pool", f"web={bad}", "--target", str(good)]) == 2
     one_line_error(capsys, "JSON parse error")
+
+
+def test_a_model_fitted_on_fewer_runs_than_the_store_holds_is_noted(fitted, tmp_path, capsys):
+    import shutil
+    cfg, store, model, _ = fitted
+    grown = tmp_path / "store"
+    shutil.copytree(store, grown)
+    assert run(["sweep", str(cfg), "--store", str(grown), "--runs", "5"]) == 0  # one more sampled run
+    capsys.readouterr()
+    assert run(["propose", str(cfg), "--store", str(grown), "--model", str(model), "--no-projector",
+                "--out", str(tmp_path / "p.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "note: --model" in err and "refit" in err
+    assert run(["propose", str(cfg), "--store", str(store), "--model", str(model), "--no-projector",
+                "--out", str(tmp_path / "q.yaml")]) == 0
+    assert "note: --model" not in capsys.readouterr().err  # its own store: no note
+
+
+def test_weighted_targets_and_pool_counts_name_the_bad_number(tmp_path, capsys):
+    from mixopt.errors import FitError
+    from mixopt.runs.targets import resolve_target
+    for bad in ("wmean:val/code=nan,val/prose=1", "wmean:val/code=-1,val/prose=2"):
+        with pytest.raises(FitError, match="must be a finite number >= 0"):
+            resolve_target(bad, ["val/code", "val/prose"])
+    pool, target = tmp_path / "web.jsonl", tmp_path / "t.jsonl"
+    pool.write_text("".join(json.dumps({"text": f"web page {i} " * 8}) + "\n" for i in range(6)))
+    target.write_text(json.dumps({"text": "target text " * 8}) + "\n")
+    assert run(["score", "--pool", f"web={pool}", "--target", str(target), "--pool-docs", "web=-5"]) == 2
+    one_line_error(capsys, "--pool-docs web=-5")

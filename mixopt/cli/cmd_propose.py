@@ -66,6 +66,11 @@ def propose_cmd(
     if store is None and fitted is not None and fitted.meta.get("store") and Path(fitted.meta["store"]).is_dir():
         store = Path(fitted.meta["store"])  # the store the model was fitted on
     snapshot = pipeline.open_store(store) if store is not None else None
+    if fitted is not None and snapshot is not None and fitted.meta.get("store_fingerprint") not in (None, snapshot.fingerprint):
+        Console(stderr=True).print(
+            f"note: --model {model} was fitted on {fitted.meta.get('store')} with {fitted.meta.get('n_runs')} runs, not on the "
+            f"runs {store} holds now ({len(snapshot.ok)} finished): refit (`mixopt fit --store {store}`) to use them",
+            soft_wrap=True, markup=False)
     if fitted is None:
         pcfg = cfg.propose if cfg else None
         fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",

@@ -48,8 +48,10 @@ def score_cmd(
             raise ConfigError(f"--pool-docs names '{name}', which is not a --pool. Use one of {sorted(pool_paths)}.")
         try:
             counts[name] = int(float(raw))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"--pool-docs needs NAME=N with a whole number N. Got {name}={raw}.") from None
+        if counts[name] < 1:
+            raise ConfigError(f"--pool-docs {name}={raw}: the full pool holds at least one document. Pass its document count.")
     extra = parse_pairs(paths, "--paths", "PATH")
     base_docs = base_w = None
     if base_mixture is None and extra:

@@ -9,6 +9,8 @@ the one metric that ends in ``/code``.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Sequence
 
 from ..errors import FitError
@@ -57,6 +59,9 @@ def resolve_target(name: str, metric_names: Sequence[str]) -> tuple[list[str], l
                 weights.append(float(w))
             except ValueError:
                 raise FitError(f"Target {name}: weight '{w}' of '{col}' is not a number. Use wmean:code=0.5,prose=0.5.") from None
+            if not (math.isfinite(weights[-1]) and weights[-1] >= 0):
+                raise FitError(f"Target {name}: weight '{w}' of '{col}' must be a finite number >= 0. Use e.g. "
+                               "wmean:code=0.5,prose=0.5.")
             cols.append(_component(col.strip(), name, metric_names))
         if not cols or sum(weights) <= 0 or any(not (w >= 0) for w in weights):
             raise FitError(f"Target {name} names no metrics with non-negative weights summing above 0. Use e.g. mean:val/code,val/prose.")
