@@ -79,6 +79,14 @@ class Plan(BaseModel):
             raise ValueError("budget_tokens must be finite")
         return v
 
+    @field_validator("epochs", "effective_tokens", "tokens_per_doc")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {d: x for d, x in v.items() if not (math.isfinite(x) and x >= 0)}
+        if bad:
+            raise ValueError(f"values must be finite numbers >= 0, got {bad}")
+        return v
+
     @model_validator(mode="after")
     def _phase_order(self) -> "Plan":
         starts = [p.start_fraction for p in self.phases]

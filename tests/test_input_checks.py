@@ -207,3 +207,16 @@ def test_config_without_a_target_or_with_the_models_passes_the_check(tmp_path):
     fitted = pipeline.open_model(_model(tmp_path, "val/code"))
     _check_target(load_config(write_cfg(tmp_path)), fitted, None, fitted.path)  # default target: the model's is used
     _check_target(load_config(write_cfg(tmp_path, propose={"target": "val/code"})), fitted, None, fitted.path)
+
+
+def test_plan_with_negative_or_infinite_epochs_is_refused():
+    """A plan's epochs, effective tokens and tokens per document are counts: a negative or non-finite one is an
+    invalid plan (audit, stop 28: `export` wrote it)."""
+    from mixopt.errors import ConfigError
+    from mixopt.plan import plan_from_dict
+    base = {"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"a": 1.0}}]}
+    for field in ("epochs", "effective_tokens", "tokens_per_doc"):
+        for bad in (-1.0, float("inf")):
+            with pytest.raises(ConfigError, match=f"{field}: values must be finite numbers >= 0"):
+                plan_from_dict({**base, field: {"a": bad}})
+    assert plan_from_dict({**base, "epochs": {"a": 0.0}}).epochs == {"a": 0.0}

@@ -144,7 +144,7 @@ def test_weighted_targets_and_pool_counts_name_the_bad_number(tmp_path, capsys):
     from mixopt.errors import FitError
     from mixopt.runs.targets import resolve_target
     for bad in ("wmean:val/code=nan,val/prose=1", "wmean:val/code=-1,val/prose=2"):
-        with pytest.raises(FitError, match="must be a finite number >= 0"):
+        with pytest.raises(FitError, match="must be a finite, non-negative number"):
             resolve_target(bad, ["val/code", "val/prose"])
     pool, target = tmp_path / "web.jsonl", tmp_path / "t.jsonl"
     pool.write_text("".join(json.dumps({"text": f"web page {i} " * 8}) + "\n" for i in range(6)))

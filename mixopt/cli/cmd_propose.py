@@ -66,6 +66,8 @@ def propose_cmd(
     if store is None and fitted is not None and fitted.meta.get("store") and Path(fitted.meta["store"]).is_dir():
         store = Path(fitted.meta["store"])  # the store the model was fitted on
     snapshot = pipeline.open_store(store) if store is not None else None
+    if fitted is not None and snapshot is not None:
+        pipeline.check_model_store(fitted, snapshot)  # another store's domains or data: one line, before any note
     if fitted is not None and snapshot is not None and fitted.meta.get("store_fingerprint") not in (None, snapshot.fingerprint):
         Console(stderr=True).print(
             f"note: --model {model} was fitted on {fitted.meta.get('store')} with {fitted.meta.get('n_runs')} runs, not on the "

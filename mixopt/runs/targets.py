@@ -60,7 +60,7 @@ def resolve_target(name: str, metric_names: Sequence[str]) -> tuple[list[str], l
             except ValueError:
                 raise FitError(f"Target {name}: weight '{w}' of '{col}' is not a number. Use wmean:code=0.5,prose=0.5.") from None
             if not (math.isfinite(weights[-1]) and weights[-1] >= 0):
-                raise FitError(f"Target {name}: weight '{w}' of '{col}' must be a finite number >= 0. Use e.g. "
+                raise FitError(f"Target {name}: weight '{w}' of '{col}' must be a finite, non-negative number. Use e.g. "
                                "wmean:code=0.5,prose=0.5.")
             cols.append(_component(col.strip(), name, metric_names))
         if not cols or sum(weights) <= 0 or any(not (w >= 0) for w in weights):
