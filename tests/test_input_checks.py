@@ -220,3 +220,25 @@ def test_plan_with_negative_or_infinite_epochs_is_refused():
             with pytest.raises(ConfigError, match=f"{field}: values must be finite numbers >= 0"):
                 plan_from_dict({**base, field: {"a": bad}})
     assert plan_from_dict({**base, "epochs": {"a": 0.0}}).epochs == {"a": 0.0}
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["propose", "cfg.yaml", "--pool-repetitions", "1,2"], "--pool-repetitions acts only with --measure-pools"),
+    (["plan-pools", "pools.yaml", "--budgets", "1e6", "--store", "S"], "--store acts only with --measure"),
+    (["plan-pools", "pools.yaml", "--budgets", "1e6", "--repetitions", "1,2", "--config", "c.yaml"],
+     "--repetitions, --config act only with --measure"),
+    (["sweep", "cfg.yaml", "--store", "S", "--ray-address", "auto"], "--ray-address acts only with --executor ray"),
+    (["sweep", "cfg.yaml", "--store", "S", "--executor", "ray", "--workers", "2"], "--workers sets local worker processes"),
+    (["select", "--pool", "web=w.jsonl", "--target", "t.jsonl", "--out", "o", "--char-ngrams"],
+     "--char-ngrams acts only with --method classifier"),
+    (["select", "--pool", "web=w.jsonl", "--target", "t.jsonl", "--out", "o", "--method", "classifier",
+      "--proxy-tokens", "1e5"], "--proxy-tokens acts only with a proxy-scoring --method"),
+])
+def test_options_that_would_be_ignored_are_refused(argv, match, tmp_path, monkeypatch, capsys):
+    """An option that acts only with another one is a one-line error without it (audit, stop 28: they were ignored),
+    before any file is read or anything is trained."""
+    monkeypatch.chdir(tmp_path)
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -16,7 +16,7 @@ from ..planning.pools import plan_pools, parse_budgets, read_pools_file
 from ..report.plots import plot_frontier
 from ..runs.pool_runs import check_repetitions
 from .main import app
-from .render import progress_bars
+from .render import only_with, progress_bars
 
 
 @app.command("plan-pools")
@@ -31,7 +31,7 @@ def plan_pools_cmd(
     target: str | None = typer.Option(None, "--target", help="--measure: what the pools should be good for: a domain or target set "
                                       "of --config, or a PATH of documents (default: the --target of the `mixopt select` run)."),
     domain: str | None = typer.Option(None, "--domain", help="The domain whose pools to plan, when the file holds several."),
-    repetitions: str = typer.Option("1,2,4,8", "--repetitions", help="--measure: repetition counts k; each pool is trained for k*U tokens."),
+    repetitions: str | None = typer.Option(None, "--repetitions", help="--measure: repetition counts k; each pool is trained for k*U tokens (default 1,2,4,8)."),
     unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
                                              "(default: the smallest pool, at most the proxy's tokens / max k)."),
     config: Path | None = typer.Option(None, "--config", help="--measure: sweep config for the proxy, tokenizer, seed and data."),
@@ -41,6 +41,9 @@ def plan_pools_cmd(
                                                  "(default: the `mixopt select` run's, else text)."),
 ) -> None:
     """Predict the error of the top-1, top-2, ... quality pools at each budget and pick the best set."""
+    only_with("--measure", measure, store=store is not None, target=target is not None, repetitions=repetitions is not None,
+              unique_tokens=unique_tokens is not None, config=config is not None, text_field=text_field is not None,
+              target_text_field=target_text_field is not None)
     budget_list = parse_budgets(budgets)
     name, pools = read_pools_file(pools_yaml, domain)
     resolved = None
@@ -48,7 +51,7 @@ def plan_pools_cmd(
     if measure:
         if store is None:
             raise ConfigError("--measure trains proxy runs and needs a run store for them. Pass --store DIR.")
-        reps = check_repetitions(repetitions)
+        reps = check_repetitions(repetitions or "1,2,4,8")
         selection = pipeline.selection_manifest(pools_yaml)
         from_selection = target is None or target == selection.get("target")
         target = target or selection.get("target")

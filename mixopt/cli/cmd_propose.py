@@ -15,7 +15,7 @@ from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
 from .main import app
-from .render import progress_bars
+from .render import only_with, progress_bars
 
 
 @app.command("propose")
@@ -33,11 +33,13 @@ def propose_cmd(
     measure_pools: bool = typer.Option(False, "--measure-pools", help="Measure b and tau of the quality pools by short proxy runs "
                                        "(one per pool and repetition count, on propose's target set or the domain's validation "
                                        "split) into --store before planning; T-MARS priors only where a fit is unusable."),
-    pool_repetitions: str = typer.Option("1,2,4,8", "--pool-repetitions", help="--measure-pools: repetition counts k (k*U tokens per run)."),
+    pool_repetitions: str | None = typer.Option(None, "--pool-repetitions", help="--measure-pools: repetition counts k (k*U tokens per run; default 1,2,4,8)."),
     pool_unique_tokens: int | None = typer.Option(None, "--pool-unique-tokens", help="--measure-pools: unique tokens U per pool "
                                                   "(default: the smallest pool, at most the proxy's tokens / max k)."),
 ) -> None:
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
+    only_with("--measure-pools", measure_pools, pool_repetitions=pool_repetitions is not None,
+              pool_unique_tokens=pool_unique_tokens is not None)
     _check_positive("--budget-tokens", budget_tokens, "the plan's target training tokens, e.g. 4e9; omit it for the config's")
     _check_positive("--model-params", model_params, "the target model's non-embedding parameters, e.g. 1e9; or omit it")
     cfg = load_config(config) if config is not None else None
@@ -52,7 +54,7 @@ def propose_cmd(
     if measure_pools:
         if cfg is None or store is None:
             raise ConfigError("--measure-pools trains proxy runs with the config's proxy into the run store. Pass CONFIG and --store DIR.")
-        reps = check_repetitions(pool_repetitions)
+        reps = check_repetitions(pool_repetitions or "1,2,4,8")
         with progress_bars(Console(stderr=True)) as progress:
             cfg, measured = pipeline.measure_pools(cfg, store, repetitions=reps, unique_tokens=pool_unique_tokens, progress=progress)
         for m in measured:

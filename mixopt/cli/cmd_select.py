@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .. import pipeline
 from ..selection.output import earlier_pools
 from ..selection.select import METHODS
-from .render import parse_pairs, progress_bars
+from .render import only_with, parse_pairs, progress_bars
 from .main import app
 from .outputs import check_output
 
@@ -32,9 +32,13 @@ def select_cmd(
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the proxies and of the --keep sample."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
-    char_ngrams: bool = typer.Option(True, "--char-ngrams/--no-char-ngrams", help="classifier: add character 3-5-gram features (more precise; ~36 bytes of memory per byte of pool text, ~8 without)."),
+    char_ngrams: bool | None = typer.Option(None, "--char-ngrams/--no-char-ngrams", help="classifier: add character 3-5-gram features (more precise; ~36 bytes of memory per byte of pool text, ~8 without; default on)."),
 ) -> None:
     """Score documents against a target (DSIR, a target classifier, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
+    only_with("--method classifier", method == "classifier", char_ngrams=char_ngrams is not None)
+    proxied = ("perplexity", "perplexity-medium", "color-filter")
+    only_with(f"a proxy-scoring --method ({', '.join(proxied)})", method in proxied or method not in METHODS,
+              proxy_tokens=proxy_tokens is not None, threads=threads is not None)
     pools = parse_pairs(pool, "--pool", "PATH")
     check_output(out, "--out", folder=True)
     other = sorted(set(earlier_pools(out)) - set(pools))
@@ -56,7 +60,8 @@ def select_cmd(
         result = pipeline.select(pools, target, out, method=method, buckets=buckets, keep=keep, text_field=text_field,
                                   target_text_field=target_text_field, proxy=proxy,
                                   tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",
-                                  seed=seed, max_documents=max_docs, progress=progress, char_ngrams=char_ngrams)
+                                  seed=seed, max_documents=max_docs, progress=progress,
+                                  char_ngrams=True if char_ngrams is None else char_ngrams)
     for msg in result.warnings:
         console.print(f"warning: {msg}")
     how = "unchanged, already written" if result.skipped else ("scores from cache" if result.cached else "scored")

@@ -9,10 +9,12 @@ from rich.console import Console
 
 from .. import pipeline
 from ..config import load_config
+from ..errors import ConfigError
 from ..report.tables import runs_table
 from ..reuse import ReusedMixture
 from ..runs.reused import describe_chain
 from .main import app
+from .render import only_with
 
 
 @app.command("sweep")
@@ -27,6 +29,10 @@ def sweep_cmd(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address; default starts a local Ray."),
 ) -> None:
     """Train the planned proxy runs that the store does not hold yet."""
+    only_with("--executor ray", executor == "ray", ray_address=ray_address is not None)
+    if executor == "ray" and workers is not None:
+        raise ConfigError("--workers sets local worker processes; with --executor ray the cluster schedules the runs. "
+                          "Drop --workers (or use --executor local).")
     cfg = load_config(config)
     summary = pipeline.sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
     console = Console()

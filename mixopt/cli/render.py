@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import ExportError
+from ..errors import ConfigError, ExportError
 
 
 def parse_pairs(items: list[str], option: str, what: str) -> dict[str, str]:
@@ -43,3 +43,13 @@ def progress_bars(console: Console) -> Iterator:
             bars.update(tasks[label], completed=done, total=total)
 
         yield progress
+
+
+def only_with(needs: str, active: bool, **given: bool) -> None:
+    """Options that act only with ``needs``: given without it they would be ignored silently, so that is a one-line
+    error (``given``: option name, with ``_`` for ``-``, to whether it was passed)."""
+    stray = ["--" + name.replace("_", "-") for name, passed in given.items() if passed]
+    if stray and not active:
+        raise ConfigError(f"{', '.join(stray)} act{'s' if len(stray) == 1 else ''} only with {needs}; without it "
+                          f"{'it' if len(stray) == 1 else 'they'} would be ignored. Add {needs}, or drop "
+                          f"{'it' if len(stray) == 1 else 'them'}.")
