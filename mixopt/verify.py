@@ -23,9 +23,11 @@ Alternatives (``--against``):
 
 ``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired Student-t
 interval over the seeds (wide with 2 seeds; with one seed it is the difference itself and decides nothing);
-``plan_better`` is true only when the interval lies below zero. A comparison within noise also carries ``seeds_to_resolve``: how many paired seeds would decide it (80% power) if the
-observed difference and spread held (None: not within ``MAX_ADVISED_SEEDS``); verify's runs are kept, so rerunning
-with that ``--seeds`` trains only the new seeds.
+``plan_better`` is true only when the interval lies below zero. A comparison within noise also carries
+``seeds_to_resolve``: how many paired seeds would decide it (80% power) if the observed difference and spread held
+(None: not within ``MAX_ADVISED_SEEDS``); verify's runs are kept, so rerunning with that ``--seeds`` trains only the
+new seeds. An alternative with the plan's own schedule (e.g. a plan that kept uniform) shares its runs and is marked
+``same_as_plan``.
 
 ``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
 that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
@@ -356,10 +358,12 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         diffs = np.array(plan_arm.values) - np.array(a.values)
         lo, hi = paired_interval(diffs)
         decided = diffs.size > 1 and (hi < 0 or lo > 0)  # one seed decides nothing
+        same = specs[(a.name, seed_list[0])].run_id == specs[("plan", seed_list[0])].run_id  # the plan's own runs
         comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi],
                             "plan_better": bool(decided and hi < 0), "plan_worse": bool(decided and lo > 0),
                             **predicted_diff(plan, a.name, lo, hi),
-                            **({} if decided else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
+                            **({"same_as_plan": True} if same else {} if decided
+                               else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
     plan_mean = float(np.mean(plan_arm.values))
     predicted = predicted_at(plan, scale)
     elsewhere = predicted["scale"] == "target" and "note" in predicted  # a target-scale prediction for another scale

@@ -47,7 +47,7 @@ def test_json_fields_and_resume(planned, tmp_path, capsys):
         assert c["predicted_diff"] == pytest.approx(claimed["value"] - claimed["baselines"][c["against"]]["value"])
         assert c["claim_held"] == (lo <= c["predicted_diff"] <= hi)
         decided = c["plan_better"] or c["plan_worse"]
-        assert ("seeds_to_resolve" in c) == (not decided)  # within noise: how many seeds would decide it
+        assert ("seeds_to_resolve" in c) == (not decided and not c.get("same_as_plan"))  # seeds that would decide it
     assert body["max_advised_seeds"] == 64
     assert body["skipped"] == [{"name": "no-upsampling", "why": "the plan has no end phase"}]
     assert body["prediction_error"] == pytest.approx(body["results"][0]["mean"] - body["predicted"]["value"])
@@ -70,6 +70,9 @@ def test_paired_seeds_share_runs_where_weights_agree(planned, tmp_path):
     assert run(["verify", str(same), "--store", str(store), "--seeds", "2", "--against", "uniform,natural", "--out", str(out)]) == 0
     res = {r["name"]: r["values"] for r in json.loads(out.read_text())["results"]}
     assert res["plan"] == res["uniform"]  # same weights, same seeds: the same initialisation and data order
+    same = {c["against"]: c for c in json.loads(out.read_text())["comparisons"]}
+    assert same["uniform"].get("same_as_plan") and "seeds_to_resolve" not in same["uniform"]
+    assert not same["natural"].get("same_as_plan")
     assert res["plan"][0] != res["plan"][1] and res["plan"] != res["natural"]
     assert domains
 

@@ -38,7 +38,8 @@ def verify_table(body: dict) -> Table:
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
-        verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
+        verdict = ("the plan's own schedule (the same runs)" if c.get("same_as_plan") else
+                   "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
         claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
         if "claim_held" in c and not c["claim_held"]:
             verdict += "; not as predicted"
