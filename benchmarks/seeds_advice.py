@@ -43,12 +43,7 @@ from _common import goal, machine_line, print_summary, provenance
 
 from mixopt.runs.store import RunStore
 from mixopt.runs.table import VERIFY_LABEL, records_table
-from mixopt.verify import paired_interval, seeds_to_resolve
-
-
-def decided(d: np.ndarray) -> bool:
-    lo, hi = paired_interval(d)
-    return d.size > 1 and (hi < 0 or lo > 0)
+from mixopt.verify import decides, paired_interval, seeds_to_resolve
 
 
 def verify_pairs(root: str, metric: str) -> list[tuple[str, np.ndarray]]:
@@ -84,9 +79,9 @@ def check_advice(d: np.ndarray, first: int, subsets: int, draws: int, rng: np.ra
         combos = [combos[i] for i in rng.choice(len(combos), subsets, replace=False)]
     out = {"subsets": len(combos), "undecided": 0, "advised": 0, "hits": [], "beyond": 0, "none": 0,
            "none_decided_at_all": 0, "advice": [], "checked": []}
-    full = decided(d)
+    full = decides(d)
     for sub in combos:
-        if decided(d[list(sub)]):
+        if decides(d[list(sub)]):
             continue
         out["undecided"] += 1
         n = seeds_to_resolve(d[list(sub)])
@@ -99,7 +94,7 @@ def check_advice(d: np.ndarray, first: int, subsets: int, draws: int, rng: np.ra
             out["beyond"] += 1
             continue
         rest = [i for i in range(n_all) if i not in sub]
-        hit = [decided(d[list(sub) + list(rng.choice(rest, n - first, replace=False))]) for _ in range(draws)]
+        hit = [decides(d[list(sub) + list(rng.choice(rest, n - first, replace=False))]) for _ in range(draws)]
         out["advised"] += 1
         out["hits"].append(float(np.mean(hit)))
         out["checked"].append((n, float(np.mean(hit))))

@@ -6,6 +6,7 @@ Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,6 +72,13 @@ def require(module: str, extra: str):
             f"This feature needs the optional package '{module}', which is not installed ({exc}). "
             f"Install it with: pip install 'mixopt[{extra}]'"
         ) from exc
+
+
+def require_positive(name: str, value: float | None, fix: str = "") -> None:
+    """An optional number (a scale, a budget) that is given must be finite and > 0 (0 is not "unset": leave it out);
+    else a one-line ConfigError naming ``name`` (the flag or field) and ``fix``."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}." + (f" {fix}" if fix else ""))
 
 
 def pydantic_summary(exc: "ValidationError") -> str:

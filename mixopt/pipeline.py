@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from . import __version__
 from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
 from .data.domains import domain_specs, domain_texts, load_domain_set
-from .errors import ConfigError, ConsistencyError, FitError, MixoptError
+from .errors import ConfigError, ConsistencyError, FitError, MixoptError, require_positive
 from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
@@ -355,9 +354,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
             budget_tokens: float | None = None, model_params: float | None = None, seed: int | None = None,
             use_projector: bool = True) -> Plan:
     """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector."""
-    for name, value in (("budget_tokens", budget_tokens), ("model_params", model_params)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} must be a number > 0 (None: the default). Got {value!r}.")
+    require_positive("budget_tokens", budget_tokens, "None gives the default.")
+    require_positive("model_params", model_params, "None gives the default.")
     if snapshot is not None:
         check_model_store(model, snapshot)
         if config is None and snapshot.meta.get("config"):

@@ -49,7 +49,7 @@ from scipy import stats
 
 from .config import ProxyConfig, SweepConfig
 from .data.types import DomainSet
-from .errors import BudgetError, ConfigError, ConsistencyError, FitError, pydantic_summary
+from .errors import BudgetError, ConfigError, ConsistencyError, FitError, pydantic_summary, require_positive
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
@@ -127,16 +127,14 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
                               + "). Pass a size's name, or overrides such as --shape n_embd=128.")
         chosen = (found[0][0].proxy, found[0][1], found[0][2], shape)
     elif model_params is not None:
-        if not (math.isfinite(model_params) and model_params > 0):
-            raise ConfigError(f"--model-params must be a number > 0. Got {model_params!r}.")
+        require_positive("--model-params", model_params)
         sc, ne, tot = min(sized, key=lambda t: abs(math.log(t[1] / model_params)))
         chosen = (sc.proxy, ne, tot, sc.name)
     else:
         sc, ne, tot = max(sized, key=lambda t: t[1])
         chosen = (sc.proxy, ne, tot, sc.name)
     proxy, ne, tot, name = chosen
-    if tokens is not None and not (math.isfinite(tokens) and tokens > 0):
-        raise ConfigError(f"--tokens must be a number > 0. Got {tokens!r}.")
+    require_positive("--tokens", tokens)
     d = int(tokens if tokens is not None else plan.budget_tokens)
     if d < proxy.batch_size * proxy.block_size:
         raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")
@@ -271,6 +269,12 @@ def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, f
     return float(d.mean() - half), float(d.mean() + half)
 
 
+def decides(diffs: np.ndarray) -> bool:
+    """Whether paired differences decide a comparison: 2+ seeds and a 95% interval that excludes zero."""
+    lo, hi = paired_interval(diffs)
+    return np.size(diffs) > 1 and (hi < 0 or lo > 0)
+
+
 #: the most seeds `seeds_to_resolve` names; a difference that needs more is, in practice, no difference at this noise
 MAX_ADVISED_SEEDS = 64
 
@@ -357,7 +361,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     for a in arms[1:]:
         diffs = np.array(plan_arm.values) - np.array(a.values)
         lo, hi = paired_interval(diffs)
-        decided = diffs.size > 1 and (hi < 0 or lo > 0)  # one seed decides nothing
+        decided = decides(diffs)  # one seed decides nothing
         same = specs[(a.name, seed_list[0])].run_id == specs[("plan", seed_list[0])].run_id  # the plan's own runs
         comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi],
                             "plan_better": bool(decided and hi < 0), "plan_worse": bool(decided and lo > 0),

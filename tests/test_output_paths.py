@@ -108,7 +108,7 @@ def test_verify_scale_inputs_are_one_line(fitted, tmp_path, capsys):
     _, store, _, plan = fitted
     base = ["verify", str(plan), "--store", str(store), "--seeds", "1", "--against", "natural", "--out", str(tmp_path / "v.json")]
     assert run(base + ["--tokens", "nan"]) == 2
-    one_line_error(capsys, "--tokens must be a number > 0")
+    one_line_error(capsys, "--tokens must be a finite number > 0")
     assert run(base + ["--shape", "n_embd=abc"]) == 2
     one_line_error(capsys, "n_embd: Input should be a valid integer")
     assert run(base + ["--shape", "nope"]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -10,7 +9,7 @@ from rich.console import Console
 
 from .. import pipeline
 from ..config import load_config
-from ..errors import ConfigError, ConsistencyError
+from ..errors import ConfigError, ConsistencyError, require_positive
 from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
@@ -40,8 +39,8 @@ def propose_cmd(
     """Write PLAN.yaml: phases, epochs, predicted metric and the constraints that bind."""
     only_with("--measure-pools", measure_pools, pool_repetitions=pool_repetitions is not None,
               pool_unique_tokens=pool_unique_tokens is not None)
-    _check_positive("--budget-tokens", budget_tokens, "the plan's target training tokens, e.g. 4e9; omit it for the config's")
-    _check_positive("--model-params", model_params, "the target model's non-embedding parameters, e.g. 1e9; or omit it")
+    require_positive("--budget-tokens", budget_tokens, "Pass the plan's target training tokens, e.g. 4e9; omit it for the config's.")
+    require_positive("--model-params", model_params, "Pass the target model's non-embedding parameters, e.g. 1e9; or omit it.")
     cfg = load_config(config) if config is not None else None
     if pools is not None:
         if cfg is None:
@@ -87,12 +86,6 @@ def propose_cmd(
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}
     console.print(plan_yaml(shown).rstrip(), markup=False)
     console.print(f"plan -> {out}")
-
-
-def _check_positive(option: str, value: float | None, what: str) -> None:
-    """A given number option must be finite and > 0 (0 is not "unset": that is leaving the option out)."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{option} must be a finite number > 0, got {value:g}. Pass {what}.")
 
 
 def _check_target(cfg, fitted, config: Path | None, model: Path) -> None:
