@@ -151,3 +151,14 @@ def test_weighted_targets_and_pool_counts_name_the_bad_number(tmp_path, capsys):
     target.write_text(json.dumps({"text": "target text " * 8}) + "\n")
     assert run(["score", "--pool", f"web={pool}", "--target", str(target), "--pool-docs", "web=-5"]) == 2
     one_line_error(capsys, "--pool-docs web=-5")
+
+
+def test_plan_pools_plot_is_a_png_and_never_its_input(tmp_path, capsys):
+    pools = tmp_path / "pools.yaml"
+    pools.write_text("objective: error\na: 1.0\nd: 0.5\npool_size: 1e6\npools:\n  - {name: q1, b: 0.1, tau: 2}\n")
+    before = pools.read_text()
+    assert run(["plan-pools", str(pools), "--budgets", "1e6", "--plot", str(tmp_path / "fr.txt")]) == 2
+    one_line_error(capsys, "the frontier is written as a PNG, not .txt")
+    assert run(["plan-pools", str(pools), "--budgets", "1e6", "--plot", str(pools)]) == 2
+    one_line_error(capsys, "is the POOLS.yaml this command reads")
+    assert pools.read_text() == before and not (tmp_path / "fr.txt").exists()

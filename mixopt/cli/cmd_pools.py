@@ -16,6 +16,7 @@ from ..planning.pools import plan_pools, parse_budgets, read_pools_file
 from ..report.plots import plot_frontier
 from ..runs.pool_runs import check_repetitions
 from .main import app
+from .outputs import check_output
 from .render import only_with, progress_bars
 
 
@@ -44,6 +45,10 @@ def plan_pools_cmd(
     only_with("--measure", measure, store=store is not None, target=target is not None, repetitions=repetitions is not None,
               unique_tokens=unique_tokens is not None, config=config is not None, text_field=text_field is not None,
               target_text_field=target_text_field is not None)
+    if plot is not None:
+        check_output(plot, "--plot", inputs={"POOLS.yaml": pools_yaml})
+        if plot.suffix and plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {plot}: the frontier is written as a PNG, not {plot.suffix}. Name it .png.")
     budget_list = parse_budgets(budgets)
     name, pools = read_pools_file(pools_yaml, domain)
     resolved = None
