@@ -1,8 +1,9 @@
 """How often `verify`'s seeds advice comes true, on real paired runs.
 
 A comparison `mixopt verify` leaves within noise carries ``seeds_to_resolve``: how many paired seeds would decide it
-with 80% power if the observed difference and spread held (``mixopt.verify.seeds_to_resolve``). This script checks that
-figure against runs that trained more seeds than the advice was given on:
+with 80% power, planned on the observed difference moved toward zero by its own noise
+(``mixopt.verify.seeds_to_resolve``; ``--shrink 0.5`` plans on the observed difference itself). This script checks
+that figure against runs that trained more seeds than the advice was given on:
 
 1. read the verify runs of one or more stores (``--store``; default: train them here with
    ``verify_upsampling.py --case cap --quick --seeds 8``), and pair every plan (a distinct ``verify:plan`` schedule) with
@@ -11,7 +12,7 @@ figure against runs that trained more seeds than the advice was given on:
    drawn at random) as what a user would have seen; where its paired t-interval includes zero, ask for the advice;
 3. advice n within the store's seeds: draw ``--draws`` random n-seed sets that contain the subset and count how many
    decide (interval excludes zero) -- **the hit rate, 80% if the advice is calibrated**; advice beyond the store's
-   seeds: counted; no advice (too small within 64 seeds): whether all n seeds decide anyway (a miss of that verdict).
+   seeds: counted; no advice ("likely a tie"): whether all n seeds decide anyway (a miss of that verdict).
 
 Usage::
 
@@ -71,7 +72,7 @@ def verify_pairs(root: str, metric: str) -> list[tuple[str, np.ndarray]]:
     return pairs
 
 
-def check_advice(d: np.ndarray, first: int, subsets: int, draws: int, rng: np.random.Generator) -> dict:
+def check_advice(d: np.ndarray, first: int, subsets: int, draws: int, rng: np.random.Generator, shrink: float) -> dict:
     """The advice on each ``first``-seed subset of ``d`` left within noise, against more of ``d``'s own seeds."""
     n_all = d.size
     combos = list(itertools.combinations(range(n_all), first))
@@ -84,7 +85,7 @@ def check_advice(d: np.ndarray, first: int, subsets: int, draws: int, rng: np.ra
         if decides(d[list(sub)]):
             continue
         out["undecided"] += 1
-        n = seeds_to_resolve(d[list(sub)])
+        n = seeds_to_resolve(d[list(sub)], shrink=shrink)
         if n is None:
             out["none"] += 1
             out["none_decided_at_all"] += int(full)
@@ -110,6 +111,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--subsets", type=int, default=200, help="most subsets per pair (drawn at random beyond)")
     ap.add_argument("--draws", type=int, default=50, help="random larger seed sets per advised subset")
     ap.add_argument("--seeds", type=int, default=8, help="seeds to train when no --store is given (default 8)")
+    ap.add_argument("--shrink", type=float, default=0.75, help="the advice's shrink quantile (0.5: none; default 0.75, verify's)")
     ap.add_argument("--all", action="store_true", help="the per-pair table even for more than 30 pairs")
     ap.add_argument("--smoke", action="store_true", help="tiny stores, seconds (CI); numbers not meaningful")
     args = ap.parse_args(argv)
@@ -132,7 +134,8 @@ def main(argv=None) -> dict:
             for name, d in verify_pairs(root, args.metric):
                 if d.size < first + 2:
                     continue
-                r = check_advice(d, first, 20 if args.smoke else args.subsets, 5 if args.smoke else args.draws, rng)
+                r = check_advice(d, first, 20 if args.smoke else args.subsets, 5 if args.smoke else args.draws, rng,
+                                 args.shrink)
                 lo, hi = paired_interval(d)
                 r.update(name=f"{Path(root).name}:{name}", n=d.size, diff=float(d.mean()), lo=lo, hi=hi)
                 rows.append(r)
@@ -166,13 +169,13 @@ def main(argv=None) -> dict:
     beyond = sum(r["beyond"] for r in rows)
     hit_rate = float(np.mean(hits)) if hits else float("nan")
     print(f"undecided on {first} seeds: {undecided} subsets; advice within the pairs' seeds, checked: {len(hits)}, "
-          f"hit rate {hit_rate:.3f} (80% if calibrated); advice beyond the pairs' seeds: {beyond}; no advice ('too "
-          f"small') on {none}, of which {none_decided} were decided by all the pair's seeds")
+          f"hit rate {hit_rate:.3f} (80% if calibrated); advice beyond the pairs' seeds: {beyond}; no advice ('likely "
+          f"a tie') on {none}, of which {none_decided} were decided by all the pair's seeds")
     print(f"total {time.time() - t0:.0f} s")
     print(machine_line(start))
     return print_summary({**goal("advice_hit_rate", hit_rate, 0.7), "advised_checked": len(hits),
                           "undecided": undecided, "beyond": beyond, "no_advice": none, "no_advice_decided": none_decided,
-                          "pairs": len(rows), "first": first, "mode": "smoke" if args.smoke else "full"})
+                          "pairs": len(rows), "first": first, "shrink": args.shrink, "mode": "smoke" if args.smoke else "full"})
 
 
 if __name__ == "__main__":

@@ -102,19 +102,21 @@ def test_plan_with_domains_the_store_lacks(planned, tmp_path, capsys):
 
 
 def test_seeds_to_resolve():
-    """The fewest paired seeds that would decide the comparison (80% power) if the observed mean and spread held."""
+    """The fewest paired seeds that would decide the comparison (80% power), planned on the observed mean moved toward
+    zero by its own 75% one-sided t error."""
     from scipy import stats
     from mixopt.verify import seeds_to_resolve, paired_interval as pi
-    # stop 26's cap case with 3 seeds: -0.144 [-0.291, +0.003] within noise; 4 seeds would decide it (8 did)
+    # stop 26's cap case with 3 seeds: -0.144 [-0.291, +0.003] within noise; 5 seeds would decide it (8 did)
     d = np.array([-0.144 - 0.0592, -0.144, -0.144 + 0.0592])
     lo, hi = pi(d)
-    assert lo < 0 < hi and seeds_to_resolve(d) == 4
+    assert lo < 0 < hi and seeds_to_resolve(d) == 5
     rng = np.random.default_rng(0)
     for _ in range(200):
         d = rng.normal(rng.normal(0, 0.05), 0.05, size=int(rng.integers(2, 9)))
         n = seeds_to_resolve(d)
         mean, sd = abs(d.mean()), d.std(ddof=1)
-        ok = lambda k: (stats.t.ppf(0.975, k - 1) + stats.t.ppf(0.8, k - 1)) * sd / np.sqrt(k) < mean  # noqa: E731
+        effect = mean - stats.t.ppf(0.75, d.size - 1) * sd / np.sqrt(d.size)
+        ok = lambda k: (stats.t.ppf(0.975, k - 1) + stats.t.ppf(0.8, k - 1)) * sd / np.sqrt(k) < effect  # noqa: E731
         if n is None:
             assert not ok(64)
         else:

@@ -46,8 +46,8 @@ def verify_table(body: dict) -> Table:
         if "seeds_to_resolve" in c:
             n = c["seeds_to_resolve"]
             cap = body.get("max_advised_seeds")
-            verdict += (f"; ~{n} seeds would decide a difference this size" if n
-                        else f"; too small to decide with {cap} seeds" if cap and len(body["seeds"]) > 1 else "")
+            verdict += (f"; ~{n} seeds would likely decide it" if n
+                        else f"; likely a tie (no advice within {cap} seeds)" if cap and len(body["seeds"]) > 1 else "")
         table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", claimed, verdict)
     for s in body["skipped"]:
         table.add_row(s["name"], "-", "-", "-", "-", f"skipped: {s['why']}")
