@@ -12,7 +12,7 @@ that figure against runs that trained more seeds than the advice was given on:
    drawn at random) as what a user would have seen; where its paired t-interval includes zero, ask for the advice;
 3. advice n within the store's seeds: draw ``--draws`` random n-seed sets that contain the subset and count how many
    decide (interval excludes zero) -- **the hit rate, 80% if the advice is calibrated**; advice beyond the store's
-   seeds: counted; no advice ("likely a tie"): whether all n seeds decide anyway (a miss of that verdict).
+   seeds: counted; no advice: whether all n seeds decide anyway (a miss of that verdict).
 
 Usage::
 
@@ -169,8 +169,8 @@ def main(argv=None) -> dict:
     beyond = sum(r["beyond"] for r in rows)
     hit_rate = float(np.mean(hits)) if hits else float("nan")
     print(f"undecided on {first} seeds: {undecided} subsets; advice within the pairs' seeds, checked: {len(hits)}, "
-          f"hit rate {hit_rate:.3f} (80% if calibrated); advice beyond the pairs' seeds: {beyond}; no advice ('likely "
-          f"a tie') on {none}, of which {none_decided} were decided by all the pair's seeds")
+          f"hit rate {hit_rate:.3f} (80% if calibrated); advice beyond the pairs' seeds: {beyond}; no advice on {none}, "
+          f"of which {none_decided} were decided by all the pair's seeds")
     print(f"total {time.time() - t0:.0f} s")
     print(machine_line(start))
     return print_summary({**goal("advice_hit_rate", hit_rate, 0.7), "advised_checked": len(hits),

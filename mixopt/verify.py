@@ -25,9 +25,9 @@ Alternatives (``--against``):
 interval over the seeds (wide with 2 seeds; with one seed it is the difference itself and decides nothing);
 ``plan_better`` is true only when the interval lies below zero. A comparison within noise also carries
 ``seeds_to_resolve``: how many paired seeds would decide it (80% power, planned on the observed difference moved
-toward zero by its own noise; None: likely a tie); verify's runs are kept, so rerunning with that ``--seeds`` trains only the
-new seeds. An alternative with the plan's own schedule (e.g. a plan that kept uniform) shares its runs and is marked
-``same_as_plan``.
+toward zero by its own noise; None: no advice); verify's runs are kept, so rerunning with that ``--seeds`` trains
+only the new seeds. An alternative with the plan's own schedule (e.g. a plan that kept uniform) shares its runs and
+is marked ``same_as_plan``.
 
 ``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
 that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
@@ -285,7 +285,7 @@ def seeds_to_resolve(diffs: np.ndarray, *, level: float = 0.95, power: float = 0
     effect: the observed mean difference moved toward zero by the one-sided ``shrink`` quantile of its own t error,
     |mean| - t_shrink(k-1) sd / sqrt(k) (a 3-seed mean overstates small effects); then the smallest n above today's
     count with (t_{(1+level)/2}(n-1) + t_power(n-1)) sd / sqrt(n) < that effect (the paired t-test's sample size).
-    None when the cautious effect is not above zero (likely a tie at this noise), when even ``cap`` seeds would not
+    None (no advice) when the cautious effect is not above zero, when even ``cap`` seeds would not
     do, or with fewer than 2 seeds (no spread to go on).
 
     Measured on 2,568 real paired comparisons (benchmarks/seeds_advice.py): the advised count decided 0.86 of the

@@ -47,7 +47,7 @@ def verify_table(body: dict) -> Table:
             n = c["seeds_to_resolve"]
             cap = body.get("max_advised_seeds")
             verdict += (f"; ~{n} seeds would likely decide it" if n
-                        else f"; likely a tie (no advice within {cap} seeds)" if cap and len(body["seeds"]) > 1 else "")
+                        else f"; no seeds advice (the difference is not above its own noise, or needs over {cap})" if cap and len(body["seeds"]) > 1 else "")
         table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", claimed, verdict)
     for s in body["skipped"]:
         table.add_row(s["name"], "-", "-", "-", "-", f"skipped: {s['why']}")
