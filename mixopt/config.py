@@ -12,6 +12,10 @@ from .errors import ConfigError, pydantic_summary
 from .io import read_yaml
 
 
+#: domain and size names: letters, digits, _ . - (they become file names, metric names and trainer keys)
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: every float field rejects .inf and .nan (e.g. `lr: .inf`) as "Input should be a finite number"
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -20,7 +24,7 @@ class _Strict(BaseModel):
 class DomainSpec(_Strict):
     """One named text source, read through Hugging Face ``datasets``."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
     path: str  # local file, directory, glob, saved dataset, or hub id
     format: Literal["auto", "jsonl", "json", "parquet", "text", "disk", "hub"] = "auto"
     text_field: str = "text"
@@ -242,7 +246,7 @@ def domain_pools_from_dict(raw: object, where: str) -> DomainPools:
 class ProxySize(_Strict):
     """One proxy scale of a multi-scale sweep: overrides of ``proxy`` and how many runs it gets."""
 
-    name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")  # label suffix; default s0, s1, ...
+    name: str | None = Field(default=None, min_length=1, pattern=NAME_PATTERN)  # label suffix; default s0, s1, ...
     runs: int | None = Field(default=None, ge=0)  # sampled mixtures at this scale (the first ones of the sweep's draw); None = `runs`
     two_phase_runs: int | None = Field(default=None, ge=0)  # None = sampler.two_phase_runs
     n_layer: int | None = Field(default=None, ge=1)

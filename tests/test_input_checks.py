@@ -242,3 +242,15 @@ def test_options_that_would_be_ignored_are_refused(argv, match, tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_imported_domain_names_follow_the_config_rule_and_leave_no_store(tmp_path, capsys):
+    """Domain columns are names a config could use (letters, digits, _ . -); a refused import into a new store leaves
+    no empty folder behind (audit, stop 28)."""
+    mix, met, store = tmp_path / "m.csv", tmp_path / "l.csv", tmp_path / "store"
+    mix.write_text("index,a b,c\n0,0.5,0.5\n")
+    met.write_text("index,loss\n0,3.0\n")
+    assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(met), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "domain column(s) ['a b']" in err and len(err.splitlines()) == 1
+    assert not store.exists()

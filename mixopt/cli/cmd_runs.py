@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..errors import DataError, StoreError
+from ..errors import DataError, MixoptError, StoreError
 from ..runs.store import RunStore
 from ..runs.table import store_table
 from ..runs.tables_io import export_csv, export_regmix, import_runs
@@ -79,8 +79,14 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
 
     """
     console = Console(stderr=True)
-    res = import_runs(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
-                      schedule=schedule, strict=strict)
+    new_store = not store.exists()
+    try:
+        res = import_runs(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
+                          schedule=schedule, strict=strict)
+    except MixoptError:
+        if new_store and store.is_dir() and not any(store.iterdir()):
+            store.rmdir()  # a refused import leaves no empty store behind
+        raise
     rejected = res.rejected
     for msg in rejected[:20]:
         console.print(f"rejected {msg}", style="yellow", soft_wrap=True, markup=False)

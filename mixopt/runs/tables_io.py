@@ -23,11 +23,13 @@ import csv
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..config import NAME_PATTERN
 from ..errors import ConsistencyError, DataError, MixtureError
 from ..io import atomic_write_text, shown_path
 from .record import RunRecord, canonical_json
@@ -89,6 +91,10 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
     domains = [h for h in header if h != "index"]
     if not domains:
         raise DataError(f"Mixtures file {path} has no domain columns besides `index`. Add one column per domain.")
+    bad = [d for d in domains if not re.match(NAME_PATTERN, d)]
+    if bad:
+        raise DataError(f"Mixtures file {shown_path(Path(path))} has domain column(s) {bad[:5]}: a domain name is letters, "
+                        "digits, _ . - (it becomes a metric name, a file name and a trainer's key). Rename the column(s).")
     seen: dict[str, np.ndarray | None] = {}  # index -> weights, None once rejected
     rejected = []
     for row in rows:
