@@ -288,7 +288,7 @@ def check_import_fits_store(store: RunStore, meta: dict, held: list[RunRecord], 
     """Runs of one store are fitted together: the import's domains must be the store's and its metrics must share at
     least one with the store's runs (a one-line ConsistencyError otherwise). Returns notes on metrics the store's
     runs measured and the imported ones lack."""
-    stored = list(meta.get("domains") or sorted({d for r in held for _, m in r.phases for d in m}))
+    stored = store.domains(meta)
     if stored and sorted(stored) != sorted(domains):
         missing, extra = sorted(set(stored) - set(domains)), sorted(set(domains) - set(stored))
         raise ConsistencyError(
