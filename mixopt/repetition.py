@@ -223,7 +223,7 @@ def pool_error(
     K = int(S // P)
     if K > MAX_REPETITIONS:
         raise BudgetError(
-            f"A budget of {S:.4g} samples repeats {m} pool(s) of {pool_size:.4g} samples {K} times, more than "
+            f"A budget of {S:.4g} samples repeats {m} pool(s) of {pool_size:.4g} samples {S / P:.4g} times, more than "
             f"{MAX_REPETITIONS}. Use a smaller budget or larger pools."
         )
     k = np.arange(K + 1, dtype=float)  # (K+1,)

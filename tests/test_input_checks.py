@@ -49,8 +49,25 @@ def test_negative_config_seed_is_refused(tmp_path, capsys):
 
 def test_negative_propose_seed_is_a_usage_error(tmp_path, capsys):
     assert run(["propose", "--store", str(tmp_path / "s"), "--seed", "-1", "--out", str(tmp_path / "p.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert "--seed" in err and "Traceback" not in err and not (tmp_path / "p.yaml").exists()
+    assert "--seed" in _one_line_error(capsys) and not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["sweep", "--seed", "1"], "No such option: --seed"),
+    (["sweep", "x.yaml", "--workers", "abc"], "'--workers'"),
+    (["verify", "plan.yaml"], "Missing option '--store'"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line_that_points_at_the_help(argv, says, capsys):
+    # click's boxed multi-line usage errors read as a crash next to every other error's one line
+    assert run(argv) == 2
+    err = _one_line_error(capsys)
+    assert says in err and err.endswith("--help')"), err
+
+
+def test_a_group_alone_still_prints_its_help(capsys):
+    assert run(["runs"]) == 2  # as click does: help, and the exit code of a usage error
+    assert "Usage: mixopt runs" in capsys.readouterr().out
 
 
 def test_samplers_refuse_negative_seeds_with_a_config_error():

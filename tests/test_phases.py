@@ -289,7 +289,7 @@ def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
     kept and part of the capped domain's tokens moved to the end; verify's no-upsampling arm is then the flat plan."""
     from mixopt.config import ProposeConfig
     from mixopt.planning import propose as prop
-    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.plan import Plan, Prediction
     from mixopt.verify import alternatives
     P, Q, F, y = _synthetic()
     monkeypatch.setattr(prop, "records_to_phase_data", lambda *a: (P, Q, F, y))

@@ -199,6 +199,12 @@ def test_a_folder_of_records_without_store_json_still_reads_and_resumes(swept, t
     assert run(["sweep", str(other), "--store", str(store)]) == 2
     assert "holds runs on other data" in one_line_error(capsys)
     assert state(store) == runs_before
+    # so is another proxy: the records hold the proxy they were trained with
+    changed = write_cfg(tmp_path, runs=1, proxy={**FAST, "lr": 0.004})
+    assert run(["sweep", str(changed), "--store", str(store)]) == 2
+    err = one_line_error(capsys)
+    assert "no store.json" in err and "proxy.lr 0.003 -> 0.004" in err and "new --store" in err, err
+    assert state(store) == runs_before
     assert run(["sweep", str(cfg), "--store", str(store)]) == 0  # the same config resumes and writes a new store.json
     assert "0 trained now" in capsys.readouterr().out
     assert json.loads((store / "store.json").read_text())["config"]["runs"] == 1

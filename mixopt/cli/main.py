@@ -140,14 +140,28 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     command = build_command()
     try:
-        # standalone mode: click prints usage errors itself and exits with code 2
-        command.main(args=argv, prog_name="mixopt", standalone_mode=True)
+        # not standalone: click's usage errors come here, to be said in one line like every other error
+        code = command.main(args=argv, prog_name="mixopt", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MixoptError as exc:
         typer.echo("error: " + " ".join(str(exc).split()), err=True)  # always one line
         return 2
-    return 0
+    except Exception as exc:  # click's (typer's own copy of click since 0.29) usage errors, by what they carry
+        if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+            raise  # a bug: keep its traceback
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mixopt` or a group alone: its help, as click prints it
+            exc.show()
+            return exc.exit_code
+        # a misspelt option, a missing argument, a value of the wrong type: one line, like every other error
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo("error: " + " ".join(exc.format_message().split()) + hint, err=True)
+        return exc.exit_code
+    return code if isinstance(code, int) else 0  # an int only from typer.Exit / ctx.exit
 
 
 def main() -> None:

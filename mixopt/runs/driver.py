@@ -13,10 +13,10 @@ from ..config import ProxyConfig, SweepConfig
 from ..data.domains import load_domain_set
 from ..errors import ConfigError, ConsistencyError
 from .executors import check_ray_address, choose_workers, run_local, run_ray
-from .record import ID_IGNORED_FIELDS
+from .record import ID_IGNORED_FIELDS, canonical_json, id_proxy
 from .reused import EXECUTION_FIELDS, check_reuse_store
 from .store import RunStore
-from .sweep import SweepSummary, plan_sweep
+from .sweep import SweepSummary, plan_sweep, sweep_scales
 
 
 def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = None, executor: str = "local",
@@ -32,6 +32,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
+    if not meta.get("config"):
+        check_same_proxy_as_records(store, cfg)  # no recorded config: the records say which proxy they trained
     store.check_writable()  # before any training: a read-only or full disk fails here
     store.clean_stale_temporaries()  # left by a process killed inside a record write
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
@@ -153,6 +155,29 @@ def check_same_proxy(store: RunStore, stored: dict | None, config: dict) -> None
         f"The store {store.root} was swept with other proxy settings than this config's ({'; '.join(diffs)}): {why}. "
         f"Sweep into a new --store, or set those fields back to the store's (its config is `config` in "
         f"{store.meta_path}); to add a proxy scale, keep proxy: and add an entry to sizes:.")
+
+
+def check_same_proxy_as_records(store: RunStore, cfg: SweepConfig) -> None:
+    """:func:`check_same_proxy` for a store with runs but no recorded config (a folder of records, a store.json moved
+    away): the records' own proxies stand in for it. Refused when no scale of ``cfg`` trains a proxy that any record
+    was trained with (a size added next to a known one resumes); records without a proxy (imported runs) say nothing."""
+    if not store.run_ids():
+        return
+    counts: dict[str, int] = {}
+    for rec in store.records():
+        if rec.proxy:
+            key = canonical_json(id_proxy(rec.proxy))
+            counts[key] = counts.get(key, 0) + 1
+    ours = {canonical_json(id_proxy(sc.proxy.model_dump(mode="json"))) for sc in sweep_scales(cfg)}
+    if not counts or ours & set(counts):
+        return
+    most = json.loads(max(counts, key=counts.get))
+    diffs = proxy_differences({"proxy": most}, {"proxy": id_proxy(cfg.proxy.model_dump(mode="json"))})
+    said = "; ".join(diffs) if diffs else "its sizes: train none of them"
+    raise ConsistencyError(
+        f"The store {store.root} has no store.json, and its runs were trained with other proxy settings than this "
+        f"config's ({said}): runs of both would be fitted together as one proxy. Sweep into a new --store, or set those "
+        f"fields back to the runs' (each record in {store.root / 'runs'} holds its `proxy`).")
 
 
 def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
