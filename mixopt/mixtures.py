@@ -79,10 +79,10 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
         if w < 0:
             raise MixtureError(f"Weights must be >= 0. Got {w} for domain {name!r} in {where}. Use 0 to leave a domain out.")
         out[name] = w
-    total = sum(out.values())
+    total = math.fsum(out.values())  # exact: 6-digit plan shares that sum to 1 come back unchanged, not as 0.29072199...
     if abs(total - 1.0) > tolerance:
         raise MixtureError(f"Mixture weights must sum to 1 (±{tolerance:g}). Got {total:.6g} in {where}. Normalise the weights or fix the typo.")
-    return {k: v / total for k, v in out.items()}
+    return out if total == 1.0 else {k: v / total for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- baselines
@@ -205,13 +205,27 @@ def overall_shares(phases: Sequence[tuple[float, Mapping[str, float]]]) -> dict[
     return out
 
 
-def round_shares(weights: Mapping[str, float], digits: int = 6) -> dict[str, float]:
-    """Round to `digits`, drop zeros, put the remainder on the largest weight so the sum is exactly 1 (plan files)."""
-    r = {d: round(float(w), digits) for d, w in sorted(weights.items()) if round(float(w), digits) > 0}
+def round_shares(weights: Mapping[str, float], digits: int = 6, *, caps: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Round to `digits`, drop zeros, put the remainder on the largest weight so the sum is exactly 1 (plan files).
+
+    ``caps`` (domain -> largest share, e.g. an epoch cap at the plan's budget): a share is never rounded above its cap,
+    and the remainder goes to the largest weight with room for it, so a plan at a binding cap stays within it.
+    """
+    q = 10 ** digits
+    caps = caps or {}
+    r = {}
+    for d, w in sorted(weights.items()):
+        x = round(float(w), digits)
+        if d in caps and x > caps[d]:
+            x = math.floor(float(caps[d]) * q) / q
+        if x > 0:
+            r[d] = x
     if not r:
         raise MixtureError(f"A mixture needs at least one weight >= {0.5 * 10 ** -digits:g}. Got {dict(weights)}.")
-    top = max(r, key=r.get)
-    r[top] = round(r[top] + (1.0 - math.fsum(r.values())), digits)
+    rem = 1.0 - math.fsum(r.values())
+    room = [d for d in r if r[d] + rem <= caps.get(d, math.inf)]
+    top = max(room or r, key=r.get)
+    r[top] = round(r[top] + rem, digits)
     return r
 
 

@@ -142,11 +142,14 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
 
 
 def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epochs: float) -> None:
-    """The plan's overall shares at ``tokens`` must stay within its repetition cap."""
-    for d, w in sorted(plan.overall_weights().items()):
+    """The plan's overall shares at ``tokens`` must stay within its repetition cap, up to the rounding of its 6-digit
+    shares (an absolute share slack: a relative one refused capped small shares that rounded up by 5e-7)."""
+    overall = plan.overall_weights()
+    slack = 1e-6 * len(overall) * len(plan.phases)
+    for d, w in sorted(overall.items()):
         epochs = w * tokens / counts[d]
-        if epochs > max_epochs * (1 + 1e-5) + 1e-9:  # plan shares are rounded to 6 digits
-            raise BudgetError(f"At {tokens:.3g} tokens the plan repeats '{d}' {epochs:.1f} times, over its cap of {max_epochs:g} "
+        if w > max_epochs * counts[d] / tokens + slack:
+            raise BudgetError(f"At {tokens:.3g} tokens the plan repeats '{d}' {epochs:.4g} times, over its cap of {max_epochs:g} "
                               "epochs. Verify at a smaller --tokens, or raise propose.max_epochs and propose again.")
 
 

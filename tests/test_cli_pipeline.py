@@ -174,3 +174,8 @@ def test_propose_cooldown_schedule(swept, tmp_path):
     body["propose"]["max_weights"] = {"code": 0.1}  # bounds the schedule cannot honour: a one-line config error
     cool.write_text(yaml.safe_dump(body))
     assert run(["propose", str(cool), "--store", str(store), "--no-projector", "--out", str(tmp_path / "p2.yaml")]) == 2
+    # a cap the fixed recipe would break at this budget: refused, naming the domain, never a plan past the cap
+    body["propose"] = {"cooldown_switch": 0.8, "n_candidates": 5000, "max_epochs": 0.01}
+    cool.write_text(yaml.safe_dump(body))
+    assert run(["propose", str(cool), "--store", str(store), "--no-projector", "--out", str(tmp_path / "p3.yaml")]) == 2
+    assert not (tmp_path / "p3.yaml").exists()

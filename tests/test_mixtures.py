@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mixopt.errors import BudgetError, MixtureError
-from mixopt.mixtures import Mixture, epochs_of, natural_mixture, temperature_prior, uniform_mixture
+from mixopt.mixtures import Mixture, epochs_of, natural_mixture, round_shares, temperature_prior, uniform_mixture, validate_weights
 from mixopt.samplers import dirichlet_candidates, sample_dirichlet_mixtures, sample_uniform_mixtures
 
 COUNTS = {"code": 800_000, "docs": 600_000, "legal": 50_000, "math": 400_000, "prose": 1_000_000}
@@ -71,3 +71,21 @@ def test_uniform_draws_respect_the_epoch_cap():
     assert sample_uniform_mixtures(["a", "b"], 5, seed=3) == sample_uniform_mixtures(["a", "b"], 5, seed=3, caps={"a": 1, "b": 1})
     with pytest.raises(BudgetError, match="epoch cap"):
         sample_uniform_mixtures(["a", "b"], 3, seed=0, caps={"a": 0.1, "b": 0.1}, max_tries=5)
+
+
+def test_round_shares_keeps_a_binding_cap_and_sums_to_one():
+    cap = 61445 / 3.3e6  # 0.01861969...: rounds *up* to 0.018620 at 6 digits
+    w = {"code": cap, "prose": 0.5 - cap / 2, "math": 0.5 - cap / 2}
+    plain = round_shares(w)
+    assert plain["code"] > cap  # the rounding a plan at its cap used to carry (verify refused the plan)
+    r = round_shares(w, caps={"code": cap})
+    assert r["code"] <= cap and abs(sum(r.values()) - 1) < 1e-12
+    # the remainder goes to a domain with room, not onto the capped one even when it is the largest
+    big = round_shares({"code": 0.7000006, "prose": 0.2999994}, caps={"code": 0.7000006})
+    assert big == {"code": 0.7, "prose": 0.3}
+
+
+def test_validate_weights_returns_exact_six_digit_shares():
+    shares = {"code": 0.290722, "dialogue": 0.020403, "docs": 0.083799, "legal": 0.102189, "math": 0.298236,
+              "multilingual": 0.142935, "prose": 0.061716}
+    assert validate_weights(shares) == shares  # a plain left-to-right sum gave 1.0000000000000002 and 0.2907219999...

@@ -304,3 +304,15 @@ def test_first_seed_trains_fresh_seeds(planned, tmp_path):
     first, fresh = json.loads(a.read_text()), json.loads(b.read_text())
     assert fresh["seeds"] == [50, 51] and fresh["seeds"] != first["seeds"] and fresh["trained"] == 4
     assert fresh["results"][0]["values"] != first["results"][0]["values"]
+
+
+def test_repetition_check_allows_a_capped_share_rounded_to_six_digits():
+    from mixopt.errors import BudgetError
+    from mixopt.plan import Phase, Plan
+    from mixopt.verify import check_repetition
+    counts, tokens = {"code": 61445, "prose": 10**7}, 3.3e6  # cap share 0.0186197: the plan file says 0.01862
+    plan = Plan(budget_tokens=tokens, phases=[Phase(start_fraction=0.0, weights={"code": 0.01862, "prose": 0.98138})])
+    check_repetition(plan, counts, tokens, max_epochs=1.0)  # was refused: "repeats 'code' 1.0 times, over its cap of 1"
+    over = Plan(budget_tokens=tokens, phases=[Phase(start_fraction=0.0, weights={"code": 0.0190, "prose": 0.9810})])
+    with pytest.raises(BudgetError, match="repeats 'code' 1.02 times"):
+        check_repetition(over, counts, tokens, max_epochs=1.0)

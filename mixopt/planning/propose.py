@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
-from ..errors import ConfigError, MixoptError
+from ..errors import BudgetError, ConfigError, MixoptError
 from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
 from ..plan import Phase, Plan, Prediction
 from ..reuse import ReusedMixture
@@ -189,7 +189,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if cfg.cooldown_switch is not None:  # the Cooldown schedule replaces the search's mixture: its notes do not apply
         kept_note, curse, curse_note = "", None, ""
         result.method = "cooldown"
-        phases, upsample_note = cooldown_phases(ctx, cfg)
+        phases, upsample_note = cooldown_phases(ctx, cfg, budget)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
         w = np.array([overall.get(d, 0.0) for d in ctx.domains])
         weights = {d: x for d, x in overall.items() if x > 0}
@@ -473,7 +473,8 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     by 0.06-0.23 nats at an unchanged share at 4-16x the proxies' tokens, and under cosine raised it at their own budget
     (``benchmarks/end_phase_gain.py``, RESULTS.md), so a model of proxy runs tends to miss it.
     """
-    single = [Phase(start_fraction=0.0, weights=round_shares(weights))]
+    caps = dict(zip(constraints.domains, (float(x) for x in constraints.max_weights)))
+    single = [Phase(start_fraction=0.0, weights=round_shares(weights, caps=caps))]  # a binding cap stays within it
     if not cfg.upsample or not ctx.records:
         return single, "", ""
     P, Q, F, y = records_to_phase_data(ctx.records, ctx.domains, ctx.target)
@@ -513,12 +514,24 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
             "reorder" if reorder else "on top")
 
 
-def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig) -> tuple[list[Phase], str]:
-    """The Cooldown temperature schedule: p(i; tau) ∝ |D_i|^(1/tau), tau = 5 then tau = 1 at the switch point."""
+def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig, budget: float | None = None) -> tuple[list[Phase], str]:
+    """The Cooldown temperature schedule: p(i; tau) ∝ |D_i|^(1/tau), tau = 5 then tau = 1 at the switch point.
+
+    A fixed recipe: it is not bent to ``propose.max_epochs``; a schedule that would repeat a domain past the cap at
+    ``budget`` is a one-line BudgetError naming the domains, never a plan that breaks the cap without a word."""
     if not ctx.token_counts:
         raise ConfigError("The Cooldown schedule needs per-domain token counts, which this store lacks (imported runs). "
                           "Drop propose.cooldown_switch or fit on a store made by `mixopt sweep`.")
     sched = cooldown_schedule({d: ctx.token_counts[d] for d in ctx.domains}, switch_fraction=cfg.cooldown_switch)
+    if budget and cfg.max_epochs is not None:
+        overall = overall_shares(sched)
+        over = {d: x * budget / ctx.token_counts[d] for d, x in sorted(overall.items())
+                if x * budget / ctx.token_counts[d] > cfg.max_epochs * (1 + 1e-9)}
+        if over:
+            shown = ", ".join(f"{d} {e:.3g}x" for d, e in over.items())
+            raise BudgetError(f"At {budget:.3g} tokens the Cooldown schedule repeats {shown}, over propose.max_epochs "
+                              f"{cfg.max_epochs:g}. Lower --budget-tokens, raise propose.max_epochs, or drop "
+                              "propose.cooldown_switch to let the search respect the cap.")
     phases = [Phase(start_fraction=s, weights=round_shares(w)) for s, w in sched]
     return phases, (f"Cooldown schedule: temperature 5 until {cfg.cooldown_switch:.0%} of tokens, then 1 (token-proportional); "
                     "predicted by the surrogate at its whole-run token shares")
