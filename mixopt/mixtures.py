@@ -266,11 +266,15 @@ def project_to_bounded_simplex(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
     free = np.cumsum(np.where(order < k, 1, -1), axis=1)  # coordinates strictly inside on (T_j, T_j+1)
     drop = free[:, :-1] * np.diff(T, axis=1)  # (n, 2k - 1) decrease of f over each piece
     F = hi.sum() - np.concatenate([np.zeros((n, 1)), np.cumsum(drop, axis=1)], axis=1)  # f(T_j)
-    j = np.minimum(np.argmax(F <= 1.0, axis=1), 2 * k - 1)  # first breakpoint with f <= 1
+    hit = F <= 1.0
+    j = np.minimum(np.argmax(hit, axis=1), 2 * k - 1)  # first breakpoint with f <= 1
     jm = np.maximum(j - 1, 0)
     rows = np.arange(n)
     m = free[rows, jm]
     tau = np.where((j > 0) & (m > 0), T[rows, jm] + (F[rows, jm] - 1.0) / np.maximum(m, 1), T[rows, j])
+    # sum(lo) == 1 (the minimums pin one point): rounding can leave f a hair above 1 at every breakpoint, and argmax
+    # of no hit is 0, which put every coordinate at its max; past the last breakpoint every coordinate sits at lo
+    tau = np.where(hit.any(axis=1), tau, T[:, -1])
     W = np.clip(V - tau[:, None], lo, hi)
     return W[0] if single else W
 

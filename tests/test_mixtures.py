@@ -89,3 +89,11 @@ def test_validate_weights_returns_exact_six_digit_shares():
     shares = {"code": 0.290722, "dialogue": 0.020403, "docs": 0.083799, "legal": 0.102189, "math": 0.298236,
               "multilingual": 0.142935, "prose": 0.061716}
     assert validate_weights(shares) == shares  # a plain left-to-right sum gave 1.0000000000000002 and 0.2907219999...
+
+
+def test_projection_onto_minimums_that_sum_to_one_is_that_point():
+    from mixopt.mixtures import project_to_bounded_simplex
+    lo = np.array([0, 0, .5, 0, 0, .5, 0.])  # e.g. propose.min_weights {docs: 0.5, prose: 0.5}
+    V = np.random.default_rng(0).dirichlet(np.ones(7), size=200)
+    W = project_to_bounded_simplex(V, lo, np.ones(7))
+    assert np.allclose(W, lo)  # rounding left f above 1 at every breakpoint: rows came back all ones (sum 7)
