@@ -224,3 +224,29 @@ def test_plan_pools_measure_reads_a_select_run_with_other_text_fields(tmp_path, 
             "--config", str(cfg), "--unique-tokens", "512", "--repetitions", "1,2", "--json"]
     assert run(args) == 0, capsys.readouterr().err
     assert "4 trained" in capsys.readouterr().err
+
+
+def test_fit_shared_law_searches_a_on_the_pools_normalizer():
+    size = 100.0
+    samples = np.array([size, 2 * size, 4 * size, 8 * size])
+    obs = {"q1": (samples, [pool_error([(-0.2, 3.0)], s, a=50.0, d=0.1, pool_size=size, normalizer=1e3) for s in samples], size)}
+    n0 = (1.2, 5.0, 20.0)
+    a, _, fits = fit_shared_law(obs, {"q1": (TMARS_B[0], TMARS_TAU[0])}, n0=n0, normalizer=1e3)
+    assert a in [pytest.approx(n * 1e3 / size) for n in n0] and fits["q1"].source == "fit"
+
+
+def test_plan_pools_measure_names_a_missing_select_target_before_any_work(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    pool = write_jsonl(data / "web.jsonl", docs_from(VOCAB_A, 10, 5) + docs_from(VOCAB_B, 10, 6))
+    target = write_jsonl(data / "target.jsonl", docs_from(VOCAB_A, 5, 7))
+    sel = tmp_path / "sel"
+    assert run(["select", "--pool", f"web={pool}", "--target", target, "--buckets", "2", "--out", str(sel)]) == 0
+    manifest = json.loads((sel / "selection.json").read_text())
+    manifest["target"] = "target.jsonl"  # as select stored it before: relative to the folder it ran in
+    (sel / "selection.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert run(["plan-pools", str(sel / "pools.yaml"), "--budgets", "50", "--measure", "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "target.jsonl" in err and "--target" in err and "config" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()

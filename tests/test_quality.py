@@ -201,3 +201,38 @@ def test_frontier_plots(tmp_path):
     _, _, frontier = plan_quality_pools({"web": 1.0}, 128e6, {"web": _tmars_pools()}, token_counts={"web": int(4 * POOL_SAMPLES)})
     out = plot_frontier(frontier, tmp_path / "frontier.png")
     assert out.stat().st_size > 0
+
+
+def test_choose_pools_uses_the_pools_normalizer_like_plan_pools():
+    from mixopt.planning.pools import plan_pools
+
+    raw = {"a": 0.025, "d": 0.1, "pool_size": 1.28e6, "normalizer": 1e3,
+           "pools": [{"name": "p1", "b": -0.16, "tau": 6.7273}, {"name": "p2", "b": -0.125, "tau": 8.5455},
+                     {"name": "p3", "b": -0.10, "tau": 5.2727}]}
+    dp = DomainPools.model_validate(raw)
+    resolved = resolve_pools("norm", dp, unique_tokens=None, mean_tokens_per_doc=1.0, spec=None)
+    choice = choose_pools("norm", resolved, dp, 1e7)
+    planned = plan_pools(dp, [1e7])[0]
+    assert choice.errors == pytest.approx(planned["errors"]) and choice.kept == planned["best"]
+    default = choose_pools("norm", resolved, {**raw, "normalizer": None}, 1e7)
+    assert default.errors != pytest.approx(choice.errors)
+    # the reason's small-budget note uses the same scale: a * S / 1e3 = 2.5 here, inside the fitted range
+    small = choose_pools("norm", resolved, dp, 1e5)
+    assert "below the range" not in small.reason
+    assert "below the range" in choose_pools("norm", resolved, dp, 1e4).reason
+
+
+def test_fitted_laws_use_the_pools_normalizer(tmp_path):
+    from mixopt.repetition_fit import fit_pool_decay
+
+    size = 200.0
+    samples = [size, 2 * size, 4 * size, 8 * size]
+    errors = [pool_error([(-0.2, 3.0)], s, a=2.0, d=0.1, pool_size=size, normalizer=1e3) for s in samples]
+    dp = {"a": 2.0, "d": 0.1, "tokens_per_sample": 1.0, "normalizer": 1e3,
+          "pools": [{"name": "p", "path": str(_jsonl(tmp_path / "p.jsonl", [{"text": "x" * 199}]))}]}
+    (pool,) = resolve_pools("web", dp, unique_tokens=None, mean_tokens_per_doc=None, spec=None,
+                            observations={"p": (samples, errors, size)})
+    fit = fit_pool_decay(samples, errors, a=2.0, d=0.1, pool_size=size, prior_b=TMARS_B[0], prior_tau=TMARS_TAU[0],
+                         normalizer=1e3)
+    assert pool.law_source == "fit" and pool.b == pytest.approx(fit.b) and pool.tau == pytest.approx(fit.tau)
+    assert pool.b == pytest.approx(-0.2, abs=1e-3)

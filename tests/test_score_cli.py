@@ -71,3 +71,24 @@ def test_a_missing_command_line_path_names_the_flag_not_the_config(data, tmp_pat
     assert "--pool web=" in err and "Fix the path after --pool" in err and "config" not in err
     assert run(["score", "--pool", f"a={data['a']}", "--target", str(tmp_path / "none.jsonl")]) == 2
     assert "Fix the path after --target" in capsys.readouterr().err
+
+
+def test_max_docs_takes_a_seeded_sample_of_the_whole_file(data, tmp_path, monkeypatch, capsys):
+    from mixopt.cli import cmd_score
+
+    ordered = tmp_path / "ordered.jsonl"  # sorted by source: 30 documents of A, then 30 of B
+    ordered.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs_from(VOCAB_A, 30, 5) + docs_from(VOCAB_B, 30, 6)))
+    seen = []
+    monkeypatch.setattr(cmd_score, "score_pools", lambda docs, *a, **k: seen.append(docs["p"]) or [])
+
+    def sample(*extra):
+        assert run(["score", "--pool", f"p={ordered}", "--target", str(data["t"]), "--max-docs", "10", "--json", *extra]) == 0
+        capsys.readouterr()
+        return seen[-1]
+
+    first = sample()
+    from_b = [d.split()[0] in VOCAB_B for d in first]
+    assert len(first) == 10 and any(from_b) and not all(from_b)  # from the whole file, not just its head
+    order = docs_from(VOCAB_A, 30, 5) + docs_from(VOCAB_B, 30, 6)
+    assert [order.index(d) for d in first] == sorted(order.index(d) for d in first)  # in file order
+    assert sample() == first and sample("--seed", "1") != first  # seeded

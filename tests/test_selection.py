@@ -215,3 +215,25 @@ def test_color_filter_scores_target_like_documents_higher():
     scores = color_filter_scores(TINY, tok, patterned(20, 0), pool, seed=0)
     assert scores[:6].min() > np.median(scores[6:])
     assert scores[:6].min() > scores[6:].max()
+
+
+def test_buckets_are_never_empty_when_a_long_document_sits_between_two_cuts():
+    # two cuts fell between the same two midpoints: bucket q2 came back empty
+    assert sorted(set(bucket_of(np.array([5.0, 4, 3, 2, 1]), np.array([1.0, 1, 100, 1, 1]), 4).tolist())) == [0, 1, 2, 3]
+    rng = np.random.default_rng(0)
+    for _ in range(2000):  # small pools with heavy-tailed sizes: k non-empty buckets, best first
+        n = int(rng.integers(1, 10))
+        k = int(rng.integers(1, n + 1))
+        scores, sizes = rng.normal(size=n), np.exp(rng.normal(scale=3, size=n)).round() + 1
+        b = bucket_of(scores, sizes, k)
+        assert sorted(set(b.tolist())) == list(range(k)), (scores, sizes, k, b)
+        order = np.argsort(-scores, kind="stable")
+        assert (np.diff(b[order]) >= 0).all()
+
+
+def test_a_too_short_proxy_corpus_names_a_setting_select_has():
+    from mixopt.selection.lm import train_lm
+
+    with pytest.raises(DataError, match=r"proxy\.block_size.*--config") as err:
+        train_lm(TINY, np.zeros(10, dtype=np.int64), 256, 0, where="target")
+    assert "--block-size" not in str(err.value)

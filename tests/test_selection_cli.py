@@ -190,3 +190,105 @@ def test_select_cli_with_the_classifier_keeps_the_target_like_documents(files, t
     assert plain["settings"]["char_buckets"] == 0 and plain["key"] != manifest["key"]
     kept = [json.loads(line) for line in (words / "web.kept.jsonl").read_text().splitlines()]
     assert kept and {r["meta"]["src"] for r in kept} == {"A"}
+
+
+def test_select_refuses_an_out_that_holds_an_input_or_files_it_did_not_write(files, tmp_path, capsys):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    out = tmp_path / "sel"
+    select_documents({"web": str(pool)}, str(target), out, buckets=4, cache=cache)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # re-selecting the best bucket into the same folder would overwrite the input and delete q3, q4
+    with pytest.raises(ConfigError, match=r"--out .*sel holds .*web\.q1\.jsonl, which --pool web reads"):
+        select_documents({"web": str(out / "web.q1.jsonl")}, str(target), out, buckets=2, cache=cache)
+    with pytest.raises(ConfigError, match="which --target reads"):
+        select_documents({"web": str(pool)}, str(out / "web.q1.jsonl"), out, buckets=2, cache=cache)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a folder with a pools.yaml (and a selection.json) that no selection wrote
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "pools.yaml").write_text("a: 0.025\npools: [{name: p1, b: -0.16, tau: 6.7}]\n")
+    (mine / "selection.json").write_text('{"my": "notes"}\n')
+    with pytest.raises(ConfigError, match="did not write"):
+        select_documents({"web": str(pool)}, str(target), mine, buckets=2, cache=cache)
+    (mine / "pools.yaml").unlink()
+    (mine / "selection.json").unlink()
+    (mine / "web.q1.jsonl").write_text('{"text": "mine"}\n')
+    with pytest.raises(ConfigError, match=r"web\.q1\.jsonl, which mixopt select did not write"):
+        select_documents({"web": str(pool)}, str(target), mine, buckets=2, cache=cache)
+    assert sorted(p.name for p in mine.iterdir()) == ["web.q1.jsonl"]
+    code = run(["select", "--pool", f"web={out / 'web.q1.jsonl'}", "--target", str(target), "--out", str(out), "--buckets", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "web.q1.jsonl" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # its own earlier output (pools.yaml, buckets) is still replaced by a rerun
+    res = select_documents({"web": str(pool)}, str(target), out, buckets=2, cache=cache)
+    assert not res.skipped and not (out / "web.q4.jsonl").exists()
+
+
+def test_select_refuses_an_out_inside_a_folder_or_glob_it_reads(files, tmp_path):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(pool, data / "pool.jsonl")
+    for out in (data / "sel", data):
+        with pytest.raises(ConfigError, match=r"--out .* inside the folder .*data that --pool web reads"):
+            select_documents({"web": str(data)}, str(target), out, buckets=2, cache=cache)
+    with pytest.raises(ConfigError, match="--target reads"):
+        select_documents({"web": str(pool)}, str(data), data / "sel", buckets=2, cache=cache)
+    with pytest.raises(ConfigError, match=r"matches .*--pool web"):
+        select_documents({"web": str(data / "*.jsonl")}, str(target), data, buckets=2, cache=cache)
+    assert sorted(p.name for p in data.iterdir()) == ["pool.jsonl"]
+    select_documents({"web": str(data / "*.jsonl")}, str(target), data / "sel", buckets=2, cache=cache)  # not matched
+
+
+def test_an_input_score_field_comes_back_unchanged(files, tmp_path):
+    pool, target, rows = files
+    cache = ScoreCache(tmp_path / "c")
+    scored_in = write_jsonl(tmp_path / "scored_in.jsonl", [{**r, "score": r["id"] / 1000} for r in rows])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = select_documents({"web": str(scored_in)}, str(target), tmp_path / "sel", buckets=2, keep=0.5, cache=cache)
+    out = tmp_path / "sel"
+    for name in ("web.scored.jsonl", "web.q1.jsonl", "web.q2.jsonl", "web.kept.jsonl"):
+        recs = [json.loads(line) for line in (out / name).read_text().splitlines()]
+        assert recs and all(r["score"] == r["id"] / 1000 for r in recs)
+        assert all("mixopt_score" in r for r in recs)
+    assert json.loads((out / "selection.json").read_text())["score_field"] == "mixopt_score"
+    assert any("mixopt_score" in w for w in res.warnings) and any("mixopt_score" in str(w.message) for w in caught)
+    plain = select_documents({"web": str(pool)}, str(target), tmp_path / "plain", buckets=2, cache=cache)
+    assert json.loads((tmp_path / "plain" / "selection.json").read_text())["score_field"] == "score" and not plain.warnings
+
+
+def test_select_proxy_tokens_must_be_finite(files, tmp_path, capsys):
+    pool, target, _ = files
+    for bad in ("inf", "1e30"):
+        code = run(["select", "--pool", f"web={pool}", "--target", str(target), "--out", str(tmp_path / "o"),
+                    "--method", "perplexity", "--proxy-tokens", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and "--proxy-tokens" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_selection_manifest_holds_absolute_input_paths(files, tmp_path, monkeypatch):
+    pool, target, _ = files
+    monkeypatch.chdir(tmp_path)
+    select_documents({"web": pool.name}, target.name, "sel", buckets=2, cache=ScoreCache(tmp_path / "c"))
+    manifest = json.loads((tmp_path / "sel" / "selection.json").read_text())
+    assert manifest["target"] == str(target.resolve()) and manifest["pools"] == {"web": str(pool.resolve())}
+
+
+def test_a_moved_selection_is_written_again_not_reported_unchanged(files, tmp_path):
+    pool, target, _ = files
+    cache = ScoreCache(tmp_path / "c")
+    select_documents({"web": str(pool)}, str(target), tmp_path / "one", buckets=2, cache=cache)
+    shutil.copytree(tmp_path / "one", tmp_path / "moved")
+    res = select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache)
+    assert not res.skipped
+    paths = [p["path"] for p in yaml.safe_load((tmp_path / "moved" / "pools.yaml").read_text())["web"]["pools"]]
+    assert all(Path(p).parent == (tmp_path / "moved").resolve() for p in paths)
+    assert select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache).skipped
+    (tmp_path / "moved" / "web.q2.jsonl").unlink()  # a bucket file gone: written again
+    res = select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache)
+    assert not res.skipped and (tmp_path / "moved" / "web.q2.jsonl").exists()

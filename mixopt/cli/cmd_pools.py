@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from .. import pipeline
 from ..config import load_config
+from ..data.sources import looks_like_hub_id
 from ..errors import ConfigError
 from ..planning.pools import plan_pools, parse_budgets, read_pools_file
 from ..report.plots import plot_frontier
@@ -62,6 +64,10 @@ def plan_pools_cmd(
         target = target or selection.get("target")
         if target is None:
             raise ConfigError("--measure needs --target: a PATH of documents (or a domain/target set of --config) the pools should be good for.")
+        if from_selection and not _found(target):
+            raise ConfigError(f"--measure: the `mixopt select` run scored against --target {target}, which is not found"
+                              f"{' (it was stored relative to the folder select ran in)' if not Path(target).is_absolute() else ''}."
+                              " Pass --target PATH of the target documents.")
         cfg = load_config(config) if config is not None else None
         with progress_bars(console) as progress:
             m = pipeline.measure_pool_file(
@@ -109,3 +115,9 @@ def plan_pools_cmd(
         console.print(f"best: {', '.join(r['best'])}")
     if written is not None:
         console.print(f"plot written to {written}")
+
+
+def _found(path: str) -> bool:
+    """Whether a target path names local data (a file, folder or glob match) or a hub id."""
+    p = Path(path).expanduser()
+    return p.exists() or bool(glob.glob(str(p))) or looks_like_hub_id(path)

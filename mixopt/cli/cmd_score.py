@@ -27,7 +27,9 @@ def score_cmd(
     paths: list[str] = typer.Option([], "--paths", help="DOMAIN=PATH for base-mixture domains not in the embedded corpus."),
     budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Training tokens of the target run: adds each pool's epochs at its best weight."),
     pool_docs: list[str] = typer.Option([], "--pool-docs", help="NAME=N: documents in the full pool, to scale the unique-token estimate."),
-    max_docs: int = typer.Option(400, "--max-docs", min=2, help="Documents sampled per pool / target / base domain."),
+    max_docs: int = typer.Option(400, "--max-docs", min=2, help="Documents sampled per pool / target / base domain: a "
+                                 "uniform sample of the whole file (seeded by --seed), so a file sorted by topic counts whole."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the --max-docs samples."),
     text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools, the target and --paths data."),
     method: str = typer.Option("emd", "--method", help="emd (exact) or sinkhorn (entropic)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list of {pool, ot_distance, ...} instead of a table."),
@@ -38,10 +40,11 @@ def score_cmd(
     if budget_tokens is not None and not budget_tokens > 0:
         raise ConfigError(f"--budget-tokens must be > 0. Got {budget_tokens:g}. Pass e.g. --budget-tokens 1e9.")
     pool_paths = parse_pairs(pool, "--pool", "PATH")
-    docs = {name: read_texts(source_spec(name, p, option="--pool", text_field=text_field), option="--pool", max_documents=max_docs)
+    docs = {name: read_texts(source_spec(name, p, option="--pool", text_field=text_field), option="--pool",
+                             max_documents=max_docs, seed=seed)
             for name, p in pool_paths.items()}
     target_docs = read_texts(source_spec("target", target, option="--target", text_field=text_field), option="--target",
-                             max_documents=max_docs)
+                             max_documents=max_docs, seed=seed)
     counts = {}
     for name, raw in parse_pairs(pool_docs, "--pool-docs", "N").items():
         if name not in pool_paths:
@@ -70,7 +73,7 @@ def score_cmd(
         for d in base_w:
             spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra
                     else source_spec(d, str(embedded_path(d)), option="--paths"))
-            base_docs[d] = read_texts(spec, option="--paths", max_documents=max_docs)
+            base_docs[d] = read_texts(spec, option="--paths", max_documents=max_docs, seed=seed)
     tok = Tokenizer("bytes")
     rows = score_pools(docs, target_docs, base_docs=base_docs, base_mixture=base_w, budget_tokens=budget_tokens,
                        tokens_of=tok.count, pool_doc_counts=counts or None, method=method)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from ..config import ProxyConfig, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, pydantic_summary
 from .. import pipeline
 from ..selection.output import earlier_pools
 from ..selection.select import METHODS
@@ -17,18 +19,24 @@ from .main import app
 from .outputs import check_output
 
 
+MAX_PROXY_TOKENS = 1e15  # far beyond any scoring proxy; larger counts are typos (1e30 would train for ~1e26 steps)
+
+
 @app.command("select")
 def select_cmd(
     pool: list[str] = typer.Option(..., "--pool", help="NAME=PATH of a pool to score (JSONL/JSON/Parquet/text, a folder, a save_to_disk dir); repeat. NAME is the domain the buckets belong to."),
     target: str = typer.Option(..., "--target", help="PATH of documents that represent the target."),
     method: str = typer.Option("dsir", "--method", help=f"Scorer: {', '.join(METHODS)}."),
-    out: Path = typer.Option(..., "--out", help="Output folder: NAME.scored.jsonl, NAME.q1..qK.jsonl, pools.yaml."),
+    out: Path = typer.Option(..., "--out", help="Output folder: NAME.scored.jsonl, NAME.q1..qK.jsonl, pools.yaml, selection.json. "
+                           "Records keep their fields and get the score under `score`, or under `mixopt_score` when they already "
+                           "have a `score` field (selection.json's score_field names it). Not a folder the pools or target are "
+                           "read from, nor one holding them or files select did not write; an earlier selection's files there are replaced."),
     buckets: int = typer.Option(4, "--buckets", help="Score buckets per pool, equal token shares, best first."),
     keep: float | None = typer.Option(None, "--keep", help="Also write NAME.kept.jsonl: this share of all pools' tokens (dsir: a Gumbel top-k sample)."),
     text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools (and the target)."),
     target_text_field: str | None = typer.Option(None, "--target-text-field", help="Text field of the target when it differs."),
     config: Path | None = typer.Option(None, "--config", help="Sweep config whose proxy section (and tokenizer) sets the scoring proxy."),
-    proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter)."),
+    proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter): from one batch to 1e15."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the proxies and of the --keep sample."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
@@ -49,10 +57,14 @@ def select_cmd(
     cfg = load_config(config) if config is not None else None
     proxy = cfg.proxy if cfg is not None else ProxyConfig()
     if proxy_tokens is not None:
-        if not proxy_tokens >= proxy.batch_size * proxy.block_size:
-            raise ConfigError(f"--proxy-tokens must cover one batch ({proxy.batch_size * proxy.block_size} tokens). "
-                              f"Got {proxy_tokens:g}. Raise it.")
-        proxy = proxy.model_copy(update={"tokens": int(proxy_tokens)})
+        step = proxy.batch_size * proxy.block_size
+        if not (math.isfinite(proxy_tokens) and step <= proxy_tokens <= MAX_PROXY_TOKENS):
+            raise ConfigError(f"--proxy-tokens must be a finite token count from one batch ({step} tokens) to "
+                              f"{MAX_PROXY_TOKENS:.0e}. Got {proxy_tokens:g}. Pass e.g. --proxy-tokens 1e6.")
+        try:  # validated like the config's proxy section
+            proxy = ProxyConfig.model_validate({**proxy.model_dump(), "tokens": int(proxy_tokens)})
+        except ValidationError as exc:
+            raise ConfigError(f"--proxy-tokens {proxy_tokens:g}: {pydantic_summary(exc)}. Pass another count.") from None
     if threads is not None:
         proxy = proxy.model_copy(update={"threads": threads})
     console = Console(stderr=True)

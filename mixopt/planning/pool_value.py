@@ -8,11 +8,11 @@ in the config, a proxy on ``U`` unique tokens of the pool for ``k * U`` tokens (
   length, else the pools' mean document length: the unit `resolve_pools` plans in); it is pinned in the result.
 * **Shared a, d** (`fit_shared_law`). The law's sample scale ``a`` and irreducible error ``d`` are shared by a
   domain's pools, so they are chosen on a grid (``d`` a fraction of the lowest loss, ``a`` so that
-  ``n = a * S / 1e5`` at the smallest run spans 1.2 .. 1e4) with every pool's ``(b, tau)`` fitted by
-  `fit_pool_decay` at each point; the lowest total squared log error wins. Errors are weighted toward the
-  repeated points (``weighting="repetition"``, `repetition_fit.point_weights`): a small proxy's one-epoch run is
-  undertrained and, weighed like the others, pulled b and tau away from the regime that decides the plan
-  (benchmarks/RESULTS.md, filtering schedule). An ``a`` or ``d`` written in the pools config is kept and only
+  ``n = a * S / normalizer`` at the smallest run spans 1.2 .. 1e4; the pools' ``normalizer``, else 1e5) with every
+  pool's ``(b, tau)`` fitted by `fit_pool_decay` at each point; the lowest total squared log error wins. Errors
+  are weighted toward the repeated points (``weighting="repetition"``, `repetition_fit.point_weights`): a small
+  proxy's one-epoch run is undertrained and, weighed like the others, pulled b and tau away from the regime that
+  decides the plan (benchmarks/RESULTS.md, filtering schedule). An ``a`` or ``d`` written in the pools config is kept and only
   the other is searched.
 * **Per pool.** `resolve_pools` with the observations fits ``(b, tau)`` at the chosen ``a, d``; a pool whose fit
   is unusable (too few runs, ``b`` at a bound) keeps its T-MARS prior and says so in ``law_reason``.
@@ -34,9 +34,9 @@ from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import DEFAULT_WEIGHTING, PoolDecayFit, fit_pool_decay
 from ..runs.pool_runs import DEFAULT_REPETITIONS, PoolRuns, PoolTarget, Progress, run_pool_runs
 from ..runs.store import RunStore
-from .quality import MeasuredPools, ResolvedPool, _as_domain_pools, law_table, prior_params, resolve_pools
+from .quality import MeasuredPools, ResolvedPool, _as_domain_pools, law_table, normalizer_of, prior_params, resolve_pools
 
-# The grid of the shared (a, d): d = fraction * the lowest observed loss; a such that n = a * S_min / 1e5 at the
+# The grid of the shared (a, d): d = fraction * the lowest observed loss; a such that n = a * S_min / normalizer at the
 # smallest run is one of N0. Each point costs one `fit_pool_decay` per pool (~0.1 s), so the default grid is the
 # coarse one (24 points); benchmarks/pools_frontier.py passes the fine one (70 points).
 D_FRACTIONS = (0.0, 0.5, 0.8, 0.9)
@@ -61,24 +61,27 @@ class PoolMeasurement:
 
 def fit_shared_law(observations: Mapping[str, tuple], priors: Mapping[str, tuple[float, float]], *, objective: str = "effective_utility",
                    a: float | None = None, d: float | None = None, d_fractions: Sequence[float] = D_FRACTIONS,
-                   n0: Sequence[float] = N0, weighting: str = DEFAULT_WEIGHTING) -> tuple[float, float, dict[str, PoolDecayFit]]:
+                   n0: Sequence[float] = N0, weighting: str = DEFAULT_WEIGHTING,
+                   normalizer: float = POOL_NORMALIZER) -> tuple[float, float, dict[str, PoolDecayFit]]:
     """``(a, d, fits)``: the shared ``a``, ``d`` on the grid with the lowest total squared log error over every
     pool's `fit_pool_decay`; a given ``a`` or ``d`` is held. ``observations[pool] = (samples, errors, pool_size)``,
     ``priors[pool] = (b, tau)``; ``fits`` are the per-pool fits at the chosen point. ``weighting`` weights each
     point's squared log error in the per-pool fits and in the grid's cost (`repetition_fit.point_weights`:
-    "repetition", the default, favours the repeated points over the undertrained one-epoch point; "uniform")."""
+    "repetition", the default, favours the repeated points over the undertrained one-epoch point; "uniform").
+    ``normalizer`` is the law's samples scale (the pools' ``normalizer``), for the ``a`` grid and the fits."""
     obs = {p: (np.asarray(s, float), np.asarray(y, float), float(size)) for p, (s, y, size) in observations.items() if len(s)}
     if not obs:
         raise FitError("No pool has a finished run to fit its law on. Check the failed runs in the store and train again.")
     y_min = min(float(y.min()) for _, y, _ in obs.values())
     s_min = min(float(s.min()) for s, _, _ in obs.values())
     d_grid = [d] if d is not None else [float(f * y_min) for f in d_fractions]
-    a_grid = [a] if a is not None else [float(n * POOL_NORMALIZER / s_min) for n in n0]
+    a_grid = [a] if a is not None else [float(n * normalizer / s_min) for n in n0]
     best = None
     for dv in d_grid:
         for av in a_grid:
             fits = {p: fit_pool_decay(s, y, a=av, d=dv, pool_size=size, prior_b=priors[p][0], prior_tau=priors[p][1],
-                                      objective=objective, weighting=weighting) for p, (s, y, size) in obs.items()}
+                                      objective=objective, weighting=weighting, normalizer=normalizer)
+                    for p, (s, y, size) in obs.items()}
             cost = sum(f.n_points * f.weighted_rmse_log ** 2 for f in fits.values())
             if best is None or cost < best[0]:
                 best = (cost, av, dv, fits)
@@ -120,7 +123,7 @@ def measure_pool_values(domain: str, dpools: DomainPools | Mapping, *, target: P
         ranks = {p.name: r for r, p in enumerate(dp.pools)}
         grid = dict(d_fractions=D_FRACTIONS_FINE, n0=N0_FINE) if fine_grid else {}
         a, d, _ = fit_shared_law(obs, {p: prior_params(ranks[p]) for p in obs}, objective=dp.objective,
-                                 a=dp.a if held_a else None, d=dp.d if held_d else None, **grid)
+                                 a=dp.a if held_a else None, d=dp.d if held_d else None, normalizer=normalizer_of(dp), **grid)
     fitted = {**base, "a": a, "d": d}
     resolved = resolve_pools(domain, DomainPools.model_validate(fitted), unique_tokens=domain_tokens,
                              mean_tokens_per_doc=mean_tokens_per_doc, spec=spec, observations=obs, tokenizer=tokenizer,

@@ -28,8 +28,10 @@ set we pass ``pool_size`` = the mean sample count of those k pools, so the epoch
 length (their total size) and the repetition count are exact; the utility stays
 the law's unweighted mean over pools, so a small pool weighs as much as a big one.
 
-**Small budgets.** Where ``n = a * samples / 1e5 < 1`` the law inverts (``n^b``
-grows with ``|b|``, so it prefers weaker pools); the reason says so.
+**Small budgets.** Where ``n = a * samples / normalizer < 1`` the law inverts (``n^b``
+grows with ``|b|``, so it prefers weaker pools); the reason says so. ``normalizer``
+is the pools' own (``DomainPools.normalizer``), else the law's 1e5, wherever the
+law is evaluated or fitted, as in `mixopt plan-pools`.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def _fit_law(pool: ResolvedPool, obs: Any, dp: DomainPools, prior: QualityPool) 
         raise ConfigError(f"Observations of pool '{pool.name}' must be (samples, errors[, pool_size]) or a mapping "
                           f"with those keys. Got {type(obs).__name__}.")
     fit = fit_pool_decay(samples, errors, a=dp.a, d=dp.d, pool_size=float(size or pool.samples), prior_b=pool.b,
-                         prior_tau=pool.tau, objective=dp.objective)
+                         prior_tau=pool.tau, objective=dp.objective, normalizer=normalizer_of(dp))
     unusable = usable_fit(fit)
     if unusable:
         return replace(pool, law_reason=f"T-MARS prior: {unusable}")
@@ -257,10 +259,16 @@ def resolve_pools(
     return out
 
 
+def normalizer_of(dpools: DomainPools) -> float:
+    """The samples scale of the pools' law: their ``normalizer``, else the law's 1e5."""
+    return dpools.normalizer or POOL_NORMALIZER
+
+
 def set_errors(ranked: Sequence[ResolvedPool], samples: float, dpools: DomainPools) -> list[float]:
     """Predicted error of the top-1..top-m sets of ``ranked`` pools at ``samples`` (pool_size = each set's mean size)."""
     return [pool_error([Pool(p.name, p.b, p.tau) for p in ranked[:k]], samples, a=dpools.a, d=dpools.d,
-                       pool_size=float(np.mean([p.samples for p in ranked[:k]])), objective=dpools.objective)
+                       pool_size=float(np.mean([p.samples for p in ranked[:k]])), objective=dpools.objective,
+                       normalizer=normalizer_of(dpools))
             for k in range(1, len(ranked) + 1)]
 
 
@@ -289,8 +297,9 @@ def choose_pools(domain: str, resolved: Sequence[ResolvedPool], dpools: DomainPo
         why.append(f"the top {k - 1} alone would be repeated {r1:.2f}x (error {errors[k - 2]:.4g})")
     if k < len(ranked):
         why.append(f"adding {names[k]} (b={ranked[k].b:.3g}) would dilute the better pools (error {errors[k]:.4g})")
-    if dp.a * S / POOL_NORMALIZER < 1:
-        why.append("a * samples / 1e5 < 1, below the range the law was fitted on (there it favours weaker pools)")
+    if dp.a * S / normalizer_of(dp) < 1:
+        why.append(f"a * samples / {normalizer_of(dp):g} < 1, below the range the law was fitted on (there it favours "
+                   "weaker pools)")
     fits = [p for p in ranked if p.law_source == "fit"]
     if fits:
         why.append("b/tau measured by proxy runs: " + ", ".join(f"{p.name} b={p.b:.3g} tau={p.tau:.3g}" for p in fits))

@@ -54,7 +54,7 @@ def _train(cfg, tokens, vocab_size, seed, init, n_tokens, lr_scale, progress, wh
     B, T = cfg.batch_size, cfg.block_size
     if tokens.shape[0] < T + 1:
         raise DataError(f"The {where} has {tokens.shape[0]} tokens; training a scoring proxy needs at least "
-                        f"block_size+1={T + 1}. Add documents or lower --block-size.")
+                        f"block_size+1={T + 1}. Add documents, or lower proxy.block_size in the --config file.")
     steps = max(1, int(n_tokens or cfg.tokens) // (B * T))
     device = pick_device(cfg)
     dtype = pick_dtype(cfg, device, vocab_size=vocab_size)

@@ -2,8 +2,12 @@
 
 Files of one call, for each pool NAME:
 
-- ``NAME.scored.jsonl``: every input record, fields unchanged, plus ``score``
-  (``null`` for records without text), in input order;
+- ``NAME.scored.jsonl``: every input record, fields unchanged, plus its score
+  (``null`` for records without text), in input order. The score goes under
+  ``score``; when an input record already has a field of that name (e.g. a
+  pool that is itself an earlier selection's output), under the first of
+  ``mixopt_score``, ``mixopt_score_2``, ... that none has (`score_field`),
+  so no input field is overwritten; ``selection.json`` names it (``score_field``);
 - ``NAME.q1.jsonl`` ... ``NAME.qK.jsonl``: the records of each score bucket
   (equal token shares, ``q1`` best), in input order;
 - ``NAME.kept.jsonl``: the records ``--keep`` selected, when asked;
@@ -12,7 +16,9 @@ Files of one call, for each pool NAME:
 - ``selection.json``: what was run (method, settings, key, counts).
 
 Everything is written into a staging folder first and moved in at the end,
-``pools.yaml`` last, so a kill part way leaves no partial output.
+``selection.json`` first and ``pools.yaml`` last, so a kill part way leaves no partial output.
+`check_out` refuses, before any work, an output folder where the selection would overwrite or delete a file it
+reads, one inside a folder it reads, or a file that no selection wrote there.
 """
 
 from __future__ import annotations
@@ -24,15 +30,19 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePath
 
 import numpy as np
 import yaml
 
+from ..config import DomainSpec
+from ..data.sources import resolve_files
 from ..errors import ConfigError, StoreError
 
 MANIFEST = "selection.json"
 POOLS_FILE = "pools.yaml"
+SCORE_FIELD = "score"
 
 
 def bucket_of(scores: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
@@ -52,21 +62,82 @@ def bucket_of(scores: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
     ends = np.cumsum(ranked)
     mid = ends - ranked / 2  # an item belongs where the middle of its tokens falls
     cuts = np.searchsorted(mid, np.arange(1, k) * ends[-1] / k, side="left")  # first rank of bucket j
-    cuts = np.clip(cuts, np.arange(1, k), n - (k - np.arange(1, k)))  # at least one item per bucket
-    cuts = np.maximum.accumulate(cuts) if k > 1 else cuts
+    j = np.arange(1, k)
+    # strictly increasing cuts in [j, n - k + j], so every bucket gets at least one item: shift by j, clip to
+    # [0, n - k], make non-decreasing, shift back (the same cuts as before wherever they were already strictly increasing)
+    cuts = np.maximum.accumulate(np.clip(cuts - j, 0, n - k)) + j if k > 1 else cuts
     rank_bucket = np.searchsorted(cuts, np.arange(n), side="right")
     out = np.full(scores.shape[0], -1, dtype=np.int64)
     out[order] = rank_bucket
     return out
 
 
-def _jsonl(rows, scores=None) -> bytes:
+def score_field(pools) -> str:
+    """The field the scores are written under: ``score``, else the first of ``mixopt_score``, ``mixopt_score_2``, ...
+    that no record of ``pools`` (:class:`~mixopt.selection.read.Source`) has, so no input field is overwritten."""
+    used = {k for src in pools for r in src.rows for k in r}
+    candidates = [SCORE_FIELD, "mixopt_score"] + [f"mixopt_score_{i}" for i in range(2, len(used) + 3)]
+    return next(c for c in candidates if c not in used)
+
+
+def output_names(pools: Iterable[str], buckets: int, keep: bool) -> set[str]:
+    """The names of the files a selection of ``pools`` with ``buckets`` (and ``--keep``) writes."""
+    names = {MANIFEST, POOLS_FILE}
+    for name in pools:
+        names |= {f"{name}.scored.jsonl", *(f"{name}.q{j}.jsonl" for j in range(1, buckets + 1))}
+        names |= {f"{name}.kept.jsonl"} if keep else set()
+    return names
+
+
+def check_out(out_dir: Path, inputs: Mapping[str, DomainSpec], writes: set[str]) -> None:
+    """Refuse ``out_dir`` (``--out``) before any work where the selection that writes the files ``writes`` would lose data.
+
+    ``inputs`` maps each option (``--pool web``, ``--target``) to its spec. Refused: ``out_dir`` inside (or equal to)
+    a folder an input reads (folders are read recursively, so the next run would read its own outputs); a glob input
+    that matches a file the selection writes; an input file in ``out_dir`` that the selection writes or would delete
+    as an earlier selection's; and a file the selection writes that is already there but no selection wrote (a
+    hand-written ``pools.yaml``, or a ``selection.json`` without a selection's key). An earlier selection's own
+    files are replaced, as before.
+    """
+    out = Path(out_dir).expanduser()
+    final = out.resolve()
+    owned = _owned(final)
+    for what, spec in inputs.items():
+        src = Path(spec.path).expanduser()
+        if src.is_dir() and (final == src.resolve() or src.resolve() in final.parents):
+            raise ConfigError(f"--out {out} lies inside the folder {spec.path} that {what} reads (with its subfolders), so "
+                              f"a later run would read the selection as {what} documents. Write to a folder outside {spec.path}.")
+        if not src.exists():  # a glob (or a hub id, which matches nothing here)
+            pattern = os.path.abspath(src)
+            hit = sorted(n for n in writes if PurePath(os.path.abspath(out / n)).match(pattern))
+            if hit:
+                raise ConfigError(f"--out {out}: the selection's {hit[0]} matches {spec.path}, which {what} reads, so a later "
+                                  f"run would read the selection as {what} documents. Write to another --out.")
+        for f in resolve_files(spec) if not src.is_dir() else []:
+            real = f.resolve()
+            if real.parent == final and (real.name in writes or real.name in owned):
+                raise ConfigError(f"--out {out} holds {f}, which {what} reads; the selection would overwrite or delete it. "
+                                  "Write to another --out.")
+    foreign = sorted(n for n in writes if (final / n).exists() and n not in owned)
+    if foreign:
+        raise ConfigError(f"--out {out} holds {foreign[0]}, which mixopt select did not write; the selection would replace "
+                          f"it. Write to another --out, or move {foreign[0]} away.")
+
+
+def _owned(folder: Path) -> set[str]:
+    """Names of the files an earlier selection wrote into ``folder`` (per its manifest); none without a selection's manifest."""
+    if not earlier_pools(folder):
+        return set()
+    return {MANIFEST, POOLS_FILE} | {f.name for f in _earlier_files(folder, set())}
+
+
+def _jsonl(rows, scores=None, field: str = SCORE_FIELD) -> bytes:
     lines = []
     for i, r in enumerate(rows):
         rec = dict(r)
         if scores is not None:
             s = float(scores[i])
-            rec["score"] = s if math.isfinite(s) else None
+            rec[field] = s if math.isfinite(s) else None
         lines.append(json.dumps(rec, ensure_ascii=False, default=str))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
@@ -81,6 +152,7 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
     out_dir = Path(out_dir).expanduser()
     final = out_dir.resolve()
     k = int(manifest["buckets"])
+    field = manifest.get("score_field", SCORE_FIELD)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
@@ -94,17 +166,17 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
         files: dict[str, Path] = {}
         for src in pools:
             name = src.name
-            _write(stage / f"{name}.scored.jsonl", _jsonl(src.rows, scores[name]))
+            _write(stage / f"{name}.scored.jsonl", _jsonl(src.rows, scores[name], field))
             entries = []
             for j in range(k):
                 idx = np.flatnonzero(buckets[name] == j)
                 fname = f"{name}.q{j + 1}.jsonl"
-                _write(stage / fname, _jsonl([src.rows[i] for i in idx], scores[name][idx]))
+                _write(stage / fname, _jsonl([src.rows[i] for i in idx], scores[name][idx], field))
                 entries.append({"name": f"q{j + 1}", "path": str(final / fname)})
             pools_yaml[name] = {"pools": entries}
             if kept is not None:
                 idx = np.flatnonzero(kept[name])
-                _write(stage / f"{name}.kept.jsonl", _jsonl([src.rows[i] for i in idx], scores[name][idx]))
+                _write(stage / f"{name}.kept.jsonl", _jsonl([src.rows[i] for i in idx], scores[name][idx], field))
         _write(stage / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n").encode())
         header = (f"# mixopt select: {manifest['method']} scores against {manifest['target']}; "
                   f"{k} equal-token buckets per pool, q1 best.\n# Use under `propose: pools:` in a sweep config.\n")
@@ -112,10 +184,10 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
         if not final.exists():
             os.replace(stage, final)  # one atomic step
         else:
-            names = sorted(p.name for p in stage.iterdir() if p.name != POOLS_FILE)
+            names = sorted(p.name for p in stage.iterdir() if p.name not in (POOLS_FILE, MANIFEST))
             stale = _earlier_files(final, set(names))  # buckets or pools of an earlier selection into this folder
             (final / POOLS_FILE).unlink(missing_ok=True)  # the completion marker goes first and comes back last
-            for fname in names + [POOLS_FILE]:
+            for fname in [MANIFEST] + names + [POOLS_FILE]:  # the manifest first: it names every file that follows
                 os.replace(stage / fname, final / fname)
             for f in stale:
                 f.unlink(missing_ok=True)
@@ -130,19 +202,30 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
 
 
 def complete(out_dir: Path, key: str) -> bool:
-    """Whether ``out_dir`` already holds a finished selection with this content key."""
+    """Whether ``out_dir`` already holds a finished selection with this content key, written there: every file
+    ``pools.yaml`` names lies in ``out_dir`` and exists (a copied or moved folder's points at the old one), and so
+    does each pool's scored (and kept) file."""
     out_dir = Path(out_dir).expanduser()
+    final = out_dir.resolve()
     try:
-        done = json.loads((out_dir / MANIFEST).read_text()).get("key") == key
-    except (OSError, ValueError):
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+        pools = yaml.safe_load((out_dir / POOLS_FILE).read_text())
+        if manifest.get("key") != key:
+            return False
+        paths = [Path(p["path"]) for d in pools.values() for p in d["pools"]]
+        paths += [final / f"{name}.{kind}.jsonl" for name in manifest["pools"]
+                  for kind in ("scored", *(("kept",) if manifest.get("keep") is not None else ()))]
+    except (OSError, ValueError, yaml.YAMLError, AttributeError, KeyError, TypeError):
         return False
-    return done and (out_dir / POOLS_FILE).is_file()
+    return all(p.parent == final and p.is_file() for p in paths)
 
 
 def earlier_pools(folder: Path) -> list[str]:
-    """The pools of a selection written into ``folder`` earlier (per its manifest); none when it holds none."""
+    """The pools of a selection written into ``folder`` earlier (per its manifest, which has the selection's key);
+    none when it holds none."""
     try:
-        pools = json.loads((Path(folder).expanduser() / MANIFEST).read_text()).get("pools", {})
+        manifest = json.loads((Path(folder).expanduser() / MANIFEST).read_text())
+        pools = manifest.get("pools", {}) if isinstance(manifest.get("key"), str) else {}
     except (OSError, ValueError, AttributeError):
         return []
     return sorted(pools) if isinstance(pools, dict) else []

@@ -82,15 +82,20 @@ def overlap(target: Source, pool: Source) -> int:
     return sum(hashlib.sha1(t.encode("utf-8", "replace")).digest() in seen for t in target.texts if t.strip())
 
 
-def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None) -> list[str]:
-    """The non-empty texts of the first ``max_documents`` records, with errors that name ``option`` and ``--text-field``."""
+def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None, seed: int | None = None) -> list[str]:
+    """The non-empty texts of ``max_documents`` records, with errors that name ``option`` and ``--text-field``.
+
+    With a ``seed`` the records are a seeded uniform sample of the whole source, in source order (a file sorted
+    by topic or source is then represented whole, not by its head); without one, the first ``max_documents``.
+    """
     ds = load_dataset_of(spec)
     where = f"{option} {spec.name}={spec.path}"
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
                         f"{ds.column_names}. Pass --text-field with the field that holds the text.")
     if max_documents is not None and len(ds) > max_documents:
-        ds = ds.select(range(max_documents))
+        ds = ds.select(range(max_documents) if seed is None
+                       else np.sort(np.random.default_rng(seed).choice(len(ds), max_documents, replace=False)))
     texts = [t for t in ds[spec.text_field] if isinstance(t, str) and t.strip()]
     if not texts:
         raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(ds)} records). "

@@ -11,6 +11,7 @@ across pools.
 
 from __future__ import annotations
 
+import glob
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .classifier import TargetClassifier
 from .color_filter import color_filter_scores
 from .dsir import DSIR, gumbel_top_k, top_by_budget
 from .ngrams import hash_progress
-from .output import bucket_of, complete, write_selection
+from .output import SCORE_FIELD, bucket_of, check_out, complete, output_names, score_field, write_selection
 from .perplexity import perplexity_scores
 from .read import Source, overlap, read_source, source_spec
 
@@ -70,10 +71,13 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
         raise ConfigError("select needs at least one --pool NAME=PATH.")
     proxy = proxy or ProxyConfig()
     tok = Tokenizer(tokenizer)
-    sources = [read_source(_with_max(source_spec(n, p, option="--pool", text_field=text_field), max_documents), option="--pool")
-               for n, p in pools.items()]
-    tgt = read_source(_with_max(source_spec("target", target, option="--target", text_field=target_text_field or text_field),
-                                max_documents), option="--target")
+    specs = {f"--pool {n}": _with_max(source_spec(n, p, option="--pool", text_field=text_field), max_documents)
+             for n, p in pools.items()}
+    specs["--target"] = _with_max(source_spec("target", target, option="--target", text_field=target_text_field or text_field),
+                                  max_documents)
+    check_out(Path(out_dir), specs, output_names(pools, buckets, keep is not None))  # before any work
+    sources = [read_source(spec, option="--pool") for what, spec in specs.items() if what != "--target"]
+    tgt = read_source(specs["--target"], option="--target")
     for s in sources:
         if buckets > int(s.has_text.sum()):
             raise ConfigError(f"--buckets must be between 1 and the number of documents of each pool; pool '{s.name}' has "
@@ -87,6 +91,12 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                    f"({100 * n_over / max(int(tgt.has_text.sum()), 1):.1f}%); their scores are inflated. Hold them out of the pool.")
             result_warnings.append(msg)
             warnings.warn(msg, stacklevel=2)
+    field_name = score_field(sources)
+    if field_name != SCORE_FIELD:
+        msg = (f"records of the pools already have a '{SCORE_FIELD}' field, which is kept as it is; the scores are written "
+               f"as '{field_name}' (selection.json: score_field)")
+        result_warnings.append(msg)
+        warnings.warn(msg, stacklevel=2)
 
     settings = {"method": method, "seed": seed, "tokenizer": tok.identity, "max_documents": max_documents,
                 "hash_buckets": _hash_buckets(method, n_buckets_hash),
@@ -94,10 +104,12 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                 "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None}
     keys = [(s.name, s.key) for s in sources] + [("target", tgt.key)]
     key = score_key(settings, keys)  # the scores
-    full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field}, keys)  # the output files
-    manifest = {"key": full_key, "method": method, "target": target, "pools": dict(pools), "buckets": buckets, "keep": keep,
-                "text_field": text_field, "target_text_field": target_text_field or text_field, "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources},
-                "overlap": overlaps}
+    full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field, "score_field": field_name},
+                         keys)  # the output files
+    manifest = {"key": full_key, "method": method, "target": _stored_path(target),
+                "pools": {n: _stored_path(p) for n, p in pools.items()}, "buckets": buckets, "keep": keep,
+                "score_field": field_name, "text_field": text_field, "target_text_field": target_text_field or text_field,
+                "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources}, "overlap": overlaps}
     out_dir = Path(out_dir)
     n_docs = {s.name: len(s.rows) for s in sources}
     if complete(out_dir, full_key):
@@ -142,6 +154,13 @@ def _hash_buckets(method: str, asked: int | None) -> int | None:
     if method not in HASHED:
         return None
     return asked or (DSIR if method == "dsir" else TargetClassifier)().n_buckets
+
+
+def _stored_path(path: str) -> str:
+    """A local path (file, folder or glob) made absolute, so that the manifest names the inputs wherever it is read
+    from (`plan-pools --measure` takes its default target from it); a hub id as given."""
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() or glob.glob(str(p)) else path
 
 
 def _with_max(spec, max_documents):
