@@ -45,6 +45,7 @@ from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCAL
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.crossval import mixture_groups
 from .surrogates.noise import seed_noise, signal_to_noise
+from .surrogates.scale import largest_scale_rows
 from .surrogates.checks import backtest_line, level_notes, model_lines, noise_line, scale_text as _scale_text  # noqa: F401  (the CLI's, the demo's)
 from .surrogates.shift import significant_miss
 
@@ -111,6 +112,13 @@ def check_model_store(model: FittedModel, snapshot: StoreSnapshot, *, model_name
     check_fitted_on(model.meta, snapshot.meta, snapshot.meta.get("domains") or records_table(sweep_records(snapshot.ok)).domains,
                     model_name=model_name, where=str(snapshot.root),
                     fix=f"Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
+
+
+def store_config(snapshot: StoreSnapshot) -> SweepConfig | None:
+    """The config the store was swept with (store.json's ``config``); None for a store without one (imported runs).
+    Without a CONFIG, propose fits its model and searches with this one, so the two read the same ``propose:`` section."""
+    raw = snapshot.meta.get("config")
+    return config_from_dict(raw, where=f"{snapshot.root}/store.json") if raw else None
 
 
 def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config") -> None:
@@ -192,8 +200,9 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
             if isinstance(mixture, MetricAverage):  # an averaged target: the component metrics, as at one scale
                 fit_y = table.component_matrix(target)[0]
         X = scale_inputs(table.W, table.model_params, table.tokens)
-        n_big = int(np.sum(np.all(np.isclose(table.scale_matrix(), table.scale_matrix().max(axis=0)), axis=1)))
-        cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixture_groups(table.W))
+        mixtures = mixture_groups(table.W)
+        n_big = len(np.unique(mixtures[largest_scale_rows(X)[1]]))  # the folds deal the largest scale's mixtures, not its runs
+        cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixtures)
         est.fit(X, fit_y)
         backtest = est.backtest_ if hasattr(est, "backtest_") else held_out_level(est, X, fit_y)  # shift-gp runs its own
         notes += level_notes(backtest, widened=bool(getattr(est, "level_bias_", 0.0)))
@@ -358,9 +367,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     require_positive("model_params", model_params, "None gives the default.")
     if snapshot is not None:
         check_model_store(model, snapshot)
-        if config is None and snapshot.meta.get("config"):
-            config = config_from_dict(snapshot.meta["config"], where=f"{snapshot.root}/store.json")
-        elif config is not None:
+        if config is None:
+            config = store_config(snapshot)
+        else:
             check_config_store(config, snapshot)
     pcfg = config.propose if config else ProposeConfig()
     seed = (config.seed if config else 0) if seed is None else seed

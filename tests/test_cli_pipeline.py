@@ -66,6 +66,56 @@ def test_propose_fits_a_model_when_none_given(swept, tmp_path):
     assert yaml.safe_load(plan.read_text())["phases"]
 
 
+def test_propose_without_config_fits_with_the_stores_config(swept, tmp_path, monkeypatch):
+    """No CONFIG: the search reads the store's recorded config, so the fit must too. It fitted `mean:all-domains` (and
+    the default model, no budgets) while the store's `propose.target` was val/code; a store without a recorded config
+    (imported runs) keeps those defaults."""
+    import shutil
+
+    from mixopt import pipeline
+    from mixopt.errors import ConfigError
+    _, store = swept
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    meta = json.loads((copy / "store.json").read_text())
+    meta["config"]["propose"].update(target="val/code", n_candidates=2000, top_k=10, upsample=False, curse_correction=False)  # fast
+    (copy / "store.json").write_text(json.dumps(meta))
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", "--store", str(copy), "--no-projector", "--out", str(plan)]) == 0
+    assert yaml.safe_load(plan.read_text())["predicted"]["metric"] == "val/code"
+    assert pipeline.open_model(tmp_path / "plan.model.pkl").target == "val/code"
+
+    (tmp_path / "m.csv").write_text("index,a,b\n" + "".join(f"{i},{i / 7:.4f},{1 - i / 7:.4f}\n" for i in range(8)))
+    (tmp_path / "l.csv").write_text("index,val/a,val/b\n" + "".join(f"{i},{3 + (i / 7 - 0.4) ** 2:.4f},{3.1 - i / 70:.4f}\n" for i in range(8)))
+    assert run(["runs", "import", "--mixtures", str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "l.csv"),
+                "--store", str(tmp_path / "imp")]) == 0
+    real_fit, fits = pipeline.fit, []
+
+    def recording_fit(snap, *args, **kw):
+        fits.append((args, kw))
+        return real_fit(snap, *args, **kw)
+
+    def no_search(*args, **kw):  # the default search (1e6 candidates) takes ~20 s; the fit's arguments are the point
+        raise ConfigError("not searched")
+
+    monkeypatch.setattr(pipeline, "fit", recording_fit)
+    monkeypatch.setattr(pipeline, "propose", no_search)
+    assert run(["propose", "--store", str(tmp_path / "imp"), "--no-projector", "--out", str(tmp_path / "imp.yaml")]) == 2
+    assert fits == [(("mean:all-domains", "default"), {"seed": 0, "budgets": False})]
+
+
+def test_fit_model_help_names_every_scale_aware_estimator_and_the_budgets_default(capsys):
+    """`fit --model`'s help named scale-gp as the only multi-scale default and left out shift-gp, which `--budgets` on
+    one size picks (and the help feeds the README's CLI reference)."""
+    import re
+
+    from mixopt.surrogates import SCALE_ESTIMATORS
+    assert run(["fit", "--help"]) == 0
+    flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", capsys.readouterr().out).split())
+    assert "default (scale-gp; shift-gp with --budgets on one size)" in flat
+    assert all(name in flat for name in SCALE_ESTIMATORS)
+
+
 def test_budget_the_data_cannot_supply_names_the_domain(swept, tmp_path, capsys):
     cfg, store = swept
     model = tmp_path / "model.pkl"

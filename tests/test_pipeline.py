@@ -450,3 +450,52 @@ def test_propose_on_sizes_that_never_varied_tokens_predicts_at_their_tokens(tmp_
     body = verify(plan, RunStore(store, create=False), snap, config, load_domain_set(config.data), against=["natural"],
                   seeds=1, shape="s")
     assert body["prediction_error"] is None and "but verify trained" in body["predicted"]["note"]
+
+
+def _import_sizes(tmp_path, name: str, at: list[tuple[float, list[int]]], *, sd: float = 0.003) -> str:
+    """An imported store: mixture i of 12 fixed ones trained at each size N in ``at`` (an index listed twice: two seeds),
+    one CSV pair with model_params / tokens columns, as `runs import` documents for several scales."""
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(3), size=12)
+    mix, met = ["index,a,b,c"], ["index,val/loss,model_params,tokens"]
+    for N, which in at:
+        for i in which:
+            w = [float(v) for v in W[i]]
+            loss = 3.0 - 0.3 * np.log10(N / 1e6) + 0.5 * (w[0] - 0.5) ** 2 + 0.3 * w[1] + float(rng.normal(0, sd))
+            mix.append(f"{len(mix) - 1},{w[0]!r},{w[1]!r},{w[2]!r}")
+            met.append(f"{len(met) - 1},{float(loss)!r},{N!r},1e8")
+    (tmp_path / f"{name}_mix.csv").write_text("\n".join(mix) + "\n")
+    (tmp_path / f"{name}_met.csv").write_text("\n".join(met) + "\n")
+    store = str(tmp_path / name)
+    assert run(["runs", "import", "--mixtures", str(tmp_path / f"{name}_mix.csv"), "--metrics", str(tmp_path / f"{name}_met.csv"),
+                "--store", store]) == 0
+    return store
+
+
+def test_one_mixture_at_several_imported_sizes_is_no_seed_repeat(tmp_path):
+    """Imported runs have no proxy and carry their size in `scale` alone: one mixture at 1e6, 4e6 and 1.6e7 params
+    was counted as three seeds, so the size effect (~0.3 nats per decade) became the 'seed noise' (0.17 for a true 0.003)
+    and ScaleGP's white-noise floor. Only the mixture trained twice at one size is a repeat."""
+    from mixopt.runs.groups import repeat_groups
+    store = _import_sizes(tmp_path, "st", [(1e6, [0, 0, *range(1, 12)]), (4e6, list(range(6))), (1.6e7, [0, 1, 2])])
+    snap = pipeline.open_store(store)
+    groups = repeat_groups(snap.ok)
+    assert len(snap.ok) == 22 and len(np.unique(groups)) == 21  # one seed repeat: mixture 0 twice at 1e6
+    fitted = pipeline.fit(snap, "val/loss")
+    noise = fitted.meta["noise"]
+    assert noise["repeated"] == 1 and noise["dof"] == 1 and noise["seed_sd"] < 0.03
+
+
+def test_largest_scale_with_fewer_mixtures_than_folds_fits_and_one_mixture_says_so(tmp_path, capsys):
+    """The held-out-scale CV deals the largest scale's *mixtures* into folds: k was sized by its runs, so 2 mixtures in
+    3 runs (a seed repeat) left a fold empty and `fit` died on argmin of an empty array. Three seeds of one mixture
+    there cannot be held-out-scale cross-validated: a one-line error naming the fix."""
+    store = _import_sizes(tmp_path, "two", [(1e6, list(range(12))), (4e6, list(range(6))), (1.6e7, [0, 0, 1])])
+    fitted = pipeline.fit(pipeline.open_store(store), "val/loss")
+    assert fitted.meta["cv"]["k"] == 2 and len(fitted.meta["cv"]["y_true"]) == 3
+    one = _import_sizes(tmp_path, "one", [(1e6, list(range(12))), (4e6, list(range(6))), (1.6e7, [0, 0, 0])])
+    capsys.readouterr()
+    assert run(["fit", "--store", one, "--target", "val/loss", "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "m.pkl").exists()
+    assert "has 3 run(s) of 1 mixture" in err and "2+ distinct mixtures" in err and "1.6e+07 params" in err

@@ -232,6 +232,40 @@ def test_checkpoint_losses_reads_run_records():
         checkpoint_losses(records, "val/t", 524288)
 
 
+def test_store_projector_learns_each_checkpoint_under_the_shares_trained_by_then(clusters):
+    """A two-phase run's end loss belongs to its whole-run shares, as in every surrogate (it was learnt under phase 0);
+    its loss at an earlier checkpoint before the switch belongs to phase 0. Single-phase runs: one mixture for both."""
+    from mixopt.projector.from_runs import fit_store_projector
+    from mixopt.runs.record import RunRecord
+
+    src, tgt = clusters
+    rng = np.random.default_rng(5)
+    records, W0, W1 = [], [], []
+    for i in range(12):
+        w0, w1 = rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3))
+        phases = [[0.0, dict(zip("abc", w0))]] + ([[0.75, dict(zip("abc", w1))]] if i % 2 else [])
+        end = 0.75 * w0 + 0.25 * w1 if i % 2 else w0
+        records.append(RunRecord(run_id=f"r{i}", mixture=dict(zip("abc", w0)), status="ok", phases=phases,
+                                 scale={"tokens": 4_000_000},
+                                 curves={"val/t": {"1000000": 4.0 - w0[0], "2000000": 3.6 - w0[0], "4000000": 3.0 - end[0] + end[1] ** 2}}))
+        W0.append(w0), W1.append(end)
+    proj = fit_store_projector(records, ["a", "b", "c"], "val/t", src, tgt)
+    assert (proj.n0, proj.n1) == (2e6, 4e6)
+    mot = MixtureOT(src, tgt)
+    y0 = np.array([r.curves["val/t"]["2000000"] for r in records])
+    y1 = np.array([r.curves["val/t"]["4000000"] for r in records])
+    np.testing.assert_allclose(proj.stage1_.coef_, OTProjector(mot).fit(np.array(W1), y1).coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(proj.stage0_.coef_, OTProjector(mot).fit(np.array(W0), y0).coef_, rtol=1e-6, atol=1e-9)
+
+    from mixopt.projector.from_runs import seen_shares
+    rec = records[1]
+    assert seen_shares(rec, 2e6, "val/t") == pytest.approx(rec.mixture)  # before the switch at 3e6: phase 0
+    assert seen_shares(rec, 4e6, "val/t") == pytest.approx(rec.overall_mixture())
+    unscaled = RunRecord(run_id="x", mixture=rec.mixture, status="ok", phases=rec.phases, curves=rec.curves)
+    b = [w["b"] for _, w in rec.phases]
+    assert seen_shares(unscaled, 3.5e6, "val/t")["b"] == pytest.approx(b[0] * 6 / 7 + b[1] / 7)  # no scale: the last checkpoint ends it
+
+
 def test_projector_input_validation(clusters):
     src, tgt = clusters
     mot = MixtureOT(src, tgt)

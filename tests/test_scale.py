@@ -74,6 +74,18 @@ def test_held_out_scale_cv_and_clone(two_scales):
         held_out_scale_cv(ScaleGP(), X[:60], y[:60])
 
 
+def test_held_out_scale_cv_counts_the_largest_scales_mixtures_not_its_runs(two_scales):
+    """Folds deal whole mixture groups: 40 runs of 3 mixtures at the largest scale cannot fill k=4 folds (it used to leave
+    a fold empty and fail on argmin of an empty array); 1 mixture there cannot be held out at all."""
+    X, y = two_scales
+    groups = np.r_[np.arange(60), 100 + np.arange(40) % 3]
+    with pytest.raises(FitError, match="has 40 runs of 3 distinct mixtures, fewer than k=4 folds"):
+        held_out_scale_cv(ScaleGP(), X, y, k=4, groups=groups)
+    assert held_out_scale_cv(ScaleGP(), X, y, k=3, groups=groups)["k"] == 3
+    with pytest.raises(FitError, match=r"\(1e\+07 params x 1e\+08 tokens\) has 40 run\(s\) of 1 mixture; .* 2\+ distinct"):
+        held_out_scale_cv(ScaleGP(), X, y, k=2, groups=np.r_[np.arange(60), np.full(40, 100)])
+
+
 def test_bad_scale_inputs(two_scales):
     X, y = two_scales
     with pytest.raises(NotFittedError):

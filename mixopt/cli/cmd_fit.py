@@ -23,7 +23,7 @@ from .outputs import check_output
 def fit_cmd(
     store: Path = typer.Option(..., "--store", help="Run-store directory."),
     target: str = typer.Option("mean:all-domains", "--target", help="Metric column, or mean:all-domains / mean:a,b / wmean:a=0.7,b=0.3."),
-    model: str = typer.Option("default", "--model", help="Estimator: default, regmix-lightgbm, linear, mixing-law, ...; on a store with several scales: default (scale-gp), nested-law, annealing-law."),
+    model: str = typer.Option("default", "--model", help="Estimator: default, regmix-lightgbm, linear, mixing-law, ...; on a store with several scales: default (scale-gp; shift-gp with --budgets on one size), scale-gp, shift-gp, nested-law, annealing-law."),
     out: Path = typer.Option(..., "--out", help="Where to save the fitted model (folders are created)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed for folds and the estimator."),

@@ -75,9 +75,10 @@ def propose_cmd(
             f"runs {store} holds now ({len(snapshot.ok)} finished): refit (`mixopt fit --store {store}`) to use them",
             soft_wrap=True, markup=False)
     if fitted is None:
-        pcfg = cfg.propose if cfg else None
+        fit_cfg = cfg if cfg is not None else pipeline.store_config(snapshot)  # no CONFIG: the store's, as the search reads it
+        pcfg = fit_cfg.propose if fit_cfg else None
         fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
-                              seed=seed if seed is not None else (cfg.seed if cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
+                              seed=seed if seed is not None else (fit_cfg.seed if fit_cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
         pipeline.save_fitted(fitted, Path(out).with_name(Path(out).stem + ".model.pkl"))
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
                             seed=seed, use_projector=not no_projector)

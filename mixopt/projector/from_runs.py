@@ -7,15 +7,17 @@ carries any mixture's predicted loss to the target budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import DataError, FitError
+from ..mixtures import overall_shares
 from ..runs.record import RunRecord
 from ..runs.table import target_curve
 from .ot_distance import MixtureOT
-from .projector import TwoStageProjector
+from .projector import OTProjector, TwoStageProjector
 
 MIN_RUNS = 6
 
@@ -59,10 +61,29 @@ def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target
     if len(ckpts) < 2:
         raise FitError(f"The OT projector needs two checkpoints every run shares; got {ckpts}. Set proxy.checkpoints to at least two fractions.")
     n0, n1 = ckpts[-2], ckpts[-1]
-    W = np.array([[r.mixture.get(d, 0.0) for d in domains] for r in ok])
+    # Each checkpoint's loss belongs to the token shares the run had trained on by then (a WSD decay branch trains on
+    # the run's own batches): at the end (n1, in practice) the whole-run shares the surrogates use, at an earlier n0
+    # of a two-phase run the phases cut there (phase 0 alone before the switch). Phase 0 for both (as before)
+    # misplaced the end loss; whole-run shares for both would misplace the n0 loss the same way.
+    W0 = np.array([[seen_shares(r, n0, target).get(d, 0.0) for d in domains] for r in ok])
+    W1 = np.array([[seen_shares(r, n1, target).get(d, 0.0) for d in domains] for r in ok])
     y0, y1 = checkpoint_losses(ok, target, n0), checkpoint_losses(ok, target, n1)
     ot = MixtureOT({d: source_features[d] for d in domains}, target_features, method=method)
-    return TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W, y0, y1)
+    proj = TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W1, y0, y1)
+    if not np.allclose(W0, W1):  # some run changed phase before n1: stage 0 learns from the shares it saw at n0
+        proj.stage0_ = OTProjector(ot, alpha=alpha).fit(W0, y0)
+    return proj
+
+
+def seen_shares(rec: RunRecord, tokens: float, target: str) -> dict[str, float]:
+    """Token shares a run had trained on by ``tokens``: its phases cut there. The whole-run shares
+    (``overall_mixture``) at its end, phase 0 alone before its first switch. The run's length is its recorded
+    ``scale.tokens``, else its last ``target`` checkpoint."""
+    end = (rec.scale or {}).get("tokens")
+    if not (isinstance(end, (int, float)) and math.isfinite(end) and end > 0):
+        end = max(target_curve(rec, target))
+    f = min(float(tokens) / float(end), 1.0)
+    return overall_shares([(s / f, w) for s, w in rec.phases if s < f])
 
 
 def projector_summary(proj: TwoStageProjector, w: np.ndarray, budget_tokens: float) -> dict:

@@ -481,6 +481,15 @@ def _largest(key: np.ndarray) -> np.ndarray:
     return key[np.lexsort((key[:, 1], key[:, 0]))[-1]]
 
 
+def largest_scale_rows(X) -> tuple[tuple, np.ndarray]:
+    """``((model_params, tokens), rows)``: the largest scale of inputs ``X`` (None where unknown) and the indices of
+    its rows, the rows :func:`held_out_scale_cv` holds out (callers size its ``k`` from them)."""
+    _, S = split_inputs(X)
+    key = np.nan_to_num(S, nan=-np.inf)
+    top = _largest(key)
+    return tuple(float(10**v) if np.isfinite(v) else None for v in top), np.flatnonzero(np.all(key == top, axis=1))
+
+
 def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None) -> dict:
     """Cross-validation that holds out the largest scale: K folds over its runs, every other run always trains.
 
@@ -490,17 +499,21 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
     metrics as :func:`~mixopt.surrogates.crossval.cross_validate`, on the
     largest scale's runs, plus ``largest_scale`` = (model_params, tokens).
     """
-    W, S = split_inputs(X)
+    largest, big = largest_scale_rows(X)
     Y = np.asarray(y, dtype=float)
     y = estimator.combine(Y) if Y.ndim == 2 else Y  # the scored target
-    key = np.nan_to_num(S, nan=-np.inf)
-    top = _largest(key)
-    big = np.flatnonzero(np.all(key == top, axis=1))
     if len(big) == len(y):
         raise FitError("held-out-scale CV needs runs at two or more scales; the store has one. Use cross_validate, or add runs at another scale.")
-    if len(big) < k:
-        raise FitError(f"The largest scale has {len(big)} runs, fewer than k={k} folds. Lower k or add runs at that scale.")
-    fold = group_folds(np.asarray(groups)[big] if groups is not None else np.arange(len(big)), k, seed)
+    held = np.asarray(groups)[big] if groups is not None else np.arange(len(big))
+    n_held = len(np.unique(held))  # folds deal whole groups: fewer groups than folds leaves a fold empty
+    at = " x ".join(f"{v:.3g} {u}" if v else f"? {u}" for v, u in zip(largest, ("params", "tokens")))
+    if n_held < 2:
+        raise FitError(f"The largest scale ({at}) has {len(big)} run(s) of 1 mixture; held-out-scale CV needs 2+ distinct "
+                       "mixtures there. Add runs of other mixtures at that scale.")
+    if n_held < k:
+        raise FitError(f"The largest scale ({at}) has {len(big)} runs of {n_held} distinct mixtures, fewer than k={k} folds. "
+                       "Lower k or add runs of other mixtures at that scale.")
+    fold = group_folds(held, k, seed)
     pred, std, regrets = np.empty(len(big)), np.empty(len(big)), []
     for f in range(k):
         te = big[fold == f]
@@ -512,7 +525,7 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
     z = np.abs(pred - yt) / std
     return {"spearman": float(spearmanr(pred, yt)[0]), "mae": float(np.mean(np.abs(pred - yt))), "regret_at_1": float(np.mean(regrets)),
             "within_1sd": float(np.mean(z <= 1)), "within_2sd": float(np.mean(z <= 2)), "oof_pred": pred, "oof_std": std,
-            "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": tuple(float(10**v) if np.isfinite(v) else None for v in top)}
+            "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": largest}
 
 
 def held_out_level(estimator, X, y) -> dict | None:
