@@ -17,7 +17,7 @@ from ..mixtures import overall_shares
 from ..runs.record import RunRecord
 from ..runs.table import target_curve
 from .ot_distance import MixtureOT
-from .projector import OTProjector, TwoStageProjector
+from .projector import TwoStageProjector
 
 MIN_RUNS = 6
 
@@ -69,10 +69,8 @@ def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target
     W1 = np.array([[seen_shares(r, n1, target).get(d, 0.0) for d in domains] for r in ok])
     y0, y1 = checkpoint_losses(ok, target, n0), checkpoint_losses(ok, target, n1)
     ot = MixtureOT({d: source_features[d] for d in domains}, target_features, method=method)
-    proj = TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W1, y0, y1)
-    if not np.allclose(W0, W1):  # some run changed phase before n1: stage 0 learns from the shares it saw at n0
-        proj.stage0_ = OTProjector(ot, alpha=alpha).fit(W0, y0)
-    return proj
+    changed = not np.allclose(W0, W1)  # some run changed phase before n1: stage 0 learns from the shares it saw at n0
+    return TwoStageProjector(ot, n0=n0, n1=n1, alpha=alpha).fit(W1, y0, y1, W_n0=W0 if changed else None)
 
 
 def seen_shares(rec: RunRecord, tokens: float, target: str) -> dict[str, float]:

@@ -199,14 +199,20 @@ class TwoStageProjector(BaseEstimator):
         self.n1 = n1
         self.alpha = alpha
 
-    def fit(self, W, y_n0, y_n1, ot_values=None) -> "TwoStageProjector":
-        """Fit on mixtures ``W`` (shape ``(n, K)``) with losses at ``n0`` and at ``n1`` (each shape ``(n,)``)."""
+    def fit(self, W, y_n0, y_n1, ot_values=None, *, W_n0=None) -> "TwoStageProjector":
+        """Fit on mixtures ``W`` (shape ``(n, K)``) with losses at ``n0`` and at ``n1`` (each shape ``(n,)``).
+
+        ``W_n0``: the shares the runs had trained on by ``n0`` when they differ from ``W`` (a run that changed phase
+        before ``n1``); stage 0 learns from them."""
         if not (np.isfinite(self.n0) and np.isfinite(self.n1) and 0 < self.n0 < self.n1):
             raise FitError(f"TwoStageProjector needs token counts 0 < n0 < n1. Got n0={self.n0!r}, n1={self.n1!r}. "
                            "Pass two checkpoint sizes, the smaller as n0.")
         W = OTProjector(self.ot)._check_W(W, "fit")
         o = OTProjector(self.ot)._ot_values(W, ot_values)
-        self.stage0_ = OTProjector(self.ot, alpha=self.alpha).fit(W, y_n0, ot_values=o)
+        if W_n0 is None:
+            self.stage0_ = OTProjector(self.ot, alpha=self.alpha).fit(W, y_n0, ot_values=o)
+        else:
+            self.stage0_ = OTProjector(self.ot, alpha=self.alpha).fit(OTProjector(self.ot)._check_W(W_n0, "fit"), y_n0)
         self.stage1_ = OTProjector(self.ot, alpha=self.alpha).fit(W, y_n1, ot_values=o)
         return self
 
