@@ -53,3 +53,12 @@ def test_a_far_target_does_not_make_every_comparison_within_noise(far_view):
     assert beats, reasons
     uniform = table["uniform"]
     assert uniform["value"] - value < 2 * math.sqrt(0.005**2 + std**2 + uniform["std"] ** 2)  # marginal stds: within
+
+
+def test_unknown_seed_noise_is_said_not_printed_as_zero(far_view):
+    ctx = ProposeContext(domains=["a", "b", "c"], target="val/x", noise={})  # e.g. imported runs, one seed each
+    w = np.array([1 / 3, 1 / 3, 1 / 3])
+    value, std = (float(v[0]) for v in far_view.predict(w[None, :], return_std=True))
+    _, reasons, _ = compare_with_baselines(far_view, w, value, std, ctx)
+    assert not any("seed sd 0.0000" in r or "(sd 0.0000)" in r for r in reasons), reasons
+    assert any("seed noise unknown" in r and "import runs of one mixture with several seeds" in r for r in reasons), reasons

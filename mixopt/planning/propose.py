@@ -404,18 +404,22 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
         else:
             beats = False
             reasons.append(f"vs {name}: predicted gain {gain:+.4f} ({b['value']:.4f}) is within the noise band ±{noise:.4f} "
-                           f"(seed sd {seed_sd:.4f}, predictive std {std:.4f}): the plan is not shown to beat {name}")
+                           f"({f'seed sd {seed_sd:.4f}' if seed_sd else 'seed noise unknown'}, predictive std {std:.4f}): "
+                           f"the plan is not shown to beat {name}")
     if measured is not None:
         label, y_best = measured
         baselines["best-run"].update(measured=y_best, label=label)
         if y_best < value:
             reasons.append(
                 f"the best measured run ({label}, {y_best:.4f}) is below the plan's prediction {value:.4f}: one run's loss "
-                f"scatters by the seed noise (sd {seed_sd:.4f}) and the best of {len(ctx.records)} runs is biased low; the model "
+                f"scatters by the seed noise ({f'sd {seed_sd:.4f}' if seed_sd else 'unknown here'}) and the best of {len(ctx.records)} runs is biased low; the model "
                 f"expects that mixture at {baselines['best-run']['value']:.4f}" + (
                     ". Predictions are at the proxies' scale, not at the plan's budget" if not ctx.provenance.get("target_scale") else ""))
     if not seed_sd:
-        reasons.append("seed noise unknown: no mixture was trained with several seeds (sampler.noise_seeds >= 2 measures it)")
+        swept = any(r.proxy for r in ctx.records or [])  # imported runs carry no proxy: the sampler is not theirs
+        how = ("sampler.noise_seeds >= 2 measures it" if swept else
+               "import runs of one mixture with several seeds to measure it")
+        reasons.append(f"seed noise unknown: no mixture was trained with several seeds ({how})")
     return baselines, reasons, beats
 
 
