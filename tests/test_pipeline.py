@@ -108,6 +108,20 @@ def test_measure_noise_without_repeats_says_so():
     assert noise["seed_sd"] == pytest.approx(np.sqrt(0.02)) and noise["snr"] > 3
 
 
+def test_mixture_signal_is_measured_within_each_scale():
+    # two mixtures at two sizes: the size moves every loss by 1.0, the mixtures differ by 0.1, seeds by ~0.01
+    y = np.array([3.0, 3.01, 3.1, 4.0, 4.01, 4.1])
+    groups = np.array([0, 0, 1, 2, 2, 3])
+    scales = [(1e6,), (1e6,), (1e6,), (1e5,), (1e5,), (1e5,)]
+    alone = pipeline.measure_noise(y, groups)
+    within = pipeline.measure_noise(y, groups, scales=scales)
+    assert alone["signal_sd"] > 0.5  # the size effect passing for mixture signal
+    assert within["signal_sd"] == pytest.approx(0.095 / np.sqrt(2))  # each size: two means 0.095 apart
+    assert within["seed_sd"] == alone["seed_sd"] and within["snr"] < alone["snr"] / 5
+    one = pipeline.measure_noise(y[:3], groups[:3], scales=scales[:3])  # one scale: as before
+    assert one["signal_sd"] == pytest.approx(pipeline.measure_noise(y[:3], groups[:3])["signal_sd"])
+
+
 def _regmix_subset(regmix, tmp_path, kind: str, n: int) -> tuple:
     """The first ``n`` rows of a RegMix table pair, written as CSVs."""
     import csv
