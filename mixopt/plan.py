@@ -57,6 +57,13 @@ class Prediction(BaseModel):
     seed_sd: float | None = None  # seed noise of one run's metric, measured on repeated mixtures
     beats_baselines: bool | None = None  # true only when the predicted gain over every baseline exceeds the noise band
 
+    @field_validator("value")
+    @classmethod
+    def _finite_value(cls, v: float) -> float:
+        if not math.isfinite(v):  # a plan that predicts nothing: JSON cannot hold it and verify cannot compare it
+            raise ValueError(f"must be a finite number, got {v}")
+        return v
+
 
 class Plan(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -122,13 +122,22 @@ class ReusedMixture:
 
     def bounds(self, min_weights: Mapping[str, float], max_weights: Mapping[str, float]) -> tuple[dict, dict]:
         """Per-domain share bounds as bounds of the coordinates: a kept domain's ``[lo, hi]`` bounds the group's share to
-        ``[lo / r, hi / r]`` (the tightest over the members)."""
+        ``[lo / r, hi / r]`` (the tightest over the members).
+
+        Raises ConfigError when a kept domain's minimum is above its ratio ``r``: the group would need a share above 1.
+        """
         lo = {d: float(v) for d, v in min_weights.items() if d not in self.ratios}
         hi = {d: float(v) for d, v in max_weights.items() if d not in self.ratios}
-        g_lo = [float(v) / self.ratios[d] for d, v in min_weights.items() if d in self.ratios]
+        g_lo = {d: float(v) / self.ratios[d] for d, v in min_weights.items() if d in self.ratios}
         g_hi = [float(v) / self.ratios[d] for d, v in max_weights.items() if d in self.ratios]
         if g_lo:
-            lo[REUSED] = min(max(g_lo), 1.0)
+            d = max(g_lo, key=g_lo.__getitem__)
+            if g_lo[d] > 1.0 + 1e-9:  # the group's share cannot exceed 1: refuse rather than clip to an unrelated failure
+                r = self.ratios[d]
+                raise ConfigError(f"propose.min_weights {d} {float(min_weights[d]):g} cannot hold with reuse: {d} keeps ratio "
+                                  f"{r:.4g} of the reused group from {self.source}, so its share is at most {r:.4g}. "
+                                  f"Lower the minimum, or add {d} to reuse.recompute.")
+            lo[REUSED] = min(g_lo[d], 1.0)
         if g_hi:
             hi[REUSED] = min(min(g_hi), 1.0)
         return lo, hi

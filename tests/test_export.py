@@ -76,7 +76,7 @@ def test_exact_shares_sum_to_exactly_one():
         out = exact_shares(dict(zip(map(str, range(n)), w)))
         assert exactly_one(out.values())
         assert list(out.values()) == pytest.approx(list(w), abs=1e-7)
-        assert all((v == 0) == (x == 0) or x < 1e-8 for v, x in zip(out.values(), w))
+        assert all((v == 0) == (x == 0) for v, x in zip(out.values(), w))  # a positive share stays positive
 
 
 def test_exact_shares_awkward_thirds_and_tenths():
@@ -112,7 +112,7 @@ def test_megatron_blends_and_iterations():
 
 def test_megatron_step_options():
     opts = ExportOptions(global_batch_size=256, seq_length=2048, total_iterations=1000)
-    meta = json.loads(export_plan(plan_dict(), "megatron", PATHS, options=opts)["blend.json"])
+    meta = json.loads(export_plan(plan_dict(budget_tokens=1000 * 256 * 2048), "megatron", PATHS, options=opts)["blend.json"])
     assert meta["total_iterations"] == 1000 and meta["phases"][1]["start_iteration"] == 800
     meta = json.loads(export_plan(plan_dict(), "megatron", PATHS, options=ExportOptions(global_batch_size=100, seq_length=1000))["blend.json"])
     assert meta["total_iterations"] == 1_000_000 and meta["phases"][1]["start_iteration"] == 800_000
@@ -152,7 +152,7 @@ def test_max_repetition_ratio():
 
 
 def test_nanotron_stages_follow_schema():
-    files = export_plan(plan_dict(), "nanotron", PATHS, options=ExportOptions(total_iterations=1000))
+    files = export_plan(plan_dict(budget_tokens=1000 * 512 * 4096), "nanotron", PATHS, options=ExportOptions(total_iterations=1000))
     stages = yaml.safe_load(files["data_stages.yaml"])["data_stages"]
     assert [s["start_training_step"] for s in stages] == [1, 801]
     assert len({s["name"] for s in stages}) == len(stages)
@@ -278,7 +278,8 @@ def test_cli_writes_directory_and_file(plan_file, tmp_path):
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["phase_00.yaml", "phase_01.yaml"]
     out = tmp_path / "stages.yaml"
-    r = _invoke([str(plan_file), "-f", "nanotron", "-o", str(out), *_path_args(), "--total-iterations", "100"])
+    steps = ["--total-iterations", "100", "--global-batch-size", "1000000", "--seq-length", "1000"]  # 100 x 1e9 = the 1e11 budget
+    r = _invoke([str(plan_file), "-f", "nanotron", "-o", str(out), *_path_args(), *steps])
     assert r.exit_code == 0, r.output
     assert yaml.safe_load(out.read_text())["data_stages"][1]["start_training_step"] == 81
     out = tmp_path / "mix.py"
@@ -467,14 +468,15 @@ def test_phase_without_a_step_is_refused_naming_the_flags(fmt):
         export_plan(four_m_plan(), fmt, PATHS)
     msg = str(info.value)
     assert "\n" not in msg and "phase_01" in msg and "of 2" in msg
-    assert "--global-batch-size" in msg and "--seq-length" in msg and "--total-iterations" in msg
-    need = int(msg.rsplit("--total-iterations to at least ", 1)[1].rstrip("."))
+    assert "--global-batch-size" in msg and "--seq-length" in msg
+    need = int(msg.split("gives at least ", 1)[1].split()[0])
     gbs = int(msg.split("e.g. --global-batch-size ", 1)[1].split()[0])
     assert need == 3 and gbs < 512
-    with pytest.raises(ExportError, match="Set --total-iterations to at least 3") as info:
+    # --total-iterations 2 matches the budget (1.9 steps) but gives phase_01 no step: more steps need a smaller batch
+    with pytest.raises(ExportError, match="gives at least 3 steps") as info:
         export_plan(four_m_plan(), fmt, PATHS, options=ExportOptions(total_iterations=need - 1))
-    assert "--global-batch-size" not in str(info.value)  # it does not matter once the steps are given
-    for opts in (ExportOptions(total_iterations=need), ExportOptions(global_batch_size=gbs)):
+    assert "--global-batch-size" in str(info.value) and "leave out --total-iterations" in str(info.value)
+    for opts in (ExportOptions(global_batch_size=gbs), ExportOptions(global_batch_size=gbs, total_iterations=need)):
         files = export_plan(four_m_plan(), fmt, PATHS, options=opts)
         if fmt == "megatron":
             meta = json.loads(files["blend.json"])
@@ -492,7 +494,7 @@ def test_four_million_tokens_in_halves_fit_the_default_batch():
 
 
 def test_step_schedule_property():
-    """Every accepted schedule gives each phase >= 1 step; every refusal suggests a total that works and is least."""
+    """Every accepted schedule gives each phase >= 1 step; every refusal suggests the least N from which every total works."""
     from mixopt.export.spec import min_total_steps, start_steps
 
     rng = np.random.default_rng(0)
@@ -506,8 +508,8 @@ def test_step_schedule_property():
             assert starts[0] == 0 and all(e > s for s, e in zip(starts, ends))
             continue
         need = min_total_steps(fractions, total)
-        assert start_steps(fractions, need) is not None
-        assert all(start_steps(fractions, t) is None for t in range(total, need))
+        assert need > total and all(start_steps(fractions, t) is not None for t in range(need, need + 300))  # "at least"
+        assert need == total + 1 or start_steps(fractions, need - 1) is None  # and least
 
 
 def test_plan_error_has_no_doubled_period():
@@ -575,3 +577,127 @@ def test_cli_notes_the_quality_pools_a_plan_keeps(tmp_path):
     r = _invoke([str(tmp_path / "plan.yaml"), "-f", "json", "-o", str(tmp_path / "m2.json"), *_path_args(paths),
                  "--drop", "web"])
     assert r.exit_code == 0 and "quality pools" not in r.output  # web and its pools left with it
+
+
+# ------------------------------------------------------------------ review 29
+
+
+def test_litdata_streams_are_sized_to_the_planned_repetition():
+    """Finding 1: a pass ends when the first stream runs out, so each stream repeats as the phase trains it."""
+    raw = plan_dict()
+    text = export_plan(raw, "litdata", PATHS)["mixture_litdata.py"]
+    assert 'subsample": float(spec["repeat"][n])' in text
+    plan = __import__("mixopt.plan", fromlist=["plan_from_dict"]).plan_from_dict(raw)
+    overall = plan.overall_weights()
+    for p, phase, frac in zip(_literal(text, "PHASES"), raw["phases"], plan.phase_fractions()):
+        for d, share in phase["weights"].items():
+            unique = overall[d] * raw["budget_tokens"] / raw["epochs"][d]
+            want = max(1.0, math.ceil(frac * raw["budget_tokens"] * share / unique * 1.05 * 100 - 1e-9) / 100)
+            assert p["repeat"][d] == want, (p["name"], d)
+    # math: 3 epochs of 0.18 of the budget, so 0.06 unique; phase 0 trains 0.08 of it, phase 1 0.1 (x 1.05)
+    assert [p["repeat"]["math"] for p in _literal(text, "PHASES")] == [1.4, 1.75]
+    no_epochs = _literal(export_plan(plan_dict(epochs={}), "litdata", PATHS)["mixture_litdata.py"], "PHASES")
+    assert all(set(p["repeat"].values()) == {1.0} for p in no_epochs)
+
+
+def test_a_positive_share_is_never_exported_as_zero():
+    """Finding 2: a planned domain keeps a positive weight in every format (hf all_exhausted never ends on a 0)."""
+    out = exact_shares({"a": 1 - 4e-9, "b": 4e-9})
+    assert out == {"a": 0.99999999, "b": 1e-08} and exactly_one(out.values())
+    # books: 0.0001 of the tokens at 500k tokens/doc beside 20-token tweets is a 4e-9 document share
+    books = {"budget_tokens": 1e9, "phases": [{"start_fraction": 0.0, "weights": {"books": 0.0001, "tweets": 0.9999}}],
+             "tokens_per_doc": {"books": 500_000, "tweets": 20}}
+    meta = json.loads(export_plan(books, "hf-datasets", {"books": "/b", "tweets": "/t"})["interleave.json"])
+    assert meta["phases"][0]["domains"] == ["books", "tweets"] and meta["phases"][0]["probabilities"][0] > 0
+    tiny = single_phase({"code": 0.999999996, "web": 0.000000004})
+    paths = {"code": PATHS["code"], "web": PATHS["web"]}
+    weights = {
+        "megatron": lambda f: [float(w) for w in json.loads(f["blend.json"])["phases"][0]["data_path"][::2]],
+        "olmo-core": lambda f: [s["target_ratio"] for s in yaml.safe_load(f["phase_00.yaml"])["sources"]],
+        "nanotron": lambda f: yaml.safe_load(f["data_stages.yaml"])["data_stages"][0]["data"]["dataset"]["dataset_weights"],
+        "mosaic-streaming": lambda f: [s["proportion"] for s in yaml.safe_load(f["phase_00.yaml"])["streams"].values()],
+        "litdata": lambda f: list(_literal(f["mixture_litdata.py"], "PHASES")[0]["weights"].values()),
+        "hf-datasets": lambda f: json.loads(f["interleave.json"])["phases"][0]["probabilities"],
+    }
+    for fmt, read in weights.items():
+        got = read(export_plan(tiny, fmt, paths))
+        assert len(got) == 2 and min(got) > 0 and exactly_one(got), (fmt, got)
+
+
+def test_megatron_usage_keeps_one_lr_schedule():
+    """Finding 3: every phase trains to the total (one LR decay) and stops at its end with --exit-interval."""
+    meta = json.loads(export_plan(plan_dict(), "megatron", PATHS)["blend.json"])
+    total = meta["total_iterations"]
+    assert f"--train-iters {total} --lr-decay-iters {total}" in meta["usage"] and "--exit-interval" in meta["usage"]
+    first, last = meta["phases"]
+    assert first["megatron_args"] == (f"--data-args-path phase_00.data_args.txt --train-iters {total} "
+                                      f"--lr-decay-iters {total} --exit-interval {first['end_iteration']}")
+    assert last["megatron_args"] == f"--data-args-path phase_01.data_args.txt --train-iters {total} --lr-decay-iters {total}"
+    assert "--train-iters end_iteration" not in meta["usage"]
+
+
+def test_json_export_of_a_plan_with_non_finite_numbers(tmp_path):
+    """Finding 4: an unknown (NaN) std or extra number is written as null and reads back; a NaN value is refused."""
+    from mixopt.plan import plan_from_dict
+
+    raw = plan_dict(predicted={"metric": "mean:all-domains", "value": 2.5, "std": float("nan"),
+                               "baselines": {"natural": {"value": float("inf")}}}, note=float("nan"))
+    body = json.loads(export_plan(raw, "json")["plan.json"])
+    assert body["predicted"]["std"] is None and body["predicted"]["baselines"]["natural"]["value"] is None
+    assert body["note"] is None and body["predicted"]["value"] == 2.5
+    assert plan_from_dict(body).predicted.std is None  # the export is a plan again
+    bad = plan_dict(predicted={"metric": "m", "value": float("nan")})
+    with pytest.raises(ExportError, match="predicted.value: must be a finite number") as info:
+        export_plan(bad, "json")
+    assert "\n" not in str(info.value)
+    path = tmp_path / "nan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = _invoke([str(path), "-f", "json", "-o", str(tmp_path / "plan.json")])
+    assert r.exit_code == 0, r.output
+    path.write_text(yaml.safe_dump(bad))
+    r = _invoke([str(path), "-f", "json", "-o", str(tmp_path / "bad.json")])
+    assert isinstance(r.exception, ExportError) and "predicted.value" in str(r.exception)
+    assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["megatron", "nanotron"])
+def test_total_iterations_must_match_the_budget(fmt, tmp_path):
+    """Finding 6: --total-iterations that trains another number of tokens than the budget is refused."""
+    raw = plan_dict(budget_tokens=1e9)  # 476.84 steps at the default 512 x 4096
+    with pytest.raises(ExportError) as info:
+        export_plan(raw, fmt, PATHS, options=ExportOptions(total_iterations=1500))
+    msg = str(info.value)
+    assert "\n" not in msg and "1500 steps" in msg and "476.84 steps" in msg
+    assert "--global-batch-size" in msg and "--seq-length" in msg and "leave out --total-iterations (it would be 477)" in msg
+    for total in (473, 476, 477, 481):  # within 1% (4.77 steps) of the budget
+        export_plan(raw, fmt, PATHS, options=ExportOptions(total_iterations=total))
+    for total in (472, 482):
+        with pytest.raises(ExportError, match="--total-iterations must train the plan's budget"):
+            export_plan(raw, fmt, PATHS, options=ExportOptions(total_iterations=total))
+    # batch options that make 1500 steps the budget: 1500 x 667 x 1000 = 1.0005e9
+    opts = ExportOptions(total_iterations=1500, global_batch_size=667, seq_length=1000)
+    files = export_plan(raw, fmt, PATHS, options=opts)
+    if fmt == "megatron":
+        meta = json.loads(files["blend.json"])
+        assert meta["total_iterations"] == 1500 and abs(1500 * meta["tokens_per_iteration"] - 1e9) <= meta["tokens_per_iteration"]
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out" / ("stages.yaml" if fmt == "nanotron" else "meg")
+    r = _invoke([str(path), "-f", fmt, "-o", str(out), *_path_args(), "--total-iterations", "1500"])
+    assert isinstance(r.exception, ExportError) and "--total-iterations must train" in str(r.exception)
+    assert not (tmp_path / "out").exists()
+
+
+def test_at_least_n_steps_holds_for_every_larger_total():
+    """Finding 7: phases at 0, 0.05, 0.075 work at 20 steps but not at 30: the advice names 34, from which all work."""
+    from mixopt.export.spec import min_total_steps, start_steps
+
+    fractions = [0.0, 0.05, 0.075]
+    assert start_steps(fractions, 20) is not None and start_steps(fractions, 30) is None
+    need = min_total_steps(fractions, 1)
+    assert need == 34 and all(start_steps(fractions, t) is not None for t in range(need, 10 * need))
+    raw = plan_dict(budget_tokens=1e5, phases=[{"start_fraction": f, "weights": {"code": 0.5, "web": 0.5}} for f in fractions])
+    with pytest.raises(ExportError, match="gives at least 34 steps"):
+        export_plan(raw, "nanotron", {"code": "/c", "web": "/w"})
+    files = export_plan(raw, "nanotron", {"code": "/c", "web": "/w"}, options=ExportOptions(global_batch_size=1, seq_length=1000))
+    assert "train_steps = 100" in files["data_stages.yaml"]  # 100 >= 34 steps: every phase has one

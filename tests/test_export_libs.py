@@ -102,6 +102,53 @@ def test_megatron_blend_round_trip(tmp_path):
         assert dict(zip(sorted(raw["weights"]), realised)) == pytest.approx(raw["weights"], abs=1e-4)
 
 
+def _megatron_flags(args: str) -> dict[str, str]:
+    words = args.split()
+    return dict(zip(words[::2], words[1::2]))
+
+
+def test_megatron_phases_keep_one_lr_schedule_and_resume(tmp_path):
+    """Each phase's megatron_args give megatron-core's scheduler one decay over the whole run, and the resume loads."""
+    pytest.importorskip("megatron.core.optimizer_param_scheduler", reason="megatron-core is not installed (pip install 'mixopt[export]')")
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+    meta = json.loads(export_plan(PLAN, "megatron", {d: f"/data/{d}" for d in TOKENS_PER_DOC},
+                                  options=ExportOptions(global_batch_size=8, seq_length=4096))["blend.json"])
+    gbs, total = meta["global_batch_size"], meta["total_iterations"]
+
+    class Optimizer:  # the scheduler only sets each param group's lr and weight decay
+        def __init__(self):
+            self.param_groups = [{}]
+
+    def scheduler(train_iters: int, decay_iters: int) -> OptimizerParamScheduler:
+        # Megatron-LM's get_optimizer_param_scheduler: steps are iterations x global batch size; the
+        # --use-checkpoint-opt_param-scheduler / --override-opt_param-scheduler flags are off by default
+        return OptimizerParamScheduler(
+            Optimizer(), init_lr=0.0, max_lr=3e-4, min_lr=3e-5, lr_warmup_steps=2 * gbs, lr_decay_steps=decay_iters * gbs,
+            lr_decay_style="cosine", start_wd=0.1, end_wd=0.1, wd_incr_steps=train_iters * gbs, wd_incr_style="constant",
+            use_checkpoint_opt_param_scheduler=False, override_opt_param_scheduler=False,
+        )
+
+    whole = scheduler(total, total)  # the schedule of one uninterrupted run
+    state, lrs = None, []
+    for phase in meta["phases"]:
+        args = _megatron_flags(phase["megatron_args"])
+        assert args["--data-args-path"] == phase["data_args_path"]
+        current = scheduler(int(args["--train-iters"]), int(args["--lr-decay-iters"]))
+        if state is not None:
+            current.load_state_dict(state)  # asserts that the decay steps match the checkpoint's
+        stop = int(args.get("--exit-interval", args["--train-iters"]))
+        assert stop == phase["end_iteration"]
+        for _ in range(phase["start_iteration"], stop):
+            current.step(gbs)
+            whole.step(gbs)
+            lrs.append((current.get_lr({}), whole.get_lr({})))
+        state = current.state_dict()
+    assert len(lrs) == total and all(a == pytest.approx(b) for a, b in lrs)
+    assert lrs[meta["phases"][0]["end_iteration"] - 1][0] > 3e-5 + 1e-9  # phase 0 does not decay to min_lr
+    assert lrs[-1][0] == pytest.approx(3e-5)
+
+
 # ------------------------------------------------------------------ ai2-olmo-core
 
 
@@ -231,6 +278,39 @@ def test_litdata_module_samples_planned_token_shares(tmp_path, monkeypatch):
             break
     assert len(rows) == N_SAMPLES
     assert_close_shares(token_shares(rows), phase["weights"])
+
+
+def _litdata_doc(row):
+    return {"domain": row[0], "i": row[1]}
+
+
+def test_litdata_one_pass_realises_planned_repetition(tmp_path, monkeypatch):
+    """A pass ends when the first stream runs out: the planned 3 epochs of 'small' must not cut 'large' short."""
+    litdata = pytest.importorskip("litdata", reason="litdata is not installed (pip install 'mixopt[export]')")
+    monkeypatch.setenv("DATA_OPTIMIZER_CACHE_FOLDER", str(tmp_path / "cache" / "chunks"))
+    monkeypatch.setenv("DATA_OPTIMIZER_DATA_CACHE_FOLDER", str(tmp_path / "cache" / "data"))
+    docs = {"small": 100, "large": 300}  # 10 tokens per document each
+    paths = {}
+    for domain, n in docs.items():
+        out = tmp_path / "data" / domain
+        litdata.optimize(fn=_litdata_doc, inputs=[(domain, i) for i in range(n)], output_dir=str(out), chunk_size=1000,
+                         num_workers=1, start_method="fork")
+        paths[domain] = str(out)
+    # 6000 tokens, half each: 300 documents of each, so 'small' is gone through 3 times and 'large' once
+    plan = {"budget_tokens": 6000, "phases": [{"start_fraction": 0.0, "weights": {"small": 0.5, "large": 0.5}}],
+            "epochs": {"small": 3.0, "large": 1.0}, "tokens_per_doc": {"small": 10, "large": 10}}
+    module_path = tmp_path / "mixture_litdata.py"
+    module_path.write_text(export_plan(plan, "litdata", paths)["mixture_litdata.py"])
+    module = load_module(module_path, "repeated_mixture")
+    rows = list(module.build(0))
+    assert len(rows) >= 600, Counter(r["domain"] for r in rows)  # one pass holds the planned 600 documents
+    planned = rows[:600]
+    large = [r["i"] for r in planned if r["domain"] == "large"]
+    small = [r["i"] for r in planned if r["domain"] == "small"]
+    assert abs(len(large) - 300) <= 30 and len(set(large)) == len(large)  # 'large' is read once, not replayed
+    assert len(set(small)) == docs["small"] and len(small) >= 270  # 'small' is repeated as planned
+    assert len({r["i"] for r in rows if r["domain"] == "large"}) == docs["large"]
+    assert module.PHASES[0]["repeat"] == {"large": 1.05, "small": 3.15}  # 3 and 1 epochs, 5% margin
 
 
 # ------------------------------------------------------------------ HF datasets

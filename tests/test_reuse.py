@@ -55,6 +55,21 @@ def test_bounds_of_kept_domains_bound_the_group():
     assert hi == {REUSED: pytest.approx(0.5)}  # b <= 0.3 at ratio 0.6 is tighter than a's 2.5
 
 
+def test_a_minimum_above_the_kept_ratio_is_refused_naming_the_domain():
+    """A kept domain cannot take more than its ratio of the group: refuse instead of clipping the group's minimum to 1."""
+    r = reuse_of()  # c keeps ratio 0.2 of the group
+    with pytest.raises(ConfigError) as info:
+        r.bounds({"c": 0.3}, {})
+    msg = str(info.value)
+    assert "propose.min_weights c 0.3 cannot hold with reuse" in msg and "at most 0.2" in msg
+    assert "reuse.recompute" in msg and "plan" in msg and "\n" not in msg
+    assert r.bounds({"c": 0.2}, {})[0] == {REUSED: pytest.approx(1.0)}  # exactly the whole group still holds
+    ctx = ProposeContext(domains=DOMAINS, target="t", token_counts=COUNTS, reuse=r)
+    cfg = config_from_dict({"propose": {"n_candidates": 200, "min_weights": {"c": 0.3}}}).propose
+    with pytest.raises(ConfigError, match="min_weights c 0.3 cannot hold with reuse"):
+        search_mixture(Bowl(), ctx, cfg, budget_tokens=1e6)
+
+
 @pytest.mark.parametrize("weights, recompute, match", [
     ({"x": 1.0}, (), "keeps no domain"),
     ({"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}, (), "nothing to search"),

@@ -30,7 +30,8 @@ def export_cmd(
         [], "--tokens-per-doc", help="DOMAIN=N mean tokens per document; overrides the plan (document-weighted formats)."
     ),
     total_iterations: int | None = typer.Option(
-        None, help="Training steps in all; default ceil(budget_tokens / (global_batch_size * seq_length))."
+        None, help="Training steps in all, within one step or 1% of budget_tokens / (global_batch_size * seq_length); "
+        "default its ceiling."
     ),
     global_batch_size: int | None = typer.Option(None, help="Sequences per step for megatron/nanotron step numbers (default 512)."),
     seq_length: int | None = typer.Option(None, help="Tokens per sequence for megatron/nanotron step numbers (default 4096)."),

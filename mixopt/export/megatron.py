@@ -12,8 +12,17 @@ Output is a directory:
 * ``phase_NN.per_split_data_args.json``: ``{"train": [...], "valid": null, "test": null}``
   for ``--per-split-data-args-path``; fill in ``valid``/``test`` with your own blends.
 
-Megatron has no phase schedule, so run phase NN with ``--train-iters`` set to its
-``end_iteration`` and resume from the previous phase's checkpoint.
+Megatron takes one blend per run, so each phase is a run that resumes from the
+previous phase's checkpoint. Keep one learning-rate schedule over the whole run:
+pass ``--train-iters TOTAL --lr-decay-iters TOTAL`` (``total_iterations``, and the
+same warmup and ``--lr-wsd-decay-iters`` where used) to every phase, and stop phase
+NN with ``--exit-interval END`` (its ``end_iteration``; Megatron saves a checkpoint
+and exits at the first iteration divisible by it, which is END since phases end in
+increasing order). Passing ``--train-iters END`` instead would decay the learning
+rate to its minimum by the end of phase 0 (``--lr-decay-iters`` defaults to
+``--train-iters``), and the resumed phase would fail Megatron's check that the
+scheduler's decay steps match the checkpoint's. ``blend.json`` writes each
+phase's arguments out as ``megatron_args``.
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ def dataset_prefix(path: str) -> str:
     return path
 
 
+def megatron_args(data_args_path: str, total: int, end: int) -> str:
+    """The Megatron-LM arguments that run one phase inside one schedule of ``total`` iterations, ending at ``end``."""
+    args = f"--data-args-path {data_args_path} --train-iters {total} --lr-decay-iters {total}"
+    return args if end >= total else f"{args} --exit-interval {end}"
+
+
 def export_megatron(spec: ExportSpec) -> dict[str, str]:
     bad = {d: p for d, p in spec.paths.items() if any(c.isspace() for c in p)}
     if bad:
@@ -51,6 +66,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
     ends = sched["start_steps"][1:] + [sched["total_steps"]]
     files: dict[str, str] = {}
     phases = []
+    total = sched["total_steps"]
     for phase, start, end in zip(spec.phases, sched["start_steps"], ends):
         blend = blend_list(phase.weights, spec.paths)
         args_name = f"{phase.name}.data_args.txt"
@@ -70,6 +86,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
                 "token_shares": phase.token_shares,
                 "data_args_path": args_name,
                 "per_split_data_args_path": split_name,
+                "megatron_args": megatron_args(args_name, total, end),
             }
         )
     meta = {
@@ -81,8 +98,11 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "tokens_per_iteration": sched["tokens_per_step"],
         "total_iterations": sched["total_steps"],
         "iterations_rule": sched["steps_rule"] + " (0-based iterations)",
-        "usage": "train phase k with --data-args-path phase_k.data_args.txt (or --per-split-data-args-path ...) "
-        "and --train-iters end_iteration, resuming from phase k-1's checkpoint",
+        "usage": f"one learning-rate schedule over the whole run: train every phase with --train-iters {total} "
+        f"--lr-decay-iters {total} (the same warmup and --lr-wsd-decay-iters too) and --data-args-path "
+        "phase_k.data_args.txt (or --per-split-data-args-path ...), stop phase k with --exit-interval end_iteration "
+        "(the last phase ends at --train-iters) and resume phase k+1 from its checkpoint; each phase's megatron_args "
+        "has these",
         "phases": phases,
     }
     files["blend.json"] = json.dumps(meta, indent=1) + "\n"

@@ -16,21 +16,12 @@ Load a file with ``SourceMixtureList.from_yaml(path)`` and pass it to
 
 from __future__ import annotations
 
-import math
-
 import yaml
 
+from .semantics import REPETITION_MARGIN, max_repetition_ratio
 from .spec import ExportSpec
 
-#: Relative slack added to the plan's epochs for ``max_repetition_ratio``.
-REPETITION_MARGIN = 0.05
-
-
-def max_repetition_ratio(epochs: float | None) -> float:
-    """``max(1, epochs * (1 + margin))`` rounded up to 2 decimals."""
-    if epochs is None or not math.isfinite(epochs):
-        return 1.0
-    return max(1.0, math.ceil(epochs * (1.0 + REPETITION_MARGIN) * 100 - 1e-9) / 100)
+__all__ = ["REPETITION_MARGIN", "export_olmo_core", "max_repetition_ratio"]
 
 
 def export_olmo_core(spec: ExportSpec) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,25 @@ from .spec import ExportOptions, ExportSpec, prepare
 
 
 def export_json(spec: ExportSpec) -> dict[str, str]:
-    """The plan itself as JSON (weights are the plan's token shares)."""
-    return {"plan.json": json.dumps(spec.plan.to_dict(), indent=1, allow_nan=False) + "\n"}
+    """The plan itself as JSON (weights are the plan's token shares).
+
+    JSON has no NaN or infinity: such a number (an unknown ``predicted.std``, a
+    baseline's missing value, an extra field) is written as ``null``, which reads
+    back as "unknown", so the file loads as a plan again. The fields that must be
+    numbers (budget, weights, ``predicted.value``...) are finite by validation.
+    """
+    return {"plan.json": json.dumps(_finite_or_null(spec.plan.to_dict()), indent=1, allow_nan=False) + "\n"}
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, however deep in dicts and lists, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ DOCUMENTS = "documents"
 
 #: Decimal places written for every exported weight.
 DIGITS = 8
+#: Relative slack added to the plan's epochs where a format caps or sizes repetition.
+REPETITION_MARGIN = 0.05
 
 TOKEN_NOTE = (
     "weights are token shares taken unchanged from the plan "
@@ -57,6 +59,17 @@ def token_shares_from_docs(doc_share: Mapping[str, float], tokens_per_doc: Mappi
     return _normalise(raw, "token shares")
 
 
+def max_repetition_ratio(epochs: float | None) -> float:
+    """``max(1, epochs * (1 + REPETITION_MARGIN))`` rounded up to 2 decimals; 1.0 when ``epochs`` is unknown.
+
+    The margin absorbs rounding to whole sequences or items and small differences
+    between mixopt's token counts and the trainer's tokenizer.
+    """
+    if epochs is None or not math.isfinite(epochs):
+        return 1.0
+    return max(1.0, math.ceil(epochs * (1.0 + REPETITION_MARGIN) * 100 - 1e-9) / 100)
+
+
 def exact_shares(weights: Mapping[str, float], digits: int = DIGITS) -> dict[str, float]:
     """Round shares so that they sum to exactly 1.0 once parsed back as floats.
 
@@ -65,7 +78,10 @@ def exact_shares(weights: Mapping[str, float], digits: int = DIGITS) -> dict[str
     exactly 1.0 under Python ``sum`` (in the given order), ``math.fsum`` and
     ``numpy.sum``. In the rare case none works, the shares are put on a 2**-40
     grid instead, where every partial sum is exact (so any summation order gives
-    1.0) at the cost of longer decimals. Zero stays zero.
+    1.0) at the cost of longer decimals. Zero stays zero, and a positive share
+    stays positive: one too small to show (below half a unit, 5e-9) keeps one unit,
+    taken from the largest share, so no planned domain is silently dropped (an
+    HF ``all_exhausted`` interleave with a probability of 0 would never end).
     """
     names = list(weights)
     values = np.array([float(weights[n]) for n in names], dtype=float)
@@ -73,7 +89,7 @@ def exact_shares(weights: Mapping[str, float], digits: int = DIGITS) -> dict[str
         raise ExportError(f"Shares must be finite, >= 0 and not all zero. Got {dict(weights)}. Fix the plan weights.")
     values = values / values.sum()
     for scale, fallback in ((10**digits, False), (2**40, True)):
-        units = _largest_remainder(values, scale)
+        units = _keep_positive(_largest_remainder(values, scale), values)
         found = _nudge(units, scale) if not fallback else units
         if found is not None:
             return {n: u / scale for n, u in zip(names, found)}
@@ -141,6 +157,14 @@ def _largest_remainder(values: np.ndarray, scale: int) -> list[int]:
     order = np.argsort(-(raw - floor), kind="stable")
     floor[order[:short]] += 1
     return [int(u) for u in floor]
+
+
+def _keep_positive(units: list[int], values: np.ndarray) -> list[int]:
+    """Give every positive share that rounded to 0 one unit, each taken from the then largest entry."""
+    for k in np.flatnonzero((values > 0) & (np.asarray(units) == 0)):
+        units[int(np.argmax(units))] -= 1
+        units[int(k)] = 1
+    return units
 
 
 def _sums_to_one(units: list[int], scale: int) -> bool:

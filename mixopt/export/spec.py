@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, ExportError
 from ..plan import Plan, plan_from_dict
 from .semantics import DOC_NOTE, DOCUMENTS, TOKEN_NOTE, doc_shares, exact_shares, resolve_tokens_per_doc
@@ -23,6 +25,12 @@ DEFAULT_SEQ_LENGTH = 4096
 DEFAULT_GLOBAL_BATCH_SIZE = 512
 #: HF `interleave_datasets` stopping strategies that keep the exported probabilities all run long.
 STOPPING_STRATEGIES = ("all_exhausted", "first_exhausted")
+#: How far --total-iterations may be from budget / tokens per step (besides one step): 1% more or fewer tokens
+#: moves a domain's epochs by 1%.
+TOTAL_TOLERANCE = 0.01
+
+#: Longest scan of totals `min_total_steps` does before it settles for its bound.
+_MAX_SCAN = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class ExportOptions:
 
     global_batch_size: int | None = None  # sequences per optimizer step; DEFAULT_GLOBAL_BATCH_SIZE if None
     seq_length: int | None = None  # tokens per sequence; DEFAULT_SEQ_LENGTH if None
-    total_iterations: int | None = None  # overrides budget_tokens / (global_batch_size * seq_length)
+    total_iterations: int | None = None  # replaces ceil(budget_tokens / (gbs * seq)); must be within one step (or 1%) of the ratio
     seed: int = 42  # sampling seed written into formats that take one
     stopping_strategy: str = "all_exhausted"  # hf-datasets only; see hf_datasets.py
 
@@ -44,7 +52,7 @@ class PhaseSpec:
     start_fraction: float
     end_fraction: float
     tokens: float  # budget tokens this phase covers
-    token_shares: dict[str, float]  # rounded to sum to exactly 1
+    token_shares: dict[str, float]  # rounded to sum to exactly 1; a positive share stays positive
     weights: dict[str, float]  # what the format writes: token_shares, or document shares
 
     @property
@@ -69,13 +77,16 @@ class ExportSpec:
     def schedule(self) -> dict[str, Any]:
         """Steps: total, tokens per step and each phase's first step (0-based); every phase gets >= 1 step.
 
-        Raises `ExportError` naming the flag to change when the budget, batch and
-        sequence length (or ``--total-iterations``) leave a phase without a step.
+        Raises `ExportError` naming the flag to change when ``--total-iterations`` disagrees with the
+        budget at the batch and sequence length by more than one step (and 1%), or when the steps leave a phase
+        without one.
         """
         gbs = self.options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
         seq = self.options.seq_length or DEFAULT_SEQ_LENGTH
         per_step = gbs * seq
         total = self.options.total_iterations or max(1, math.ceil(self.plan.budget_tokens / per_step))
+        if self.options.total_iterations:
+            self._check_total(total, gbs, seq)
         fractions = [p.start_fraction for p in self.phases]
         starts = start_steps(fractions, total)
         if starts is None:
@@ -86,29 +97,48 @@ class ExportSpec:
             "tokens_per_step": per_step,
             "total_steps": total,
             "start_steps": starts,
-            "steps_rule": "step = round(start_fraction * total_steps); total_steps = --total-iterations or "
-            "ceil(budget_tokens / (global_batch_size * seq_length))",
+            "steps_rule": "step = round(start_fraction * total_steps); total_steps = "
+            "ceil(budget_tokens / (global_batch_size * seq_length)), or --total-iterations within one step (or 1%) of that ratio",
         }
+
+    def _check_total(self, total: int, gbs: int, seq: int) -> None:
+        """``--total-iterations`` must train the budget at ``gbs x seq`` tokens per step, to within one step or
+        ``TOTAL_TOLERANCE`` of it (a budget rounded to a round number of steps is fine).
+
+        Otherwise the exported steps train a different number of tokens than the exported token counts
+        and the plan's epochs assume.
+        """
+        budget = self.plan.budget_tokens
+        exact = budget / (gbs * seq)
+        if abs(total - exact) <= max(1.0, TOTAL_TOLERANCE * exact) + 1e-9:
+            return
+        g = round(budget / (total * seq))
+        eg = f" (e.g. --global-batch-size {g} with --seq-length {seq})" if g >= 1 and abs(total - budget / (g * seq)) <= max(1.0, TOTAL_TOLERANCE * total) else ""
+        raise ExportError(
+            f"--total-iterations must train the plan's budget: {total} steps at {gbs} x {seq} = {gbs * seq} tokens per step "
+            f"(--global-batch-size x --seq-length) is {total * gbs * seq:.4g} tokens, but the budget is {budget:.4g} tokens "
+            f"({exact:.2f} steps). Pass the --global-batch-size and --seq-length you train with{eg}, "
+            f"or leave out --total-iterations (it would be {max(1, math.ceil(exact))})."
+        )
 
     def _too_few_steps(self, fractions: list[float], total: int, gbs: int, seq: int) -> str:
         starts = [int(round(f * total)) for f in fractions]
         ends = starts[1:] + [total]
         i = next(k for k in range(len(starts)) if ends[k] <= starts[k])
         need = min_total_steps(fractions, total)
-        head = (
-            f"Every phase must train for at least one step (phases start at distinct steps, each before the last). "
-            f"Got {self.phases[i].name} (start fraction {fractions[i]:g}) at steps [{starts[i]}, {ends[i]}) of {total}"
-        )
-        if self.options.total_iterations:
-            return f"{head} (--total-iterations {total}). Set --total-iterations to at least {need}."
         budget = self.plan.budget_tokens
+        given = f" (--total-iterations {total})" if self.options.total_iterations else ""
         fix = f"Lower --global-batch-size or --seq-length so that the budget gives at least {need} steps"
         smaller = largest_batch(fractions, budget, seq, gbs, need)
         if smaller is not None:
             fix += f" (e.g. --global-batch-size {smaller} with --seq-length {seq})"
+        if self.options.total_iterations:
+            fix += ", and leave out --total-iterations or set it to budget / tokens per step"
         return (
-            f"{head}: a budget of {budget:g} tokens at {gbs} x {seq} = {gbs * seq} tokens per step gives {total} steps. "
-            f"{fix}, or set --total-iterations to at least {need}."
+            f"Every phase must train for at least one step (phases start at distinct steps, each before the last). "
+            f"Got {self.phases[i].name} (start fraction {fractions[i]:g}) at steps [{starts[i]}, {ends[i]}) of {total}: "
+            f"a budget of {budget:g} tokens at {gbs} x {seq} = {gbs * seq} tokens per step gives {total} steps{given}. "
+            f"{fix}."
         )
 
 
@@ -131,17 +161,32 @@ def largest_batch(fractions: list[float], budget: float, seq: int, gbs: int, nee
 
 
 def min_total_steps(fractions: list[float], total: int) -> int:
-    """The fewest total steps above ``total`` at which every phase gets a step (see `start_steps`).
+    """The fewest total steps ``N > total`` such that every ``T >= N`` gives every phase a step (see `start_steps`).
 
-    With the smallest phase share ``g``, any ``T >= 2 / g`` works (starts then differ by
-    at least 2 before rounding), so the search is bounded.
+    Rounding to the nearest step moves a start by at most 1/2, so with the smallest phase
+    share ``g`` every ``T > 1 / g`` works: consecutive starts differ by more than
+    ``g * T - 1 > 0``, and the last phase keeps more than ``g * T - 1/2 > 0`` steps.
+    Below that bound some totals fail although a smaller one works (e.g. phases at
+    0, 0.05 and 0.075 work at 20 steps but not at 30), so ``N`` is one above the largest
+    failing total under the bound. When that scan would be very long, the bound itself
+    is returned: still true, not always least.
     """
     gaps = [b - a for a, b in zip(fractions, fractions[1:] + [1.0])]
-    bound = max(total + 1, math.ceil(2.0 / min(gaps)))
-    for t in range(total + 1, min(bound, total + 100_000) + 1):
-        if start_steps(fractions, t) is not None:
-            return t
-    return bound
+    safe = max(total + 1, math.ceil(1.0 / min(gaps)) + 1)  # every T >= safe works
+    if safe - (total + 1) > _MAX_SCAN:
+        return safe
+    f = np.asarray(fractions, dtype=float)
+    hi = safe
+    while hi > total + 1:  # scan down from the bound for the largest failing total
+        lo = max(total + 1, hi - 100_000)
+        t = np.arange(lo, hi, dtype=float)
+        starts = np.rint(np.outer(t, f))  # half to even, as Python's round
+        ends = np.concatenate([starts[:, 1:], t[:, None]], axis=1)
+        failing = np.flatnonzero(~np.all(ends > starts, axis=1))
+        if failing.size:
+            return int(t[failing[-1]]) + 1
+        hi = lo
+    return total + 1
 
 
 def prepare(
