@@ -132,13 +132,23 @@ def measure(args) -> dict:
     bare_loop(warm, batches[: max(steps // 8, 1)], dtype, seed=0)
     ours, bare, cpu_ratios = [], [], []
     for r in range(args.repeats):  # interleaved, side by side, so machine load hits both alike
-        c0 = time.process_time()
-        res = train_proxy(cfg, mixture, data, seed=r)
-        c1 = time.process_time()
-        bare.append(tokens / bare_loop(cfg, batches, dtype, seed=r))
-        c2 = time.process_time()
+        def run_ours():
+            c = time.process_time()
+            out = train_proxy(cfg, mixture, data, seed=r)
+            return out, time.process_time() - c
+
+        def run_bare():
+            c = time.process_time()
+            rate = tokens / bare_loop(cfg, batches, dtype, seed=r)
+            return rate, time.process_time() - c
+
+        if r % 2 == 0:  # alternate which arm goes first, so an order effect (cache, clocks) does not favour one arm
+            (res, cpu_ours), (rate, cpu_bare) = run_ours(), run_bare()
+        else:
+            (rate, cpu_bare), (res, cpu_ours) = run_bare(), run_ours()
+        bare.append(rate)
         ours.append(res.tokens_per_second)
-        cpu_ratios.append((c2 - c1) / (c1 - c0))  # CPU seconds: bare loop over the whole train_proxy call
+        cpu_ratios.append(cpu_bare / cpu_ours)  # CPU seconds: bare loop over the whole train_proxy call
         print(f"repeat {r}: train_proxy {ours[-1]:,.0f} tok/s, bare loop {bare[-1]:,.0f} tok/s; "
               f"CPU-time ratio {cpu_ratios[-1]:.3f}", flush=True)
     tps, btps = statistics.median(ours), statistics.median(bare)

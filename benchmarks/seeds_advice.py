@@ -173,7 +173,7 @@ def main(argv=None) -> dict:
           f"of which {none_decided} were decided by all the pair's seeds")
     print(f"total {time.time() - t0:.0f} s")
     print(machine_line(start))
-    return print_summary({**goal("advice_hit_rate", hit_rate, 0.7), "advised_checked": len(hits),
+    return print_summary({**goal("advice_hit_rate", hit_rate, 0.8), "advised_checked": len(hits),
                           "undecided": undecided, "beyond": beyond, "no_advice": none, "no_advice_decided": none_decided,
                           "pairs": len(rows), "first": first, "shrink": args.shrink, "mode": "smoke" if args.smoke else "full"})
 

@@ -9,7 +9,10 @@ when the plan takes the search's mixture (after the keep-baseline gate, which ju
 
 Measured (RESULTS.md "The optimizer's curse"): on three one-scale stores, claimed gains over the baselines were 1.5-2x
 what the plans trained to at the proxies' own budget, and the correction cut the claims' mean error by a quarter
-(0.051-0.072 -> 0.037-0.060); on RegMix's public runs it halved the chosen mixture's error with 128-256 runs.
+(0.051-0.072 -> 0.037-0.060). On RegMix's public runs, on draws the rules below were chosen on, it halved the chosen
+mixture's error with 128-256 runs; on 36 draws they never saw (``search_curse.py --regmix 128,256 --draws 36
+--first-draw 100``) it halves it with 256 runs (0.0164 -> 0.0093) but ties with 128 (0.0151 -> 0.0154: the optimistic
+bias -0.012 becomes a pessimistic +0.011).
 On scale-aware fits (several budgets or sizes) the halves' level extrapolations differ so much that the measured
 optimism (0.03-0.13) made the claims worse (held 10 -> 6 of 18 on a WSD store), so those fits are not corrected.
 """
@@ -52,7 +55,7 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
     other half; both halves choose in turn, so a level that differs between the halves cancels. With ``chosen`` (the
     full surrogate's own choice) each gap is scaled by the full surrogate's std there over the half's std at its choice:
     a selection bias grows with the chooser's uncertainty, and a half knows less than the whole (on RegMix's runs the
-    scaling cut the corrected error from 0.0167 to 0.0091 with 128 runs). Positive means the search was optimistic.
+    scaling cut the corrected error from 0.0167 to 0.0091 with 128 runs on the draws it was chosen on; a tie on fresh ones). Positive means the search was optimistic.
     None when the halves hold fewer than ``MIN_HALF_RUNS_PER_DOMAIN`` distinct mixtures per domain, or are too few to fit.
     """
     X, Y = np.asarray(rows.X, dtype=float), np.asarray(rows.Y, dtype=float)
