@@ -141,3 +141,131 @@ def test_export_regmix_round_trip(tmp_path):
     n, rejected = import_regmix(RunStore(tmp_path / "u"), mp2, yp2, strict=True)
     assert (n, rejected) == (3, [])
     assert run(["runs", "export", "--store", str(tmp_path / "s"), "--out", str(out), "--format", "xml"]) == 2
+
+
+# ------------------------------------------------------------------ review 29: runs export / import / show
+
+def _mixed_store(root):
+    """A store as `verify` and pool-value runs leave it: 3 sweep runs (one two-phase, one without val/prose), 2 verify:
+    runs at the plan's budget, 1 pool: run on a pseudo-domain, 1 failed run."""
+    from mixopt.runs.record import RunRecord
+
+    store = RunStore(root)
+    store.update_meta(domains=["code", "prose"], data_fingerprint="d")
+    put = store.put
+    put(RunRecord(run_id="s1", mixture={"code": 0.3, "prose": 0.7}, status="ok", metrics={"val/code": 3.1, "val/prose": 3.2},
+                  label="sample-1", scale={"tokens": 4096}))
+    put(RunRecord(run_id="s2", mixture={"code": 0.6, "prose": 0.4}, status="ok", metrics={"val/code": 3.0},
+                  label="sample-2", scale={"tokens": 4096}))
+    put(RunRecord(run_id="s3", mixture={"code": 0.5, "prose": 0.5}, status="ok", metrics={"val/code": 3.05, "val/prose": 3.3},
+                  label="twophase-0", phases=[(0.0, {"code": 0.5, "prose": 0.5}), (0.5, {"code": 0.9, "prose": 0.1})],
+                  scale={"tokens": 4096}))
+    for seed in (0, 1):
+        put(RunRecord(run_id=f"v{seed}", mixture={"code": 0.4, "prose": 0.6}, status="ok", seed=seed, label="verify:plan",
+                      metrics={"val/code": 2.5, "val/prose": 2.6}, scale={"tokens": 16384}))
+    put(RunRecord(run_id="p1", mixture={"code.hq": 1.0}, status="ok", label="pool:code.hq@1x", metrics={"target/code": 3.4}))
+    put(RunRecord(run_id="f1", mixture={"code": 1.0}, status="failed", reason="diverged", label="sample-3"))
+    return root
+
+
+def test_runs_export_writes_the_sweep_runs_and_says_what_it_left_out(tmp_path, capsys):
+    """review 29 #2, #11: verify:/pool: runs came back from export + import as ordinary sweep runs at another scale."""
+    store = _mixed_store(tmp_path / "s")
+    out = tmp_path / "e.csv"
+    assert run(["runs", "export", "--store", str(store), "--out", str(out), "--format", "regmix"]) == 0
+    cap = capsys.readouterr()
+    said = " ".join(cap.out.split())
+    assert said.startswith("3 runs") and "2 verify: runs left out (--all exports them)" in said
+    assert "1 pool: run left out" in said and "1 failed or non-finite run left out" in said
+    mix, met = out.with_name("e.mixtures.csv"), out.with_name("e.metrics.csv")
+    assert mix.read_text().splitlines()[0] == "index,code,prose"  # no pool pseudo-domain column
+    assert sorted(line.split(",")[0] for line in met.read_text().splitlines()[1:]) == ["s1", "s2", "s3"]
+    assert "1 two-phase run written by whole-run token shares" in " ".join(cap.err.split())  # #11: said, not silent
+    assert run(["runs", "export", "--store", str(store), "--out", str(tmp_path / "all.csv"), "--all"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert said.startswith("6 runs") and "verify: run" not in said and "1 failed or non-finite run left out" in said
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 7
+
+
+def test_unmeasured_metric_round_trips_as_an_empty_cell(tmp_path, capsys):
+    """review 29 #3: export wrote `nan` for a metric a run never measured, and import then rejected the whole run."""
+    m1, t1 = _write(tmp_path / "mA.csv", "index,code,prose\n1,0.3,0.7\n2,0.6,0.4\n"), _write(tmp_path / "tA.csv", "index,val/code,val/prose\n1,3.1,3.2\n2,3.0,3.3\n")
+    m2, t2 = _write(tmp_path / "mB.csv", "index,code,prose\n1,0.5,0.5\n"), _write(tmp_path / "tB.csv", "index,val/code\n1,3.05\n")
+    s, s2 = tmp_path / "s", tmp_path / "s2"
+    for m, t in ((m1, t1), (m2, t2)):
+        assert run(["runs", "import", "--mixtures", str(m), "--metrics", str(t), "--store", str(s)]) == 0
+    e, f = tmp_path / "e.csv", tmp_path / "f.csv"
+    assert run(["runs", "export", "--store", str(s), "--out", str(e), "--format", "regmix"]) == 0
+    text = e.with_name("e.metrics.csv").read_text()
+    assert "nan" not in text and any(line.endswith(",3.05,") for line in text.splitlines())
+    assert run(["runs", "import", "--mixtures", str(e.with_name("e.mixtures.csv")), "--metrics", str(e.with_name("e.metrics.csv")),
+                "--store", str(s2), "--strict"]) == 0
+    assert "1 of the imported runs did not measure every metric" in " ".join(capsys.readouterr().err.split())
+    assert run(["runs", "export", "--store", str(s2), "--out", str(f), "--format", "regmix"]) == 0
+
+    def rows(path):  # the runs, whatever their ids
+        return sorted(line.split(",", 1)[1] for line in path.read_text().splitlines()[1:])
+
+    assert rows(f.with_name("f.metrics.csv")) == rows(e.with_name("e.metrics.csv"))
+    assert rows(f.with_name("f.mixtures.csv")) == rows(e.with_name("e.mixtures.csv"))
+    lone = next(r for r in RunStore(s2).records() if len(r.metrics) == 1)
+    assert lone.metrics == {"val/code": 3.05}
+    # a checkpoint that misses one metric: an empty cell too, the run kept, its curve without that point
+    mix = _write(tmp_path / "m.csv", "index,a,b\n1,0.5,0.5\n")
+    met = _write(tmp_path / "l.csv", "index,tokens,val/a,val/b\n1,100,4.0,\n1,200,3.0,3.5\n")
+    n, rejected = import_regmix(RunStore(tmp_path / "c"), mix, met)
+    assert (n, rejected) == (1, [])
+    rec = RunStore(tmp_path / "c").records()[0]
+    assert rec.curves == {"val/a": {"100": 4.0, "200": 3.0}, "val/b": {"200": 3.5}} and rec.metrics == {"val/a": 3.0, "val/b": 3.5}
+    out = tmp_path / "ck.csv"
+    assert run(["runs", "export", "--store", str(tmp_path / "c"), "--out", str(out), "--format", "regmix", "--checkpoints"]) == 0
+    assert out.with_name("ck.metrics.csv").read_text().splitlines()[1:] == [f"{rec.run_id},,100,4.0,", f"{rec.run_id},,200,3.0,3.5"]
+    # a literal nan is still a rejected row, and a run that measured nothing is too
+    bad = _write(tmp_path / "lb.csv", "index,val/a,val/b\n1,nan,3.0\n")
+    assert "NaN/inf metric val/a" in import_regmix(RunStore(tmp_path / "d"), mix, bad)[1][0]
+    empty = _write(tmp_path / "le.csv", "index,val/a,val/b\n1,,\n")
+    assert "no metric measured" in import_regmix(RunStore(tmp_path / "d"), mix, empty)[1][0]
+
+
+def test_runs_export_never_writes_over_its_store_or_under_a_file(tmp_path, capsys):
+    """review 29 #6: `--out STORE/store.json` overwrote the store's metadata; a path under a file was a traceback."""
+    store = _mixed_store(tmp_path / "s")
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    a_file = _write(tmp_path / "a.csv", "x\n")
+    cases = [([str(store / "store.json")], "inside the run store"),
+             ([str(store / "x.csv"), "--format", "regmix"], "inside the run store"),
+             ([str(store)], "is the --store folder this command reads"),
+             ([str(a_file / "x.csv")], "is a file, not a folder"),
+             ([str(tmp_path)], "is a folder; give a file path"),
+             ([str(a_file / "x.csv"), "--format", "regmix"], "is a file, not a folder")]
+    for args, match in cases:
+        assert run(["runs", "export", "--store", str(store), "--out", *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and match in err and "\n" not in err, (args, err)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    assert a_file.read_text() == "x\n"
+
+
+def test_refused_import_into_a_new_store_leaves_nothing_behind(tmp_path, capsys):
+    """review 29 #10: an import whose rows were all rejected left an empty store (runs/, locks/) behind."""
+    m = _write(tmp_path / "m.csv", "index,code,prose\n1,0.3,0.9\n")
+    t = _write(tmp_path / "t.csv", "index,val/code\n1,3.0\n")
+    for store in (tmp_path / "new", tmp_path / "deep" / "er" / "new"):
+        assert run(["runs", "import", "--mixtures", str(m), "--metrics", str(t), "--store", str(store)]) == 2
+        assert "No runs were imported" in capsys.readouterr().err
+        assert not store.exists() and not (tmp_path / "deep").exists()
+    # an existing store keeps its folders
+    (tmp_path / "old").mkdir()
+    assert run(["runs", "import", "--mixtures", str(m), "--metrics", str(t), "--store", str(tmp_path / "old")]) == 2
+    assert (tmp_path / "old").is_dir()
+
+
+def test_runs_show_a_label_of_several_runs_lists_them(tmp_path, capsys):
+    """review 29 #12: `runs show verify:plan` asked for "more characters" of an id prefix."""
+    store = _mixed_store(tmp_path / "s")
+    assert run(["runs", "show", "verify:plan", "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "label 'verify:plan' matches 2 runs" in err and "v0 (verify:plan, seed 0" in err and "v1 (verify:plan, seed 1" in err
+    assert "Pass one of those run ids" in err and "more characters" not in err and "\n" not in err
+    assert run(["runs", "show", "v1", "--store", str(store)]) == 0
+    assert '"run_id": "v1"' in capsys.readouterr().out

@@ -354,3 +354,141 @@ def test_model_checks_section_carries_noise_backtest_and_warnings(tmp_path):
     assert "warning: held back" in section
     plain = build_report(tmp_path / "o2", store=store, model=(_FakeModel(), _model_meta(store))).read_text()
     assert "Model checks" not in plain  # a model without checks (imported, old) adds no empty section
+
+
+# ------------------------------------------------------------------ review 29
+
+def _with_verify_and_pool_runs(root: Path) -> Path:
+    """`_store` after `mixopt verify` and pool-value runs: better-looking verify: runs at a larger budget, one pool: run."""
+    store = RunStore(_store(root))
+    for s, arm in enumerate(("verify:uniform", "verify:uniform", "verify:plan")):
+        store.put(RunRecord(run_id=f"ver{s}", mixture={"code": 0.3, "math": 0.3, "prose": 0.4}, status="ok", seed=s % 2,
+                            metrics={f"val/{d}": 2.0 for d in DOMAINS}, label=arm, proxy={"tokens": 2**22}, data_fingerprint="data-a",
+                            curves={f"val/{d}": {str(2**22): 2.0} for d in DOMAINS}))
+    store.put(RunRecord(run_id="pool0", mixture={"code.hq": 1.0}, status="ok", metrics={"val/code.hq": 1.0, "target/code": 1.5},
+                        label="pool:code.hq@1x", data_fingerprint="data-a"))
+    return root
+
+
+def test_report_describes_the_sweep_not_verify_or_pool_runs(tmp_path):
+    """review 29 #1, #7: verify: runs were the page's best run, loss-matrix rows and curves, and flipped its verdict;
+    pool: runs were counted as failed."""
+    from mixopt.report.inputs import read_store
+
+    store = _with_verify_and_pool_runs(tmp_path / "store")
+    sv = read_store(store)
+    assert len(sv.ok) == 8 and not any(r.label.startswith(("verify:", "pool:")) for r in sv.ok)
+    assert (sv.n_failed, sv.n_verify, sv.n_pool) == (1, 3, 1) and len(sv.table.run_ids) == 8
+    plan = _plan(predicted={"metric": "mean:all-domains", "value": 2.9, "std": 0.01})  # below every sweep run, above verify's
+    text = build_report(tmp_path / "out", store=store, plan=plan, model=(_FakeModel(), _model_meta(store))).read_text()
+    assert "8 ok, 1 failed or non-finite; 3 verify: runs not shown" in text and "1 pool: run not shown" in text
+    best = re.search(r"<th>best run</th><td>([^<]*)</td>", text).group(1)
+    assert "verify" not in best and "= 2 " not in best
+    assert "is below every measured run" in text and "beats the plan" not in text
+    assert "All of them are its training runs" in _model_caption(tmp_path / "out" / "index.html")
+    from mixopt.report.build import _pick_curves  # the curves' legends (drawn in the PNG)
+
+    picked, _ = _pick_curves(sv.ok, sv.table.target("mean:all-domains"), "mean:all-domains")
+    assert picked and not any("verify" in lab or "pool" in lab for lab in picked)
+
+
+def test_run_labels_are_drawn_as_written_not_as_mathtext(tmp_path):
+    """review 29 #4: a label with two `$` (an imported CSV's index) crashed the report in matplotlib's mathtext parser."""
+    from mixopt.report import plots
+
+    store = RunStore(_store(tmp_path / "store"))
+    for i, label in enumerate(("m.csv#a$1", "m.csv#cost$^$2", "m.csv#$\\frac{$")):
+        rec = store.get(f"run0-{i + 1:04d}")
+        store.root.joinpath("runs", f"{rec.run_id}.json").unlink()
+        rec.label = label
+        store.put(rec)
+    index = build_report(tmp_path / "out", store=store.root, target="val/code")
+    assert {"loss_matrix.png", "curves.png"} <= _check_all(index)
+    assert plots.plain("cost$^$2") == "cost\\$^\\$2"
+    by = {"sur$rog$ate": (3.0, 0.1), "projector": (3.1, None)}
+    _check_png(plots.plot_prediction_agreement(by, tmp_path / "a.png", metric="mean:$x$").read_bytes())
+    _check_png(plots.plot_curves({"best: a$b$": {1.0: 3.0, 2.0: 2.5}}, tmp_path / "c.png", metric="val/$a$").read_bytes())
+    body = _verify_body()
+    body["results"][1]["name"] = body["comparisons"][0]["against"] = "$arm$"
+    _check_png(plots.plot_verification(body, tmp_path / "v.png").read_bytes())
+
+
+def test_runs_table_shows_labels_as_written_not_as_rich_markup():
+    """review 29 #5: `runs list` raised MarkupError for a label `[/]`, and showed `[red]x` as a red x."""
+    from rich.console import Console
+
+    from mixopt.report.tables import runs_table, verify_table
+
+    recs = [RunRecord(run_id=f"r{i}", mixture={"code": 0.5, "prose": 0.5}, status="ok", metrics={"val/code": 3.0}, label=label)
+            for i, label in enumerate(("m.csv#[/]", "m.csv#[red]x", "m.csv#[bold]"))]
+    console = Console(record=True, width=200)
+    console.print(runs_table(recs, where="st[/]"))
+    shown = console.export_text()
+    assert "m.csv#[/]" in shown and "m.csv#[red]x" in shown and "m.csv#[bold]" in shown and "st[/]" in shown
+    body = _verify_body()
+    body["results"][1]["name"] = body["comparisons"][0]["against"] = "[/]arm"
+    body["skipped"] = [{"name": "[red]doremi", "why": "no [/] proxy"}]
+    console.print(verify_table(body))
+    shown = console.export_text()
+    assert "[/]arm" in shown and "[red]doremi" in shown and "no [/] proxy" in shown
+
+
+def test_target_no_run_measured_is_a_one_line_error(tmp_path, capsys):
+    """review 29 #8: runs that each lack one component of the target crashed the report (All-NaN slice)."""
+    store = RunStore(tmp_path / "store")
+    for i, (metrics) in enumerate(({"val/code": 3.1, "val/x": 3.2}, {"val/code": 3.0, "val/x": 3.3}, {"val/code": 3.05, "val/prose": 3.3})):
+        store.put(RunRecord(run_id=f"r{i}", mixture={"code": 0.2 + 0.1 * i, "prose": 0.8 - 0.1 * i}, status="ok", metrics=metrics))
+    with pytest.raises(FitError, match=r"no run in the store measured all of it .*val/prose, val/x.*--target with a metric every run measured \(val/code\)"):
+        build_report(tmp_path / "out", store=store.root)
+    assert not (tmp_path / "out").exists()
+    from mixopt.cli.main import run
+
+    assert run(["report", "--store", str(store.root), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert build_report(tmp_path / "o2", store=store.root, target="val/code").is_file()
+    # curves: a run without a score has no role (its NaN used to make the order undefined)
+    from mixopt.report.build import _pick_curves
+
+    recs = [RunRecord(run_id=f"c{i}", mixture={"code": 1.0}, status="ok", metrics={"val/code": v}, label=f"c{i}",
+                      curves={"val/code": {"10": v + 1, "20": v}}) for i, v in enumerate((3.0, 2.0, 4.0))]
+    picked, _ = _pick_curves(recs, np.array([3.0, np.nan, 4.0]), "val/code")
+    assert not any("c1" in lab for lab in picked) and any(lab.startswith("best") and "c0" in lab for lab in picked)
+
+
+def _verify_body() -> dict:
+    return {"target": "mean:all-domains", "scale": {"model_params": 49344, "tokens": 163840}, "seeds": [0, 1],
+            "results": [{"name": "plan", "values": [3.14, 3.10], "mean": 3.12}, {"name": "natural", "values": [3.12, 3.11], "mean": 3.115}],
+            "comparisons": [{"against": "natural", "diff": 0.005, "ci95": [-0.01, 0.02], "plan_better": False, "plan_worse": False}],
+            "skipped": [], "predicted": {"value": 3.3, "std": 0.03, "scale": "proxy"}}
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda b: b.pop("seeds"), "seeds"),
+    (lambda b: b.update(seeds=[]), "seeds"),
+    (lambda b: b.update(scale={}), "model_params and tokens"),
+    (lambda b: b["scale"].update(tokens="many"), "model_params and tokens"),
+    (lambda b: b["results"][0].pop("values"), "results entry 0"),
+    (lambda b: b["results"][1].update(values=["x"]), "results entry 1"),
+    (lambda b: b["comparisons"][0].pop("plan_better"), "comparisons entry 0"),
+    (lambda b: b["comparisons"][0].update(ci95=[0.1]), "comparisons entry 0"),
+    (lambda b: b.update(predicted={"value": "high"}), "predicted"),
+])
+def test_report_refuses_a_verify_json_it_cannot_draw(tmp_path, capsys, change, match):
+    """review 29 #9: a VERIFY.json without seeds or scale.model_params passed the check, then raised a KeyError traceback."""
+    from mixopt.cli.main import run
+
+    store = _store(tmp_path / "store")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_verify_body()))
+    assert run(["report", "--store", str(store), "--verify", str(good), "--out", str(tmp_path / "ok")]) == 0
+    assert "verification.png" in _check_all(tmp_path / "ok" / "index.html")
+    body = _verify_body()
+    change(body)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(body))
+    capsys.readouterr()
+    assert run(["report", "--store", str(store), "--verify", str(bad), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "is not a VERIFY.json of `mixopt verify`" in err and match in err and "\n" not in err
+    assert not (tmp_path / "rep").exists()

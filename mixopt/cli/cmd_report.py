@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -41,15 +42,48 @@ def report_cmd(
 
 
 def check_verification(body, path: Path) -> None:
-    """VERIFY.json has what the report draws: a target, the arms' results and the comparisons."""
-    ok = (isinstance(body, dict) and isinstance(body.get("target"), str) and isinstance(body.get("scale"), dict)
-          and isinstance(body.get("results"), list) and body["results"]
-          and all(isinstance(r, dict) and {"name", "mean", "values"} <= set(r) for r in body["results"])
-          and isinstance(body.get("comparisons"), list)
-          and all(isinstance(c, dict) and {"against", "diff", "ci95", "plan_worse"} <= set(c) for c in body["comparisons"]))
-    if not ok:
-        raise ConfigError(f"Verification file {path} is not a VERIFY.json of `mixopt verify` (it needs target, scale, results "
-                          "and comparisons). Pass the file verify wrote (`mixopt verify PLAN.yaml --store DIR --out VERIFY.json`).")
+    """VERIFY.json has what the report draws: a target, the scale, the seeds, the arms' results and the comparisons."""
+    problem = verification_problem(body)
+    if problem:
+        raise ConfigError(f"Verification file {path} is not a VERIFY.json of `mixopt verify`: {problem}. Pass the file verify "
+                          "wrote (`mixopt verify PLAN.yaml --store DIR --out VERIFY.json`).")
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def verification_problem(body) -> str:
+    """What VERIFY.json lacks that the report reads (empty when nothing)."""
+    if not isinstance(body, dict):
+        return f"it holds a JSON {type(body).__name__}, not an object"
+    if not isinstance(body.get("target"), str):
+        return "it has no target name"
+    sc = body.get("scale")
+    if not isinstance(sc, dict) or not all(_num(sc.get(k)) and math.isfinite(sc[k]) for k in ("model_params", "tokens")):
+        return "its scale needs numeric model_params and tokens"
+    if not isinstance(body.get("seeds"), list) or not body["seeds"]:
+        return "it needs a non-empty seeds list"
+    results = body.get("results")
+    if not isinstance(results, list) or not results:
+        return "it needs a non-empty results list"
+    for k, r in enumerate(results):
+        if not (isinstance(r, dict) and isinstance(r.get("name"), str) and _num(r.get("mean"))
+                and isinstance(r.get("values"), list) and all(_num(v) for v in r["values"])):
+            return f"results entry {k} needs a name, a numeric mean and a list of numeric values"
+    comparisons = body.get("comparisons")
+    if not isinstance(comparisons, list):
+        return "it needs a comparisons list"
+    for k, c in enumerate(comparisons):
+        if not (isinstance(c, dict) and isinstance(c.get("against"), str) and _num(c.get("diff"))
+                and isinstance(c.get("ci95"), list) and len(c["ci95"]) == 2 and all(_num(v) for v in c["ci95"])
+                and isinstance(c.get("plan_worse"), bool) and isinstance(c.get("plan_better"), bool)):
+            return f"comparisons entry {k} needs against, a numeric diff, a two-number ci95, plan_better and plan_worse"
+    pred = body.get("predicted")
+    if pred is not None and not (isinstance(pred, dict) and (pred.get("value") is None or _num(pred["value"]))
+                                 and (pred.get("std") is None or _num(pred["std"]))):
+        return "its predicted needs a numeric value (and std)"
+    return ""
 
 
 def _read_json(path: Path, what: str, how: str):

@@ -8,12 +8,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..errors import DataError, MixoptError, StoreError
+from ..errors import ConfigError, DataError, MixoptError, StoreError
 from ..runs.store import RunStore
-from ..runs.table import store_table
-from ..runs.tables_io import export_csv, export_regmix, import_runs
+from ..runs.table import POOL_LABEL, VERIFY_LABEL, records_table, sweep_records, usable_records
+from ..runs.tables_io import export_csv, export_regmix, import_runs, regmix_paths
 from ..report.tables import runs_table
 from .main import app
+from .outputs import check_output
 
 runs_app = typer.Typer(help="List, show, export and import run records.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -37,11 +38,15 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)
              store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
     """One run record as JSON."""
     recs = _read(store).records()
-    matches = [r for r in recs if r.label == run_id] or [r for r in recs if r.run_id.startswith(run_id)]
+    by_label = [r for r in recs if r.label == run_id]
+    matches = by_label or [r for r in recs if r.run_id.startswith(run_id)]
     if not matches:
         raise StoreError(f"No run in {store} has the label or id prefix '{run_id}'. See `mixopt runs list --store {store}`.")
     if len(matches) != 1:
-        raise StoreError(f"Run id prefix '{run_id}' matches {len(matches)} runs in {store}. Give more characters (see `mixopt runs list`).")
+        listed = "; ".join(f"{r.run_id} ({', '.join(_describe(r))})" for r in matches[:8])
+        more = f"; ... ({len(matches)} in all)" if len(matches) > 8 else ""
+        what = f"label '{run_id}'" if by_label else f"id prefix '{run_id}'"
+        raise StoreError(f"The {what} matches {len(matches)} runs in {store}: {listed}{more}. Pass one of those run ids.")
     typer.echo(json.dumps(matches[0].to_dict(), indent=1, sort_keys=True))
 
 
@@ -50,26 +55,54 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
                out: Path = typer.Option(..., "--out", help="CSV to write: run_id, weights, metrics."),
                fmt: str = typer.Option("mixopt", "--format", help="mixopt: one CSV. regmix: OUT-stem.mixtures.csv + "
                                        ".metrics.csv, which `runs import` reads back."),
-               checkpoints: bool = typer.Option(False, "--checkpoints", help="One row per checkpoint (tokens column) instead of per run.")) -> None:
-    """Write one CSV row per successful run.
+               checkpoints: bool = typer.Option(False, "--checkpoints", help="One row per checkpoint (tokens column) instead of per run."),
+               all_runs: bool = typer.Option(False, "--all", help="Also export the verify: and pool: runs (trained at the plan's "
+                                             "budget or on one quality pool); re-imported, they become ordinary sweep runs.")) -> None:
+    """Write one CSV row per successful sweep run (the runs `fit` learns from).
+
+    A metric a run did not measure is an empty cell, which `runs import` reads back as "not measured".
+    Two-phase runs are written by their whole-run token shares: the CSV cannot hold phases.
 
     """
     if fmt not in ("mixopt", "regmix"):
         raise DataError(f"--format must be 'mixopt' or 'regmix'. Got '{fmt}'. Use regmix for the two-CSV layout `runs import` reads.")
-    table = store_table(_read(store), checkpoints=checkpoints)
+    targets = list(regmix_paths(out)) if fmt == "regmix" else [out]
+    for path in targets:
+        check_output(path, "--out", inputs={"--store folder": store})
+        if store.exists() and path.resolve().is_relative_to(store.resolve()):
+            writes = " is" if path == out else f" writes {path}, which is"
+            raise ConfigError(f"--out {out}{writes} inside the run store {store}; write the CSV outside the store.")
+    records = _read(store).records()
+    chosen = records if all_runs else sweep_records(records)
+    ok = usable_records(chosen)
+    table = records_table(ok, checkpoints=checkpoints)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "regmix":
         mix, met = export_regmix(table, out)
         where = f"{mix} + {met} (re-import: mixopt runs import --mixtures {mix} --metrics {met} --store DIR)"
     else:
         where = str(export_csv(table, out))
-    Console().print(f"{len(set(table.run_ids))} runs, {len(table.domains)} domains, {len(table.metrics)} metrics -> {where}")
+    left = []
+    for prefix in (VERIFY_LABEL, POOL_LABEL):
+        n = 0 if all_runs else sum(1 for r in records if r.label.startswith(prefix))
+        if n:
+            left.append(f"{n} {prefix} run{'' if n == 1 else 's'} left out (--all exports them)")
+    if len(ok) < len(chosen):
+        n = len(chosen) - len(ok)
+        left.append(f"{n} failed or non-finite run{'' if n == 1 else 's'} left out")
+    Console().print(f"{len(ok)} runs, {len(table.domains)} domains, {len(table.metrics)} metrics -> {where}"
+                    + (f"; {'; '.join(left)}" if left else ""), soft_wrap=True, markup=False, highlight=False)
+    two_phase = sum(1 for r in ok if len(r.phases) > 1)
+    if two_phase:
+        Console(stderr=True).print(f"note: {two_phase} two-phase run{'' if two_phase == 1 else 's'} written by whole-run token "
+                                   "shares: the CSV cannot hold phases, so re-imported they are single-phase runs",
+                                   style="yellow", soft_wrap=True, markup=False)
 
 
 @runs_app.command("import")
 def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `index` + one weight column per domain."),
-               metrics: Path = typer.Option(..., "--metrics", help="CSV of `index` + metric columns; optional `model_params` and `tokens` "
-                                            "columns (rows sharing an index are checkpoints of one run)."),
+               metrics: Path = typer.Option(..., "--metrics", help="CSV of `index` + metric columns (an empty cell: not measured); "
+                                            "optional `model_params` and `tokens` columns (rows sharing an index are checkpoints of one run)."),
                store: Path = typer.Option(..., "--store", help="Run-store directory."),
                model_params: float | None = typer.Option(None, "--model-params", help="Model size of runs whose metrics file has no model_params."),
                tokens: float | None = typer.Option(None, "--tokens", help="Training tokens of rows whose metrics file has no tokens."),
@@ -79,13 +112,15 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
 
     """
     console = Console(stderr=True)
-    new_store = not store.exists()
+    created = _first_missing(store)  # the top folder this command creates, if any
     try:
         res = import_runs(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,
                           schedule=schedule, strict=strict)
+        if res.accepted == 0 and created is not None:
+            _remove_empty(store, created)
     except MixoptError:
-        if new_store and store.is_dir() and not any(store.iterdir()):
-            store.rmdir()  # a refused import leaves no empty store behind
+        if created is not None:
+            _remove_empty(store, created)  # a refused import leaves no empty store behind
         raise
     rejected = res.rejected
     for msg in rejected[:20]:
@@ -101,3 +136,35 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
         f"; {res.existing} were already there" if res.existing else "")
     Console().print(f"imported {res.added} new run{'' if res.added == 1 else 's'} into {store}{already}; rejected "
                     f"{len(rejected)} rows", soft_wrap=True, markup=False)
+
+
+def _describe(rec) -> list[str]:
+    """What tells runs of one label apart in a message: label, seed, tokens, status."""
+    tokens = (rec.scale or {}).get("tokens")
+    return [rec.label or "no label", *([f"seed {rec.seed}"] if rec.seed is not None else []),
+            *([f"{float(tokens):.3g} tokens"] if tokens else []), rec.status]
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` (itself or a parent) that does not exist yet; None when ``path`` exists."""
+    if path.exists():
+        return None
+    top = path
+    for parent in path.parents:
+        if parent.exists():
+            break
+        top = parent
+    return top
+
+
+def _remove_empty(store: Path, top: Path) -> None:
+    """Remove what a refused import created: the store's empty ``runs/`` and ``locks/`` and the empty folders up to ``top``."""
+    for sub in (store / "runs", store / "locks"):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    for folder in (store, *store.parents):
+        if not folder.is_dir() or any(folder.iterdir()):
+            return
+        folder.rmdir()
+        if folder == top:
+            return

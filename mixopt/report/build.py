@@ -182,7 +182,7 @@ def _add_model_figure(add, mv: ModelView, sv: StoreView, target: str) -> None:
     else:
         what = f"{n_in} are its training runs (in-sample, circles) and {len(yt) - n_in} are not (held out, triangles)"
     add("pred_vs_actual_model.png", "Predicted vs actual (model on the sweep)",
-        f"The model {mv.name} applied to every finished run of the store, target {target}. {what}; ρ near 1 means ranks are right.",
+        f"The model {mv.name} applied to every finished sweep run of the store, target {target}. {what}; ρ near 1 means ranks are right.",
         lambda p: plots.plot_pred_vs_actual(yt, yp, ys, p, in_sample=in_sample))
 
 
@@ -192,10 +192,10 @@ def _run_label(rec: RunRecord) -> str:
 
 def _pick_curves(ok: list[RunRecord], y: np.ndarray | None, target: str):
     """Best, median and worst runs by target, plus labelled baselines, at most MAX_CURVES; legend label -> curve."""
-    with_curves = [i for i, r in enumerate(ok) if r.curves]
+    score = (lambda i: float(y[i])) if y is not None else (lambda i: float(np.mean(list(ok[i].metrics.values()) or [0.0])))
+    with_curves = [i for i, r in enumerate(ok) if r.curves and np.isfinite(score(i))]  # unranked runs (NaN) have no role
     if not with_curves:
         return {}, ""
-    score = (lambda i: y[i]) if y is not None else (lambda i: float(np.mean(list(ok[i].metrics.values()) or [0.0])))
     order = sorted(with_curves, key=score)
     roles: dict[int, list[str]] = {}
     for role, i in (("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])):
@@ -216,7 +216,10 @@ def _summary(sv: StoreView | None, y, target: str, plan: Plan | None) -> list[tu
     rows: list[tuple[str, str]] = []
     if sv is not None:
         rows.append(("run store", str(sv.root) if sv.root else "(snapshot)"))
-        rows.append(("runs", f"{len(sv.ok)} ok, {sv.n_failed} failed or non-finite"))
+        other = "".join(f"; {n} {what} run{'' if n == 1 else 's'} not shown ({why})" for n, what, why in (
+            (sv.n_verify, "verify:", "trained at the plan's budget to test it; --verify VERIFY.json shows them"),
+            (sv.n_pool, "pool:", "each trained on one quality pool")) if n)
+        rows.append(("runs", f"{len(sv.ok)} ok, {sv.n_failed} failed or non-finite{other}"))
         if sv.table is not None:
             rows.append(("domains", ", ".join(sv.table.domains)))
         rows.append(("target", target))

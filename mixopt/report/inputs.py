@@ -21,33 +21,39 @@ from ..errors import ConfigError, ConsistencyError, FitError
 from ..plan import Plan, load_plan, plan_from_dict
 from ..runs.record import RunRecord
 from ..runs.store import RunStore, check_fitted_on
-from ..runs.table import POOL_LABEL, RunTable, records_table
+from ..runs.table import VERIFY_LABEL, RunTable, records_table, sweep_records
 from ..surrogates import load_model, scale_inputs
 
 
 @dataclass
 class StoreView:
-    """The store as the report needs it: read once."""
+    """The store as the report needs it: read once. ``ok`` are the sweep's usable runs, the ones models learn from
+    (:func:`~mixopt.runs.table.sweep_records`): not the ``verify:`` runs, trained at the plan's budget, nor the
+    ``pool:`` runs, trained on one quality pool."""
 
     root: Path | None
     meta: dict
     records: list[RunRecord]
     ok: list[RunRecord]
     table: RunTable | None  # one row per ok record, in order
-
-    @property
-    def n_failed(self) -> int:
-        return len(self.records) - len(self.ok)
+    n_failed: int = 0  # sweep runs that failed or have a non-finite metric
+    n_verify: int = 0  # verify: runs, left off the page (VERIFY.json, --verify, shows them)
+    n_pool: int = 0  # pool: runs, left off the page
 
 
 def read_store(store: Any) -> StoreView | None:
     """A store path, or a snapshot already read (anything with ``meta``, ``records`` and ``ok``)."""
     if store is None:
         return None
-    snap = store if hasattr(store, "ok") else RunStore(store, create=False).snapshot()
+    # the page counts failed runs itself, so reading the store does not warn about them
+    snap = store if hasattr(store, "ok") else RunStore(store, create=False).snapshot(warn_failed=False)
     root = getattr(snap, "root", None) or (None if hasattr(store, "ok") else Path(store))
-    ok = [r for r in snap.ok if not r.label.startswith(POOL_LABEL)]  # pool-value runs train on one pool, not the domains
-    return StoreView(root, dict(snap.meta or {}), list(snap.records), ok, records_table(ok) if ok else None)
+    records = list(snap.records)
+    sweep = sweep_records(records)
+    ok = sweep_records(snap.ok)
+    n_verify = sum(1 for r in records if r.label.startswith(VERIFY_LABEL))
+    return StoreView(root, dict(snap.meta or {}), records, ok, records_table(ok) if ok else None,
+                     n_failed=len(sweep) - len(ok), n_verify=n_verify, n_pool=len(records) - len(sweep) - n_verify)
 
 
 @dataclass
@@ -101,13 +107,23 @@ def resolve_target(target: str | None, store: StoreView | None, model: ModelView
     chosen = target or (model.target if model else None) or (plan.predicted.metric if plan and plan.predicted else None) \
         or "mean:all-domains"
     if store is not None and store.table is not None:
+        table = store.table
         try:
-            store.table.target(chosen)
+            y = table.target(chosen)
         except FitError as exc:
-            known = sorted(store.table.metrics)
+            known = sorted(table.metrics)
             close = difflib.get_close_matches(chosen, known, n=1)
             hint = f" Did you mean {close[0]}?" if close else ""
             raise FitError(f"Report target: {' '.join(str(exc).split())}{hint}") from None
+        if not np.isfinite(y).any():
+            cols = [chosen] if chosen in table.metrics else table.target_components(chosen)[0]
+            missing = [c for c in cols if not np.isfinite(table.metrics[c]).all()]
+            full = [m for m in sorted(table.metrics) if np.isfinite(table.metrics[m]).all()]
+            fix = (f"pass --target with a metric every run measured ({', '.join(full[:6])}{', ...' if len(full) > 6 else ''})"
+                   if full else "pass --target with a metric the runs measured")
+            raise FitError(f"Report target {chosen}: no run in the store measured all of it (runs lack "
+                           f"{', '.join(missing[:6])}{', ...' if len(missing) > 6 else ''}), so no run can be ranked. "
+                           f"Import the missing metrics, or {fix}.")
     return chosen
 
 

@@ -38,6 +38,12 @@ def _save(fig, path: str | Path) -> Path:
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def plain(text: str) -> str:
+    """``text`` as matplotlib shows it literally: a ``$`` escaped, so a run label, domain, metric or predictor name
+    (data, often from an imported CSV) is never parsed as mathtext (``a$1 ... cost$^$2`` would otherwise raise)."""
+    return str(text).replace("$", r"\$")
+
+
 def _log_x(ax, x: Sequence[float]) -> None:
     """Log x-axis; minor ticks keep labels only when the data span less than a decade."""
     from matplotlib.ticker import NullFormatter
@@ -78,7 +84,7 @@ def plot_mixture(phases: Sequence[tuple[float, Mapping[str, float]]], path: str 
     for k, (start, weights) in enumerate(phases):
         vals = [weights.get(d, 0.0) for d in domains]
         ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=f"phase {k + 1} (from {start:.0%} of budget)")
-    ax.set_xticks(x, domains, rotation=30 if len(domains) > 6 else 0, ha="right" if len(domains) > 6 else "center")
+    ax.set_xticks(x, [plain(d) for d in domains], rotation=30 if len(domains) > 6 else 0, ha="right" if len(domains) > 6 else "center")
     ax.set_ylabel("token share")
     ax.set_ylim(0, max(0.05, max(w for _, ws in phases for w in ws.values()) * 1.15))
     ax.set_title("Planned mixture per phase")
@@ -159,10 +165,10 @@ def plot_loss_matrix(run_labels: Sequence[str], metric_names: Sequence[str], M: 
     fig = _figure(max(5.0, 0.8 * n_cols + 3.0), min(14.0, max(3.5, 0.25 * n_runs + 1.8)))
     ax = fig.add_subplot()
     im = ax.imshow(D, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
-    cols = [m.removeprefix("val/") for m in metric_names]
+    cols = [plain(m.removeprefix("val/")) for m in metric_names]
     ax.set_xticks(np.arange(n_cols), cols, rotation=30 if n_cols > 5 else 0, ha="right" if n_cols > 5 else "center")
     if n_runs <= 40:
-        ax.set_yticks(np.arange(n_runs), labels, fontsize="small")
+        ax.set_yticks(np.arange(n_runs), [plain(lab) for lab in labels], fontsize="small")
     else:
         ax.set_ylabel(f"{n_runs} runs, best mean loss on top")
     if n_runs <= ANNOTATE_MAX_ROWS:
@@ -183,11 +189,11 @@ def plot_curves(curves: Mapping[str, Mapping[float, float]], path: str | Path, *
     ax = fig.add_subplot()
     for k, (label, curve) in enumerate(curves.items()):
         pts = sorted((float(t), float(v)) for t, v in curve.items())
-        ax.plot([t for t, _ in pts], [v for _, v in pts], marker="os^dvP"[k % 6], ms=4, label=label)
+        ax.plot([t for t, _ in pts], [v for _, v in pts], marker="os^dvP"[k % 6], ms=4, label=plain(label))
     _log_x(ax, [float(t) for c in curves.values() for t in c])
     ax.set_xlabel("tokens seen")
-    ax.set_ylabel(metric)
-    ax.set_title(f"Checkpoint curves ({metric})")
+    ax.set_ylabel(plain(metric))
+    ax.set_title(plain(f"Checkpoint curves ({metric})"))
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
@@ -246,9 +252,9 @@ def plot_prediction_agreement(by: Mapping[str, tuple[float, float | None]], path
         ax.errorbar([v], [k], xerr=None if s is None else [s], fmt="o", ms=7, capsize=5, color=f"C{k}")
         ax.annotate(f"{v:#.4g}" + ("" if s is None else f" ± {s:.2g}"), (v, k), textcoords="offset points",
                     xytext=(0, 9), ha="center", fontsize=8)
-    ax.set_yticks(np.arange(len(names)), names)
+    ax.set_yticks(np.arange(len(names)), [plain(n) for n in names])
     ax.set_ylim(-0.7, len(names) - 0.3)
-    ax.set_xlabel(f"predicted {metric}".strip())
+    ax.set_xlabel(plain(f"predicted {metric}".strip()))
     verdict = "DISAGREE (beyond 1σ)" if disagree else "agree within 1σ"
     ax.set_title(f"Surrogate vs projector for the plan: {verdict}", color="firebrick" if disagree else "black")
     ax.grid(axis="x", alpha=0.3)
@@ -296,14 +302,14 @@ def plot_verification(body: Mapping, path: str | Path) -> Path:
         ax.annotate(f"{r['mean']:.4f}{verdict}", (r["mean"], k), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     pred = body.get("predicted") or {}
     if pred.get("value") is not None:
-        ax.axvline(pred["value"], color="C0", linestyle="--", linewidth=1, label=f"plan predicted ({pred.get('scale', 'proxy')} scale)")
+        ax.axvline(pred["value"], color="C0", linestyle="--", linewidth=1, label=plain(f"plan predicted ({pred.get('scale', 'proxy')} scale)"))
         if pred.get("std"):
             ax.axvspan(pred["value"] - 2 * pred["std"], pred["value"] + 2 * pred["std"], color="C0", alpha=0.08)
     ax.axvline(plan_mean, color="C0", linewidth=1, alpha=0.5)
-    ax.set_yticks(np.arange(len(results)), [r["name"] for r in results])
+    ax.set_yticks(np.arange(len(results)), [plain(r["name"]) for r in results])
     ax.set_ylim(-0.7, len(results) - 0.3)
     sc = body["scale"]
-    ax.set_xlabel(f"{body['target']} at {sc['model_params']:,} params, {sc['tokens']:.3g} tokens (lower is better)")
+    ax.set_xlabel(f"{plain(body['target'])} at {sc['model_params']:,} params, {sc['tokens']:.3g} tokens (lower is better)")
     ax.set_title(f"Verification: {len(body['seeds'])} paired seeds; bands: plan's 95% interval relative to each arm", fontsize=9)
     ax.legend(loc="best", fontsize=8)
     ax.grid(axis="x", alpha=0.3)

@@ -1,9 +1,14 @@
-"""Tables for the terminal (rich): the runs of a store, and a verification."""
+"""Tables for the terminal (rich): the runs of a store, and a verification.
+
+Labels, names and paths are data, never rich markup: a run label such as ``[red]x`` or ``[/]`` (an imported CSV's
+index) is shown as written, through :func:`rich.markup.escape`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..runs.record import RunRecord
@@ -12,14 +17,14 @@ from ..runs.record import RunRecord
 def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40) -> Table:
     """Label, status, mean validation loss and the largest weights of each run (the first ``limit``)."""
     shown = f" (first {limit}; see `mixopt runs export` for all)" if len(records) > limit else ""
-    table = Table(title=f"{len(records)} runs{f' in {where}' if where else ''}{shown}")
+    table = Table(title=f"{len(records)} runs{f' in {escape(where)}' if where else ''}{shown}")
     for col, just in (("run_id", "left"), ("label", "left"), ("status", "left"), ("mean val loss", "right"), ("largest weights", "left")):
         table.add_column(col, justify=just)
     for r in records[:limit]:
         vals = [v for k, v in r.metrics.items() if k.startswith(("val/", "metric/"))]
         mean = f"{sum(vals) / len(vals):.4f}" if vals else "-"
         top = sorted(r.mixture.items(), key=lambda kv: -kv[1])[:3]
-        table.add_row(r.run_id[:10], r.label, r.status, mean, ", ".join(f"{d} {w:.2f}" for d, w in top))
+        table.add_row(escape(r.run_id[:10]), escape(r.label), escape(r.status), mean, escape(", ".join(f"{d} {w:.2f}" for d, w in top)))
     return table
 
 
@@ -27,14 +32,14 @@ def verify_table(body: dict) -> Table:
     """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval, what the plan
     predicted that difference to be (natural, uniform, best-run) and the verdict."""
     sc = body["scale"]
-    table = Table(title=f"{body['target']} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
+    table = Table(title=f"{escape(body['target'])} at {sc['model_params']:,} non-embedding params, {sc['tokens']:.3g} tokens, "
                         f"{len(body['seeds'])} paired seeds (lower is better)")
     for col in ("arm", "mean", "plan - arm", "95% interval", "predicted", "verdict"):
         table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
     plan = body["results"][0]
     pred = body["predicted"]
     std = f" ± {pred['std']:.4f}" if pred.get("std") is not None else ""
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)")
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)"))
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
@@ -48,7 +53,8 @@ def verify_table(body: dict) -> Table:
             cap = body.get("max_advised_seeds")
             verdict += (f"; ~{n} seeds would likely decide it" if n
                         else f"; no seeds advice (the difference is not above its own noise, or needs over {cap})" if cap and len(body["seeds"]) > 1 else "")
-        table.add_row(c["against"], f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", claimed, verdict)
+        table.add_row(escape(c["against"]), f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", escape(f"[{lo:+.4f}, {hi:+.4f}]"),
+                      claimed, escape(verdict))
     for s in body["skipped"]:
-        table.add_row(s["name"], "-", "-", "-", "-", f"skipped: {s['why']}")
+        table.add_row(escape(s["name"]), "-", "-", "-", "-", escape(f"skipped: {s['why']}"))
     return table

@@ -8,7 +8,9 @@ one of metrics. The metrics CSV may carry two optional scale columns:
 
 Several metric rows may share one ``index``: they are checkpoints of one run
 (one record, whose ``curves`` hold every checkpoint and whose ``metrics`` are the
-last one). The same weights under different indices are separate runs, for
+last one). An empty metric cell means the run did not measure that metric (at
+that checkpoint): the run is kept without it, while a literal ``nan``/``inf`` is
+rejected. The same weights under different indices are separate runs, for
 example one mixture trained at two model sizes. Without the scale columns,
 import behaves as before (one row per index).
 
@@ -165,13 +167,13 @@ def _index_record(idx: str, mixture: dict[str, float], rows: list[dict[str, str]
     """One run from its metric rows (checkpoints); raises DataError with the row's problem."""
     parsed = []
     for row in rows:
-        try:
-            metrics = {m: float(row[m]) for m in metric_names}
+        try:  # an empty cell: the run did not measure that metric (at that checkpoint); `runs export` writes those
+            metrics = {m: float(row[m]) for m in metric_names if row[m] != ""}
         except ValueError:
             raise DataError("non-numeric metric") from None
         bad = [m for m, v in metrics.items() if not math.isfinite(v)]
         if bad:
-            raise DataError(f"NaN/inf metric {bad[0]}")
+            raise DataError(f"NaN/inf metric {bad[0]} (leave the cell empty if the run did not measure it)")
         mp = check_scale_value(row.get("model_params"), "model_params", where="the metrics file") or model_params
         tok = check_scale_value(row.get("tokens"), "tokens", where="the metrics file") or tokens
         parsed.append((mp, tok, metrics))
@@ -186,7 +188,9 @@ def _index_record(idx: str, mixture: dict[str, float], rows: list[dict[str, str]
             raise DataError("two metric rows at the same tokens. Drop the duplicate row")
     parsed.sort(key=lambda p: p[1] or 0.0)
     mp, final_tokens, metrics = parsed[-1]
-    curves = {m: {_token_key(t): vals[m] for _, t, vals in parsed if t is not None} for m in metric_names}
+    if not metrics:
+        raise DataError("no metric measured: every metric cell of its last row is empty")
+    curves = {m: {_token_key(t): vals[m] for _, t, vals in parsed if t is not None and m in vals} for m in metric_names}
     curves = {m: c for m, c in curves.items() if c}
     scale = {"model_params": mp, "total_params": None, "tokens": final_tokens, "schedule": schedule}
     rid = hashlib.sha256(canonical_json({"import": src, "index": idx, "mixture": mixture, "metrics": metrics,
@@ -263,8 +267,15 @@ def import_runs(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Pa
             rejected.append(f"index={_shown_index(idx)}: {exc}")
     if strict and rejected:
         raise DataError(f"--strict: {len(rejected)} row(s) of {src} were rejected, first: {rejected[0]}. Fix those rows, or drop --strict to import the rest.")
-    store.check_writable()
     res = ImportResult(rejected=rejected, notes=notes)
+    if not records:  # nothing to write: leave the store (or the folder a new one would be) as it was
+        return res
+    partial = sorted({m for rec in records for m in metric_names if m not in rec.metrics})
+    if partial:
+        n = sum(1 for rec in records if len(rec.metrics) < len(metric_names))
+        res.notes.append(f"{n} of the imported runs did not measure every metric (empty cells in {_few(partial)}): "
+                         "a fit of those targets fails on them")
+    store.check_writable()
     held_ids, held_keys = {r.run_id for r in held}, {_content_key(r) for r in held}
     twins = 0
     for rec in records:
@@ -331,12 +342,18 @@ def export_csv(table, path: str | Path) -> Path:
     w.writerow(["run_id", *table.domains, *(SCALE_COLUMNS if scale else ()), *names])
     for i, rid in enumerate(table.run_ids):
         sc = [_num(table.model_params[i]), _num(table.tokens[i])] if scale else []
-        w.writerow([rid, *(repr(float(x)) for x in table.W[i]), *sc, *(repr(float(table.metrics[m][i])) for m in names)])
+        w.writerow([rid, *(repr(float(x)) for x in table.W[i]), *sc, *(_metric_cell(table.metrics[m][i]) for m in names)])
     return atomic_write_text(Path(path), buf.getvalue())
 
 
 def _num(x: float) -> str:
     return "" if not math.isfinite(x) else (str(int(x)) if float(x).is_integer() else repr(float(x)))
+
+
+def _metric_cell(x: float) -> str:
+    """A metric value exactly (``repr``), or an empty cell for one the run did not measure (NaN): import reads an
+    empty cell back as "not measured" for that metric only."""
+    return repr(float(x)) if math.isfinite(x) else ""
 
 
 def regmix_paths(out: str | Path) -> tuple[Path, Path]:
@@ -365,5 +382,5 @@ def export_regmix(table, out: str | Path) -> tuple[Path, Path]:
             mw.writerow([rid, *(repr(float(x)) for x in table.W[i])])
             written.add(rid)
         sc = [_num(table.model_params[i]), _num(table.tokens[i])] if scale else []
-        tw.writerow([rid, *sc, *(repr(float(table.metrics[m][i])) for m in names)])
+        tw.writerow([rid, *sc, *(_metric_cell(table.metrics[m][i]) for m in names)])
     return atomic_write_text(mix_path, mix.getvalue()), atomic_write_text(met_path, met.getvalue())
