@@ -271,3 +271,19 @@ def test_imported_domain_names_follow_the_config_rule_and_leave_no_store(tmp_pat
     err = capsys.readouterr().err.strip()
     assert "domain column(s) ['a b']" in err and len(err.splitlines()) == 1
     assert not store.exists()
+
+
+def test_warnings_print_as_one_line_each_once(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from mixopt.cli import cmd_runs
+
+    def warn_twice(*a, **k):  # e.g. a store with failed runs, read twice in one command
+        for _ in range(2):
+            warnings.warn("3 failed or non-finite run(s)\n excluded from the table", UserWarning, stacklevel=1)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cmd_runs, "_read", warn_twice)
+    assert run(["runs", "list", "--store", str(tmp_path)], plain_warnings=True) == 0
+    err = capsys.readouterr().err
+    assert err == "warning: 3 failed or non-finite run(s) excluded from the table\n", err

@@ -74,8 +74,7 @@ def select_cmd(
                                   tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",
                                   seed=seed, max_documents=max_docs, progress=progress,
                                   char_ngrams=True if char_ngrams is None else char_ngrams)
-    for msg in result.warnings:
-        console.print(f"warning: {msg}")
+    # result.warnings were warned by the library: `mixopt` prints each once, one line (cli.main.warning_line)
     how = "unchanged, already written" if result.skipped else ("scores from cache" if result.cached else "scored")
     docs = ", ".join(f"{n} {c}" for n, c in result.n_docs.items())
     typer.echo(f"{method}: {docs} documents ({how}). Pools for propose -> {Path(out) / 'pools.yaml'}")

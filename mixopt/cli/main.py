@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 
 import typer
 import typer.main
@@ -136,8 +137,27 @@ def build_command():
     return root
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (tests call this directly)."""
+def warning_line(said: set[str]):
+    """A ``warnings.showwarning`` that prints ``warning: MESSAGE`` on one line of stderr, each message once per command
+    (Python's own form is two lines with a source path and a code line, which reads like a crash)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if text not in said:
+            said.add(text)
+            typer.echo(f"warning: {text}", err=True)
+    return show
+
+
+def run(argv: list[str] | None = None, *, plain_warnings: bool = False) -> int:
+    """Run the CLI and return its exit code (tests call this directly). ``plain_warnings`` (the ``mixopt`` command):
+    Python warnings print as one ``warning: ...`` line each (tests leave it off, so ``pytest.warns`` still sees them)."""
+    with warnings.catch_warnings():
+        if plain_warnings:
+            warnings.showwarning = warning_line(set())
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     command = build_command()
     try:
         # not standalone: click's usage errors come here, to be said in one line like every other error
@@ -165,7 +185,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    sys.exit(run(plain_warnings=True))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mixopt.cli.main`
