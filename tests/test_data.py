@@ -61,6 +61,34 @@ def test_validation_split_is_by_hash_and_disjoint():
     assert set(val2) <= set(val)
 
 
+def _fallback_texts(val_fraction, side, n):
+    """``n`` texts that all hash into validation (side True) or all into training (side False) at ``val_fraction``."""
+    return [t for t in (f"doc {i}" for i in range(400)) if is_validation(t, val_fraction) == side][:n]
+
+
+def test_a_tiny_domain_holds_out_every_copy_of_its_validation_text():
+    """Nothing hashed into validation: the smallest-hash text goes there, all its copies (one copy stayed in train)."""
+    import hashlib
+
+    texts = _fallback_texts(0.05, False, 3)
+    held = min(texts, key=lambda t: hashlib.sha256(t.encode()).digest())
+    docs = [held] + texts + [held]  # three copies of held
+    train, val = split_documents(docs, 0.05, "tiny")
+    assert val == [held] * 3 and train == [d for d in docs if d != held]
+
+
+def test_a_tiny_domain_whose_documents_all_hash_into_validation_splits():
+    """The symmetric fallback: the largest-hash text (all its copies) goes back to training, e.g. 2 short documents."""
+    assert split_documents(["abc def", "x y z"], 0.05, "x") == (["abc def"], ["x y z"])  # both hash into validation
+    texts = _fallback_texts(0.45, True, 3)
+    docs = texts + texts[:2]
+    train, val = split_documents(docs, 0.45, "x")
+    assert train and val and not set(train) & set(val) and sorted(train + val) == sorted(docs)
+    for copies in (["same"] * 3, ["only one"]):
+        with pytest.raises(DataError, match=r"has 1 distinct document\(s\) \(\d in all\); at least 2 distinct documents"):
+            split_documents(copies, 0.05, "x")
+
+
 def test_token_cache_is_reused(local_domains, tmp_path, monkeypatch):
     cfg = DataConfig(corpus="none", domains=local_domains[:1], cache_dir=str(tmp_path / "cache"))
     first = load_domain_set(cfg)
@@ -111,6 +139,87 @@ def test_a_store_with_the_legacy_fingerprint_keeps_it(local_domains, tmp_path):
     # any other recorded fingerprint changes nothing: the callers report the mismatch
     other = load_domain_set(cfg, store_fingerprint="0123456789abcdef")
     assert other.fingerprint == fresh.fingerprint
+
+
+def _pinned_specs(tmp_path):
+    """Two plain local domains whose data fingerprint was pinned with mixopt at dfb9f19 (before stop 29)."""
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": f"alpha document {i} " + "x " * i, "score": i}) + "\n"
+                                              for i in range(40)))
+    (tmp_path / "b.txt").write_text("\n\n".join(f"beta paragraph {i} " + "y " * i for i in range(30)))
+    return [DomainSpec(name="a", path=str(tmp_path / "a.jsonl")), DomainSpec(name="b", path=str(tmp_path / "b.txt"))]
+
+
+# Field edits of domain a that change no token, and the data fingerprint mixopt at dfb9f19 gave each (stores carry them).
+TOKEN_FREE_EDITS = [({"quality_field": "score"}, "feebadca67c6e9c8"), ({"format": "jsonl"}, "bfb138ba2e8a6f60"),
+                    ({"format": "json"}, None), ({"split": "foo"}, "5bae32bdf85d5119"), ({"hub_config": "x"}, "0f40809f4862e60c")]
+
+
+def test_fields_that_change_no_token_keep_the_fingerprint_of_a_plain_spec(tmp_path):
+    """quality_field, split and hub_config on local files, and a format that reads the files as auto does, do not
+    enter the fingerprint; a plain spec (and the embedded corpus) hashes as before stop 29."""
+    from mixopt.data.domains import domain_specs
+    from mixopt.data.sources import source_keys
+
+    plain = _pinned_specs(tmp_path)
+    cfg = DataConfig(corpus="none", domains=plain, cache_dir=str(tmp_path / "cache"))
+    assert load_domain_set(cfg).fingerprint == "3e777bd0d50b5eb1"  # pinned at dfb9f19
+    for edit, _ in TOKEN_FREE_EDITS:
+        edited = cfg.model_copy(update={"domains": [plain[0].model_copy(update=edit), plain[1]]})
+        assert load_domain_set(edited).fingerprint == "3e777bd0d50b5eb1", edit
+    for edit in ({"text_field": "score"}, {"max_documents": 10}, {"format": "text"}):  # these read other documents
+        assert source_keys(plain[0].model_copy(update=edit))[0] != source_keys(plain[0])[0], edit
+    for spec in domain_specs(DataConfig(include=["code", "legal"])):  # the embedded corpus keeps its fingerprints
+        key, _, verbatim = source_keys(spec)
+        assert key == verbatim and key == source_keys(spec.model_copy(update={"format": "auto"}))[0]
+
+
+def test_the_split_of_a_saved_dataset_dict_still_enters_the_fingerprint(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({s: datasets.Dataset.from_dict({"text": [f"{s} {i}" for i in range(5)]}) for s in ("train", "test")}
+                         ).save_to_disk(str(tmp_path / "saved"))
+    from mixopt.data.sources import source_keys
+
+    spec = DomainSpec(name="s", path=str(tmp_path / "saved"))
+    assert source_keys(spec)[0] != source_keys(spec.model_copy(update={"split": "test"}))[0]
+    assert source_keys(spec)[0] == source_keys(spec.model_copy(update={"format": "disk", "hub_config": "x"}))[0]
+
+
+def test_a_store_fingerprinted_with_a_token_free_field_set_keeps_its_fingerprint(tmp_path):
+    """Before stop 29 quality_field, split, hub_config and format entered the fingerprint: stores recorded such
+    fingerprints (pinned here, from mixopt at dfb9f19), and the data adopts them so those stores resume."""
+    plain = _pinned_specs(tmp_path)
+    for edit, recorded in TOKEN_FREE_EDITS:
+        cfg = DataConfig(corpus="none", domains=[plain[0].model_copy(update=edit), plain[1]], cache_dir=str(tmp_path / "c"))
+        if recorded is not None:
+            assert load_domain_set(cfg, store_fingerprint=recorded).fingerprint == recorded, edit
+        assert load_domain_set(cfg, store_fingerprint="0123456789abcdef").fingerprint == "3e777bd0d50b5eb1"
+
+
+def test_adding_quality_field_to_a_swept_config_resumes_its_store(tmp_path, capsys, monkeypatch):
+    """The README's workflow: sweep, then set quality_field to cut quality pools; the next sweep trains nothing new.
+    A store swept before stop 29 with quality_field set (its fingerprint hashed the field) resumes too."""
+    import mixopt.data.domains as domains
+    from mixopt.cli.main import run
+    from mixopt.data.sources import source_keys
+    from tests.test_cli_sweep import write_cfg
+
+    data = {"corpus": "none", "domains": [{"name": s.name, "path": s.path} for s in _pinned_specs(tmp_path)]}
+    small = dict(runs=1, proxy={"tokens": 2048, "checkpoints": [1.0]}, sampler={"baselines": ["natural"]})
+    store, old = tmp_path / "store", tmp_path / "old"
+    assert run(["sweep", str(write_cfg(tmp_path, data=data, **small)), "--store", str(store), "--workers", "1"]) == 0
+    data["domains"][0]["quality_field"] = "score"
+    quality = write_cfg(tmp_path, data=data, **small)
+    with monkeypatch.context() as m:  # mixopt before stop 29: every field as written is hashed
+        m.setattr(domains, "source_keys", lambda spec: (source_keys(spec)[2],) * 3)
+        m.setenv("MIXOPT_CACHE", str(tmp_path / "old-cache"))
+        assert run(["sweep", str(quality), "--store", str(old), "--workers", "1"]) == 0
+    capsys.readouterr()
+    for where in (store, old):
+        before = sorted(p.name for p in (where / "runs").glob("*.json"))
+        assert run(["sweep", str(quality), "--store", str(where)]) == 0
+        assert "0 trained now" in capsys.readouterr().out
+        assert sorted(p.name for p in (where / "runs").glob("*.json")) == before
 
 
 def test_byte_tokenizer_roundtrip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from mixopt.proxy.batches import MixtureBatches
 from mixopt.proxy.device import pick_device, pick_dtype, probe_cpu_bf16
 from mixopt.proxy.loop import eval_windows
 from mixopt.proxy.model import GPT, GPTConfig
-from mixopt.proxy.schedule import decay_branches, lr_at, schedule_info
+from mixopt.proxy.schedule import decay_branches, decay_steps, lr_at, schedule_info, warmup_steps
 from mixopt.proxy.train import train_proxies_stacked, train_proxy
 
 PKG = Path(__file__).resolve().parents[1] / "mixopt"
@@ -151,6 +152,49 @@ def test_wsd_schedule_and_its_branches():
     info = schedule_info(cfg, 100)
     assert info["name"] == "wsd" and info["decay_fraction"] == 0.2 and info["warmup_steps"] == 10
     assert info["branches"] == [[20, 25], [40, 50], [72, 90]]
+
+
+def test_wsd_refuses_a_warm_up_that_reaches_into_a_decay(tmp_path, capsys):
+    """warmup_fraction + decay_fraction > 1 overlapped the warm-up with the decay (the lr fell 34% in one step); a
+    decay branch whose decay starts inside the warm-up did the same. Both are one-line config errors naming the fix."""
+    from mixopt.cli.main import run
+    from mixopt.config import config_from_dict
+    from mixopt.errors import ConfigError
+    from tests.test_cli_sweep import write_cfg
+
+    with pytest.raises(ConfigError, match=r"proxy: schedule wsd needs warmup_fraction \+ decay_fraction <= 1.*"
+                                          r"got 0\.5 \+ 0\.8 = 1\.3\. Lower one of them"):
+        config_from_dict({"proxy": {"schedule": "wsd", "warmup_fraction": 0.5, "decay_fraction": 0.8}})
+    with pytest.raises(ConfigError, match="warmup_fraction \\+ decay_fraction <= 1"):
+        config_from_dict({"proxy": {"schedule": "wsd", "decay_fraction": 1.0}})  # le=1 allowed it with any warm-up
+    # 100 steps: a 30-step warm-up, and the branch to checkpoint 0.25 (25 steps) decays from step 20
+    with pytest.raises(ConfigError, match="the decay branch to checkpoint 0.25 decays from step 20, inside the 30-step "
+                                          "warm-up .* Lower warmup_fraction or decay_fraction, or drop checkpoint 0.25"):
+        config_from_dict({"proxy": {"schedule": "wsd", "warmup_fraction": 0.3, "tokens": 100 * 16 * 128,
+                                    "checkpoints": [0.25, 1.0]}})
+    for ok in ({"warmup_fraction": 0.5, "decay_fraction": 0.5}, {"warmup_fraction": 0.0, "decay_fraction": 1.0},
+               {"warmup_fraction": 0.5, "decay_fraction": 0.8, "schedule": "cosine"}):
+        cfg = config_from_dict({"proxy": {"schedule": "wsd", "checkpoints": [1.0], **ok}}).proxy
+        lrs = [lr_at(s, 100, cfg) for s in range(100)]
+        assert max(a - b for a, b in zip(lrs, lrs[1:])) < 0.1 * cfg.lr  # no jump
+    # the check counts steps as schedule.py does: it refuses exactly the configs whose warm-up reaches into a decay
+    for wf, df, checkpoints, steps in itertools.product((0.0, 0.05, 0.1, 0.2, 0.3, 0.45), (0.1, 0.2, 0.5, 0.8),
+                                                       ([0.1, 1.0], [0.25, 0.5, 1.0], [0.3, 0.9, 1.0]), (7, 10, 33, 100)):
+        raw = dict(schedule="wsd", warmup_fraction=wf, decay_fraction=df, checkpoints=checkpoints, batch_size=1,
+                   block_size=8, tokens=8 * steps)
+        w = warmup_steps(steps, ProxyConfig.model_construct(**raw))
+        cfg = ProxyConfig.model_construct(**{**raw, "checkpoints": sorted(set(checkpoints) | {1.0})})
+        budgets = [steps] + [b for _, b in decay_branches(cfg, steps)]
+        overlap = any(w > b - decay_steps(b, cfg) and decay_steps(b, cfg) > 0 for b in budgets)
+        try:
+            ProxyConfig(**raw)
+            assert not overlap, raw
+        except ValueError:
+            assert overlap, raw
+    bad = write_cfg(tmp_path, proxy={"schedule": "wsd", "warmup_fraction": 0.5, "decay_fraction": 0.8})
+    assert run(["sweep", str(bad), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "warmup_fraction + decay_fraction <= 1" in err and not (tmp_path / "s").exists()
 
 
 # ---------------------------------------------------------------- device / dtype

@@ -289,6 +289,36 @@ def test_stacked_group_matches_one_by_one_and_the_local_executor_only_schedules_
         assert a[rid].phases == b[rid].phases
 
 
+def test_each_record_of_a_stack_carries_the_stacks_mfu(tmp_path, monkeypatch):
+    """MFU is the device's utilisation: one model's FLOPs per token times the stack's tokens/s (each record's own
+    tokens/s is its share). CUDA is faked: a CPU stack reported as run on an H100."""
+    import dataclasses
+
+    from mixopt.config import load_config
+    from mixopt.data.domains import load_domain_set
+    from mixopt.proxy import mfu as mfu_mod, train as proxy_train
+
+    cfg = load_config(write_cfg(tmp_path, runs=1, proxy={"tokens": 1024, "checkpoints": [1.0], "threads": 1}))
+    data = load_domain_set(cfg.data)
+    specs = plan_sweep(cfg, data)[:3]
+    real, results = proxy_train.train_proxies_stacked, []
+
+    def on_cuda(*a, **k):
+        results.extend(dataclasses.replace(r, device="cuda") for r in real(*a, **k))
+        return results
+
+    monkeypatch.setattr(proxy_train, "train_proxies_stacked", on_cuda)
+    monkeypatch.setattr(mfu_mod, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    store = RunStore(tmp_path / "s")
+    assert [o.outcome for o in execute_runs(specs, store, data, wait=False, stacked=True)] == ["trained"] * 3
+    stack = mfu_mod.mfu(results[0].flops_per_token, sum(r.tokens_per_second for r in results), "cuda")
+    for spec, result in zip(specs, results):
+        info = store.get(spec.run_id).info
+        assert info["tokens_per_second"] == result.tokens_per_second  # the run's own, as before
+        assert info["mfu"] == pytest.approx(stack) and info["mfu"] > 2.9 * mfu_mod.mfu(result.flops_per_token,
+                                                                                       result.tokens_per_second, "cuda")
+
+
 def test_worker_count_defaults_to_one_single_thread_run_per_core_plus_one(monkeypatch):
     from mixopt.runs import executors
 

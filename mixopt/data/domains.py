@@ -1,7 +1,8 @@
 """Turn a DataConfig into a DomainSet: load, split by hash, tokenize, cache.
 
 Validation documents are chosen by a hash of their text, so the split is the
-same on every machine and no training run ever sees them. Token shards are
+same on every machine and no training run ever sees them (a tiny domain's
+fallback has one limit: :func:`split_documents`). Token shards are
 cached under a key made from the source bytes, tokenizer and split settings, so
 a second sweep does not re-tokenize.
 """
@@ -53,28 +54,38 @@ def is_validation(doc: str, val_fraction: float) -> bool:
 
 
 def split_documents(docs: list[str], val_fraction: float, name: str) -> tuple[list[str], list[str]]:
+    """(train, val) documents of a domain, each in source order: a document is held out iff :func:`is_validation`, so
+    every copy of a text lands on one side.
+
+    A tiny domain whose hash split leaves a side empty moves one text, every copy of it, onto that side: the text with
+    the smallest hash into validation, or the one with the largest back into training. Such a held-out text may still
+    be in another domain's training split, where the hash puts it; choosing it in view of the other domains would tie
+    each domain's split (and its token cache) to the others. Fewer than 2 distinct texts cannot be split.
+    """
     train, val = [], []
     for d in docs:
         (val if is_validation(d, val_fraction) else train).append(d)
-    if not val and len(train) >= 2:
-        # Tiny domains: hold out the document with the smallest hash so validation is never empty.
-        k = min(range(len(train)), key=lambda i: hashlib.sha256(train[i].encode("utf-8", "replace")).digest())
-        val.append(train.pop(k))
-    if not train or not val:
-        raise DataError(f"Domain '{name}' has {len(docs)} document(s); at least 2 are needed to hold one out for validation. Add data.")
-    return train, val
+    if train and val:
+        return train, val
+    texts = set(docs)
+    if len(texts) < 2:
+        raise DataError(f"Domain '{name}' has {len(texts)} distinct document(s) ({len(docs)} in all); at least 2 distinct "
+                        "documents are needed to hold one out for validation. Add data.")
+    moved = (max if val else min)(texts, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
+    stay, move = [d for d in docs if d != moved], [d for d in docs if d == moved]
+    return (move, stay) if val else (stay, move)
 
 
 def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> TokenizedDomain:
     """Load, split and tokenize one domain, reading the cache when possible."""
     settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
-    key, legacy = (hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec))
+    key, *legacy = (hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec))
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     shard = cache / "tokens" / f"{key}.npz"
     if shard.exists():
         try:
             with np.load(shard) as z:
-                return TokenizedDomain(spec.name, z["train"], z["val"], int(z["n_train"]), int(z["n_val"]), key, legacy)
+                return TokenizedDomain(spec.name, z["train"], z["val"], int(z["n_train"]), int(z["n_val"]), key, *legacy)
         except Exception:
             shard.unlink(missing_ok=True)  # corrupt cache entry: rebuild it
     docs = load_documents(spec, cfg.max_documents)
@@ -82,7 +93,7 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
         train, val = [], docs
     else:
         train, val = split_documents(docs, cfg.val_fraction, spec.name)
-    dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key, legacy)
+    dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key, *legacy)
     import io
 
     buf = io.BytesIO()
@@ -97,8 +108,8 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
 def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | None = None) -> DomainSet:
     """Every training domain and target of the config, tokenized.
 
-    ``store_fingerprint``: the data fingerprint a run store recorded, adopted when it is this data's legacy one
-    (:meth:`DomainSet.adopt`).
+    ``store_fingerprint``: the data fingerprint a run store recorded, adopted when it is one older mixopt made of this
+    data (:meth:`DomainSet.adopt`).
     """
     tok = Tokenizer(cfg.tokenizer)
     specs = domain_specs(cfg)

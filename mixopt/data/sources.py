@@ -18,11 +18,13 @@ from pathlib import Path
 
 from ..config import DomainSpec
 from ..errors import DataError
+from .embedded import EMBEDDED_DIR
 
 _EXT_FORMAT = {
     ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
     ".parquet": "parquet", ".txt": "text", ".text": "text", ".md": "text", ".txt.gz": "text",
 }
+_BUILDER = {"jsonl": "json", "json": "json", "parquet": "parquet", "text": "text"}  # format -> datasets builder
 
 
 def resolve_files(spec: DomainSpec) -> list[Path]:
@@ -49,25 +51,59 @@ def resolve_files(spec: DomainSpec) -> list[Path]:
 
 def source_key(spec: DomainSpec) -> str:
     """A content hash of what the spec reads: file names and bytes for local data (not where they lie, so the same
-    files in another checkout or folder give the same key), the id for hub data."""
+    files in another checkout or folder give the same key), the id for hub data, and the spec's fields that decide
+    which documents are read (:func:`_key_fields`)."""
     return source_keys(spec)[0]
 
 
-def source_keys(spec: DomainSpec) -> tuple[str, str]:
-    """(key, legacy key): the legacy key also hashed the spec's path (mixopt before stop 23), so a store written then
-    carries data fingerprints made from it; both come from one read of the files."""
+def source_keys(spec: DomainSpec) -> tuple[str, str, str]:
+    """(key, legacy keys): the key, then the keys older mixopt made, which the data fingerprints of stores written
+    then were made from (``DomainSet.adopt``): before stop 23 every field as written and the spec's path; before
+    stop 29 every field as written. All three come from one read of the files."""
     files = resolve_files(spec)
     fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
-    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
-    legacy = hashlib.sha256(json.dumps(spec.model_dump(exclude={"name"}), sort_keys=True).encode())
+    h, legacy, verbatim = (hashlib.sha256(json.dumps(f, sort_keys=True).encode())
+                           for f in (_key_fields(spec, files), spec.model_dump(exclude={"name"}), fields))
     for f in files:
-        for x in (h, legacy):
+        for x in (h, legacy, verbatim):
             x.update(str(f.name).encode())
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-                legacy.update(chunk)
-    return h.hexdigest()[:20], legacy.hexdigest()[:20]
+                for x in (h, legacy, verbatim):
+                    x.update(chunk)
+    return h.hexdigest()[:20], legacy.hexdigest()[:20], verbatim.hexdigest()[:20]
+
+
+def _key_fields(spec: DomainSpec, files: list[Path]) -> dict:
+    """The spec's fields as its source key hashes them (``files``: :func:`resolve_files`; local data leaves out the
+    path). Fields that do not change which documents are read are set to their defaults, so editing them keeps the
+    key, and a spec that leaves them at their defaults hashes as before stop 29: ``quality_field`` (it only cuts
+    quality pools) and, for local files, ``hub_config``, ``split`` (read only from a saved DatasetDict) and a
+    ``format`` that reads the files as ``auto`` does. The embedded corpus's files take the ``jsonl`` that
+    ``domain_specs`` has always given them, so its fingerprints stay as they were."""
+    defaults = {k: f.default for k, f in DomainSpec.model_fields.items()}
+    fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
+    fields["quality_field"] = defaults["quality_field"]
+    if files:
+        read = _reader(spec, spec.format, files)
+        fields["hub_config"] = defaults["hub_config"]
+        if read != "disk":
+            fields["split"] = defaults["split"]
+        if read is not None and read == _reader(spec, "auto", files):
+            fields["format"] = "jsonl" if all(f.resolve().parent == EMBEDDED_DIR for f in files) else defaults["format"]
+    return fields
+
+
+def _reader(spec: DomainSpec, fmt: str, files: list[Path]) -> str | None:
+    """How :func:`load_dataset_of` reads the local ``files`` of ``spec`` under format ``fmt``: "disk" (a saved dataset)
+    or a ``datasets`` builder; None when ``auto`` cannot tell."""
+    path = Path(spec.path).expanduser()
+    if fmt == "disk" or (fmt == "auto" and path.is_dir() and _is_saved_dataset(path)):
+        return "disk"
+    if fmt == "auto":
+        kinds = {_format_of(f) for f in files}
+        return kinds.pop() if len(kinds) == 1 else None
+    return _BUILDER.get(fmt)
 
 
 def load_documents(spec: DomainSpec, max_documents: int | None = None) -> list[str]:
@@ -148,7 +184,7 @@ def _load_dataset_of(spec: DomainSpec, logged: list[str]):
             if None in kinds or len(kinds) != 1:
                 raise DataError(f"Domain '{spec.name}': cannot tell the format of {spec.path} (found {sorted(map(str, kinds))}). Set `format` to jsonl, parquet or text.")
             fmt = kinds.pop()
-        builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "text": "text"}[fmt]
+        builder = _BUILDER[fmt]
         for f in files:
             if os.path.getsize(f) == 0:
                 raise DataError(f"Domain '{spec.name}': data file {f} is empty. Remove it or fill it.")

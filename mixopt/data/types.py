@@ -22,6 +22,7 @@ class TokenizedDomain:
     n_docs_val: int
     fingerprint: str  # content hash of the source documents + tokenizer + split settings
     legacy_fingerprint: str = ""  # the same, as mixopt before stop 23 made it (it also hashed the data's path)
+    verbatim_fingerprint: str = ""  # the same, as mixopt before stop 29 made it (every spec field as written, quality_field too)
 
     @property
     def unique_tokens(self) -> int:
@@ -42,7 +43,7 @@ class DomainSet:
     eos_id: int
     tokenizer: str  # "bytes" or the tokenizer.json path
     targets: dict[str, TokenizedDomain] = field(default_factory=dict)  # evaluated only
-    pinned_fingerprint: str | None = None  # an older store's legacy fingerprint, kept so that store resumes
+    pinned_fingerprint: str | None = None  # an older store's fingerprint of this data, kept so that store resumes
 
     @property
     def names(self) -> list[str]:
@@ -59,13 +60,21 @@ class DomainSet:
 
     @property
     def legacy_fingerprint(self) -> str:
+        """The fingerprint as mixopt before stop 23 made it (it hashed the data's path)."""
         return self._hash("legacy_fingerprint")
 
+    @property
+    def verbatim_fingerprint(self) -> str:
+        """The fingerprint as mixopt before stop 29 made it (it hashed fields that change no token: quality_field, and
+        split, hub_config and an explicit format on local files); the same as ``fingerprint`` when those are defaults."""
+        return self._hash("verbatim_fingerprint")
+
     def adopt(self, store_fingerprint: str | None) -> None:
-        """Keep a run store's recorded data fingerprint when it is this data's legacy one (stores written before
-        fingerprints stopped hashing the data's path), so that store's run ids still match and it resumes; any other
-        value changes nothing (the callers compare fingerprints and report a mismatch)."""
-        if store_fingerprint and store_fingerprint != self.fingerprint and store_fingerprint == self.legacy_fingerprint:
+        """Keep a run store's recorded data fingerprint when older mixopt made it of this data (``legacy_fingerprint``,
+        ``verbatim_fingerprint``), so that store's run ids still match and it resumes; any other value changes nothing
+        (the callers compare fingerprints and report a mismatch)."""
+        older = (self.legacy_fingerprint, self.verbatim_fingerprint)
+        if store_fingerprint and store_fingerprint != self.fingerprint and store_fingerprint in older:
             self.pinned_fingerprint = store_fingerprint
 
     def _hash(self, attr: str) -> str:

@@ -1,7 +1,8 @@
 """Learning-rate schedules of the proxy trainer, and the decay branches of a WSD run.
 
 Three schedules (``ProxyConfig.schedule``), all after a linear warm-up over
-``int(warmup_fraction * steps)`` steps:
+``int(warmup_fraction * steps)`` steps (under WSD, ``ProxyConfig`` refuses a
+warm-up that reaches into a decay, the run's or a decay branch's):
 
 - ``constant``: the peak ``lr`` to the end;
 - ``cosine``: half a cosine from ``lr`` down to ``min_lr_ratio * lr``;

@@ -134,8 +134,10 @@ def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) 
 
 # ---------------------------------------------------------------- records
 
-def record_from_result(spec: RunSpec, result, *, started: float | None = None) -> RunRecord:
-    """Turn a ProxyResult into the record the store keeps, with its scale. ``started``: ``time.time()`` when training began."""
+def record_from_result(spec: RunSpec, result, *, started: float | None = None, stack: list | None = None) -> RunRecord:
+    """Turn a ProxyResult into the record the store keeps, with its scale. ``started``: ``time.time()`` when training began;
+    ``stack``: the ProxyResults of the runs trained together with this one in one stacked model (itself included), so
+    ``info["mfu"]`` is the device's utilisation over the stack (``tokens_per_second`` stays the run's own)."""
     proxy = ProxyConfig.model_validate(spec.proxy)
     info = {
         "tokens_seen": result.tokens_seen, "tokens_per_domain": result.tokens_per_domain,
@@ -147,8 +149,9 @@ def record_from_result(spec: RunSpec, result, *, started: float | None = None) -
         "host": platform.node(), "pid": os.getpid(), "lr_schedule": result.schedule, "branch_tokens": result.branch_tokens,
         "eval_seconds": result.eval_seconds, "branch_seconds": result.branch_seconds,
     }
-    if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak
-        info["mfu"] = mfu(result.flops_per_token or 6.0 * result.n_params, result.tokens_per_second, "cuda")
+    if result.device == "cuda":  # model FLOPs utilisation against the GPU's dense bf16 peak, over the whole stack
+        tokens_per_second = sum(r.tokens_per_second for r in stack) if stack else result.tokens_per_second
+        info["mfu"] = mfu(result.flops_per_token or 6.0 * result.n_params, tokens_per_second, "cuda")
     step_tokens = proxy.batch_size * proxy.block_size
     scale = {
         "model_params": int(result.n_params_non_embedding),
@@ -221,7 +224,7 @@ def execute_runs(specs: list[RunSpec], store: RunStore, data: DomainSet, *, wait
             started = time.time()
             results = _train(todo, data, stacked=stacked, progress=progress, threads=threads, device=device)
             for spec, result in zip(todo, results):
-                store.put(record_from_result(spec, result, started=started))
+                store.put(record_from_result(spec, result, started=started, stack=results))
                 out[spec.run_id] = RunOutcome(spec.run_id, "trained", "" if result.status == "ok" else (result.reason or result.status))
     return [out[s.run_id] for s in specs]
 
