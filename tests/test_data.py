@@ -215,11 +215,19 @@ def test_adding_quality_field_to_a_swept_config_resumes_its_store(tmp_path, caps
         m.setenv("MIXOPT_CACHE", str(tmp_path / "old-cache"))
         assert run(["sweep", str(quality), "--store", str(old), "--workers", "1"]) == 0
     capsys.readouterr()
+    import json
+
+    from mixopt.runs.reused import changed_domains
+    old_meta = json.loads((old / "store.json").read_text())
     for where in (store, old):
         before = sorted(p.name for p in (where / "runs").glob("*.json"))
         assert run(["sweep", str(quality), "--store", str(where)]) == 0
         assert "0 trained now" in capsys.readouterr().out
         assert sorted(p.name for p in (where / "runs").glob("*.json")) == before
+    # a later sweep reusing the old store (reuse.store) does not read the quality domain as revised
+    new_meta = json.loads((store / "store.json").read_text())
+    assert list(new_meta["domain_fingerprints_verbatim"]) == [data["domains"][0]["name"]]
+    assert changed_domains(old_meta, new_meta, str(old)) == []
 
 
 def test_byte_tokenizer_roundtrip():

@@ -181,6 +181,10 @@ def test_changed_domain_data_is_found():
     assert changed_domains(old, {"domains": ["a", "b", "c"], "domain_fingerprints": {"a": "1", "b": "2", "c": "3"}},
                            "old") == []
     assert changed_domains(old, {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "9"}}, "old") == ["b"]
+    # a store swept before stop 29 with quality_field set on b: today's store records that form too (unchanged data)
+    today = {"domains": ["a", "b"], "domain_fingerprints": {"a": "1", "b": "2n"}, "domain_fingerprints_verbatim": {"b": "2"}}
+    assert changed_domains(old, today, "old") == []
+    assert changed_domains(old, {**today, "domain_fingerprints_verbatim": {"b": "8"}}, "old") == ["b"]
     # stores written before per-domain fingerprints: token counts and data settings
     legacy = {"domains": ["a"], "token_counts": {"a": 10}, "config": {"data": {"tokenizer": "bytes"}}}
     assert changed_domains(legacy, {**legacy, "token_counts": {"a": 11}}, "old") == ["a"]

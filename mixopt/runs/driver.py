@@ -52,6 +52,7 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
                           config=config, planned=[s.run_id for s in specs],
                           tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
                           domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
+                          **verbatim_fingerprints(data),
                           target_fingerprints={n: t.fingerprint for n, t in data.targets.items()},
                           **({"config_history": history} if history else {}))
         pending = [s for s in specs if not store.has(s.run_id)]
@@ -76,6 +77,15 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     summary.skipped += len(specs) - len(pending)
     summary.config_changes = changes
     return summary
+
+
+def verbatim_fingerprints(data) -> dict:
+    """``{"domain_fingerprints_verbatim": {...}}`` for the domains mixopt before stop 29 fingerprinted differently (it
+    hashed fields that change no token, e.g. quality_field), so a later ``reuse.store`` check matches a store of either
+    age; ``{}`` when none differs."""
+    verbatim = {n: d.verbatim_fingerprint for n, d in data.domains.items()
+                if d.verbatim_fingerprint and d.verbatim_fingerprint != d.fingerprint}
+    return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
 
 
 def check_same_data(store: RunStore, recorded: str | None, fingerprint: str) -> None:

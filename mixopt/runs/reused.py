@@ -159,7 +159,10 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
     shared = sorted(set(old.get("domains") or []) & set(new.get("domains") or []))
     fo, fn = old.get("domain_fingerprints"), new.get("domain_fingerprints")
     if fo and fn:
-        changed = [d for d in shared if fo.get(d) != fn.get(d)]
+        # a store swept before stop 29 hashed fields that change no token (quality_field, ...): either form matches
+        fov, fnv = old.get("domain_fingerprints_verbatim") or {}, new.get("domain_fingerprints_verbatim") or {}
+        forms = [(lambda d, f=f, v=v: {f.get(d), v.get(d)} - {None}) for f, v in ((fo, fov), (fn, fnv))]
+        changed = [d for d in shared if not forms[0](d) & forms[1](d)]
     else:
         do, dn = ((m.get("config") or {}).get("data") or {} for m in (old, new))
         settings = [k for k in DATA_SETTINGS if do.get(k) != dn.get(k)]
