@@ -125,13 +125,19 @@ def test_bad_input_gives_one_line_errors_and_trains_nothing(pools, tmp_path):
     assert store.records() == []
 
 
-def test_select_then_plan_pools_measure_on_the_tiny_corpus(tmp_path, capsys):
+def _selected(tmp_path, n_pool: int, n_target: int, *method) -> Path:
+    """A pool of ``n_pool`` documents of each vocabulary, selected in 2 buckets against ``n_target`` of the first."""
     data = tmp_path / "data"
     data.mkdir()
-    pool = write_jsonl(data / "web.jsonl", docs_from(VOCAB_A, 20, 5) + docs_from(VOCAB_B, 20, 6))
-    target = write_jsonl(data / "target.jsonl", docs_from(VOCAB_A, 10, 7))
+    pool = write_jsonl(data / "web.jsonl", docs_from(VOCAB_A, n_pool, 5) + docs_from(VOCAB_B, n_pool, 6))
+    target = write_jsonl(data / "target.jsonl", docs_from(VOCAB_A, n_target, 7))
     sel = tmp_path / "sel"
-    assert run(["select", "--pool", f"web={pool}", "--target", target, "--method", "dsir", "--buckets", "2", "--out", str(sel)]) == 0
+    assert run(["select", "--pool", f"web={pool}", "--target", target, *method, "--buckets", "2", "--out", str(sel)]) == 0
+    return sel
+
+
+def test_select_then_plan_pools_measure_on_the_tiny_corpus(tmp_path, capsys):
+    sel = _selected(tmp_path, 20, 10, "--method", "dsir")
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"proxy": {**TINY, "tokens": 4096}}))
     store = tmp_path / "store"
@@ -236,12 +242,7 @@ def test_fit_shared_law_searches_a_on_the_pools_normalizer():
 
 
 def test_plan_pools_measure_names_a_missing_select_target_before_any_work(tmp_path, capsys):
-    data = tmp_path / "data"
-    data.mkdir()
-    pool = write_jsonl(data / "web.jsonl", docs_from(VOCAB_A, 10, 5) + docs_from(VOCAB_B, 10, 6))
-    target = write_jsonl(data / "target.jsonl", docs_from(VOCAB_A, 5, 7))
-    sel = tmp_path / "sel"
-    assert run(["select", "--pool", f"web={pool}", "--target", target, "--buckets", "2", "--out", str(sel)]) == 0
+    sel = _selected(tmp_path, 10, 5)
     manifest = json.loads((sel / "selection.json").read_text())
     manifest["target"] = "target.jsonl"  # as select stored it before: relative to the folder it ran in
     (sel / "selection.json").write_text(json.dumps(manifest))
