@@ -172,3 +172,23 @@ def test_sweep_throughput_sets_proxy_fields_and_refuses_unknown_ones(monkeypatch
         module.with_proxy_fields(cfg, ["compile"])
     with pytest.raises(SystemExit, match="multiple of head_size"):
         module.with_proxy_fields(cfg, ["n_embd=48"])
+
+
+def test_selection_splits_by_document_and_keeps_the_chunk_split_pools_schedule_uses(monkeypatch):
+    """selection.py: ``split_target(chunks, doc_ids)`` puts every chunk of a document on one side; without ids it is
+    the chunk-text hash (``sel|text``) that pools_schedule.py and the figures before the document split use."""
+    sel = load_benchmark("selection", monkeypatch)
+    docs, ids = sel.corpus(60_000, with_doc_ids=True)
+    assert sel.corpus(60_000) == docs and all(len(ids[d]) == len(docs[d]) for d in docs)
+    texts, gid = docs["math"], ids["math"]
+    assert len(set(texts)) == len(texts) and len(set(gid)) < len(gid)  # some documents span several chunks
+    for salt in sel.salts(3):
+        parts = sel.split_target(texts, gid, salt=salt)
+        side = {t: i for i, part in enumerate(parts) for t in part}
+        assert len(side) == len(texts)
+        assert all(len({side[t] for t, g in zip(texts, gid) if g == doc}) == 1 for doc in set(gid))
+    sample, val, rest = sel.split_target(texts)
+    assert (sample, val, rest) == sel.split_target(texts, salt="sel")
+    assert sample == [t for t in texts if sel._unit("sel|" + t) < 0.2]
+    assert rest == [t for t in texts if sel._unit("sel|" + t) >= 0.4]
+    assert sel.salts(3) == ["sel", "s0", "s1"]
