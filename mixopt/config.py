@@ -90,27 +90,30 @@ class ProxyConfig(_Strict):
         self.checkpoints = sorted(set(self.checkpoints) | {1.0})
         if self.tokens < self.batch_size * self.block_size:
             raise ValueError(f"tokens ({self.tokens}) must cover at least one batch ({self.batch_size}x{self.block_size})")
-        if self.schedule == "wsd":
-            self._check_wsd_warmup()
         return self
 
-    def _check_wsd_warmup(self) -> None:
-        """WSD: the warm-up ends before a decay starts, the run's or a decay branch's (``lr_at`` gives the warm-up
-        priority, then drops onto the middle of the decay). Steps as proxy/schedule.py counts them (``warmup_steps``,
-        ``checkpoint_steps``, ``decay_steps``; that layer cannot be imported here)."""
+    def wsd_overlap(self) -> str | None:
+        """WSD: what is wrong when the warm-up reaches into a decay, the run's or a decay branch's (``lr_at`` gives the
+        warm-up priority, then drops onto the middle of the decay); None when nothing is. Checked where a sweep plans new
+        runs (``runs.driver``), not when a config is read: a store swept so before stop 29 must stay readable. Steps as
+        proxy/schedule.py counts them (``warmup_steps``, ``checkpoint_steps``, ``decay_steps``; that layer cannot be
+        imported here; tests/test_proxy.py holds the two to each other)."""
+        if self.schedule != "wsd":
+            return None
         if self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError(f"schedule wsd needs warmup_fraction + decay_fraction <= 1, so the warm-up ends before the "
-                             f"decay starts; got {self.warmup_fraction} + {self.decay_fraction} = "
-                             f"{self.warmup_fraction + self.decay_fraction:g}. Lower one of them")
+            return (f"schedule wsd needs warmup_fraction + decay_fraction <= 1, so the warm-up ends before the decay "
+                    f"starts; got {self.warmup_fraction} + {self.decay_fraction} = "
+                    f"{self.warmup_fraction + self.decay_fraction:g}. Lower one of them")
         steps = self.tokens // (self.batch_size * self.block_size)
         warmup = int(self.warmup_fraction * steps)
         for c in self.checkpoints[:-1]:  # each one's decay branch
             budget = min(steps, max(1, round(c * steps)))
             start = budget - min(budget, round(self.decay_fraction * budget))
             if start < min(budget, warmup):
-                raise ValueError(f"schedule wsd: the decay branch to checkpoint {c} decays from step {start}, inside the "
-                                 f"{warmup}-step warm-up (warmup_fraction {self.warmup_fraction}). Lower warmup_fraction "
-                                 f"or decay_fraction, or drop checkpoint {c}")
+                return (f"schedule wsd: the decay branch to checkpoint {c} decays from step {start}, inside the "
+                        f"{warmup}-step warm-up (warmup_fraction {self.warmup_fraction}). Lower warmup_fraction or "
+                        f"decay_fraction, or drop checkpoint {c}")
+        return None
 
 
 class SamplerConfig(_Strict):

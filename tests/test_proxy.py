@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import json
 import math
 from pathlib import Path
@@ -156,28 +157,29 @@ def test_wsd_schedule_and_its_branches():
 
 def test_wsd_refuses_a_warm_up_that_reaches_into_a_decay(tmp_path, capsys):
     """warmup_fraction + decay_fraction > 1 overlapped the warm-up with the decay (the lr fell 34% in one step); a
-    decay branch whose decay starts inside the warm-up did the same. Both are one-line config errors naming the fix."""
+    decay branch whose decay starts inside the warm-up did the same. A new sweep refuses both in one line naming the
+    fix; reading such a config (a store swept so before stop 29) still works."""
     from mixopt.cli.main import run
     from mixopt.config import config_from_dict
-    from mixopt.errors import ConfigError
     from tests.test_cli_sweep import write_cfg
 
-    with pytest.raises(ConfigError, match=r"proxy: schedule wsd needs warmup_fraction \+ decay_fraction <= 1.*"
-                                          r"got 0\.5 \+ 0\.8 = 1\.3\. Lower one of them"):
-        config_from_dict({"proxy": {"schedule": "wsd", "warmup_fraction": 0.5, "decay_fraction": 0.8}})
-    with pytest.raises(ConfigError, match="warmup_fraction \\+ decay_fraction <= 1"):
-        config_from_dict({"proxy": {"schedule": "wsd", "decay_fraction": 1.0}})  # le=1 allowed it with any warm-up
+    def problem(**proxy):
+        return config_from_dict({"proxy": {"schedule": "wsd", **proxy}}).proxy.wsd_overlap() or ""
+
+    assert re.search(r"schedule wsd needs warmup_fraction \+ decay_fraction <= 1.*got 0\.5 \+ 0\.8 = 1\.3\. Lower one of them",
+                     problem(warmup_fraction=0.5, decay_fraction=0.8))
+    assert "warmup_fraction + decay_fraction <= 1" in problem(decay_fraction=1.0)  # le=1 allowed it with any warm-up
     # 100 steps: a 30-step warm-up, and the branch to checkpoint 0.25 (25 steps) decays from step 20
-    with pytest.raises(ConfigError, match="the decay branch to checkpoint 0.25 decays from step 20, inside the 30-step "
-                                          "warm-up .* Lower warmup_fraction or decay_fraction, or drop checkpoint 0.25"):
-        config_from_dict({"proxy": {"schedule": "wsd", "warmup_fraction": 0.3, "tokens": 100 * 16 * 128,
-                                    "checkpoints": [0.25, 1.0]}})
+    assert re.search("the decay branch to checkpoint 0.25 decays from step 20, inside the 30-step warm-up .* Lower "
+                     "warmup_fraction or decay_fraction, or drop checkpoint 0.25",
+                     problem(warmup_fraction=0.3, tokens=100 * 16 * 128, checkpoints=[0.25, 1.0]))
     for ok in ({"warmup_fraction": 0.5, "decay_fraction": 0.5}, {"warmup_fraction": 0.0, "decay_fraction": 1.0},
                {"warmup_fraction": 0.5, "decay_fraction": 0.8, "schedule": "cosine"}):
         cfg = config_from_dict({"proxy": {"schedule": "wsd", "checkpoints": [1.0], **ok}}).proxy
+        assert cfg.wsd_overlap() is None
         lrs = [lr_at(s, 100, cfg) for s in range(100)]
         assert max(a - b for a, b in zip(lrs, lrs[1:])) < 0.1 * cfg.lr  # no jump
-    # the check counts steps as schedule.py does: it refuses exactly the configs whose warm-up reaches into a decay
+    # the check counts steps as schedule.py does: it flags exactly the configs whose warm-up reaches into a decay
     for wf, df, checkpoints, steps in itertools.product((0.0, 0.05, 0.1, 0.2, 0.3, 0.45), (0.1, 0.2, 0.5, 0.8),
                                                        ([0.1, 1.0], [0.25, 0.5, 1.0], [0.3, 0.9, 1.0]), (7, 10, 33, 100)):
         raw = dict(schedule="wsd", warmup_fraction=wf, decay_fraction=df, checkpoints=checkpoints, batch_size=1,
@@ -186,15 +188,29 @@ def test_wsd_refuses_a_warm_up_that_reaches_into_a_decay(tmp_path, capsys):
         cfg = ProxyConfig.model_construct(**{**raw, "checkpoints": sorted(set(checkpoints) | {1.0})})
         budgets = [steps] + [b for _, b in decay_branches(cfg, steps)]
         overlap = any(w > b - decay_steps(b, cfg) and decay_steps(b, cfg) > 0 for b in budgets)
-        try:
-            ProxyConfig(**raw)
-            assert not overlap, raw
-        except ValueError:
-            assert overlap, raw
+        assert (ProxyConfig(**raw).wsd_overlap() is not None) == overlap, raw
     bad = write_cfg(tmp_path, proxy={"schedule": "wsd", "warmup_fraction": 0.5, "decay_fraction": 0.8})
     assert run(["sweep", str(bad), "--store", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "warmup_fraction + decay_fraction <= 1" in err and not (tmp_path / "s").exists()
+
+
+def test_a_store_swept_with_an_overlapping_wsd_warm_up_still_resumes(tmp_path, monkeypatch, capsys):
+    """Stores swept before the check keep working: sweep (resume) warns instead of refusing."""
+    from mixopt.cli.main import run
+    from mixopt.runs import driver
+    from tests.test_cli_sweep import write_cfg
+
+    bad = write_cfg(tmp_path, runs=1, proxy={"schedule": "wsd", "warmup_fraction": 0.5, "decay_fraction": 0.8,
+                                             "tokens": 2048, "checkpoints": [1.0]})
+    store = tmp_path / "s"
+    with monkeypatch.context() as m:  # as mixopt before stop 29 swept it
+        m.setattr(driver, "check_wsd", lambda *a: None)
+        assert run(["sweep", str(bad), "--store", str(store), "--workers", "1"]) == 0
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="this store's runs were trained so"):
+        assert run(["sweep", str(bad), "--store", str(store)]) == 0
+    assert "0 trained now" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- device / dtype

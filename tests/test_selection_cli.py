@@ -292,3 +292,19 @@ def test_a_moved_selection_is_written_again_not_reported_unchanged(files, tmp_pa
     (tmp_path / "moved" / "web.q2.jsonl").unlink()  # a bucket file gone: written again
     res = select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache)
     assert not res.skipped and (tmp_path / "moved" / "web.q2.jsonl").exists()
+
+
+def test_a_default_selection_keeps_the_key_older_mixopt_gave_it(tmp_path):
+    """The score-field fix must not change the output key of an ordinary selection: one written before it is found
+    complete, not rescored and rewritten (key pinned from mixopt at stop 28)."""
+    import json as _json
+
+    from mixopt.cli.main import run as _run
+    docs = ([{"text": f"alpha beta gamma {i} " * (3 + i % 4)} for i in range(12)]
+            + [{"text": f"zeta eta theta {i} " * (2 + i % 3)} for i in range(12)])
+    (tmp_path / "pool.jsonl").write_text("\n".join(_json.dumps(d) for d in docs) + "\n")
+    (tmp_path / "target.jsonl").write_text("\n".join(_json.dumps({"text": f"alpha beta gamma {i} " * 3}) for i in range(6)) + "\n")
+    out = tmp_path / "out"
+    assert _run(["select", "--pool", f"web={tmp_path / 'pool.jsonl'}", "--target", str(tmp_path / "target.jsonl"),
+                 "--method", "dsir", "--buckets", "2", "--out", str(out)]) == 0
+    assert _json.loads((out / "selection.json").read_text())["key"] == "07bf79144bc2ce153bc666cc"

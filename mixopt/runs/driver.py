@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
     if cfg.reuse is not None and cfg.reuse.store:
         check_reuse_store(cfg.reuse.store)  # before training: a wrong path fails now, not at `fit`
+    check_wsd(store_dir, cfg)  # before the store folder is made: a refused new sweep leaves nothing behind
     store = RunStore(store_dir)
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
@@ -165,6 +167,18 @@ def check_same_proxy(store: RunStore, stored: dict | None, config: dict) -> None
         f"The store {store.root} was swept with other proxy settings than this config's ({'; '.join(diffs)}): {why}. "
         f"Sweep into a new --store, or set those fields back to the store's (its config is `config` in "
         f"{store.meta_path}); to add a proxy scale, keep proxy: and add an entry to sizes:.")
+
+
+def check_wsd(store_dir: str | Path, cfg: SweepConfig) -> None:
+    """A WSD warm-up that reaches into a decay (``ProxyConfig.wsd_overlap``) is a one-line ConfigError for a new sweep;
+    a store that already holds runs trained so resumes with a warning (its runs stay comparable with each other)."""
+    for sc in sweep_scales(cfg):
+        problem = sc.proxy.wsd_overlap()
+        if problem and Path(store_dir).is_dir() and RunStore(store_dir, create=False).run_ids():
+            warnings.warn(f"proxy{f' (size {sc.name})' if sc.name else ''}: {problem}; this store's runs were trained "
+                          "so, and resuming it keeps them comparable", stacklevel=2)
+        elif problem:
+            raise ConfigError(f"proxy{f' (size {sc.name})' if sc.name else ''}: {problem}.")
 
 
 def check_same_proxy_as_records(store: RunStore, cfg: SweepConfig) -> None:

@@ -104,8 +104,9 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                 "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None}
     keys = [(s.name, s.key) for s in sources] + [("target", tgt.key)]
     key = score_key(settings, keys)  # the scores
-    full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field, "score_field": field_name},
-                         keys)  # the output files
+    full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field,
+                          **({"score_field": field_name} if field_name != SCORE_FIELD else {})},
+                         keys)  # the output files (the default field leaves the key of selections written before it)
     manifest = {"key": full_key, "method": method, "target": _stored_path(target),
                 "pools": {n: _stored_path(p) for n, p in pools.items()}, "buckets": buckets, "keep": keep,
                 "score_field": field_name, "text_field": text_field, "target_text_field": target_text_field or text_field,
