@@ -701,3 +701,10 @@ def test_at_least_n_steps_holds_for_every_larger_total():
         export_plan(raw, "nanotron", {"code": "/c", "web": "/w"})
     files = export_plan(raw, "nanotron", {"code": "/c", "web": "/w"}, options=ExportOptions(global_batch_size=1, seq_length=1000))
     assert "train_steps = 100" in files["data_stages.yaml"]  # 100 >= 34 steps: every phase has one
+
+
+def test_total_iterations_refusal_offers_the_default_only_when_it_works():
+    raw = plan_dict(budget_tokens=1e6)  # 0.48 steps at the default batch: the default (1 step) fails the 2-phase plan
+    with pytest.raises(ExportError) as info:
+        export_plan(raw, "megatron", PATHS, options=ExportOptions(total_iterations=5))
+    assert "leave out --total-iterations" not in str(info.value) and str(info.value).endswith(".")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from .. import pipeline
 from ..config import load_config
-from ..data.sources import looks_like_hub_id
+from ..data.sources import looks_like_hub_id, names_local_data
 from ..errors import ConfigError
 from ..planning.pools import plan_pools, parse_budgets, read_pools_file
 from ..report.plots import plot_frontier
@@ -119,5 +118,4 @@ def plan_pools_cmd(
 
 def _found(path: str) -> bool:
     """Whether a target path names local data (a file, folder or glob match) or a hub id."""
-    p = Path(path).expanduser()
-    return p.exists() or bool(glob.glob(str(p))) or looks_like_hub_id(path)
+    return names_local_data(path) or looks_like_hub_id(path)

@@ -80,7 +80,10 @@ def _key_fields(spec: DomainSpec, files: list[Path]) -> dict:
     key, and a spec that leaves them at their defaults hashes as before stop 29: ``quality_field`` (it only cuts
     quality pools) and, for local files, ``hub_config``, ``split`` (read only from a saved DatasetDict) and a
     ``format`` that reads the files as ``auto`` does. The embedded corpus's files take the ``jsonl`` that
-    ``domain_specs`` has always given them, so its fingerprints stay as they were."""
+    ``domain_specs`` has always given them, so its fingerprints stay as they were. The price: the same bytes under the
+    same spec key differently inside the embedded folder and in a copy elsewhere, and a spec that points at an embedded
+    file with ``format: auto`` (or a copy with ``format: jsonl``) keys differently than before stop 29 (its stores are
+    adopted through the verbatim key; its token cache is rebuilt once)."""
     defaults = {k: f.default for k, f in DomainSpec.model_fields.items()}
     fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
     fields["quality_field"] = defaults["quality_field"]
@@ -207,6 +210,12 @@ def _format_of(f: Path) -> str | None:
 
 def _is_saved_dataset(p: Path) -> bool:
     return (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists()
+
+
+def names_local_data(path: str) -> bool:
+    """Whether ``path`` names local data here: a file or folder that exists, or a glob that matches one."""
+    p = Path(path).expanduser()
+    return p.exists() or bool(glob.glob(str(p)))
 
 
 def looks_like_hub_id(s: str) -> bool:

@@ -117,8 +117,10 @@ class ExportSpec:
         raise ExportError(
             f"--total-iterations must train the plan's budget: {total} steps at {gbs} x {seq} = {gbs * seq} tokens per step "
             f"(--global-batch-size x --seq-length) is {total * gbs * seq:.4g} tokens, but the budget is {budget:.4g} tokens "
-            f"({exact:.2f} steps). Pass the --global-batch-size and --seq-length you train with{eg}, "
-            f"or leave out --total-iterations (it would be {max(1, math.ceil(exact))})."
+            f"({exact:.2f} steps). Pass the --global-batch-size and --seq-length you train with{eg}"
+            + (f", or leave out --total-iterations (it would be {default})"
+               if start_steps([p.start_fraction for p in self.phases], default := max(1, math.ceil(exact))) is not None
+               else "") + "."
         )
 
     def _too_few_steps(self, fractions: list[float], total: int, gbs: int, seq: int) -> str:

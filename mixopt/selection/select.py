@@ -11,7 +11,6 @@ across pools.
 
 from __future__ import annotations
 
-import glob
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ProxyConfig
+from ..data.sources import names_local_data
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
 from .cache import ScoreCache, score_key
@@ -160,8 +160,7 @@ def _hash_buckets(method: str, asked: int | None) -> int | None:
 def _stored_path(path: str) -> str:
     """A local path (file, folder or glob) made absolute, so that the manifest names the inputs wherever it is read
     from (`plan-pools --measure` takes its default target from it); a hub id as given."""
-    p = Path(path).expanduser()
-    return str(p.resolve()) if p.exists() or glob.glob(str(p)) else path
+    return str(Path(path).expanduser().resolve()) if names_local_data(path) else path
 
 
 def _with_max(spec, max_documents):
