@@ -5,8 +5,8 @@ only in the ``open_*``/``save_*`` helpers at the edges. The CLI commands and the
 Where two inputs meet (config and store, model and store, model and config) their fingerprints are compared first:
 domains, data fingerprint and target. A mismatch is a one-line :class:`~mixopt.errors.ConsistencyError` naming both.
 
-Verbs still to come (issues): ``verify`` (train the plan and its alternatives at the target scale) and ``select``
-(score documents into quality pools) slot in after ``propose`` and before ``sweep`` respectively.
+``select`` (score documents into quality pools) comes before ``sweep``; ``verify`` (train the plan and its
+alternatives at the target scale, :mod:`mixopt.verify`) after ``propose``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """The `mixopt` command. Each sub-command lives in its own `cmd_*.py` module,
 loads its inputs, calls one library function and says where the result went.
 
-A `MixoptError` becomes one line on stderr and exit code 2; anything else is a
-bug and keeps its traceback.
+A `MixoptError` becomes one line on stderr (`error: ...`) and exit code 2. A
+usage error (a misspelt option, a missing argument, a bad value) is one line too,
+pointing at the command's `--help`, with click's exit code; an abort prints
+`error: aborted` (exit 1). The `mixopt` command prints each Python warning once,
+as one `warning: ...` line (`run()` in tests leaves them as warnings). Anything
+else is a bug and keeps its traceback.
 
 Every command's ``--help`` ends with one example (:data:`EXAMPLES`, or an
 ``Example:`` line of its own docstring). The examples run, in order, on the tiny

@@ -1,8 +1,10 @@
 """Learning-rate schedules of the proxy trainer, and the decay branches of a WSD run.
 
 Three schedules (``ProxyConfig.schedule``), all after a linear warm-up over
-``int(warmup_fraction * steps)`` steps (under WSD, ``ProxyConfig`` refuses a
-warm-up that reaches into a decay, the run's or a decay branch's):
+``int(warmup_fraction * steps)`` steps (under WSD, a warm-up that reaches into a
+decay, the run's or a decay branch's, is found by ``ProxyConfig.wsd_overlap`` and
+refused where a new sweep is planned, ``runs.driver.check_wsd``; a store that
+already holds runs trained so resumes with a warning):
 
 - ``constant``: the peak ``lr`` to the end;
 - ``cosine``: half a cosine from ``lr`` down to ``min_lr_ratio * lr``;
