@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..errors import ConfigError, DataError, MixoptError, StoreError
 from ..runs.store import RunStore
-from ..runs.table import POOL_LABEL, VERIFY_LABEL, records_table, sweep_records, usable_records
+from ..runs.table import not_sweep_counts, records_table, sweep_records, usable_records
 from ..runs.tables_io import export_csv, export_regmix, import_runs, regmix_paths
 from ..report.tables import runs_table
 from .main import app
@@ -83,8 +83,7 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
     else:
         where = str(export_csv(table, out))
     left = []
-    for prefix in (VERIFY_LABEL, POOL_LABEL):
-        n = 0 if all_runs else sum(1 for r in records if r.label.startswith(prefix))
+    for prefix, n in ({} if all_runs else not_sweep_counts(records)).items():
         if n:
             left.append(f"{n} {prefix} run{'' if n == 1 else 's'} left out (--all exports them)")
     if len(ok) < len(chosen):

@@ -21,7 +21,7 @@ from ..errors import ConfigError, ConsistencyError, FitError
 from ..plan import Plan, load_plan, plan_from_dict
 from ..runs.record import RunRecord
 from ..runs.store import RunStore, check_fitted_on
-from ..runs.table import VERIFY_LABEL, RunTable, records_table, sweep_records
+from ..runs.table import POOL_LABEL, VERIFY_LABEL, RunTable, not_sweep_counts, records_table, sweep_records
 from ..surrogates import load_model, scale_inputs
 
 
@@ -51,9 +51,9 @@ def read_store(store: Any) -> StoreView | None:
     records = list(snap.records)
     sweep = sweep_records(records)
     ok = sweep_records(snap.ok)
-    n_verify = sum(1 for r in records if r.label.startswith(VERIFY_LABEL))
+    other = not_sweep_counts(records)
     return StoreView(root, dict(snap.meta or {}), records, ok, records_table(ok) if ok else None,
-                     n_failed=len(sweep) - len(ok), n_verify=n_verify, n_pool=len(records) - len(sweep) - n_verify)
+                     n_failed=len(sweep) - len(ok), n_verify=other[VERIFY_LABEL], n_pool=other[POOL_LABEL])
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ..config import ProxyConfig, SweepConfig
 from ..data.domains import load_domain_set
 from ..errors import ConfigError, ConsistencyError
 from .executors import check_ray_address, choose_workers, run_local, run_ray
-from .record import ID_IGNORED_FIELDS, canonical_json, id_proxy
+from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
 from .reused import EXECUTION_FIELDS, check_reuse_store
 from .store import RunStore
 from .sweep import SweepSummary, plan_sweep, sweep_scales
@@ -34,14 +34,16 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
+    # no store.json (a folder of records, or one moved away): the records stand in for it, read once for both checks
+    records = store.records() if not (meta.get("config") and meta.get("data_fingerprint")) else []
     if not meta.get("config"):
-        check_same_proxy_as_records(store, cfg)  # no recorded config: the records say which proxy they trained
+        check_same_proxy_as_records(store.root, records, cfg)  # the records say which proxy they trained
     store.check_writable()  # before any training: a read-only or full disk fails here
     store.clean_stale_temporaries()  # left by a process killed inside a record write
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         t_data = progress.add_task("tokenizing domains", total=None)
-        recorded = meta.get("data_fingerprint") or records_data_fingerprint(store)
+        recorded = meta.get("data_fingerprint") or records_data_fingerprint(records)
         data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
                                store_fingerprint=recorded)
         check_same_data(store, recorded, data.fingerprint)
@@ -100,13 +102,11 @@ def check_same_data(store: RunStore, recorded: str | None, fingerprint: str) -> 
             "data the store was swept with (a store an older mixopt wrote from another folder also reads as other data).")
 
 
-def records_data_fingerprint(store: RunStore) -> str | None:
-    """The data fingerprint of the store's swept runs when it has records but no ``store.json`` that names one (a folder
-    of records, or a store.json moved away): so :func:`check_same_data` still keeps other data out. None when the
-    records name none, or several."""
-    if not store.run_ids():
-        return None
-    found = {r.data_fingerprint for r in store.records() if r.data_fingerprint}
+def records_data_fingerprint(records: list[RunRecord]) -> str | None:
+    """The data fingerprint of a store's swept ``records`` when it has no ``store.json`` that names one (a folder of
+    records, or a store.json moved away): so :func:`check_same_data` still keeps other data out. None when the records
+    name none, or several."""
+    found = {r.data_fingerprint for r in records if r.data_fingerprint}
     return found.pop() if len(found) == 1 else None
 
 
@@ -181,14 +181,12 @@ def check_wsd(store_dir: str | Path, cfg: SweepConfig) -> None:
             raise ConfigError(f"proxy{f' (size {sc.name})' if sc.name else ''}: {problem}.")
 
 
-def check_same_proxy_as_records(store: RunStore, cfg: SweepConfig) -> None:
+def check_same_proxy_as_records(root: Path, records: list[RunRecord], cfg: SweepConfig) -> None:
     """:func:`check_same_proxy` for a store with runs but no recorded config (a folder of records, a store.json moved
     away): the records' own proxies stand in for it. Refused when no scale of ``cfg`` trains a proxy that any record
     was trained with (a size added next to a known one resumes); records without a proxy (imported runs) say nothing."""
-    if not store.run_ids():
-        return
     counts: dict[str, int] = {}
-    for rec in store.records():
+    for rec in records:
         if rec.proxy:
             key = canonical_json(id_proxy(rec.proxy))
             counts[key] = counts.get(key, 0) + 1
@@ -199,9 +197,9 @@ def check_same_proxy_as_records(store: RunStore, cfg: SweepConfig) -> None:
     diffs = proxy_differences({"proxy": most}, {"proxy": id_proxy(cfg.proxy.model_dump(mode="json"))})
     said = "; ".join(diffs) if diffs else "its sizes: train none of them"
     raise ConsistencyError(
-        f"The store {store.root} has no store.json, and its runs were trained with other proxy settings than this "
+        f"The store {root} has no store.json, and its runs were trained with other proxy settings than this "
         f"config's ({said}): runs of both would be fitted together as one proxy. Sweep into a new --store, or set those "
-        f"fields back to the runs' (each record in {store.root / 'runs'} holds its `proxy`).")
+        f"fields back to the runs' (each record in {root / 'runs'} holds its `proxy`).")
 
 
 def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -37,6 +37,12 @@ def sweep_records(records: Iterable[RunRecord]) -> list[RunRecord]:
     return [r for r in records if not r.label.startswith((VERIFY_LABEL, POOL_LABEL))]
 
 
+def not_sweep_counts(records: Iterable[RunRecord]) -> dict[str, int]:
+    """How many of ``records`` :func:`sweep_records` leaves out, by label prefix (``verify:``, ``pool:``)."""
+    records = list(records)
+    return {p: sum(1 for r in records if r.label.startswith(p)) for p in (VERIFY_LABEL, POOL_LABEL)}
+
+
 def usable_records(records: Iterable[RunRecord], *, max_phases: int | None = None) -> list[RunRecord]:
     """Records that finished ``ok`` with every final metric finite (and at most ``max_phases`` phases after the first)."""
     return [r for r in records if r.is_usable() and (max_phases is None or len(r.phases) - 1 <= max_phases)]
