@@ -154,6 +154,18 @@ def test_split_metamath_cuts_at_section_headers():
     assert all(len(p) <= 800 for p in parts)
 
 
+def test_metamath_changelog_and_typesetting_are_not_math(corpus):
+    changelog = "\n".join(["28-Dec-20 ceqsexv2d [same]      moved from TA's mathbox to main set.mm"] * 40)
+    typeset = "\n".join(['htmldef "(" as "<IMG SRC=\'lp.gif\'>";', '  althtmldef "(" as "(";', '  latexdef "(" as "(";'] * 9)
+    stmt = "  $( A comment. $)\n  th1 $p |- ph $= ( ) AB $.\n  ${\n    th2.1 $e |- ps $.\n  $}"
+    assert cb.is_metamath_apparatus(changelog) and cb.is_metamath_apparatus(typeset)
+    assert not cb.is_metamath_apparatus(stmt) and not cb.is_metamath_apparatus("")
+    # A statement group quoting one dated line is still math.
+    assert not cb.is_metamath_apparatus(stmt + "\n  $( 12-Jan-21 renamed foo $)\n" + stmt * 3)
+    # The shipped corpus holds none of them, so leaving them out changes only larger builds.
+    assert not [r["source"] for r in corpus["math"] if cb.is_metamath_apparatus(r["text"])]
+
+
 def test_format_conversation():
     turns = [[{"text": "Hello", "sender": "u1"}, {"text": "how  are you?", "sender": "u1"}],
              [{"text": "fine", "sender": "u2"}], [{"text": " ", "sender": "u1"}], [{"text": "good", "sender": "u1"}]]

@@ -9,7 +9,7 @@ from mixopt.cli.main import run
 from mixopt.errors import DataError
 from mixopt.runs.store import RunStore
 from mixopt.runs.table import records_table, store_table
-from mixopt.runs.tables_io import export_regmix, import_regmix
+from mixopt.runs.tables_io import export_regmix, import_regmix, import_runs
 
 REGMIX_TOKENS = 512 * 2048 * 1000
 
@@ -106,6 +106,14 @@ def test_bad_default_scale_and_scale_columns_in_mixtures(tmp_path):
     bad = _write(tmp_path / "mb.csv", "index,a,b,model_params\n1,0.5,0.5,1e6\n")
     with pytest.raises(DataError, match="metrics CSV"):
         import_regmix(RunStore(tmp_path / "s"), bad, y)
+    for name in ("", "cosine decay"):
+        with pytest.raises(DataError, match="--schedule must be one word"):
+            import_regmix(RunStore(tmp_path / "u"), m, y, model_params=1e6, schedule=name)
+    assert not list((tmp_path / "u").glob("**/*.json"))
+    # Any trainer's schedule name is kept verbatim: it is part of the run's id, so a re-import finds its runs.
+    assert import_regmix(RunStore(tmp_path / "t"), m, y, model_params=1e6, schedule="inverse_sqrt")[0] == 1
+    assert import_runs(RunStore(tmp_path / "t"), m, y, model_params=1e6, schedule="inverse_sqrt").existing == 1
+    assert RunStore(tmp_path / "t").records()[0].scale["schedule"] == "inverse_sqrt"
 
 
 def test_cli_import_exit_codes_and_strict(tmp_path, capsys):

@@ -214,6 +214,21 @@ class ImportResult:
         return self.added + self.existing
 
 
+def check_schedule_name(schedule: str | None) -> str | None:
+    """An imported run's LR schedule name, as given.
+
+    Any trainer's name is accepted (constant, cosine, wsd, linear, inverse_sqrt, ...), since the runs were
+    trained elsewhere; an empty name or one with spaces is refused. The name is kept verbatim (not lower-cased):
+    it is part of an imported run's id, and a re-import must find the runs it wrote before.
+    """
+    if schedule is None:
+        return None
+    name = str(schedule)
+    if not name or any(c.isspace() for c in name):
+        raise DataError(f"--schedule must be one word such as constant, cosine or wsd; got {schedule!r}.")
+    return name
+
+
 def import_regmix(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Path, *, model_params: float | None = None,
                   tokens: float | None = None, schedule: str | None = None, strict: bool = False) -> tuple[int, list[str]]:
     """Import externally produced runs; returns (n accepted: imported now or already in the store, rejection messages).
@@ -238,6 +253,7 @@ def import_runs(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Pa
     """
     model_params = check_scale_value(model_params, "model_params", where="--model-params")
     tokens = check_scale_value(tokens, "tokens", where="--tokens")
+    schedule = check_schedule_name(schedule)
     indices, domains, W, rejected = parse_mixture_rows(mixtures_csv)
     mheader, mrows = read_csv_rows(metrics_csv, what="Metrics")
     metric_names = [h for h in mheader if h != "index" and h not in SCALE_COLUMNS]
