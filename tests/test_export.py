@@ -583,21 +583,28 @@ def test_cli_notes_the_quality_pools_a_plan_keeps(tmp_path):
 
 
 def test_litdata_streams_are_sized_to_the_planned_repetition():
-    """Finding 1: a pass ends when the first stream runs out, so each stream repeats as the phase trains it."""
+    """Finding 1: a pass ends when the first stream runs out, so each stream holds what its phase trains, plus a spare;
+    phases continue each domain where the earlier ones stopped."""
     raw = plan_dict()
     text = export_plan(raw, "litdata", PATHS)["mixture_litdata.py"]
-    assert 'subsample": float(spec["repeat"][n])' in text
+    assert 'spec["window"][n]' in text
     plan = __import__("mixopt.plan", fromlist=["plan_from_dict"]).plan_from_dict(raw)
     overall = plan.overall_weights()
-    for p, phase, frac in zip(_literal(text, "PHASES"), raw["phases"], plan.phase_fractions()):
+    phases = _literal(text, "PHASES")
+    for d in raw["epochs"]:
+        reads = [p["window"][d]["read"] for p in phases]
+        assert reads[0][0] == 0.0 and reads[0][1] == reads[1][0] and math.isclose(reads[1][1], raw["epochs"][d])
+        assert phases[0]["window"][d]["spare"][0] == reads[1][1]  # spares follow the total planned reading
+    for p, phase, frac in zip(phases, raw["phases"], plan.phase_fractions()):
         for d, share in phase["weights"].items():
             unique = overall[d] * raw["budget_tokens"] / raw["epochs"][d]
-            want = max(1.0, math.ceil(frac * raw["budget_tokens"] * share / unique * 1.05 * 100 - 1e-9) / 100)
-            assert p["repeat"][d] == want, (p["name"], d)
-    # math: 3 epochs of 0.18 of the budget, so 0.06 unique; phase 0 trains 0.08 of it, phase 1 0.1 (x 1.05)
-    assert [p["repeat"]["math"] for p in _literal(text, "PHASES")] == [1.4, 1.75]
+            read = p["window"][d]["read"]
+            assert math.isclose(read[1] - read[0], frac * raw["budget_tokens"] * share / unique, rel_tol=1e-8)
+            assert p["repeat"][d] >= (read[1] - read[0]) * 1.05 - 1e-6, (p["name"], d)
+    # math: 3 epochs of 0.18 of the budget, so 0.06 unique; phase 0 trains 0.08 of it (4/3 epochs), phase 1 0.1 (5/3)
+    assert [p["window"]["math"]["read"] for p in phases] == [[0.0, 1.333333333], [1.333333333, 3.0]]
     no_epochs = _literal(export_plan(plan_dict(epochs={}), "litdata", PATHS)["mixture_litdata.py"], "PHASES")
-    assert all(set(p["repeat"].values()) == {1.0} for p in no_epochs)
+    assert all(w["unit"] == "documents" for p in no_epochs for w in p["window"].values())
 
 
 def test_a_positive_share_is_never_exported_as_zero():

@@ -7,40 +7,76 @@ are converted with the domains' mean tokens per document (see semantics.py).
 A plan with several phases gives one entry per phase in ``PHASES``;
 ``build(phase)`` returns the dataset for one of them.
 
+Phases continue each domain where the one before stopped. ``build(phase)`` makes
+fresh streams, so a stream that started at the domain's first documents would make a
+later phase (say an end-of-training upsampling) re-read what the earlier ones read
+and never reach the domain's unseen tail. Instead each domain's stream is cut to a
+*window* of the domain's data read over and over in its chunk order (the sequence
+data, data, data, ...): phase k reads ``[start_k, start_k + planned_k)``, where
+``planned_k`` is what the phase trains of the domain and ``start_k`` the sum of the
+earlier phases' ``planned``. Over the run a domain is thus read exactly as often as
+its plan ``epochs`` say, and one planned at <= 1 epoch never repeats a document
+within its planned reading. The cut sets the stream's ``subsampled_files`` and
+``region_of_interest``, as litdata's own ``train_test_split`` does, after a plain
+``StreamingDataset(subsample=1.0)`` has read the chunk list.
+
 With ``iterate_over_all=False`` a pass ends as soon as any one dataset runs out,
-and a loop that starts another pass restarts every stream. So each domain's
-stream is sized to what the phase trains of it: ``repeat`` is passed as
-litdata's ``StreamingDataset(subsample=...)``, which repeats the shard list for
-values above 1. ``repeat = max(1.0, phase_tokens / unique_tokens * (1 + margin))``
-rounded up to 2 decimals, where ``phase_tokens`` is the phase's share of the
-domain times the phase's tokens and ``unique_tokens`` is the domain's overall
-share of the budget divided by its plan ``epochs`` (the margin is OLMo-core's,
-see semantics.py). One pass of ``build(phase)`` then yields at least the phase's
-planned documents of every domain, repeated as the plan intends, and a little
-more; train the phase's tokens and stop. A domain without ``epochs`` in the
-plan gets 1.0 (one pass over it).
+and a loop that starts another pass restarts every stream. So each stream also
+holds a *spare* part after its planned one: ``planned_k * margin`` (the margin is
+OLMo-core's, see semantics.py), or ``SPARE_SDS`` standard deviations of the number of
+documents the phase draws of the domain (``sqrt(documents)``) where that is more, as
+for a small phase. One pass of ``build(phase)`` then yields at least the phase's
+planned documents of every domain, and a little more; train the phase's tokens and
+stop. The spares of all phases lie one after another beyond the run's
+total planned reading (the domain's unseen tail where the plan reads less than
+its data, else its first documents again), so no spare overlaps a phase's planned
+window: only a phase that draws more than planned of a domain reads past it.
+
+Windows are in epochs of the domain's data (``planned = phase_tokens / unique_tokens``
+with ``unique_tokens`` the domain's overall share of the budget over its plan
+``epochs``) and turned into items by the stream's real item count; a domain
+without ``epochs`` has windows in documents (``phase_tokens / tokens_per_doc``).
+``repeat`` is the stream's length in those units (planned plus spare).
 """
 
 from __future__ import annotations
 
+import math
 import pprint
 
-from .semantics import REPETITION_MARGIN, max_repetition_ratio
+from .semantics import REPETITION_MARGIN
 from .spec import ExportSpec, PhaseSpec
+
+#: Decimals kept for window bounds (each bound is computed once and shared by the phases that meet at it).
+_BOUND_DIGITS = 9
+#: A spare holds at least this many standard deviations of the number of documents a phase draws of a domain
+#: (at most sqrt(planned documents)), so a small planned reading does not end the pass early by chance.
+SPARE_SDS = 4.0
 
 _TEMPLATE = '''"""Data mixture for litdata, written by `mixopt export --format litdata`.
 
 Weights: {note}.
 
 Usage: ``from this_module import build; ds = build(phase=0, cache_dir=...)``;
-extra keyword arguments go to every ``StreamingDataset``.
+extra keyword arguments go to every ``StreamingDataset``. Build each phase when it
+starts and train its tokens from one pass.
 
-A pass ends when the first stream runs out (``iterate_over_all=False``), and a new
-pass restarts every stream. So each stream is sized to the phase: "repeat" is its
-``subsample`` (above 1 litdata repeats the shards), the phase's tokens of the domain
-over its unique tokens (from the plan's epochs) times {factor:g}, at least 1.0.
-One pass yields the phase's planned documents; train the phase's tokens and stop.
-A ``subsample`` passed to ``build`` replaces the planned repeat factors.
+Phases continue each domain where the earlier ones stopped: phase k's stream of a
+domain is the window "read" of the domain's data read over and over in chunk order
+(bounds in "unit": epochs of the data, or documents where the plan has no epochs),
+starting where phase k-1's planned reading ended, so over the run each domain is read
+as often as the plan says and a domain planned at <= 1 epoch repeats nothing.
+
+A pass ends when the first stream runs out (``iterate_over_all=False``) and a new pass
+restarts every stream, so each stream also holds a "spare" window read after its planned
+part ({margin:g} of it, or 4 x sqrt(planned documents) if more): one pass yields at
+least the phase's planned documents of every domain. The spares lie beyond the run's total planned reading (the unseen tail
+of the data, else its first documents again); a phase only reaches its spare when it
+draws more than planned of a domain. With ``shuffle=True`` litdata shuffles the planned
+and spare items of a stream together, so a phase then reads most of its planned window
+and some of its spare, still no other phase's planned documents.
+A ``subsample`` passed to ``build`` gives plain litdata streams instead (each from the
+domain's first documents, without windows).
 """
 
 from litdata import CombinedStreamingDataset, StreamingDataset
@@ -48,8 +84,10 @@ from litdata import CombinedStreamingDataset, StreamingDataset
 SEED = {seed}
 
 # One entry per plan phase. "weights" are item shares (what litdata samples by);
-# "token_shares" are the plan's token shares they were converted from; "repeat" is
-# each stream's subsample (how many times its data is gone through in the phase).
+# "token_shares" are the plan's token shares they were converted from; "window" is where
+# each domain's stream reads: "read" (the phase's planned part) then "spare" (slack),
+# as [start, stop) in "unit" of the domain's data read over and over; "repeat" is the
+# stream's length in that unit.
 PHASES = {phases}
 
 
@@ -58,16 +96,48 @@ def build(phase=0, seed=SEED, **streaming_kwargs):
     spec = PHASES[phase]
     names = list(spec["weights"])
     return CombinedStreamingDataset(
-        datasets=[StreamingDataset(spec["inputs"][n], **{{"subsample": float(spec["repeat"][n]), **streaming_kwargs}})
-                  for n in names],
+        datasets=[_stream(spec["inputs"][n], spec["window"][n], streaming_kwargs) for n in names],
         weights=[spec["weights"][n] for n in names],
         seed=seed,
         iterate_over_all=False,
     )
+
+
+def _stream(input_dir, window, streaming_kwargs):
+    """A StreamingDataset cut to ``window`` (its "read" items, then its "spare" items)."""
+    if "subsample" in streaming_kwargs:
+        return StreamingDataset(input_dir, **streaming_kwargs)
+    dataset = StreamingDataset(input_dir, **streaming_kwargs)
+    files, roi = dataset.subsampled_files, dataset.region_of_interest
+    n = sum(stop - start for start, stop in roi)
+    scale = n if window["unit"] == "epochs" else 1
+    bounds = [(int(round(a * scale)), int(round(b * scale))) for a, b in (window["read"], window["spare"])]
+    if all(b <= a for a, b in bounds):  # a share too small for one item still gets one
+        bounds = [(bounds[1][0], bounds[1][0] + 1)]
+    cut_files, cut_roi = [], []
+    for a, b in bounds:
+        _cut(files, roi, n, a, b, cut_files, cut_roi)
+    dataset.subsampled_files, dataset.region_of_interest = cut_files, cut_roi
+    return dataset
+
+
+def _cut(files, roi, n, start, stop, out_files, out_roi):
+    """Append items [start, stop) of the chunks' items repeated forever, as (file, (first, end)) pieces."""
+    while start < stop:
+        base = start - start % n
+        offset = base
+        for name, (first, end) in zip(files, roi):
+            lo, hi = max(start, offset), min(stop, offset + end - first)
+            if lo < hi:
+                out_files.append(name)
+                out_roi.append((first + lo - offset, first + hi - offset))
+            offset += end - first
+        start = base + n
 '''
 
 
 def export_litdata(spec: ExportSpec) -> dict[str, str]:
+    windows = stream_windows(spec)
     phases = [
         {
             "name": p.name,
@@ -77,29 +147,65 @@ def export_litdata(spec: ExportSpec) -> dict[str, str]:
             "weights": p.weights,
             "token_shares": p.token_shares,
             "tokens_per_doc": {d: spec.tokens_per_doc[d] for d in p.weights},
-            "repeat": repeat_factors(spec, p),
+            "repeat": {d: round(w["read"][1] - w["read"][0] + w["spare"][1] - w["spare"][0], 6) for d, w in win.items()},
+            "window": win,
         }
-        for p in spec.phases
+        for p, win in zip(spec.phases, windows)
     ]
     text = _TEMPLATE.format(
-        note=spec.note, seed=spec.options.seed, factor=1 + REPETITION_MARGIN, phases=pprint.pformat(phases, sort_dicts=False, width=100)
+        note=spec.note, seed=spec.options.seed, margin=REPETITION_MARGIN,
+        phases=pprint.pformat(phases, sort_dicts=False, width=100),
     )
     return {"mixture_litdata.py": text}
 
 
-def repeat_factors(spec: ExportSpec, phase: PhaseSpec) -> dict[str, float]:
-    """Each domain's ``subsample`` for ``phase``: its tokens in the phase over its unique tokens, with the margin.
+def planned_reading(spec: ExportSpec, phase: PhaseSpec) -> dict[str, tuple[float, str, float]]:
+    """What ``phase`` trains of each domain: (amount, unit, documents).
 
-    A domain's unique tokens are its overall share of the budget over its plan epochs;
-    without epochs (or trained nowhere) it is 1.0, one pass over the domain's data.
+    The amount is in epochs of the domain's data, or in documents where the plan has no
+    epochs for it. A domain's unique tokens are its overall share of the budget over its
+    plan epochs, so its amounts over all phases sum to its epochs. Documents are the
+    phase's tokens of it over its mean tokens per document.
     """
     overall = spec.plan.overall_weights()
     out = {}
     for d, share in phase.token_shares.items():
+        tokens = phase.tokens * share
+        docs = tokens / spec.tokens_per_doc[d]
         epochs = spec.plan.epochs.get(d)
-        if not epochs or overall.get(d, 0.0) <= 0:
-            out[d] = 1.0
-            continue
-        unique = overall[d] * spec.plan.budget_tokens / epochs
-        out[d] = max_repetition_ratio(phase.tokens * share / unique)
+        if epochs and overall.get(d, 0.0) > 0:
+            out[d] = (tokens / (overall[d] * spec.plan.budget_tokens / epochs), "epochs", docs)
+        else:
+            out[d] = (docs, "documents", docs)
+    return out
+
+
+def spare_share(docs: float) -> float:
+    """A spare's size relative to its planned reading: the margin, or ``SPARE_SDS`` standard deviations if more."""
+    return max(REPETITION_MARGIN, SPARE_SDS / math.sqrt(docs)) if docs > 0 else REPETITION_MARGIN
+
+
+def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
+    """Per phase, each domain's window: ``read`` (its planned part, after the earlier phases') and ``spare``.
+
+    Spares (``planned * spare_share(documents)``) are stacked after the domain's total
+    planned reading, so no phase's stream overlaps another phase's planned part.
+    """
+    amounts = [planned_reading(spec, p) for p in spec.phases]
+    at: dict[str, float] = {}
+    reads = []  # each bound computed once, so a phase starts exactly where the one before ended
+    for row in amounts:
+        reads.append({})
+        for d, (amount, _, _) in row.items():
+            start = at.get(d, 0.0)
+            at[d] = round(start + amount, _BOUND_DIGITS)
+            reads[-1][d] = [start, at[d]]
+    out = []
+    for row, read in zip(amounts, reads):
+        win = {}
+        for d, (amount, unit, docs) in row.items():
+            start = at[d]  # the spares follow the domain's total planned reading
+            at[d] = round(start + amount * spare_share(docs), _BOUND_DIGITS)
+            win[d] = {"unit": unit, "read": read[d], "spare": [start, at[d]]}
+        out.append(win)
     return out
