@@ -323,7 +323,10 @@ def _hf_build(tmp_path: Path, rows_per_domain: dict[str, int], **opts):
     from datasets import Dataset
 
     paths = {d: f"local/{d}" for d in TOKENS_PER_DOC}
-    out = write_files(export_plan(PLAN, "hf-datasets", paths, options=ExportOptions(**opts)), tmp_path / "hf")
+    # Each phase reads its window of every domain, about what it trains: a budget whose phase 0 holds > N_SAMPLES
+    # documents (24,600).
+    plan = {**PLAN, "budget_tokens": 16_000_000}
+    out = write_files(export_plan(plan, "hf-datasets", paths, options=ExportOptions(**opts)), tmp_path / "hf")
     by_path = {
         paths[d]: Dataset.from_dict({"domain": [d] * rows_per_domain[d], "n_tokens": [TOKENS_PER_DOC[d]] * rows_per_domain[d]})
         for d in TOKENS_PER_DOC

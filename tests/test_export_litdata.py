@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mixopt.export import export_plan
-from mixopt.export.litdata import stream_windows
+from mixopt.export.reading import stream_windows
 from mixopt.export.spec import prepare
 
 # 10 tokens per document everywhere, 100,000 tokens: phase 0 (3/4 of the budget) trains 7,500 documents, phase 1 2,500.

@@ -23,7 +23,7 @@ within its planned reading. The cut sets the stream's ``subsampled_files`` and
 With ``iterate_over_all=False`` a pass ends as soon as any one dataset runs out,
 and a loop that starts another pass restarts every stream. So each stream also
 holds a *spare* part after its planned one: ``planned_k * margin`` (the margin is
-OLMo-core's, see semantics.py), or ``SPARE_SDS`` standard deviations of the number of
+OLMo-core's, see semantics.py), or ``reading.SPARE_SDS`` standard deviations of the number of
 documents the phase draws of the domain (``sqrt(documents)``) where that is more, as
 for a small phase. One pass of ``build(phase)`` then yields at least the phase's
 planned documents of every domain, and a little more; train the phase's tokens and
@@ -41,17 +41,11 @@ without ``epochs`` has windows in documents (``phase_tokens / tokens_per_doc``).
 
 from __future__ import annotations
 
-import math
 import pprint
 
+from .reading import stream_windows
 from .semantics import REPETITION_MARGIN
-from .spec import ExportSpec, PhaseSpec
-
-#: Decimals kept for window bounds (each bound is computed once and shared by the phases that meet at it).
-_BOUND_DIGITS = 9
-#: A spare holds at least this many standard deviations of the number of documents a phase draws of a domain
-#: (at most sqrt(planned documents)), so a small planned reading does not end the pass early by chance.
-SPARE_SDS = 4.0
+from .spec import ExportSpec
 
 _TEMPLATE = '''"""Data mixture for litdata, written by `mixopt export --format litdata`.
 
@@ -157,55 +151,3 @@ def export_litdata(spec: ExportSpec) -> dict[str, str]:
         phases=pprint.pformat(phases, sort_dicts=False, width=100),
     )
     return {"mixture_litdata.py": text}
-
-
-def planned_reading(spec: ExportSpec, phase: PhaseSpec) -> dict[str, tuple[float, str, float]]:
-    """What ``phase`` trains of each domain: (amount, unit, documents).
-
-    The amount is in epochs of the domain's data, or in documents where the plan has no
-    epochs for it. A domain's unique tokens are its overall share of the budget over its
-    plan epochs, so its amounts over all phases sum to its epochs. Documents are the
-    phase's tokens of it over its mean tokens per document.
-    """
-    overall = spec.plan.overall_weights()
-    out = {}
-    for d, share in phase.token_shares.items():
-        tokens = phase.tokens * share
-        docs = tokens / spec.tokens_per_doc[d]
-        epochs = spec.plan.epochs.get(d)
-        if epochs and overall.get(d, 0.0) > 0:
-            out[d] = (tokens / (overall[d] * spec.plan.budget_tokens / epochs), "epochs", docs)
-        else:
-            out[d] = (docs, "documents", docs)
-    return out
-
-
-def spare_share(docs: float) -> float:
-    """A spare's size relative to its planned reading: the margin, or ``SPARE_SDS`` standard deviations if more."""
-    return max(REPETITION_MARGIN, SPARE_SDS / math.sqrt(docs)) if docs > 0 else REPETITION_MARGIN
-
-
-def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
-    """Per phase, each domain's window: ``read`` (its planned part, after the earlier phases') and ``spare``.
-
-    Spares (``planned * spare_share(documents)``) are stacked after the domain's total
-    planned reading, so no phase's stream overlaps another phase's planned part.
-    """
-    amounts = [planned_reading(spec, p) for p in spec.phases]
-    at: dict[str, float] = {}
-    reads = []  # each bound computed once, so a phase starts exactly where the one before ended
-    for row in amounts:
-        reads.append({})
-        for d, (amount, _, _) in row.items():
-            start = at.get(d, 0.0)
-            at[d] = round(start + amount, _BOUND_DIGITS)
-            reads[-1][d] = [start, at[d]]
-    out = []
-    for row, read in zip(amounts, reads):
-        win = {}
-        for d, (amount, unit, docs) in row.items():
-            start = at[d]  # the spares follow the domain's total planned reading
-            at[d] = round(start + amount * spare_share(docs), _BOUND_DIGITS)
-            win[d] = {"unit": unit, "read": read[d], "spare": [start, at[d]]}
-        out.append(win)
-    return out

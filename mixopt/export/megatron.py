@@ -23,6 +23,20 @@ rate to its minimum by the end of phase 0 (``--lr-decay-iters`` defaults to
 ``--train-iters``), and the resumed phase would fail Megatron's check that the
 scheduler's decay steps match the checkpoint's. ``blend.json`` writes each
 phase's arguments out as ``megatron_args``.
+
+Phases do NOT continue each domain where the earlier ones stopped (a limitation of
+Megatron's data pipeline, which has no per-dataset sample offset; checked with
+megatron-core 0.16). A resumed phase builds a new ``BlendedDataset`` with its own
+weights and skips the checkpoint's consumed samples of *that* blend, so phase k reads
+dataset i's samples ``[w_ki * start_k, w_ki * end_k)`` (in sequences, ``start``/``end``
+its iterations times the global batch) of the dataset's own sample order, where the plan
+wants ``[sum of earlier phases' w_ji * (end_j - start_j), + w_ki * (end_k - start_k))``.
+A domain whose weight falls re-reads samples an earlier phase read and never reaches its
+planned tail; one whose weight rises skips samples and reads past its planned epochs.
+``blend.json`` writes both ranges per domain (``samples``) and says so in ``continuation``.
+To train the plan's repetition exactly, give each phase its own document range of such a
+domain as its own dataset prefix (preprocess the domain's documents for phase k into
+its own ``.bin``/``.idx``, sized by ``samples.planned``).
 """
 
 from __future__ import annotations
@@ -31,6 +45,19 @@ import json
 
 from ..errors import ExportError
 from .spec import ExportSpec
+
+
+#: What blend.json says about phases and each domain's data (see the module docstring).
+CONTINUATION = (
+    "phases do NOT continue each domain where the earlier phases stopped: a resumed phase builds a new blend with its "
+    "own weights and skips the checkpoint's consumed samples of that blend, so phase k reads dataset i's samples "
+    "[w_ki * start_k, w_ki * end_k) (sequences; start/end = iterations x global batch) of the dataset's own sample "
+    "order ('samples.megatron_reads'), not the plan's 'samples.planned' (which starts where the earlier phases' "
+    "planned reading ended). A domain whose weight falls re-reads samples an earlier phase read and never reaches its "
+    "planned tail; one whose weight rises skips samples and reads past its planned epochs. To train the plan's "
+    "repetition exactly, preprocess each such domain's documents for phase k into their own .bin/.idx prefix "
+    "(sized by samples.planned) and put that prefix in phase k's blend"
+)
 
 
 def blend_list(weights: dict[str, float], paths: dict[str, str]) -> list[str]:
@@ -67,8 +94,15 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     phases = []
     total = sched["total_steps"]
+    gbs = sched["global_batch_size"]
+    at: dict[str, float] = {}
     for phase, start, end in zip(spec.phases, sched["start_steps"], ends):
         blend = blend_list(phase.weights, spec.paths)
+        samples = {}
+        for d, w in phase.weights.items():
+            first = at.get(d, 0.0)
+            at[d] = first + w * (end - start) * gbs
+            samples[d] = {"planned": [round(first, 3), round(at[d], 3)], "megatron_reads": [round(w * start * gbs, 3), round(w * end * gbs, 3)]}
         args_name = f"{phase.name}.data_args.txt"
         split_name = f"{phase.name}.per_split_data_args.json"
         files[args_name] = "".join(f"{w} {p}\n" for w, p in zip(blend[::2], blend[1::2]))
@@ -87,6 +121,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
                 "data_args_path": args_name,
                 "per_split_data_args_path": split_name,
                 "megatron_args": megatron_args(args_name, total, end),
+                "samples": samples,
             }
         )
     meta = {
@@ -103,6 +138,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "phase_k.data_args.txt (or --per-split-data-args-path ...), stop phase k with --exit-interval end_iteration "
         "(the last phase ends at --train-iters) and resume phase k+1 from its checkpoint; each phase's megatron_args "
         "has these",
+        "continuation": CONTINUATION,
         "phases": phases,
     }
     files["blend.json"] = json.dumps(meta, indent=1) + "\n"

@@ -12,12 +12,24 @@ tokenizer's. Without ``epochs`` for a domain it is 1.0 (no repetition), OLMo-cor
 default. ``epochs`` covers the whole run, so it is a safe cap for every phase.
 Load a file with ``SourceMixtureList.from_yaml(path)`` and pass it to
 ``SourceMixtureDatasetConfig(source_list=..., requested_tokens=<phase tokens>, ...)``.
+
+Phases do NOT continue each domain where the earlier ones stopped (a limitation of
+OLMo-core, checked with ai2-olmo-core 3.0.0): a phase's mixture draws each file's
+instances afresh with ``rng.choice(instances, size=n)`` seeded by the config's ``seed``,
+with replacement and no offset. With the same seed in every phase a later phase's draws
+of a file are exactly the first draws an earlier phase made (it re-reads them), and
+the rest of the file is left unread. Each phase file says so and names a seed per
+phase (``seed + phase index``): different seeds make the phases' draws independent,
+which removes the systematic re-reading but not chance overlaps. To keep phases
+disjoint, split such a domain's files and list only phase k's share of them in its
+``paths`` (the planned reading of each domain per phase is in the file's comments).
 """
 
 from __future__ import annotations
 
 import yaml
 
+from .reading import reading_text
 from .semantics import REPETITION_MARGIN, max_repetition_ratio
 from .spec import ExportSpec
 
@@ -27,7 +39,8 @@ __all__ = ["REPETITION_MARGIN", "export_olmo_core", "max_repetition_ratio"]
 def export_olmo_core(spec: ExportSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     n = len(spec.phases)
-    for phase in spec.phases:
+    for phase, reading in zip(spec.phases, reading_text(spec, per="tokens")):
+        unit_note = "epochs of the domain's data (tokens where the plan has no epochs)"
         sources = [
             {
                 "source_name": domain,
@@ -43,6 +56,13 @@ def export_olmo_core(spec: ExportSpec) -> dict[str, str]:
             f"max_repetition_ratio = max(1.0, plan epochs * {1 + REPETITION_MARGIN:g}) rounded up to 2 decimals; 1.0 where epochs is unknown.",
             f"This phase covers budget fractions [{phase.start_fraction:g}, {phase.end_fraction:g}): "
             f"use requested_tokens = {int(round(phase.tokens))} in SourceMixtureDatasetConfig.",
+            "Phases do NOT continue each domain where the earlier phases stopped: OLMo-core draws each file's instances "
+            "afresh per phase (rng.choice with replacement, seeded by SourceMixtureDatasetConfig.seed), so with one seed "
+            "for all phases this phase re-reads the first draws of the earlier phases and leaves the rest unread.",
+            f"Use seed = {spec.options.seed + phase.index} (seed + phase index) for this phase so its draws are independent "
+            "of the other phases' (chance overlaps remain); to keep phases disjoint, list only this phase's share of a "
+            "domain's files in its paths.",
+            f"Planned reading in this phase, in {unit_note}, after the earlier phases': " + ", ".join(reading) + ".",
         ]
         body = yaml.safe_dump({"sources": sources}, sort_keys=False, default_flow_style=False)
         files[f"{phase.name}.yaml"] = "".join(f"# {line}\n" for line in head) + body

@@ -1,0 +1,101 @@
+"""What each phase of a plan reads of each domain's data, and where its stream starts.
+
+A plan's phases share each domain's data: over the run a domain is read as often as
+its plan ``epochs`` say, and phase k should continue where phase k-1's planned reading
+stopped. ``planned_reading`` gives one phase's amount of each domain, ``planned_bounds``
+lays the phases' amounts end to end (``[start, stop)`` per phase and domain), and
+``stream_windows`` adds a *spare* after the run's total planned reading: the windows
+the litdata and hf-datasets exports cut each phase's streams to. Formats whose trainer
+cannot start a phase partway into a dataset write ``reading_text`` into their usage
+text so a user can split the data by phase instead.
+
+Amounts are in epochs of the domain's data (its overall share of the budget over its
+plan ``epochs``), or, where the plan has no epochs for a domain, in documents (document
+formats) or tokens (token formats, which need no tokens per document).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .semantics import REPETITION_MARGIN
+from .spec import ExportSpec, PhaseSpec
+
+#: Decimals kept for window bounds (each bound is computed once and shared by the phases that meet at it).
+BOUND_DIGITS = 9
+#: A spare holds at least this many standard deviations of the number of documents a phase draws of a domain
+#: (at most sqrt(planned documents)), so a small planned reading does not end the pass early by chance.
+SPARE_SDS = 4.0
+
+
+def planned_reading(spec: ExportSpec, phase: PhaseSpec, *, per: str = "documents") -> dict[str, tuple[float, str, float]]:
+    """What ``phase`` trains of each domain: ``(amount, unit, documents)``.
+
+    ``unit`` is ``"epochs"`` where the plan has epochs for the domain, else ``per``
+    (``"documents"`` or ``"tokens"``). ``documents`` is the phase's tokens of the domain over
+    its mean tokens per document (nan where a token format has none).
+    """
+    if per not in ("documents", "tokens"):
+        raise ValueError(f"per must be 'documents' or 'tokens', got {per!r}")
+    overall = spec.plan.overall_weights()
+    out = {}
+    for d, share in phase.token_shares.items():
+        tokens = phase.tokens * share
+        tpd = spec.tokens_per_doc.get(d)
+        docs = tokens / tpd if tpd else math.nan
+        epochs = spec.plan.epochs.get(d)
+        if epochs and overall.get(d, 0.0) > 0:
+            out[d] = (tokens / (overall[d] * spec.plan.budget_tokens / epochs), "epochs", docs)
+        else:
+            out[d] = (docs if per == "documents" else tokens, per, docs)
+    return out
+
+
+def planned_bounds(spec: ExportSpec, *, per: str = "documents") -> list[dict[str, tuple[float, float, str]]]:
+    """Per phase, each domain's planned reading ``(start, stop, unit)`` after the earlier phases'.
+
+    Each bound is computed once (rounded to ``BOUND_DIGITS``), so a phase starts exactly where
+    the one before it ended.
+    """
+    at: dict[str, float] = {}
+    out = []
+    for phase in spec.phases:
+        row = {}
+        for d, (amount, unit, _) in planned_reading(spec, phase, per=per).items():
+            start = at.get(d, 0.0)
+            at[d] = round(start + amount, BOUND_DIGITS)
+            row[d] = (start, at[d], unit)
+        out.append(row)
+    return out
+
+
+def reading_text(spec: ExportSpec, *, per: str = "documents") -> list[list[str]]:
+    """Per phase, ``"domain [start, stop)"`` of its planned reading, the unit named where it is not epochs."""
+    return [[f"{d} [{a:.6g}, {b:.6g})" + ("" if unit == "epochs" else f" {unit}") for d, (a, b, unit) in row.items()]
+            for row in planned_bounds(spec, per=per)]
+
+
+def spare_share(docs: float) -> float:
+    """A spare's size relative to its planned reading: the margin, or ``SPARE_SDS`` standard deviations if more."""
+    return max(REPETITION_MARGIN, SPARE_SDS / math.sqrt(docs)) if docs > 0 else REPETITION_MARGIN
+
+
+def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
+    """Per phase, each domain's window: ``read`` (its planned part, after the earlier phases') and ``spare``.
+
+    Spares (``planned * spare_share(documents)``) are stacked after the domain's total
+    planned reading, so no phase's stream overlaps another phase's planned part.
+    """
+    bounds = planned_bounds(spec)
+    at = {d: stop for row in bounds for d, (_, stop, _) in row.items()}  # the run's total planned reading
+    out = []
+    for phase, row in zip(spec.phases, bounds):
+        win = {}
+        reading = planned_reading(spec, phase)
+        for d, (start, stop, unit) in row.items():
+            spare = at[d]
+            amount, _, docs = reading[d]
+            at[d] = round(spare + amount * spare_share(docs), BOUND_DIGITS)
+            win[d] = {"unit": unit, "read": [start, stop], "spare": [spare, at[d]]}
+        out.append(win)
+    return out

@@ -1,0 +1,166 @@
+"""Across phases, does each exporter's trainer continue a domain where the earlier phase stopped?
+
+A two-phase plan (a main phase, then an end-of-training phase that upsamples) with the domain
+'once' planned at exactly 1 epoch overall: phase 0 must read its first documents, phase 1 the
+rest, none twice. HF datasets is fixed (windows, as litdata) and checked with the real library;
+for the trainers that offer no offset (OLMo-core, Megatron, nanotron, MosaicML streaming) the
+exports say so plainly, and the real library shows what happens where it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt.export import ExportOptions, export_plan
+
+# 10 tokens per document, 100,000 tokens: phase 0 (3/4 of the budget) trains 7,500 documents, phase 1 2,500.
+# once: 3000 + 1400 documents at 1 epoch (4400 unique), its weight rising in phase 1; twice: 3000 + 600 at 2 epochs
+# (1800 unique), falling; half: 1500 + 500 at 0.5 epochs (4000 unique).
+PLAN = {
+    "budget_tokens": 100_000,
+    "phases": [
+        {"start_fraction": 0.0, "weights": {"once": 0.4, "twice": 0.4, "half": 0.2}},
+        {"start_fraction": 0.75, "weights": {"once": 0.56, "twice": 0.24, "half": 0.2}},
+    ],
+    "epochs": {"once": 1.0, "twice": 2.0, "half": 0.5},
+    "tokens_per_doc": {"once": 10, "twice": 10, "half": 10},
+}
+UNIQUE = {"once": 4400, "twice": 1800, "half": 4000}
+PLANNED = [{"once": 3000, "twice": 3000, "half": 1500}, {"once": 1400, "twice": 600, "half": 500}]
+
+
+def _load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(files: dict[str, str], root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+# ------------------------------------------------------------------ HF datasets (fixed)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streaming"])
+def test_hf_phase_1_continues_each_domain(tmp_path, streaming):
+    datasets = pytest.importorskip("datasets", reason="datasets is not installed")
+    out = _write(export_plan(PLAN, "hf-datasets", {d: d for d in UNIQUE}), tmp_path / "hf")
+    module = _load_module(out / "interleave.py", f"hf_phases_{streaming}")
+    data = {d: datasets.Dataset.from_dict({"domain": [d] * n, "i": list(range(n))}) for d, n in UNIQUE.items()}
+    load = (lambda p: data[p].to_iterable_dataset()) if streaming else data.__getitem__
+    rows = [list(module.build(k, load=load)) for k in range(2)]
+    read = [{d: [r["i"] for r in rows[k] if r["domain"] == d] for d in UNIQUE} for k in range(2)]
+    for k in range(2):
+        for d in UNIQUE:
+            assert len(read[k][d]) >= PLANNED[k][d], (k, d, len(read[k][d]))  # one pass holds the planned reading
+    once = [read[k]["once"][: PLANNED[k]["once"]] for k in range(2)]
+    assert once[0] == list(range(3000)) and once[1] == list(range(3000, 4400))  # 1 epoch: head, then the tail
+    assert not set(once[0]) & set(once[1])
+    half = [set(read[k]["half"][: PLANNED[k]["half"]]) for k in range(2)]
+    assert not half[0] & half[1] and max(half[1]) < 2000  # 0.5 epochs: never the last 2000 rows
+    # 2 epochs: phase 0 reads rows 0..1799 then 0..1199, phase 1 the rows 1200..1799 it has not read twice yet
+    assert read[1]["twice"][:600] == list(range(1200, 1800))
+
+
+def test_hf_windows_are_in_the_json(tmp_path):
+    meta = json.loads(export_plan(PLAN, "hf-datasets", {d: d for d in UNIQUE})["interleave.json"])
+    for phase in meta["phases"]:
+        assert len(phase["windows"]) == len(phase["domains"])
+    once = [p["windows"][p["domains"].index("once")] for p in meta["phases"]]
+    assert once[0]["read"] == [0.0, pytest.approx(3000 / 4400)] and once[1]["read"] == [once[0]["read"][1], 1.0]
+    assert once[0]["documents_per_epoch"] == pytest.approx(4400)
+
+
+# ------------------------------------------------------------------ OLMo-core (documented limitation)
+
+
+def test_olmo_core_says_phases_restart_and_library_shows_it(tmp_path):
+    files = export_plan(PLAN, "olmo-core", {d: str(tmp_path / f"{d}.npy") for d in UNIQUE})
+    heads = {name: text for name, text in files.items()}
+    seeds = []
+    for text in heads.values():
+        assert "do NOT continue each domain" in text and "rng.choice" in text
+        seeds.append(int(re.search(r"Use seed = (\d+)", text).group(1)))
+    assert seeds == [42, 43]
+    assert "once [0.681818, 1)" in heads["phase_01.yaml"]
+
+    pytest.importorskip("olmo_core.data.utils", reason="ai2-olmo-core is not installed (pip install 'mixopt[export]')")
+    from olmo_core.data.utils import segment_documents_into_instances
+
+    # 'once' as OLMo-core data: 4400 documents of 10 tokens (9 ids then EOS 0), sequence length 10
+    path = tmp_path / "once.npy"
+    np.tile(np.r_[np.arange(1, 10), 0], UNIQUE["once"]).astype(np.uint16).tofile(path)
+
+    def draws(instances: int, seed: int) -> set[int]:  # what NumpyFSLDatasetMixture keeps of the file
+        target = tmp_path / f"idx_{instances}_{seed}.npy"
+        segment_documents_into_instances(path, target, max_sequence_length=10, eos_token_id=0, dtype=np.uint16,
+                                         indices_dtype=np.uint32, sample=(instances, seed))
+        return set(np.memmap(target, dtype=np.uint32, mode="r")[::2].tolist())
+
+    # one seed for both phases: phase 1's 1400 instances are all among phase 0's draws (re-read)
+    assert draws(1400, 42) <= draws(3000, 42)
+    # the seeds the export names make the draws independent: many of phase 1's are new
+    assert len(draws(1400, seeds[1]) - draws(3000, seeds[0])) > 300
+
+
+# ------------------------------------------------------------------ Megatron (documented limitation)
+
+
+def test_megatron_says_phases_restart_and_library_shows_it():
+    opts = ExportOptions(global_batch_size=1, seq_length=10)  # one document per sample: 10,000 iterations
+    meta = json.loads(export_plan(PLAN, "megatron", {d: f"/data/{d}" for d in UNIQUE}, options=opts)["blend.json"])
+    assert "do NOT continue each domain" in meta["continuation"]
+    p0, p1 = meta["phases"]
+    assert p0["samples"]["once"]["planned"] == [0.0, 3000.0] and p1["samples"]["once"]["planned"] == [3000.0, 4400.0]
+    assert p1["samples"]["once"]["megatron_reads"] == [4200.0, 5600.0]
+
+    pytest.importorskip("megatron.core.datasets.helpers", reason="megatron-core is not installed (pip install 'mixopt[export]')")
+    from megatron.core.datasets import helpers, utils
+
+    total = meta["total_iterations"]
+    start = p1["start_iteration"]
+
+    def reads(phase, lo, hi):  # dataset 'once' sample indices of blend positions [lo, hi), as BlendedDataset builds them
+        prefixes, weights = utils.get_blend_from_list(phase["data_path"])
+        dataset_index = np.zeros(total, dtype=np.int16)
+        sample_index = np.zeros(total, dtype=np.int64)
+        helpers.build_blending_indices(dataset_index, sample_index, utils.normalize(weights), len(weights), total, False)
+        i = prefixes.index("/data/once")
+        return sample_index[lo:hi][dataset_index[lo:hi] == i]
+
+    phase0 = reads(p0, 0, start)
+    phase1 = reads(p1, start, total)  # resumed: the new blend's first `start` samples are skipped as consumed
+    assert (phase0.min(), phase0.max() + 1) == (0, 3000)
+    assert abs(phase1.min() - 4200) <= 1 and abs(phase1.max() + 1 - 5600) <= 1  # what blend.json says Megatron reads
+    assert phase1.min() > 3000  # rows 3000..4199 are skipped, and 4400.. are a second epoch
+
+
+# ------------------------------------------------------------------ nanotron and MosaicML streaming (documented)
+
+
+def test_nanotron_says_stages_restart():
+    text = export_plan(PLAN, "nanotron", {d: f"/data/{d}" for d in UNIQUE},
+                       options=ExportOptions(global_batch_size=1, seq_length=10))["data_stages.yaml"]
+    assert "Stages do NOT continue each domain" in text
+    assert "planned phase_01: " in text and "once [0.681818, 1)" in text
+    assert len(yaml.safe_load(text)["data_stages"]) == 2
+
+
+def test_mosaic_says_phases_restart():
+    files = export_plan(PLAN, "mosaic-streaming", {d: f"/data/{d}" for d in UNIQUE})
+    for text in files.values():
+        assert "do NOT continue each domain" in text and "epoch 0, sample 0" in text
+        assert set(yaml.safe_load(text)) == {"streams"}
+    assert "once [0.681818, 1)" in files["phase_01.yaml"]
