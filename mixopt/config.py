@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import types
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, pydantic_summary
-from .io import read_yaml
+from .io import read_yaml, shown_path
 
 
 #: domain and size names: letters, digits, _ . - (they become file names, metric names and trainer keys)
@@ -19,6 +20,54 @@ NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 class _Strict(BaseModel):
     # allow_inf_nan=False: every float field rejects .inf and .nan (e.g. `lr: .inf`) as "Input should be a finite number"
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers(cls, value, info):
+        """Every int and float field (also inside lists and dicts): a boolean is refused (YAML reads true, yes, on as
+        one), and an int field takes an integral number however it is written (4e5, 4.0e5, "4e5"; YAML 1.1 reads 4e5
+        as a string)."""
+        field = cls.model_fields.get(info.field_name)
+        return value if field is None else _as_numbers(value, field.annotation)
+
+
+def _as_numbers(value, kind):
+    """``value`` with the int and float parts of the type ``kind`` checked: see ``_Strict._numbers``."""
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(kind) if a is not type(None)]
+        return _as_numbers(value, options[0]) if value is not None and len(options) == 1 else value
+    if origin is list and isinstance(value, list) and get_args(kind):
+        return [_as_numbers(v, get_args(kind)[0]) for v in value]
+    if origin is dict and isinstance(value, dict) and len(get_args(kind)) == 2:
+        return {k: _as_numbers(v, get_args(kind)[1]) for k, v in value.items()}
+    if kind in (int, float) and isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()} (YAML reads true/false, yes/no and "
+                         "on/off as booleans); write a number")
+    if kind is int and isinstance(value, (float, str)) and not isinstance(value, bool):
+        return integral(value)
+    return value
+
+
+def integral(value):
+    """An int for an integral number in any spelling (400000, 4e5, 4.0e5, "4e5"); a ValueError naming the fix for a
+    fraction or an infinite value; anything that is no number is returned as is (pydantic then says so)."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return value
+    shown = value.strip() if isinstance(value, str) else repr(value)  # as the user wrote it: YAML 1.1 reads 4e5 as a string
+    if not math.isfinite(x):
+        raise ValueError(f"expected a whole number, got {shown}, which is not finite; write a whole number such as 400000 or 4e5")
+    if x != int(x):
+        raise ValueError(f"expected a whole number, got {shown}, which has a fractional part; write a whole number "
+                         "such as 400000 or 4e5")
+    return int(x)
 
 
 class DomainSpec(_Strict):
@@ -38,7 +87,7 @@ class DataConfig(_Strict):
     """Which domains to train on and how to tokenize them."""
 
     corpus: Literal["embedded", "none"] = "embedded"  # start from the corpus shipped with mixopt
-    include: list[str] | None = None  # subset of embedded domains (None = all)
+    include: list[str] | None = None  # subset of embedded domains (None = all); each named once
     domains: list[DomainSpec] = Field(default_factory=list)  # extra or replacement domains
     targets: list[DomainSpec] = Field(default_factory=list)  # named target sets, evaluated but never trained on
     tokenizer: str = "bytes"  # "bytes" or a path to a HF tokenizers `tokenizer.json`
@@ -48,6 +97,9 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _names_unique(self) -> "DataConfig":
+        twice = sorted({n for n in self.include or [] if self.include.count(n) > 1})
+        if twice:
+            raise ValueError(f"include names {twice} more than once; list each domain once")
         names = [d.name for d in self.domains] + [t.name for t in self.targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -305,7 +357,7 @@ class ReuseConfig(_Strict):
 class SweepConfig(_Strict):
     """Everything `mixopt sweep` and `mixopt demo` need."""
 
-    name: str = "sweep"
+    name: str = "sweep"  # a label: one printable line, not empty
     seed: int = Field(default=0, ge=0, lt=2**63)  # numpy and torch take seeds >= 0 only; torch's < 2**64 (runs add offsets)
     runs: int = Field(default=16, ge=1)  # sampled mixtures (baselines come on top)
     workers: int = Field(default=1, ge=1)  # local worker processes
@@ -315,6 +367,13 @@ class SweepConfig(_Strict):
     propose: ProposeConfig = Field(default_factory=ProposeConfig)
     sizes: list[ProxySize] = Field(default_factory=list)  # several proxy scales in one store; empty = `proxy` alone
     reuse: ReuseConfig | None = None  # after the domain set changed: keep an earlier plan's ratios (mixopt.reuse)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not name.strip() or not name.isprintable():
+            raise ValueError(f"name must be one printable line that is not blank, got {name!r}; e.g. name: my-sweep")
+        return name
 
     @model_validator(mode="after")
     def _sizes(self) -> "SweepConfig":
@@ -331,8 +390,9 @@ class SweepConfig(_Strict):
 
 def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
-    raw = read_yaml(path, what="Config file", missing_hint="Pass the path of a YAML config, e.g. configs/demo.yaml.",
-                    empty_hint="Write a sweep config into it (see configs/demo.yaml; `{}` alone keeps every default) "
+    names = ", ".join(packaged_names())
+    raw = read_yaml(path, what="Config file", missing_hint=f"Pass the path of a YAML config or a packaged config's name ({names}).",
+                    empty_hint=f"Write a sweep config into it (see {example_config()}; `{{}}` alone keeps every default) "
                                "or pass another file.")
     return config_from_dict(raw, where=str(path))
 
@@ -343,7 +403,7 @@ def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See configs/demo.yaml for a valid example.") from None
+        raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See {example_config()} for a valid example.") from None
 
 
 def resolve_config(name_or_path: str | Path) -> Path:
@@ -354,8 +414,21 @@ def resolve_config(name_or_path: str | Path) -> Path:
 
 def packaged_config(name: str) -> Path:
     """A config shipped inside mixopt (``demo`` or ``tiny``); `configs/` links to these."""
-    path = Path(__file__).parent / "configs" / f"{name}.yaml"
+    path = _PACKAGED / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"No packaged config named '{name}'; known: {known}. Pass a YAML path instead.")
+        raise ConfigError(f"No config file or packaged config named '{name}'; packaged: {packaged_names()}. "
+                          "Pass a YAML path or one of those names.")
     return path
+
+
+_PACKAGED = Path(__file__).parent / "configs"
+
+
+def packaged_names() -> list[str]:
+    """Names of the configs shipped inside mixopt, which every command taking a CONFIG accepts (``resolve_config``)."""
+    return sorted(p.stem for p in _PACKAGED.glob("*.yaml"))
+
+
+def example_config() -> str:
+    """Where error hints point for a valid config: the packaged demo.yaml (an installed mixopt has no `configs/` folder)."""
+    return shown_path(_PACKAGED / "demo.yaml")

@@ -23,11 +23,11 @@ def atomic_write_text(path: Path, text: str) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` whole or not at all, with the mode a plain ``open`` would give (0o666 & ~umask)."""
     path = Path(path)
+    make_parent(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise StoreError(f"Cannot write {path}: {exc.strerror or exc}. Check that the directory is writable and the disk has space.") from None
+        raise _cannot_write(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), file_mode())  # mkstemp creates 0600; a written file should follow the umask
@@ -40,8 +40,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        raise StoreError(f"Cannot write {path}: {exc.strerror or exc}. Check that the directory is writable and the disk has space.") from None
+        raise _cannot_write(path, exc) from None
     return path
+
+
+def make_parent(path: Path) -> Path:
+    """Create the missing folders above ``path`` (``mkdir -p``); a read-only or full disk is a one-line StoreError."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    return path
+
+
+def _cannot_write(path: Path, exc: OSError) -> StoreError:
+    return StoreError(f"Cannot write {shown_path(path)}: {exc.strerror or exc}. Check that the directory is writable and the "
+                      "disk has space.")
 
 
 def atomic_write_files(directory: Path, files: Mapping[str, str | bytes]) -> list[Path]:
@@ -200,6 +215,35 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    """A mapping that lists one key twice (PyYAML would keep the last value silently)."""
+
+    def __init__(self, key, first: int, second: int):
+        super().__init__(problem=f"repeated key {key!r}")
+        self.key, self.first, self.second = key, first, second
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping listing a key twice, e.g. a pasted second ``proxy:`` block, whose
+    settings would replace the first block's without a word. Keys brought in by a merge (``<<: *anchor``) may be
+    overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise _RepeatedKey(key, seen[key], key_node.start_mark.line + 1)
+                    seen[key] = key_node.start_mark.line + 1
+                except TypeError:
+                    continue  # an unhashable key: the base constructor reports it
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix the syntax.", empty_hint: str | None = None):
     """Parse a YAML file; a missing, unreadable, empty, non-UTF-8 or broken file, or a directory, is a one-line ConfigError.
 
@@ -217,7 +261,10 @@ def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix 
     if not path.exists():  # anything else that exists is read: a pipe such as <(...) too
         raise ConfigError(f"{what} {shown} does not exist. {missing_hint}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{what} {shown} repeats key '{_printable_key(exc.key)}' (lines {exc.first} and {exc.second}); YAML would keep "
+                          "only the last one and drop the first's settings. Merge them into one.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {shown} is not valid YAML ({' '.join(str(exc).split())}). {fix_hint}") from None
     except UnicodeDecodeError:
@@ -227,6 +274,11 @@ def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix 
     if raw is None:
         raise ConfigError(f"{what} {shown} is empty (it holds no YAML data). {empty_hint or missing_hint}")
     return raw
+
+
+def _printable_key(key) -> str:
+    text = str(key)
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def shown_path(path: str | Path) -> str:

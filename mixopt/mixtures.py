@@ -70,6 +70,9 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
     for name, value in weights.items():
         if not isinstance(name, str) or not name:
             raise MixtureError(f"Domain names must be non-empty strings. Got {name!r} in {where}.")
+        if isinstance(value, (bool, np.bool_)):  # float(True) is 1.0; YAML reads yes/no/on/off as booleans too
+            raise MixtureError(f"Weight of domain {name!r} must be a number. Got the boolean {str(value).lower()} in {where} "
+                               "(YAML reads true/false, yes/no, on/off as booleans). Write a number in [0, 1].")
         try:
             w = float(value)
         except (TypeError, ValueError):

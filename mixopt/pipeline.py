@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from . import __version__
 from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
 from .data.domains import domain_specs, domain_texts, load_domain_set
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError, require_positive
+from .io import atomic_write_bytes
 from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
@@ -87,23 +89,45 @@ def open_model(path: str | Path) -> FittedModel:
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
+def plot_path_for(out: str | Path, plot: str | Path | None = None) -> Path:
+    """Where ``save_fitted`` writes the predicted-vs-actual plot: ``plot``, else the model path with .png (a path without
+    a suffix gets .png: matplotlib writes PNG and adds it). The CLI checks this path before fitting."""
+    plot_path = Path(plot) if plot else Path(out).with_suffix(".png")
+    return plot_path if plot_path.suffix else plot_path.with_name(plot_path.name + ".png")
+
+
+def propose_model_path(out: str | Path) -> Path:
+    """Where ``mixopt propose`` without --model saves the model it fits: beside the plan, ``<plan stem>.model.pkl``."""
+    return Path(out).with_name(Path(out).stem + ".model.pkl")
+
+
 def save_fitted(model: FittedModel, out: str | Path, *, plot: str | Path | None = None) -> tuple[Path, Path]:
-    """Save the model (creating folders) and its predicted-vs-actual plot; returns both paths."""
+    """Save the model (creating folders) and its predicted-vs-actual plot, each whole or not at all (a failed write is a
+    one-line StoreError and keeps the earlier file); returns both paths."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model.estimator, out, model.meta)
+    plot_path = plot_path_for(out, plot)
+    if plot_path.resolve() == out.resolve():
+        raise ConfigError(f"The model {out} and its plot would be the same file; pass another plot path.")
+    _write_through(out, lambda tmp: save_model(model.estimator, tmp, model.meta))
     model.path = out
     cv = model.meta["cv"]
-    plot_path = Path(plot) if plot else out.with_suffix(".png")
-    if not plot_path.suffix:  # matplotlib writes PNG and adds the suffix; say the path it writes
-        plot_path = plot_path.with_name(plot_path.name + ".png")
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
     scale_aware = model.meta.get("scale_aware")  # CV on the largest scale's runs, with that scale held out
     name = type(model.estimator).__name__ if scale_aware else model.meta["estimator"]
     title = (f"{name}, largest scale held out ({model.target})" if scale_aware
              else f"{name}: {cv['k']}-fold CV on {len(cv['y_true'])} runs ({model.target})")
-    plot_pred_vs_actual(np.asarray(cv["y_true"]), np.asarray(cv["oof_pred"]), plot_path, title=title, y_std=np.asarray(cv["oof_std"]))
+    _write_through(plot_path, lambda tmp: plot_pred_vs_actual(np.asarray(cv["y_true"]), np.asarray(cv["oof_pred"]), tmp,
+                                                              title=title, y_std=np.asarray(cv["oof_std"])))
     return out, plot_path
+
+
+def _write_through(path: Path, write) -> Path:
+    """Let ``write(tmp)`` write a file (a pickle, a figure: writers that take a path) under a scratch name with
+    ``path``'s suffix, then put its bytes at ``path`` with ``atomic_write_bytes`` (folders created, one-line errors)."""
+    with tempfile.TemporaryDirectory(prefix="mixopt-") as scratch:
+        tmp = Path(scratch) / ("out" + path.suffix)
+        write(tmp)
+        data = tmp.read_bytes()
+    return atomic_write_bytes(path, data)
 
 
 # ---------------------------------------------------------------- consistency where inputs meet
@@ -530,8 +554,7 @@ def selection_manifest(pools_file: str | Path) -> dict:
 
 
 def save(plan: Plan, out: str | Path) -> Path:
-    """Write PLAN.yaml (creating folders)."""
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    """Write PLAN.yaml (creating folders; atomic_write_text makes them, so a read-only disk is one line)."""
     return save_plan(plan, out)
 
 

@@ -162,3 +162,88 @@ def test_plan_pools_plot_is_a_png_and_never_its_input(tmp_path, capsys):
     assert run(["plan-pools", str(pools), "--budgets", "1e6", "--plot", str(pools)]) == 2
     one_line_error(capsys, "is the POOLS.yaml this command reads")
     assert pools.read_text() == before and not (tmp_path / "fr.txt").exists()
+
+
+# ---------------------------------------------------------------- review 30: propose, fit and runs export outputs
+
+def test_propose_never_overwrites_its_config_model_or_pools(fitted, tmp_path, capsys):
+    import shutil
+    cfg, store, model, plan = fitted
+    victim, model2, pools = tmp_path / "victim.yaml", tmp_path / "model2.pkl", tmp_path / "pools.yaml"
+    shutil.copy(cfg, victim)
+    shutil.copy(model, model2)
+    pools.write_text("code:\n  pools:\n  - {name: hi, share: 0.5}\n  - {name: lo, share: 0.5}\n")
+    before = {p: p.read_bytes() for p in (victim, model2, pools)}
+    base = ["propose", str(victim), "--store", str(store), "--model", str(model2), "--no-projector"]
+    assert run(base + ["--out", str(victim)]) == 2
+    one_line_error(capsys, "is the config this command reads")
+    assert run(base + ["--out", str(model2)]) == 2
+    one_line_error(capsys, "is the --model file this command reads")
+    assert run(base + ["--pools", str(pools), "--out", str(pools)]) == 2
+    one_line_error(capsys, "is the --pools file this command reads")
+    # without --model, propose saves the model it fits beside the plan: <plan stem>.model.pkl (and its .png)
+    shutil.copy(cfg, tmp_path / "p.model.pkl")
+    before[tmp_path / "p.model.pkl"] = (tmp_path / "p.model.pkl").read_bytes()
+    assert run(["propose", str(tmp_path / "p.model.pkl"), "--store", str(store), "--no-projector",
+                "--out", str(tmp_path / "p.yaml")]) == 2
+    one_line_error(capsys, "p.model.pkl is the config this command reads")
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "p.yaml").exists()
+    assert run(["verify", str(plan), "--store", str(store), "--config", str(victim), "--out", str(victim)]) == 2
+    one_line_error(capsys, "is the --config file this command reads")
+    assert victim.read_bytes() == before[victim]
+
+
+def test_fit_out_png_is_refused_before_fitting_not_overwritten_by_its_plot(fitted, tmp_path, capsys):
+    _, store, _, _ = fitted
+    assert run(["fit", "--store", str(store), "--model", "linear", "--out", str(tmp_path / "m.png")]) == 2
+    one_line_error(capsys, "the plot would overwrite the model")
+    assert not (tmp_path / "m.png").exists()
+    # an explicit --plot elsewhere keeps a model named so
+    assert run(["fit", "--store", str(store), "--model", "linear", "--out", str(tmp_path / "m.png"),
+                "--plot", str(tmp_path / "fig.png")]) == 0
+    import pickle
+    assert isinstance(pickle.loads((tmp_path / "m.png").read_bytes()), dict)
+
+
+def test_regmix_export_writes_both_csvs_or_neither(fitted, tmp_path, capsys, monkeypatch):
+    import os
+    _, store, _, _ = fitted
+    mix, met = tmp_path / "x.mixtures.csv", tmp_path / "x.metrics.csv"
+    mix.write_text("OLD-MIX\n")
+    met.write_text("OLD-MET\n")
+    real = os.replace
+
+    def replace(src, dst, *a, **k):  # the disk fills up as the second file goes in
+        if str(dst).endswith(".metrics.csv"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert run(["runs", "export", "--store", str(store), "--out", str(tmp_path / "x.csv"), "--format", "regmix"]) == 2
+    one_line_error(capsys, "No space left on device")
+    assert (mix.read_text(), met.read_text()) == ("OLD-MIX\n", "OLD-MET\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.metrics.csv", "x.mixtures.csv"]  # no staging left
+    monkeypatch.setattr(os, "replace", real)
+    assert run(["runs", "export", "--store", str(store), "--out", str(tmp_path / "x.csv"), "--format", "regmix"]) == 0
+    assert mix.read_text().startswith("index,") and met.read_text().startswith("index,")
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(fitted, tmp_path, capsys, monkeypatch):
+    """mkdir failing (a full or read-only disk the up-front check cannot see) is a one-line error, not a traceback."""
+    import os
+    from pathlib import Path
+    _, store, _, _ = fitted
+    real = os.mkdir
+
+    def mkdir(path, *a, **k):  # Path.mkdir and tempfile.mkdtemp both come here
+        if "sub" in Path(path).parts or Path(path).name.startswith(".sub."):
+            raise OSError(30, "Read-only file system", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    for argv in (["runs", "export", "--store", str(store), "--out", str(tmp_path / "sub" / "r.csv")],
+                 ["runs", "export", "--store", str(store), "--out", str(tmp_path / "sub" / "r.csv"), "--format", "regmix"],
+                 ["fit", "--store", str(store), "--model", "linear", "--out", str(tmp_path / "sub" / "m.pkl")]):
+        assert run(argv) == 2, argv
+        one_line_error(capsys, "Read-only file system")
+    assert not (tmp_path / "sub").exists()

@@ -38,6 +38,12 @@ def fit_cmd(
         if plot.suffix and plot.suffix.lower() not in PLOT_SUFFIXES:
             raise ConfigError(f"--plot {plot}: a figure is written as {', '.join(PLOT_SUFFIXES)}, not {plot.suffix}. "
                               "Change the suffix (none gives .png).")
+    plot_path = pipeline.plot_path_for(out, plot)  # the default too: MODEL with .png, which for --out m.png is the model
+    if plot is None and plot_path.resolve() == out.resolve():
+        raise ConfigError(f"--out {out}: the predicted-vs-actual plot goes to MODEL with .png, the same file, so the plot "
+                          f"would overwrite the model. Save the model as {out.with_suffix('.pkl')}, or pass --plot PATH.")
+    check_output(plot_path, "--plot" if plot is not None else "The plot (MODEL with .png)",
+                 inputs={"run store": store, "--out model": out})
     snapshot = pipeline.open_store(store)
     fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)

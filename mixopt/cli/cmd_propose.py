@@ -8,18 +8,19 @@ import typer
 from rich.console import Console
 
 from .. import pipeline
-from ..config import load_config
+from ..config import load_config, resolve_config
 from ..errors import ConfigError, ConsistencyError, require_positive
 from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
 from .main import app
+from .outputs import check_output
 from .render import only_with, progress_bars
 
 
 @app.command("propose")
 def propose_cmd(
-    config: Path | None = typer.Argument(None, help="Sweep config YAML (its `propose:` section sets the search)."),
+    config: Path | None = typer.Argument(None, help="Sweep config: a YAML path or a packaged name (demo, tiny); its `propose:` section sets the search."),
     model: Path | None = typer.Option(None, "--model", help="A model saved by `mixopt fit` (else one is fitted on --store)."),
     store: Path | None = typer.Option(None, "--store", help="Run store; needed for the OT projector and when no --model is given."),
     budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target training tokens D (default: the config's, else 4x the proxy tokens)."),
@@ -41,6 +42,13 @@ def propose_cmd(
               pool_unique_tokens=pool_unique_tokens is not None)
     require_positive("--budget-tokens", budget_tokens, "Pass the plan's target training tokens, e.g. 4e9; omit it for the config's.")
     require_positive("--model-params", model_params, "Pass the target model's non-embedding parameters, e.g. 1e9; or omit it.")
+    config = resolve_config(config) if config is not None else None
+    inputs = {"config": config, "--model file": model, "--pools file": pools, "--store folder": store}
+    check_output(out, "--out", inputs=inputs)
+    if model is None:  # a model is fitted and saved beside the plan, with its plot: neither may be an input or the plan
+        model_out = pipeline.propose_model_path(out)
+        for path in (model_out, pipeline.plot_path_for(model_out)):
+            check_output(path, f"The model propose fits (saved beside --out {out}):", inputs={**inputs, "--out plan": out})
     cfg = load_config(config) if config is not None else None
     if pools is not None:
         if cfg is None:
@@ -79,7 +87,7 @@ def propose_cmd(
         pcfg = fit_cfg.propose if fit_cfg else None
         fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
                               seed=seed if seed is not None else (fit_cfg.seed if fit_cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
-        pipeline.save_fitted(fitted, Path(out).with_name(Path(out).stem + ".model.pkl"))
+        pipeline.save_fitted(fitted, pipeline.propose_model_path(out))
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
                             seed=seed, use_projector=not no_projector)
     pipeline.save(plan, out)

@@ -50,7 +50,8 @@ def check_verification(body, path: Path) -> None:
 
 
 def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A finite JSON number (Python's json reads NaN and Infinity too; a report drawn from them would mean nothing)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def verification_problem(body) -> str:
@@ -60,8 +61,8 @@ def verification_problem(body) -> str:
     if not isinstance(body.get("target"), str):
         return "it has no target name"
     sc = body.get("scale")
-    if not isinstance(sc, dict) or not all(_num(sc.get(k)) and math.isfinite(sc[k]) for k in ("model_params", "tokens")):
-        return "its scale needs numeric model_params and tokens"
+    if not isinstance(sc, dict) or not all(_num(sc.get(k)) for k in ("model_params", "tokens")):
+        return "its scale needs finite numeric model_params and tokens"
     if not isinstance(body.get("seeds"), list) or not body["seeds"]:
         return "it needs a non-empty seeds list"
     results = body.get("results")
@@ -70,7 +71,7 @@ def verification_problem(body) -> str:
     for k, r in enumerate(results):
         if not (isinstance(r, dict) and isinstance(r.get("name"), str) and _num(r.get("mean"))
                 and isinstance(r.get("values"), list) and all(_num(v) for v in r["values"])):
-            return f"results entry {k} needs a name, a numeric mean and a list of numeric values"
+            return f"results entry {k} needs a name, a finite numeric mean and a list of finite numeric values"
     comparisons = body.get("comparisons")
     if not isinstance(comparisons, list):
         return "it needs a comparisons list"
@@ -78,11 +79,11 @@ def verification_problem(body) -> str:
         if not (isinstance(c, dict) and isinstance(c.get("against"), str) and _num(c.get("diff"))
                 and isinstance(c.get("ci95"), list) and len(c["ci95"]) == 2 and all(_num(v) for v in c["ci95"])
                 and isinstance(c.get("plan_worse"), bool) and isinstance(c.get("plan_better"), bool)):
-            return f"comparisons entry {k} needs against, a numeric diff, a two-number ci95, plan_better and plan_worse"
+            return f"comparisons entry {k} needs against, a finite numeric diff, a two-number finite ci95, plan_better and plan_worse"
     pred = body.get("predicted")
     if pred is not None and not (isinstance(pred, dict) and (pred.get("value") is None or _num(pred["value"]))
-                                 and (pred.get("std") is None or _num(pred["std"]))):
-        return "its predicted needs a numeric value (and std)"
+                                 and (pred.get("std") is None or (_num(pred["std"]) and pred["std"] >= 0))):
+        return "its predicted needs a finite numeric value (and a finite std >= 0)"
     return ""
 
 

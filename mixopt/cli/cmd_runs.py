@@ -76,7 +76,6 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
     chosen = records if all_runs else sweep_records(records)
     ok = usable_records(chosen)
     table = records_table(ok, checkpoints=checkpoints)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "regmix":
         mix, met = export_regmix(table, out)
         where = f"{mix} + {met} (re-import: mixopt runs import --mixtures {mix} --metrics {met} --store DIR)"

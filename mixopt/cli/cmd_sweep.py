@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from .. import pipeline
-from ..config import load_config
+from ..config import load_config, resolve_config
 from ..errors import ConfigError
 from ..report.tables import runs_table
 from ..reuse import ReusedMixture
@@ -19,7 +19,7 @@ from .render import only_with
 
 @app.command("sweep")
 def sweep_cmd(
-    config: Path = typer.Argument(..., help="Sweep config YAML, e.g. configs/demo.yaml."),
+    config: Path = typer.Argument(..., help="Sweep config: a YAML path or a packaged name (demo, tiny)."),
     store: Path = typer.Option(..., "--store", help="Run-store directory (created if absent; resumes if present)."),
     runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config's `runs`)."),
     executor: str = typer.Option("local", "--executor", help="local or ray."),
@@ -33,7 +33,7 @@ def sweep_cmd(
     if executor == "ray" and workers is not None:
         raise ConfigError("--workers sets local worker processes; with --executor ray the cluster schedules the runs. "
                           "Drop --workers (or use --executor local).")
-    cfg = load_config(config)
+    cfg = load_config(resolve_config(config))
     summary = pipeline.sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
     console = Console()
     snapshot = pipeline.open_store(store)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .. import pipeline
-from ..config import config_from_dict, load_config
+from ..config import config_from_dict, load_config, resolve_config
 from ..data.domains import load_domain_set
 from ..errors import ConfigError
 from ..io import atomic_write_text
@@ -18,13 +18,14 @@ from ..report.tables import verify_table
 from ..runs.store import RunStore
 from ..verify import ALTERNATIVES, adopted_plan, parse_against, seeds_advice, verify
 from .main import app
+from .outputs import check_output
 
 
 @app.command("verify")
 def verify_cmd(
     plan_path: Path = typer.Argument(..., help="plan.yaml written by `mixopt propose`."),
     store: Path = typer.Option(..., "--store", help="Run store the plan was proposed on; verify runs are added to it."),
-    config: Path | None = typer.Option(None, "--config", help="Sweep config (default: the one stored with the store)."),
+    config: Path | None = typer.Option(None, "--config", help="Sweep config: a YAML path or a packaged name (default: the one stored with the store)."),
     model_params: float | None = typer.Option(None, "--model-params", help="Train at the store's proxy size nearest N non-embedding parameters."),
     shape: str | None = typer.Option(None, "--shape", help="A proxy size name of the sweep, or overrides such as n_embd=128,n_layer=2."),
     tokens: float | None = typer.Option(None, "--tokens", help="Training tokens per run (default: the plan's budget)."),
@@ -49,6 +50,11 @@ def verify_cmd(
     if adopt is not None and adopt.resolve() in (plan_path.resolve(), out.resolve()):
         raise ConfigError(f"--adopt {adopt} would overwrite the {'plan' if adopt.resolve() == plan_path.resolve() else '--out'} "
                           "file; write the adopted plan to a new path.")
+    config = resolve_config(config) if config is not None else None
+    inputs = {"plan": plan_path, "--config file": config, "--store folder": store}
+    check_output(out, "--out", inputs=inputs)
+    if adopt is not None:
+        check_output(adopt, "--adopt", inputs={**inputs, "--out file": out})
     snapshot = pipeline.open_store(store)
     if config is not None:
         cfg = load_config(config)
@@ -63,7 +69,6 @@ def verify_cmd(
                    f"(kept under {store}/doremi/, so a second call trains nothing)")
     body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
                   model_params=model_params, tokens=tokens, first_seed=first_seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))
     if advice := seeds_advice(body):

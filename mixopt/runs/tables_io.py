@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import NAME_PATTERN
 from ..errors import ConsistencyError, DataError, MixtureError
-from ..io import atomic_write_text, shown_path
+from ..io import atomic_write_files, atomic_write_text, shown_path
 from .record import RunRecord, canonical_json
 from .store import RunStore
 
@@ -60,6 +60,9 @@ def read_csv_rows(path: str | Path, *, what: str) -> tuple[list[str], list[dict[
     n_raw = len(header)
     keep = [i for i, h in enumerate(header) if h]  # RegMix files end with a trailing comma
     header = [header[i] for i in keep]
+    twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
+    if twice is not None:  # a row dict would keep only its last cell
+        raise DataError(f"{what} file {shown} lists column '{_shown_index(twice)}' twice; keep one.")
     if "index" not in header:
         raise DataError(f"{what} file {shown} has no `index` column (columns: {header[:6]}...). Add an index column to join mixtures and metrics.")
     rows = []
@@ -399,4 +402,7 @@ def export_regmix(table, out: str | Path) -> tuple[Path, Path]:
             written.add(rid)
         sc = [_num(table.model_params[i]), _num(table.tokens[i])] if scale else []
         tw.writerow([rid, *sc, *(_metric_cell(table.metrics[m][i]) for m in names)])
-    return atomic_write_text(mix_path, mix.getvalue()), atomic_write_text(met_path, met.getvalue())
+    # one transaction: a failed write (full disk) leaves both earlier files as they were, never a new mixtures file beside
+    # an old metrics file. The window left: a process killed between the two renames (microseconds) leaves a mixed pair.
+    atomic_write_files(mix_path.parent, {mix_path.name: mix.getvalue(), met_path.name: met.getvalue()})
+    return mix_path, met_path
