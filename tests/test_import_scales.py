@@ -277,3 +277,14 @@ def test_runs_show_a_label_of_several_runs_lists_them(tmp_path, capsys):
     assert "Pass one of those run ids" in err and "more characters" not in err and "\n" not in err
     assert run(["runs", "show", "v1", "--store", str(store)]) == 0
     assert '"run_id": "v1"' in capsys.readouterr().out
+
+
+def test_metrics_rows_without_a_mixture_are_rejected_by_name(tmp_path):
+    m = _write(tmp_path / "m.csv", "index,a,b,c\n0,0.5,0.5,0\n1,0.2,0.8,0\n5,0.33,0.33,0.33\n")
+    y = _write(tmp_path / "l.csv", "index,val/a\n0,3.0\n1,3.1\n01,3.2\n99,3.3\n5,3.4\n")
+    res = import_runs(RunStore(tmp_path / "s"), m, y)
+    # 0.33 x 3 sums to 0.99 in floats a hair above 0.01 away: RegMix's 3-decimal rounding, accepted
+    assert res.added == 3
+    assert sorted(res.rejected) == ["index=01: in l.csv but not in m.csv", "index=99: in l.csv but not in m.csv"]
+    with pytest.raises(DataError, match="index=01: in l.csv but not in m.csv"):
+        import_runs(RunStore(tmp_path / "t"), m, y, strict=True)

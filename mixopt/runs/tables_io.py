@@ -114,7 +114,7 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
         s = w.sum()
         problem = ("missing or non-finite weight" if not np.all(np.isfinite(w)) else
                    f"negative weight {w.min():g}" if np.any(w < 0) else
-                   f"weights sum to {s:.4g}, not 1 (±{tolerance:g})" if abs(s - 1) > tolerance else "")
+                   f"weights sum to {s:.6g}, not 1 (±{tolerance:g})" if abs(s - 1) > tolerance + 1e-9 else "")
         if problem:
             rejected.append(f"index={shown}: {problem}")
             seen[idx] = None
@@ -284,6 +284,9 @@ def import_runs(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Pa
                                          model_params=model_params, tokens=tokens, schedule=schedule))
         except DataError as exc:
             rejected.append(f"index={_shown_index(idx)}: {exc}")
+    listed = {r["index"] for r in read_csv_rows(mixtures_csv, what="Mixtures")[1]}
+    orphans = [idx for idx in by_index if idx not in listed]
+    rejected.extend(f"index={_shown_index(idx)}: in {Path(metrics_csv).name} but not in {src}" for idx in orphans)
     if strict and rejected:
         raise DataError(f"--strict: {len(rejected)} row(s) of {src} were rejected, first: {rejected[0]}. Fix those rows, or drop --strict to import the rest.")
     res = ImportResult(rejected=rejected, notes=notes)
