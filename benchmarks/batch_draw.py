@@ -6,12 +6,14 @@ draws them with ``StackBatches.next_into`` (one slot allocation for all runs,
 one gather per domain); this times it side by side with drawing run by run,
 on the demo's 7 embedded domains with Dirichlet mixtures, for the default
 proxy shape (B=16, T=128) and the wide one (B=32, T=256), and checks that both
-give the same tokens.
+give the same tokens at every step (an untimed lock-step pass over as many
+steps as the timing draws, plus the timed streams' last step after each repeat).
 
     python benchmarks/batch_draw.py [--stacks 1,16,64] [--steps 50] [--smoke]
 
 The last line reads ``summary: default_m64_ms=<x> default_m64_speedup=<x> ... min_speedup=<x> same_tokens=yes|no mode=full|smoke``
-(``<shape>_m<M>_ms``: ms per step with ``StackBatches``; ``_speedup``: run by run over it, interleaved repeats, medians).
+(``<shape>_m<M>_ms``: ms per step with ``StackBatches``; ``_speedup``: run by run over it; medians over repeats, the
+two ways taking turns at going first in a repeat).
 """
 
 from __future__ import annotations
@@ -38,26 +40,47 @@ def make_runs(train: dict, m: int, b: int, t: int) -> list[MixtureBatches]:
                            block_size=t, seed=i) for i in range(m)]
 
 
+def same_every_step(train: dict, m: int, b: int, t: int, steps: int) -> bool:
+    """Fresh runs drawn both ways in lock step (untimed): whether the tokens match at each of ``steps`` steps."""
+    one, drawer = make_runs(train, m, b, t), StackBatches(make_runs(train, m, b, t))
+    out_one = torch.zeros((2, m, b, t), dtype=torch.long)
+    out_stack = torch.zeros_like(out_one)
+    live = list(range(m))
+    for _ in range(steps):
+        for i, run in enumerate(one):
+            out_one[0, i], out_one[1, i] = run.next()
+        drawer.next_into(out_stack, live)
+        if not torch.equal(out_one, out_stack):
+            return False
+    return True
+
+
 def time_draws(train: dict, m: int, b: int, t: int, steps: int, repeats: int) -> tuple[float, float, bool]:
-    """Median seconds per step (run by run, stacked) and whether every step's tokens matched."""
+    """Median seconds per step (run by run, stacked) and whether the tokens matched at every step: checked on fresh
+    runs in an untimed lock-step pass over ``steps * repeats`` steps (the steps timed), and on the timed streams at
+    the end of each repeat. The two ways alternate at going first within a repeat."""
+    same = same_every_step(train, m, b, t, steps * repeats)
     one, stacked = make_runs(train, m, b, t), make_runs(train, m, b, t)
     drawer = StackBatches(stacked)
     out_one = torch.zeros((2, m, b, t), dtype=torch.long)
     out_stack = torch.zeros_like(out_one)
     live = list(range(m))
-    times = {"one": [], "stack": []}
-    same = True
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+
+    def by_run() -> None:
         for _ in range(steps):
             for i, run in enumerate(one):
                 out_one[0, i], out_one[1, i] = run.next()
-        t1 = time.perf_counter()
+
+    def by_stack() -> None:
         for _ in range(steps):
             drawer.next_into(out_stack, live)
-        t2 = time.perf_counter()
-        times["one"].append((t1 - t0) / steps)
-        times["stack"].append((t2 - t1) / steps)
+
+    times = {"one": [], "stack": []}
+    for r in range(repeats):
+        for key, fn in ([("one", by_run), ("stack", by_stack)] if r % 2 == 0 else [("stack", by_stack), ("one", by_run)]):
+            t0 = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - t0) / steps)
         same = same and torch.equal(out_one, out_stack)  # both streams are at the same step after each repeat
     return statistics.median(times["one"]), statistics.median(times["stack"]), same
 

@@ -89,6 +89,39 @@ def test_run_all_pairs_figures_with_goals_and_flags_misses(monkeypatch):
     assert set(run_all.discover()) == {p.stem for p in BENCHMARKS}
 
 
+def test_run_all_reports_verdicts_without_a_figure(monkeypatch):
+    """A ``met_x`` (or ``goal_x``) whose figure ``x`` the summary lacks still gets its row, and a "no" counts as missed."""
+    run_all = load_benchmark("run_all", monkeypatch)
+    fields = common(monkeypatch).parse_summary("summary: worse_vs_regmix=2 met_never_worse_than_regmix=no "
+                                               "best_target_diff=-0.08 met_end_phase_helps=yes goal_seconds=60\n")
+    rows = {r[1]: r for r in run_all.figure_rows("x", fields)}
+    assert rows["never_worse_than_regmix"][2:] == ("-", "-", "**MISSED**")
+    assert rows["end_phase_helps"][2:] == ("-", "-", "met")
+    assert rows["seconds"][2:] == ("-", "60", "-")
+    assert rows["worse_vs_regmix"][4] == "-" and len(rows) == 5
+
+
+def test_run_all_never_reports_a_failed_process_as_met(monkeypatch, capsys):
+    """A benchmark (or the demo) that exits non-zero: FAILED, none of its verdicts met, its stderr tail shown, and
+    run_all's own last line a parseable summary that counts it."""
+    run_all = load_benchmark("run_all", monkeypatch)
+    c = common(monkeypatch)
+    ok = run_all.Result("fine", 1.0, 0, c.parse_summary("summary: rho=0.99 goal_rho=0.98 met_rho=yes\n"))
+    demo = run_all.Result("demo", 126.3, 1, c.parse_summary(
+        "summary: demo_seconds=126.3 goal_demo_seconds=300 met_demo_seconds=yes\n"), "Traceback ...\nKeyError: 'x'\n")
+    lost = run_all._result("lost", 2.0, 0, "no summary here\n", "boom\n")
+    rows = run_all.report_rows(demo)
+    assert rows[0][1:] == ("(process)", "", "", "**FAILED** (exit 1)")
+    assert all(r[4] != "met" for r in rows) and rows[1][1] == "demo_seconds"
+    assert lost.rc == 1 and run_all.report_rows(lost)[0][4] == "**FAILED** (exit 1)"
+    fields = run_all.report([ok, demo, lost], smoke=True)
+    out = capsys.readouterr().out
+    assert "KeyError: 'x'" in out and "demo FAILED (exit 1)" in out and "boom" in out
+    assert out.strip().splitlines()[-1].startswith("summary:")
+    assert c.parse_summary(out) == {"benchmarks": 3.0, "failed": 2.0, "missed": 0.0, "goals_met": 1.0, "mode": "smoke"}
+    assert fields["failed"] == 2
+
+
 def test_machine_line_comes_from_the_run(monkeypatch):
     c = common(monkeypatch)
     p = c.provenance()
