@@ -38,7 +38,7 @@ from .projector.from_runs import fit_store_projector, projector_summary, target_
 from .runs.driver import run_sweep
 from .runs.reused import reused_records
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
-from .runs.store import RunStore, StoreSnapshot, check_fitted_on
+from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem
 from .runs.sweep import SweepSummary
 from .runs.groups import repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
@@ -182,7 +182,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     Each run gives its final measurement; with ``budgets`` also every WSD decay branch (:func:`fit_rows`).
     """
     reused, partial, reuse_line = reused_records(snapshot, target)  # config reuse.store: an earlier sweep's runs, new domains at 0
-    runs = sweep_records(snapshot.ok) + reused
+    swept = sweep_records(snapshot.ok)
+    if problem := mixed_proxy_problem(swept, snapshot.root):  # e.g. two sweeps with other proxies raced into one store
+        raise ConsistencyError(problem)
+    runs = swept + reused
     table = records_table(runs)
     if len(table.run_ids) < 2:
         raise FitError(f"The store {snapshot.root} has {len(table.run_ids)} finished run(s); fitting needs at least 2 "

@@ -352,7 +352,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                                   label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
              for a in arms for s in seed_list}
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
-    pending = [sp for sp in unique if not store.has(sp.run_id)]
+    held = store.scan({sp.run_id for sp in unique})[1]  # a corrupt verify record is quarantined and trained again now
+    pending = [sp for sp in unique if sp.run_id not in held]
     trained = run_local(pending, cfg, store, data, workers=choose_workers(cfg, None, pending)).trained if pending else 0
     fresh = RunStore(store.root, create=False)
     metric = plan.predicted.metric

@@ -31,21 +31,26 @@ def test_put_get_and_never_overwrite(tmp_path):
     assert store.get("r0001").metrics["val/a"] == pytest.approx(3.1)
 
 
-def test_corrupt_record_is_quarantined_not_used(tmp_path):
+def test_corrupt_record_is_skipped_by_readers_and_quarantined_by_a_writer(tmp_path):
     store = RunStore(tmp_path / "s")
     store.put(_rec(1))
     path = store.path_of("r0001")
     path.write_text(path.read_text()[:40])  # truncated write
-    with pytest.warns(UserWarning, match="Corrupt run record"):
+    with pytest.warns(UserWarning, match="r0001.json is corrupt .* left in place"):
         assert store.get("r0001") is None
-    assert list((tmp_path / "s" / "quarantine").iterdir())
+    assert path.is_file() and not (tmp_path / "s" / "quarantine").exists()  # a read moves nothing
     edited = _rec(2)
     store.put(edited)
     body = json.loads(store.path_of("r0002").read_text())
     body["record"]["metrics"]["val/a"] = 0.0  # tampered: checksum no longer matches
     store.path_of("r0002").write_text(json.dumps(body))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="checksum mismatch"):
         assert store.get("r0002") is None
+    store.put(_rec(3))
+    with pytest.warns(UserWarning, match="Corrupt run record r0001.json .* moved to .*trained again in this sweep"):
+        records, held = store.scan(planned={"r0001"})  # the writer (a sweep) moves corrupt records aside
+    assert [r.run_id for r in records] == ["r0003"] and held == {"r0003"}
+    assert sorted(p.name.split(".json")[0] for p in (tmp_path / "s" / "quarantine").iterdir()) == ["r0001", "r0002"]
 
 
 def test_failed_runs_excluded_with_warning_and_csv_export(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -34,49 +35,64 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
+    store.check_writable()  # before any training: a read-only or full disk fails here
     # no store.json (a folder of records, or one moved away): the records stand in for it, read once for both checks
-    records = store.records() if not (meta.get("config") and meta.get("data_fingerprint")) else []
+    scanned = None if meta.get("config") and meta.get("data_fingerprint") else store.scan()
+    records = scanned[0] if scanned else []
     if not meta.get("config"):
         check_same_proxy_as_records(store.root, records, cfg)  # the records say which proxy they trained
-    store.check_writable()  # before any training: a read-only or full disk fails here
     store.clean_stale_temporaries()  # left by a process killed inside a record write
+    active: list[int] = []  # this sweep's hold on locks/active.lock, released when it ends
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        t_data = progress.add_task("tokenizing domains", total=None)
-        recorded = meta.get("data_fingerprint") or records_data_fingerprint(records)
-        data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
-                               store_fingerprint=recorded)
-        check_same_data(store, recorded, data.fingerprint)
-        check_same_domains(store, meta, data.names)
-        specs = plan_sweep(cfg, data, n_runs=n_runs)
-        latest = store.meta()  # another sweep may have written since: check and keep what it recorded
-        check_same_proxy(store, latest.get("config"), config)
-        changes, history = config_history(latest, config)
-        store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
-                          config=config, planned=[s.run_id for s in specs],
-                          tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
-                          domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
-                          **verbatim_fingerprints(data),
-                          target_fingerprints={n: t.fingerprint for n, t in data.targets.items()},
-                          **({"config_history": history} if history else {}))
-        pending = [s for s in specs if not store.has(s.run_id)]
-        n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
-        t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
-        t_step = progress.add_task("  current run (steps)", total=1, visible=executor == "local" and n_workers <= 1)
+    try:
+        with Progress(*columns, disable=not show_progress, transient=False) as progress:
+            t_data = progress.add_task("tokenizing domains", total=None)
+            recorded = meta.get("data_fingerprint") or records_data_fingerprint(records)
+            data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
+                                   store_fingerprint=recorded)
+            check_same_data(store, recorded, data.fingerprint)
+            check_same_domains(store, meta, data.names)
+            specs = plan_sweep(cfg, data, n_runs=n_runs)
+            # Under the store lock: another sweep may have written store.json since, or be starting on this store now.
+            # Checked again against what it recorded (also while the store holds no record yet, if that sweep still
+            # runs), and this sweep's config written, before any other sweep can pass the same checks.
+            with store.store_lock():
+                latest = store.meta()
+                busy = store.other_sweep_active()
+                check_same_proxy(store, latest.get("config"), config, busy=busy)
+                check_same_data(store, latest.get("data_fingerprint") or recorded, data.fingerprint, busy=busy)
+                changes, history = config_history(latest, config)
+                store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
+                                  config=config, planned=[s.run_id for s in specs],
+                                  tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
+                                  domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
+                                  **verbatim_fingerprints(data),
+                                  target_fingerprints={n: t.fingerprint for n, t in data.targets.items()},
+                                  **({"config_history": history} if history else {}))
+                active.append(store.hold_active())
+            # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
+            held = (scanned or store.scan({s.run_id for s in specs}))[1]
+            pending = [s for s in specs if s.run_id not in held]
+            n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
+            t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
+            t_step = progress.add_task("  current run (steps)", total=1, visible=executor == "local" and n_workers <= 1)
 
-        def on_run(run_id: str, outcome: str, reason: str) -> None:
-            progress.advance(t_runs)
-            if reason:
-                progress.console.print(f"[yellow]run {run_id} failed: {reason}[/]")
+            def on_run(run_id: str, outcome: str, reason: str) -> None:
+                progress.advance(t_runs)
+                if reason:
+                    progress.console.print(f"[yellow]run {run_id} failed: {reason}[/]")
 
-        def on_step(step: int, total: int) -> None:
-            progress.update(t_step, completed=step, total=total)
+            def on_step(step: int, total: int) -> None:
+                progress.update(t_step, completed=step, total=total)
 
-        if executor == "ray":
-            summary = run_ray(pending, cfg, store, data, address=ray_address, on_run=on_run)
-        else:
-            summary = run_local(pending, cfg, store, data, workers=n_workers, on_run=on_run, on_step=on_step,
-                                on_info=progress.console.print)
+            if executor == "ray":
+                summary = run_ray(pending, cfg, store, data, address=ray_address, on_run=on_run)
+            else:
+                summary = run_local(pending, cfg, store, data, workers=n_workers, on_run=on_run, on_step=on_step,
+                                    on_info=progress.console.print)
+    finally:
+        for fd in active:
+            os.close(fd)
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
     summary.config_changes = changes
@@ -92,9 +108,15 @@ def verbatim_fingerprints(data) -> dict:
     return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
 
 
-def check_same_data(store: RunStore, recorded: str | None, fingerprint: str) -> None:
+def check_same_data(store: RunStore, recorded: str | None, fingerprint: str, *, busy: bool = False) -> None:
     """A store holds runs on one data set: sweeping other data into it would mix their losses in every fit. A one-line
-    ConsistencyError names both fingerprints (``recorded``: the store's); a store without runs takes the new data."""
+    ConsistencyError names both fingerprints (``recorded``: the store's); a store without runs takes the new data,
+    unless another sweep is running on it (``busy``: it recorded its data and is about to write runs)."""
+    if recorded and recorded != fingerprint and busy and not store.run_ids():
+        raise ConsistencyError(
+            f"Another sweep is running on the store {store.root} with other data (fingerprint {recorded}) than this "
+            f"config reads ({fingerprint}): runs of both would be fitted together. Sweep into a new --store, or wait "
+            "for that sweep to finish and use the data it was swept with.")
     if recorded and recorded != fingerprint and store.run_ids():
         raise ConsistencyError(
             f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads ({fingerprint}): "
@@ -149,16 +171,25 @@ def proxy_differences(stored: dict, config: dict) -> list[str]:
     return out
 
 
-def check_same_proxy(store: RunStore, stored: dict | None, config: dict) -> None:
+def check_same_proxy(store: RunStore, stored: dict | None, config: dict, *, busy: bool = False) -> None:
     """A store's runs are fitted together, so they must train one proxy (per scale): a sweep whose ``proxy:`` (or a
     size of ``sizes:`` it shares with the store's config) differs from the store's recorded config is a one-line
-    ConsistencyError when the store holds runs. More runs, added sizes, other seed, sampler, propose or reuse settings
-    resume the store (and the replaced config is kept: :func:`config_history`)."""
-    if not stored or not store.run_ids():
+    ConsistencyError when the store holds runs, or when another sweep is running on it (``busy``: it recorded that
+    config and is about to write runs; checked under the store lock). More runs, added sizes, other seed, sampler,
+    propose or reuse settings resume the store (and the replaced config is kept: :func:`config_history`)."""
+    if not stored:
+        return
+    has_runs = bool(store.run_ids())
+    if not (has_runs or busy):
         return
     diffs = proxy_differences(stored, config)
     if not diffs:
         return
+    if not has_runs:
+        raise ConsistencyError(
+            f"Another sweep is running on the store {store.root} with other proxy settings than this config's "
+            f"({'; '.join(diffs)}): runs of both would be fitted together as one proxy. Sweep into a new --store, or "
+            f"wait for that sweep to finish and set those fields to its (`config` in {store.meta_path}).")
     fields = {d.split(" ", 1)[0] for d in diffs}
     execution_only = fields <= {f"proxy.{k}" for k in EXECUTION_FIELDS}  # e.g. threads: the same numbers, other run ids
     why = ("these fields enter every run id, so each run would be trained again and fitted twice" if execution_only

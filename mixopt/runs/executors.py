@@ -16,9 +16,13 @@ run wait on each other, and a busy core stalls them all; measured by
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -80,8 +84,77 @@ def _tally(summary: SweepSummary, result: RunOutcome, on_run) -> None:
         on_run(result.run_id, result.outcome, result.reason)
 
 
-def _init_worker(data: DomainSet) -> None:
+def _init_worker(data: DomainSet, parent: int | None = None) -> None:
+    """A pool worker's start: keep the data, and die with the sweep that started it (``parent``), even when that is
+    killed with SIGKILL, so no orphan keeps training into the store."""
     _WORKER_DATA[:] = [data]
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))  # the kernel kills this worker when its parent ends
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the sweep ended before the line above took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class _Terminated(SystemExit):
+    """SIGTERM (or SIGHUP) reached a sweep that runs worker processes: unwinds it so that its workers are stopped."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated(128 + signum)
+
+
+def _run_pool(specs: list[RunSpec], store: RunStore, data: DomainSet, *, workers: int, threads: int,
+              summary: SweepSummary, on_run, task: Callable | None = None) -> None:
+    """Train ``specs`` in ``workers`` spawned processes, one run per task.
+
+    The first error (a record that cannot be written, a bug) stops the sweep at once: queued runs are cancelled and
+    running workers stopped (a run they were training is lost, its claim freed and any half-written temporary is
+    removed by the next sweep), then the error is raised. SIGTERM, SIGHUP and Ctrl-C do the same; workers also die
+    with the sweep when it is killed outright (:func:`_init_worker`). ``task``: what a worker runs (default
+    :func:`_worker`; tests pass a stand-in).
+    """
+    task = task or _worker
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(data, os.getpid()))
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            handlers[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        futures = [pool.submit(task, [s], str(store.root), threads) for s in specs]
+        for fut in as_completed(futures):
+            for result in fut.result():
+                _tally(summary, result, on_run)
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued tasks and stop the running workers now (not after every queued run has trained)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
 
 
 def _worker(specs: list[RunSpec], store_root: str, threads: int, data: DomainSet | None = None) -> list[RunOutcome]:
@@ -133,12 +206,7 @@ def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: Dom
         for spec in deferred:
             _tally(summary, execute_runs([spec], store, data, wait=True, progress=on_step, threads=threads)[0], on_run)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(data,)) as pool:
-            futures = [pool.submit(_worker, [s], str(store.root), threads) for s in specs]
-            for fut in as_completed(futures):
-                for result in fut.result():
-                    _tally(summary, result, on_run)
+        _run_pool(specs, store, data, workers=workers, threads=threads, summary=summary, on_run=on_run)
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any, ClassVar
 
@@ -175,17 +175,42 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "RunRecord":
-        """Parse and verify a record (version 1 or 2); raises ValueError for partial or corrupt files."""
+        """Parse and verify a record (version 1 or 2); raises ValueError for partial or corrupt files.
+
+        Two kinds of ValueError say more: :class:`NotARecord` (valid JSON, but not a run record's outer form, e.g. a
+        user's notes.json) and :class:`RecordTooNew` (sealed by its checksum, but of a record version this mixopt does
+        not know, or with fields it does not know: a newer mixopt wrote it). Neither is corrupt, so neither is
+        quarantined.
+        """
         RunRecord.parse_count += 1
         outer = json.loads(text)
-        body = outer["record"]
-        if hashlib.sha256(canonical_json(body).encode()).hexdigest() != outer["sha256"]:
+        if not isinstance(outer, dict) or not ({"record", "sha256"} & set(outer)):
+            raise NotARecord("it has no `record` and `sha256`" if isinstance(outer, dict)
+                             else f"it holds a JSON {type(outer).__name__}, not a record")
+        body, seal = outer.get("record"), outer.get("sha256")
+        if not isinstance(body, dict) or not isinstance(seal, str):
+            raise ValueError("`record` or `sha256` missing or malformed")
+        if hashlib.sha256(canonical_json(body).encode()).hexdigest() != seal:
             raise ValueError("checksum mismatch")
         version = body.get("version", 1)
+        if isinstance(version, int) and not isinstance(version, bool) and version > RECORD_VERSION:
+            raise RecordTooNew(f"record version {version}; this mixopt reads versions 1 to {RECORD_VERSION}")
         if version not in (1, RECORD_VERSION):
             raise ValueError(f"unknown record version {version!r}")
+        unknown = sorted(set(body) - {f.name for f in fields(cls)})
+        if unknown:
+            raise RecordTooNew(f"fields this mixopt does not know: {', '.join(map(str, unknown))}")
         rec = cls(**body)  # version 1's later-only phases get phase 0 prepended in __post_init__
         rec.version = RECORD_VERSION
         if rec.status not in ("ok", "failed"):
             raise ValueError(f"bad status {rec.status!r}")
         return rec
+
+
+class NotARecord(ValueError):
+    """A JSON file in a store's runs/ that is not a run record (no ``record``/``sha256``): skipped, never quarantined."""
+
+
+class RecordTooNew(ValueError):
+    """A checksum-sealed record of a newer record version, or with fields this mixopt does not know: a newer mixopt
+    wrote it. Skipped with a warning to upgrade; never quarantined and never trained over."""

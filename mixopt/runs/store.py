@@ -6,16 +6,23 @@ Layout::
                               replaced); optional, but a corrupt one is an error, never read as empty
     STORE/runs/<run_id>.json  one record each, written atomically, checksummed
     STORE/locks/<run_id>.lock claimed by the process training that run
+    STORE/locks/store.lock    held while a writer checks and updates store.json (:meth:`RunStore.store_lock`)
+    STORE/locks/active.lock   held shared by every running sweep (:meth:`RunStore.hold_active`)
     STORE/quarantine/         corrupt records moved aside, never deleted
 
-A corrupt or partial record is moved to quarantine and the run is trained again;
-it is never silently used. Commands read the store once, through
-:meth:`RunStore.snapshot`; ``has`` only checks that a record file exists (a
-corrupt one is found, and quarantined, when it is read).
+A corrupt or partial record is never silently used. Reading commands skip it
+with a warning and leave it where it is; only a writer (a sweep, under the run's
+claim) moves it to quarantine, and then trains the run again. A record that a
+newer mixopt wrote (a newer record version, or fields this one does not know) is
+skipped with a warning to upgrade, never moved and never trained over; a file in
+runs/ that is no run record is skipped with a warning. Commands read the store
+once, through :meth:`RunStore.snapshot`; ``has`` only checks that a record file
+exists.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -30,11 +37,29 @@ from filelock import FileLock, Timeout
 
 from ..errors import ConsistencyError, StoreError
 from ..io import atomic_write_json, atomic_write_text
-from .record import RunRecord
+from .record import NotARecord, RecordTooNew, RunRecord, canonical_json, id_proxy
 
 
 TMP_SUFFIX = ".tmp"  # atomic writes go through ".<name>.<random>.tmp" beside the target (mixopt.io)
 PROBE_MAX_AGE_S = 60.0  # a writability probe older than this was left by a killed process
+META_TMP_PREFIX = ".store.json."  # store.json's atomic-write temporaries (written only under the store lock)
+
+# Records a writer verified (RunStore.scan) and the next read of the same unchanged file takes instead of parsing it
+# again: a sweep checks every record before it trains and the command reads the store after, each record parsed once.
+# Keyed by absolute path; an entry is used once, and only while the file's (device, inode, size, mtime) are unchanged.
+_VERIFIED: dict[str, tuple[tuple, RunRecord]] = {}
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class _Unreadable:
+    """Why a file in runs/ gives no record: ``kind`` is "corrupt" (quarantined by a writer), "newer" (a newer mixopt
+    wrote it: kept, never trained over) or "foreign" (not a run record: kept, skipped)."""
+
+    def __init__(self, kind: str, why: str):
+        self.kind, self.why = kind, why
 
 
 def records_fingerprint(records: list[RunRecord]) -> str:
@@ -90,41 +115,145 @@ class RunStore:
             raise StoreError(f"Run store {self.root} is a file, not a directory. Pass a directory path.")
         self.runs_dir = self.root / "runs"
         self.locks_dir = self.root / "locks"
+        self._store_lock_depth = 0
 
     # ------------------------------------------------------------ reading
     def path_of(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"
 
-    def get(self, run_id: str) -> RunRecord | None:
-        """The finished record of a run, or None if absent or corrupt (then quarantined)."""
+    def _load(self, run_id: str) -> RunRecord | _Unreadable | None:
+        """The record of a run, why its file gives none (:class:`_Unreadable`), or None when there is no file."""
         path = self.path_of(run_id)
         try:
+            st = path.stat()
+            hit = _VERIFIED.pop(str(path.absolute()), None)
+            if hit is not None and hit[0] == _stat_key(st):
+                return hit[1]
+            if not path.is_file():
+                return _Unreadable("foreign", "a directory, not a record file" if path.is_dir() else "not a regular file")
             text = path.read_text()
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError:
+            return _Unreadable("corrupt", "not UTF-8 text")
         except OSError as exc:
-            raise StoreError(f"Cannot read {path}: {exc.strerror}. Check permissions.") from None
+            raise StoreError(f"Cannot read {path}: {exc.strerror or exc}. Check its permissions; nothing in the store "
+                             "was changed.") from None
         try:
             rec = RunRecord.from_json(text)
-            if rec.run_id != run_id:
-                raise ValueError("run id does not match file name")
-            return rec
+        except NotARecord as exc:
+            return _Unreadable("foreign", str(exc))
+        except RecordTooNew as exc:
+            return _Unreadable("newer", str(exc))
         except Exception as exc:  # partial, truncated or edited record
-            self._quarantine(path, str(exc))
+            return _Unreadable("corrupt", str(exc) or type(exc).__name__)
+        if rec.run_id != run_id:
+            return _Unreadable("corrupt", f"its run id {rec.run_id} does not match the file name")
+        return rec
+
+    def _warn_unreadable(self, run_id: str, bad: _Unreadable, *, writer: bool) -> None:
+        path = self.path_of(run_id)
+        if bad.kind == "newer":
+            warnings.warn(f"Run record {path} was written by a newer mixopt ({bad.why}); it is skipped, left in place "
+                          "and not trained again: upgrade mixopt to use it.", stacklevel=3)
+        elif bad.kind == "foreign":
+            warnings.warn(f"{path} is not a run record ({bad.why}); it is skipped. Move it out of {self.runs_dir}.",
+                          stacklevel=3)
+        else:
+            warnings.warn(f"Run record {path} is corrupt ({bad.why}); it is skipped{' for now' if writer else ''} and "
+                          f"left in place. The next `mixopt sweep` into {self.root} moves it to "
+                          f"{self.root / 'quarantine'} (and trains the run again if it plans it).", stacklevel=3)
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """The finished record of a run, or None if absent or unreadable (then a warning; the file is not moved)."""
+        got = self._load(run_id)
+        if isinstance(got, _Unreadable):
+            self._warn_unreadable(run_id, got, writer=False)
             return None
+        return got
+
+    def held(self, run_id: str) -> bool:
+        """For a writer holding the run's claim: whether the store holds the run, so that it must not be trained.
+
+        A readable record, or one a newer mixopt wrote, is held; a corrupt one is moved to quarantine (with a warning)
+        and is not; a directory or other non-record in its place is held (a write there would fail), with a warning.
+        """
+        got = self._load(run_id)
+        if got is None or isinstance(got, RunRecord):
+            return got is not None
+        if got.kind == "corrupt":
+            dest = self._quarantine(self.path_of(run_id))
+            if dest is not None:
+                warnings.warn(f"Corrupt run record {self.path_of(run_id).name} ({got.why}) moved to {dest}; the run is "
+                              "trained again now.", stacklevel=2)
+                return False
+        self._warn_unreadable(run_id, got, writer=True)
+        return True
+
+    def scan(self, planned: set[str] | None = None) -> tuple[list[RunRecord], set[str]]:
+        """A writer's read of every record at the start of a sweep: (the readable records, sorted by run id; the ids
+        the store holds, which the sweep must not train).
+
+        A corrupt record is moved to quarantine under its run's claim (when another process holds the claim, that
+        process re-checks it under the claim: :meth:`held`), and its warning says whether this sweep (``planned``)
+        trains it again. A record of a newer mixopt is held and skipped with a warning; a non-record is skipped.
+        The records read are handed to the next read of the same unchanged files in this process (one parse each).
+        """
+        _VERIFIED.clear()
+        self._warn_stray_entries()
+        records: list[RunRecord] = []
+        held: set[str] = set()
+        for run_id in self.run_ids():
+            got = self._load(run_id)
+            if isinstance(got, _Unreadable) and got.kind == "corrupt":
+                with self.claim(run_id, wait=False) as free:
+                    if not free:
+                        continue  # its claim holder re-checks it under the claim
+                    got = self._load(run_id)  # under the claim: another writer may have replaced it meanwhile
+                    if isinstance(got, _Unreadable) and got.kind == "corrupt":
+                        dest = self._quarantine(self.path_of(run_id))
+                        if dest is not None:
+                            then = ("this sweep trains the run again if it plans it" if planned is None else
+                                    "the run is trained again in this sweep" if run_id in planned else
+                                    "this sweep does not plan that run; a sweep that plans it trains it again")
+                            warnings.warn(f"Corrupt run record {self.path_of(run_id).name} ({got.why}) moved to "
+                                          f"{dest}; {then}.", stacklevel=2)
+                            continue
+            if isinstance(got, RunRecord):
+                records.append(got)
+                held.add(run_id)
+                try:
+                    _VERIFIED[str(self.path_of(run_id).absolute())] = (_stat_key(self.path_of(run_id).stat()), got)
+                except OSError:
+                    pass
+            elif isinstance(got, _Unreadable):
+                self._warn_unreadable(run_id, got, writer=True)
+                if got.kind != "foreign":
+                    held.add(run_id)  # a newer mixopt's record, or a corrupt one that could not be moved
+        return records, held
 
     def has(self, run_id: str) -> bool:
         """Whether the run's record file exists (not parsed: a corrupt file is found when it is read)."""
         return self.path_of(run_id).is_file()
 
     def run_ids(self) -> list[str]:
-        """Ids of the record files present, sorted (nothing parsed)."""
+        """Ids of the record files present, sorted (nothing parsed; a directory named *.json is no record)."""
         if not self.runs_dir.exists():
             return []
-        return sorted(p.stem for p in self.runs_dir.glob("*.json") if not p.name.startswith("."))
+        return sorted(p.stem for p in self.runs_dir.glob("*.json") if not p.name.startswith(".") and p.is_file())
+
+    def _warn_stray_entries(self) -> None:
+        """A warning for each entry of runs/ named like a record that is not a file (e.g. a folder old.json)."""
+        if not self.runs_dir.is_dir():
+            return
+        for p in sorted(self.runs_dir.glob("*.json")):
+            if not p.name.startswith(".") and not p.is_file():
+                warnings.warn(f"{p} is not a run record ({'a directory' if p.is_dir() else 'not a regular file'}); it "
+                              f"is skipped. Move it out of {self.runs_dir}.", stacklevel=3)
 
     def records(self, *, include_failed: bool = True) -> list[RunRecord]:
-        """All valid records, sorted by run id; each file parsed once."""
+        """All valid records, sorted by run id; each file parsed once. Unreadable files are skipped with a warning."""
+        self._warn_stray_entries()
         out = []
         for run_id in self.run_ids():
             rec = self.get(run_id)
@@ -199,16 +328,83 @@ class RunStore:
 
     # ------------------------------------------------------------ writing
     def put(self, rec: RunRecord) -> Path:
-        """Write a record atomically. Never overwrites an existing record file (callers hold the run's claim)."""
+        """Write a record atomically. Never overwrites an existing record (callers hold the run's claim), except a
+        corrupt file (not JSON, or its checksum fails), which is moved to quarantine first, with a warning."""
         path = self.path_of(rec.run_id)
         if path.exists():
-            return path
+            if _sealed(path) is not False:
+                return path  # a record (of any version), or something that is no record file: kept
+            dest = self._quarantine(path)
+            if dest is None:
+                raise StoreError(f"Cannot move the corrupt run record {path} to {self.root / 'quarantine'}. Fix the "
+                                 "permissions of the store, or move that file away by hand.")
+            warnings.warn(f"Corrupt run record {path.name} moved to {dest}; the run's new record replaces it.",
+                          stacklevel=2)
         return atomic_write_text(path, rec.to_json())
 
     def update_meta(self, **fields) -> None:
-        meta = self.meta()
-        meta.update(fields)
-        atomic_write_json(self.root / "store.json", meta)
+        """Read-modify-write ``store.json`` under the store lock (:meth:`store_lock`), so no writer's fields are lost."""
+        with self.store_lock():
+            meta = self.meta()
+            meta.update(fields)
+            atomic_write_json(self.meta_path, meta)
+
+    @contextmanager
+    def store_lock(self) -> Iterator[None]:
+        """Hold the store-wide lock (``locks/store.lock``, an exclusive ``flock``): a writer checks store.json against
+        its config and updates it under it, so two sweeps cannot both pass the checks of an unchanged store.json.
+        Reentrant within one RunStore. On entry, store.json temporaries left by a killed writer are removed: every
+        write of store.json happens under this lock, so none of them belongs to a live writer."""
+        if self._store_lock_depth:
+            self._store_lock_depth += 1
+            try:
+                yield
+            finally:
+                self._store_lock_depth -= 1
+            return
+        fd = self._open_lock("store.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._store_lock_depth = 1
+            self._clean_meta_temporaries()
+            yield
+        finally:
+            self._store_lock_depth = 0
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def _open_lock(self, name: str) -> int:
+        try:
+            self.locks_dir.mkdir(parents=True, exist_ok=True)
+            return os.open(self.locks_dir / name, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the lock {self.locks_dir / name} ({exc.strerror or exc}). Free disk space "
+                             f"or fix the permissions of {self.root}; nothing in the store was changed.") from None
+
+    def other_sweep_active(self) -> bool:
+        """Whether another sweep is running on this store (it holds ``locks/active.lock`` shared: :meth:`hold_active`).
+        Call it under :meth:`store_lock`, before this sweep's own :meth:`hold_active`."""
+        fd = self._open_lock("active.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def hold_active(self) -> int:
+        """Mark this process as sweeping the store (a shared ``flock`` on ``locks/active.lock``) until the returned
+        descriptor is closed, or the process ends. Take it under :meth:`store_lock`, after the checks."""
+        fd = self._open_lock("active.lock")
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
+
+    def _clean_meta_temporaries(self) -> list[Path]:
+        removed = []
+        for path in sorted(self.root.glob(META_TMP_PREFIX + "*" + TMP_SUFFIX)):
+            if path.is_file() and _unlink(path):
+                removed.append(path)
+        return removed
 
     def check_writable(self) -> None:
         """Fail early, before any training, if records could not be written."""
@@ -259,15 +455,39 @@ class RunStore:
         finally:
             lock.release()
 
-    def _quarantine(self, path: Path, why: str) -> None:
+    def _quarantine(self, path: Path) -> Path | None:
+        """Move a corrupt record aside (never deleted); where it went, or None when it could not be moved. Only a
+        writer holding the run's claim calls this."""
         qdir = self.root / "quarantine"
         try:
             qdir.mkdir(exist_ok=True)
-            dest = qdir / f"{path.name}.{int(time.time() * 1000)}"
+            stamp = int(time.time() * 1000)
+            dest = qdir / f"{path.name}.{stamp}"
+            while dest.exists():  # never replace an earlier quarantined copy
+                stamp += 1
+                dest = qdir / f"{path.name}.{stamp}"
             os.replace(path, dest)
-            warnings.warn(f"Corrupt run record {path.name} ({why}) moved to {dest}; the run will be trained again.", stacklevel=3)
+            return dest
         except OSError:
-            warnings.warn(f"Corrupt run record {path} ({why}) is ignored and will be re-run.", stacklevel=3)
+            return None
+
+
+def _sealed(path: Path) -> bool | None:
+    """Whether a record file is whole and sealed (its checksum matches; nothing else is checked, and it is not counted
+    as a parse): True; False when corrupt; None when it is no record file (a directory, JSON without a record)."""
+    try:
+        outer = json.loads(path.read_bytes())
+    except (IsADirectoryError, PermissionError):
+        return None
+    except (OSError, ValueError):
+        return False
+    if not isinstance(outer, dict) or not ({"record", "sha256"} & set(outer)):
+        return None
+    body = outer.get("record")
+    try:
+        return isinstance(body, dict) and hashlib.sha256(canonical_json(body).encode()).hexdigest() == outer.get("sha256")
+    except ValueError:  # a NaN in the body
+        return False
 
 
 def _unlink(path: Path) -> bool:
@@ -283,3 +503,38 @@ def _age(path: Path) -> float:
         return time.time() - path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def mixed_proxy_problem(records: list[RunRecord], where: str | Path = "the store") -> str | None:
+    """One line saying that a store's swept ``records`` train more than one proxy at one scale (e.g. two sweeps with
+    other ``proxy.lr`` raced into one new store), which ``fit`` would fit as one proxy; None when they do not.
+
+    A scale is a run's (model_params, tokens) as ``fit`` reads them (``scale``; for a record without one, its proxy's
+    shape), so the sizes of a multi-size sweep are no mix. Runs without a proxy (imported) say nothing. Proxies
+    compare as their run ids read them (:func:`mixopt.runs.record.id_proxy`).
+    """
+    by_scale: dict[str, dict[str, list[RunRecord]]] = {}
+    for rec in records:
+        if not rec.proxy:
+            continue
+        sc = rec.scale or {}
+        if sc.get("model_params") is not None and sc.get("tokens") is not None:
+            key = f"model_params={sc['model_params']}, tokens={sc['tokens']}"
+        else:
+            p = rec.proxy
+            key = (f"n_layer={p.get('n_layer')}, n_embd={p.get('n_embd')}, head_size={p.get('head_size')}, "
+                   f"tokens={p.get('tokens')}")
+        by_scale.setdefault(key, {}).setdefault(canonical_json(id_proxy(rec.proxy)), []).append(rec)
+    for key in sorted(by_scale):
+        proxies = by_scale[key]
+        if len(proxies) < 2:
+            continue
+        (a, ra), (b, rb) = sorted(proxies.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:2]
+        pa, pb = json.loads(a), json.loads(b)
+        diffs = [f"proxy.{k} {json.dumps(pa.get(k))} ({len(ra)} runs) vs {json.dumps(pb.get(k))} ({len(rb)} runs)"
+                 for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)]
+        return (f"The store {where} holds swept runs of {len(proxies)} proxy settings at one scale ({key}): "
+                f"{'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''}. Fitting them together would treat them as "
+                f"one proxy. Move the runs of all but one setting out of {Path(str(where)) / 'runs'} (each record's "
+                "`proxy` says which) into a store of their own, and fit each store.")
+    return None

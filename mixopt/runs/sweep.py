@@ -203,10 +203,11 @@ def execute_runs(specs: list[RunSpec], store: RunStore, data: DomainSet, *, wait
                  progress=None, threads: int | None = None, device=None) -> list[RunOutcome]:
     """Claim, train and record runs: the one step every executor calls. One outcome per spec, in order.
 
-    Each run is claimed (waiting for another holder when ``wait``), skipped when its
-    record exists, else trained; ``stacked`` trains the claimed runs together in one
-    stacked model (they must share a proxy config). Records are written before the
-    claims are released, so a run is never trained twice.
+    Each run is claimed (waiting for another holder when ``wait``), skipped when the
+    store holds it (:meth:`RunStore.held`; a corrupt record is quarantined then), else
+    trained; ``stacked`` trains the claimed runs together in one stacked model (they
+    must share a proxy config). Records are written before the claims are released,
+    so a run is never trained twice.
     """
     if not stacked and len(specs) > 1:  # one at a time: each claim is held only while its run trains
         return [execute_runs([spec], store, data, wait=wait, progress=progress, threads=threads)[0] for spec in specs]
@@ -216,7 +217,7 @@ def execute_runs(specs: list[RunSpec], store: RunStore, data: DomainSet, *, wait
         for spec in specs:
             if not claims.enter_context(store.claim(spec.run_id, wait=wait)):
                 out[spec.run_id] = RunOutcome(spec.run_id, "busy")
-            elif store.has(spec.run_id):
+            elif store.held(spec.run_id):  # under the claim: a corrupt record is quarantined here and trained again
                 out[spec.run_id] = RunOutcome(spec.run_id, "skipped")
             else:
                 todo.append(spec)
