@@ -9,7 +9,6 @@ exports say so plainly, and the real library shows what happens where it is inst
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -20,27 +19,9 @@ import yaml
 
 from mixopt.export import ExportOptions, export_plan
 
-# 10 tokens per document, 100,000 tokens: phase 0 (3/4 of the budget) trains 7,500 documents, phase 1 2,500.
-# once: 3000 + 1400 documents at 1 epoch (4400 unique), its weight rising in phase 1; twice: 3000 + 600 at 2 epochs
-# (1800 unique), falling; half: 1500 + 500 at 0.5 epochs (4000 unique).
-PLAN = {
-    "budget_tokens": 100_000,
-    "phases": [
-        {"start_fraction": 0.0, "weights": {"once": 0.4, "twice": 0.4, "half": 0.2}},
-        {"start_fraction": 0.75, "weights": {"once": 0.56, "twice": 0.24, "half": 0.2}},
-    ],
-    "epochs": {"once": 1.0, "twice": 2.0, "half": 0.5},
-    "tokens_per_doc": {"once": 10, "twice": 10, "half": 10},
-}
-UNIQUE = {"once": 4400, "twice": 1800, "half": 4000}
-PLANNED = [{"once": 3000, "twice": 3000, "half": 1500}, {"once": 1400, "twice": 600, "half": 500}]
-
-
-def _load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The litdata tests' plan: once at 1 epoch (its weight rising in phase 1), twice at 2 (falling), half at 0.5.
+from .test_export_litdata import PLAN, PLANNED, UNIQUE
+from .test_export_litdata import _load as _load_module
 
 
 def _write(files: dict[str, str], root: Path) -> Path:
