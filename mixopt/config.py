@@ -413,7 +413,7 @@ def resolve_config(name_or_path: str | Path) -> Path:
 
 
 def packaged_config(name: str) -> Path:
-    """A config shipped inside mixopt (``demo`` or ``tiny``); `configs/` links to these."""
+    """A config shipped inside mixopt (``demo`` or ``tiny``); the repo's `configs/` holds copies (kept identical by a test)."""
     path = _PACKAGED / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"No config file or packaged config named '{name}'; packaged: {packaged_names()}. "

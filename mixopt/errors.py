@@ -57,6 +57,22 @@ class ConvergenceError(MixoptError):
     """A numerical method did not converge; the message names the setting to change."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped a command that trains into a run store; the message says what is kept there. Not a
+    MixoptError (nothing is wrong with the inputs): the CLI prints ``interrupted: MESSAGE; rerun the same command to
+    resume: ...`` on one line and exits with 130, as a shell does for Ctrl-C."""
+
+
+def interrupted(store) -> Interrupted:
+    """The :class:`Interrupted` for a sweep (or verify) that Ctrl-C stopped while training into ``store`` (a RunStore):
+    its finished runs are kept, and the same command trains the rest."""
+    try:
+        n = len(store.run_ids())
+    except Exception:  # noqa: BLE001 - the line must come out whatever the store's state
+        return Interrupted(f"the finished runs are kept in {store.root}")
+    return Interrupted(f"{n} finished run{'' if n == 1 else 's'} kept in {store.root}")
+
+
 class MissingExtraError(MixoptError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
 

@@ -258,6 +258,13 @@ def read_yaml(path: Path, *, what: str, missing_hint: str, fix_hint: str = "Fix 
             inside = []
         example = f", e.g. {shown_path(path / inside[0])}" if inside else f" (no .yaml file is in {shown})"
         raise ConfigError(f"{what} {shown} is a directory, not a file. Pass the path of the {what.lower()} itself{example}.")
+    if not path.exists() and path.is_symlink():  # e.g. a copied folder whose relative links now point nowhere
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "a missing file"
+        raise ConfigError(f"{what} {shown} is a broken link: it points to {target}, which does not exist (copy with "
+                          f"`cp -L` to copy the files, not the links). {missing_hint}")
     if not path.exists():  # anything else that exists is read: a pipe such as <(...) too
         raise ConfigError(f"{what} {shown} does not exist. {missing_hint}")
     try:

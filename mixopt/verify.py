@@ -22,12 +22,14 @@ Alternatives (``--against``):
   ``doremi/`` so a second call trains nothing.
 
 ``diff`` is plan minus alternative on the target (lower is better for losses); ``ci95`` is a paired Student-t
-interval over the seeds (wide with 2 seeds; with one seed it is the difference itself and decides nothing);
+interval over the seeds (wide with 2 seeds; null with one seed, which decides nothing, and ``claim_held`` is then
+null too);
 ``plan_better`` is true only when the interval lies below zero. A comparison within noise also carries
 ``seeds_to_resolve``: how many paired seeds would decide it (80% power, planned on the observed difference moved
 toward zero by its own noise; None: no advice); verify's runs are kept, so rerunning with that ``--seeds`` trains
-only the new seeds. An alternative with the plan's own schedule (e.g. a plan that kept uniform) shares its runs and
-is marked ``same_as_plan``.
+only the new seeds. An alternative with the plan's own schedule within the plan file's rounding (e.g. a plan that kept
+uniform, its shares rounded to 6 digits: :func:`same_schedule`) shares its runs, is trained once and is marked
+``same_as_plan`` (its ``claim_held`` null: the plan against itself claims nothing).
 
 ``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
 that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
@@ -250,6 +252,24 @@ def predicted_at(plan: Plan, scale: VerifyScale) -> dict[str, Any]:
     return out
 
 
+#: the largest share difference (per domain and phase start) at which an alternative's schedule is the plan's own:
+#: a plan file rounds shares to 6 digits and puts the remainder on the largest, a few 1e-6 for a dozen domains
+SAME_SCHEDULE_TOL = 1e-5
+
+
+def same_schedule(a: Phases, b: Phases, *, tol: float = SAME_SCHEDULE_TOL) -> bool:
+    """Whether two schedules are the same within a plan file's rounding: as many phases, starting within ``tol``, and
+    every domain's share within ``tol`` in each (a domain one of them lacks counts as 0)."""
+    if len(a) != len(b):
+        return False
+    for (sa, wa), (sb, wb) in zip(a, b):
+        if abs(float(sa) - float(sb)) > tol:
+            return False
+        if any(abs(float(wa.get(d, 0.0)) - float(wb.get(d, 0.0))) > tol for d in set(wa) | set(wb)):
+            return False
+    return True
+
+
 def predicted_diff(plan: Plan, arm: str, lo: float, hi: float) -> dict[str, Any]:
     """What the plan claimed against this arm (its predicted baselines: natural, uniform, best-run), and whether the
     measured interval holds that claim: ``predicted_diff`` (plan minus arm, as predicted) and ``claim_held``."""
@@ -346,6 +366,9 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
     arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
+    for a in arms[1:]:  # e.g. uniform for a plan that kept uniform (its shares rounded to a plan file's 6 digits)
+        if same_schedule(a.schedule, arms[0].schedule):
+            a.schedule = arms[0].schedule  # the plan's own runs: trained once, marked same_as_plan
     seed_list = [(cfg.seed if first_seed is None else first_seed) + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
     specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
@@ -371,9 +394,13 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         lo, hi = paired_interval(diffs)
         decided = decides(diffs)  # one seed decides nothing
         same = specs[(a.name, seed_list[0])].run_id == specs[("plan", seed_list[0])].run_id  # the plan's own runs
-        comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": [lo, hi],
+        one = len(seed_list) < 2  # no interval: ci95 and claim_held are null, not a zero-width interval
+        claim = predicted_diff(plan, a.name, lo, hi)
+        if claim and (same or one):
+            claim["claim_held"] = None  # the plan against itself claims nothing; one seed cannot check a claim
+        comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": None if one else [lo, hi],
                             "plan_better": bool(decided and hi < 0), "plan_worse": bool(decided and lo > 0),
-                            **predicted_diff(plan, a.name, lo, hi),
+                            **claim,
                             **({"same_as_plan": True} if same else {} if decided
                                else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
     plan_mean = float(np.mean(plan_arm.values))

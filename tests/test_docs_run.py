@@ -81,7 +81,7 @@ def bring_user_files(root: Path) -> None:
 def _workdir(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copytree(REPO / "configs", work / "configs", symlinks=False)  # configs/*.yaml link into mixopt/configs
+    shutil.copytree(REPO / "configs", work / "configs", symlinks=False)  # real files (copies of mixopt/configs)
     bring_user_files(work)
     return work
 

@@ -45,7 +45,8 @@ def test_json_fields_and_resume(planned, tmp_path, capsys):
         assert lo <= c["diff"] <= hi and c["plan_better"] == (hi < 0)
         claimed = yaml.safe_load(plan.read_text())["predicted"]
         assert c["predicted_diff"] == pytest.approx(claimed["value"] - claimed["baselines"][c["against"]]["value"])
-        assert c["claim_held"] == (lo <= c["predicted_diff"] <= hi)
+        # an arm that is the plan (within its rounding: finding 2) checks no claim
+        assert c["claim_held"] == (None if c.get("same_as_plan") else (lo <= c["predicted_diff"] <= hi))
         decided = c["plan_better"] or c["plan_worse"]
         assert ("seeds_to_resolve" in c) == (not decided and not c.get("same_as_plan"))  # seeds that would decide it
     assert body["max_advised_seeds"] == 64
@@ -316,3 +317,61 @@ def test_repetition_check_allows_a_capped_share_rounded_to_six_digits():
     over = Plan(budget_tokens=tokens, phases=[Phase(start_fraction=0.0, weights={"code": 0.0190, "prose": 0.9810})])
     with pytest.raises(BudgetError, match="repeats 'code' 1.02 times"):
         check_repetition(over, counts, tokens, max_epochs=1.0)
+
+
+def _table_text(body) -> str:
+    from rich.console import Console
+
+    from mixopt.report.tables import verify_table
+    console = Console(width=400, record=True, file=open("/dev/null", "w"))
+    console.print(verify_table(body))
+    return console.export_text()
+
+
+def test_an_arm_equal_to_the_plan_within_its_rounding_is_trained_once_and_marked(planned, tmp_path):
+    """review30 finding 2: a plan that kept uniform has 6-digit shares (0.333334, 0.333333, ...), not 1/3 exactly."""
+    _, store, plan = planned
+    body = yaml.safe_load(plan.read_text())
+    body["phases"] = [{"start_fraction": 0.0, "weights": {"code": 0.333334, "legal": 0.333333, "prose": 0.333333}}]
+    rounded = tmp_path / "rounded_uniform.yaml"
+    rounded.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v.json"
+    assert run(["verify", str(rounded), "--store", str(store), "--seeds", "2", "--first-seed", "7",
+                "--against", "uniform", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["trained"] == 2  # the plan's two seeds; uniform is the same runs, not two more
+    (c,) = got["comparisons"]
+    assert c["same_as_plan"] is True and c["diff"] == 0.0 and "seeds_to_resolve" not in c
+    assert c.get("claim_held") is None  # the plan against itself claims nothing
+    res = {r["name"]: r for r in got["results"]}
+    assert res["uniform"]["values"] == res["plan"]["values"] and res["uniform"]["weights"] == res["plan"]["weights"]
+    assert "the plan's own schedule (the same runs)" in _table_text(got)
+
+
+def test_same_schedule_within_rounding():
+    from mixopt.verify import same_schedule
+    u = [(0.0, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})]
+    assert same_schedule(u, [(0.0, {"a": 0.333334, "b": 0.333333, "c": 0.333333})])
+    assert not same_schedule(u, [(0.0, {"a": 0.3334, "b": 0.3333, "c": 0.3333})])
+    assert not same_schedule(u, [(0.0, {"a": 0.5, "b": 0.5})])
+    assert not same_schedule(u, [*u, (0.8, {"a": 1.0})])
+
+
+def test_one_seed_gives_no_interval_and_no_verdict_on_the_claim(planned, tmp_path):
+    """review30 finding 3: one seed's "interval" was the difference itself, and the claim read as failed."""
+    _, store, proposed = planned
+    body = yaml.safe_load(proposed.read_text())
+    body["phases"] = [{"start_fraction": 0.0, "weights": {"code": 0.6, "legal": 0.2, "prose": 0.2}}]  # not natural
+    plan = tmp_path / "skewed.yaml"
+    plan.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v1.json"
+    assert run(["verify", str(plan), "--store", str(store), "--seeds", "1", "--against", "natural", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    (c,) = got["comparisons"]
+    assert not c.get("same_as_plan") and "predicted_diff" in c
+    assert c["ci95"] is None and c["claim_held"] is None and not c["plan_better"] and not c["plan_worse"]
+    text = _table_text(got)
+    assert "one seed: no interval; use --seeds 2 or more" in text and "none (1 seed)" in text
+    assert "not as predicted" not in text
+    assert run(["report", "--store", str(store), "--plan", str(plan), "--verify", str(out),
+                "--out", str(tmp_path / "rep")]) == 0  # a one-seed VERIFY.json is a valid report input

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from ..demo import run_demo
+from ..errors import Interrupted
 from .main import app
 
 
@@ -21,7 +22,10 @@ def demo_cmd(
     """Sweep proxies over the embedded corpus, then fit, propose and report."""
     console = Console()
     t0 = time.perf_counter()
-    result = run_demo(out, config=config, runs=runs, console=console)
+    try:
+        result = run_demo(out, config=config, runs=runs, console=console)
+    except KeyboardInterrupt:  # Ctrl-C after the sweep (fit, propose, ...): the sweep says it itself
+        raise Interrupted(f"the finished runs are kept in {out / 'store'}") from None
     console.print(f"[bold green]demo finished in {time.perf_counter() - t0:.0f}s[/]; outputs in {out}")
     for name, path in result.items():
         console.print(f"  {name}: {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import typer
@@ -20,11 +21,20 @@ _FORMATS_HELP = (
 )
 
 
+class _FolderPath(type(Path())):
+    """An ``--out`` typed with a trailing ``/`` (which a Path drops): the user names a folder."""
+
+
+def _keep_trailing_slash(value: str) -> Path:
+    return _FolderPath(value) if str(value).endswith(("/", os.sep)) else Path(value)
+
+
 @app.command("export")
 def export_cmd(
     plan_path: Path = typer.Argument(..., help="plan.yaml written by `mixopt propose`."),
     fmt: str = typer.Option(..., "--format", "-f", help=f"Output format: {_FORMATS_HELP}."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (single-file formats) or directory (multi-file formats)."),
+    out: Path = typer.Option(..., "--out", "-o", parser=_keep_trailing_slash,
+                             help="Output file (single-file formats) or directory (multi-file formats)."),
     paths: list[str] = typer.Option([], "--paths", "-p", help="DOMAIN=PATH data location for a domain; repeat for each domain."),
     tokens_per_doc: list[str] = typer.Option(
         [], "--tokens-per-doc", help="DOMAIN=N mean tokens per document; overrides the plan (document-weighted formats)."
@@ -55,7 +65,8 @@ def export_cmd(
         seed=seed,
         stopping_strategy=stopping_strategy,
     )
-    result = write_export(plan, fmt, out, parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc), options)
+    target = f"{out}/" if isinstance(out, _FolderPath) else out  # write_export refuses a folder for a one-file format
+    result = write_export(plan, fmt, target, parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc), options)
     n = len(result.files)
     typer.echo(f"Wrote {fmt} export of {plan_path}" + (f" without {', '.join(sorted(set(drop)))}" if drop else "")
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")

@@ -77,9 +77,10 @@ def verification_problem(body) -> str:
         return "it needs a comparisons list"
     for k, c in enumerate(comparisons):
         if not (isinstance(c, dict) and isinstance(c.get("against"), str) and _num(c.get("diff"))
-                and isinstance(c.get("ci95"), list) and len(c["ci95"]) == 2 and all(_num(v) for v in c["ci95"])
+                and (c.get("ci95") is None  # one seed: no interval
+                     or isinstance(c.get("ci95"), list) and len(c["ci95"]) == 2 and all(_num(v) for v in c["ci95"]))
                 and isinstance(c.get("plan_worse"), bool) and isinstance(c.get("plan_better"), bool)):
-            return f"comparisons entry {k} needs against, a finite numeric diff, a two-number finite ci95, plan_better and plan_worse"
+            return f"comparisons entry {k} needs against, a finite numeric diff, a two-number finite ci95 (null with one seed), plan_better and plan_worse"
     pred = body.get("predicted")
     if pred is not None and not (isinstance(pred, dict) and (pred.get("value") is None or _num(pred["value"]))
                                  and (pred.get("std") is None or (_num(pred["std"]) and pred["std"] >= 0))):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError, DataError, MixoptError, StoreError
-from ..runs.store import RunStore
+from ..runs.store import RunStore, check_store_target
 from ..runs.table import not_sweep_counts, records_table, sweep_records, usable_records
 from ..runs.tables_io import export_csv, export_regmix, import_runs, regmix_paths
 from ..report.tables import runs_table
@@ -110,6 +110,7 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
 
     """
     console = Console(stderr=True)
+    check_store_target(store)  # a folder of other files is not made a store
     created = _first_missing(store)  # the top folder this command creates, if any
     try:
         res = import_runs(RunStore(store), mixtures, metrics, model_params=model_params, tokens=tokens,

@@ -4,7 +4,8 @@ loads its inputs, calls one library function and says where the result went.
 A `MixoptError` becomes one line on stderr (`error: ...`) and exit code 2. A
 usage error (a misspelt option, a missing argument, a bad value) is one line too,
 pointing at the command's `--help`, with click's exit code; an abort prints
-`error: aborted` (exit 1). The `mixopt` command prints each Python warning once,
+`error: aborted` (exit 1); Ctrl-C while training (:class:`mixopt.errors.Interrupted`) prints one
+`interrupted: ...` line saying what is kept and how to resume (exit 130). The `mixopt` command prints each Python warning once,
 as one `warning: ...` line (`run()` in tests leaves them as warnings). Anything
 else is a bug and keeps its traceback.
 
@@ -18,6 +19,7 @@ true. Option values are labelled by what they hold (``PATH``, ``N``,
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 import warnings
 
@@ -25,7 +27,7 @@ import typer
 import typer.main
 
 from .. import __version__
-from ..errors import MixoptError
+from ..errors import Interrupted, MixoptError
 
 app = typer.Typer(
     name="mixopt",
@@ -171,6 +173,10 @@ def _run(argv: list[str] | None) -> int:
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Interrupted as exc:  # Ctrl-C during training: what is kept, and how to go on
+        args = sys.argv[1:] if argv is None else argv
+        typer.echo(f"interrupted: {exc}; rerun the same command to resume: mixopt {shlex.join(args)}", err=True)
+        return 130
     except MixoptError as exc:
         typer.echo("error: " + " ".join(str(exc).split()), err=True)  # always one line
         return 2

@@ -16,6 +16,7 @@ export) are not deleted; they are returned in `ExportResult.stale`, and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,15 @@ def write_export(
     """Render ``plan`` as ``fmt`` and write it to ``out``, whole or not at all.
 
     ``out`` is a directory for multi-file formats and the file itself otherwise
-    (`export_target` gives the usual choice). Raises `ExportError` for bad input or
+    (`export_target` gives the usual choice); a string ending in ``/`` names a directory, which a single-file format
+    refuses as it refuses an existing one. Raises `ExportError` for bad input or
     a wrong kind of ``out`` (nothing written), `StoreError` when the disk refuses a
     write (the previous export is left as it was).
     """
     exporter = get_exporter(fmt)
+    slashed = isinstance(out, str) and out.endswith(("/", os.sep))  # `--out ex/nanodir/`: a folder, existing or not
     out = Path(out)
-    check_out(out, fmt, exporter)
+    check_out(out, fmt, exporter, folder=slashed)
     files = export_plan(plan, fmt, paths, tokens_per_doc, options)
     if not exporter.multi_file:
         (text,) = files.values()
@@ -78,8 +81,9 @@ def write_export(
     return ExportResult(fmt=fmt, out=out, files=written, stale=stale)
 
 
-def check_out(out: Path, fmt: str, exporter: Exporter) -> None:
-    """``out`` must be a directory path for multi-file formats and a file path otherwise."""
+def check_out(out: Path, fmt: str, exporter: Exporter, *, folder: bool = False) -> None:
+    """``out`` must be a directory path for multi-file formats and a file path otherwise (``folder``: it was given
+    with a trailing ``/``, so it names a directory even where none exists yet)."""
     shown = shown_path(out)
     if exporter.multi_file:
         if out.exists() and not out.is_dir():
@@ -94,9 +98,10 @@ def check_out(out: Path, fmt: str, exporter: Exporter) -> None:
                 "(or create the directory first if that name is meant)."
             )
         return
-    if out.is_dir():
+    if out.is_dir() or folder:
         raise ExportError(
-            f"--out must be a file path for format '{fmt}'. Got the directory {shown}. Pass e.g. {shown_path(out / exporter.file_name)}."
+            f"--out must be a file path for format '{fmt}' (it writes one file). Got the directory {shown}"
+            f"{'' if out.is_dir() else '/'}. Pass e.g. {shown_path(out / exporter.file_name)}."
         )
 
 

@@ -293,12 +293,14 @@ def plot_verification(body: Mapping, path: str | Path) -> Path:
     for k, r in enumerate(results):
         c = ci.get(r["name"])
         colour = "C0" if k == 0 else ("C2" if c and c["plan_better"] else "C3" if c and c["plan_worse"] else "C7")
-        if c is not None:  # the paired 95% interval of (plan - arm), drawn around the arm as where the plan may sit
+        if c is not None and c.get("ci95") is not None:  # the paired 95% interval of (plan - arm), drawn around the arm
+            # as where the plan may sit (none with one seed)
             lo, hi = c["ci95"]
             ax.plot([r["mean"] + lo, r["mean"] + hi], [k, k], color=colour, linewidth=6, alpha=0.25, solid_capstyle="butt")
         ax.scatter(r["values"], [k] * len(r["values"]), s=14, color=colour, alpha=0.7)
         ax.scatter([r["mean"]], [k], s=60, marker="D", color=colour)
-        verdict = "" if c is None else (" plan better" if c["plan_better"] else " plan worse" if c["plan_worse"] else " within noise")
+        verdict = "" if c is None else (" the plan's runs" if c.get("same_as_plan") else " one seed" if c.get("ci95") is None else
+                                        " plan better" if c["plan_better"] else " plan worse" if c["plan_worse"] else " within noise")
         ax.annotate(f"{r['mean']:.4f}{verdict}", (r["mean"], k), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     pred = body.get("predicted") or {}
     if pred.get("value") is not None:

@@ -28,6 +28,9 @@ def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40
     return table
 
 
+ONE_SEED = "one seed: no interval; use --seeds 2 or more"  # a verify comparison whose ci95 is null
+
+
 def verify_table(body: dict) -> Table:
     """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval, what the plan
     predicted that difference to be (natural, uniform, best-run) and the verdict."""
@@ -42,18 +45,20 @@ def verify_table(body: dict) -> Table:
     table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)"))
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
-        lo, hi = c["ci95"]
+        one_seed = c.get("ci95") is None  # one seed: no interval, nothing decided
         verdict = ("the plan's own schedule (the same runs)" if c.get("same_as_plan") else
+                   ONE_SEED if one_seed else
                    "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
         claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
-        if "claim_held" in c and not c["claim_held"]:
+        if c.get("claim_held") is False:
             verdict += "; not as predicted"
-        if "seeds_to_resolve" in c:
+        if "seeds_to_resolve" in c and not one_seed:
             n = c["seeds_to_resolve"]
             cap = body.get("max_advised_seeds")
             verdict += (f"; ~{n} seeds would likely decide it" if n
                         else f"; no seeds advice (the difference is not above its own noise, or needs over {cap})" if cap and len(body["seeds"]) > 1 else "")
-        table.add_row(escape(c["against"]), f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}", escape(f"[{lo:+.4f}, {hi:+.4f}]"),
+        table.add_row(escape(c["against"]), f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}",
+                      "none (1 seed)" if one_seed else escape("[{:+.4f}, {:+.4f}]".format(*c["ci95"])),
                       claimed, escape(verdict))
     for s in body["skipped"]:
         table.add_row(escape(s["name"]), "-", "-", "-", "-", escape(f"skipped: {s['why']}"))

@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import ProxyConfig, SweepConfig
 from ..data.domains import load_domain_set
-from ..errors import ConfigError, ConsistencyError
+from ..errors import ConfigError, ConsistencyError, interrupted
 from .executors import check_ray_address, choose_workers, run_local, run_ray
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
 from .reused import EXECUTION_FIELDS, check_reuse_store
-from .store import RunStore
+from .store import RunStore, check_store_target, is_store_folder
 from .sweep import SweepSummary, plan_sweep, sweep_scales
 
 
@@ -30,8 +30,18 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
     if cfg.reuse is not None and cfg.reuse.store:
         check_reuse_store(cfg.reuse.store)  # before training: a wrong path fails now, not at `fit`
+    check_store_target(store_dir)  # a folder of other files is not made a store
     check_wsd(store_dir, cfg)  # before the store folder is made: a refused new sweep leaves nothing behind
     store = RunStore(store_dir)
+    try:
+        return _run_sweep(cfg, store, n_runs=n_runs, executor=executor, workers=workers, ray_address=ray_address,
+                          show_progress=show_progress)
+    except KeyboardInterrupt:  # Ctrl-C while tokenizing or planning (run_local says it itself while training)
+        raise interrupted(store) from None
+
+
+def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executor: str, workers: int | None,
+               ray_address: str | None, show_progress: bool) -> SweepSummary:
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
@@ -205,7 +215,8 @@ def check_wsd(store_dir: str | Path, cfg: SweepConfig) -> None:
     a store that already holds runs trained so resumes with a warning (its runs stay comparable with each other)."""
     for sc in sweep_scales(cfg):
         problem = sc.proxy.wsd_overlap()
-        if problem and Path(store_dir).is_dir() and RunStore(store_dir, create=False).run_ids():
+        if problem and Path(store_dir).is_dir() and is_store_folder(store_dir) \
+                and RunStore(store_dir, create=False).run_ids():
             warnings.warn(f"proxy{f' (size {sc.name})' if sc.name else ''}: {problem}; this store's runs were trained "
                           "so, and resuming it keeps them comparable", stacklevel=2)
         elif problem:

@@ -16,8 +16,10 @@ run wait on each other, and a busy core stalls them all; measured by
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import os
 import signal
 import socket
@@ -29,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from ..config import SweepConfig
 from ..data.types import DomainSet
-from ..errors import ConfigError, MixoptError, require
+from ..errors import ConfigError, MixoptError, interrupted, require
 from ..proxy.device import pick_device
 from ..proxy.step import uses_graphs
 from ..proxy.train import choose_stack_size
@@ -88,6 +90,7 @@ def _init_worker(data: DomainSet, parent: int | None = None) -> None:
     """A pool worker's start: keep the data, and die with the sweep that started it (``parent``), even when that is
     killed with SIGKILL, so no orphan keeps training into the store."""
     _WORKER_DATA[:] = [data]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # born ignoring it (:func:`_run_pool`); keep it so under any library
     if parent is None:
         return
     if sys.platform.startswith("linux"):
@@ -125,11 +128,13 @@ def _run_pool(specs: list[RunSpec], store: RunStore, data: DomainSet, *, workers
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=(data, os.getpid()))
     handlers = {}
-    if threading.current_thread() is threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             handlers[sig] = signal.signal(sig, _raise_terminated)
     try:
-        futures = [pool.submit(task, [s], str(store.root), threads) for s in specs]
+        with _workers_ignore_sigint(main):  # the pool starts its processes in the first `workers` submits
+            futures = [pool.submit(task, [s], str(store.root), threads) for s in specs]
         for fut in as_completed(futures):
             for result in fut.result():
                 _tally(summary, result, on_run)
@@ -143,8 +148,66 @@ def _run_pool(specs: list[RunSpec], store: RunStore, data: DomainSet, *, workers
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def _workers_ignore_sigint(main: bool):
+    """Worker processes started inside this block are born ignoring SIGINT; a Ctrl-C meanwhile is held until it ends.
+
+    Ctrl-C in a terminal reaches the whole process group; only the sweep should act on it, by stopping its workers
+    (:func:`_stop_pool`), so that no worker prints a KeyboardInterrupt traceback, even one still importing. An ignored
+    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler, so SIGINT is ignored around
+    each fork+exec (``multiprocessing.util.spawnv_passfds``, which the spawn start method calls; blocking it instead
+    does not carry over, CPython's spawn clears the signal mask). A Ctrl-C at any other moment of the block (e.g. while
+    a worker reads its data from the pipe: cut short, it would die on a truncated pickle with a traceback) is recorded
+    and raised as KeyboardInterrupt when the block ends, so it stops the sweep a moment later, never lost. Where that
+    function is missing, SIGINT is ignored for the whole block.
+    """
+    if not main:  # signal handlers can only be set in the main thread; workers then stop with the sweep as before
+        yield
+        return
+    real = getattr(mp_util, "spawnv_passfds", None)
+    if real is None:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+        return
+    held: list[int] = []
+
+    def hold(signum, frame) -> None:
+        held.append(signum)
+
+    def spawn_ignoring_sigint(*args, **kwargs):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, hold)
+
+    old = signal.signal(signal.SIGINT, hold)
+    mp_util.spawnv_passfds = spawn_ignoring_sigint
+    try:
+        yield
+    finally:
+        mp_util.spawnv_passfds = real
+        signal.signal(signal.SIGINT, old)
+    if held:
+        raise KeyboardInterrupt
+
+
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued tasks and stop the running workers now (not after every queued run has trained)."""
+    """Cancel the queued tasks and stop the running workers now (not after every queued run has trained); a second
+    Ctrl-C meanwhile does not cut this short."""
+    main = threading.current_thread() is threading.main_thread()
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        _stop_workers(pool)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old_int)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
     processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
@@ -184,7 +247,16 @@ def _groups(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
 def run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, workers: int = 1,
               on_run: Callable[[str, str, str], None] | None = None, on_step: Callable[[int, int], None] | None = None,
               on_info: Callable[[str], None] | None = None) -> SweepSummary:
-    """Train the pending runs here (stacked on a GPU), or in ``workers`` processes; ``on_info`` hears how."""
+    """Train the pending runs here (stacked on a GPU), or in ``workers`` processes; ``on_info`` hears how. Ctrl-C
+    stops the workers and raises :class:`mixopt.errors.Interrupted` (the finished runs stay in the store)."""
+    try:
+        return _run_local(specs, cfg, store, data, workers=workers, on_run=on_run, on_step=on_step, on_info=on_info)
+    except KeyboardInterrupt:
+        raise interrupted(store) from None
+
+
+def _run_local(specs: list[RunSpec], cfg: SweepConfig, store: RunStore, data: DomainSet, *, workers: int,
+               on_run, on_step, on_info) -> SweepSummary:
     summary = SweepSummary(planned=len(specs))
     t0 = time.perf_counter()
     threads = threads_per_run(cfg)

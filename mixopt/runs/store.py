@@ -101,6 +101,33 @@ def check_fitted_on(model_meta: dict, store_meta: dict, store_domains: list[str]
                                f"{fp_store}. {fix}")
 
 
+def is_store_folder(root: str | Path) -> bool:
+    """Whether an existing folder is a run store: it holds ``store.json`` (a sweep's) or ``runs/`` (records; an
+    imported store, or one whose store.json was moved away). Readers refuse any other folder, an empty one too."""
+    root = Path(root)
+    return (root / "store.json").exists() or (root / "runs").is_dir()
+
+
+_STORE_ENTRIES = {"store.json", "runs", "locks", "quarantine"}  # what a store holds at its top (doremi/ is verify's)
+
+
+def check_store_target(root: str | Path) -> None:
+    """A writer (sweep, runs import) makes a store in a new or empty folder, or resumes a store; a one-line StoreError
+    for a folder that holds other files (its ``locks/`` alone, left by a sweep stopped before it wrote anything, or
+    a store another sweep is making right now, is a store being made)."""
+    root = Path(root)
+    if not root.is_dir() or is_store_folder(root):
+        return
+    # what a store makes itself (another sweep may be making this one right now): not other files
+    others = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES
+                    and not (p.name.startswith(".store.json.") and p.name.endswith(".tmp")))
+    if others:
+        shown = ", ".join(others[:3]) + (f", ... ({len(others)} in all)" if len(others) > 3 else "")
+        raise StoreError(f"{root} is not a run store (no store.json or runs/) and holds other files ({shown}): a store "
+                         "is not made among them. Pass a new or empty folder to --store, or the folder `mixopt sweep "
+                         "--store` wrote.")
+
+
 class RunStore:
     def __init__(self, root: str | Path, *, create: bool = True):
         self.root = Path(root)
@@ -113,6 +140,9 @@ class RunStore:
                 raise StoreError(f"Cannot create run store {self.root}: {exc.strerror}. Choose a writable directory.") from None
         elif not self.root.is_dir():
             raise StoreError(f"Run store {self.root} is a file, not a directory. Pass a directory path.")
+        elif not create and not is_store_folder(self.root):  # e.g. `--store runs` for `--store runs/tiny`
+            raise StoreError(f"{self.root} is not a run store (no store.json or runs/): pass the folder `mixopt sweep "
+                             "--store` (or `mixopt runs import --store`) wrote.")
         self.runs_dir = self.root / "runs"
         self.locks_dir = self.root / "locks"
         self._store_lock_depth = 0
