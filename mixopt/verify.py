@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,8 +341,11 @@ def seeds_advice(body: dict[str, Any]) -> str:
 
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
            against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
-           tokens: float | None = None, first_seed: int | None = None) -> dict[str, Any]:
+           tokens: float | None = None, first_seed: int | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Train the plan and the alternatives at the target scale with paired seeds; returns the VERIFY.json body.
+
+    ``progress(label, done, total)`` hears the runs finished and the current run's steps (the CLI draws bars).
 
     The arms train with seeds ``first_seed``, ``first_seed + 1``, ... (default: from the config's seed); another first
     seed gives fresh runs, e.g. to check an adopted plan on seeds it was not chosen on."""
@@ -377,7 +381,18 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
     held = store.scan({sp.run_id for sp in unique})[1]  # a corrupt verify record is quarantined and trained again now
     pending = [sp for sp in unique if sp.run_id not in held]
-    trained = run_local(pending, cfg, store, data, workers=choose_workers(cfg, None, pending)).trained if pending else 0
+    trained = 0
+    if pending:
+        tell = progress or (lambda label, done, total: None)
+        finished = [0]
+
+        def on_run(run_id: str, outcome: str, reason: str) -> None:
+            finished[0] += 1
+            tell("verify runs", finished[0], len(pending))
+
+        tell("verify runs", 0, len(pending))
+        trained = run_local(pending, cfg, store, data, workers=choose_workers(cfg, None, pending), on_run=on_run,
+                            on_step=lambda i, n: tell("steps of the current run", i, n)).trained
     fresh = RunStore(store.root, create=False)
     metric = plan.predicted.metric
     for a in arms:

@@ -375,3 +375,24 @@ def test_one_seed_gives_no_interval_and_no_verdict_on_the_claim(planned, tmp_pat
     assert "not as predicted" not in text
     assert run(["report", "--store", str(store), "--plan", str(plan), "--verify", str(out),
                 "--out", str(tmp_path / "rep")]) == 0  # a one-seed VERIFY.json is a valid report input
+
+
+def test_verify_tells_its_progress(planned):
+    """review30 (determinism F1): verify trained its runs silently; it now reports runs done and the current run's steps."""
+    from mixopt import pipeline
+    from mixopt.config import config_from_dict
+    from mixopt.data.domains import load_domain_set
+    from mixopt.plan import load_plan
+    from mixopt.runs.store import RunStore
+    from mixopt.verify import verify
+
+    _, store, plan = planned
+    snapshot = pipeline.open_store(store)
+    cfg = config_from_dict(snapshot.meta["config"], where="store.json")
+    heard = []
+    body = verify(load_plan(plan), RunStore(store, create=False), snapshot, cfg, load_domain_set(cfg.data),
+                  against=["uniform"], seeds=2, first_seed=31, progress=lambda *a: heard.append(a))
+    runs = [done for label, done, total in heard if label == "verify runs"]
+    assert body["trained"] >= 1 and runs[0] == 0 and runs[-1] == body["trained"]
+    assert all(total == body["trained"] for label, _, total in heard if label == "verify runs")
+    assert any(label == "steps of the current run" for label, _, _ in heard)

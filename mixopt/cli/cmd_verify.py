@@ -19,6 +19,7 @@ from ..runs.store import RunStore
 from ..verify import ALTERNATIVES, adopted_plan, parse_against, seeds_advice, verify
 from .main import app
 from .outputs import check_output
+from .render import progress_bars
 
 
 @app.command("verify")
@@ -67,8 +68,9 @@ def verify_cmd(
     if "doremi" in names:
         typer.echo(f"doremi: DoReMi's mixture from a reference and a Group-DRO proxy at the sweep's proxy shape "
                    f"(kept under {store}/doremi/, so a second call trains nothing)")
-    body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
-                  model_params=model_params, tokens=tokens, first_seed=first_seed)
+    with progress_bars(Console(stderr=True)) as progress:
+        body = verify(plan, RunStore(store, create=False), snapshot, cfg, data, against=names, seeds=seeds, shape=shape,
+                      model_params=model_params, tokens=tokens, first_seed=first_seed, progress=progress)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))
     if advice := seeds_advice(body):
