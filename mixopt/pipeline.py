@@ -398,8 +398,9 @@ def measure_noise(y: np.ndarray, groups: np.ndarray, scales: np.ndarray | None =
 
 def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: StoreSnapshot | None = None,
             budget_tokens: float | None = None, model_params: float | None = None, seed: int | None = None,
-            use_projector: bool = True) -> Plan:
-    """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector."""
+            use_projector: bool = True, progress: Progress | None = None) -> Plan:
+    """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector.
+    ``progress(label, done, total)`` hears of the search's stages (a progress bar's; the plan is the same without it)."""
     require_positive("budget_tokens", budget_tokens, "None gives the default.")
     require_positive("model_params", model_params, "None gives the default.")
     if snapshot is not None:
@@ -451,7 +452,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     elif meta.get("fit_rows"):  # one-scale fits only: kept by fit since the optimizer's-curse correction (RESULTS.md)
         W = np.asarray(meta["fit_rows"]["W"], dtype=float)
         ctx.fit_rows = FitRows(model.estimator, W, np.asarray(meta["fit_rows"]["Y"], dtype=float))
-    plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params)
+    plan = build_plan(predictor, ctx, pcfg, budget_tokens=budget_tokens, seed=seed, projector=projector, model_params=model_params,
+                      progress=progress)
     if config is not None and pcfg.pools:  # each pool's law and where it came from (measured, config or prior)
         plan.pool_laws = {d: declared_laws(d, dp) for d, dp in sorted(pcfg.pools.items())}
         runs = {d: dp.measured for d, dp in pcfg.pools.items() if getattr(dp, "measured", None)}

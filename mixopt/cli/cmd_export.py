@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError, ExportError
-from ..export import ExportOptions, write_export
+from ..export import ExportOptions, inapplicable_options, write_export
 from ..plan import load_plan, repeated_more
 from .main import app
 from .outputs import check_output
@@ -45,12 +45,18 @@ def export_cmd(
     ),
     global_batch_size: int | None = typer.Option(None, help="Sequences per step for megatron/nanotron step numbers (default 512)."),
     seq_length: int | None = typer.Option(None, help="Tokens per sequence for megatron/nanotron step numbers (default 4096)."),
-    seed: int = typer.Option(42, help="Sampling seed written into formats that take one."),
-    stopping_strategy: str = typer.Option("all_exhausted", help="hf-datasets: all_exhausted or first_exhausted."),
+    seed: int | None = typer.Option(None, min=0, help="Sampling seed written into the formats that take one: olmo-core, "
+                                    "nanotron, litdata, hf-datasets (default 42)."),
+    stopping_strategy: str | None = typer.Option(None, help="hf-datasets: all_exhausted (default) or first_exhausted."),
     drop: list[str] = typer.Option([], "--drop", help="DOMAIN removed from the data: export the plan without it, the "
                                    "other shares renormalised (as good as a re-sweep on the embedded corpus); repeatable."),
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
+    stray = inapplicable_options(fmt, {"tokens_per_doc": bool(tokens_per_doc), "total_iterations": total_iterations is not None,
+                                       "global_batch_size": global_batch_size is not None, "seq_length": seq_length is not None,
+                                       "seed": seed is not None, "stopping_strategy": stopping_strategy is not None})
+    if stray:
+        raise ExportError(stray)
     check_output(out, "--out", inputs={"plan": plan_path}, folder=None)
     try:
         original = plan = load_plan(plan_path)
@@ -62,14 +68,23 @@ def export_cmd(
         global_batch_size=global_batch_size,
         seq_length=seq_length,
         total_iterations=total_iterations,
-        seed=seed,
-        stopping_strategy=stopping_strategy,
+        **({"seed": seed} if seed is not None else {}),
+        **({"stopping_strategy": stopping_strategy} if stopping_strategy is not None else {}),
     )
+    data_paths, counts = parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc)
+    # the old command's values for a dropped domain (re-run with --drop added): ignored, with a note
+    ignored = [f"{option} {d}" for option, given in (("--paths", data_paths), ("--tokens-per-doc", counts))
+               for d in sorted(given) if d in drop]
+    data_paths = {d: p for d, p in data_paths.items() if d not in drop}
+    counts = {d: n for d, n in counts.items() if d not in drop}
     target = f"{out}/" if isinstance(out, _FolderPath) else out  # write_export refuses a folder for a one-file format
-    result = write_export(plan, fmt, target, parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc), options)
+    result = write_export(plan, fmt, target, data_paths, counts, options)
     n = len(result.files)
     typer.echo(f"Wrote {fmt} export of {plan_path}" + (f" without {', '.join(sorted(set(drop)))}" if drop else "")
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
+    if ignored:
+        typer.echo(f"note: ignored {', '.join(ignored)}: --drop removes {'that domain' if len(set(drop)) == 1 else 'those domains'} "
+                   "from the export", err=True)
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
     if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only

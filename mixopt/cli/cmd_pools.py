@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import pipeline
-from ..config import load_config
+from ..config import load_config, resolve_config
 from ..data.sources import looks_like_hub_id, names_local_data
 from ..errors import ConfigError
 from ..planning.pools import plan_pools, parse_budgets, read_pools_file
@@ -36,7 +36,7 @@ def plan_pools_cmd(
     repetitions: str | None = typer.Option(None, "--repetitions", help="--measure: repetition counts k; each pool is trained for k*U tokens (default 1,2,4,8)."),
     unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
                                              "(default: the smallest pool, at most the proxy's tokens / max k)."),
-    config: Path | None = typer.Option(None, "--config", help="--measure: sweep config for the proxy, tokenizer, seed and data."),
+    config: Path | None = typer.Option(None, "--config", help="--measure: sweep config (a YAML path or a packaged name: demo, tiny) for the proxy, tokenizer, seed and data."),
     text_field: str | None = typer.Option(None, "--text-field", help="--measure: the pool files' text column (default: the "
                                           "`mixopt select` run's --text-field, else text)."),
     target_text_field: str | None = typer.Option(None, "--target-text-field", help="--measure: the --target file's text column "
@@ -67,7 +67,7 @@ def plan_pools_cmd(
             raise ConfigError(f"--measure: the `mixopt select` run scored against --target {target}, which is not found"
                               f"{' (it was stored relative to the folder select ran in)' if not Path(target).is_absolute() else ''}."
                               " Pass --target PATH of the target documents.")
-        cfg = load_config(config) if config is not None else None
+        cfg = load_config(resolve_config(config)) if config is not None else None
         with progress_bars(console) as progress:
             m = pipeline.measure_pool_file(
                 name, pools, store, target=target, config=cfg, repetitions=reps, unique_tokens=unique_tokens, progress=progress,

@@ -18,6 +18,9 @@ from .outputs import check_output
 from .render import only_with, progress_bars
 
 
+FIT_LABEL = "fitting the model (cross-validated)"
+
+
 @app.command("propose")
 def propose_cmd(
     config: Path | None = typer.Argument(None, help="Sweep config: a YAML path or a packaged name (demo, tiny); its `propose:` section sets the search."),
@@ -82,14 +85,17 @@ def propose_cmd(
             f"note: --model {model} was fitted on {fitted.meta.get('store')} with {fitted.meta.get('n_runs')} runs, not on the "
             f"runs {store} holds now ({len(snapshot.ok)} finished): refit (`mixopt fit --store {store}`) to use them",
             soft_wrap=True, markup=False)
-    if fitted is None:
-        fit_cfg = cfg if cfg is not None else pipeline.store_config(snapshot)  # no CONFIG: the store's, as the search reads it
-        pcfg = fit_cfg.propose if fit_cfg else None
-        fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
-                              seed=seed if seed is not None else (fit_cfg.seed if fit_cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
-        pipeline.save_fitted(fitted, pipeline.propose_model_path(out))
-    plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
-                            seed=seed, use_projector=not no_projector)
+    with progress_bars(Console(stderr=True)) as progress:  # bars on a terminal only; the search's candidates and stages
+        if fitted is None:
+            fit_cfg = cfg if cfg is not None else pipeline.store_config(snapshot)  # no CONFIG: the store's, as the search reads it
+            pcfg = fit_cfg.propose if fit_cfg else None
+            progress(FIT_LABEL, 0, 1)
+            fitted = pipeline.fit(snapshot, pcfg.target if pcfg else "mean:all-domains", pcfg.model if pcfg else "default",
+                                  seed=seed if seed is not None else (fit_cfg.seed if fit_cfg else 0), budgets=bool(pcfg and pcfg.fit_budgets))
+            pipeline.save_fitted(fitted, pipeline.propose_model_path(out))
+            progress(FIT_LABEL, 1, 1)
+        plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
+                                seed=seed, use_projector=not no_projector, progress=progress)
     pipeline.save(plan, out)
     console = Console()
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}

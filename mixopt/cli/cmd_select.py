@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..config import ProxyConfig, load_config
+from ..config import ProxyConfig, load_config, resolve_config
 from ..errors import ConfigError, pydantic_summary
 from .. import pipeline
 from ..selection.output import earlier_pools
@@ -30,12 +30,13 @@ def select_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder: NAME.scored.jsonl, NAME.q1..qK.jsonl, pools.yaml, selection.json. "
                            "Records keep their fields and get the score under `score`, or under `mixopt_score` when they already "
                            "have a `score` field (selection.json's score_field names it). Not a folder the pools or target are "
-                           "read from, nor one holding them or files select did not write; an earlier selection's files there are replaced."),
+                           "read from, nor one holding a pool or target file, nor one where a file select did not write would be "
+                           "replaced; an earlier selection's files there are replaced."),
     buckets: int = typer.Option(4, "--buckets", help="Score buckets per pool, equal token shares, best first."),
     keep: float | None = typer.Option(None, "--keep", help="Also write NAME.kept.jsonl: this share of all pools' tokens (dsir: a Gumbel top-k sample)."),
     text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools (and the target)."),
     target_text_field: str | None = typer.Option(None, "--target-text-field", help="Text field of the target when it differs."),
-    config: Path | None = typer.Option(None, "--config", help="Sweep config whose proxy section (and tokenizer) sets the scoring proxy."),
+    config: Path | None = typer.Option(None, "--config", help="Sweep config (a YAML path or a packaged name: demo, tiny) whose proxy section (and tokenizer) sets the scoring proxy."),
     proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter): from one batch to 1e15."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the proxies and of the --keep sample."),
@@ -54,7 +55,7 @@ def select_cmd(
         raise ConfigError(f"--out {out} holds an earlier selection of {', '.join(other)}, which this one (pools "
                           f"{', '.join(pools)}) would replace and delete. Write to another --out folder, or select those "
                           "pools again with these (--pool for each), or remove the folder first.")
-    cfg = load_config(config) if config is not None else None
+    cfg = load_config(resolve_config(config)) if config is not None else None
     proxy = cfg.proxy if cfg is not None else ProxyConfig()
     if proxy_tokens is not None:
         step = proxy.batch_size * proxy.block_size

@@ -21,7 +21,7 @@ format                  weights mean    output
 from __future__ import annotations
 
 from .registry import EXPORTERS, Exporter, export_json, export_plan, get_exporter
-from .spec import ExportOptions, ExportSpec, prepare
+from .spec import OPTION_FORMATS, ExportOptions, ExportSpec, inapplicable_options, prepare
 from .write import ExportResult, export_target, write_export
 
 __all__ = [
@@ -29,11 +29,13 @@ __all__ = [
     "ExportOptions",
     "ExportResult",
     "ExportSpec",
+    "OPTION_FORMATS",
     "Exporter",
     "export_json",
     "export_plan",
     "export_target",
     "get_exporter",
+    "inapplicable_options",
     "prepare",
     "write_export",
 ]

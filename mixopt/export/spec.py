@@ -29,6 +29,37 @@ STOPPING_STRATEGIES = ("all_exhausted", "first_exhausted")
 #: moves a domain's epochs by 1%.
 TOTAL_TOLERANCE = 0.01
 
+#: The formats each format-specific option acts in; `mixopt export` refuses one given with another format (it would
+#: be ignored). tokens_per_doc: the document-weighted formats (``semantics.DOCUMENTS``); the step options: the formats
+#: that write step numbers (``ExportSpec.schedule``); seed: the formats that write a sampling seed.
+OPTION_FORMATS: dict[str, tuple[str, ...]] = {
+    "tokens_per_doc": ("litdata", "mosaic-streaming", "hf-datasets"),
+    "total_iterations": ("megatron", "nanotron"),
+    "global_batch_size": ("megatron", "nanotron"),
+    "seq_length": ("megatron", "nanotron"),
+    "seed": ("olmo-core", "nanotron", "litdata", "hf-datasets"),
+    "stopping_strategy": ("hf-datasets",),
+}
+
+
+def inapplicable_options(fmt: str, given: Mapping[str, bool]) -> str | None:
+    """A one-line refusal naming the options in ``given`` (name, with ``_`` for ``-``, to whether it was passed) that
+    format ``fmt`` ignores and the formats they act in; None when all apply (or ``fmt`` is not a known format)."""
+    if fmt not in {f for formats in OPTION_FORMATS.values() for f in formats} | {"json"}:
+        return None  # the unknown format is refused with the list of formats
+    stray = [name for name, passed in given.items() if passed and fmt not in OPTION_FORMATS[name]]
+    if not stray:
+        return None
+    flag = {name: "--" + name.replace("_", "-") for name in stray}
+    if len(stray) == 1:
+        formats = OPTION_FORMATS[stray[0]]
+        return (f"{flag[stray[0]]} acts only with --format {', '.join(formats[:-1]) + ' or ' if len(formats) > 1 else ''}"
+                f"{formats[-1]}; with --format {fmt} it would be ignored. Drop it, or export to one of those formats.")
+    listed = "; ".join(f"{flag[n]} with {', '.join(OPTION_FORMATS[n])}" for n in stray)
+    return (f"These options act only with other formats ({listed}); with --format {fmt} they would be ignored. "
+            "Drop them, or export to one of those formats.")
+
+
 #: Longest scan of totals `min_total_steps` does before it settles for its bound.
 _MAX_SCAN = 5_000_000
 

@@ -9,7 +9,7 @@ which constraints bind and why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,8 @@ from .quality import plan_quality_pools
 from .constraints import Constraints
 from .curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
+
+Progress = Callable[[str, int, int], None]  # (label, done, total): a progress bar's callback (cli.render.progress_bars)
 
 
 @dataclass
@@ -68,8 +70,15 @@ def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
     return np.full(k, 1.0 / k)
 
 
-def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_tokens: float | None, *, seed: int = 0) -> tuple[SearchResult, Constraints]:
-    """Simulation search (RegMix) refined by the constrained optimizer; the better score wins.
+#: The progress labels of `build_plan`: the candidates scored, then the stages after the simulation search.
+SEARCH_LABEL = "searching mixtures (candidates)"
+FINISH_LABEL = "refining, optimizer's curse, projector"
+
+
+def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_tokens: float | None, *, seed: int = 0,
+                   progress: Progress | None = None) -> tuple[SearchResult, Constraints]:
+    """Simulation search (RegMix) refined by the constrained optimizer; the better score wins. ``progress(label, done,
+    total)`` (a progress bar's) hears of the candidates scored and of the refinement starting.
 
     With ``ctx.reuse`` both run on the reduced simplex (the kept group and the free domains) through the surrogate of
     the expanded mixtures, and the result is expanded; the constraints returned are always over ``ctx.domains``."""
@@ -89,7 +98,10 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
         prior = search_prior(ctx, reduced=True)
     coarse = simulate_search(est, prior, constraints=cons, n_candidates=cfg.n_candidates, top_k=cfg.top_k, seed=seed,
                              uncertainty_weight=cfg.uncertainty_weight, kl_weight=cfg.kl_weight, domains=space,
-                             strength_range=(ctx.sampler.strength_min, ctx.sampler.strength_max))
+                             strength_range=(ctx.sampler.strength_min, ctx.sampler.strength_max),
+                             progress=(lambda done, total: progress(SEARCH_LABEL, done, total)) if progress else None)
+    if progress is not None:
+        progress(FINISH_LABEL, 0, 3)
     fine = optimize_mixture(est, coarse.weights, constraints=cons, prior=prior, kl_weight=cfg.kl_weight,
                             uncertainty_weight=cfg.uncertainty_weight, seed=seed)
     best = fine if fine.score < coarse.score else coarse
@@ -175,15 +187,19 @@ def plan_budget(budget_tokens: float | None, cfg: ProposeConfig, proxy_tokens: f
 
 
 def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tokens: float | None, seed: int = 0,
-               projector=None, model_params: float | None = None) -> Plan:
-    """Search, then assemble the plan file with epochs, effective tokens, predictions and reasons."""
+               projector=None, model_params: float | None = None, progress: Progress | None = None) -> Plan:
+    """Search, then assemble the plan file with epochs, effective tokens, predictions and reasons. ``progress(label,
+    done, total)``, when given, hears of each stage (a progress bar's; the plan is the same without it)."""
+    tick = progress or (lambda label, done, total: None)
     budget = plan_budget(budget_tokens, cfg, ctx.proxy_tokens)
-    result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed)
+    result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
+    tick(FINISH_LABEL, 1, 3)
     kept_note, curse, curse_note = "", None, ""
     if cfg.keep_baseline_within_noise:
         result, kept_note = keep_baseline_within_noise(estimator, result, constraints, ctx, best_run=cfg.keep_best_run)
     if not kept_note:  # the plan takes the search's mixture: correct its value for the search's optimism
         result, curse, curse_note = correct_for_curse(result, ctx, cfg, budget, seed)
+    tick(FINISH_LABEL, 2, 3)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}
     if cfg.cooldown_switch is not None:  # the Cooldown schedule replaces the search's mixture: its notes do not apply
@@ -217,6 +233,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         if at[0] in proj:
             gap = abs(proj[at[0]] - result.predicted)
             disagreement = bool(gap > math.hypot(result.std, proj.get(at[1], 0.0)) + 1e-12)
+    tick(FINISH_LABEL, 3, 3)
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
                 "counts, not the search's mixture"] if cfg.cooldown_switch is not None
                else binding_reasons(w, constraints, ctx, budget, cfg))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,6 +119,7 @@ def simulate_search(
     batch_size: int = 200_000,
     domains: Sequence[str] | None = None,
     strength_range: tuple[float, float] = STRENGTH_RANGE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """RegMix's simulation: score Dirichlet draws, average the best ``top_k``.
 
@@ -142,6 +143,9 @@ def simulate_search(
         Deterministic for a given ``(seed, batch_size)``.
     uncertainty_weight, kl_weight : float
         Weights of ``std`` and ``KL(w || prior)`` in the score.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch: candidates scored so far, of ``n_candidates`` (a progress bar's;
+        it does not change the result).
     """
     t0 = time.perf_counter()
     prior = _check_prior(prior)
@@ -170,6 +174,8 @@ def simulate_search(
         if best_s.size > top_k:
             keep = np.argpartition(best_s, top_k - 1)[:top_k]
             best_s, best_w = best_s[keep], best_w[keep]
+        if progress is not None:
+            progress(start + n, n_candidates)
     order = np.argsort(best_s, kind="stable")
     best_w = best_w[order]
     w = cons.project(best_w.mean(axis=0))

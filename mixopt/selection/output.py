@@ -18,7 +18,7 @@ Files of one call, for each pool NAME:
 Everything is written into a staging folder first and moved in at the end,
 ``selection.json`` first and ``pools.yaml`` last, so a kill part way leaves no partial output.
 `check_out` refuses, before any work, an output folder where the selection would overwrite or delete a file it
-reads, one inside a folder it reads, or a file that no selection wrote there.
+reads, one holding a file it reads, one inside a folder it reads, or a file that no selection wrote there.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def check_out(out_dir: Path, inputs: Mapping[str, DomainSpec], writes: set[str])
 
     ``inputs`` maps each option (``--pool web``, ``--target``) to its spec. Refused: ``out_dir`` inside (or equal to)
     a folder an input reads (folders are read recursively, so the next run would read its own outputs); a glob input
-    that matches a file the selection writes; an input file in ``out_dir`` that the selection writes or would delete
-    as an earlier selection's; and a file the selection writes that is already there but no selection wrote (a
+    that matches a file the selection writes; an input file in ``out_dir`` (the selection would overwrite or delete it,
+    or be mixed into the data: a later run, or a config, reading that folder would read the selection); and a file the selection writes that is already there but no selection wrote (a
     hand-written ``pools.yaml``, or a ``selection.json`` without a selection's key). An earlier selection's own
     files are replaced, as before.
     """
@@ -115,9 +115,11 @@ def check_out(out_dir: Path, inputs: Mapping[str, DomainSpec], writes: set[str])
                                   f"run would read the selection as {what} documents. Write to another --out.")
         for f in resolve_files(spec) if not src.is_dir() else []:
             real = f.resolve()
-            if real.parent == final and (real.name in writes or real.name in owned):
-                raise ConfigError(f"--out {out} holds {f}, which {what} reads; the selection would overwrite or delete it. "
-                                  "Write to another --out.")
+            if real.parent == final:  # its own folder: not mixed into the data, where a folder input would read it
+                why = ("the selection would overwrite or delete it" if real.name in writes or real.name in owned
+                       else "the selection would be written among the data it reads")
+                raise ConfigError(f"--out {out} holds {f}, which {what} reads; {why}. Write to another --out (a folder "
+                                  "of the selection's own).")
     foreign = sorted(n for n in writes if (final / n).exists() and n not in owned)
     if foreign:
         raise ConfigError(f"--out {out} holds {foreign[0]}, which mixopt select did not write; the selection would replace "
