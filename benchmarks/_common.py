@@ -22,6 +22,16 @@ PREFIX = "summary:"
 TEXT_KEYS = ("mode",)  # keys whose values are words, besides met / met_*
 
 
+def paired_seeds(text: str) -> int:
+    """argparse type of a benchmark's ``--seeds``: 2 or more, since one seed gives verify no paired interval."""
+    import argparse
+
+    n = int(text)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"{n} seed(s): verify needs 2 or more paired seeds for an interval")
+    return n
+
+
 def fmt(value) -> str:
     """One value as a token without spaces: numbers to 6 significant digits, booleans as yes/no, None as na."""
     if value is None:

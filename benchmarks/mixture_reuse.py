@@ -60,7 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance
+from _common import machine_line, print_summary, paired_seeds, provenance
 from verify_plans import TARGETS, build_cfg
 
 from mixopt import pipeline
@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", type=int, default=None, help="sampled mixtures of the old and the full sweep (default 30; smoke 6)")
     ap.add_argument("--reuse-runs", type=int, default=None, help="sampled mixtures of the reuse and full-small sweeps (default 8; smoke 3)")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per run (default 40; smoke 4)")
-    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per plan (default 4; smoke 2)")
+    ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per plan (default 4; smoke 2)")
     ap.add_argument("--repeats", type=int, default=1, help="replications with other sweep seeds (0, 1, ...): the four sweeps "
                     "drawn anew each time, since one sweep's luck moves a plan as much as reuse does (default 1)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")

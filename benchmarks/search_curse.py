@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance
+from _common import machine_line, print_summary, paired_seeds, provenance
 from _regmix_data import data_dir, load_regmix
 from verify_plans import SMOKE_MODEL, TARGETS, build_cfg
 
@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")
     ap.add_argument("--at", type=float, default=1.0, help="propose and verify at this multiple of the proxies' tokens (default 1)")
-    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
+    ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per arm (default 4; smoke 2)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
     ap.add_argument("--regmix", default=None, help="comma-separated training-run counts: the external check on RegMix's runs")
     ap.add_argument("--draws", type=int, default=12, help="with --regmix: random training sets per count (default 12)")

@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance  # noqa: E402
+from _common import machine_line, print_summary, paired_seeds, provenance  # noqa: E402
 
 from mixopt import pipeline  # noqa: E402
 from mixopt.config import SweepConfig, config_from_dict, load_config, resolve_config  # noqa: E402
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--smoke", action="store_true", help="the tiny config, sizes 4,6, 2 seeds: seconds (CI); numbers not meaningful")
     ap.add_argument("--store", default=None, help="run store (resumable); default a temporary one")
     ap.add_argument("--runs", default=None, help="comma-separated sweep sizes, increasing (default 16,24,32; smoke 4,6)")
-    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
+    ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per arm (default 4; smoke 2)")
     ap.add_argument("--pick", choices=("random", "lcb"), default="random", help="how the runs beyond the first size are chosen")
     ap.add_argument("--kappa", type=float, default=1.0, help="--pick lcb: mean - kappa * std")
     ap.add_argument("--tv", type=float, default=0.1, help="--pick lcb: least total-variation distance between picks")

@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, print_summary, provenance
+from _common import machine_line, print_summary, paired_seeds, provenance
 
 from mixopt import pipeline
 from mixopt.config import SweepConfig
@@ -199,7 +199,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, val/code only, the 4x setting, 2 seeds, no regmix: seconds (CI)")
     ap.add_argument("--store", default=None, help="run store to keep (and resume) the runs in; default a temp dir")
-    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 3; smoke 2)")
+    ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per arm (default 3; smoke 2)")
     ap.add_argument("--scales", default=None, help=f"comma-separated subset of {','.join(SCALES)} (default all; smoke 4x)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
     ap.add_argument("--proxy-steps", type=int, default=None, help="proxy batches per sweep run (default 40; smoke 4)")

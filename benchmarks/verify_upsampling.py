@@ -60,7 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import goal, machine_line, print_summary, provenance
+from _common import goal, machine_line, print_summary, paired_seeds, provenance
 
 from mixopt import pipeline
 from mixopt.config import SweepConfig
@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
     mode.add_argument("--quick", action="store_true", help="cap case at the 1-layer size (26 sweep runs of 40,960 tokens)")
     ap.add_argument("--store", default=None, help="folder for the run stores (one per case, <store>/<case>), kept and "
                     "resumed; default a temp dir")
-    ap.add_argument("--seeds", type=int, default=None, help="paired seeds per arm (default 4; smoke 2)")
+    ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per arm (default 4; smoke 2)")
     ap.add_argument("--workers", type=int, default=1, help="local training processes (the sweep's `workers`)")
     ap.add_argument("--code-docs", type=int, default=2, help="scarce case: documents of code to read (2 = one for "
                     "training, about 61k tokens, and one held out for val/code)")
@@ -201,7 +201,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-epochs", type=float, default=1.0,
                     help="scarce case: propose.max_epochs, repetitions allowed at the verify budget")
     ap.add_argument("--two-phase", type=int, default=12, help="scarce case: two-phase sweep runs (smoke 3)")
-    ap.add_argument("--adopt-seeds", type=int, default=None, help="fresh seeds for the adopted end-phase plan against "
+    ap.add_argument("--adopt-seeds", type=paired_seeds, default=None, help="fresh seeds for the adopted end-phase plan against "
                     "the plan it came from (default 6; smoke 2)")
     ap.add_argument("--code-cap", type=float, default=0.2,
                     help="cap case: max overall token share of code in the plan (1 = unconstrained)")

@@ -41,7 +41,8 @@ def test_reading_commands_refuse_a_folder_that_is_not_a_store(tmp_path, capsys, 
         (s / "file.txt").write_text("hi\n")
     code = run([a.format(s=s, t=tmp_path) for a in argv])
     assert code == 2
-    _one_line(capsys, f"{s} is not a run store (no store.json or runs/): pass the folder `mixopt sweep --store`")
+    _one_line(capsys, f"Run store {s} is an empty folder: it holds no runs yet" if content == "empty" else
+              f"{s} is not a run store (no store.json or runs/): pass the folder `mixopt sweep --store`")
     assert sorted(p.name for p in s.iterdir()) == ([] if content == "empty" else ["file.txt"])  # nothing written
     assert not (tmp_path / "rep").exists()
 
@@ -127,3 +128,18 @@ def test_a_one_file_export_refuses_a_folder_out(tmp_path, capsys, plan_file, fmt
     assert (tmp_path / "one").is_file()
     assert run(["export", str(plan_file), "--format", "olmo-core", "--out", f"{tmp_path / 'multi'}/", *paths]) == 0
     assert (tmp_path / "multi").is_dir()
+
+
+def test_a_store_a_sweep_began_and_a_folder_with_dot_files_are_no_foreign_folders(tmp_path, capsys):
+    """diff review: a sweep stopped before it wrote anything leaves locks/; .gitkeep or .DS_Store are no user files."""
+    from mixopt.runs.store import RunStore, check_store_target
+
+    began = tmp_path / "began"
+    (began / "locks").mkdir(parents=True)
+    assert RunStore(began, create=False).run_ids() == []
+    assert run(["runs", "list", "--store", str(began)]) == 0
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".gitkeep").write_text("")
+    (kept / ".DS_Store").write_text("x")
+    check_store_target(kept)  # no error

@@ -103,9 +103,10 @@ def check_fitted_on(model_meta: dict, store_meta: dict, store_domains: list[str]
 
 def is_store_folder(root: str | Path) -> bool:
     """Whether an existing folder is a run store: it holds ``store.json`` (a sweep's) or ``runs/`` (records; an
-    imported store, or one whose store.json was moved away). Readers refuse any other folder, an empty one too."""
+    imported store, or one whose store.json was moved away) or ``locks/`` (a store a sweep began, stopped before it
+    wrote anything). Readers refuse any other folder, an empty one too (with its own message)."""
     root = Path(root)
-    return (root / "store.json").exists() or (root / "runs").is_dir()
+    return (root / "store.json").exists() or (root / "runs").is_dir() or (root / "locks").is_dir()
 
 
 _STORE_ENTRIES = {"store.json", "runs", "locks", "quarantine"}  # what a store holds at its top (doremi/ is verify's)
@@ -120,7 +121,7 @@ def check_store_target(root: str | Path) -> None:
         return
     # what a store makes itself (another sweep may be making this one right now): not other files
     others = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES
-                    and not (p.name.startswith(".store.json.") and p.name.endswith(".tmp")))
+                    and not p.name.startswith("."))  # .gitkeep, .DS_Store, store.json's temporaries: not other files
     if others:
         shown = ", ".join(others[:3]) + (f", ... ({len(others)} in all)" if len(others) > 3 else "")
         raise StoreError(f"{root} is not a run store (no store.json or runs/) and holds other files ({shown}): a store "
@@ -141,6 +142,9 @@ class RunStore:
         elif not self.root.is_dir():
             raise StoreError(f"Run store {self.root} is a file, not a directory. Pass a directory path.")
         elif not create and not is_store_folder(self.root):  # e.g. `--store runs` for `--store runs/tiny`
+            if not any(self.root.iterdir()):
+                raise StoreError(f"Run store {self.root} is an empty folder: it holds no runs yet. Run `mixopt sweep "
+                                 f"CONFIG --store {self.root}` or `mixopt runs import --store {self.root}` first.")
             raise StoreError(f"{self.root} is not a run store (no store.json or runs/): pass the folder `mixopt sweep "
                              "--store` (or `mixopt runs import --store`) wrote.")
         self.runs_dir = self.root / "runs"
