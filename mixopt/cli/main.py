@@ -18,6 +18,7 @@ true. Option values are labelled by what they hold (``PATH``, ``N``,
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -195,7 +196,12 @@ def _run(argv: list[str] | None) -> int:
 
 
 def main() -> None:
-    sys.exit(run(plain_warnings=True))
+    code = run(plain_warnings=True)
+    if code == 130:  # Ctrl-C: the workers are stopped and every finished run is on disk; leave without the
+        sys.stdout.flush()  # interpreter's exit handlers, which can trip over the stopped pool's pipes (a traceback)
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mixopt.cli.main`
