@@ -197,10 +197,12 @@ def _run(argv: list[str] | None) -> int:
 
 def main() -> None:
     code = run(plain_warnings=True)
-    if code == 130:  # Ctrl-C: the workers are stopped and every finished run is on disk; leave without the
-        sys.stdout.flush()  # interpreter's exit handlers, which can trip over the stopped pool's pipes (a traceback)
-        sys.stderr.flush()
-        os._exit(130)
+    if code == 130:  # Ctrl-C: the workers are stopped and every finished run is on disk, and the one line is out.
+        sys.stdout.flush()  # The interpreter's exit handlers still run (pipes and semaphores cleaned up), but under load
+        sys.stderr.flush()  # they can trip over the stopped pool's pipes: their traceback would only hide that line.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process's life
     sys.exit(code)
 
 
