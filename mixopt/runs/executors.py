@@ -218,6 +218,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         if p.is_alive():
             p.kill()
             p.join(timeout=5)
+    # Let the pool's manager thread see its dead workers and close its wakeup pipe now: at interpreter exit
+    # concurrent.futures wakes every manager thread, and Python 3.11 races that write with the thread's own close
+    # (an "Exception in threading ... Bad file descriptor" traceback after the one-line Ctrl-C message).
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(timeout=10)
 
 
 def _worker(specs: list[RunSpec], store_root: str, threads: int, data: DomainSet | None = None) -> list[RunOutcome]:
