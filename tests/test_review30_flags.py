@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import yaml
 
 from mixopt import pipeline
 from mixopt.cli.main import run
@@ -19,7 +18,8 @@ from mixopt.errors import ConfigError
 from mixopt.export import EXPORTERS, OPTION_FORMATS, ExportOptions, export_plan
 from mixopt.planning.propose import FINISH_LABEL, SEARCH_LABEL, ProposeContext, build_plan
 from mixopt.planning.search import simulate_search
-from tests.test_export import PATHS, plan_dict
+from tests.test_export import PATHS, plan_dict, plan_file  # noqa: F401, F811  (plan_file: a fixture)
+from tests.test_export import _path_args as _paths
 from tests.test_selection_cli import files  # noqa: F401  (a fixture)
 
 
@@ -115,17 +115,6 @@ def test_plan_pools_config_takes_a_packaged_name(files, tmp_path, monkeypatch, c
 
 
 # ---------------------------------------------------------------- F4, F6, F8: export flags
-
-
-@pytest.fixture()
-def plan_file(tmp_path):
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan_dict()))
-    return path
-
-
-def _paths(paths=PATHS):
-    return [a for d, p in paths.items() for a in ("--paths", f"{d}={p}")]
 
 
 def test_export_refuses_a_negative_seed_in_one_line(plan_file, tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 
 from mixopt.cli.main import run
 from mixopt.config import load_config
-from mixopt.errors import ConsistencyError, StoreError
+from mixopt.errors import StoreError
 from mixopt.runs.driver import run_sweep
 from mixopt.runs.record import RunRecord, RunSpec, canonical_json
 from mixopt.runs.store import RunStore
