@@ -73,6 +73,46 @@ def test_report_renders_in_chromium_with_every_image_decoded(tmp_path):
         assert not errors, f"{page_path}: console errors: {errors}"
 
 
+LAYOUT_JS = """() => ({
+  scrollWidth: document.documentElement.scrollWidth,
+  firstHeading: document.querySelector('h2').textContent,
+  planTop: document.querySelector('#plan') ? document.querySelector('#plan').getBoundingClientRect().top : -1,
+  firstFigureTop: document.querySelector('figure').getBoundingClientRect().top,
+})"""
+
+
+def _layout(page_path: Path, width: int):
+    """The page's layout at a viewport ``width`` and every URL it asked for (the page must work offline)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+    requests: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            layout = page.evaluate(LAYOUT_JS)
+        finally:
+            browser.close()
+    return layout, requests
+
+
+def test_the_plan_comes_first_and_a_phone_needs_no_sideways_scroll(tmp_path):
+    """review 31: at 390 px (a phone) the summary's long run id and the tables pushed the page to 416 px wide; the
+    plan's answer now opens the page, above every figure, and the page asks for nothing but itself."""
+    from tests.test_report import _verify_body
+
+    store = _store(tmp_path / "store", repeats=2)
+    plan = _plan(budget_tokens=4e6, predicted={"metric": "mean:all-domains", "value": 3.02, "std": 0.03,
+                                               "by": {"surrogate": {"value": 3.02, "std": 0.03, "scale": "target"}}})
+    index = build_report(tmp_path / "out", store=store, plan=plan, frontier=FRONTIER, verification=_verify_body())
+    for width in (390, 1366):
+        layout, requests = _layout(index, width)
+        assert layout["scrollWidth"] <= width, f"at {width} px the page is {layout['scrollWidth']} px wide"
+        assert layout["firstHeading"] == "The plan" and 0 <= layout["planTop"] < layout["firstFigureTop"], layout
+        assert all(u.startswith(("file:", "data:")) for u in requests), f"the page fetched {requests}"
+
+
 def test_a_broken_image_is_caught(tmp_path):
     """The check can fail: a PNG that does not decode gives naturalWidth 0."""
     page = tmp_path / "bad.html"

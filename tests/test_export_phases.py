@@ -92,6 +92,10 @@ def test_olmo_core_says_phases_restart_and_library_shows_it(tmp_path):
 
     # one seed for both phases: phase 1's 1400 instances are all among phase 0's draws (re-read)
     assert draws(1400, 42) <= draws(3000, 42)
+    # and draws are with replacement within a phase: 3000 of 4400 instances drawn reach the coverage the file states
+    stated = float(re.search(r"once (\d\.\d+) \(0\.682 epochs drawn\)", heads["phase_00.yaml"]).group(1))
+    assert stated == pytest.approx(1 - np.exp(-3000 / 4400), abs=0.005)
+    assert len(draws(3000, 42)) / UNIQUE["once"] == pytest.approx(stated, abs=0.03)
     # the seeds the export names make the draws independent: many of phase 1's are new
     assert len(draws(1400, seeds[1]) - draws(3000, seeds[0])) > 300
 

@@ -106,7 +106,7 @@ def test_full_report_embeds_only_valid_pngs(tmp_path):
     assert _images(moved).keys() == names
     assert "http://" not in text and "https://" not in text and "<script" not in text and 'src="' + "mixture.png" not in text
     assert "test &lt;report&gt;" in text
-    assert "8 ok, 1 failed" in text and "1e+09 tokens" in text and "3.02 ± 0.03" in text
+    assert "8 ok, 1 failed" in text and "1B tokens" in text and "3.0200 ± 0.0300" in text
     assert "upsampling math in the last 20%" in text and "best run" in text
     assert "80%" in text  # the second phase's start appears in the mixture caption
     assert "disagree" in text.lower()
@@ -126,8 +126,7 @@ def test_the_summary_says_when_the_value_carries_the_curse_correction(tmp_path):
     by = {"surrogate": {"value": 3.03, "std": 0.02, "curse": 0.02, "curse_sd": 0.01, "uncorrected": 3.01}}
     plan = _plan(predicted={"metric": "val/code", "value": 3.03, "std": 0.02, "by": by})
     text = build_report(tmp_path / "out", plan=save_plan(plan, tmp_path / "plan.yaml")).read_text()
-    assert "the search&#x27;s own value 3.01 plus its measured optimism 0.02" in text or \
-        "the search's own value 3.01 plus its measured optimism 0.02" in text
+    assert "the search&#x27;s own value 3.0100 plus its measured optimism 0.0200" in text
 
 
 def test_store_only_report(tmp_path):
@@ -261,7 +260,7 @@ def test_measured_run_beating_the_prediction_is_explained(tmp_path):
     assert "0.0500 below the plan" in section
     assert "Seed noise: one run" in section and "degrees of freedom" in section and "picked partly for luck" in section
     assert "The model predicts" in section and "own mixture at" in section
-    assert "proxy scale" in section and "1.05e+06 tokens each" in section and "4e+06 tokens" in section
+    assert "proxy scale" in section and "1.05M tokens each" in section and "4M tokens" in section
     assert "Verdict:" in section
     # a prediction below every run: said plainly, not flagged
     low = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01})
@@ -271,7 +270,7 @@ def test_measured_run_beating_the_prediction_is_explained(tmp_path):
     far = _plan(budget_tokens=4e6, predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01,
                                               "by": {"surrogate": {"value": float(y.min()) - 0.5, "std": 0.01, "scale": "target"}}})
     section = build_report(tmp_path / "o3", store=store, plan=far).read_text().split("<h2>Measured vs predicted</h2>")[1].split("<h2>")[0]
-    assert "is below every measured run" in section and "4e+06 tokens while the runs trained 1.05e+06" in section
+    assert "is below every measured run" in section and "4M tokens while the runs trained 1.05M" in section
 
 
 def test_seed_noise_unknown_is_said_and_luck_grows_with_runs():
@@ -492,3 +491,101 @@ def test_report_refuses_a_verify_json_it_cannot_draw(tmp_path, capsys, change, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "is not a VERIFY.json of `mixopt verify`" in err and match in err and "\n" not in err
     assert not (tmp_path / "rep").exists()
+
+
+# review 31: the report as a user reads it in a browser
+
+
+def _visible_text(index: Path) -> str:
+    """The page without its embedded images (their base64 would match any pattern)."""
+    return re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', index.read_text())
+
+
+def test_the_plan_opens_the_page_with_mixture_prediction_and_verification(tmp_path):
+    """review 31 #1: the answer (mixture per phase, repetition, predicted value with its uncertainty and scale, the
+    baselines, the verification's numbers) used to be scattered: the plan's mixture was the 6th summary row and the
+    verification only a figure, with no number on the page."""
+    plan = _plan(predicted={"metric": "mean:all-domains", "value": 3.02, "std": 0.03, "beats_baselines": True,
+                            "by": {"surrogate": {"value": 3.02, "std": 0.03, "scale": "target"}},
+                            "baselines": {"natural": {"value": 3.1, "std": 0.03}, "uniform": {"value": 3.2, "std": 0.03}}})
+    body = _verify_body()
+    text = _visible_text(build_report(tmp_path / "out", store=_store(tmp_path / "store"), plan=plan, verification=body))
+    top = text.split("<h2>Summary</h2>")[0]
+    assert '<section class="answer" id="plan">' in top and top.index("The plan") < text.index("<h2>Figures</h2>")
+    assert "Train on 1B tokens in 2 phases, switching at 80% of the tokens." in top
+    # the mixture: one row per domain, a column per phase with its span, overall share, tokens and epochs
+    assert "phase 1 (0%–80%)" in top and "phase 2 (80%–100%)" in top and "epochs" in top
+    assert re.search(r"<td>math</td><td class=\"num\">20\.0%</td><td class=\"num\">50\.0%</td><td class=\"num\">26\.0%</td>"
+                     r"<td class=\"num\">260M</td><td class=\"num\">2\.00</td>", top), top
+    assert "Predicted mean:all-domains = 3.0200 ± 0.0300 (±1σ), at the plan&#x27;s budget of 1B tokens." in top
+    assert "natural 3.1000 (plan − natural: -0.0800)" in top and "beat each baseline beyond the noise band" in top
+    # the verification, in numbers: arm means, plan − arm, the interval, the verdict
+    assert "Verified by training at 164k tokens, 49.3k non-embedding parameters, 2 paired seeds" in top
+    assert "within noise of natural" in top and "outside ±2σ" in top  # 3.12 measured vs 3.30 ± 0.03 predicted
+    assert re.search(r"<td>natural</td><td class=\"num\">3\.1150</td><td class=\"num\">\+0\.0050</td>"
+                     r"<td class=\"num\">\[-0\.0100, \+0\.0200\]</td>", top)
+    # without a verification the page says how to get one (set as code, not raw markdown backticks)
+    text = _visible_text(build_report(tmp_path / "o2", plan=plan))
+    assert "Not verified by training: <code>mixopt verify PLAN.yaml" in text and "`" not in text
+
+
+def test_numbers_are_written_one_way(tmp_path):
+    """review 31 #2: the same page wrote 1e+09 / 2e+05 tokens, a loss as 2.8 in one row and 2.8005 in the next, shares
+    as 0.14 and 0.143, and a std as 0.03 next to 0.0300."""
+    plan = _plan(budget_tokens=2e5)
+    text = _visible_text(build_report(tmp_path / "out", store=_store(tmp_path / "store", repeats=2), plan=plan))
+    assert not re.search(r"\de[+-]\d", text), re.findall(r".{40}\de[+-]\d.{20}", text)
+    assert "plan budget</th><td>200k tokens in 2 phases" in text
+    best = re.search(r"best run</th><td>([^<]*)</td>", text).group(1)
+    assert re.search(r"= \d\.\d{4}; mixture code \d+\.\d%, math \d+\.\d%, prose \d+\.\d%$", best), best
+    assert "mean:all-domains = 3.0200 ± 0.0300" in text and not re.search(r"\bnan\b", text, re.I)
+
+
+def test_agreement_compares_predictions_at_the_same_budget(tmp_path):
+    """review 31 #3: a proxy-scale surrogate was drawn, and judged, against the projector's value at the plan's larger
+    budget (lower for that reason alone), while propose had judged them at the proxies' scale (value_at_proxy)."""
+    from mixopt.report.inputs import predictors, predictors_by_scale
+
+    plan = _plan(budget_tokens=4e6, predicted={
+        "metric": "mean:all-domains", "value": 3.0, "std": 0.02,
+        "by": {"surrogate": {"value": 3.0, "std": 0.02, "scale": "proxy"},
+               "projector": {"value": 2.7, "std": 0.05, "tokens": 4e6, "value_at_proxy": 3.01, "std_at_proxy": 0.02,
+                             "proxy_tokens": 1e6}}})
+    labelled, compared = predictors_by_scale(plan, predictors(plan, []))
+    assert labelled == {"surrogate (proxies' 1M tokens)": (3.0, 0.02), "projector (proxies' 1M tokens)": (3.01, 0.02),
+                        "projector (plan's 4M tokens; not compared)": (2.7, 0.05)}
+    assert compared == {"surrogate (proxies' 1M tokens)", "projector (proxies' 1M tokens)"}
+    text = build_report(tmp_path / "out", plan=plan).read_text()
+    assert "Predictors disagree" not in text and "not compared" in text
+    # at one scale (a scale-aware surrogate) the two are compared, and a real disagreement is still flagged
+    plan.predicted.by["surrogate"]["scale"] = "target"
+    plan.predicted.by["surrogate"]["value"] = plan.predicted.value = 3.2
+    labelled, compared = predictors_by_scale(plan, predictors(plan, []))
+    assert compared == set(labelled) == {"surrogate (plan's 4M tokens)", "projector (plan's 4M tokens)"}
+    assert "Predictors disagree beyond 1σ" in build_report(tmp_path / "o2", plan=plan).read_text()
+
+
+def test_a_run_beating_the_prediction_within_noise_is_a_notice_not_a_warning(tmp_path):
+    """review 31 #4: the page opened with a bold red "A measured run beats the plan's prediction" and then, below,
+    concluded the gap was inside the noise band and expected."""
+    store = _store(tmp_path / "store", repeats=2)
+    from mixopt.runs.table import records_table
+
+    y = records_table(RunStore(store, create=False).snapshot().ok).target("mean:all-domains")
+    near = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) + 0.01, "std": 0.05})
+    text = build_report(tmp_path / "out", store=store, plan=near).read_text()
+    assert re.search(r'<p class="notice">A measured run \([^)]*\) beats the plan&#x27;s prediction \([\d.]+\) by 0\.0100, '
+                     r"inside the noise band", text)
+    assert '<p class="flag">A measured run' not in text
+    far = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) + 0.5, "std": 0.01})
+    text = build_report(tmp_path / "o2", store=store, plan=far).read_text()
+    assert re.search(r'<p class="flag">A measured run .* beyond the noise band', text)
+
+
+def test_page_is_built_for_a_phone_too(tmp_path):
+    """review 31 #5: no viewport meta (phones drew it at 980 px and shrank it) and a summary row with a run id that did
+    not wrap; the browser test measures the result at 390 px."""
+    text = build_report(tmp_path / "out", store=_store(tmp_path / "store"), plan=_plan()).read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+    assert "overflow-wrap: anywhere" in text and "@media (max-width: 640px)" in text
+    assert text.count('<div class="scroll') >= text.count("<img ")  # wide figures and tables scroll in their own box

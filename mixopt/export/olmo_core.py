@@ -23,17 +23,29 @@ phase (``seed + phase index``): different seeds make the phases' draws independe
 which removes the systematic re-reading but not chance overlaps. To keep phases
 disjoint, split such a domain's files and list only phase k's share of them in its
 ``paths`` (the planned reading of each domain per phase is in the file's comments).
+
+The draws are with replacement even within one phase: a phase that draws ``x`` epochs
+of a file reads about ``1 - exp(-x)`` of its instances at least once (63% at one epoch)
+and some of them more than once, so a plan's "1 epoch, no repetition" is not what
+OLMo-core trains. Each phase file gives that expected share per domain (``coverage``).
 """
 
 from __future__ import annotations
 
+import math
+
 import yaml
 
-from .reading import reading_text
+from .reading import planned_reading, reading_text
 from .semantics import REPETITION_MARGIN, max_repetition_ratio
 from .spec import ExportSpec
 
-__all__ = ["REPETITION_MARGIN", "export_olmo_core", "max_repetition_ratio"]
+__all__ = ["REPETITION_MARGIN", "coverage", "export_olmo_core", "max_repetition_ratio"]
+
+
+def coverage(epochs: float) -> float:
+    """Expected share of a file's instances read at least once by ``epochs`` x its size draws with replacement."""
+    return 1.0 - math.exp(-epochs)
 
 
 def export_olmo_core(spec: ExportSpec) -> dict[str, str]:
@@ -64,6 +76,13 @@ def export_olmo_core(spec: ExportSpec) -> dict[str, str]:
             "domain's files in its paths.",
             f"Planned reading in this phase, in {unit_note}, after the earlier phases': " + ", ".join(reading) + ".",
         ]
+        drawn = {d: amount for d, (amount, unit, _) in planned_reading(spec, phase, per="tokens").items() if unit == "epochs"}
+        if drawn:
+            head.append(
+                "OLMo-core draws instances with replacement even within a phase: drawing x epochs of a domain's files reads "
+                "about 1 - exp(-x) of its instances at least once and repeats others (63% at x = 1). Expected coverage "
+                "this phase: " + ", ".join(f"{d} {coverage(x):.2f} ({x:.3g} epochs drawn)" for d, x in drawn.items()) + "."
+            )
         body = yaml.safe_dump({"sources": sources}, sort_keys=False, default_flow_style=False)
         files[f"{phase.name}.yaml"] = "".join(f"# {line}\n" for line in head) + body
     return files

@@ -17,7 +17,9 @@ from ..io import atomic_write_text
 from ..plan import Plan
 from ..runs.record import RunRecord
 from ..surrogates.checks import model_lines
-from . import plots
+from .. import __version__
+from . import fmt, plots
+from .answer import answer
 from .html import FigureEntry, render_page
 from .inputs import (
     ModelView,
@@ -28,6 +30,7 @@ from .inputs import (
     frontier_input,
     model_predictions,
     predictors,
+    predictors_by_scale,
     read_model,
     read_store,
     resolve_target,
@@ -131,17 +134,24 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     # 6. surrogate vs projector
     by = predictors(plan_obj, absent)
     flags: list[str] = []
+    notices: list[str] = []
     if by:
         metric = plan_obj.predicted.metric
         disagree = plan_obj.predicted.disagreement
+        labelled, compared = predictors_by_scale(plan_obj, by, _store_tokens(sv))
+        other = " Hollow grey points are at another token budget and are not compared: a larger budget lowers the loss." \
+            if set(labelled) - compared else ""
         add("agreement.png", "Surrogate vs projector for this plan",
-            f"Each predictor's {metric} for the planned mixture with ±1σ bars. Overlapping bars agree; "
-            "a gap wider than the bars means at least one predictor is extrapolating.",
-            lambda p: plots.plot_prediction_agreement(by, p, disagree=disagree, metric=metric))
+            f"Each predictor's {metric} for the planned mixture with ±1σ bars, labelled with the token budget it applies "
+            "to. Overlapping bars at the same budget agree; a gap wider than the bars means at least one predictor is "
+            f"extrapolating.{other}",
+            lambda p: plots.plot_prediction_agreement(labelled, p, disagree=disagree, metric=metric, compared=compared))
         if disagree is None:
-            disagree = plots.predictions_disagree(by)
-        if disagree and len(by) > 1:
-            flags.append("Predictors disagree beyond 1σ on this plan: treat the predicted value with caution.")
+            disagree = plots.predictions_disagree({k: v for k, v in labelled.items() if k in compared})
+        if disagree and len(compared) > 1:
+            measured = (f" The verification above measured the plan at {fmt.loss(verification['results'][0]['mean'])}."
+                        if verification is not None else "")
+            flags.append(f"Predictors disagree beyond 1σ on this plan: treat the predicted value with caution.{measured}")
     scatter = agreement_input(plan_obj, absent)
     if scatter is not None:
         add("agreement_scatter.png", "Surrogate vs projector across mixtures",
@@ -160,15 +170,16 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         if worse:
             flags.append(f"Verification: the plan trained worse than {', '.join(worse)} beyond seed noise.")
 
-    notes, flag = measured_vs_predicted(plan_obj, sv, mv)
+    notes, flag, warn = measured_vs_predicted(plan_obj, sv, mv)
     if flag:
-        flags.append(flag)
+        (flags if warn else notices).append(flag)
     summary = _summary(sv, y, target, plan_obj)
     sections = [("Measured vs predicted", notes)] if notes else []
     if mv is not None and (checks := model_lines(mv.meta)):  # seed noise, the level backtest, fit's warnings
         sections.append((f"Model checks ({mv.name})", checks))
     page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
-                       notes=sections or None)
+                       notes=sections or None, answer=answer(plan_obj, verification, _store_tokens(sv)),
+                       notices=notices, version=__version__)
     return atomic_write_text(out / "index.html", page)
 
 
@@ -184,6 +195,14 @@ def _add_model_figure(add, mv: ModelView, sv: StoreView, target: str) -> None:
     add("pred_vs_actual_model.png", "Predicted vs actual (model on the sweep)",
         f"The model {mv.name} applied to every finished sweep run of the store, target {target}. {what}; ρ near 1 means ranks are right.",
         lambda p: plots.plot_pred_vs_actual(yt, yp, ys, p, in_sample=in_sample))
+
+
+def _store_tokens(sv: StoreView | None) -> float | None:
+    """The training tokens of the store's runs when they all share one count (the proxies' budget), else None."""
+    if sv is None or not sv.ok:
+        return None
+    counts = {(r.scale or {}).get("tokens") or (r.proxy or {}).get("tokens") for r in sv.ok}
+    return float(counts.pop()) if len(counts) == 1 and None not in counts else None
 
 
 def _run_label(rec: RunRecord) -> str:
@@ -208,7 +227,7 @@ def _pick_curves(ok: list[RunRecord], y: np.ndarray | None, target: str):
         tokens, values = ok[i].curve(target)
         if len(tokens) and len(curves) < MAX_CURVES:
             two = " (two-phase)" if len(ok[i].phases) > 1 else ""
-            curves[f"{'/'.join(rs)}: {_run_label(ok[i])}{two}, {score(i):.4g}"] = dict(zip(map(float, tokens), map(float, values)))
+            curves[f"{'/'.join(rs)}: {_run_label(ok[i])}{two}, {fmt.loss(score(i))}"] = dict(zip(map(float, tokens), map(float, values)))
     return curves, target
 
 
@@ -225,21 +244,21 @@ def _summary(sv: StoreView | None, y, target: str, plan: Plan | None) -> list[tu
         rows.append(("target", target))
         if y is not None and len(y):
             i = int(np.nanargmin(y))
-            mix = ", ".join(f"{d} {w:.2f}" for d, w in zip(sv.table.domains, sv.table.W[i]))
-            rows.append(("best run", f"{_run_label(sv.ok[i])} ({sv.table.run_ids[i]}): {target} = {y[i]:.4g}; mixture {mix}"))
+            mix = fmt.mixture(dict(zip(sv.table.domains, sv.table.W[i])))
+            rows.append(("best run", f"{_run_label(sv.ok[i])} ({sv.table.run_ids[i]}): {target} = {fmt.loss(y[i])}; mixture {mix}"))
         elif sv.table is None:
             rows.append(("best run", "n/a (no finished runs)"))
     if plan is not None:
-        rows.append(("plan budget", f"{plan.budget_tokens:.3g} tokens in {len(plan.phases)} phase(s)"))
-        rows.append(("plan mixture (overall)", ", ".join(f"{d} {w:.3f}" for d, w in plan.overall_weights().items())))
+        n = len(plan.phases)
+        rows.append(("plan budget", f"{fmt.tokens(plan.budget_tokens)} tokens in {n} phase{'' if n == 1 else 's'}"))
+        rows.append(("plan mixture (overall)", fmt.mixture(plan.overall_weights())))
         if plan.epochs:
-            rows.append(("epochs", ", ".join(f"{d} {e:.2f}" for d, e in sorted(plan.epochs.items()))))
+            rows.append(("epochs", ", ".join(f"{d} {fmt.epochs(e)}" for d, e in sorted(plan.epochs.items()))))
         if plan.predicted is not None:
             p = plan.predicted
-            std = "" if p.std is None else f" ± {p.std:.2g}"
             sur = (p.by or {}).get("surrogate")
             curse = sur.get("curse") if isinstance(sur, dict) else None
-            raised = (f" (the search's own value {sur['uncorrected']:.4g} plus its measured optimism {curse:.2g}: "
+            raised = (f" (the search's own value {fmt.loss(sur['uncorrected'])} plus its measured optimism {fmt.loss(curse)}: "
                       "the optimizer's curse)") if curse is not None and curse > 0 and "uncorrected" in sur else ""
-            rows.append(("predicted", f"{p.metric} = {p.value:.4g}{std}{raised}"))
+            rows.append(("predicted", f"{p.metric} = {fmt.pm(p.value, p.std)}{raised}"))
     return rows

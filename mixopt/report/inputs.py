@@ -23,6 +23,7 @@ from ..runs.record import RunRecord
 from ..runs.store import RunStore, check_fitted_on
 from ..runs.table import POOL_LABEL, VERIFY_LABEL, RunTable, not_sweep_counts, records_table, sweep_records
 from ..surrogates import load_model, scale_inputs
+from . import fmt
 
 
 @dataclass
@@ -244,6 +245,53 @@ def predictors(plan: Plan | None, absent: list[str]) -> dict[str, tuple[float, f
         if math.isfinite(value) and (std is None or math.isfinite(std)):
             by[name] = (value, std)
     return by
+
+
+def predictors_by_scale(plan: Plan, by: dict[str, tuple[float, float | None]], store_tokens: float | None = None
+                        ) -> tuple[dict[str, tuple[float, float | None]], set[str]]:
+    """The plan's predictions labelled with the token count each applies to, and the labels that compare like with like.
+
+    A proxy-scale surrogate is compared with the projector's own proxy-scale value (``value_at_proxy``, what
+    ``propose`` judged disagreement on); the projector's value at the plan's budget is shown too, marked as not
+    compared, since a loss at a larger budget is lower for reasons that have nothing to do with disagreement.
+    """
+    raw = plan.predicted.by if plan.predicted is not None else {}
+    sur = raw.get("surrogate") if isinstance(raw.get("surrogate"), Mapping) else {}
+    proj = raw.get("projector") if isinstance(raw.get("projector"), Mapping) else {}
+    scale = sur.get("scale")
+    budget = f"plan's {fmt.tokens(plan.budget_tokens)} tokens"
+    proxy_t = proj.get("proxy_tokens") or store_tokens
+    proxy = f"proxies' {fmt.tokens(proxy_t)} tokens" if proxy_t else "proxies' scale"
+    out: dict[str, tuple[float, float | None]] = {}
+    compared: set[str] = set()
+    for name, vs in by.items():
+        if name == "surrogate" and scale in ("proxy", "target"):
+            label = f"surrogate ({proxy if scale == 'proxy' else budget})"
+            out[label] = vs
+            compared.add(label)
+        elif name == "projector" and scale == "proxy" and proj.get("value_at_proxy") is not None:
+            try:
+                at_proxy = (float(proj["value_at_proxy"]), None if proj.get("std_at_proxy") is None else abs(float(proj["std_at_proxy"])))
+            except (TypeError, ValueError):
+                at_proxy = None
+            if at_proxy is not None and math.isfinite(at_proxy[0]):
+                label = f"projector ({proxy})"
+                out[label] = at_proxy
+                compared.add(label)
+            tok = proj.get("tokens")
+            at_budget = not tok or math.isclose(float(tok), plan.budget_tokens)
+            out[f"projector ({budget if at_budget else f'{fmt.tokens(float(tok))} tokens'}; not compared)"] = vs
+        elif name == "projector" and scale in ("proxy", "target"):
+            tok = proj.get("tokens")
+            at_budget = not tok or math.isclose(float(tok), plan.budget_tokens)
+            label = f"projector ({budget if at_budget else f'{fmt.tokens(float(tok))} tokens'})"
+            out[label] = vs
+            if scale == "target":
+                compared.add(label)
+        else:
+            out[name] = vs
+            compared.add(name)
+    return out, compared
 
 
 def agreement_input(plan: Plan | None, absent: list[str]):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_bytes
+from . import fmt
 
 DPI = 110
 
@@ -44,13 +45,21 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _log_x(ax, x: Sequence[float]) -> None:
-    """Log x-axis; minor ticks keep labels only when the data span less than a decade."""
-    from matplotlib.ticker import NullFormatter
+def _log_x(ax, x: Sequence[float], *, tokens: bool = False) -> None:
+    """Log x-axis; minor ticks keep labels only when the data span less than a decade. With ``tokens``, ticks read
+    as token counts (``250k``, ``2M``) rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     x = [v for v in x if v > 0]
-    if x and max(x) / min(x) >= 10:
+    wide = bool(x) and max(x) / min(x) >= 10
+    if tokens:
+        short = FuncFormatter(lambda v, _pos: fmt.tokens(v))
+        ax.xaxis.set_major_formatter(short)
+        ax.xaxis.set_minor_formatter(short)
+        if wide:  # 20M, 50M, 100M, 200M: more than one labelled tick over a decade or two
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    if wide:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -86,6 +95,9 @@ def plot_mixture(phases: Sequence[tuple[float, Mapping[str, float]]], path: str 
         ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=f"phase {k + 1} (from {start:.0%} of budget)")
     ax.set_xticks(x, [plain(d) for d in domains], rotation=30 if len(domains) > 6 else 0, ha="right" if len(domains) > 6 else "center")
     ax.set_ylabel("token share")
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))  # the page writes shares as percentages
     ax.set_ylim(0, max(0.05, max(w for _, ws in phases for w in ws.values()) * 1.15))
     ax.set_title("Planned mixture per phase")
     ax.legend(fontsize="small")
@@ -190,7 +202,7 @@ def plot_curves(curves: Mapping[str, Mapping[float, float]], path: str | Path, *
     for k, (label, curve) in enumerate(curves.items()):
         pts = sorted((float(t), float(v)) for t, v in curve.items())
         ax.plot([t for t, _ in pts], [v for _, v in pts], marker="os^dvP"[k % 6], ms=4, label=plain(label))
-    _log_x(ax, [float(t) for c in curves.values() for t in c])
+    _log_x(ax, [float(t) for c in curves.values() for t in c], tokens=True)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel(plain(metric))
     ax.set_title(plain(f"Checkpoint curves ({metric})"))
@@ -217,8 +229,8 @@ def plot_frontier(frontier: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
     ax.scatter(budgets, best_e, marker="*", s=160, color="black", zorder=5, label="best set")
     for b, e, k in zip(budgets, best_e, best_k):
         ax.annotate(f"top-{k}", (b, e), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
-    _log_x(ax, budgets)
-    ax.set_xlabel("budget")
+    _log_x(ax, budgets, tokens=True)
+    ax.set_xlabel("budget (tokens)")
     ax.set_ylabel("predicted error")
     ax.margins(y=0.12)
     ax.set_title("Quality-pool frontier")
@@ -240,23 +252,33 @@ def predictions_disagree(by: Mapping[str, tuple[float, float | None]]) -> bool:
 
 
 def plot_prediction_agreement(by: Mapping[str, tuple[float, float | None]], path: str | Path, *,
-                              disagree: bool | None = None, metric: str = "") -> Path:
-    """Each predictor's value for the plan with ±1σ bars; the title flags disagreement."""
+                              disagree: bool | None = None, metric: str = "", compared: set[str] | None = None) -> Path:
+    """Each predictor's value for the plan with ±1σ bars; the title flags disagreement.
+
+    Rows named in ``compared`` (all, when None) are the like-for-like ones the verdict is about; any other row (a
+    value at another token budget) is drawn hollow and grey."""
+    compared = set(by) if compared is None else set(compared)
     if disagree is None:
-        disagree = predictions_disagree(by)
+        disagree = predictions_disagree({k: v for k, v in by.items() if k in compared})
     names = list(by)
-    fig = _figure(5.6, 1.2 + 0.6 * len(names))
+    fig = _figure(7.0, 1.2 + 0.6 * len(names))
     ax = fig.add_subplot()
     for k, name in enumerate(names):
         v, s = by[name]
-        ax.errorbar([v], [k], xerr=None if s is None else [s], fmt="o", ms=7, capsize=5, color=f"C{k}")
-        ax.annotate(f"{v:#.4g}" + ("" if s is None else f" ± {s:.2g}"), (v, k), textcoords="offset points",
+        colour = f"C{k}" if name in compared else "grey"
+        ax.errorbar([v], [k], xerr=None if s is None else [s], fmt="o", ms=7, capsize=5, color=colour,
+                    mfc=colour if name in compared else "white")
+        ax.annotate(f"{v:.4f}" + ("" if s is None else f" ± {s:.4f}"), (v, k), textcoords="offset points",
                     xytext=(0, 9), ha="center", fontsize=8)
     ax.set_yticks(np.arange(len(names)), [plain(n) for n in names])
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.set_xlabel(plain(f"predicted {metric}".strip()))
+    if len(compared & set(names)) < 2:
+        disagree = False
     verdict = "DISAGREE (beyond 1σ)" if disagree else "agree within 1σ"
-    ax.set_title(f"Surrogate vs projector for the plan: {verdict}", color="firebrick" if disagree else "black")
+    if len(compared & set(names)) < 2:
+        verdict = "one prediction at this scale, nothing to compare"
+    ax.set_title(f"Surrogate vs projector for the plan: {verdict}", color="firebrick" if disagree else "black", fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
@@ -288,7 +310,7 @@ def plot_verification(body: Mapping, path: str | Path) -> Path:
     results = list(body["results"])
     ci = {c["against"]: c for c in body["comparisons"]}
     plan_mean = results[0]["mean"]
-    fig = _figure(6.2, 1.4 + 0.55 * len(results))
+    fig = _figure(6.2, 1.8 + 0.55 * len(results))
     ax = fig.add_subplot()
     for k, r in enumerate(results):
         c = ci.get(r["name"])
@@ -311,8 +333,9 @@ def plot_verification(body: Mapping, path: str | Path) -> Path:
     ax.set_yticks(np.arange(len(results)), [plain(r["name"]) for r in results])
     ax.set_ylim(-0.7, len(results) - 0.3)
     sc = body["scale"]
-    ax.set_xlabel(f"{plain(body['target'])} at {sc['model_params']:,} params, {sc['tokens']:.3g} tokens (lower is better)")
+    ax.set_xlabel(f"{plain(body['target'])} at {fmt.tokens(sc['model_params'])} params, {fmt.tokens(sc['tokens'])} tokens (lower is better)")
     ax.set_title(f"Verification: {len(body['seeds'])} paired seeds; bands: plan's 95% interval relative to each arm", fontsize=9)
-    ax.legend(loc="best", fontsize=8)
+    if pred.get("value") is not None:  # below the axes: "best" placement ignores the arms' value labels and covered them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

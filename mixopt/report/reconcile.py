@@ -28,6 +28,7 @@ from ..errors import FitError
 from ..plan import Plan
 from ..runs.groups import repeat_groups
 from ..surrogates.noise import seed_noise
+from . import fmt
 from .inputs import ModelView, StoreView, predict_at_runs
 
 
@@ -85,19 +86,21 @@ def best_run(plan: Plan, store: StoreView | None, model: ModelView | None) -> Be
                    None if known.get("value") is None else float(known["value"]), known.get("std"))
 
 
-def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: ModelView | None) -> tuple[list[str], str | None]:
-    """Sentences for the page, and a flag line when a measured run beats the prediction (else None)."""
+def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: ModelView | None
+                          ) -> tuple[list[str], str | None, bool]:
+    """Sentences for the page; a line for the top when a measured run beats the prediction (else None); and whether
+    that line is a warning (the gap is beyond the noise band) rather than a notice (inside it: expected)."""
     if plan is None or plan.predicted is None:
-        return [], None
+        return [], None, False
     p = plan.predicted
     best = best_run(plan, store, model)
     if best is None:
-        return [], None
+        return [], None, False
     if best.value >= p.value:
         below = f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every measured run (best: {best.label}, {best.value:.4f})."
         if best.tokens and not math.isclose(plan.budget_tokens, best.tokens):  # e.g. a prediction at the plan's larger budget
             below += " " + _scale_sentence(plan, best)
-        return [below], None
+        return [below], None, False
     std = p.std or 0.0
     sd, dof = (p.seed_sd, None) if p.seed_sd else (None, 0)
     if sd is None and store is not None and store.table is not None:
@@ -121,14 +124,16 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
                      + ": it fits the mean over seeds, not one lucky run; compare the plan's prediction with this, not with the measurement.")
     lines.append(_scale_sentence(plan, best))
     band = 2.0 * math.sqrt((sd or 0.0) ** 2 + std ** 2)
-    if band and gap <= band:
+    inside = bool(band) and gap <= band
+    if inside:
         lines.append(f"Verdict: the gap {gap:.4f} is inside the noise band ±{band:.4f}; the measurement does not contradict the plan.")
     else:
         lines.append(f"Verdict: the gap {gap:.4f} is beyond the noise band ±{band:.4f}. Train the plan's mixture and "
                      f"{best.label}'s with a few seeds each before trusting the prediction.")
-    flag = (f"A measured run ({best.label}, {best.value:.4f}) beats the plan's prediction ({p.value:.4f}); "
-            "see \"Measured vs predicted\" below.")
-    return lines, flag
+    flag = (f"A measured run ({best.label}, {best.value:.4f}) beats the plan's prediction ({p.value:.4f})"
+            + (f" by {gap:.4f}, inside the noise band ±{band:.4f}: expected, not a contradiction" if inside else
+               f" by {gap:.4f}, beyond the noise band ±{band:.4f}") + "; see \"Measured vs predicted\" below.")
+    return lines, flag, not inside
 
 
 def _scale_sentence(plan: Plan, best: BestRun) -> str:
@@ -136,11 +141,11 @@ def _scale_sentence(plan: Plan, best: BestRun) -> str:
     sur = by.get("surrogate") if isinstance(by.get("surrogate"), Mapping) else {}
     proj = by.get("projector") if isinstance(by.get("projector"), Mapping) else {}
     tokens = best.tokens or proj.get("proxy_tokens")
-    runs = f"the runs trained {tokens:.3g} tokens each" if tokens else "the runs trained at the proxies' size"
+    runs = f"the runs trained {fmt.tokens(tokens)} tokens each" if tokens else "the runs trained at the proxies' size"
     if sur.get("scale") == "proxy" or (tokens and math.isclose(plan.budget_tokens, tokens)):
-        s = f"Scale: {runs} and the prediction is at that proxy scale, not at the plan's budget of {plan.budget_tokens:.3g} tokens"
+        s = f"Scale: {runs} and the prediction is at that proxy scale, not at the plan's budget of {fmt.tokens(plan.budget_tokens)} tokens"
         if proj.get("value") is not None and proj.get("tokens"):
-            s += f"; at {float(proj['tokens']):.3g} tokens the projector predicts {float(proj['value']):.4f}"
+            s += f"; at {fmt.tokens(float(proj['tokens']))} tokens the projector predicts {float(proj['value']):.4f}"
         return s + "."
-    return (f"Scale: the prediction is for the plan's budget of {plan.budget_tokens:.3g} tokens while {runs}; "
+    return (f"Scale: the prediction is for the plan's budget of {fmt.tokens(plan.budget_tokens)} tokens while {runs}; "
             "losses at different budgets are not directly comparable.")

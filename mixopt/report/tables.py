@@ -31,6 +31,23 @@ def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40
 ONE_SEED = "one seed: no interval; use --seeds 2 or more"  # a verify comparison whose ci95 is null
 
 
+def comparison_verdict(c: dict, body: dict) -> str:
+    """One verify comparison in words (the terminal table and the report page say the same): better, worse, within
+    noise or one seed; whether the predicted difference held; how many seeds would likely decide it."""
+    one_seed = c.get("ci95") is None
+    verdict = ("the plan's own schedule (the same runs)" if c.get("same_as_plan") else
+               ONE_SEED if one_seed else
+               "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
+    if c.get("claim_held") is False:
+        verdict += "; not as predicted"
+    if "seeds_to_resolve" in c and not one_seed:
+        n = c["seeds_to_resolve"]
+        cap = body.get("max_advised_seeds")
+        verdict += (f"; ~{n} seeds would likely decide it" if n
+                    else f"; no seeds advice (the difference is not above its own noise, or needs over {cap})" if cap and len(body["seeds"]) > 1 else "")
+    return verdict
+
+
 def verify_table(body: dict) -> Table:
     """VERIFY.json as a table: each arm's mean, the paired difference to the plan, its interval, what the plan
     predicted that difference to be (natural, uniform, best-run) and the verdict."""
@@ -46,17 +63,8 @@ def verify_table(body: dict) -> Table:
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         one_seed = c.get("ci95") is None  # one seed: no interval, nothing decided
-        verdict = ("the plan's own schedule (the same runs)" if c.get("same_as_plan") else
-                   ONE_SEED if one_seed else
-                   "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
         claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
-        if c.get("claim_held") is False:
-            verdict += "; not as predicted"
-        if "seeds_to_resolve" in c and not one_seed:
-            n = c["seeds_to_resolve"]
-            cap = body.get("max_advised_seeds")
-            verdict += (f"; ~{n} seeds would likely decide it" if n
-                        else f"; no seeds advice (the difference is not above its own noise, or needs over {cap})" if cap and len(body["seeds"]) > 1 else "")
+        verdict = comparison_verdict(c, body)
         table.add_row(escape(c["against"]), f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}",
                       "none (1 seed)" if one_seed else escape("[{:+.4f}, {:+.4f}]".format(*c["ci95"])),
                       claimed, escape(verdict))
