@@ -9,7 +9,7 @@ background load hits both alike. Throughput is training tokens over the
 sweep's wall time, worker start-up included. The figure of merit is the
 ratio loaded / idle of the setting mixopt uses by default (goal >= 0.70, issue 10).
 
-    python benchmarks/load_throughput.py [--tokens 131072] [--runs 6] [--repeats 2] [--smoke]
+    python benchmarks/load_throughput.py [--tokens 131072] [--runs 6] [--repeats 2] [--only default,3x1t] [--smoke]
 
 The last line reads ``summary: default=<setting> ratio=<x> goal_ratio=0.7 met_ratio=yes|no ...``.
 """
@@ -44,9 +44,11 @@ def settings(cores: int, smoke: bool) -> dict[str, dict]:
     default = {"workers": default_workers(cfg), "threads": threads_per_run(cfg), "passive": False}
     out = {f"{default['workers']}x{default['threads']}t (default)": default}
     if not smoke:
-        out[f"seq-{cores}t"] = {"workers": 1, "threads": cores, "passive": False}  # the previous default
+        out[f"seq-{cores}t"] = {"workers": 1, "threads": cores, "passive": False}  # the default until stop 22
         out[f"seq-{cores}t-passive"] = {"workers": 1, "threads": cores, "passive": True}
-        out[f"{cores}x1t"] = {"workers": cores, "threads": 1, "passive": False}
+        for n in (cores, cores + 1):  # one worker per core, and one more (the default of stops 22-31)
+            if (n, 1) != (default["workers"], default["threads"]):
+                out[f"{n}x1t"] = {"workers": n, "threads": 1, "passive": False}
     return out
 
 
@@ -102,6 +104,7 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--repeats", type=int, default=2, help="idle/loaded pairs per setting (median reported)")
     ap.add_argument("--max-documents", type=int, default=300)
     ap.add_argument("--smoke", action="store_true", help="the default setting only, tiny runs: well under a minute")
+    ap.add_argument("--only", default=None, help="comma-separated settings to measure (e.g. default,3x1t; default: all)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -112,12 +115,21 @@ def main(argv=None) -> dict | None:
     start = provenance()
     cores = os.cpu_count() or 1
     table = settings(cores, args.smoke)
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {k.split()[0] for k in table} - {"default"}
+        if unknown:
+            raise SystemExit(f"--only: unknown setting(s) {sorted(unknown)}; choose from default, "
+                             + ", ".join(k.split()[0] for k in table))
+        table = {k: v for k, v in table.items() if k.split()[0] in wanted or ("default" in wanted and k.endswith("(default)"))}
     res: dict[str, dict[str, list[float]]] = {k: {"idle": [], "loaded": []} for k in table}
     for rep in range(args.repeats):
         for name, setting in table.items():
             order = (False, True) if rep % 2 == 0 else (True, False)
             for loaded in order:
                 res[name]["loaded" if loaded else "idle"].append(measure(setting, args, loaded, seed=rep))
+                print(f"repeat {rep} {name} {'loaded' if loaded else 'idle'}: {res[name]['loaded' if loaded else 'idle'][-1]:,.0f} tok/s",
+                      flush=True)
     print(f"{args.runs} runs x {args.tokens:,} tokens per sweep, {args.repeats} idle/loaded pair(s) per setting, "
           f"one `yes` process as the load; default workers here: {default_workers(config_from_dict({}))}")
     print(f"{'setting':<22} {'idle tok/s':>11} {'loaded tok/s':>13} {'loaded/idle':>12}")
@@ -127,13 +139,17 @@ def main(argv=None) -> dict | None:
         summary_rows[name] = (idle, loaded, loaded / idle)
         print(f"{name:<22} {idle:>11,.0f} {loaded:>13,.0f} {loaded / idle:>12.2f}")
     print(machine_line(start, provenance()))
-    default_name = next(k for k in table if k.endswith("(default)"))
+    default_name = next((k for k in table if k.endswith("(default)")), None)
+    if default_name is None:
+        return print_summary({"default": "not measured", "mode": "smoke" if args.smoke else "full"})
     old_name = f"seq-{cores}t"
     idle, loaded, ratio = summary_rows[default_name]
     previous = ({"idle_vs_previous": round(idle / summary_rows[old_name][0], 3), "previous_ratio": round(summary_rows[old_name][2], 3)}
                 if old_name in summary_rows else {})  # the smoke run measures the default only
+    others = {f"idle_vs_{k.split()[0].replace('-', '_')}": round(idle / v[0], 3) for k, v in summary_rows.items() if k != default_name}
+    others |= {f"loaded_vs_{k.split()[0].replace('-', '_')}": round(loaded / v[1], 3) for k, v in summary_rows.items() if k != default_name}
     return print_summary({
-        "default": default_name.split()[0], **goal("ratio", round(ratio, 3), 0.70), **previous,
+        "default": default_name.split()[0], **goal("ratio", round(ratio, 3), 0.70), **previous, **others,
         "mode": "smoke" if args.smoke else "full",
     })
 

@@ -33,8 +33,9 @@ revised domain weight 0 (without its old metric); **reuse-plan** is Olmix's answ
 recompute: [revised domain]}``: the other domains keep the old ratios, the revised one is drawn and searched freely.
 
 then trains every plan, natural and uniform at the proxies' budget with ``--seeds`` paired seeds and prints each
-plan's loss and the paired differences of each reuse arm against full and full-small with 95% intervals; the summary
-averages them over replications and targets. Plans are the search's own mixtures (no keep-baseline gate, no end
+plan's loss and the paired differences of each reuse arm against full and full-small; the summary averages them over
+replications and targets, with a 95% interval over the replications' means (the targets of one replication share its
+sweeps, so they are not independent) and whether it lies inside ``--margin`` (an equivalence test, TOST-style). Plans are the search's own mixtures (no keep-baseline gate, no end
 phase), as in ``search_curse.py``: the comparison is between searches. Sweep costs count the baselines' runs.
 
 Usage::
@@ -88,6 +89,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=paired_seeds, default=None, help="paired seeds per plan (default 4; smoke 2)")
     ap.add_argument("--repeats", type=int, default=1, help="replications with other sweep seeds (0, 1, ...): the four sweeps "
                     "drawn anew each time, since one sweep's luck moves a plan as much as reuse does (default 1)")
+    ap.add_argument("--margin", type=float, default=0.02,
+                    help="equivalence margin: an arm matches when its 95%% interval over replications lies inside "
+                         "±margin (default 0.02: a fifth of the sd of the loss across mixtures on the demo proxy, 0.094, "
+                         "benchmarks/noise.py)")
     ap.add_argument("--targets", default=None, help=f"comma-separated targets (default {','.join(TARGETS)})")
     ap.add_argument("--width", type=int, default=32, help="the proxy's n_embd (= head size; default 32, ~12k "
                     "non-embedding params; 64 has ~4x the parameters)")
@@ -140,12 +145,19 @@ def run(args, root: Path) -> dict:
         comp = f"{mine} - {other}"
         vals = np.array([d[comp] for _, _, d in rows])
         key = f"{mine}_vs_{other}".replace("-", "_")
-        lo, hi = paired_interval(vals) if len(vals) > 1 else (float("nan"), float("nan"))
+        # the targets of one replication share its sweeps and plans' training seeds, so they are not independent:
+        # the interval is over the replications' means (t with repeats - 1 degrees of freedom), not over every cell
+        per_rep = np.array([np.mean([d[comp] for r, _, d in rows if r == rep]) for rep in range(args.repeats)])
+        lo, hi = paired_interval(per_rep) if len(per_rep) > 1 else (float("nan"), float("nan"))
         out[key], out[f"{key}_lo"], out[f"{key}_hi"] = float(vals.mean()), lo, hi
+        out[f"{key}_equivalent"] = bool(len(per_rep) > 1 and -args.margin <= lo and hi <= args.margin)
         for t in targets:
             out[f"{key}_{slug(t)}"] = float(np.mean([d[comp] for _, tt, d in rows if tt == t]))
+        verdict = ("within the margin" if out[f"{key}_equivalent"] else
+                   "not shown within the margin" if len(per_rep) > 1 else "one replication: no interval")
         print(f"{comp}, mean over {args.repeats} repeat(s) x {len(targets)} target(s): {vals.mean():+.4f} [{lo:+.4f}, "
-              f"{hi:+.4f}]; per target " + ", ".join(f"{t} {out[f'{key}_{slug(t)}']:+.4f}" for t in targets), flush=True)
+              f"{hi:+.4f}] (95%, over replications; {verdict} ±{args.margin}); per target "
+              + ", ".join(f"{t} {out[f'{key}_{slug(t)}']:+.4f}" for t in targets), flush=True)
     n_full, n_reuse = np.mean([c[0] for c in counts]), np.mean([c[1] for c in counts])
     out["runs_full"], out["runs_reuse"], out["compute_reuse_over_full"] = float(n_full), float(n_reuse), float(n_reuse / n_full)
     print(f"sweep runs: reuse {n_reuse:.0f} vs {'recompute' if args.remove else 'full'} {n_full:.0f} ({n_reuse / n_full:.0%}; "

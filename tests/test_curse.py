@@ -33,6 +33,14 @@ def test_a_search_on_pure_noise_is_optimistic():
     assert mean > 0.05 and sd > 0
 
 
+def test_progress_hears_each_half_and_changes_nothing():
+    W, y = _runs(noise=0.1)
+    calls = []
+    seen = search_optimism(_rows("linear", W, y), _argmin_vertex, repeats=3, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(k, 6) for k in range(1, 7)]
+    assert seen == search_optimism(_rows("linear", W, y), _argmin_vertex, repeats=3)
+
+
 def test_no_optimism_without_noise():
     W, _ = _runs(noise=0.0)
     y = W @ np.array([3.0, 2.5, 2.8, 3.1])  # an exact linear law: both halves recover it

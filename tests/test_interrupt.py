@@ -39,6 +39,31 @@ def test_workers_are_born_ignoring_sigint_and_a_ctrl_c_while_starting_them_is_ra
     assert mp_util.spawnv_passfds.__module__ == "multiprocessing.util"  # put back
 
 
+def test_a_ctrl_c_during_a_workers_fork_exec_is_not_lost(monkeypatch):
+    """review 32: SIGINT is ignored around each fork+exec (so the worker is born ignoring it), and a Ctrl-C that came
+    just then was discarded: under load the sweep trained on (a CI failure). It is now kept pending and raised after."""
+    import multiprocessing.util as mp_util
+    import threading
+
+    real = mp_util.spawnv_passfds
+
+    def ctrl_c_while_spawning(*args, **kwargs):
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # the window in question
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to this thread: no other may take it
+        return real(*args, **kwargs)
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()  # may start multiprocessing's resource tracker (another spawn): before the patch
+    monkeypatch.setattr(mp_util, "spawnv_passfds", ctrl_c_while_spawning)
+    with pytest.raises(KeyboardInterrupt):
+        with _workers_ignore_sigint(True):
+            proc = ctx.Process(target=_report_sigint, args=(queue,))
+            proc.start()
+    assert queue.get(timeout=60) is True
+    proc.join(timeout=30)
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])  # unblocked again
+
+
 def _alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

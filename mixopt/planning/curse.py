@@ -47,7 +47,8 @@ MIN_HALF_RUNS_PER_DOMAIN = 2.5
 
 
 def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chosen: np.ndarray | None = None,
-                    repeats: int = 2, seed: int = 0) -> tuple[float, float] | None:
+                    repeats: int = 2, seed: int = 0,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[float, float] | None:
     """(mean, sd) of how much worse a held-out model predicts the search's mixture than the model that chose it.
 
     ``search(predictor)`` is the search's mixture (k,) for a predictor. Each split fits the surrogate on one half of
@@ -57,6 +58,7 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
     a selection bias grows with the chooser's uncertainty, and a half knows less than the whole (on RegMix's runs the
     scaling cut the corrected error from 0.0167 to 0.0091 with 128 runs on the draws it was chosen on; a tie on fresh ones). Positive means the search was optimistic.
     None when the halves hold fewer than ``MIN_HALF_RUNS_PER_DOMAIN`` distinct mixtures per domain, or are too few to fit.
+    ``progress(done, total)`` hears of each half's search (``2 * repeats`` of them).
     """
     X, Y = np.asarray(rows.X, dtype=float), np.asarray(rows.Y, dtype=float)
     groups = mixture_groups(X)
@@ -80,4 +82,6 @@ def search_optimism(rows: FitRows, search: Callable[[Any], np.ndarray], *, chose
             mean, sd = chooser.predict(w, return_std=True)
             gap = float(np.ravel(judge.predict(w))[0] - np.ravel(mean)[0])
             gaps.append(gap * (full_sd / float(np.ravel(sd)[0]) if full_sd is not None else 1.0))
+            if progress is not None:
+                progress(len(gaps), 2 * repeats)
     return float(np.mean(gaps)), float(np.std(gaps, ddof=1))

@@ -73,6 +73,7 @@ def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
 #: The progress labels of `build_plan`: the candidates scored, then the stages after the simulation search.
 SEARCH_LABEL = "searching mixtures (candidates)"
 FINISH_LABEL = "refining, optimizer's curse, projector"
+CURSE_LABEL = "optimizer's curse (searches on half the runs)"
 
 
 def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_tokens: float | None, *, seed: int = 0,
@@ -128,7 +129,7 @@ CURSE_CANDIDATES = 50_000
 
 
 def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeConfig, budget: float | None,
-                      seed: int) -> tuple[SearchResult, tuple[float, float] | None, str]:
+                      seed: int, progress: Progress | None = None) -> tuple[SearchResult, tuple[float, float] | None, str]:
     """The search's result with its predicted value raised by the search's measured optimism (``curse.search_optimism``),
     the (mean, sd) optimism, and a reason; unchanged when ``propose.curse_correction`` is off or the model's
     training rows are unknown (``ctx.fit_rows`` is None: a scale-aware fit, or a model file from before they were
@@ -137,7 +138,8 @@ def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeCon
         return result, None, ""
     half = cfg.model_copy(update={"n_candidates": min(cfg.n_candidates, CURSE_CANDIDATES)})
     curse = search_optimism(ctx.fit_rows, lambda est: search_mixture(est, ctx, half, budget, seed=seed)[0].weights,
-                            chosen=result.weights, seed=seed)
+                            chosen=result.weights, seed=seed,
+                            progress=(lambda done, total: progress(CURSE_LABEL, done, total)) if progress else None)
     if curse is None:
         return result, None, (f"the optimizer's curse is not measured: the {len(np.unique(mixture_groups(ctx.fit_rows.X)))} swept mixtures "
                                f"do not split into halves of {MIN_HALF_RUNS_PER_DOMAIN:g} per domain that can be fitted; the "
@@ -198,7 +200,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if cfg.keep_baseline_within_noise:
         result, kept_note = keep_baseline_within_noise(estimator, result, constraints, ctx, best_run=cfg.keep_best_run)
     if not kept_note:  # the plan takes the search's mixture: correct its value for the search's optimism
-        result, curse, curse_note = correct_for_curse(result, ctx, cfg, budget, seed)
+        result, curse, curse_note = correct_for_curse(result, ctx, cfg, budget, seed, progress=progress)
     tick(FINISH_LABEL, 2, 3)
     w = result.weights
     weights = {d: float(x) for d, x in zip(ctx.domains, w) if x > 0}

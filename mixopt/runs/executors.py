@@ -158,14 +158,20 @@ def _workers_ignore_sigint(main: bool):
     each fork+exec (``multiprocessing.util.spawnv_passfds``, which the spawn start method calls; blocking it instead
     does not carry over, CPython's spawn clears the signal mask). A Ctrl-C at any other moment of the block (e.g. while
     a worker reads its data from the pipe: cut short, it would die on a truncated pickle with a traceback) is recorded
-    and raised as KeyboardInterrupt when the block ends, so it stops the sweep a moment later, never lost. Where that
+    and raised as KeyboardInterrupt when the block ends, so it stops the sweep a moment later, never lost.
+
+    A Ctrl-C *during* a fork+exec would be discarded while SIGINT is ignored (the sweep then trained on: review 32, a
+    CI failure under load), so this thread also blocks SIGINT for the whole block: on Linux a blocked signal is kept
+    pending even while ignored, and runs the hold handler when the block unblocks it. Setting SIG_IGN discards a pending
+    one, so it is recorded first. (A thread started before the block that does not block SIGINT, such as a progress
+    bar's, can still take one during a fork+exec and lose it: then a second Ctrl-C stops the sweep.) Where the spawn
     function is missing, SIGINT is ignored for the whole block.
     """
     if not main:  # signal handlers can only be set in the main thread; workers then stop with the sweep as before
         yield
         return
     real = getattr(mp_util, "spawnv_passfds", None)
-    if real is None:
+    if real is None or not hasattr(signal, "pthread_sigmask"):
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             yield
@@ -178,6 +184,8 @@ def _workers_ignore_sigint(main: bool):
         held.append(signum)
 
     def spawn_ignoring_sigint(*args, **kwargs):
+        if signal.SIGINT in signal.sigpending():  # ignoring SIGINT discards a pending one: note it first
+            held.append(signal.SIGINT)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             return real(*args, **kwargs)
@@ -185,11 +193,13 @@ def _workers_ignore_sigint(main: bool):
             signal.signal(signal.SIGINT, hold)
 
     old = signal.signal(signal.SIGINT, hold)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # threads the pool starts here inherit it
     mp_util.spawnv_passfds = spawn_ignoring_sigint
     try:
         yield
     finally:
         mp_util.spawnv_passfds = real
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C kept pending runs `hold` here
         signal.signal(signal.SIGINT, old)
     if held:
         raise KeyboardInterrupt
