@@ -24,7 +24,7 @@ def sweep_cmd(
     runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config's `runs`)."),
     executor: str = typer.Option("local", "--executor", help="local or ray."),
     workers: int | None = typer.Option(None, "--workers", min=1, help=(
-        "Local worker processes (overrides the config). Default: the config's `workers` if set, else one per core plus one "
+        "Local worker processes (overrides the config). Default: the config's `workers` if set, else one per core "
         "(one torch thread each) when the pending runs hold at least 1M tokens, else 1.")),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address; default starts a local Ray."),
 ) -> None:

@@ -50,14 +50,16 @@ def threads_per_run(cfg: SweepConfig) -> int:
 
 
 def default_workers(cfg: SweepConfig) -> int:
-    """Local worker processes when neither the config nor the CLI sets them: one per core's worth of threads, plus one.
+    """Local worker processes when neither the config nor the CLI sets them: one per core's worth of threads.
 
-    The extra worker costs little when the machine is idle (single-thread runs just
-    time-slice) and keeps more of the machine when another process takes a core: with
-    N workers beside one busy process a fair scheduler gives the sweep N/(N+1) of the
-    cores, so 3 workers keep 75% of 2 cores where 2 would keep 67%.
+    Until stop 32 it was one more, on the argument that with N workers beside one busy process a fair scheduler leaves
+    the sweep N/(N+1) of the cores (75% for 3 workers on 2 cores, 67% for 2). Measured on a quiet 2-core machine
+    (``benchmarks/load_throughput.py --only default,2x1t --repeats 4``, 2026-12-02), the extra worker lost in every
+    repeat: 0.86x the tokens/s of 2 workers idle and 0.89x with one core taken (each keeps over 70% of its idle
+    throughput under that load: 0.73 and 0.71), and the demo's sweep took 81 s against 71-77 s: time-slicing three
+    training processes on two cores costs more than the share of the cores it wins.
     """
-    return max(1, (os.cpu_count() or 1) // threads_per_run(cfg)) + 1
+    return max(1, (os.cpu_count() or 1) // threads_per_run(cfg))
 
 
 def choose_workers(cfg: SweepConfig, workers: int | None, pending: list[RunSpec]) -> int:
