@@ -565,6 +565,26 @@ def test_agreement_compares_predictions_at_the_same_budget(tmp_path):
     assert "Predictors disagree beyond 1σ" in build_report(tmp_path / "o2", plan=plan).read_text()
 
 
+def test_a_disagreement_says_which_predictor_the_verification_sided_with(tmp_path):
+    """review 32: the demo's report flagged the surrogate (2.4956) and the projector (2.3449) as disagreeing and gave the
+    measured 2.5172 beside it, leaving the reader to work out which prediction the measurement bore out."""
+    from mixopt.report.build import sided_with
+
+    preds = {"surrogate (plan's 2M tokens)": (2.4956, 0.0647), "projector (plan's 2M tokens)": (2.3449, 0.07)}
+    body = {**_verify_body(), "scale": {"model_params": 98624, "tokens": 2e6},
+            "results": [{"name": "plan", "values": [2.51, 2.5244], "mean": 2.5172}]}
+    said = sided_with(body, 2e6, preds)
+    assert said == ("The verification above measured the plan at 2.5172, 0.3σ from the surrogate's 2.4956 and 2.5σ from "
+                    "the projector's 2.3449: the measurement sides with the surrogate."), said
+    assert sided_with({**body, "results": [{"name": "plan", "mean": 2.36}]}, 2e6, preds).endswith("sides with the projector.")
+    # trained at another budget: the distances would compare unlike things, so none are given
+    assert sided_with(body, 8e6, preds) == "The verification above measured the plan at 2.5172, at 2M tokens rather than the plan's 8M."
+    plan = _plan(budget_tokens=2e6, predicted={"metric": "mean:all-domains", "value": 2.4956, "std": 0.0647, "by": {
+        "surrogate": {"value": 2.4956, "std": 0.0647, "scale": "target"}, "projector": {"value": 2.3449, "std": 0.07, "tokens": 2e6}}})
+    text = build_report(tmp_path / "out", plan=plan, verification=body).read_text()
+    assert "Predictors disagree beyond 1σ" in text and "sides with the surrogate" in text
+
+
 def test_a_run_beating_the_prediction_within_noise_is_a_notice_not_a_warning(tmp_path):
     """review 31 #4: the page opened with a bold red "A measured run beats the plan's prediction" and then, below,
     concluded the gap was inside the noise band and expected."""

@@ -7,6 +7,7 @@ page last, so a crash never leaves an ``index.html`` without its figures.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         if disagree is None:
             disagree = plots.predictions_disagree({k: v for k, v in labelled.items() if k in compared})
         if disagree and len(compared) > 1:
-            measured = (f" The verification above measured the plan at {fmt.loss(verification['results'][0]['mean'])}."
+            measured = (" " + sided_with(verification, plan_obj.budget_tokens, {k: v for k, v in labelled.items() if k in compared})
                         if verification is not None else "")
             flags.append(f"Predictors disagree beyond 1σ on this plan: treat the predicted value with caution.{measured}")
     scatter = agreement_input(plan_obj, absent)
@@ -195,6 +196,20 @@ def _add_model_figure(add, mv: ModelView, sv: StoreView, target: str) -> None:
     add("pred_vs_actual_model.png", "Predicted vs actual (model on the sweep)",
         f"The model {mv.name} applied to every finished sweep run of the store, target {target}. {what}; ρ near 1 means ranks are right.",
         lambda p: plots.plot_pred_vs_actual(yt, yp, ys, p, in_sample=in_sample))
+
+
+def sided_with(verification: dict, budget_tokens: float, predictions: dict[str, tuple[float, float | None]]) -> str:
+    """What training the plan measured, and, when it trained at the plan's budget, how far (in each predictor's own σ)
+    it landed from each prediction: the sentence that settles a disagreement between the predictors."""
+    mean = float(verification["results"][0]["mean"])
+    said = f"The verification above measured the plan at {fmt.loss(mean)}"
+    tokens = float((verification.get("scale") or {}).get("tokens") or 0.0)
+    if not math.isclose(tokens, budget_tokens, rel_tol=0.01):
+        return said + f", at {fmt.tokens(tokens)} tokens rather than the plan's {fmt.tokens(budget_tokens)}."
+    away = {name.split(" (")[0]: (v, abs(mean - v) / s if s else math.inf) for name, (v, s) in predictions.items()}
+    parts = [f"{'' if z == math.inf else f'{z:.1f}σ '}from the {name}'s {fmt.loss(v)}" for name, (v, z) in away.items()]
+    closest = min(away, key=lambda n: abs(mean - away[n][0]))
+    return said + ", " + " and ".join(parts) + f": the measurement sides with the {closest}."
 
 
 def _store_tokens(sv: StoreView | None) -> float | None:
