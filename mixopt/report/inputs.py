@@ -262,6 +262,8 @@ def predictors_by_scale(plan: Plan, by: dict[str, tuple[float, float | None]], s
     budget = f"plan's {fmt.tokens(plan.budget_tokens)} tokens"
     proxy_t = proj.get("proxy_tokens") or store_tokens
     proxy = f"proxies' {fmt.tokens(proxy_t)} tokens" if proxy_t else "proxies' scale"
+    tok = proj.get("tokens")  # where the projector's own value applies: the plan's budget unless it says otherwise
+    proj_at = budget if not tok or math.isclose(float(tok), plan.budget_tokens) else f"{fmt.tokens(float(tok))} tokens"
     out: dict[str, tuple[float, float | None]] = {}
     compared: set[str] = set()
     for name, vs in by.items():
@@ -278,13 +280,9 @@ def predictors_by_scale(plan: Plan, by: dict[str, tuple[float, float | None]], s
                 label = f"projector ({proxy})"
                 out[label] = at_proxy
                 compared.add(label)
-            tok = proj.get("tokens")
-            at_budget = not tok or math.isclose(float(tok), plan.budget_tokens)
-            out[f"projector ({budget if at_budget else f'{fmt.tokens(float(tok))} tokens'}; not compared)"] = vs
+            out[f"projector ({proj_at}; not compared)"] = vs
         elif name == "projector" and scale in ("proxy", "target"):
-            tok = proj.get("tokens")
-            at_budget = not tok or math.isclose(float(tok), plan.budget_tokens)
-            label = f"projector ({budget if at_budget else f'{fmt.tokens(float(tok))} tokens'})"
+            label = f"projector ({proj_at})"
             out[label] = vs
             if scale == "target":
                 compared.add(label)
