@@ -64,6 +64,33 @@ def test_a_ctrl_c_during_a_workers_fork_exec_is_not_lost(monkeypatch):
     assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])  # unblocked again
 
 
+def _blocks_sigint(native_id: int) -> bool:
+    """Whether thread ``native_id`` of this process blocks SIGINT (Linux: the SigBlk mask in /proc)."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux's /proc")
+def test_progress_bar_threads_never_take_a_ctrl_c():
+    """review 32: a Ctrl-C the kernel hands to another thread (rich's refresh thread) while SIGINT is ignored for a
+    worker's fork+exec was lost; the bars' threads now start with SIGINT blocked, so it always reaches the main thread."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from mixopt.cli.render import progress_bars
+
+    before = {t.ident for t in threading.enumerate()}
+    with progress_bars(Console(file=io.StringIO(), force_terminal=True)) as progress:
+        progress("x", 1, 2)
+        started = [t for t in threading.enumerate() if t.ident not in before]
+        assert started, "the bars started no thread: nothing to check"
+        assert all(_blocks_sigint(t.native_id) for t in started), [t.name for t in started]
+        assert not _blocks_sigint(threading.main_thread().native_id)  # the main thread still takes it
+
+
 def _alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

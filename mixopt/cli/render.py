@@ -33,8 +33,10 @@ def progress_bars(console: Console) -> Iterator:
     if not console.is_terminal:
         yield lambda label, done, total: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bars:
+    from ..runs.executors import entered_without_sigint  # here: importing it loads torch, which `export` never needs
+
+    with entered_without_sigint(Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), console=console, transient=True)) as bars:
         tasks: dict[str, int] = {}
 
         def progress(label: str, done: int, total: int) -> None:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config import ProxyConfig, SweepConfig
 from ..data.domains import load_domain_set
 from ..errors import ConfigError, ConsistencyError, interrupted
-from .executors import check_ray_address, choose_workers, run_local, run_ray
+from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
 from .reused import EXECUTION_FIELDS, check_reuse_store
 from .store import RunStore, check_store_target, is_store_folder
@@ -55,7 +55,7 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
     active: list[int] = []  # this sweep's hold on locks/active.lock, released when it ends
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        with entered_without_sigint(Progress(*columns, disable=not show_progress, transient=False)) as progress:
             t_data = progress.add_task("tokenizing domains", total=None)
             recorded = meta.get("data_fingerprint") or records_data_fingerprint(records)
             data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),

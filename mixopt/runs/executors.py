@@ -165,9 +165,9 @@ def _workers_ignore_sigint(main: bool):
     A Ctrl-C *during* a fork+exec would be discarded while SIGINT is ignored (the sweep then trained on: review 32, a
     CI failure under load), so this thread also blocks SIGINT for the whole block: on Linux a blocked signal is kept
     pending even while ignored, and runs the hold handler when the block unblocks it. Setting SIG_IGN discards a pending
-    one, so it is recorded first. (A thread started before the block that does not block SIGINT, such as a progress
-    bar's, can still take one during a fork+exec and lose it: then a second Ctrl-C stops the sweep.) Where the spawn
-    function is missing, SIGINT is ignored for the whole block.
+    one, so it is recorded first. (A thread started before the block that does not block SIGINT could still take one
+    during a fork+exec and lose it; mixopt's progress bars start theirs through :func:`entered_without_sigint`, other
+    libraries' threads remain.) Where the spawn function is missing, SIGINT is ignored for the whole block.
     """
     if not main:  # signal handlers can only be set in the main thread; workers then stop with the sweep as before
         yield
@@ -205,6 +205,23 @@ def _workers_ignore_sigint(main: bool):
         signal.signal(signal.SIGINT, old)
     if held:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def entered_without_sigint(cm):
+    """``with cm``, its ``__enter__`` run with SIGINT blocked in this thread: the threads it starts (a progress bar's
+    refresh thread) inherit the block and never take a Ctrl-C, which then always reaches the main thread. A Ctrl-C
+    such a thread took while SIGINT is ignored for a worker's fork+exec (:func:`_workers_ignore_sigint`) was lost."""
+    with contextlib.ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask"):
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+            try:
+                value = stack.enter_context(cm)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile is delivered here
+        else:
+            value = stack.enter_context(cm)
+        yield value
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
