@@ -133,13 +133,15 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
             lambda p: plots.plot_frontier(front, p))
 
     # 6. surrogate vs projector
+    store_tokens = _store_tokens(sv)
     by = predictors(plan_obj, absent)
     flags: list[str] = []
     notices: list[str] = []
     if by:
         metric = plan_obj.predicted.metric
         disagree = plan_obj.predicted.disagreement
-        labelled, compared = predictors_by_scale(plan_obj, by, _store_tokens(sv))
+        labelled, compared = predictors_by_scale(plan_obj, by, store_tokens)
+        like = {k: v for k, v in labelled.items() if k in compared}  # the predictions at one budget
         other = " Hollow grey points are at another token budget and are not compared: a larger budget lowers the loss." \
             if set(labelled) - compared else ""
         add("agreement.png", "Surrogate vs projector for this plan",
@@ -148,10 +150,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
             f"extrapolating.{other}",
             lambda p: plots.plot_prediction_agreement(labelled, p, disagree=disagree, metric=metric, compared=compared))
         if disagree is None:
-            disagree = plots.predictions_disagree({k: v for k, v in labelled.items() if k in compared})
+            disagree = plots.predictions_disagree(like)
         if disagree and len(compared) > 1:
-            measured = (" " + sided_with(verification, plan_obj.budget_tokens, {k: v for k, v in labelled.items() if k in compared})
-                        if verification is not None else "")
+            measured = " " + sided_with(verification, plan_obj.budget_tokens, like) if verification is not None else ""
             flags.append(f"Predictors disagree beyond 1σ on this plan: treat the predicted value with caution.{measured}")
     scatter = agreement_input(plan_obj, absent)
     if scatter is not None:
@@ -179,7 +180,7 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     if mv is not None and (checks := model_lines(mv.meta)):  # seed noise, the level backtest, fit's warnings
         sections.append((f"Model checks ({mv.name})", checks))
     page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
-                       notes=sections or None, answer=answer(plan_obj, verification, _store_tokens(sv)),
+                       notes=sections or None, answer=answer(plan_obj, verification, store_tokens),
                        notices=notices, version=__version__)
     return atomic_write_text(out / "index.html", page)
 

@@ -54,7 +54,7 @@ def default_workers(cfg: SweepConfig) -> int:
 
     Until stop 32 it was one more, on the argument that with N workers beside one busy process a fair scheduler leaves
     the sweep N/(N+1) of the cores (75% for 3 workers on 2 cores, 67% for 2). Measured on a quiet 2-core machine
-    (``benchmarks/load_throughput.py --only default,2x1t --repeats 4``, 2026-12-02), the extra worker lost in every
+    (``benchmarks/load_throughput.py --only default,3x1t --repeats 4`` now; 2026-12-02), the extra worker lost in every
     repeat: 0.86x the tokens/s of 2 workers idle and 0.89x with one core taken (each keeps over 70% of its idle
     throughput under that load: 0.73 and 0.71), and the demo's sweep took 81 s against 71-77 s: time-slicing three
     training processes on two cores costs more than the share of the cores it wins.
@@ -195,16 +195,31 @@ def _workers_ignore_sigint(main: bool):
             signal.signal(signal.SIGINT, hold)
 
     old = signal.signal(signal.SIGINT, hold)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # threads the pool starts here inherit it
-    mp_util.spawnv_passfds = spawn_ignoring_sigint
     try:
-        yield
+        with _sigint_blocked():  # threads the pool starts here inherit the block; on leaving, a pending Ctrl-C runs `hold`
+            mp_util.spawnv_passfds = spawn_ignoring_sigint
+            try:
+                yield
+            finally:
+                mp_util.spawnv_passfds = real
     finally:
-        mp_util.spawnv_passfds = real
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C kept pending runs `hold` here
         signal.signal(signal.SIGINT, old)
     if held:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread for the block (where threads have signal masks: not on Windows); threads started
+    inside inherit the block, and a Ctrl-C that came meanwhile is delivered, here, when the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
@@ -213,13 +228,7 @@ def entered_without_sigint(cm):
     refresh thread) inherit the block and never take a Ctrl-C, which then always reaches the main thread. A Ctrl-C
     such a thread took while SIGINT is ignored for a worker's fork+exec (:func:`_workers_ignore_sigint`) was lost."""
     with contextlib.ExitStack() as stack:
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask"):
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
-            try:
-                value = stack.enter_context(cm)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile is delivered here
-        else:
+        with _sigint_blocked():
             value = stack.enter_context(cm)
         yield value
 
