@@ -25,10 +25,10 @@ For each method (dsir, classifier, perplexity, color-filter, and random) and
 each keep share (10% and 25% of the pool's tokens) the selection is the
 method's rule (DSIR: a Gumbel top-k sample by importance weight; classifier,
 perplexity and color-filter: the top documents by score; random: a random
-order). On the first salt only (training them on every salt would multiply
-the run time by the number of salts), a proxy is trained on the selected
-tokens alone, for the same number of tokens whatever the method, with
-``--seeds`` seeds, and evaluated on the target validation set.
+order). On the first ``--loss-salts`` salts (default 1: training them on
+every salt multiplies the run time by the number of salts), a proxy is trained
+on the selected tokens alone, for the same number of tokens whatever the
+method, with ``--seeds`` seeds, and evaluated on the target validation set.
 
 Reported: precision (share of selected documents from the target's domain),
 its ceiling (the target's documents shortest first, the longest others to
@@ -38,13 +38,18 @@ precision (share of selected tokens from the target's domain) and the
 target's tokens over the budget (a ranker that selects all of them reaches
 that token precision), all as mean +- sd over the salts; target validation
 loss on the first salt (mean +- std over seeds), whether each method beats
-random by more than twice the standard error of the difference, and DSIR's
+random by more than twice the standard error of the difference; with
+``--loss-salts K`` > 1 the same test on each of the K splits, and per method
+and keep the mean over targets of its loss minus random's with a 95%
+t-interval across the K splits (the split, not the seed, is the replicate:
+it moves the validation set and the pool), and DSIR's
 scoring speed (hashing target and pool, fitting, scoring) in MB of text per
 second on this machine (numpy runs on one core).
 
     python benchmarks/selection.py --smoke          # 1 target, small pool, 2 salts, tiny proxies, 2 seeds (CI, seconds)
     python benchmarks/selection.py                  # 3 targets, 5 salts, 3 seeds, split by document
     python benchmarks/selection.py --split chunk --salts 1   # the figures of the chunk split on salt "sel" (before 2026-12-01)
+    python benchmarks/selection.py --loss-salts 5   # target losses on all 5 splits (about 5x the training time)
 """
 
 from __future__ import annotations
@@ -258,8 +263,8 @@ def mean_sd(values) -> tuple[float, float]:
 
 def run_target(name: str, docs: dict[str, list[str]], doc_ids: dict[str, list[int]] | None, args, tok: Tokenizer,
                score_proxy: ProxyConfig, train_proxy_cfg: ProxyConfig) -> dict:
-    """Every split (salt) of one target; the target-loss proxies on the first split only."""
-    splits = [run_split(name, docs, doc_ids, salt, args, tok, score_proxy, train_proxy_cfg, train=i == 0)
+    """Every split (salt) of one target; the target-loss proxies on the first ``args.loss_salts`` splits."""
+    splits = [run_split(name, docs, doc_ids, salt, args, tok, score_proxy, train_proxy_cfg, train=i < args.loss_salts)
               for i, salt in enumerate(salts(args.salts))]
     first = splits[0]
     out = {"target": name, "split": args.split, "salts": [sp["salt"] for sp in splits], "splits": splits,
@@ -280,6 +285,51 @@ def run_target(name: str, docs: dict[str, list[str]], doc_ids: dict[str, list[in
             print(f"  {name:<12} over {args.salts} salts, keep {keep:.0%}: perfect {pf[0]:.3f} +- {pf[1]:.3f} | {got}",
                   flush=True)
     return out
+
+
+def t_interval(values) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of ``values`` (the replicates)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def loss_over_salts(results: list[dict], args, fields: dict) -> None:
+    """Target losses on every trained split: the 2-s.e. test per split, and each method's loss minus random's (mean
+    over targets) with a 95% t-interval across the splits."""
+    k_salts = args.loss_salts
+    wins, total = [], 0
+    for i in range(k_salts):
+        w = 0
+        for r in results:
+            b = beats_random(r["splits"][i]["cells"], args.seeds)
+            w += sum(b.values())
+            total += len(b)
+        wins.append(w)
+    cells_per_salt = total // k_salts
+    print(f"target loss over {k_salts} splits {salts(k_salts)}: cells beating random by more than 2 s.e., per split: "
+          + ", ".join(f"{w}/{cells_per_salt}" for w in wins))
+    print(f"  method loss - random loss, mean over the {len(results)} targets, mean [95% t-interval] across the "
+          f"{k_salts} splits (negative: better than random):")
+    for keep in args.keeps:
+        parts = []
+        for m in METHODS:
+            diffs = []
+            for i in range(k_salts):
+                per_target = []
+                for r in results:
+                    cell = {c["method"]: c for c in r["splits"][i]["cells"] if c["keep"] == keep}
+                    per_target.append(cell[m]["loss_mean"] - cell["random"]["loss_mean"])
+                diffs.append(np.mean(per_target))
+            mean, lo, hi = t_interval(diffs)
+            key = f"loss_diff_{m.replace('-', '_')}_{int(keep * 100)}"
+            fields[key], fields[f"{key}_lo"], fields[f"{key}_hi"] = round(mean, 4), round(lo, 4), round(hi, 4)
+            parts.append(f"{m} {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+        print(f"  keep {keep:.0%}: " + "  ".join(parts))
+    fields["loss_salts"] = k_salts
+    fields["beats_random_salts"] = f"{sum(wins)}/{total}"
 
 
 def precision_ceiling(in_domain: np.ndarray, sizes: np.ndarray, budget: float) -> float:
@@ -318,7 +368,9 @@ def main(argv=None) -> dict:
     p.add_argument("--bytes-per-domain", type=int, default=None, help="text per domain (default 300 KB; smoke 60 KB)")
     p.add_argument("--seeds", type=int, default=None, help="proxy seeds per selection (default 3; smoke 2)")
     p.add_argument("--salts", type=int, default=None, help="split salts the precision figures are averaged over "
-                   "(default 5; smoke 2); the first is 'sel', the salt of the older figures; target losses on it only")
+                   "(default 5; smoke 2); the first is 'sel', the salt of the older figures")
+    p.add_argument("--loss-salts", type=int, default=1, help="train the target-loss proxies on the first K salts "
+                   "(default 1: the first only); K > 1 adds the loss differences against random over the K splits")
     p.add_argument("--split", choices=("document", "chunk"), default="document",
                    help="hash each target document (default; all its chunks on one side) or each chunk (the split of "
                    "the figures before 2026-12-01)")
@@ -331,6 +383,8 @@ def main(argv=None) -> dict:
     args.keeps = [float(k) for k in args.keeps.split(",")]
     args.seeds = args.seeds or (2 if args.smoke else 3)
     args.salts = args.salts or (2 if args.smoke else 5)
+    if not 1 <= args.loss_salts <= args.salts:
+        p.error(f"--loss-salts must be between 1 and --salts ({args.salts}); got {args.loss_salts}")
     targets = (args.targets or ("legal" if args.smoke else "legal,math,code")).split(",")
     per_domain = args.bytes_per_domain or (60_000 if args.smoke else 300_000)
     start = provenance()
@@ -345,7 +399,7 @@ def main(argv=None) -> dict:
     print(f"pool: {sum(map(len, docs.values()))} chunks of ~{CHUNK} B from {sum(len(set(v)) for v in ids.values())} "
           f"documents in {len(docs)} domains, {per_domain // 1000} KB each; targets {targets} (documents: "
           f"{', '.join(f'{t} {len(set(ids[t]))}' for t in targets)}); split by {args.split}, {args.salts} salts "
-          f"{salts(args.salts)}; keeps {args.keeps}; {args.seeds} seeds; target losses on salt 'sel' only", flush=True)
+          f"{salts(args.salts)}; keeps {args.keeps}; {args.seeds} seeds; target losses on {salts(args.loss_salts)}", flush=True)
     t_all = time.perf_counter()
     results = [run_target(t, docs, doc_ids, args, tok, score_proxy, train_cfg) for t in targets]
     # DSIR speed on the largest pool: every domain whole (plus a sample of one as target)
@@ -393,6 +447,8 @@ def main(argv=None) -> dict:
             print(f"  {r['target']:<12} keep {keep:.0%}: " + "  ".join(
                 f"{c['method']} {c['loss_mean']:.3f} +- {c['loss_std']:.3f}{'*' if b.get((keep, c['method'])) else ''}"
                 for c in cells))
+    if args.loss_salts > 1:
+        loss_over_salts(results, args, fields)
     print(machine_line(start, end))
     print(f"total {time.perf_counter() - t_all:.0f}s")
 

@@ -100,6 +100,37 @@ def test_olmo_core_says_phases_restart_and_library_shows_it(tmp_path):
     assert len(draws(1400, seeds[1]) - draws(3000, seeds[0])) > 300
 
 
+def test_olmo_core_split_files_keep_phases_disjoint_but_read_less(tmp_path):
+    """What the phase files say of splitting a domain's files by phase, through OLMo-core's own draws: 'half' (0.5
+    epochs over the run) reads 1 - exp(-0.5) of its data unsplit with the named seeds, 0.63 x 0.5 split."""
+    text = export_plan(PLAN, "olmo-core", {d: str(tmp_path / f"{d}.npy") for d in UNIQUE})["phase_00.yaml"]
+    assert "keeps phases disjoint but repeats more" in text and "0.63 x of its data" in text
+    pytest.importorskip("olmo_core.data.utils", reason="ai2-olmo-core is not installed (pip install 'mixopt[export]')")
+    from olmo_core.data.utils import segment_documents_into_instances
+
+    n = UNIQUE["half"]  # documents of 10 tokens (the document's number + 1, then EOS 0), sequence length 10
+
+    def file(name: str, docs: range) -> Path:
+        path = tmp_path / f"{name}.npy"
+        np.repeat(np.c_[np.array(docs) + 1, np.zeros(len(docs), dtype=int)], [9, 1], axis=1).astype(np.uint16).tofile(path)
+        return path
+
+    def draws(path: Path, instances: int, seed: int) -> set[int]:  # the documents NumpyFSLDatasetMixture keeps
+        target = tmp_path / f"idx_{path.stem}_{seed}.npy"
+        segment_documents_into_instances(path, target, max_sequence_length=10, eos_token_id=0, dtype=np.uint16,
+                                         indices_dtype=np.uint32, sample=(instances, seed))
+        starts = np.memmap(target, dtype=np.uint32, mode="r")[::2]
+        return set((np.fromfile(path, dtype=np.uint16)[starts] - 1).tolist())
+
+    whole = file("whole", range(n))
+    unsplit = draws(whole, PLANNED[0]["half"], 42) | draws(whole, PLANNED[1]["half"], 43)
+    windows = [range(0, PLANNED[0]["half"]), range(PLANNED[0]["half"], PLANNED[0]["half"] + PLANNED[1]["half"])]
+    split = [draws(file(f"phase{k}", w), len(w), 42 + k) for k, w in enumerate(windows)]
+    assert all(set(d) <= set(w) for d, w in zip(split, windows))  # disjoint phases
+    assert len(unsplit) / n == pytest.approx(1 - np.exp(-0.5), abs=0.02)  # 0.39
+    assert len(split[0] | split[1]) / n == pytest.approx((1 - np.exp(-1)) * 0.5, abs=0.02)  # 0.32
+
+
 # ------------------------------------------------------------------ Megatron (documented limitation)
 
 
@@ -149,3 +180,42 @@ def test_mosaic_says_phases_restart():
         assert "do NOT continue each domain" in text and "epoch 0, sample 0" in text
         assert set(yaml.safe_load(text)) == {"streams"}
     assert "once [0.681818, 1)" in files["phase_01.yaml"]
+
+
+def test_megatron_phase_prefix_keeps_phases_disjoint_but_reads_a_shuffle_slice(tmp_path):
+    """What blend.json says of a phase's own prefix, through megatron-core's GPTDataset: phase 1's prefix of 'once'
+    (its 1,400 planned documents) is sized for the whole run, so the phase reads a slice of a multi-epoch shuffle."""
+    opts = ExportOptions(global_batch_size=1, seq_length=10)
+    meta = json.loads(export_plan(PLAN, "megatron", {d: f"/data/{d}" for d in UNIQUE}, options=opts)["blend.json"])
+    assert "keeps the phases disjoint" in meta["continuation"] and "954 distinct of 1,400" in meta["continuation"]
+    pytest.importorskip("megatron.core.datasets.gpt_dataset", reason="megatron-core is not installed (pip install 'mixopt[export]')")
+    import types
+
+    import torch
+    from megatron.core.datasets import utils
+    from megatron.core.datasets.blended_megatron_dataset_builder import _get_size_per_split_per_dataset
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
+    from megatron.core.datasets.utils import Split
+
+    lo, hi = meta["phases"][1]["samples"]["once"]["planned"]
+    prefix = str(tmp_path / "once_phase_01")
+    builder = IndexedDatasetBuilder(prefix + ".bin", dtype=np.int32)
+    for doc in range(int(lo), int(hi)):  # one 9-token document (its number + 1, then EOD 0) per sample (9 tokens + the next one)
+        builder.add_document(torch.tensor([doc + 1] * 8 + [0], dtype=torch.int32), [9])
+    builder.finalize(prefix + ".idx")
+    tokenizer = types.SimpleNamespace(eod=0, pad=0, bos=None, vocab_size=None, unique_identifiers={"class": "null"})
+    config = GPTDatasetConfig(random_seed=1234, sequence_length=9, tokenizer=tokenizer, reset_position_ids=False,
+                              reset_attention_mask=False, eod_mask_loss=False, create_attention_mask=False)
+    read_lo, read_hi = (int(round(x)) for x in meta["phases"][1]["samples"]["once"]["megatron_reads"])
+    # the blend sizes each dataset for the whole run, as BlendedMegatronDatasetBuilder does (w x total samples + surplus)
+    prefixes, weights = utils.get_blend_from_list(meta["phases"][1]["data_path"])
+    sizes = _get_size_per_split_per_dataset(utils.normalize(weights), [meta["total_iterations"] * meta["global_batch_size"]],
+                                            surplus=config.mid_level_dataset_surplus)
+    requested = sizes[prefixes.index("/data/once")][0]
+    assert requested > 4 * (hi - lo)  # a prefix of 1,400 samples spans 5 epochs
+    dataset = GPTDataset(IndexedDataset(prefix), prefix, np.arange(int(hi - lo)), requested, Split.train, config)
+    docs = [int(dataset[i]["tokens"][0]) - 1 for i in range(read_lo, read_hi)]
+    assert len(docs) == hi - lo == 1400
+    assert lo <= min(docs) and max(docs) < hi  # only the phase's own documents: disjoint from phase 0's
+    assert len(set(docs)) == 954  # the figure the continuation note quotes: some twice, about a third never
