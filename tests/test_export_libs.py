@@ -35,8 +35,8 @@ N_SAMPLES = 20_000
 TOLERANCE = 0.02  # realised token shares must be within 2 percentage points of the plan
 
 STREAMING_MISSING = (
-    "mosaicml-streaming is not installed: it requires torchvision and transformers<5, which cannot be "
-    "installed beside this environment's torch build and huggingface-hub>=1 (the schema test still runs)"
+    "mosaicml-streaming is not installed: it needs torchvision and transformers<5 (so huggingface-hub<1 and datasets<5); "
+    "run these tests in a venv of its own (pyproject.toml says how); the schema test still runs"
 )
 
 
@@ -210,34 +210,91 @@ def test_olmo_core_source_mixture_round_trip(tmp_path):
 STREAM_ARGS = {"remote", "local", "split", "proportion", "repeat", "choose", "download_retry", "download_timeout", "validate_hash", "keep_zip"}
 
 
-def _mosaic_streams(tmp_path: Path):
-    paths = {"short": "s3://bucket/short", "mid": "/data/mid", "long": "gs://b/long", "xlong": "/data/xlong"}
-    out = write_files(export_plan(PLAN, "mosaic-streaming", paths), tmp_path / "mosaic")
+def _mosaic_streams(tmp_path: Path, paths: dict[str, str] | None = None, plan: dict | None = None):
+    paths = paths or {"short": "s3://bucket/short", "mid": "/data/mid", "long": "gs://b/long", "xlong": "/data/xlong"}
+    out = write_files(export_plan(plan or PLAN, "mosaic-streaming", paths), tmp_path / "mosaic")
     return paths, [yaml.safe_load((out / f"phase_{i:02d}.yaml").read_text())["streams"] for i in range(len(PLAN["phases"]))]
 
 
 def test_mosaic_streams_match_stream_schema(tmp_path):
+    from mixopt.export.mosaic import DEFAULT_LOCAL_CACHE
+
     paths, phases = _mosaic_streams(tmp_path)
     for streams, raw in zip(phases, PLAN["phases"]):
         assert set(streams) == set(raw["weights"])
         for name, entry in streams.items():
             assert set(entry) <= STREAM_ARGS, entry
-            assert len({"remote", "local"} & set(entry)) == 1 and isinstance(entry.get("remote", entry.get("local")), str)
-            assert ("remote" in entry) == ("://" in paths[name])
+            assert isinstance(entry["local"], str)
+            assert ("remote" in entry) == ("://" in paths[name])  # a remote stream caches under its own local folder
+            if "remote" in entry:
+                assert entry["remote"] == paths[name] and entry["local"].startswith(f"{DEFAULT_LOCAL_CACHE}/{name}-")
+            else:
+                assert entry["local"] == paths[name]
             assert not {"repeat", "choose"} & set(entry)  # proportion, repeat and choose are exclusive
             assert isinstance(entry["proportion"], float) and 0 < entry["proportion"] <= 1
         proportions = {name: entry["proportion"] for name, entry in streams.items()}
         assert sum(proportions.values()) == 1.0
         # proportion weights samples (documents): convert back to token shares
         assert token_shares_from_docs(proportions, TOKENS_PER_DOC) == pytest.approx(raw["weights"], abs=1e-6)
+    locals_ = [{n: e["local"] for n, e in streams.items()} for streams in phases]
+    assert locals_[0] == locals_[1] and len(set(locals_[0].values())) == len(locals_[0])  # same per phase, one per domain
 
 
-def test_mosaic_streams_construct_real_streams(tmp_path):
+def test_mosaic_streams_construct_real_streams_in_every_phase(tmp_path, monkeypatch):
+    """Each phase's streams build, remote ones included: without the exported `local`, a second phase's Stream of the
+    same remote raised FileExistsError (its derived temp folder exists), as would a restarted job's."""
     streaming = pytest.importorskip("streaming", reason=STREAMING_MISSING)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # Stream's own temp folders, should one be derived
     _, phases = _mosaic_streams(tmp_path)
-    for streams in phases:
-        built = {name: streaming.Stream(**entry) for name, entry in streams.items()}
-        assert {n: s.proportion for n, s in built.items()} == {n: e["proportion"] for n, e in streams.items()}
+    for _ in range(2):  # a restarted job builds them again
+        for streams in phases:
+            built = {name: streaming.Stream(**entry) for name, entry in streams.items()}
+            assert {n: s.proportion for n, s in built.items()} == {n: e["proportion"] for n, e in streams.items()}
+            assert {n: s.local for n, s in built.items()} == {n: e["local"] for n, e in streams.items()}
+
+
+MOSAIC_DOCS = {"short": 4000, "mid": 3000, "long": 2000, "xlong": 2000}  # documents written per domain
+MOSAIC_READ = 6000  # documents each phase reads
+
+
+def test_mosaic_streaming_reads_planned_shares_and_redraws_each_phase(tmp_path):
+    """Through StreamingDataset over real MDS shards: each phase reads the planned token shares, and phase 1 re-reads
+    phase 0's documents as often as an independent draw would (what the phase files and MOSAIC_REREAD say)."""
+    streaming = pytest.importorskip("streaming", reason=STREAMING_MISSING)
+    from mixopt.export.mosaic import MOSAIC_REREAD
+
+    paths = {}
+    for domain, n_docs in MOSAIC_DOCS.items():
+        out = tmp_path / "data" / domain
+        columns = {"domain": "str", "n_tokens": "int", "i": "int"}
+        with streaming.MDSWriter(out=str(out), columns=columns, size_limit=1 << 20) as writer:
+            for i in range(n_docs):
+                writer.write({"domain": domain, "n_tokens": TOKENS_PER_DOC[domain], "i": i})
+        paths[domain] = str(out)
+    _, phases = _mosaic_streams(tmp_path, paths)
+    read = []
+    for streams, raw in zip(phases, PLAN["phases"]):
+        dataset = streaming.StreamingDataset(streams=[streaming.Stream(**e) for e in streams.values()], shuffle=True,
+                                             shuffle_seed=7, batch_size=1)
+        rows = []
+        for row in dataset:
+            rows.append({"domain": row["domain"], "n_tokens": int(row["n_tokens"]), "i": int(row["i"])})
+            if len(rows) == MOSAIC_READ:
+                break
+        del dataset
+        assert token_shares(rows) == pytest.approx(raw["weights"], abs=TOLERANCE)
+        read.append(rows)
+    figures = {}
+    for domain, n_docs in MOSAIC_DOCS.items():
+        first, second = ({r["i"] for r in rows if r["domain"] == domain} for rows in read)
+        both, expected = len(first & second), len(first) * len(second) / n_docs
+        figures[domain] = (both, expected)
+        # an independent draw's overlap: not 0 (phases continued) nor all of the smaller set (phases restarted)
+        assert both > 0 and abs(both - expected) <= 4 * math.sqrt(expected) + 2, (domain, both, expected)
+        assert len(first) - both > 4 * math.sqrt(expected) + 2, (domain, both, len(first))
+    if streaming.__version__ == "0.13.0":  # the figure the docs quote
+        both, expected = figures["mid"]
+        assert MOSAIC_REREAD == f"mid: {both} re-read where an independent draw expects {expected:.0f}", figures
 
 
 # ------------------------------------------------------------------ litdata

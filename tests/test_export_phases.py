@@ -166,18 +166,27 @@ def test_megatron_says_phases_restart_and_library_shows_it():
 # ------------------------------------------------------------------ nanotron and MosaicML streaming (documented)
 
 
-def test_nanotron_says_stages_restart():
+def test_nanotron_says_how_each_version_runs_stages():
+    """nanotron main continues each folder across stage launches; Nanoset-era nanotron restarts each stage. The header
+    gives each stage's steps (for main's one launch per stage) and planned reading (for the older one's split folders)."""
     text = export_plan(PLAN, "nanotron", {d: f"/data/{d}" for d in UNIQUE},
                        options=ExportOptions(global_batch_size=1, seq_length=10))["data_stages.yaml"]
-    assert "Stages do NOT continue each domain" in text
-    assert "planned phase_01: " in text and "once [0.681818, 1)" in text
+    assert "last stage only" in text and "continue each domain" in text and "Nanoset-based" in text
+    assert "planned phase_00 (steps 1-7500): " in text and "planned phase_01 (steps 7501-10000): " in text
+    assert "once [0.681818, 1)" in text
+    stages = yaml.safe_load(text)["data_stages"]
+    assert [s["start_training_step"] for s in stages] == [1, 7501]  # each stage starts the step after the last one's
+    for stage in stages:  # one folder per domain in every stage: main's per-folder offsets continue it
+        assert stage["data"]["dataset"]["dataset_folder"] == [f"/data/{d}" for d in sorted(UNIQUE)]
     assert len(yaml.safe_load(text)["data_stages"]) == 2
 
 
-def test_mosaic_says_phases_restart():
+def test_mosaic_says_phases_redraw():
+    from mixopt.export.mosaic import MOSAIC_REREAD
+
     files = export_plan(PLAN, "mosaic-streaming", {d: f"/data/{d}" for d in UNIQUE})
     for text in files.values():
-        assert "do NOT continue each domain" in text and "epoch 0, sample 0" in text
+        assert "do NOT continue each domain" in text and "independent draw" in text and MOSAIC_REREAD in text
         assert set(yaml.safe_load(text)) == {"streams"}
     assert "once [0.681818, 1)" in files["phase_01.yaml"]
 

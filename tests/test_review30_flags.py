@@ -126,12 +126,28 @@ def test_export_refuses_a_negative_seed_in_one_line(plan_file, tmp_path, capsys)
     assert json.loads((out / "interleave.json").read_text())["phases"][0]["seed"] == 0
 
 
+def test_export_local_cache_names_the_remote_streams_folders(plan_file, tmp_path, capsys):
+    """--local-cache: a folder on disk, under which each remote stream gets its own; a URL is refused in one line."""
+    import yaml
+
+    out = tmp_path / "mosaic"
+    assert run(["export", str(plan_file), "-f", "mosaic-streaming", "-o", str(out), *_paths(), "--local-cache", "s3://c"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--local-cache" in err and not out.exists()
+    assert run(["export", str(plan_file), "-f", "mosaic-streaming", "-o", str(out), *_paths(), "--local-cache", "/scratch/c/"]) == 0
+    streams = yaml.safe_load((out / "phase_00.yaml").read_text())["streams"]
+    remote = [e for e in streams.values() if "remote" in e]
+    assert remote and all(e["local"].startswith("/scratch/c/") and "//" not in e["local"] for e in remote)
+    assert "under /scratch/c/ (--local-cache)" in (out / "phase_00.yaml").read_text()
+
+
 @pytest.mark.parametrize("fmt, extra, flag", [
     ("megatron", ["--stopping-strategy", "first_exhausted"], "--stopping-strategy"),
     ("megatron", ["--seed", "7"], "--seed"),
     ("json", ["--global-batch-size", "8"], "--global-batch-size"),
     ("olmo-core", ["--tokens-per-doc", "code=100"], "--tokens-per-doc"),
     ("mosaic-streaming", ["--total-iterations", "10", "--seed", "3"], "--total-iterations"),
+    ("litdata", ["--local-cache", "/scratch/c"], "--local-cache"),
 ])
 def test_export_refuses_an_option_its_format_ignores(plan_file, tmp_path, capsys, fmt, extra, flag):
     out = tmp_path / "out"
@@ -148,7 +164,8 @@ def test_option_formats_name_exactly_the_formats_each_option_changes():
     assert set(OPTION_FORMATS) == {"tokens_per_doc", *ExportOptions.__dataclass_fields__}
     given = {"seed": ExportOptions(seed=7), "stopping_strategy": ExportOptions(stopping_strategy="first_exhausted"),
              "global_batch_size": ExportOptions(global_batch_size=256), "seq_length": ExportOptions(seq_length=2048),
-             "total_iterations": ExportOptions(total_iterations=47683)}
+             "total_iterations": ExportOptions(total_iterations=47683),
+             "local_cache": ExportOptions(local_cache="/scratch/mds-cache")}
     for fmt in EXPORTERS:
         default = export_plan(plan_dict(), fmt, PATHS)
         for name, formats in OPTION_FORMATS.items():

@@ -48,13 +48,16 @@ def export_cmd(
     seed: int | None = typer.Option(None, min=0, help="Sampling seed written into the formats that take one: olmo-core, "
                                     "nanotron, litdata, hf-datasets (default 42)."),
     stopping_strategy: str | None = typer.Option(None, help="hf-datasets: all_exhausted (default) or first_exhausted."),
+    local_cache: str | None = typer.Option(None, help="mosaic-streaming: folder on the training machine where remote "
+                                           "streams cache their shards, one subfolder per domain (default /tmp/mixopt-streaming)."),
     drop: list[str] = typer.Option([], "--drop", help="DOMAIN removed from the data: export the plan without it, the "
                                    "other shares renormalised (as good as a re-sweep on the embedded corpus); repeatable."),
 ) -> None:
     """Export PLAN to a trainer's mixture format, converting token shares to what its weights mean."""
     stray = inapplicable_options(fmt, {"tokens_per_doc": bool(tokens_per_doc), "total_iterations": total_iterations is not None,
                                        "global_batch_size": global_batch_size is not None, "seq_length": seq_length is not None,
-                                       "seed": seed is not None, "stopping_strategy": stopping_strategy is not None})
+                                       "seed": seed is not None, "stopping_strategy": stopping_strategy is not None,
+                                       "local_cache": local_cache is not None})
     if stray:
         raise ExportError(stray)
     check_output(out, "--out", inputs={"plan": plan_path}, folder=None)
@@ -70,6 +73,7 @@ def export_cmd(
         total_iterations=total_iterations,
         **({"seed": seed} if seed is not None else {}),
         **({"stopping_strategy": stopping_strategy} if stopping_strategy is not None else {}),
+        local_cache=local_cache,
     )
     data_paths, counts = parse_pairs(paths, "--paths", "PATH"), parse_counts(tokens_per_doc)
     # the old command's values for a dropped domain (re-run with --drop added): ignored, with a note

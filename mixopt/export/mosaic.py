@@ -1,6 +1,6 @@
 """MosaicML streaming: ``streams`` YAML for ``StreamingDataset``, one file per phase.
 
-Each stream is ``{remote | local, proportion}`` as taken by
+Each stream is ``{[remote,] local, proportion}`` as taken by
 ``streaming.Stream(remote=, local=, proportion=)`` (llm-foundry reads the same
 mapping under ``train_loader.dataset.streams``). ``proportion`` is a share of
 samples, i.e. of documents for MDS shards of one document per sample, so the
@@ -8,20 +8,31 @@ plan's token shares are converted with mean tokens per document. A path with a
 URL scheme (``s3://``, ``gs://``, ``hf://`` ...) becomes ``remote``; anything
 else is ``local``. Output is a directory of ``phase_NN.yaml`` files.
 
-Phases do NOT continue each domain where the earlier ones stopped (a limitation of
-MosaicML streaming: ``Stream`` takes ``proportion``/``repeat``/``choose``, which size a
-stream per epoch, but no sample offset; its resume state, ``epoch`` and
-``sample_in_epoch``, is for the same streams and proportions, not another phase's).
-A StreamingDataset built for phase k starts at epoch 0, sample 0, and with the same
-``shuffle_seed`` it walks each stream in the same order as phase k-1 did, so phase k
-re-reads the samples phase k-1 read first and a domain planned at <= 1 epoch never
-reaches its tail. Each phase file says so, with each domain's planned reading; to keep
-phases disjoint, write such a domain's samples for each phase as its own MDS
-directory (or ``split``) and point that phase's stream at it. mosaicml-streaming is
-not installed here (it needs transformers<5), so this is read from its API, not run.
+A remote stream also gets a ``local`` folder, ``--local-cache`` (default
+``/tmp/mixopt-streaming``) / ``<domain>-<hash of the remote>``, the same in every phase.
+Without one, ``Stream`` derives ``<tempdir>/<hash of the remote>`` and refuses to reuse
+it: the second phase's ``Stream`` (or a restarted job's) raised ``FileExistsError``
+(mosaicml-streaming 0.13.0). With it, each phase reuses the shards the earlier ones
+downloaded. A ``file://`` path is written as ``local`` (streaming has no ``file``
+downloader).
+
+Phases do NOT continue each domain where the earlier ones stopped (``Stream`` takes
+``proportion``/``repeat``/``choose``, which size a stream per epoch, but no sample
+offset). A StreamingDataset built for phase k draws its own random subset of each
+stream and its own order (both seeded by ``shuffle_seed`` and the epoch, over phase k's
+own sample counts), so it re-reads what the earlier phases read as often as an
+independent draw would: a domain phase k-1 read a share a of and phase k reads a share
+b of comes back in about a*b of its samples, not in 0 (continued) nor in all of
+min(a, b) (restarted). Measured with mosaicml-streaming 0.13.0 in
+``tests/test_export_libs.py``: see ``MOSAIC_REREAD``. Each phase file says so, with
+each domain's planned reading; to keep phases disjoint, write such a domain's samples
+for each phase as its own MDS directory (or ``split``) and point that phase's stream
+at it.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import yaml
 
@@ -32,26 +43,42 @@ from .spec import ExportSpec
 STREAM_KEYS = ("remote", "local", "split", "proportion", "repeat", "choose", "download_retry", "download_timeout", "validate_hash", "keep_zip")
 
 
-def stream_entry(path: str, proportion: float) -> dict[str, object]:
-    key = "remote" if "://" in path else "local"
-    return {key: path, "proportion": proportion}
+#: Folder remote streams cache their shards in when ``--local-cache`` is not given.
+DEFAULT_LOCAL_CACHE = "/tmp/mixopt-streaming"
+#: What phase 1 of ``tests/test_export_libs.py``'s plan re-read of phase 0's samples, with mosaicml-streaming 0.13.0
+#: (domain: re-read, expected at an independent draw a*b*N, continued phases 0); the test checks it.
+MOSAIC_REREAD = "mid: 326 re-read where an independent draw expects 310"
+
+
+def stream_entry(domain: str, path: str, proportion: float, cache: str = DEFAULT_LOCAL_CACHE) -> dict[str, object]:
+    """``{local, proportion}`` for a path on disk; ``{remote, local, proportion}`` for a URL, its ``local`` a folder
+    under ``cache`` named by the domain and a hash of the URL (the same in every phase)."""
+    if path.startswith("file://"):
+        return {"local": path[len("file://"):], "proportion": proportion}
+    if "://" not in path:
+        return {"local": path, "proportion": proportion}
+    digest = hashlib.blake2s(path.encode(), digest_size=4).hexdigest()
+    return {"remote": path, "local": f"{cache.rstrip('/')}/{domain}-{digest}", "proportion": proportion}
 
 
 def export_mosaic(spec: ExportSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     n = len(spec.phases)
     for phase, reading in zip(spec.phases, reading_text(spec)):
-        streams = {d: stream_entry(spec.paths[d], w) for d, w in phase.weights.items()}
+        cache = spec.options.local_cache or DEFAULT_LOCAL_CACHE
+        streams = {d: stream_entry(d, spec.paths[d], w, cache) for d, w in phase.weights.items()}
         head = [
             f"MosaicML streaming streams for {phase.name} ({phase.index + 1} of {n}), written by `mixopt export --format mosaic-streaming`.",
             f"proportion: {spec.note}.",
             "Planned token shares: " + ", ".join(f"{d}={w:g}" for d, w in phase.token_shares.items()) + ".",
             "Mean tokens per document used: " + ", ".join(f"{d}={spec.tokens_per_doc[d]:g}" for d in phase.weights) + ".",
             f"This phase covers budget fractions [{phase.start_fraction:g}, {phase.end_fraction:g}).",
-            "Phases do NOT continue each domain where the earlier phases stopped: a StreamingDataset built for this phase "
-            "starts every stream at epoch 0, sample 0 (Stream has no sample offset), and with the same shuffle_seed in the "
-            "same order as the earlier phases, so it re-reads what they read first and a domain planned at <= 1 epoch "
-            "never reaches its tail.",
+            "Phases do NOT continue each domain where the earlier phases stopped (Stream has no sample offset): a "
+            "StreamingDataset built for this phase draws its own random subset of each stream and its own order, so it "
+            "re-reads the earlier phases' samples as often as an independent draw would (a domain read at shares a and b "
+            f"of its samples in two phases comes back in about a*b of them; with mosaicml-streaming 0.13.0, {MOSAIC_REREAD}).",
+            *([f"Remote streams cache their shards in local folders under {cache} (--local-cache), the same in every phase."]
+              if any("remote" in e for e in streams.values()) else []),
             "To keep phases disjoint, write each such domain's samples for this phase as its own MDS directory (or split) "
             "and point this phase's stream at it; planned reading in this phase, in epochs of the domain's data "
             "(documents where the plan has no epochs), after the earlier phases': " + ", ".join(reading) + ".",

@@ -39,6 +39,7 @@ OPTION_FORMATS: dict[str, tuple[str, ...]] = {
     "seq_length": ("megatron", "nanotron"),
     "seed": ("olmo-core", "nanotron", "litdata", "hf-datasets"),
     "stopping_strategy": ("hf-datasets",),
+    "local_cache": ("mosaic-streaming",),
 }
 
 
@@ -73,6 +74,7 @@ class ExportOptions:
     total_iterations: int | None = None  # replaces ceil(budget_tokens / (gbs * seq)); must be within one step (or 1%) of the ratio
     seed: int = 42  # sampling seed written into formats that take one
     stopping_strategy: str = "all_exhausted"  # hf-datasets only; see hf_datasets.py
+    local_cache: str | None = None  # mosaic-streaming only: folder for remote streams' shards; see mosaic.py
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,9 @@ def _check_options(o: ExportOptions) -> None:
         v = getattr(o, name)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ExportError(f"--{name.replace('_', '-')} must be an integer >= 1. Got {v!r}. Pass a positive integer.")
+    if o.local_cache is not None and (not isinstance(o.local_cache, str) or not o.local_cache.strip() or "://" in o.local_cache):
+        raise ExportError(f"--local-cache must be a folder on the training machine's own disk. Got {o.local_cache!r}. "
+                          "Pass a path such as /scratch/mds-cache (no URL scheme).")
     if o.stopping_strategy not in STOPPING_STRATEGIES:
         raise ExportError(
             f"--stopping-strategy must be one of {list(STOPPING_STRATEGIES)}. Got {o.stopping_strategy!r}. "
