@@ -288,13 +288,13 @@ def test_mosaic_streaming_reads_planned_shares_and_redraws_each_phase(tmp_path):
     for domain, n_docs in MOSAIC_DOCS.items():
         first, second = ({r["i"] for r in rows if r["domain"] == domain} for rows in read)
         both, expected = len(first & second), len(first) * len(second) / n_docs
-        figures[domain] = (both, expected)
+        figures[domain] = (f"a domain read at {len(first):,} and {len(second):,} of its {n_docs:,} documents in two phases "
+                           f"had {both} read in both, where an independent draw expects {expected:.0f}")
         # an independent draw's overlap: not 0 (phases continued) nor all of the smaller set (phases restarted)
         assert both > 0 and abs(both - expected) <= 4 * math.sqrt(expected) + 2, (domain, both, expected)
         assert len(first) - both > 4 * math.sqrt(expected) + 2, (domain, both, len(first))
     if streaming.__version__ == "0.13.0":  # the figure the docs quote
-        both, expected = figures["mid"]
-        assert MOSAIC_REREAD == f"mid: {both} re-read where an independent draw expects {expected:.0f}", figures
+        assert MOSAIC_REREAD == figures["mid"], figures
 
 
 # ------------------------------------------------------------------ litdata

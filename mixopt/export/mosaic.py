@@ -45,9 +45,10 @@ STREAM_KEYS = ("remote", "local", "split", "proportion", "repeat", "choose", "do
 
 #: Folder remote streams cache their shards in when ``--local-cache`` is not given.
 DEFAULT_LOCAL_CACHE = "/tmp/mixopt-streaming"
-#: What phase 1 of ``tests/test_export_libs.py``'s plan re-read of phase 0's samples, with mosaicml-streaming 0.13.0
-#: (domain: re-read, expected at an independent draw a*b*N, continued phases 0); the test checks it.
-MOSAIC_REREAD = "mid: 326 re-read where an independent draw expects 310"
+#: What phase 1 of ``tests/test_export_libs.py``'s plan re-read of phase 0's documents of its domain "mid", with
+#: mosaicml-streaming 0.13.0 (an independent draw expects a*b*N; phases that continued would re-read 0); the test checks it.
+MOSAIC_REREAD = ("a domain read at 1,454 and 640 of its 3,000 documents in two phases had 326 read in both, where an "
+                 "independent draw expects 310")
 
 
 def stream_entry(domain: str, path: str, proportion: float, cache: str = DEFAULT_LOCAL_CACHE) -> dict[str, object]:
@@ -76,7 +77,8 @@ def export_mosaic(spec: ExportSpec) -> dict[str, str]:
             "Phases do NOT continue each domain where the earlier phases stopped (Stream has no sample offset): a "
             "StreamingDataset built for this phase draws its own random subset of each stream and its own order, so it "
             "re-reads the earlier phases' samples as often as an independent draw would (a domain read at shares a and b "
-            f"of its samples in two phases comes back in about a*b of them; with mosaicml-streaming 0.13.0, {MOSAIC_REREAD}).",
+            f"of its samples in two phases comes back in about a*b of them: in mixopt's check with mosaicml-streaming 0.13.0, "
+            f"{MOSAIC_REREAD}).",
             *([f"Remote streams cache their shards in local folders under {cache} (--local-cache), the same in every phase."]
               if any("remote" in e for e in streams.values()) else []),
             "To keep phases disjoint, write each such domain's samples for this phase as its own MDS directory (or split) "
