@@ -253,6 +253,23 @@ def test_mosaic_streams_construct_real_streams_in_every_phase(tmp_path, monkeypa
             assert {n: s.local for n, s in built.items()} == {n: e["local"] for n, e in streams.items()}
 
 
+def test_mosaic_export_refuses_one_folder_for_two_streams_as_streaming_does(tmp_path):
+    """Two domains at one folder: StreamingDataset raises 'Reused local directory', so the export refuses it first."""
+    from mixopt.errors import ExportError
+
+    shared = {"short": "/data/one", "mid": "file:///data/one/", "long": "/data/long", "xlong": "s3://b/xlong"}
+    with pytest.raises(ExportError, match="mid and short .*Reused local directory") as err:
+        export_plan(PLAN, "mosaic-streaming", shared)
+    assert "\n" not in str(err.value)
+    streaming = pytest.importorskip("streaming", reason=STREAMING_MISSING)
+    folder = tmp_path / "one"
+    with streaming.MDSWriter(out=str(folder), columns={"i": "int"}) as writer:
+        writer.write({"i": 0})
+    with pytest.raises(ValueError, match="Reused local directory"):
+        streaming.StreamingDataset(streams=[streaming.Stream(local=str(folder), proportion=0.5),
+                                            streaming.Stream(local=str(folder), proportion=0.5)], batch_size=1)
+
+
 MOSAIC_DOCS = {"short": 4000, "mid": 3000, "long": 2000, "xlong": 2000}  # documents written per domain
 MOSAIC_READ = 6000  # documents each phase reads
 

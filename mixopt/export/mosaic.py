@@ -36,6 +36,7 @@ import hashlib
 
 import yaml
 
+from ..errors import ExportError
 from .reading import reading_text
 from .spec import ExportSpec
 
@@ -62,12 +63,24 @@ def stream_entry(domain: str, path: str, proportion: float, cache: str = DEFAULT
     return {"remote": path, "local": f"{cache.rstrip('/')}/{domain}-{digest}", "proportion": proportion}
 
 
+def _refuse_shared_folders(phase_name: str, streams: dict[str, dict[str, object]]) -> None:
+    """StreamingDataset refuses two streams with one local folder ("Reused local directory"): refuse it here first."""
+    by_folder: dict[str, list[str]] = {}
+    for domain, entry in streams.items():
+        by_folder.setdefault(str(entry["local"]).rstrip("/") or "/", []).append(domain)
+    shared = [f"{' and '.join(ds)} ({folder})" for folder, ds in by_folder.items() if len(ds) > 1]
+    if shared:
+        raise ExportError(f"--paths gives {'; '.join(shared)} one folder in {phase_name}, and MosaicML streaming refuses one "
+                          "local folder for two streams ('Reused local directory'). Give each domain its own MDS folder.")
+
+
 def export_mosaic(spec: ExportSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     n = len(spec.phases)
     for phase, reading in zip(spec.phases, reading_text(spec)):
         cache = spec.options.local_cache or DEFAULT_LOCAL_CACHE
         streams = {d: stream_entry(d, spec.paths[d], w, cache) for d, w in phase.weights.items()}
+        _refuse_shared_folders(phase.name, streams)
         head = [
             f"MosaicML streaming streams for {phase.name} ({phase.index + 1} of {n}), written by `mixopt export --format mosaic-streaming`.",
             f"proportion: {spec.note}.",
