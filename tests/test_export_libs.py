@@ -253,7 +253,7 @@ def test_mosaic_streams_construct_real_streams_in_every_phase(tmp_path, monkeypa
             assert {n: s.local for n, s in built.items()} == {n: e["local"] for n, e in streams.items()}
 
 
-def test_mosaic_export_refuses_one_folder_for_two_streams_as_streaming_does(tmp_path):
+def test_mosaic_export_refuses_one_folder_for_two_streams():
     """Two domains at one folder: StreamingDataset raises 'Reused local directory', so the export refuses it first."""
     from mixopt.errors import ExportError
 
@@ -261,6 +261,10 @@ def test_mosaic_export_refuses_one_folder_for_two_streams_as_streaming_does(tmp_
     with pytest.raises(ExportError, match="mid and short .*Reused local directory") as err:
         export_plan(PLAN, "mosaic-streaming", shared)
     assert "\n" not in str(err.value)
+
+
+def test_streaming_refuses_one_folder_for_two_streams(tmp_path):
+    """Why the export refuses it: StreamingDataset raises on two streams with one local folder."""
     streaming = pytest.importorskip("streaming", reason=STREAMING_MISSING)
     folder = tmp_path / "one"
     with streaming.MDSWriter(out=str(folder), columns={"i": "int"}) as writer:
