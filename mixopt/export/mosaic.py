@@ -14,7 +14,8 @@ Without one, ``Stream`` derives ``<tempdir>/<hash of the remote>`` and refuses t
 it: the second phase's ``Stream`` (or a restarted job's) raised ``FileExistsError``
 (mosaicml-streaming 0.13.0). With it, each phase reuses the shards the earlier ones
 downloaded. A ``file://`` path is written as ``local`` (streaming has no ``file``
-downloader).
+downloader). Two domains at one folder in a phase are refused, as StreamingDataset
+refuses them ("Reused local directory").
 
 Phases do NOT continue each domain where the earlier ones stopped (``Stream`` takes
 ``proportion``/``repeat``/``choose``, which size a stream per epoch, but no sample
@@ -77,8 +78,8 @@ def _refuse_shared_folders(phase_name: str, streams: dict[str, dict[str, object]
 def export_mosaic(spec: ExportSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     n = len(spec.phases)
+    cache = spec.options.local_cache or DEFAULT_LOCAL_CACHE
     for phase, reading in zip(spec.phases, reading_text(spec)):
-        cache = spec.options.local_cache or DEFAULT_LOCAL_CACHE
         streams = {d: stream_entry(d, spec.paths[d], w, cache) for d, w in phase.weights.items()}
         _refuse_shared_folders(phase.name, streams)
         head = [
