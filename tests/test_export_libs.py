@@ -210,9 +210,9 @@ def test_olmo_core_source_mixture_round_trip(tmp_path):
 STREAM_ARGS = {"remote", "local", "split", "proportion", "repeat", "choose", "download_retry", "download_timeout", "validate_hash", "keep_zip"}
 
 
-def _mosaic_streams(tmp_path: Path, paths: dict[str, str] | None = None, plan: dict | None = None):
+def _mosaic_streams(tmp_path: Path, paths: dict[str, str] | None = None):
     paths = paths or {"short": "s3://bucket/short", "mid": "/data/mid", "long": "gs://b/long", "xlong": "/data/xlong"}
-    out = write_files(export_plan(plan or PLAN, "mosaic-streaming", paths), tmp_path / "mosaic")
+    out = write_files(export_plan(PLAN, "mosaic-streaming", paths), tmp_path / "mosaic")
     return paths, [yaml.safe_load((out / f"phase_{i:02d}.yaml").read_text())["streams"] for i in range(len(PLAN["phases"]))]
 
 
