@@ -146,16 +146,25 @@ def store_config(snapshot: StoreSnapshot) -> SweepConfig | None:
     return config_from_dict(raw, where=f"{snapshot.root}/store.json") if raw else None
 
 
-def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config") -> None:
-    """The config names the domains the store's runs were trained on."""
+def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config",
+                       propose_only: bool = False) -> None:
+    """The config names the domains the store's runs were trained on.
+
+    ``propose_only``: the config only sets the search (``propose:``, ``seed:``). Then a store of imported runs, which has
+    no sweep config and no data here, accepts a config without a ``data:`` section: the domains are the store's."""
     store_domains = snapshot.meta.get("domains")
-    if not store_domains:  # imported runs: no data to compare
+    if not store_domains:  # no domains recorded: nothing to compare
+        return
+    imported = not snapshot.meta.get("config")
+    if propose_only and imported and "data" not in cfg.model_fields_set:
         return
     config_domains = sorted(s.name for s in domain_specs(cfg.data))
     if config_domains != sorted(store_domains):
+        fix = ("The store holds imported runs (no sweep config of its own): for propose, remove the config's data: "
+               "section so that it sets only the search (propose:, seed:)" if imported and propose_only else
+               "Pass the config the store was swept with, or omit it to use the store's own config")
         raise ConsistencyError(f"{where} names domains {config_domains}, but the store {snapshot.root} was swept on "
-                               f"{sorted(store_domains)}. Pass the config the store was swept with, or omit it to use the "
-                               "store's own config.")
+                               f"{sorted(store_domains)}. {fix}.")
 
 
 # ---------------------------------------------------------------- select (before the sweep: quality pools from documents)
@@ -408,7 +417,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         if config is None:
             config = store_config(snapshot)
         else:
-            check_config_store(config, snapshot)
+            check_config_store(config, snapshot, propose_only=True)
     pcfg = config.propose if config else ProposeConfig()
     seed = (config.seed if config else 0) if seed is None else seed
     meta = model.meta

@@ -9,6 +9,7 @@ import yaml
 from mixopt import pipeline
 from mixopt.cli.main import run
 from mixopt.errors import ConsistencyError
+from mixopt.plan import load_plan
 from mixopt.runs.record import RunRecord
 from tests.test_cli_sweep import write_cfg
 
@@ -165,10 +166,14 @@ def test_fit_predict_propose_at_the_target_scale(regmix, tmp_path, capsys):
         std[n] = np.mean([float(r.split(",")[2]) for r in rows[1:]])
     assert std["1e9"] > std["6e7"]  # the predictive std grows with the extrapolation distance
     plan = tmp_path / "plan.yaml"
-    assert run(["propose", "--model", str(model), "--store", str(store), "--model-params", "1e9", "--budget-tokens", "1e9",
-                "--out", str(plan)]) == 0
+    search = tmp_path / "search.yaml"  # imported runs have no sweep config: a config that sets only the search applies
+    cap = "train_the_pile_pile_cc"
+    search.write_text(yaml.safe_dump({"propose": {"n_candidates": 20000, "max_weights": {cap: 0.05}}}))
+    assert run(["propose", str(search), "--model", str(model), "--store", str(store), "--model-params", "1e9",
+                "--budget-tokens", "1e9", "--out", str(plan)]) == 0
     body = yaml.safe_load(plan.read_text())
     assert body["predicted"]["by"]["surrogate"]["scale"] == "target"
+    assert load_plan(plan).overall_weights()[cap] <= 0.05 + 1e-9
     assert body["provenance"]["target_scale"] == {"model_params": 1e9, "tokens": 1e9}
 
 
@@ -513,3 +518,29 @@ def test_largest_scale_with_fewer_mixtures_than_folds_fits_and_one_mixture_says_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "m.pkl").exists()
     assert "has 3 run(s) of 1 mixture" in err and "2+ distinct mixtures" in err and "1.6e+07 params" in err
+
+
+def test_a_config_for_imported_runs_sets_the_search_only(tmp_path, capsys):
+    """Imported runs have no sweep config and no data here: a config without data: sets propose's search; one with a
+    data: section names other domains and is refused in one line that says what to remove."""
+    (tmp_path / "m.csv").write_text("index,a,b\n" + "".join(f"{i},{i / 7:.4f},{1 - i / 7:.4f}\n" for i in range(8)))
+    (tmp_path / "l.csv").write_text("index,val/a\n" + "".join(f"{i},{3 + (i / 7 - 0.7) ** 2:.4f}\n" for i in range(8)))
+    store = tmp_path / "imp"
+    assert run(["runs", "import", "--mixtures", str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "l.csv"),
+                "--store", str(store)]) == 0
+    model = tmp_path / "m.pkl"
+    assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(model)]) == 0
+    search = {"n_candidates": 2000, "top_k": 10, "upsample": False, "max_weights": {"a": 0.5}}
+    with_data = tmp_path / "with_data.yaml"
+    with_data.write_text(yaml.safe_dump({"data": {"include": ["code", "prose"]}, "propose": search}))
+    capsys.readouterr()
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(with_data), "--model", str(model), "--store", str(store), "--no-projector",
+                "--out", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert "imported runs" in err and "remove the config's data: section" in err and not plan.exists()
+    search_only = tmp_path / "search.yaml"
+    search_only.write_text(yaml.safe_dump({"seed": 3, "propose": search}))
+    assert run(["propose", str(search_only), "--model", str(model), "--store", str(store), "--no-projector",
+                "--out", str(plan)]) == 0
+    assert load_plan(plan).overall_weights()["a"] <= 0.5 + 1e-9  # unconstrained, the optimum is at a = 0.7

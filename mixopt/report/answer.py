@@ -55,7 +55,8 @@ def mixture_table(plan: Plan) -> TextTable:
     return TextTable("Mixture", header, rows, note, right=set(range(1, len(header))))
 
 
-def _proxy_tokens(plan: Plan, store_tokens: float | None) -> float | None:
+def proxy_tokens(plan: Plan, store_tokens: float | None) -> float | None:
+    """Tokens per proxy run: what the projector recorded, else the store's."""
     proj = (plan.predicted.by or {}).get("projector") if plan.predicted else None
     t = proj.get("proxy_tokens") if isinstance(proj, Mapping) else None
     return float(t) if t else store_tokens
@@ -69,7 +70,7 @@ def prediction_scale(plan: Plan, store_tokens: float | None = None) -> tuple[str
     if scale == "target":
         return f"at the plan's budget of {budget} tokens", True
     if scale == "proxy":
-        t = _proxy_tokens(plan, store_tokens)
+        t = proxy_tokens(plan, store_tokens)
         at = f"at the proxies' scale ({fmt.tokens(t)} tokens per run)" if t else "at the proxies' scale"
         return f"{at}, not at the plan's budget of {budget} tokens", False
     return "at an unrecorded scale (the plan does not say)", False

@@ -24,6 +24,7 @@ from ..runs.store import RunStore, check_fitted_on
 from ..runs.table import POOL_LABEL, VERIFY_LABEL, RunTable, not_sweep_counts, records_table, sweep_records
 from ..surrogates import load_model, scale_inputs
 from . import fmt
+from .answer import proxy_tokens
 
 
 @dataclass
@@ -260,7 +261,7 @@ def predictors_by_scale(plan: Plan, by: dict[str, tuple[float, float | None]], s
     proj = raw.get("projector") if isinstance(raw.get("projector"), Mapping) else {}
     scale = sur.get("scale")
     budget = f"plan's {fmt.tokens(plan.budget_tokens)} tokens"
-    proxy_t = proj.get("proxy_tokens") or store_tokens
+    proxy_t = proxy_tokens(plan, store_tokens)
     proxy = f"proxies' {fmt.tokens(proxy_t)} tokens" if proxy_t else "proxies' scale"
     tok = proj.get("tokens")  # where the projector's own value applies: the plan's budget unless it says otherwise
     proj_at = budget if not tok or math.isclose(float(tok), plan.budget_tokens) else f"{fmt.tokens(float(tok))} tokens"
