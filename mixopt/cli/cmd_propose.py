@@ -23,7 +23,7 @@ FIT_LABEL = "fitting the model (cross-validated)"
 
 @app.command("propose")
 def propose_cmd(
-    config: Path | None = typer.Argument(None, help="Sweep config: a YAML path or a packaged name (demo, tiny); its `propose:` section sets the search."),
+    config: Path | None = typer.Argument(None, help="Sweep config: a YAML path or a packaged name (demo, tiny); its `propose:` section sets the search. For a store of imported runs, leave out `data:`."),
     model: Path | None = typer.Option(None, "--model", help="A model saved by `mixopt fit` (else one is fitted on --store)."),
     store: Path | None = typer.Option(None, "--store", help="Run store; needed for the OT projector and when no --model is given."),
     budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target training tokens D (default: the config's, else 4x the proxy tokens)."),
