@@ -184,6 +184,21 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 
 # ---------------------------------------------------------------- fit
 
+def _one_token_count(table) -> float | None:
+    """The runs' training tokens when every run records the same count (imported runs have no sweep config to say)."""
+    known = {float(t) for t in table.tokens if np.isfinite(t)}
+    return known.pop() if len(known) == 1 and np.isfinite(table.tokens).all() else None
+
+
+def _unplaced_scales(table) -> str:
+    """The one-line refusal for a store whose runs differ in scale while some of them lack model_params or tokens."""
+    n, d = np.isfinite(table.model_params), np.isfinite(table.tokens)
+    lacking = [f"{int((~n).sum())} without model_params" if (~n).any() else "", f"{int((~d).sum())} without tokens" if (~d).any() else ""]
+    return (f"The runs differ in scale but {' and '.join(x for x in lacking if x)} (of {len(n)}), so fit can neither "
+            "pool them as one scale nor place them on a scale axis. Give every run both: re-import with --model-params "
+            "and --tokens (or model_params and tokens columns in the metrics CSV), into a fresh store.")
+
+
 def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0,
         budgets: bool = False) -> FittedModel:
     """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise.
@@ -210,7 +225,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         table = fit_rows(runs, table, target)
         y = table.target(target)
     spread = None
-    scales = [sc for sc in table.scales() if np.isfinite(sc).all()]  # runs of unknown scale (old or hand-made records) do not count
+    every = table.scales()
+    scales = [sc for sc in every if np.isfinite(sc).all()]
+    if len(every) >= 2 and len(scales) < len(every):  # runs of several scales, some of them not placed: pooling them is wrong
+        raise FitError(_unplaced_scales(table))
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
         one_size = len({sc[0] for sc in scales}) == 1  # with --budgets: every extrapolation is in tokens
         if budgets and not one_size:
@@ -278,7 +296,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     model_meta = {
         "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
-        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens"), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
+        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": final.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",

@@ -288,3 +288,36 @@ def test_metrics_rows_without_a_mixture_are_rejected_by_name(tmp_path):
     assert sorted(res.rejected) == ["index=01: in l.csv but not in m.csv", "index=99: in l.csv but not in m.csv"]
     with pytest.raises(DataError, match="index=01: in l.csv but not in m.csv"):
         import_runs(RunStore(tmp_path / "t"), m, y, strict=True)
+
+
+def test_fit_refuses_runs_of_several_scales_some_not_placed(tmp_path, capsys):
+    """Two imports at --model-params 1e6 and 6e7 without --tokens: fit used to pool them as one scale (Spearman 0.17 on
+    RegMix's tables, exit 0); now one line that says how to place them."""
+    rows = range(10)
+    mix = _write(tmp_path / "m.csv", "index,a,b\n" + "".join(f"{i},{i / 9:.4f},{1 - i / 9:.4f}\n" for i in rows))
+    small = _write(tmp_path / "l1.csv", "index,val/a\n" + "".join(f"{i},{3 + i / 90:.4f}\n" for i in rows))
+    big = _write(tmp_path / "l2.csv", "index,val/a\n" + "".join(f"{i},{2 + i / 90:.4f}\n" for i in rows))
+    store = tmp_path / "s"
+    assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(small), "--model-params", "1e6", "--store", str(store)]) == 0
+    assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(big), "--model-params", "6e7", "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert run(["fit", "--store", str(store), "--target", "val/a", "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err
+    assert "differ in scale but 20 without tokens" in err and "--tokens" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.pkl").exists()
+
+
+def test_imported_runs_with_tokens_give_the_plan_its_default_budget(tmp_path, capsys):
+    """Imported runs that all record one token count stand in for the sweep config's proxy tokens: the plan's default
+    budget is 4x that (it was 1 token, exported as one training iteration)."""
+    mix = _write(tmp_path / "m.csv", "index,a,b\n" + "".join(f"{i},{i / 7:.4f},{1 - i / 7:.4f}\n" for i in range(8)))
+    met = _write(tmp_path / "l.csv", "index,val/a\n" + "".join(f"{i},{3 + (i / 7 - 0.7) ** 2:.4f}\n" for i in range(8)))
+    store = tmp_path / "s"
+    assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(met), "--tokens", "1e8", "--store", str(store)]) == 0
+    assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / "m.pkl")]) == 0
+    search = _write(tmp_path / "search.yaml", "propose: {n_candidates: 2000, top_k: 10, upsample: false}\n")
+    plan = tmp_path / "plan.yaml"
+    assert run(["propose", str(search), "--model", str(tmp_path / "m.pkl"), "--store", str(store), "--no-projector",
+                "--out", str(plan)]) == 0
+    from mixopt.plan import load_plan
+    assert load_plan(plan).budget_tokens == 4e8

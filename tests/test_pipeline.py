@@ -530,11 +530,13 @@ def test_a_config_for_imported_runs_sets_the_search_only(tmp_path, capsys):
                 "--store", str(store)]) == 0
     model = tmp_path / "m.pkl"
     assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(model)]) == 0
-    search = {"n_candidates": 2000, "top_k": 10, "upsample": False, "max_weights": {"a": 0.5}}
-    with_data = tmp_path / "with_data.yaml"
-    with_data.write_text(yaml.safe_dump({"data": {"include": ["code", "prose"]}, "propose": search}))
     capsys.readouterr()
     plan = tmp_path / "plan.yaml"
+    assert run(["propose", "--model", str(model), "--store", str(store), "--no-projector", "--out", str(plan)]) == 2
+    assert "needs a token budget" in capsys.readouterr().err and not plan.exists()  # was a plan of 1 token
+    search = {"n_candidates": 2000, "top_k": 10, "upsample": False, "max_weights": {"a": 0.5}, "budget_tokens": 4e9}
+    with_data = tmp_path / "with_data.yaml"
+    with_data.write_text(yaml.safe_dump({"data": {"include": ["code", "prose"]}, "propose": search}))
     assert run(["propose", str(with_data), "--model", str(model), "--store", str(store), "--no-projector",
                 "--out", str(plan)]) == 2
     err = capsys.readouterr().err
@@ -544,3 +546,4 @@ def test_a_config_for_imported_runs_sets_the_search_only(tmp_path, capsys):
     assert run(["propose", str(search_only), "--model", str(model), "--store", str(store), "--no-projector",
                 "--out", str(plan)]) == 0
     assert load_plan(plan).overall_weights()["a"] <= 0.5 + 1e-9  # unconstrained, the optimum is at a = 0.7
+    assert load_plan(plan).budget_tokens == 4e9

@@ -194,6 +194,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     done, total)``, when given, hears of each stage (a progress bar's; the plan is the same without it)."""
     tick = progress or (lambda label, done, total: None)
     budget = plan_budget(budget_tokens, cfg, ctx.proxy_tokens)
+    if budget is None:  # a plan of 1 token (the old fallback) exported as 1 training iteration
+        raise ConfigError("The plan needs a token budget, and the runs record none (imported without --tokens, no sweep "
+                          "config). Pass --budget-tokens D (e.g. 4e9), or set propose.budget_tokens in a config.")
     result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
     tick(FINISH_LABEL, 1, 3)
     kept_note, curse, curse_note = "", None, ""
@@ -278,7 +281,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if ctx.reuse is not None:
         provenance["reuse"] = {"plan": ctx.reuse.source, "ratios": dict(ctx.reuse.ratios), "free": ctx.reuse.free}
     return Plan(
-        budget_tokens=float(budget) if budget else float(ctx.proxy_tokens or 1.0),
+        budget_tokens=float(budget),
         phases=phases,
         epochs=epochs, effective_tokens=eff, pools=pools_kept,
         predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement,
