@@ -62,3 +62,19 @@ def test_unknown_seed_noise_is_said_not_printed_as_zero(far_view):
     _, reasons, _ = compare_with_baselines(far_view, w, value, std, ctx)
     assert not any("seed sd 0.0000" in r or "(sd 0.0000)" in r for r in reasons), reasons
     assert any("seed noise unknown" in r and "import runs of one mixture with several seeds" in r for r in reasons), reasons
+
+
+def test_a_baseline_predicted_better_beyond_the_band_is_called_a_loss(far_view):
+    """A plan held away from the best mixture by a bound: each baseline predicted better beyond the band is said to be
+    better (not "within the noise band"), and one outside the plan's bounds is said to be so."""
+    from mixopt.planning.constraints import Constraints
+
+    ctx = ProposeContext(domains=["a", "b", "c"], target="val/x", noise={"seed_sd": 0.005})
+    held = np.array([0.9, 0.05, 0.05])  # the effect punishes a: uniform is ~0.2 nats better
+    value, std = (float(v[0]) for v in far_view.predict(held[None, :], return_std=True))
+    bounds = Constraints(["a", "b", "c"], min_weights=np.array([0.8, 0.0, 0.0]), max_weights=np.ones(3))
+    _, reasons, beats = compare_with_baselines(far_view, held, value, std, ctx, constraints=bounds)
+    line = next(r for r in reasons if r.startswith("vs uniform"))
+    assert not beats and "worse" in line and "uniform is predicted better but lies outside the plan's bounds" in line, line
+    _, reasons, _ = compare_with_baselines(far_view, held, value, std, ctx)  # no bounds given: nothing said about them
+    assert "outside" not in next(r for r in reasons if r.startswith("vs uniform"))

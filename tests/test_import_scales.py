@@ -321,3 +321,27 @@ def test_imported_runs_with_tokens_give_the_plan_its_default_budget(tmp_path, ca
                 "--out", str(plan)]) == 0
     from mixopt.plan import load_plan
     assert load_plan(plan).budget_tokens == 4e8
+
+
+def test_a_missing_domain_column_or_percentages_refuse_the_whole_file(tmp_path, capsys):
+    """Rows that happen to sum to 1 without a domain's column are a biased subset: the file is refused, not filtered."""
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(3), size=12)
+    W[:3] = [[0.5, 0.5, 0.0], [0.2, 0.8, 0.0], [0.9, 0.1, 0.0]]  # three rows give c nothing: they still sum to 1
+    met = _write(tmp_path / "l.csv", "index,val/a\n" + "".join(f"{i},3.0\n" for i in range(12)))
+    no_c = _write(tmp_path / "no_c.csv", "index,a,b\n" + "".join(f"{i},{w[0]:.4f},{w[1]:.4f}\n" for i, w in enumerate(W)))
+    store = tmp_path / "s"
+    capsys.readouterr()
+    assert run(["runs", "import", "--mixtures", str(no_c), "--metrics", str(met), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "of 12 rows have weights summing below 1" in err and "column may be missing" in err
+    assert len(err.strip().splitlines()) == 1 and not (store / "runs").exists()
+    pct = _write(tmp_path / "pct.csv", "index,a,b,c\n" + "".join(f"{i},{100 * w[0]:.2f},{100 * w[1]:.2f},{100 - 100 * w[0] - 100 * w[1]:.2f}\n"
+                                                            for i, w in enumerate(W)))
+    assert run(["runs", "import", "--mixtures", str(pct), "--metrics", str(met), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "look like percentages" in err and len(err.strip().splitlines()) == 1
+    one_off = _write(tmp_path / "one.csv", "index,a,b,c\n0,0.5,0.2,0.2\n" + "".join(
+        f"{i},{w[0]:.6f},{w[1]:.6f},{1 - round(w[0], 6) - round(w[1], 6):.6f}\n" for i, w in enumerate(W) if i))
+    assert run(["runs", "import", "--mixtures", str(one_off), "--metrics", str(met), "--store", str(store)]) == 0  # one odd row: rejected alone
+    assert "index=0" in capsys.readouterr().err

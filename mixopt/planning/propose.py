@@ -270,7 +270,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
                        "tokens from the proxies' runs; `mixopt verify` trains the plan there")
     elif disagreement:
         reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
-    baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx)
+    baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx,
+                                                             constraints=constraints)
     reasons += noise_reasons
     provenance = dict(ctx.provenance)
     if model_params:
@@ -399,15 +400,16 @@ def unsure_advice(std: float, seed_sd: float, baseline: str) -> str:
             "optimum's error from 0.105 to 0.014)")
 
 
-def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
-                           ctx: ProposeContext) -> tuple[dict[str, dict[str, Any]], list[str], bool | None]:
+def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float, ctx: ProposeContext, *,
+                           constraints: Constraints | None = None) -> tuple[dict[str, dict[str, Any]], list[str], bool | None]:
     """The plan against natural, uniform and the best measured run, in units of the measured seed noise.
 
     A predicted gain counts only when it exceeds ``2 * sqrt(seed_sd^2 + std_plan^2 + std_baseline^2)``: a single
     training run of either mixture scatters by the seed noise, and each prediction by its own std (with a joint
     covariance, the std of the difference instead: ``comparison_band``). Returns the
     baselines' predictions, plain-language reasons, and whether the plan beats every baseline beyond that noise
-    (None when there are no baselines).
+    (None when there are no baselines). A baseline outside ``constraints`` (the plan's bounds and repetition caps) is
+    said to be: the plan could not take it.
     """
     seed_sd = float((ctx.noise or {}).get("seed_sd") or 0.0)
     rows = baseline_vectors(ctx)
@@ -421,13 +423,19 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float,
     for name, b in baselines.items():
         gain = b["value"] - value
         noise = comparison_band(estimator, seed_sd, w, std, rows[name], b["std"])
+        outside = (constraints is not None and not constraints.feasible(rows[name][None, :])[0])
         if gain > noise:
             reasons.append(f"vs {name}: predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
+        elif gain < -noise:
+            beats = False
+            reasons.append(f"vs {name}: predicted {-gain:.4f} worse ({b['value']:.4f}), beyond the noise band ±{noise:.4f}: "
+                           + (f"{name} is predicted better but lies outside the plan's bounds" if outside else
+                              f"{name} is predicted better"))
         else:
             beats = False
             reasons.append(f"vs {name}: predicted gain {gain:+.4f} ({b['value']:.4f}) is within the noise band ±{noise:.4f} "
                            f"({f'seed sd {seed_sd:.4f}' if seed_sd else 'seed noise unknown'}, predictive std {std:.4f}): "
-                           f"the plan is not shown to beat {name}")
+                           f"the plan is not shown to beat {name}" + (f" ({name} lies outside the plan's bounds)" if outside else ""))
     if measured is not None:
         label, y_best = measured
         baselines["best-run"].update(measured=y_best, label=label)

@@ -82,11 +82,13 @@ def _shown_index(idx: str) -> str:
     return idx if idx.isprintable() else repr(idx)  # a quoted cell may hold a line break; keep messages one line
 
 
-def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERANCE) -> tuple[list[str], list[str], np.ndarray, list[str]]:
+def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERANCE,
+                       whole_file: bool = True) -> tuple[list[str], list[str], np.ndarray, list[str]]:
     """Read a mixtures CSV: (indices, domains, W normalised, rejected-row messages).
 
     An index listed twice with the same weights counts once; with different
-    weights it is rejected (checkpoints of one run share its mixture).
+    weights it is rejected (checkpoints of one run share its mixture). With ``whole_file``, many rows whose weights
+    miss 1 the same way (percentages; a domain's column missing) raise one DataError instead of per-row rejections.
     """
     header, rows = read_csv_rows(path, what="Mixtures")
     scale_cols = [h for h in header if h in SCALE_COLUMNS]
@@ -101,7 +103,7 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
         raise DataError(f"Mixtures file {shown_path(Path(path))} has domain column(s) {bad[:5]}: a domain name is letters, "
                         "digits, _ . - (it becomes a metric name, a file name and a trainer's key). Rename the column(s).")
     seen: dict[str, np.ndarray | None] = {}  # index -> weights, None once rejected
-    rejected = []
+    rejected, off_sums = [], []
     for row in rows:
         idx = row["index"]
         shown = _shown_index(idx)
@@ -118,6 +120,7 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
         if problem:
             rejected.append(f"index={shown}: {problem}")
             seen[idx] = None
+            off_sums += [float(s)] if problem.startswith("weights sum") else []
             continue
         w = w / s
         if idx in seen:
@@ -128,14 +131,31 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
                 seen[idx] = None
             continue
         seen[idx] = w
+    if whole_file and (problem := _column_problem(off_sums, len(rows), tolerance)):
+        raise DataError(f"Mixtures file {shown_path(Path(path))}: {problem}")
     kept = [(i, w) for i, w in seen.items() if w is not None]
     W = np.array([w for _, w in kept]).reshape(len(kept), len(domains))
     return [i for i, _ in kept], domains, W, rejected
 
 
+def _column_problem(off_sums: list[float], n_rows: int, tolerance: float) -> str:
+    """A whole file's problem behind many rows whose weights do not sum to 1, or "" when the rows are odd one by one.
+
+    Importing the rows that happen to sum to 1 would keep a biased subset: with one domain's column missing, only the
+    mixtures that gave it almost nothing."""
+    if not off_sums:
+        return ""
+    if len(off_sums) == n_rows and all(abs(v - 100) <= 100 * tolerance + 1e-9 for v in off_sums):
+        return "every row's weights sum to 100: they look like percentages. Divide them by 100 (shares sum to 1)."
+    if len(off_sums) >= max(2, n_rows / 4) and all(v < 1 for v in off_sums):
+        return (f"{len(off_sums)} of {n_rows} rows have weights summing below 1 (e.g. {min(off_sums):.4g}): a domain's "
+                "column may be missing. Add every domain's column; nothing was imported.")
+    return ""
+
+
 def read_mixtures_for_model(path: str | Path, domains: list[str]) -> tuple[list[str], np.ndarray]:
     """Mixtures to predict, matched to a model's domains by column name (strict)."""
-    indices, cols, W, rejected = parse_mixture_rows(path, tolerance=IMPORT_SUM_TOLERANCE)
+    indices, cols, W, rejected = parse_mixture_rows(path, tolerance=IMPORT_SUM_TOLERANCE, whole_file=False)  # columns first
     missing, extra = sorted(set(domains) - set(cols)), sorted(set(cols) - set(domains))
     if missing or extra:
         raise MixtureError(
