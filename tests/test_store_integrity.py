@@ -157,8 +157,14 @@ def test_the_same_runs_under_another_file_name_are_flagged(tmp_path, capsys):
     capsys.readouterr()
     assert import_cmd(renamed, met, store) == 0
     captured = capsys.readouterr()
-    assert "imported 3 new runs" in captured.out
-    assert "3 of the new runs have the weights, metrics and scale of a run the store already held" in " ".join(captured.err.split())
+    assert "imported 0 new runs" in captured.out and "3 already there" in captured.out
+    assert "3 row(s) have the weights, metrics and scale of a run the store already holds" in " ".join(captured.err.split())
+    assert len(list((store / "runs").glob("*.json"))) == 3  # not twice: a copy would pass for a zero-noise seed repeat
+    doubled = write(tmp_path / "doubled.csv", "index,a,b\n7,0.5,0.5\n8,0.5,0.5\n")
+    doubled_met = write(tmp_path / "doubled_met.csv", "index,loss\n7,2.5\n8,2.5\n")  # one run listed twice in one file
+    assert import_cmd(doubled, doubled_met, store) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "imported 1 new run " in out and len(list((store / "runs").glob("*.json"))) == 4
 
 
 # ------------------------------------------------------------------ 3. a corrupt store.json is an error, never discarded

@@ -321,16 +321,20 @@ def import_runs(store: RunStore, mixtures_csv: str | Path, metrics_csv: str | Pa
     held_ids, held_keys = {r.run_id for r in held}, {_content_key(r) for r in held}
     twins = 0
     for rec in records:
+        key = _content_key(rec)
         if rec.run_id in held_ids or store.get(rec.run_id) is not None:  # ids hash the content: imported before
             res.existing += 1
+        elif key in held_keys:  # the same measurement under another file name or index (a `runs export` round trip):
+            twins += 1  # kept twice, fit would read zero seed noise from the pair and CV would test on a training row
+            res.existing += 1
         else:  # absent, or corrupt (quarantined when read): written now
-            twins += _content_key(rec) in held_keys
             store.put(rec)
             res.added += 1
+        held_keys.add(key)
     if twins:
-        res.notes.append(f"{twins} of the new runs have the weights, metrics and scale of a run the store already held "
-                         "(imported before from a file of another name, or under another index?): fit counts each as a "
-                         "separate run")
+        res.notes.append(f"{twins} row(s) have the weights, metrics and scale of a run the store already holds (or of "
+                         "an earlier row of this file), imported under another file name or index: not imported again "
+                         "(a copy would pass for a seed repeat with zero noise)")
     if records and not meta.get("domains"):
         store.update_meta(domains=domains)
     return res
