@@ -162,6 +162,8 @@ def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str 
     if config_domains != sorted(store_domains):
         fix = ("The store holds imported runs (no sweep config of its own): for propose, remove the config's data: "
                "section so that it sets only the search (propose:, seed:)" if imported and propose_only else
+               "The store holds imported runs (no sweep config of its own): to train them here, the config's data: "
+               "section must name those domains with their files (corpus: none, one data.domains entry each)" if imported else
                "Pass the config the store was swept with, or omit it to use the store's own config")
         raise ConsistencyError(f"{where} names domains {config_domains}, but the store {snapshot.root} was swept on "
                                f"{sorted(store_domains)}. {fix}.")

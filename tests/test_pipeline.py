@@ -547,3 +547,23 @@ def test_a_config_for_imported_runs_sets_the_search_only(tmp_path, capsys):
                 "--out", str(plan)]) == 0
     assert load_plan(plan).overall_weights()["a"] <= 0.5 + 1e-9  # unconstrained, the optimum is at a = 0.7
     assert load_plan(plan).budget_tokens == 4e9
+    assert any(r.startswith("repetition not checked") for r in load_plan(plan).reasons)  # no domain sizes here
+
+
+def test_a_config_naming_other_domains_than_imported_runs_says_what_each_command_needs(tmp_path, capsys):
+    """propose: drop data:; verify (which trains): name the store's domains with their files. Never "the store's own
+    config", which imported runs do not have."""
+    from mixopt.config import config_from_dict
+
+    (tmp_path / "m.csv").write_text("index,a,b\n0,0.5,0.5\n1,0.2,0.8\n")
+    (tmp_path / "l.csv").write_text("index,val/a\n0,3.0\n1,3.1\n")
+    store = tmp_path / "imp"
+    assert run(["runs", "import", "--mixtures", str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "l.csv"),
+                "--store", str(store)]) == 0
+    snapshot = pipeline.open_store(store)
+    cfg = config_from_dict({"data": {"include": ["code"]}})
+    for propose_only, says in ((True, "remove the config's data: section"), (False, "one data.domains entry each")):
+        with pytest.raises(ConsistencyError) as err:
+            pipeline.check_config_store(cfg, snapshot, propose_only=propose_only)
+        assert says in str(err.value) and "store's own config" not in str(err.value)
+    pipeline.check_config_store(config_from_dict({"propose": {"top_k": 5}}), snapshot, propose_only=True)  # no data: fine

@@ -63,7 +63,9 @@ def verify_cmd(
     elif snapshot.meta.get("config"):
         cfg = config_from_dict(snapshot.meta["config"], where=f"{store}/store.json")
     else:
-        raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG with the data to train on.")
+        raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG whose data: section "
+                          "names the store's domains with their files (corpus: none, one data.domains entry each) and whose "
+                          "proxy: section is the model to train.")
     data = load_domain_set(cfg.data)
     if "doremi" in names:
         typer.echo(f"doremi: DoReMi's mixture from a reference and a Group-DRO proxy at the sweep's proxy shape "

@@ -154,8 +154,9 @@ def correct_for_curse(result: SearchResult, ctx: ProposeContext, cfg: ProposeCon
     return raised, curse, note
 
 
-def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext, budget_tokens: float | None, cfg: ProposeConfig) -> list[str]:
-    """Plain-language notes on which constraints hold the answer back."""
+def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext, budget_tokens: float | None, cfg: ProposeConfig,
+                    *, kept: bool = False) -> list[str]:
+    """Plain-language notes on which constraints hold the answer back (``kept``: ``w`` is a baseline the gate kept)."""
     reasons = []
     for i, d in enumerate(ctx.domains):
         if constraints.max_weights[i] < 1 and w[i] >= constraints.max_weights[i] - 1e-6:
@@ -171,7 +172,8 @@ def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext
         if constraints.min_weights[i] > 0 and w[i] <= constraints.min_weights[i] + 1e-6:
             reasons.append(f"{d}: held at its min_weight {constraints.min_weights[i]:g}")
     if not reasons:
-        reasons.append("no bound binds: the mixture is the surrogate's unconstrained optimum within the search")
+        reasons.append("no bound binds the kept baseline" if kept else
+                       "no bound binds: the mixture is the surrogate's unconstrained optimum within the search")
     return reasons
 
 
@@ -241,7 +243,10 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     tick(FINISH_LABEL, 3, 3)
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
                 "counts, not the search's mixture"] if cfg.cooldown_switch is not None
-               else binding_reasons(w, constraints, ctx, budget, cfg))
+               else binding_reasons(w, constraints, ctx, budget, cfg, kept=bool(kept_note)))
+    if not ctx.token_counts and cfg.cooldown_switch is None:  # imported runs: no domain sizes, so max_epochs cannot apply
+        reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
+                       f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
     pools_kept: dict[str, list[str]] = {}
     extra: dict[str, Any] = {}
     if cfg.pools and budget:
