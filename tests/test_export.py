@@ -212,6 +212,17 @@ def test_zero_weights_are_dropped_and_need_no_path():
     assert sorted(streams) == ["code", "web"]
 
 
+def test_paths_of_domains_the_search_left_at_zero_are_dropped_not_refused():
+    """A plan records every domain it searched (provenance.domains): one export script's --paths for all of a store's
+    domains serves every plan, while a name the search never saw is still a typo."""
+    raw = single_phase({"code": 0.5, "web": 0.5})
+    raw["provenance"] = {"domains": ["books", "code", "math", "web"]}
+    blend = json.loads(export_plan(raw, "megatron", {**PATHS, "books": "/b"})["blend.json"])["phases"][0]["data_path"]
+    assert blend == ["0.5", PATHS["code"], "0.5", PATHS["web"]]
+    with pytest.raises(ExportError, match="only name domains"):
+        export_plan(raw, "megatron", {**PATHS, "bokos": "/b"})
+
+
 def test_tokens_per_doc_override_wins():
     raw = single_phase({"code": 0.5, "web": 0.5})
     raw["tokens_per_doc"] = {}

@@ -238,7 +238,8 @@ def prepare(
     _check_options(options)
     known = plan.domains
     used = sorted({d for p in plan.phases for d, w in p.weights.items() if w > 0})
-    clean_paths = _check_paths(paths or {}, known, used if semantics is not None else [], fmt)
+    searched = [str(d) for d in plan.provenance.get("domains") or [] if isinstance(d, str)]
+    clean_paths = _check_paths(paths or {}, known, used if semantics is not None else [], fmt, searched=searched)
     tpd = resolve_tokens_per_doc(plan.tokens_per_doc, tokens_per_doc or {}, used if semantics == DOCUMENTS else [], known, fmt)
     phases = []
     fractions = plan.phase_fractions()
@@ -268,13 +269,17 @@ def _checked_plan(plan: Plan | Mapping[str, Any]) -> Plan:
         raise ExportError(f"Cannot export: {exc}") from None
 
 
-def _check_paths(paths: Mapping[str, str], known: list[str], required: list[str], fmt: str) -> dict[str, str]:
-    unknown = sorted(set(paths) - set(known))
+def _check_paths(paths: Mapping[str, str], known: list[str], required: list[str], fmt: str, *,
+                 searched: list[str] = ()) -> dict[str, str]:
+    """The --paths of the plan's domains. A path for a domain the search weighed and left at zero (``searched``, the
+    plan's provenance) is dropped, so one export script serves every plan of a store; any other name is a typo."""
+    unknown = sorted(set(paths) - set(known) - set(searched))
     if unknown:
         raise ExportError(
             f"--paths may only name domains in the plan. Got {unknown}; the plan's domains are {known}. "
             "Fix the domain names or drop those --paths."
         )
+    paths = {d: p for d, p in paths.items() if d in known}
     missing = [d for d in required if not paths.get(d)]
     if missing:
         hint = " ".join(f"--paths {d}=PATH" for d in missing)

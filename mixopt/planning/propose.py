@@ -279,6 +279,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
                                                              constraints=constraints)
     reasons += noise_reasons
     provenance = dict(ctx.provenance)
+    provenance.setdefault("domains", list(ctx.domains))  # every domain searched, zero-weight ones too (export's --paths)
     if model_params:
         provenance["model_params"] = model_params
     provenance.setdefault("mixopt_version", __version__)
