@@ -345,3 +345,12 @@ def test_a_missing_domain_column_or_percentages_refuse_the_whole_file(tmp_path, 
         f"{i},{w[0]:.6f},{w[1]:.6f},{1 - round(w[0], 6) - round(w[1], 6):.6f}\n" for i, w in enumerate(W) if i))
     assert run(["runs", "import", "--mixtures", str(one_off), "--metrics", str(met), "--store", str(store)]) == 0  # one odd row: rejected alone
     assert "index=0" in capsys.readouterr().err
+
+
+def test_a_folder_for_a_csv_is_named_as_a_folder(tmp_path, capsys):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    _write(folder / "mix.csv", "index,a,b\n0,0.5,0.5\n")
+    assert run(["runs", "import", "--mixtures", str(folder), "--metrics", str(folder / "x.csv"), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a CSV file" in err and "mix.csv" in err

@@ -45,6 +45,10 @@ def read_csv_rows(path: str | Path, *, what: str) -> tuple[list[str], list[dict[
     """Header and rows of a CSV, with clear errors for missing, empty or broken files."""
     path = Path(path)
     shown = shown_path(path)
+    if path.is_dir():
+        csvs = sorted(q.name for q in path.glob("*.csv"))
+        raise DataError(f"{what} file {shown} is a folder, not a CSV file. Pass the file itself"
+                        + (f", e.g. {shown_path(path / csvs[0])}." if csvs else "."))
     if not path.is_file():
         raise DataError(f"{what} file {shown} does not exist. Check the path.")
     try:

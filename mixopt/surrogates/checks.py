@@ -20,7 +20,8 @@ def scale_text(scales) -> str:
 def noise_line(noise: dict[str, Any]) -> str:
     """One line for people: seed noise against the mixture signal."""
     if noise.get("seed_sd") is None:
-        return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2). "
+        return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2, or import "
+                "runs of one mixture with several seeds). "
                 "Differences between single runs may be seed noise.")
     verdict = ("the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
                "the mixture signal is comparable to seed noise: rankings of close mixtures are unreliable" if noise["snr"] >= 1 else
