@@ -186,6 +186,11 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 
 # ---------------------------------------------------------------- fit
 
+#: Signal/noise above this says the "seed repeats" are copies: real seeds gave 10-30 on every store measured here
+#: (RESULTS.md "Seed noise against the mixture signal"); a rounded copy of RegMix's runs gave 16,350.
+SUSPECT_SNR = 1000.0
+
+
 def _one_token_count(table) -> float | None:
     """The runs' training tokens when every run records the same count (imported runs have no sweep config to say)."""
     known = {float(t) for t in table.tokens if np.isfinite(t)}
@@ -223,6 +228,10 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
+    if noise["seed_sd"] is not None and (noise["snr"] or 0) > SUSPECT_SNR:
+        notes.append(f"repeated mixtures agree to seed sd {noise['seed_sd']:.2g}, {noise['snr']:.0f}x below the mixture "
+                     "signal: copies of one run (the same file imported twice with rounded metrics?) rather than seeds. "
+                     "Copies make the noise band too narrow: import each run once")
     if budgets:
         table = fit_rows(runs, table, target)
         y = table.target(target)

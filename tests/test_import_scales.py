@@ -336,6 +336,10 @@ def test_a_missing_domain_column_or_percentages_refuse_the_whole_file(tmp_path, 
     err = capsys.readouterr().err
     assert "of 12 rows have weights summing below 1" in err and "column may be missing" in err
     assert len(err.strip().splitlines()) == 1 and not (store / "runs").exists()
+    small = _write(tmp_path / "small_c.csv", "index,a,b\n" + "".join(  # c is a small domain: only 2 rows gave it anything
+        f"{i},{0.5 if i > 1 else 0.49},{0.5 if i > 1 else 0.49}\n" for i in range(12)))
+    assert run(["runs", "import", "--mixtures", str(small), "--metrics", str(met), "--store", str(store)]) == 2
+    assert "2 of 12 rows have weights summing below 1" in capsys.readouterr().err and not (store / "runs").exists()
     pct = _write(tmp_path / "pct.csv", "index,a,b,c\n" + "".join(f"{i},{100 * w[0]:.2f},{100 * w[1]:.2f},{100 - 100 * w[0] - 100 * w[1]:.2f}\n"
                                                             for i, w in enumerate(W)))
     assert run(["runs", "import", "--mixtures", str(pct), "--metrics", str(met), "--store", str(store)]) == 2
@@ -354,3 +358,19 @@ def test_a_folder_for_a_csv_is_named_as_a_folder(tmp_path, capsys):
     assert run(["runs", "import", "--mixtures", str(folder), "--metrics", str(folder / "x.csv"), "--store", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "is a folder, not a CSV file" in err and "mix.csv" in err
+
+
+def test_copies_with_rounded_metrics_are_named_as_such_by_fit(tmp_path, capsys):
+    """A file re-imported under another name with its metrics rounded is not caught as the same runs (its values
+    differ), so fit reads near-zero seed noise from the pairs: it says they look like copies."""
+    mix = _write(tmp_path / "m.csv", "index,a,b\n" + "".join(f"{i},{i / 9:.4f},{1 - i / 9:.4f}\n" for i in range(10)))
+    met = _write(tmp_path / "l.csv", "index,val/a\n" + "".join(f"{i},{3 + (i / 9 - 0.6) ** 2 + 1e-7 * i:.7f}\n" for i in range(10)))
+    rounded = _write(tmp_path / "l4.csv", "index,val/a\n" + "".join(f"{i},{3 + (i / 9 - 0.6) ** 2 + 1e-7 * i:.4f}\n" for i in range(10)))
+    store = tmp_path / "s"
+    assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(met), "--store", str(store)]) == 0
+    mix2 = _write(tmp_path / "m_copy.csv", mix.read_text())
+    assert run(["runs", "import", "--mixtures", str(mix2), "--metrics", str(rounded), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / "m.pkl")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "copies of one run" in out

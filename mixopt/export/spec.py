@@ -277,7 +277,9 @@ def _check_paths(paths: Mapping[str, str], known: list[str], required: list[str]
     if unknown:
         raise ExportError(
             f"--paths may only name domains in the plan. Got {unknown}; the plan's domains are {known}. "
-            "Fix the domain names or drop those --paths."
+            "Fix the domain names or drop those --paths"
+            + ("." if searched else " (this plan does not record the domains its search left at 0; one proposed again "
+                                    "does, and then takes their --paths).")
         )
     paths = {d: p for d, p in paths.items() if d in known}
     missing = [d for d in required if not paths.get(d)]

@@ -263,6 +263,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         reasons.insert(0, ctx.reuse.describe(None if kept_note else overall) + ("; the plan keeps a baseline instead (below)" if kept_note else ""))
     if upsample_note:
         reasons.append(upsample_note)
+    if budget_tokens is None and cfg.budget_tokens is None:  # say where the plan's budget came from
+        reasons.append(f"budget {budget:.3g} tokens: {DEFAULT_BUDGET_MULTIPLE}x the proxy runs' {ctx.proxy_tokens:.3g}, the "
+                       "default (--budget-tokens or propose.budget_tokens sets the budget you train at)")
     if eff:
         lossy = [d for d in overall if epochs[d] > 1 and eff[d] < 0.95 * overall[d] * budget]
         for d in lossy:

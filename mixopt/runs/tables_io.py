@@ -143,7 +143,7 @@ def parse_mixture_rows(path: str | Path, *, tolerance: float = IMPORT_SUM_TOLERA
 
 
 def _column_problem(off_sums: list[float], n_rows: int, tolerance: float) -> str:
-    """A whole file's problem behind many rows whose weights do not sum to 1, or "" when the rows are odd one by one.
+    """A whole file's problem behind rows whose weights do not sum to 1, or "" when one row is odd on its own.
 
     Importing the rows that happen to sum to 1 would keep a biased subset: with one domain's column missing, only the
     mixtures that gave it almost nothing."""
@@ -151,9 +151,9 @@ def _column_problem(off_sums: list[float], n_rows: int, tolerance: float) -> str
         return ""
     if len(off_sums) == n_rows and all(abs(v - 100) <= 100 * tolerance + 1e-9 for v in off_sums):
         return "every row's weights sum to 100: they look like percentages. Divide them by 100 (shares sum to 1)."
-    if len(off_sums) >= max(2, n_rows / 4) and all(v < 1 for v in off_sums):
+    if len(off_sums) >= 2 and all(v < 1 for v in off_sums):  # even a small domain's column: its rows sum a little low
         return (f"{len(off_sums)} of {n_rows} rows have weights summing below 1 (e.g. {min(off_sums):.4g}): a domain's "
-                "column may be missing. Add every domain's column; nothing was imported.")
+                "column may be missing. Add every domain's column (or fix those rows); nothing was imported.")
     return ""
 
 
