@@ -191,6 +191,33 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 SUSPECT_SNR = 1000.0
 
 
+def _file_gap_note(runs, y: np.ndarray, groups: np.ndarray, *, min_pairs: int = 8, share: float = 0.9) -> str:
+    """A warning when the same mixtures, imported from two files without a scale, differ one way in ``share`` or more
+    of ``min_pairs`` or more pairs: two model sizes or token budgets that fit would pool as seed repeats of one scale
+    (RegMix's 1M and 60M test tables: the 60M file lower in every pair). Seeds differ both ways. "" otherwise."""
+    files = [str((r.info or {}).get("source_file") or "") if r.source == "import" and not r.proxy else "" for r in runs]
+    gaps: dict[tuple[str, str], list[float]] = {}
+    for g in np.unique(groups):
+        per_file: dict[str, list[float]] = {}
+        for i in np.flatnonzero(groups == g):
+            if files[i]:
+                per_file.setdefault(files[i], []).append(float(y[i]))
+        names = sorted(per_file)
+        for k, a in enumerate(names):
+            for b in names[k + 1:]:
+                gaps.setdefault((a, b), []).append(float(np.mean(per_file[b]) - np.mean(per_file[a])))
+    for (a, b), d in gaps.items():
+        d = np.asarray(d)
+        lower = int(max((d < 0).sum(), (d > 0).sum()))
+        if len(d) >= min_pairs and lower >= share * len(d):
+            low = Path(b if (d < 0).sum() >= (d > 0).sum() else a).name
+            return (f"the {len(d)} mixtures imported from both {Path(a).name} and {Path(b).name} differ one way ({low} lower "
+                    f"in {lower} of {len(d)}, by {float(np.mean(np.abs(d))):.3g} on average): two model sizes or token "
+                    "budgets with no scale? fit pools them as seed repeats of one scale. Re-import each file with "
+                    "--model-params and --tokens")
+    return ""
+
+
 def _one_token_count(table) -> float | None:
     """The runs' training tokens when every run records the same count (imported runs have no sweep config to say)."""
     known = {float(t) for t in table.tokens if np.isfinite(t)}
@@ -228,6 +255,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
+    if note := _file_gap_note(runs, y, groups):
+        notes.append(note)
     if noise["seed_sd"] is not None and (noise["snr"] or 0) > SUSPECT_SNR:
         notes.append(f"repeated mixtures agree to seed sd {noise['seed_sd']:.2g}, {noise['snr']:.0f}x below the mixture "
                      "signal: copies of one run (the same file imported twice with rounded metrics?) rather than seeds. "

@@ -374,3 +374,25 @@ def test_copies_with_rounded_metrics_are_named_as_such_by_fit(tmp_path, capsys):
     assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / "m.pkl")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "copies of one run" in out
+
+
+def test_two_unscaled_files_of_the_same_mixtures_that_differ_one_way_are_named(tmp_path, capsys):
+    """Neither --model-params nor --tokens: two sizes cannot be told from one scale by the values alone, but the same
+    mixtures lower in one file every time can; seeds scatter both ways and give no warning."""
+    rng = np.random.default_rng(0)
+    rows = range(10)
+    mix = _write(tmp_path / "m.csv", "index,a,b\n" + "".join(f"{i},{i / 9:.4f},{1 - i / 9:.4f}\n" for i in rows))
+    base = [3 + (i / 9 - 0.6) ** 2 for i in rows]
+    for name, loss in (("small", base), ("big", [v - 0.5 + rng.normal(0, 0.01) for v in base]),
+                       ("seed2", [v + rng.normal(0, 0.01) for v in base])):
+        _write(tmp_path / f"{name}.csv", "index,val/a\n" + "".join(f"{i},{v:.6f}\n" for i, v in zip(rows, loss)))
+    for other, warned in (("seed2", False), ("big", True)):
+        store = tmp_path / f"s-{other}"
+        for name in ("small", other):
+            copy = _write(tmp_path / f"m-{name}.csv", mix.read_text())  # one mixtures file per import, as users keep them
+            assert run(["runs", "import", "--mixtures", str(copy), "--metrics", str(tmp_path / f"{name}.csv"),
+                        "--store", str(store)]) == 0
+        capsys.readouterr()
+        assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / f"{other}.pkl")]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("differ one way (m-big.csv lower in 10 of 10" in out) == warned, out
