@@ -196,6 +196,8 @@ def _file_gap_note(runs, y: np.ndarray, groups: np.ndarray, *, min_pairs: int = 
     of ``min_pairs`` or more pairs: two model sizes or token budgets that fit would pool as seed repeats of one scale
     (RegMix's 1M and 60M test tables: the 60M file lower in every pair). Seeds differ both ways. "" otherwise."""
     files = [str((r.info or {}).get("source_file") or "") if r.source == "import" and not r.proxy else "" for r in runs]
+    if len(set(files) - {""}) < 2:  # swept runs, or one file: nothing to compare
+        return ""
     gaps: dict[tuple[str, str], list[float]] = {}
     for g in np.unique(groups):
         per_file: dict[str, list[float]] = {}
