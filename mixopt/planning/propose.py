@@ -433,7 +433,10 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float, c
         gain = b["value"] - value
         noise = comparison_band(estimator, seed_sd, w, std, rows[name], b["std"])
         outside = (constraints is not None and not constraints.feasible(rows[name][None, :])[0])
-        if gain > noise:
+        if np.allclose(rows[name], w, atol=1e-9):  # the kept baseline, or a search that landed on it
+            beats = False
+            reasons.append(f"vs {name}: the plan is {name}'s mixture ({b['value']:.4f})")
+        elif gain > noise:
             reasons.append(f"vs {name}: predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
         elif gain < -noise:
             beats = False
