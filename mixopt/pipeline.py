@@ -40,7 +40,7 @@ from .runs.reused import reused_records
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem
 from .runs.sweep import SweepSummary
-from .runs.groups import repeat_groups
+from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
 from .selection.output import MANIFEST
 from .selection.select import SelectResult, select_documents
@@ -160,11 +160,11 @@ def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str 
         return
     config_domains = sorted(s.name for s in domain_specs(cfg.data))
     if config_domains != sorted(store_domains):
-        fix = ("The store holds imported runs (no sweep config of its own): for propose, remove the config's data: "
-               "section so that it sets only the search (propose:, seed:)" if imported and propose_only else
-               "The store holds imported runs (no sweep config of its own): to train them here, the config's data: "
-               "section must name those domains with their files (corpus: none, one data.domains entry each)" if imported else
-               "Pass the config the store was swept with, or omit it to use the store's own config")
+        fix = ("Pass the config the store was swept with, or omit it to use the store's own config" if not imported else
+               "The store holds imported runs (no sweep config of its own): " + (
+                   "for propose, remove the config's data: section so that it sets only the search (propose:, seed:)"
+                   if propose_only else "to train them here, the config's data: section must name those domains with "
+                   "their files (corpus: none, one data.domains entry each)"))
         raise ConsistencyError(f"{where} names domains {config_domains}, but the store {snapshot.root} was swept on "
                                f"{sorted(store_domains)}. {fix}.")
 
@@ -185,40 +185,6 @@ def sweep(cfg: SweepConfig, store_dir: str | Path, **options) -> SweepSummary:
 
 
 # ---------------------------------------------------------------- fit
-
-#: Signal/noise above this says the "seed repeats" are copies: real seeds gave 10-30 on every store measured here
-#: (RESULTS.md "Seed noise against the mixture signal"); a rounded copy of RegMix's runs gave 16,350.
-SUSPECT_SNR = 1000.0
-
-
-def _file_gap_note(runs, y: np.ndarray, groups: np.ndarray, *, min_pairs: int = 8, share: float = 0.9) -> str:
-    """A warning when the same mixtures, imported from two files without a scale, differ one way in ``share`` or more
-    of ``min_pairs`` or more pairs: two model sizes or token budgets that fit would pool as seed repeats of one scale
-    (RegMix's 1M and 60M test tables: the 60M file lower in every pair). Seeds differ both ways. "" otherwise."""
-    files = [str((r.info or {}).get("source_file") or "") if r.source == "import" and not r.proxy else "" for r in runs]
-    if len(set(files) - {""}) < 2:  # swept runs, or one file: nothing to compare
-        return ""
-    gaps: dict[tuple[str, str], list[float]] = {}
-    for g in np.unique(groups):
-        per_file: dict[str, list[float]] = {}
-        for i in np.flatnonzero(groups == g):
-            if files[i]:
-                per_file.setdefault(files[i], []).append(float(y[i]))
-        names = sorted(per_file)
-        for k, a in enumerate(names):
-            for b in names[k + 1:]:
-                gaps.setdefault((a, b), []).append(float(np.mean(per_file[b]) - np.mean(per_file[a])))
-    for (a, b), d in gaps.items():
-        d = np.asarray(d)
-        lower = int(max((d < 0).sum(), (d > 0).sum()))
-        if len(d) >= min_pairs and lower >= share * len(d):
-            low = Path(b if (d < 0).sum() >= (d > 0).sum() else a).name
-            return (f"the {len(d)} mixtures imported from both {Path(a).name} and {Path(b).name} differ one way ({low} lower "
-                    f"in {lower} of {len(d)}, by {float(np.mean(np.abs(d))):.3g} on average): two model sizes or token "
-                    "budgets with no scale? fit pools them as seed repeats of one scale. Re-import each file with "
-                    "--model-params and --tokens")
-    return ""
-
 
 def _one_token_count(table) -> float | None:
     """The runs' training tokens when every run records the same count (imported runs have no sweep config to say)."""
@@ -257,12 +223,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
-    if note := _file_gap_note(runs, y, groups):
+    if note := file_gap_note(runs, y, groups):
         notes.append(note)
-    if noise["seed_sd"] is not None and (noise["snr"] or 0) > SUSPECT_SNR:
-        notes.append(f"repeated mixtures agree to seed sd {noise['seed_sd']:.2g}, {noise['snr']:.0f}x below the mixture "
-                     "signal: copies of one run (the same file imported twice with rounded metrics?) rather than seeds. "
-                     "Copies make the noise band too narrow: import each run once")
     if budgets:
         table = fit_rows(runs, table, target)
         y = table.target(target)

@@ -17,13 +17,20 @@ def scale_text(scales) -> str:
     return ", ".join(f"{g(n)} params x {g(d)} tokens" for n, d in scales) or "unknown size"
 
 
+#: Signal/noise above this says the "seed repeats" are copies: real seeds gave 10-30 on every store measured here
+#: (RESULTS.md "Seed noise against the mixture signal"); a rounded copy of RegMix's runs gave 16,350.
+SUSPECT_SNR = 1000.0
+
+
 def noise_line(noise: dict[str, Any]) -> str:
     """One line for people: seed noise against the mixture signal."""
     if noise.get("seed_sd") is None:
         return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2, or import "
                 "runs of one mixture with several seeds). "
                 "Differences between single runs may be seed noise.")
-    verdict = ("the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
+    verdict = ("the repeats agree far too well for seeds: copies of one run (the same file imported twice with rounded "
+               "metrics?), which make the noise band too narrow; import each run once" if noise["snr"] > SUSPECT_SNR else
+               "the mixture signal clearly exceeds seed noise" if noise["snr"] >= 3 else
                "the mixture signal is comparable to seed noise: rankings of close mixtures are unreliable" if noise["snr"] >= 1 else
                "seed noise exceeds the mixture signal: use a larger proxy, more tokens or more seeds")
     return (f"seed noise: sd {noise['seed_sd']:.4f} ({noise['dof']} dof from {noise['repeated']} repeated mixture(s)); "
