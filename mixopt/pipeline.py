@@ -223,7 +223,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
-    if note := file_gap_note(runs, y, groups):
+    if note := file_gap_note(runs, y, groups, W=table.W):
         notes.append(note)
     if budgets:
         table = fit_rows(runs, table, target)

@@ -727,3 +727,22 @@ def test_total_iterations_refusal_offers_the_default_only_when_it_works():
     with pytest.raises(ExportError) as info:
         export_plan(raw, "megatron", PATHS, options=ExportOptions(total_iterations=5))
     assert "leave out --total-iterations" not in str(info.value) and str(info.value).endswith(".")
+
+
+@pytest.mark.parametrize("fmt", ["megatron", "nanotron"])
+def test_a_budget_under_one_step_is_exported_with_a_warning(fmt, tmp_path):
+    """stop 35's left item: a budget under one step at the default 512 x 4096 exported 1 step (+5% tokens) silently."""
+    from mixopt.export import rounding_note
+
+    path = tmp_path / "plan.yaml"
+    one = [{"start_fraction": 0.0, "weights": {"code": 0.3, "math": 0.1, "web": 0.6}}]
+    path.write_text(yaml.safe_dump(plan_dict(budget_tokens=2e6, phases=one)))  # 0.954 steps at 512 x 4096
+    r = _invoke([str(path), "-f", fmt, "-o", str(tmp_path / ("s.yaml" if fmt == "nanotron" else "meg")), *_path_args()])
+    assert r.exit_code == 0, r.output
+    assert "warning: the plan's budget of 2e+06 tokens is 0.954 step(s) at 512 x 4096" in r.output and "+5%" in r.output
+    assert "the defaults" in r.output
+    assert rounding_note(fmt, 1e9, ExportOptions()) is None  # 476.8 steps -> 477: +0.05%
+    assert rounding_note(fmt, 2e6, ExportOptions(global_batch_size=4, seq_length=1000)) is None  # 500 steps exactly
+    assert "2 step(s), 4000 tokens (+33%)" in rounding_note(fmt, 3e3, ExportOptions(global_batch_size=1, seq_length=2000))
+    assert rounding_note(fmt, 2e6, ExportOptions(total_iterations=1)) is None  # --total-iterations is checked on its own
+    assert rounding_note("olmo-core", 2e6, ExportOptions()) is None  # no steps written

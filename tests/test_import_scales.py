@@ -396,3 +396,34 @@ def test_two_unscaled_files_of_the_same_mixtures_that_differ_one_way_are_named(t
         assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / f"{other}.pkl")]) == 0
         out = " ".join(capsys.readouterr().out.split())
         assert ("differ one way (m-big.csv lower in 10 of 10" in out) == warned, out
+
+
+def test_two_unscaled_files_without_shared_mixtures_that_sit_apart_are_named(tmp_path, capsys):
+    """stop 35's left item: two sizes imported with no scale flags and no mixtures in common pooled silently. The gap
+    beyond what the mixtures explain names them; a second file of the same scale (seeds, other mixtures) does not."""
+    rng = np.random.default_rng(1)
+    for other, shift, warned in (("same", 0.0, False), ("big", -0.5, True)):
+        store = tmp_path / f"s-{other}"
+        for name, off in (("small", 0.0), (other, shift)):
+            W = rng.dirichlet(np.ones(3), size=12)
+            loss = 3 - W @ np.array([0.6, 0.2, 0.4]) + off + rng.normal(0, 0.03, 12)
+            mix = _write(tmp_path / f"m-{name}.csv", "index,a,b,c\n" + "".join(f"{i},{','.join(f'{w:.6f}' for w in row)}\n" for i, row in enumerate(W)))
+            met = _write(tmp_path / f"l-{name}.csv", "index,val/a\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(loss)))
+            assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(met), "--store", str(store)]) == 0
+        capsys.readouterr()
+        assert run(["fit", "--store", str(store), "--target", "val/a", "--folds", "2", "--out", str(tmp_path / f"{other}.pkl")]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("(few or no mixtures in common) sit apart" in out and "m-big.csv lower in 100%" in out) == warned, out
+
+
+def test_regmix_1m_and_60m_tables_imported_without_scales_are_named_by_fit(regmix, tmp_path, capsys):
+    """RegMix's 1M train table with its 60M test table (no mixtures in common, both with no scale): fit names them; the
+    1M train and 1M test tables (one scale) give no such warning."""
+    for test, warned in (("1m", False), ("60m", True)):
+        store = tmp_path / f"s-{test}"
+        for mix, met in (("train_mixture_1m.csv", "train_pile_loss_1m.csv"), (f"test_mixture_{test}.csv", f"test_pile_loss_{test}.csv")):
+            assert run(["runs", "import", "--mixtures", str(regmix / mix), "--metrics", str(regmix / met), "--store", str(store)]) == 0
+        capsys.readouterr()
+        assert run(["fit", "--store", str(store), "--folds", "2", "--model", "linear", "--out", str(tmp_path / f"{test}.pkl")]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("sit apart by" in out and "test_mixture_60m.csv lower in 100%" in out) == warned, out

@@ -609,3 +609,21 @@ def test_page_is_built_for_a_phone_too(tmp_path):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
     assert "overflow-wrap: anywhere" in text and "@media (max-width: 640px)" in text
     assert text.count('<div class="scroll') >= text.count("<img ")  # wide figures and tables scroll in their own box
+
+
+def test_imported_regmix_metric_names_fill_the_loss_matrix(tmp_path):
+    """stop 35's left item: RegMix's metric names (`metric/the_pile_arxiv_val_loss`) left the per-domain matrix empty."""
+    from mixopt.runs.tables_io import import_runs
+
+    rng = np.random.default_rng(0)
+    names = ("arxiv", "github", "pile_cc")
+    W = rng.dirichlet(np.ones(3), size=10)
+    mix, met = tmp_path / "mix.csv", tmp_path / "loss.csv"
+    mix.write_text("index," + ",".join(f"train_the_pile_{d}" for d in names) + "\n"
+                   + "".join(f"{i}," + ",".join(f"{w:.6f}" for w in row) + "\n" for i, row in enumerate(W)))
+    met.write_text("index," + ",".join(f"metric/the_pile_{d}_val_loss" for d in names) + "\n"
+                   + "".join(f"{i}," + ",".join(f"{4 - w:.4f}" for w in row) + "\n" for i, row in enumerate(W)))
+    store = RunStore(tmp_path / "store")
+    import_runs(store, mix, met)
+    index = build_report(tmp_path / "out", store=store.root, target="mean:arxiv,github")
+    assert "loss_matrix.png" in _check_all(index)

@@ -7,7 +7,7 @@ import pytest
 
 from mixopt.errors import FitError
 from mixopt.runs.record import RunRecord
-from mixopt.runs.targets import mean_columns, resolve_target
+from mixopt.runs.targets import mean_columns, resolve_target, short_names
 from mixopt.runs.table import (
     budget_table,
     budget_tokens,
@@ -47,6 +47,36 @@ def test_mean_columns_one_rule():
     assert mean_columns(["val/b", "val/a", "metric/z"]) == ["val/a", "val/b"]
     assert mean_columns(["metric/z", "loss"]) == ["metric/z"]
     assert mean_columns(["loss"]) == []
+
+
+REGMIX_METRICS = [f"metric/the_pile_{d}_val_loss" for d in ("arxiv", "pubmed_central", "pubmed_abstracts", "github")]
+REGMIX_DOMAINS = [f"train_the_pile_{d}" for d in ("arxiv", "pubmed_central", "pubmed_abstracts", "github", "enron_emails")]
+
+
+def test_regmix_metric_names_have_short_names_and_map_to_their_domains():
+    """RegMix's tables name a domain ``train_the_pile_arxiv`` and its loss ``metric/the_pile_arxiv_val_loss``: the shared
+    prefix and suffix (at word boundaries, never leaving a name empty) give both the short name ``arxiv``."""
+    short = short_names(REGMIX_METRICS)
+    assert short["metric/the_pile_arxiv_val_loss"] == "arxiv" and short["metric/the_pile_pubmed_central_val_loss"] == "pubmed_central"
+    assert short_names(REGMIX_DOMAINS)["train_the_pile_github"] == "github"
+    assert short_names(["val/code", "val/prose"]) == {"val/code": "code", "val/prose": "prose"}
+    assert short_names(["val/code_a", "val/code_b"]) == {"val/code_a": "a", "val/code_b": "b"}
+    assert short_names(["val/ab", "val/ab_x"]) == {"val/ab": "ab", "val/ab_x": "ab_x"}  # cutting would empty one name
+    assert short_names(["val/x"]) == {"val/x": "x"}
+    arxiv = "metric/the_pile_arxiv_val_loss"
+    for spelled in ("arxiv", "the_pile_arxiv", "the_pile_arxiv_val_loss", "train_the_pile_arxiv"):
+        assert resolve_target(f"mean:{spelled},github", REGMIX_METRICS, REGMIX_DOMAINS)[0] == [arxiv, "metric/the_pile_github_val_loss"]
+    with pytest.raises(FitError, match="does not have"):
+        resolve_target("mean:train_the_pile_arxiv", REGMIX_METRICS)  # a domain name needs the store's domains
+    with pytest.raises(FitError, match="does not have"):
+        resolve_target("mean:pubmed", REGMIX_METRICS, REGMIX_DOMAINS)  # a prefix of two names is neither
+    from mixopt.runs.table import RunTable
+
+    t = RunTable(["r0"], REGMIX_DOMAINS, np.full((1, 5), 0.2), {m: np.ones(1) for m in REGMIX_METRICS}, np.full(1, 1e6), np.full(1, 1e9))
+    assert t.component_domains("mean:all-domains") == [0, 3, 2, 1]  # sorted metrics: arxiv, github, abstracts, central
+    assert t.component_domains("mean:arxiv") == [0]
+    with pytest.raises(FitError, match="does not have"):
+        t.component_domains("mean:train_the_pile_enron_emails")  # a domain without a metric
 
 
 def test_usable_records_is_the_one_filter():

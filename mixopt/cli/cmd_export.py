@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError, ExportError
-from ..export import ExportOptions, inapplicable_options, write_export
+from ..export import ExportOptions, inapplicable_options, rounding_note, write_export
 from ..plan import load_plan, repeated_more
 from .main import app
 from .outputs import check_output
@@ -91,6 +91,8 @@ def export_cmd(
                    "from the export", err=True)
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
+    if steps := rounding_note(fmt, plan.budget_tokens, options):
+        typer.echo(f"warning: {steps}", err=True)
     if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only
         kept = "; ".join(f"{d}: {', '.join(p)}" for d, p in sorted(plan.pools.items()))
         typer.echo(f"note: the plan keeps only these quality pools ({kept}); point --paths at their data (the pool files "

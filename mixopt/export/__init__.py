@@ -21,7 +21,7 @@ format                  weights mean    output
 from __future__ import annotations
 
 from .registry import EXPORTERS, Exporter, export_json, export_plan, get_exporter
-from .spec import OPTION_FORMATS, ExportOptions, ExportSpec, inapplicable_options, prepare
+from .spec import OPTION_FORMATS, ExportOptions, ExportSpec, inapplicable_options, prepare, rounding_note
 from .write import ExportResult, export_target, write_export
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "get_exporter",
     "inapplicable_options",
     "prepare",
+    "rounding_note",
     "write_export",
 ]

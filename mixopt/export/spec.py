@@ -177,6 +177,25 @@ class ExportSpec:
         )
 
 
+def rounding_note(fmt: str, budget_tokens: float, options: ExportOptions) -> str | None:
+    """One line when the steps ``fmt`` writes train more than ``TOTAL_TOLERANCE`` above the plan's budget: the budget is
+    under one step, or not far above, at this batch and sequence length, and ``total_steps`` rounds it up. None for
+    formats without steps and for ``--total-iterations`` (checked against the budget already)."""
+    if fmt not in OPTION_FORMATS["total_iterations"] or options.total_iterations or not budget_tokens > 0:
+        return None
+    gbs = options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
+    seq = options.seq_length or DEFAULT_SEQ_LENGTH
+    exact = budget_tokens / (gbs * seq)
+    total = max(1, math.ceil(exact))
+    if total <= exact * (1 + TOTAL_TOLERANCE) + 1e-9:
+        return None
+    return (f"the plan's budget of {budget_tokens:.4g} tokens is {exact:.3g} step(s) at {gbs} x {seq} tokens per step "
+            f"(--global-batch-size x --seq-length{', the defaults' if not (options.global_batch_size or options.seq_length) else ''}), "
+            f"so the export trains {total} step(s), {total * gbs * seq:.4g} tokens ({total / exact - 1:+.0%}) and every "
+            "domain repeats that much more than the plan's epochs say. Pass the --global-batch-size and --seq-length you "
+            "train with.")
+
+
 def start_steps(fractions: list[float], total: int) -> list[int] | None:
     """``round(f * total)`` per phase, or None unless they rise strictly and the last is below ``total``."""
     starts = [int(round(f * total)) for f in fractions]

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..plan import Plan
 from ..runs.record import RunRecord
+from ..runs.targets import mean_columns, short_names
 from ..surrogates.checks import model_lines
 from .. import __version__
 from . import fmt, plots
@@ -100,18 +101,19 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         absent.append("Predicted vs actual: no --model (with --store), no cv_predictions and no provenance.cv in the plan.")
 
     # 3. the per-domain loss matrix
-    val_cols = sorted(m for m in table.metrics if m.startswith("val/")) if table is not None else []
+    val_cols = mean_columns(table.metrics) if table is not None else []  # val/*, else metric/* (imported tables)
     if val_cols:
         labels = [_run_label(r) for r in sv.ok]
         M = np.column_stack([table.metrics[c] for c in val_cols])
+        short = short_names(val_cols)
         add("loss_matrix.png", "Per-domain loss of the sweep",
             "Rows are runs, best mean loss on top; columns are validation domains. Colour is each loss minus its "
             "column's median (blue: better than the typical run on that domain, red: worse), on a scale that clips "
             "outliers (arrows on the colour bar); the numbers, shown when rows are few, are the losses themselves.",
-            lambda p: plots.plot_loss_matrix(labels, val_cols, M, p))
+            lambda p: plots.plot_loss_matrix(labels, [short[c] for c in val_cols], M, p))
     else:
         absent.append("Per-domain loss matrix: " + ("no store given (--store)." if sv is None else
-                      "the store has no finished runs with val/* metrics."))
+                      "the store has no finished runs with val/* or metric/* metrics."))
 
     # 4. checkpoint curves
     curves, curve_metric = _pick_curves(sv.ok if sv else [], y, target)

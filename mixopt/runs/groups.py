@@ -39,12 +39,18 @@ def repeat_groups(records: Sequence[RunRecord]) -> np.ndarray:
     return np.array([ids.setdefault(design_key(r), len(ids)) for r in records], dtype=int)
 
 
+def _source_files(records: Sequence[RunRecord]) -> list[str]:
+    """Each imported run's source file ("" for swept runs and runs that carry a scale of their own)."""
+    return [str((r.info or {}).get("source_file") or "") if r.source == "import" and not r.proxy else "" for r in records]
+
+
 def file_gap_note(records: Sequence[RunRecord], y: np.ndarray, groups: np.ndarray, *, min_pairs: int = 8,
-                  share: float = 0.9) -> str:
-    """A warning when one repeat group's runs, imported from two files without a scale, differ one way in ``share`` or
-    more of ``min_pairs`` or more groups: two model sizes or token budgets pooled as seed repeats of one scale (RegMix's
-    1M and 60M test tables: the 60M file lower in every pair). Seeds differ both ways. "" otherwise."""
-    files = [str((r.info or {}).get("source_file") or "") if r.source == "import" and not r.proxy else "" for r in records]
+                  share: float = 0.9, W: np.ndarray | None = None) -> str:
+    """A warning when runs imported from two files without a scale look like two model sizes or token budgets pooled as
+    one scale, "" otherwise. Where the files share mixtures: one file lower in ``share`` or more of ``min_pairs`` or
+    more shared mixtures (RegMix's 1M and 60M test tables: the 60M file lower in every pair; seeds differ both ways).
+    Where they share too few and ``W`` (the runs' mixtures) is given: :func:`residual_gap_note`."""
+    files = _source_files(records)
     if len(set(files) - {""}) < 2:  # swept runs, or one file: nothing to compare
         return ""
     gaps: dict[tuple[str, str], list[float]] = {}
@@ -64,5 +70,44 @@ def file_gap_note(records: Sequence[RunRecord], y: np.ndarray, groups: np.ndarra
             return (f"the {len(d)} mixtures imported from both {Path(a).name} and {Path(b).name} differ one way "
                     f"({Path(b if neg >= pos else a).name} lower in {max(neg, pos)} of {len(d)}, by "
                     f"{float(np.mean(np.abs(d))):.3g} on average): two model sizes or token budgets with no scale? fit "
-                    "pools them as seed repeats of one scale. Re-import each file with --model-params and --tokens")
+                    f"{_POOLS}")
+    if W is not None and not any(len(d) >= min_pairs for d in gaps.values()):
+        return residual_gap_note(files, np.asarray(W, dtype=float), y)
+    return ""
+
+
+_POOLS = "pools them as seed repeats of one scale. Re-import each file with --model-params and --tokens"
+#: How far apart two files' runs must sit, beyond what their mixtures explain, to be named: the share of cross-file
+#: pairs one file wins (rank AUC) and the gap in within-file residual sds.
+RESIDUAL_AUC, RESIDUAL_SDS, RESIDUAL_MIN_RUNS = 0.95, 2.0, 8
+
+
+def residual_gap_note(files: Sequence[str], W: np.ndarray, y: np.ndarray) -> str:
+    """A warning when two files' runs (few or no mixtures in common) sit apart by more than their mixtures explain: one least
+    squares fit of ``y`` on the weights (rows sum to 1, so the columns carry the intercept) over every imported run,
+    then, per pair of files with ``RESIDUAL_MIN_RUNS`` runs or more, the residuals of one file above the other's in
+    ``RESIDUAL_AUC`` of cross pairs and by ``RESIDUAL_SDS`` within-file sds. RegMix's 1M train and 60M test tables
+    (no shared mixtures) are such; its 1M train and 1M test tables are not. "" otherwise."""
+    idx = np.array([i for i, f in enumerate(files) if f], dtype=int)
+    if len(idx) < W.shape[1] + 2 * RESIDUAL_MIN_RUNS:
+        return ""
+    X, yy = W[idx], np.asarray(y, dtype=float)[idx]
+    lam = 1e-3 * len(idx)  # a light ridge: many domains, few runs, collinear weights
+    beta = np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ yy)
+    r = yy - X @ beta
+    names = np.array([files[i] for i in idx])
+    kept = [f for f in sorted(set(names)) if (names == f).sum() >= RESIDUAL_MIN_RUNS]
+    within = np.concatenate([r[names == f] - r[names == f].mean() for f in kept]) if kept else np.zeros(0)
+    sd = float(np.sqrt(np.sum(within**2) / max(1, len(within) - len(kept)))) if len(within) else 0.0
+    for k, a in enumerate(kept):
+        for b in kept[k + 1:]:
+            ra, rb = r[names == a], r[names == b]
+            auc = float(np.mean(ra[:, None] > rb[None, :]) + 0.5 * np.mean(ra[:, None] == rb[None, :]))
+            gap = float(ra.mean() - rb.mean())
+            if max(auc, 1 - auc) >= RESIDUAL_AUC and sd > 0 and abs(gap) >= RESIDUAL_SDS * sd:
+                low = b if gap > 0 else a
+                return (f"the runs imported from {Path(a).name} and {Path(b).name} (few or no mixtures in common) sit apart by "
+                        f"{abs(gap):.3g} beyond what their mixtures explain ({Path(low).name} lower in "
+                        f"{max(auc, 1 - auc):.0%} of cross-file pairs, {abs(gap) / sd:.1f} within-file sds): two model "
+                        f"sizes or token budgets with no scale? fit {_POOLS}")
     return ""

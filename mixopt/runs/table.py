@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import FitError
 from .record import RunRecord
 from .store import RunStore
-from .targets import resolve_target
+from .targets import metric_domain, resolve_target
 
 
 VERIFY_LABEL = "verify:"  # label prefix of the runs `mixopt verify` trains to test a plan
@@ -112,7 +112,7 @@ class RunTable:
 
     def target_components(self, name: str) -> tuple[list[str], list[float]]:
         """The metric columns a derived target averages, and their weights."""
-        return resolve_target(name, list(self.metrics))
+        return resolve_target(name, list(self.metrics), self.domains)
 
     def component_matrix(self, name: str) -> tuple[np.ndarray, list[float]]:
         """``(Y, weights)``: the columns a derived target averages as Y (n_rows, n_components), and their weights."""
@@ -120,9 +120,11 @@ class RunTable:
         return np.column_stack([self.metrics[c] for c in cols]), weights
 
     def component_domains(self, name: str) -> list[int | None]:
-        """For each component column of a target, the W column of the domain it measures (``val/<domain>``), or None."""
+        """For each component column of a target, the W column of the domain it measures (``val/<domain>``, or a metric
+        whose short name is the domain's: :func:`mixopt.runs.targets.metric_domain`), or None."""
         cols, _ = self.target_components(name)
-        return [self.domains.index(c[4:]) if c.startswith("val/") and c[4:] in self.domains else None for c in cols]
+        found = [metric_domain(c, self.domains, list(self.metrics)) for c in cols]
+        return [self.domains.index(d) if d is not None else None for d in found]
 
     def has_scale(self) -> bool:
         """Whether any row knows its model size or tokens."""
