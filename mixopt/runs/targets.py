@@ -35,36 +35,30 @@ def _shared_ends(names: Sequence[str]) -> tuple[int, int]:
     return len(pre), len(suf)
 
 
+def _family_ends(names: Sequence[str]):
+    """``(name, tail, prefix length, suffix length)`` per name: the tail after the last ``/``, and what its family (the
+    names with the same text before that ``/``) shares at both ends (:func:`_shared_ends`)."""
+    families: dict[str, list[str]] = {}
+    for n in names:
+        families.setdefault(n.rpartition("/")[0], []).append(n)
+    for members in families.values():
+        tails = [m.rpartition("/")[2] for m in members]
+        pre, suf = _shared_ends(tails)
+        for m, t in zip(members, tails):
+            yield m, t, pre, suf
+
+
 def short_names(names: Sequence[str]) -> dict[str, str]:
     """Each name without its family (``val/``, ``metric/``, any text up to the last ``/``) and without the prefix and
     suffix every name of that family shares at a word boundary: RegMix's ``metric/the_pile_arxiv_val_loss`` ->
     ``arxiv``, mixture columns ``train_the_pile_arxiv`` -> ``arxiv``; ``val/code`` stays ``code``."""
-    out: dict[str, str] = {}
-    families: dict[str, list[str]] = {}
-    for n in names:
-        families.setdefault(n.rpartition("/")[0], []).append(n)
-    for fam, members in families.items():
-        tails = [m.rpartition("/")[2] for m in members]
-        pre, suf = _shared_ends(tails)
-        for m, t in zip(members, tails):
-            out[m] = t[pre: len(t) - suf]
-    return out
+    return {m: t[pre: len(t) - suf] for m, t, pre, suf in _family_ends(names)}
 
 
 def metric_aliases(metric_names: Sequence[str]) -> dict[str, set[str]]:
     """The names a target component may use for each metric: its tail after the last ``/``, the tail without its
     family's shared suffix, and its short name (:func:`short_names`)."""
-    short = short_names(metric_names)
-    out: dict[str, set[str]] = {}
-    families: dict[str, list[str]] = {}
-    for n in metric_names:
-        families.setdefault(n.rpartition("/")[0], []).append(n)
-    for members in families.values():
-        tails = [m.rpartition("/")[2] for m in members]
-        _, suf = _shared_ends(tails)
-        for m, t in zip(members, tails):
-            out[m] = {t, t[: len(t) - suf], short[m]}
-    return out
+    return {m: {t, t[: len(t) - suf], t[pre: len(t) - suf]} for m, t, pre, suf in _family_ends(metric_names)}
 
 
 def metric_domain(metric: str, domains: Sequence[str], metric_names: Sequence[str]) -> str | None:
