@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import SweepConfig, load_config, resolve_config
-from ..data.domains import load_domain_set
+from ..data.domains import embedded_names, load_domain_set
 from ..data.embedded import embedded_manifest
 from .main import app
 from .outputs import check_output
@@ -52,17 +52,21 @@ def list_cmd(config: str | None = typer.Option(None, "--config", help="Sweep con
     console = Console()
     rows = _token_rows(cfg)
     table = Table(title=f"domains ({'config ' + str(config) if config else 'default config'}; tokenizer {rows[0]})")
-    for col in ("domain", "train docs", "MB (all docs)", "train tokens", "tokens/doc"):
-        table.add_column(col, justify="left" if col == "domain" else "right")
-    for name, docs, n_bytes, tokens in rows[1]:
+    table.caption = ("MB: the source's size, all documents (the embedded corpus's files; '-' for your own data). "
+                     "val: the validation split, held out by hash (data.val_fraction).")
+    for col in ("domain", "train docs", "MB", "train tokens", "tok/doc", "val docs", "val tokens"):
+        table.add_column(col, justify="left" if col == "domain" else "right", no_wrap=col == "domain")
+    for name, docs, n_bytes, tokens, val_docs, val_tokens in rows[1]:
         mb = f"{n_bytes / 1e6:.2f}" if n_bytes is not None else "-"
-        table.add_row(name, str(docs), mb, f"{tokens:,}", f"{tokens / max(docs, 1):.0f}")
+        table.add_row(name, str(docs), mb, f"{tokens:,}", f"{tokens / max(docs, 1):.0f}", str(val_docs), f"{val_tokens:,}")
     console.print(table)
 
 
-def _token_rows(cfg) -> tuple[str, list[tuple[str, int, int | None, int]]]:
-    """(tokenizer, [(domain, train docs, source bytes or None, train tokens)]) for the config's domains."""
-    manifest = embedded_manifest() if cfg.data.corpus == "embedded" else {}
+def _token_rows(cfg) -> tuple[str, list[tuple[str, int, int | None, int, int, int]]]:
+    """(tokenizer, [(domain, train docs, source bytes or None, train tokens, val docs, val tokens)]) for the config's
+    domains; source bytes are known for embedded domains only (a listed domain of an embedded name is yours)."""
+    manifest, embedded = embedded_manifest(), set(embedded_names(cfg.data))
     ds = load_domain_set(cfg.data)
-    rows = [(n, d.n_docs_train, manifest.get(n, {}).get("n_bytes"), d.unique_tokens) for n, d in sorted(ds.domains.items())]
+    rows = [(n, d.n_docs_train, manifest[n].get("n_bytes") if n in embedded else None, d.unique_tokens, d.n_docs_val,
+             int(d.val.size)) for n, d in sorted(ds.domains.items())]
     return ds.tokenizer, rows

@@ -24,7 +24,8 @@ from .render import only_with, progress_bars
 @app.command("plan-pools")
 def plan_pools_cmd(
     pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]; or `mixopt select`'s pools.yaml."),
-    budgets: str = typer.Option(..., "--budgets", help="comma-separated, e.g. 32e6,64e6"),
+    budgets: str = typer.Option(..., "--budgets", help="Budgets in samples (the pools file's unit; with --measure a "
+                                "sample is the printed tokens per sample), comma-separated, e.g. 32e6,64e6."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors, laws}]."),
     plot: Path | None = typer.Option(None, "--plot", help="Also write error-vs-budget PNG here."),
     measure: bool = typer.Option(False, "--measure", help="Measure b and tau of pools without them by short proxy runs "
@@ -104,12 +105,14 @@ def plan_pools_cmd(
         table = Table(title=f"budget {r['budget']:.4g} samples ({pools.objective})")
         table.add_column("set")
         table.add_column("pool added")
-        table.add_column("error y", justify="right")
-        table.add_column("1 - y", justify="right")
+        rate = all(0.0 <= y <= 1.0 for y in r["errors"])  # an error rate (T-MARS's laws); a measured loss is in nats
+        table.add_column("error y" if rate else "loss y", justify="right")
+        if rate:
+            table.add_column("1 - y", justify="right")
         table.add_column("best", justify="center")
         for m, y in enumerate(r["errors"], start=1):
             mark = "*" if m == best_k else ""
-            table.add_row(f"top-{m}", ranked[m - 1], f"{y:.4f}", f"{100 * (1 - y):.2f}%", mark)
+            table.add_row(f"top-{m}", ranked[m - 1], f"{y:.4f}", *([f"{100 * (1 - y):.2f}%"] if rate else []), mark)
         console.print(table)
         console.print(f"best: {', '.join(r['best'])}")
     if written is not None:

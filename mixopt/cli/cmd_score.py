@@ -60,15 +60,24 @@ def score_cmd(
     if base_mixture is None and extra:
         raise ConfigError("--paths gives data for base-mixture domains, but no --base-mixture was given. Add --base-mixture PLAN.yaml or drop --paths.")
     if base_mixture is not None:
-        base_w = load_plan(base_mixture).overall_weights()
+        base_plan = load_plan(base_mixture)
+        base_w = base_plan.overall_weights()
         unknown = sorted(set(extra) - set(base_w))
         if unknown:
             raise ConfigError(f"--paths names {unknown}, which the base mixture {base_mixture} does not hold; its domains are "
                               f"{sorted(base_w)}. Fix the domain name.")
-        known = set(embedded_domains())
+        plan_embedded = base_plan.provenance.get("embedded_domains")  # None: a plan from before stop 36
+        known = set(embedded_domains()) if plan_embedded is None else set(plan_embedded)
         missing = sorted(d for d in base_w if d not in extra and d not in known)
         if missing:
-            raise ConfigError(f"Base-mixture domains {missing} are not in the embedded corpus. Give their data with --paths DOMAIN=PATH.")
+            where = ("are not in the embedded corpus" if plan_embedded is None
+                     else "were trained on your own data (the plan's provenance.embedded_domains does not list them)")
+            raise ConfigError(f"Base-mixture domains {missing} {where}. Give their data with --paths DOMAIN=PATH"
+                              + (" (every domain of the plan that was not read from the embedded corpus)." if plan_embedded is None else "."))
+        fallback = sorted(d for d in base_w if d not in extra)
+        if fallback and plan_embedded is None:  # an older plan cannot say where its domains' data came from: say what is read
+            typer.echo(f"note: read base-mixture domain(s) {', '.join(fallback)} from the embedded corpus (no --paths); if "
+                       "the plan was made on your own data of those names, pass --paths DOMAIN=PATH for each", err=True)
         base_docs = {}
         for d in base_w:
             spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra

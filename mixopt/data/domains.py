@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,31 @@ def domain_specs(cfg: DataConfig) -> list[DomainSpec]:
             raise DataError(f"Unknown embedded domains {unknown}; the embedded corpus has {known}. Fix data.include.")
         listed = {d.name for d in cfg.domains}
         specs += [DomainSpec(name=d, path=str(embedded_path(d)), format="jsonl") for d in sorted(wanted) if d not in listed]
+        if cfg.domains and "corpus" not in cfg.model_fields_set and cfg.include is None:
+            warnings.warn(_default_corpus_note(known, sorted(listed)), stacklevel=2)
     specs += list(cfg.domains)
     if not specs:
         raise DataError("The config selects no domains. List some under data.domains or data.include.")
     return sorted(specs, key=lambda s: s.name)
+
+
+def _default_corpus_note(embedded: list[str], listed: list[str]) -> str:
+    """The warning for a config that lists its own domains but leaves ``data.corpus`` at its default, ``embedded``."""
+    replaced = [d for d in listed if d in embedded]
+    kept = [d for d in embedded if d not in listed]
+    return (f"data.corpus is not set, so it is 'embedded': the embedded corpus's {', '.join(kept)} are trained beside "
+            f"your {len(listed)} listed domain(s)"
+            + (f", and yours replace its {', '.join(replaced)}" if replaced else "")
+            + ". Write `corpus: none` under data: to train only your domains, or `corpus: embedded` to keep both "
+            "(this warning then stops)")
+
+
+def embedded_names(cfg: DataConfig) -> list[str]:
+    """The training domains of ``cfg`` read from the embedded corpus (those no listed domain of the same name replaces)."""
+    if cfg.corpus != "embedded":
+        return []
+    listed = {d.name for d in cfg.domains}
+    return sorted(d for d in (cfg.include if cfg.include is not None else embedded_domains()) if d not in listed)
 
 
 def is_validation(doc: str, val_fraction: float) -> bool:
@@ -125,7 +147,37 @@ def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | 
             progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
     data = DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
     data.adopt(store_fingerprint)
+    for note in data_notes(data, specs):
+        warnings.warn(note, stacklevel=2)
     return data
+
+
+#: Fewer validation tokens than this make a domain's val/* loss (and its share of mean:all-domains) mostly noise.
+MIN_VAL_TOKENS = 1000
+
+
+def data_notes(data: DomainSet, specs: list[DomainSpec]) -> list[str]:
+    """One line per problem the tokenized domains show: two training domains with the same documents (a plan would
+    count their epochs apart, so the cap on repetition no longer holds), or a validation split under
+    ``MIN_VAL_TOKENS`` tokens."""
+    notes = []
+    paths = {s.name: s.path for s in specs}
+    by_content: dict[tuple, list[str]] = {}
+    for name, dom in data.domains.items():
+        if dom.train.size:
+            key = (dom.train.size, hashlib.sha256(dom.train.tobytes()).hexdigest(), dom.val.size)
+            by_content.setdefault(key, []).append(name)
+    for names in by_content.values():
+        if len(names) > 1:
+            notes.append(f"domains {', '.join(names)} hold the same documents ({', '.join(sorted({str(paths[n]) for n in names}))}): "
+                         "a plan counts their epochs apart, so the data repeats more than each one's epochs say. Keep one "
+                         "of them under data.domains")
+    for name, dom in {**data.domains, **data.targets}.items():
+        if dom.val.size < MIN_VAL_TOKENS:
+            notes.append(f"{'target' if name in data.targets else 'domain'} '{name}' has {int(dom.val.size)} validation "
+                         f"token(s) in {dom.n_docs_val} document(s): its loss is measured on too little text to rank "
+                         f"mixtures. Add documents, or raise data.val_fraction (under {MIN_VAL_TOKENS} tokens is too few)")
+    return notes
 
 
 def domain_texts(data: DomainSet, tokenizer: str, *, max_docs: int = 200) -> dict[str, tuple[list[str], list[str]]]:
