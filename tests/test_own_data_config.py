@@ -102,3 +102,16 @@ def test_the_readme_own_data_config_is_a_valid_data_section():
 
     cfg = DataConfig.model_validate(yaml.safe_load(block)["data"])
     assert cfg.corpus == "none" and [d.name for d in cfg.domains] == ["code", "web", "books"]
+
+
+def test_plan_pools_shows_a_loss_as_a_loss_not_as_one_minus_an_error(tmp_path, capsys):
+    """review: with measured laws y is a loss in nats, and the `1 - y` column read -82.76%."""
+    tmars = README.parent / "configs" / "pools_tmars.yaml"
+    assert run(["plan-pools", str(tmars), "--budgets", "32e6"]) == 0
+    out = capsys.readouterr().out
+    assert "error y" in out and "1 - y" in out and "18.25%" in out
+    nats = tmp_path / "nats.yaml"
+    nats.write_text(tmars.read_text().replace("d: 0.1 ", "d: 2.5 "))
+    assert run(["plan-pools", str(nats), "--budgets", "32e6"]) == 0
+    out = capsys.readouterr().out
+    assert "loss y" in out and "1 - y" not in out and "%" not in out
