@@ -115,3 +115,28 @@ def test_plan_pools_shows_a_loss_as_a_loss_not_as_one_minus_an_error(tmp_path, c
     assert run(["plan-pools", str(nats), "--budgets", "32e6"]) == 0
     out = capsys.readouterr().out
     assert "loss y" in out and "1 - y" not in out and "%" not in out
+
+
+def test_score_reads_a_plan_s_domains_through_its_sweep_config(tmp_path, capsys):
+    """review: a base mixture whose domains use another text field than the pools could not be scored (one
+    --text-field for pools, target and --paths); --config reads each domain as the sweep did."""
+    pool = _jsonl(tmp_path / "p.jsonl", docs_from(VOCAB_A, 12, 1))
+    target = _jsonl(tmp_path / "t.jsonl", docs_from(VOCAB_A, 8, 3))
+    code = _jsonl(tmp_path / "code.jsonl", docs_from(VOCAB_B, 12, 2), field="content")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("budget_tokens: 100000\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.5, prose: 0.5}\n"
+                    "provenance: {embedded_domains: [prose]}\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  corpus: embedded\n  include: [prose]\n  domains:\n  - {{name: code, path: {code}, text_field: content}}\n")
+    args = ["score", "--pool", f"p={pool}", "--target", str(target), "--json", "--base-mixture", str(plan)]
+    assert run([*args, "--paths", f"code={code}"]) == 2
+    assert "'text' field" in capsys.readouterr().err
+    assert run([*args, "--config", str(cfg)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["pool"] == "p" and 0 <= rows[0]["best_weight"] <= 1
+    other = tmp_path / "other.yaml"
+    other.write_text("data:\n  corpus: embedded\n  include: [prose]\n")
+    assert run([*args, "--config", str(other)]) == 2
+    assert "['code'] are not domains of --config" in capsys.readouterr().err
+    assert run(["score", "--pool", f"p={pool}", "--target", str(target), "--config", str(cfg)]) == 2
+    assert "--config names data for base-mixture domains, but no --base-mixture" in capsys.readouterr().err

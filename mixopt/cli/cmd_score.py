@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..config import load_config, resolve_config
+from ..data.domains import domain_specs
 from ..data.embedded import embedded_domains, embedded_path
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError
@@ -24,7 +26,11 @@ def score_cmd(
     pool: list[str] = typer.Option(..., "--pool", help="NAME=PATH of a candidate pool (any format the data layer reads); repeat."),
     target: str = typer.Option(..., "--target", help="PATH of documents that represent the target."),
     base_mixture: Path | None = typer.Option(None, "--base-mixture", help="PLAN.yaml whose mixture the pool would join."),
-    paths: list[str] = typer.Option([], "--paths", help="DOMAIN=PATH for base-mixture domains not in the embedded corpus."),
+    paths: list[str] = typer.Option([], "--paths", help="DOMAIN=PATH for base-mixture domains not in the embedded corpus "
+                                    "(read with --text-field)."),
+    config: str | None = typer.Option(None, "--config", help="The sweep config (a YAML path or a packaged name) the "
+                                      "base mixture's plan was made with: its domains are read as the sweep read them "
+                                      "(path, format, text_field); --paths overrides a domain."),
     budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Training tokens of the target run: adds each pool's epochs at its best weight."),
     pool_docs: list[str] = typer.Option([], "--pool-docs", help="NAME=N: documents in the full pool, to scale the unique-token estimate."),
     max_docs: int = typer.Option(400, "--max-docs", min=2, help="Documents sampled per pool / target / base domain: a "
@@ -57,8 +63,9 @@ def score_cmd(
             raise ConfigError(f"--pool-docs {name}={raw}: the full pool holds at least one document. Pass its document count.")
     extra = parse_pairs(paths, "--paths", "PATH")
     base_docs = base_w = None
-    if base_mixture is None and extra:
-        raise ConfigError("--paths gives data for base-mixture domains, but no --base-mixture was given. Add --base-mixture PLAN.yaml or drop --paths.")
+    if base_mixture is None and (extra or config is not None):
+        raise ConfigError(f"{'--paths gives' if extra else '--config names'} data for base-mixture domains, but no "
+                          f"--base-mixture was given. Add --base-mixture PLAN.yaml or drop {'--paths' if extra else '--config'}.")
     if base_mixture is not None:
         base_plan = load_plan(base_mixture)
         base_w = base_plan.overall_weights()
@@ -66,23 +73,30 @@ def score_cmd(
         if unknown:
             raise ConfigError(f"--paths names {unknown}, which the base mixture {base_mixture} does not hold; its domains are "
                               f"{sorted(base_w)}. Fix the domain name.")
+        specs = {s.name: s for s in domain_specs(load_config(resolve_config(config)).data)} if config is not None else {}
         plan_embedded = base_plan.provenance.get("embedded_domains")  # None: a plan from before stop 36
         known = set(embedded_domains()) if plan_embedded is None else set(plan_embedded)
-        missing = sorted(d for d in base_w if d not in extra and d not in known)
+        if config is not None:
+            missing = sorted(d for d in base_w if d not in extra and d not in specs)
+            if missing:
+                raise ConfigError(f"Base-mixture domains {missing} are not domains of --config {config}. Pass the config the "
+                                  "plan was made with, or give their data with --paths DOMAIN=PATH.")
+        missing = sorted(d for d in base_w if d not in extra and d not in known and d not in specs)
         if missing:
             where = ("are not in the embedded corpus" if plan_embedded is None
                      else "were trained on your own data (the plan's provenance.embedded_domains does not list them)")
             raise ConfigError(f"Base-mixture domains {missing} {where}. Give their data with --paths DOMAIN=PATH"
                               + (" (every domain of the plan that was not read from the embedded corpus)." if plan_embedded is None else "."))
-        fallback = sorted(d for d in base_w if d not in extra)
+        fallback = sorted(d for d in base_w if d not in extra and d not in specs)
         if fallback and plan_embedded is None:  # an older plan cannot say where its domains' data came from: say what is read
             typer.echo(f"note: read base-mixture domain(s) {', '.join(fallback)} from the embedded corpus (no --paths); if "
                        "the plan was made on your own data of those names, pass --paths DOMAIN=PATH for each", err=True)
         base_docs = {}
         for d in base_w:
             spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra
-                    else source_spec(d, str(embedded_path(d)), option="--paths"))
-            base_docs[d] = read_texts(spec, option="--paths", max_documents=max_docs, seed=seed)
+                    else specs[d] if d in specs else source_spec(d, str(embedded_path(d)), option="--paths"))
+            base_docs[d] = read_texts(spec, option="--config" if d in specs and d not in extra else "--paths",
+                                      max_documents=max_docs, seed=seed)
     tok = Tokenizer("bytes")
     rows = score_pools(docs, target_docs, base_docs=base_docs, base_mixture=base_w, budget_tokens=budget_tokens,
                        tokens_of=tok.count, pool_doc_counts=counts or None, method=method)
