@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainSpec
-from ..data.sources import load_dataset_of, looks_like_hub_id, source_key
+from ..data.sources import (
+    load_dataset_of,
+    looks_like_hub_id,
+    source_key,
+    utf8_errors,
+    warn_no_text,
+)
 from ..errors import ConfigError, DataError
 
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
@@ -49,25 +55,32 @@ def source_spec(name: str, path: str, *, option: str, text_field: str = "text") 
         raise ConfigError(f"{option} needs NAME=PATH with a NAME of letters, digits, '_', '.', '-'. Got {name!r}. Rename it.")
     p = Path(path).expanduser()
     if not (p.exists() or glob.glob(str(p)) or looks_like_hub_id(path)):
-        raise DataError(f"{option} {name}={path}: the path does not exist (no file, directory or glob match). "
+        where = "" if p.is_absolute() else f" (looked for {p.resolve()}; relative paths are read from the working directory)"
+        raise DataError(f"{option} {name}={path}: the path does not exist (no file, directory or glob match){where}. "
                         f"Fix the path after {option}.")
     return DomainSpec(name=name, path=path, text_field=text_field)
 
 
 def read_source(spec: DomainSpec, *, option: str) -> Source:
     """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error."""
-    ds = load_dataset_of(spec)
     where = f"{option} {spec.name}={spec.path}"
+    ds = load_dataset_of(spec, where)
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
                         f"{ds.column_names}. Pass --text-field with the field that holds the text.")
     if spec.max_documents is not None and len(ds) > spec.max_documents:
         ds = ds.select(range(spec.max_documents))
-    rows = ds.to_list()
+    with utf8_errors(where, spec):  # the text is decoded here, not when the file is read
+        rows = ds.to_list()
     texts = [r.get(spec.text_field) if isinstance(r.get(spec.text_field), str) else "" for r in rows]
     if not any(t.strip() for t in texts):
         raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(rows)} records). "
                         "Give a file with text, or the right --text-field.")
+    if "pool" in option:  # a pool's records without text are written back (score null), the target's are left out
+        said = "they are not scored: the scored output keeps them with a null score, in no bucket"
+    else:
+        said = "they are left out"
+    warn_no_text(where, spec, [r.get(spec.text_field) for r in rows], said, _no_text_fix(option))
     key = source_key(spec) if _local(spec) else hashlib.sha256(repr(spec.model_dump()).encode()).hexdigest()[:20]
     return Source(spec.name, spec, rows, texts, key)
 
@@ -88,16 +101,26 @@ def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = Non
     With a ``seed`` the records are a seeded uniform sample of the whole source, in source order (a file sorted
     by topic or source is then represented whole, not by its head); without one, the first ``max_documents``.
     """
-    ds = load_dataset_of(spec)
     where = f"{option} {spec.name}={spec.path}"
+    ds = load_dataset_of(spec, where)
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
                         f"{ds.column_names}. Pass --text-field with the field that holds the text.")
     if max_documents is not None and len(ds) > max_documents:
         ds = ds.select(range(max_documents) if seed is None
                        else np.sort(np.random.default_rng(seed).choice(len(ds), max_documents, replace=False)))
-    texts = [t for t in ds[spec.text_field] if isinstance(t, str) and t.strip()]
+    with utf8_errors(where, spec):  # the text is decoded here (a lazy column, hence list), not when the file is read
+        values = list(ds[spec.text_field])
+    texts = [t for t in values if isinstance(t, str) and t.strip()]
     if not texts:
         raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(ds)} records). "
                         "Give a file with text, or the right --text-field.")
+    warn_no_text(where, spec, values, "they are left out", _no_text_fix(option))
     return texts
+
+
+def _no_text_fix(option: str) -> str:
+    """The fix for records without text: a config's domain sets ``text_field``, a command-line source --text-field."""
+    if option == "--config":
+        return "Set the domain's `text_field` in the config to the field that holds their text, or remove those records"
+    return "Pass --text-field with the field that holds their text, or remove those records"

@@ -43,7 +43,7 @@ class SelectResult:
     key: str
     cached: bool  # scores came from the cache
     skipped: bool  # the output folder already held this exact selection
-    n_docs: dict[str, int]
+    n_docs: dict[str, int]  # per source, the records with text (scored); selection.json keeps every record
     overlap: dict[str, int] = field(default_factory=dict)  # pool -> target documents also found in it
     warnings: list[str] = field(default_factory=list)
 
@@ -112,7 +112,7 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                 "score_field": field_name, "text_field": text_field, "target_text_field": target_text_field or text_field,
                 "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources}, "overlap": overlaps}
     out_dir = Path(out_dir)
-    n_docs = {s.name: len(s.rows) for s in sources}
+    n_docs = {s.name: int(s.has_text.sum()) for s in sources}  # records with text: those scored (a warning counts the rest)
     if complete(out_dir, full_key):
         files = {f"{s.name}.scored": out_dir / f"{s.name}.scored.jsonl" for s in sources} | {"pools": out_dir / "pools.yaml"}
         return SelectResult(out_dir, files, full_key, True, True, n_docs, overlaps, result_warnings)
