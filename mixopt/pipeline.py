@@ -24,7 +24,9 @@ import numpy as np
 
 from . import __version__
 from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
-from .data.domains import domain_specs, domain_texts, load_domain_set
+from .data.domains import domain_keys, domain_specs, domain_texts, embedded_names, load_domain_set
+from .data.tokenize import Tokenizer
+from .data.types import DomainSet, TokenizedDomain
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError, require_positive
 from .io import atomic_write_bytes
 from .plan import Plan, save_plan
@@ -35,10 +37,10 @@ from .planning.propose import ProposeContext, build_plan, plan_budget
 from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
-from .runs.driver import run_sweep
+from .runs.driver import data_changes, run_sweep
 from .runs.reused import reused_records
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
-from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem
+from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem, records_fingerprint
 from .runs.sweep import SweepSummary
 from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
@@ -221,6 +223,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
     groups = repeat_groups(runs)
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
+    if noise["seed_sd"] is None and (pending := unfinished_repeats(snapshot)):
+        noise["repeats_pending"] = pending  # noise_line says to resume the sweep, not to ask for seeds it asks for
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
     if note := file_gap_note(runs, y, groups, W=table.W):
@@ -301,6 +305,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
         "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
+        "runs_fingerprint": fit_runs_fingerprint(snapshot),
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": final.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
@@ -313,6 +318,37 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "fit_rows": None if len(scales) >= 2 else {"W": table.W.tolist(), "Y": np.asarray(fit_y).tolist()},
     }
     return FittedModel(est, model_meta)
+
+
+def unfinished_repeats(snapshot: StoreSnapshot) -> dict[str, int] | None:
+    """``{noise_seeds, missing, planned}`` when the store's sweep config repeats its anchors over seeds
+    (``sampler.noise_seeds`` >= 2, with baselines or ``noise_mixtures``) and runs it planned (store.json's ``planned``)
+    are not in the store yet: an interrupted sweep, whose seed repeats come after the mixtures they repeat. None
+    otherwise (a finished sweep, or a store without a sweep config)."""
+    sampler = (snapshot.meta.get("config") or {}).get("sampler") or {}
+    seeds, anchors = sampler.get("noise_seeds") or 1, len(sampler.get("baselines") or []) + (sampler.get("noise_mixtures") or 0)
+    planned = snapshot.meta.get("planned") or []
+    held = {r.run_id for r in snapshot.records}
+    missing = sum(1 for run_id in planned if run_id not in held)
+    if seeds < 2 or not anchors or not missing:
+        return None
+    return {"noise_seeds": int(seeds), "missing": missing, "planned": len(planned)}
+
+
+def fit_runs_fingerprint(snapshot: StoreSnapshot) -> str:
+    """Hash of the runs :func:`fit` learns from in ``snapshot``: its usable sweep runs (``verify:`` and ``pool:`` runs
+    join no fit), so a store that only gained such runs fits the same model."""
+    return records_fingerprint(sweep_records(snapshot.ok))
+
+
+def refit_differs(model: FittedModel, snapshot: StoreSnapshot) -> bool:
+    """Whether fitting on ``snapshot`` now would learn from other runs than ``model`` did (a model saved before fit
+    recorded ``runs_fingerprint`` compares the whole store's fingerprint, with or without the non-sweep runs)."""
+    now = fit_runs_fingerprint(snapshot)
+    if model.meta.get("runs_fingerprint"):
+        return model.meta["runs_fingerprint"] != now
+    old = model.meta.get("store_fingerprint")
+    return old is not None and old not in (snapshot.fingerprint, records_fingerprint(sweep_records(snapshot.records)), now)
 
 
 def component_rows(partial: list, runs: list, target: str) -> tuple[np.ndarray, np.ndarray]:
@@ -434,10 +470,11 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     ``progress(label, done, total)`` hears of the search's stages (a progress bar's; the plan is the same without it)."""
     require_positive("budget_tokens", budget_tokens, "None gives the default.")
     require_positive("model_params", model_params, "None gives the default.")
+    where = "this config"
     if snapshot is not None:
         check_model_store(model, snapshot)
         if config is None:
-            config = store_config(snapshot)
+            config, where = store_config(snapshot), "the store's config"
         else:
             check_config_store(config, snapshot, propose_only=True)
     pcfg = config.propose if config else ProposeConfig()
@@ -456,6 +493,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
                     "cv": {"y_true": cv.get("y_true"), "y_pred": cv.get("oof_pred"), "y_std": cv.get("oof_std"),
                            "spearman": cv.get("spearman")}},
     )
+    if config is not None and snapshot is not None and snapshot.meta.get("config"):  # swept runs: their data is known
+        ctx.provenance["embedded_domains"] = [d for d in embedded_names(config.data) if d in ctx.domains]  # `score
+        # --base-mixture` reads only these from the embedded corpus itself
     if config is not None and pcfg.pools:
         ctx.specs = domain_specs(config.data)
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
@@ -463,9 +503,10 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
         # inherited the old plan's misses
         ctx.reuse = ReusedMixture.from_config(config.reuse, ctx.domains)
-    projector = None
+    projector = data = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
-        projector = _store_projector(config, ctx)
+        projector, data = _store_projector(config, ctx)
+    data_note = other_data_note(config, snapshot, data, where=where) if snapshot is not None and config is not None else None
     predictor = model.estimator
     if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
         asked = budget_tokens is not None or pcfg.budget_tokens is not None
@@ -498,6 +539,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     elif meta.get("reused"):  # reuse.store named, but its runs did not measure this target
         plan.reasons.insert(0, meta["reused"])
     plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []]
+    if data_note:
+        warnings.warn(data_note, stacklevel=2)
+        plan.reasons.insert(0, data_note)
     swept_plan = ((((snapshot.meta.get("config") or {}) if snapshot is not None else {}).get("reuse")) or {}).get("plan")
     if swept_plan and swept_plan != (config.reuse.plan if config is not None and config.reuse else None):
         plan.reasons.append(f"the store's sampled mixtures keep the ratios of {swept_plan} (its sweep config's "
@@ -598,11 +642,13 @@ def _config_hash(config: SweepConfig) -> str:
     return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _store_projector(config: SweepConfig, ctx: ProposeContext):
-    """A callable (w, budget) -> projector summary, or None when the store can't support a projector.
+def _store_projector(config: SweepConfig, ctx: ProposeContext) -> tuple[Any, DomainSet | None]:
+    """A callable (w, budget) -> projector summary, or None when the store can't support a projector; and the config's
+    data it loaded (None when it could not), which propose compares with the store's (:func:`other_data_note`).
 
     Documents come from the token cache (decoded), not from re-reading the sources.
     """
+    data = None
     try:
         data = load_domain_set(config.data)
         texts = domain_texts(data, config.data.tokenizer, max_docs=60)
@@ -613,5 +659,50 @@ def _store_projector(config: SweepConfig, ctx: ProposeContext):
         proj = fit_store_projector(ctx.records or [], ctx.domains, ctx.target, feats, target_feats)
     except MixoptError as exc:
         warnings.warn(f"OT projector skipped: {exc}", stacklevel=2)
+        return None, data
+    return (lambda w, budget: projector_summary(proj, np.asarray(w, dtype=float), budget)), data
+
+
+def data_fingerprints(config: SweepConfig) -> DomainSet:
+    """The config's data as a DomainSet of fingerprints only: each domain's and target's files are read and hashed
+    into the key :func:`~mixopt.data.domains.tokenize_domain` gives them, but nothing is tokenized (so changed data
+    costs one read of its files, not a tokenization). Raises DataError where a file is missing."""
+    tok = Tokenizer(config.data.tokenizer)
+    empty = np.zeros(0, dtype=np.int64)
+
+    def keyed(spec: DomainSpec, evaluation_only: bool = False) -> TokenizedDomain:
+        return TokenizedDomain(spec.name, empty, empty, 0, 0, *domain_keys(spec, tok, config.data, evaluation_only=evaluation_only))
+
+    with warnings.catch_warnings():  # domain_specs' notes on the config: the sweep said them
+        warnings.simplefilter("ignore")
+        specs = domain_specs(config.data)
+    return DomainSet(domains={s.name: keyed(s) for s in specs}, vocab_size=0, eos_id=0, tokenizer=tok.identity,
+                     targets={s.name: keyed(s, evaluation_only=True) for s in config.data.targets})
+
+
+def other_data_note(config: SweepConfig, snapshot: StoreSnapshot, data: DomainSet | None = None, *,
+                    where: str = "this config") -> str | None:
+    """One line when the data ``config`` reads now (``data``: already loaded, else :func:`data_fingerprints`) differs
+    from the data the store was swept on: the model's token counts, so the plan's epochs, are the swept data's. None
+    when it is the same, differs in evaluation targets only, or cannot be compared (a store of imported runs; data
+    files not on this machine)."""
+    recorded = snapshot.meta.get("data_fingerprint")
+    if not recorded or not snapshot.meta.get("config"):
         return None
-    return lambda w, budget: projector_summary(proj, np.asarray(w, dtype=float), budget)
+    if data is None:
+        try:
+            data = data_fingerprints(config)
+        except (MixoptError, OSError):  # e.g. proposing on a machine without the data: nothing to compare
+            return None
+    data.adopt(recorded)  # a store an older mixopt fingerprinted
+    if data.fingerprint == recorded:
+        return None
+    changes = data_changes(snapshot.meta, data, config.data.model_dump(mode="json"))
+    if changes and all("evaluation target" in c for c in changes):  # the training data, so the epochs, are the swept
+        return None
+    said = "; ".join(changes) if changes else f"data fingerprint {recorded}, now {data.fingerprint}"
+    root = snapshot.root
+    return (f"the data {where} reads differs from the data the store {root} was swept on ({said}): the plan's epochs "
+            "use the swept token counts. To plan for the new data, sweep it into a new --store (with `reuse: {store: "
+            f"{root}}}` in its config these runs join its fit: README \"When the domain set changes\"), then fit and "
+            "propose there")

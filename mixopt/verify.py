@@ -50,9 +50,9 @@ import numpy as np
 from pydantic import ValidationError
 from scipy import stats
 
-from .config import ProxyConfig, SweepConfig
+from .config import ProxyConfig, SweepConfig, config_from_dict
 from .data.types import DomainSet
-from .errors import BudgetError, ConfigError, ConsistencyError, FitError, pydantic_summary, require_positive
+from .errors import BudgetError, ConfigError, ConsistencyError, FitError, MixoptError, pydantic_summary, require_positive
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
@@ -62,6 +62,7 @@ from .planning.phases import moved_to_end
 from .planning.search import simulate_search
 from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.model import GPT, GPTConfig
+from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local
@@ -339,6 +340,26 @@ def seeds_advice(body: dict[str, Any]) -> str:
             f"measured 0.80-0.90 on past comparisons): {listed}. Rerun with --seeds N: the runs so far are kept, only new seeds train")
 
 
+def other_data_text(snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet) -> str:
+    """The one line for data that differs from what the store was swept on: the config's ``data:`` differs from the
+    store's sweep config's (pass that config), or it is the same and the files on disk changed since the sweep (the
+    domains named where store.json records their fingerprints: :func:`~mixopt.runs.driver.data_changes`)."""
+    fp, meta = snapshot.meta.get("data_fingerprint"), snapshot.meta
+    changes = data_changes(meta, data, cfg.data.model_dump(mode="json"))
+    said = f"; {'; '.join(changes)}" if changes else ""
+    try:
+        same_config = bool(meta.get("config")) and config_from_dict(meta["config"], where="store.json").data == cfg.data
+    except MixoptError:
+        same_config = False
+    if not same_config:
+        return (f"The config's data (fingerprint {data.fingerprint}) differs from the store's ({fp}{said}). Pass the "
+                "config the store was swept with (or omit --config).")
+    return (f"The data on disk changed since the store {snapshot.root} was swept (data fingerprint {fp}, now "
+            f"{data.fingerprint}{said}): its runs and the plan were made on the old data. Restore the files the store "
+            "was swept with, or sweep the new data into a new --store (with `reuse: {store: "
+            f"{snapshot.root}}}` in its config these runs join its fit), propose and verify there.")
+
+
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
            against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
            tokens: float | None = None, first_seed: int | None = None,
@@ -362,8 +383,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     fp = snapshot.meta.get("data_fingerprint")
     data.adopt(fp)  # a store written before fingerprints stopped hashing paths
     if fp and fp != data.fingerprint:
-        raise ConsistencyError(f"The config's data (fingerprint {data.fingerprint}) differs from the store's ({fp}). "
-                               "Pass the config the store was swept with (or omit --config).")
+        raise ConsistencyError(other_data_text(snapshot, cfg, data))
     counts = data.token_counts
     scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
     check_repetition(plan, counts, scale.tokens, cfg.propose.max_epochs)

@@ -13,6 +13,7 @@ from ..errors import ConfigError, ConsistencyError, require_positive
 from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
+from ..runs.table import sweep_records
 from .main import app
 from .outputs import check_output
 from .render import only_with, progress_bars
@@ -80,11 +81,11 @@ def propose_cmd(
     snapshot = pipeline.open_store(store) if store is not None else None
     if fitted is not None and snapshot is not None:
         pipeline.check_model_store(fitted, snapshot)  # another store's domains or data: one line, before any note
-    if fitted is not None and snapshot is not None and fitted.meta.get("store_fingerprint") not in (None, snapshot.fingerprint):
+    if fitted is not None and snapshot is not None and pipeline.refit_differs(fitted, snapshot):  # verify:/pool: runs join no fit
         Console(stderr=True).print(
             f"note: --model {model} was fitted on {fitted.meta.get('store')} with {fitted.meta.get('n_runs')} runs, not on the "
-            f"runs {store} holds now ({len(snapshot.ok)} finished): refit (`mixopt fit --store {store}`) to use them",
-            soft_wrap=True, markup=False)
+            f"sweep runs {store} holds now ({len(sweep_records(snapshot.ok))} finished): refit (`mixopt fit --store {store}`) "
+            "to use them", soft_wrap=True, markup=False)
     with progress_bars(Console(stderr=True)) as progress:  # bars on a terminal only; the search's candidates and stages
         if fitted is None:
             fit_cfg = cfg if cfg is not None else pipeline.store_config(snapshot)  # no CONFIG: the store's, as the search reads it

@@ -98,10 +98,15 @@ def split_documents(docs: list[str], val_fraction: float, name: str) -> tuple[li
     return (move, stay) if val else (stay, move)
 
 
+def domain_keys(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> list[str]:
+    """A domain's cache key, then the keys older mixopt gave it: the fingerprints a store records, without tokenizing."""
+    settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
+    return [hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec)]
+
+
 def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> TokenizedDomain:
     """Load, split and tokenize one domain, reading the cache when possible."""
-    settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
-    key, *legacy = (hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec))
+    key, *legacy = domain_keys(spec, tok, cfg, evaluation_only=evaluation_only)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     shard = cache / "tokens" / f"{key}.npz"
     if shard.exists():

@@ -60,7 +60,7 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
             recorded = meta.get("data_fingerprint") or records_data_fingerprint(records)
             data = load_domain_set(cfg.data, progress=lambda i, n: progress.update(t_data, completed=i, total=n),
                                    store_fingerprint=recorded)
-            check_same_data(store, recorded, data.fingerprint)
+            check_same_data(store, recorded, data.fingerprint, changes=data_changes(meta, data, config.get("data")))
             check_same_domains(store, meta, data.names)
             specs = plan_sweep(cfg, data, n_runs=n_runs)
             # Under the store lock: another sweep may have written store.json since, or be starting on this store now.
@@ -70,7 +70,8 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                 latest = store.meta()
                 busy = store.other_sweep_active()
                 check_same_proxy(store, latest.get("config"), config, busy=busy)
-                check_same_data(store, latest.get("data_fingerprint") or recorded, data.fingerprint, busy=busy)
+                check_same_data(store, latest.get("data_fingerprint") or recorded, data.fingerprint, busy=busy,
+                                changes=data_changes(latest, data, config.get("data")))
                 changes, history = config_history(latest, config)
                 store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
                                   config=config, planned=[s.run_id for s in specs],
@@ -118,20 +119,61 @@ def verbatim_fingerprints(data) -> dict:
     return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
 
 
-def check_same_data(store: RunStore, recorded: str | None, fingerprint: str, *, busy: bool = False) -> None:
+def check_same_data(store: RunStore, recorded: str | None, fingerprint: str, *, busy: bool = False,
+                    changes: list[str] | None = None) -> None:
     """A store holds runs on one data set: sweeping other data into it would mix their losses in every fit. A one-line
-    ConsistencyError names both fingerprints (``recorded``: the store's); a store without runs takes the new data,
-    unless another sweep is running on it (``busy``: it recorded its data and is about to write runs)."""
+    ConsistencyError names both fingerprints (``recorded``: the store's) and what changed (``changes``:
+    :func:`data_changes`); a store without runs takes the new data, unless another sweep is running on it (``busy``: it
+    recorded its data and is about to write runs)."""
     if recorded and recorded != fingerprint and busy and not store.run_ids():
         raise ConsistencyError(
             f"Another sweep is running on the store {store.root} with other data (fingerprint {recorded}) than this "
             f"config reads ({fingerprint}): runs of both would be fitted together. Sweep into a new --store, or wait "
             "for that sweep to finish and use the data it was swept with.")
     if recorded and recorded != fingerprint and store.run_ids():
+        if changes and all("evaluation target" in c for c in changes):  # no training data changed: only what runs measure
+            fix = ("Every run id names the whole data set, targets too, so this store's runs would not resume. Sweep into "
+                   "a new --store (its runs measure the targets listed now), or set data.targets back to the store's "
+                   "to resume it.")
+        elif changes and changes[0].startswith("data."):  # the tokenizer or the split: no old run carries over
+            fix = (f"Sweep into a new --store, or set those back to the store's (its config is `config` in "
+                   f"{store.meta_path}).")
+        else:
+            fix = (f"Sweep the new data into a new --store (with `reuse: {{store: {store.root}}}` in its config "
+                   "these runs join its fit: README \"When the domain set changes\"), or restore the data the store was "
+                   "swept with" + ("" if changes else " (a store an older mixopt wrote from another folder also reads "
+                                                      "as other data)") + ".")
+        said = "; ".join(changes) if changes else "a data file, the tokenizer, val_fraction or max_documents changed"
         raise ConsistencyError(
-            f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads ({fingerprint}): "
-            "a data file, the tokenizer, val_fraction or max_documents changed. Sweep into a new --store, or restore the "
-            "data the store was swept with (a store an older mixopt wrote from another folder also reads as other data).")
+            f"The store {store.root} holds runs on other data (fingerprint {recorded}) than this config reads "
+            f"({fingerprint}): {said}. {fix}")
+
+
+def data_changes(meta: dict, data, data_cfg: dict | None = None) -> list[str]:
+    """What differs between the data a store was swept on (its store.json: the sweep config's ``data:``,
+    ``domain_fingerprints``, ``target_fingerprints``) and ``data`` (a DomainSet, or one of fingerprints only), one
+    phrase each for a one-line message: the settings that tokenize every domain anew (``data_cfg``: the config's
+    ``data:`` as a dict), else the domains and evaluation targets whose data changed, or that were added or removed.
+    [] when store.json records none of this (a folder of records, or a store of an older mixopt)."""
+    stored = (meta.get("config") or {}).get("data") or {}
+    settings = [f"data.{k}" for k in ("tokenizer", "val_fraction", "max_documents")
+                if data_cfg is not None and k in stored and stored[k] != data_cfg.get(k)]
+    if settings:
+        return [f"{', '.join(settings)} changed, which changes every domain's tokens"]
+    out = []
+    kinds = (("domain", data.domains, meta.get("domain_fingerprints"), meta.get("domain_fingerprints_verbatim") or {}),
+             ("evaluation target", data.targets, meta.get("target_fingerprints"), {}))
+    for kind, group, recorded, verbatim in kinds:
+        if not isinstance(recorded, dict):
+            continue
+        now = {n: {d.fingerprint, d.legacy_fingerprint, d.verbatim_fingerprint} for n, d in group.items()}
+        changed = sorted(n for n in set(now) & set(recorded) if not now[n] & {recorded[n], verbatim.get(n)})
+        added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
+        where = " (data.targets)" if kind != "domain" else ""
+        for names, what in ((changed, "data changed"), (added, "added"), (removed, "removed")):
+            if names:
+                out.append(f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}{where}: {what}")
+    return out
 
 
 def records_data_fingerprint(records: list[RunRecord]) -> str | None:

@@ -24,6 +24,11 @@ SUSPECT_SNR = 1000.0
 
 def noise_line(noise: dict[str, Any]) -> str:
     """One line for people: seed noise against the mixture signal."""
+    if noise.get("seed_sd") is None and (pending := noise.get("repeats_pending")):  # fit: an interrupted sweep
+        return (f"seed noise: not measured yet: the sweep's config asks for seed repeats (sampler.noise_seeds: "
+                f"{pending['noise_seeds']}), but {pending['missing']} of its {pending['planned']} planned runs are not "
+                "trained yet (an interrupted sweep?). Resume it (rerun the same `mixopt sweep` command), then fit again. "
+                "Differences between single runs may be seed noise.")
     if noise.get("seed_sd") is None:
         return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2, or import "
                 "runs of one mixture with several seeds). "
