@@ -82,32 +82,40 @@ _POOLS = "pools them as seed repeats of one scale. Re-import each file with --mo
 RESIDUAL_AUC, RESIDUAL_SDS, RESIDUAL_MIN_RUNS = 0.95, 2.0, 8
 
 
-def residual_gap_note(files: Sequence[str], W: np.ndarray, y: np.ndarray) -> str:
-    """A warning when two files' runs (few or no mixtures in common) sit apart by more than their mixtures explain: one least
-    squares fit of ``y`` on the weights (rows sum to 1, so the columns carry the intercept) over every imported run,
-    then, per pair of files with ``RESIDUAL_MIN_RUNS`` runs or more, the residuals of one file above the other's in
-    ``RESIDUAL_AUC`` of cross pairs and by ``RESIDUAL_SDS`` within-file sds. RegMix's 1M train and 60M test tables
-    (no shared mixtures) are such; its 1M train and 1M test tables are not. "" otherwise."""
+def residual_gaps(files: Sequence[str], W: np.ndarray, y: np.ndarray) -> list[tuple[str, str, float, float, float]]:
+    """``(file a, file b, share, gap, sd)`` per pair of files with ``RESIDUAL_MIN_RUNS`` runs or more: one least squares
+    fit of ``y`` on the weights (rows sum to 1, so the columns carry the intercept) over every imported run, then
+    ``share`` of cross-file pairs where a's residual is above b's (rank AUC), ``gap`` the difference of their mean
+    residuals and ``sd`` the within-file residual sd. [] when there are too few runs for the fit."""
     idx = np.array([i for i, f in enumerate(files) if f], dtype=int)
     if len(idx) < W.shape[1] + 2 * RESIDUAL_MIN_RUNS:
-        return ""
+        return []
     X, yy = W[idx], np.asarray(y, dtype=float)[idx]
     lam = 1e-3 * len(idx)  # a light ridge: many domains, few runs, collinear weights
-    beta = np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ yy)
-    r = yy - X @ beta
+    r = yy - X @ np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ yy)
     names = np.array([files[i] for i in idx])
     kept = [f for f in sorted(set(names)) if (names == f).sum() >= RESIDUAL_MIN_RUNS]
     within = np.concatenate([r[names == f] - r[names == f].mean() for f in kept]) if kept else np.zeros(0)
     sd = float(np.sqrt(np.sum(within**2) / max(1, len(within) - len(kept)))) if len(within) else 0.0
+    out = []
     for k, a in enumerate(kept):
         for b in kept[k + 1:]:
             ra, rb = r[names == a], r[names == b]
-            auc = float(np.mean(ra[:, None] > rb[None, :]) + 0.5 * np.mean(ra[:, None] == rb[None, :]))
-            gap = float(ra.mean() - rb.mean())
-            if max(auc, 1 - auc) >= RESIDUAL_AUC and sd > 0 and abs(gap) >= RESIDUAL_SDS * sd:
-                low = b if gap > 0 else a
-                return (f"the runs imported from {Path(a).name} and {Path(b).name} (few or no mixtures in common) sit apart by "
-                        f"{abs(gap):.3g} beyond what their mixtures explain ({Path(low).name} lower in "
-                        f"{max(auc, 1 - auc):.0%} of cross-file pairs, {abs(gap) / sd:.1f} within-file sds): two model "
-                        f"sizes or token budgets with no scale? fit {_POOLS}")
+            share = float(np.mean(ra[:, None] > rb[None, :]) + 0.5 * np.mean(ra[:, None] == rb[None, :]))
+            out.append((a, b, share, float(ra.mean() - rb.mean()), sd))
+    return out
+
+
+def residual_gap_note(files: Sequence[str], W: np.ndarray, y: np.ndarray) -> str:
+    """A warning when two files' runs (no mixtures in common) sit apart by more than their mixtures explain
+    (:func:`residual_gaps`): one file's residuals above the other's in ``RESIDUAL_AUC`` of cross pairs and by
+    ``RESIDUAL_SDS`` within-file sds. RegMix's 1M train and 60M test tables (no shared mixtures) are such; its 1M train
+    and 1M test tables are not (``benchmarks/unscaled_files.py``). "" otherwise."""
+    for a, b, share, gap, sd in residual_gaps(files, W, y):
+        if max(share, 1 - share) >= RESIDUAL_AUC and sd > 0 and abs(gap) >= RESIDUAL_SDS * sd:
+            low = b if gap > 0 else a
+            return (f"the runs imported from {Path(a).name} and {Path(b).name} (few or no mixtures in common) sit apart by "
+                    f"{abs(gap):.3g} beyond what their mixtures explain ({Path(low).name} lower in "
+                    f"{max(share, 1 - share):.0%} of cross-file pairs, {abs(gap) / sd:.1f} within-file sds): two model "
+                    f"sizes or token budgets with no scale? fit {_POOLS}")
     return ""
