@@ -225,6 +225,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     if noise["seed_sd"] is None and (pending := unfinished_repeats(snapshot)):
         noise["repeats_pending"] = pending  # noise_line says to resume the sweep, not to ask for seeds it asks for
+    elif noise["seed_sd"] is None and (seeds := unrepeated_seeds(snapshot)):
+        noise["seeds_without_anchors"] = seeds  # noise_line says what to repeat, not to ask for the seeds it has
     n_reused = len(reused)
     n_runs, final, notes = len(y), table, []
     if note := file_gap_note(runs, y, groups, W=table.W):
@@ -333,6 +335,14 @@ def unfinished_repeats(snapshot: StoreSnapshot) -> dict[str, int] | None:
     if seeds < 2 or not anchors or not missing:
         return None
     return {"noise_seeds": int(seeds), "missing": missing, "planned": len(planned)}
+
+
+def unrepeated_seeds(snapshot: StoreSnapshot) -> int | None:
+    """The sweep config's ``sampler.noise_seeds`` when it is 2 or more but names no mixture to repeat (no baselines and
+    ``noise_mixtures: 0``), so no seed noise was measured; None otherwise."""
+    sampler = (snapshot.meta.get("config") or {}).get("sampler") or {}
+    seeds = int(sampler.get("noise_seeds") or 1)
+    return seeds if seeds >= 2 and not sampler.get("baselines") and not sampler.get("noise_mixtures") else None
 
 
 def fit_runs_fingerprint(snapshot: StoreSnapshot) -> str:

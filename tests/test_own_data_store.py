@@ -203,6 +203,24 @@ def test_fit_on_an_interrupted_sweep_says_to_resume_it_for_its_seed_repeats(own,
     assert "seed noise: sd" in pipeline.noise_line(pipeline.open_model(own / "model.pkl").meta["noise"])
 
 
+def test_fit_with_noise_seeds_but_nothing_to_repeat_says_what_to_repeat(own, tmp_path, capsys):
+    """noise_seeds: 2 with no baselines and noise_mixtures: 0 repeats nothing: 'set sampler.noise_seeds >= 2' was wrong."""
+    w = copy_of(own, tmp_path)
+    for p in (w / "store" / "runs").glob("*.json"):
+        if "~seed" in json.loads(p.read_text())["record"]["label"]:
+            p.unlink()
+    meta_path = w / "store" / "store.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["sampler"].update(baselines=[], noise_mixtures=0)
+    meta["planned"] = [rid for rid in meta["planned"] if (w / "store" / "runs" / f"{rid}.json").exists()]
+    meta_path.write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert run(["fit", "--store", str(w / "store"), "--out", str(tmp_path / "m.pkl")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    line = out[out.index("seed noise"):]
+    assert "sets sampler.noise_seeds: 2 but names no mixture to repeat" in line and "noise_mixtures >= 1" in line
+
+
 # ---------------------------------------------------------------- E: propose after verify trained into the store
 
 def test_propose_after_verify_runs_does_not_ask_for_a_refit_that_changes_nothing(own, tmp_path, capsys):

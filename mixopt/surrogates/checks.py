@@ -29,6 +29,10 @@ def noise_line(noise: dict[str, Any]) -> str:
                 f"{pending['noise_seeds']}), but {pending['missing']} of its {pending['planned']} planned runs are not "
                 "trained yet (an interrupted sweep?). Resume it (rerun the same `mixopt sweep` command), then fit again. "
                 "Differences between single runs may be seed noise.")
+    if noise.get("seed_sd") is None and (seeds := noise.get("seeds_without_anchors")):  # fit: nothing to repeat
+        return (f"seed noise: not measured: the sweep's config sets sampler.noise_seeds: {seeds} but names no mixture to "
+                "repeat (no baselines, noise_mixtures: 0). Set sampler.noise_mixtures >= 1 (or keep a baseline) and sweep "
+                "again: only the repeats train. Differences between single runs may be seed noise.")
     if noise.get("seed_sd") is None:
         return ("seed noise: not measured (no mixture was trained with 2+ seeds; set sampler.noise_seeds >= 2, or import "
                 "runs of one mixture with several seeds). "
