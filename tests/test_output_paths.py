@@ -121,7 +121,7 @@ def test_a_corrupt_data_file_is_one_line_with_its_cause(tmp_path, capsys):
     good = tmp_path / "t.jsonl"
     good.write_text('{"text": "target text"}\n')
     assert run(["score", "--pool", f"web={bad}", "--target", str(good)]) == 2
-    one_line_error(capsys, "JSON parse error")
+    one_line_error(capsys, "line 2 of")  # the 1-based line and why (was pyarrow's "JSON parse error ... row 1")
 
 
 def test_a_model_fitted_on_fewer_runs_than_the_store_holds_is_noted(fitted, tmp_path, capsys):
