@@ -203,6 +203,72 @@ def _unplaced_scales(table) -> str:
             "and --tokens (or model_params and tokens columns in the metrics CSV), into a fresh store.")
 
 
+def unmeasured_target(table, target: str, y: np.ndarray) -> str:
+    """The one-line refusal for a target some runs have no finite value of: which component metrics are missing, in
+    how many runs, at which scales, and the fix."""
+    bad = ~np.isfinite(y)
+    cols = [target] if target in table.metrics else table.target_components(target)[0]
+    missing = [f"{c} in {int((~np.isfinite(table.metrics[c]) & bad).sum())}" for c in cols
+               if (~np.isfinite(table.metrics[c]) & bad).any()]
+    at = sorted({(float(n), float(d)) for n, d in zip(table.model_params[bad], table.tokens[bad]) if np.isfinite(n) and np.isfinite(d)})
+    where = f" (runs at {_scale_text(at[:3])}{', ...' if len(at) > 3 else ''})" if at else ""
+    fix = ("Pick a target every run measured (e.g. mean:a,b of the metrics they share, or one metric column)"
+           + (", or fit each scale's runs in a store of their own" if at else "") + ".")
+    return (f"Target '{target}' has no finite value in {int(bad.sum())} of {len(y)} run(s){where}: missing "
+            f"{'; '.join(missing) if missing else 'values'}. {fix}")
+
+
+#: Scales whose log size and log tokens lie on one line (both varying) leave the size and token effects apart unmeasured.
+TOGETHER_TOLERANCE = 1e-3
+
+
+def together_note(scales: list[tuple[float, float]]) -> str:
+    """A fit warning when the runs' model sizes and token budgets grow together (both vary, and in log-log the scales
+    lie on one line): the model cannot tell a size effect from a token effect, so predictions at another tokens per
+    parameter than the runs' are extrapolations in a direction no run measured. "" otherwise."""
+    pts = np.log10(np.array([[n, d] for n, d in scales], dtype=float))
+    if len(pts) < 2 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
+        return ""
+    sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
+    if sv[1] > TOGETHER_TOLERANCE * sv[0]:
+        return ""
+    ratios = sorted({d / n for n, d in scales})
+    return (f"the {len(scales)} scales grow model size and tokens together ({_scale_text(scales[:3])}"
+            f"{', ...' if len(scales) > 3 else ''}): the model cannot tell a size effect from a token effect, so a "
+            f"prediction at another tokens per parameter (the runs: {ratios[0]:.3g}-{ratios[-1]:.3g}) extrapolates in a "
+            "direction no run measured. Train one size at a second token budget (e.g. a `sizes:` entry that repeats a "
+            "width with other tokens) before trusting those")
+
+
+def default_scale(model: FittedModel, model_params: float | None = None, tokens: float | None = None) -> tuple[float, float]:
+    """The scale a scale-aware model predicts at when not told (as propose's default): the largest trained model size,
+    and the token budget its largest scale trained (given values are kept)."""
+    scales = [(float(n), float(d)) for n, d in model.meta.get("scales") or []]
+    top = max(scales)
+    return (float(model_params) if model_params is not None else top[0]), (float(tokens) if tokens is not None else top[1])
+
+
+def extrapolation_note(model: FittedModel, model_params: float, tokens: float) -> str | None:
+    """One line when a scale-aware model is asked for a scale over 10x past its largest (or under its smallest) model
+    size or token budget: the prediction rests on the fitted trend alone there, and mixtures' differences shrink
+    toward the prior's. None within that."""
+    scales = np.array(model.meta.get("scales") or [], dtype=float)
+    if not len(scales):
+        return None
+    out = []
+    for value, col, what in ((model_params, 0, "parameters"), (tokens, 1, "tokens")):
+        lo, hi = scales[:, col].min(), scales[:, col].max()
+        if value > 10 * hi:
+            out.append(f"{value:.3g} {what}, {math.log10(value / hi):.1f} decades past the largest run's {hi:.3g}")
+        elif value < lo / 10:
+            out.append(f"{value:.3g} {what}, {math.log10(lo / value):.1f} decades below the smallest run's {lo:.3g}")
+    if not out:
+        return None
+    return (f"the prediction is at {' and '.join(out)}: it rests on the fitted trend alone there, and the mixtures' "
+            "differences shrink toward the model's prior (a tie there is not evidence). Verify at a size nearer the "
+            "runs, or sweep a larger proxy")
+
+
 def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0,
         budgets: bool = False) -> FittedModel:
     """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise.
@@ -220,7 +286,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
                        "(and cross-validation 5 or more). Sweep more runs first.")
     y = table.target(target)
     if not np.all(np.isfinite(y)):
-        raise FitError(f"Target '{target}' has non-finite values in {int((~np.isfinite(y)).sum())} run(s). Drop them or pick another target.")
+        raise FitError(unmeasured_target(table, target, y))
     groups = repeat_groups(runs)
     noise = measure_noise(y, groups, scales=[tuple(r) for r in table.scale_matrix()])  # on each run's final measurement
     if noise["seed_sd"] is None and (pending := unfinished_repeats(snapshot)):
@@ -241,6 +307,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         raise FitError(_unplaced_scales(table))
     if len(scales) >= 2:  # runs at several (model_params, tokens): a scale-aware model, judged on the largest scale held out
         one_size = len({sc[0] for sc in scales}) == 1  # with --budgets: every extrapolation is in tokens
+        if note := together_note(scales):
+            notes.append(note)
         if budgets and not one_size:
             notes.append("--budgets on several model sizes: on the embedded 3-size store the decay-branch rows made the "
                          "largest size's level worse in held-out CV (MAE 0.100 vs 0.048 from the runs' ends; RESULTS.md); "
@@ -517,7 +585,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
         projector, data = _store_projector(config, ctx)
     data_note = other_data_note(config, snapshot, data, where=where) if snapshot is not None and config is not None else None
-    predictor = model.estimator
+    predictor, scale_reasons = model.estimator, []
     if model.meta.get("scale_aware"):  # predict at the target scale: the plan's budget, and N (default: the largest trained)
         asked = budget_tokens is not None or pcfg.budget_tokens is not None
         budget = plan_budget(budget_tokens, pcfg, ctx.proxy_tokens)
@@ -528,9 +596,14 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
                                f"tokens = {tokens[0]:g}: its sizes vary the model, not the tokens. Drop --budget-tokens "
                                "(and propose.budget_tokens), or add runs at a second token budget.")
             budget = budget_tokens = tokens[0]  # the default (4x the proxy's tokens) cannot be predicted from these runs
+            scale_reasons.append(f"budget: the runs' own {tokens[0]:.3g} tokens, not the default 4x: every run of the "
+                                 "store trained that many (its sizes vary the model, not the tokens), so no other "
+                                 "budget can be predicted")
         n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
+        if far := extrapolation_note(model, n, budget):
+            scale_reasons.append(far)
     elif meta.get("fit_rows"):  # one-scale fits only: kept by fit since the optimizer's-curse correction (RESULTS.md)
         W = np.asarray(meta["fit_rows"]["W"], dtype=float)
         ctx.fit_rows = FitRows(model.estimator, W, np.asarray(meta["fit_rows"]["Y"], dtype=float))
@@ -548,7 +621,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         plan.reasons.insert(0, f"{meta['reused']}.{free}")
     elif meta.get("reused"):  # reuse.store named, but its runs did not measure this target
         plan.reasons.insert(0, meta["reused"])
-    plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []]
+    plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []] + scale_reasons
     if data_note:
         warnings.warn(data_note, stacklevel=2)
         plan.reasons.insert(0, data_note)

@@ -70,13 +70,22 @@ def fit_cmd(
 def predict_cmd(
     model: Path = typer.Option(..., "--model", help="A model saved by `mixopt fit`."),
     mixtures: Path = typer.Option(..., "--mixtures", help="CSV: `index` + one weight column per domain of the model."),
-    model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (non-embedding params); scale-aware models only."),
-    tokens: float | None = typer.Option(None, "--tokens", help="Target training tokens D; scale-aware models only."),
+    model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (non-embedding params; "
+                                              "default: the largest trained); scale-aware models only."),
+    tokens: float | None = typer.Option(None, "--tokens", help="Target training tokens D (default: the largest trained "
+                                        "scale's); scale-aware models only."),
     out: Path = typer.Option(..., "--out", help="CSV to write: index, prediction, std."),
 ) -> None:
     """Predict the target metric of each mixture in a CSV (at a target scale for a model fitted on several)."""
     check_output(out, "--out", inputs={"--mixtures CSV": mixtures, "--model file": model})
     fitted = pipeline.open_model(model)
+    at = ""
+    if fitted.meta.get("scale_aware"):  # never the smallest proxy by default: propose's default scale, said
+        asked = (model_params, tokens)
+        model_params, tokens = pipeline.default_scale(fitted, model_params, tokens)
+        at = (f" at {model_params:.3g} parameters x {tokens:.3g} tokens"
+              + (" (the largest trained scale: pass --model-params/--tokens for yours)" if asked == (None, None) else
+                 " (the largest trained scale's for what --model-params/--tokens left out)" if None in asked else ""))
     predictor = pipeline.at_scale(fitted, model_params, tokens)
     indices, W = read_mixtures_for_model(mixtures, fitted.domains)
     mean, std = predictor.predict(W, return_std=True)
@@ -86,4 +95,9 @@ def predict_cmd(
     for i, m, s in zip(indices, mean, std):
         w.writerow([i, repr(float(m)), repr(float(s))])
     atomic_write_text(out, buf.getvalue())
-    Console().print(f"{len(indices)} predictions of {fitted.target} -> {out}")
+    Console().print(f"{len(indices)} predictions of {fitted.target}{at} -> {out}", soft_wrap=True, markup=False)
+    notes = list(fitted.meta.get("notes") or [])
+    if fitted.meta.get("scale_aware") and (far := pipeline.extrapolation_note(fitted, model_params, tokens)):
+        notes.append(far)
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)

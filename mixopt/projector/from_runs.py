@@ -59,6 +59,12 @@ def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target
         raise FitError(f"The OT projector needs at least {MIN_RUNS} runs with checkpoint curves for '{target}'; got {len(ok)}. Run a larger sweep.")
     ckpts = shared_checkpoints(ok, target)
     if len(ckpts) < 2:
+        ends = sorted({max(target_curve(r, target)) for r in ok})
+        if len(ends) > 1 and all(len(target_curve(r, target)) >= 2 for r in ok):  # sizes trained other token budgets
+            raise FitError(f"The OT projector needs two checkpoints (in tokens) every run shares, but the runs' sizes "
+                           f"trained different budgets ({ends[0]:.3g}-{ends[-1]:.3g} tokens), so their checkpoints "
+                           f"share {len(ckpts)}. It reads stores whose runs train one token budget; the surrogate "
+                           "predicts across the sizes.")
         raise FitError(f"The OT projector needs two checkpoints every run shares; got {ckpts}. Set proxy.checkpoints to at least two fractions.")
     n0, n1 = ckpts[-2], ckpts[-1]
     # Each checkpoint's loss belongs to the token shares the run had trained on by then (a WSD decay branch trains on
