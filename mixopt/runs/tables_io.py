@@ -181,7 +181,8 @@ def check_scale_value(value, name: str, *, where: str, error: type[Exception] = 
     except (TypeError, ValueError):
         raise error(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
     if not (math.isfinite(v) and v > 0):
-        raise error(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or leave the cell empty if unknown.")
+        blank = "leave the flag out" if where.startswith("--") else "leave the cell empty"
+        raise error(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or {blank} if unknown.")
     return v
 
 
