@@ -41,7 +41,9 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a prefix is enough)
     by_label = [r for r in recs if r.label == run_id]
     matches = by_label or [r for r in recs if r.run_id.startswith(run_id)]
     if not matches:
-        raise StoreError(f"No run in {store} has the label or id prefix '{run_id}'. See `mixopt runs list --store {store}`.")
+        near = sorted({r.label for r in recs if r.label and r.label.startswith(run_id)})  # e.g. natural@s for natural
+        hint = f" Did you mean {', '.join(near[:8])}{', ...' if len(near) > 8 else ''}?" if near else ""
+        raise StoreError(f"No run in {store} has the label or id prefix '{run_id}'.{hint} See `mixopt runs list --store {store}`.")
     if len(matches) != 1:
         listed = "; ".join(f"{r.run_id} ({', '.join(_describe(r))})" for r in matches[:8])
         more = f"; ... ({len(matches)} in all)" if len(matches) > 8 else ""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..plan import Plan
 from . import fmt
-from .tables import comparison_verdict
+from .tables import across_scales, comparison_verdict
 
 
 @dataclass
@@ -68,7 +68,10 @@ def prediction_scale(plan: Plan, store_tokens: float | None = None) -> tuple[str
     scale = sur.get("scale") if isinstance(sur, Mapping) else None
     budget = fmt.tokens(plan.budget_tokens)
     if scale == "target":
-        return f"at the plan's budget of {budget} tokens", True
+        target = plan.provenance.get("target_scale")
+        params = target.get("model_params") if isinstance(target, Mapping) else None
+        at = f"at {fmt.tokens(float(params))} non-embedding parameters and " if params else "at "
+        return f"{at}the plan's budget of {budget} tokens", True
     if scale == "proxy":
         t = proxy_tokens(plan, store_tokens)
         at = f"at the proxies' scale ({fmt.tokens(t)} tokens per run)" if t else "at the proxies' scale"
@@ -121,10 +124,13 @@ def verification_summary(body: Mapping | None, verify_cmd_hint: bool = True) -> 
     head = (f"Verified by training at {fmt.tokens(sc['tokens'])} tokens, {fmt.tokens(sc['model_params'])} non-embedding "
             f"parameters, {n_seeds} paired seed{'' if n_seeds == 1 else 's'}: the plan reached "
             f"{body['target']} = {fmt.loss(plan_res['mean'])}")
+    elsewhere = across_scales(body)  # a prediction for another scale: no inside/outside verdict
     if pred.get("value") is not None:
         std = pred.get("std")
         head += f" (predicted {fmt.pm(pred['value'], std)}"
-        if std:
+        if elsewhere:
+            head += " for another scale than this one, so not compared"
+        elif std:
             inside = abs(plan_res["mean"] - pred["value"]) <= 2 * std
             head += f"; {'inside' if inside else 'outside'} ±2σ"
         head += ")"
@@ -143,7 +149,7 @@ def verification_summary(body: Mapping | None, verify_cmd_hint: bool = True) -> 
     head += (f"; {', '.join(same)} {'is' if len(same) == 1 else 'are'} the plan's own schedule (the same runs)." if same else ".")
     by_name = {r["name"]: r for r in body["results"]}
     rows = [["plan", fmt.loss(plan_res["mean"]), "", "", "" if pred.get("value") is None else fmt.pm(pred["value"], pred.get("std")),
-             "the plan"]]
+             "the plan; predicted at another scale" if elsewhere else "the plan"]]
     for c in body["comparisons"]:
         arm = by_name.get(c["against"], {})
         rows.append([c["against"], fmt.loss(arm.get("mean")), fmt.diff(c["diff"]),

@@ -40,6 +40,7 @@ class BestRun:
     tokens: float | None  # training tokens of the run, when recorded
     model_value: float | None = None  # the model's prediction for the run's own mixture
     model_std: float | None = None
+    tokens_range: tuple[float, float] | None = None  # the fewest and most tokens a store's run trained, when recorded
 
 
 def expected_luck(sd: float, n: int) -> float:
@@ -73,6 +74,9 @@ def best_run(plan: Plan, store: StoreView | None, model: ModelView | None) -> Be
         rec = store.ok[i]
         tokens = (rec.scale or {}).get("tokens") or (rec.proxy or {}).get("tokens")
         best = BestRun(rec.label or rec.run_id[:10], float(y[i]), len(y), float(tokens) if tokens else None)
+        trained = [float(t) for r in store.ok if (t := (r.scale or {}).get("tokens") or (r.proxy or {}).get("tokens"))]
+        if trained:
+            best.tokens_range = (min(trained), max(trained))
         if model is not None and sorted(model.meta.get("domains", [])) == sorted(store.table.domains):
             w = np.array([[store.table.W[i, store.table.domains.index(d)] for d in model.meta["domains"]]])
             out = predict_at_runs(model, w, store.table.model_params[i], store.table.tokens[i])
@@ -141,7 +145,9 @@ def _scale_sentence(plan: Plan, best: BestRun) -> str:
     sur = by.get("surrogate") if isinstance(by.get("surrogate"), Mapping) else {}
     proj = by.get("projector") if isinstance(by.get("projector"), Mapping) else {}
     tokens = best.tokens or proj.get("proxy_tokens")
-    runs = f"the runs trained {fmt.tokens(tokens)} tokens each" if tokens else "the runs trained at the proxies' size"
+    lo, hi = best.tokens_range or (tokens, tokens)
+    runs = (f"the runs trained {fmt.tokens(lo)}-{fmt.tokens(hi)} tokens" if lo and hi and not math.isclose(lo, hi) else
+            f"the runs trained {fmt.tokens(tokens)} tokens each" if tokens else "the runs trained at the proxies' size")
     if sur.get("scale") == "proxy" or (tokens and math.isclose(plan.budget_tokens, tokens)):
         s = f"Scale: {runs} and the prediction is at that proxy scale, not at the plan's budget of {fmt.tokens(plan.budget_tokens)} tokens"
         if proj.get("value") is not None and proj.get("tokens"):

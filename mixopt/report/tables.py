@@ -31,6 +31,12 @@ def runs_table(records: Sequence[RunRecord], *, where: str = "", limit: int = 40
 ONE_SEED = "one seed: no interval; use --seeds 2 or more"  # a verify comparison whose ci95 is null
 
 
+def across_scales(body: dict) -> bool:
+    """Whether VERIFY.json says its prediction is for another scale than the one trained (``predicted.note``, or a
+    null ``prediction_error``): then the measured values say nothing for or against it."""
+    return bool((body.get("predicted") or {}).get("note")) or ("prediction_error" in body and body["prediction_error"] is None)
+
+
 def comparison_verdict(c: dict, body: dict) -> str:
     """One verify comparison in words (the terminal table and the report page say the same): better, worse, within
     noise or one seed; whether the predicted difference held; how many seeds would likely decide it."""
@@ -39,7 +45,7 @@ def comparison_verdict(c: dict, body: dict) -> str:
                ONE_SEED if one_seed else
                "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
     if c.get("claim_held") is False:
-        verdict += "; not as predicted"
+        verdict += "; not as predicted" + (" (predicted at another scale)" if across_scales(body) else "")
     if "seeds_to_resolve" in c and not one_seed:
         n = c["seeds_to_resolve"]
         cap = body.get("max_advised_seeds")
@@ -59,7 +65,8 @@ def verify_table(body: dict) -> Table:
     plan = body["results"][0]
     pred = body["predicted"]
     std = f" ± {pred['std']:.4f}" if pred.get("std") is not None else ""
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({pred.get('scale', 'proxy')} scale)"))
+    where = "at another scale than trained: not comparable" if across_scales(body) else f"{pred.get('scale', 'proxy')} scale"
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({where})"))
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         one_seed = c.get("ci95") is None  # one seed: no interval, nothing decided
