@@ -51,7 +51,8 @@ from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCAL
 from .surrogates.crossval import mixture_groups
 from .surrogates.noise import seed_noise
 from .surrogates.scale import largest_scale_rows
-from .surrogates.checks import backtest_line, level_notes, model_lines, noise_line, scale_text as _scale_text  # noqa: F401  (the CLI's, the demo's)
+from .surrogates.checks import backtest_line, extrapolation_note, level_notes, model_lines, noise_line, together_note  # noqa: F401  (the CLI's, the demo's)
+from .surrogates.checks import scale_text as _scale_text
 from .surrogates.shift import significant_miss
 
 __all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
@@ -218,55 +219,12 @@ def unmeasured_target(table, target: str, y: np.ndarray) -> str:
             f"{'; '.join(missing) if missing else 'values'}. {fix}")
 
 
-#: Scales whose log size and log tokens lie on one line (both varying) leave the size and token effects apart unmeasured.
-TOGETHER_TOLERANCE = 1e-3
-
-
-def together_note(scales: list[tuple[float, float]]) -> str:
-    """A fit warning when the runs' model sizes and token budgets grow together (both vary, and in log-log the scales
-    lie on one line): the model cannot tell a size effect from a token effect, so predictions at another tokens per
-    parameter than the runs' are extrapolations in a direction no run measured. "" otherwise."""
-    pts = np.log10(np.array([[n, d] for n, d in scales], dtype=float))
-    if len(pts) < 2 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
-        return ""
-    sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
-    if sv[1] > TOGETHER_TOLERANCE * sv[0]:
-        return ""
-    ratios = sorted({d / n for n, d in scales})
-    return (f"the {len(scales)} scales grow model size and tokens together ({_scale_text(scales[:3])}"
-            f"{', ...' if len(scales) > 3 else ''}): the model cannot tell a size effect from a token effect, so a "
-            f"prediction at another tokens per parameter (the runs: {ratios[0]:.3g}-{ratios[-1]:.3g}) extrapolates in a "
-            "direction no run measured. Train one size at a second token budget (e.g. a `sizes:` entry that repeats a "
-            "width with other tokens) before trusting those")
-
-
 def default_scale(model: FittedModel, model_params: float | None = None, tokens: float | None = None) -> tuple[float, float]:
     """The scale a scale-aware model predicts at when not told (as propose's default): the largest trained model size,
     and the token budget its largest scale trained (given values are kept)."""
     scales = [(float(n), float(d)) for n, d in model.meta.get("scales") or []]
     top = max(scales)
     return (float(model_params) if model_params is not None else top[0]), (float(tokens) if tokens is not None else top[1])
-
-
-def extrapolation_note(model: FittedModel, model_params: float, tokens: float) -> str | None:
-    """One line when a scale-aware model is asked for a scale over 10x past its largest (or under its smallest) model
-    size or token budget: the prediction rests on the fitted trend alone there, and mixtures' differences shrink
-    toward the prior's. None within that."""
-    scales = np.array(model.meta.get("scales") or [], dtype=float)
-    if not len(scales):
-        return None
-    out = []
-    for value, col, what in ((model_params, 0, "parameters"), (tokens, 1, "tokens")):
-        lo, hi = scales[:, col].min(), scales[:, col].max()
-        if value > 10 * hi:
-            out.append(f"{value:.3g} {what}, {math.log10(value / hi):.1f} decades past the largest run's {hi:.3g}")
-        elif value < lo / 10:
-            out.append(f"{value:.3g} {what}, {math.log10(lo / value):.1f} decades below the smallest run's {lo:.3g}")
-    if not out:
-        return None
-    return (f"the prediction is at {' and '.join(out)}: it rests on the fitted trend alone there, and the mixtures' "
-            "differences shrink toward the model's prior (a tie there is not evidence). Verify at a size nearer the "
-            "runs, or sweep a larger proxy")
 
 
 def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0,
@@ -602,7 +560,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}
-        if far := extrapolation_note(model, n, budget):
+        if far := extrapolation_note(model.meta.get("scales") or [], n, budget):
             scale_reasons.append(far)
     elif meta.get("fit_rows"):  # one-scale fits only: kept by fit since the optimizer's-curse correction (RESULTS.md)
         W = np.asarray(meta["fit_rows"]["W"], dtype=float)

@@ -8,6 +8,7 @@ import yaml
 from mixopt import pipeline
 from mixopt.cli.main import run
 from mixopt.errors import FitError
+from mixopt.surrogates.checks import together_note
 from mixopt.runs.table import RunTable
 from tests.conftest import regmix_dir
 from tests.test_pipeline import _regmix_subset
@@ -74,11 +75,11 @@ def test_sizes_that_grow_with_their_tokens_are_named_by_fit():
     a *higher* loss at 4x the tokens, with no warning: size and token effects cannot be told apart."""
     together = [(1.2e4, 2.05e4), (4.9e4, 4.1e4), (1.97e5, 8.2e4)]
     together = [(n, 2.05e4 * (n / 1.2e4) ** 0.5) for n, _ in together]  # one line in log-log
-    note = pipeline.together_note(together)
+    note = together_note(together)
     assert "grow model size and tokens together" in note and "a second token budget" in note
-    assert pipeline.together_note([(n, d) for n, d in ((1e6, 1e9), (6e7, 1e9))]) == ""  # tokens fixed: the usual sizes
-    assert pipeline.together_note([(1e6, 1e9), (1e6, 4e9), (6e7, 1e9)]) == ""  # a size at two budgets: both measured
-    assert pipeline.together_note([(1e6, 1e9), (6e7, 4e9)]) != ""  # two scales differing in both: one direction only
+    assert together_note([(n, d) for n, d in ((1e6, 1e9), (6e7, 1e9))]) == ""  # tokens fixed: the usual sizes
+    assert together_note([(1e6, 1e9), (1e6, 4e9), (6e7, 1e9)]) == ""  # a size at two budgets: both measured
+    assert together_note([(1e6, 1e9), (6e7, 4e9)]) != ""  # two scales differing in both: one direction only
 
 
 def test_a_target_one_scale_did_not_measure_names_the_metric_and_the_scale():

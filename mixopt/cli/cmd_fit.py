@@ -97,7 +97,7 @@ def predict_cmd(
     atomic_write_text(out, buf.getvalue())
     Console().print(f"{len(indices)} predictions of {fitted.target}{at} -> {out}", soft_wrap=True, markup=False)
     notes = list(fitted.meta.get("notes") or [])
-    if fitted.meta.get("scale_aware") and (far := pipeline.extrapolation_note(fitted, model_params, tokens)):
+    if fitted.meta.get("scale_aware") and (far := pipeline.extrapolation_note(fitted.meta.get("scales") or [], model_params, tokens)):
         notes.append(far)
     for note in notes:
         typer.echo(f"warning: {note}", err=True)

@@ -1,4 +1,5 @@
-"""What `fit` tells people about its model, one line each: seed noise against the mixture signal, the level backtest.
+"""What `fit` tells people about its model, one line each: seed noise against the mixture signal, the level backtest,
+scales that cannot separate size from tokens, and targets far past the runs.
 
 Used by `mixopt fit`, the demo and the report; the numbers come from the fitted model's meta
 (:func:`mixopt.pipeline.fit`).
@@ -6,7 +7,10 @@ Used by `mixopt fit`, the demo and the report; the numbers come from the fitted 
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from .shift import significant_miss
 
@@ -20,6 +24,49 @@ def scale_text(scales) -> str:
 #: Signal/noise above this says the "seed repeats" are copies: real seeds gave 10-30 on every store measured here
 #: (RESULTS.md "Seed noise against the mixture signal"); a rounded copy of RegMix's runs gave 16,350.
 SUSPECT_SNR = 1000.0
+
+
+#: Scales whose log size and log tokens lie on one line (both varying) leave the size and token effects apart unmeasured.
+TOGETHER_TOLERANCE = 1e-3
+
+
+def together_note(scales: list[tuple[float, float]]) -> str:
+    """A fit warning when the runs' model sizes and token budgets grow together (both vary, and in log-log the scales
+    lie on one line): the model cannot tell a size effect from a token effect, so predictions at another tokens per
+    parameter than the runs' are extrapolations in a direction no run measured. "" otherwise."""
+    pts = np.log10(np.array([[n, d] for n, d in scales], dtype=float))
+    if len(pts) < 2 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
+        return ""
+    sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
+    if sv[1] > TOGETHER_TOLERANCE * sv[0]:
+        return ""
+    ratios = sorted({d / n for n, d in scales})
+    return (f"the {len(scales)} scales grow model size and tokens together ({scale_text(scales[:3])}"
+            f"{', ...' if len(scales) > 3 else ''}): the model cannot tell a size effect from a token effect, so a "
+            f"prediction at another tokens per parameter (the runs: {ratios[0]:.3g}-{ratios[-1]:.3g}) extrapolates in a "
+            "direction no run measured. Train one size at a second token budget (e.g. a `sizes:` entry that repeats a "
+            "width with other tokens) before trusting those")
+
+
+def extrapolation_note(scales, model_params: float, tokens: float) -> str | None:
+    """One line when a scale-aware model trained at ``scales`` ((model_params, tokens) pairs) is asked for a scale over
+    10x past its largest (or under its smallest) model size or token budget: the prediction rests on the fitted trend
+    alone there, and mixtures' differences shrink toward the prior's. None within that."""
+    scales = np.array(scales, dtype=float)
+    if not len(scales):
+        return None
+    out = []
+    for value, col, what in ((model_params, 0, "parameters"), (tokens, 1, "tokens")):
+        lo, hi = scales[:, col].min(), scales[:, col].max()
+        if value > 10 * hi:
+            out.append(f"{value:.3g} {what}, {math.log10(value / hi):.1f} decades past the largest run's {hi:.3g}")
+        elif value < lo / 10:
+            out.append(f"{value:.3g} {what}, {math.log10(lo / value):.1f} decades below the smallest run's {lo:.3g}")
+    if not out:
+        return None
+    return (f"the prediction is at {' and '.join(out)}: it rests on the fitted trend alone there, and the mixtures' "
+            "differences shrink toward the model's prior (a tie there is not evidence). Verify at a size nearer the "
+            "runs, or sweep a larger proxy")
 
 
 def noise_line(noise: dict[str, Any]) -> str:
