@@ -119,3 +119,16 @@ def test_runs_show_suggests_labels_that_start_with_the_text(tmp_path, capsys):
     assert "did you mean natural@l, natural@m, natural@s?" in err.lower() and "\n" not in err
     assert run(["runs", "show", "zz", "--store", str(store.root)]) == 2
     assert "did you mean" not in capsys.readouterr().err.lower()
+
+
+def test_the_verification_figure_does_not_draw_a_prediction_for_another_scale(tmp_path):
+    """The figure kept "Verification at the target scale" and the predicted value's ±2σ band beside arms trained at
+    another scale."""
+    from mixopt.report.build import build_report
+
+    body = _across_body()
+    text = build_report(tmp_path / "a", plan=_plan(), verification=body).read_text()
+    assert "Verification (the prediction is for another scale)" in text and "so it is not drawn" in text
+    same = {**body, "predicted": {"value": 3.251, "std": 0.0471, "scale": "target"}, "prediction_error": 0.0309}
+    text = build_report(tmp_path / "b", plan=_plan(), verification=same).read_text()
+    assert "Verification at the target scale" in text and "(±2σ shaded)" in text

@@ -23,6 +23,7 @@ from .. import __version__
 from . import fmt, plots
 from .answer import answer
 from .html import FigureEntry, render_page
+from .tables import across_scales
 from .inputs import (
     ModelView,
     StoreView,
@@ -165,10 +166,13 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
 
     # 7. verification: the plan and its alternatives trained at the target scale
     if verification is not None:
-        add("verification.png", "Verification at the target scale",
+        other = across_scales(verification)
+        add("verification.png", "Verification" + (" (the prediction is for another scale)" if other else " at the target scale"),
             "Each arm trained at the plan's budget with the same seeds (dots; diamond = mean). The shaded band is the "
             "paired 95% interval of plan minus arm, placed around the arm: green when the plan is better beyond noise, "
-            "red when worse, grey when within noise. The dashed line is the plan's predicted value (±2σ shaded).",
+            "red when worse, grey when within noise. "
+            + ("The plan's prediction is for another scale than these arms trained, so it is not drawn." if other else
+               "The dashed line is the plan's predicted value (±2σ shaded)."),
             lambda p: plots.plot_verification(verification, p))
         worse = [c["against"] for c in verification["comparisons"] if c["plan_worse"]]
         if worse:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..io import atomic_write_bytes
 from . import fmt
+from .tables import across_scales
 
 DPI = 110
 
@@ -325,7 +326,7 @@ def plot_verification(body: Mapping, path: str | Path) -> Path:
                                         " plan better" if c["plan_better"] else " plan worse" if c["plan_worse"] else " within noise")
         ax.annotate(f"{r['mean']:.4f}{verdict}", (r["mean"], k), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     pred = body.get("predicted") or {}
-    if pred.get("value") is not None:
+    if pred.get("value") is not None and not across_scales(body):  # a prediction for another scale is not drawn beside these
         ax.axvline(pred["value"], color="C0", linestyle="--", linewidth=1, label=plain(f"plan predicted ({pred.get('scale', 'proxy')} scale)"))
         if pred.get("std"):
             ax.axvspan(pred["value"] - 2 * pred["std"], pred["value"] + 2 * pred["std"], color="C0", alpha=0.08)
