@@ -41,7 +41,7 @@ from .runs.driver import data_changes, run_sweep
 from .runs.reused import reused_records
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem, records_fingerprint
-from .runs.sweep import SweepSummary
+from .runs.sweep import SweepSummary, proxy_fingerprint
 from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
 from .selection.output import MANIFEST
@@ -532,6 +532,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     if config is not None and snapshot is not None and snapshot.meta.get("config"):  # swept runs: their data is known
         ctx.provenance["embedded_domains"] = [d for d in embedded_names(config.data) if d in ctx.domains]  # `score
         # --base-mixture` reads only these from the embedded corpus itself
+        ctx.provenance["store"] = str(Path(snapshot.root).resolve())  # verify refuses a store of other proxies
+        ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
     if config is not None and pcfg.pools:
         ctx.specs = domain_specs(config.data)
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):

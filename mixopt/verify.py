@@ -66,7 +66,7 @@ from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local
-from .runs.sweep import sweep_scales
+from .runs.sweep import proxy_differences, proxy_fingerprint, sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
 
@@ -360,6 +360,26 @@ def other_data_text(snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet) 
             f"{snapshot.root}}}` in its config these runs join its fit), propose and verify there.")
 
 
+def other_proxy_text(plan: Plan, snapshot: StoreSnapshot, cfg: SweepConfig) -> str:
+    """The one line for a plan whose runs trained other proxies than ``cfg``'s (another store's sweep, or a --config of
+    another learning rate, width...): the fields that differ when the plan's store is still there to read."""
+    source = plan.provenance.get("store")
+    diffs: list[str] = []
+    try:
+        raw = json.loads((Path(source) / "store.json").read_text()) if source else {}
+        if raw.get("config"):
+            diffs = proxy_differences(config_from_dict(raw["config"], where=f"{source}/store.json"), cfg)
+    except (OSError, ValueError, MixoptError):
+        pass  # the plan's store moved or is unreadable: say it without the fields
+    here = "this store's sweep config" if Path(source or "").resolve() != Path(snapshot.root).resolve() else "the --config"
+    what = f" ({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''})" if diffs else ""
+    where = f"the store {source}" if source else "its store"
+    return (f"The plan was proposed on runs of other proxies than {here} trains{what}: its prediction says nothing "
+            f"about these. Verify it with --store {source or 'STORE'} and that store's config (leave --config out), or "
+            "sweep, fit and propose with this config first." if source else
+            f"The plan was proposed on runs of other proxies than {here} trains: verify it on {where} and its config.")
+
+
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,
            against: list[str], seeds: int = 3, shape: str | None = None, model_params: float | None = None,
            tokens: float | None = None, first_seed: int | None = None,
@@ -384,6 +404,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     data.adopt(fp)  # a store written before fingerprints stopped hashing paths
     if fp and fp != data.fingerprint:
         raise ConsistencyError(other_data_text(snapshot, cfg, data))
+    if plan.provenance.get("proxy_fingerprint") not in (None, proxy_fingerprint(cfg)):
+        raise ConsistencyError(other_proxy_text(plan, snapshot, cfg))
     counts = data.token_counts
     scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
     check_repetition(plan, counts, scale.tokens, cfg.propose.max_epochs)

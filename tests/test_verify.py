@@ -396,3 +396,20 @@ def test_verify_tells_its_progress(planned):
     assert body["trained"] >= 1 and runs[0] == 0 and runs[-1] == body["trained"]
     assert all(total == body["trained"] for label, _, total in heard if label == "verify runs")
     assert any(label == "steps of the current run" for label, _, _ in heard)
+
+
+def test_a_plan_is_not_verified_with_other_proxies_than_it_was_proposed_on(planned, tmp_path, capsys):
+    """A plan proposed on one store's runs, verified on a store of another learning rate (or with a --config of
+    another one), trained the plan with those proxies and set the result beside a prediction it did not make."""
+    cfg, store, plan = planned
+    body = yaml.safe_load(cfg.read_text())
+    assert yaml.safe_load(plan.read_text())["provenance"]["proxy_fingerprint"]
+    body["proxy"]["lr"] = body["proxy"].get("lr", 3e-3) / 3
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v.json"
+    assert run(["verify", str(plan), "--store", str(store), "--config", str(other), "--seeds", "1",
+                "--against", "natural", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other proxies" in err and "lr " in err and str(store.resolve()) in err
+    assert not out.exists()

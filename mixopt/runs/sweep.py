@@ -19,6 +19,7 @@ A sweep plans, at each proxy scale (``sizes``, or ``proxy`` alone):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import time
@@ -65,6 +66,37 @@ def sweep_scales(cfg: SweepConfig, *, n_runs: int | None = None) -> list[Scale]:
                   runs if size.runs is None else size.runs,
                   cfg.sampler.two_phase_runs if size.two_phase_runs is None else size.two_phase_runs)
             for i, size in enumerate(cfg.sizes)]
+
+
+# The proxy fields that change what a run learns and measures; the budget (``tokens``), the checkpoints and how it
+# executes (device, dtype, compile, graphs, threads) are left out: verify trains a plan at its own budget.
+TRAINING_FIELDS = ("n_layer", "n_embd", "head_size", "block_size", "batch_size", "lr", "min_lr_ratio", "schedule",
+                   "decay_fraction", "warmup_fraction", "weight_decay", "grad_clip", "eval_tokens")
+
+
+def proxy_training(proxy: ProxyConfig) -> dict:
+    """The fields of ``proxy`` that :data:`TRAINING_FIELDS` names."""
+    return {k: getattr(proxy, k) for k in TRAINING_FIELDS}
+
+
+def proxy_fingerprint(cfg: SweepConfig) -> str:
+    """A hash of the sweep's proxies as they train (:func:`proxy_training` of each scale): a plan records it, and
+    ``verify`` refuses to train the plan with other proxies than those its prediction came from."""
+    scales = sorted((sc.name, sorted(proxy_training(sc.proxy).items())) for sc in sweep_scales(cfg))
+    return hashlib.sha256(repr(scales).encode()).hexdigest()[:16]
+
+
+def proxy_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
+    """``field old -> new`` for each training field that differs between the two sweeps' largest proxies (a size whose
+    names differ, or a different number of sizes, is said as such)."""
+    a, b = sweep_scales(old), sweep_scales(new)
+    if [s.name for s in a] != [s.name for s in b]:
+        return [f"sizes {[s.name for s in a] if a[0].name else ['(one)']} -> {[s.name for s in b] if b[0].name else ['(one)']}"]
+    out = []
+    for sa, sb in zip(a, b):
+        pa, pb = proxy_training(sa.proxy), proxy_training(sb.proxy)
+        out += [f"{sa.name + ': ' if sa.name else ''}{k} {pa[k]} -> {pb[k]}" for k in TRAINING_FIELDS if pa[k] != pb[k]]
+    return out
 
 
 def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int,
