@@ -33,7 +33,7 @@ from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
 from .planning.pool_value import PoolMeasurement, measure_pool_values
-from .planning.propose import ProposeContext, build_plan, plan_budget
+from .planning.propose import DEFAULT_BUDGET_MULTIPLE, ProposeContext, build_plan, plan_budget
 from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
@@ -559,6 +559,12 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
             scale_reasons.append(f"budget: the runs' own {tokens[0]:.3g} tokens, not the default 4x: every run of the "
                                  "store trained that many (its sizes vary the model, not the tokens), so no other "
                                  "budget can be predicted")
+        elif len(tokens) > 1 and not asked:  # sizes trained different budgets: 4x the largest size's, not the base proxy's
+            top_n, top_d = max((float(sc[0]), float(sc[1])) for sc in model.meta["scales"])
+            budget = budget_tokens = DEFAULT_BUDGET_MULTIPLE * top_d
+            scale_reasons.append(f"budget {budget:.3g} tokens: {DEFAULT_BUDGET_MULTIPLE}x the {top_d:.3g} tokens the "
+                                 f"largest proxy size ({top_n:.3g} non-embedding parameters) trained, the default "
+                                 "(--budget-tokens or propose.budget_tokens sets the budget you train at)")
         n = model_params if model_params is not None else max(sc[0] for sc in model.meta["scales"])
         predictor = at_scale(model, n, budget)
         ctx.provenance["target_scale"] = {"model_params": n, "tokens": budget}

@@ -104,3 +104,25 @@ def test_the_projector_names_different_token_budgets_not_the_checkpoints_setting
     with pytest.raises(FitError, match="trained different budgets") as info:
         fit_store_projector(recs, ["a", "b"], "val/a", {}, np.zeros(0))
     assert "Set proxy.checkpoints" not in str(info.value)
+
+
+def test_the_default_budget_of_sizes_with_different_tokens_is_4x_the_largest_sizes(tmp_path, capsys):
+    """review: sizes that trained different tokens got 4x the *base* proxy's tokens (or, imported, no default at all),
+    while the help says 4x the proxy tokens and the plan is at the largest size."""
+    regmix = regmix_dir()
+    if regmix is None:
+        pytest.skip("RegMix tables not found in ../shared/anchors/regmix or benchmarks/data/regmix")
+    store = tmp_path / "store"
+    m1, l1 = _regmix_subset(regmix, tmp_path, "train", 40)
+    m60, l60 = _regmix_subset(regmix, tmp_path, "test60", 20)
+    for mix, met, n, d in ((m1, l1, "1e6", "1e9"), (m60, l60, "6e7", "2e9")):
+        assert run(["runs", "import", "--mixtures", str(mix), "--metrics", str(met), "--model-params", n, "--tokens", d,
+                    "--store", str(store)]) == 0
+    model, cfg, plan = tmp_path / "m.pkl", tmp_path / "search.yaml", tmp_path / "plan.yaml"
+    assert run(["fit", "--store", str(store), "--target", "metric/the_pile_pile_cc_val_loss", "--folds", "3",
+                "--out", str(model)]) == 0
+    cfg.write_text(yaml.safe_dump({"propose": {"n_candidates": 2000}}))
+    assert run(["propose", str(cfg), "--store", str(store), "--model", str(model), "--no-projector", "--out", str(plan)]) == 0
+    body = yaml.safe_load(plan.read_text())
+    assert body["budget_tokens"] == 8e9 and body["provenance"]["target_scale"] == {"model_params": 6e7, "tokens": 8e9}
+    assert any(r.startswith("budget 8e+09 tokens: 4x the 2e+09 tokens the largest proxy size") for r in body["reasons"])

@@ -27,7 +27,7 @@ def propose_cmd(
     config: Path | None = typer.Argument(None, help="Sweep config: a YAML path or a packaged name (demo, tiny); its `propose:` section sets the search. For a store of imported runs, leave out `data:`."),
     model: Path | None = typer.Option(None, "--model", help="A model saved by `mixopt fit` (else one is fitted on --store)."),
     store: Path | None = typer.Option(None, "--store", help="Run store; needed for the OT projector and when no --model is given."),
-    budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target training tokens D (default: the config's, else 4x the proxy tokens)."),
+    budget_tokens: float | None = typer.Option(None, "--budget-tokens", help="Target training tokens D (default: the config's, else 4x the proxy tokens; for sizes that trained different tokens, 4x the largest size's)."),
     model_params: float | None = typer.Option(None, "--model-params", help="Target model size N (non-embedding params): searched at N with a scale-aware model (a store of 2+ proxy sizes); else recorded and used by the repetition law."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Search seed (default: the config's seed)."),
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
