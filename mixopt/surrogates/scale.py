@@ -65,7 +65,7 @@ import math
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from threadpoolctl import threadpool_limits
 
@@ -523,7 +523,8 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
         regrets.append(y[te][np.argmin(pred[fold == f])] - y[te].min())
     yt = y[big]
     z = np.abs(pred - yt) / std
-    return {"spearman": float(spearmanr(pred, yt)[0]), "mae": float(np.mean(np.abs(pred - yt))), "regret_at_1": float(np.mean(regrets)),
+    return {"spearman": float(spearmanr(pred, yt)[0]), "pearson": float(pearsonr(pred, yt)[0]) if len(yt) > 1 else float("nan"),
+            "mae": float(np.mean(np.abs(pred - yt))), "regret_at_1": float(np.mean(regrets)),
             "within_1sd": float(np.mean(z <= 1)), "within_2sd": float(np.mean(z <= 2)), "oof_pred": pred, "oof_std": std,
             "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": largest}
 
