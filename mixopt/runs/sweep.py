@@ -70,33 +70,30 @@ def sweep_scales(cfg: SweepConfig, *, n_runs: int | None = None) -> list[Scale]:
 
 # The proxy fields that change what a run learns and measures; the budget (``tokens``), the checkpoints and how it
 # executes (device, dtype, compile, graphs, threads) are left out: verify trains a plan at its own budget.
-TRAINING_FIELDS = ("n_layer", "n_embd", "head_size", "block_size", "batch_size", "lr", "min_lr_ratio", "schedule",
-                   "decay_fraction", "warmup_fraction", "weight_decay", "grad_clip", "eval_tokens")
+SHAPE_FIELDS = ("n_layer", "n_embd", "head_size", "block_size", "batch_size")
+TRAINING_FIELDS = SHAPE_FIELDS + ("lr", "min_lr_ratio", "schedule", "decay_fraction", "warmup_fraction", "weight_decay",
+                                  "grad_clip", "eval_tokens")
 
 
-def proxy_training(proxy: ProxyConfig) -> dict:
-    """The fields of ``proxy`` that :data:`TRAINING_FIELDS` names."""
-    return {k: getattr(proxy, k) for k in TRAINING_FIELDS}
+def proxy_training(cfg: SweepConfig) -> dict:
+    """The config's proxy as it trains (:data:`TRAINING_FIELDS`). A sweep of several ``sizes`` leaves the shape out:
+    its plans predict across shapes, and verify may train another size or a ``--shape`` of its own."""
+    keep = [k for k in TRAINING_FIELDS if not (cfg.sizes and k in SHAPE_FIELDS)]
+    return {k: getattr(cfg.proxy, k) for k in keep}
 
 
 def proxy_fingerprint(cfg: SweepConfig) -> str:
-    """A hash of the sweep's proxies as they train (:func:`proxy_training` of each scale): a plan records it, and
-    ``verify`` refuses to train the plan with other proxies than those its prediction came from."""
-    scales = sorted((sc.name, sorted(proxy_training(sc.proxy).items())) for sc in sweep_scales(cfg))
-    return hashlib.sha256(repr(scales).encode()).hexdigest()[:16]
+    """A hash of :func:`proxy_training`: a plan records it, and ``verify`` refuses to train the plan with other proxies
+    than those its prediction came from (another store's learning rate, or a single-size sweep's other width)."""
+    return hashlib.sha256(repr(sorted(proxy_training(cfg).items())).encode()).hexdigest()[:16]
 
 
 def proxy_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
-    """``field old -> new`` for each training field that differs between the two sweeps' largest proxies (a size whose
-    names differ, or a different number of sizes, is said as such)."""
-    a, b = sweep_scales(old), sweep_scales(new)
-    if [s.name for s in a] != [s.name for s in b]:
-        return [f"sizes {[s.name for s in a] if a[0].name else ['(one)']} -> {[s.name for s in b] if b[0].name else ['(one)']}"]
-    out = []
-    for sa, sb in zip(a, b):
-        pa, pb = proxy_training(sa.proxy), proxy_training(sb.proxy)
-        out += [f"{sa.name + ': ' if sa.name else ''}{k} {pa[k]} -> {pb[k]}" for k in TRAINING_FIELDS if pa[k] != pb[k]]
-    return out
+    """``field old -> new`` for each field of :func:`proxy_training` that differs between the two configs."""
+    a, b = proxy_training(old), proxy_training(new)
+    if bool(old.sizes) != bool(new.sizes):
+        return [f"{'sizes' if old.sizes else 'one proxy size'} -> {'sizes' if new.sizes else 'one proxy size'}"]
+    return [f"{k} {a.get(k)} -> {b.get(k)}" for k in TRAINING_FIELDS if a.get(k) != b.get(k)]
 
 
 def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int,
