@@ -199,7 +199,8 @@ def test_same_config_and_seed_give_bit_identical_plans(tiny_demo, tmp_path):
     plans = []
     for out in (tiny_demo, tmp_path / "b"):
         body = yaml.safe_load((out / "plan.yaml").read_text())
-        body["provenance"].pop("model")  # the model path differs between the two output folders
+        body["provenance"].pop("model")  # the model and store paths differ between the two output folders
+        body["provenance"].pop("store")
         plans.append(yaml.safe_dump(body))
     assert plans[0] == plans[1]
 
