@@ -363,21 +363,17 @@ def other_data_text(snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet) 
 def other_proxy_text(plan: Plan, snapshot: StoreSnapshot, cfg: SweepConfig) -> str:
     """The one line for a plan whose runs trained other proxies than ``cfg``'s (another store's sweep, or a --config of
     another learning rate, width...): the fields that differ when the plan's store is still there to read."""
-    source = plan.provenance.get("store")
-    diffs: list[str] = []
+    source = plan.provenance.get("store") or "STORE"  # recorded with the fingerprint; a hand-edited plan may lack it
     try:
-        raw = json.loads((Path(source) / "store.json").read_text()) if source else {}
-        if raw.get("config"):
-            diffs = proxy_differences(config_from_dict(raw["config"], where=f"{source}/store.json"), cfg)
-    except (OSError, ValueError, MixoptError):
-        pass  # the plan's store moved or is unreadable: say it without the fields
-    here = "this store's sweep config" if Path(source or "").resolve() != Path(snapshot.root).resolve() else "the --config"
+        diffs = proxy_differences(config_from_dict(RunStore(source, create=False).meta()["config"],
+                                                   where=f"{source}/store.json"), cfg)
+    except (KeyError, MixoptError):  # the plan's store moved or is unreadable: said without the fields
+        diffs = []
+    here = "the --config" if Path(source).resolve() == Path(snapshot.root).resolve() else "this store's sweep config"
     what = f" ({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''})" if diffs else ""
-    where = f"the store {source}" if source else "its store"
     return (f"The plan was proposed on runs of other proxies than {here} trains{what}: its prediction says nothing "
-            f"about these. Verify it with --store {source or 'STORE'} and that store's config (leave --config out), or "
-            "sweep, fit and propose with this config first." if source else
-            f"The plan was proposed on runs of other proxies than {here} trains: verify it on {where} and its config.")
+            f"about these. Verify it with --store {source} and that store's config (leave --config out), or sweep, "
+            "fit and propose with this config first.")
 
 
 def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet, *,

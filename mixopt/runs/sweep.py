@@ -93,7 +93,7 @@ def proxy_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
     a, b = proxy_training(old), proxy_training(new)
     if bool(old.sizes) != bool(new.sizes):
         return [f"{'sizes' if old.sizes else 'one proxy size'} -> {'sizes' if new.sizes else 'one proxy size'}"]
-    return [f"{k} {a.get(k)} -> {b.get(k)}" for k in TRAINING_FIELDS if a.get(k) != b.get(k)]
+    return [f"{k} {a[k]} -> {b[k]}" for k in a if a[k] != b[k]]  # one set of keys: sizes or not, both the same
 
 
 def _draw(cfg: SweepConfig, counts: dict[str, int], n: int, seed: int, budget: int,

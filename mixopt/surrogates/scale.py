@@ -523,7 +523,7 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
         regrets.append(y[te][np.argmin(pred[fold == f])] - y[te].min())
     yt = y[big]
     z = np.abs(pred - yt) / std
-    return {"spearman": float(spearmanr(pred, yt)[0]), "pearson": float(pearsonr(pred, yt)[0]) if len(yt) > 1 else float("nan"),
+    return {"spearman": float(spearmanr(pred, yt)[0]), "pearson": float(pearsonr(pred, yt)[0]),
             "mae": float(np.mean(np.abs(pred - yt))), "regret_at_1": float(np.mean(regrets)),
             "within_1sd": float(np.mean(z <= 1)), "within_2sd": float(np.mean(z <= 2)), "oof_pred": pred, "oof_std": std,
             "y_true": yt, "rows": big, "fold": fold, "k": k, "seed": seed, "largest_scale": largest}
