@@ -92,3 +92,33 @@ def test_max_docs_takes_a_seeded_sample_of_the_whole_file(data, tmp_path, monkey
     order = docs_from(VOCAB_A, 30, 5) + docs_from(VOCAB_B, 30, 6)
     assert [order.index(d) for d in first] == sorted(order.index(d) for d in first)  # in file order
     assert sample() == first and sample("--seed", "1") != first  # seeded
+
+
+def test_unique_tokens_of_a_sample_are_scaled_to_the_whole_file(data, tmp_path, capsys):
+    """review-select #2: --max-docs sampled 40 of 160 documents and reported the sample's tokens as the pool's."""
+    docs = docs_from(VOCAB_A, 60, 7)  # 40 words each: every document about the same length
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    whole = sum(len(d.encode()) + 1 for d in docs)  # byte tokens and an end-of-document token
+
+    def score(*extra):
+        assert run(["score", "--pool", f"p={pool}", "--target", str(data["t"]), "--budget-tokens", "1e6", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)[0]
+
+    full, part = score(), score("--max-docs", "15")
+    assert full["unique_tokens_estimate"] == whole and full["n_docs_pool"] == 60 and "all 60" in full["unique_tokens_basis"]
+    assert part["n_docs_sampled"] == 15 and part["n_docs_pool"] == 60
+    assert part["unique_tokens_estimate"] == pytest.approx(whole, rel=0.05)  # was whole / 4
+    assert part["epochs_at_budget"] == pytest.approx(full["epochs_at_budget"], rel=0.05)
+    assert "15 sampled" in part["unique_tokens_basis"] and "60 records" in part["unique_tokens_basis"]
+    declared = score("--max-docs", "15", "--pool-docs", "p=6000")  # --pool-docs still overrides (a file that is a sample)
+    assert declared["n_docs_pool"] == 6000 and declared["unique_tokens_estimate"] == pytest.approx(100 * whole, rel=0.05)
+    assert "--pool-docs" in declared["unique_tokens_basis"]
+
+
+def test_the_table_shows_sampled_and_pool_documents(data):
+    rows = score_pools({"p": docs_from(VOCAB_A, 6, 1)}, docs_from(VOCAB_A, 5, 3), pool_doc_counts={"p": 6000})
+    console = Console(width=80, record=True)
+    console.print(score_table(rows, str(data["t"]), None))
+    text = console.export_text()
+    assert "6/6k" in text and "scaled to the pool's documents" in " ".join(text.split())

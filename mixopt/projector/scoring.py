@@ -26,7 +26,7 @@ def score_pools(
     budget_tokens: float | None = None,
     featurizer=None,
     tokens_of: Callable[[str], int] | None = None,
-    pool_doc_counts: Mapping[str, int] | None = None,
+    pool_doc_counts: Mapping[str, float] | None = None,
     cache: FeatureCache | None = None,
     method: str = "emd",
     reg: float = 0.05,
@@ -54,7 +54,10 @@ def score_pools(
       before the two fields above: the value that was minimised and what made
       it (``"ot"``, ``"projector"`` or ``"projector@<budget_tokens>"``).
     - ``unique_tokens_estimate``: ``sum(tokens_of(doc))`` over the sample, scaled
-      by ``pool_doc_counts[P] / len(sample)`` when that count is given.
+      by ``pool_doc_counts[P] / len(sample)`` when that count is given (the sample's
+      own tokens otherwise: pass the count whenever the sample is not the whole pool).
+    - ``n_docs_pool``: the documents the estimate stands for, ``pool_doc_counts[P]``
+      or ``len(sample)``.
     - ``tokens_at_budget``, ``epochs_at_budget``: with ``budget_tokens``, the
       pool's tokens in the blend (``best_weight * budget_tokens``) and how many
       times that repeats its unique tokens; else None. A pool with a good
@@ -77,8 +80,8 @@ def score_pools(
         TwoStageProjector's data size).
     featurizer : default :class:`HashingFeaturizer`
     tokens_of : callable ``str -> int``, default UTF-8 byte count
-    pool_doc_counts : dict[str, int], optional
-        Declared/estimated total documents per pool.
+    pool_doc_counts : dict[str, float], optional
+        Declared/estimated total documents (with text) per pool, when ``pools`` holds a sample of it.
     cache : FeatureCache, optional
     method, reg : passed to :class:`MixtureOT`.
     grid : int, default 21
@@ -89,7 +92,7 @@ def score_pools(
         Keys ``pool``, ``ot_distance``, ``best_weight``, ``blend_ot_distance``,
         ``predicted_metric``, ``projected_metric``, ``projected_by``,
         ``unique_tokens_estimate``, ``tokens_at_budget``, ``epochs_at_budget``,
-        ``n_docs_sampled``.
+        ``n_docs_sampled``, ``n_docs_pool``.
     """
     featurizer = featurizer if featurizer is not None else HashingFeaturizer()
     tokens_of = tokens_of if tokens_of is not None else _utf8_len
@@ -153,8 +156,8 @@ def score_pools(
             by = _by(projector, budget_tokens)
         n_tok = float(sum(tokens_of(d) for d in docs))
         declared = (pool_doc_counts or {}).get(name)
-        if declared is not None:
-            n_tok *= float(declared) / len(docs)
+        n_pool = float(declared) if declared is not None else float(len(docs))
+        n_tok *= n_pool / len(docs)
         at_budget = float(weight) * float(budget_tokens) if budget_tokens is not None else None
         results.append({"pool": name, "ot_distance": float(alone), "best_weight": float(weight),
                         "blend_ot_distance": float(metric) if by == "ot" else None,
@@ -162,7 +165,7 @@ def score_pools(
                         "projected_metric": float(metric), "projected_by": by, "unique_tokens_estimate": n_tok,
                         "tokens_at_budget": at_budget,
                         "epochs_at_budget": at_budget / n_tok if at_budget is not None and n_tok > 0 else None,
-                        "n_docs_sampled": len(docs)})
+                        "n_docs_sampled": len(docs), "n_docs_pool": int(n_pool) if n_pool.is_integer() else n_pool})
     return sorted(results, key=lambda r: (r["projected_metric"], r["ot_distance"], r["pool"]))
 
 

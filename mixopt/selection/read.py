@@ -61,13 +61,14 @@ def source_spec(name: str, path: str, *, option: str, text_field: str = "text") 
     return DomainSpec(name=name, path=path, text_field=text_field)
 
 
-def read_source(spec: DomainSpec, *, option: str) -> Source:
-    """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error."""
+def read_source(spec: DomainSpec, *, option: str, field_option: str = "--text-field") -> Source:
+    """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error that
+    names ``field_option``, the option that sets this source's text field (``--target-text-field`` for select's target)."""
     where = f"{option} {spec.name}={spec.path}"
     ds = load_dataset_of(spec, where)
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
-                        f"{ds.column_names}. Pass --text-field with the field that holds the text.")
+                        f"{ds.column_names}. {_text_field_fix(option, field_option)}")
     if spec.max_documents is not None and len(ds) > spec.max_documents:
         ds = ds.select(range(spec.max_documents))
     with utf8_errors(where, spec):  # the text is decoded here, not when the file is read
@@ -75,12 +76,12 @@ def read_source(spec: DomainSpec, *, option: str) -> Source:
     texts = [r.get(spec.text_field) if isinstance(r.get(spec.text_field), str) else "" for r in rows]
     if not any(t.strip() for t in texts):
         raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(rows)} records). "
-                        "Give a file with text, or the right --text-field.")
+                        f"Give a file with text, or {_text_field_option(option, field_option)}.")
     if "pool" in option:  # a pool's records without text are written back (score null), the target's are left out
         said = "they are not scored: the scored output keeps them with a null score, in no bucket"
     else:
         said = "they are left out"
-    warn_no_text(where, spec, [r.get(spec.text_field) for r in rows], said, _no_text_fix(option))
+    warn_no_text(where, spec, [r.get(spec.text_field) for r in rows], said, _no_text_fix(option, field_option))
     key = source_key(spec) if _local(spec) else hashlib.sha256(repr(spec.model_dump()).encode()).hexdigest()[:20]
     return Source(spec.name, spec, rows, texts, key)
 
@@ -89,23 +90,55 @@ def _local(spec: DomainSpec) -> bool:
     return not (spec.format == "hub" or (not Path(spec.path).expanduser().exists() and not glob.glob(spec.path)))
 
 
+def text_keys(texts: list[str], *, unique: bool = True) -> set[bytes] | list[bytes]:
+    """A digest of each non-empty text (a set, or a list with one entry per text when not ``unique``)."""
+    keys = [hashlib.sha1(t.encode("utf-8", "replace")).digest() for t in texts if t.strip()]
+    return set(keys) if unique else keys
+
+
 def overlap(target: Source, pool: Source) -> int:
     """Target documents whose exact text also occurs in the pool."""
-    seen = {hashlib.sha1(t.encode("utf-8", "replace")).digest() for t in pool.texts if t.strip()}
-    return sum(hashlib.sha1(t.encode("utf-8", "replace")).digest() in seen for t in target.texts if t.strip())
+    seen = text_keys(pool.texts)
+    return sum(k in seen for k in text_keys(target.texts, unique=False))
 
 
-def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None, seed: int | None = None) -> list[str]:
-    """The non-empty texts of ``max_documents`` records, with errors that name ``option`` and ``--text-field``.
+@dataclass
+class TextSample:
+    """The non-empty texts of ``n_read`` records read from a source of ``n_records`` (all of them, or a sample)."""
+
+    texts: list[str]
+    n_read: int  # records read (with or without text)
+    n_records: int  # records in the whole source
+
+    @property
+    def sampled(self) -> bool:
+        return self.n_read < self.n_records
+
+    @property
+    def documents_estimate(self) -> float:
+        """Documents with text in the whole source: exact when all was read, else the sample's share scaled up."""
+        return len(self.texts) * self.n_records / self.n_read if self.sampled else float(len(self.texts))
+
+
+def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = None, seed: int | None = None,
+               field_option: str = "--text-field") -> list[str]:
+    """The non-empty texts of ``max_documents`` records, with errors that name ``option`` and ``field_option``.
 
     With a ``seed`` the records are a seeded uniform sample of the whole source, in source order (a file sorted
     by topic or source is then represented whole, not by its head); without one, the first ``max_documents``.
     """
+    return read_sample(spec, option=option, max_documents=max_documents, seed=seed, field_option=field_option).texts
+
+
+def read_sample(spec: DomainSpec, *, option: str, max_documents: int | None = None, seed: int | None = None,
+                field_option: str = "--text-field") -> TextSample:
+    """:func:`read_texts` with the counts of records read and in the source (to scale what the sample measures)."""
     where = f"{option} {spec.name}={spec.path}"
     ds = load_dataset_of(spec, where)
     if spec.text_field not in ds.column_names:
         raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
-                        f"{ds.column_names}. Pass --text-field with the field that holds the text.")
+                        f"{ds.column_names}. {_text_field_fix(option, field_option)}")
+    n_records = len(ds)
     if max_documents is not None and len(ds) > max_documents:
         ds = ds.select(range(max_documents) if seed is None
                        else np.sort(np.random.default_rng(seed).choice(len(ds), max_documents, replace=False)))
@@ -114,13 +147,25 @@ def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = Non
     texts = [t for t in values if isinstance(t, str) and t.strip()]
     if not texts:
         raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(ds)} records). "
-                        "Give a file with text, or the right --text-field.")
-    warn_no_text(where, spec, values, "they are left out", _no_text_fix(option))
-    return texts
+                        f"Give a file with text, or {_text_field_option(option, field_option)}.")
+    warn_no_text(where, spec, values, "they are left out", _no_text_fix(option, field_option))
+    return TextSample(texts, len(values), n_records)
 
 
-def _no_text_fix(option: str) -> str:
-    """The fix for records without text: a config's domain sets ``text_field``, a command-line source --text-field."""
+def _text_field_option(option: str, field_option: str) -> str:
+    """What sets the text field of a source read for ``option``: a config's domain its `text_field`, else ``field_option``."""
+    if option == "--config":
+        return "set the domain's `text_field` in the config"
+    return f"pass {field_option} with the field that holds the text"
+
+
+def _text_field_fix(option: str, field_option: str) -> str:
+    fix = _text_field_option(option, field_option)
+    return fix[0].upper() + fix[1:] + "."
+
+
+def _no_text_fix(option: str, field_option: str = "--text-field") -> str:
+    """The fix for records without text: a config's domain sets ``text_field``, a command-line source ``field_option``."""
     if option == "--config":
         return "Set the domain's `text_field` in the config to the field that holds their text, or remove those records"
-    return "Pass --text-field with the field that holds their text, or remove those records"
+    return f"Pass {field_option} with the field that holds their text, or remove those records"
