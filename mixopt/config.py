@@ -244,6 +244,7 @@ class QualityPool(_Strict):
     b: float | None = Field(default=None, lt=0, allow_inf_nan=False)  # utility (< 0); None = fitted from runs, else the prior
     tau: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # half-life in repetitions
     path: str | None = None  # a separate data file for this pool
+    text_field: str | None = Field(default=None, min_length=1)  # the text column of `path` (default: the domain's text_field)
     min_score: float | None = None  # documents with min_score <= quality_field < max_score
     max_score: float | None = None
     share: float | None = Field(default=None, gt=0, le=1)  # share of the domain's unique tokens, when not measurable
@@ -263,6 +264,9 @@ class QualityPool(_Strict):
             raise ValueError(f"pool '{self.name}' needs min_score < max_score, got [{self.min_score}, {self.max_score}); swap or fix them")
         if len(self.size_sources) > 1:
             raise ValueError(f"pool '{self.name}' sets {' and '.join(self.size_sources)}, so its size is ambiguous; keep exactly one")
+        if self.text_field is not None and self.path is None:
+            raise ValueError(f"pool '{self.name}' sets text_field, the text column of a pool file, but no path; "
+                             "give its path or drop text_field (a bucket or share reads the domain's own text_field)")
         return self
 
 

@@ -32,6 +32,7 @@ from .io import atomic_write_bytes
 from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
+from .planning.pool_sources import pool_file_notes
 from .planning.pool_value import PoolMeasurement, measure_pool_values
 from .planning.propose import DEFAULT_BUDGET_MULTIPLE, ProposeContext, build_plan, plan_budget
 from .planning.quality import declared_laws
@@ -536,6 +537,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
     if config is not None and pcfg.pools:
         ctx.specs = domain_specs(config.data)
+        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction):  # other data, or val/ documents
+            warnings.warn(note, stacklevel=2)
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
         # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
@@ -604,10 +607,15 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
 
 
 def with_pools(config: SweepConfig, pools: Any, *, where: str) -> SweepConfig:
-    """The config with quality pools (e.g. ``mixopt select``'s pools.yaml: ``{domain: {pools: [...]}}``) merged into propose.pools."""
+    """The config with quality pools (e.g. ``mixopt select``'s pools.yaml: ``{domain: {pools: [...]}}``) added to
+    propose.pools: a domain the file names gets the file's pools in place of the config's (a warning names it)."""
     if not isinstance(pools, dict) or not pools:
         raise ConfigError(f"Pools file {where} must map each domain to its pools ({{domain: {{pools: [...]}}}}). Got "
                           f"{type(pools).__name__}. Use the pools.yaml written by `mixopt select`.")
+    if replaced := sorted(set(pools) & set(config.propose.pools)):
+        which = "that domain" if len(replaced) == 1 else "those domains"
+        warnings.warn(f"the pools of {', '.join(replaced)} in {where} replace the config's propose.pools of {which} (a domain's "
+                      "pools come from one place); to plan with the config's, remove the domain from the file", stacklevel=2)
     merged = {**config.propose.pools, **{d: domain_pools_from_dict(v, where=f"{where}: {d}") for d, v in pools.items()}}
     return config.model_copy(update={"propose": config.propose.model_copy(update={"pools": merged})})
 

@@ -305,6 +305,11 @@ def test_a_default_selection_keeps_the_key_older_mixopt_gave_it(tmp_path):
     (tmp_path / "pool.jsonl").write_text("\n".join(_json.dumps(d) for d in docs) + "\n")
     (tmp_path / "target.jsonl").write_text("\n".join(_json.dumps({"text": f"alpha beta gamma {i} " * 3}) for i in range(6)) + "\n")
     out = tmp_path / "out"
-    assert _run(["select", "--pool", f"web={tmp_path / 'pool.jsonl'}", "--target", str(tmp_path / "target.jsonl"),
-                 "--method", "dsir", "--buckets", "2", "--out", str(out)]) == 0
+    args = ["select", "--pool", f"web={tmp_path / 'pool.jsonl'}", "--target", str(tmp_path / "target.jsonl"),
+            "--method", "dsir", "--buckets", "2", "--out", str(out)]
+    assert _run(args + ["--keep-validation-docs"]) == 0  # the same files as then
     assert _json.loads((out / "selection.json").read_text())["key"] == "07bf79144bc2ce153bc666cc"
+    # 2 of these documents are validation documents by hash: the default leaves them out of the buckets, other
+    # files, so another key (a selection written before would hold them, and is written anew)
+    assert _run(args) == 0
+    assert _json.loads((out / "selection.json").read_text())["key"] != "07bf79144bc2ce153bc666cc"

@@ -38,8 +38,9 @@ def plan_pools_cmd(
     unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
                                              "(default: the smallest pool, at most the proxy's tokens / max k)."),
     config: Path | None = typer.Option(None, "--config", help="--measure: sweep config (a YAML path or a packaged name: demo, tiny) for the proxy, tokenizer, seed and data."),
-    text_field: str | None = typer.Option(None, "--text-field", help="--measure: the pool files' text column (default: the "
-                                          "`mixopt select` run's --text-field, else text)."),
+    text_field: str | None = typer.Option(None, "--text-field", help="--measure: the pool files' text column, for every pool "
+                                          "file (default: each pool's text_field in POOLS_YAML, else the `mixopt select` run's "
+                                          "--text-field, else text)."),
     target_text_field: str | None = typer.Option(None, "--target-text-field", help="--measure: the --target file's text column "
                                                  "(default: the `mixopt select` run's, else text)."),
 ) -> None:
@@ -69,6 +70,9 @@ def plan_pools_cmd(
                               f"{' (it was stored relative to the folder select ran in)' if not Path(target).is_absolute() else ''}."
                               " Pass --target PATH of the target documents.")
         cfg = load_config(resolve_config(config)) if config is not None else None
+        if text_field is not None:  # the option names the column of every pool file, over the file's own text_field
+            pools = pools.model_copy(update={"pools": [p.model_copy(update={"text_field": text_field}) if p.path is not None
+                                                       else p for p in pools.pools]})
         with progress_bars(console) as progress:
             m = pipeline.measure_pool_file(
                 name, pools, store, target=target, config=cfg, repetitions=reps, unique_tokens=unique_tokens, progress=progress,

@@ -33,7 +33,8 @@ def propose_cmd(
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
     out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
     pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}); "
-                                                           "merged into the config's propose.pools."),
+                                                           "added to the config's propose.pools; a domain it names gets "
+                                                           "these pools instead of the config's (a warning names it)."),
     measure_pools: bool = typer.Option(False, "--measure-pools", help="Measure b and tau of the quality pools by short proxy runs "
                                        "(one per pool and repetition count, on propose's target set or the domain's validation "
                                        "split) into --store before planning; T-MARS priors only where a fit is unusable."),

@@ -13,7 +13,7 @@ from ..config import ProxyConfig, load_config, resolve_config
 from ..errors import ConfigError, pydantic_summary
 from .. import pipeline
 from ..selection.output import earlier_pools
-from ..selection.select import METHODS
+from ..selection.select import DEFAULT_VAL_FRACTION, METHODS
 from .render import only_with, parse_pairs, progress_bars
 from .main import app
 from .outputs import check_output
@@ -33,15 +33,19 @@ def select_cmd(
                            "read from, nor one holding a pool or target file, nor one where a file select did not write would be "
                            "replaced; an earlier selection's files there are replaced."),
     buckets: int = typer.Option(4, "--buckets", help="Score buckets per pool, equal token shares, best first."),
-    keep: float | None = typer.Option(None, "--keep", help="Also write NAME.kept.jsonl: this share of all pools' tokens (dsir: a Gumbel top-k sample)."),
+    keep: float | None = typer.Option(None, "--keep", help="Also write NAME.kept.jsonl: this share of all pools' tokens, validation documents aside (dsir: a Gumbel top-k sample)."),
     text_field: str = typer.Option("text", "--text-field", help="Field that holds the text in the pools (and the target)."),
     target_text_field: str | None = typer.Option(None, "--target-text-field", help="Text field of the target when it differs."),
-    config: Path | None = typer.Option(None, "--config", help="Sweep config (a YAML path or a packaged name: demo, tiny) whose proxy section (and tokenizer) sets the scoring proxy."),
+    config: Path | None = typer.Option(None, "--config", help="Sweep config (a YAML path or a packaged name: demo, tiny) whose proxy section (and tokenizer) sets the scoring proxy, and whose data.val_fraction the held-out validation documents follow."),
     proxy_tokens: float | None = typer.Option(None, "--proxy-tokens", help="Training tokens of each scoring proxy (perplexity, color-filter): from one batch to 1e15."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many records of each pool and of the target."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the proxies and of the --keep sample."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of the scoring proxies (default: the config's, else all)."),
     char_ngrams: bool | None = typer.Option(None, "--char-ngrams/--no-char-ngrams", help="classifier: add character 3-5-gram features (more precise; ~36 bytes of memory per byte of pool text, ~8 without; default on)."),
+    keep_validation: bool = typer.Option(False, "--keep-validation-docs", help="Put in the buckets (and --keep) the documents "
+                                         "mixopt holds out for validation by hash (data.val_fraction of --config, else 0.05), "
+                                         "which select leaves out by default so that a domain of this data never trains on its "
+                                         "val/ split; for pools that are no domain's data."),
 ) -> None:
     """Score documents against a target (DSIR, a target classifier, perplexity, CoLoR-Filter) and write quality pools for `propose`."""
     only_with("--method classifier", method == "classifier", char_ngrams=char_ngrams is not None)
@@ -74,8 +78,17 @@ def select_cmd(
                                   target_text_field=target_text_field, proxy=proxy,
                                   tokenizer=cfg.data.tokenizer if cfg is not None else "bytes",
                                   seed=seed, max_documents=max_docs, progress=progress,
-                                  char_ngrams=True if char_ngrams is None else char_ngrams)
+                                  char_ngrams=True if char_ngrams is None else char_ngrams,
+                                  val_fraction=None if keep_validation else (cfg.data.val_fraction if cfg is not None
+                                                                              else DEFAULT_VAL_FRACTION))
     # result.warnings were warned by the library: `mixopt` prints each once, one line (cli.main.warning_line)
     how = "unchanged, already written" if result.skipped else ("scores from cache" if result.cached else "scored")
     docs = ", ".join(f"{n} {c}" for n, c in result.n_docs.items())
     typer.echo(f"{method}: {docs} documents ({how}). Pools for propose -> {Path(out) / 'pools.yaml'}")
+    held = sum(result.held_out.values())
+    if held:
+        per = ", ".join(f"{n} {c}" for n, c in result.held_out.items() if c)
+        typer.echo(f"note: left out of the buckets{' and --keep' if keep is not None else ''}: {per} document(s) mixopt holds "
+                   f"out for validation (hash, val_fraction {result.val_fraction:g}), so a domain of this data never trains "
+                   "on its val/ split; they keep their score in NAME.scored.jsonl (--keep-validation-docs puts them back)",
+                   err=True)

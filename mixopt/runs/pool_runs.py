@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import DomainPools, DomainSpec, ProxyConfig, QualityPool
 from ..data.domains import decode_documents
-from ..data.sources import load_column, load_documents
+from ..data.sources import load_column, load_dataset_of, load_documents
 from ..data.tokenize import Tokenizer
 from ..data.types import DomainSet, TokenizedDomain
 from ..errors import ConfigError, DataError
@@ -117,14 +117,28 @@ def in_bucket(pool: QualityPool, scores: np.ndarray) -> np.ndarray:
     return (scores >= lo) & (scores < hi)
 
 
+def pool_file_spec(domain: str, pool: QualityPool, spec: DomainSpec | None) -> DomainSpec:
+    """How to read a pool's own file: its ``text_field``, else the domain's (``spec``), else ``text``. A missing text
+    column is a one-line error that names the pool's ``text_field`` as the fix."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{domain}.{pool.name}")
+    field = pool.text_field or (spec.text_field if spec else "text")
+    file_spec = DomainSpec(name=name, path=str(pool.path), text_field=field)
+    columns = load_dataset_of(file_spec).column_names
+    if field not in columns:
+        said = ("its `text_field`" if pool.text_field else f"the domain's text_field '{field}'" if spec else "the default 'text'")
+        raise DataError(f"{pool.path} has no '{field}' column ({said}; columns: {columns}). Set `text_field: COLUMN` on "
+                        f"pool '{pool.name}' in the pools file (beside its path), to the column that holds the text; "
+                        "`mixopt select` writes it there.")
+    return file_spec
+
+
 def pool_documents(domain: str, pool: QualityPool, spec: DomainSpec | None, max_documents: int | None = None) -> list[str]:
-    """The documents of one pool: its own file, or the documents of the domain inside its score bucket."""
+    """The documents of one pool: its own file (read with the pool's ``text_field``, else the domain's), or the
+    documents of the domain inside its score bucket."""
     where = f"Quality pool '{pool.name}' of domain '{domain}'"
     try:
         if pool.path is not None:
-            name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{domain}.{pool.name}")
-            return load_documents(DomainSpec(name=name, path=str(pool.path), text_field=spec.text_field if spec else "text"),
-                                  max_documents)
+            return load_documents(pool_file_spec(domain, pool, spec), max_documents)
         if pool.is_bucket:
             if spec is None or not spec.quality_field:
                 raise ConfigError(f"{where} is a score bucket, but the domain's data spec (with quality_field) is unknown here. "

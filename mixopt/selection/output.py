@@ -11,8 +11,9 @@ Files of one call, for each pool NAME:
 - ``NAME.q1.jsonl`` ... ``NAME.qK.jsonl``: the records of each score bucket
   (equal token shares, ``q1`` best), in input order;
 - ``NAME.kept.jsonl``: the records ``--keep`` selected, when asked;
-- ``pools.yaml``: ``{NAME: {pools: [{name: q1, path: ...}, ...]}}``, the
-  ``propose.pools`` format, so that `propose` reads the buckets directly;
+- ``pools.yaml``: ``{NAME: {pools: [{name: q1, path: ..., text_field: ...}, ...]}}``, the
+  ``propose.pools`` format, so that `propose` reads the buckets directly (with the pools' own text field,
+  whatever the domain's is);
 - ``selection.json``: what was run (method, settings, key, counts).
 
 Everything is written into a staging folder first and moved in at the end,
@@ -174,7 +175,7 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
                 idx = np.flatnonzero(buckets[name] == j)
                 fname = f"{name}.q{j + 1}.jsonl"
                 _write(stage / fname, _jsonl([src.rows[i] for i in idx], scores[name][idx], field))
-                entries.append({"name": f"q{j + 1}", "path": str(final / fname)})
+                entries.append({"name": f"q{j + 1}", "path": str(final / fname), "text_field": src.spec.text_field})
             pools_yaml[name] = {"pools": entries}
             if kept is not None:
                 idx = np.flatnonzero(kept[name])

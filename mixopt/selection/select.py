@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ProxyConfig
+from ..config import DataConfig, ProxyConfig
+from ..data.domains import MIN_VAL_TOKENS, is_validation
 from ..data.sources import names_local_data
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
@@ -29,10 +30,16 @@ from .dsir import DSIR, gumbel_top_k, top_by_budget
 from .ngrams import hash_progress
 from .output import SCORE_FIELD, bucket_of, check_out, complete, output_names, score_field, write_selection
 from .perplexity import perplexity_scores
-from .read import Source, overlap, read_source, source_spec
+from .read import Source, read_source, source_spec, text_keys
 
 METHODS = ("dsir", "classifier", "perplexity", "perplexity-medium", "color-filter")
 HASHED = ("dsir", "classifier")  # methods on hashed n-grams (no proxy)
+#: A target under this many tokens (the size under which mixopt calls a domain's validation split too small to rank
+#: mixtures, ``data.domains.MIN_VAL_TOKENS``) or documents gives scores that say little about what the target is like:
+#: DSIR's n-gram distribution and the classifier's positive class are then a few sentences. select warns below either.
+MIN_TARGET_TOKENS = MIN_VAL_TOKENS
+MIN_TARGET_DOCS = 10
+DEFAULT_VAL_FRACTION = DataConfig().val_fraction
 Progress = Callable[[str, int, int], None]  # (stage label, done, total)
 
 
@@ -46,13 +53,16 @@ class SelectResult:
     n_docs: dict[str, int]  # per source, the records with text (scored); selection.json keeps every record
     overlap: dict[str, int] = field(default_factory=dict)  # pool -> target documents also found in it
     warnings: list[str] = field(default_factory=list)
+    held_out: dict[str, int] = field(default_factory=dict)  # pool -> documents left out of its buckets: validation by hash
+    val_fraction: float | None = DEFAULT_VAL_FRACTION  # the hash split they were held out by (None: none held out)
 
 
 def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path, *, method: str = "dsir",
                      buckets: int = 4, keep: float | None = None, text_field: str = "text", target_text_field: str | None = None,
                      proxy: ProxyConfig | None = None, tokenizer: str = "bytes", seed: int = 0, n_buckets_hash: int | None = None,
                      max_documents: int | None = None, cache: ScoreCache | None = None,
-                     progress: Progress | None = None, char_ngrams: bool = True) -> SelectResult:
+                     progress: Progress | None = None, char_ngrams: bool = True,
+                     val_fraction: float | None = DEFAULT_VAL_FRACTION) -> SelectResult:
     """Score ``pools`` (``{name: path}``) against the documents at ``target`` and write the selection to ``out_dir``.
 
     ``keep`` (a share of all pools' tokens, in (0, 1]) also writes the kept
@@ -60,6 +70,11 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     top documents by score for the other methods. ``n_buckets_hash``: hash
     buckets of ``dsir`` / ``classifier`` (default: each one's own, 10,000 / 65,536). ``char_ngrams``: the
     classifier's character n-gram features (off: words only, about a quarter of the memory and time on large pools).
+
+    ``val_fraction``: the documents :func:`~mixopt.data.domains.is_validation` holds out at this fraction (a config's
+    ``data.val_fraction``) are scored but left out of the buckets and the ``keep`` sample. A domain whose data is
+    the pool holds exactly these out as its validation split (``val/NAME``, the hash depends on the text alone), so
+    training on the buckets never trains on it. ``None`` keeps them (a pool that is no domain's data).
     """
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {list(METHODS)}. Got '{method}'.")
@@ -69,6 +84,9 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
         raise ConfigError(f"--keep is a share of the pools' tokens in (0, 1]. Got {keep}. Use e.g. --keep 0.1.")
     if not pools:
         raise ConfigError("select needs at least one --pool NAME=PATH.")
+    if val_fraction is not None and not 0 < val_fraction < 0.5:
+        raise ConfigError(f"val_fraction is the share of documents held out by hash, in (0, 0.5). Got {val_fraction}. "
+                          "Set data.val_fraction in the --config.")
     proxy = proxy or ProxyConfig()
     tok = Tokenizer(tokenizer)
     specs = {f"--pool {n}": _with_max(source_spec(n, p, option="--pool", text_field=text_field), max_documents)
@@ -77,20 +95,37 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                                   max_documents)
     check_out(Path(out_dir), specs, output_names(pools, buckets, keep is not None))  # before any work
     sources = [read_source(spec, option="--pool") for what, spec in specs.items() if what != "--target"]
-    tgt = read_source(specs["--target"], option="--target")
+    tgt = read_source(specs["--target"], option="--target", field_option="--target-text-field")
+    held = {s.name: np.array([bool(t.strip()) and val_fraction is not None and is_validation(t, val_fraction) for t in s.texts],
+                             dtype=bool) for s in sources}  # scored, in no bucket: a domain of this data holds them out
     for s in sources:
-        if buckets > int(s.has_text.sum()):
+        n_in = int((s.has_text & ~held[s.name]).sum())
+        if buckets > n_in:
+            said = f" besides the {int(held[s.name].sum())} held out for validation" if held[s.name].any() else ""
             raise ConfigError(f"--buckets must be between 1 and the number of documents of each pool; pool '{s.name}' has "
-                              f"{int(s.has_text.sum())}. Got {buckets}. Lower --buckets.")
+                              f"{n_in}{said}. Got {buckets}. Lower --buckets.")
     result_warnings, overlaps = [], {}
+
+    def warn(msg: str) -> None:
+        result_warnings.append(msg)
+        warnings.warn(msg, stacklevel=3)
+
+    warn_small_target(tgt, tok, warn)
+    keys_of = {s.name: text_keys(s.texts) for s in sources}
+    target_keys = text_keys(tgt.texts, unique=False)
     for s in sources:
-        n_over = overlap(tgt, s)
+        n_over = sum(k in keys_of[s.name] for k in target_keys)
         if n_over:
             overlaps[s.name] = n_over
-            msg = (f"{n_over} of {int(tgt.has_text.sum())} target documents also occur in pool '{s.name}' "
-                   f"({100 * n_over / max(int(tgt.has_text.sum()), 1):.1f}%); their scores are inflated. Hold them out of the pool.")
-            result_warnings.append(msg)
-            warnings.warn(msg, stacklevel=2)
+            warn(f"{n_over} of {int(tgt.has_text.sum())} target documents also occur in pool '{s.name}' "
+                 f"({100 * n_over / max(int(tgt.has_text.sum()), 1):.1f}%); their scores are inflated. Hold them out of the pool.")
+    for i, a in enumerate(sources):  # the same document in two pools: both pools' buckets (and --keep) hold it
+        for b in sources[i + 1:]:
+            shared = len(keys_of[a.name] & keys_of[b.name])
+            if shared:
+                warn(f"pools '{a.name}' and '{b.name}' share {shared} document(s) ({_share(shared, keys_of[a.name])} of "
+                     f"pool '{a.name}', {_share(shared, keys_of[b.name])} of pool '{b.name}'): their buckets (and a --keep "
+                     "sample) hold each twice, and a plan trains them under both domains. Keep each document in one pool's file.")
     field_name = score_field(sources)
     if field_name != SCORE_FIELD:
         msg = (f"records of the pools already have a '{SCORE_FIELD}' field, which is kept as it is; the scores are written "
@@ -104,18 +139,23 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
                 "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None}
     keys = [(s.name, s.key) for s in sources] + [("target", tgt.key)]
     key = score_key(settings, keys)  # the scores
+    held_any = any(h.any() for h in held.values())
     full_key = score_key({**settings, "buckets": buckets, "keep": keep, "text_field": text_field,
-                          **({"score_field": field_name} if field_name != SCORE_FIELD else {})},
-                         keys)  # the output files (the default field leaves the key of selections written before it)
+                          **({"score_field": field_name} if field_name != SCORE_FIELD else {}),
+                          **({"val_fraction": val_fraction} if held_any else {})},
+                         keys)  # the output files (the default field, and no document held out, leave the key of
+    # selections written before them: their files are the same; one that held validation documents out is written anew)
     manifest = {"key": full_key, "method": method, "target": _stored_path(target),
                 "pools": {n: _stored_path(p) for n, p in pools.items()}, "buckets": buckets, "keep": keep,
                 "score_field": field_name, "text_field": text_field, "target_text_field": target_text_field or text_field,
-                "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources}, "overlap": overlaps}
+                "settings": settings, "n_docs": {s.name: len(s.rows) for s in sources}, "overlap": overlaps,
+                "val_fraction": val_fraction, "held_out": {s.name: int(held[s.name].sum()) for s in sources}}
     out_dir = Path(out_dir)
     n_docs = {s.name: int(s.has_text.sum()) for s in sources}  # records with text: those scored (a warning counts the rest)
+    held_out = {s.name: int(held[s.name].sum()) for s in sources}
     if complete(out_dir, full_key):
         files = {f"{s.name}.scored": out_dir / f"{s.name}.scored.jsonl" for s in sources} | {"pools": out_dir / "pools.yaml"}
-        return SelectResult(out_dir, files, full_key, True, True, n_docs, overlaps, result_warnings)
+        return SelectResult(out_dir, files, full_key, True, True, n_docs, overlaps, result_warnings, held_out, val_fraction)
 
     cache = cache if cache is not None else ScoreCache()
     flat = cache.get(key)
@@ -130,11 +170,13 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
         sc[~s.has_text] = np.nan
         scores[s.name] = sc
         start += len(s.rows)
-    sizes = {s.name: np.array([tok.count(t) if t.strip() else 0 for t in s.texts], dtype=np.float64) for s in sources}
-    bucket_idx = {s.name: bucket_of(scores[s.name], sizes[s.name], buckets) for s in sources}
+    sizes = {s.name: np.array([tok.count(t) if t.strip() and not h else 0 for t, h in zip(s.texts, held[s.name])],
+                              dtype=np.float64) for s in sources}  # held-out documents: in no bucket, nor the --keep budget
+    trainable = {s.name: np.where(held[s.name], np.nan, scores[s.name]) for s in sources}
+    bucket_idx = {s.name: bucket_of(trainable[s.name], sizes[s.name], buckets) for s in sources}
     kept = None
     if keep is not None:
-        all_scores = np.concatenate([scores[s.name] for s in sources])
+        all_scores = np.concatenate([trainable[s.name] for s in sources])
         all_sizes = np.concatenate([sizes[s.name] for s in sources])
         budget = keep * float(all_sizes.sum())
         mask = gumbel_top_k(all_scores, all_sizes, budget, seed=seed) if method == "dsir" else top_by_budget(all_scores, all_sizes, budget)
@@ -147,7 +189,21 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     files = write_selection(out_dir, sources, scores, bucket_idx, kept, manifest)
     if progress:
         progress("write", 1, 1)
-    return SelectResult(out_dir, files, full_key, cached, False, n_docs, overlaps, result_warnings)
+    return SelectResult(out_dir, files, full_key, cached, False, n_docs, overlaps, result_warnings, held_out, val_fraction)
+
+
+def warn_small_target(tgt: Source, tok: Tokenizer, warn: Callable[[str], None]) -> None:
+    """Warn (one line) when the target is under ``MIN_TARGET_TOKENS`` tokens or ``MIN_TARGET_DOCS`` documents."""
+    n_docs = int(tgt.has_text.sum())
+    n_tokens = sum(tok.count(t) for t in tgt.texts if t.strip())
+    if n_tokens < MIN_TARGET_TOKENS or n_docs < MIN_TARGET_DOCS:
+        warn(f"the target holds {n_docs} document(s) and {n_tokens:,} tokens, fewer than select needs to learn what its text "
+             f"is like ({MIN_TARGET_DOCS} documents and {MIN_TARGET_TOKENS:,} tokens, as for a domain's validation split): the "
+             "scores then rank by a few sentences' words, not by the target's kind of text. Give more target documents.")
+
+
+def _share(n: int, keys: set) -> str:
+    return f"{100 * n / max(len(keys), 1):.1f}%"
 
 
 def _hash_buckets(method: str, asked: int | None) -> int | None:
