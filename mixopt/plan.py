@@ -78,6 +78,9 @@ class Plan(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     tokens_per_doc: dict[str, float] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    # domains `without` removed (`mixopt export --drop`): {domain: its share of the tokens in the plan it left};
+    # the exporters say so next to the weights. None (not written) for a plan as proposed.
+    dropped: dict[str, float] | None = None
 
     @field_validator("budget_tokens")
     @classmethod
@@ -92,6 +95,14 @@ class Plan(BaseModel):
         bad = {d: x for d, x in v.items() if not (math.isfinite(x) and x >= 0)}
         if bad:
             raise ValueError(f"values must be finite numbers >= 0, got {bad}")
+        return v
+
+    @field_validator("dropped")
+    @classmethod
+    def _shares(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        bad = {d: x for d, x in (v or {}).items() if not (math.isfinite(x) and 0 <= x <= 1)}
+        if bad:
+            raise ValueError(f"shares must be numbers in [0, 1], got {bad}")
         return v
 
     @model_validator(mode="after")
@@ -121,9 +132,10 @@ class Plan(BaseModel):
 
     def without(self, removed: list[str] | tuple[str, ...]) -> "Plan":
         """This plan after ``removed`` left the data: each phase's other shares renormalised, their epochs scaled by how
-        much their overall share grew, the removed domains' entries gone, and the prediction dropped (it was for the
-        old mixture). Olmix's answer to a removal; on the embedded corpus it trained as well as a re-sweep
-        (benchmarks/RESULTS.md, "Reusing an earlier sweep", removal).
+        much their overall share grew, the removed domains' entries gone, the prediction dropped (it was for the
+        old mixture), the old reasons marked as the old mixture's, and ``dropped`` recording each removed domain's share
+        (the exporters write it next to the weights, `drop_note`). Olmix's answer to a removal; on the embedded corpus
+        it trained as well as a re-sweep (benchmarks/RESULTS.md, "Reusing an earlier sweep", removal).
 
         Raises ConfigError for a domain the plan does not train, or when a phase would be left with nothing.
         """
@@ -141,17 +153,31 @@ class Plan(BaseModel):
             phases.append(Phase(start_fraction=p.start_fraction, weights={d: w / total for d, w in left.items()}))
         epochs, effective = self._rescaled(phases)
         repeated = repeated_more({d: e for d, e in self.epochs.items() if d not in gone}, epochs)
-        reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised"
-                  + (f" (the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
-                     "is dropped)" if self.predicted else "")
+        shares = self.overall_weights()
+        had = {d: round(shares.get(d, 0.0), 6) for d in gone}
+        reason = (f"{', '.join(gone)} removed from the plan: the other shares renormalised ("
+                  + ", ".join(f"{d} had {w:.1%} of the tokens" for d, w in had.items()) + ")"
+                  + (f"; the prediction {self.predicted.metric} {self.predicted.value:.4f} was for the old mixture and "
+                     "is dropped" if self.predicted else "")
                   + (f"; epochs now {', '.join(repeated)}" if repeated else ""))
+        before = f"before {', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed: "  # the old mixture's reasons
         return self.model_copy(update=dict(
-            phases=phases, predicted=None, reasons=[reason, *self.reasons],
+            phases=phases, predicted=None, reasons=[reason, *(before + r for r in self.reasons)],
+            dropped={**(self.dropped or {}), **had},
             epochs={d: e for d, e in epochs.items() if d not in gone},
             effective_tokens={d: t for d, t in effective.items() if d not in gone},
             pools={d: v for d, v in self.pools.items() if d not in gone},
             pool_laws={d: v for d, v in self.pool_laws.items() if d not in gone},
             tokens_per_doc={d: v for d, v in self.tokens_per_doc.items() if d not in gone}))
+
+    def drop_note(self) -> str | None:
+        """One phrase for the exporters to write next to the weights when this plan lost domains (``without``): which,
+        their old shares, and that the plan's prediction no longer applies; None for a plan as proposed."""
+        if not self.dropped:
+            return None
+        had = ", ".join(f"{d} had {w:.1%}" for d, w in self.dropped.items())
+        return (f"plan without {', '.join(self.dropped)} (mixopt export --drop): shares renormalised ({had} of the tokens); "
+                "the plan's prediction no longer applies")
 
     def with_phases(self, phases: list[Phase], reason: str, predicted: Prediction | None,
                     provenance: dict[str, Any]) -> "Plan":

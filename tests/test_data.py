@@ -168,9 +168,9 @@ def test_fields_that_change_no_token_keep_the_fingerprint_of_a_plain_spec(tmp_pa
         assert load_domain_set(edited).fingerprint == "3e777bd0d50b5eb1", edit
     for edit in ({"text_field": "score"}, {"max_documents": 10}, {"format": "text"}):  # these read other documents
         assert source_keys(plain[0].model_copy(update=edit))[0] != source_keys(plain[0])[0], edit
-    for spec in domain_specs(DataConfig(include=["code", "legal"])):  # the embedded corpus keeps its fingerprints
-        key, _, verbatim = source_keys(spec)
-        assert key == verbatim and key == source_keys(spec.model_copy(update={"format": "auto"}))[0]
+    for spec in domain_specs(DataConfig(include=["code", "legal"])):  # the embedded corpus keeps its old key as a legacy one
+        key, _, verbatim, embedded = source_keys(spec)
+        assert key == source_keys(spec.model_copy(update={"format": "auto"}))[0] and verbatim == embedded != key
 
 
 def test_the_split_of_a_saved_dataset_dict_still_enters_the_fingerprint(tmp_path):

@@ -557,7 +557,9 @@ def test_plan_without_a_removed_domain():
     assert cut.reasons[0].startswith("math removed from the plan") and "val/code 2.5000" in cut.reasons[0]
     assert f"epochs now code 1.20 -> {cut.epochs['code']:.2f}" in cut.reasons[0] and "web" not in cut.reasons[0]
     assert "math 3.00 ->" not in cut.reasons[0]  # the removed domain is not "repeated more"
-    assert cut.reasons[1:] == ["searched"] and plan.phases[0].weights["math"] == 0.1  # the original is untouched
+    assert cut.reasons[1:] == ["before math was removed: searched"]  # the old mixture's reasons, marked as such
+    assert cut.dropped == {"math": pytest.approx(plan.overall_weights()["math"], abs=1e-6)} and plan.dropped is None
+    assert plan.phases[0].weights["math"] == 0.1 and plan.reasons == ["searched"]  # the original is untouched
     with pytest.raises(ConfigError, match="no domain books; its domains are"):
         plan.without(["books"])
     only = plan_from_dict(single_phase({"math": 1.0}))

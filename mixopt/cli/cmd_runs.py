@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError, DataError, MixoptError, StoreError
-from ..runs.store import RunStore, check_store_target
+from ..runs.reused import reused_records, store_chain
+from ..runs.store import RunStore, StoreSnapshot, check_store_target
 from ..runs.table import not_sweep_counts, records_table, sweep_records, usable_records
 from ..runs.tables_io import export_csv, export_regmix, import_runs, regmix_paths
 from ..report.tables import runs_table
@@ -29,8 +30,12 @@ def _read(store: Path) -> RunStore:
 
 @runs_app.command("list")
 def list_cmd(store: Path = typer.Option(..., "--store", help="Run-store directory.")) -> None:
-    """A table of the runs in a store."""
-    Console().print(runs_table(_read(store).records(), where=str(store)))
+    """A table of the runs in a store (its own; `fit` also adds those of a `reuse.store`, named below the table)."""
+    rs = _read(store)
+    records = rs.records()
+    Console().print(runs_table(records, where=str(store)))
+    if note := reused_note(rs, records, "not listed here"):
+        Console().print(f"note: {note}", soft_wrap=True, markup=False, highlight=False)
 
 
 @runs_app.command("show")
@@ -60,7 +65,10 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
                checkpoints: bool = typer.Option(False, "--checkpoints", help="One row per checkpoint (tokens column) instead of per run."),
                all_runs: bool = typer.Option(False, "--all", help="Also export the verify: and pool: runs (trained at the plan's "
                                              "budget or on one quality pool); re-imported, they become ordinary sweep runs.")) -> None:
-    """Write one CSV row per successful sweep run (the runs `fit` learns from).
+    """Write one CSV row per successful run of this store's own sweep.
+
+    On a store swept with `reuse.store`, `fit` also learns from the earlier store's runs, which are not exported.
+    The summary line says how many.
 
     A metric a run did not measure is an empty cell, which `runs import` reads back as "not measured".
     Two-phase runs are written by their whole-run token shares: the CSV cannot hold phases.
@@ -74,7 +82,8 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
         if store.exists() and path.resolve().is_relative_to(store.resolve()):
             writes = " is" if path == out else f" writes {path}, which is"
             raise ConfigError(f"--out {out}{writes} inside the run store {store}; write the CSV outside the store.")
-    records = _read(store).records()
+    rs = _read(store)
+    records = rs.records()
     chosen = records if all_runs else sweep_records(records)
     ok = usable_records(chosen)
     table = records_table(ok, checkpoints=checkpoints)
@@ -90,6 +99,8 @@ def export_cmd(store: Path = typer.Option(..., "--store", help="Run-store direct
     if len(ok) < len(chosen):
         n = len(chosen) - len(ok)
         left.append(f"{n} failed or non-finite run{'' if n == 1 else 's'} left out")
+    if note := reused_note(rs, records, "not exported"):
+        left.append(note)
     Console().print(f"{len(ok)} runs, {len(table.domains)} domains, {len(table.metrics)} metrics -> {where}"
                     + (f"; {'; '.join(left)}" if left else ""), soft_wrap=True, markup=False, highlight=False)
     two_phase = sum(1 for r in ok if len(r.phases) > 1)
@@ -137,6 +148,23 @@ def import_cmd(mixtures: Path = typer.Option(..., "--mixtures", help="CSV of `in
         f"; {res.existing} were already there" if res.existing else "")
     Console().print(f"imported {res.added} new run{'' if res.added == 1 else 's'} into {store}{already}; rejected "
                     f"{len(rejected)} rows", soft_wrap=True, markup=False)
+
+
+def reused_note(rs: RunStore, records: list, what: str) -> str | None:
+    """For a store swept with ``reuse.store``: "fit also adds N runs of <the chain of stores> (reuse.store), ``what``",
+    counted as `fit` of its default target counts them (`reused_records`); a line saying why they cannot be counted when
+    the earlier store cannot be read; None for a store without ``reuse.store`` or when none of those runs joins."""
+    snapshot = StoreSnapshot(meta=rs.meta(), records=records, root=rs.root)
+    path = ((snapshot.meta.get("config") or {}).get("reuse") or {}).get("store")
+    if not path:
+        return None
+    try:
+        full, partial, _ = reused_records(snapshot, "mean:all-domains")
+        chain = ", ".join(store_chain(path, rs.root)[0])
+    except MixoptError as exc:
+        return f"this store reuses the runs of {path} (reuse.store), which fit cannot read now: {exc}"
+    n = len(full) + len(partial)
+    return f"fit also adds {n} run{'' if n == 1 else 's'} of {chain} (reuse.store), {what}" if n else None
 
 
 def _describe(rec) -> list[str]:

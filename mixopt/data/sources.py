@@ -7,6 +7,7 @@ other string is treated as a hub id (needs network, never used in tests).
 
 from __future__ import annotations
 
+import filecmp
 import glob
 import gzip
 import hashlib
@@ -68,27 +69,31 @@ def source_key(spec: DomainSpec) -> str:
     return source_keys(spec)[0]
 
 
-def source_keys(spec: DomainSpec) -> tuple[str, str, str]:
+def source_keys(spec: DomainSpec) -> tuple[str, str, str, str]:
     """(key, legacy keys): the key, then the keys older mixopt made, which the data fingerprints of stores written
     then were made from (``DomainSet.adopt``): before stop 23 every field as written and the spec's path; before
-    stop 29 every field as written. All three come from one read of the files."""
+    stop 29 every field as written; and the key mixopt before stop 38 gave the embedded corpus's own files
+    (:func:`_embedded_fields`), for those files and for byte-for-byte copies of them elsewhere (so a copy matches a
+    store swept on the embedded corpus), the key itself for any other data. All four come from one read of the files."""
     files = resolve_files(spec)
     fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
-    h, legacy, verbatim = (hashlib.sha256(json.dumps(f, sort_keys=True).encode())
-                           for f in (_key_fields(spec, files), spec.model_dump(exclude={"name"}), fields))
+    key_fields = _key_fields(spec, files)
+    hashers = [hashlib.sha256(json.dumps(f, sort_keys=True).encode()) for f in
+               (key_fields, spec.model_dump(exclude={"name"}), fields, _embedded_fields(spec, files, key_fields) or key_fields)]
     for f in files:
-        for x in (h, legacy, verbatim):
+        for x in hashers:
             x.update(str(f.name).encode())
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
-                for x in (h, legacy, verbatim):
+                for x in hashers:
                     x.update(chunk)
     if files and _reader(spec, spec.format, files) == "text" and any(map(_has_whitespace_line, files)):
         # lines of spaces split documents (older mixopt kept the paragraphs around them as one): other documents,
         # other keys. Files without such a line hash as before, so their caches and stores stay valid.
-        for x in (h, legacy, verbatim):
+        for x in hashers:
             x.update(b"|lines of spaces split documents")
-    return h.hexdigest()[:20], legacy.hexdigest()[:20], verbatim.hexdigest()[:20]
+    key, legacy, verbatim, embedded = (x.hexdigest()[:20] for x in hashers)
+    return key, legacy, verbatim, embedded
 
 
 def _key_fields(spec: DomainSpec, files: list[Path]) -> dict:
@@ -96,11 +101,10 @@ def _key_fields(spec: DomainSpec, files: list[Path]) -> dict:
     path). Fields that do not change which documents are read are set to their defaults, so editing them keeps the
     key, and a spec that leaves them at their defaults hashes as before stop 29: ``quality_field`` (it only cuts
     quality pools) and, for local files, ``hub_config``, ``split`` (read only from a saved DatasetDict) and a
-    ``format`` that reads the files as ``auto`` does. The embedded corpus's files take the ``jsonl`` that
-    ``domain_specs`` has always given them, so its fingerprints stay as they were. The price: the same bytes under the
-    same spec key differently inside the embedded folder and in a copy elsewhere, and a spec that points at an embedded
-    file with ``format: auto`` (or a copy with ``format: jsonl``) keys differently than before stop 29 (its stores are
-    adopted through the verbatim key; its token cache is rebuilt once)."""
+    ``format`` that reads the files as ``auto`` does. The embedded corpus's files are keyed like any other local file,
+    so a byte-for-byte copy of one (same name, same bytes) elsewhere has the same key; before stop 38 they were keyed
+    with the ``jsonl`` that ``domain_specs`` gives them, and that key is kept as a legacy one (:func:`_embedded_fields`)
+    so stores swept on the embedded corpus, or reusing one, still match."""
     defaults = {k: f.default for k, f in DomainSpec.model_fields.items()}
     fields = spec.model_dump(exclude={"name", "path"} if files else {"name"})
     fields["quality_field"] = defaults["quality_field"]
@@ -110,8 +114,30 @@ def _key_fields(spec: DomainSpec, files: list[Path]) -> dict:
         if read != "disk":
             fields["split"] = defaults["split"]
         if read is not None and read == _reader(spec, "auto", files):
-            fields["format"] = "jsonl" if all(f.resolve().parent == EMBEDDED_DIR for f in files) else defaults["format"]
+            fields["format"] = defaults["format"]
     return fields
+
+
+def _embedded_fields(spec: DomainSpec, files: list[Path], key_fields: dict) -> dict | None:
+    """The fields mixopt before stop 38 keyed ``files`` with had they been the embedded corpus's own (``format:
+    jsonl``), when they are that corpus's files or byte-for-byte copies of them (same names, same bytes) read as
+    ``auto`` reads them; None otherwise (also for a copy read another way, which keyed differently then too)."""
+    if not files or key_fields.get("format") != "auto" or _reader(spec, "auto", files) != "json":
+        return None
+    if not all(_same_as_embedded(f) for f in files):
+        return None
+    return {**key_fields, "format": "jsonl"}
+
+
+def _same_as_embedded(f: Path) -> bool:
+    """Whether ``f`` is one of the embedded corpus's files, or holds the same name and bytes as one."""
+    twin = EMBEDDED_DIR / f.name
+    if f.resolve().parent == EMBEDDED_DIR:
+        return True
+    try:
+        return twin.is_file() and twin.stat().st_size == f.stat().st_size and filecmp.cmp(f, twin, shallow=False)
+    except OSError:
+        return False
 
 
 def _reader(spec: DomainSpec, fmt: str, files: list[Path]) -> str | None:

@@ -105,7 +105,11 @@ class ExportSpec:
 
     @property
     def note(self) -> str:
-        return DOC_NOTE if self.semantics == DOCUMENTS else TOKEN_NOTE
+        """What the written weights are, for each format's header comment or metadata: the conversion, and, for a plan
+        without some of its domains (``export --drop``), that its shares were renormalised (`Plan.drop_note`)."""
+        base = DOC_NOTE if self.semantics == DOCUMENTS else TOKEN_NOTE
+        drop = self.plan.drop_note()
+        return f"{base}; {drop}" if drop else base
 
     def schedule(self) -> dict[str, Any]:
         """Steps: total, tokens per step and each phase's first step (0-based); every phase gets >= 1 step.

@@ -111,11 +111,11 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
 
 
 def verbatim_fingerprints(data) -> dict:
-    """``{"domain_fingerprints_verbatim": {...}}`` for the domains mixopt before stop 29 fingerprinted differently (it
-    hashed fields that change no token, e.g. quality_field), so a later ``reuse.store`` check matches a store of either
-    age; ``{}`` when none differs."""
-    verbatim = {n: d.verbatim_fingerprint for n, d in data.domains.items()
-                if d.verbatim_fingerprint and d.verbatim_fingerprint != d.fingerprint}
+    """``{"domain_fingerprints_verbatim": {...}}`` for the domains older mixopt fingerprinted differently (before stop 29
+    it hashed fields that change no token, e.g. quality_field; before stop 38 it keyed the embedded corpus's files
+    apart from copies of them: `TokenizedDomain.older_fingerprint`), so a later ``reuse.store`` check matches a store of
+    either age; ``{}`` when none differs."""
+    verbatim = {n: d.older_fingerprint for n, d in data.domains.items() if d.older_fingerprint}
     return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
 
 
@@ -166,7 +166,7 @@ def data_changes(meta: dict, data, data_cfg: dict | None = None) -> list[str]:
     for kind, group, recorded, verbatim in kinds:
         if not isinstance(recorded, dict):
             continue
-        now = {n: {d.fingerprint, d.legacy_fingerprint, d.verbatim_fingerprint} for n, d in group.items()}
+        now = {n: d.known_fingerprints() for n, d in group.items()}
         changed = sorted(n for n in set(now) & set(recorded) if not now[n] & {recorded[n], verbatim.get(n)})
         added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
         where = " (data.targets)" if kind != "domain" else ""

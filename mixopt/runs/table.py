@@ -32,8 +32,9 @@ POOL_LABEL = "pool:"  # label prefix of the runs that measure a quality pool's v
 
 
 def sweep_records(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """The records models learn from: the sweep's, not the ones `verify` trained to test a plan nor the
-    single-pool runs that measure a quality pool's value."""
+    """The records of this store that models learn from: the sweep's, not the ones `verify` trained to test a plan nor
+    the single-pool runs that measure a quality pool's value. (`fit` also adds the runs of a ``reuse.store``:
+    `runs.reused.reused_records`.)"""
     return [r for r in records if not r.label.startswith((VERIFY_LABEL, POOL_LABEL))]
 
 
