@@ -195,10 +195,12 @@ def sweep_reuse(path: str | Path, store_dir: str | Path, today_meta: dict[str, A
     left = _left(g.dropped, missing, g)
     if not g.kept:
         return 0, f"reuse.store {desc}: none of its {g.n} run(s) can join a fit of this store{left}"
-    stores = [w for w, _ in chain if any(w == s for _, s, _ in g.kept)]
-    at0 = sorted({d for w in stores for d in g.at0[w]})
-    return len(g.kept), (f"reuse.store: {len(g.kept)} of the {g.n} run(s) of {desc} will join `mixopt fit` "
-                         f"(with {', '.join(at0) or 'no new domain'} at 0) for the targets they measured{left}")
+    counts = {w: sum(1 for _, s, _ in g.kept if s == w) for w, _ in chain}
+    at0 = {w: f"with {', '.join(g.at0[w]) or 'no new domain'} at 0" for w, k in counts.items() if k}
+    each = (next(iter(at0.values())) if len(set(at0.values())) == 1 else
+            "; ".join(f"{counts[w]} of {show(w)} {said}" for w, said in at0.items()))
+    return len(g.kept), (f"reuse.store: {len(g.kept)} of the {g.n} run(s) of {desc} will join `mixopt fit` ({each}) "
+                         f"for the targets they measured{left}")
 
 
 def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]) -> str | None:
