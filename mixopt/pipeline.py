@@ -39,7 +39,8 @@ from .planning.quality import declared_laws
 from .projector.features import featurize
 from .projector.from_runs import fit_store_projector, projector_summary, target_docs_for
 from .runs.driver import data_changes, run_sweep
-from .runs.reused import reused_records
+from .runs.reuse_chain import located_reuse
+from .runs.reused import reused_records, stale_plan
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
 from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem, records_fingerprint
 from .runs.sweep import SweepSummary, proxy_fingerprint
@@ -147,6 +148,9 @@ def store_config(snapshot: StoreSnapshot) -> SweepConfig | None:
     """The config the store was swept with (store.json's ``config``); None for a store without one (imported runs).
     Without a CONFIG, propose fits its model and searches with this one, so the two read the same ``propose:`` section."""
     raw = snapshot.meta.get("config")
+    if raw and raw.get("reuse"):  # reuse paths where they lie now (an older store recorded them relative: locate)
+        found = {k: str(p) for k in ("store", "plan") if (p := located_reuse(snapshot.meta, snapshot.root, k))}
+        raw = {**raw, "reuse": {**raw["reuse"], **found}}
     return config_from_dict(raw, where=f"{snapshot.root}/store.json") if raw else None
 
 
@@ -252,7 +256,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         noise["repeats_pending"] = pending  # noise_line says to resume the sweep, not to ask for seeds it asks for
     elif noise["seed_sd"] is None and (seeds := unrepeated_seeds(snapshot)):
         noise["seeds_without_anchors"] = seeds  # noise_line says what to repeat, not to ask for the seeds it has
-    n_reused = len(reused)
+    n_reused, used_partial = len(reused), False
     n_runs, final, notes = len(y), table, []
     if note := file_gap_note(runs, y, groups, W=table.W):
         notes.append(note)
@@ -325,9 +329,11 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         est.fit(*((np.vstack([table.W, extra[0]]), np.vstack([fit_y, extra[1]])) if extra else (table.W, fit_y)))
         cv["y_true"] = y
         n_reused += len(partial) if extra else 0
-    if partial and not n_reused:
-        reuse_line += ("; not used: only the default model of an averaged target at one scale (one model per component) "
-                       "can learn from runs that measured some of its components")
+        used_partial = bool(extra)
+    if partial and not used_partial:  # the runs that measured all of the target still joined (n_reused)
+        which = f"the {len(partial)} that measured only some components are " if n_reused else ""
+        reuse_line += (f"; {which}not used: only the default model of an averaged target at one scale (one model per "
+                       "component) can learn from runs that measured some of its components")
     meta = snapshot.meta
     cfg = meta.get("config") or {}
     model_meta = {
@@ -544,6 +550,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
         # inherited the old plan's misses
         ctx.reuse = ReusedMixture.from_config(config.reuse, ctx.domains)
+    plan_note = (stale_plan(config.reuse.plan, ctx.reuse.kept, snapshot.meta)  # the ratio of a domain whose data changed
+                 if ctx.reuse is not None and snapshot is not None and snapshot.meta.get("domain_fingerprints") else None)
     projector = data = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:
         projector, data = _store_projector(config, ctx)
@@ -591,11 +599,14 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
     elif meta.get("reused"):  # reuse.store named, but its runs did not measure this target
         plan.reasons.insert(0, meta["reused"])
     plan.reasons += [f"model warning: {note}" for note in model.meta.get("notes") or []] + scale_reasons
-    if data_note:
-        warnings.warn(data_note, stacklevel=2)
-        plan.reasons.insert(0, data_note)
+    for note in (data_note, plan_note):
+        if note:
+            warnings.warn(note, stacklevel=2)
+            plan.reasons.insert(0, note)
     swept_plan = ((((snapshot.meta.get("config") or {}) if snapshot is not None else {}).get("reuse")) or {}).get("plan")
-    if swept_plan and swept_plan != (config.reuse.plan if config is not None and config.reuse else None):
+    here = located_reuse(snapshot.meta, snapshot.root, "plan") if swept_plan else None  # the file, wherever it lies
+    ours = config.reuse.plan if config is not None and config.reuse else None
+    if swept_plan and not (ours and Path(ours).resolve() == Path(here or swept_plan).resolve()):
         plan.reasons.append(f"the store's sampled mixtures keep the ratios of {swept_plan} (its sweep config's "
                             "`reuse:`), but this config searches otherwise: away from those ratios the surrogate has only "
                             "the baselines' runs; pass the config the store was swept with")

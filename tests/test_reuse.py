@@ -253,7 +253,11 @@ def test_fit_adds_the_old_runs_with_the_new_domain_at_zero(tmp_path, capsys):
     assert "reuse.store: 7 run(s)" in capsys.readouterr().out
 
 
-def test_runs_of_another_proxy_are_left_out(tmp_path):
+def test_runs_of_another_proxy_are_left_out(tmp_path, capsys):
+    """The sweep refuses, before training and leaving no store, a reuse.store none of whose runs can join (another
+    proxy); fit on a store that names one anyway says so."""
+    import json
+
     from mixopt import pipeline
     from mixopt.runs.reused import reused_records
 
@@ -261,7 +265,16 @@ def test_runs_of_another_proxy_are_left_out(tmp_path):
     old_cfg = old_cfg.rename(tmp_path / "old.yaml")
     assert run(["sweep", str(old_cfg), "--store", str(tmp_path / "s_old")]) == 0
     new_cfg = write_cfg(tmp_path, runs=3, reuse={"store": str(tmp_path / "s_old")})
-    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 0
+    capsys.readouterr()
+    assert run(["sweep", str(new_cfg), "--store", str(tmp_path / "s_new")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "none of its 5 run(s) can join" in err and "5 left out (another proxy)" in err
+    assert not (tmp_path / "s_new").exists()  # refused after tokenizing: the new store's empty folders are gone
+    plain = write_cfg(tmp_path, runs=3)
+    assert run(["sweep", str(plain), "--store", str(tmp_path / "s_new")]) == 0
+    meta = json.loads((tmp_path / "s_new" / "store.json").read_text())  # as if swept with reuse.store (an older mixopt)
+    meta["config"]["reuse"] = {"store": str(tmp_path / "s_old"), "plan": None, "recompute": []}
+    (tmp_path / "s_new" / "store.json").write_text(json.dumps(meta))
     full, partial, line = reused_records(pipeline.open_store(tmp_path / "s_new"), "val/code")
     assert full == partial == [] and "none of its 5 run(s) can join" in line and "5 left out (another proxy)" in line
 
@@ -330,8 +343,9 @@ def test_updates_in_a_row_chain_the_stores(tmp_path, capsys):
     third = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": s1})  # another update on the same domains
     capsys.readouterr()
     assert run(["sweep", str(third), "--store", s2]) == 0
-    assert f"adds the runs of {s1} and of the 1 store(s) it reused ({s0})" in capsys.readouterr().out.replace("\n", " ")
     n0, n1 = (len(pipeline.open_store(s).ok) for s in (s0, s1))
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"reuse.store: {n0 + n1} of the {n0 + n1} run(s) of {s1} and the 1 store(s) it reused ({s0}) will join" in said
     full, partial, line = reused_records(pipeline.open_store(s2), "val/code")
     assert len(full) == n0 + n1 and partial == [] and f"and the 1 store(s) it reused ({s0})" in line
     model = pipeline.fit(pipeline.open_store(s2), "val/code")

@@ -12,7 +12,6 @@ from ..config import load_config, resolve_config
 from ..errors import ConfigError
 from ..report.tables import runs_table
 from ..reuse import ReusedMixture
-from ..runs.reused import describe_chain
 from .main import app
 from .render import only_with
 
@@ -40,9 +39,8 @@ def sweep_cmd(
     console.print(runs_table(snapshot.records, where=str(store)))
     if cfg.reuse is not None and cfg.reuse.plan and snapshot.meta.get("domains"):
         console.print(ReusedMixture.from_config(cfg.reuse, snapshot.meta["domains"]).describe(), soft_wrap=True, markup=False)
-    if cfg.reuse is not None and cfg.reuse.store:
-        console.print(f"reuse.store: `mixopt fit` adds {describe_chain(cfg.reuse.store, store)} (new domains at 0) for "
-                      "targets they measured", soft_wrap=True, markup=False)
+    if summary.reuse_line:  # reuse.store: how many of the earlier runs `mixopt fit` will add, and why the others not
+        console.print(summary.reuse_line, soft_wrap=True, markup=False)
     if summary.config_changes:
         shown = "; ".join(summary.config_changes[:6]) + (f"; ... ({len(summary.config_changes)} in all)"
                                                           if len(summary.config_changes) > 6 else "")

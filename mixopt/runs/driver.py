@@ -12,11 +12,13 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import ProxyConfig, SweepConfig
-from ..data.domains import load_domain_set
-from ..errors import ConfigError, ConsistencyError, interrupted
+from ..data.domains import domain_specs, load_domain_set
+from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
+from ..reuse import reused_mixture
 from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
-from .reused import EXECUTION_FIELDS, check_reuse_store
+from .reuse_chain import absolute_reuse, check_reuse_store, relative_reuse, same_reuse_paths
+from .reused import EXECUTION_FIELDS, proxy_shape, stale_plan, sweep_reuse
 from .store import RunStore, check_store_target, is_store_folder
 from .sweep import SweepSummary, plan_sweep, sweep_scales
 
@@ -29,15 +31,33 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     if executor == "ray":
         check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
     if cfg.reuse is not None and cfg.reuse.store:
-        check_reuse_store(cfg.reuse.store)  # before training: a wrong path fails now, not at `fit`
+        check_reuse_store(cfg.reuse.store, store_dir)  # before training: a wrong path fails now, not at `fit`
+    if cfg.reuse is not None and cfg.reuse.plan:  # the plan file, and recompute's names, before the store is made
+        reused_mixture(cfg.reuse, [s.name for s in domain_specs(cfg.data)])
+    cfg = absolute_reuse(cfg)  # store.json records where reuse.store / reuse.plan lie, whatever folder reads it later
     check_store_target(store_dir)  # a folder of other files is not made a store
     check_wsd(store_dir, cfg)  # before the store folder is made: a refused new sweep leaves nothing behind
+    fresh = not Path(store_dir).exists()
     store = RunStore(store_dir)
     try:
         return _run_sweep(cfg, store, n_runs=n_runs, executor=executor, workers=workers, ray_address=ray_address,
                           show_progress=show_progress)
     except KeyboardInterrupt:  # Ctrl-C while tokenizing or planning (run_local says it itself while training)
         raise interrupted(store) from None
+    except MixoptError:
+        if fresh:  # refused before any write (e.g. after tokenizing): the new store's empty folders go too
+            remove_empty_store(store)
+        raise
+
+
+def remove_empty_store(store: RunStore) -> None:
+    """Remove a store folder this sweep made while it is still empty (its runs/ and locks/ folders, then itself); a
+    folder anything was written to (another sweep's, a record, a lock file) stays."""
+    for folder in (store.runs_dir, store.locks_dir, store.root):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            pass
 
 
 def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executor: str, workers: int | None,
@@ -63,6 +83,11 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
             check_same_data(store, recorded, data.fingerprint, changes=data_changes(meta, data, config.get("data")))
             check_same_domains(store, meta, data.names)
             specs = plan_sweep(cfg, data, n_runs=n_runs)
+            today = {"domains": data.names, "token_counts": data.token_counts, "config": config,
+                     "domain_fingerprints": {n: d.fingerprint for n, d in data.domains.items()},
+                     **verbatim_fingerprints(data),
+                     "target_fingerprints": {n: t.fingerprint for n, t in data.targets.items()}}
+            reuse_line = check_reuse(cfg, store, today, specs)  # before training: none of the old runs can join
             # Under the store lock: another sweep may have written store.json since, or be starting on this store now.
             # Checked again against what it recorded (also while the store holds no record yet, if that sweep still
             # runs), and this sweep's config written, before any other sweep can pass the same checks.
@@ -72,13 +97,13 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                 check_same_proxy(store, latest.get("config"), config, busy=busy)
                 check_same_data(store, latest.get("data_fingerprint") or recorded, data.fingerprint, busy=busy,
                                 changes=data_changes(latest, data, config.get("data")))
-                changes, history = config_history(latest, config)
-                store.update_meta(domains=data.names, token_counts=data.token_counts, data_fingerprint=data.fingerprint,
-                                  config=config, planned=[s.run_id for s in specs],
+                # an older mixopt recorded reuse paths as typed: the same file, now absolute, is no config change
+                recorded = {**latest, "config": same_reuse_paths(latest.get("config"), config, latest, store.root)}
+                changes, history = config_history(recorded, config)
+                relative = relative_reuse(cfg, store.root)
+                store.update_meta(**today, data_fingerprint=data.fingerprint, planned=[s.run_id for s in specs],
                                   tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
-                                  domain_fingerprints={n: d.fingerprint for n, d in data.domains.items()},
-                                  **verbatim_fingerprints(data),
-                                  target_fingerprints={n: t.fingerprint for n, t in data.targets.items()},
+                                  **({"reuse_relative": relative} if relative or "reuse_relative" in latest else {}),
                                   **({"config_history": history} if history else {}))
                 active.append(store.hold_active())
             # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
@@ -107,7 +132,28 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
     summary.planned = len(specs)
     summary.skipped += len(specs) - len(pending)
     summary.config_changes = changes
+    summary.reuse_line = reuse_line
     return summary
+
+
+def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> str:
+    """Before any run trains: with ``reuse.plan``, a warning when it keeps the ratio of a domain whose data changed
+    since the plan was made (:func:`~mixopt.runs.reused.stale_plan`); with ``reuse.store``, the line saying how many of
+    the earlier runs will join ``mixopt fit`` (:func:`~mixopt.runs.reused.sweep_reuse`), and a one-line
+    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing.
+    ``today``: the store.json fields this sweep is about to write; ``specs``: its planned runs."""
+    if cfg.reuse is None:
+        return ""
+    if cfg.reuse.plan and (note := stale_plan(cfg.reuse.plan, reused_mixture(cfg.reuse, today["domains"]).kept, today)):
+        warnings.warn(note, stacklevel=3)
+    if not cfg.reuse.store:
+        return ""
+    ids = {s.run_id for s in specs} | set(store.run_ids())
+    joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, ids)
+    if not joining:
+        raise ConsistencyError(f"{line}. Point reuse.store at an earlier sweep of this proxy whose runs trained data that "
+                               "is still the same, or drop reuse.store.")
+    return line
 
 
 def verbatim_fingerprints(data) -> dict:

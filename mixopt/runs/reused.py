@@ -4,141 +4,229 @@ A run of the old sweep trained a mixture of the old domains; in today's domain s
 new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
 measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
 ``reused_records`` compares the domains' content fingerprints (or, for stores written before they were kept, their
-token counts and the data settings), drops runs on other proxies or that trained a removed or revised domain (a run
-that gave such a domain weight 0 stays, without that domain and its metrics), follows a chain of updates
-(``store_chain``), and says why it took what it took.
+token counts and the data settings), drops runs on other proxies, runs today's store holds itself (the same run id),
+and runs that trained a removed or revised domain (a run that gave such a domain weight 0 stays, without that domain
+and its metrics), follows a chain of updates (``store_chain``), decides per run whether it measured the target (or
+only some of an averaged target's components), and says why it took what it took, per store of the chain.
+
+Where the stores of the chain lie (paths recorded in store.json): :mod:`mixopt.runs.reuse_chain`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConsistencyError, DataError, FitError
 from ..mixtures import Mixture
+from ..plan import load_plan
 from .record import RunRecord, canonical_json, id_proxy
+from .reuse_chain import describe_chain, is_run_store, recorded_reuse, reuse_store_of, show, store_chain
 from .store import RunStore, StoreSnapshot
 from .table import records_table, sweep_records
 
 #: ProxyConfig fields that say how a run was executed, not what it trained: runs differing only here are the same proxy.
 EXECUTION_FIELDS = frozenset({"device", "dtype", "compile", "cuda_graphs", "threads"})
 DATA_SETTINGS = ("tokenizer", "val_fraction", "max_documents")  # data settings every domain's tokens depend on
+SAME_RUN = "this store holds the same run"  # a reused run whose run id today's store (or sweep) has too
+
+
+# ------------------------------------------------------------------ which runs join
+
+@dataclasses.dataclass
+class Gathered:
+    """The chain's runs sorted for today's store: those that can join (with the metrics of changed text to remove)
+    and, per reason, how many cannot."""
+
+    kept: list[tuple[RunRecord, Path, frozenset[str]]]  # (run, its store, its metrics on text that changed since)
+    dropped: dict[str, int]  # reason -> runs left out
+    n: int  # distinct runs of the chain
+    revised: set[str]  # domains whose data changed since some store of the chain
+    stale: set[str]  # evaluation-only target sets whose text changed since
+    at0: dict[Path, list[str]]  # per store: today's domains its runs have at 0 (new since, or revised)
+    known: set[str]  # every domain some store of the chain trained
+
+
+def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, Any], domains: set[str],
+           proxies: set[str], today_ids: set[str]) -> Gathered:
+    """Sort the sweep runs of ``chain`` (nearest store first; a run id met again is the nearer store's) for a store of
+    ``today_meta`` over ``domains`` whose runs train ``proxies`` (:func:`proxy_shape`) and hold ``today_ids``."""
+    g = Gathered([], {}, 0, set(), set(), {}, set())
+    seen: set[str] = set()
+    for where, store in chain:
+        changed = set(changed_domains(store.meta, today_meta, show(where)))
+        targets = set(changed_targets(store.meta, today_meta))
+        g.revised |= changed
+        g.stale |= targets
+        trained = set(store.meta.get("domains") or [])
+        g.known |= trained
+        g.at0[where] = sorted(domains - trained | changed)
+        gone = frozenset({f"val/{d}" for d in changed} | {f"target/{t}" for t in targets})  # metrics on changed text
+        for r in sweep_records(store.ok):
+            if r.run_id in seen:
+                continue
+            seen.add(r.run_id)
+            mixed = {d for d, w in r.overall_mixture().items() if w > 0}
+            why = (SAME_RUN if r.run_id in today_ids else
+                   "another proxy" if proxy_shape(r.proxy) not in proxies else
+                   "it trained a domain no longer in the data" if mixed - domains else
+                   "it trained a domain whose data changed" if mixed & changed else "")
+            if why:
+                g.dropped[why] = g.dropped.get(why, 0) + 1
+            else:
+                g.kept.append((r, where, gone))
+    g.n = len(seen)
+    return g
+
+
+def _left(dropped: dict[str, int], missing: str | None, g: Gathered) -> str:
+    """The reasons runs stay out, and what changed since, as ``; ...`` clauses."""
+    left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
+    if missing:
+        left += f"; its earlier store {missing} is gone, so its runs are not used"
+    if g.revised:
+        left += f"; the data of {', '.join(sorted(g.revised))} changed since: only today's runs measure it"
+    if g.stale:
+        left += f"; target set {', '.join(sorted(g.stale))} changed since: only today's runs measure it"
+    return left
+
+
+def _open_chain(meta: dict[str, Any], root: str | Path | None) -> tuple[list[tuple[Path, StoreSnapshot]], str | None]:
+    """The chain of stores a store (``meta`` at ``root``) reuses, read; ([], None) without reuse.store. One-line
+    DataErrors: the first store is missing, is the store itself, or holds no finished sweep runs."""
+    first = reuse_store_of(meta, root)
+    if first is None:
+        return [], None
+    paths, missing, _ = store_chain(first, root)
+    if not paths:
+        home = show(root) if root is not None else "this store"
+        raise DataError(f"reuse.store {recorded_reuse(meta, 'store')} of {home} is that store itself: a store cannot reuse its own runs. Resume its sweep with reuse.store set to the earlier "
+                        f"sweep's --store (`mixopt sweep CONFIG --store {home}`), or drop reuse.store from that config.")
+    chain = [(where, RunStore(where, create=False).snapshot()) for where in paths]
+    if not sweep_records(chain[0][1].ok):
+        raise DataError(f"reuse.store {show(first)} holds no finished sweep runs. Point it at the earlier sweep's store.")
+    return chain, missing
 
 
 def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord], list[RunRecord], str | None]:
-    """(the earlier store's runs that measured ``target``, those that measured only some of an averaged target's
+    """(the earlier stores' runs that measured ``target``, those that measured only some of an averaged target's
     components, a line saying what was taken) for a fit of ``target`` on ``snapshot``.
 
     ``snapshot``'s sweep config names the earlier store (``reuse.store``); without one: ``([], [], None)``. The partial
     runs can serve an averaged target's component models (``MetricAverage``), not a model of the target itself.
     Updates in a row chain: when the earlier store was itself swept with ``reuse.store``, that store's runs come too,
-    and so on (``store_chain``), each checked the same way.
+    and so on (``store_chain``), each checked the same way. Each run is taken on its own: one that measured the target
+    (every component) joins fully whatever the other runs of its chain measured.
 
     Raises
     ------
     DataError
-        The earlier store is missing or holds no finished runs.
+        The earlier store is missing, is this store itself, or holds no finished runs.
     ConsistencyError
         The data settings changed (tokenizer, validation split, document cap): every domain's tokens differ.
 
     A domain whose data changed since (revised) counts as removed and added again: runs that trained it stay out,
     the others join without its metric (today's runs alone measure its new text).
     """
-    cfg = snapshot.meta.get("config") or {}
-    path = (cfg.get("reuse") or {}).get("store")
-    if not path:
+    chain, missing = _open_chain(snapshot.meta, snapshot.root)
+    if not chain:
         return [], [], None
-    check_reuse_store(path)
-    paths, missing = store_chain(path, snapshot.root)
-    chain = [(where, RunStore(where, create=False).snapshot()) for where in paths]
-    old = chain[0][1]
-    if not sweep_records(old.ok):
-        raise DataError(f"reuse.store {path} holds no finished sweep runs. Point it at the earlier sweep's store.")
-    runs, seen, revised, stale = [], set(), set(), set()
-    for where, store in chain:
-        changed = set(changed_domains(store.meta, snapshot.meta, where))
-        targets = set(changed_targets(store.meta, snapshot.meta))
-        revised, stale = revised | changed, stale | targets
-        gone = {f"val/{d}" for d in changed} | {f"target/{t}" for t in targets}  # metrics on text that changed since
-        for r in sweep_records(store.ok):
-            if r.run_id not in seen:
-                seen.add(r.run_id)
-                runs.append((r, changed, gone))
-    today = records_table(sweep_records(snapshot.ok))  # the target as today's runs define it: mean:all-domains covers new domains
+    swept = sweep_records(snapshot.ok)
+    today = records_table(swept)  # the target as today's runs define it: mean:all-domains covers new domains
     domains = set(snapshot.meta.get("domains") or today.domains)
-    proxies = {_shape(r.proxy) for r in sweep_records(snapshot.ok)}
-    dropped: dict[str, int] = {}
-    kept = []
-    for r, changed, gone in runs:
-        trained = {d for d, w in r.overall_mixture().items() if w > 0}
-        why = ("another proxy" if _shape(r.proxy) not in proxies else
-               "it trained a domain no longer in the data" if trained - domains else
-               "it trained a domain whose data changed" if trained & changed else "")
-        if why:
-            dropped[why] = dropped.get(why, 0) + 1
-        else:
-            kept.append(restricted(r, domains, set(today.metrics) - gone))
+    g = gather(chain, snapshot.meta, domains, {proxy_shape(r.proxy) for r in swept}, {r.run_id for r in swept})
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
         return [], [], None
-    left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
-    if len(chain) > 1:
-        path = f"{path} and the {len(chain) - 1} store(s) it reused ({', '.join(w for w, _ in chain[1:])})"
-    if missing:
-        left += f"; its earlier store {missing} is gone, so its runs are not used"
-    if revised:
-        left += f"; the data of {', '.join(sorted(revised))} changed since: only today's runs measure it"
-    if stale:
-        left += f"; target set {', '.join(sorted(stale))} changed since: only today's runs measure it"
-    if not kept:
-        return [], [], f"reuse.store {path}: none of its {len(runs)} run(s) can join this fit{left}"
-    has = [c for c in cols if all(math.isfinite(r.metrics.get(c, math.nan)) for r in kept)]
-    new = sorted(domains - set(old.meta.get("domains") or []) | revised)
-    at0 = f"with {', '.join(new) or 'no new domain'} at 0"
-    if len(has) == len(cols):
-        return kept, [], f"reuse.store: {len(kept)} run(s) of {path} join this store's {at0}{left}"
-    if not has:
-        return [], [], (f"reuse.store {path}: its runs did not measure {target}, so this fit uses this store's runs only "
-                        f"(the new domains {', '.join(new) or '-'} have no metrics there){left}")
-    missing = [c for c in cols if c not in has]
-    return [], kept, (f"reuse.store: {len(kept)} run(s) of {path} join {at0}, for the {len(has)} of {len(cols)} components "
-                      f"of {target} they measured (not {', '.join(missing)}){left}")
+    desc = describe_chain([w for w, _ in chain])
+    full: list[RunRecord] = []
+    part: list[RunRecord] = []
+    by_store: dict[Path, list] = {}  # store -> [runs joining fully, partly, the components the partial ones lack]
+    dropped = dict(g.dropped)
+    unmeasured = f"it did not measure {target}" if len(cols) == 1 else f"it measured no component of {target}"
+    for r, where, gone in g.kept:
+        r = restricted(r, domains, set(today.metrics) - gone)
+        lacks = {c for c in cols if not math.isfinite(r.metrics.get(c, math.nan))}
+        if len(lacks) == len(cols):
+            dropped[unmeasured] = dropped.get(unmeasured, 0) + 1
+            continue
+        (part if lacks else full).append(r)
+        counts = by_store.setdefault(where, [0, 0, set()])
+        counts[1 if lacks else 0] += 1
+        counts[2] |= lacks
+    if not full and not part:
+        if not g.kept:
+            return [], [], f"reuse.store {desc}: none of its {g.n} run(s) can join this fit{_left(dropped, missing, g)}"
+        new = sorted({c[4:] for c in cols if c.startswith("val/")} - g.known)
+        said = f" ({', '.join(new)} {'is' if len(new) == 1 else 'are'} new since)" if new else ""
+        dropped.pop(unmeasured)
+        return [], [], (f"reuse.store {desc}: none of the {len(g.kept)} run(s) that can join measured {target}{said}, "
+                        f"so this fit uses this store's runs only{_left(dropped, missing, g)}")
+    phrases = {}
+    for where, (n_full, n_part, lacks) in by_store.items():
+        at0 = f"with {', '.join(g.at0[where]) or 'no new domain'} at 0"
+        some = f"the {len(cols) - len(lacks)} of {len(cols)} components of {target} they measured (not {', '.join(sorted(lacks))})"
+        how = ("" if not n_part else f", for {some}" if not n_full else
+               f" ({n_full} for {target}, {n_part} for {some.replace(f' of {target}', '')})")
+        phrases[where] = (at0, how)
+    n = len(full) + len(part)
+    if len(set(phrases.values())) == 1:  # one phrase fits every store's runs
+        at0, how = next(iter(phrases.values()))
+        line = f"reuse.store: {n} run(s) of {desc} join " + (f"this store's {at0}" if not how else f"{at0}{how}")
+    else:
+        each = "; ".join(f"{sum(by_store[w][:2])} of {show(w)} {at0}{how}" for w, (at0, how) in phrases.items())
+        line = f"reuse.store: {n} run(s) of {desc} join this fit: {each}"
+    return full, part, line + _left(dropped, missing, g)
 
 
-def check_reuse_store(path: str) -> None:
-    """A one-line DataError unless ``path`` is a run store (``mixopt sweep`` checks before training, ``fit`` again)."""
-    if not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
-        raise DataError(f"reuse.store {path} is not a run store (no store.json). Fix the path to the earlier sweep's --store, "
-                        "or drop reuse.store.")
+def sweep_reuse(path: str | Path, store_dir: str | Path, today_meta: dict[str, Any], proxies: set[str],
+                today_ids: set[str]) -> tuple[int, str]:
+    """(how many runs of the chain ``reuse.store`` (``path``) brings can join a fit of the store being swept, one line
+    saying so): what :func:`reused_records` will take, before any run trains. ``today_meta``: the store.json the sweep
+    is about to write (domains, fingerprints, data settings); ``proxies``: its runs' :func:`proxy_shape`;
+    ``today_ids``: its planned run ids. Which metrics a fit can use waits for the runs (``mixopt fit`` says)."""
+    chain, missing = _open_chain({"config": {"reuse": {"store": str(path)}}}, store_dir)
+    g = gather(chain, today_meta, set(today_meta.get("domains") or []), proxies, today_ids)
+    desc = describe_chain([w for w, _ in chain])
+    left = _left(g.dropped, missing, g)
+    if not g.kept:
+        return 0, f"reuse.store {desc}: none of its {g.n} run(s) can join a fit of this store{left}"
+    counts = {w: sum(1 for _, s, _ in g.kept if s == w) for w, _ in chain}
+    at0 = {w: f"with {', '.join(g.at0[w]) or 'no new domain'} at 0" for w, k in counts.items() if k}
+    each = (next(iter(at0.values())) if len(set(at0.values())) == 1 else
+            "; ".join(f"{counts[w]} of {show(w)} {said}" for w, said in at0.items()))
+    return len(g.kept), (f"reuse.store: {len(g.kept)} of the {g.n} run(s) of {desc} will join `mixopt fit` ({each}) "
+                         f"for the targets they measured{left}")
 
 
-def describe_chain(path: str, root: str | Path | None = None) -> str:
-    """What ``reuse.store`` brings, for ``mixopt sweep`` to say: the store and the earlier ones it reused in turn."""
-    paths, missing = store_chain(path, root)
-    earlier = paths[1:]
-    return (f"the runs of {path}" + (f" and of the {len(earlier)} store(s) it reused ({', '.join(earlier)})" if earlier else "")
-            + (f"; its earlier store {missing} is gone" if missing else ""))
+def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]) -> str | None:
+    """A warning when ``reuse.plan`` keeps the ratio of a domain whose data changed since the plan was made, None
+    otherwise (or when it cannot tell: the plan names no store, or that store is gone). The plan's provenance names the
+    store its model was fitted on, whose store.json keeps per-domain content fingerprints; ``kept``: the domains whose
+    ratios the reuse keeps; ``today_meta``: today's store.json (or the one the sweep is about to write)."""
+    where = (load_plan(plan).provenance or {}).get("store")
+    if not where or not is_run_store(where):
+        return None
+    meta = RunStore(where, create=False).meta()
+    try:
+        changed = changed_domains(meta, today_meta, show(where))
+    except ConsistencyError:  # other data settings: every domain's tokens differ
+        changed = sorted(set(meta.get("domains") or []) & set(today_meta.get("domains") or []))
+    changed = sorted(set(changed) & set(kept))
+    if not changed:
+        return None
+    names, one = ", ".join(changed), len(changed) == 1
+    return (f"reuse.plan {show(plan)} keeps the ratio{'' if one else 's'} of {names}, but the data of {names} changed since "
+            f"that plan was made (its store {show(where)} recorded other content): the ratio{'' if one else 's'} "
+            f"{'was' if one else 'were'} chosen on the old text. Add `recompute: [{names}]` under reuse: to search "
+            f"{'it' if one else 'them'} anew (or keep the old ratio{'' if one else 's'} knowingly).")
 
 
-MAX_CHAIN = 32  # stores followed through reuse.store, at most
-
-
-def store_chain(path: str, root: str | Path | None = None) -> tuple[list[str], str | None]:
-    """(the store at ``path`` and those it reused in turn, nearest first, read from each store's meta; the path of an
-    earlier store that no longer exists, or None). A store already in the chain (or ``root``, today's) ends it."""
-    seen = {Path(root).resolve()} if root else set()
-    chain: list[str] = []
-    while path and Path(path).resolve() not in seen and len(chain) < MAX_CHAIN:
-        if chain and not Path(path, "store.json").is_file() and not Path(path, "runs").is_dir():
-            return chain, path
-        seen.add(Path(path).resolve())
-        chain.append(path)
-        path = (((RunStore(path, create=False).meta().get("config") or {}).get("reuse")) or {}).get("store")
-    return chain, None
-
+# ------------------------------------------------------------------ the pieces
 
 def restricted(r: RunRecord, domains: set[str], metrics: set[str]) -> RunRecord:
     """``r`` as a run of today's data: the zero-weight entries of removed domains out of its phases, and the metrics
@@ -181,5 +269,6 @@ def changed_targets(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(t for t in set(fo) & set(fn) if fo[t] != fn[t])
 
 
-def _shape(proxy: dict[str, Any] | None) -> str:
+def proxy_shape(proxy: dict[str, Any] | None) -> str:
+    """A run's proxy as it enters a comparison: what it trained, not how it was executed."""
     return canonical_json({k: v for k, v in id_proxy(proxy or {}).items() if k not in EXECUTION_FIELDS})

@@ -206,6 +206,7 @@ class SweepSummary:
     failed: list[str] = field(default_factory=list)  # "run_id: reason"
     seconds: float = 0.0
     config_changes: list[str] = field(default_factory=list)  # how this config differs from the one the store recorded
+    reuse_line: str = ""  # with reuse.store: how many of the earlier runs will join `mixopt fit` (runs.reused.sweep_reuse)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None, trai
     ``y`` may be (n, m) component metrics for an estimator with ``combine`` (MetricAverage):
     it is fitted on them and scored on the combined target.
 
-    ``train_only`` = ``(W2, Y2)``: rows added to every fold's training and never scored (an earlier sweep's runs that
-    measured only some of the components, NaN elsewhere).
+    ``train_only`` = ``(W2, Y2)``: rows added to the folds' training and never scored (an earlier sweep's runs that
+    measured only some of the components, NaN elsewhere). A row whose mixture is held out in a fold stays out of that
+    fold's training, as a seed repeat of it would: it would tell the model the answer it is scored on.
 
     Returns
     -------
@@ -64,13 +65,18 @@ def cross_validate(estimator, W, y, k: int = 5, seed: int = 0, groups=None, trai
     if not 2 <= k <= n_groups:
         raise FitError(f"k must be between 2 and the number of distinct mixtures ({n_groups}). Got k={k}. Lower k or add runs.")
     fold = group_folds(groups, k, seed)
+    if train_only is not None:  # each extra row's mixture among the scored ones' (equal mixtures share an id)
+        W2, Y2 = np.asarray(train_only[0], dtype=float), np.asarray(train_only[1], dtype=float)
+        ids = mixture_groups(np.vstack([W, W2]))
+        scored_ids, extra_ids = ids[:len(W)], ids[len(W):]
     pred, std = np.empty(len(y)), np.empty(len(y))
     regrets = []
     for f in range(k):
         te = fold == f
         Wt, Yt = W[~te], fit_target[~te]
         if train_only is not None:
-            Wt, Yt = np.vstack([Wt, train_only[0]]), np.concatenate([Yt, train_only[1]])
+            keep = ~np.isin(extra_ids, scored_ids[te])  # not the held-out mixtures' own runs
+            Wt, Yt = np.vstack([Wt, W2[keep]]), np.concatenate([Yt, Y2[keep]])
         model = clone(estimator).fit(Wt, Yt)
         pred[te], std[te] = model.predict(W[te], return_std=True)
         regrets.append(y[te][np.argmin(pred[te])] - y[te].min())

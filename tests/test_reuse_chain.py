@@ -1,0 +1,238 @@
+"""reuse.store / reuse.plan across folders, stores and chains: where the recorded paths lie, which runs join (each
+on its own), a store that names itself, a plan kept on changed data, and what the sweep checks before training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.base import BaseEstimator
+
+from mixopt import pipeline
+from mixopt.cli.main import run
+from mixopt.runs.reused import reused_records
+from mixopt.surrogates.crossval import cross_validate
+from tests.test_cli_sweep import write_cfg
+
+
+def sweep(tmp_path, name, store, **over):
+    cfg = write_cfg(tmp_path, **over).rename(tmp_path / f"{name}.yaml")
+    assert run(["sweep", str(cfg), "--store", str(store)]) == 0
+    return cfg
+
+
+def meta_of(store):
+    return json.loads((store / "store.json").read_text())
+
+
+def set_reuse(where, **reuse):
+    """store.json as an older mixopt wrote it: ``reuse`` as given (paths as typed), no ``reuse_relative``."""
+    meta = meta_of(where)
+    meta["config"]["reuse"] = {"store": None, "plan": None, "recompute": [], **reuse}
+    meta.pop("reuse_relative", None)
+    (where / "store.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture
+def chain(tmp_path, monkeypatch):
+    """s0 (code, prose) <- s1 (legal added) <- s2 (another seed), swept from tmp_path/work with relative paths."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    sweep(tmp_path, "c0", "s0", runs=3, data={"include": ["code", "prose"]})
+    sweep(tmp_path, "c1", "s1", runs=3, reuse={"store": "s0"})
+    sweep(tmp_path, "c2", "s2", runs=2, seed=5, reuse={"store": "s1"})
+    return work
+
+
+# ------------------------------------------------------------------ finding 1: where the recorded paths lie
+
+def test_the_sweep_records_where_the_earlier_store_lies_and_fit_finds_it_from_any_folder(chain, tmp_path, monkeypatch):
+    meta = meta_of(chain / "s2")
+    assert meta["config"]["reuse"]["store"] == str(chain / "s1") and meta["reuse_relative"] == {"store": "../s1"}
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    other = tmp_path / "other"
+    shutil.copytree(chain / "s0", other / "s1")  # another store that happens to be called s1 there
+    monkeypatch.chdir(other)
+    assert pipeline.fit(pipeline.open_store(chain / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+    # a store an older mixopt wrote: the paths as typed, relative to the folder swept from (not recorded)
+    for store, earlier in (("s2", "s1"), ("s1", "s0")):
+        set_reuse(chain / store, store=earlier)
+    full, _, line = reused_records(pipeline.open_store(chain / "s2"), "val/code")
+    assert len(full) == n0 + n1 and str(chain / "s1") in line  # next to the store, not ./s1
+    monkeypatch.chdir(tmp_path)
+    assert pipeline.fit(pipeline.open_store("work/s2"), "val/code").meta["reused_runs"] == n0 + n1
+
+
+def test_a_lost_earlier_store_names_where_it_was_looked_for(chain, tmp_path, monkeypatch, capsys):
+    set_reuse(chain / "s2", store="gone/s1")
+    monkeypatch.chdir(tmp_path)
+    assert run(["fit", "--store", "work/s2", "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "looked at" in err and "work/gone/s1" in err and "mixopt sweep CONFIG --store work/s2" in err
+
+
+def test_resuming_an_older_store_with_relative_paths_is_no_config_change(chain, tmp_path, capsys):
+    set_reuse(chain / "s2", store="s1")
+    capsys.readouterr()
+    assert run(["sweep", str(tmp_path / "c2.yaml"), "--store", "s2"]) == 0
+    out = capsys.readouterr().out
+    assert "store config updated" not in out and "0 trained now" in out
+    meta = meta_of(chain / "s2")
+    assert meta["config"]["reuse"]["store"] == str(chain / "s1") and "config_history" not in meta
+
+
+# ------------------------------------------------------------------ finding 3: each run on its own
+
+def test_a_run_that_measured_the_target_joins_whatever_older_stores_measured(chain):
+    """s0's runs never measured val/legal, s1's did: s1's join fully (single metric, any model), s0's partly."""
+    snap = pipeline.open_store(chain / "s2")
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    full, partial, line = reused_records(snap, "val/legal")
+    assert len(full) == n1 and partial == [] and f"{n0} left out (it did not measure val/legal)" in line
+    full, partial, line = reused_records(snap, "mean:all-domains")
+    assert (len(full), len(partial)) == (n1, n0)
+    assert f"{n1} of s1 with no new domain at 0" in line and "legal, at 0" not in line
+    assert f"{n0} of s0 with legal at 0, for the 2 of 3 components of mean:all-domains they measured (not val/legal)" in line
+    linear = pipeline.fit(snap, "mean:all-domains", "linear")  # one model of the mean: s1's runs, not s0's
+    assert linear.meta["reused_runs"] == n1 and f"the {n0} that measured only some components are not used" in linear.meta["reused"]
+    assert pipeline.fit(snap, "val/legal").meta["reused_runs"] == n1
+
+
+# ------------------------------------------------------------------ finding 5: a store that names itself
+
+def test_a_store_cannot_reuse_itself_nor_one_that_reuses_it(chain, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in (chain / "s1").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    c1 = yaml.safe_load((tmp_path / "c1.yaml").read_text())
+    for reuse, said in (("s1", "is the store this sweep writes"), ("s2", "reuses the store this sweep writes in turn")):
+        (tmp_path / "self.yaml").write_text(yaml.safe_dump({**c1, "reuse": {"store": reuse}}))
+        assert run(["sweep", str(tmp_path / "self.yaml"), "--store", "s1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert said in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in (chain / "s1").rglob("*") if p.is_file()} == before
+    set_reuse(chain / "s1", store="s1")  # a store.json that says so anyway: fit and propose say it in one line
+    for argv in (["fit", "--store", "s1", "--out", "m.pkl"], ["propose", "--store", "s1", "--no-projector", "--out", "p.yaml"]):
+        assert run(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is that store itself" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ finding 2: a reused run that is one of today's
+
+def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeypatch, capsys):
+    """The same data swept again with reuse.store: the old runs this store trained again (same run id) stay out."""
+    monkeypatch.chdir(tmp_path)
+    sweep(tmp_path, "old", "s_old", runs=4, data={"include": ["code", "prose"]})
+    capsys.readouterr()
+    sweep(tmp_path, "new", "s_new", runs=2, data={"include": ["code", "prose"]}, reuse={"store": "s_old"})
+    old, new = (pipeline.open_store(s) for s in ("s_old", "s_new"))
+    same = {r.run_id for r in old.ok} & {r.run_id for r in new.ok}
+    k = len(old.ok) - len(same)
+    assert same and k > 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"reuse.store: {k} of the {len(old.ok)} run(s) of s_old will join" in said
+    assert f"{len(same)} left out (this store holds the same run)" in said
+    full, partial, line = reused_records(new, "val/code")
+    assert len(full) == k and not {r.run_id for r in full} & same and f"{len(same)} left out (this store holds" in line
+    model = pipeline.fit(new, "val/code")
+    assert model.meta["n_runs"] == len(new.ok) + k and model.meta["reused_runs"] == k
+
+
+class Lookup(BaseEstimator):
+    """Predicts a mixture's mean training target when it saw that mixture, else 0: a leak detector."""
+
+    def fit(self, W, y):
+        self.W_, self.y_ = np.asarray(W, dtype=float), np.asarray(y, dtype=float)
+        return self
+
+    def predict(self, W, return_std=False):
+        out = []
+        for w in np.atleast_2d(W):
+            hit = np.all(np.isclose(self.W_, w), axis=1)
+            out.append(self.y_[hit].mean() if hit.any() else 0.0)
+        out = np.array(out)
+        return (out, np.ones_like(out)) if return_std else out
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # Rows predicts one value per fold
+def test_train_only_rows_of_a_held_out_mixture_stay_out_of_its_fold():
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(3), size=10)
+    y = rng.normal(size=10)
+    leaky = cross_validate(Lookup(), W, y, k=5, train_only=(W[:4], y[:4]))  # copies of four scored runs
+    plain = cross_validate(Lookup(), W, y, k=5)
+    assert leaky["mae"] == pytest.approx(plain["mae"])  # the copies never predict their own mixture
+    other = rng.dirichlet(np.ones(3), size=3)  # rows of other mixtures still train every fold
+    rows = cross_validate(Rows(), W, y, k=5, train_only=(other, np.zeros(3)))["oof_pred"]
+    assert rows == pytest.approx(cross_validate(Rows(), W, y, k=5)["oof_pred"] + 3)
+
+
+class Rows(Lookup):
+    """Predicts how many rows it was fitted on."""
+
+    def predict(self, W, return_std=False):
+        out = np.full(len(np.atleast_2d(W)), float(len(self.W_)))
+        return (out, np.ones_like(out)) if return_std else out
+
+
+# ------------------------------------------------------------------ finding 6: a plan kept on changed data
+
+def test_a_plan_kept_on_changed_data_is_said(tmp_path, monkeypatch):
+    from mixopt.runs.reused import stale_plan
+
+    monkeypatch.chdir(tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    meta = {"domains": ["code", "prose"], "domain_fingerprints": {"code": "c1", "prose": "p1"}}
+    (old / "store.json").write_text(json.dumps(meta))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}],
+                                    "provenance": {"store": str(old)}}))
+    today = {"domains": ["code", "legal", "prose"], "domain_fingerprints": {"code": "c1", "prose": "p2", "legal": "l"}}
+    note = stale_plan(plan, ["code", "prose"], today)
+    assert "keeps the ratio of prose" in note and "recompute: [prose]" in note and "code" not in note.split("recompute")[1]
+    assert stale_plan(plan, ["code"], today) is None  # prose recomputed: nothing kept changed
+    assert stale_plan(plan, ["code", "prose"], {**today, "domain_fingerprints": meta["domain_fingerprints"]}) is None
+    shutil.rmtree(old)
+    assert stale_plan(plan, ["code", "prose"], today) is None  # the plan's store is gone: nothing to compare
+
+
+def test_the_sweep_and_propose_warn_when_the_plan_kept_changed_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep(tmp_path, "old", "s_old", runs=3, data={"include": ["code", "prose"]}, propose={"n_candidates": 500})
+    assert run(["propose", "old.yaml", "--store", "s_old", "--no-projector", "--out", "old_plan.yaml"]) == 0
+    meta = meta_of(tmp_path / "s_old")
+    meta["domain_fingerprints"]["prose"] = "other text"  # as if prose's data changed since
+    (tmp_path / "s_old" / "store.json").write_text(json.dumps(meta))
+    cfg = write_cfg(tmp_path, runs=3, propose={"n_candidates": 500}, reuse={"plan": "old_plan.yaml"})  # legal added
+    with pytest.warns(UserWarning, match=r"keeps the ratio of prose.*recompute: \[prose\]"):
+        assert run(["sweep", str(cfg), "--store", "s_new"]) == 0
+    with pytest.warns(UserWarning, match="keeps the ratio of prose"):
+        assert run(["propose", str(cfg), "--store", "s_new", "--no-projector", "--out", "new_plan.yaml"]) == 0
+    assert any("recompute: [prose]" in r for r in yaml.safe_load((tmp_path / "new_plan.yaml").read_text())["reasons"])
+
+
+# ------------------------------------------------------------------ finding 10: reuse.plan checked before the store
+
+@pytest.mark.parametrize("reuse, said", [
+    ({"plan": "nope.yaml"}, "nope.yaml"),
+    ({"plan": "old.yaml", "recompute": ["lgeal"]}, "lgeal"),
+    ({"plan": "notaplan.yaml"}, "Plan in notaplan.yaml"),
+])
+def test_a_bad_reuse_plan_fails_before_the_store_is_made(tmp_path, monkeypatch, capsys, reuse, said):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [
+        {"start_fraction": 0.0, "weights": {"code": 0.5, "prose": 0.5}}]}))
+    (tmp_path / "notaplan.yaml").write_text("- a list\n")
+    import mixopt.runs.driver as driver
+
+    monkeypatch.setattr(driver, "load_domain_set", lambda *a, **k: pytest.fail("tokenized before checking reuse.plan"))
+    cfg = write_cfg(tmp_path, reuse=reuse)
+    assert run(["sweep", str(cfg), "--store", "s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1 and not (tmp_path / "s").exists()
