@@ -208,6 +208,7 @@ def test_the_sweep_and_propose_warn_when_the_plan_kept_changed_data(tmp_path, mo
     assert run(["propose", "old.yaml", "--store", "s_old", "--no-projector", "--out", "old_plan.yaml"]) == 0
     meta = meta_of(tmp_path / "s_old")
     meta["domain_fingerprints"]["prose"] = "other text"  # as if prose's data changed since
+    meta.get("domain_fingerprints_verbatim", {}).pop("prose", None)  # (its older key form too)
     (tmp_path / "s_old" / "store.json").write_text(json.dumps(meta))
     cfg = write_cfg(tmp_path, runs=3, propose={"n_candidates": 500}, reuse={"plan": "old_plan.yaml"})  # legal added
     with pytest.warns(UserWarning, match=r"keeps the ratio of prose.*recompute: \[prose\]"):

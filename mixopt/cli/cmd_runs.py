@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError, DataError, MixoptError, StoreError
-from ..runs.reused import reused_records, store_chain
+from ..runs.reuse_chain import reuse_store_of, show, store_chain
+from ..runs.reused import reused_records
 from ..runs.store import RunStore, StoreSnapshot, check_store_target
 from ..runs.table import not_sweep_counts, records_table, sweep_records, usable_records
 from ..runs.tables_io import export_csv, export_regmix, import_runs, regmix_paths
@@ -160,7 +161,7 @@ def reused_note(rs: RunStore, records: list, what: str) -> str | None:
         return None
     try:
         full, partial, _ = reused_records(snapshot, "mean:all-domains")
-        chain = ", ".join(store_chain(path, rs.root)[0])
+        chain = ", ".join(show(p) for p in store_chain(reuse_store_of(snapshot.meta, rs.root) or path, rs.root)[0])
     except MixoptError as exc:
         return f"this store reuses the runs of {path} (reuse.store), which fit cannot read now: {exc}"
     n = len(full) + len(partial)
