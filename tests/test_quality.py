@@ -8,14 +8,8 @@ import pytest
 
 from mixopt.config import DomainPools, DomainSpec, QualityPool
 from mixopt.errors import ConfigError, DataError, MixoptError
-from mixopt.planning.quality import (
-    TMARS_B,
-    TMARS_TAU,
-    choose_pools,
-    plan_quality_pools,
-    prior_params,
-    resolve_pools,
-)
+from mixopt.planning.pool_choice import choose_pools, plan_quality_pools
+from mixopt.planning.quality import TMARS_B, TMARS_TAU, prior_params, resolve_pools
 from mixopt.repetition import pool_error
 
 POOL_SAMPLES = 12.8e6  # Goyal et al.'s 10% DataComp buckets
