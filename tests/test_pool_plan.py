@@ -134,3 +134,17 @@ def test_the_reports_mixture_table_names_the_kept_pools():
     table = mixture_table(_pooled_plan())
     assert table.header[-1] == "quality pools"
     assert [row[-1] for row in table.rows] == ["–", "–", "q1"] and "kept pools" in table.note
+
+
+def test_plan_pools_says_when_a_budget_is_in_the_laws_inverted_regime(tmp_path, capsys):
+    from mixopt.cli.main import run
+
+    pools = tmp_path / "pools.yaml"
+    pools.write_text("a: 0.025\nd: 0.1\npool_size: 100\npools:\n  - {name: q1, b: -0.16, tau: 6.7}\n"
+                     "  - {name: q2, b: -0.125, tau: 8.5}\n")
+    assert run(["plan-pools", str(pools), "--budgets", "100,1e7", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)[0]["budget"] == 100.0
+    assert "note: at 100 samples a * samples / 100000 < 1" in out.err and "1e+07" not in out.err
+    assert run(["plan-pools", str(pools), "--budgets", "1e7"]) == 0
+    assert "note:" not in capsys.readouterr().out
