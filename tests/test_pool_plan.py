@@ -148,3 +148,13 @@ def test_plan_pools_says_when_a_budget_is_in_the_laws_inverted_regime(tmp_path, 
     assert "note: at 100 samples a * samples / 100000 < 1" in out.err and "1e+07" not in out.err
     assert run(["plan-pools", str(pools), "--budgets", "1e7"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_a_budget_the_pools_cannot_fill_is_a_one_line_error_naming_the_pools(tmp_path):
+    from mixopt.errors import BudgetError
+
+    ctx = ProposeContext(domains=["a", "b"], target="t", token_counts={"a": 5000, "b": 1000}, proxy_tokens=1e4)
+    cfg = ProposeConfig(n_candidates=500, upsample=False, pools=_pool_files(tmp_path), max_epochs=4)
+    with pytest.raises(BudgetError) as err:  # a's 5000 tokens would fill it; its pools hold 1000
+        build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    assert "\n" not in str(err.value) and "its unique tokens are theirs (a 1000)" in str(err.value)

@@ -214,7 +214,14 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
                                     tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
         ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
-    result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
+    try:
+        result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
+    except BudgetError as exc:
+        if not ctx.pool_tokens:
+            raise
+        sizes = ", ".join(f"{d} {t:.4g}" for d, t in sorted(ctx.pool_tokens.items()))
+        raise BudgetError(f"{str(exc).rstrip('.')}. A domain with quality pools is trained on its pools only, so its "
+                          f"unique tokens are theirs ({sizes}); add pools or data to it.") from None
     tick(FINISH_LABEL, 1, 3)
     kept_note, curse, curse_note = "", None, ""
     if cfg.keep_baseline_within_noise:
