@@ -20,7 +20,8 @@ the law's unweighted mean over pools, so a small pool weighs as much as a big on
 decide: the fewest best pools (by ``b``) that hold the domain's tokens without
 repetition are kept (all of them when even those repeat), and the reason says
 so. With `mixopt select`'s pools (a sample is a document) and the prior's
-``a = 0.025`` and 1e5 that is every domain under ~4M documents; measured laws
+``a = 0.025`` and 1e5 the law holds from 4M documents drawn, which a domain of
+under 1M documents never reaches within ``max_epochs`` 4; measured laws
 (`pool_value`) are fitted with ``n >= 1.2`` at their smallest run.
 """
 
