@@ -158,3 +158,15 @@ def test_a_budget_the_pools_cannot_fill_is_a_one_line_error_naming_the_pools(tmp
     with pytest.raises(BudgetError) as err:  # a's 5000 tokens would fill it; its pools hold 1000
         build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
     assert "\n" not in str(err.value) and "its unique tokens are theirs (a 1000)" in str(err.value)
+
+
+def test_the_frontier_says_which_rule_chose_and_the_report_explains_the_inverted_regime(tmp_path):
+    from mixopt.planning.pool_choice import plan_quality_pools
+    from mixopt.report.build import build_report
+
+    cfg = {"tokens_per_sample": 1.0, "pools": [{"name": f"q{i}", "share": 1 / 3} for i in (1, 2, 3)]}
+    kept, _, frontier = plan_quality_pools({"web": 1.0}, 500, {"web": cfg}, token_counts={"web": 3000}, max_epochs=4)
+    assert kept == {"web": ["q1"]} and {r["rule"] for r in frontier} == {"coverage"}
+    plan = _pooled_plan().model_copy(update={"frontier": frontier})
+    index = build_report(tmp_path / "out", plan=plan)
+    assert "the fewest best pools that hold the budget without repetition instead" in index.read_text()

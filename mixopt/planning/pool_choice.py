@@ -223,7 +223,7 @@ def choose_plan_pools(
                 continue  # absurd repetition far from the plan: leave that point out
             c = choice if f == 1.0 else choose_pools(domain, pd.resolved, pd.pools, w * budget * f, max_epochs=max_epochs)
             frontier.append({"domain": domain, "budget": c.samples_budget, "budget_tokens": budget * f,
-                             "best": c.kept, "errors": c.errors, "at_plan": f == 1.0})
+                             "best": c.kept, "errors": c.errors, "at_plan": f == 1.0, "rule": c.rule})
     return choices, reasons, frontier
 
 
@@ -248,7 +248,8 @@ def plan_quality_pools(
     best, errors, at_plan}`` per domain and budget ``budget_tokens * factor``;
     plot one domain with ``mixopt.report.plots.plot_frontier([r for r in frontier if r["domain"] == d], path)``.
     ``observations`` is ``{domain: {pool: (samples, errors[, pool_size])}}``; ``max_epochs`` caps the repetition of
-    the kept pools (`choose_pools`).
+    the kept pools (`choose_pools`). A row's ``rule`` says how ``best`` was chosen: ``"law"`` (its lowest error
+    within the cap) or ``"coverage"`` (the law's inverted regime, see the module docstring).
     """
     budget = float(budget_tokens)
     if not (math.isfinite(budget) and budget > 0):
