@@ -109,6 +109,7 @@ def test_a_two_phase_plan_counts_each_pooled_domains_epochs_over_its_kept_pools(
     unique = sum(kept[p] for p in plan.pools["a"])
     assert plan.epochs["a"] == pytest.approx(plan.overall_weights()["a"] * plan.budget_tokens / unique, rel=1e-5)
     assert plan.epochs["a"] <= 4 + 1e-6
+    assert any("from the domains' token counts (a pooled domain's: its quality pools' together)" in r for r in plan.reasons)
 
 
 def _pooled_plan():

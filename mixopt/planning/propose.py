@@ -268,8 +268,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             gap = abs(proj[at[0]] - result.predicted)
             disagreement = bool(gap > math.hypot(result.std, proj.get(at[1], 0.0)) + 1e-12)
     tick(FINISH_LABEL, 3, 3)
+    pooled_note = " (a pooled domain's: its quality pools' together)" if ctx.pool_tokens else ""
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
-                "counts (a pooled domain's: its quality pools' together), not the search's mixture"] if cfg.cooldown_switch is not None
+                f"counts{pooled_note}, not the search's mixture"] if cfg.cooldown_switch is not None
                else binding_reasons(w, constraints, ctx, budget, cfg, kept=bool(kept_note)))
     if not ctx.token_counts and cfg.cooldown_switch is None:  # imported runs: no domain sizes, so max_epochs cannot apply
         reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
