@@ -63,7 +63,8 @@ from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
 from mixopt.mixtures import Mixture  # noqa: E402
 from mixopt.report.plots import plot_frontier  # noqa: E402
 from mixopt.planning.pool_value import D_FRACTIONS_FINE, N0_FINE, fit_shared_law, measure_pool_values  # noqa: E402
-from mixopt.planning.quality import choose_pools, prior_params, resolve_pools  # noqa: E402
+from mixopt.planning.pool_choice import choose_pools  # noqa: E402
+from mixopt.planning.quality import prior_params, resolve_pools  # noqa: E402
 from mixopt.projector.features import HashingFeaturizer  # noqa: E402
 from mixopt.proxy.train import train_proxy  # noqa: E402
 from mixopt.repetition import pool_error  # noqa: E402

@@ -56,7 +56,8 @@ from mixopt.data.types import DomainSet, TokenizedDomain  # noqa: E402
 from mixopt.mixtures import Mixture  # noqa: E402
 from mixopt.planning.pool_value import fit_shared_law  # noqa: E402
 from mixopt.repetition_fit import usable_fit  # noqa: E402
-from mixopt.planning.quality import choose_pools, prior_params, priors_on_fitted_scale, resolve_pools  # noqa: E402
+from mixopt.planning.pool_choice import choose_pools  # noqa: E402
+from mixopt.planning.quality import prior_params, priors_on_fitted_scale, resolve_pools  # noqa: E402
 from mixopt.proxy.train import train_proxy  # noqa: E402
 from mixopt.repetition_fit import WEIGHTINGS  # noqa: E402
 from mixopt.selection.dsir import DSIR  # noqa: E402

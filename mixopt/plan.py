@@ -183,8 +183,9 @@ class Plan(BaseModel):
                     provenance: dict[str, Any]) -> "Plan":
         """This plan with another schedule of the same domains (an alternative that trained better, ``verify --adopt``):
         epochs and effective tokens scaled by how much each domain's overall share changed, ``reason`` first among the
-        reasons, ``provenance`` merged in (a key given as None is removed). Pools stay (a domain's pools do not depend
-        on its share)."""
+        reasons, ``provenance`` merged in (a key given as None is removed). Pools stay: a pooled domain's epochs keep
+        counting its kept pools' tokens (chosen at the old share; `verify --adopt` passes over a schedule that would
+        repeat them past propose.max_epochs)."""
         trained = self.overall_weights()
         unknown = sorted({d for p in phases for d, w in p.weights.items() if w > 0 and trained.get(d, 0.0) <= 0})
         if unknown:

@@ -31,7 +31,8 @@ DC_E = math.exp(0.6254804)
 DC_ALPHA = 0.3526596
 DC_BETA = 0.3526596
 
-# Goyal et al. (2024): sample counts are divided by this before the power law.
+# Goyal et al. (2024): sample counts are divided by this before the power law. Below a * samples / POOL_NORMALIZER = 1
+# the law inverts (n^b grows with |b|: weaker pools look better); planning.pool_choice does not let it decide there.
 POOL_NORMALIZER = 1e5
 # Guard against budgets that would make us iterate over absurd repetition counts.
 MAX_REPETITIONS = 10_000_000

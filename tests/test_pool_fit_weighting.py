@@ -12,7 +12,8 @@ import pytest
 from mixopt.errors import ConfigError
 from mixopt.planning.pool_value import fit_shared_law
 from mixopt.repetition_fit import usable_fit
-from mixopt.planning.quality import choose_pools, prior_params, priors_on_fitted_scale, resolve_pools
+from mixopt.planning.pool_choice import choose_pools
+from mixopt.planning.quality import prior_params, priors_on_fitted_scale, resolve_pools
 from mixopt.repetition import pool_error
 from mixopt.repetition_fit import DEFAULT_WEIGHTING, UNDERTRAINED_WEIGHT, WEIGHTINGS, PoolDecayFit, fit_pool_decay, point_weights
 from tests.bench_loader import load_benchmark

@@ -13,7 +13,8 @@ from mixopt.cli.main import run
 from mixopt.config import ProxyConfig
 from mixopt.errors import ConfigError, DataError
 from mixopt.planning.pool_value import fit_shared_law, measure_pool_values
-from mixopt.planning.quality import TMARS_B, TMARS_TAU, MeasuredPools, plan_quality_pools, resolve_pools
+from mixopt.planning.pool_choice import plan_quality_pools
+from mixopt.planning.quality import TMARS_B, TMARS_TAU, MeasuredPools, resolve_pools
 from mixopt.repetition import pool_error
 from mixopt.runs.pool_runs import PoolTarget, check_repetitions, pool_label
 from mixopt.runs.store import RunStore

@@ -8,14 +8,8 @@ import pytest
 
 from mixopt.config import DomainPools, DomainSpec, QualityPool
 from mixopt.errors import ConfigError, DataError, MixoptError
-from mixopt.planning.quality import (
-    TMARS_B,
-    TMARS_TAU,
-    choose_pools,
-    plan_quality_pools,
-    prior_params,
-    resolve_pools,
-)
+from mixopt.planning.pool_choice import choose_pools, plan_quality_pools
+from mixopt.planning.quality import TMARS_B, TMARS_TAU, prior_params, resolve_pools
 from mixopt.repetition import pool_error
 
 POOL_SAMPLES = 12.8e6  # Goyal et al.'s 10% DataComp buckets
@@ -175,7 +169,7 @@ def test_plan_quality_pools_shape():
     assert len(reasons) == 2 and reasons[1].startswith("web:")
     web = [row for row in frontier if row["domain"] == "web"]
     assert [row["at_plan"] for row in web].count(True) == 1
-    assert all(set(row) == {"domain", "budget", "budget_tokens", "best", "errors", "at_plan"} for row in frontier)
+    assert all(set(row) == {"domain", "budget", "budget_tokens", "best", "errors", "at_plan", "rule"} for row in frontier)
     assert all(len(row["errors"]) == 4 for row in web)
     budgets = [row["budget"] for row in web]
     assert budgets == sorted(budgets) and budgets[0] < 128e6 < budgets[-1]

@@ -14,6 +14,7 @@ from ..config import load_config, resolve_config
 from ..data.sources import looks_like_hub_id, names_local_data
 from ..errors import ConfigError
 from ..planning.pools import plan_pools, parse_budgets, read_pools_file
+from ..repetition import POOL_NORMALIZER
 from ..report.plots import plot_frontier
 from ..runs.pool_runs import check_repetitions
 from .main import app
@@ -90,8 +91,16 @@ def plan_pools_cmd(
                 console.print(f"not trained on (the target holds them): {dropped} documents", soft_wrap=True, markup=False)
     results = plan_pools(pools, budget_list, resolved=resolved)
     written = plot_frontier(results, plot) if plot is not None else None
+    norm = pools.normalizer or POOL_NORMALIZER
+    inverted = [b for b in budget_list if pools.a * b / norm < 1]
+    note = (f"note: at {', '.join(f'{b:.4g}' for b in inverted)} samples a * samples / {norm:g} < 1 (a = {pools.a:g}), "
+            "below the range the law holds in: there it favours weaker pools, so its best set means little (`propose` "
+            "keeps the fewest best pools that hold the budget without repetition there); measure the laws (--measure) "
+            "or set normalizer with laws fitted at that scale") if inverted else ""
 
     if json_out:
+        if note:
+            console.print(note, soft_wrap=True, markup=False)  # stderr: stdout holds only the JSON
         typer.echo(json.dumps(results))
         return
 
@@ -119,6 +128,8 @@ def plan_pools_cmd(
             table.add_row(f"top-{m}", ranked[m - 1], f"{y:.4f}", *([f"{100 * (1 - y):.2f}%"] if rate else []), mark)
         console.print(table)
         console.print(f"best: {', '.join(r['best'])}")
+    if note:
+        console.print(note, soft_wrap=True, markup=False)
     if written is not None:
         console.print(f"plot written to {written}")
 

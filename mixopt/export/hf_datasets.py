@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 
-from .reading import planned_reading, stream_windows
+from .reading import planned_reading, pools_text, stream_windows
 from .spec import ExportSpec
 
 _SNIPPET = '''"""Interleave datasets as planned, written by `mixopt export --format hf-datasets`.
@@ -182,6 +182,7 @@ def export_hf_datasets(spec: ExportSpec) -> dict[str, str]:
         "build(k) reads domain i, 'read' (the phase's planned part) then 'spare' (slack), as [start, stop) in 'unit' "
         "(epochs of the domain's rows, or documents) of its rows read over and over; documents_per_epoch is the "
         "plan's estimate, used for streams (whose length is unknown)",
+        **({"pools": pools} if (pools := pools_text(spec)) else {}),
         "phases": phases,
     }
     return {

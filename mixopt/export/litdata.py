@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import pprint
 
-from .reading import stream_windows
+from .reading import pools_text, stream_windows
 from .semantics import REPETITION_MARGIN
 from .spec import ExportSpec
 
 _TEMPLATE = '''"""Data mixture for litdata, written by `mixopt export --format litdata`.
 
-Weights: {note}.
+Weights: {note}.{pools}
 
 Usage: ``from this_module import build; ds = build(phase=0, cache_dir=...)``;
 extra keyword arguments go to every ``StreamingDataset``. Build each phase when it
@@ -147,7 +147,7 @@ def export_litdata(spec: ExportSpec) -> dict[str, str]:
         for p, win in zip(spec.phases, windows)
     ]
     text = _TEMPLATE.format(
-        note=spec.note, seed=spec.options.seed, margin=REPETITION_MARGIN,
+        note=spec.note, pools=f"\n\n{text}" if (text := pools_text(spec)) else "", seed=spec.options.seed, margin=REPETITION_MARGIN,
         phases=pprint.pformat(phases, sort_dicts=False, width=100),
     )
     return {"mixture_litdata.py": text}

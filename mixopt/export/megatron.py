@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 
 from ..errors import ExportError
+from .reading import pools_text
 from .spec import ExportSpec
 
 
@@ -148,6 +149,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "(the last phase ends at --train-iters) and resume phase k+1 from its checkpoint; each phase's megatron_args "
         "has these",
         "continuation": CONTINUATION,
+        **({"pools": pools} if (pools := pools_text(spec)) else {}),
         "phases": phases,
     }
     files["blend.json"] = json.dumps(meta, indent=1) + "\n"

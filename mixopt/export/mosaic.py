@@ -38,7 +38,7 @@ import hashlib
 import yaml
 
 from ..errors import ExportError
-from .reading import reading_text
+from .reading import pools_text, reading_text
 from .spec import ExportSpec
 
 #: Keys ``streaming.Stream`` accepts (documented constructor arguments).
@@ -98,6 +98,7 @@ def export_mosaic(spec: ExportSpec) -> dict[str, str]:
             "To keep phases disjoint, write each such domain's samples for this phase as its own MDS directory (or split) "
             "and point this phase's stream at it; planned reading in this phase, in epochs of the domain's data "
             "(documents where the plan has no epochs), after the earlier phases': " + ", ".join(reading) + ".",
+            *([pools] if (pools := pools_text(spec)) else []),
         ]
         body = yaml.safe_dump({"streams": streams}, sort_keys=False, default_flow_style=False)
         files[f"{phase.name}.yaml"] = "".join(f"# {line}\n" for line in head) + body

@@ -99,3 +99,24 @@ def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
             win[d] = {"unit": unit, "read": [start, stop], "spare": [spare, at[d]]}
         out.append(win)
     return out
+
+
+def pools_text(spec: ExportSpec) -> str:
+    """One sentence on the plan's kept quality pools, for a format's notes ("" when the plan keeps none): each such
+    domain's path must hold exactly those pools' data, whose unique tokens the plan's epochs (and the planned reading,
+    repetition caps and tokens per document written here) count, not the whole domain's."""
+    overall = spec.plan.overall_weights()
+    parts = []
+    for d, kept in sorted(spec.plan.pools.items()):
+        if not kept or overall.get(d, 0.0) <= 0:
+            continue
+        every = list(spec.plan.pool_laws.get(d) or [])
+        of = f" (of {', '.join(every)})" if every and len(every) > len(kept) else ""
+        epochs = spec.plan.epochs.get(d)
+        unique = f", {overall[d] * spec.plan.budget_tokens / epochs:.4g} unique tokens" if epochs else ""
+        parts.append(f"{d}: {', '.join(kept)}{of}{unique}")
+    if not parts:
+        return ""
+    return ("Quality pools: the plan trains these domains on their kept pools only (" + "; ".join(parts) + "); point "
+            "each one's path at exactly those pools' data (the files `mixopt select` wrote), not the whole domain: the "
+            "plan's epochs and the planned reading, repetition caps and tokens per document here count those pools.")

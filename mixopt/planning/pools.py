@@ -33,7 +33,8 @@ from ..config import DomainPools, domain_pools_from_dict
 from ..errors import ConfigError
 from ..io import read_yaml
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
-from .quality import ResolvedPool, set_errors
+from .pool_choice import set_errors
+from .quality import ResolvedPool
 
 
 def read_pools_file(path: str | Path, domain: str | None = None) -> tuple[str, DomainPools]:

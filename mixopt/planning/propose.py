@@ -26,7 +26,7 @@ from ..runs.table import records_table
 from ..surrogates.crossval import mixture_groups
 from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
-from .quality import plan_quality_pools
+from .pool_choice import PoolChoice, choose_plan_pools, resolve_plan_pools
 from .constraints import Constraints
 from .curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
@@ -51,6 +51,14 @@ class ProposeContext:
     fit_rows: FitRows | None = None  # what the surrogate was fitted on: the optimizer's-curse cross-fit refits it on halves
     reuse: ReusedMixture | None = None  # mixture reuse: an earlier plan's ratios the search keeps (config `reuse:`)
     provenance: dict[str, Any] = field(default_factory=dict)
+    pool_tokens: dict[str, float] = field(default_factory=dict)  # unique tokens of each pooled domain's quality pools
+    # together (propose.pools; set by build_plan): the most the plan can train of that domain, so its cap counts them
+
+
+def unique_counts(ctx: ProposeContext) -> dict[str, float]:
+    """Unique tokens the plan can draw on per domain, for the repetition caps and the Cooldown schedule: a domain's
+    token count, its quality pools' together where it has pools (the plan trains only those); {} for imported runs."""
+    return {**ctx.token_counts, **ctx.pool_tokens} if ctx.token_counts else {}
 
 
 def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
@@ -83,7 +91,7 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
 
     With ``ctx.reuse`` both run on the reduced simplex (the kept group and the free domains) through the surrogate of
     the expanded mixtures, and the result is expanded; the constraints returned are always over ``ctx.domains``."""
-    counts = ctx.token_counts if ctx.token_counts and budget_tokens else None
+    counts = unique_counts(ctx) if ctx.token_counts and budget_tokens else None
     constraints = Constraints.build(
         ctx.domains, min_weights=cfg.min_weights or None, max_weights=cfg.max_weights or None,
         token_counts=counts, budget_tokens=budget_tokens if counts else None, max_epochs=cfg.max_epochs if counts else None,
@@ -161,12 +169,14 @@ def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext
     for i, d in enumerate(ctx.domains):
         if constraints.max_weights[i] < 1 and w[i] >= constraints.max_weights[i] - 1e-6:
             if ctx.token_counts and budget_tokens:
-                ep = w[i] * budget_tokens / ctx.token_counts[d]
+                ep = w[i] * budget_tokens / unique_counts(ctx)[d]
                 explicit = cfg.max_weights.get(d)
                 if explicit is not None and explicit <= constraints.max_weights[i] + 1e-9:
                     reasons.append(f"{d}: held at its max_weight {explicit:g}")
                 else:
-                    reasons.append(f"{d}: capped at {ep:.2f} epochs ({cfg.max_epochs:g} allowed) at {budget_tokens:.3g} tokens; more unique {d} data would let it grow")
+                    pooled = " (its quality pools together)" if d in ctx.pool_tokens else ""
+                    reasons.append(f"{d}: capped at {ep:.2f} epochs{pooled} ({cfg.max_epochs:g} allowed) at {budget_tokens:.3g} "
+                                   f"tokens; more unique {d} data would let it grow")
             else:
                 reasons.append(f"{d}: held at its max_weight {constraints.max_weights[i]:g}")
         if constraints.min_weights[i] > 0 and w[i] <= constraints.min_weights[i] + 1e-6:
@@ -199,7 +209,19 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if budget is None:  # a plan of 1 token (the old fallback) exported as 1 training iteration
         raise ConfigError("The plan needs a token budget, and the runs record none (imported without --tokens, no sweep "
                           "config). Pass --budget-tokens D (e.g. 4e9), or set propose.budget_tokens in a config.")
-    result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
+    pooled = {}
+    if cfg.pools:  # sized before the search: a pooled domain's cap counts its pools' tokens, not the whole domain's
+        pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
+                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
+        ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
+    try:
+        result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
+    except BudgetError as exc:
+        if not ctx.pool_tokens:
+            raise
+        sizes = ", ".join(f"{d} {t:.4g}" for d, t in sorted(ctx.pool_tokens.items()))
+        raise BudgetError(f"{str(exc).rstrip('.')}. A domain with quality pools is trained on its pools only, so its "
+                          f"unique tokens are theirs ({sizes}); add pools or data to it.") from None
     tick(FINISH_LABEL, 1, 3)
     kept_note, curse, curse_note = "", None, ""
     if cfg.keep_baseline_within_noise:
@@ -221,12 +243,17 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     else:
         phases, upsample_note, end_phase = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
+    choices, pool_reasons, pool_frontier = {}, [], []
+    if cfg.pools:  # at each domain's whole-run share, under the same repetition cap as the mixture
+        choices, pool_reasons, pool_frontier = choose_plan_pools(overall, budget, pooled, names=list(cfg.pools),
+                                                                 max_epochs=cfg.max_epochs)
+    unique = trained_tokens(ctx, choices)
     epochs, eff = {}, {}
-    if ctx.token_counts and budget:
-        for d, x in overall.items():
+    for d, x in overall.items():
+        if d in unique:
             used = x * budget
-            epochs[d] = round(used / ctx.token_counts[d], 6)
-            eff[d] = float(effective_tokens(used, ctx.token_counts[d]))
+            epochs[d] = round(used / unique[d], 6)
+            eff[d] = float(effective_tokens(used, unique[d]))
     scale = "target" if ctx.provenance.get("target_scale") else "proxy"  # a scale-aware model predicts at the plan's scale
     by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": scale, "search": result.method}}
     if curse is not None:  # the search's mixture: its value carries the correction
@@ -241,17 +268,16 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
             gap = abs(proj[at[0]] - result.predicted)
             disagreement = bool(gap > math.hypot(result.std, proj.get(at[1], 0.0)) + 1e-12)
     tick(FINISH_LABEL, 3, 3)
+    pooled_note = " (a pooled domain's: its quality pools' together)" if ctx.pool_tokens else ""
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
-                "counts, not the search's mixture"] if cfg.cooldown_switch is not None
+                f"counts{pooled_note}, not the search's mixture"] if cfg.cooldown_switch is not None
                else binding_reasons(w, constraints, ctx, budget, cfg, kept=bool(kept_note)))
     if not ctx.token_counts and cfg.cooldown_switch is None:  # imported runs: no domain sizes, so max_epochs cannot apply
         reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
                        f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
-    pools_kept: dict[str, list[str]] = {}
+    pools_kept = {d: c.kept for d, c in choices.items()}
     extra: dict[str, Any] = {}
-    if cfg.pools and budget:
-        pools_kept, pool_reasons, pool_frontier = plan_quality_pools(
-            weights, budget, cfg.pools, token_counts=ctx.token_counts, tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
+    if cfg.pools:
         reasons += pool_reasons
         first = sorted(cfg.pools)[0]  # the report plots one domain's frontier; the rest stay in reasons
         extra["frontier"] = [r for r in pool_frontier if r.get("domain") == first]
@@ -267,11 +293,13 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         reasons.append(f"budget {budget:.3g} tokens: {DEFAULT_BUDGET_MULTIPLE}x the proxy runs' {ctx.proxy_tokens:.3g}, the "
                        "default (--budget-tokens or propose.budget_tokens sets the budget you train at)")
     if eff:
-        lossy = [d for d in overall if epochs[d] > 1 and eff[d] < 0.95 * overall[d] * budget]
+        lossy = [d for d in overall if d in epochs and epochs[d] > 1 and eff[d] < 0.95 * overall[d] * budget]
         for d in lossy:
-            reasons.append(f"{d}: repeated {epochs[d]:.1f}x, worth {eff[d] / (overall[d] * budget):.0%} of fresh tokens (Muennighoff et al.)")
-    if model_params and eff and budget:
-        reasons.append(repetition_cost_note(model_params, budget, weights, ctx.token_counts))
+            kept = f" (its kept pools {', '.join(pools_kept[d])})" if pools_kept.get(d) else ""
+            reasons.append(f"{d}: repeated {epochs[d]:.1f}x{kept}, worth {eff[d] / (overall[d] * budget):.0%} of fresh tokens "
+                           "(Muennighoff et al.)")
+    if model_params and eff and budget and ctx.token_counts:
+        reasons.append(repetition_cost_note(model_params, budget, weights, unique))
     if disagreement and scale == "target":
         reasons.append(f"surrogate and projector disagree at the plan's budget beyond their uncertainty ({result.predicted:.4f} vs "
                        f"{by['projector']['value']:.4f}): the surrogate was fitted across scales, the projector extrapolates "
@@ -296,9 +324,23 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         epochs=epochs, effective_tokens=eff, pools=pools_kept,
         predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement,
                              baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats),
-        reasons=reasons, tokens_per_doc={d: float(v) for d, v in ctx.tokens_per_doc.items() if d in weights},
+        reasons=reasons, tokens_per_doc=plan_tokens_per_doc(ctx, choices, weights),
         provenance=provenance, **extra,
     )
+
+
+def trained_tokens(ctx: ProposeContext, choices: Mapping[str, PoolChoice]) -> dict[str, float]:
+    """Unique tokens the plan trains per domain, which its epochs and effective tokens count: a pooled domain's kept
+    pools' (the whole domain is never read), every other domain's token count (none for imported runs)."""
+    return {**ctx.token_counts, **{d: c.tokens for d, c in choices.items() if c.kept and c.tokens > 0}}
+
+
+def plan_tokens_per_doc(ctx: ProposeContext, choices: Mapping[str, PoolChoice], weights: Mapping[str, float]) -> dict[str, float]:
+    """Mean tokens per document of what the plan reads of each domain: a pooled domain's kept pools' where their
+    documents are counted (the document-weighted exports convert shares with it), else the domain's."""
+    out = {d: float(v) for d, v in ctx.tokens_per_doc.items() if d in weights}
+    out.update({d: c.tokens / c.documents for d, c in choices.items() if c.kept and c.documents and d in weights})
+    return out
 
 
 def baseline_vectors(ctx: ProposeContext) -> dict[str, np.ndarray]:
@@ -568,11 +610,12 @@ def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig, budget: float | Non
     if not ctx.token_counts:
         raise ConfigError("The Cooldown schedule needs per-domain token counts, which this store lacks (imported runs). "
                           "Drop propose.cooldown_switch or fit on a store made by `mixopt sweep`.")
-    sched = cooldown_schedule({d: ctx.token_counts[d] for d in ctx.domains}, switch_fraction=cfg.cooldown_switch)
+    counts = unique_counts(ctx)  # a pooled domain's size is its pools' together
+    sched = cooldown_schedule({d: counts[d] for d in ctx.domains}, switch_fraction=cfg.cooldown_switch)
     if budget and cfg.max_epochs is not None:
         overall = overall_shares(sched)
-        over = {d: x * budget / ctx.token_counts[d] for d, x in sorted(overall.items())
-                if x * budget / ctx.token_counts[d] > cfg.max_epochs * (1 + 1e-9)}
+        over = {d: x * budget / counts[d] for d, x in sorted(overall.items())
+                if x * budget / counts[d] > cfg.max_epochs * (1 + 1e-9)}
         if over:
             shown = ", ".join(f"{d} {e:.3g}x" for d, e in over.items())
             raise BudgetError(f"At {budget:.3g} tokens the Cooldown schedule repeats {shown}, over propose.max_epochs "

@@ -1,13 +1,10 @@
-"""Quality pools inside the plan: how big each pool is, what it is worth, which to keep.
+"""Quality pools of a domain: how big each pool is and what it is worth (its law).
 
 A domain may be split into quality pools (``propose.pools`` in the config). A
 pool is its own file (``path``), a score bucket ``min_score <= s < max_score`` of
 the domain's ``quality_field``, or a ``share`` of the domain's unique tokens.
-At the plan's budget the domain gets ``weight * budget_tokens`` tokens;
-`choose_pools` turns them into samples and keeps the top-k pools whose union
-the Goyal et al. (2024) law predicts to give the lowest error: the best pool
-alone (aggressive filtering) while the budget is small, more pools once the
-best one would be repeated too often.
+`resolve_pools` sizes them (tokens, samples, documents) and gives each its law
+``(b, tau)``; `mixopt.planning.pool_choice` decides which of them a plan keeps.
 
 **Priors.** Pools without ``b``/``tau`` take Goyal et al.'s T-MARS values
 (DataComp, `configs/pools_tmars.yaml`) by their position in the list, so list
@@ -21,24 +18,15 @@ measure them with `mixopt.planning.pool_value.measure_pool_values`, which trains
 those proxies and returns :class:`MeasuredPools` (the fitted laws travel with the
 pools). A fit that cannot identify ``b`` (too few points, or ``b`` at a bound of
 the search box) falls back to the prior, and ``law_reason`` says why. Values
-written in the config always win over fits and priors.
-
-**Unequal pool sizes.** The law assumes ``m`` pools of equal size. For the top-k
-set we pass ``pool_size`` = the mean sample count of those k pools, so the epoch
-length (their total size) and the repetition count are exact; the utility stays
-the law's unweighted mean over pools, so a small pool weighs as much as a big one.
-
-**Small budgets.** Where ``n = a * samples / normalizer < 1`` the law inverts (``n^b``
-grows with ``|b|``, so it prefers weaker pools); the reason says so. ``normalizer``
-is the pools' own (``DomainPools.normalizer``), else the law's 1e5, wherever the
-law is evaluated or fitted, as in `mixopt plan-pools`.
+written in the config always win over fits and priors. ``normalizer`` is the
+pools' own (``DomainPools.normalizer``), else the law's 1e5, wherever the law is
+evaluated or fitted, as in `mixopt plan-pools`.
 """
-
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,16 +34,14 @@ from pydantic import Field
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
 from ..data.tokenize import Tokenizer
-from ..errors import BudgetError, ConfigError, DataError
-from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_error
+from ..errors import ConfigError, DataError
+from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import fit_pool_decay, usable_fit
 from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
 B_EXTRAPOLATION = 0.85  # b of rank r > 3 = b_3 * 0.85 ** (r - 3)
-FRONTIER_FACTORS = tuple(2.0**k for k in range(-6, 7))  # budgets around the plan's, for the frontier plot
-FRONTIER_MAX_REPETITIONS = 1e5  # frontier points repeating the smallest pool more often are left out (cost ~ m * epochs)
 
 
 @dataclass(frozen=True)
@@ -72,6 +58,7 @@ class ResolvedPool:
     tau: float
     law_source: str  # "config", "fit" or "prior"
     law_reason: str = ""  # why a pool without config values has a prior, or how its fit went
+    documents: float | None = None  # documents in the pool (file/bucket pools; None when sized by share or pool_size)
 
 
 class MeasuredPools(DomainPools):
@@ -85,22 +72,6 @@ class MeasuredPools(DomainPools):
     laws: dict[str, dict[str, Any]] = Field(default_factory=dict)
     observations: dict[str, Any] = Field(default_factory=dict)
     measured: dict[str, Any] = Field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PoolChoice:
-    """The planner's decision for one domain at one budget."""
-
-    domain: str
-    kept: list[str]  # names of the kept pools, best first
-    errors: list[float]  # predicted error of the top-1, top-2, ... sets (ranked by b)
-    ranked: list[str]  # pool names in the order `errors` adds them
-    samples_budget: float  # the domain's tokens at this budget / tokens_per_sample
-    repetitions_of_kept: dict[str, float]  # epochs over each kept pool (uniform sampling of the union)
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def prior_params(rank: int) -> tuple[float, float]:
@@ -168,6 +139,21 @@ def priors_on_fitted_scale(pools: Sequence[ResolvedPool]) -> list[ResolvedPool]:
             if p.law_source == "prior" else p for p in pools]
 
 
+@dataclass(frozen=True)
+class PooledDomain:
+    """One domain's quality pools, sized and with their laws (`resolve_domain_pools`): what `choose_pools` picks from."""
+
+    domain: str
+    pools: DomainPools
+    resolved: list[ResolvedPool]
+    note: str = ""  # e.g. the share of a score-bucket domain's tokens that is in no bucket (never trained)
+
+    @property
+    def tokens(self) -> float:
+        """Unique tokens of all the pools together: the most the plan can train of the domain without repetition."""
+        return float(sum(p.tokens for p in self.resolved))
+
+
 def resolve_pools(
     domain: str,
     dpools: DomainPools | Mapping,
@@ -188,12 +174,30 @@ def resolve_pools(
     mean document length of the file/bucket pools). ``observations`` maps pool
     names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``.
     """
+    return resolve_domain_pools(domain, dpools, unique_tokens=unique_tokens, mean_tokens_per_doc=mean_tokens_per_doc,
+                                spec=spec, observations=observations, tokenizer=tokenizer,
+                                max_documents=max_documents).resolved
+
+
+def resolve_domain_pools(
+    domain: str,
+    dpools: DomainPools | Mapping,
+    *,
+    unique_tokens: int | None,
+    mean_tokens_per_doc: float | None,
+    spec: DomainSpec | None,
+    observations: Mapping[str, Any] | None = None,
+    tokenizer: str = "bytes",
+    max_documents: int | None = None,
+) -> PooledDomain:
+    """`resolve_pools` with the domain's pools config and a note on what the pools leave out: the tokens of a
+    ``quality_field`` domain that fall in no score bucket (no score, or outside every bucket), which no plan trains."""
     dp = _as_domain_pools(domain, dpools)
     if spec is not None and spec.name != domain:
         raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
     tok = Tokenizer(tokenizer)
     sizes: dict[str, tuple[float, float | None, str]] = {}  # name -> (tokens, documents or None, source)
-    scored = None
+    scored = bucketed = None
     for p in dp.pools:
         where = f"Quality pool '{p.name}' of domain '{domain}'"
         if p.path is not None:
@@ -217,6 +221,7 @@ def resolve_pools(
                                 "Widen the bucket or drop the pool.")
             scale = unique_tokens / counts.sum() if unique_tokens else 1.0
             sizes[p.name] = (float(counts[inside].sum() * scale), float(inside.sum() * scale), "bucket")
+            bucketed = inside if bucketed is None else bucketed | inside
         elif p.share is None:  # sized by the domain's pool_size (samples), converted once tokens_per_sample is known
             sizes[p.name] = (math.nan, None, "pool_size")
         else:
@@ -234,7 +239,7 @@ def resolve_pools(
         tps = sum(t for t, _ in measured) / sum(n for _, n in measured)
     out = []
     for rank, p in enumerate(dp.pools):
-        tokens, _, source = sizes[p.name]
+        tokens, documents, source = sizes[p.name]
         if source == "pool_size":
             tokens = dp.pool_size * tps
         if tokens <= 0:
@@ -243,7 +248,8 @@ def resolve_pools(
         given = p.b is not None and p.tau is not None
         pool = ResolvedPool(p.name, rank, tokens, tokens / tps, float(tps), source,
                             p.b if p.b is not None else pb, p.tau if p.tau is not None else pt,
-                            "config" if given else "prior", "" if given else "T-MARS prior: not measured")
+                            "config" if given else "prior", "" if given else "T-MARS prior: not measured",
+                            documents=None if documents is None else float(documents))
         law = dp.laws.get(p.name) if isinstance(dp, MeasuredPools) else None
         if not given and observations and p.name in observations:
             pool = _fit_law(pool, observations[p.name], dp, p)
@@ -256,61 +262,19 @@ def resolve_pools(
     if unknown:
         raise ConfigError(f"Observations name pools {unknown} that domain '{domain}' does not have "
                           f"({[p.name for p in dp.pools]}). Fix the pool names.")
-    return out
+    note = ""
+    if bucketed is not None and not bucketed.all():
+        counts = scored[1]
+        left, total = float(counts[~bucketed].sum()), float(counts.sum())
+        note = (f"{domain}: {left / total:.1%} of its tokens ({left:,.0f} of {total:,.0f} counted, "
+                f"{int((~bucketed).sum())} documents) are in no quality bucket of {spec.quality_field} (no score, or "
+                "outside every bucket), so no plan trains them; widen or add a bucket to use them")
+    return PooledDomain(domain, dp, out, note)
 
 
 def normalizer_of(dpools: DomainPools) -> float:
     """The samples scale of the pools' law: their ``normalizer``, else the law's 1e5."""
     return dpools.normalizer or POOL_NORMALIZER
-
-
-def set_errors(ranked: Sequence[ResolvedPool], samples: float, dpools: DomainPools) -> list[float]:
-    """Predicted error of the top-1..top-m sets of ``ranked`` pools at ``samples`` (pool_size = each set's mean size)."""
-    return [pool_error([Pool(p.name, p.b, p.tau) for p in ranked[:k]], samples, a=dpools.a, d=dpools.d,
-                       pool_size=float(np.mean([p.samples for p in ranked[:k]])), objective=dpools.objective,
-                       normalizer=normalizer_of(dpools))
-            for k in range(1, len(ranked) + 1)]
-
-
-def choose_pools(domain: str, resolved: Sequence[ResolvedPool], dpools: DomainPools | Mapping,
-                 domain_tokens_at_budget: float) -> PoolChoice:
-    """Keep the top-k pools (ranked by ``b``) with the lowest predicted error at this domain's token budget."""
-    dp = _as_domain_pools(domain, dpools)
-    if not resolved:
-        raise ConfigError(f"Domain '{domain}' has no resolved quality pools. Call resolve_pools first.")
-    tokens = float(domain_tokens_at_budget)
-    if not (math.isfinite(tokens) and tokens >= 0):
-        raise BudgetError(f"Tokens of domain '{domain}' at the budget must be finite and >= 0. Got {tokens!r}. "
-                          "Pass weight * budget_tokens.")
-    ranked = sorted(resolved, key=lambda p: p.b)
-    names = [p.name for p in ranked]
-    if tokens == 0:
-        return PoolChoice(domain, [], [], names, 0.0, {}, f"{domain}: no tokens at this budget, so no quality pool is used")
-    S = tokens / ranked[0].tokens_per_sample
-    errors = set_errors(ranked, S, dp)
-    k = best_pool_count(errors)
-    reps = S / sum(p.samples for p in ranked[:k])
-    why = [f"{domain}: keep {k} of {len(ranked)} quality pools ({', '.join(names[:k])}) at {S:.3g} samples "
-           f"({tokens:.3g} tokens), repeating them {reps:.2f}x (predicted error {errors[k - 1]:.4g})"]
-    if k > 1:
-        r1 = S / sum(p.samples for p in ranked[:k - 1])
-        why.append(f"the top {k - 1} alone would be repeated {r1:.2f}x (error {errors[k - 2]:.4g})")
-    if k < len(ranked):
-        why.append(f"adding {names[k]} (b={ranked[k].b:.3g}) would dilute the better pools (error {errors[k]:.4g})")
-    if dp.a * S / normalizer_of(dp) < 1:
-        why.append(f"a * samples / {normalizer_of(dp):g} < 1, below the range the law was fitted on (there it favours "
-                   "weaker pools)")
-    fits = [p for p in ranked if p.law_source == "fit"]
-    if fits:
-        why.append("b/tau measured by proxy runs: " + ", ".join(f"{p.name} b={p.b:.3g} tau={p.tau:.3g}" for p in fits))
-    unmeasured = [p.name for p in ranked if p.law_source == "prior" and p.law_reason in ("", "T-MARS prior: not measured")]
-    if unmeasured:
-        why.append(f"b/tau of {', '.join(unmeasured)} are T-MARS priors, not measured")
-    why += [f"{p.name} uses its T-MARS prior: {p.law_reason.removeprefix('T-MARS prior: ')}" for p in ranked
-            if p.law_source == "prior" and p.name not in unmeasured]
-    if fits and len(fits) < len(ranked) and any(p.law_source == "prior" for p in ranked):
-        why.append("measured and prior b come from different data, so their order against each other is a guess")
-    return PoolChoice(domain, names[:k], errors, names, S, {n: reps for n in names[:k]}, "; ".join(why))
 
 
 def law_table(resolved: Sequence[ResolvedPool]) -> dict[str, dict[str, Any]]:
@@ -336,63 +300,3 @@ def declared_laws(domain: str, dpools: DomainPools | Mapping) -> dict[str, dict[
     return out
 
 
-def _spec_map(specs: Any) -> dict[str, DomainSpec]:
-    if specs is None:
-        return {}
-    if isinstance(specs, Mapping):
-        return dict(specs)
-    return {s.name: s for s in specs}
-
-
-def plan_quality_pools(
-    weights: Mapping[str, float],
-    budget_tokens: float,
-    pools_cfg: Mapping[str, DomainPools | Mapping],
-    *,
-    token_counts: Mapping[str, int] | None = None,
-    tokens_per_doc: Mapping[str, float] | None = None,
-    specs: Mapping[str, DomainSpec] | Sequence[DomainSpec] | None = None,
-    observations: Mapping[str, Mapping[str, Any]] | None = None,
-    tokenizer: str = "bytes",
-    frontier_factors: Sequence[float] = FRONTIER_FACTORS,
-) -> tuple[dict[str, list[str]], list[str], list[dict[str, Any]]]:
-    """Which pools each domain keeps at the plan's budget, why, and the frontier around it.
-
-    Returns ``(pools_kept, reasons, frontier)``: ``pools_kept`` maps each pooled
-    domain in the mixture to its kept pool names; ``frontier`` has one
-    `plan_pools`-style row ``{domain, budget (samples), budget_tokens (plan),
-    best, errors, at_plan}`` per domain and budget ``budget_tokens * factor``;
-    plot one domain with ``mixopt.report.plots.plot_frontier([r for r in frontier if r["domain"] == d], path)``.
-    ``observations`` is ``{domain: {pool: (samples, errors[, pool_size])}}``.
-    """
-    budget = float(budget_tokens)
-    if not (math.isfinite(budget) and budget > 0):
-        raise BudgetError(f"budget_tokens must be finite and > 0. Got {budget_tokens!r}. Set propose.budget_tokens.")
-    counts, per_doc, spec_map = dict(token_counts or {}), dict(tokens_per_doc or {}), _spec_map(specs)
-    known = set(weights) | set(counts) | set(spec_map)
-    kept: dict[str, list[str]] = {}
-    reasons: list[str] = []
-    frontier: list[dict[str, Any]] = []
-    for domain in sorted(pools_cfg):
-        if domain not in known:
-            raise ConfigError(f"propose.pools names domain '{domain}', which is not a training domain "
-                              f"(known: {sorted(known)}). Fix the name or add the domain under data.")
-        dp = _as_domain_pools(domain, pools_cfg[domain])
-        w = float(weights.get(domain, 0.0))
-        if w <= 0:
-            reasons.append(f"{domain}: not in the mixture, so none of its quality pools is used")
-            continue
-        resolved = resolve_pools(domain, dp, unique_tokens=counts.get(domain), mean_tokens_per_doc=per_doc.get(domain),
-                                 spec=spec_map.get(domain), observations=(observations or {}).get(domain),
-                                 tokenizer=tokenizer)
-        choice = choose_pools(domain, resolved, dp, w * budget)
-        kept[domain] = choice.kept
-        reasons.append(choice.reason)
-        smallest = min(p.tokens for p in resolved)
-        for f in sorted(set(frontier_factors) | {1.0}):
-            if f != 1.0 and w * budget * f / smallest > FRONTIER_MAX_REPETITIONS:
-                continue  # absurd repetition far from the plan: leave that point out
-            c = choice if f == 1.0 else choose_pools(domain, resolved, dp, w * budget * f)
-            frontier.append({"domain": domain, "budget": c.samples_budget, "budget_tokens": budget * f,
-                             "best": c.kept, "errors": c.errors, "at_plan": f == 1.0})
-    return kept, reasons, frontier

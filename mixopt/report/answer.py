@@ -40,6 +40,9 @@ def mixture_table(plan: Plan) -> TextTable:
     header += ["overall" if len(plan.phases) > 1 else "share", "tokens"]
     if plan.epochs:
         header.append("epochs")
+    pooled = {d: kept for d, kept in plan.pools.items() if kept}
+    if pooled:
+        header.append("quality pools")
     rows = []
     for d in plan.domains:
         row = [d]
@@ -48,11 +51,16 @@ def mixture_table(plan: Plan) -> TextTable:
         row += [fmt.share(overall.get(d, 0.0)), fmt.tokens(overall.get(d, 0.0) * plan.budget_tokens)]
         if plan.epochs:
             row.append(fmt.epochs(plan.epochs[d]) if d in plan.epochs else "–")
+        if pooled:
+            row.append(", ".join(pooled.get(d, [])) or "–")
         rows.append(row)
     note = "Shares are of training tokens" + (", per phase (its span of the budget) and over the whole run" if len(plan.phases) > 1 else "")
-    note += "; tokens = overall share × budget." + (" Epochs: how many times the plan passes over each domain's unique "
-                                                    "training tokens (above 1, tokens repeat)." if plan.epochs else "")
-    return TextTable("Mixture", header, rows, note, right=set(range(1, len(header))))
+    note += "; tokens = overall share × budget."
+    if plan.epochs:
+        note += (" Epochs: how many times the plan passes over each domain's unique training tokens (above 1, tokens "
+                 "repeat)" + (", for a domain with quality pools its kept pools' tokens, all the plan trains of it"
+                              if pooled else "") + ".")
+    return TextTable("Mixture", header, rows, note, right=set(range(1, len(header) - bool(pooled))))
 
 
 def proxy_tokens(plan: Plan, store_tokens: float | None) -> float | None:

@@ -1,0 +1,173 @@
+"""Quality pools inside the plan (review-select findings 1 and 9): the pool choice under propose.max_epochs, the law's
+inverted regime, the plan's epochs / tokens per document over the kept pools, score-bucket leftovers, exports, report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mixopt.config import DomainPools, ProposeConfig
+from mixopt.export import export_plan
+from mixopt.plan import plan_from_dict
+from mixopt.planning.propose import ProposeContext, build_plan
+from mixopt.planning.pool_choice import choose_pools
+from mixopt.planning.quality import resolve_domain_pools, resolve_pools
+from tests.test_export import PATHS, plan_dict
+from tests.test_quality import scored  # noqa: F401  (a fixture)
+
+# one strong pool and two weak ones, on a samples scale where the law is in its fitted range (a * S / normalizer >= 1)
+HAND = {"a": 0.025, "d": 0.1, "tokens_per_sample": 1.0, "normalizer": 0.01,
+        "pools": [{"name": "p1", "share": 0.25, "b": -0.6, "tau": 50.0}, {"name": "p2", "share": 0.25, "b": -0.05, "tau": 1.0},
+                  {"name": "p3", "share": 0.5, "b": -0.01, "tau": 1.0}]}
+
+
+def _hand():
+    return resolve_pools("web", HAND, unique_tokens=1000, mean_tokens_per_doc=None, spec=None)
+
+
+def test_the_pool_choice_respects_max_epochs_and_says_the_cap_binds():
+    free = choose_pools("web", _hand(), HAND, 5000)
+    assert free.kept == ["p1"] and free.repetitions_of_kept == {"p1": pytest.approx(20.0)}  # the law alone: 20 passes
+    capped = choose_pools("web", _hand(), HAND, 5000, max_epochs=8)
+    # p1 alone 20x, p1 + p2 10x: both over the cap; all three 5x is the best set within it
+    assert capped.kept == ["p1", "p2", "p3"] and capped.repetitions_of_kept["p1"] == pytest.approx(5.0)
+    assert "would be repeated 20.00x, over propose.max_epochs 8: the cap binds" in capped.reason
+    assert capped.tokens == pytest.approx(1000.0) and capped.rule == "law"
+    assert choose_pools("web", _hand(), HAND, 2000, max_epochs=8).kept == ["p1"]  # 8 passes: within the cap
+
+
+def test_no_pool_set_within_the_cap_keeps_all_and_says_so():
+    c = choose_pools("web", _hand(), HAND, 5000, max_epochs=2)
+    assert c.kept == ["p1", "p2", "p3"] and "even all 3 pools are repeated 5.00x, over propose.max_epochs 2" in c.reason
+
+
+def test_in_the_laws_inverted_regime_the_fewest_best_pools_that_hold_the_tokens_are_kept():
+    # select's route: T-MARS priors, the law's 1e5 normalizer, a sample is a document: a * S / 1e5 << 1
+    cfg = {"tokens_per_sample": 1.0, "pools": [{"name": f"q{i}", "share": 1 / 3} for i in (1, 2, 3)]}
+    r = resolve_pools("web", cfg, unique_tokens=3000, mean_tokens_per_doc=None, spec=None)
+    kept = {t: choose_pools("web", r, cfg, t, max_epochs=4) for t in (500, 1500, 2500, 6000)}
+    assert [c.kept for c in kept.values()] == [["q1"], ["q1", "q2"], ["q1", "q2", "q3"], ["q1", "q2", "q3"]]
+    assert all(c.rule == "coverage" for c in kept.values())
+    assert kept[500].repetitions_of_kept == {"q1": pytest.approx(0.5)}
+    assert "without repetition" in kept[500].reason and "so the law does not decide" in kept[500].reason
+    assert "--measure-pools" in kept[500].reason and "(even all of them repeat)" in kept[6000].reason
+    assert min(kept[500].errors) != kept[500].errors[0]  # the law itself would have taken weaker pools
+
+
+def test_documents_in_no_score_bucket_are_reported(scored):  # noqa: F811
+    dp = DomainPools.model_validate({"pools": [{"name": "hi", "min_score": 0.8}, {"name": "mid", "min_score": 0.4, "max_score": 0.8}]})
+    pd = resolve_domain_pools("web", dp, unique_tokens=None, mean_tokens_per_doc=None, spec=scored)
+    assert pd.tokens == pytest.approx(80.0) and [p.documents for p in pd.resolved] == [4.0, 4.0]
+    assert pd.note.startswith("web: 33.3% of its tokens (40 of 120 counted, 4 documents) are in no quality bucket of score")
+    everything = DomainPools.model_validate({"pools": [{"name": "hi", "min_score": 0.4}, {"name": "lo", "max_score": 0.4}]})
+    assert resolve_domain_pools("web", everything, unique_tokens=None, mean_tokens_per_doc=None, spec=scored).note == ""
+
+
+class _MoreA:
+    """Prefers as much of domain ``a`` as the constraints allow."""
+
+    def predict(self, W, return_std=False):
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        mean = 3.0 - W[:, 0]
+        return (mean, np.full(len(W), 0.01)) if return_std else mean
+
+
+def _pool_files(tmp_path):
+    for name, n in (("q1", 2), ("q2", 8)):  # documents of 99 bytes + 1 end-of-document token = 100 tokens
+        (tmp_path / f"a.{name}.jsonl").write_text("".join(json.dumps({"text": "x" * 99}) + "\n" for _ in range(n)))
+    return {"a": {"normalizer": 0.01, "pools": [{"name": "q1", "path": str(tmp_path / "a.q1.jsonl"), "b": -0.6, "tau": 50.0},
+                                                {"name": "q2", "path": str(tmp_path / "a.q2.jsonl"), "b": -0.05, "tau": 1.0}]}}
+
+
+def _plan(tmp_path, **cfg):
+    # domain a holds 5000 unique tokens, its pools 1000 (200 + 800): the plan trains only the pools
+    ctx = ProposeContext(domains=["a", "b"], target="t", token_counts={"a": 5000, "b": 10**6},
+                         tokens_per_doc={"a": 500.0, "b": 1000.0}, proxy_tokens=1e4)
+    cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
+                        pools=_pool_files(tmp_path), max_epochs=4, **cfg)
+    return build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+
+
+def test_the_plan_caps_a_pooled_domain_by_its_pools_and_counts_epochs_over_the_kept_ones(tmp_path):
+    plan = _plan(tmp_path)
+    share = plan.overall_weights()["a"]
+    assert share == pytest.approx(0.4, abs=1e-6)  # 4 epochs of the pools' 1000 tokens, not of the domain's 5000
+    assert plan.pools == {"a": ["q1", "q2"]}  # q1 alone would be 20 passes, over max_epochs 4
+    assert plan.epochs["a"] == pytest.approx(4.0, rel=1e-5)
+    assert plan.effective_tokens["a"] < share * plan.budget_tokens
+    assert plan.tokens_per_doc["a"] == pytest.approx(100.0)  # the pools' documents, not the domain's 500
+    assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
+    assert any("over propose.max_epochs 4: the cap binds" in r for r in plan.reasons)
+
+
+def test_a_two_phase_plan_counts_each_pooled_domains_epochs_over_its_kept_pools(tmp_path):
+    plan = _plan(tmp_path, cooldown_switch=0.8)
+    assert len(plan.phases) == 2 and plan.pools["a"]
+    kept = {"q1": 200.0, "q2": 800.0}
+    unique = sum(kept[p] for p in plan.pools["a"])
+    assert plan.epochs["a"] == pytest.approx(plan.overall_weights()["a"] * plan.budget_tokens / unique, rel=1e-5)
+    assert plan.epochs["a"] <= 4 + 1e-6
+    assert any("from the domains' token counts (a pooled domain's: its quality pools' together)" in r for r in plan.reasons)
+
+
+def _pooled_plan():
+    return plan_from_dict(plan_dict(pools={"web": ["q1"]}, pool_laws={"web": {"q1": {}, "q2": {}}}), where="test")
+
+
+def test_exports_name_the_kept_pools_where_they_describe_the_plan():
+    plan = _pooled_plan()
+    olmo = export_plan(plan, "olmo-core", PATHS)
+    assert all("# Quality pools: the plan trains these domains on their kept pools only (web: q1 (of q1, q2), "
+               in text for text in olmo.values())
+    hf = json.loads(export_plan(plan, "hf-datasets", PATHS)["interleave.json"])
+    assert "web: q1 (of q1, q2)" in hf["pools"]
+    assert "Quality pools" in export_plan(plan, "litdata", PATHS)["mixture_litdata.py"]
+    assert "Quality pools" in export_plan(plan, "nanotron", PATHS)["data_stages.yaml"]
+    assert "Quality pools" in json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
+    assert "Quality pools" not in "".join(export_plan(plan_dict(), "olmo-core", PATHS).values())
+
+
+def test_the_reports_mixture_table_names_the_kept_pools():
+    from mixopt.report.answer import mixture_table
+
+    table = mixture_table(_pooled_plan())
+    assert table.header[-1] == "quality pools"
+    assert [row[-1] for row in table.rows] == ["–", "–", "q1"] and "kept pools" in table.note
+
+
+def test_plan_pools_says_when_a_budget_is_in_the_laws_inverted_regime(tmp_path, capsys):
+    from mixopt.cli.main import run
+
+    pools = tmp_path / "pools.yaml"
+    pools.write_text("a: 0.025\nd: 0.1\npool_size: 100\npools:\n  - {name: q1, b: -0.16, tau: 6.7}\n"
+                     "  - {name: q2, b: -0.125, tau: 8.5}\n")
+    assert run(["plan-pools", str(pools), "--budgets", "100,1e7", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)[0]["budget"] == 100.0
+    assert "note: at 100 samples a * samples / 100000 < 1" in out.err and "1e+07" not in out.err
+    assert run(["plan-pools", str(pools), "--budgets", "1e7"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_a_budget_the_pools_cannot_fill_is_a_one_line_error_naming_the_pools(tmp_path):
+    from mixopt.errors import BudgetError
+
+    ctx = ProposeContext(domains=["a", "b"], target="t", token_counts={"a": 5000, "b": 1000}, proxy_tokens=1e4)
+    cfg = ProposeConfig(n_candidates=500, upsample=False, pools=_pool_files(tmp_path), max_epochs=4)
+    with pytest.raises(BudgetError) as err:  # a's 5000 tokens would fill it; its pools hold 1000
+        build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    assert "\n" not in str(err.value) and "its unique tokens are theirs (a 1000)" in str(err.value)
+
+
+def test_the_frontier_says_which_rule_chose_and_the_report_explains_the_inverted_regime(tmp_path):
+    from mixopt.planning.pool_choice import plan_quality_pools
+    from mixopt.report.build import build_report
+
+    cfg = {"tokens_per_sample": 1.0, "pools": [{"name": f"q{i}", "share": 1 / 3} for i in (1, 2, 3)]}
+    kept, _, frontier = plan_quality_pools({"web": 1.0}, 500, {"web": cfg}, token_counts={"web": 3000}, max_epochs=4)
+    assert kept == {"web": ["q1"]} and {r["rule"] for r in frontier} == {"coverage"}
+    plan = _pooled_plan().model_copy(update={"frontier": frontier})
+    index = build_report(tmp_path / "out", plan=plan)
+    assert "the fewest best pools that hold the budget without repetition instead" in index.read_text()
