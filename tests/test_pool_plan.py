@@ -171,3 +171,18 @@ def test_the_frontier_says_which_rule_chose_and_the_report_explains_the_inverted
     plan = _pooled_plan().model_copy(update={"frontier": frontier})
     index = build_report(tmp_path / "out", plan=plan)
     assert "the fewest best pools that hold the budget without repetition instead" in index.read_text()
+
+
+def test_a_plan_pools_frontier_marks_the_laws_range_and_the_report_says_where_it_inverts(tmp_path, capsys):
+    from mixopt.cli.main import run
+    from mixopt.report.build import build_report
+
+    pools = tmp_path / "pools.yaml"
+    pools.write_text("a: 0.025\nd: 0.1\npool_size: 1e7\npools:\n  - {name: q1, b: -0.16, tau: 6.7}\n"
+                     "  - {name: q2, b: -0.125, tau: 8.5}\n")
+    assert run(["plan-pools", str(pools), "--budgets", "1e3,1e6,1e8", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["law_range"] for r in rows] == [False, False, True]  # 0.025 * samples / 1e5 >= 1 from 4e6 samples
+    page = build_report(tmp_path / "out", plan=_pooled_plan(), frontier=rows).read_text()
+    assert "Budgets are in samples of the domain" in page
+    assert "Up to 1M samples a * samples / normalizer &lt; 1" in page or "Up to 1M samples a * samples / normalizer < 1" in page

@@ -107,7 +107,7 @@ def test_cli_json_output_is_only_the_result_list(tmp_path):
     data = json.loads(res.stdout)
     assert isinstance(data, list) and len(data) == 4
     for row in data:
-        assert set(row) == {"budget", "best", "errors", "laws"}
+        assert set(row) == {"budget", "best", "errors", "laws", "law_range"}
         assert isinstance(row["budget"], float) and len(row["errors"]) == 4
         assert {v["law_source"] for v in row["laws"].values()} == {"config"} and list(row["laws"])[0] == "top0-10pct"
     assert [len(r["best"]) for r in data] == [1, 1, 2, 2]

@@ -91,11 +91,18 @@ def _laws(pools: Sequence[Any]) -> dict[str, dict[str, Any]]:
     return {p.name: {"b": p.b, "tau": p.tau, "law_source": getattr(p, "law_source", "config")} for p in pools}
 
 
+def in_law_range(config: DomainPools, samples: float) -> bool:
+    """Whether ``a * samples / normalizer >= 1``, the range the law was fitted on (below it the law inverts and its
+    best set favours weaker pools: `pool_choice`'s module docstring)."""
+    return config.a * float(samples) / (config.normalizer or POOL_NORMALIZER) >= 1
+
+
 def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Sequence[ResolvedPool] | None = None) -> list[dict[str, Any]]:
     """For each budget: errors of the top-1..top-m pool sets and the best set.
 
     Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...], "laws": {pool: {b, tau,
-    law_source}}}]`` in the order of ``budgets``; budgets are in samples. Without ``resolved`` every pool needs
+    law_source}}, "law_range": bool}]`` in the order of ``budgets``; budgets are in samples; ``law_range``:
+    :func:`in_law_range`. Without ``resolved`` every pool needs
     ``b``/``tau`` in ``config`` and the pools are ``pool_size`` each; with ``resolved`` (measured or prior laws,
     `planning.pool_value.measure_pool_values`) the pools are ``pool_size`` each when it is set, else each set is
     as big as its pools' mean measured size.
@@ -112,7 +119,8 @@ def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Seque
             else:
                 errors = set_errors(ranked_r, float(budget), config)
             k = best_pool_count(errors)
-            out.append({"budget": float(budget), "best": [p.name for p in ranked_r[:k]], "errors": errors, "laws": laws})
+            out.append({"budget": float(budget), "best": [p.name for p in ranked_r[:k]], "errors": errors, "laws": laws,
+                        "law_range": in_law_range(config, budget)})
         return out
     ranked = law_pools(config)
     if config.pool_size is None:
@@ -131,5 +139,6 @@ def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Seque
             normalizer=config.normalizer or POOL_NORMALIZER,
         )
         k = best_pool_count(errors)
-        results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors, "laws": laws})
+        results.append({"budget": float(budget), "best": [p.name for p in ranked[:k]], "errors": errors, "laws": laws,
+                        "law_range": in_law_range(config, budget)})
     return results

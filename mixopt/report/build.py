@@ -132,10 +132,15 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     if front is not None:
         add("frontier.png", "Quality-pool frontier",
             "Predicted error of keeping the top-1, top-2, ... quality pools at each budget (log scale). "
-            "Stars mark the best set: few pools win at small budgets, more once the best pools would repeat too often."
+            "Budgets are in samples of the domain (the law's unit). Stars mark the best set: the law keeps few pools at "
+            "small budgets, more once the best pools would repeat too often."
             + (" Where a * samples / normalizer < 1 the law is outside its fitted range (its curves favour weaker pools), "
                "so the plan's stars there are the fewest best pools that hold the budget without repetition instead."
-               if any(r.get("rule") == "coverage" for r in front) else ""),
+               if any(r.get("rule") == "coverage" for r in front) else
+               " Up to " + fmt.tokens(max(float(r["budget"]) for r in front if r.get("law_range") is False))
+               + " samples a * samples / normalizer < 1: the law is outside its fitted range and its stars there favour "
+               "weaker pools; `mixopt propose` keeps the fewest best pools that hold the budget without repetition "
+               "instead." if any(r.get("law_range") is False for r in front) else ""),
             lambda p: plots.plot_frontier(front, p))
 
     # 6. surrogate vs projector

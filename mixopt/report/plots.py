@@ -213,7 +213,7 @@ def plot_curves(curves: Mapping[str, Mapping[float, float]], path: str | Path, *
 
 
 def plot_frontier(frontier: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Error of each top-m pool set vs budget (log-x); the best set at each budget is starred."""
+    """Error of each top-m pool set vs budget in samples (the law's unit; log-x); the best set at each budget is starred."""
     rows = sorted(frontier, key=lambda r: float(r["budget"]))
     budgets = np.array([float(r["budget"]) for r in rows])
     n_sets = max(len(r["errors"]) for r in rows)
@@ -231,7 +231,7 @@ def plot_frontier(frontier: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
     for b, e, k in zip(budgets, best_e, best_k):
         ax.annotate(f"top-{k}", (b, e), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
     _log_x(ax, budgets, tokens=True)
-    ax.set_xlabel("budget (tokens)")
+    ax.set_xlabel("budget (samples of the domain: documents, or tokens_per_sample)")
     ax.set_ylabel("predicted error")
     ax.margins(y=0.12)
     ax.set_title("Quality-pool frontier")
