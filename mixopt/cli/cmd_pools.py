@@ -27,7 +27,7 @@ def plan_pools_cmd(
     pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]; or `mixopt select`'s pools.yaml."),
     budgets: str = typer.Option(..., "--budgets", help="Budgets in samples (the pools file's unit; with --measure a "
                                 "sample is the printed tokens per sample), comma-separated, e.g. 32e6,64e6."),
-    json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors, laws}]."),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors, laws, law_range}] (budget in samples; law_range: a * samples / normalizer >= 1)."),
     plot: Path | None = typer.Option(None, "--plot", help="Also write error-vs-budget PNG here."),
     measure: bool = typer.Option(False, "--measure", help="Measure b and tau of pools without them by short proxy runs "
                                  "(one per pool and repetition count) into --store; T-MARS priors where a fit is unusable."),
