@@ -239,11 +239,17 @@ def regmix_mixture(snapshot: StoreSnapshot, plan: Plan, counts: dict[str, int], 
     return Mixture.from_vector(res.weights / res.weights.sum(), table.domains, drop_zeros=True)
 
 
-def predicted_at(plan: Plan, scale: VerifyScale) -> dict[str, Any]:
-    """The plan's prediction and the scale it speaks for: a scale-aware plan's target scale, else the proxies'."""
+def predicted_at(plan: Plan, scale: VerifyScale, proxy_scale: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The plan's prediction and the scale it speaks for: a scale-aware plan's target scale, else the proxies'
+    (``proxy_scale``: their non-embedding params and tokens, for a sweep of one size; a verify at that scale, within
+    5%, measures what the surrogate predicted)."""
     target = plan.provenance.get("target_scale")
     out = {"value": plan.predicted.value, "std": plan.predicted.std, "scale": "target" if target else "proxy"}
+    at_proxy = proxy_scale is not None and math.isclose(proxy_scale[0], scale.model_params, rel_tol=0.05) and \
+        math.isclose(proxy_scale[1], scale.tokens, rel_tol=0.05)
     if not target:
+        if at_proxy:
+            return out
         out["note"] = ("the surrogate predicts at the proxies' scale, not at this one: sweep 2+ proxy sizes (`sizes:`) to predict "
                        "at another model size, or with `proxy.schedule: wsd` fit `--budgets` (`propose.fit_budgets`) to "
                        "predict at another token budget")
@@ -457,8 +463,10 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                             **({"same_as_plan": True} if same else {} if decided
                                else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
     plan_mean = float(np.mean(plan_arm.values))
-    predicted = predicted_at(plan, scale)
-    elsewhere = predicted["scale"] == "target" and "note" in predicted  # a target-scale prediction for another scale
+    scales = sweep_scales(cfg)
+    proxy_scale = (params_of(scales[0].proxy, data.vocab_size)[0], scales[0].proxy.tokens) if len(scales) == 1 else None
+    predicted = predicted_at(plan, scale, proxy_scale)
+    elsewhere = "note" in predicted  # a prediction for another scale than verify trained: no error to give
     return {
         "target": metric,
         "scale": {"model_params": scale.model_params, "total_params": scale.total_params, "tokens": scale.tokens,

@@ -51,7 +51,8 @@ def test_json_fields_and_resume(planned, tmp_path, capsys):
         assert ("seeds_to_resolve" in c) == (not decided and not c.get("same_as_plan"))  # seeds that would decide it
     assert body["max_advised_seeds"] == 64
     assert body["skipped"] == [{"name": "no-upsampling", "why": "the plan has no end phase"}]
-    assert body["prediction_error"] == pytest.approx(body["results"][0]["mean"] - body["predicted"]["value"])
+    # the plan's budget (16384) is not the proxies' 8192 the surrogate predicts at: no prediction error across scales
+    assert body["prediction_error"] is None and "not at this one" in body["predicted"]["note"]
     assert "plan - arm" in text and "predicted" in text and body["trained"] > 0
     # resume: the runs are ordinary store records, so a second call trains nothing and gives the same numbers
     assert _verify(store, plan, tmp_path / "again.json") == 0
@@ -413,3 +414,16 @@ def test_a_plan_is_not_verified_with_other_proxies_than_it_was_proposed_on(plann
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "other proxies" in err and "lr " in err and str(store.resolve()) in err
     assert not out.exists()
+
+
+def test_a_verify_at_the_proxies_own_scale_compares_with_the_surrogates_prediction(planned, tmp_path):
+    """The surrogate predicts at the proxies' scale (8192 tokens here): verify --tokens 8192 measures that prediction,
+    the plan's budget (16384) does not."""
+    _, store, plan = planned
+    for tokens, comparable in (("8192", True), ("16384", False)):
+        out = tmp_path / f"v{tokens}.json"
+        assert run(["verify", str(plan), "--store", str(store), "--seeds", "1", "--against", "natural",
+                    "--tokens", tokens, "--out", str(out)]) == 0
+        body = json.loads(out.read_text())
+        assert ("note" not in body["predicted"]) == comparable
+        assert (body["prediction_error"] is not None) == comparable
