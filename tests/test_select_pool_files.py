@@ -71,6 +71,17 @@ def test_select_leaves_the_hash_held_out_documents_out_of_the_buckets(data, tmp_
     assert sorted(split_documents(data["docs"], VF, "web")[1]) == sorted(data["held"])
 
 
+def test_a_pool_whose_hash_split_is_empty_holds_out_the_document_a_domain_of_it_would(data, tmp_path):
+    """A tiny domain with no document under the hash moves its smallest-hash text into validation; select does too."""
+    docs = [d for d in data["docs"] if not is_validation(d, VF)][:12]
+    pool = write_jsonl(tmp_path / "small.jsonl", [{"text": d} for d in docs])
+    res, _ = select(data, tmp_path, pools={"small": str(pool)}, buckets=2)
+    val = split_documents(docs, VF, "small")[1]
+    assert len(val) == 1 and res.held_out == {"small": 1}
+    bucketed = [r["text"] for j in (1, 2) for r in rows_of(tmp_path / "sel" / f"small.q{j}.jsonl")]
+    assert val[0] not in bucketed and len(bucketed) == 11
+
+
 def test_keep_validation_docs_and_the_configs_val_fraction(data, tmp_path):
     res, _ = select(data, tmp_path, val_fraction=None)
     bucketed = [r["text"] for j in (1, 2, 3) for r in rows_of(tmp_path / "sel" / f"web.q{j}.jsonl")]

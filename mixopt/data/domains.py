@@ -77,25 +77,31 @@ def is_validation(doc: str, val_fraction: float) -> bool:
 
 def split_documents(docs: list[str], val_fraction: float, name: str) -> tuple[list[str], list[str]]:
     """(train, val) documents of a domain, each in source order: a document is held out iff :func:`is_validation`, so
-    every copy of a text lands on one side.
+    every copy of a text lands on one side (:func:`validation_mask`, with its rule for a tiny domain). Fewer than 2
+    distinct texts cannot be split."""
+    if len(set(docs)) < 2:
+        raise DataError(f"Domain '{name}' has {len(set(docs))} distinct document(s) ({len(docs)} in all); at least 2 "
+                        "distinct documents are needed to hold one out for validation. Add data.")
+    mask = validation_mask(docs, val_fraction)
+    return [d for d, v in zip(docs, mask) if not v], [d for d, v in zip(docs, mask) if v]
+
+
+def validation_mask(docs: list[str], val_fraction: float) -> list[bool]:
+    """Which of ``docs`` (a domain's documents) its validation split holds: those :func:`is_validation` holds out.
 
     A tiny domain whose hash split leaves a side empty moves one text, every copy of it, onto that side: the text with
     the smallest hash into validation, or the one with the largest back into training. Such a held-out text may still
     be in another domain's training split, where the hash puts it; choosing it in view of the other domains would tie
-    each domain's split (and its token cache) to the others. Fewer than 2 distinct texts cannot be split.
+    each domain's split (and its token cache) to the others. Fewer than 2 distinct texts: the hash split as it is.
+    `mixopt select` holds the same documents out of a pool's buckets, so a domain whose data is the pool never trains
+    on its validation text.
     """
-    train, val = [], []
-    for d in docs:
-        (val if is_validation(d, val_fraction) else train).append(d)
-    if train and val:
-        return train, val
+    mask = [is_validation(d, val_fraction) for d in docs]
     texts = set(docs)
-    if len(texts) < 2:
-        raise DataError(f"Domain '{name}' has {len(texts)} distinct document(s) ({len(docs)} in all); at least 2 distinct "
-                        "documents are needed to hold one out for validation. Add data.")
-    moved = (max if val else min)(texts, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
-    stay, move = [d for d in docs if d != moved], [d for d in docs if d == moved]
-    return (move, stay) if val else (stay, move)
+    if all(mask) == any(mask) and len(texts) >= 2:  # one side empty
+        moved = (max if mask[0] else min)(texts, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
+        mask = [(d != moved) if mask[0] else (d == moved) for d in docs]
+    return mask
 
 
 def domain_keys(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> list[str]:

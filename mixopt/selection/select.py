@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig, ProxyConfig
-from ..data.domains import MIN_VAL_TOKENS, is_validation
+from ..data.domains import MIN_VAL_TOKENS, validation_mask
 from ..data.sources import names_local_data
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
@@ -96,8 +96,7 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     check_out(Path(out_dir), specs, output_names(pools, buckets, keep is not None))  # before any work
     sources = [read_source(spec, option="--pool") for what, spec in specs.items() if what != "--target"]
     tgt = read_source(specs["--target"], option="--target", field_option="--target-text-field")
-    held = {s.name: np.array([bool(t.strip()) and val_fraction is not None and is_validation(t, val_fraction) for t in s.texts],
-                             dtype=bool) for s in sources}  # scored, in no bucket: a domain of this data holds them out
+    held = {s.name: _held_out(s.texts, val_fraction) for s in sources}  # scored, in no bucket: a domain of this data holds them out
     for s in sources:
         n_in = int((s.has_text & ~held[s.name]).sum())
         if buckets > n_in:
@@ -245,3 +244,12 @@ def _score(method: str, sources: list[Source], tgt: Source, tok: Tokenizer, prox
     out = np.full(len(texts), np.nan)
     out[has] = dense
     return out
+
+
+def _held_out(texts: list[str], val_fraction: float | None) -> np.ndarray:
+    """Per record: whether a domain whose data is these records holds it out for validation (None: none held out)."""
+    held = np.zeros(len(texts), dtype=bool)
+    if val_fraction is not None:
+        idx = [i for i, t in enumerate(texts) if t.strip()]
+        held[idx] = validation_mask([texts[i] for i in idx], val_fraction)
+    return held
