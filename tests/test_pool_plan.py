@@ -75,8 +75,9 @@ class _MoreA:
 
 
 def _pool_files(tmp_path):
-    for name, n in (("q1", 2), ("q2", 8)):  # documents of 99 bytes + 1 end-of-document token = 100 tokens
-        (tmp_path / f"a.{name}.jsonl").write_text("".join(json.dumps({"text": "x" * 99}) + "\n" for _ in range(n)))
+    for name, n in (("q1", 2), ("q2", 8)):  # distinct documents of 99 bytes + 1 end-of-document token = 100 tokens
+        (tmp_path / f"a.{name}.jsonl").write_text("".join(json.dumps({"text": f"{name}.{i} ".ljust(99, "x")}) + "\n"
+                                                          for i in range(n)))
     return {"a": {"normalizer": 0.01, "pools": [{"name": "q1", "path": str(tmp_path / "a.q1.jsonl"), "b": -0.6, "tau": 50.0},
                                                 {"name": "q2", "path": str(tmp_path / "a.q2.jsonl"), "b": -0.05, "tau": 1.0}]}}
 
@@ -171,3 +172,32 @@ def test_the_frontier_says_which_rule_chose_and_the_report_explains_the_inverted
     plan = _pooled_plan().model_copy(update={"frontier": frontier})
     index = build_report(tmp_path / "out", plan=plan)
     assert "the fewest best pools that hold the budget without repetition instead" in index.read_text()
+
+
+# -- recheck 4: two pools of one domain reading the same file, or sharing documents --------------------------------
+
+def test_two_pools_of_one_domain_with_the_same_file_are_a_one_line_error(tmp_path):
+    from mixopt.errors import ConfigError
+
+    pools = _pool_files(tmp_path)["a"]
+    pools["pools"][1]["path"] = str(tmp_path / "." / "a.q1.jsonl")  # the same file, spelt otherwise
+    with pytest.raises(ConfigError) as exc:
+        resolve_domain_pools("a", pools, unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    msg = str(exc.value)
+    assert "'q1' and 'q2' of domain 'a' both read" in msg and "Give each pool its own file" in msg and "\n" not in msg
+
+
+def test_pool_files_of_one_domain_that_share_documents_warn(tmp_path):
+    import warnings
+
+    (tmp_path / "own").mkdir()
+    with warnings.catch_warnings():  # distinct documents: no warning
+        warnings.simplefilter("error")
+        resolve_domain_pools("a", _pool_files(tmp_path / "own")["a"], unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    pools = _pool_files(tmp_path)["a"]
+    first = (tmp_path / "a.q1.jsonl").read_text().splitlines()[0]
+    with open(tmp_path / "a.q2.jsonl", "a") as f:
+        f.write(first + "\n")  # q2 also holds one of q1's two documents
+    with pytest.warns(UserWarning, match=r"quality pools 'q1' and 'q2' of domain 'a' share 1 document\(s\) \(50.0% of 'q1'") as rec:
+        resolve_domain_pools("a", pools, unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    assert len(rec) == 1 and "Keep each document in one pool's file" in str(rec[0].message)
