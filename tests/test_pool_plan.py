@@ -201,3 +201,36 @@ def test_pool_files_of_one_domain_that_share_documents_warn(tmp_path):
     with pytest.warns(UserWarning, match=r"quality pools 'q1' and 'q2' of domain 'a' share 1 document\(s\) \(50.0% of 'q1'") as rec:
         resolve_domain_pools("a", pools, unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
     assert len(rec) == 1 and "Keep each document in one pool's file" in str(rec[0].message)
+
+
+# -- recheck 2: the export notes say what each format's one path per pooled domain must hold ------------------------
+
+def test_the_plan_records_where_its_kept_pools_documents_are(tmp_path):
+    from types import SimpleNamespace
+
+    from mixopt.config import DomainSpec
+    from mixopt.planning.propose import kept_pool_sources
+
+    plan = _plan(tmp_path)
+    assert plan.provenance["pool_sources"] == {"a": {p: {"path": str(tmp_path / f"a.{p}.jsonl")} for p in plan.pools["a"]}}
+    buckets = DomainPools.model_validate({"pools": [{"name": "hi", "min_score": 0.5}, {"name": "lo", "max_score": 0.5}]})
+    got = kept_pool_sources({"w": SimpleNamespace(pools=buckets)}, {"w": ["hi"]}, [DomainSpec(name="w", path="x", quality_field="s")])
+    assert got == {"w": {"hi": {"quality_field": "s", "min_score": 0.5, "max_score": None}}}
+
+
+def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
+    files = {"q1": {"path": "/sel/web.q1.jsonl"}, "q2": {"path": "/sel/web.q2.jsonl"}}
+    plan = plan_from_dict(plan_dict(pools={"web": ["q1", "q2"]}, pool_laws={"web": {"q1": {}, "q2": {}, "q3": {}}},
+                                    provenance={"pool_sources": {"web": files}}), where="test")
+    hf = json.loads(export_plan(plan, "hf-datasets", PATHS)["interleave.json"])["pools"]
+    assert "the files /sel/web.q1.jsonl, /sel/web.q2.jsonl" in hf and "a glob that matches only its kept pools' files" in hf
+    olmo = "".join(export_plan(plan, "olmo-core", PATHS).values())
+    assert "a token file (.npy) tokenized from exactly its kept pools' documents" in olmo
+    assert "--paths gives each domain one path" in olmo and "the files `mixopt select` wrote" not in olmo
+    assert "an MDS folder" in "".join(export_plan(plan, "mosaic-streaming", PATHS).values())
+    bucket = {"web": {"q1": {"quality_field": "score", "min_score": 0.7, "max_score": None},
+                      "q2": {"quality_field": "score", "min_score": 0.4, "max_score": 0.7}}}
+    plan = plan_from_dict(plan_dict(pools={"web": ["q1", "q2"]}, pool_laws={"web": {"q1": {}, "q2": {}, "q3": {}}},
+                                    provenance={"pool_sources": bucket}), where="test")
+    text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
+    assert "the domain's documents with score >= 0.7 or 0.4 <= score < 0.7" in text and "preprocessed from" in text
