@@ -233,4 +233,8 @@ def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
     plan = plan_from_dict(plan_dict(pools={"web": ["q1", "q2"]}, pool_laws={"web": {"q1": {}, "q2": {}, "q3": {}}},
                                     provenance={"pool_sources": bucket}), where="test")
     text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
-    assert "the domain's documents with score >= 0.7 or 0.4 <= score < 0.7" in text and "preprocessed from" in text
+    assert "the domain's documents with score >= 0.4" in text and "preprocessed from" in text  # adjacent buckets joined
+    bucket["web"]["q2"]["max_score"] = 0.6
+    plan = plan_from_dict(plan.to_dict() | {"provenance": {"pool_sources": bucket}}, where="test")
+    text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
+    assert "with 0.4 <= score < 0.6 or score >= 0.7" in text

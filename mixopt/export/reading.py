@@ -147,12 +147,27 @@ def _kept_documents(sources: dict, kept: list[str]) -> str:
         out.append(f"the file{'s' if len(files) > 1 else ''} {', '.join(files)}")
     if buckets:
         field = next((b["quality_field"] for b in buckets if b.get("quality_field")), None) or "the quality_field"
-        ranges = " or ".join(_score_range(field, b.get("min_score"), b.get("max_score")) for b in buckets)
+        ranges = " or ".join(_score_range(field, lo, hi) for lo, hi in _merged(buckets))
         out.append(f"the domain's documents with {ranges}")
     return " and ".join(out)
 
 
+def _merged(buckets: list[dict]) -> list[tuple[float | None, float | None]]:
+    """The buckets' ``[min_score, max_score)`` ranges, lowest first, adjacent ones joined (None: unbounded)."""
+    spans = sorted(((b.get("min_score"), b.get("max_score")) for b in buckets),
+                   key=lambda r: -math.inf if r[0] is None else r[0])
+    out: list[tuple[float | None, float | None]] = []
+    for lo, hi in spans:
+        if out and out[-1][1] is not None and lo is not None and out[-1][1] == lo:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def _score_range(field: str, lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return f"any {field}"
     if lo is None:
         return f"{field} < {hi:g}"
     if hi is None:
