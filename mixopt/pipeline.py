@@ -508,9 +508,10 @@ def measure_noise(y: np.ndarray, groups: np.ndarray, scales: np.ndarray | None =
 
 def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: StoreSnapshot | None = None,
             budget_tokens: float | None = None, model_params: float | None = None, seed: int | None = None,
-            use_projector: bool = True, progress: Progress | None = None) -> Plan:
+            use_projector: bool = True, progress: Progress | None = None, config_name: str | None = None) -> Plan:
     """Search for the best plan with a fitted model; the store (optional) adds the two-phase model and the projector.
-    ``progress(label, done, total)`` hears of the search's stages (a progress bar's; the plan is the same without it)."""
+    ``progress(label, done, total)`` hears of the search's stages (a progress bar's; the plan is the same without it).
+    ``config_name``: the config's path as the user gave it, for the fixes the pool files' notes name."""
     require_positive("budget_tokens", budget_tokens, "None gives the default.")
     require_positive("model_params", model_params, "None gives the default.")
     where = "this config"
@@ -543,7 +544,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
     if config is not None and pcfg.pools:
         ctx.specs = domain_specs(config.data)
-        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction):  # other data, or val/ documents
+        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name):  # other data, val/ docs
             warnings.warn(note, stacklevel=2)
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
         # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'

@@ -75,8 +75,9 @@ class _MoreA:
 
 
 def _pool_files(tmp_path):
-    for name, n in (("q1", 2), ("q2", 8)):  # documents of 99 bytes + 1 end-of-document token = 100 tokens
-        (tmp_path / f"a.{name}.jsonl").write_text("".join(json.dumps({"text": "x" * 99}) + "\n" for _ in range(n)))
+    for name, n in (("q1", 2), ("q2", 8)):  # distinct documents of 99 bytes + 1 end-of-document token = 100 tokens
+        (tmp_path / f"a.{name}.jsonl").write_text("".join(json.dumps({"text": f"{name}.{i} ".ljust(99, "x")}) + "\n"
+                                                          for i in range(n)))
     return {"a": {"normalizer": 0.01, "pools": [{"name": "q1", "path": str(tmp_path / "a.q1.jsonl"), "b": -0.6, "tau": 50.0},
                                                 {"name": "q2", "path": str(tmp_path / "a.q2.jsonl"), "b": -0.05, "tau": 1.0}]}}
 
@@ -186,3 +187,68 @@ def test_a_plan_pools_frontier_marks_the_laws_range_and_the_report_says_where_it
     page = build_report(tmp_path / "out", plan=_pooled_plan(), frontier=rows).read_text()
     assert "Budgets are in samples of the domain" in page
     assert "Up to 1M samples a * samples / normalizer &lt; 1" in page or "Up to 1M samples a * samples / normalizer < 1" in page
+
+# -- recheck 4: two pools of one domain reading the same file, or sharing documents --------------------------------
+
+def test_two_pools_of_one_domain_with_the_same_file_are_a_one_line_error(tmp_path):
+    from mixopt.errors import ConfigError
+
+    pools = _pool_files(tmp_path)["a"]
+    pools["pools"][1]["path"] = str(tmp_path / "." / "a.q1.jsonl")  # the same file, spelt otherwise
+    with pytest.raises(ConfigError) as exc:
+        resolve_domain_pools("a", pools, unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    msg = str(exc.value)
+    assert "'q1' and 'q2' of domain 'a' both read" in msg and "Give each pool its own file" in msg and "\n" not in msg
+
+
+def test_pool_files_of_one_domain_that_share_documents_warn(tmp_path):
+    import warnings
+
+    (tmp_path / "own").mkdir()
+    with warnings.catch_warnings():  # distinct documents: no warning
+        warnings.simplefilter("error")
+        resolve_domain_pools("a", _pool_files(tmp_path / "own")["a"], unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    pools = _pool_files(tmp_path)["a"]
+    first = (tmp_path / "a.q1.jsonl").read_text().splitlines()[0]
+    with open(tmp_path / "a.q2.jsonl", "a") as f:
+        f.write(first + "\n")  # q2 also holds one of q1's two documents
+    with pytest.warns(UserWarning, match=r"quality pools 'q1' and 'q2' of domain 'a' share 1 document\(s\) \(50.0% of 'q1'") as rec:
+        resolve_domain_pools("a", pools, unique_tokens=5000, mean_tokens_per_doc=None, spec=None)
+    assert len(rec) == 1 and "Keep each document in one pool's file" in str(rec[0].message)
+
+
+# -- recheck 2: the export notes say what each format's one path per pooled domain must hold ------------------------
+
+def test_the_plan_records_where_its_kept_pools_documents_are(tmp_path):
+    from types import SimpleNamespace
+
+    from mixopt.config import DomainSpec
+    from mixopt.planning.propose import kept_pool_sources
+
+    plan = _plan(tmp_path)
+    assert plan.provenance["pool_sources"] == {"a": {p: {"path": str(tmp_path / f"a.{p}.jsonl")} for p in plan.pools["a"]}}
+    buckets = DomainPools.model_validate({"pools": [{"name": "hi", "min_score": 0.5}, {"name": "lo", "max_score": 0.5}]})
+    got = kept_pool_sources({"w": SimpleNamespace(pools=buckets)}, {"w": ["hi"]}, [DomainSpec(name="w", path="x", quality_field="s")])
+    assert got == {"w": {"hi": {"quality_field": "s", "min_score": 0.5, "max_score": None}}}
+
+
+def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
+    files = {"q1": {"path": "/sel/web.q1.jsonl"}, "q2": {"path": "/sel/web.q2.jsonl"}}
+    plan = plan_from_dict(plan_dict(pools={"web": ["q1", "q2"]}, pool_laws={"web": {"q1": {}, "q2": {}, "q3": {}}},
+                                    provenance={"pool_sources": {"web": files}}), where="test")
+    hf = json.loads(export_plan(plan, "hf-datasets", PATHS)["interleave.json"])["pools"]
+    assert "the files /sel/web.q1.jsonl, /sel/web.q2.jsonl" in hf and "a glob that matches only its kept pools' files" in hf
+    olmo = "".join(export_plan(plan, "olmo-core", PATHS).values())
+    assert "a token file (.npy) tokenized from exactly its kept pools' documents" in olmo
+    assert "--paths gives each domain one path" in olmo and "the files `mixopt select` wrote" not in olmo
+    assert "an MDS folder" in "".join(export_plan(plan, "mosaic-streaming", PATHS).values())
+    bucket = {"web": {"q1": {"quality_field": "score", "min_score": 0.7, "max_score": None},
+                      "q2": {"quality_field": "score", "min_score": 0.4, "max_score": 0.7}}}
+    plan = plan_from_dict(plan_dict(pools={"web": ["q1", "q2"]}, pool_laws={"web": {"q1": {}, "q2": {}, "q3": {}}},
+                                    provenance={"pool_sources": bucket}), where="test")
+    text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
+    assert "the domain's documents with score >= 0.4" in text and "preprocessed from" in text  # adjacent buckets joined
+    bucket["web"]["q2"]["max_score"] = 0.6
+    plan = plan_from_dict(plan.to_dict() | {"provenance": {"pool_sources": bucket}}, where="test")
+    text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
+    assert "with 0.4 <= score < 0.6 or score >= 0.7" in text

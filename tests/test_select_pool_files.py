@@ -11,7 +11,7 @@ import yaml
 
 from mixopt.cli.main import run
 from mixopt.config import DomainPools, DomainSpec, QualityPool, load_config, resolve_config
-from mixopt.data.domains import is_validation, split_documents
+from mixopt.data.domains import is_validation, split_documents, validation_mask
 from mixopt.errors import ConfigError, DataError
 from mixopt.pipeline import with_pools
 from mixopt.planning.pool_sources import pool_file_notes
@@ -209,3 +209,60 @@ def test_the_targets_text_field_error_names_target_text_field(data, tmp_path, ca
                 "--target-text-field", "text", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "--pool web=" in err and "Pass --text-field" in err
+
+
+# -- recheck 1: pools selected from one shard of a sharded domain, and a domain larger than the lookup reads ---------
+
+@pytest.fixture()
+def sharded(data, tmp_path, monkeypatch):
+    """A domain folder of two shards, the validation documents in the second; the lookup reads 40 of its 80 documents."""
+    import mixopt.planning.pool_sources as ps
+
+    monkeypatch.setattr(ps, "DOMAIN_CHECK_DOCS", 40)
+    rest = [d for d in data["docs"] if d not in data["held"]]
+    (tmp_path / "dom").mkdir()
+    write_jsonl(tmp_path / "dom" / "shard_0.jsonl", [{"text": d} for d in rest[:40]])
+    shard_1 = write_jsonl(tmp_path / "dom" / "shard_1.jsonl", [{"text": d} for d in rest[40:] + data["held"]])
+    return DomainSpec(name="web", path=str(tmp_path / "dom")), shard_1
+
+
+def test_pools_selected_from_one_shard_are_the_domains_data_and_their_leak_is_counted(data, tmp_path, sharded):
+    spec, shard_1 = sharded
+    select(data, tmp_path, pools={"web": str(shard_1)}, val_fraction=None)
+    notes = pool_file_notes(pools_of(tmp_path / "sel"), [spec], VF)
+    assert not [n for n in notes if "not the domain's data" in n]
+    assert len(notes) == 1 and f"hold {len(data['held'])} of the domain's validation documents" in notes[0]
+
+
+def test_a_lookup_that_reads_part_of_the_domain_samples_it_and_claims_other_data_only_when_it_can_tell(data, tmp_path, sharded):
+    spec, shard_1 = sharded
+    hand = {"web": {"pools": [{"name": "h", "path": str(shard_1)}]}}  # no selection.json: looked up in a sample
+    assert not [n for n in pool_file_notes(hand, [spec], VF) if "not the domain's data" in n]
+    other = {"web": {"pools": [{"name": "o", "path": str(data["other"])}]}}  # 60 documents, about 30 expected
+    notes = pool_file_notes(other, [spec], VF)
+    assert len(notes) == 1 and "not the domain's data: 0 of the 60" in notes[0] and "uniform sample" in notes[0]
+    few = {"web": {"pools": [{"name": "o", "path": str(write_jsonl(tmp_path / "few.jsonl", rows_of(data["other"])[:20]))}]}}
+    assert pool_file_notes(few, [spec], VF) == []  # 10 expected: too few to tell, nothing is claimed
+
+
+# -- recheck 3 and 8: the fix names --config; pools selected at another val_fraction -----------------------------
+
+def test_the_leak_fix_names_the_config_whose_val_fraction_select_must_hold_out(data, tmp_path):
+    select(data, tmp_path, val_fraction=None)
+    notes = pool_file_notes(pools_of(tmp_path / "sel"), [DomainSpec(name="web", path=str(data["pool"]))], 0.3, "exp/my.yaml")
+    assert len(notes) == 1 and "`mixopt select --config exp/my.yaml`" in notes[0] and "data.val_fraction 0.3" in notes[0]
+    assert "\n" not in notes[0]
+
+
+def test_pools_selected_holding_out_another_val_fraction_warn_once(data, tmp_path):
+    spec = DomainSpec(name="web", path=str(data["pool"]))
+    select(data, tmp_path, val_fraction=0.2)  # used at 0.05: the documents in [0.05, 0.2) train in no pool
+    notes = pool_file_notes(pools_of(tmp_path / "sel"), [spec], VF, "cfg.yaml")
+    assert len(notes) == 1 and "val_fraction 0.2" in notes[0] and "data.val_fraction is 0.05" in notes[0]
+    assert f"{0.15 / 0.95:.1%} of the domain's training documents" in notes[0] and "--config cfg.yaml" in notes[0]
+    select(data, tmp_path, out="sel2", val_fraction=0.02)  # used at 0.05: they hold documents val/web is measured on
+    held = validation_mask(data["docs"], 0.02)  # (with a tiny split's rule: none under 0.02 moves one text in)
+    leaked = sum(is_validation(d, VF) and not h for d, h in zip(data["docs"], held))
+    assert leaked
+    notes = pool_file_notes(pools_of(tmp_path / "sel2"), [spec], VF)
+    assert len(notes) == 1 and "val_fraction 0.02" in notes[0] and f"hold {leaked} of the domain's validation" in notes[0]

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import ConfigError, ExportError
 from ..export import ExportOptions, inapplicable_options, rounding_note, write_export
+from ..export.reading import POOL_PATHS
 from ..plan import load_plan, repeated_more
 from .main import app
 from .outputs import check_output
@@ -95,8 +96,10 @@ def export_cmd(
         typer.echo(f"warning: {steps}", err=True)
     if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only
         kept = "; ".join(f"{d}: {', '.join(p)}" for d, p in sorted(plan.pools.items()))
-        typer.echo(f"note: the plan keeps only these quality pools ({kept}); point --paths at their data (the pool files "
-                   "`mixopt select` wrote), not at the whole domain", err=True)
+        holder = POOL_PATHS.get(fmt, "a path that holds exactly its kept pools' documents")
+        typer.echo(f"note: the plan keeps only these quality pools ({kept}); --paths gives each domain one path, so make "
+                   f"each such domain's path {holder}, not the whole domain (the export's notes name the pools' data)",
+                   err=True)
     repeated = repeated_more(original.epochs, plan.epochs) if drop else []
     if repeated:  # the kept domains repeat more than before
         typer.echo(f"note: epochs now {', '.join(repeated)} (shares grew without the dropped domain)", err=True)

@@ -97,7 +97,8 @@ def propose_cmd(
             pipeline.save_fitted(fitted, pipeline.propose_model_path(out))
             progress(FIT_LABEL, 1, 1)
         plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot, budget_tokens=budget_tokens, model_params=model_params,
-                                seed=seed, use_projector=not no_projector, progress=progress)
+                                seed=seed, use_projector=not no_projector, progress=progress,
+                                config_name=str(config) if config is not None else None)
     pipeline.save(plan, out)
     console = Console()
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}

@@ -182,7 +182,7 @@ def export_hf_datasets(spec: ExportSpec) -> dict[str, str]:
         "build(k) reads domain i, 'read' (the phase's planned part) then 'spare' (slack), as [start, stop) in 'unit' "
         "(epochs of the domain's rows, or documents) of its rows read over and over; documents_per_epoch is the "
         "plan's estimate, used for streams (whose length is unknown)",
-        **({"pools": pools} if (pools := pools_text(spec)) else {}),
+        **({"pools": pools} if (pools := pools_text(spec, "hf-datasets")) else {}),
         "phases": phases,
     }
     return {

@@ -147,7 +147,7 @@ def export_litdata(spec: ExportSpec) -> dict[str, str]:
         for p, win in zip(spec.phases, windows)
     ]
     text = _TEMPLATE.format(
-        note=spec.note, pools=f"\n\n{text}" if (text := pools_text(spec)) else "", seed=spec.options.seed, margin=REPETITION_MARGIN,
+        note=spec.note, pools=f"\n\n{text}" if (text := pools_text(spec, "litdata")) else "", seed=spec.options.seed, margin=REPETITION_MARGIN,
         phases=pprint.pformat(phases, sort_dicts=False, width=100),
     )
     return {"mixture_litdata.py": text}

@@ -149,7 +149,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "(the last phase ends at --train-iters) and resume phase k+1 from its checkpoint; each phase's megatron_args "
         "has these",
         "continuation": CONTINUATION,
-        **({"pools": pools} if (pools := pools_text(spec)) else {}),
+        **({"pools": pools} if (pools := pools_text(spec, "megatron")) else {}),
         "phases": phases,
     }
     files["blend.json"] = json.dumps(meta, indent=1) + "\n"

@@ -98,7 +98,7 @@ def export_mosaic(spec: ExportSpec) -> dict[str, str]:
             "To keep phases disjoint, write each such domain's samples for this phase as its own MDS directory (or split) "
             "and point this phase's stream at it; planned reading in this phase, in epochs of the domain's data "
             "(documents where the plan has no epochs), after the earlier phases': " + ", ".join(reading) + ".",
-            *([pools] if (pools := pools_text(spec)) else []),
+            *([pools] if (pools := pools_text(spec, "mosaic-streaming")) else []),
         ]
         body = yaml.safe_dump({"streams": streams}, sort_keys=False, default_flow_style=False)
         files[f"{phase.name}.yaml"] = "".join(f"# {line}\n" for line in head) + body

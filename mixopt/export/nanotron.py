@@ -78,7 +78,7 @@ def export_nanotron(spec: ExportSpec) -> dict[str, str]:
         last = sched["start_steps"][phase.index + 1] if phase.index + 1 < len(spec.phases) else sched["total_steps"]
         head.append(f"planned {phase.name} (steps {sched['start_steps'][phase.index] + 1}-{last}): " + ", ".join(reading)
                     + " (epochs of the domain's data, or tokens).")
-    if pools := pools_text(spec):
+    if pools := pools_text(spec, "nanotron"):
         head.append(pools)
     body = yaml.safe_dump({"data_stages": stages}, sort_keys=False, default_flow_style=False)
     return {"data_stages.yaml": "".join(f"# {line}\n" for line in head) + body}

@@ -82,7 +82,7 @@ def export_olmo_core(spec: ExportSpec) -> dict[str, str]:
             "replacement and reads 63% of them, so a domain planned at x <= 1 epochs reads 0.63 x of its data over the "
             "run, against 1 - exp(-x) with unsplit files and these seeds (equal at x = 1).",
             f"Planned reading in this phase, in {unit_note}, after the earlier phases': " + ", ".join(reading) + ".",
-            *([pools] if (pools := pools_text(spec)) else []),
+            *([pools] if (pools := pools_text(spec, "olmo-core")) else []),
         ]
         drawn = {d: amount for d, (amount, unit, _) in planned_reading(spec, phase, per="tokens").items() if unit == "epochs"}
         if drawn:

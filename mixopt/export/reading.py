@@ -101,11 +101,25 @@ def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
     return out
 
 
-def pools_text(spec: ExportSpec) -> str:
-    """One sentence on the plan's kept quality pools, for a format's notes ("" when the plan keeps none): each such
-    domain's path must hold exactly those pools' data, whose unique tokens the plan's epochs (and the planned reading,
-    repetition caps and tokens per document written here) count, not the whole domain's."""
+#: What each format's one path per domain (``--paths`` names a domain once) must be for a pooled domain.
+POOL_PATHS = {
+    "hf-datasets": "a glob that matches only its kept pools' files, or a folder that holds only them (for score buckets: "
+                   "a data file of only their documents)",
+    "litdata": "a folder that litdata.optimize wrote from exactly its kept pools' documents",
+    "mosaic-streaming": "an MDS folder written from exactly its kept pools' documents",
+    "megatron": "a .bin/.idx prefix preprocessed from exactly its kept pools' documents",
+    "nanotron": "a tokenized dataset_folder made from exactly its kept pools' documents",
+    "olmo-core": "a token file (.npy) tokenized from exactly its kept pools' documents",
+}
+
+
+def pools_text(spec: ExportSpec, fmt: str) -> str:
+    """One sentence on the plan's kept quality pools, for format ``fmt``'s notes ("" when the plan keeps none): each
+    such domain's one path (:data:`POOL_PATHS`, what ``fmt`` reads) must hold exactly those pools' documents (their
+    files, or a score bucket's documents, as the plan's ``provenance.pool_sources`` says), whose unique tokens the
+    plan's epochs (and the planned reading, repetition caps and tokens per document written here) count."""
     overall = spec.plan.overall_weights()
+    sources = spec.plan.provenance.get("pool_sources") or {}
     parts = []
     for d, kept in sorted(spec.plan.pools.items()):
         if not kept or overall.get(d, 0.0) <= 0:
@@ -114,9 +128,48 @@ def pools_text(spec: ExportSpec) -> str:
         of = f" (of {', '.join(every)})" if every and len(every) > len(kept) else ""
         epochs = spec.plan.epochs.get(d)
         unique = f", {overall[d] * spec.plan.budget_tokens / epochs:.4g} unique tokens" if epochs else ""
-        parts.append(f"{d}: {', '.join(kept)}{of}{unique}")
+        where = _kept_documents(sources.get(d) or {}, kept)
+        parts.append(f"{d}: {', '.join(kept)}{of}{unique}{': ' + where if where else ''}")
     if not parts:
         return ""
-    return ("Quality pools: the plan trains these domains on their kept pools only (" + "; ".join(parts) + "); point "
-            "each one's path at exactly those pools' data (the files `mixopt select` wrote), not the whole domain: the "
-            "plan's epochs and the planned reading, repetition caps and tokens per document here count those pools.")
+    holder = POOL_PATHS.get(fmt, "a path that holds exactly its kept pools' documents")
+    return ("Quality pools: the plan trains these domains on their kept pools only (" + "; ".join(parts) + "). --paths "
+            f"gives each domain one path, so make each such domain's path {holder}, not the whole domain: the plan's "
+            "epochs and the planned reading, repetition caps and tokens per document here count those pools.")
+
+
+def _kept_documents(sources: dict, kept: list[str]) -> str:
+    """Where the kept pools' documents are: their files, or the score range of each kept bucket ("" when unknown)."""
+    files = [str(sources[p]["path"]) for p in kept if "path" in (sources.get(p) or {})]
+    buckets = [sources[p] for p in kept if "min_score" in (sources.get(p) or {})]
+    out = []
+    if files:
+        out.append(f"the file{'s' if len(files) > 1 else ''} {', '.join(files)}")
+    if buckets:
+        field = next((b["quality_field"] for b in buckets if b.get("quality_field")), None) or "the quality_field"
+        ranges = " or ".join(_score_range(field, lo, hi) for lo, hi in _merged(buckets))
+        out.append(f"the domain's documents with {ranges}")
+    return " and ".join(out)
+
+
+def _merged(buckets: list[dict]) -> list[tuple[float | None, float | None]]:
+    """The buckets' ``[min_score, max_score)`` ranges, lowest first, adjacent ones joined (None: unbounded)."""
+    spans = sorted(((b.get("min_score"), b.get("max_score")) for b in buckets),
+                   key=lambda r: -math.inf if r[0] is None else r[0])
+    out: list[tuple[float | None, float | None]] = []
+    for lo, hi in spans:
+        if out and out[-1][1] is not None and lo is not None and out[-1][1] == lo:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _score_range(field: str, lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return f"any {field}"
+    if lo is None:
+        return f"{field} < {hi:g}"
+    if hi is None:
+        return f"{field} >= {lo:g}"
+    return f"{lo:g} <= {field} < {hi:g}"

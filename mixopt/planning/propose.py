@@ -55,6 +55,29 @@ class ProposeContext:
     # together (propose.pools; set by build_plan): the most the plan can train of that domain, so its cap counts them
 
 
+def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Where each kept pool's documents are: ``{domain: {pool: {"path": ...}}}`` for a pool file, ``{"quality_field":
+    ..., "min_score": ..., "max_score": ...}`` for a score bucket (None: unbounded), ``{"share": ...}`` for a share."""
+    fields = {s.name: s.quality_field for s in specs or []}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for d, names in kept.items():
+        if d not in pooled:
+            continue
+        by_name = {p.name: p for p in pooled[d].pools.pools}
+        for name in names:
+            p = by_name.get(name)
+            if p is None:
+                continue
+            if p.path is not None:
+                where: dict[str, Any] = {"path": str(p.path)}
+            elif p.is_bucket:
+                where = {"quality_field": fields.get(d), "min_score": p.min_score, "max_score": p.max_score}
+            else:
+                where = {"share": p.share}
+            out.setdefault(d, {})[name] = where
+    return out
+
+
 def unique_counts(ctx: ProposeContext) -> dict[str, float]:
     """Unique tokens the plan can draw on per domain, for the repetition caps and the Cooldown schedule: a domain's
     token count, its quality pools' together where it has pools (the plan trains only those); {} for imported runs."""
@@ -318,6 +341,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         provenance["end_phase"] = end_phase  # "on top" (adds share) or "reorder" (moves tokens; verify's no-upsampling)
     if ctx.reuse is not None:
         provenance["reuse"] = {"plan": ctx.reuse.source, "ratios": dict(ctx.reuse.ratios), "free": ctx.reuse.free}
+    if sources := kept_pool_sources(pooled, pools_kept, ctx.specs):
+        provenance["pool_sources"] = sources  # what the exports tell a user to point a pooled domain's path at
     return Plan(
         budget_tokens=float(budget),
         phases=phases,

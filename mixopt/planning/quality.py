@@ -25,19 +25,23 @@ evaluated or fitted, as in `mixopt plan-pools`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
+from ..data.sources import resolve_files
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
 from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import fit_pool_decay, usable_fit
 from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
+from ..selection.read import text_keys
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
@@ -90,9 +94,43 @@ def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
                                   where=f"propose.pools.{domain}")
 
 
-def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None) -> tuple[float, int]:
+def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None
+               ) -> tuple[float, int, set[bytes]]:
+    """(tokens, documents, a digest of each distinct text) of a file pool."""
     docs = pool_documents(domain, p, spec, max_documents)
-    return float(sum(tok.count(d) for d in docs)), len(docs)
+    return float(sum(tok.count(d) for d in docs)), len(docs), text_keys(docs)
+
+
+def _check_distinct_files(domain: str, pools: Sequence[QualityPool]) -> None:
+    """Two file pools of one domain that read the same file: a one-line error (the plan would count it twice)."""
+    seen: dict[Path, str] = {}
+    for p in pools:
+        if p.path is None:
+            continue
+        try:
+            files = resolve_files(DomainSpec(name=f"{domain}.{p.name}", path=str(p.path)))
+        except DataError:
+            continue  # a missing path: the pool's own read says so next
+        for f in files:
+            first = seen.setdefault(f.resolve(), p.name)
+            if first != p.name:
+                raise ConfigError(f"Quality pools '{first}' and '{p.name}' of domain '{domain}' both read {f}: the plan "
+                                  "would count its tokens once per pool (too few epochs, too many unique tokens). Give "
+                                  "each pool its own file, or drop one of them.")
+
+
+def _shared_documents_warning(domain: str, keys: Mapping[str, set[bytes]]) -> None:
+    """Warn (one line per pair) when file pools of one domain share documents: their tokens are counted in each."""
+    names = list(keys)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = len(keys[a] & keys[b])
+            if shared:
+                warnings.warn(f"quality pools '{a}' and '{b}' of domain '{domain}' share {shared} document(s) "
+                              f"({shared / max(len(keys[a]), 1):.1%} of '{a}', {shared / max(len(keys[b]), 1):.1%} of "
+                              f"'{b}'): the plan counts their tokens in both pools, so its epochs of the domain are too low "
+                              "and a plan keeping both trains them twice as often. Keep each document in one pool's file.",
+                              stacklevel=3)
 
 
 def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -197,11 +235,13 @@ def resolve_domain_pools(
         raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
     tok = Tokenizer(tokenizer)
     sizes: dict[str, tuple[float, float | None, str]] = {}  # name -> (tokens, documents or None, source)
+    keys: dict[str, set[bytes]] = {}  # file pool -> its texts' digests (pools that share documents)
     scored = bucketed = None
+    _check_distinct_files(domain, dp.pools)
     for p in dp.pools:
         where = f"Quality pool '{p.name}' of domain '{domain}'"
         if p.path is not None:
-            t, n = _file_size(domain, p, spec, tok, max_documents)
+            t, n, keys[p.name] = _file_size(domain, p, spec, tok, max_documents)
             sizes[p.name] = (t, n, "file")
         elif p.is_bucket:
             if spec is None or not spec.quality_field:
@@ -229,6 +269,7 @@ def resolve_domain_pools(
                 raise ConfigError(f"{where} is sized by share, which needs the domain's unique token count; it is "
                                   "unknown here (e.g. imported runs, or an unknown domain). Give the pool a path or a score bucket.")
             sizes[p.name] = (float(p.share * unique_tokens), None, "share")
+    _shared_documents_warning(domain, keys)
     tps = dp.tokens_per_sample or mean_tokens_per_doc
     if not tps:
         measured = [(t, n) for t, n, _ in sizes.values() if n]
