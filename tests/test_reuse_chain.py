@@ -124,14 +124,36 @@ def test_a_store_cannot_reuse_itself_nor_one_that_reuses_it(chain, tmp_path, cap
 
 # ------------------------------------------------------------------ finding 2: a reused run that is one of today's
 
-def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeypatch, capsys):
-    """The same data swept again with reuse.store: the old runs this store trained again (same run id) stay out."""
+def older_run_ids(store):
+    """The store's records as a store swept before stop 38 holds them: the same training runs under other run ids
+    (the embedded corpus's data fingerprint changed since)."""
+    import hashlib
+
+    from mixopt.runs.record import RunRecord
+
+    was = {}  # older id -> today's
+    for path in sorted((store / "runs").glob("*.json")):
+        rec = RunRecord.from_json(path.read_text())
+        rec.run_id = hashlib.sha256(rec.run_id.encode()).hexdigest()[:16]
+        was[rec.run_id] = path.stem
+        rec.data_fingerprint = "older"
+        path.unlink()
+        (store / "runs" / f"{rec.run_id}.json").write_text(rec.to_json())
+    return was
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["same-ids", "older-ids"])
+def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeypatch, capsys, older):
+    """The same data swept again with reuse.store: the old runs this store trained again stay out, under the same run
+    id or, for a store swept before the embedded corpus's fingerprint changed, under another (same proxy, phases
+    without zero-weight domains, seed)."""
     monkeypatch.chdir(tmp_path)
     sweep(tmp_path, "old", "s_old", runs=4, data={"include": ["code", "prose"]})
+    was = older_run_ids(tmp_path / "s_old") if older else {}
     capsys.readouterr()
     sweep(tmp_path, "new", "s_new", runs=2, data={"include": ["code", "prose"]}, reuse={"store": "s_old"})
     old, new = (pipeline.open_store(s) for s in ("s_old", "s_new"))
-    same = {r.run_id for r in old.ok} & {r.run_id for r in new.ok}
+    same = {r.run_id for r in old.ok if was.get(r.run_id, r.run_id) in {t.run_id for t in new.ok}}
     k = len(old.ok) - len(same)
     assert same and k > 0
     said = " ".join(capsys.readouterr().out.split())

@@ -21,6 +21,7 @@ from .reuse_chain import absolute_reuse, check_reuse_store, relative_reuse, same
 from .reused import EXECUTION_FIELDS, proxy_shape, stale_plan, sweep_reuse
 from .store import RunStore, check_store_target, is_store_folder
 from .sweep import SweepSummary, plan_sweep, sweep_scales
+from .table import sweep_records
 
 
 def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = None, executor: str = "local",
@@ -148,8 +149,8 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
         warnings.warn(note, stacklevel=3)
     if not cfg.reuse.store:
         return ""
-    ids = {s.run_id for s in specs} | set(store.run_ids())
-    joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, ids)
+    held = sweep_records(store.snapshot(warn_failed=False).ok) if store.run_ids() else []  # runs of an earlier config of this store too
+    joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, [*specs, *held])
     if not joining:
         raise ConsistencyError(f"{line}. Point reuse.store at an earlier sweep of this proxy whose runs trained data that "
                                "is still the same, or drop reuse.store.")
