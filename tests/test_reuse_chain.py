@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 
 from mixopt import pipeline
 from mixopt.cli.main import run
+from mixopt.errors import DataError
 from mixopt.runs.reused import reused_records
 from mixopt.surrogates.crossval import cross_validate
 from tests.test_cli_sweep import write_cfg
@@ -29,10 +30,12 @@ def meta_of(store):
 
 
 def set_reuse(where, **reuse):
-    """store.json as an older mixopt wrote it: ``reuse`` as given (paths as typed), no ``reuse_relative``."""
+    """store.json as an older mixopt wrote it: ``reuse`` as given (paths as typed), no ``reuse_relative`` nor
+    ``reuse_store_runs``."""
     meta = meta_of(where)
     meta["config"]["reuse"] = {"store": None, "plan": None, "recompute": [], **reuse}
     meta.pop("reuse_relative", None)
+    meta.pop("reuse_store_runs", None)
     (where / "store.json").write_text(json.dumps(meta))
 
 
@@ -61,9 +64,11 @@ def test_the_sweep_records_where_the_earlier_store_lies_and_fit_finds_it_from_an
     # a store an older mixopt wrote: the paths as typed, relative to the folder swept from (not recorded)
     for store, earlier in (("s2", "s1"), ("s1", "s0")):
         set_reuse(chain / store, store=earlier)
+    with pytest.raises(DataError, match="could be any of 2 run stores"):  # next to the store, or ./s1: it cannot tell
+        reused_records(pipeline.open_store(chain / "s2"), "val/code")
+    monkeypatch.chdir(tmp_path)  # one place holds it: next to the store
     full, _, line = reused_records(pipeline.open_store(chain / "s2"), "val/code")
-    assert len(full) == n0 + n1 and str(chain / "s1") in line  # next to the store, not ./s1
-    monkeypatch.chdir(tmp_path)
+    assert len(full) == n0 + n1 and "of work/s1 and the 1 store(s) it reused (work/s0)" in line
     assert pipeline.fit(pipeline.open_store("work/s2"), "val/code").meta["reused_runs"] == n0 + n1
 
 
@@ -84,6 +89,51 @@ def test_resuming_an_older_store_with_relative_paths_is_no_config_change(chain, 
     assert "store config updated" not in out and "0 trained now" in out
     meta = meta_of(chain / "s2")
     assert meta["config"]["reuse"]["store"] == str(chain / "s1") and "config_history" not in meta
+
+
+def test_a_moved_tree_with_another_store_at_the_old_path_reads_its_own_earlier_store(chain, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The tree moved and a new, unrelated store made at the recorded absolute path: the run ids store.json recorded
+    tell the earlier store apart; a store.json without them (swept before they were recorded) refuses in one line."""
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    moved = tmp_path / "moved"
+    monkeypatch.chdir(tmp_path)
+    chain.rename(moved)
+    shutil.copytree(moved / "s0", chain / "s1")  # another store where s1 was
+    assert pipeline.fit(pipeline.open_store(moved / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+    meta = meta_of(moved / "s2")
+    meta.pop("reuse_store_runs")
+    (moved / "s2" / "store.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "could be any of 2 run stores" in err
+    assert "work/s1, moved/s1 (the path recorded, and the same place relative to the store" in err
+    assert "mixopt sweep CONFIG --store moved/s2" in err
+    meta["reuse_store_runs"] = sorted(p.stem for p in (moved / "s1" / "runs").glob("*.json"))
+    (moved / "s2" / "store.json").write_text(json.dumps(meta))
+    shutil.rmtree(moved / "s1")  # the earlier store gone: the other store is not taken for it
+    assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another store lies there now" in err and "work/s1" in err
+
+
+def test_an_older_store_whose_relative_path_several_folders_hold_refuses(chain, tmp_path, monkeypatch, capsys):
+    """An older mixopt's relative reuse.store that more than one folder holds (next to the store, above it): it
+    refuses, naming them, until the sweep is resumed from the folder it was swept from (which records the full path)."""
+    set_reuse(chain / "s2", store="s1")
+    shutil.copytree(chain / "s0", tmp_path / "s1")  # a store called s1 one folder up too
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert run(["fit", "--store", "work/s2", "--out", "m.pkl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "could be any of 2 run stores: work/s1, s1" in err
+    assert "mixopt sweep CONFIG --store work/s2" in err and "folder it was swept from" in err
+    monkeypatch.chdir(chain)
+    assert run(["sweep", str(tmp_path / "c2.yaml"), "--store", "s2"]) == 0
+    assert "store config updated" not in capsys.readouterr().out
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    assert pipeline.fit(pipeline.open_store(chain / "s2"), "val/code").meta["reused_runs"] == n0 + n1
 
 
 # ------------------------------------------------------------------ finding 3: each run on its own

@@ -105,6 +105,7 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                 store.update_meta(**today, data_fingerprint=data.fingerprint, planned=[s.run_id for s in specs],
                                   tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
                                   **({"reuse_relative": relative} if relative or "reuse_relative" in latest else {}),
+                                  **reuse_store_runs(cfg, latest),
                                   **({"config_history": history} if history else {}))
                 active.append(store.hold_active())
             # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
@@ -155,6 +156,17 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
         raise ConsistencyError(f"{line}. Point reuse.store at an earlier sweep of this proxy whose runs trained data that "
                                "is still the same, or drop reuse.store.")
     return line
+
+
+REUSE_STORE_RUNS = 16  # run ids of the earlier store recorded in store.json
+
+
+def reuse_store_runs(cfg: SweepConfig, latest: dict) -> dict:
+    """``{"reuse_store_runs": [...]}``: some run ids the earlier store (``reuse.store``) holds now, so a later command
+    tells it apart from another store at the same path (:func:`~mixopt.runs.reuse_chain.locate`: a tree moved, and a
+    new store made where it was); ``{"reuse_store_runs": []}`` to clear an older entry; ``{}`` when there is none."""
+    ids = RunStore(cfg.reuse.store, create=False).run_ids()[:REUSE_STORE_RUNS] if cfg.reuse and cfg.reuse.store else []
+    return {"reuse_store_runs": ids} if ids or "reuse_store_runs" in latest else {}
 
 
 def verbatim_fingerprints(data) -> dict:

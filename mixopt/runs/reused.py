@@ -4,10 +4,9 @@ A run of the old sweep trained a mixture of the old domains; in today's domain s
 new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
 measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
 ``reused_records`` compares the domains' content fingerprints (or, for stores written before they were kept, their
-token counts and the data settings), drops runs on other proxies, runs today's store holds itself (the same run id, or the same proxy, phases and
-seed: :func:`training_key`),
-and runs that trained a removed or revised domain (a run that gave such a domain weight 0 stays, without that domain
-and its metrics), follows a chain of updates (``store_chain``), decides per run whether it measured the target (or
+token counts and the data settings), drops runs on other proxies, runs today's store holds itself (the same run id, or
+the same proxy, phases and seed: :func:`training_key`), and runs that trained a removed or revised domain (a run that
+gave such a domain weight 0 stays, without that domain and its metrics), follows a chain of updates (``store_chain``), decides per run whether it measured the target (or
 only some of an averaged target's components), and says why it took what it took, per store of the chain.
 
 Where the stores of the chain lie (paths recorded in store.json): :mod:`mixopt.runs.reuse_chain`.
