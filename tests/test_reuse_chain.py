@@ -108,11 +108,16 @@ def test_a_moved_tree_with_another_store_at_the_old_path_reads_its_own_earlier_s
     assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "could be any of 2 run stores" in err
-    assert "work/s1, moved/s1 (the path recorded, and the same place relative to the store" in err
+    assert "moved/s1, work/s1 (relative to the store as recorded, and the path recorded" in err
     assert "mixopt sweep CONFIG --store moved/s2" in err
+    shutil.rmtree(chain / "s1")
+    shutil.copytree(moved / "s1", chain / "s1")  # a copy of the earlier store there: either is the same store
+    assert pipeline.fit(pipeline.open_store(moved / "s2"), "val/code").meta["reused_runs"] == n0 + n1
     meta["reuse_store_runs"] = sorted(p.stem for p in (moved / "s1" / "runs").glob("*.json"))
     (moved / "s2" / "store.json").write_text(json.dumps(meta))
-    shutil.rmtree(moved / "s1")  # the earlier store gone: the other store is not taken for it
+    shutil.rmtree(chain / "s1")
+    shutil.copytree(moved / "s0", chain / "s1")  # the other store back where s1 was
+    shutil.rmtree(moved / "s1")  # and the earlier store gone: the other store is not taken for it
     assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "another store lies there now" in err and "work/s1" in err
@@ -151,6 +156,27 @@ def test_a_run_that_measured_the_target_joins_whatever_older_stores_measured(cha
     linear = pipeline.fit(snap, "mean:all-domains", "linear")  # one model of the mean: s1's runs, not s0's
     assert linear.meta["reused_runs"] == n1 and f"the {n0} that measured only some components are not used" in linear.meta["reused"]
     assert pipeline.fit(snap, "val/legal").meta["reused_runs"] == n1
+
+
+def as_if_changed_since(store, domain):
+    meta = meta_of(store)
+    meta["domain_fingerprints"][domain] = "other text"
+    meta.get("domain_fingerprints_verbatim", {}).pop(domain, None)
+    (store / "store.json").write_text(json.dumps(meta))
+
+
+def test_the_line_says_which_stores_were_swept_on_other_data_of_a_domain(chain):
+    """prose changed since s0 only: s1's runs still measure today's prose, so the line names s0 and does not say
+    "only today's runs measure it"; when it changed since s1 too, it does."""
+    as_if_changed_since(chain / "s0", "prose")
+    snap = pipeline.open_store(chain / "s2")
+    n1 = len(pipeline.open_store(chain / "s1").ok)
+    full, _, line = reused_records(snap, "val/prose")
+    assert len(full) == n1 and "only today's runs" not in line
+    assert "the data of prose changed since s0 was swept: their runs' val/prose is not used" in line
+    as_if_changed_since(chain / "s1", "prose")
+    line = reused_records(snap, "val/code")[2]
+    assert "the data of prose changed since s1, s0 were swept: only today's runs measure it" in line
 
 
 # ------------------------------------------------------------------ finding 5: a store that names itself

@@ -44,12 +44,13 @@ def recorded_reuse(meta: dict[str, Any], key: str) -> str | None:
 def locate(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str) -> tuple[Path | None, list[Path]]:
     """(where the path a store at ``root`` recorded as ``reuse.<key>`` lies now, or None; every place looked).
 
-    An absolute path (what the sweep records) is taken as it is, then relative to the store's folder
-    (``reuse_relative`` in its store.json: the tree moved as a whole). A relative one (an older mixopt's, as typed in
+    An absolute path (what the sweep records) is looked for relative to the store's folder (``reuse_relative`` in its
+    store.json: the tree moved or copied as a whole) and as it is. A relative one (an older mixopt's, as typed in
     the config, relative to the folder that sweep ran in) is looked for next to the store's folder and in each folder
     above it, nearest first, then in the current folder. A plan: the first file wins. A store: the one that holds the
     runs store.json's ``reuse_store_runs`` names (the earlier store's, at sweep time), or when it names none, the only
-    place that holds a run store; a one-line DataError when that does not tell them apart (:func:`_which_store`)."""
+    place that holds a run store (or copies of one: the same run ids); a one-line DataError when that does not tell them
+    apart (:func:`_which_store`)."""
     places = _places(recorded, root, meta, key)
     if key != "store":
         return next((p for p in places if p.is_file()), None), places
@@ -59,11 +60,9 @@ def locate(recorded: str, root: str | Path | None, meta: dict[str, Any], key: st
 def _places(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str) -> list[Path]:
     path = Path(recorded).expanduser()
     base = Path(os.path.abspath(root)) if root is not None else None
-    if path.is_absolute():
-        places = [path]
+    if path.is_absolute():  # relative to the store first: of two copies of one store, the one in the store's own tree
         rel = (meta.get("reuse_relative") or {}).get(key)
-        if rel and base is not None:
-            places.append(base / rel)
+        places = [base / rel, path] if rel and base is not None else [path]
     else:
         places = [above / path for above in base.parents] if base is not None else []
         places.append(Path.cwd() / path)
@@ -93,10 +92,10 @@ def _which_store(recorded: str, root: str | Path | None, meta: dict[str, Any], p
                             f"{'holds a run store' if len(held) == 1 else 'hold run stores'}, but none of the runs its "
                             f"earlier store held when {home} was swept (e.g. {min(ran)}): another store lies there now. "
                             f"Move the earlier store back there, or {fix}.")
-        return ours[0]  # several: copies of one store (they hold the same runs); the recorded path first
-    if len(held) > 1:
+        return ours[0]  # several: copies of one store (they hold the same runs)
+    if len(held) > 1 and len({frozenset(RunStore(p, create=False).run_ids()) for p in held}) > 1:  # not copies of one
         how = (f" (recorded as typed, relative to the folder {home} was swept from, which an older mixopt did not record)"
-               if typed else " (the path recorded, and the same place relative to the store: its folder moved)")
+               if typed else " (relative to the store as recorded, and the path recorded: its folder was moved or copied)")
         raise DataError(f"reuse.store {recorded} of {home} could be any of {len(held)} run stores: {_looked(held)}{how}. "
                         f"To tell, {fix}; or move the stores that are not its earlier store away.")
     return held[0] if held else None

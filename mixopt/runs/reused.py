@@ -44,10 +44,11 @@ class Gathered:
     kept: list[tuple[RunRecord, Path, frozenset[str]]]  # (run, its store, its metrics on text that changed since)
     dropped: dict[str, int]  # reason -> runs left out
     n: int  # distinct runs of the chain
-    revised: set[str]  # domains whose data changed since some store of the chain
+    revised: dict[str, list[Path]]  # domain -> the stores of the chain swept on other data of it (revised since)
     stale: set[str]  # evaluation-only target sets whose text changed since
     at0: dict[Path, list[str]]  # per store: today's domains its runs have at 0 (new since, or revised)
     known: set[str]  # every domain some store of the chain trained
+    current: set[str] = dataclasses.field(default_factory=set)  # ... of those, on today's data of it
 
 
 def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, Any], domains: set[str],
@@ -56,7 +57,7 @@ def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, An
     ``today_meta`` over ``domains`` whose runs train ``proxies`` (:func:`proxy_shape`) and hold ``today`` (its runs or
     planned RunSpecs). A joining run is one of today's when its run id or its :func:`training_key` is (a store swept
     before stop 38 gave the same training run another id: the embedded corpus's data fingerprint changed since)."""
-    g = Gathered([], {}, 0, set(), set(), {}, set())
+    g = Gathered([], {}, 0, {}, set(), {}, set())
     today_ids = {r.run_id for r in today}
     today_keys = {training_key(r) for r in today}
     seen: set[str] = set()
@@ -65,10 +66,12 @@ def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, An
     for where, store in chain:
         changed = set(changed_domains(store.meta, today_meta, show(where)))
         targets = set(changed_targets(store.meta, today_meta))
-        g.revised |= changed
+        for d in sorted(changed):
+            g.revised.setdefault(d, []).append(where)
         g.stale |= targets
         trained = set(store.meta.get("domains") or [])
         g.known |= trained
+        g.current |= trained - changed
         g.at0[where] = sorted(domains - trained | changed)
         gone = frozenset({f"val/{d}" for d in changed} | {f"target/{t}" for t in targets})  # metrics on changed text
         for r in sweep_records(store.ok):
@@ -110,8 +113,15 @@ def _left(dropped: dict[str, int], missing: str | None, g: Gathered) -> str:
     left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
     if missing:
         left += f"; its earlier store {missing} is gone, so its runs are not used"
-    if g.revised:
-        left += f"; the data of {', '.join(sorted(g.revised))} changed since: only today's runs measure it"
+    groups: dict[tuple, list[str]] = {}  # (the stores swept on other data, whether another store measured today's)
+    for d, stores in sorted(g.revised.items()):
+        groups.setdefault((tuple(stores), d in g.current), []).append(d)
+    for (stores, measured), names in groups.items():
+        one = len(names) == 1
+        said = (f"their runs' {', '.join(f'val/{d}' for d in names)} {'is' if one else 'are'} not used" if measured else
+                f"only today's runs measure {'it' if one else 'them'}")
+        left += (f"; the data of {', '.join(names)} changed since {', '.join(show(w) for w in stores)} "
+                 f"{'was' if len(stores) == 1 else 'were'} swept: {said}")
     if g.stale:
         left += f"; target set {', '.join(sorted(g.stale))} changed since: only today's runs measure it"
     return left
