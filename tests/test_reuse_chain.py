@@ -241,6 +241,26 @@ def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeyp
     assert model.meta["n_runs"] == len(new.ok) + k and model.meta["reused_runs"] == k
 
 
+def test_a_complete_store_whose_reuse_store_adds_nothing_resumes_with_a_warning(tmp_path, monkeypatch, capsys):
+    """Every run of reuse.store is one of this store's: a new sweep refuses before training (nothing written), a resume
+    with nothing left to train warns that the store is complete and fit works on it."""
+    monkeypatch.chdir(tmp_path)
+    sweep(tmp_path, "old", "s_old", runs=3, data={"include": ["code", "prose"]})
+    older_run_ids(tmp_path / "s_old")  # (under other run ids: found by what they trained)
+    cfg = write_cfg(tmp_path, runs=3, data={"include": ["code", "prose"]}, reuse={"store": "s_old"})
+    cfg = cfg.rename(tmp_path / "reuse.yaml")
+    capsys.readouterr()
+    assert run(["sweep", str(cfg), "--store", "s_new"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Nothing was trained or written" in err and not (tmp_path / "s_new").exists()
+    sweep(tmp_path, "plain", "s_new", runs=3, data={"include": ["code", "prose"]})
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="left out \\(this store holds the same run\\). This store's sweep is complete and fit"):
+        assert run(["sweep", str(cfg), "--store", "s_new"]) == 0
+    assert "0 trained now" in capsys.readouterr().out
+    assert pipeline.fit(pipeline.open_store("s_new"), "val/code").meta.get("reused_runs", 0) == 0
+
+
 class Lookup(BaseEstimator):
     """Predicts a mixture's mean training target when it saw that mixture, else 0: a leak detector."""
 

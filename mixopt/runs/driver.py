@@ -142,7 +142,8 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
     """Before any run trains: with ``reuse.plan``, a warning when it keeps the ratio of a domain whose data changed
     since the plan was made (:func:`~mixopt.runs.reused.stale_plan`); with ``reuse.store``, the line saying how many of
     the earlier runs will join ``mixopt fit`` (:func:`~mixopt.runs.reused.sweep_reuse`), and a one-line
-    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing.
+    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing. A
+    resume with nothing left to train only warns: the store is complete, and its runs are fitted alone.
     ``today``: the store.json fields this sweep is about to write; ``specs``: its planned runs."""
     if cfg.reuse is None:
         return ""
@@ -152,9 +153,14 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
         return ""
     held = sweep_records(store.snapshot(warn_failed=False).ok) if store.run_ids() else []  # runs of an earlier config of this store too
     joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, [*specs, *held])
+    if not joining and {s.run_id for s in specs} <= set(store.run_ids()):  # nothing left to train: nothing to protect
+        warnings.warn(f"{line}. This store's sweep is complete and fit works on its own runs; to add earlier runs, point "
+                      "reuse.store at an earlier sweep of this proxy whose runs trained data that is still the same",
+                      stacklevel=3)
+        return ""  # said in the warning
     if not joining:
-        raise ConsistencyError(f"{line}. Point reuse.store at an earlier sweep of this proxy whose runs trained data that "
-                               "is still the same, or drop reuse.store.")
+        raise ConsistencyError(f"{line}. Nothing was trained or written. Point reuse.store at an earlier sweep of this "
+                               "proxy whose runs trained data that is still the same, or drop reuse.store.")
     return line
 
 
