@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 
 from mixopt import pipeline
 from mixopt.cli.main import run
+from mixopt.errors import DataError
 from mixopt.runs.reused import reused_records
 from mixopt.surrogates.crossval import cross_validate
 from tests.test_cli_sweep import write_cfg
@@ -29,10 +30,12 @@ def meta_of(store):
 
 
 def set_reuse(where, **reuse):
-    """store.json as an older mixopt wrote it: ``reuse`` as given (paths as typed), no ``reuse_relative``."""
+    """store.json as an older mixopt wrote it: ``reuse`` as given (paths as typed), no ``reuse_relative`` nor
+    ``reuse_store_runs``."""
     meta = meta_of(where)
     meta["config"]["reuse"] = {"store": None, "plan": None, "recompute": [], **reuse}
     meta.pop("reuse_relative", None)
+    meta.pop("reuse_store_runs", None)
     (where / "store.json").write_text(json.dumps(meta))
 
 
@@ -61,9 +64,11 @@ def test_the_sweep_records_where_the_earlier_store_lies_and_fit_finds_it_from_an
     # a store an older mixopt wrote: the paths as typed, relative to the folder swept from (not recorded)
     for store, earlier in (("s2", "s1"), ("s1", "s0")):
         set_reuse(chain / store, store=earlier)
+    with pytest.raises(DataError, match="could be any of 2 run stores"):  # next to the store, or ./s1: it cannot tell
+        reused_records(pipeline.open_store(chain / "s2"), "val/code")
+    monkeypatch.chdir(tmp_path)  # one place holds it: next to the store
     full, _, line = reused_records(pipeline.open_store(chain / "s2"), "val/code")
-    assert len(full) == n0 + n1 and str(chain / "s1") in line  # next to the store, not ./s1
-    monkeypatch.chdir(tmp_path)
+    assert len(full) == n0 + n1 and "of work/s1 and the 1 store(s) it reused (work/s0)" in line
     assert pipeline.fit(pipeline.open_store("work/s2"), "val/code").meta["reused_runs"] == n0 + n1
 
 
@@ -86,6 +91,56 @@ def test_resuming_an_older_store_with_relative_paths_is_no_config_change(chain, 
     assert meta["config"]["reuse"]["store"] == str(chain / "s1") and "config_history" not in meta
 
 
+def test_a_moved_tree_with_another_store_at_the_old_path_reads_its_own_earlier_store(chain, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The tree moved and a new, unrelated store made at the recorded absolute path: the run ids store.json recorded
+    tell the earlier store apart; a store.json without them (swept before they were recorded) refuses in one line."""
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    moved = tmp_path / "moved"
+    monkeypatch.chdir(tmp_path)
+    chain.rename(moved)
+    shutil.copytree(moved / "s0", chain / "s1")  # another store where s1 was
+    assert pipeline.fit(pipeline.open_store(moved / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+    meta = meta_of(moved / "s2")
+    meta.pop("reuse_store_runs")
+    (moved / "s2" / "store.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "could be any of 2 run stores" in err
+    assert "moved/s1, work/s1 (relative to the store as recorded, and the path recorded" in err
+    assert "mixopt sweep CONFIG --store moved/s2" in err
+    shutil.rmtree(chain / "s1")
+    shutil.copytree(moved / "s1", chain / "s1")  # a copy of the earlier store there: either is the same store
+    assert pipeline.fit(pipeline.open_store(moved / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+    meta["reuse_store_runs"] = sorted(p.stem for p in (moved / "s1" / "runs").glob("*.json"))
+    (moved / "s2" / "store.json").write_text(json.dumps(meta))
+    shutil.rmtree(chain / "s1")
+    shutil.copytree(moved / "s0", chain / "s1")  # the other store back where s1 was
+    shutil.rmtree(moved / "s1")  # and the earlier store gone: the other store is not taken for it
+    assert run(["fit", "--store", str(moved / "s2"), "--out", str(tmp_path / "m.pkl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another store lies there now" in err and "work/s1" in err
+
+
+def test_an_older_store_whose_relative_path_several_folders_hold_refuses(chain, tmp_path, monkeypatch, capsys):
+    """An older mixopt's relative reuse.store that more than one folder holds (next to the store, above it): it
+    refuses, naming them, until the sweep is resumed from the folder it was swept from (which records the full path)."""
+    set_reuse(chain / "s2", store="s1")
+    shutil.copytree(chain / "s0", tmp_path / "s1")  # a store called s1 one folder up too
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert run(["fit", "--store", "work/s2", "--out", "m.pkl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "could be any of 2 run stores: work/s1, s1" in err
+    assert "mixopt sweep CONFIG --store work/s2" in err and "folder it was swept from" in err
+    monkeypatch.chdir(chain)
+    assert run(["sweep", str(tmp_path / "c2.yaml"), "--store", "s2"]) == 0
+    assert "store config updated" not in capsys.readouterr().out
+    n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
+    assert pipeline.fit(pipeline.open_store(chain / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+
+
 # ------------------------------------------------------------------ finding 3: each run on its own
 
 def test_a_run_that_measured_the_target_joins_whatever_older_stores_measured(chain):
@@ -101,6 +156,27 @@ def test_a_run_that_measured_the_target_joins_whatever_older_stores_measured(cha
     linear = pipeline.fit(snap, "mean:all-domains", "linear")  # one model of the mean: s1's runs, not s0's
     assert linear.meta["reused_runs"] == n1 and f"the {n0} that measured only some components are not used" in linear.meta["reused"]
     assert pipeline.fit(snap, "val/legal").meta["reused_runs"] == n1
+
+
+def as_if_changed_since(store, domain):
+    meta = meta_of(store)
+    meta["domain_fingerprints"][domain] = "other text"
+    meta.get("domain_fingerprints_verbatim", {}).pop(domain, None)
+    (store / "store.json").write_text(json.dumps(meta))
+
+
+def test_the_line_says_which_stores_were_swept_on_other_data_of_a_domain(chain):
+    """prose changed since s0 only: s1's runs still measure today's prose, so the line names s0 and does not say
+    "only today's runs measure it"; when it changed since s1 too, it does."""
+    as_if_changed_since(chain / "s0", "prose")
+    snap = pipeline.open_store(chain / "s2")
+    n1 = len(pipeline.open_store(chain / "s1").ok)
+    full, _, line = reused_records(snap, "val/prose")
+    assert len(full) == n1 and "only today's runs" not in line
+    assert "the data of prose changed since s0 was swept: their runs' val/prose is not used" in line
+    as_if_changed_since(chain / "s1", "prose")
+    line = reused_records(snap, "val/code")[2]
+    assert "the data of prose changed since s1, s0 were swept: only today's runs measure it" in line
 
 
 # ------------------------------------------------------------------ finding 5: a store that names itself
@@ -124,14 +200,36 @@ def test_a_store_cannot_reuse_itself_nor_one_that_reuses_it(chain, tmp_path, cap
 
 # ------------------------------------------------------------------ finding 2: a reused run that is one of today's
 
-def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeypatch, capsys):
-    """The same data swept again with reuse.store: the old runs this store trained again (same run id) stay out."""
+def older_run_ids(store):
+    """The store's records as a store swept before stop 38 holds them: the same training runs under other run ids
+    (the embedded corpus's data fingerprint changed since)."""
+    import hashlib
+
+    from mixopt.runs.record import RunRecord
+
+    was = {}  # older id -> today's
+    for path in sorted((store / "runs").glob("*.json")):
+        rec = RunRecord.from_json(path.read_text())
+        rec.run_id = hashlib.sha256(rec.run_id.encode()).hexdigest()[:16]
+        was[rec.run_id] = path.stem
+        rec.data_fingerprint = "older"
+        path.unlink()
+        (store / "runs" / f"{rec.run_id}.json").write_text(rec.to_json())
+    return was
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["same-ids", "older-ids"])
+def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeypatch, capsys, older):
+    """The same data swept again with reuse.store: the old runs this store trained again stay out, under the same run
+    id or, for a store swept before the embedded corpus's fingerprint changed, under another (same proxy, phases
+    without zero-weight domains, seed)."""
     monkeypatch.chdir(tmp_path)
     sweep(tmp_path, "old", "s_old", runs=4, data={"include": ["code", "prose"]})
+    was = older_run_ids(tmp_path / "s_old") if older else {}
     capsys.readouterr()
     sweep(tmp_path, "new", "s_new", runs=2, data={"include": ["code", "prose"]}, reuse={"store": "s_old"})
     old, new = (pipeline.open_store(s) for s in ("s_old", "s_new"))
-    same = {r.run_id for r in old.ok} & {r.run_id for r in new.ok}
+    same = {r.run_id for r in old.ok if was.get(r.run_id, r.run_id) in {t.run_id for t in new.ok}}
     k = len(old.ok) - len(same)
     assert same and k > 0
     said = " ".join(capsys.readouterr().out.split())
@@ -141,6 +239,26 @@ def test_a_reused_run_this_store_holds_too_is_not_fitted_twice(tmp_path, monkeyp
     assert len(full) == k and not {r.run_id for r in full} & same and f"{len(same)} left out (this store holds" in line
     model = pipeline.fit(new, "val/code")
     assert model.meta["n_runs"] == len(new.ok) + k and model.meta["reused_runs"] == k
+
+
+def test_a_complete_store_whose_reuse_store_adds_nothing_resumes_with_a_warning(tmp_path, monkeypatch, capsys):
+    """Every run of reuse.store is one of this store's: a new sweep refuses before training (nothing written), a resume
+    with nothing left to train warns that the store is complete and fit works on it."""
+    monkeypatch.chdir(tmp_path)
+    sweep(tmp_path, "old", "s_old", runs=3, data={"include": ["code", "prose"]})
+    older_run_ids(tmp_path / "s_old")  # (under other run ids: found by what they trained)
+    cfg = write_cfg(tmp_path, runs=3, data={"include": ["code", "prose"]}, reuse={"store": "s_old"})
+    cfg = cfg.rename(tmp_path / "reuse.yaml")
+    capsys.readouterr()
+    assert run(["sweep", str(cfg), "--store", "s_new"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Nothing was trained or written" in err and not (tmp_path / "s_new").exists()
+    sweep(tmp_path, "plain", "s_new", runs=3, data={"include": ["code", "prose"]})
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="left out \\(this store holds the same run\\). This store's sweep is complete and fit"):
+        assert run(["sweep", str(cfg), "--store", "s_new"]) == 0
+    assert "0 trained now" in capsys.readouterr().out
+    assert pipeline.fit(pipeline.open_store("s_new"), "val/code").meta.get("reused_runs", 0) == 0
 
 
 class Lookup(BaseEstimator):

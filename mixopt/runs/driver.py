@@ -21,6 +21,7 @@ from .reuse_chain import absolute_reuse, check_reuse_store, relative_reuse, same
 from .reused import EXECUTION_FIELDS, proxy_shape, stale_plan, sweep_reuse
 from .store import RunStore, check_store_target, is_store_folder
 from .sweep import SweepSummary, plan_sweep, sweep_scales
+from .table import sweep_records
 
 
 def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = None, executor: str = "local",
@@ -104,6 +105,7 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                 store.update_meta(**today, data_fingerprint=data.fingerprint, planned=[s.run_id for s in specs],
                                   tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
                                   **({"reuse_relative": relative} if relative or "reuse_relative" in latest else {}),
+                                  **reuse_store_runs(cfg, latest),
                                   **({"config_history": history} if history else {}))
                 active.append(store.hold_active())
             # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
@@ -140,7 +142,8 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
     """Before any run trains: with ``reuse.plan``, a warning when it keeps the ratio of a domain whose data changed
     since the plan was made (:func:`~mixopt.runs.reused.stale_plan`); with ``reuse.store``, the line saying how many of
     the earlier runs will join ``mixopt fit`` (:func:`~mixopt.runs.reused.sweep_reuse`), and a one-line
-    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing.
+    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing. A
+    resume with nothing left to train only warns: the store is complete, and its runs are fitted alone.
     ``today``: the store.json fields this sweep is about to write; ``specs``: its planned runs."""
     if cfg.reuse is None:
         return ""
@@ -148,12 +151,28 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
         warnings.warn(note, stacklevel=3)
     if not cfg.reuse.store:
         return ""
-    ids = {s.run_id for s in specs} | set(store.run_ids())
-    joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, ids)
+    held = sweep_records(store.snapshot(warn_failed=False).ok) if store.run_ids() else []  # runs of an earlier config of this store too
+    joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, [*specs, *held])
+    if not joining and {s.run_id for s in specs} <= set(store.run_ids()):  # nothing left to train: nothing to protect
+        warnings.warn(f"{line}. This store's sweep is complete and fit works on its own runs; to add earlier runs, point "
+                      "reuse.store at an earlier sweep of this proxy whose runs trained data that is still the same",
+                      stacklevel=3)
+        return ""  # said in the warning
     if not joining:
-        raise ConsistencyError(f"{line}. Point reuse.store at an earlier sweep of this proxy whose runs trained data that "
-                               "is still the same, or drop reuse.store.")
+        raise ConsistencyError(f"{line}. Nothing was trained or written. Point reuse.store at an earlier sweep of this "
+                               "proxy whose runs trained data that is still the same, or drop reuse.store.")
     return line
+
+
+REUSE_STORE_RUNS = 16  # run ids of the earlier store recorded in store.json
+
+
+def reuse_store_runs(cfg: SweepConfig, latest: dict) -> dict:
+    """``{"reuse_store_runs": [...]}``: some run ids the earlier store (``reuse.store``) holds now, so a later command
+    tells it apart from another store at the same path (:func:`~mixopt.runs.reuse_chain.locate`: a tree moved, and a
+    new store made where it was); ``{"reuse_store_runs": []}`` to clear an older entry; ``{}`` when there is none."""
+    ids = RunStore(cfg.reuse.store, create=False).run_ids()[:REUSE_STORE_RUNS] if cfg.reuse and cfg.reuse.store else []
+    return {"reuse_store_runs": ids} if ids or "reuse_store_runs" in latest else {}
 
 
 def verbatim_fingerprints(data) -> dict:

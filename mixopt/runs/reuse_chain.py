@@ -1,10 +1,11 @@
 """Where the stores and the plan a sweep config's ``reuse:`` names lie, and the chain of stores ``reuse.store`` follows.
 
 The sweep records ``reuse.store`` and ``reuse.plan`` as absolute paths in store.json (:func:`absolute_reuse`) and,
-under ``reuse_relative``, relative to the store's folder (:func:`relative_reuse`), for a tree moved as a whole. A store
-of an older mixopt recorded them as typed, relative to a folder it did not record: :func:`locate` looks next to the
-store's folder and in each folder above it, nearest first, then in the current folder, and the error says where it
-looked when none holds it. Which of the chain's runs join a fit: :mod:`mixopt.runs.reused`.
+under ``reuse_relative``, relative to the store's folder (:func:`relative_reuse`), for a tree moved as a whole, and under
+``reuse_store_runs`` some run ids the earlier store holds, which tell it apart from another store made where it was. A
+store of an older mixopt recorded them as typed, relative to a folder it did not record: :func:`locate` looks next to
+the store's folder and in each folder above it, then in the current folder. The error says where it looked when none
+holds it, and names them when several hold a store it cannot tell apart. Which of the chain's runs join a fit: :mod:`mixopt.runs.reused`.
 """
 
 from __future__ import annotations
@@ -43,29 +44,73 @@ def recorded_reuse(meta: dict[str, Any], key: str) -> str | None:
 def locate(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str) -> tuple[Path | None, list[Path]]:
     """(where the path a store at ``root`` recorded as ``reuse.<key>`` lies now, or None; every place looked).
 
-    An absolute path (what the sweep records) is taken as it is, then relative to the store's folder
-    (``reuse_relative`` in its store.json: the tree moved as a whole). A relative one (an older mixopt's, as typed in
+    An absolute path (what the sweep records) is looked for relative to the store's folder (``reuse_relative`` in its
+    store.json: the tree moved or copied as a whole) and as it is. A relative one (an older mixopt's, as typed in
     the config, relative to the folder that sweep ran in) is looked for next to the store's folder and in each folder
-    above it, nearest first, then in the current folder: the first run store (``key`` store) or file (plan) wins."""
-    found = is_run_store if key == "store" else (lambda p: Path(p).is_file())
+    above it, nearest first, then in the current folder. A plan: the first file wins. A store: the one that holds the
+    runs store.json's ``reuse_store_runs`` names (the earlier store's, at sweep time), or when it names none, the only
+    place that holds a run store (or copies of one: the same run ids); a one-line DataError when that does not tell them
+    apart (:func:`_which_store`)."""
+    places = _places(recorded, root, meta, key)
+    if key != "store":
+        return next((p for p in places if p.is_file()), None), places
+    return _which_store(recorded, root, meta, places), places
+
+
+def _places(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str) -> list[Path]:
     path = Path(recorded).expanduser()
     base = Path(os.path.abspath(root)) if root is not None else None
-    if path.is_absolute():
-        places = [path]
+    if path.is_absolute():  # relative to the store first: of two copies of one store, the one in the store's own tree
         rel = (meta.get("reuse_relative") or {}).get(key)
-        if rel and base is not None:
-            places.append(base / rel)
+        places = [base / rel, path] if rel and base is not None else [path]
     else:
         places = [above / path for above in base.parents] if base is not None else []
         places.append(Path.cwd() / path)
-    places = list(dict.fromkeys(Path(os.path.normpath(p)) for p in places))
-    return next((p for p in places if found(p)), None), places
+    return list(dict.fromkeys(Path(os.path.normpath(p)) for p in places))
+
+
+def _holding(places: list[Path]) -> list[Path]:
+    """The places that hold a run store, one per store folder (a path and a link to it are one), in order."""
+    held: dict[Path, Path] = {}
+    for p in places:
+        if is_run_store(p):
+            held.setdefault(p.resolve(), p)
+    return list(held.values())
+
+
+def _which_store(recorded: str, root: str | Path | None, meta: dict[str, Any], places: list[Path]) -> Path | None:
+    held = _holding(places)
+    home = show(root) if root is not None else "the store"
+    ran = set(meta.get("reuse_store_runs") or [])  # run ids the earlier store held when this store was swept
+    typed = not Path(recorded).is_absolute()  # an older mixopt's path, relative to a folder it did not record
+    fix = (f"resume this store's sweep {'from the folder it was swept from' if typed else 'with reuse.store naming its earlier store'} "
+           f"(`mixopt sweep CONFIG --store {home}`): it records the full path and which runs that store holds")
+    if held and ran:
+        ours = [p for p in held if ran & set(RunStore(p, create=False).run_ids())]
+        if not ours:
+            raise DataError(f"reuse.store {recorded} (recorded in {home}/store.json): {_looked(held)} "
+                            f"{'holds a run store' if len(held) == 1 else 'hold run stores'}, but none of the runs its "
+                            f"earlier store held when {home} was swept (e.g. {min(ran)}): another store lies there now. "
+                            f"Move the earlier store back there, or {fix}.")
+        return ours[0]  # several: copies of one store (they hold the same runs)
+    if len(held) > 1 and len({frozenset(RunStore(p, create=False).run_ids()) for p in held}) > 1:  # not copies of one
+        how = (f" (recorded as typed, relative to the folder {home} was swept from, which an older mixopt did not record)"
+               if typed else " (relative to the store as recorded, and the path recorded: its folder was moved or copied)")
+        raise DataError(f"reuse.store {recorded} of {home} could be any of {len(held)} run stores: {_looked(held)}{how}. "
+                        f"To tell, {fix}; or move the stores that are not its earlier store away.")
+    return held[0] if held else None
 
 
 def located_reuse(meta: dict[str, Any], root: str | Path | None, key: str) -> Path | None:
-    """:func:`locate` of a store's recorded ``reuse.<key>``; None when it records none or it is not found."""
+    """:func:`locate` of a store's recorded ``reuse.<key>``; None when it records none, it is not found, or the places
+    that hold it cannot be told apart (``fit`` says so)."""
     recorded = recorded_reuse(meta, key)
-    return locate(recorded, root, meta, key)[0] if recorded else None
+    if not recorded:
+        return None
+    try:
+        return locate(recorded, root, meta, key)[0]
+    except DataError:
+        return None
 
 
 def _looked(places: list[Path]) -> str:
@@ -99,8 +144,9 @@ def same_reuse_paths(old: dict[str, Any] | None, new: dict[str, Any], meta: dict
     for key in ("store", "plan"):
         was, now = reuse.get(key), new["reuse"].get(key)
         if was and now and was != now and not Path(was).is_absolute():
-            where = locate(was, root, meta, key)[0]
-            if os.path.abspath(was) == now or (where is not None and str(where) == now):
+            places = _places(was, root, meta, key)
+            held = _holding(places) if key == "store" else [p for p in places if p.is_file()]
+            if os.path.abspath(was) == now or any(str(p) == now for p in held):
                 reuse[key] = now
     return {**old, "reuse": reuse}
 

@@ -4,9 +4,9 @@ A run of the old sweep trained a mixture of the old domains; in today's domain s
 new domain at 0, a point of today's simplex like any other. So its measurements stay valid rows for any target it
 measured, as long as the data of the domains it trained did not change and the proxy is the same. Only those runs join:
 ``reused_records`` compares the domains' content fingerprints (or, for stores written before they were kept, their
-token counts and the data settings), drops runs on other proxies, runs today's store holds itself (the same run id),
-and runs that trained a removed or revised domain (a run that gave such a domain weight 0 stays, without that domain
-and its metrics), follows a chain of updates (``store_chain``), decides per run whether it measured the target (or
+token counts and the data settings), drops runs on other proxies, runs today's store holds itself (the same run id, or
+the same proxy, phases and seed: :func:`training_key`), and runs that trained a removed or revised domain (a run that
+gave such a domain weight 0 stays, without that domain and its metrics), follows a chain of updates (``store_chain``), decides per run whether it measured the target (or
 only some of an averaged target's components), and says why it took what it took, per store of the chain.
 
 Where the stores of the chain lie (paths recorded in store.json): :mod:`mixopt.runs.reuse_chain`.
@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import ConsistencyError, DataError, FitError
 from ..mixtures import Mixture
 from ..plan import load_plan
-from .record import RunRecord, canonical_json, id_proxy
+from .record import RunRecord, _rounded, canonical_json, id_proxy
 from .reuse_chain import describe_chain, is_run_store, recorded_reuse, reuse_store_of, show, store_chain
 from .store import RunStore, StoreSnapshot
 from .table import records_table, sweep_records
@@ -31,7 +31,7 @@ from .table import records_table, sweep_records
 #: ProxyConfig fields that say how a run was executed, not what it trained: runs differing only here are the same proxy.
 EXECUTION_FIELDS = frozenset({"device", "dtype", "compile", "cuda_graphs", "threads"})
 DATA_SETTINGS = ("tokenizer", "val_fraction", "max_documents")  # data settings every domain's tokens depend on
-SAME_RUN = "this store holds the same run"  # a reused run whose run id today's store (or sweep) has too
+SAME_RUN = "this store holds the same run"  # a reused run today's store (or sweep) trains too (:func:`training_key`)
 
 
 # ------------------------------------------------------------------ which runs join
@@ -44,25 +44,34 @@ class Gathered:
     kept: list[tuple[RunRecord, Path, frozenset[str]]]  # (run, its store, its metrics on text that changed since)
     dropped: dict[str, int]  # reason -> runs left out
     n: int  # distinct runs of the chain
-    revised: set[str]  # domains whose data changed since some store of the chain
+    revised: dict[str, list[Path]]  # domain -> the stores of the chain swept on other data of it (revised since)
     stale: set[str]  # evaluation-only target sets whose text changed since
     at0: dict[Path, list[str]]  # per store: today's domains its runs have at 0 (new since, or revised)
     known: set[str]  # every domain some store of the chain trained
+    current: set[str] = dataclasses.field(default_factory=set)  # ... of those, on today's data of it
 
 
 def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, Any], domains: set[str],
-           proxies: set[str], today_ids: set[str]) -> Gathered:
-    """Sort the sweep runs of ``chain`` (nearest store first; a run id met again is the nearer store's) for a store of
-    ``today_meta`` over ``domains`` whose runs train ``proxies`` (:func:`proxy_shape`) and hold ``today_ids``."""
-    g = Gathered([], {}, 0, set(), set(), {}, set())
+           proxies: set[str], today: Sequence) -> Gathered:
+    """Sort the sweep runs of ``chain`` (nearest store first; a run met again is the nearer store's) for a store of
+    ``today_meta`` over ``domains`` whose runs train ``proxies`` (:func:`proxy_shape`) and hold ``today`` (its runs or
+    planned RunSpecs). A joining run is one of today's when its run id or its :func:`training_key` is (a store swept
+    before stop 38 gave the same training run another id: the embedded corpus's data fingerprint changed since)."""
+    g = Gathered([], {}, 0, {}, set(), {}, set())
+    today_ids = {r.run_id for r in today}
+    today_keys = {training_key(r) for r in today}
     seen: set[str] = set()
+    met: set = set()  # training keys of the runs met so far that trained only unchanged data
+    again = 0  # runs of a farther store that a nearer one holds under another run id
     for where, store in chain:
         changed = set(changed_domains(store.meta, today_meta, show(where)))
         targets = set(changed_targets(store.meta, today_meta))
-        g.revised |= changed
+        for d in sorted(changed):
+            g.revised.setdefault(d, []).append(where)
         g.stale |= targets
         trained = set(store.meta.get("domains") or [])
         g.known |= trained
+        g.current |= trained - changed
         g.at0[where] = sorted(domains - trained | changed)
         gone = frozenset({f"val/{d}" for d in changed} | {f"target/{t}" for t in targets})  # metrics on changed text
         for r in sweep_records(store.ok):
@@ -74,12 +83,29 @@ def gather(chain: Sequence[tuple[Path, StoreSnapshot]], today_meta: dict[str, An
                    "another proxy" if proxy_shape(r.proxy) not in proxies else
                    "it trained a domain no longer in the data" if mixed - domains else
                    "it trained a domain whose data changed" if mixed & changed else "")
+            key = training_key(r)
+            if why in ("", SAME_RUN):  # it trained only unchanged data
+                if key in met:  # a nearer store holds the same training run under another run id
+                    again += 1
+                    continue
+                met.add(key)
+            if not why and key in today_keys:  # the same training run today's store holds, under another run id
+                why = SAME_RUN
             if why:
                 g.dropped[why] = g.dropped.get(why, 0) + 1
             else:
                 g.kept.append((r, where, gone))
-    g.n = len(seen)
+    g.n = len(seen) - again
     return g
+
+
+def training_key(run) -> tuple:
+    """What a run (RunRecord or RunSpec) trained, whatever data fingerprint its run id hashed: its proxy
+    (:func:`proxy_shape`), its phases without zero-weight domains (rounded as run ids round them), and its seed. Two
+    runs of one key that trained only unchanged data are the same training run."""
+    phases = tuple((round(float(s), 10), tuple((d, w) for d, w in _rounded(m).items() if w))
+                   for s, m in run.phases)
+    return proxy_shape(run.proxy), phases, run.seed
 
 
 def _left(dropped: dict[str, int], missing: str | None, g: Gathered) -> str:
@@ -87,8 +113,15 @@ def _left(dropped: dict[str, int], missing: str | None, g: Gathered) -> str:
     left = "".join(f"; {n} left out ({why})" for why, n in sorted(dropped.items()))
     if missing:
         left += f"; its earlier store {missing} is gone, so its runs are not used"
-    if g.revised:
-        left += f"; the data of {', '.join(sorted(g.revised))} changed since: only today's runs measure it"
+    groups: dict[tuple, list[str]] = {}  # (the stores swept on other data, whether another store measured today's)
+    for d, stores in sorted(g.revised.items()):
+        groups.setdefault((tuple(stores), d in g.current), []).append(d)
+    for (stores, measured), names in groups.items():
+        one = len(names) == 1
+        said = (f"their runs' {', '.join(f'val/{d}' for d in names)} {'is' if one else 'are'} not used" if measured else
+                f"only today's runs measure {'it' if one else 'them'}")
+        left += (f"; the data of {', '.join(names)} changed since {', '.join(show(w) for w in stores)} "
+                 f"{'was' if len(stores) == 1 else 'were'} swept: {said}")
     if g.stale:
         left += f"; target set {', '.join(sorted(g.stale))} changed since: only today's runs measure it"
     return left
@@ -137,7 +170,7 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
     swept = sweep_records(snapshot.ok)
     today = records_table(swept)  # the target as today's runs define it: mean:all-domains covers new domains
     domains = set(snapshot.meta.get("domains") or today.domains)
-    g = gather(chain, snapshot.meta, domains, {proxy_shape(r.proxy) for r in swept}, {r.run_id for r in swept})
+    g = gather(chain, snapshot.meta, domains, {proxy_shape(r.proxy) for r in swept}, swept)
     try:
         cols = [target] if target in today.metrics else today.target_components(target)[0]
     except FitError:  # an unknown target: fit says so
@@ -184,13 +217,13 @@ def reused_records(snapshot: StoreSnapshot, target: str) -> tuple[list[RunRecord
 
 
 def sweep_reuse(path: str | Path, store_dir: str | Path, today_meta: dict[str, Any], proxies: set[str],
-                today_ids: set[str]) -> tuple[int, str]:
+                today: Sequence) -> tuple[int, str]:
     """(how many runs of the chain ``reuse.store`` (``path``) brings can join a fit of the store being swept, one line
     saying so): what :func:`reused_records` will take, before any run trains. ``today_meta``: the store.json the sweep
     is about to write (domains, fingerprints, data settings); ``proxies``: its runs' :func:`proxy_shape`;
-    ``today_ids``: its planned run ids. Which metrics a fit can use waits for the runs (``mixopt fit`` says)."""
+    ``today``: its planned RunSpecs and the runs the store holds. Which metrics a fit can use waits for the runs (``mixopt fit`` says)."""
     chain, missing = _open_chain({"config": {"reuse": {"store": str(path)}}}, store_dir)
-    g = gather(chain, today_meta, set(today_meta.get("domains") or []), proxies, today_ids)
+    g = gather(chain, today_meta, set(today_meta.get("domains") or []), proxies, today)
     desc = describe_chain([w for w, _ in chain])
     left = _left(g.dropped, missing, g)
     if not g.kept:
