@@ -192,17 +192,7 @@ class PooledDomain:
         return float(sum(p.tokens for p in self.resolved))
 
 
-def resolve_pools(
-    domain: str,
-    dpools: DomainPools | Mapping,
-    *,
-    unique_tokens: int | None,
-    mean_tokens_per_doc: float | None,
-    spec: DomainSpec | None,
-    observations: Mapping[str, Any] | None = None,
-    tokenizer: str = "bytes",
-    max_documents: int | None = None,
-) -> list[ResolvedPool]:
+def resolve_pools(domain: str, dpools: DomainPools | Mapping, **sizing: Any) -> list[ResolvedPool]:
     """Size (tokens, samples) and law ``(b, tau)`` of every pool of ``domain``, in config order.
 
     Bucket sizes are counted over all loaded documents and scaled by
@@ -210,11 +200,10 @@ def resolve_pools(
     are in the same (training-split) units as the domain. Samples are tokens /
     ``tokens_per_sample`` (the config's, else ``mean_tokens_per_doc``, else the
     mean document length of the file/bucket pools). ``observations`` maps pool
-    names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``.
+    names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``. ``sizing``: the keywords of
+    :func:`resolve_domain_pools` (``unique_tokens``, ``mean_tokens_per_doc``, ``spec`` required).
     """
-    return resolve_domain_pools(domain, dpools, unique_tokens=unique_tokens, mean_tokens_per_doc=mean_tokens_per_doc,
-                                spec=spec, observations=observations, tokenizer=tokenizer,
-                                max_documents=max_documents).resolved
+    return resolve_domain_pools(domain, dpools, **sizing).resolved
 
 
 def resolve_domain_pools(
