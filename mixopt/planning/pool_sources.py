@@ -16,7 +16,6 @@ tell other data from the domain's, nothing is said.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from ..data.sources import load_dataset_of, load_documents, resolve_files, utf8_
 from ..errors import MixoptError
 from ..runs.pool_runs import pool_documents
 from ..selection.output import MANIFEST
+from ..selection.read import text_keys
 
 POOL_SAMPLE_DOCS = 2000  # documents read from the head of each pool file for the checks
 DOMAIN_CHECK_DOCS = 200_000  # documents of the domain the pools' documents are looked up in (no manifest to go by)
@@ -71,7 +71,7 @@ def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_f
     if unsure:
         known, rate = _domain_keys(spec)
         for name in unsure:
-            found = sum(_key(d) in known for d in docs[name])
+            found = sum(k in known for k in text_keys(docs[name], unique=False))
             expected = rate * len(docs[name])  # found if the pool is the domain's data (all of it when rate is 1)
             if found >= MIN_FROM_DOMAIN * expected:
                 same[name] = True
@@ -136,11 +136,11 @@ def _domain_keys(spec: DomainSpec) -> tuple[set[bytes], float]:
     ds = load_dataset_of(spec)
     n = min(len(ds), spec.max_documents) if spec.max_documents is not None else len(ds)
     if n <= DOMAIN_CHECK_DOCS:
-        return {_key(d) for d in load_documents(spec, n)}, 1.0
+        return text_keys(load_documents(spec, n)), 1.0
     rows = np.sort(np.random.default_rng(0).choice(n, DOMAIN_CHECK_DOCS, replace=False))
     with utf8_errors(f"Domain '{spec.name}'", spec):
         values = ds.select(rows)[spec.text_field]
-    return {_key(d) for d in values if isinstance(d, str) and d.strip()}, DOMAIN_CHECK_DOCS / n
+    return text_keys([d for d in values if isinstance(d, str)]), DOMAIN_CHECK_DOCS / n
 
 
 def _selected_from(pool: QualityPool) -> tuple[str, dict] | None:
@@ -166,7 +166,3 @@ def _within_domain(path: str, spec: DomainSpec) -> bool:
     except MixoptError:
         return False
     return bool(ours) and ours <= theirs if ours or theirs else path == spec.path
-
-
-def _key(doc: str) -> bytes:
-    return hashlib.sha1(doc.encode("utf-8", errors="replace")).digest()

@@ -151,9 +151,10 @@ def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> 
         warnings.warn(note, stacklevel=3)
     if not cfg.reuse.store:
         return ""
-    held = sweep_records(store.snapshot(warn_failed=False).ok) if store.run_ids() else []  # runs of an earlier config of this store too
+    ids = store.run_ids()
+    held = sweep_records(store.snapshot(warn_failed=False).ok) if ids else []  # runs of an earlier config of this store too
     joining, line = sweep_reuse(cfg.reuse.store, store.root, today, {proxy_shape(s.proxy) for s in specs}, [*specs, *held])
-    if not joining and {s.run_id for s in specs} <= set(store.run_ids()):  # nothing left to train: nothing to protect
+    if not joining and {s.run_id for s in specs} <= set(ids):  # nothing left to train: nothing to protect
         warnings.warn(f"{line}. This store's sweep is complete and fit works on its own runs; to add earlier runs, point "
                       "reuse.store at an earlier sweep of this proxy whose runs trained data that is still the same",
                       stacklevel=3)

@@ -210,11 +210,8 @@ def store_chain(first: str | Path, root: str | Path | None = None) -> tuple[list
     return chain, None, False
 
 
-def describe_chain(chain: Sequence[Path] | str | Path, root: str | Path | None = None) -> str:
-    """The stores of a chain (:func:`store_chain`, or the path of its first store, followed from ``root``) for
-    messages: the nearest and the earlier ones it reused in turn."""
-    if isinstance(chain, (str, Path)):
-        chain = store_chain(chain, root)[0] or [Path(chain)]
+def describe_chain(chain: Sequence[Path]) -> str:
+    """The stores of a chain (:func:`store_chain`) for messages: the nearest and the earlier ones it reused in turn."""
     earlier = chain[1:]
     return show(chain[0]) + (f" and the {len(earlier)} store(s) it reused ({', '.join(show(w) for w in earlier)})"
                              if earlier else "")

@@ -96,12 +96,6 @@ def text_keys(texts: list[str], *, unique: bool = True) -> set[bytes] | list[byt
     return set(keys) if unique else keys
 
 
-def overlap(target: Source, pool: Source) -> int:
-    """Target documents whose exact text also occurs in the pool."""
-    seen = text_keys(pool.texts)
-    return sum(k in seen for k in text_keys(target.texts, unique=False))
-
-
 @dataclass
 class TextSample:
     """The non-empty texts of ``n_read`` records read from a source of ``n_records`` (all of them, or a sample)."""
