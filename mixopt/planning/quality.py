@@ -41,7 +41,7 @@ from ..errors import ConfigError, DataError
 from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import fit_pool_decay, usable_fit
 from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
-from ..selection.read import text_keys
+from ..selection.read import shared_documents, text_keys
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
@@ -121,16 +121,10 @@ def _check_distinct_files(domain: str, pools: Sequence[QualityPool]) -> None:
 
 def _shared_documents_warning(domain: str, keys: Mapping[str, set[bytes]]) -> None:
     """Warn (one line per pair) when file pools of one domain share documents: their tokens are counted in each."""
-    names = list(keys)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            shared = len(keys[a] & keys[b])
-            if shared:
-                warnings.warn(f"quality pools '{a}' and '{b}' of domain '{domain}' share {shared} document(s) "
-                              f"({shared / max(len(keys[a]), 1):.1%} of '{a}', {shared / max(len(keys[b]), 1):.1%} of "
-                              f"'{b}'): the plan counts their tokens in both pools, so its epochs of the domain are too low "
-                              "and a plan keeping both trains them twice as often. Keep each document in one pool's file.",
-                              stacklevel=3)
+    for a, b, said in shared_documents(keys):
+        warnings.warn(f"quality pools '{a}' and '{b}' of domain '{domain}' share {said}: the plan counts their tokens in "
+                      "both pools, so its epochs of the domain are too low and a plan keeping both trains them twice as "
+                      "often. Keep each document in one pool's file.", stacklevel=3)
 
 
 def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:

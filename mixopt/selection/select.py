@@ -30,7 +30,7 @@ from .dsir import DSIR, gumbel_top_k, top_by_budget
 from .ngrams import hash_progress
 from .output import SCORE_FIELD, bucket_of, check_out, complete, output_names, score_field, write_selection
 from .perplexity import perplexity_scores
-from .read import Source, read_source, source_spec, text_keys
+from .read import Source, read_source, shared_documents, source_spec, text_keys
 
 METHODS = ("dsir", "classifier", "perplexity", "perplexity-medium", "color-filter")
 HASHED = ("dsir", "classifier")  # methods on hashed n-grams (no proxy)
@@ -118,13 +118,9 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
             overlaps[s.name] = n_over
             warn(f"{n_over} of {int(tgt.has_text.sum())} target documents also occur in pool '{s.name}' "
                  f"({100 * n_over / max(int(tgt.has_text.sum()), 1):.1f}%); their scores are inflated. Hold them out of the pool.")
-    for i, a in enumerate(sources):  # the same document in two pools: both pools' buckets (and --keep) hold it
-        for b in sources[i + 1:]:
-            shared = len(keys_of[a.name] & keys_of[b.name])
-            if shared:
-                warn(f"pools '{a.name}' and '{b.name}' share {shared} document(s) ({_share(shared, keys_of[a.name])} of "
-                     f"pool '{a.name}', {_share(shared, keys_of[b.name])} of pool '{b.name}'): their buckets (and a --keep "
-                     "sample) hold each twice, and a plan trains them under both domains. Keep each document in one pool's file.")
+    for a, b, said in shared_documents(keys_of, label="pool "):  # the same document in two pools: both pools' buckets (and --keep) hold it
+        warn(f"pools '{a}' and '{b}' share {said}: their buckets (and a --keep sample) hold each twice, and a plan "
+             "trains them under both domains. Keep each document in one pool's file.")
     field_name = score_field(sources)
     if field_name != SCORE_FIELD:
         msg = (f"records of the pools already have a '{SCORE_FIELD}' field, which is kept as it is; the scores are written "
@@ -199,10 +195,6 @@ def warn_small_target(tgt: Source, tok: Tokenizer, warn: Callable[[str], None]) 
         warn(f"the target holds {n_docs} document(s) and {n_tokens:,} tokens, fewer than select needs to learn what its text "
              f"is like ({MIN_TARGET_DOCS} documents and {MIN_TARGET_TOKENS:,} tokens, as for a domain's validation split): the "
              "scores then rank by a few sentences' words, not by the target's kind of text. Give more target documents.")
-
-
-def _share(n: int, keys: set) -> str:
-    return f"{100 * n / max(len(keys), 1):.1f}%"
 
 
 def _hash_buckets(method: str, asked: int | None) -> int | None:
