@@ -543,8 +543,9 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         ctx.provenance["store"] = str(Path(snapshot.root).resolve())  # verify refuses a store of other proxies
         ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
     if config is not None and pcfg.pools:
-        ctx.specs = domain_specs(config.data)
-        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name):  # other data, val/ docs
+        ctx.specs, ctx.val_fraction = domain_specs(config.data), config.data.val_fraction
+        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name,  # other data, val/ docs
+                                    max_documents=config.data.max_documents):
             warnings.warn(note, stacklevel=2)
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
         # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'
@@ -658,7 +659,8 @@ def measure_pools(config: SweepConfig, store_dir: str | Path, *, repetitions=DEF
         m = measure_pool_values(domain, pools[domain], target=target, proxy=config.proxy, store=store, repetitions=repetitions,
                                 unique_tokens=unique_tokens, spec=specs.get(domain),
                                 domain_tokens=data.token_counts[domain], mean_tokens_per_doc=data.domains[domain].mean_tokens_per_doc,
-                                tokenizer=config.data.tokenizer, seed=config.seed, progress=progress)
+                                val_fraction=config.data.val_fraction, tokenizer=config.data.tokenizer, seed=config.seed,
+                                progress=progress)
         merged[domain] = m.pools
         out.append(m)
     return config.model_copy(update={"propose": config.propose.model_copy(update={"pools": merged})}), out
@@ -685,6 +687,7 @@ def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *,
     return measure_pool_values(domain, pools, target=ptarget, proxy=cfg.proxy, store=store, repetitions=repetitions,
                                unique_tokens=unique_tokens, spec=spec, domain_tokens=data.token_counts[domain] if known else None,
                                mean_tokens_per_doc=data.domains[domain].mean_tokens_per_doc if known else None,
+                               val_fraction=cfg.data.val_fraction if known else None,
                                tokenizer=cfg.data.tokenizer, seed=cfg.seed, progress=progress)
 
 

@@ -19,7 +19,8 @@ the law's unweighted mean over pools, so a small pool weighs as much as a big on
 (``n^b`` grows with ``|b|``, so it prefers weaker pools). There it does not
 decide: the fewest best pools (by ``b``) that hold the domain's tokens without
 repetition are kept (all of them when even those repeat), and the reason says
-so. With `mixopt select`'s pools (a sample is a document) and the prior's
+so. With `mixopt select`'s pools (a sample is the domain's mean document; every pool and budget is counted in that
+one unit, `quality.resolve_domain_pools`) and the prior's
 ``a = 0.025`` and 1e5 the law holds from 4M documents drawn, which a domain of
 under 1M documents never reaches within ``max_epochs`` 4; measured laws
 (`pool_value`) are fitted with ``n >= 1.2`` at their smallest run.
@@ -166,8 +167,10 @@ def resolve_plan_pools(
     specs: Mapping[str, DomainSpec] | Sequence[DomainSpec] | None = None,
     observations: Mapping[str, Mapping[str, Any]] | None = None,
     tokenizer: str = "bytes",
+    val_fraction: float | None = None,
 ) -> dict[str, PooledDomain]:
     """Every pooled domain among ``used`` (the domains the plan may train), sized and with its laws, by name.
+    ``val_fraction``: the config's ``data.val_fraction`` (score buckets count the domain's training documents only).
 
     A domain of ``pools_cfg`` that is neither used, in ``known``, in ``token_counts`` nor in ``specs`` is a
     ConfigError (a typo); one that is known but not used is left out."""
@@ -182,7 +185,8 @@ def resolve_plan_pools(
             continue
         out[domain] = resolve_domain_pools(domain, pools_cfg[domain], unique_tokens=counts.get(domain),
                                            mean_tokens_per_doc=per_doc.get(domain), spec=spec_map.get(domain),
-                                           observations=(observations or {}).get(domain), tokenizer=tokenizer)
+                                           observations=(observations or {}).get(domain), tokenizer=tokenizer,
+                                           val_fraction=val_fraction)
     return out
 
 
@@ -239,6 +243,7 @@ def plan_quality_pools(
     tokenizer: str = "bytes",
     max_epochs: float | None = None,
     frontier_factors: Sequence[float] = FRONTIER_FACTORS,
+    val_fraction: float | None = None,
 ) -> tuple[dict[str, list[str]], list[str], list[dict[str, Any]]]:
     """Which pools each domain keeps at the plan's budget, why, and the frontier around it.
 
@@ -248,7 +253,7 @@ def plan_quality_pools(
     best, errors, at_plan}`` per domain and budget ``budget_tokens * factor``;
     plot one domain with ``mixopt.report.plots.plot_frontier([r for r in frontier if r["domain"] == d], path)``.
     ``observations`` is ``{domain: {pool: (samples, errors[, pool_size])}}``; ``max_epochs`` caps the repetition of
-    the kept pools (`choose_pools`). A row's ``rule`` says how ``best`` was chosen: ``"law"`` (its lowest error
+    the kept pools (`choose_pools`); ``val_fraction`` is the config's ``data.val_fraction`` (`resolve_plan_pools`). A row's ``rule`` says how ``best`` was chosen: ``"law"`` (its lowest error
     within the cap) or ``"coverage"`` (the law's inverted regime, see the module docstring).
     """
     budget = float(budget_tokens)
@@ -256,7 +261,7 @@ def plan_quality_pools(
         raise BudgetError(f"budget_tokens must be finite and > 0. Got {budget_tokens!r}. Set propose.budget_tokens.")
     pooled = resolve_plan_pools(pools_cfg, used=[d for d, w in weights.items() if w > 0], known=list(weights),
                                 token_counts=token_counts, tokens_per_doc=tokens_per_doc, specs=specs,
-                                observations=observations, tokenizer=tokenizer)
+                                observations=observations, tokenizer=tokenizer, val_fraction=val_fraction)
     choices, reasons, frontier = choose_plan_pools(weights, budget, pooled, names=list(pools_cfg), max_epochs=max_epochs,
                                                    frontier_factors=frontier_factors)
     return {d: c.kept for d, c in choices.items()}, reasons, frontier

@@ -1,10 +1,11 @@
 """Where a domain's quality pool files come from: the domain's own data, without its validation documents.
 
 A quality pool stands for part of its domain: the plan weighs the domain, counts its epochs on the domain's tokens and
-predicts ``val/DOMAIN``, the domain's hash-held-out documents (:func:`~mixopt.data.domains.is_validation`). Pool files
-that hold other text, or that hold those validation documents (a selection made with ``--keep-validation-docs``, by
-an older mixopt, or by hand), or that leave out documents the domain trains on (selected holding out a larger
-val_fraction than the config's), break that without a sign. :func:`pool_file_notes` says so, one line per domain and problem.
+predicts ``val/DOMAIN``, the domain's held-out documents (:func:`~mixopt.data.domains.validation_mask`: by hash, with
+a tiny domain's fallback). Pool files that hold other text, or that hold those validation documents (a selection made
+with ``--keep-validation-docs``, by an older mixopt, or by hand), or that leave out documents the domain trains on
+(selected holding out a larger val_fraction than the config's), break that without a sign. :func:`pool_file_notes`
+says so, one line per domain and problem.
 
 Where the files came from is read, when it can be, from the ``selection.json`` that ``mixopt select`` writes beside
 them (the path it read for the pool, and the val_fraction it held out): a pool selected from the domain's own files
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
-from ..data.domains import is_validation
+from ..data.domains import is_validation, validation_mask
 from ..data.sources import load_dataset_of, load_documents, resolve_files, utf8_errors
 from ..errors import MixoptError
 from ..runs.pool_runs import pool_documents
@@ -39,13 +40,14 @@ _SELECTED = re.compile(r"^(?P<pool>.+)\.(?:q\d+|kept|scored)\.jsonl$")
 
 
 def pool_file_notes(pools: Mapping[str, object], specs: Sequence[DomainSpec], val_fraction: float,
-                    config: str | None = None) -> list[str]:
+                    config: str | None = None, max_documents: int | None = None) -> list[str]:
     """One line per domain whose pool files are not (all) its own data, hold its validation documents, or were
     selected holding out another val_fraction than the config's.
 
     ``pools``: ``propose.pools`` (domain -> :class:`~mixopt.config.DomainPools` or its dict); ``specs``: the config's
     domain specs; ``val_fraction``: the config's ``data.val_fraction``; ``config``: the sweep config as the user names
-    it (the fixes pass it to ``mixopt select --config``, which holds out its val_fraction). Pools of a domain the specs
+    it (the fixes pass it to ``mixopt select --config``, which holds out its val_fraction); ``max_documents``: the
+    config's ``data.max_documents`` (the domain's split is made of its first documents). Pools of a domain the specs
     do not list, and files that cannot be read, are left to the planner, which reads them next and says what is wrong.
     """
     by_name = {s.name: s for s in specs}
@@ -56,13 +58,14 @@ def pool_file_notes(pools: Mapping[str, object], specs: Sequence[DomainSpec], va
             dp = pools[domain] if isinstance(pools[domain], DomainPools) else domain_pools_from_dict(pools[domain], where=domain)
             files = [p for p in dp.pools if p.path is not None]
             if spec is not None and files:
-                notes += _domain_notes(domain, files, spec, val_fraction, config or "CONFIG")
+                notes += _domain_notes(domain, files, spec, val_fraction, config or "CONFIG", max_documents)
         except (MixoptError, OSError):
             continue
     return notes
 
 
-def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_fraction: float, config: str) -> list[str]:
+def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_fraction: float, config: str,
+                  max_documents: int | None) -> list[str]:
     selected = {p.name: _selected_from(p) for p in files}  # (the path select read, its manifest) or None
     same = {p.name: selected[p.name] is not None and _within_domain(selected[p.name][0], spec) for p in files}
     docs = {p.name: pool_documents(domain, p, spec, POOL_SAMPLE_DOCS) for p in files}
@@ -90,13 +93,18 @@ def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_f
     again = (f"Select them again with `mixopt select --config {config}` and the selection's other options (without "
              f"--keep-validation-docs), which leaves the documents data.val_fraction {val_fraction:g} holds out of the buckets")
     leaks, shifted = {}, {}  # shifted: selected holding out another (numeric) val_fraction -> {pool: validation docs}
+    held_out, read = None, False  # the domain's validation texts (its split's own rule), read once when needed
     for p in files:
         if not same[p.name]:
             continue
         held = (selected[p.name][1] if selected[p.name] is not None else {}).get("val_fraction")
         if held == val_fraction:  # select held these out already
             continue
-        n_val = sum(is_validation(d, val_fraction) for d in docs[p.name]) if not _number(held) or held < val_fraction else 0
+        n_val = 0
+        if not _number(held) or held < val_fraction:
+            if not read:
+                held_out, read = _validation_texts(spec, val_fraction, max_documents), True
+            n_val = sum(d in held_out if held_out is not None else is_validation(d, val_fraction) for d in docs[p.name])
         if _number(held):
             shifted.setdefault(float(held), {})[p.name] = n_val
         elif n_val:
@@ -116,7 +124,7 @@ def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_f
                      f"{what}. {again}")
     if leaks:
         notes.append(f"domain '{domain}': its quality pool file(s) hold {sum(leaks.values())} of the domain's validation "
-                     f"documents ({', '.join(f'{n} {c}' for n, c in leaks.items())}{_capped(leaks, docs)}; by hash, "
+                     f"documents ({', '.join(f'{n} {c}' for n, c in leaks.items())}{_capped(leaks, docs)}; held out at "
                      f"data.val_fraction {val_fraction:g}): training on the pools trains on the text val/{domain} is "
                      f"measured on. {again}")
     return notes
@@ -128,6 +136,20 @@ def _capped(pools: Mapping[str, int], docs: Mapping[str, list[str]]) -> str:
 
 def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _validation_texts(spec: DomainSpec, val_fraction: float, max_documents: int | None) -> set[str] | None:
+    """The texts the domain's validation split holds: :func:`~mixopt.data.domains.validation_mask` (the split's one
+    rule, with its tiny-domain fallback) over the documents the domain is tokenized from (its first ``max_documents``).
+    None for a domain of more than :data:`DOMAIN_CHECK_DOCS` documents, which is not read whole: the caller applies
+    the hash rule (:func:`~mixopt.data.domains.is_validation`), which is the split's for every domain that size
+    except one of a few distinct texts all hashed to one side."""
+    ds = load_dataset_of(spec)
+    n = min(x for x in (max_documents, spec.max_documents, len(ds)) if x is not None)
+    if n > DOMAIN_CHECK_DOCS:
+        return None
+    docs = load_documents(spec, max_documents)
+    return {d for d, v in zip(docs, validation_mask(docs, val_fraction)) if v}
 
 
 def _domain_keys(spec: DomainSpec) -> tuple[set[bytes], float]:

@@ -92,17 +92,19 @@ def measure_pool_values(domain: str, dpools: DomainPools | Mapping, *, target: P
                         store: RunStore, repetitions: Sequence[int] = DEFAULT_REPETITIONS, unique_tokens: int | None = None,
                         spec: DomainSpec | None = None, domain_tokens: int | None = None, mean_tokens_per_doc: float | None = None,
                         tokenizer: str = "bytes", seed: int = 0, max_documents: int | None = None, threads: int | None = None,
-                        fine_grid: bool = False, progress: Progress | None = None) -> PoolMeasurement:
+                        fine_grid: bool = False, progress: Progress | None = None,
+                        val_fraction: float | None = None) -> PoolMeasurement:
     """Measure ``b``/``tau`` of the pools of ``domain`` by proxy runs on ``target`` (see the module docstring).
 
     ``domain_tokens`` and ``mean_tokens_per_doc`` are the domain's unique tokens and mean tokens per document
-    (as `resolve_pools` takes them); ``spec`` its data spec (needed for score-bucket pools). Pools with ``b`` and
+    (as `resolve_pools` takes them); ``spec`` its data spec (needed for score-bucket pools); ``val_fraction`` the
+    config's ``data.val_fraction`` (score buckets are sized over the domain's training documents). Pools with ``b`` and
     ``tau`` in the config, or without documents of their own (share pools), are not trained on. ``fine_grid``
     searches the shared ``a``, ``d`` on the fine grid (70 points instead of 24).
     """
     dp = _as_domain_pools(domain, dpools)
     sized = resolve_pools(domain, dp, unique_tokens=domain_tokens, mean_tokens_per_doc=mean_tokens_per_doc, spec=spec,
-                          tokenizer=tokenizer, max_documents=max_documents)
+                          tokenizer=tokenizer, max_documents=max_documents, val_fraction=val_fraction)
     tps = sized[0].tokens_per_sample
     base = {**dp.model_dump(include=set(DomainPools.model_fields)), "tokens_per_sample": tps}
     todo = [p.name for p in dp.pools if (p.b is None or p.tau is None) and (p.path is not None or p.is_bucket)]
@@ -110,7 +112,7 @@ def measure_pool_values(domain: str, dpools: DomainPools | Mapping, *, target: P
         pools = MeasuredPools.model_validate(base)
         return PoolMeasurement(domain, pools, resolve_pools(domain, pools, unique_tokens=domain_tokens,
                                                             mean_tokens_per_doc=mean_tokens_per_doc, spec=spec,
-                                                            tokenizer=tokenizer, max_documents=max_documents), None, "none")
+                                                            tokenizer=tokenizer, max_documents=max_documents, val_fraction=val_fraction), None, "none")
     runs = run_pool_runs(domain, dp, todo, target, proxy, store, repetitions=repetitions, unique_tokens=unique_tokens,
                          spec=spec, tokenizer=tokenizer, seed=seed, max_documents=max_documents, threads=threads,
                          progress=progress)
@@ -127,7 +129,7 @@ def measure_pool_values(domain: str, dpools: DomainPools | Mapping, *, target: P
     fitted = {**base, "a": a, "d": d}
     resolved = resolve_pools(domain, DomainPools.model_validate(fitted), unique_tokens=domain_tokens,
                              mean_tokens_per_doc=mean_tokens_per_doc, spec=spec, observations=obs, tokenizer=tokenizer,
-                             max_documents=max_documents)
+                             max_documents=max_documents, val_fraction=val_fraction)
     for i, r in enumerate(resolved):
         if r.name in todo and r.name not in obs:
             resolved[i] = replace(r, law_reason="T-MARS prior: every run of this pool failed")

@@ -45,6 +45,7 @@ class ProposeContext:
     train_mixtures: np.ndarray | None = None  # (n, k) mixtures the surrogate was fitted on
     proxy_tokens: float | None = None  # tokens per proxy run
     specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
+    val_fraction: float | None = None  # the config's data.val_fraction: score buckets count training documents only
     records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
     noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
@@ -235,7 +236,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     pooled = {}
     if cfg.pools:  # sized before the search: a pooled domain's cap counts its pools' tokens, not the whole domain's
         pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
-                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs)
+                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction)
         ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
     try:
         result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)

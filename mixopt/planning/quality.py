@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
+from ..data.domains import validation_mask
 from ..data.sources import resolve_files
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
@@ -127,9 +128,15 @@ def _shared_documents_warning(domain: str, keys: Mapping[str, set[bytes]]) -> No
                       "often. Keep each document in one pool's file.", stacklevel=3)
 
 
-def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, tokens) per document of the domain; a missing score is NaN (in no bucket)."""
+def _scored_counts(domain: str, spec: DomainSpec, tok, max_documents: int | None, val_fraction: float | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, tokens) per training document of the domain; a missing score is NaN (in no bucket). The documents
+    its validation split holds (:func:`~mixopt.data.domains.validation_mask` at ``val_fraction``, the split's one rule) are
+    left out; ``val_fraction`` None: every document (the split is unknown)."""
     docs, scores = scored_documents(domain, spec, max_documents)
+    if val_fraction is not None:
+        train = ~np.asarray(validation_mask(docs, val_fraction), dtype=bool)
+        docs, scores = [d for d, t in zip(docs, train) if t], scores[train]
     return scores, np.array([tok.count(d) for d in docs], dtype=float)
 
 
@@ -189,13 +196,14 @@ class PooledDomain:
 def resolve_pools(domain: str, dpools: DomainPools | Mapping, **sizing: Any) -> list[ResolvedPool]:
     """Size (tokens, samples) and law ``(b, tau)`` of every pool of ``domain``, in config order.
 
-    Bucket sizes are counted over all loaded documents and scaled by
-    ``unique_tokens / tokens counted`` when ``unique_tokens`` is known, so they
-    are in the same (training-split) units as the domain. Samples are tokens /
-    ``tokens_per_sample`` (the config's, else ``mean_tokens_per_doc``, else the
-    mean document length of the file/bucket pools). ``observations`` maps pool
-    names to ``(samples, errors[, pool_size])`` used to fit missing ``b``/``tau``. ``sizing``: the keywords of
-    :func:`resolve_domain_pools` (``unique_tokens``, ``mean_tokens_per_doc``, ``spec`` required).
+    Bucket sizes are counted over the domain's training documents (``val_fraction``: the config's
+    ``data.val_fraction``, whose validation documents :func:`~mixopt.data.domains.validation_mask` holds out; None counts
+    every document) and scaled by ``unique_tokens / tokens counted`` when ``unique_tokens`` is known (1 when the
+    documents read are the ones the domain was tokenized from; else, e.g. under ``data.max_documents``, the buckets'
+    shares of the documents read, in the domain's training tokens). Samples are tokens / ``tokens_per_sample``
+    (:func:`resolve_domain_pools`). ``observations`` maps pool names to ``(samples, errors[, pool_size])`` used to
+    fit missing ``b``/``tau``. ``sizing``: the keywords of :func:`resolve_domain_pools` (``unique_tokens``,
+    ``mean_tokens_per_doc``, ``spec`` required).
     """
     return resolve_domain_pools(domain, dpools, **sizing).resolved
 
@@ -210,9 +218,20 @@ def resolve_domain_pools(
     observations: Mapping[str, Any] | None = None,
     tokenizer: str = "bytes",
     max_documents: int | None = None,
+    val_fraction: float | None = None,
 ) -> PooledDomain:
-    """`resolve_pools` with the domain's pools config and a note on what the pools leave out: the tokens of a
-    ``quality_field`` domain that fall in no score bucket (no score, or outside every bucket), which no plan trains."""
+    """`resolve_pools` with the domain's pools config and a note on what the pools leave out: the share of a
+    ``quality_field`` domain's training tokens that fall in no score bucket (no score, or outside every bucket), which
+    no plan trains.
+
+    **Samples.** A sample of the domain is ``tokens_per_sample`` tokens: the pools' setting (a measured law pins the
+    one it was fitted in), else ``mean_tokens_per_doc`` (the domain's mean training document), else the mean
+    document length of the file/bucket pools. Every pool's size and every budget are counted in that one unit, so the
+    repetition of any pool set (budget tokens / the set's tokens) is exact whatever the unit. It is not the kept
+    pools' mean document: that differs from set to set, so the top-k sets would be compared in different units, the
+    unit would hang on the choice it decides, and a measured law would be read in another unit than it was fitted in.
+    The unit does set where the law's ``a * samples / normalizer`` lies (the T-MARS priors' sample is an image-text
+    pair, so for them any text unit is a convention; measure the laws, or set ``tokens_per_sample``, to fix it)."""
     dp = _as_domain_pools(domain, dpools)
     if spec is not None and spec.name != domain:
         raise ConfigError(f"resolve_pools got the spec of domain '{spec.name}' for domain '{domain}'. Pass the matching spec.")
@@ -232,7 +251,7 @@ def resolve_domain_pools(
                                   f"{'(its data spec is unknown here)' if spec is None else ''}. Set quality_field "
                                   "on the domain's data spec, or give the pool a path or a share.")
             if scored is None:
-                scored = _scored_counts(domain, spec, tok, max_documents)
+                scored = _scored_counts(domain, spec, tok, max_documents, val_fraction)
             s, counts = scored
             inside = in_bucket(p, s)
             if not inside.any():
@@ -290,7 +309,8 @@ def resolve_domain_pools(
     if bucketed is not None and not bucketed.all():
         counts = scored[1]
         left, total = float(counts[~bucketed].sum()), float(counts.sum())
-        note = (f"{domain}: {left / total:.1%} of its tokens ({left:,.0f} of {total:,.0f} counted, "
+        which = "tokens" if val_fraction is None else "training tokens"
+        note = (f"{domain}: {left / total:.1%} of its {which} ({left:,.0f} of {total:,.0f} counted, "
                 f"{int((~bucketed).sum())} documents) are in no quality bucket of {spec.quality_field} (no score, or "
                 "outside every bucket), so no plan trains them; widen or add a bucket to use them")
     return PooledDomain(domain, dp, out, note)
