@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mixopt.cli.main import run
 from mixopt.config import DataConfig
-from mixopt.data.domains import MIN_VAL_TOKENS, domain_specs, embedded_names, load_domain_set
+from mixopt.data.domains import MIN_VAL_TOKENS, domain_specs, embedded_names, is_validation, load_domain_set
 from tests.test_selection import VOCAB_A, VOCAB_B, docs_from
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -63,6 +63,27 @@ def test_two_domains_of_one_file_and_a_tiny_validation_split_warn(tmp_path):
     (small,) = [m for m in _warned(lambda: load_domain_set(tiny)) if "validation token(s)" in m]
     n = re.match(r"domain 'sv' has (\d+) validation token\(s\) in 1 document\(s\)", small)
     assert n and int(n.group(1)) <= len(note) + 2 and f"under {MIN_VAL_TOKENS} tokens" in small
+
+
+def test_domains_that_share_part_of_their_documents_warn_with_counts(tmp_path):
+    """First-hour review 39, finding 5: only byte-identical domains were said; a crawl holding most of another source's
+    documents (or every document of an embedded domain) passed silently."""
+    docs = docs_from(VOCAB_A, 60, 1)
+    web = _jsonl(tmp_path / "web.jsonl", docs + docs_from(VOCAB_B, 30, 2))
+    part = _jsonl(tmp_path / "part.jsonl", docs[:40])
+    other = _jsonl(tmp_path / "other.jsonl", docs_from(VOCAB_B, 30, 7))
+    cfg = DataConfig.model_validate({"corpus": "none", "cache_dir": str(tmp_path / "c"), "val_fraction": 0.2, "domains": [
+        {"name": "web", "path": str(web)}, {"name": "web3", "path": str(web)}, {"name": "part", "path": str(part)},
+        {"name": "other", "path": str(other)}]})
+    data = load_domain_set(cfg)
+    msgs = _warned(lambda: load_domain_set(cfg))
+    shared = [m for m in msgs if "share" in m and "training documents" in m]
+    n = sum(1 for d in docs[:40] if not is_validation(d, 0.2))  # part's training documents: all of them are web's too
+    assert n == data.domains["part"].n_docs_train
+    assert sorted(m.split(" share ")[0] for m in shared) == ["domains 'part' and 'web'", "domains 'part' and 'web3'"]
+    assert all(f"{n} document(s) (100.0% of 'part'" in m and "Remove them from one domain's files" in m for m in shared)
+    assert [m for m in msgs if m.startswith("domains web, web3 hold the same documents")]  # identical: said once, as before
+    assert not [m for m in msgs if "'other'" in m]
 
 
 def test_corpus_list_shows_the_validation_split_and_no_embedded_size_for_your_own_domain(tmp_path, capsys):

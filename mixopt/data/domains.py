@@ -10,6 +10,7 @@ a second sweep does not re-tokenize.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..config import DataConfig, DomainSpec
 from ..errors import DataError
 from ..io import atomic_write_bytes
 from .embedded import embedded_domains, embedded_path
+from .overlap import document_keys, shared_documents
 from .sources import load_documents, source_keys
 from .tokenize import Tokenizer
 from .types import DomainSet, TokenizedDomain
@@ -168,8 +170,9 @@ MIN_VAL_TOKENS = 1000
 
 
 def data_notes(data: DomainSet, specs: list[DomainSpec]) -> list[str]:
-    """One line per problem the tokenized domains show: two training domains with the same documents (a plan would
-    count their epochs apart, so the cap on repetition no longer holds), or a validation split under
+    """One line per problem the tokenized domains show: two training domains with the same documents, or sharing some
+    of them (counted per document, :mod:`.overlap`; a plan would count their epochs apart, so the cap on repetition no
+    longer holds for those documents), or a validation split under
     ``MIN_VAL_TOKENS`` tokens."""
     notes = []
     paths = {s.name: s.path for s in specs}
@@ -178,11 +181,18 @@ def data_notes(data: DomainSet, specs: list[DomainSpec]) -> list[str]:
         if dom.train.size:
             key = (dom.train.size, hashlib.sha256(dom.train.tobytes()).hexdigest(), dom.val.size)
             by_content.setdefault(key, []).append(name)
-    for names in by_content.values():
-        if len(names) > 1:
-            notes.append(f"domains {', '.join(names)} hold the same documents ({', '.join(sorted({str(paths[n]) for n in names}))}): "
-                         "a plan counts their epochs apart, so the data repeats more than each one's epochs say. Keep one "
-                         "of them under data.domains")
+    same = [names for names in by_content.values() if len(names) > 1]
+    for names in same:
+        notes.append(f"domains {', '.join(names)} hold the same documents ({', '.join(sorted({str(paths[n]) for n in names}))}): "
+                     "a plan counts their epochs apart, so the data repeats more than each one's epochs say. Keep one "
+                     "of them under data.domains")
+    said = {frozenset(p) for names in same for p in itertools.combinations(names, 2)}
+    keys = {n: document_keys(d.train, data.eos_id) for n, d in sorted(data.domains.items()) if d.train.size}
+    for a, b, shared in shared_documents(keys):
+        if frozenset((a, b)) not in said:
+            notes.append(f"domains '{a}' and '{b}' share {shared} of their training documents: a plan counts their "
+                         "epochs apart, so those documents repeat more than either's epochs say. Remove them from one "
+                         "domain's files")
     for name, dom in {**data.domains, **data.targets}.items():
         if dom.val.size < MIN_VAL_TOKENS:
             notes.append(f"{'target' if name in data.targets else 'domain'} '{name}' has {int(dom.val.size)} validation "

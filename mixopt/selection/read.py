@@ -11,13 +11,13 @@ from __future__ import annotations
 import glob
 import hashlib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import DomainSpec
+from ..data.overlap import shared_documents  # noqa: F401  (select and the planner read it here)
 from ..data.sources import (
     load_dataset_of,
     looks_like_hub_id,
@@ -95,18 +95,6 @@ def text_keys(texts: list[str], *, unique: bool = True) -> set[bytes] | list[byt
     """A digest of each non-empty text (a set, or a list with one entry per text when not ``unique``)."""
     keys = [hashlib.sha1(t.encode("utf-8", "replace")).digest() for t in texts if t.strip()]
     return set(keys) if unique else keys
-
-
-def shared_documents(keys: Mapping[str, set[bytes]], *, label: str = "") -> list[tuple[str, str, str]]:
-    """Each pair of sources (name -> :func:`text_keys`) that share documents, as ``(a, b, said)``: ``said`` is
-    "N document(s) (x% of LABEL'a', y% of LABEL'b')" for a one-line warning."""
-    names, out = list(keys), []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if n := len(keys[a] & keys[b]):
-                out.append((a, b, f"{n} document(s) ({n / max(len(keys[a]), 1):.1%} of {label}'{a}', "
-                                  f"{n / max(len(keys[b]), 1):.1%} of {label}'{b}')"))
-    return out
 
 
 @dataclass
