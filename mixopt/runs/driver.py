@@ -177,12 +177,17 @@ def reuse_store_runs(cfg: SweepConfig, latest: dict) -> dict:
 
 
 def verbatim_fingerprints(data) -> dict:
-    """``{"domain_fingerprints_verbatim": {...}}`` for the domains older mixopt fingerprinted differently (before stop 29
-    it hashed fields that change no token, e.g. quality_field; before stop 38 it keyed the embedded corpus's files
-    apart from copies of them: `TokenizedDomain.older_fingerprint`), so a later ``reuse.store`` check matches a store of
-    either age; ``{}`` when none differs."""
-    verbatim = {n: d.older_fingerprint for n, d in data.domains.items() if d.older_fingerprint}
-    return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
+    """``{"domain_fingerprints_verbatim": {...}, "target_fingerprints_verbatim": {...}}`` for the domains and evaluation
+    targets older mixopt fingerprinted differently (before stop 29 it hashed fields that change no token, e.g.
+    quality_field; before stop 38 it keyed the embedded corpus's files apart from copies of them:
+    `TokenizedDomain.older_fingerprint`), so a later ``reuse.store`` check matches a store of either age; each only
+    when some entry differs."""
+    out = {}
+    for kind, group in (("domain", data.domains), ("target", data.targets)):
+        verbatim = {n: d.older_fingerprint for n, d in group.items() if d.older_fingerprint}
+        if verbatim:
+            out[f"{kind}_fingerprints_verbatim"] = verbatim
+    return out
 
 
 def check_same_data(store: RunStore, recorded: str | None, fingerprint: str, *, busy: bool = False,
@@ -227,9 +232,9 @@ def data_changes(meta: dict, data, data_cfg: dict | None = None) -> list[str]:
     if settings:
         return [f"{', '.join(settings)} changed, which changes every domain's tokens"]
     out = []
-    kinds = (("domain", data.domains, meta.get("domain_fingerprints"), meta.get("domain_fingerprints_verbatim") or {}),
-             ("evaluation target", data.targets, meta.get("target_fingerprints"), {}))
-    for kind, group, recorded, verbatim in kinds:
+    kinds = (("domain", data.domains, "domain"), ("evaluation target", data.targets, "target"))
+    for kind, group, key in kinds:
+        recorded, verbatim = meta.get(f"{key}_fingerprints"), meta.get(f"{key}_fingerprints_verbatim") or {}
         if not isinstance(recorded, dict):
             continue
         now = {n: d.known_fingerprints() for n, d in group.items()}

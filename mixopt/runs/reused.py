@@ -278,12 +278,8 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
     """The domains both stores train whose data changed (revised): per-domain content fingerprints when both stores kept
     them, else token counts. Raises ConsistencyError when the data settings changed (every domain's tokens differ)."""
     shared = sorted(set(old.get("domains") or []) & set(new.get("domains") or []))
-    fo, fn = old.get("domain_fingerprints"), new.get("domain_fingerprints")
-    if fo and fn:
-        # a store swept before stop 29 hashed fields that change no token (quality_field, ...): either form matches
-        fov, fnv = old.get("domain_fingerprints_verbatim") or {}, new.get("domain_fingerprints_verbatim") or {}
-        forms = [(lambda d, f=f, v=v: {f.get(d), v.get(d)} - {None}) for f, v in ((fo, fov), (fn, fnv))]
-        changed = [d for d in shared if not forms[0](d) & forms[1](d)]
+    if old.get("domain_fingerprints") and new.get("domain_fingerprints"):
+        changed = _differing(old, new, "domain", shared)
     else:
         do, dn = ((m.get("config") or {}).get("data") or {} for m in (old, new))
         settings = [k for k in DATA_SETTINGS if do.get(k) != dn.get(k)]
@@ -296,10 +292,19 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
 
 
 def changed_targets(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Evaluation-only target sets both stores measured whose text changed (stores from before stop 25 kept no target
-    fingerprints: their sets are taken as unchanged)."""
-    fo, fn = old.get("target_fingerprints") or {}, new.get("target_fingerprints") or {}
-    return sorted(t for t in set(fo) & set(fn) if fo[t] != fn[t])
+    """Evaluation-only target sets both stores measured whose text changed, either form of their fingerprints matching
+    as for domains (stores from before stop 25 kept no target fingerprints: their sets are taken as unchanged)."""
+    shared = set(old.get("target_fingerprints") or {}) & set(new.get("target_fingerprints") or {})
+    return _differing(old, new, "target", sorted(shared))
+
+
+def _differing(old: dict[str, Any], new: dict[str, Any], kind: str, names: Sequence[str]) -> list[str]:
+    """Of ``names``, those whose content fingerprints (store.json's ``<kind>_fingerprints``, kind domain or target)
+    share no form between the two stores: each store's fingerprint or the older form it recorded next to it
+    (``<kind>_fingerprints_verbatim``: the key of a store swept before stop 29, or the embedded corpus's files' key of
+    one swept before stop 38), so stores of either age match."""
+    forms = [(m.get(f"{kind}_fingerprints") or {}, m.get(f"{kind}_fingerprints_verbatim") or {}) for m in (old, new)]
+    return [n for n in names if not set.intersection(*({f.get(n), v.get(n)} - {None} for f, v in forms))]
 
 
 def proxy_shape(proxy: dict[str, Any] | None) -> str:
