@@ -91,6 +91,45 @@ def test_resuming_an_older_store_with_relative_paths_is_no_config_change(chain, 
     assert meta["config"]["reuse"]["store"] == str(chain / "s1") and "config_history" not in meta
 
 
+def test_resuming_through_a_link_or_after_a_tree_move_is_no_config_change(chain, tmp_path, monkeypatch, capsys):
+    """The same earlier store spelled through a symbolic link, or found next to the store after the tree moved: the
+    config did not change, so store.json gains no config_history entry (and records the path as given now)."""
+    (tmp_path / "link").symlink_to(chain, target_is_directory=True)
+    linked = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": str(tmp_path / "link" / "s1")})
+    capsys.readouterr()
+    assert run(["sweep", str(linked), "--store", str(tmp_path / "link" / "s2")]) == 0
+    out = capsys.readouterr().out
+    assert "store config updated" not in out and "0 trained now" in out
+    meta = meta_of(chain / "s2")
+    assert "config_history" not in meta and meta["config"]["reuse"]["store"] == str(tmp_path / "link" / "s1")
+    moved = tmp_path / "moved"
+    chain.rename(moved)
+    monkeypatch.chdir(moved)
+    assert run(["sweep", str(tmp_path / "c2.yaml"), "--store", "s2"]) == 0  # reuse.store: s1, now moved/s1
+    out = capsys.readouterr().out
+    assert "store config updated" not in out and "0 trained now" in out
+    meta = meta_of(moved / "s2")
+    assert "config_history" not in meta and meta["config"]["reuse"]["store"] == str(moved / "s1")
+    other = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": str(moved / "s0")})  # another store: a change
+    assert run(["sweep", str(other), "--store", "s2"]) == 0
+    history = meta_of(moved / "s2")["config_history"]
+    assert len(history) == 1 and history[0]["config"]["reuse"]["store"] == str(moved / "s1")
+
+
+def test_a_plan_spelled_through_a_link_is_the_same_plan(tmp_path):
+    from mixopt.runs.reuse_chain import same_reuse_paths
+
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "p.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "plans", target_is_directory=True)
+    old = {"reuse": {"store": None, "plan": str(tmp_path / "plans" / "p.yaml")}}
+    new = {"reuse": {"store": None, "plan": str(tmp_path / "link" / "p.yaml")}}
+    assert same_reuse_paths(old, new, {}, tmp_path / "s") == new
+    (tmp_path / "plans" / "q.yaml").write_text("x")
+    other = {"reuse": {"store": None, "plan": str(tmp_path / "link" / "q.yaml")}}
+    assert same_reuse_paths(old, other, {}, tmp_path / "s") == old
+
+
 def test_a_moved_tree_with_another_store_at_the_old_path_reads_its_own_earlier_store(chain, tmp_path, monkeypatch,
                                                                                      capsys):
     """The tree moved and a new, unrelated store made at the recorded absolute path: the run ids store.json recorded

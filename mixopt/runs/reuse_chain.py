@@ -136,17 +136,19 @@ def relative_reuse(cfg: SweepConfig, store_dir: str | Path) -> dict[str, str]:
 
 
 def same_reuse_paths(old: dict[str, Any] | None, new: dict[str, Any], meta: dict[str, Any], root: str | Path) -> dict | None:
-    """The store's recorded config ``old`` with a relative ``reuse`` path (an older mixopt's) replaced by ``new``'s
-    absolute one where it names the same file: a resume does not count that as a config change."""
+    """The store's recorded config ``old`` with a ``reuse`` path replaced by ``new``'s where both name the same file or
+    store, so a resume does not count that as a config change: a relative path an older mixopt recorded, now absolute;
+    one spelled through a symbolic link; one where the store's tree was moved or copied as a whole (``reuse_relative``
+    finds it next to the store, :func:`locate`)."""
     if not old or not (old.get("reuse") and new.get("reuse")):
         return old
     reuse = dict(old["reuse"])
     for key in ("store", "plan"):
         was, now = reuse.get(key), new["reuse"].get(key)
-        if was and now and was != now and not Path(was).is_absolute():
+        if was and now and was != now:
             places = _places(was, root, meta, key)
             held = _holding(places) if key == "store" else [p for p in places if p.is_file()]
-            if os.path.abspath(was) == now or any(str(p) == now for p in held):
+            if os.path.abspath(was) == now or Path(now).resolve() in {p.resolve() for p in held}:
                 reuse[key] = now
     return {**old, "reuse": reuse}
 
