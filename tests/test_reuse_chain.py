@@ -180,6 +180,29 @@ def test_an_older_store_whose_relative_path_several_folders_hold_refuses(chain, 
     assert pipeline.fit(pipeline.open_store(chain / "s2"), "val/code").meta["reused_runs"] == n0 + n1
 
 
+def test_an_older_stores_relative_plan_that_several_folders_hold_refuses(tmp_path, monkeypatch, capsys):
+    """(A name no folder above tmp_path holds.) reuse.plan is located as reuse.store is: an older mixopt's relative plan path that two folders hold with other
+    plans refuses in one line (it took the nearest, not the plan swept with); copies of one plan are that plan."""
+    monkeypatch.chdir(tmp_path)
+    weights = {"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}]}
+    (tmp_path / "p_of_sn.yaml").write_text(yaml.safe_dump(weights))
+    sweep(tmp_path, "new", "work/sn", runs=3, propose={"n_candidates": 500}, reuse={"plan": "p_of_sn.yaml"})
+    set_reuse(tmp_path / "work" / "sn", plan="p_of_sn.yaml")  # as an older mixopt recorded it
+    weights["phases"][0]["weights"] = {"code": 0.9, "prose": 0.1}
+    (tmp_path / "work" / "p_of_sn.yaml").write_text(yaml.safe_dump(weights))  # another plan next to the store
+    capsys.readouterr()
+    assert run(["propose", "--store", "work/sn", "--no-projector", "--out", "a.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "a.yaml").exists()
+    assert ("reuse.plan p_of_sn.yaml of work/sn could be any of 2 plan files, not copies of one: work/p_of_sn.yaml, "
+            "p_of_sn.yaml") in err
+    assert "mixopt sweep CONFIG --store work/sn" in err
+    shutil.copyfile(tmp_path / "p_of_sn.yaml", tmp_path / "work" / "p_of_sn.yaml")  # a copy: either is the plan
+    assert run(["propose", "--store", "work/sn", "--no-projector", "--out", "b.yaml"]) == 0
+    reasons = yaml.safe_load((tmp_path / "b.yaml").read_text())["reasons"]
+    assert any("code 0.600, prose 0.400 keep their ratios" in r for r in reasons)
+
+
 # ------------------------------------------------------------------ finding 3: each run on its own
 
 def test_a_run_that_measured_the_target_joins_whatever_older_stores_measured(chain):
