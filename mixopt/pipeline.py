@@ -555,7 +555,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
         # inherited the old plan's misses
         ctx.reuse = ReusedMixture.from_config(config.reuse, ctx.domains)
-    plan_note = (stale_plan(config.reuse.plan, ctx.reuse.kept, snapshot.meta)  # the ratio of a domain whose data changed
+    plan_note = (stale_plan(ctx.reuse, snapshot.meta)  # the ratio of a domain whose data changed
                  if ctx.reuse is not None and snapshot is not None and snapshot.meta.get("domain_fingerprints") else None)
     projector = data = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:

@@ -363,6 +363,8 @@ class Rows(Lookup):
 # ------------------------------------------------------------------ finding 6: a plan kept on changed data
 
 def test_a_plan_kept_on_changed_data_is_said(tmp_path, monkeypatch):
+    from mixopt.config import ReuseConfig
+    from mixopt.reuse import ReusedMixture
     from mixopt.runs.reused import stale_plan
 
     monkeypatch.chdir(tmp_path)
@@ -374,12 +376,14 @@ def test_a_plan_kept_on_changed_data_is_said(tmp_path, monkeypatch):
     plan.write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}],
                                     "provenance": {"store": str(old)}}))
     today = {"domains": ["code", "legal", "prose"], "domain_fingerprints": {"code": "c1", "prose": "p2", "legal": "l"}}
-    note = stale_plan(plan, ["code", "prose"], today)
+    kept, recomputed = (ReusedMixture.from_config(ReuseConfig(plan=str(plan), recompute=r), today["domains"])
+                        for r in ([], ["prose"]))
+    note = stale_plan(kept, today)
     assert "keeps the ratio of prose" in note and "recompute: [prose]" in note and "code" not in note.split("recompute")[1]
-    assert stale_plan(plan, ["code"], today) is None  # prose recomputed: nothing kept changed
-    assert stale_plan(plan, ["code", "prose"], {**today, "domain_fingerprints": meta["domain_fingerprints"]}) is None
+    assert stale_plan(recomputed, today) is None  # prose recomputed: nothing kept changed
+    assert stale_plan(kept, {**today, "domain_fingerprints": meta["domain_fingerprints"]}) is None
     shutil.rmtree(old)
-    assert stale_plan(plan, ["code", "prose"], today) is None  # the plan's store is gone: nothing to compare
+    assert stale_plan(kept, today) is None  # the plan's store is gone: nothing to compare
 
 
 def test_the_sweep_and_propose_warn_when_the_plan_kept_changed_data(tmp_path, monkeypatch):
@@ -417,3 +421,38 @@ def test_a_bad_reuse_plan_fails_before_the_store_is_made(tmp_path, monkeypatch, 
     assert run(["sweep", str(cfg), "--store", "s"]) == 2
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------ each file read once per command
+
+def test_a_sweep_reads_its_reuse_plan_once(tmp_path, monkeypatch, capsys):
+    import mixopt.reuse
+    import mixopt.runs.reused
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [
+        {"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}]}))
+    reads = []
+    for module in (mixopt.reuse, mixopt.runs.reused):  # (reused.py read it too before)
+        if hasattr(module, "load_plan"):
+            load = module.load_plan
+            monkeypatch.setattr(module, "load_plan", lambda p, load=load: reads.append(p) or load(p))
+    cfg = write_cfg(tmp_path, runs=2, reuse={"plan": "old.yaml"})
+    assert run(["sweep", str(cfg), "--store", "s"]) == 0
+    assert len(reads) == 1 and "keep their ratios from old.yaml" in capsys.readouterr().out
+
+
+def test_fit_reads_each_earlier_store_once(chain, monkeypatch):
+    from mixopt.runs.store import RunStore
+
+    reads: dict[str, int] = {}
+    meta = RunStore.meta
+
+    def counted(self):
+        reads[self.root.resolve().name] = reads.get(self.root.resolve().name, 0) + 1
+        return meta(self)
+
+    snapshot = pipeline.open_store(chain / "s2")
+    monkeypatch.setattr(RunStore, "meta", counted)
+    full, _, _ = reused_records(snapshot, "val/code")
+    assert full and reads == {"s1": 1, "s0": 1}

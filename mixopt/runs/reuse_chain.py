@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import SweepConfig
 from ..errors import ConfigError, DataError
-from .store import RunStore
+from .store import RunStore, StoreSnapshot
 
 MAX_CHAIN = 32  # stores followed through reuse.store, at most
 
@@ -198,10 +198,12 @@ def check_reuse_store(path: str, store_dir: str | Path | None = None) -> None:
                               "drop reuse.store.")
 
 
-def store_chain(first: str | Path, root: str | Path | None = None) -> tuple[list[Path], str | None, bool]:
+def store_chain(first: str | Path, root: str | Path | None = None, *,
+                snapshots: dict[Path, StoreSnapshot] | None = None) -> tuple[list[Path], str | None, bool]:
     """(the store at ``first`` and those it reused in turn, nearest first, each located from the one before
     (:func:`locate`); the recorded path of an earlier store that no longer exists, or None; whether the chain came back
-    to ``root``, today's store). A store already in the chain (or ``root``) ends it."""
+    to ``root``, today's store). A store already in the chain (or ``root``) ends it. With ``snapshots``, each store of
+    the chain is read whole into it (``RunStore.snapshot``: its store.json and records, once); else its store.json."""
     top = Path(root).resolve() if root is not None else None
     seen = {top} if top is not None else set()
     chain: list[Path] = []
@@ -211,7 +213,11 @@ def store_chain(first: str | Path, root: str | Path | None = None) -> tuple[list
             return chain, None, path.resolve() == top
         seen.add(path.resolve())
         chain.append(path)
-        meta = RunStore(path, create=False).meta()
+        if snapshots is None:
+            meta = RunStore(path, create=False).meta()
+        else:
+            snapshots[path] = RunStore(path, create=False).snapshot()
+            meta = snapshots[path].meta
         recorded = recorded_reuse(meta, "store")
         if not recorded:
             break

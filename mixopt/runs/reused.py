@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import ConsistencyError, DataError, FitError
 from ..mixtures import Mixture
-from ..plan import load_plan
+from ..reuse import ReusedMixture
 from .record import RunRecord, _rounded, canonical_json, id_proxy
 from .reuse_chain import describe_chain, is_run_store, recorded_reuse, reuse_store_of, show, store_chain
 from .store import RunStore, StoreSnapshot
@@ -133,12 +133,13 @@ def _open_chain(meta: dict[str, Any], root: str | Path | None) -> tuple[list[tup
     first = reuse_store_of(meta, root)
     if first is None:
         return [], None
-    paths, missing, _ = store_chain(first, root)
+    snapshots: dict[Path, StoreSnapshot] = {}
+    paths, missing, _ = store_chain(first, root, snapshots=snapshots)  # each store read once
     if not paths:
         home = show(root) if root is not None else "this store"
         raise DataError(f"reuse.store {recorded_reuse(meta, 'store')} of {home} is that store itself: a store cannot reuse its own runs. Resume its sweep with reuse.store set to the earlier "
                         f"sweep's --store (`mixopt sweep CONFIG --store {home}`), or drop reuse.store from that config.")
-    chain = [(where, RunStore(where, create=False).snapshot()) for where in paths]
+    chain = [(where, snapshots[where]) for where in paths]
     if not sweep_records(chain[0][1].ok):
         raise DataError(f"reuse.store {show(first)} holds no finished sweep runs. Point it at the earlier sweep's store.")
     return chain, missing
@@ -236,12 +237,12 @@ def sweep_reuse(path: str | Path, store_dir: str | Path, today_meta: dict[str, A
                          f"for the targets they measured{left}")
 
 
-def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]) -> str | None:
-    """A warning when ``reuse.plan`` keeps the ratio of a domain whose data changed since the plan was made, None
-    otherwise (or when it cannot tell: the plan names no store, or that store is gone). The plan's provenance names the
-    store its model was fitted on, whose store.json keeps per-domain content fingerprints; ``kept``: the domains whose
-    ratios the reuse keeps; ``today_meta``: today's store.json (or the one the sweep is about to write)."""
-    where = (load_plan(plan).provenance or {}).get("store")
+def stale_plan(reuse: ReusedMixture, today_meta: dict[str, Any]) -> str | None:
+    """A warning when ``reuse`` (the config's ``reuse.plan``, read) keeps the ratio of a domain whose data changed since
+    the plan was made, None otherwise (or when it cannot tell: the plan names no store, or that store is gone). The
+    plan's provenance names the store its model was fitted on (``plan_store``), whose store.json keeps per-domain
+    content fingerprints; ``today_meta``: today's store.json (or the one the sweep is about to write)."""
+    where, plan = reuse.plan_store, reuse.source
     if not where or not is_run_store(where):
         return None
     meta = RunStore(where, create=False).meta()
@@ -249,7 +250,7 @@ def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]
         changed = changed_domains(meta, today_meta, show(where))
     except ConsistencyError:  # other data settings: every domain's tokens differ
         changed = sorted(set(meta.get("domains") or []) & set(today_meta.get("domains") or []))
-    changed = sorted(set(changed) & set(kept))
+    changed = sorted(set(changed) & set(reuse.kept))
     if not changed:
         return None
     names, one = ", ".join(changed), len(changed) == 1
