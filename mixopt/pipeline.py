@@ -144,12 +144,16 @@ def check_model_store(model: FittedModel, snapshot: StoreSnapshot, *, model_name
                     fix=f"Fit a model on this store (`mixopt fit --store {snapshot.root}`).")
 
 
-def store_config(snapshot: StoreSnapshot) -> SweepConfig | None:
+def store_config(snapshot: StoreSnapshot, *, strict: bool = True) -> SweepConfig | None:
     """The config the store was swept with (store.json's ``config``); None for a store without one (imported runs).
-    Without a CONFIG, propose fits its model and searches with this one, so the two read the same ``propose:`` section."""
+    Without a CONFIG, propose fits its model and searches with this one, so the two read the same ``propose:`` section.
+    Its ``reuse.plan`` where it lies now: when several places hold one, not copies of one, a one-line DataError (the
+    search would keep its ratios) unless not ``strict`` (only the proxy is read); a ``reuse.store`` that cannot be told
+    apart is said when fit reads the store's runs."""
     raw = snapshot.meta.get("config")
     if raw and raw.get("reuse"):  # reuse paths where they lie now (an older store recorded them relative: locate)
-        found = {k: str(p) for k in ("store", "plan") if (p := located_reuse(snapshot.meta, snapshot.root, k))}
+        found = {k: str(p) for k in ("store", "plan")
+                 if (p := located_reuse(snapshot.meta, snapshot.root, k, strict=strict and k == "plan"))}
         raw = {**raw, "reuse": {**raw["reuse"], **found}}
     return config_from_dict(raw, where=f"{snapshot.root}/store.json") if raw else None
 
@@ -541,7 +545,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         ctx.provenance["embedded_domains"] = [d for d in embedded_names(config.data) if d in ctx.domains]  # `score
         # --base-mixture` reads only these from the embedded corpus itself
         ctx.provenance["store"] = str(Path(snapshot.root).resolve())  # verify refuses a store of other proxies
-        ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
+        ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot, strict=False))
     if config is not None and pcfg.pools:
         ctx.specs, ctx.val_fraction = domain_specs(config.data), config.data.val_fraction
         for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name,  # other data, val/ docs
@@ -552,7 +556,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one
         # inherited the old plan's misses
         ctx.reuse = ReusedMixture.from_config(config.reuse, ctx.domains)
-    plan_note = (stale_plan(config.reuse.plan, ctx.reuse.kept, snapshot.meta)  # the ratio of a domain whose data changed
+    plan_note = (stale_plan(ctx.reuse, snapshot.meta)  # the ratio of a domain whose data changed
                  if ctx.reuse is not None and snapshot is not None and snapshot.meta.get("domain_fingerprints") else None)
     projector = data = None
     if use_projector and snapshot is not None and config is not None and ctx.token_counts:

@@ -21,6 +21,7 @@ before its first member runs out at those ratios, so epoch caps and the temperat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,12 +47,14 @@ class ReusedMixture:
     ratios: Mapping[str, float]
     source: str = "plan"
     dropped: tuple[str, ...] = ()  # plan domains no longer in the data
+    plan_store: str | None = None  # the store the plan's model was fitted on (its provenance), to tell changed data
 
     @classmethod
     def from_config(cls, cfg: ReuseConfig, domains: Sequence[str]) -> ReusedMixture:
         """Read ``cfg.plan`` and keep its ratios among today's ``domains`` except ``cfg.recompute``."""
         plan = load_plan(cfg.plan)
-        return cls.from_weights(plan.overall_weights(), domains, recompute=cfg.recompute, source=cfg.plan)
+        reuse = cls.from_weights(plan.overall_weights(), domains, recompute=cfg.recompute, source=cfg.plan)
+        return dataclasses.replace(reuse, plan_store=(plan.provenance or {}).get("store"))
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float], domains: Sequence[str], *, recompute: Sequence[str] = (),

@@ -18,7 +18,7 @@ from mixopt.data.sources import source_keys
 from mixopt.export import EXPORTERS, ExportOptions, export_plan
 from mixopt.plan import plan_from_dict
 from mixopt.runs.driver import data_changes, verbatim_fingerprints
-from mixopt.runs.reused import changed_domains
+from mixopt.runs.reused import changed_domains, changed_targets
 from tests.test_cli_sweep import write_cfg
 from tests.test_export import PATHS, plan_dict
 
@@ -112,6 +112,35 @@ def test_stores_of_either_kind_resume_and_reuse_across_the_copy(tmp_path):
                        max_documents=40, cache_dir=cache)
     assert data_changes({"domains": ["code", "legal"], "domain_fingerprints": OLD_DOMAIN_FPS},
                         load_domain_set(other)) == ["domain legal: data changed"]
+
+
+# An evaluation target (data.targets) on the embedded legal file, as mixopt at cc13807 fingerprinted it (include [code],
+# max_documents 40): its fingerprint, and the data fingerprint of that set.
+OLD_TARGET_FP, OLD_TARGET_DATA_FP = "dfd7c54530af41a0446f7878", "7000f4f173b4a85d"
+
+
+def test_an_embedded_target_matches_a_store_swept_before_stop_38(tmp_path):
+    """Targets follow the domains' rule: the embedded files' old key is known, store.json records it next to the key
+    (target_fingerprints_verbatim), so reuse.store does not call an unchanged target set changed; other bytes still are."""
+    cache = str(tmp_path / "cache")
+    old_meta = {"domains": ["code"], "domain_fingerprints": {"code": OLD_DOMAIN_FPS["code"]},
+                "target_fingerprints": {"lg": OLD_TARGET_FP}}
+    for path in (embedded_path("legal"), _copy(tmp_path)):  # the embedded file, and a byte-for-byte copy of it
+        cfg = DataConfig(include=["code"], targets=[DomainSpec(name="lg", path=str(path))], max_documents=40, cache_dir=cache)
+        assert load_domain_set(cfg, store_fingerprint=OLD_TARGET_DATA_FP).fingerprint == OLD_TARGET_DATA_FP  # resumes
+        data = load_domain_set(cfg)
+        assert data_changes(old_meta, data) == []
+        new_meta = {"domains": data.names, "domain_fingerprints": {n: d.fingerprint for n, d in data.domains.items()},
+                    "target_fingerprints": {n: t.fingerprint for n, t in data.targets.items()}, **verbatim_fingerprints(data)}
+        assert new_meta["target_fingerprints_verbatim"] == {"lg": OLD_TARGET_FP}
+        assert changed_targets(old_meta, new_meta) == [] and changed_targets(new_meta, old_meta) == []
+    other = DataConfig(include=["code"], max_documents=40, cache_dir=cache,
+                       targets=[DomainSpec(name="lg", path=str(_copy(tmp_path / "y", change=True)
+                                                               if (tmp_path / "y").mkdir() is None else ""))])
+    data = load_domain_set(other)
+    new_meta = {"target_fingerprints": {"lg": data.targets["lg"].fingerprint}, **verbatim_fingerprints(data)}
+    assert changed_targets(old_meta, new_meta) == ["lg"]
+    assert data_changes(old_meta, data) == ["evaluation target lg (data.targets): data changed"]
 
 
 # ------------------------------------------------------------------ finding 7: runs export / list on a reuse store

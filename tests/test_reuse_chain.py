@@ -91,6 +91,45 @@ def test_resuming_an_older_store_with_relative_paths_is_no_config_change(chain, 
     assert meta["config"]["reuse"]["store"] == str(chain / "s1") and "config_history" not in meta
 
 
+def test_resuming_through_a_link_or_after_a_tree_move_is_no_config_change(chain, tmp_path, monkeypatch, capsys):
+    """The same earlier store spelled through a symbolic link, or found next to the store after the tree moved: the
+    config did not change, so store.json gains no config_history entry (and records the path as given now)."""
+    (tmp_path / "link").symlink_to(chain, target_is_directory=True)
+    linked = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": str(tmp_path / "link" / "s1")})
+    capsys.readouterr()
+    assert run(["sweep", str(linked), "--store", str(tmp_path / "link" / "s2")]) == 0
+    out = capsys.readouterr().out
+    assert "store config updated" not in out and "0 trained now" in out
+    meta = meta_of(chain / "s2")
+    assert "config_history" not in meta and meta["config"]["reuse"]["store"] == str(tmp_path / "link" / "s1")
+    moved = tmp_path / "moved"
+    chain.rename(moved)
+    monkeypatch.chdir(moved)
+    assert run(["sweep", str(tmp_path / "c2.yaml"), "--store", "s2"]) == 0  # reuse.store: s1, now moved/s1
+    out = capsys.readouterr().out
+    assert "store config updated" not in out and "0 trained now" in out
+    meta = meta_of(moved / "s2")
+    assert "config_history" not in meta and meta["config"]["reuse"]["store"] == str(moved / "s1")
+    other = write_cfg(tmp_path, runs=2, seed=5, reuse={"store": str(moved / "s0")})  # another store: a change
+    assert run(["sweep", str(other), "--store", "s2"]) == 0
+    history = meta_of(moved / "s2")["config_history"]
+    assert len(history) == 1 and history[0]["config"]["reuse"]["store"] == str(moved / "s1")
+
+
+def test_a_plan_spelled_through_a_link_is_the_same_plan(tmp_path):
+    from mixopt.runs.reuse_chain import same_reuse_paths
+
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "p.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "plans", target_is_directory=True)
+    old = {"reuse": {"store": None, "plan": str(tmp_path / "plans" / "p.yaml")}}
+    new = {"reuse": {"store": None, "plan": str(tmp_path / "link" / "p.yaml")}}
+    assert same_reuse_paths(old, new, {}, tmp_path / "s") == new
+    (tmp_path / "plans" / "q.yaml").write_text("x")
+    other = {"reuse": {"store": None, "plan": str(tmp_path / "link" / "q.yaml")}}
+    assert same_reuse_paths(old, other, {}, tmp_path / "s") == old
+
+
 def test_a_moved_tree_with_another_store_at_the_old_path_reads_its_own_earlier_store(chain, tmp_path, monkeypatch,
                                                                                      capsys):
     """The tree moved and a new, unrelated store made at the recorded absolute path: the run ids store.json recorded
@@ -139,6 +178,29 @@ def test_an_older_store_whose_relative_path_several_folders_hold_refuses(chain, 
     assert "store config updated" not in capsys.readouterr().out
     n0, n1 = (len(pipeline.open_store(chain / s).ok) for s in ("s0", "s1"))
     assert pipeline.fit(pipeline.open_store(chain / "s2"), "val/code").meta["reused_runs"] == n0 + n1
+
+
+def test_an_older_stores_relative_plan_that_several_folders_hold_refuses(tmp_path, monkeypatch, capsys):
+    """(A name no folder above tmp_path holds.) reuse.plan is located as reuse.store is: an older mixopt's relative plan path that two folders hold with other
+    plans refuses in one line (it took the nearest, not the plan swept with); copies of one plan are that plan."""
+    monkeypatch.chdir(tmp_path)
+    weights = {"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}]}
+    (tmp_path / "p_of_sn.yaml").write_text(yaml.safe_dump(weights))
+    sweep(tmp_path, "new", "work/sn", runs=3, propose={"n_candidates": 500}, reuse={"plan": "p_of_sn.yaml"})
+    set_reuse(tmp_path / "work" / "sn", plan="p_of_sn.yaml")  # as an older mixopt recorded it
+    weights["phases"][0]["weights"] = {"code": 0.9, "prose": 0.1}
+    (tmp_path / "work" / "p_of_sn.yaml").write_text(yaml.safe_dump(weights))  # another plan next to the store
+    capsys.readouterr()
+    assert run(["propose", "--store", "work/sn", "--no-projector", "--out", "a.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "a.yaml").exists()
+    assert ("reuse.plan p_of_sn.yaml of work/sn could be any of 2 plan files, not copies of one: work/p_of_sn.yaml, "
+            "p_of_sn.yaml") in err
+    assert "mixopt sweep CONFIG --store work/sn" in err
+    shutil.copyfile(tmp_path / "p_of_sn.yaml", tmp_path / "work" / "p_of_sn.yaml")  # a copy: either is the plan
+    assert run(["propose", "--store", "work/sn", "--no-projector", "--out", "b.yaml"]) == 0
+    reasons = yaml.safe_load((tmp_path / "b.yaml").read_text())["reasons"]
+    assert any("code 0.600, prose 0.400 keep their ratios" in r for r in reasons)
 
 
 # ------------------------------------------------------------------ finding 3: each run on its own
@@ -301,6 +363,8 @@ class Rows(Lookup):
 # ------------------------------------------------------------------ finding 6: a plan kept on changed data
 
 def test_a_plan_kept_on_changed_data_is_said(tmp_path, monkeypatch):
+    from mixopt.config import ReuseConfig
+    from mixopt.reuse import ReusedMixture
     from mixopt.runs.reused import stale_plan
 
     monkeypatch.chdir(tmp_path)
@@ -312,12 +376,14 @@ def test_a_plan_kept_on_changed_data_is_said(tmp_path, monkeypatch):
     plan.write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}],
                                     "provenance": {"store": str(old)}}))
     today = {"domains": ["code", "legal", "prose"], "domain_fingerprints": {"code": "c1", "prose": "p2", "legal": "l"}}
-    note = stale_plan(plan, ["code", "prose"], today)
+    kept, recomputed = (ReusedMixture.from_config(ReuseConfig(plan=str(plan), recompute=r), today["domains"])
+                        for r in ([], ["prose"]))
+    note = stale_plan(kept, today)
     assert "keeps the ratio of prose" in note and "recompute: [prose]" in note and "code" not in note.split("recompute")[1]
-    assert stale_plan(plan, ["code"], today) is None  # prose recomputed: nothing kept changed
-    assert stale_plan(plan, ["code", "prose"], {**today, "domain_fingerprints": meta["domain_fingerprints"]}) is None
+    assert stale_plan(recomputed, today) is None  # prose recomputed: nothing kept changed
+    assert stale_plan(kept, {**today, "domain_fingerprints": meta["domain_fingerprints"]}) is None
     shutil.rmtree(old)
-    assert stale_plan(plan, ["code", "prose"], today) is None  # the plan's store is gone: nothing to compare
+    assert stale_plan(kept, today) is None  # the plan's store is gone: nothing to compare
 
 
 def test_the_sweep_and_propose_warn_when_the_plan_kept_changed_data(tmp_path, monkeypatch):
@@ -355,3 +421,38 @@ def test_a_bad_reuse_plan_fails_before_the_store_is_made(tmp_path, monkeypatch, 
     assert run(["sweep", str(cfg), "--store", "s"]) == 2
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------ each file read once per command
+
+def test_a_sweep_reads_its_reuse_plan_once(tmp_path, monkeypatch, capsys):
+    import mixopt.reuse
+    import mixopt.runs.reused
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({"budget_tokens": 1e6, "phases": [
+        {"start_fraction": 0.0, "weights": {"code": 0.6, "prose": 0.4}}]}))
+    reads = []
+    for module in (mixopt.reuse, mixopt.runs.reused):  # (reused.py read it too before)
+        if hasattr(module, "load_plan"):
+            load = module.load_plan
+            monkeypatch.setattr(module, "load_plan", lambda p, load=load: reads.append(p) or load(p))
+    cfg = write_cfg(tmp_path, runs=2, reuse={"plan": "old.yaml"})
+    assert run(["sweep", str(cfg), "--store", "s"]) == 0
+    assert len(reads) == 1 and "keep their ratios from old.yaml" in capsys.readouterr().out
+
+
+def test_fit_reads_each_earlier_store_once(chain, monkeypatch):
+    from mixopt.runs.store import RunStore
+
+    reads: dict[str, int] = {}
+    meta = RunStore.meta
+
+    def counted(self):
+        reads[self.root.resolve().name] = reads.get(self.root.resolve().name, 0) + 1
+        return meta(self)
+
+    snapshot = pipeline.open_store(chain / "s2")
+    monkeypatch.setattr(RunStore, "meta", counted)
+    full, _, _ = reused_records(snapshot, "val/code")
+    assert full and reads == {"s1": 1, "s0": 1}

@@ -11,7 +11,6 @@ from .. import pipeline
 from ..config import load_config, resolve_config
 from ..errors import ConfigError
 from ..report.tables import runs_table
-from ..reuse import ReusedMixture
 from .main import app
 from .render import only_with
 
@@ -37,8 +36,8 @@ def sweep_cmd(
     console = Console()
     snapshot = pipeline.open_store(store)
     console.print(runs_table(snapshot.records, where=str(store)))
-    if cfg.reuse is not None and cfg.reuse.plan and snapshot.meta.get("domains"):
-        console.print(ReusedMixture.from_config(cfg.reuse, snapshot.meta["domains"]).describe(), soft_wrap=True, markup=False)
+    if summary.reuse_plan_line:  # reuse.plan: the ratios it keeps
+        console.print(summary.reuse_plan_line, soft_wrap=True, markup=False)
     if summary.reuse_line:  # reuse.store: how many of the earlier runs `mixopt fit` will add, and why the others not
         console.print(summary.reuse_line, soft_wrap=True, markup=False)
     if summary.config_changes:

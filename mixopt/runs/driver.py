@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config import ProxyConfig, SweepConfig
 from ..data.domains import domain_specs, load_domain_set
 from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
-from ..reuse import reused_mixture
+from ..reuse import ReusedMixture, reused_mixture
 from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
 from .reuse_chain import absolute_reuse, check_reuse_store, relative_reuse, same_reuse_paths
@@ -33,8 +33,8 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
         check_ray_address(ray_address)  # before tokenizing: an unreachable cluster fails at once
     if cfg.reuse is not None and cfg.reuse.store:
         check_reuse_store(cfg.reuse.store, store_dir)  # before training: a wrong path fails now, not at `fit`
-    if cfg.reuse is not None and cfg.reuse.plan:  # the plan file, and recompute's names, before the store is made
-        reused_mixture(cfg.reuse, [s.name for s in domain_specs(cfg.data)])
+    # the plan file, and recompute's names, before the store is made; read once, over the names sorted as data.names
+    reuse = reused_mixture(cfg.reuse, sorted(s.name for s in domain_specs(cfg.data)))
     cfg = absolute_reuse(cfg)  # store.json records where reuse.store / reuse.plan lie, whatever folder reads it later
     check_store_target(store_dir)  # a folder of other files is not made a store
     check_wsd(store_dir, cfg)  # before the store folder is made: a refused new sweep leaves nothing behind
@@ -42,7 +42,7 @@ def run_sweep(cfg: SweepConfig, store_dir: str | Path, *, n_runs: int | None = N
     store = RunStore(store_dir)
     try:
         return _run_sweep(cfg, store, n_runs=n_runs, executor=executor, workers=workers, ray_address=ray_address,
-                          show_progress=show_progress)
+                          show_progress=show_progress, reuse=reuse)
     except KeyboardInterrupt:  # Ctrl-C while tokenizing or planning (run_local says it itself while training)
         raise interrupted(store) from None
     except MixoptError:
@@ -62,7 +62,7 @@ def remove_empty_store(store: RunStore) -> None:
 
 
 def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executor: str, workers: int | None,
-               ray_address: str | None, show_progress: bool) -> SweepSummary:
+               ray_address: str | None, show_progress: bool, reuse: ReusedMixture | None) -> SweepSummary:
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
     config = cfg.model_dump(mode="json")
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
@@ -83,12 +83,12 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                                    store_fingerprint=recorded)
             check_same_data(store, recorded, data.fingerprint, changes=data_changes(meta, data, config.get("data")))
             check_same_domains(store, meta, data.names)
-            specs = plan_sweep(cfg, data, n_runs=n_runs)
+            specs = plan_sweep(cfg, data, n_runs=n_runs, reuse=reuse)
             today = {"domains": data.names, "token_counts": data.token_counts, "config": config,
                      "domain_fingerprints": {n: d.fingerprint for n, d in data.domains.items()},
                      **verbatim_fingerprints(data),
                      "target_fingerprints": {n: t.fingerprint for n, t in data.targets.items()}}
-            reuse_line = check_reuse(cfg, store, today, specs)  # before training: none of the old runs can join
+            reuse_line = check_reuse(cfg, store, today, specs, reuse)  # before training: none of the old runs can join
             # Under the store lock: another sweep may have written store.json since, or be starting on this store now.
             # Checked again against what it recorded (also while the store holds no record yet, if that sweep still
             # runs), and this sweep's config written, before any other sweep can pass the same checks.
@@ -135,19 +135,20 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
     summary.skipped += len(specs) - len(pending)
     summary.config_changes = changes
     summary.reuse_line = reuse_line
+    summary.reuse_plan_line = reuse.describe() if reuse is not None else ""
     return summary
 
 
-def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list) -> str:
-    """Before any run trains: with ``reuse.plan``, a warning when it keeps the ratio of a domain whose data changed
-    since the plan was made (:func:`~mixopt.runs.reused.stale_plan`); with ``reuse.store``, the line saying how many of
-    the earlier runs will join ``mixopt fit`` (:func:`~mixopt.runs.reused.sweep_reuse`), and a one-line
-    ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds nothing. A
-    resume with nothing left to train only warns: the store is complete, and its runs are fitted alone.
+def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list, reuse: ReusedMixture | None = None) -> str:
+    """Before any run trains: with ``reuse.plan`` (``reuse``: that plan, read), a warning when it keeps the ratio of a
+    domain whose data changed since the plan was made (:func:`~mixopt.runs.reused.stale_plan`); with ``reuse.store``,
+    the line saying how many of the earlier runs will join ``mixopt fit`` (:func:`~mixopt.runs.reused.sweep_reuse`),
+    and a one-line ConsistencyError when none can (another proxy, every one trained changed data ...): that store adds
+    nothing. A resume with nothing left to train only warns: the store is complete, and its runs are fitted alone.
     ``today``: the store.json fields this sweep is about to write; ``specs``: its planned runs."""
     if cfg.reuse is None:
         return ""
-    if cfg.reuse.plan and (note := stale_plan(cfg.reuse.plan, reused_mixture(cfg.reuse, today["domains"]).kept, today)):
+    if reuse is not None and (note := stale_plan(reuse, today)):
         warnings.warn(note, stacklevel=3)
     if not cfg.reuse.store:
         return ""
@@ -177,12 +178,17 @@ def reuse_store_runs(cfg: SweepConfig, latest: dict) -> dict:
 
 
 def verbatim_fingerprints(data) -> dict:
-    """``{"domain_fingerprints_verbatim": {...}}`` for the domains older mixopt fingerprinted differently (before stop 29
-    it hashed fields that change no token, e.g. quality_field; before stop 38 it keyed the embedded corpus's files
-    apart from copies of them: `TokenizedDomain.older_fingerprint`), so a later ``reuse.store`` check matches a store of
-    either age; ``{}`` when none differs."""
-    verbatim = {n: d.older_fingerprint for n, d in data.domains.items() if d.older_fingerprint}
-    return {"domain_fingerprints_verbatim": verbatim} if verbatim else {}
+    """``{"domain_fingerprints_verbatim": {...}, "target_fingerprints_verbatim": {...}}`` for the domains and evaluation
+    targets older mixopt fingerprinted differently (before stop 29 it hashed fields that change no token, e.g.
+    quality_field; before stop 38 it keyed the embedded corpus's files apart from copies of them:
+    `TokenizedDomain.older_fingerprint`), so a later ``reuse.store`` check matches a store of either age; each only
+    when some entry differs."""
+    out = {}
+    for kind, group in (("domain", data.domains), ("target", data.targets)):
+        verbatim = {n: d.older_fingerprint for n, d in group.items() if d.older_fingerprint}
+        if verbatim:
+            out[f"{kind}_fingerprints_verbatim"] = verbatim
+    return out
 
 
 def check_same_data(store: RunStore, recorded: str | None, fingerprint: str, *, busy: bool = False,
@@ -227,9 +233,9 @@ def data_changes(meta: dict, data, data_cfg: dict | None = None) -> list[str]:
     if settings:
         return [f"{', '.join(settings)} changed, which changes every domain's tokens"]
     out = []
-    kinds = (("domain", data.domains, meta.get("domain_fingerprints"), meta.get("domain_fingerprints_verbatim") or {}),
-             ("evaluation target", data.targets, meta.get("target_fingerprints"), {}))
-    for kind, group, recorded, verbatim in kinds:
+    kinds = (("domain", data.domains, "domain"), ("evaluation target", data.targets, "target"))
+    for kind, group, key in kinds:
+        recorded, verbatim = meta.get(f"{key}_fingerprints"), meta.get(f"{key}_fingerprints_verbatim") or {}
         if not isinstance(recorded, dict):
             continue
         now = {n: d.known_fingerprints() for n, d in group.items()}

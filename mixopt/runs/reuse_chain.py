@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import SweepConfig
 from ..errors import ConfigError, DataError
-from .store import RunStore
+from .store import RunStore, StoreSnapshot
 
 MAX_CHAIN = 32  # stores followed through reuse.store, at most
 
@@ -47,14 +47,12 @@ def locate(recorded: str, root: str | Path | None, meta: dict[str, Any], key: st
     An absolute path (what the sweep records) is looked for relative to the store's folder (``reuse_relative`` in its
     store.json: the tree moved or copied as a whole) and as it is. A relative one (an older mixopt's, as typed in
     the config, relative to the folder that sweep ran in) is looked for next to the store's folder and in each folder
-    above it, nearest first, then in the current folder. A plan: the first file wins. A store: the one that holds the
-    runs store.json's ``reuse_store_runs`` names (the earlier store's, at sweep time), or when it names none, the only
-    place that holds a run store (or copies of one: the same run ids); a one-line DataError when that does not tell them
-    apart (:func:`_which_store`)."""
+    above it, nearest first, then in the current folder. A store: the one that holds the runs store.json's
+    ``reuse_store_runs`` names (the earlier store's, at sweep time); otherwise, for a store or a plan, the only place
+    that holds one (or copies of one: the same run ids, the same bytes); a one-line DataError when that does not tell
+    them apart (:func:`_which`)."""
     places = _places(recorded, root, meta, key)
-    if key != "store":
-        return next((p for p in places if p.is_file()), None), places
-    return _which_store(recorded, root, meta, places), places
+    return _which(recorded, root, meta, key, places), places
 
 
 def _places(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str) -> list[Path]:
@@ -69,22 +67,30 @@ def _places(recorded: str, root: str | Path | None, meta: dict[str, Any], key: s
     return list(dict.fromkeys(Path(os.path.normpath(p)) for p in places))
 
 
-def _holding(places: list[Path]) -> list[Path]:
-    """The places that hold a run store, one per store folder (a path and a link to it are one), in order."""
+def _holding(places: list[Path], key: str) -> list[Path]:
+    """The places that hold a run store (``key`` store) or a file (plan), one per store folder or file (a path and a
+    link to it are one), in order."""
     held: dict[Path, Path] = {}
     for p in places:
-        if is_run_store(p):
+        if is_run_store(p) if key == "store" else p.is_file():
             held.setdefault(p.resolve(), p)
     return list(held.values())
 
 
-def _which_store(recorded: str, root: str | Path | None, meta: dict[str, Any], places: list[Path]) -> Path | None:
-    held = _holding(places)
+def _content(place: Path, key: str) -> frozenset[str] | bytes:
+    """What tells two stores (their run ids) or two plans (their bytes) apart: copies of one have the same."""
+    return frozenset(RunStore(place, create=False).run_ids()) if key == "store" else place.read_bytes()
+
+
+def _which(recorded: str, root: str | Path | None, meta: dict[str, Any], key: str, places: list[Path]) -> Path | None:
+    held = _holding(places, key)
     home = show(root) if root is not None else "the store"
-    ran = set(meta.get("reuse_store_runs") or [])  # run ids the earlier store held when this store was swept
+    ran = set(meta.get("reuse_store_runs") or []) if key == "store" else set()  # run ids the earlier store held then
     typed = not Path(recorded).is_absolute()  # an older mixopt's path, relative to a folder it did not record
-    fix = (f"resume this store's sweep {'from the folder it was swept from' if typed else 'with reuse.store naming its earlier store'} "
-           f"(`mixopt sweep CONFIG --store {home}`): it records the full path and which runs that store holds")
+    naming = "naming its earlier store" if key == "store" else "naming its plan"
+    fix = (f"resume this store's sweep {'from the folder it was swept from' if typed else f'with reuse.{key} {naming}'} "
+           f"(`mixopt sweep CONFIG --store {home}`): it records the full path"
+           + (" and which runs that store holds" if key == "store" else ""))
     if held and ran:
         ours = [p for p in held if ran & set(RunStore(p, create=False).run_ids())]
         if not ours:
@@ -93,23 +99,27 @@ def _which_store(recorded: str, root: str | Path | None, meta: dict[str, Any], p
                             f"earlier store held when {home} was swept (e.g. {min(ran)}): another store lies there now. "
                             f"Move the earlier store back there, or {fix}.")
         return ours[0]  # several: copies of one store (they hold the same runs)
-    if len(held) > 1 and len({frozenset(RunStore(p, create=False).run_ids()) for p in held}) > 1:  # not copies of one
+    if len(held) > 1 and len({_content(p, key) for p in held}) > 1:  # not copies of one
         how = (f" (recorded as typed, relative to the folder {home} was swept from, which an older mixopt did not record)"
                if typed else " (relative to the store as recorded, and the path recorded: its folder was moved or copied)")
-        raise DataError(f"reuse.store {recorded} of {home} could be any of {len(held)} run stores: {_looked(held)}{how}. "
-                        f"To tell, {fix}; or move the stores that are not its earlier store away.")
+        what, other = ("run stores", "the stores that are not its earlier store") if key == "store" else \
+            ("plan files, not copies of one", "the files that are not its plan")
+        raise DataError(f"reuse.{key} {recorded} of {home} could be any of {len(held)} {what}: {_looked(held)}{how}. "
+                        f"To tell, {fix}; or move {other} away.")
     return held[0] if held else None
 
 
-def located_reuse(meta: dict[str, Any], root: str | Path | None, key: str) -> Path | None:
-    """:func:`locate` of a store's recorded ``reuse.<key>``; None when it records none, it is not found, or the places
-    that hold it cannot be told apart (``fit`` says so)."""
+def located_reuse(meta: dict[str, Any], root: str | Path | None, key: str, *, strict: bool = False) -> Path | None:
+    """:func:`locate` of a store's recorded ``reuse.<key>``; None when it records none, it is not found, or (unless
+    ``strict``: then the one-line DataError) the places that hold it cannot be told apart (``fit`` says so of a store)."""
     recorded = recorded_reuse(meta, key)
     if not recorded:
         return None
     try:
         return locate(recorded, root, meta, key)[0]
     except DataError:
+        if strict:
+            raise
         return None
 
 
@@ -136,17 +146,18 @@ def relative_reuse(cfg: SweepConfig, store_dir: str | Path) -> dict[str, str]:
 
 
 def same_reuse_paths(old: dict[str, Any] | None, new: dict[str, Any], meta: dict[str, Any], root: str | Path) -> dict | None:
-    """The store's recorded config ``old`` with a relative ``reuse`` path (an older mixopt's) replaced by ``new``'s
-    absolute one where it names the same file: a resume does not count that as a config change."""
+    """The store's recorded config ``old`` with a ``reuse`` path replaced by ``new``'s where both name the same file or
+    store, so a resume does not count that as a config change: a relative path an older mixopt recorded, now absolute;
+    one spelled through a symbolic link; one where the store's tree was moved or copied as a whole (``reuse_relative``
+    finds it next to the store, :func:`locate`)."""
     if not old or not (old.get("reuse") and new.get("reuse")):
         return old
     reuse = dict(old["reuse"])
     for key in ("store", "plan"):
         was, now = reuse.get(key), new["reuse"].get(key)
-        if was and now and was != now and not Path(was).is_absolute():
-            places = _places(was, root, meta, key)
-            held = _holding(places) if key == "store" else [p for p in places if p.is_file()]
-            if os.path.abspath(was) == now or any(str(p) == now for p in held):
+        if was and now and was != now:
+            held = _holding(_places(was, root, meta, key), key)
+            if os.path.abspath(was) == now or Path(now).resolve() in {p.resolve() for p in held}:
                 reuse[key] = now
     return {**old, "reuse": reuse}
 
@@ -187,10 +198,12 @@ def check_reuse_store(path: str, store_dir: str | Path | None = None) -> None:
                               "drop reuse.store.")
 
 
-def store_chain(first: str | Path, root: str | Path | None = None) -> tuple[list[Path], str | None, bool]:
+def store_chain(first: str | Path, root: str | Path | None = None, *,
+                snapshots: dict[Path, StoreSnapshot] | None = None) -> tuple[list[Path], str | None, bool]:
     """(the store at ``first`` and those it reused in turn, nearest first, each located from the one before
     (:func:`locate`); the recorded path of an earlier store that no longer exists, or None; whether the chain came back
-    to ``root``, today's store). A store already in the chain (or ``root``) ends it."""
+    to ``root``, today's store). A store already in the chain (or ``root``) ends it. With ``snapshots``, each store of
+    the chain is read whole into it (``RunStore.snapshot``: its store.json and records, once); else its store.json."""
     top = Path(root).resolve() if root is not None else None
     seen = {top} if top is not None else set()
     chain: list[Path] = []
@@ -200,7 +213,11 @@ def store_chain(first: str | Path, root: str | Path | None = None) -> tuple[list
             return chain, None, path.resolve() == top
         seen.add(path.resolve())
         chain.append(path)
-        meta = RunStore(path, create=False).meta()
+        if snapshots is None:
+            meta = RunStore(path, create=False).meta()
+        else:
+            snapshots[path] = RunStore(path, create=False).snapshot()
+            meta = snapshots[path].meta
         recorded = recorded_reuse(meta, "store")
         if not recorded:
             break

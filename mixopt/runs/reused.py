@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import ConsistencyError, DataError, FitError
 from ..mixtures import Mixture
-from ..plan import load_plan
+from ..reuse import ReusedMixture
 from .record import RunRecord, _rounded, canonical_json, id_proxy
 from .reuse_chain import describe_chain, is_run_store, recorded_reuse, reuse_store_of, show, store_chain
 from .store import RunStore, StoreSnapshot
@@ -133,12 +133,13 @@ def _open_chain(meta: dict[str, Any], root: str | Path | None) -> tuple[list[tup
     first = reuse_store_of(meta, root)
     if first is None:
         return [], None
-    paths, missing, _ = store_chain(first, root)
+    snapshots: dict[Path, StoreSnapshot] = {}
+    paths, missing, _ = store_chain(first, root, snapshots=snapshots)  # each store read once
     if not paths:
         home = show(root) if root is not None else "this store"
         raise DataError(f"reuse.store {recorded_reuse(meta, 'store')} of {home} is that store itself: a store cannot reuse its own runs. Resume its sweep with reuse.store set to the earlier "
                         f"sweep's --store (`mixopt sweep CONFIG --store {home}`), or drop reuse.store from that config.")
-    chain = [(where, RunStore(where, create=False).snapshot()) for where in paths]
+    chain = [(where, snapshots[where]) for where in paths]
     if not sweep_records(chain[0][1].ok):
         raise DataError(f"reuse.store {show(first)} holds no finished sweep runs. Point it at the earlier sweep's store.")
     return chain, missing
@@ -236,12 +237,12 @@ def sweep_reuse(path: str | Path, store_dir: str | Path, today_meta: dict[str, A
                          f"for the targets they measured{left}")
 
 
-def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]) -> str | None:
-    """A warning when ``reuse.plan`` keeps the ratio of a domain whose data changed since the plan was made, None
-    otherwise (or when it cannot tell: the plan names no store, or that store is gone). The plan's provenance names the
-    store its model was fitted on, whose store.json keeps per-domain content fingerprints; ``kept``: the domains whose
-    ratios the reuse keeps; ``today_meta``: today's store.json (or the one the sweep is about to write)."""
-    where = (load_plan(plan).provenance or {}).get("store")
+def stale_plan(reuse: ReusedMixture, today_meta: dict[str, Any]) -> str | None:
+    """A warning when ``reuse`` (the config's ``reuse.plan``, read) keeps the ratio of a domain whose data changed since
+    the plan was made, None otherwise (or when it cannot tell: the plan names no store, or that store is gone). The
+    plan's provenance names the store its model was fitted on (``plan_store``), whose store.json keeps per-domain
+    content fingerprints; ``today_meta``: today's store.json (or the one the sweep is about to write)."""
+    where, plan = reuse.plan_store, reuse.source
     if not where or not is_run_store(where):
         return None
     meta = RunStore(where, create=False).meta()
@@ -249,7 +250,7 @@ def stale_plan(plan: str | Path, kept: Sequence[str], today_meta: dict[str, Any]
         changed = changed_domains(meta, today_meta, show(where))
     except ConsistencyError:  # other data settings: every domain's tokens differ
         changed = sorted(set(meta.get("domains") or []) & set(today_meta.get("domains") or []))
-    changed = sorted(set(changed) & set(kept))
+    changed = sorted(set(changed) & set(reuse.kept))
     if not changed:
         return None
     names, one = ", ".join(changed), len(changed) == 1
@@ -278,12 +279,8 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
     """The domains both stores train whose data changed (revised): per-domain content fingerprints when both stores kept
     them, else token counts. Raises ConsistencyError when the data settings changed (every domain's tokens differ)."""
     shared = sorted(set(old.get("domains") or []) & set(new.get("domains") or []))
-    fo, fn = old.get("domain_fingerprints"), new.get("domain_fingerprints")
-    if fo and fn:
-        # a store swept before stop 29 hashed fields that change no token (quality_field, ...): either form matches
-        fov, fnv = old.get("domain_fingerprints_verbatim") or {}, new.get("domain_fingerprints_verbatim") or {}
-        forms = [(lambda d, f=f, v=v: {f.get(d), v.get(d)} - {None}) for f, v in ((fo, fov), (fn, fnv))]
-        changed = [d for d in shared if not forms[0](d) & forms[1](d)]
+    if old.get("domain_fingerprints") and new.get("domain_fingerprints"):
+        changed = _differing(old, new, "domain", shared)
     else:
         do, dn = ((m.get("config") or {}).get("data") or {} for m in (old, new))
         settings = [k for k in DATA_SETTINGS if do.get(k) != dn.get(k)]
@@ -296,10 +293,19 @@ def changed_domains(old: dict[str, Any], new: dict[str, Any], where: str) -> lis
 
 
 def changed_targets(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Evaluation-only target sets both stores measured whose text changed (stores from before stop 25 kept no target
-    fingerprints: their sets are taken as unchanged)."""
-    fo, fn = old.get("target_fingerprints") or {}, new.get("target_fingerprints") or {}
-    return sorted(t for t in set(fo) & set(fn) if fo[t] != fn[t])
+    """Evaluation-only target sets both stores measured whose text changed, either form of their fingerprints matching
+    as for domains (stores from before stop 25 kept no target fingerprints: their sets are taken as unchanged)."""
+    shared = set(old.get("target_fingerprints") or {}) & set(new.get("target_fingerprints") or {})
+    return _differing(old, new, "target", sorted(shared))
+
+
+def _differing(old: dict[str, Any], new: dict[str, Any], kind: str, names: Sequence[str]) -> list[str]:
+    """Of ``names``, those whose content fingerprints (store.json's ``<kind>_fingerprints``, kind domain or target)
+    share no form between the two stores: each store's fingerprint or the older form it recorded next to it
+    (``<kind>_fingerprints_verbatim``: the key of a store swept before stop 29, or the embedded corpus's files' key of
+    one swept before stop 38), so stores of either age match."""
+    forms = [(m.get(f"{kind}_fingerprints") or {}, m.get(f"{kind}_fingerprints_verbatim") or {}) for m in (old, new)]
+    return [n for n in names if not set.intersection(*({f.get(n), v.get(n)} - {None} for f, v in forms))]
 
 
 def proxy_shape(proxy: dict[str, Any] | None) -> str:

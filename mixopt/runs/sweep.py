@@ -130,14 +130,17 @@ def _two_phase_schedules(cfg: SweepConfig, counts: dict[str, int], n: int, budge
     return sample_upsampling(bases, seed=seed2 + 1, f_range=(s.upsample_fraction_min, s.upsample_fraction_max), caps=caps)
 
 
-def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None) -> list[RunSpec]:
+def plan_sweep(cfg: SweepConfig, data: DomainSet, *, n_runs: int | None = None,
+               reuse: ReusedMixture | None = None) -> list[RunSpec]:
     """Every run of the sweep, scale by scale: anchors and samples under the sweep seed, two-phase runs,
-    then the anchors' extra seeds. Runs with equal ids (e.g. natural = uniform) appear once."""
+    then the anchors' extra seeds. Runs with equal ids (e.g. natural = uniform) appear once. ``reuse``: the config's
+    ``reuse.plan`` over ``data.names``, when the caller read it already (else it is read here)."""
     counts = data.token_counts
     s = cfg.sampler
     scales = sweep_scales(cfg, n_runs=n_runs)
     budget = max(sc.proxy.tokens for sc in scales)  # epoch caps at the largest budget hold at every scale
-    reuse = reused_mixture(cfg.reuse, list(counts))  # reads reuse.plan's file once
+    if reuse is None:
+        reuse = reused_mixture(cfg.reuse, list(counts))  # reads reuse.plan's file
     sampled = _draw(cfg, counts, max(max(sc.runs for sc in scales), s.noise_mixtures), cfg.seed, budget, reuse)
     two_phase = _two_phase_schedules(cfg, counts, max(sc.two_phase_runs for sc in scales), budget, reuse)
     baselines = [(name, [(0.0, natural_mixture(counts) if name == "natural" else uniform_mixture(list(counts)))])
@@ -207,6 +210,7 @@ class SweepSummary:
     seconds: float = 0.0
     config_changes: list[str] = field(default_factory=list)  # how this config differs from the one the store recorded
     reuse_line: str = ""  # with reuse.store: how many of the earlier runs will join `mixopt fit` (runs.reused.sweep_reuse)
+    reuse_plan_line: str = ""  # with reuse.plan: which ratios it keeps (ReusedMixture.describe)
 
 
 @dataclass(frozen=True)
