@@ -542,7 +542,8 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # --base-mixture` reads only these from the embedded corpus itself
         ctx.provenance["store"] = str(Path(snapshot.root).resolve())  # verify refuses a store of other proxies
         ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot))
-    if config is not None and pcfg.pools:
+    if config is not None and pcfg.pools and (ctx.token_counts or "data" in config.model_fields_set):
+        # the config's data is the runs' (a search-only config for imported runs leaves data: at the embedded default)
         ctx.specs, ctx.val_fraction = domain_specs(config.data), config.data.val_fraction
         for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name,  # other data, val/ docs
                                     max_documents=config.data.max_documents):

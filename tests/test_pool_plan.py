@@ -103,6 +103,23 @@ def test_the_plan_caps_a_pooled_domain_by_its_pools_and_counts_epochs_over_the_k
     assert any("over propose.max_epochs 4: the cap binds" in r for r in plan.reasons)
 
 
+def test_imported_runs_cap_a_pooled_domain_by_its_pools_and_say_which_domains_are_not_capped(tmp_path):
+    """Imported runs carry no domain sizes (token_counts {}), but a pooled domain's pools are sized from their files:
+    propose.max_epochs caps it by them. It was left uncapped: a 1.0 of the budget, 10 passes over its pools."""
+    ctx = ProposeContext(domains=["a", "b"], target="t", proxy_tokens=1e4)
+    cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
+                        pools=_pool_files(tmp_path), max_epochs=4)
+    plan = build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    assert plan.overall_weights()["a"] == pytest.approx(0.4, abs=1e-6)  # 4 epochs of the pools' 1000 tokens
+    assert plan.epochs == {"a": pytest.approx(4.0, rel=1e-5)}  # b's size is unknown: no epochs for it
+    assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
+    assert any(r.startswith("repetition not checked for b: the runs carry no domain sizes (imported runs), so "
+                            "propose.max_epochs (4) caps only a, by its quality pools' tokens") for r in plan.reasons)
+    unpooled = build_plan(_MoreA(), ctx, cfg.model_copy(update={"pools": {}}), budget_tokens=1e4, seed=0)
+    assert unpooled.overall_weights()["a"] > 0.99  # nothing known: no cap, and the plan says so
+    assert any(r.startswith("repetition not checked: the runs carry no domain sizes") for r in unpooled.reasons)
+
+
 def test_a_two_phase_plan_counts_each_pooled_domains_epochs_over_its_kept_pools(tmp_path):
     plan = _plan(tmp_path, cooldown_switch=0.8)
     assert len(plan.phases) == 2 and plan.pools["a"]
@@ -252,3 +269,30 @@ def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
     plan = plan_from_dict(plan.to_dict() | {"provenance": {"pool_sources": bucket}}, where="test")
     text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
     assert "with 0.4 <= score < 0.6 or score >= 0.7" in text
+
+
+def test_imported_runs_with_a_search_only_config_plan_their_pools_without_the_embedded_corpus(tmp_path):
+    """A config without data: sets only the search for imported runs; its data is the embedded default, which is not
+    the runs' data. An imported domain named like an embedded one ('code') had its pool files checked against the
+    embedded code corpus: "are not the domain's data: 0 of the 10 documents ... occur in .../code.jsonl.gz"."""
+    import warnings
+
+    from mixopt import pipeline
+    from mixopt.cli.main import run
+    from mixopt.config import config_from_dict
+
+    (tmp_path / "m.csv").write_text("index,code,prose\n" + "".join(f"{i},{i / 7:.4f},{1 - i / 7:.4f}\n" for i in range(8)))
+    (tmp_path / "l.csv").write_text("index,val/code\n" + "".join(f"{i},{3 + (i / 7 - 0.7) ** 2:.4f}\n" for i in range(8)))
+    store = tmp_path / "imp"
+    assert run(["runs", "import", "--mixtures", str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "l.csv"),
+                "--store", str(store)]) == 0
+    model = pipeline.fit(pipeline.open_store(store), "val/code", folds=2)
+    pools = {"code": _pool_files(tmp_path)["a"]}
+    cfg = config_from_dict({"propose": {"n_candidates": 2000, "top_k": 10, "upsample": False, "budget_tokens": 1e4,
+                                        "max_epochs": 4, "pools": pools}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = pipeline.propose(model, config=cfg, snapshot=pipeline.open_store(store), use_projector=False)
+    assert not [str(w.message) for w in caught if "quality pool" in str(w.message)]
+    assert plan.overall_weights()["code"] <= 0.4 + 1e-6 and plan.epochs["code"] <= 4 + 1e-6  # capped by its pools
+    assert "pool_sources" in plan.provenance and plan.provenance["pool_sources"]["code"]["q1"]["path"].endswith("a.q1.jsonl")

@@ -9,7 +9,7 @@ which constraints bind and why.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,8 +81,25 @@ def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | No
 
 def unique_counts(ctx: ProposeContext) -> dict[str, float]:
     """Unique tokens the plan can draw on per domain, for the repetition caps and the Cooldown schedule: a domain's
-    token count, its quality pools' together where it has pools (the plan trains only those); {} for imported runs."""
-    return {**ctx.token_counts, **ctx.pool_tokens} if ctx.token_counts else {}
+    token count, its quality pools' together where it has pools (the plan trains only those). Imported runs carry no
+    domain sizes: only their pooled domains are here (the pools' files, buckets or sizes give their tokens)."""
+    return {**ctx.token_counts, **ctx.pool_tokens}
+
+
+def epoch_counts(ctx: ProposeContext, domains: Sequence[str]) -> dict[str, float] | None:
+    """``unique_counts`` for the epoch caps of :meth:`Constraints.build`: with imported runs (no domain sizes) a domain
+    of ``domains`` outside the pooled ones is inf, which no cap binds; None when no domain's size is known."""
+    counts = unique_counts(ctx)
+    if ctx.token_counts or not counts:
+        return counts or None
+    return {d: counts.get(d, math.inf) for d in domains}
+
+
+def uncapped_domains(ctx: ProposeContext) -> list[str]:
+    """The domains ``propose.max_epochs`` cannot cap: those of unknown size (imported runs carry none; a pooled
+    domain's size is its pools')."""
+    counts = unique_counts(ctx)
+    return [d for d in ctx.domains if d not in counts]
 
 
 def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
@@ -115,7 +132,7 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
 
     With ``ctx.reuse`` both run on the reduced simplex (the kept group and the free domains) through the surrogate of
     the expanded mixtures, and the result is expanded; the constraints returned are always over ``ctx.domains``."""
-    counts = unique_counts(ctx) if ctx.token_counts and budget_tokens else None
+    counts = epoch_counts(ctx, ctx.domains) if budget_tokens else None
     constraints = Constraints.build(
         ctx.domains, min_weights=cfg.min_weights or None, max_weights=cfg.max_weights or None,
         token_counts=counts, budget_tokens=budget_tokens if counts else None, max_epochs=cfg.max_epochs if counts else None,
@@ -192,7 +209,7 @@ def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext
     reasons = []
     for i, d in enumerate(ctx.domains):
         if constraints.max_weights[i] < 1 and w[i] >= constraints.max_weights[i] - 1e-6:
-            if ctx.token_counts and budget_tokens:
+            if budget_tokens and d in unique_counts(ctx):
                 ep = w[i] * budget_tokens / unique_counts(ctx)[d]
                 explicit = cfg.max_weights.get(d)
                 if explicit is not None and explicit <= constraints.max_weights[i] + 1e-9:
@@ -296,9 +313,16 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
                 f"counts{pooled_note}, not the search's mixture"] if cfg.cooldown_switch is not None
                else binding_reasons(w, constraints, ctx, budget, cfg, kept=bool(kept_note)))
-    if not ctx.token_counts and cfg.cooldown_switch is None:  # imported runs: no domain sizes, so max_epochs cannot apply
-        reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
-                       f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
+    if cfg.cooldown_switch is None and (uncapped := uncapped_domains(ctx)):  # imported runs: no domain sizes
+        capped = [d for d in ctx.domains if d not in uncapped]
+        if capped:
+            reasons.append(f"repetition not checked for {', '.join(uncapped)}: the runs carry no domain sizes (imported "
+                           f"runs), so propose.max_epochs ({cfg.max_epochs:g}) caps only {', '.join(capped)}, by "
+                           f"{'its' if len(capped) == 1 else 'their'} quality pools' tokens; cap a small domain with "
+                           "propose.max_weights")
+        else:
+            reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
+                           f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
     pools_kept = {d: c.kept for d, c in choices.items()}
     extra: dict[str, Any] = {}
     if cfg.pools:
