@@ -9,6 +9,7 @@ which constraints bind and why.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +28,7 @@ from ..surrogates.crossval import mixture_groups
 from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .pool_choice import PoolChoice, choose_plan_pools, resolve_plan_pools
+from .pool_sources import pool_file_notes
 from .constraints import Constraints
 from .curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
@@ -46,6 +48,8 @@ class ProposeContext:
     proxy_tokens: float | None = None  # tokens per proxy run
     specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
     val_fraction: float | None = None  # the config's data.val_fraction: score buckets count training documents only
+    max_documents: int | None = None  # the config's data.max_documents (the domain's split is of its first documents)
+    config_name: str | None = None  # the config as the user named it, for the fixes the pool files' notes name
     records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
     noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
@@ -255,6 +259,10 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
                                     tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction)
         ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
+        if ctx.specs:  # the config's data is the runs': pool files of other data, or holding val/ documents, warn
+            for note in pool_file_notes(cfg.pools, ctx.specs, ctx.val_fraction, ctx.config_name,
+                                        max_documents=ctx.max_documents, heads={d: pd.heads for d, pd in pooled.items()}):
+                warnings.warn(note, stacklevel=2)
     try:
         result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
     except BudgetError as exc:
