@@ -32,7 +32,6 @@ from .io import atomic_write_bytes
 from .plan import Plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
-from .planning.pool_sources import pool_file_notes
 from .planning.pool_value import PoolMeasurement, measure_pool_values
 from .planning.propose import DEFAULT_BUDGET_MULTIPLE, ProposeContext, build_plan, plan_budget
 from .planning.quality import declared_laws
@@ -546,11 +545,11 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # --base-mixture` reads only these from the embedded corpus itself
         ctx.provenance["store"] = str(Path(snapshot.root).resolve())  # verify refuses a store of other proxies
         ctx.provenance["proxy_fingerprint"] = proxy_fingerprint(store_config(snapshot, strict=False))
-    if config is not None and pcfg.pools:
+    if config is not None and pcfg.pools and (ctx.token_counts or "data" in config.model_fields_set):
+        # the config's data is the runs' (a search-only config for imported runs leaves data: at the embedded default)
         ctx.specs, ctx.val_fraction = domain_specs(config.data), config.data.val_fraction
-        for note in pool_file_notes(pcfg.pools, ctx.specs, config.data.val_fraction, config_name,  # other data, val/ docs
-                                    max_documents=config.data.max_documents):
-            warnings.warn(note, stacklevel=2)
+        ctx.max_documents, ctx.config_name = config.data.max_documents, config_name  # the pool files' notes
+        ctx.tokenizer = config.data.tokenizer  # pools counted in the tokens of the domains' counts and the budget
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
         # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one

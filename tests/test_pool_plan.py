@@ -4,11 +4,14 @@ inverted regime, the plan's epochs / tokens per document over the kept pools, sc
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 
-from mixopt.config import DomainPools, ProposeConfig
+from mixopt import pipeline
+from mixopt.cli.main import run
+from mixopt.config import DomainPools, ProposeConfig, config_from_dict
 from mixopt.export import export_plan
 from mixopt.plan import plan_from_dict
 from mixopt.planning.propose import ProposeContext, build_plan
@@ -101,6 +104,24 @@ def test_the_plan_caps_a_pooled_domain_by_its_pools_and_counts_epochs_over_the_k
     assert plan.tokens_per_doc["a"] == pytest.approx(100.0)  # the pools' documents, not the domain's 500
     assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
     assert any("over propose.max_epochs 4: the cap binds" in r for r in plan.reasons)
+
+
+def test_imported_runs_cap_a_pooled_domain_by_its_pools_and_say_which_domains_are_not_capped(tmp_path):
+    """Imported runs carry no domain sizes (token_counts {}), but a pooled domain's pools are sized from their files:
+    propose.max_epochs caps it by them. It was left uncapped: a 1.0 of the budget, 10 passes over its pools."""
+    ctx = ProposeContext(domains=["a", "b"], target="t", proxy_tokens=1e4)
+    cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
+                        pools=_pool_files(tmp_path), max_epochs=4)
+    plan = build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    assert plan.overall_weights()["a"] == pytest.approx(0.4, abs=1e-6)  # 4 epochs of the pools' 1000 tokens
+    assert plan.epochs == {"a": pytest.approx(4.0, rel=1e-5)}  # b's size is unknown: no epochs for it
+    assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
+    assert any(r.startswith("repetition not checked for b: the runs carry no domain sizes (imported runs), so "
+                            "propose.max_epochs (4) caps only a, by its quality pools' tokens (counted by "
+                            "data.tokenizer bytes)") for r in plan.reasons)
+    unpooled = build_plan(_MoreA(), ctx, cfg.model_copy(update={"pools": {}}), budget_tokens=1e4, seed=0)
+    assert unpooled.overall_weights()["a"] > 0.99  # nothing known: no cap, and the plan says so
+    assert any(r.startswith("repetition not checked: the runs carry no domain sizes") for r in unpooled.reasons)
 
 
 def test_a_two_phase_plan_counts_each_pooled_domains_epochs_over_its_kept_pools(tmp_path):
@@ -252,3 +273,89 @@ def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
     plan = plan_from_dict(plan.to_dict() | {"provenance": {"pool_sources": bucket}}, where="test")
     text = json.loads(export_plan(plan, "megatron", PATHS)["blend.json"])["pools"]
     assert "with 0.4 <= score < 0.6 or score >= 0.7" in text
+
+
+def _imported(tmp_path, first: str, second: str):
+    """A store of 8 imported runs over domains ``first`` and ``second`` (val/FIRST lowest at 0.7 of ``first``), and a
+    model fitted on it."""
+    (tmp_path / "m.csv").write_text(f"index,{first},{second}\n" + "".join(f"{i},{i / 7:.4f},{1 - i / 7:.4f}\n" for i in range(8)))
+    (tmp_path / "l.csv").write_text(f"index,val/{first}\n" + "".join(f"{i},{3 + (i / 7 - 0.7) ** 2:.4f}\n" for i in range(8)))
+    store = tmp_path / "imp"
+    assert run(["runs", "import", "--mixtures", str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "l.csv"),
+                "--store", str(store)]) == 0
+    return store, pipeline.fit(pipeline.open_store(store), f"val/{first}", folds=2)
+
+
+def test_imported_runs_with_a_search_only_config_plan_their_pools_without_the_embedded_corpus(tmp_path):
+    """A config without data: sets only the search for imported runs; its data is the embedded default, which is not
+    the runs' data. An imported domain named like an embedded one ('code') had its pool files checked against the
+    embedded code corpus: "are not the domain's data: 0 of the 10 documents ... occur in .../code.jsonl.gz"."""
+    store, model = _imported(tmp_path, "code", "prose")
+    pools = {"code": _pool_files(tmp_path)["a"]}
+    cfg = config_from_dict({"propose": {"n_candidates": 2000, "top_k": 10, "upsample": False, "budget_tokens": 1e4,
+                                        "max_epochs": 4, "pools": pools}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = pipeline.propose(model, config=cfg, snapshot=pipeline.open_store(store), use_projector=False)
+    assert not [str(w.message) for w in caught if "quality pool" in str(w.message)]
+    assert plan.overall_weights()["code"] <= 0.4 + 1e-6 and plan.epochs["code"] <= 4 + 1e-6  # capped by its pools
+    assert "pool_sources" in plan.provenance and plan.provenance["pool_sources"]["code"]["q1"]["path"].endswith("a.q1.jsonl")
+
+
+def test_propose_reads_each_pool_file_once_and_warns_once_of_its_records_without_text(tmp_path, monkeypatch):
+    """propose's pool file checks read each file's first 2,000 records and the sizing all of them: two reads, and two
+    warnings of one file's records without text ("20 of 2000 records", then "25 of 2500"). The checks now look up the
+    first documents the sizing read."""
+    import mixopt.planning.pool_sources as pool_sources
+    import mixopt.planning.quality as quality
+
+    docs = [f"web doc {j} " + "lorem ipsum " * (5 + j % 7) for j in range(5000)]
+    domain = tmp_path / "web.jsonl"
+    domain.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (tmp_path / "q1.jsonl").write_text("".join(json.dumps({"text": d if j % 100 else ""}) + "\n" for j, d in enumerate(docs[:2500])))
+    (tmp_path / "q2.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[2500:]))
+    store, model = _imported(tmp_path, "web", "b")
+    reads = []
+    for module in (pool_sources, quality):
+        monkeypatch.setattr(module, "pool_documents", lambda d, p, *a, _f=module.pool_documents: reads.append(p.name) or _f(d, p, *a))
+    cfg = config_from_dict({"data": {"corpus": "none", "domains": [{"name": "web", "path": str(domain)},
+                                                                   {"name": "b", "path": str(domain)}]},
+                            "propose": {"n_candidates": 500, "upsample": False, "budget_tokens": 1e6, "max_epochs": 4,
+                                        "pools": {"web": {"pools": [{"name": "q1", "path": str(tmp_path / "q1.jsonl")},
+                                                                    {"name": "q2", "path": str(tmp_path / "q2.jsonl")}]}}}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline.propose(model, config=cfg, snapshot=pipeline.open_store(store), use_projector=False)
+    said = [str(w.message) for w in caught]
+    assert sorted(reads) == ["q1", "q2"]
+    assert [m for m in said if "q1.jsonl have no text" in m] == [m for m in said if "25 of 2500 records" in m] != []
+    assert any("its quality pool file(s) hold" in m and "validation documents" in m for m in said)  # the checks still run
+
+
+def test_propose_counts_the_pools_in_the_configs_tokenizer(tmp_path):
+    """The domains' token counts and the budget are in data.tokenizer's tokens; propose sized the pools in bytes
+    whatever the tokenizer (ProposeContext had none), so with a BPE tokenizer the pools looked several times bigger:
+    a cap that let them repeat more than max_epochs, and too few epochs in the plan."""
+    from tokenizers import Tokenizer as HF, models, pre_tokenizers, trainers
+
+    from mixopt.data.tokenize import Tokenizer
+
+    docs = [f"web doc {j} " + "lorem ipsum dolor " * (5 + j % 7) for j in range(400)]
+    hf = HF(models.BPE(unk_token="[UNK]"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf.train_from_iterator(docs, trainers.BpeTrainer(vocab_size=200, special_tokens=["[UNK]"]))
+    hf.save(str(tmp_path / "tokenizer.json"))
+    domain = tmp_path / "web.jsonl"
+    domain.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (tmp_path / "q1.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[:100]))
+    store, model = _imported(tmp_path, "web", "b")
+    cfg = config_from_dict({"data": {"corpus": "none", "tokenizer": str(tmp_path / "tokenizer.json"),
+                                     "domains": [{"name": "web", "path": str(domain)}, {"name": "b", "path": str(domain)}]},
+                            "propose": {"n_candidates": 500, "upsample": False, "budget_tokens": 1e5, "max_epochs": 4,
+                                        "pools": {"web": {"pools": [{"name": "q1", "path": str(tmp_path / "q1.jsonl")}]}}}})
+    plan = pipeline.propose(model, config=cfg, snapshot=pipeline.open_store(store), use_projector=False)
+    tok = Tokenizer(str(tmp_path / "tokenizer.json"))
+    pool_tokens = sum(tok.count(d) for d in docs[:100])
+    assert pool_tokens < 0.5 * sum(Tokenizer("bytes").count(d) for d in docs[:100])  # the units differ
+    assert plan.epochs["web"] == pytest.approx(plan.overall_weights()["web"] * 1e5 / pool_tokens, rel=1e-5)
+    assert plan.epochs["web"] <= 4 + 1e-6

@@ -67,7 +67,8 @@ class Constraints:
         ``domains`` (length k) fixes the order; unnamed domains get [0, 1].
         ``min_weights``/``max_weights`` are per-domain token-share bounds;
         ``max_epochs`` (a number or a per-domain dict) needs ``token_counts``
-        (unique tokens ``U_i``) and ``budget_tokens`` (``D``).
+        (unique tokens ``U_i``; ``inf`` for a domain of unknown size, which no epoch cap binds) and
+        ``budget_tokens`` (``D``).
 
         Raises
         ------

@@ -31,8 +31,8 @@ from ..errors import MixoptError
 from ..runs.pool_runs import pool_documents
 from ..selection.output import MANIFEST
 from ..selection.read import text_keys
+from .quality import POOL_SAMPLE_DOCS  # documents of the head of each pool file the checks look up
 
-POOL_SAMPLE_DOCS = 2000  # documents read from the head of each pool file for the checks
 DOMAIN_CHECK_DOCS = 200_000  # documents of the domain the pools' documents are looked up in (no manifest to go by)
 MIN_FROM_DOMAIN = 0.5  # below this share of the pool documents expected in the domain's data read, the pools are other data
 MIN_EXPECTED = 30  # pool documents expected among those read of the domain, at least, to say the pools are other data
@@ -40,15 +40,18 @@ _SELECTED = re.compile(r"^(?P<pool>.+)\.(?:q\d+|kept|scored)\.jsonl$")
 
 
 def pool_file_notes(pools: Mapping[str, object], specs: Sequence[DomainSpec], val_fraction: float,
-                    config: str | None = None, max_documents: int | None = None) -> list[str]:
+                    config: str | None = None, max_documents: int | None = None,
+                    heads: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
     """One line per domain whose pool files are not (all) its own data, hold its validation documents, or were
     selected holding out another val_fraction than the config's.
 
     ``pools``: ``propose.pools`` (domain -> :class:`~mixopt.config.DomainPools` or its dict); ``specs``: the config's
     domain specs; ``val_fraction``: the config's ``data.val_fraction``; ``config``: the sweep config as the user names
     it (the fixes pass it to ``mixopt select --config``, which holds out its val_fraction); ``max_documents``: the
-    config's ``data.max_documents`` (the domain's split is made of its first documents). Pools of a domain the specs
-    do not list, and files that cannot be read, are left to the planner, which reads them next and says what is wrong.
+    config's ``data.max_documents`` (the domain's split is made of its first documents); ``heads``: ``{domain: {pool:
+    its first documents}}`` where the planner read the files already (:attr:`~mixopt.planning.quality.PooledDomain.heads`),
+    else each file's first :data:`POOL_SAMPLE_DOCS` are read here. Pools of a domain the specs do not list, and files
+    that cannot be read, are left to the planner, which reads them and says what is wrong.
     """
     by_name = {s.name: s for s in specs}
     notes = []
@@ -58,17 +61,19 @@ def pool_file_notes(pools: Mapping[str, object], specs: Sequence[DomainSpec], va
             dp = pools[domain] if isinstance(pools[domain], DomainPools) else domain_pools_from_dict(pools[domain], where=domain)
             files = [p for p in dp.pools if p.path is not None]
             if spec is not None and files:
-                notes += _domain_notes(domain, files, spec, val_fraction, config or "CONFIG", max_documents)
+                notes += _domain_notes(domain, files, spec, val_fraction, config or "CONFIG", max_documents,
+                                       (heads or {}).get(domain, {}))
         except (MixoptError, OSError):
             continue
     return notes
 
 
 def _domain_notes(domain: str, files: list[QualityPool], spec: DomainSpec, val_fraction: float, config: str,
-                  max_documents: int | None) -> list[str]:
+                  max_documents: int | None, heads: Mapping[str, list[str]]) -> list[str]:
     selected = {p.name: _selected_from(p) for p in files}  # (the path select read, its manifest) or None
     same = {p.name: selected[p.name] is not None and _within_domain(selected[p.name][0], spec) for p in files}
-    docs = {p.name: pool_documents(domain, p, spec, POOL_SAMPLE_DOCS) for p in files}
+    docs = {p.name: list(heads[p.name][:POOL_SAMPLE_DOCS]) if p.name in heads
+            else pool_documents(domain, p, spec, POOL_SAMPLE_DOCS) for p in files}
     notes, other = [], []
     unsure = [p.name for p in files if not same[p.name]]
     if unsure:

@@ -9,7 +9,8 @@ which constraints bind and why.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..surrogates.crossval import mixture_groups
 from ..surrogates.two_phase import TwoPhaseSurrogate, phase_features
 from .phases import MIN_UPSAMPLE, cooldown_schedule, plan_phases, records_to_phase_data, search_upsampling, tilt_box
 from .pool_choice import PoolChoice, choose_plan_pools, resolve_plan_pools
+from .pool_sources import pool_file_notes
 from .constraints import Constraints
 from .curse import MIN_HALF_RUNS_PER_DOMAIN, FitRows, search_optimism
 from .search import SearchResult, optimize_mixture, simulate_search
@@ -46,6 +48,9 @@ class ProposeContext:
     proxy_tokens: float | None = None  # tokens per proxy run
     specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
     val_fraction: float | None = None  # the config's data.val_fraction: score buckets count training documents only
+    max_documents: int | None = None  # the config's data.max_documents (the domain's split is of its first documents)
+    tokenizer: str = "bytes"  # the config's data.tokenizer: quality pools are counted in the tokens the budget counts
+    config_name: str | None = None  # the config as the user named it, for the fixes the pool files' notes name
     records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
     noise: dict[str, Any] | None = None  # seed noise measured at fit time (see pipeline.fit)
@@ -81,8 +86,25 @@ def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | No
 
 def unique_counts(ctx: ProposeContext) -> dict[str, float]:
     """Unique tokens the plan can draw on per domain, for the repetition caps and the Cooldown schedule: a domain's
-    token count, its quality pools' together where it has pools (the plan trains only those); {} for imported runs."""
-    return {**ctx.token_counts, **ctx.pool_tokens} if ctx.token_counts else {}
+    token count, its quality pools' together where it has pools (the plan trains only those). Imported runs carry no
+    domain sizes: only their pooled domains are here (the pools' files, buckets or sizes give their tokens)."""
+    return {**ctx.token_counts, **ctx.pool_tokens}
+
+
+def epoch_counts(ctx: ProposeContext, domains: Sequence[str]) -> dict[str, float] | None:
+    """``unique_counts`` for the epoch caps of :meth:`Constraints.build`: with imported runs (no domain sizes) a domain
+    of ``domains`` outside the pooled ones is inf, which no cap binds; None when no domain's size is known."""
+    counts = unique_counts(ctx)
+    if ctx.token_counts or not counts:
+        return counts or None
+    return {d: counts.get(d, math.inf) for d in domains}
+
+
+def uncapped_domains(ctx: ProposeContext) -> list[str]:
+    """The domains ``propose.max_epochs`` cannot cap: those of unknown size (imported runs carry none; a pooled
+    domain's size is its pools')."""
+    counts = unique_counts(ctx)
+    return [d for d in ctx.domains if d not in counts]
 
 
 def search_prior(ctx: ProposeContext, *, reduced: bool = False) -> np.ndarray:
@@ -115,7 +137,7 @@ def search_mixture(estimator, ctx: ProposeContext, cfg: ProposeConfig, budget_to
 
     With ``ctx.reuse`` both run on the reduced simplex (the kept group and the free domains) through the surrogate of
     the expanded mixtures, and the result is expanded; the constraints returned are always over ``ctx.domains``."""
-    counts = unique_counts(ctx) if ctx.token_counts and budget_tokens else None
+    counts = epoch_counts(ctx, ctx.domains) if budget_tokens else None
     constraints = Constraints.build(
         ctx.domains, min_weights=cfg.min_weights or None, max_weights=cfg.max_weights or None,
         token_counts=counts, budget_tokens=budget_tokens if counts else None, max_epochs=cfg.max_epochs if counts else None,
@@ -192,7 +214,7 @@ def binding_reasons(w: np.ndarray, constraints: Constraints, ctx: ProposeContext
     reasons = []
     for i, d in enumerate(ctx.domains):
         if constraints.max_weights[i] < 1 and w[i] >= constraints.max_weights[i] - 1e-6:
-            if ctx.token_counts and budget_tokens:
+            if budget_tokens and d in unique_counts(ctx):
                 ep = w[i] * budget_tokens / unique_counts(ctx)[d]
                 explicit = cfg.max_weights.get(d)
                 if explicit is not None and explicit <= constraints.max_weights[i] + 1e-9:
@@ -236,8 +258,13 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     pooled = {}
     if cfg.pools:  # sized before the search: a pooled domain's cap counts its pools' tokens, not the whole domain's
         pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
-                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction)
+                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction,
+                                    tokenizer=ctx.tokenizer)
         ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
+        if ctx.specs:  # the config's data is the runs': pool files of other data, or holding val/ documents, warn
+            for note in pool_file_notes(cfg.pools, ctx.specs, ctx.val_fraction, ctx.config_name,
+                                        max_documents=ctx.max_documents, heads={d: pd.heads for d, pd in pooled.items()}):
+                warnings.warn(note, stacklevel=2)
     try:
         result, constraints = search_mixture(estimator, ctx, cfg, budget, seed=seed, progress=progress)
     except BudgetError as exc:
@@ -296,9 +323,16 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     reasons = ([f"the Cooldown schedule (propose.cooldown_switch {cfg.cooldown_switch:g}) from the domains' token "
                 f"counts{pooled_note}, not the search's mixture"] if cfg.cooldown_switch is not None
                else binding_reasons(w, constraints, ctx, budget, cfg, kept=bool(kept_note)))
-    if not ctx.token_counts and cfg.cooldown_switch is None:  # imported runs: no domain sizes, so max_epochs cannot apply
-        reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
-                       f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
+    if cfg.cooldown_switch is None and (uncapped := uncapped_domains(ctx)):  # imported runs: no domain sizes
+        capped = [d for d in ctx.domains if d not in uncapped]
+        if capped:
+            reasons.append(f"repetition not checked for {', '.join(uncapped)}: the runs carry no domain sizes (imported "
+                           f"runs), so propose.max_epochs ({cfg.max_epochs:g}) caps only {', '.join(capped)}, by "
+                           f"{'its' if len(capped) == 1 else 'their'} quality pools' tokens (counted by data.tokenizer "
+                           f"{ctx.tokenizer}); cap a small domain with propose.max_weights")
+        else:
+            reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
+                           f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")
     pools_kept = {d: c.kept for d, c in choices.items()}
     extra: dict[str, Any] = {}
     if cfg.pools:

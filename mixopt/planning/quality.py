@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from ..selection.read import shared_documents, text_keys
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)
 B_EXTRAPOLATION = 0.85  # b of rank r > 3 = b_3 * 0.85 ** (r - 3)
+POOL_SAMPLE_DOCS = 2000  # first documents of each pool file the pool files' checks look up (kept when sizing it)
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,10 @@ def _as_domain_pools(domain: str, dpools: Any) -> DomainPools:
 
 
 def _file_size(domain: str, p: QualityPool, spec: DomainSpec | None, tok, max_documents: int | None
-               ) -> tuple[float, int, set[bytes]]:
-    """(tokens, documents, a digest of each distinct text) of a file pool."""
+               ) -> tuple[float, int, set[bytes], list[str]]:
+    """(tokens, documents, a digest of each distinct text, the first :data:`POOL_SAMPLE_DOCS` documents) of a file pool."""
     docs = pool_documents(domain, p, spec, max_documents)
-    return float(sum(tok.count(d) for d in docs)), len(docs), text_keys(docs)
+    return float(sum(tok.count(d) for d in docs)), len(docs), text_keys(docs), docs[:POOL_SAMPLE_DOCS]
 
 
 def _check_distinct_files(domain: str, pools: Sequence[QualityPool]) -> None:
@@ -186,6 +187,7 @@ class PooledDomain:
     pools: DomainPools
     resolved: list[ResolvedPool]
     note: str = ""  # e.g. the share of a score-bucket domain's tokens that is in no bucket (never trained)
+    heads: dict[str, list[str]] = field(default_factory=dict)  # file pool -> its first POOL_SAMPLE_DOCS documents, as read
 
     @property
     def tokens(self) -> float:
@@ -238,12 +240,13 @@ def resolve_domain_pools(
     tok = Tokenizer(tokenizer)
     sizes: dict[str, tuple[float, float | None, str]] = {}  # name -> (tokens, documents or None, source)
     keys: dict[str, set[bytes]] = {}  # file pool -> its texts' digests (pools that share documents)
+    heads: dict[str, list[str]] = {}  # file pool -> its first documents (the pool files' checks, without a second read)
     scored = bucketed = None
     _check_distinct_files(domain, dp.pools)
     for p in dp.pools:
         where = f"Quality pool '{p.name}' of domain '{domain}'"
         if p.path is not None:
-            t, n, keys[p.name] = _file_size(domain, p, spec, tok, max_documents)
+            t, n, keys[p.name], heads[p.name] = _file_size(domain, p, spec, tok, max_documents)
             sizes[p.name] = (t, n, "file")
         elif p.is_bucket:
             if spec is None or not spec.quality_field:
@@ -313,7 +316,7 @@ def resolve_domain_pools(
         note = (f"{domain}: {left / total:.1%} of its {which} ({left:,.0f} of {total:,.0f} counted, "
                 f"{int((~bucketed).sum())} documents) are in no quality bucket of {spec.quality_field} (no score, or "
                 "outside every bucket), so no plan trains them; widen or add a bucket to use them")
-    return PooledDomain(domain, dp, out, note)
+    return PooledDomain(domain, dp, out, note, heads)
 
 
 def normalizer_of(dpools: DomainPools) -> float:
