@@ -4,6 +4,10 @@ exports recover each domain's unique tokens exactly from the plan's epochs, and 
 from __future__ import annotations
 
 
+import json
+
+import numpy as np
+import pytest
 import yaml
 
 from mixopt import pipeline
@@ -28,3 +32,48 @@ def test_propose_prints_a_plan_that_loads_as_yaml(tmp_path, capsys, monkeypatch)
     printed = capsys.readouterr().out.split("\nplan -> ")[0]
     assert yaml.safe_load(printed)["reasons"] == [reason]
     assert f"- {reason}\n" in printed + "\n"  # one line, as plan.yaml writes it
+
+
+# ------------------------------------------------------------------ finding 5: exports recover unique tokens exactly
+
+
+class _MoreA:
+    """Prefers as much of domain ``a`` as the constraints allow."""
+
+    def predict(self, W, return_std=False):
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        mean = 3.0 - W[:, 0]
+        return (mean, np.full(len(W), 0.01)) if return_std else mean
+
+
+def test_small_epochs_keep_the_unique_tokens_exact_in_the_plan_and_every_export():
+    """propose wrote epochs rounded to 6 decimals, so below ~0.001 epochs every export's unique tokens (share x budget /
+    epochs) were off by up to 0.1%: 222 documents read as 221.8 documents_per_epoch."""
+    from mixopt.config import ProposeConfig
+    from mixopt.export import export_plan
+    from mixopt.planning.propose import ProposeContext, build_plan
+
+    counts, tpd = {"a": 10**7, "b": 222 * 9671}, {"a": 500.0, "b": 9671.0}  # b: 222 documents
+    ctx = ProposeContext(domains=["a", "b"], target="t", token_counts=counts, tokens_per_doc=tpd, proxy_tokens=2.5e5)
+    cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
+                        curse_correction=False, min_weights={"b": 0.001})
+    plan = build_plan(_MoreA(), ctx, cfg, budget_tokens=1e6, seed=0)
+    shares = plan.overall_weights()
+    assert plan.epochs["b"] < 1e-3  # where 6 decimals kept 3 digits or fewer
+    for d, n in counts.items():
+        assert shares[d] * plan.budget_tokens / plan.epochs[d] == pytest.approx(n, rel=1e-10), d
+    plan = Plan.model_validate(yaml.safe_load(yaml.safe_dump(plan.to_dict())))  # as read back from plan.yaml
+    meta = json.loads(export_plan(plan, "hf-datasets", {"a": "/a", "b": "/b"})["interleave.json"])
+    phase = meta["phases"][0]
+    per_epoch = {d: w["documents_per_epoch"] for d, w in zip(phase["domains"], phase["windows"])}
+    assert per_epoch == {d: pytest.approx(counts[d] / tpd[d], rel=1e-10) for d in counts}
+    dropped = plan.without(["a"])  # b alone: its epochs grow by 1 / its old share, exactly
+    assert dropped.epochs["b"] == pytest.approx(plan.budget_tokens / counts["b"], rel=1e-10)
+
+
+def test_a_plan_with_six_decimal_epochs_still_loads_and_exports():
+    old = {"budget_tokens": 81920.0, "phases": [{"start_fraction": 0.0, "weights": {"a": 0.955376, "b": 0.044624}}],
+           "epochs": {"a": 0.1, "b": 0.005121}, "tokens_per_doc": {"a": 500.0, "b": 9671.0}}
+    from mixopt.export import export_plan
+    meta = json.loads(export_plan(Plan.model_validate(old), "hf-datasets", {"a": "/a", "b": "/b"})["interleave.json"])
+    assert meta["phases"][0]["windows"][1]["read"][1] == pytest.approx(0.005121)
