@@ -77,3 +77,68 @@ def test_a_plan_with_six_decimal_epochs_still_loads_and_exports():
     from mixopt.export import export_plan
     meta = json.loads(export_plan(Plan.model_validate(old), "hf-datasets", {"a": "/a", "b": "/b"})["interleave.json"])
     assert meta["phases"][0]["windows"][1]["read"][1] == pytest.approx(0.005121)
+
+
+# ------------------------------------------------------------------ finding 2: steps that round the budget up
+
+PATHS2 = {"code": "/data/code", "math": "/data/math", "web": "/data/web"}
+SMALL = {"budget_tokens": 81920.0, "phases": [{"start_fraction": 0.0, "weights": {"code": 0.25, "math": 0.25, "web": 0.5}}],
+         "epochs": {"code": 0.02, "math": 0.08, "web": 0.01}}  # the tiny config's 4x budget
+
+
+def _cli_paths():
+    return [a for d, p in PATHS2.items() for a in ("--paths", f"{d}={p}")]
+
+
+@pytest.mark.parametrize("fmt,name", [("megatron", "meg"), ("nanotron", "stages.yaml")])
+@pytest.mark.parametrize("extra", [[], ["--total-iterations", "1"]])
+def test_steps_that_more_than_double_the_budget_are_refused(tmp_path, capsys, fmt, name, extra):
+    """81,920 tokens at the default 512 x 4096 tokens per step were exported as 1 step, 2,097,152 tokens (+2460%), every
+    domain read 25.6x its epochs, with a warning on stderr only. Now one line naming the flags, nothing written."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(SMALL))
+    assert run(["export", str(plan), "-f", fmt, "-o", str(tmp_path / name), *_cli_paths(), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "0.0391 step(s) at 512 x 4096" in err and "2.097e+06 tokens (+2460%)" in err and "25.6x its planned epochs" in err
+    assert all(flag in err for flag in ("--global-batch-size", "--seq-length", "--total-iterations"))
+    assert "e.g. --global-batch-size 20 with --seq-length 4096" in err  # 81,920 tokens: exactly one step of 20 x 4096
+    assert not (tmp_path / name).exists()
+    assert run(["export", str(plan), "-f", fmt, "-o", str(tmp_path / name), *_cli_paths(),
+                "--global-batch-size", "20", "--seq-length", "4096"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_refusal_suggests_a_batch_that_gives_every_phase_a_step():
+    from mixopt.errors import ExportError
+    from mixopt.export import export_plan
+
+    two = {**SMALL, "phases": [SMALL["phases"][0], {"start_fraction": 0.8, "weights": {"code": 0.5, "web": 0.5}}]}
+    with pytest.raises(ExportError, match=r"e\.g\. --global-batch-size 5 with --seq-length 4096"):  # 4 steps: phases at 0, 3
+        export_plan(two, "megatron", PATHS2)
+    with pytest.raises(ExportError, match=r"e\.g\. --global-batch-size 3 with --seq-length 1024"):  # under one sequence:
+        export_plan({**SMALL, "budget_tokens": 3072.0}, "nanotron", PATHS2)  # a shorter one (2048 would train 4096)
+
+
+def test_rounded_steps_are_said_in_every_file_that_writes_steps(tmp_path, capsys):
+    """Rounding the budget up by 1% to 100% is exported, and the files say so next to their step count, with planned
+    readings of the steps written (the stderr warning alone was lost to a file read later)."""
+    from mixopt.export import ExportOptions, export_plan
+
+    two = {**SMALL, "phases": [SMALL["phases"][0], {"start_fraction": 0.5, "weights": {"code": 0.5, "web": 0.5}}]}
+    opts = ExportOptions(global_batch_size=8, seq_length=4096)  # 2.5 steps -> 3: +20%
+    meta = json.loads(export_plan(two, "megatron", PATHS2, options=opts)["blend.json"])
+    keys = list(meta)
+    assert meta["total_iterations"] == 3 and keys.index("rounding_note") == keys.index("total_iterations") + 1
+    assert "2.5 step(s) at 8 x 4096" in meta["rounding_note"] and "9.83e+04 tokens (+20%)" in meta["rounding_note"]
+    assert meta["phases"][0]["samples"]["code"]["planned"] == [0.0, 0.25 * 2 * 8]  # what its 2 iterations read
+    text = export_plan(two, "nanotron", PATHS2, options=opts)["data_stages.yaml"]
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "tokens.train_steps = 3" in line)
+    assert lines[at + 1].startswith("# Rounding: the plan's budget of 8.192e+04 tokens is 2.5 step(s)") and "+20%" in lines[at + 1]
+    # phase 0 trains steps 1-2 (round(0.5 * 3) = 2 of 3 steps): 2 x 32768 tokens, 0.25 of them code, 0.02 epochs per 40960 * 0.375
+    unique_code = 0.375 * 81920 / 0.02
+    assert f"code [0, {2 * 32768 * 0.25 / unique_code:.6g})" in text
+    assert yaml.safe_load(text)["data_stages"][1]["start_training_step"] == 3
+    assert "rounding_note" not in json.loads(export_plan(two, "megatron", PATHS2,
+                                                         options=ExportOptions(global_batch_size=1, seq_length=64))["blend.json"])
