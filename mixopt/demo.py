@@ -50,7 +50,7 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
     plan = pipeline.propose(fitted, config=cfg, snapshot=snapshot)
     plan_path = pipeline.save(plan, out / "plan.yaml")
     shown = {k: v for k, v in plan.to_dict().items() if k in ("budget_tokens", "phases", "epochs", "predicted", "reasons")}
-    console.print(plan_yaml(shown).rstrip(), markup=False)
+    console.print(plan_yaml(shown).rstrip(), markup=False, highlight=False, emoji=False, soft_wrap=True)  # unwrapped: YAML
 
     console.rule("4/6 export: trainer configs")
     exports = out / "exports"

@@ -718,8 +718,8 @@ def test_at_least_n_steps_holds_for_every_larger_total():
     need = min_total_steps(fractions, 1)
     assert need == 34 and all(start_steps(fractions, t) is not None for t in range(need, 10 * need))
     raw = plan_dict(budget_tokens=1e5, phases=[{"start_fraction": f, "weights": {"code": 0.5, "web": 0.5}} for f in fractions])
-    with pytest.raises(ExportError, match="gives at least 34 steps"):
-        export_plan(raw, "nanotron", {"code": "/c", "web": "/w"})
+    with pytest.raises(ExportError, match="gives at least 34 steps"):  # 10 steps of 10,000 tokens
+        export_plan(raw, "nanotron", {"code": "/c", "web": "/w"}, options=ExportOptions(global_batch_size=1, seq_length=10_000))
     files = export_plan(raw, "nanotron", {"code": "/c", "web": "/w"}, options=ExportOptions(global_batch_size=1, seq_length=1000))
     assert "train_steps = 100" in files["data_stages.yaml"]  # 100 >= 34 steps: every phase has one
 
@@ -746,5 +746,7 @@ def test_a_budget_under_one_step_is_exported_with_a_warning(fmt, tmp_path):
     assert rounding_note(fmt, 1e9, ExportOptions()) is None  # 476.8 steps -> 477: +0.05%
     assert rounding_note(fmt, 2e6, ExportOptions(global_batch_size=4, seq_length=1000)) is None  # 500 steps exactly
     assert "2 step(s), 4000 tokens (+33%)" in rounding_note(fmt, 3e3, ExportOptions(global_batch_size=1, seq_length=2000))
-    assert rounding_note(fmt, 2e6, ExportOptions(total_iterations=1)) is None  # --total-iterations is checked on its own
+    # --total-iterations within one step of a small ratio still rounds: said too (review numbers-39, finding 2)
+    assert "trains 1 step(s) (--total-iterations), 2.097e+06 tokens (+5%)" in rounding_note(fmt, 2e6, ExportOptions(total_iterations=1))
+    assert rounding_note(fmt, 4194304, ExportOptions(total_iterations=2)) is None
     assert rounding_note("olmo-core", 2e6, ExportOptions()) is None  # no steps written

@@ -108,7 +108,7 @@ def test_a_dangling_config_link_is_named_as_a_broken_link(tmp_path, capsys):
 @pytest.fixture
 def plan_file(tmp_path) -> Path:
     plan = tmp_path / "plan.yaml"
-    plan.write_text("budget_tokens: 1000000\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.5, prose: 0.5}\n")
+    plan.write_text("budget_tokens: 4194304\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.5, prose: 0.5}\n")
     return plan
 
 

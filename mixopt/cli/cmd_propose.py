@@ -100,10 +100,9 @@ def propose_cmd(
                                 seed=seed, use_projector=not no_projector, progress=progress,
                                 config_name=str(config) if config is not None else None)
     pipeline.save(plan, out)
-    console = Console()
     shown = {k: v for k, v in plan.to_dict().items() if k not in ("provenance", "tokens_per_doc")}
-    console.print(plan_yaml(shown).rstrip(), markup=False)
-    console.print(f"plan -> {out}")
+    typer.echo(plan_yaml(shown).rstrip())  # as is: YAML that loads (rich would wrap a long reason at the terminal's width)
+    typer.echo(f"plan -> {out}")
 
 
 def _check_target(cfg, fitted, config: Path | None, model: Path) -> None:

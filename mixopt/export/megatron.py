@@ -6,7 +6,10 @@ so a blend weight is a token share and the plan's weights are written unchanged.
 Output is a directory:
 
 * ``blend.json``: every phase with its blend list, first/last iteration and the
-  conversion note; ``start_iteration = round(start_fraction * total_iterations)``.
+  conversion note; ``start_iteration = round(start_fraction * total_iterations)``. Where the
+  whole iterations train more than 1% off the plan's budget (a small budget rounded up to whole
+  steps) ``rounding_note`` says so next to ``total_iterations``; ``samples`` count the iterations
+  written (a budget under half a step is refused).
 * ``phase_NN.data_args.txt``: the blend as whitespace-separated text, for
   ``--data-args-path`` (Megatron reads it with ``f.read().split()``).
 * ``phase_NN.per_split_data_args.json``: ``{"train": [...], "valid": null, "test": null}``
@@ -142,6 +145,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "global_batch_size": sched["global_batch_size"],
         "tokens_per_iteration": sched["tokens_per_step"],
         "total_iterations": sched["total_steps"],
+        **({"rounding_note": note} if (note := sched["rounding_note"]) else {}),
         "iterations_rule": sched["steps_rule"] + " (0-based iterations)",
         "usage": f"one learning-rate schedule over the whole run: train every phase with --train-iters {total} "
         f"--lr-decay-iters {total} (the same warmup and --lr-wsd-decay-iters too) and --data-args-path "

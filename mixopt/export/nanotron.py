@@ -30,14 +30,16 @@ imports flash-attn and triton):
   give each stage its own folder of such a domain (its share of the tokenized
   files, ``planned`` in the header).
 
-The YAML header says both, with each stage's last step and planned reading.
+The YAML header says both, with each stage's last step and planned reading (what the stage's whole steps read). Where
+the whole steps train more than 1% off the plan's budget (a budget under one step, or not far above it, rounded up at
+this batch and sequence length) the header says so next to ``train_steps`` (a budget under half a step is refused).
 """
 
 from __future__ import annotations
 
 import yaml
 
-from .reading import pools_text, reading_text
+from .reading import pools_text, reading_text, step_tokens
 from .spec import ExportSpec
 
 
@@ -65,6 +67,7 @@ def export_nanotron(spec: ExportSpec) -> dict[str, str]:
         f"Steps assume sequence_length={sched['seq_length']} and global batch {sched['global_batch_size']} sequences "
         f"({sched['tokens_per_step']} tokens/step): the whole run is tokens.train_steps = {sched['total_steps']} "
         "(keep the LR schedule's decay over it in every launch).",
+        *([f"Rounding: {note}"] if (note := sched["rounding_note"]) else []),
         "start_training_step = round(start_fraction * train_steps) + 1 (nanotron steps start at 1).",
         "nanotron main (since 2025-06) trains the config's last stage only: run one launch per stage, launch k with "
         "data_stages holding stages 0..k, tokens.train_steps = stage k's last step (below), "
@@ -74,10 +77,10 @@ def export_nanotron(spec: ExportSpec) -> dict[str, str]:
         "stage re-reads its first samples and a domain planned at <= 1 epoch is partly never read: there, give each "
         "stage its own dataset_folder holding its share of such a domain (the planned reading below).",
     ]
-    for phase, reading in zip(spec.phases, reading_text(spec, per="tokens")):
+    for phase, reading in zip(spec.phases, reading_text(spec, per="tokens", tokens=step_tokens(sched))):
         last = sched["start_steps"][phase.index + 1] if phase.index + 1 < len(spec.phases) else sched["total_steps"]
         head.append(f"planned {phase.name} (steps {sched['start_steps'][phase.index] + 1}-{last}): " + ", ".join(reading)
-                    + " (epochs of the domain's data, or tokens).")
+                    + " (epochs of the domain's data, or tokens, that these steps read).")
     if pools := pools_text(spec, "nanotron"):
         head.append(pools)
     body = yaml.safe_dump({"data_stages": stages}, sort_keys=False, default_flow_style=False)

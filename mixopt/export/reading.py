@@ -28,40 +28,49 @@ BOUND_DIGITS = 9
 SPARE_SDS = 4.0
 
 
-def planned_reading(spec: ExportSpec, phase: PhaseSpec, *, per: str = "documents") -> dict[str, tuple[float, str, float]]:
+def planned_reading(spec: ExportSpec, phase: PhaseSpec, *, per: str = "documents",
+                    tokens: float | None = None) -> dict[str, tuple[float, str, float]]:
     """What ``phase`` trains of each domain: ``(amount, unit, documents)``.
 
     ``unit`` is ``"epochs"`` where the plan has epochs for the domain, else ``per``
     (``"documents"`` or ``"tokens"``). ``documents`` is the phase's tokens of the domain over
-    its mean tokens per document (nan where a token format has none).
+    its mean tokens per document (nan where a token format has none). ``tokens``: what the phase
+    trains in all where that is not the plan's (a step format's whole steps, `step_tokens`).
     """
     if per not in ("documents", "tokens"):
         raise ValueError(f"per must be 'documents' or 'tokens', got {per!r}")
     overall = spec.plan.overall_weights()
     out = {}
     for d, share in phase.token_shares.items():
-        tokens = phase.tokens * share
+        tokens_d = (phase.tokens if tokens is None else tokens) * share
         tpd = spec.tokens_per_doc.get(d)
-        docs = tokens / tpd if tpd else math.nan
+        docs = tokens_d / tpd if tpd else math.nan
         epochs = spec.plan.epochs.get(d)
         if epochs and overall.get(d, 0.0) > 0:
-            out[d] = (tokens / (overall[d] * spec.plan.budget_tokens / epochs), "epochs", docs)
+            out[d] = (tokens_d / (overall[d] * spec.plan.budget_tokens / epochs), "epochs", docs)
         else:
-            out[d] = (docs if per == "documents" else tokens, per, docs)
+            out[d] = (docs if per == "documents" else tokens_d, per, docs)
     return out
 
 
-def planned_bounds(spec: ExportSpec, *, per: str = "documents") -> list[dict[str, tuple[float, float, str]]]:
+def step_tokens(sched: dict) -> list[float]:
+    """What each phase of a step format's ``spec.schedule()`` trains: its whole steps times the tokens per step."""
+    ends = sched["start_steps"][1:] + [sched["total_steps"]]
+    return [float((end - start) * sched["tokens_per_step"]) for start, end in zip(sched["start_steps"], ends)]
+
+
+def planned_bounds(spec: ExportSpec, *, per: str = "documents",
+                   tokens: list[float] | None = None) -> list[dict[str, tuple[float, float, str]]]:
     """Per phase, each domain's planned reading ``(start, stop, unit)`` after the earlier phases'.
 
     Each bound is computed once (rounded to ``BOUND_DIGITS``), so a phase starts exactly where
-    the one before it ended.
+    the one before it ended. ``tokens``: each phase's tokens where they are not the plan's (`planned_reading`).
     """
     at: dict[str, float] = {}
     out = []
-    for phase in spec.phases:
+    for i, phase in enumerate(spec.phases):
         row = {}
-        for d, (amount, unit, _) in planned_reading(spec, phase, per=per).items():
+        for d, (amount, unit, _) in planned_reading(spec, phase, per=per, tokens=tokens[i] if tokens else None).items():
             start = at.get(d, 0.0)
             at[d] = round(start + amount, BOUND_DIGITS)
             row[d] = (start, at[d], unit)
@@ -69,10 +78,10 @@ def planned_bounds(spec: ExportSpec, *, per: str = "documents") -> list[dict[str
     return out
 
 
-def reading_text(spec: ExportSpec, *, per: str = "documents") -> list[list[str]]:
+def reading_text(spec: ExportSpec, *, per: str = "documents", tokens: list[float] | None = None) -> list[list[str]]:
     """Per phase, ``"domain [start, stop)"`` of its planned reading, the unit named where it is not epochs."""
     return [[f"{d} [{a:.6g}, {b:.6g})" + ("" if unit == "epochs" else f" {unit}") for d, (a, b, unit) in row.items()]
-            for row in planned_bounds(spec, per=per)]
+            for row in planned_bounds(spec, per=per, tokens=tokens)]
 
 
 def spare_share(docs: float) -> float:

@@ -28,6 +28,9 @@ STOPPING_STRATEGIES = ("all_exhausted", "first_exhausted")
 #: How far --total-iterations may be from budget / tokens per step (besides one step): 1% more or fewer tokens
 #: moves a domain's epochs by 1%.
 TOTAL_TOLERANCE = 0.01
+#: The most an export's whole steps may train, as a multiple of the plan's budget: a budget under half a step (81,920
+#: tokens at the default 512 x 4096 = 2,097,152 per step trains 25.6x its epochs) is refused, naming the flags.
+MAX_ROUNDING = 2.0
 
 #: The formats each format-specific option acts in; `mixopt export` refuses one given with another format (it would
 #: be ignored). tokens_per_doc: the document-weighted formats (``semantics.DOCUMENTS``); the step options: the formats
@@ -112,11 +115,12 @@ class ExportSpec:
         return f"{base}; {drop}" if drop else base
 
     def schedule(self) -> dict[str, Any]:
-        """Steps: total, tokens per step and each phase's first step (0-based); every phase gets >= 1 step.
+        """Steps: total, tokens per step, each phase's first step (0-based; every phase gets >= 1) and, when the steps
+        train more than ``TOTAL_TOLERANCE`` off the budget, ``rounding_note`` (`steps_note`; else None) for the file.
 
         Raises `ExportError` naming the flag to change when ``--total-iterations`` disagrees with the
-        budget at the batch and sequence length by more than one step (and 1%), or when the steps leave a phase
-        without one.
+        budget at the batch and sequence length by more than one step (and 1%), when the steps would train more than
+        ``MAX_ROUNDING`` times the budget (a budget under half a step), or when the steps leave a phase without one.
         """
         gbs = self.options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
         seq = self.options.seq_length or DEFAULT_SEQ_LENGTH
@@ -125,6 +129,8 @@ class ExportSpec:
         if self.options.total_iterations:
             self._check_total(total, gbs, seq)
         fractions = [p.start_fraction for p in self.phases]
+        if total * per_step > MAX_ROUNDING * self.plan.budget_tokens * (1 + 1e-9):
+            raise ExportError(self._too_large_steps(fractions, total, gbs, seq))
         starts = start_steps(fractions, total)
         if starts is None:
             raise ExportError(self._too_few_steps(fractions, total, gbs, seq))
@@ -134,9 +140,22 @@ class ExportSpec:
             "tokens_per_step": per_step,
             "total_steps": total,
             "start_steps": starts,
+            "rounding_note": steps_note(self.plan.budget_tokens, self.options),
             "steps_rule": "step = round(start_fraction * total_steps); total_steps = "
             "ceil(budget_tokens / (global_batch_size * seq_length)), or --total-iterations within one step (or 1%) of that ratio",
         }
+
+    def _too_large_steps(self, fractions: list[float], total: int, gbs: int, seq: int) -> str:
+        budget = self.plan.budget_tokens
+        trained = total * gbs * seq
+        example = fitting_steps(fractions, budget, seq, gbs)
+        eg = f" (e.g. --global-batch-size {example[0]} with --seq-length {example[1]})" if example else ""
+        given = " (--total-iterations)" if self.options.total_iterations else ""
+        return (f"The plan's budget of {budget:.4g} tokens is {budget / (gbs * seq):.3g} step(s) at {gbs} x {seq} = "
+                f"{gbs * seq} tokens per step ({_flags(self.options)}): the export's {total} whole step(s){given} would "
+                f"train {trained:.4g} tokens ({trained / budget - 1:+.0%}), every domain {trained / budget:.3g}x its planned "
+                f"epochs. Pass the --global-batch-size and --seq-length you train with, at most {budget * MAX_ROUNDING:.4g} "
+                f"tokens per step{eg}; --total-iterations cannot go below 1 step.")
 
     def _check_total(self, total: int, gbs: int, seq: int) -> None:
         """``--total-iterations`` must train the budget at ``gbs x seq`` tokens per step, to within one step or
@@ -181,23 +200,46 @@ class ExportSpec:
         )
 
 
-def rounding_note(fmt: str, budget_tokens: float, options: ExportOptions) -> str | None:
-    """One line when the steps ``fmt`` writes train more than ``TOTAL_TOLERANCE`` above the plan's budget: the budget is
-    under one step, or not far above, at this batch and sequence length, and ``total_steps`` rounds it up. None for
-    formats without steps and for ``--total-iterations`` (checked against the budget already)."""
-    if fmt not in OPTION_FORMATS["total_iterations"] or options.total_iterations or not budget_tokens > 0:
+def _flags(options: ExportOptions) -> str:
+    return "--global-batch-size x --seq-length" + ("" if options.global_batch_size or options.seq_length else ", the defaults")
+
+
+def steps_note(budget_tokens: float, options: ExportOptions) -> str | None:
+    """One line when the steps written at ``options`` train more than ``TOTAL_TOLERANCE`` off the plan's budget (a budget
+    under one step or not far above it rounded up to whole steps, or a ``--total-iterations`` one step off a small
+    ratio); None when they train the budget. Step formats write it next to their step count (and ``mixopt export``
+    prints it), so a file read later, without the export's stderr, still says so."""
+    if not budget_tokens > 0:
         return None
     gbs = options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
     seq = options.seq_length or DEFAULT_SEQ_LENGTH
     exact = budget_tokens / (gbs * seq)
-    total = max(1, math.ceil(exact))
-    if total <= exact * (1 + TOTAL_TOLERANCE) + 1e-9:
+    total = options.total_iterations or max(1, math.ceil(exact))
+    if abs(total - exact) <= exact * TOTAL_TOLERANCE + 1e-9:
         return None
+    given = " (--total-iterations)" if options.total_iterations else ""
     return (f"the plan's budget of {budget_tokens:.4g} tokens is {exact:.3g} step(s) at {gbs} x {seq} tokens per step "
-            f"(--global-batch-size x --seq-length{', the defaults' if not (options.global_batch_size or options.seq_length) else ''}), "
-            f"so the export trains {total} step(s), {total * gbs * seq:.4g} tokens ({total / exact - 1:+.0%}) and every "
-            "domain repeats that much more than the plan's epochs say. Pass the --global-batch-size and --seq-length you "
-            "train with.")
+            f"({_flags(options)}), so the export trains {total} step(s){given}, {total * gbs * seq:.4g} tokens "
+            f"({total / exact - 1:+.0%}) and every domain reads that much {'more' if total > exact else 'less'} than the "
+            "plan's epochs say (the planned readings written here are those of these steps). Pass the "
+            "--global-batch-size and --seq-length you train with.")
+
+
+def rounding_note(fmt: str, budget_tokens: float, options: ExportOptions) -> str | None:
+    """`steps_note` for a format that writes steps (``fmt`` in ``OPTION_FORMATS["total_iterations"]``); None for others."""
+    return steps_note(budget_tokens, options) if fmt in OPTION_FORMATS["total_iterations"] else None
+
+
+def fitting_steps(fractions: list[float], budget: float, seq: int, gbs: int) -> tuple[int, int] | None:
+    """``(global batch, sequence length)`` near ``gbs`` x ``seq`` whose whole steps train the budget within
+    ``TOTAL_TOLERANCE`` and give every phase a step: the largest batch at ``seq``, else at a halved ``seq``."""
+    while seq >= 1:
+        for g in range(gbs, 0, -1):
+            total = max(1, math.ceil(budget / (g * seq)))
+            if total * g * seq <= budget * (1 + TOTAL_TOLERANCE) and start_steps(fractions, total) is not None:
+                return g, seq
+        seq //= 2
+    return None
 
 
 def start_steps(fractions: list[float], total: int) -> list[int] | None:

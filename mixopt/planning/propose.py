@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
 from ..errors import BudgetError, ConfigError, MixoptError
 from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
-from ..plan import Phase, Plan, Prediction
+from ..plan import Phase, Plan, Prediction, plan_epochs
 from ..reuse import ReusedMixture
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
@@ -303,7 +303,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     for d, x in overall.items():
         if d in unique:
             used = x * budget
-            epochs[d] = round(used / unique[d], 6)
+            epochs[d] = plan_epochs(used, unique[d])
             eff[d] = float(effective_tokens(used, unique[d]))
     scale = "target" if ctx.provenance.get("target_scale") else "proxy"  # a scale-aware model predicts at the plan's scale
     by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": scale, "search": result.method}}
