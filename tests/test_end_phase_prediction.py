@@ -112,3 +112,7 @@ def test_the_report_says_whose_value_it_prints():
     assert ("the surrogate's 3.0573 ± 0.0826 for the plan without its end phase minus the end phase's predicted gain "
             "0.0874 ± 0.0284") in line
     assert "the projector (an extrapolation) puts the plan without its end phase at 2.9528" in line
+    kept = plan.model_copy(deep=True)
+    kept.predicted.by["surrogate"]["search"] = "baseline:natural"
+    kept.predicted.baselines = {"natural": {"value": 3.0573, "std": 0.0826}}
+    assert "the plan is the natural baseline with an end phase:" in predicted_lines(kept)[1]

@@ -115,8 +115,10 @@ def predicted_lines(plan: Plan, store_tokens: float | None = None) -> list[str]:
         sur = (p.by or {}).get("surrogate")
         search = sur.get("search", "") if isinstance(sur, Mapping) else ""
         if isinstance(search, str) and search.startswith("baseline:"):
-            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline itself: the search's best mixture did not beat "
-                       "the baselines beyond seed noise and model uncertainty (see Why this plan)")
+            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline"
+                       + (" with an end phase" if end is not None else " itself")
+                       + ": the search's best mixture did not beat the baselines beyond seed noise and model uncertainty "
+                       "(see Why this plan)")
         elif p.beats_baselines is True:
             verdict = "the plan is predicted to beat each baseline beyond the noise band"
         elif p.beats_baselines is False:
