@@ -67,6 +67,9 @@ class Prediction(BaseModel):
     baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)  # natural / uniform / best-run: {value, std[, measured, label]}
     seed_sd: float | None = None  # seed noise of one run's metric, measured on repeated mixtures
     beats_baselines: bool | None = None  # true only when the predicted gain over every baseline exceeds the noise band
+    # a proposed end phase's predicted gain {kind, fraction, gain, gain_std, model, note}: ``value`` is then
+    # by.surrogate's value (the plan without its end phase, trained flat) minus ``gain``, and ``std`` adds ``gain_std``
+    end_phase: dict[str, Any] | None = None
 
     @field_validator("value")
     @classmethod

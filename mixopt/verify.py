@@ -31,6 +31,12 @@ only the new seeds. An alternative with the plan's own schedule within the plan 
 uniform, its shares rounded to 6 digits: :func:`same_schedule`) shares its runs, is trained once and is marked
 ``same_as_plan`` (its ``claim_held`` null: the plan against itself claims nothing).
 
+``predicted`` is the plan's prediction (with an end phase, the phased plan's: ``Prediction.end_phase``); the
+no-upsampling arm's ``predicted_diff`` is minus the end phase's predicted gain. When ``predicted.note`` says the
+prediction is for another scale than the one trained, ``prediction_error`` and every ``claim_held`` are null (the
+measured values say nothing for or against it); the numbers are kept as ``prediction_error_across_scales`` and
+``claim_held_across_scales``, which mix the prediction's error with the scale shift.
+
 ``adopted_plan`` (``verify --adopt PATH``) turns the verdict into a plan to export: the schedule of the alternative
 that trained better than the plan beyond its interval, with the measured mean as its prediction at the verify scale.
 That is how an end phase the proxies cannot judge reaches a plan: ``--against end-phase --adopt``.
@@ -278,14 +284,24 @@ def same_schedule(a: Phases, b: Phases, *, tol: float = SAME_SCHEDULE_TOL) -> bo
     return True
 
 
-def predicted_diff(plan: Plan, arm: str, lo: float, hi: float) -> dict[str, Any]:
-    """What the plan claimed against this arm (its predicted baselines: natural, uniform, best-run), and whether the
-    measured interval holds that claim: ``predicted_diff`` (plan minus arm, as predicted) and ``claim_held``."""
-    base = (plan.predicted.baselines or {}).get(arm) if plan.predicted else None
-    if not base or base.get("value") is None:
+def predicted_diff(plan: Plan, arm: str, lo: float, hi: float, *, comparable: bool = True) -> dict[str, Any]:
+    """What the plan claimed against this arm (its predicted baselines: natural, uniform, best-run; against
+    no-upsampling, minus its end phase's predicted gain), and whether the measured interval holds that claim:
+    ``predicted_diff`` (plan minus arm, as predicted) and ``claim_held``. Not ``comparable`` (a prediction for another
+    scale than the one trained): ``claim_held`` is null and the check is kept as ``claim_held_across_scales``."""
+    if plan.predicted is None:
         return {}
-    d = float(plan.predicted.value - base["value"])
-    return {"predicted_diff": d, "claim_held": bool(lo <= d <= hi)}
+    end = plan.predicted.end_phase or {}
+    if arm == "no-upsampling" and end.get("gain") is not None:  # the plan without its end phase: by.surrogate's value
+        d = -float(end["gain"])
+    else:
+        base = (plan.predicted.baselines or {}).get(arm)
+        if not base or base.get("value") is None:
+            return {}
+        d = float(plan.predicted.value - base["value"])
+    held = bool(lo <= d <= hi)
+    return {"predicted_diff": d, "claim_held": held} if comparable else \
+        {"predicted_diff": d, "claim_held": None, "claim_held_across_scales": held}
 
 
 def paired_interval(diffs: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
@@ -447,6 +463,13 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
                                   "Lower the learning rate or the scale, then run verify again (finished runs are kept).")
             a.values.append(float(records_table([rec]).target(metric)[0]))
     plan_arm = arms[0]
+    scales = sweep_scales(cfg)
+    proxy_scale = (params_of(scales[0].proxy, data.vocab_size)[0], scales[0].proxy.tokens) if len(scales) == 1 else None
+    predicted = predicted_at(plan, scale, proxy_scale)
+    # a prediction for another scale than the one trained (its note says so): the measured values say nothing for or
+    # against it, so its error and claims are null; the across-scale numbers (the surrogate's error mixed with the scale
+    # shift) stay under their own names, for benchmarks/verify_plans.py
+    elsewhere = "note" in predicted
     comparisons = []
     for a in arms[1:]:
         diffs = np.array(plan_arm.values) - np.array(a.values)
@@ -454,21 +477,17 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         decided = decides(diffs)  # one seed decides nothing
         same = specs[(a.name, seed_list[0])].run_id == specs[("plan", seed_list[0])].run_id  # the plan's own runs
         one = len(seed_list) < 2  # no interval: ci95 and claim_held are null, not a zero-width interval
-        claim = predicted_diff(plan, a.name, lo, hi)
-        if claim and (same or one):
-            claim["claim_held"] = None  # the plan against itself claims nothing; one seed cannot check a claim
+        claim = predicted_diff(plan, a.name, lo, hi, comparable=not elsewhere)
+        if claim and (same or one):  # the plan against itself claims nothing; one seed cannot check a claim
+            claim["claim_held"] = None
+            claim.pop("claim_held_across_scales", None)
         comparisons.append({"against": a.name, "diff": float(diffs.mean()), "ci95": None if one else [lo, hi],
                             "plan_better": bool(decided and hi < 0), "plan_worse": bool(decided and lo > 0),
                             **claim,
                             **({"same_as_plan": True} if same else {} if decided
                                else {"seeds_to_resolve": seeds_to_resolve(diffs)})})
     plan_mean = float(np.mean(plan_arm.values))
-    scales = sweep_scales(cfg)
-    proxy_scale = (params_of(scales[0].proxy, data.vocab_size)[0], scales[0].proxy.tokens) if len(scales) == 1 else None
-    predicted = predicted_at(plan, scale, proxy_scale)
-    # a target-scale prediction for another scale: no error to give (a proxy-scale plan's error at another scale stays:
-    # it mixes the surrogate's error with the scale shift, and its note says so; benchmarks/verify_plans.py counts it)
-    elsewhere = predicted["scale"] == "target" and "note" in predicted
+    error = plan_mean - plan.predicted.value
     return {
         "target": metric,
         "scale": {"model_params": scale.model_params, "total_params": scale.total_params, "tokens": scale.tokens,
@@ -481,7 +500,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         "max_advised_seeds": MAX_ADVISED_SEEDS,  # seeds_to_resolve is None past it
         "skipped": skipped,
         "predicted": predicted,
-        "prediction_error": None if elsewhere else plan_mean - plan.predicted.value,  # none across scales
+        "prediction_error": None if elsewhere else error,  # none across scales
+        **({"prediction_error_across_scales": error} if elsewhere else {}),
         "trained": trained,
         **({"doremi": {"weights": dict(doremi), "trained_now": doremi_trained}} if doremi is not None else {}),
     }

@@ -299,8 +299,10 @@ def test_propose_reorders_when_the_target_sits_at_its_cap(monkeypatch):
     ctx = prop.ProposeContext(domains=domains, target="val/d0", records=[object()])
     cons = Constraints(domains, np.zeros(4), np.array([0.3, 1, 1, 1]))  # d0 at its cap
     cfg = ProposeConfig(n_candidates=3000)
-    phases, note, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, cfg, cons, seed=0)
+    phases, note, kind, gain = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, cfg, cons, seed=0)
     assert kind == "reorder" and len(phases) == 2 and "moved to the end" in note
+    assert gain["kind"] == "reorder" and gain["gain"] > gain["gain_std"] > 0  # the gain counts for a reorder too
+    assert f"predicted gain {gain['gain']:.4f} ± {gain['gain_std']:.4f}" in note
     first, end = phases[0].weights, phases[1].weights
     f = 1 - phases[1].start_fraction
     overall = {d: (1 - f) * first.get(d, 0) + f * end.get(d, 0) for d in domains}
@@ -337,9 +339,9 @@ def test_a_declined_end_phase_at_a_larger_budget_points_to_verify(monkeypatch):
         recs = [SimpleNamespace(phases=[(0.0, {}), (0.9, {})], scale={"schedule": schedule}, proxy={}),
                 SimpleNamespace(phases=[(0.0, {})], scale={"schedule": "wsd"}, proxy={})]  # one-phase runs don't count
         ctx = prop.ProposeContext(domains=domains, target="val/d0", records=recs, proxy_tokens=1e5)
-        phases, reason, kind = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(), free, seed=0,
-                                                      budget=budget)
-        assert len(phases) == 1 and kind == "" and reason.startswith("no upsampling phase")
+        phases, reason, kind, gain = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(), free, seed=0,
+                                                            budget=budget)
+        assert len(phases) == 1 and kind == "" and gain is None and reason.startswith("no upsampling phase")
         return reason
 
     assert "verify PLAN --against end-phase --adopt" in note("wsd", 4e5) and "4x below" in note("wsd", 4e5)

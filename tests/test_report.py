@@ -265,12 +265,12 @@ def test_measured_run_beating_the_prediction_is_explained(tmp_path):
     # a prediction below every run: said plainly, not flagged
     low = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01})
     text = build_report(tmp_path / "o2", store=store, plan=low).read_text()
-    assert "is below every measured run" in text and "beats the plan" not in text
+    assert "is below every sweep run" in text and "beats the plan" not in text
     # ... and when the prediction is at the plan's larger budget, the page says the budgets differ
     far = _plan(budget_tokens=4e6, predicted={"metric": "mean:all-domains", "value": float(y.min()) - 0.5, "std": 0.01,
                                               "by": {"surrogate": {"value": float(y.min()) - 0.5, "std": 0.01, "scale": "target"}}})
     section = build_report(tmp_path / "o3", store=store, plan=far).read_text().split("<h2>Measured vs predicted</h2>")[1].split("<h2>")[0]
-    assert "is below every measured run" in section and "4M tokens while the runs trained 1.05M" in section
+    assert "is below every sweep run" in section and "4M tokens while the runs trained 1.05M" in section
 
 
 def test_seed_noise_unknown_is_said_and_luck_grows_with_runs():
@@ -383,7 +383,7 @@ def test_report_describes_the_sweep_not_verify_or_pool_runs(tmp_path):
     assert "8 ok, 1 failed or non-finite; 3 verify: runs not shown" in text and "1 pool: run not shown" in text
     best = re.search(r"<th>best run</th><td>([^<]*)</td>", text).group(1)
     assert "verify" not in best and "= 2 " not in best
-    assert "is below every measured run" in text and "beats the plan" not in text
+    assert "is below every sweep run" in text and "every measured run" not in text and "beats the plan" not in text
     assert "All of them are its training runs" in _model_caption(tmp_path / "out" / "index.html")
     from mixopt.report.build import _pick_curves  # the curves' legends (drawn in the PNG)
 
@@ -594,12 +594,12 @@ def test_a_run_beating_the_prediction_within_noise_is_a_notice_not_a_warning(tmp
     y = records_table(RunStore(store, create=False).snapshot().ok).target("mean:all-domains")
     near = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) + 0.01, "std": 0.05})
     text = build_report(tmp_path / "out", store=store, plan=near).read_text()
-    assert re.search(r'<p class="notice">A measured run \([^)]*\) beats the plan&#x27;s prediction \([\d.]+\) by 0\.0100, '
+    assert re.search(r'<p class="notice">A sweep run \([^)]*\) beats the plan&#x27;s prediction \([\d.]+\) by 0\.0100, '
                      r"inside the noise band", text)
-    assert '<p class="flag">A measured run' not in text
+    assert '<p class="flag">A sweep run' not in text
     far = _plan(predicted={"metric": "mean:all-domains", "value": float(y.min()) + 0.5, "std": 0.01})
     text = build_report(tmp_path / "o2", store=store, plan=far).read_text()
-    assert re.search(r'<p class="flag">A measured run .* beyond the noise band', text)
+    assert re.search(r'<p class="flag">A sweep run .* beyond the noise band', text)
 
 
 def test_page_is_built_for_a_phone_too(tmp_path):

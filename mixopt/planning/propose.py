@@ -291,8 +291,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         weights = {d: x for d, x in overall.items() if x > 0}
         mean, std = estimator.predict(w[None, :], return_std=True)
         result.predicted, result.std = float(mean[0]), float(std[0])
+        end_gain = None
     else:
-        phases, upsample_note, end_phase = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
+        phases, upsample_note, end_phase, end_gain = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
         overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
     choices, pool_reasons, pool_frontier = {}, [], []
     if cfg.pools:  # at each domain's whole-run share, under the same repetition cap as the mixture
@@ -309,9 +310,27 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     by: dict[str, Any] = {"surrogate": {"value": result.predicted, "std": result.std, "scale": scale, "search": result.method}}
     if curse is not None:  # the search's mixture: its value carries the correction
         by["surrogate"].update(curse=curse[0], curse_sd=curse[1], uncorrected=result.predicted - max(curse[0], 0.0))
+    # The surrogate (and the projector) value a mixture trained flat: with an end phase that is the plan without it
+    # (verify's no-upsampling arm), and the plan's own prediction is that value minus the end phase's predicted gain.
+    value, std = result.predicted, result.std
+    without = None
+    if end_gain is not None:
+        without = ("the plan without its end phase: " + ("phase 0" if end_gain["kind"] == "on top" else
+                                                         "its overall shares") + " trained flat")
+        by["surrogate"]["mixture"] = without
+        # the gain comes from a separate fit (the two-phase model), so its error is taken as independent of the
+        # surrogate's: the variances add
+        value, std = result.predicted - end_gain["gain"], math.hypot(result.std, end_gain["gain_std"])
+        end_gain = {**end_gain, "note": (
+            "predicted value = the surrogate's for the plan without its end phase (by.surrogate) minus the gain; std = "
+            "sqrt(surrogate std^2 + gain_std^2), the two models' errors taken as independent"
+            + ("; the gain, from two-phase runs at the proxies' budget, is assumed to carry to the plan's scale"
+               if scale == "target" else ""))}
     disagreement = None
     if projector is not None:
         proj = projector(w, budget)
+        if without:  # the projector values a flat mixture only: it speaks for the plan without its end phase
+            proj = {**proj, "mixture": without}
         by["projector"] = proj
         # compare at the scale the surrogate speaks for: the proxies', or (a scale-aware model) the plan's budget
         at = ("value", "std") if scale == "target" else ("value_at_proxy", "std_at_proxy")
@@ -346,7 +365,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if ctx.reuse is not None:
         reasons.insert(0, ctx.reuse.describe(None if kept_note else overall) + ("; the plan keeps a baseline instead (below)" if kept_note else ""))
     if upsample_note:
-        reasons.append(upsample_note)
+        reasons.append(upsample_note + (
+            f"; the plan's predicted value is the surrogate's for the plan without it ({result.predicted:.4f} ± "
+            f"{result.std:.4f}) minus this gain: {value:.4f} ± {std:.4f}" if end_gain is not None else ""))
     if budget_tokens is None and cfg.budget_tokens is None:  # say where the plan's budget came from
         reasons.append(f"budget {budget:.3g} tokens: {DEFAULT_BUDGET_MULTIPLE}x the proxy runs' {ctx.proxy_tokens:.3g}, the "
                        "default (--budget-tokens or propose.budget_tokens sets the budget you train at)")
@@ -361,11 +382,13 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     if disagreement and scale == "target":
         reasons.append(f"surrogate and projector disagree at the plan's budget beyond their uncertainty ({result.predicted:.4f} vs "
                        f"{by['projector']['value']:.4f}): the surrogate was fitted across scales, the projector extrapolates "
-                       "tokens from the proxies' runs; `mixopt verify` trains the plan there")
+                       "tokens from the proxies' runs; `mixopt verify` trains the plan there"
+                       + (" (both value the plan without its end phase)" if end_gain is not None else ""))
     elif disagreement:
-        reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture")
+        reasons.append("surrogate and projector disagree beyond their uncertainty: train a few more proxies near this mixture"
+                       + (" (both value the plan without its end phase)" if end_gain is not None else ""))
     baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx,
-                                                             constraints=constraints)
+                                                             constraints=constraints, end_gain=end_gain)
     reasons += noise_reasons
     provenance = dict(ctx.provenance)
     provenance.setdefault("domains", list(ctx.domains))  # every domain searched, zero-weight ones too (export's --paths)
@@ -382,8 +405,9 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         budget_tokens=float(budget),
         phases=phases,
         epochs=epochs, effective_tokens=eff, pools=pools_kept,
-        predicted=Prediction(metric=ctx.target, value=result.predicted, std=result.std, by=by, disagreement=disagreement,
-                             baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats),
+        predicted=Prediction(metric=ctx.target, value=value, std=std, by=by, disagreement=disagreement,
+                             baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats,
+                             end_phase=end_gain),
         reasons=reasons, tokens_per_doc=plan_tokens_per_doc(ctx, choices, weights),
         provenance=provenance, **extra,
     )
@@ -450,14 +474,18 @@ def difference_std(estimator, w_a: np.ndarray, w_b: np.ndarray) -> float | None:
     return math.sqrt(max(float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]), 0.0))
 
 
-def comparison_band(estimator, seed_sd: float, w_a: np.ndarray, std_a: float, w_b: np.ndarray, std_b: float) -> float:
+def comparison_band(estimator, seed_sd: float, w_a: np.ndarray, std_a: float, w_b: np.ndarray, std_b: float,
+                    extra_sd: float = 0.0) -> float:
     """Two standard deviations of the difference between single trained runs of mixtures a and b.
 
     With a joint covariance (``difference_std``) the shared part cancels; otherwise the two predictions' stds add
-    as if independent (``noise_band``).
+    as if independent (``noise_band``). ``extra_sd``: a further independent error of a's prediction that the
+    estimator does not know (an end phase's gain, from the two-phase model); it adds in either case.
     """
     d = difference_std(estimator, w_a, w_b)
-    return noise_band(seed_sd, std_a, std_b) if d is None else 2.0 * math.sqrt(seed_sd ** 2 + d ** 2)
+    if d is None:
+        return noise_band(seed_sd, math.hypot(std_a, extra_sd), std_b)
+    return 2.0 * math.sqrt(seed_sd ** 2 + d ** 2 + extra_sd ** 2)
 
 
 def keep_baseline_within_noise(estimator, result: SearchResult, constraints: Constraints,
@@ -512,7 +540,8 @@ def unsure_advice(std: float, seed_sd: float, baseline: str) -> str:
 
 
 def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float, ctx: ProposeContext, *,
-                           constraints: Constraints | None = None) -> tuple[dict[str, dict[str, Any]], list[str], bool | None]:
+                           constraints: Constraints | None = None, end_gain: Mapping[str, Any] | None = None
+                           ) -> tuple[dict[str, dict[str, Any]], list[str], bool | None]:
     """The plan against natural, uniform and the best measured run, in units of the measured seed noise.
 
     A predicted gain counts only when it exceeds ``2 * sqrt(seed_sd^2 + std_plan^2 + std_baseline^2)``: a single
@@ -521,7 +550,13 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float, c
     baselines' predictions, plain-language reasons, and whether the plan beats every baseline beyond that noise
     (None when there are no baselines). A baseline outside ``constraints`` (the plan's bounds and repetition caps) is
     said to be: the plan could not take it.
+
+    ``value``/``std`` are the estimator's for ``w`` trained flat. ``end_gain`` (``upsampling_phases``' gain: ``gain``,
+    ``gain_std``): the plan adds an end phase to ``w``, so it is judged at ``value - gain``, the gain's std added as an
+    independent error (it comes from the two-phase model, not from ``estimator``).
     """
+    gain_e, gain_sd = (float(end_gain["gain"]), float(end_gain["gain_std"])) if end_gain else (0.0, 0.0)
+    value, flat_std, std = value - gain_e, std, math.hypot(std, gain_sd)  # from here on: the plan's, end phase included
     seed_sd = float((ctx.noise or {}).get("seed_sd") or 0.0)
     rows = baseline_vectors(ctx)
     best = best_measured_run(ctx)
@@ -533,21 +568,23 @@ def compare_with_baselines(estimator, w: np.ndarray, value: float, std: float, c
     reasons, beats = [], True
     for name, b in baselines.items():
         gain = b["value"] - value
-        noise = comparison_band(estimator, seed_sd, w, std, rows[name], b["std"])
+        noise = comparison_band(estimator, seed_sd, w, flat_std, rows[name], b["std"], extra_sd=gain_sd)
         outside = (constraints is not None and not constraints.feasible(rows[name][None, :])[0])
-        if np.allclose(rows[name], w, atol=1e-9):  # the kept baseline, or a search that landed on it
+        same = np.allclose(rows[name], w, atol=1e-9)  # the kept baseline, or a search that landed on it
+        vs = f"vs {name}: " + (f"the plan is {name}'s mixture with an end phase; " if same and end_gain else "")
+        if same and not end_gain:
             beats = False
             reasons.append(f"vs {name}: the plan is {name}'s mixture ({b['value']:.4f})")
         elif gain > noise:
-            reasons.append(f"vs {name}: predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
+            reasons.append(f"{vs}predicted {gain:.4f} better ({b['value']:.4f}), beyond the noise band ±{noise:.4f}")
         elif gain < -noise:
             beats = False
-            reasons.append(f"vs {name}: predicted {-gain:.4f} worse ({b['value']:.4f}), beyond the noise band ±{noise:.4f}: "
+            reasons.append(f"{vs}predicted {-gain:.4f} worse ({b['value']:.4f}), beyond the noise band ±{noise:.4f}: "
                            + (f"{name} is predicted better but lies outside the plan's bounds" if outside else
                               f"{name} is predicted better"))
         else:
             beats = False
-            reasons.append(f"vs {name}: predicted gain {gain:+.4f} ({b['value']:.4f}) is within the noise band ±{noise:.4f} "
+            reasons.append(f"{vs}predicted gain {gain:+.4f} ({b['value']:.4f}) is within the noise band ±{noise:.4f} "
                            f"({f'seed sd {seed_sd:.4f}' if seed_sd else 'seed noise unknown'}, predictive std {std:.4f}): "
                            f"the plan is not shown to beat {name}" + (f" ({name} lies outside the plan's bounds)" if outside else ""))
     if measured is not None:
@@ -610,9 +647,14 @@ def end_phase_scale_note(records, proxy_tokens: float | None, budget: float | No
 
 
 def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeContext, cfg: ProposeConfig,
-                      constraints: Constraints, seed: int, budget: float | None = None) -> tuple[list[Phase], str, str]:
+                      constraints: Constraints, seed: int, budget: float | None = None
+                      ) -> tuple[list[Phase], str, str, dict[str, Any] | None]:
     """An end-of-training upsampling phase when the two-phase model says it helps beyond its uncertainty:
-    (phases, the reason, "on top" or "reorder").
+    (phases, the reason, "on top" or "reorder", the end phase's predicted gain or None).
+
+    The gain is ``{kind, fraction, gain, gain_std, model}``: the two-phase model's value of ``w`` trained flat minus its
+    value of the phased schedule (for both kinds, ``w`` flat is the plan without its end phase: verify's no-upsampling
+    arm), and the std of that difference with the two predictions taken as independent (the ± the reason states).
 
     Needs at least 3 two-phase runs in the store (``sampler.two_phase_runs``); otherwise one phase. When the target's
     domains already take all the share the constraints allow (a cap binds), the end phase cannot add to them: it is
@@ -624,11 +666,11 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
     caps = dict(zip(constraints.domains, (float(x) for x in constraints.max_weights)))
     single = [Phase(start_fraction=0.0, weights=round_shares(weights, caps=caps))]  # a binding cap stays within it
     if not cfg.upsample or not ctx.records:
-        return single, "", ""
+        return single, "", "", None
     P, Q, F, y = records_to_phase_data(ctx.records, ctx.domains, ctx.target)
     n_two = int((F > 0).sum())
     if n_two < 3:
-        return single, "", ""
+        return single, "", "", None
     toward = target_domains(ctx)
     reorder = False  # on top: the end phase adds share; reorder: the overall shares stay, tokens move to the end
     if toward:  # upsampling on top needs room above the first phase's share, inside the overall caps
@@ -652,14 +694,17 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
         upsampling = f" and upsamples {names}" if toward else ""
         return single, (f"no upsampling phase: no end phase within reach of this mixture leans like the sweep's {n_two} two-phase "
                         f"runs{upsampling}, so the two-phase model would extrapolate; add two-phase runs (sampler.two_phase_runs)"
-                        f"{how}{scale_note}"), ""
+                        f"{how}{scale_note}"), "", None
     if not up["helps"]:
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
-                        f"within its uncertainty ±{noise:.4f}{how}{scale_note}"), ""
+                        f"within its uncertainty ±{noise:.4f}{how}{scale_note}"), "", None
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
     kind = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
+    end = {"kind": "reorder" if reorder else "on top", "fraction": round(1.0 - phases[-1].start_fraction, 6),
+           "gain": float(gain), "gain_std": float(noise),
+           "model": f"two-phase, {n_two} two-phase run(s), at proxy scale"} if len(phases) > 1 else None
     return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{kind}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
-            "reorder" if reorder else "on top")
+            end["kind"], end)
 
 
 def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig, budget: float | None = None) -> tuple[list[Phase], str]:

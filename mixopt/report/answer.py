@@ -94,10 +94,18 @@ def predicted_lines(plan: Plan, store_tokens: float | None = None) -> list[str]:
         return ["Predicted: the plan carries no prediction."]
     where, at_budget = prediction_scale(plan, store_tokens)
     line = f"Predicted {p.metric} = {fmt.pm(p.value, p.std)} (±1σ), {where}."
+    end = p.end_phase if isinstance(p.end_phase, Mapping) and p.end_phase.get("gain") is not None else None
+    sur = (p.by or {}).get("surrogate")
+    if end is not None:  # the value is the phased plan's: the flat surrogate's minus the end phase's gain
+        flat = (f"the surrogate's {fmt.pm(float(sur['value']), sur.get('std'))} for the plan without its end phase "
+                if isinstance(sur, Mapping) and sur.get("value") is not None else "the surrogate's value without it ")
+        line += (f" That is {flat}minus the end phase's predicted gain {fmt.pm(float(end['gain']), end.get('gain_std'))} "
+                 "(two-phase model).")
     proj = (p.by or {}).get("projector")
     if not at_budget and isinstance(proj, Mapping) and proj.get("value") is not None and proj.get("tokens"):
         std = proj.get("std")
-        line += (f" At {fmt.tokens(proj['tokens'])} tokens the projector (an extrapolation) puts it at "
+        it = "the plan without its end phase" if end is not None else "it"  # the projector values a flat mixture only
+        line += (f" At {fmt.tokens(proj['tokens'])} tokens the projector (an extrapolation) puts {it} at "
                  f"{fmt.pm(float(proj['value']), None if std is None else float(std))}.")
     lines = [line]
     base = {k: v for k, v in (p.baselines or {}).items() if k in ("natural", "uniform") and isinstance(v, Mapping)
@@ -107,8 +115,10 @@ def predicted_lines(plan: Plan, store_tokens: float | None = None) -> list[str]:
         sur = (p.by or {}).get("surrogate")
         search = sur.get("search", "") if isinstance(sur, Mapping) else ""
         if isinstance(search, str) and search.startswith("baseline:"):
-            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline itself: the search's best mixture did not beat "
-                       "the baselines beyond seed noise and model uncertainty (see Why this plan)")
+            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline"
+                       + (" with an end phase" if end is not None else " itself")
+                       + ": the search's best mixture did not beat the baselines beyond seed noise and model uncertainty "
+                       "(see Why this plan)")
         elif p.beats_baselines is True:
             verdict = "the plan is predicted to beat each baseline beyond the noise band"
         elif p.beats_baselines is False:

@@ -158,7 +158,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         add("agreement.png", "Surrogate vs projector for this plan",
             f"Each predictor's {metric} for the planned mixture with ±1σ bars, labelled with the token budget it applies "
             "to. Overlapping bars at the same budget agree; a gap wider than the bars means at least one predictor is "
-            f"extrapolating.{other}",
+            f"extrapolating.{other}" + (
+                " Both value a mixture trained flat: here the plan without its end phase; the plan's predicted value "
+                "subtracts the end phase's predicted gain." if plan_obj.predicted.end_phase else ""),
             lambda p: plots.plot_prediction_agreement(labelled, p, disagree=disagree, metric=metric, compared=compared))
         if disagree is None:
             disagree = plots.predictions_disagree(like)
@@ -288,7 +290,12 @@ def _summary(sv: StoreView | None, y, target: str, plan: Plan | None) -> list[tu
             p = plan.predicted
             sur = (p.by or {}).get("surrogate")
             curse = sur.get("curse") if isinstance(sur, dict) else None
-            raised = (f" (the search's own value {fmt.loss(sur['uncorrected'])} plus its measured optimism {fmt.loss(curse)}: "
-                      "the optimizer's curse)") if curse is not None and curse > 0 and "uncorrected" in sur else ""
+            end = p.end_phase.get("gain") if isinstance(p.end_phase, dict) else None
+            minus = f" minus the end phase's predicted gain {fmt.loss(end)}" if end is not None else ""
+            raised = (f" (the search's own value {fmt.loss(sur['uncorrected'])} plus its measured optimism {fmt.loss(curse)} "
+                      f"(the optimizer's curse){',' if minus else ''}{minus})"
+                      ) if curse is not None and curse > 0 and "uncorrected" in sur else (
+                f" (the surrogate's {fmt.loss(sur['value'])} for the plan without its end phase{minus})"
+                if end is not None and isinstance(sur, dict) and sur.get("value") is not None else "")
             rows.append(("predicted", f"{p.metric} = {fmt.pm(p.value, p.std)}{raised}"))
     return rows

@@ -101,7 +101,8 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
     if best is None:
         return [], None, False
     if best.value >= p.value:
-        below = f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every measured run (best: {best.label}, {best.value:.4f})."
+        # the store's sweep runs only (StoreView.ok): verify's runs of the plan, on the same page, may well be lower
+        below = f"The plan's prediction, {p.metric} = {p.value:.4f}, is below every sweep run (best: {best.label}, {best.value:.4f})."
         if best.tokens and not math.isclose(plan.budget_tokens, best.tokens):  # e.g. a prediction at the plan's larger budget
             below += " " + _scale_sentence(plan, best)
         return [below], None, False
@@ -110,7 +111,7 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
     if sd is None and store is not None and store.table is not None:
         sd, dof = store_seed_sd(store, store.table.target(p.metric))
     gap = p.value - best.value
-    opening = (f"The best measured run, {best.label}, reached {p.metric} = {best.value:.4f}, {gap:.4f} below the plan's "
+    opening = (f"The best sweep run, {best.label}, reached {p.metric} = {best.value:.4f}, {gap:.4f} below the plan's "
                f"prediction {p.value:.4f}{f' ± {std:.4f}' if std else ''}. That is expected, for these reasons.")
     lines = [opening]
     if sd:
@@ -134,7 +135,7 @@ def measured_vs_predicted(plan: Plan | None, store: StoreView | None, model: Mod
     else:
         lines.append(f"Verdict: the gap {gap:.4f} is beyond the noise band ±{band:.4f}. Train the plan's mixture and "
                      f"{best.label}'s with a few seeds each before trusting the prediction.")
-    flag = (f"A measured run ({best.label}, {best.value:.4f}) beats the plan's prediction ({p.value:.4f})"
+    flag = (f"A sweep run ({best.label}, {best.value:.4f}) beats the plan's prediction ({p.value:.4f})"
             + (f" by {gap:.4f}, inside the noise band ±{band:.4f}: expected, not a contradiction" if inside else
                f" by {gap:.4f}, beyond the noise band ±{band:.4f}") + "; see \"Measured vs predicted\" below.")
     return lines, flag, not inside
@@ -151,7 +152,8 @@ def _scale_sentence(plan: Plan, best: BestRun) -> str:
     if sur.get("scale") == "proxy" or (tokens and math.isclose(plan.budget_tokens, tokens)):
         s = f"Scale: {runs} and the prediction is at that proxy scale, not at the plan's budget of {fmt.tokens(plan.budget_tokens)} tokens"
         if proj.get("value") is not None and proj.get("tokens"):
-            s += f"; at {fmt.tokens(float(proj['tokens']))} tokens the projector predicts {float(proj['value']):.4f}"
+            s += f"; at {fmt.tokens(float(proj['tokens']))} tokens the projector predicts {float(proj['value']):.4f}" + (
+                " for the plan without its end phase" if plan.predicted.end_phase else "")
         return s + "."
     return (f"Scale: the prediction is for the plan's budget of {fmt.tokens(plan.budget_tokens)} tokens while {runs}; "
             "losses at different budgets are not directly comparable.")
