@@ -10,7 +10,11 @@ Alternatives (``--against``):
 * ``best-run`` — the best mixture observed in the sweep (by its whole-run token shares);
 * ``no-upsampling`` — the plan without its end phase (phase 0 for the whole run; for a *reorder* end phase, which
   moved a capped domain's tokens to the end, the plan's overall shares for the whole run);
-* ``no-pools`` — the plan without quality filtering (skipped: the proxy trainer reads whole domains);
+* ``no-pools`` — the plan's schedule on the whole domains, for a plan that keeps quality pools: the plan (and its
+  ``no-upsampling`` and ``end-phase`` variants) trains each pooled domain on its kept pools' documents
+  (:func:`~mixopt.runs.pool_runs.kept_pools_data`: their files or score buckets, as ``provenance.pool_sources``
+  records), so plan minus no-pools measures the filtering; a domain whose kept pools have no documents of their own
+  (a share) trains whole, and VERIFY.json's ``pools`` and ``notes`` say so;
 * ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
 * ``end-phase`` — the plan's overall shares with part of its target domain's tokens moved into the last
   20% (``planning.phases.moved_to_end``): the end phase cosine proxies cannot judge, since under cosine the same
@@ -47,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +62,14 @@ from pydantic import ValidationError
 from scipy import stats
 
 from .config import ProxyConfig, SweepConfig, config_from_dict
+from .data.domains import domain_specs
 from .data.types import DomainSet
-from .errors import BudgetError, ConfigError, ConsistencyError, FitError, MixoptError, pydantic_summary, require_positive
+from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
 from .plan import Phase, Plan, Prediction
+from .repetition import effective_tokens
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
 from .planning.search import simulate_search
@@ -72,10 +79,13 @@ from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local
+from .runs.pool_runs import KeptPools, kept_pools_data
 from .runs.sweep import proxy_differences, proxy_fingerprint, sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
 
+#: the arms that train the plan's own data: a pooled domain on its kept pools (the others train whole domains)
+ON_PLAN_POOLS = ("plan", "no-upsampling", "end-phase")
 ALTERNATIVES = ("natural", "uniform", "best-run", "no-upsampling", "no-pools", "regmix", "end-phase")  # the default --against
 ON_REQUEST = ("doremi",)  # alternatives --against takes that are not in the default list
 
@@ -87,6 +97,7 @@ class VerifyScale:
     total_params: int
     tokens: int
     name: str = ""
+    note: str = ""  # the size asked for (--model-params) is far from every size the sweep has: which was trained
 
 
 @dataclass
@@ -116,6 +127,7 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
     """The scale to train at: a named or overridden shape, the one nearest ``model_params``, else the largest; the plan's budget."""
     scales = sweep_scales(cfg)
     sized = [(sc, *params_of(sc.proxy, data.vocab_size)) for sc in scales]
+    note = ""
     if shape and "=" in shape:
         over = {}
         for item in shape.split(","):
@@ -140,6 +152,12 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
         require_positive("--model-params", model_params)
         sc, ne, tot = min(sized, key=lambda t: abs(math.log(t[1] / model_params)))
         chosen = (sc.proxy, ne, tot, sc.name)
+        if abs(math.log10(ne / model_params)) > 1:  # over 10x off: the size asked for is not what trains
+            names = ", ".join(f"{t[0].name or 'the config proxy'} {t[1]:.3g}" for t in sized)
+            off = f"{model_params / ne:,.0f}x smaller" if ne < model_params else f"{ne / model_params:,.0f}x larger"
+            note = (f"no proxy size within 10x of --model-params {model_params:.3g}: verify trains the sweep's nearest, "
+                    f"{ne:.3g} non-embedding params ({off}; sizes: {names}). Add a size near {model_params:.3g} under "
+                    "`sizes:` in the config and sweep it, or pass --shape n_layer=...,n_embd=... to train that shape")
     else:
         sc, ne, tot = max(sized, key=lambda t: t[1])
         chosen = (sc.proxy, ne, tot, sc.name)
@@ -148,7 +166,7 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
     d = int(tokens if tokens is not None else plan.budget_tokens)
     if d < proxy.batch_size * proxy.block_size:
         raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")
-    return VerifyScale(proxy.model_copy(update={"tokens": d}), ne, tot, d, name)
+    return VerifyScale(proxy.model_copy(update={"tokens": d}), ne, tot, d, name, note)
 
 
 def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epochs: float) -> None:
@@ -192,8 +210,10 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
             else:
                 arms.append(Arm(name, as_phases(plan.phases[0].weights)))
         elif name == "no-pools":
-            skipped.append({"name": name, "why": "the proxy trainer reads whole domains, so the plan's pools change nothing it trains"
-                            if plan.pools else "the plan keeps no quality pools"})
+            if not any(plan.pools.values()):
+                skipped.append({"name": name, "why": "the plan keeps no quality pools"})
+                continue
+            arms.append(Arm(name, as_phases([(p.start_fraction, p.weights) for p in plan.phases])))  # on whole domains
         elif name == "regmix":
             try:
                 arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
@@ -214,6 +234,22 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
                 raise ValueError("alternatives(): pass doremi=doremi_mixture(...) when 'doremi' is asked for.")
             arms.append(Arm(name, as_phases(doremi)))
     return arms, skipped
+
+
+def plan_pools_data(plan: Plan, cfg: SweepConfig, data: DomainSet) -> tuple[DomainSet | None, list[KeptPools]]:
+    """``data`` with the plan's pooled domains on their kept pools (:func:`~mixopt.runs.pool_runs.kept_pools_data`),
+    and what each pooled domain trains on; (None, []) for a plan that keeps no pools."""
+    overall = plan.overall_weights()
+    kept = {d: names for d, names in plan.pools.items() if names and overall.get(d, 0.0) > 0}
+    if not kept:
+        return None, []
+    try:
+        return kept_pools_data(data, kept, plan.provenance.get("pool_sources") or {}, domain_specs(cfg.data),
+                               tokenizer=cfg.data.tokenizer, val_fraction=cfg.data.val_fraction,
+                               max_documents=cfg.data.max_documents)
+    except DataError as exc:
+        raise DataError(f"verify trains the plan's pooled domains on their kept pools, but {exc} Restore the pool files "
+                        "the plan was proposed with, or propose again with the pools as they are now.") from None
 
 
 def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: int = 0) -> tuple[Mixture, bool]:
@@ -426,17 +462,31 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         raise ConsistencyError(other_proxy_text(plan, snapshot, cfg))
     counts = data.token_counts
     scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
-    check_repetition(plan, counts, scale.tokens, cfg.propose.max_epochs)
+    pooled, kept = plan_pools_data(plan, cfg, data)  # the plan's pooled domains on their kept pools (None: no pools)
+    notes = [scale.note] if scale.note else []
+    notes += [f"domain '{k.domain}' trains whole, not on the plan's kept pools ({', '.join(k.pools)}): {k.why}; this "
+              f"verifies the plan's mixture, not its filtering of {k.domain}" for k in kept if k.tokens is None]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    if not any(k.tokens is not None for k in kept):
+        pooled = None
+    check_repetition(plan, (pooled or data).token_counts, scale.tokens, cfg.propose.max_epochs)
     doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
     arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
+    if kept and pooled is None and any(a.name == "no-pools" for a in arms):  # no pooled domain trains on its pools
+        arms = [a for a in arms if a.name != "no-pools"]
+        skipped.append({"name": "no-pools", "why": "no pooled domain of the plan trains on its kept pools here (see "
+                        "notes), so the plan's runs are already on the whole domains"})
+    arm_data = {a.name: pooled if pooled is not None and a.name in ON_PLAN_POOLS else data for a in arms}
     for a in arms[1:]:  # e.g. uniform for a plan that kept uniform (its shares rounded to a plan file's 6 digits)
-        if same_schedule(a.schedule, arms[0].schedule):
+        if arm_data[a.name] is arm_data["plan"] and same_schedule(a.schedule, arms[0].schedule):
             a.schedule = arms[0].schedule  # the plan's own runs: trained once, marked same_as_plan
     seed_list = [(cfg.seed if first_seed is None else first_seed) + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
-    specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=data.fingerprint, seed=s,
-                                  label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
+    # a pooled arm's data fingerprint (part of the run id) is its kept pools': never taken for a whole-domain run
+    specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=arm_data[a.name].fingerprint,
+                                  seed=s, label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
              for a in arms for s in seed_list}
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
     held = store.scan({sp.run_id for sp in unique})[1]  # a corrupt verify record is quarantined and trained again now
@@ -451,8 +501,11 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
             tell("verify runs", finished[0], len(pending))
 
         tell("verify runs", 0, len(pending))
-        trained = run_local(pending, cfg, store, data, workers=choose_workers(cfg, None, pending), on_run=on_run,
-                            on_step=lambda i, n: tell("steps of the current run", i, n)).trained
+        for group in (data, pooled):  # the whole domains' runs, then those on the plan's kept pools
+            todo = [sp for sp in pending if group is not None and sp.data_fingerprint == group.fingerprint]
+            if todo:
+                trained += run_local(todo, cfg, store, group, workers=choose_workers(cfg, None, todo), on_run=on_run,
+                                     on_step=lambda i, n: tell("steps of the current run", i, n)).trained
     fresh = RunStore(store.root, create=False)
     metric = plan.predicted.metric
     for a in arms:
@@ -493,9 +546,12 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         "scale": {"model_params": scale.model_params, "total_params": scale.total_params, "tokens": scale.tokens,
                   "shape": scale.name, "proxy": {k: proxy[k] for k in ("n_layer", "n_embd", "block_size", "batch_size", "lr")}},
         "seeds": seed_list,
+        "notes": notes,  # what was trained is not what was asked for: a size far from it, a pooled domain trained whole
+        **({"pools": {k.domain: k.to_dict() for k in kept}} if kept else {}),  # what each pooled domain trained on
         "results": [{"name": a.name, "values": a.values, "mean": float(np.mean(a.values)),
                      "weights": dict(a.schedule[0][1]), "phases": len(a.schedule),
-                     "schedule": [[float(start), dict(m)] for start, m in a.schedule]} for a in arms],
+                     "schedule": [[float(start), dict(m)] for start, m in a.schedule],
+                     **({"on_pools": arm_data[a.name] is pooled} if pooled is not None else {})} for a in arms],
         "comparisons": comparisons,
         "max_advised_seeds": MAX_ADVISED_SEEDS,  # seeds_to_resolve is None past it
         "skipped": skipped,
@@ -505,6 +561,26 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         "trained": trained,
         **({"doremi": {"weights": dict(doremi), "trained_now": doremi_trained}} if doremi is not None else {}),
     }
+
+
+def without_pools(plan: Plan, pools: dict[str, dict[str, Any]]) -> Plan:
+    """The plan on its whole domains (the ``no-pools`` arm adopted): no kept pools, their laws, sources and pool
+    reasons gone, and each pooled domain's epochs and effective tokens counted on the whole domain's training tokens
+    (``pools``: VERIFY.json's, with ``domain_tokens``)."""
+    overall = plan.overall_weights()
+    epochs, effective = dict(plan.epochs), dict(plan.effective_tokens)
+    for d, info in pools.items():
+        unique, tokens = info.get("domain_tokens"), overall.get(d, 0.0) * plan.budget_tokens
+        if unique and tokens > 0:
+            epochs[d] = round(tokens / unique, 6)
+            if d in effective:
+                effective[d] = float(effective_tokens(tokens, unique))
+    said = tuple(f"{d}: keep " for d in plan.pools)  # the planner's reason for each domain's kept pools
+    extra = {"frontier": None} if (plan.model_extra or {}).get("frontier") is not None else {}  # the pools' frontier
+    return plan.model_copy(update=dict(pools={}, pool_laws={}, epochs=epochs, effective_tokens=effective,
+                                       reasons=[r for r in plan.reasons if not r.startswith(said)],
+                                       provenance={k: v for k, v in plan.provenance.items() if k != "pool_sources"},
+                                       **extra))
 
 
 #: reasons of the plan's own schedule that no longer hold once it takes another: phase notes when the new schedule has
@@ -527,6 +603,10 @@ def adopted_plan(plan: Plan, body: dict[str, Any], *, max_epochs: float | None =
     cap case's 3-seed end phase (0.047 [0.026, 0.069]), which then trained 0.071 better on fresh seeds."""
     scale = body["scale"]
     where = f"at {scale['model_params']:.3g} params x {scale['tokens']:.3g} tokens, {len(body['seeds'])} paired seeds"
+    whole = sorted(d for d, v in (body.get("pools") or {}).items() if v.get("trained_on") == "whole domain")
+    if whole:  # what was trained is not what the plan's filtering says: the verdict is on its mixture only
+        where += (f" ({', '.join(whole)} trained whole, not on the plan's kept pools: this verified the mixture, not "
+                  "the filtering)")
     results = {r["name"]: r for r in body["results"]}
     if len(body["seeds"]) < 2:  # one seed's "interval" is the difference itself
         note = (f"kept by verify: one seed cannot show an alternative better beyond the seed noise on {body['target']} "
@@ -540,7 +620,9 @@ def adopted_plan(plan: Plan, body: dict[str, Any], *, max_epochs: float | None =
         lo, hi = c["ci95"]
         values = np.asarray(arm["values"], dtype=float)
         reason = (f"adopted by verify: {c['against']} trained better than the plan by {c['diff']:.4f} "
-                  f"[{lo:.4f}, {hi:.4f}] on {body['target']} {where}; this plan takes its schedule")
+                  f"[{lo:.4f}, {hi:.4f}] on {body['target']} {where}; this plan "
+                  + ("drops its quality pools: it trains the whole domains" if c["against"] == "no-pools" else
+                     "takes its schedule"))
         measured = Prediction(metric=body["target"], value=float(values.mean()),
                               std=float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None,
                               by={"verify": {"arm": c["against"], "tokens": scale["tokens"],
@@ -557,6 +639,8 @@ def adopted_plan(plan: Plan, body: dict[str, Any], *, max_epochs: float | None =
                  or len(phases) > 1 and r.startswith("no upsampling phase")]  # the new schedule has its own end phase
         try:
             base = plan.model_copy(update=dict(reasons=[r for r in plan.reasons if r not in stale]))
+            if c["against"] == "no-pools":  # the whole domains trained better than the kept pools: drop the pools
+                base = without_pools(base, body.get("pools") or {})
             adopted = base.with_phases(phases, reason, measured, provenance)
         except ConfigError as exc:
             passed.append(f"{c['against']} ({exc})")

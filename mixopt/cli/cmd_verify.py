@@ -27,7 +27,8 @@ def verify_cmd(
     plan_path: Path = typer.Argument(..., help="plan.yaml written by `mixopt propose`."),
     store: Path = typer.Option(..., "--store", help="Run store the plan was proposed on; verify runs are added to it."),
     config: Path | None = typer.Option(None, "--config", help="Sweep config: a YAML path or a packaged name (default: the one stored with the store)."),
-    model_params: float | None = typer.Option(None, "--model-params", help="Train at the store's proxy size nearest N non-embedding parameters."),
+    model_params: float | None = typer.Option(None, "--model-params", help="Train at the store's proxy size nearest N non-embedding parameters "
+                                         "(a warning when none is within 10x: add one under `sizes:`, or pass --shape)."),
     shape: str | None = typer.Option(None, "--shape", help="A proxy size name of the sweep, or overrides such as n_embd=128,n_layer=2."),
     tokens: float | None = typer.Option(None, "--tokens", help="Training tokens per run (default: the plan's budget)."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per arm; the same seeds for every arm (paired)."),

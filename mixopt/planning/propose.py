@@ -62,7 +62,7 @@ class ProposeContext:
 
 
 def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Where each kept pool's documents are: ``{domain: {pool: {"path": ...}}}`` for a pool file, ``{"quality_field":
+    """Where each kept pool's documents are: ``{domain: {pool: {"path": ..., "text_field": ...}}}`` for a pool file, ``{"quality_field":
     ..., "min_score": ..., "max_score": ...}`` for a score bucket (None: unbounded), ``{"share": ...}`` for a share."""
     fields = {s.name: s.quality_field for s in specs or []}
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -74,8 +74,8 @@ def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | No
             p = by_name.get(name)
             if p is None:
                 continue
-            if p.path is not None:
-                where: dict[str, Any] = {"path": str(p.path)}
+            if p.path is not None:  # its text column too, so `verify` reads the file as the planner did
+                where: dict[str, Any] = {"path": str(p.path), **({"text_field": p.text_field} if p.text_field else {})}
             elif p.is_bucket:
                 where = {"quality_field": fields.get(d), "min_score": p.min_score, "max_score": p.max_score}
             else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..plan import Plan
 from . import fmt
-from .tables import across_scales, comparison_verdict
+from .tables import across_scales, comparison_verdict, pools_said
 
 
 @dataclass
@@ -142,6 +142,8 @@ def verification_summary(body: Mapping | None, verify_cmd_hint: bool = True) -> 
     head = (f"Verified by training at {fmt.tokens(sc['tokens'])} tokens, {fmt.tokens(sc['model_params'])} non-embedding "
             f"parameters, {n_seeds} paired seed{'' if n_seeds == 1 else 's'}: the plan reached "
             f"{body['target']} = {fmt.loss(plan_res['mean'])}")
+    if pools := pools_said(body):
+        head += f" (trained {pools})"
     elsewhere = across_scales(body)  # a prediction for another scale: no inside/outside verdict
     if pred.get("value") is not None:
         std = pred.get("std")
@@ -180,7 +182,7 @@ def verification_summary(body: Mapping | None, verify_cmd_hint: bool = True) -> 
                       f"{body['target']}, mean over {n_seeds} paired seed{'' if n_seeds == 1 else 's'}; lower is better, "
                       "so a negative plan − arm means the plan trained better. 'predicted' is the plan's value for the plan "
                       "row and the predicted plan − arm difference for the others.", right={1, 2, 3, 4})
-    return [head], table
+    return [head, *(f"Note: {n}." for n in body.get("notes") or [])], table
 
 
 def answer(plan: Plan | None, verification: Mapping | None, store_tokens: float | None = None) -> list[str | TextTable]:

@@ -37,6 +37,18 @@ def across_scales(body: dict) -> bool:
     return bool((body.get("predicted") or {}).get("note")) or ("prediction_error" in body and body["prediction_error"] is None)
 
 
+def pools_said(body: dict) -> str:
+    """What VERIFY.json's plan arm trained of its pooled domains ("" for a plan without quality pools): each on its kept
+    pools, or whole (then the verdict is on the mixture, not the filtering)."""
+    pools = body.get("pools") or {}
+    on = [f"{d} on its kept pools {', '.join(v['pools'])}" for d, v in sorted(pools.items()) if v.get("trained_on") == "kept pools"]
+    whole = [d for d, v in sorted(pools.items()) if v.get("trained_on") != "kept pools"]
+    if whole:
+        on.append(f"{', '.join(whole)} whole, not on {'its' if len(whole) == 1 else 'their'} kept pools (this verifies the "
+                  "mixture, not the filtering)")
+    return "; ".join(on)
+
+
 def comparison_verdict(c: dict, body: dict) -> str:
     """One verify comparison in words (the terminal table and the report page say the same): better, worse, within
     noise or one seed; whether the predicted difference held; how many seeds would likely decide it."""
@@ -66,7 +78,9 @@ def verify_table(body: dict) -> Table:
     pred = body["predicted"]
     std = f" ± {pred['std']:.4f}" if pred.get("std") is not None else ""
     where = "at another scale than trained: not comparable" if across_scales(body) else f"{pred.get('scale', 'proxy')} scale"
-    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({where})"))
+    pools = pools_said(body)
+    table.add_row("plan", f"{plan['mean']:.4f}", "", "", "", escape(f"predicted {pred['value']:.4f}{std} ({where})"
+                                                                   + (f"; trained {pools}" if pools else "")))
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         one_seed = c.get("ci95") is None  # one seed: no interval, nothing decided
