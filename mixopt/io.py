@@ -292,3 +292,52 @@ def shown_path(path: str | Path) -> str:
     """A path as errors print it: as is, or quoted with escapes when it holds line breaks or control characters."""
     text = str(path)
     return text if text.isprintable() else repr(text)
+
+
+# Output folders a command fills with files of fixed names (`mixopt demo --out`, `mixopt report --out`): each records
+# the files it wrote in a small hidden manifest, `.mixopt-COMMAND.json`, so that a rerun replaces its own files and
+# refuses, before any work, to replace a file of the same name that it did not write (a user's plan.yaml, index.html).
+# (`mixopt select --out` decides the same from its own selection.json.)
+
+def written_marker(folder: str | Path, command: str) -> Path:
+    """The manifest of the files ``mixopt COMMAND`` wrote into ``folder``."""
+    return Path(folder) / f".mixopt-{command}.json"
+
+
+def written_by(folder: str | Path, command: str) -> set[str]:
+    """Names (relative to ``folder``; a trailing ``/`` for a folder) that ``mixopt COMMAND`` recorded writing into
+    ``folder``; empty without a readable manifest."""
+    try:
+        body = json.loads(written_marker(folder, command).read_text())
+    except (OSError, ValueError):
+        return set()
+    files = body.get("files") if isinstance(body, dict) and body.get("command") == command else None
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else set()
+
+
+def record_written(folder: str | Path, command: str, names) -> None:
+    """Add ``names`` (relative to ``folder``) to the manifest of ``mixopt COMMAND``'s files there; call it before writing
+    them, so an interrupted command's folder is still its own."""
+    names = {str(n) for n in names}
+    known = written_by(folder, command)
+    if names <= known and written_marker(folder, command).is_file():
+        return
+    atomic_write_json(written_marker(folder, command), {"command": command, "files": sorted(known | names)})
+
+
+def not_written_by(folder: str | Path, command: str, names) -> list[str]:
+    """Those of ``names`` (relative to ``folder``) that exist there but ``mixopt COMMAND`` did not record writing."""
+    known = written_by(folder, command)
+    return [n for n in names if n not in known and (Path(folder) / n).exists()]
+
+
+def refuse_foreign(flag: str, folder: str | Path, command: str, foreign: list[str]) -> None:
+    """Raise the one-line error for ``foreign``: files in ``folder`` (``flag``) that ``mixopt COMMAND`` would replace
+    but did not write. Nothing when ``foreign`` is empty."""
+    if not foreign:
+        return
+    shown = (", ".join(foreign[:6]) + f" and {len(foreign) - 6} more" if len(foreign) > 6
+             else ", ".join(foreign[:-1]) + f" and {foreign[-1]}" if len(foreign) > 1 else foreign[0])
+    them = "it" if len(foreign) == 1 else "them"
+    raise ConfigError(f"{flag} {shown_path(folder)} holds {shown}, which mixopt {command} did not write; it would replace "
+                      f"{them}. Write to another {flag} (a new folder, or one an earlier {command} wrote), or remove {them}.")

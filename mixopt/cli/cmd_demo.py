@@ -1,4 +1,4 @@
-"""`mixopt demo`: the main job end to end on the embedded corpus."""
+"""`mixopt demo`: the main job end to end on a config's data (the packaged demo config: the embedded corpus)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from .main import app
 
 @app.command("demo")
 def demo_cmd(
-    out: Path = typer.Option(Path("mixopt-demo"), "--out", help="Directory for the store, model, plan and report."),
+    out: Path = typer.Option(Path("mixopt-demo"), "--out", help="Directory for the store, model, plan, exports, verification and report. "
+                             "A folder an earlier demo wrote resumes; one holding files of those names that no demo wrote "
+                             "is refused."),
     config: str = typer.Option("demo", "--config", help="A packaged config name (demo, tiny) or a YAML path."),
     runs: int | None = typer.Option(None, "--runs", min=1, help="Sampled mixtures (overrides the config)."),
 ) -> None:
-    """Sweep proxies over the embedded corpus, then fit, propose and report."""
+    """Sweep proxies over the config's data (the demo's: the embedded corpus), then fit, propose, export, verify and report."""
     console = Console()
     t0 = time.perf_counter()
     try:

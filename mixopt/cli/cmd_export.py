@@ -36,7 +36,8 @@ def export_cmd(
     fmt: str = typer.Option(..., "--format", "-f", help=f"Output format: {_FORMATS_HELP}."),
     out: Path = typer.Option(..., "--out", "-o", parser=_keep_trailing_slash,
                              help="Output file (single-file formats) or directory (multi-file formats)."),
-    paths: list[str] = typer.Option([], "--paths", "-p", help="DOMAIN=PATH data location for a domain; repeat for each domain."),
+    paths: list[str] = typer.Option([], "--paths", "-p", help="DOMAIN=PATH data location for a domain; repeat for each domain. "
+                             "megatron: the PREFIX of PREFIX.bin/.idx (tools/preprocess_data.py's output), not a .jsonl file."),
     tokens_per_doc: list[str] = typer.Option(
         [], "--tokens-per-doc", help="DOMAIN=N mean tokens per document; overrides the plan (document-weighted formats)."
     ),
@@ -90,8 +91,8 @@ def export_cmd(
     if ignored:
         typer.echo(f"note: ignored {', '.join(ignored)}: --drop removes {'that domain' if len(set(drop)) == 1 else 'those domains'} "
                    "from the export", err=True)
-    if result.warning:
-        typer.echo(f"warning: {result.warning}", err=True)
+    for line in result.warnings:  # stale phase files; megatron paths that are document files
+        typer.echo(f"warning: {line}", err=True)
     if steps := rounding_note(fmt, plan.budget_tokens, options):
         typer.echo(f"warning: {steps}", err=True)
     if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only

@@ -16,7 +16,8 @@ from .main import app
 
 @app.command("report")
 def report_cmd(
-    out: Path = typer.Option(..., "--out", help="Output directory for index.html and its PNGs."),
+    out: Path = typer.Option(..., "--out", help="Output directory for index.html and its PNGs; refused when it holds "
+                      "files of those names that no report wrote."),
     store: Path | None = typer.Option(None, "--store", help="Run-store directory (sweep results)."),
     plan: Path | None = typer.Option(None, "--plan", help="PLAN.yaml from `mixopt propose`."),
     model: Path | None = typer.Option(None, "--model", help="Fitted surrogate to compare against the store's runs; its checks (seed noise, level backtest, warnings) get a section."),

@@ -82,11 +82,33 @@ def blend_list(weights: dict[str, float], paths: dict[str, str]) -> list[str]:
 
 
 def dataset_prefix(path: str) -> str:
-    """Megatron wants the prefix of ``PREFIX.bin``/``PREFIX.idx``; strip either suffix."""
+    """Megatron wants the prefix of ``PREFIX.bin``/``PREFIX.idx``; strip either suffix. Any other path is written as
+    given (a document file is flagged by `document_files`, not changed)."""
     for suffix in (".bin", ".idx"):
         if path.endswith(suffix):
             return path[: -len(suffix)]
     return path
+
+
+#: Endings of files of documents (what `sweep` reads), which Megatron cannot open as a dataset prefix.
+DOCUMENT_SUFFIXES = (".jsonl", ".json", ".gz", ".parquet", ".txt", ".arrow")
+
+
+def document_files(paths: dict[str, str]) -> dict[str, str]:
+    """The domains whose path is a document file (ends in one of `DOCUMENT_SUFFIXES`), not a ``.bin``/``.idx`` prefix."""
+    return {d: p for d, p in paths.items() if str(p).lower().endswith(DOCUMENT_SUFFIXES)}
+
+
+def document_files_note(paths: dict[str, str]) -> str | None:
+    """What an export whose paths are document files says (the CLI's warning, blend.json's ``paths_note``), or None."""
+    docs = document_files(paths)
+    if not docs:
+        return None
+    d, p = next(iter(sorted(docs.items())))
+    return (f"the megatron paths of {', '.join(sorted(docs))} are document files (e.g. {d}: {p}), not the PREFIX of the "
+            "PREFIX.bin/PREFIX.idx Megatron opens, so the blend fails at launch as written: they are placeholders. "
+            "Tokenize each with Megatron's tools/preprocess_data.py and pass its output prefix (--paths "
+            f"{d}=PREFIX, without .bin/.idx)")
 
 
 def megatron_args(data_args_path: str, total: int, end: int) -> str:
@@ -109,6 +131,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
     total = sched["total_steps"]
     gbs = sched["global_batch_size"]
     at: dict[str, float] = {}
+    paths_note = document_files_note(spec.paths)
     for phase, start, end in zip(spec.phases, sched["start_steps"], ends):
         blend = blend_list(phase.weights, spec.paths)
         samples = {}
@@ -119,7 +142,8 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         args_name = f"{phase.name}.data_args.txt"
         split_name = f"{phase.name}.per_split_data_args.json"
         files[args_name] = "".join(f"{w} {p}\n" for w, p in zip(blend[::2], blend[1::2]))
-        per_split = {"train": blend, "valid": None, "test": None, "_mixopt": f"{spec.note}; fill in valid/test"}
+        per_split = {"train": blend, "valid": None, "test": None,
+                     "_mixopt": f"{spec.note}; fill in valid/test" + (f"; {paths_note}" if paths_note else "")}
         files[split_name] = json.dumps(per_split, indent=1) + "\n"
         phases.append(
             {
@@ -153,6 +177,7 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
         "(the last phase ends at --train-iters) and resume phase k+1 from its checkpoint; each phase's megatron_args "
         "has these",
         "continuation": CONTINUATION,
+        **({"paths_note": paths_note} if paths_note else {}),
         **({"pools": pools} if (pools := pools_text(spec, "megatron")) else {}),
         "phases": phases,
     }

@@ -12,7 +12,7 @@ from ..errors import ExportError
 from ..plan import Plan
 from .hf_datasets import export_hf_datasets
 from .litdata import export_litdata
-from .megatron import export_megatron
+from .megatron import document_files_note, export_megatron
 from .mosaic import export_mosaic
 from .nanotron import export_nanotron
 from .olmo_core import export_olmo_core
@@ -48,6 +48,7 @@ class Exporter:
     semantics: str | None  # TOKENS, DOCUMENTS, or None when no paths/weights are converted
     file_name: str | None  # None: OUT is a directory of several files; else the one file's usual name
     description: str
+    path_note: Callable[[dict[str, str]], str | None] | None = None  # a warning about the paths given, or None
 
     @property
     def multi_file(self) -> bool:
@@ -56,7 +57,8 @@ class Exporter:
 
 
 EXPORTERS: dict[str, Exporter] = {
-    "megatron": Exporter(export_megatron, TOKENS, None, "Megatron-LM --data-path blends per phase + start iterations"),
+    "megatron": Exporter(export_megatron, TOKENS, None, "Megatron-LM --data-path blends per phase + start iterations",
+                         document_files_note),
     "olmo-core": Exporter(export_olmo_core, TOKENS, None, "OLMo-core SourceMixtureList YAML, one per phase"),
     "nanotron": Exporter(export_nanotron, TOKENS, "data_stages.yaml", "nanotron data_stages YAML"),
     "litdata": Exporter(export_litdata, DOCUMENTS, "mixture_litdata.py", "Python module building a litdata CombinedStreamingDataset"),

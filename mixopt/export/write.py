@@ -11,7 +11,8 @@ multi-file formats, a file otherwise), then writes:
 
 Files a plan with fewer phases leaves behind (``phase_*`` from an earlier, longer
 export) are not deleted; they are returned in `ExportResult.stale`, and
-`ExportResult.warning` says so in one line.
+`ExportResult.warning` says so in one line. A format's note on the paths given (megatron: document files where it
+reads ``.bin``/``.idx`` prefixes) is `ExportResult.path_warning`; `ExportResult.warnings` has both.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import Any
 from ..errors import ExportError
 from ..io import atomic_write_files, atomic_write_text, shown_path
 from ..plan import Plan
-from .registry import Exporter, export_plan, get_exporter
-from .spec import ExportOptions
+from .registry import Exporter, get_exporter
+from .spec import ExportOptions, prepare
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ExportResult:
     out: Path  # the directory (multi-file formats) or the file written
     files: tuple[Path, ...]  # every file written, in the format's order
     stale: tuple[Path, ...]  # phase_* files in `out` left by an earlier export (not written, not deleted)
+    path_warning: str | None = None  # the format's note on the paths given (`Exporter.path_note`), or None
 
     @property
     def warning(self) -> str | None:
@@ -43,6 +45,11 @@ class ExportResult:
             return None
         names = ", ".join(p.name for p in self.stale)
         return f"{shown_path(self.out)} also holds {names} from an earlier export; delete them so no trainer reads them."
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every one-line warning of the export: stale phase files, then the paths' note."""
+        return [w for w in (self.warning, self.path_warning) if w]
 
 
 def export_target(fmt: str, directory: str | Path) -> Path:
@@ -72,13 +79,15 @@ def write_export(
     slashed = isinstance(out, str) and out.endswith(("/", os.sep))  # `--out ex/nanodir/`: a folder, existing or not
     out = Path(out)
     check_out(out, fmt, exporter, folder=slashed)
-    files = export_plan(plan, fmt, paths, tokens_per_doc, options)
+    spec = prepare(plan, fmt, exporter.semantics, paths, tokens_per_doc, options)  # `export_plan`, keeping the spec
+    files = exporter.render(spec)
+    note = exporter.path_note(spec.paths) if exporter.path_note else None
     if not exporter.multi_file:
         (text,) = files.values()
-        return ExportResult(fmt=fmt, out=out, files=(atomic_write_text(out, text),), stale=())
+        return ExportResult(fmt=fmt, out=out, files=(atomic_write_text(out, text),), stale=(), path_warning=note)
     written = tuple(atomic_write_files(out, files))
     stale = tuple(sorted(p for p in out.glob("phase_*") if p.name not in files))
-    return ExportResult(fmt=fmt, out=out, files=written, stale=stale)
+    return ExportResult(fmt=fmt, out=out, files=written, stale=stale, path_warning=note)
 
 
 def check_out(out: Path, fmt: str, exporter: Exporter, *, folder: bool = False) -> None:

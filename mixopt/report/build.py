@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, not_written_by, record_written, refuse_foreign
 from ..plan import Plan
 from ..runs.record import RunRecord
 from ..runs.targets import mean_columns, short_names
@@ -41,6 +41,16 @@ from .inputs import (
 from .reconcile import measured_vs_predicted
 
 MAX_CURVES = 6
+PAGE = "index.html"
+#: Every file a report may write into its folder (the page and each figure `build_report` can draw): a file of these
+#: names there that no earlier report wrote (per the folder's `.mixopt-report.json`) is refused, not replaced.
+REPORT_FILES = (PAGE, "mixture.png", "pred_vs_actual_cv.png", "pred_vs_actual_model.png", "loss_matrix.png", "curves.png",
+                "frontier.png", "agreement.png", "agreement_scatter.png", "verification.png")
+
+
+def foreign_report_files(out_dir: str | Path) -> list[str]:
+    """Files in ``out_dir`` that a report there would replace but no earlier report wrote (a user's own index.html)."""
+    return not_written_by(out_dir, "report", REPORT_FILES)
 
 
 def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | Plan | None = None,
@@ -61,6 +71,7 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"Report output {out} is a file, not a directory. Pass a directory path to --out.")
+    refuse_foreign("--out", out, "report", foreign_report_files(out))
     plan_obj = as_plan(plan)
     sv = read_store(store)
     mv = read_model(model)
@@ -73,6 +84,7 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     absent: list[str] = []
 
     def add(name: str, heading: str, caption: str, draw) -> None:
+        record_written(out, "report", [name])  # before drawing: a report stopped part way leaves a folder of its own
         path = draw(out / name)
         figures.append(FigureEntry(name, heading, caption, Path(path).read_bytes()))
 
@@ -198,7 +210,8 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
                        notes=sections or None, answer=answer(plan_obj, verification, store_tokens),
                        notices=notices, version=__version__)
-    return atomic_write_text(out / "index.html", page)
+    record_written(out, "report", [PAGE])
+    return atomic_write_text(out / PAGE, page)
 
 
 def _add_model_figure(add, mv: ModelView, sv: StoreView, target: str) -> None:
