@@ -545,6 +545,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         # the config's data is the runs' (a search-only config for imported runs leaves data: at the embedded default)
         ctx.specs, ctx.val_fraction = domain_specs(config.data), config.data.val_fraction
         ctx.max_documents, ctx.config_name = config.data.max_documents, config_name  # the pool files' notes
+        ctx.tokenizer = config.data.tokenizer  # pools counted in the tokens of the domains' counts and the budget
     if config is not None and config.reuse is not None and config.reuse.plan and not meta.get("reused_runs"):
         # reuse.plan ties the search to the old ratios; with the old runs in the fit the surrogate knows those ratios'
         # neighbourhood, and the free search matched a full recompute (benchmarks/mixture_reuse.py) where the tied one

@@ -204,3 +204,16 @@ def test_text_files_without_lines_of_spaces_split_and_key_as_before(tmp_path):
 
     assert source_key(DomainSpec(name="p", path=str(path))) == key(path, False)  # hashed as before: caches stay
     assert source_key(DomainSpec(name="p", path=str(spaced))) == key(spaced, True) != key(spaced, False)  # re-split: new key
+
+
+def test_a_config_domains_max_documents_bounds_what_score_samples_of_it(tmp_path):
+    """read_sample (score's pools, targets and --config base-mixture domains) repeated read_source's checks but not its
+    spec.max_documents: a config domain trained on its first 5 records was sampled from all 40. One reading of the
+    records now serves both."""
+    path = write_jsonl(tmp_path / "d.jsonl", docs(40))
+    spec = DomainSpec(name="d", path=str(path), max_documents=5)
+    first = {r["text"] for r in docs(5)}
+    assert set(read_texts(spec, option="--config", max_documents=4, seed=0)) <= first
+    assert len(read_texts(spec, option="--config")) == 5 == len(read_source(spec, option="--config").texts)
+    with pytest.raises(DataError, match=r"--config d=.*records must have a 'body' field.*Set the domain's `text_field`"):
+        read_texts(spec.model_copy(update={"text_field": "body"}), option="--config")

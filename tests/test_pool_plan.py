@@ -118,7 +118,8 @@ def test_imported_runs_cap_a_pooled_domain_by_its_pools_and_say_which_domains_ar
     assert plan.epochs == {"a": pytest.approx(4.0, rel=1e-5)}  # b's size is unknown: no epochs for it
     assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
     assert any(r.startswith("repetition not checked for b: the runs carry no domain sizes (imported runs), so "
-                            "propose.max_epochs (4) caps only a, by its quality pools' tokens") for r in plan.reasons)
+                            "propose.max_epochs (4) caps only a, by its quality pools' tokens (counted by "
+                            "data.tokenizer bytes)") for r in plan.reasons)
     unpooled = build_plan(_MoreA(), ctx, cfg.model_copy(update={"pools": {}}), budget_tokens=1e4, seed=0)
     assert unpooled.overall_weights()["a"] > 0.99  # nothing known: no cap, and the plan says so
     assert any(r.startswith("repetition not checked: the runs carry no domain sizes") for r in unpooled.reasons)
@@ -365,3 +366,32 @@ def test_propose_reads_each_pool_file_once_and_warns_once_of_its_records_without
     assert sorted(reads) == ["q1", "q2"]
     assert [m for m in said if "q1.jsonl have no text" in m] == [m for m in said if "25 of 2500 records" in m] != []
     assert any("its quality pool file(s) hold" in m and "validation documents" in m for m in said)  # the checks still run
+
+
+def test_propose_counts_the_pools_in_the_configs_tokenizer(tmp_path):
+    """The domains' token counts and the budget are in data.tokenizer's tokens; propose sized the pools in bytes
+    whatever the tokenizer (ProposeContext had none), so with a BPE tokenizer the pools looked several times bigger:
+    a cap that let them repeat more than max_epochs, and too few epochs in the plan."""
+    from tokenizers import Tokenizer as HF, models, pre_tokenizers, trainers
+
+    from mixopt.data.tokenize import Tokenizer
+
+    docs = [f"web doc {j} " + "lorem ipsum dolor " * (5 + j % 7) for j in range(400)]
+    hf = HF(models.BPE(unk_token="[UNK]"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf.train_from_iterator(docs, trainers.BpeTrainer(vocab_size=200, special_tokens=["[UNK]"]))
+    hf.save(str(tmp_path / "tokenizer.json"))
+    domain = tmp_path / "web.jsonl"
+    domain.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (tmp_path / "q1.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[:100]))
+    store, model = _imported(tmp_path, "web", "b")
+    cfg = config_from_dict({"data": {"corpus": "none", "tokenizer": str(tmp_path / "tokenizer.json"),
+                                     "domains": [{"name": "web", "path": str(domain)}, {"name": "b", "path": str(domain)}]},
+                            "propose": {"n_candidates": 500, "upsample": False, "budget_tokens": 1e5, "max_epochs": 4,
+                                        "pools": {"web": {"pools": [{"name": "q1", "path": str(tmp_path / "q1.jsonl")}]}}}})
+    plan = pipeline.propose(model, config=cfg, snapshot=pipeline.open_store(store), use_projector=False)
+    tok = Tokenizer(str(tmp_path / "tokenizer.json"))
+    pool_tokens = sum(tok.count(d) for d in docs[:100])
+    assert pool_tokens < 0.5 * sum(Tokenizer("bytes").count(d) for d in docs[:100])  # the units differ
+    assert plan.epochs["web"] == pytest.approx(plan.overall_weights()["web"] * 1e5 / pool_tokens, rel=1e-5)
+    assert plan.epochs["web"] <= 4 + 1e-6

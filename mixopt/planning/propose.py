@@ -50,6 +50,7 @@ class ProposeContext:
     specs: list | None = None  # the config's DomainSpecs, for quality pools cut by a score column
     val_fraction: float | None = None  # the config's data.val_fraction: score buckets count training documents only
     max_documents: int | None = None  # the config's data.max_documents (the domain's split is of its first documents)
+    tokenizer: str = "bytes"  # the config's data.tokenizer: quality pools are counted in the tokens the budget counts
     config_name: str | None = None  # the config as the user named it, for the fixes the pool files' notes name
     records: list | None = None  # the store's usable RunRecords: the two-phase model and the best measured run
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the sweep's sampler: search prior and candidate strengths
@@ -264,7 +265,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     pooled = {}
     if cfg.pools:  # sized before the search: a pooled domain's cap counts its pools' tokens, not the whole domain's
         pooled = resolve_plan_pools(cfg.pools, used=ctx.domains, token_counts=ctx.token_counts,
-                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction)
+                                    tokens_per_doc=ctx.tokens_per_doc, specs=ctx.specs, val_fraction=ctx.val_fraction,
+                                    tokenizer=ctx.tokenizer)
         ctx = replace(ctx, pool_tokens={d: pd.tokens for d, pd in pooled.items()})
         if ctx.specs:  # the config's data is the runs': pool files of other data, or holding val/ documents, warn
             for note in pool_file_notes(cfg.pools, ctx.specs, ctx.val_fraction, ctx.config_name,
@@ -333,8 +335,8 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         if capped:
             reasons.append(f"repetition not checked for {', '.join(uncapped)}: the runs carry no domain sizes (imported "
                            f"runs), so propose.max_epochs ({cfg.max_epochs:g}) caps only {', '.join(capped)}, by "
-                           f"{'its' if len(capped) == 1 else 'their'} quality pools' tokens; cap a small domain with "
-                           "propose.max_weights")
+                           f"{'its' if len(capped) == 1 else 'their'} quality pools' tokens (counted by data.tokenizer "
+                           f"{ctx.tokenizer}); cap a small domain with propose.max_weights")
         else:
             reasons.append(f"repetition not checked: the runs carry no domain sizes (imported runs), so propose.max_epochs "
                            f"({cfg.max_epochs:g}) is not applied; cap a small domain with propose.max_weights")

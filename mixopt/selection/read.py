@@ -62,9 +62,9 @@ def source_spec(name: str, path: str, *, option: str, text_field: str = "text") 
     return DomainSpec(name=name, path=path, text_field=text_field)
 
 
-def read_source(spec: DomainSpec, *, option: str, field_option: str = "--text-field") -> Source:
-    """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error that
-    names ``field_option``, the option that sets this source's text field (``--target-text-field`` for select's target)."""
+def _records(spec: DomainSpec, option: str, field_option: str):
+    """The records of ``spec`` (its first ``spec.max_documents``, as a domain of it is read) and the ``where`` its
+    errors start with; records without the text field are a one-line error that names ``field_option``."""
     where = f"{option} {spec.name}={spec.path}"
     ds = load_dataset_of(spec, where)
     if spec.text_field not in ds.column_names:
@@ -72,17 +72,31 @@ def read_source(spec: DomainSpec, *, option: str, field_option: str = "--text-fi
                         f"{ds.column_names}. {_text_field_fix(option, field_option)}")
     if spec.max_documents is not None and len(ds) > spec.max_documents:
         ds = ds.select(range(spec.max_documents))
+    return ds, where
+
+
+def _check_text(where: str, spec: DomainSpec, values: list, said: str, option: str, field_option: str) -> None:
+    """``values`` (the text field of each record read) hold some text, else a one-line error; records without text are
+    counted in a warning saying what becomes of them (``said``)."""
+    if not any(isinstance(t, str) and t.strip() for t in values):
+        raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(values)} records). "
+                        f"Give a file with text, or {_text_field_option(option, field_option)}.")
+    warn_no_text(where, spec, values, said, _no_text_fix(option, field_option))
+
+
+def read_source(spec: DomainSpec, *, option: str, field_option: str = "--text-field") -> Source:
+    """All records of ``spec`` and their texts; an empty source or a missing text field is a one-line error that
+    names ``field_option``, the option that sets this source's text field (``--target-text-field`` for select's target)."""
+    ds, where = _records(spec, option, field_option)
     with utf8_errors(where, spec):  # the text is decoded here, not when the file is read
         rows = ds.to_list()
-    texts = [r.get(spec.text_field) if isinstance(r.get(spec.text_field), str) else "" for r in rows]
-    if not any(t.strip() for t in texts):
-        raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(rows)} records). "
-                        f"Give a file with text, or {_text_field_option(option, field_option)}.")
+    values = [r.get(spec.text_field) for r in rows]
     if "pool" in option:  # a pool's records without text are written back (score null), the target's are left out
         said = "they are not scored: the scored output keeps them with a null score, in no bucket"
     else:
         said = "they are left out"
-    warn_no_text(where, spec, [r.get(spec.text_field) for r in rows], said, _no_text_fix(option, field_option))
+    _check_text(where, spec, values, said, option, field_option)
+    texts = [t if isinstance(t, str) else "" for t in values]
     key = source_key(spec) if _local(spec) else hashlib.sha256(repr(spec.model_dump()).encode()).hexdigest()[:20]
     return Source(spec.name, spec, rows, texts, key)
 
@@ -139,24 +153,17 @@ def read_texts(spec: DomainSpec, *, option: str, max_documents: int | None = Non
 
 def read_sample(spec: DomainSpec, *, option: str, max_documents: int | None = None, seed: int | None = None,
                 field_option: str = "--text-field") -> TextSample:
-    """:func:`read_texts` with the counts of records read and in the source (to scale what the sample measures)."""
-    where = f"{option} {spec.name}={spec.path}"
-    ds = load_dataset_of(spec, where)
-    if spec.text_field not in ds.column_names:
-        raise DataError(f"{where}: records must have a '{spec.text_field}' field holding the text; the fields are "
-                        f"{ds.column_names}. {_text_field_fix(option, field_option)}")
+    """:func:`read_texts` with the counts of records read and in the source (to scale what the sample measures); a
+    spec's ``max_documents`` (a config's domain) makes the source its first records, as the domain is read."""
+    ds, where = _records(spec, option, field_option)
     n_records = len(ds)
     if max_documents is not None and len(ds) > max_documents:
         ds = ds.select(range(max_documents) if seed is None
                        else np.sort(np.random.default_rng(seed).choice(len(ds), max_documents, replace=False)))
     with utf8_errors(where, spec):  # the text is decoded here (a lazy column, hence list), not when the file is read
         values = list(ds[spec.text_field])
-    texts = [t for t in values if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise DataError(f"{where}: holds no document with non-empty '{spec.text_field}' ({len(ds)} records). "
-                        f"Give a file with text, or {_text_field_option(option, field_option)}.")
-    warn_no_text(where, spec, values, "they are left out", _no_text_fix(option, field_option))
-    return TextSample(texts, len(values), n_records)
+    _check_text(where, spec, values, "they are left out", option, field_option)
+    return TextSample([t for t in values if isinstance(t, str) and t.strip()], len(values), n_records)
 
 
 def _text_field_option(option: str, field_option: str) -> str:
