@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, MixtureError, pydantic_summary
+from .data.sources import files_digest
+from .errors import ConfigError, ConsistencyError, DataError, MixtureError, pydantic_summary
 from .io import atomic_write_text, read_yaml
 from .mixtures import overall_shares, validate_weights
 from .repetition import effective_tokens
@@ -231,6 +232,41 @@ class Plan(BaseModel):
 def repeated_more(before: dict[str, float], after: dict[str, float]) -> list[str]:
     """``"domain epochs-before -> epochs-after"`` for each domain repeated more than once after a change of shares."""
     return [f"{d} {before[d]:.2f} -> {e:.2f}" for d, e in sorted(after.items()) if e > 1.0 and d in before]
+
+
+def check_pool_files(plan: Plan, where: str = "the plan") -> str | None:
+    """Refuse, in one line (:class:`~mixopt.errors.ConsistencyError`), a plan whose kept pool files changed or are
+    gone since it was made (``provenance.pool_sources``: each file's digest, :func:`~mixopt.data.sources.files_digest`):
+    its epochs, windows and tokens per document count the files as they were, e.g. before ``mixopt select`` was rerun
+    into their folder. ``where``: the plan as the user names it. Returns a note for a plan made before the digests
+    were recorded (nothing to compare), else None. Only domains the plan trains on pools are checked."""
+    sources = plan.provenance.get("pool_sources") or {}
+    shares = plan.overall_weights()
+    files = [(d, name, src) for d, kept in sorted(plan.pools.items()) if shares.get(d, 0.0) > 0 for name in kept
+             if isinstance(src := (sources.get(d) or {}).get(name), dict) and src.get("path")]
+    problems, unchecked = [], []
+    for d, name, src in files:
+        if not src.get("digest"):
+            unchecked.append(str(src["path"]))
+            continue
+        try:
+            same = files_digest(src["path"]) == src["digest"]
+            what = "changed since {where} was made (mixopt select rerun into its folder?)"
+        except DataError:
+            same, what = False, "is gone since {where} was made (moved, or deleted by a rerun of mixopt select?)"
+        if not same:
+            tokens = f" ({src['tokens']:.4g} unique tokens)" if src.get("tokens") else ""
+            problems.append((f"quality pool file {src['path']} (domain '{d}', pool '{name}') {what.format(where=where)}",
+                             tokens))
+    if problems:
+        (first, tokens), more = problems[0], (f"; {len(problems) - 1} more pool file(s) too" if len(problems) > 1 else "")
+        raise ConsistencyError(f"The {first}: the plan's "
+                               f"epochs, windows and tokens per document count the file as it was{tokens}{more}. Rerun "
+                               "mixopt propose on the pools as they are now.")
+    if unchecked:
+        return (f"{where} records no digest of its pool files ({', '.join(unchecked)}; made by an older mixopt), so "
+                "whether they changed since cannot be checked; rerun propose to record them")
+    return None
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -115,6 +115,10 @@ def _rmse(r: np.ndarray) -> float:
     return float(np.sqrt(np.mean(r**2))) if r.size else float("nan")
 
 
+#: Runs a pool's (b, tau) fit needs at least (`fit_pool_decay`), two or more of them past one epoch: fewer give the prior.
+MIN_POOL_FIT_POINTS = 4
+
+
 def fit_pool_decay(
     samples: Any,
     errors: Any,
@@ -126,7 +130,7 @@ def fit_pool_decay(
     prior_tau: float,
     objective: Literal["effective_utility", "effective_data"] = "effective_utility",
     normalizer: float = POOL_NORMALIZER,
-    min_points: int = 4,
+    min_points: int = MIN_POOL_FIT_POINTS,
     weighting: str = DEFAULT_WEIGHTING,
 ) -> PoolDecayFit:
     """Fit ``(b, tau)`` of a single pool trained for ``samples`` (repeating a

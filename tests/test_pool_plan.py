@@ -13,7 +13,8 @@ from mixopt import pipeline
 from mixopt.cli.main import run
 from mixopt.config import DomainPools, ProposeConfig, config_from_dict
 from mixopt.export import export_plan
-from mixopt.plan import plan_from_dict
+from mixopt.data.sources import files_digest
+from mixopt.plan import plan_from_dict, save_plan
 from mixopt.planning.propose import ProposeContext, build_plan
 from mixopt.planning.pool_choice import choose_pools
 from mixopt.planning.quality import resolve_domain_pools, resolve_pools
@@ -247,10 +248,45 @@ def test_the_plan_records_where_its_kept_pools_documents_are(tmp_path):
     from mixopt.planning.propose import kept_pool_sources
 
     plan = _plan(tmp_path)
-    assert plan.provenance["pool_sources"] == {"a": {p: {"path": str(tmp_path / f"a.{p}.jsonl")} for p in plan.pools["a"]}}
+    tokens = {"q1": 200.0, "q2": 800.0}
+    assert plan.provenance["pool_sources"] == {"a": {p: {"path": str(tmp_path / f"a.{p}.jsonl"),
+                                                         "digest": files_digest(tmp_path / f"a.{p}.jsonl"),
+                                                         "tokens": tokens[p]} for p in plan.pools["a"]}}
     buckets = DomainPools.model_validate({"pools": [{"name": "hi", "min_score": 0.5}, {"name": "lo", "max_score": 0.5}]})
     got = kept_pool_sources({"w": SimpleNamespace(pools=buckets)}, {"w": ["hi"]}, [DomainSpec(name="w", path="x", quality_field="s")])
     assert got == {"w": {"hi": {"quality_field": "s", "min_score": 0.5, "max_score": None}}}
+
+
+def test_export_and_verify_refuse_a_plan_whose_pool_files_changed_or_are_gone(tmp_path, capsys):
+    """Review 39 finding 4: `select` rerun into the same folder replaced a pool file (and deleted another) the plan was
+    made on; export wrote the plan's old sizes for the new files without a word. The plan records each kept file's
+    digest and tokens, and export and verify refuse in one line before writing or training anything."""
+    plan_path = save_plan(_plan(tmp_path), tmp_path / "plan.yaml")
+    paths = ["--paths", f"a={tmp_path}/a.q*.jsonl", "--paths", "b=/data/b"]
+    export = ["export", str(plan_path), "-f", "hf-datasets", *paths, "-o"]
+    assert run([*export, str(tmp_path / "hf")]) == 0
+    capsys.readouterr()
+    q1 = tmp_path / "a.q1.jsonl"
+    q1.write_text(q1.read_text() + json.dumps({"text": "one more document"}) + "\n")  # a rerun select's new bucket
+    for cmd in ([*export, str(tmp_path / "hf2")], ["verify", str(plan_path), "--store", str(tmp_path / "no-store")]):
+        assert run(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"{q1} (domain 'a', pool 'q1') changed since {plan_path} was made (mixopt select rerun" in err
+        assert "200 unique tokens" in err and "Rerun mixopt propose" in err
+    assert not (tmp_path / "hf2").exists() and not (tmp_path / "no-store").exists()
+    q1.unlink()
+    assert run([*export, str(tmp_path / "hf2")]) == 2
+    assert f"{q1} (domain 'a', pool 'q1') is gone since {plan_path} was made (moved, or deleted" in capsys.readouterr().err
+    # a plan made before the digests were recorded still exports (nothing to compare), and says so
+    (tmp_path / "x").mkdir()
+    old = _plan(tmp_path / "x")
+    for src in old.provenance["pool_sources"]["a"].values():
+        del src["digest"], src["tokens"]
+    (tmp_path / "x" / "a.q1.jsonl").write_text("{\"text\": \"changed\"}\n")
+    old_path = save_plan(old, tmp_path / "x" / "plan.yaml")
+    assert run(["export", str(old_path), "-f", "hf-datasets", *paths, "-o", str(tmp_path / "hf3")]) == 0
+    assert "records no digest of its pool files" in capsys.readouterr().err
 
 
 def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():

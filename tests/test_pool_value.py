@@ -166,6 +166,40 @@ def test_select_then_plan_pools_measure_on_the_tiny_corpus(tmp_path, capsys):
     assert "--store" in capsys.readouterr().err
 
 
+def test_plan_pools_plans_selects_pools_yaml_with_the_priors_propose_uses(tmp_path, capsys):
+    """Review 39 finding 11: plan-pools refused select's pools.yaml ("needs b and tau") while `propose --pools` planned
+    the same file with the T-MARS priors. It sizes the pools from their files and uses those priors, saying so."""
+    sel = _selected(tmp_path, 10, 5)
+    capsys.readouterr()
+    assert run(["plan-pools", str(sel / "pools.yaml"), "--budgets", "50,5000", "--json"]) == 0
+    out = capsys.readouterr()
+    rows = json.loads(out.out)
+    assert rows[0]["laws"] == {q: {"b": TMARS_B[i], "tau": TMARS_TAU[i], "law_source": "prior"} for i, q in enumerate(("q1", "q2"))}
+    assert "note: b/tau of q1, q2 are T-MARS priors, not measured" in out.err and "the pools are sized from their files" in out.err
+    assert run(["plan-pools", str(sel / "pools.yaml"), "--budgets", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "T-MARS prior: not measured" in text and "what `propose --pools` plans with" in text
+
+
+def test_repetition_counts_that_cannot_fit_a_law_are_refused_before_any_run(tmp_path, capsys):
+    """Review 39 finding 11: `--repetitions 1,2,4` trained 9 runs, then kept every pool's prior (a fit needs >= 4
+    points, >= 2 past one epoch). Refused in one line before anything trains, for plan-pools and propose alike."""
+    sel = _selected(tmp_path, 10, 5)
+    store = tmp_path / "store"
+    capsys.readouterr()
+    for cmd in (["plan-pools", str(sel / "pools.yaml"), "--budgets", "50", "--measure", "--store", str(store),
+                 "--repetitions", "1,2,4"],
+                ["propose", "tiny", "--store", str(store), "--pools", str(sel / "pools.yaml"), "--measure-pools",
+                 "--pool-repetitions", "2,4,8", "--out", str(tmp_path / "plan.yaml")]):
+        assert run(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "trains 3 run(s) per pool" in err and ">= 4 runs" in err, err
+        assert "e.g. --" in err and "1,2,4,8" in err
+        assert not store.exists() and not (tmp_path / "plan.yaml").exists()
+    assert check_repetitions("1,2,3,4", fit_option="--repetitions") == (1, 2, 3, 4)
+    assert check_repetitions("1,2") == (1, 2)  # the library still takes any counts (its fit falls back to the prior)
+
+
 def test_propose_measure_pools_writes_law_sources_into_the_plan(tmp_path, capsys):
     from tests.test_cli_sweep import write_cfg
 
@@ -228,9 +262,9 @@ def test_plan_pools_measure_reads_a_select_run_with_other_text_fields(tmp_path, 
     cfg.write_text(yaml.safe_dump({"proxy": {**TINY, "tokens": 4096}}))
     capsys.readouterr()
     args = ["plan-pools", str(sel / "pools.yaml"), "--budgets", "50,5000", "--measure", "--store", str(tmp_path / "s"),
-            "--config", str(cfg), "--unique-tokens", "512", "--repetitions", "1,2", "--json"]
+            "--config", str(cfg), "--unique-tokens", "512", "--repetitions", "1,2,3,4", "--json"]
     assert run(args) == 0, capsys.readouterr().err
-    assert "4 trained" in capsys.readouterr().err
+    assert "8 trained" in capsys.readouterr().err
 
 
 def test_fit_shared_law_searches_a_on_the_pools_normalizer():

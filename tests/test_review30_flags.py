@@ -109,7 +109,7 @@ def test_plan_pools_config_takes_a_packaged_name(files, tmp_path, monkeypatch, c
     monkeypatch.setattr(pipeline, "measure_pool_file", fake_measure)
     capsys.readouterr()
     code = run(["plan-pools", str(out / "pools.yaml"), "--domain", "web", "--budgets", "1e5", "--measure",
-                "--store", str(tmp_path / "st"), "--config", "tiny", "--repetitions", "1"])
+                "--store", str(tmp_path / "st"), "--config", "tiny", "--repetitions", "1,2,4,8"])
     assert code == 2 and "stopped before training" in capsys.readouterr().err
     assert seen["config"] is not None and seen["config"].proxy is not None
 

@@ -1,6 +1,7 @@
 """`mixopt score`: readable at 80 columns, honest field names, a live --budget-tokens, --text-field, and errors that name the flag."""
 
 import json
+import warnings
 
 import pytest
 from rich.console import Console
@@ -122,3 +123,27 @@ def test_the_table_shows_sampled_and_pool_documents(data):
     console.print(score_table(rows, str(data["t"]), None))
     text = console.export_text()
     assert "6/6k" in text and "scaled to the pool's documents" in " ".join(text.split())
+
+
+def test_score_warns_of_a_pool_holding_the_targets_documents_as_select_does(data, tmp_path, capsys):
+    """Review 39 finding 7: score ranked a pool holding all the target's documents best, without the warning select
+    gives on the same inputs. It runs select's checks (one helper), over the whole pools even when --max-docs samples
+    them."""
+    target = docs_from(VOCAB_A, 8, 3)  # data["t"]
+    others = docs_from(VOCAB_A, 40, 9)
+    web, clean = tmp_path / "web.jsonl", tmp_path / "clean.jsonl"
+    web.write_text("".join(json.dumps({"text": t}) + "\n" for t in others + target))
+    clean.write_text("".join(json.dumps({"text": t}) + "\n" for t in others))
+    args = ["score", "--pool", f"web={web}", "--pool", f"clean={clean}", "--target", str(data["t"]), "--json"]
+    for extra, said in (([], "8 of 8 target documents also occur in pool 'web' (100.0%)"),
+                        (["--max-docs", "5"], "5 of 5 target documents read also occur in pool 'web' (100.0%)")):
+        with pytest.warns(UserWarning) as rec:
+            assert run(args + extra) == 0
+        lines = [str(w.message) for w in rec]
+        assert any(said in m and "their scores are inflated" in m for m in lines), lines
+        assert any("pools 'web' and 'clean' share 40 document(s) (83.3% of pool 'web', 100.0% of pool 'clean')" in m
+                   for m in lines), lines
+        capsys.readouterr()
+    with warnings.catch_warnings():  # no shared documents: no warning
+        warnings.simplefilter("error")
+        assert run(["score", "--pool", f"a={data['a']}", "--pool", f"b={data['b']}", "--target", str(data["t"]), "--json"]) == 0

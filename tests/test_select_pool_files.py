@@ -17,6 +17,7 @@ from mixopt.pipeline import with_pools
 from mixopt.planning.pool_sources import pool_file_notes
 from mixopt.runs.pool_runs import pool_documents
 from mixopt.selection.cache import ScoreCache
+from mixopt.selection.output import located_pools
 from mixopt.selection.select import MIN_TARGET_TOKENS, select_documents
 from tests.test_selection import VOCAB_A, VOCAB_B, docs_from
 
@@ -108,7 +109,8 @@ def test_the_select_cli_notes_the_held_out_documents_and_takes_the_configs_fract
 # -- 4 (propose): pool files that are other data, or that hold the domain's validation documents ----------------
 
 def pools_of(out):
-    return {d: DomainPools.model_validate(v) for d, v in yaml.safe_load((out / "pools.yaml").read_text()).items()}
+    raw = located_pools(yaml.safe_load((out / "pools.yaml").read_text()), out / "pools.yaml")  # paths relative to it
+    return {d: DomainPools.model_validate(v) for d, v in raw.items()}
 
 
 def test_no_note_for_a_selection_of_the_domains_own_file(data, tmp_path):

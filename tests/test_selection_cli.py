@@ -42,7 +42,8 @@ def test_select_writes_scored_records_buckets_and_pools_yaml(files, tmp_path):
     assert scored[3]["score"] is None and all(isinstance(r["score"], float) for i, r in enumerate(scored) if i != 3)
     pools = yaml.safe_load((out / "pools.yaml").read_text())
     assert [p["name"] for p in pools["web"]["pools"]] == ["q1", "q2"]
-    q1 = [json.loads(line) for line in Path(pools["web"]["pools"][0]["path"]).read_text().splitlines()]
+    assert pools["web"]["pools"][0]["path"] == "web.q1.jsonl"  # relative to pools.yaml: the folder can move
+    q1 = [json.loads(line) for line in (out / pools["web"]["pools"][0]["path"]).read_text().splitlines()]
     assert {r["meta"]["src"] for r in q1} == {"A"}  # the best bucket holds the target-like documents
     kept = [json.loads(line) for line in (out / "web.kept.jsonl").read_text().splitlines()]
     assert kept and {r["meta"]["src"] for r in kept} == {"A"}
@@ -141,15 +142,40 @@ def test_select_then_propose_with_the_written_pools_then_export(tmp_path, capsys
     store = tmp_path / "store"
     assert run(["sweep", str(cfg), "--store", str(store)]) == 0
     plan = tmp_path / "plan.yaml"
+    sel = Path(shutil.move(sel, tmp_path / "moved"))  # pools.yaml's paths are relative to it: the folder can move
     assert run(["propose", str(cfg), "--store", str(store), "--no-projector", "--budget-tokens", "40000", "--out", str(plan),
                 "--pools", str(sel / "pools.yaml")]) == 0
     body = yaml.safe_load(plan.read_text())
     assert body["pools"]["code"] and set(body["pools"]["code"]) <= {"q1", "q2"} and body["pools"]["code"][0] == "q1"
+    assert body["provenance"]["pool_sources"]["code"]["q1"]["path"] == str(sel.resolve() / "code.q1.jsonl")
     out = tmp_path / "mix.json"
     paths = [f"--paths={d}=/data/{d}" for d in body["phases"][0]["weights"]]
     assert run(["export", str(plan), "--format", "json", *paths, "--out", str(out)]) == 0
     assert out.exists()
     shutil.rmtree(sel)
+
+
+def test_pools_yaml_paths_are_read_beside_it_and_a_missing_file_names_the_pools_file(files, tmp_path, capsys):
+    """Review 39 finding 10: select wrote absolute paths, so a moved selection folder failed `propose --pools` with
+    "Fix the path in the config (or set format: hub ...)". Its paths are relative to pools.yaml now; an older
+    selection's absolute ones are still read, and looked for beside the pools file once gone; a file found nowhere is
+    one line that names the pools file and the fix."""
+    pool, target, _ = files
+    select_documents({"web": str(pool)}, str(target), tmp_path / "one", buckets=2, cache=ScoreCache(tmp_path / "c"))
+    raw = yaml.safe_load((tmp_path / "one" / "pools.yaml").read_text())
+    assert [p["path"] for p in raw["web"]["pools"]] == ["web.q1.jsonl", "web.q2.jsonl"]
+    moved = Path(shutil.move(tmp_path / "one", tmp_path / "moved")).resolve()
+    got = output_mod.located_pools(raw, moved / "pools.yaml")
+    assert [p["path"] for p in got["web"]["pools"]] == [str(moved / "web.q1.jsonl"), str(moved / "web.q2.jsonl")]
+    older = {"web": {"pools": [{"name": "q1", "path": str(tmp_path / "one" / "web.q1.jsonl")}]}}  # an older select's
+    assert output_mod.located_pools(older, moved / "pools.yaml")["web"]["pools"][0]["path"] == str(moved / "web.q1.jsonl")
+    assert output_mod.located_pools({"pools": [{"name": "q1", "path": str(pool)}]}, moved / "p.yaml")["pools"][0]["path"] == str(pool)
+    (moved / "web.q2.jsonl").unlink()
+    assert run(["propose", "tiny", "--pools", str(moved / "pools.yaml"), "--out", str(tmp_path / "plan.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"Pools file {moved / 'pools.yaml'}: pool 'q2' of domain 'web' reads web.q2.jsonl" in err
+    assert f"Rerun mixopt select into that folder, or fix the paths in {moved / 'pools.yaml'}" in err
+    assert "format: hub" not in err and not (tmp_path / "plan.yaml").exists()
 
 
 def test_a_new_selection_into_the_same_folder_removes_the_earlier_buckets(files, tmp_path):
@@ -177,7 +203,7 @@ def test_select_cli_with_the_classifier_keeps_the_target_like_documents(files, t
     kept = [json.loads(line) for line in (out / "web.kept.jsonl").read_text().splitlines()]
     assert kept and {r["meta"]["src"] for r in kept} == {"A"}  # top by score: only target-like documents
     pools = yaml.safe_load((out / "pools.yaml").read_text())
-    q1 = [json.loads(line) for line in Path(pools["web"]["pools"][0]["path"]).read_text().splitlines()]
+    q1 = [json.loads(line) for line in (out / pools["web"]["pools"][0]["path"]).read_text().splitlines()]
     assert {r["meta"]["src"] for r in q1} == {"A"}
     assert manifest["method"] == "classifier" and manifest["settings"]["hash_buckets"] == 65_536
     assert manifest["settings"]["char_buckets"] == 262_144
@@ -279,19 +305,29 @@ def test_selection_manifest_holds_absolute_input_paths(files, tmp_path, monkeypa
     assert manifest["target"] == str(target.resolve()) and manifest["pools"] == {"web": str(pool.resolve())}
 
 
-def test_a_moved_selection_is_written_again_not_reported_unchanged(files, tmp_path):
+def test_a_moved_selection_is_found_complete_and_an_older_absolute_one_written_again(files, tmp_path):
+    """pools.yaml's paths are relative to it, so a copied or moved selection is complete where it lies; an older
+    selection's absolute paths point at the old folder, so one copied is written again (paths relative)."""
     pool, target, _ = files
     cache = ScoreCache(tmp_path / "c")
     select_documents({"web": str(pool)}, str(target), tmp_path / "one", buckets=2, cache=cache)
     shutil.copytree(tmp_path / "one", tmp_path / "moved")
-    res = select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache)
-    assert not res.skipped
-    paths = [p["path"] for p in yaml.safe_load((tmp_path / "moved" / "pools.yaml").read_text())["web"]["pools"]]
-    assert all(Path(p).parent == (tmp_path / "moved").resolve() for p in paths)
     assert select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache).skipped
-    (tmp_path / "moved" / "web.q2.jsonl").unlink()  # a bucket file gone: written again
-    res = select_documents({"web": str(pool)}, str(target), tmp_path / "moved", buckets=2, cache=cache)
-    assert not res.skipped and (tmp_path / "moved" / "web.q2.jsonl").exists()
+    old = yaml.safe_load((tmp_path / "one" / "pools.yaml").read_text())  # as an older select wrote it: absolute paths
+    for p in old["web"]["pools"]:
+        p["path"] = str((tmp_path / "one" / p["path"]).resolve())
+    (tmp_path / "older").mkdir()
+    for f in (tmp_path / "one").iterdir():
+        shutil.copy(f, tmp_path / "older" / f.name)
+    (tmp_path / "older" / "pools.yaml").write_text(yaml.safe_dump(old))
+    res = select_documents({"web": str(pool)}, str(target), tmp_path / "older", buckets=2, cache=cache)
+    assert not res.skipped
+    paths = [p["path"] for p in yaml.safe_load((tmp_path / "older" / "pools.yaml").read_text())["web"]["pools"]]
+    assert paths == ["web.q1.jsonl", "web.q2.jsonl"]
+    assert select_documents({"web": str(pool)}, str(target), tmp_path / "older", buckets=2, cache=cache).skipped
+    (tmp_path / "older" / "web.q2.jsonl").unlink()  # a bucket file gone: written again
+    res = select_documents({"web": str(pool)}, str(target), tmp_path / "older", buckets=2, cache=cache)
+    assert not res.skipped and (tmp_path / "older" / "web.q2.jsonl").exists()
 
 
 def test_a_default_selection_keeps_the_key_older_mixopt_gave_it(tmp_path):

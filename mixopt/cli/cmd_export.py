@@ -11,7 +11,7 @@ import typer
 from ..errors import ConfigError, ExportError
 from ..export import ExportOptions, inapplicable_options, rounding_note, write_export
 from ..export.reading import POOL_PATHS
-from ..plan import load_plan, repeated_more
+from ..plan import check_pool_files, load_plan, repeated_more
 from .main import app
 from .outputs import check_output
 from .render import parse_pairs
@@ -69,6 +69,7 @@ def export_cmd(
             plan = plan.without(drop)
     except ConfigError as exc:
         raise ExportError(f"Cannot export: {exc}") from None
+    unchecked = check_pool_files(plan, str(plan_path))  # refuses pool files that changed since the plan was made
     options = ExportOptions(
         global_batch_size=global_batch_size,
         seq_length=seq_length,
@@ -88,6 +89,8 @@ def export_cmd(
     n = len(result.files)
     typer.echo(f"Wrote {fmt} export of {plan_path}" + (f" without {', '.join(sorted(set(drop)))}" if drop else "")
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
+    if unchecked:
+        typer.echo(f"note: {unchecked}", err=True)
     if ignored:
         typer.echo(f"note: ignored {', '.join(ignored)}: --drop removes {'that domain' if len(set(drop)) == 1 else 'those domains'} "
                    "from the export", err=True)

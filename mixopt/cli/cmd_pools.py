@@ -13,7 +13,8 @@ from .. import pipeline
 from ..config import load_config, resolve_config
 from ..data.sources import looks_like_hub_id, names_local_data
 from ..errors import ConfigError
-from ..planning.pools import plan_pools, parse_budgets, read_pools_file
+from ..planning.pools import plan_pools, parse_budgets, read_pools_file, sized_pools
+from ..planning.quality import declared_laws
 from ..repetition import POOL_NORMALIZER
 from ..report.plots import plot_frontier
 from ..runs.pool_runs import check_repetitions
@@ -24,7 +25,10 @@ from .render import only_with, progress_bars
 
 @app.command("plan-pools")
 def plan_pools_cmd(
-    pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]; or `mixopt select`'s pools.yaml."),
+    pools_yaml: Path = typer.Argument(..., help="POOLS.yaml: objective, a, d, pool_size, pools [{name, b, tau}]; or "
+                                      "`mixopt select`'s pools.yaml. A pool without b/tau takes the T-MARS prior of its "
+                                      "rank (as propose does); without pool_size the pools are sized from their files "
+                                      "(paths relative to the pools file)."),
     budgets: str = typer.Option(..., "--budgets", help="Budgets in samples (the pools file's unit; with --measure a "
                                 "sample is the printed tokens per sample), comma-separated, e.g. 32e6,64e6."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON list [{budget, best, errors, laws, law_range}] (budget in samples; law_range: a * samples / normalizer >= 1)."),
@@ -35,7 +39,8 @@ def plan_pools_cmd(
     target: str | None = typer.Option(None, "--target", help="--measure: what the pools should be good for: a domain or target set "
                                       "of --config, or a PATH of documents (default: the --target of the `mixopt select` run)."),
     domain: str | None = typer.Option(None, "--domain", help="The domain whose pools to plan, when the file holds several."),
-    repetitions: str | None = typer.Option(None, "--repetitions", help="--measure: repetition counts k; each pool is trained for k*U tokens (default 1,2,4,8)."),
+    repetitions: str | None = typer.Option(None, "--repetitions", help="--measure: repetition counts k, at least 4 (a pool's law is fitted on >= 4 "
+                                      "runs, >= 2 past one epoch); each pool is trained for k*U tokens (default 1,2,4,8)."),
     unique_tokens: int | None = typer.Option(None, "--unique-tokens", help="--measure: unique tokens U of each pool "
                                              "(default: the smallest pool, at most the proxy's tokens / max k)."),
     config: Path | None = typer.Option(None, "--config", help="--measure: sweep config (a YAML path or a packaged name: demo, tiny) for the proxy, tokenizer, seed and data."),
@@ -57,10 +62,19 @@ def plan_pools_cmd(
     name, pools = read_pools_file(pools_yaml, domain)
     resolved = None
     console = Console(stderr=json_out)
+    priors = ""
+    if not measure:  # laws from the file, else T-MARS priors; sizes from pool_size, else the pool files (as propose)
+        resolved = sized_pools(name, pools)
+        unmeasured = [n for n, v in declared_laws(name, pools).items() if v["law_source"] == "prior"]
+        sized = (f"; the pools are sized from their files, a sample is {resolved[0].tokens_per_sample:.4g} tokens"
+                 if resolved else "")
+        priors = (f"note: b/tau of {', '.join(unmeasured)} are T-MARS priors, not measured (Goyal et al.'s image-text "
+                  f"buckets, by rank: what `propose --pools` plans with){sized}; --measure --store DIR fits them on "
+                  "proxy runs of your text") if unmeasured else ""
     if measure:
         if store is None:
             raise ConfigError("--measure trains proxy runs and needs a run store for them. Pass --store DIR.")
-        reps = check_repetitions(repetitions or "1,2,4,8")
+        reps = check_repetitions(repetitions or "1,2,4,8", fit_option="--repetitions")
         selection = pipeline.selection_manifest(pools_yaml)
         from_selection = target is None or target == selection.get("target")
         target = target or selection.get("target")
@@ -99,8 +113,9 @@ def plan_pools_cmd(
             "or set normalizer with laws fitted at that scale") if inverted else ""
 
     if json_out:
-        if note:
-            console.print(note, soft_wrap=True, markup=False)  # stderr: stdout holds only the JSON
+        for line in (priors, note):
+            if line:
+                console.print(line, soft_wrap=True, markup=False)  # stderr: stdout holds only the JSON
         typer.echo(json.dumps(results))
         return
 
@@ -110,7 +125,8 @@ def plan_pools_cmd(
         law.add_column(col, justify="right" if col in ("b", "tau") else "left")
     reasons = {p.name: p.law_reason for p in resolved or []}
     for pool, v in laws.items():
-        law.add_row(pool, f"{v['b']:.4g}", f"{v['tau']:.4g}", v["law_source"], reasons.get(pool, ""))
+        why = reasons.get(pool) or ("T-MARS prior: not measured" if v["law_source"] == "prior" else "")
+        law.add_row(pool, f"{v['b']:.4g}", f"{v['tau']:.4g}", v["law_source"], why)
     console.print(law)
     ranked = list(laws)
     for r in results:
@@ -128,8 +144,9 @@ def plan_pools_cmd(
             table.add_row(f"top-{m}", ranked[m - 1], f"{y:.4f}", *([f"{100 * (1 - y):.2f}%"] if rate else []), mark)
         console.print(table)
         console.print(f"best: {', '.join(r['best'])}")
-    if note:
-        console.print(note, soft_wrap=True, markup=False)
+    for line in (priors, note):
+        if line:
+            console.print(line, soft_wrap=True, markup=False)
     if written is not None:
         console.print(f"plot written to {written}")
 

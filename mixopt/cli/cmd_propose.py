@@ -14,6 +14,7 @@ from ..io import read_yaml
 from ..plan import plan_yaml
 from ..runs.pool_runs import check_repetitions
 from ..runs.table import sweep_records
+from ..selection.output import located_pools
 from .main import app
 from .outputs import check_output
 from .render import only_with, progress_bars
@@ -32,13 +33,14 @@ def propose_cmd(
     seed: int | None = typer.Option(None, "--seed", min=0, help="Search seed (default: the config's seed)."),
     no_projector: bool = typer.Option(False, "--no-projector", help="Skip the OT projector."),
     out: Path = typer.Option(Path("plan.yaml"), "--out", help="Plan file to write (folders are created)."),
-    pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}); "
-                                                           "added to the config's propose.pools; a domain it names gets "
+    pools: Path | None = typer.Option(None, "--pools", help="pools.yaml written by `mixopt select` ({domain: {pools: [...]}}, "
+                                                           "paths relative to it); added to the config's propose.pools; a domain it names gets "
                                                            "these pools instead of the config's (a warning names it)."),
     measure_pools: bool = typer.Option(False, "--measure-pools", help="Measure b and tau of the quality pools by short proxy runs "
                                        "(one per pool and repetition count, on propose's target set or the domain's validation "
                                        "split) into --store before planning; T-MARS priors only where a fit is unusable."),
-    pool_repetitions: str | None = typer.Option(None, "--pool-repetitions", help="--measure-pools: repetition counts k (k*U tokens per run; default 1,2,4,8)."),
+    pool_repetitions: str | None = typer.Option(None, "--pool-repetitions", help="--measure-pools: repetition counts k, at least 4 "
+                                             "(a pool's law is fitted on >= 4 runs, >= 2 past one epoch; k*U tokens per run; default 1,2,4,8)."),
     pool_unique_tokens: int | None = typer.Option(None, "--pool-unique-tokens", help="--measure-pools: unique tokens U per pool "
                                                   "(default: the smallest pool, at most the proxy's tokens / max k)."),
 ) -> None:
@@ -58,15 +60,15 @@ def propose_cmd(
     if pools is not None:
         if cfg is None:
             raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
-        cfg = pipeline.with_pools(cfg, read_yaml(pools, what="Pools file", missing_hint="Write one with `mixopt select ... --out DIR`."),
-                                  where=str(pools))
+        raw = read_yaml(pools, what="Pools file", missing_hint="Write one with `mixopt select ... --out DIR`.")
+        cfg = pipeline.with_pools(cfg, located_pools(raw, pools), where=str(pools))  # pool files relative to the pools file
     fitted = pipeline.open_model(model) if model is not None else None
     if fitted is not None and cfg is not None:
         _check_target(cfg, fitted, config, model)  # before --measure-pools trains anything
     if measure_pools:
         if cfg is None or store is None:
             raise ConfigError("--measure-pools trains proxy runs with the config's proxy into the run store. Pass CONFIG and --store DIR.")
-        reps = check_repetitions(pool_repetitions or "1,2,4,8")
+        reps = check_repetitions(pool_repetitions or "1,2,4,8", fit_option="--pool-repetitions")
         with progress_bars(Console(stderr=True)) as progress:
             cfg, measured = pipeline.measure_pools(cfg, store, repetitions=reps, unique_tokens=pool_unique_tokens, progress=progress)
         for m in measured:

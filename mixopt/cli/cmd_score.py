@@ -16,6 +16,7 @@ from ..data.tokenize import Tokenizer
 from ..errors import ConfigError
 from ..plan import load_plan
 from ..projector.scoring import score_pools
+from ..selection.overlap import all_text_keys
 from ..selection.read import read_sample, read_texts, source_spec
 from .render import parse_pairs
 from .main import app
@@ -51,8 +52,12 @@ def score_cmd(
                                  max_documents=max_docs, seed=seed)
                for name, p in pool_paths.items()}
     docs = {name: s.texts for name, s in samples.items()}
-    target_docs = read_texts(source_spec("target", target, option="--target", text_field=text_field), option="--target",
-                             max_documents=max_docs, seed=seed)
+    target_sample = read_sample(source_spec("target", target, option="--target", text_field=text_field), option="--target",
+                                max_documents=max_docs, seed=seed)
+    target_docs = target_sample.texts
+    # the target's documents in a pool, and pools that share documents, are looked for in the whole pools (as select)
+    keys = {name: all_text_keys(source_spec(name, pool_paths[name], option="--pool", text_field=text_field),
+                                option="--pool") for name, s in samples.items() if s.sampled}
     # the unique-token estimate stands for the whole pool: a sample's tokens are scaled by the records the file holds
     counts: dict[str, float] = {name: s.documents_estimate for name, s in samples.items() if s.sampled}
     declared = set()
@@ -104,7 +109,8 @@ def score_cmd(
                                       max_documents=max_docs, seed=seed)
     tok = Tokenizer("bytes")
     rows = score_pools(docs, target_docs, base_docs=base_docs, base_mixture=base_w, budget_tokens=budget_tokens,
-                       tokens_of=tok.count, pool_doc_counts=counts or None, method=method)
+                       tokens_of=tok.count, pool_doc_counts=counts or None, method=method, pool_keys=keys,
+                       target_read=" read" if target_sample.sampled else "")
     for r in rows:
         r["unique_tokens_basis"] = _basis(samples[r["pool"]], r["pool"] in declared, r["n_docs_pool"])
     if json_out:

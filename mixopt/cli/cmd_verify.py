@@ -13,7 +13,7 @@ from ..config import config_from_dict, load_config, resolve_config
 from ..data.domains import load_domain_set
 from ..errors import ConfigError
 from ..io import atomic_write_text
-from ..plan import load_plan, save_plan
+from ..plan import check_pool_files, load_plan, save_plan
 from ..report.tables import verify_table
 from ..runs.store import RunStore
 from ..verify import ALTERNATIVES, adopted_plan, parse_against, seeds_advice, verify
@@ -57,6 +57,8 @@ def verify_cmd(
     check_output(out, "--out", inputs=inputs)
     if adopt is not None:
         check_output(adopt, "--adopt", inputs={**inputs, "--out file": out})
+    if old := check_pool_files(plan, str(plan_path)):  # before any training: the pool files it was made on
+        typer.echo(f"note: {old}", err=True)
     snapshot = pipeline.open_store(store)
     if config is not None:
         cfg = load_config(config)

@@ -69,6 +69,13 @@ def source_key(spec: DomainSpec) -> str:
     return source_keys(spec)[0]
 
 
+def files_digest(path: str | Path) -> str:
+    """A content hash of the local files ``path`` names (a file, folder or glob): :func:`source_key` of a plain spec
+    of it, so the file names and bytes, not where they lie. A plan records it for each pool file it counts, to tell
+    later whether the file changed; a missing path is a :class:`~mixopt.errors.DataError`."""
+    return source_key(DomainSpec(name="file", path=str(path)))
+
+
 def source_keys(spec: DomainSpec) -> tuple[str, str, str, str]:
     """(key, legacy keys): the key, then the keys older mixopt made, which the data fingerprints of stores written
     then were made from (``DomainSet.adopt``): before stop 23 every field as written and the spec's path; before

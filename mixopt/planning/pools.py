@@ -17,7 +17,9 @@ the set with the lowest predicted error: aggressive filtering wins at small
 budgets, looser filtering once the best pool would be repeated too often.
 
 The file may also be ``mixopt select``'s ``pools.yaml`` (``{domain: {pools: [...]}}``);
-`read_pools_file` picks one domain. With laws measured by proxy runs
+`read_pools_file` picks one domain (pool paths relative to the file). A pool without ``b``/``tau`` takes the
+T-MARS prior of its rank, as in `propose`; pools without ``pool_size`` are sized from their files
+(:func:`sized_pools`). With laws measured by proxy runs
 (`mixopt.planning.pool_value`), pass the resolved pools: their ``b``/``tau`` and
 ``law_source`` are used, and without ``pool_size`` each top-k set is sized by the
 mean measured size of its pools.
@@ -33,15 +35,17 @@ from ..config import DomainPools, domain_pools_from_dict
 from ..errors import ConfigError
 from ..io import read_yaml
 from ..repetition import POOL_NORMALIZER, Pool, best_pool_count, pool_set_errors, sort_pools
+from ..selection.output import located_pools
 from .pool_choice import set_errors
-from .quality import ResolvedPool
+from .quality import ResolvedPool, declared_laws, resolve_pools
 
 
 def read_pools_file(path: str | Path, domain: str | None = None) -> tuple[str, DomainPools]:
     """``(domain, pools)`` of a pools file: one domain's :class:`~mixopt.config.DomainPools` (named ``domain``,
     default the file's stem), or ``mixopt select``'s ``{domain: {pools: [...]}}`` (``domain`` picks one; needed
     when there are several). Problems are one-line errors."""
-    raw = read_yaml(path, what="Pools file", missing_hint="Pass a POOLS.yaml (see configs/pools_tmars.yaml).")
+    raw = located_pools(read_yaml(path, what="Pools file", missing_hint="Pass a POOLS.yaml (see configs/pools_tmars.yaml)."),
+                        path)  # pool files relative to the pools file
     nested = isinstance(raw, dict) and raw and "pools" not in raw and all(isinstance(v, dict) and "pools" in v for v in raw.values())
     if not nested:
         return domain or Path(path).stem, domain_pools_from_dict(raw, where=str(path))
@@ -58,14 +62,22 @@ def load_pools(path: str | Path, domain: str | None = None) -> DomainPools:
     return read_pools_file(path, domain)[1]
 
 
-def law_pools(config: DomainPools, where: str = "the pools file") -> list[Pool]:
-    """Pools most useful first (most negative ``b``); every pool needs its law ``b`` and ``tau`` here."""
-    missing = [p.name for p in config.pools if p.b is None or p.tau is None]
-    if missing:
-        raise ConfigError(f"plan-pools needs b and tau for every pool; pool '{missing[0]}' in {where} lacks them. "
-                          "Give the fitted law's values (see configs/pools_tmars.yaml), or measure them with "
-                          "`--measure --store DIR` (proxy runs; T-MARS priors where a fit is unusable).")
-    return sort_pools(Pool(p.name, p.b, p.tau) for p in config.pools)
+def law_pools(config: DomainPools) -> tuple[list[Pool], dict[str, dict[str, Any]]]:
+    """Pools most useful first (most negative ``b``), and their laws ``{pool: {b, tau, law_source}}``: each pool's
+    ``b``/``tau`` from the file, else the T-MARS prior of its rank (`quality.declared_laws`, as `propose` plans them)."""
+    declared = declared_laws("pools", config)
+    ranked = sort_pools(Pool(name, v["b"], v["tau"]) for name, v in declared.items())
+    return ranked, {p.name: {"b": p.b, "tau": p.tau, "law_source": declared[p.name]["law_source"]} for p in ranked}
+
+
+def sized_pools(domain: str, config: DomainPools) -> list[ResolvedPool] | None:
+    """The pools of a file without ``pool_size`` sized from their own files as `propose` sizes them
+    (`quality.resolve_pools`: tokens, and samples of the pools' mean document unless ``tokens_per_sample`` is set),
+    with the laws `propose` gives them (the file's ``b``/``tau``, else the T-MARS prior of their rank); None when
+    the file gives ``pool_size`` (every pool is that many samples) or names no pool file."""
+    if config.pool_size is not None or not any(p.path is not None for p in config.pools):
+        return None
+    return resolve_pools(domain, config, unique_tokens=None, mean_tokens_per_doc=None, spec=None)
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -102,8 +114,8 @@ def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Seque
 
     Returns ``[{"budget": float, "best": [pool names], "errors": [y_top1, y_top2, ...], "laws": {pool: {b, tau,
     law_source}}, "law_range": bool}]`` in the order of ``budgets``; budgets are in samples; ``law_range``:
-    :func:`in_law_range`. Without ``resolved`` every pool needs
-    ``b``/``tau`` in ``config`` and the pools are ``pool_size`` each; with ``resolved`` (measured or prior laws,
+    :func:`in_law_range`. Without ``resolved`` the pools are ``pool_size`` each, their laws ``config``'s ``b``/``tau``
+    or else the T-MARS priors of their rank (as `propose`); with ``resolved`` (:func:`sized_pools`, or (measured or prior laws,
     `planning.pool_value.measure_pool_values`) the pools are ``pool_size`` each when it is set, else each set is
     as big as its pools' mean measured size.
     """
@@ -122,11 +134,10 @@ def plan_pools(config: DomainPools, budgets: Sequence[float], *, resolved: Seque
             out.append({"budget": float(budget), "best": [p.name for p in ranked_r[:k]], "errors": errors, "laws": laws,
                         "law_range": in_law_range(config, budget)})
         return out
-    ranked = law_pools(config)
     if config.pool_size is None:
-        raise ConfigError("plan-pools needs pool_size (samples per pool) in the pools file. Add e.g. `pool_size: 12.8e6`, "
-                          "or measure the pools (`--measure`), which sizes them from their files.")
-    laws = _laws(ranked)
+        raise ConfigError("plan-pools needs pool_size (samples per pool) in the pools file, or pool files to size the "
+                          "pools from (their path). Add e.g. `pool_size: 12.8e6`, or a path to each pool.")
+    ranked, laws = law_pools(config)
     results = []
     for budget in budgets:
         errors = pool_set_errors(

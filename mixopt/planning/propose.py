@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
+from ..data.sources import files_digest
 from ..errors import BudgetError, ConfigError, MixoptError
 from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
 from ..plan import Phase, Plan, Prediction, plan_epochs
@@ -62,20 +63,28 @@ class ProposeContext:
 
 
 def kept_pool_sources(pooled: dict, kept: dict[str, list[str]], specs: list | None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Where each kept pool's documents are: ``{domain: {pool: {"path": ..., "text_field": ...}}}`` for a pool file, ``{"quality_field":
-    ..., "min_score": ..., "max_score": ...}`` for a score bucket (None: unbounded), ``{"share": ...}`` for a share."""
+    """Where each kept pool's documents are: ``{domain: {pool: {"path": ..., "text_field": ..., "digest": ...,
+    "tokens": ...}}}`` for a pool file (``text_field`` when it has its own, so `verify` reads it as the planner did;
+    ``digest``: :func:`~mixopt.data.sources.files_digest` of the file as planned on, which export and verify compare,
+    :func:`~mixopt.plan.check_pool_files`; ``tokens``: the unique tokens the plan counts of it),
+    ``{"quality_field": ..., "min_score": ..., "max_score": ...}`` for a score bucket (None: unbounded), ``{"share":
+    ...}`` for a share."""
     fields = {s.name: s.quality_field for s in specs or []}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for d, names in kept.items():
         if d not in pooled:
             continue
         by_name = {p.name: p for p in pooled[d].pools.pools}
+        tokens = {r.name: r.tokens for r in getattr(pooled[d], "resolved", None) or []}
         for name in names:
             p = by_name.get(name)
             if p is None:
                 continue
             if p.path is not None:  # its text column too, so `verify` reads the file as the planner did
-                where: dict[str, Any] = {"path": str(p.path), **({"text_field": p.text_field} if p.text_field else {})}
+                where: dict[str, Any] = {"path": str(p.path), **({"text_field": p.text_field} if p.text_field else {}),
+                                         "digest": files_digest(p.path)}
+                if name in tokens:
+                    where["tokens"] = float(tokens[name])
             elif p.is_bucket:
                 where = {"quality_field": fields.get(d), "min_score": p.min_score, "max_score": p.max_score}
             else:

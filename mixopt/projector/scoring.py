@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, MixtureError
+from ..selection.overlap import overlap_lines
+from ..selection.read import text_keys
 from .features import FeatureCache, HashingFeaturizer, featurize
 from .ot_distance import MixtureOT
 from .projector import OTProjector, TwoStageProjector
@@ -31,6 +34,8 @@ def score_pools(
     method: str = "emd",
     reg: float = 0.05,
     grid: int = 21,
+    pool_keys: Mapping[str, set[bytes]] | None = None,
+    target_read: str = "",
 ) -> list[dict]:
     """Rank candidate pools by how well they serve a target, best (lowest) first.
 
@@ -85,6 +90,13 @@ def score_pools(
     cache : FeatureCache, optional
     method, reg : passed to :class:`MixtureOT`.
     grid : int, default 21
+    pool_keys : dict[str, set[bytes]], optional
+        :func:`~mixopt.selection.read.text_keys` of each whole pool, when ``pools`` holds samples of them (default:
+        the samples'): the target's documents found in a pool, and documents two pools share, are warned about (one
+        line each, :func:`~mixopt.selection.overlap.overlap_lines`, the checks `mixopt select` runs): a pool holding
+        the target's own documents ranks closer to it than its other text would.
+    target_read : str
+        Said after the target's count in those warnings when ``target_docs`` is a sample (e.g. ``" read"``).
 
     Returns
     -------
@@ -108,6 +120,11 @@ def score_pools(
     if budget_tokens is not None and not (np.isfinite(budget_tokens) and budget_tokens > 0):
         raise ConfigError(f"budget_tokens must be a finite number > 0. Got {budget_tokens}. Pass e.g. --budget-tokens 1e9.")
 
+    keys = {name: (pool_keys or {}).get(name) or text_keys(list(docs)) for name, docs in pools.items()}
+    for line in overlap_lines(keys, text_keys(list(target_docs), unique=False), target_read=target_read,
+                              shared_effect="each ranks on that text, and a mixture of both trains it twice. Keep each "
+                              "document in one pool's file.")[1]:
+        warnings.warn(line, stacklevel=2)
     target = featurize(list(target_docs), featurizer, cache, where="target_docs")
     pool_feats = {name: featurize(list(docs), featurizer, cache, where=f"pool '{name}'") for name, docs in pools.items()}
 

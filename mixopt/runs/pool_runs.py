@@ -35,6 +35,7 @@ from ..data.tokenize import Tokenizer
 from ..data.types import DomainSet, TokenizedDomain
 from ..errors import ConfigError, DataError
 from ..mixtures import Mixture
+from ..repetition_fit import MIN_POOL_FIT_POINTS
 from .record import RunSpec
 from .store import RunStore
 from .sweep import execute_runs
@@ -75,8 +76,10 @@ def pool_label(domain: str, pool: str, k: int) -> str:
     return f"{POOL_LABEL}{domain}.{pool}@{k}x"
 
 
-def check_repetitions(values: Sequence[int] | str) -> tuple[int, ...]:
-    """Repetition counts as sorted unique ints >= 1; ``"1,2,4,8"`` is accepted. One-line errors."""
+def check_repetitions(values: Sequence[int] | str, *, fit_option: str | None = None) -> tuple[int, ...]:
+    """Repetition counts as sorted unique ints >= 1; ``"1,2,4,8"`` is accepted. One-line errors. ``fit_option`` (the
+    option that gave them, e.g. ``--repetitions``): also refuse counts no pool's law can be fitted on (fewer than
+    :data:`~mixopt.repetition_fit.MIN_POOL_FIT_POINTS`, or fewer than two past one epoch, k > 1), before any run trains."""
     items = [t.strip() for t in values.split(",")] if isinstance(values, str) else list(values)
     out = []
     for t in items:
@@ -90,7 +93,14 @@ def check_repetitions(values: Sequence[int] | str) -> tuple[int, ...]:
         out.append(k)
     if not out:
         raise ConfigError(f"Give at least one repetition count. Got {values!r}. Example: --repetitions 1,2,4,8.")
-    return tuple(sorted(set(out)))
+    out = sorted(set(out))
+    repeated = sum(k > 1 for k in out)
+    if fit_option is not None and (len(out) < MIN_POOL_FIT_POINTS or repeated < 2):
+        raise ConfigError(f"{fit_option} {','.join(map(str, out))} trains {len(out)} run(s) per pool ({repeated} past one "
+                          f"epoch), but a pool's law is fitted on >= {MIN_POOL_FIT_POINTS} runs, >= 2 of them past one epoch "
+                          f"(k > 1): every pool would keep its T-MARS prior after training. Give >= {MIN_POOL_FIT_POINTS} "
+                          f"counts, e.g. {fit_option} 1,2,4,8.")
+    return tuple(out)
 
 
 def scored_documents(domain: str, spec: DomainSpec, max_documents: int | None = None) -> tuple[list[str], np.ndarray]:

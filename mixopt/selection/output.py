@@ -11,9 +11,10 @@ Files of one call, for each pool NAME:
 - ``NAME.q1.jsonl`` ... ``NAME.qK.jsonl``: the records of each score bucket
   (equal token shares, ``q1`` best), in input order;
 - ``NAME.kept.jsonl``: the records ``--keep`` selected, when asked;
-- ``pools.yaml``: ``{NAME: {pools: [{name: q1, path: ..., text_field: ...}, ...]}}``, the
+- ``pools.yaml``: ``{NAME: {pools: [{name: q1, path: NAME.q1.jsonl, text_field: ...}, ...]}}``, the
   ``propose.pools`` format, so that `propose` reads the buckets directly (with the pools' own text field,
-  whatever the domain's is);
+  whatever the domain's is); paths are relative to ``pools.yaml`` (`located_pools` reads them), so the folder can
+  be moved or shared;
 - ``selection.json``: what was run (method, settings, key, counts).
 
 Everything is written into a staging folder first and moved in at the end,
@@ -38,7 +39,7 @@ import numpy as np
 import yaml
 
 from ..config import DomainSpec
-from ..data.sources import resolve_files
+from ..data.sources import looks_like_hub_id, names_local_data, resolve_files
 from ..errors import ConfigError, StoreError
 
 MANIFEST = "selection.json"
@@ -175,14 +176,15 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
                 idx = np.flatnonzero(buckets[name] == j)
                 fname = f"{name}.q{j + 1}.jsonl"
                 _write(stage / fname, _jsonl([src.rows[i] for i in idx], scores[name][idx], field))
-                entries.append({"name": f"q{j + 1}", "path": str(final / fname), "text_field": src.spec.text_field})
+                entries.append({"name": f"q{j + 1}", "path": fname, "text_field": src.spec.text_field})  # beside pools.yaml
             pools_yaml[name] = {"pools": entries}
             if kept is not None:
                 idx = np.flatnonzero(kept[name])
                 _write(stage / f"{name}.kept.jsonl", _jsonl([src.rows[i] for i in idx], scores[name][idx], field))
         _write(stage / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n").encode())
         header = (f"# mixopt select: {manifest['method']} scores against {manifest['target']}; "
-                  f"{k} equal-token buckets per pool, q1 best.\n# Use under `propose: pools:` in a sweep config.\n")
+                  f"{k} equal-token buckets per pool, q1 best.\n# Paths are relative to this file. Pass it to `mixopt propose "
+                  "--pools`; under `propose: pools:` in a sweep config, give the paths from where mixopt runs.\n")
         _write(stage / POOLS_FILE, (header + yaml.safe_dump(pools_yaml, sort_keys=False)).encode())
         if not final.exists():
             os.replace(stage, final)  # one atomic step
@@ -206,8 +208,8 @@ def write_selection(out_dir: Path, pools: list, scores: dict[str, np.ndarray], b
 
 def complete(out_dir: Path, key: str) -> bool:
     """Whether ``out_dir`` already holds a finished selection with this content key, written there: every file
-    ``pools.yaml`` names lies in ``out_dir`` and exists (a copied or moved folder's points at the old one), and so
-    does each pool's scored (and kept) file."""
+    ``pools.yaml`` names lies in ``out_dir`` and exists (its paths are relative to it; an older selection's absolute
+    ones, in a copied or moved folder, point at the old one), and so does each pool's scored (and kept) file."""
     out_dir = Path(out_dir).expanduser()
     final = out_dir.resolve()
     try:
@@ -215,12 +217,55 @@ def complete(out_dir: Path, key: str) -> bool:
         pools = yaml.safe_load((out_dir / POOLS_FILE).read_text())
         if manifest.get("key") != key:
             return False
-        paths = [Path(p["path"]) for d in pools.values() for p in d["pools"]]
+        paths = [_beside(Path(p["path"]), final) for d in pools.values() for p in d["pools"]]
         paths += [final / f"{name}.{kind}.jsonl" for name in manifest["pools"]
                   for kind in ("scored", *(("kept",) if manifest.get("keep") is not None else ()))]
     except (OSError, ValueError, yaml.YAMLError, AttributeError, KeyError, TypeError):
         return False
     return all(p.parent == final and p.is_file() for p in paths)
+
+
+def _beside(path: Path, folder: Path) -> Path:
+    return path if path.is_absolute() else folder / path
+
+
+def located_pools(raw: object, pools_file: str | Path) -> object:
+    """A pools file's content (``{domain: {pools: [...]}}``, select's, or one domain's ``{pools: [...]}``) with each
+    pool's ``path`` made absolute: a relative path is read relative to the pools file's folder (select writes them so,
+    and a moved or shared selection folder keeps working), else, where only that exists, from the working directory
+    (a hand-written file of an older mixopt); an absolute path that is gone is looked for by its file name beside the
+    pools file (an older selection's folder, moved). A path found nowhere is a one-line error naming the pools file
+    and the fix. Anything else is returned as it is, for the schema's own errors."""
+    here = Path(pools_file).expanduser().resolve().parent
+
+    def locate(domain: str | None, pool: dict) -> dict:
+        path = pool.get("path")
+        if not isinstance(path, str):
+            return pool
+        given = Path(path).expanduser()
+        tries = [here / given] if not given.is_absolute() else [given, here / given.name]
+        if not given.is_absolute():
+            tries.append(given.resolve())
+        found = next((str(t) for t in tries if names_local_data(str(t))), None)
+        if found is None and looks_like_hub_id(path):
+            return pool
+        if found is None:
+            whose = f" of domain '{domain}'" if domain else ""
+            raise ConfigError(f"Pools file {pools_file}: pool '{pool.get('name')}'{whose} reads {path}, which does not "
+                              f"exist (looked for {tries[0]}{f' and {tries[1]}' if len(tries) > 1 else ''}). Rerun mixopt "
+                              f"select into that folder, or fix the paths in {pools_file}.")
+        return {**pool, "path": str(Path(found).resolve()) if Path(found).exists() else found}
+
+    def domain_pools(domain: str | None, body: object) -> object:
+        if not isinstance(body, dict) or not isinstance(body.get("pools"), list):
+            return body
+        return {**body, "pools": [locate(domain, p) if isinstance(p, dict) else p for p in body["pools"]]}
+
+    if not isinstance(raw, dict):
+        return raw
+    if "pools" in raw:
+        return domain_pools(None, raw)
+    return {d: domain_pools(str(d), body) for d, body in raw.items()}
 
 
 def earlier_pools(folder: Path) -> list[str]:

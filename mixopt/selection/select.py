@@ -30,7 +30,8 @@ from .dsir import DSIR, gumbel_top_k, top_by_budget
 from .ngrams import hash_progress
 from .output import SCORE_FIELD, bucket_of, check_out, complete, output_names, score_field, write_selection
 from .perplexity import perplexity_scores
-from .read import Source, read_source, shared_documents, source_spec, text_keys
+from .overlap import overlap_lines
+from .read import Source, read_source, source_spec, text_keys
 
 METHODS = ("dsir", "classifier", "perplexity", "perplexity-medium", "color-filter")
 HASHED = ("dsir", "classifier")  # methods on hashed n-grams (no proxy)
@@ -103,24 +104,18 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
             said = f" besides the {int(held[s.name].sum())} held out for validation" if held[s.name].any() else ""
             raise ConfigError(f"--buckets must be between 1 and the number of documents of each pool; pool '{s.name}' has "
                               f"{n_in}{said}. Got {buckets}. Lower --buckets.")
-    result_warnings, overlaps = [], {}
+    result_warnings: list[str] = []
 
     def warn(msg: str) -> None:
         result_warnings.append(msg)
         warnings.warn(msg, stacklevel=3)
 
     warn_small_target(tgt, tok, warn)
-    keys_of = {s.name: text_keys(s.texts) for s in sources}
-    target_keys = text_keys(tgt.texts, unique=False)
-    for s in sources:
-        n_over = sum(k in keys_of[s.name] for k in target_keys)
-        if n_over:
-            overlaps[s.name] = n_over
-            warn(f"{n_over} of {int(tgt.has_text.sum())} target documents also occur in pool '{s.name}' "
-                 f"({100 * n_over / max(int(tgt.has_text.sum()), 1):.1f}%); their scores are inflated. Hold them out of the pool.")
-    for a, b, said in shared_documents(keys_of, label="pool "):  # the same document in two pools: both pools' buckets (and --keep) hold it
-        warn(f"pools '{a}' and '{b}' share {said}: their buckets (and a --keep sample) hold each twice, and a plan "
-             "trains them under both domains. Keep each document in one pool's file.")
+    overlaps, lines = overlap_lines({s.name: text_keys(s.texts) for s in sources}, text_keys(tgt.texts, unique=False),
+                                    shared_effect="their buckets (and a --keep sample) hold each twice, and a plan trains "
+                                    "them under both domains. Keep each document in one pool's file.")
+    for line in lines:
+        warn(line)
     field_name = score_field(sources)
     if field_name != SCORE_FIELD:
         msg = (f"records of the pools already have a '{SCORE_FIELD}' field, which is kept as it is; the scores are written "
