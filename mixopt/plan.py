@@ -17,6 +17,7 @@ budget and run until the next phase (or the end).
 
 from __future__ import annotations
 
+import glob
 import math
 from pathlib import Path
 from typing import Any
@@ -246,14 +247,19 @@ def check_pool_files(plan: Plan, where: str = "the plan") -> str | None:
              if isinstance(src := (sources.get(d) or {}).get(name), dict) and src.get("path")]
     problems, unchecked = [], []
     for d, name, src in files:
-        if not src.get("digest"):
-            unchecked.append(str(src["path"]))
+        gone = "is gone since {where} was made (moved, or deleted by a rerun of mixopt select?)"
+        if not src.get("digest"):  # an older plan: nothing to compare, but a file that is gone is gone
+            there = Path(src["path"]).exists() or bool(glob.glob(str(src["path"])))
+            if there:
+                unchecked.append(str(src["path"]))
+            else:
+                problems.append((f"quality pool file {src['path']} (domain '{d}', pool '{name}') {gone.format(where=where)}", ""))
             continue
         try:
             same = files_digest(src["path"]) == src["digest"]
             what = "changed since {where} was made (mixopt select rerun into its folder?)"
         except DataError:
-            same, what = False, "is gone since {where} was made (moved, or deleted by a rerun of mixopt select?)"
+            same, what = False, gone
         if not same:
             tokens = f" ({src['tokens']:.4g} unique tokens)" if src.get("tokens") else ""
             problems.append((f"quality pool file {src['path']} (domain '{d}', pool '{name}') {what.format(where=where)}",

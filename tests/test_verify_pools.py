@@ -125,7 +125,8 @@ def test_missing_pool_file_is_one_line(pooled, tmp_path, capsys):
     assert run(["verify", str(gone), "--store", str(store), "--seeds", "1", "--against", "natural",
                 "--out", str(tmp_path / "v.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Restore the pool files" in err and not (tmp_path / "v.json").exists()
+    assert len(err.splitlines()) == 1 and "gone.jsonl" in err and "is gone since" in err, err
+    assert "Rerun mixopt propose" in err and not (tmp_path / "v.json").exists()
 
 
 def _toy_set(docs: list[str]) -> DomainSet:
