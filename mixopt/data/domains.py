@@ -21,7 +21,7 @@ from ..config import DataConfig, DomainSpec
 from ..errors import DataError
 from ..io import atomic_write_bytes
 from .embedded import embedded_domains, embedded_path
-from .overlap import document_keys, shared_documents
+from .overlap import MIN_SHARED_SHARE, document_keys, shared_tokens
 from .sources import load_documents, source_keys
 from .tokenize import Tokenizer
 from .types import DomainSet, TokenizedDomain
@@ -112,10 +112,15 @@ def domain_keys(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation
     return [hashlib.sha256(f"{CACHE_VERSION}|{k}|{settings}".encode()).hexdigest()[:24] for k in source_keys(spec)]
 
 
+def cache_dir(cfg: DataConfig) -> Path:
+    """The token cache folder: ``data.cache_dir``, else the default (``MIXOPT_CACHE``)."""
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
 def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> TokenizedDomain:
     """Load, split and tokenize one domain, reading the cache when possible."""
     key, *legacy = domain_keys(spec, tok, cfg, evaluation_only=evaluation_only)
-    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    cache = cache_dir(cfg)
     shard = cache / "tokens" / f"{key}.npz"
     if shard.exists():
         try:
@@ -160,7 +165,7 @@ def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | 
             progress(len(specs) + j + 1, len(specs) + len(cfg.targets))
     data = DomainSet(domains=domains, vocab_size=tok.vocab_size, eos_id=tok.eos_id, tokenizer=tok.identity, targets=targets)
     data.adopt(store_fingerprint)
-    for note in data_notes(data, specs):
+    for note in data_notes(data, specs, cache_dir(cfg)):
         warnings.warn(note, stacklevel=2)
     return data
 
@@ -169,11 +174,35 @@ def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | 
 MIN_VAL_TOKENS = 1000
 
 
-def data_notes(data: DomainSet, specs: list[DomainSpec]) -> list[str]:
+def _cached_document_keys(dom: TokenizedDomain, eos_id: int, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`.overlap.document_keys` of a domain's training tokens, kept beside its token cache (its fingerprint is the
+    cache key), so a later load of the same data reads 16 bytes per document instead of hashing them again."""
+    path = cache / "tokens" / f"{dom.fingerprint}.dockeys.npz" if cache is not None else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z:
+                if int(z["tokens"]) == dom.train.size:
+                    return z["keys"], z["lengths"]
+        except Exception:
+            pass  # rebuilt below
+    keys = document_keys(dom.train, eos_id)
+    if path is not None:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys[0], lengths=keys[1], tokens=dom.train.size)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except Exception:
+            pass  # a read-only cache only costs time
+    return keys
+
+
+def data_notes(data: DomainSet, specs: list[DomainSpec], cache: Path | None = None) -> list[str]:
     """One line per problem the tokenized domains show: two training domains with the same documents, or sharing some
-    of them (counted per document, :mod:`.overlap`; a plan would count their epochs apart, so the cap on repetition no
-    longer holds for those documents), or a validation split under
-    ``MIN_VAL_TOKENS`` tokens."""
+    of them (at least ``MIN_SHARED_SHARE`` of either's tokens, counted per document, :mod:`.overlap`; a plan would count
+    their epochs apart, so the cap on repetition no longer holds for those documents), or a validation split under
+    ``MIN_VAL_TOKENS`` tokens. ``cache``: the token cache folder (the documents' digests are kept there)."""
     notes = []
     paths = {s.name: s.path for s in specs}
     by_content: dict[tuple, list[str]] = {}
@@ -186,13 +215,19 @@ def data_notes(data: DomainSet, specs: list[DomainSpec]) -> list[str]:
         notes.append(f"domains {', '.join(names)} hold the same documents ({', '.join(sorted({str(paths[n]) for n in names}))}): "
                      "a plan counts their epochs apart, so the data repeats more than each one's epochs say. Keep one "
                      "of them under data.domains")
-    said = {frozenset(p) for names in same for p in itertools.combinations(names, 2)}
-    keys = {n: document_keys(d.train, data.eos_id) for n, d in sorted(data.domains.items()) if d.train.size}
-    for a, b, shared in shared_documents(keys):
-        if frozenset((a, b)) not in said:
-            notes.append(f"domains '{a}' and '{b}' share {shared} of their training documents: a plan counts their "
-                         "epochs apart, so those documents repeat more than either's epochs say. Remove them from one "
-                         "domain's files")
+    # one domain of each identical group (said above), each against the others; a share under MIN_SHARED_SHARE of both
+    # domains' tokens is boilerplate, not worth a line
+    groups = {names[0]: names for names in by_content.values()}
+    keys = {n: _cached_document_keys(data.domains[n], data.eos_id, cache) for n in sorted(groups)}
+    for a, b in itertools.combinations(sorted(keys), 2):
+        docs, tok_a, tok_b = shared_tokens(keys[a], keys[b])
+        share_a, share_b = tok_a / max(data.domains[a].train.size, 1), tok_b / max(data.domains[b].train.size, 1)
+        if docs and max(share_a, share_b) >= MIN_SHARED_SHARE:
+            name_a, name_b = (f"'{n}'" + (f" (and {', '.join(groups[n][1:])}, the same)" if len(groups[n]) > 1 else "")
+                              for n in (a, b))
+            notes.append(f"domains {name_a} and {name_b} share {docs} training document(s), {share_a:.1%} of {a}'s "
+                         f"training tokens and {share_b:.1%} of {b}'s: a plan counts their epochs apart, so those "
+                         "documents repeat more than either's epochs say. Remove them from one domain's files")
     for name, dom in {**data.domains, **data.targets}.items():
         if dom.val.size < MIN_VAL_TOKENS:
             notes.append(f"{'target' if name in data.targets else 'domain'} '{name}' has {int(dom.val.size)} validation "
