@@ -85,9 +85,13 @@ def test_a_baseline_with_an_end_phase_is_judged_on_the_gain():
     assert any(r.startswith("vs uniform: the plan is uniform's mixture") for r in plain)
     _, reasons, _ = prop.compare_with_baselines(_Bowl(), w, value, 0.02, ctx, end_gain={"gain": 0.1, "gain_std": 0.01})
     (r,) = [r for r in reasons if r.startswith("vs uniform:")]
-    band = prop.noise_band(0.01, math.hypot(0.02, 0.01), 0.02)
+    band = 2 * math.hypot(0.01, 0.01)  # seed noise and the gain's std: one mixture's two predictions are one number
     assert r.startswith("vs uniform: the plan is uniform's mixture with an end phase; predicted 0.1000 better")
     assert f"±{band:.4f}" in r
+    # a gain between that band (0.0283) and one that counts the surrogate's std twice (0.0632) is decided (recheck 3)
+    _, reasons, _ = prop.compare_with_baselines(_Bowl(), w, value, 0.02, ctx, end_gain={"gain": 0.05, "gain_std": 0.01})
+    (r,) = [r for r in reasons if r.startswith("vs uniform:")]
+    assert "predicted 0.0500 better" in r and f"±{band:.4f}" in r
 
 
 def test_verify_claims_are_null_across_scales():

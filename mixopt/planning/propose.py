@@ -489,9 +489,11 @@ def comparison_band(estimator, seed_sd: float, w_a: np.ndarray, std_a: float, w_
 
     With a joint covariance (``difference_std``) the shared part cancels; otherwise the two predictions' stds add
     as if independent (``noise_band``). ``extra_sd``: a further independent error of a's prediction that the
-    estimator does not know (an end phase's gain, from the two-phase model); it adds in either case.
+    estimator does not know (an end phase's gain, from the two-phase model); it adds in either case. For one mixture
+    (a kept baseline with an end phase) the estimator's two predictions are the same number: their difference has no
+    std of its own, only ``extra_sd``.
     """
-    d = difference_std(estimator, w_a, w_b)
+    d = 0.0 if np.allclose(w_a, w_b, atol=1e-9) else difference_std(estimator, w_a, w_b)
     if d is None:
         return noise_band(seed_sd, math.hypot(std_a, extra_sd), std_b)
     return 2.0 * math.sqrt(seed_sd ** 2 + d ** 2 + extra_sd ** 2)
