@@ -131,4 +131,8 @@ def test_the_verification_figure_does_not_draw_a_prediction_for_another_scale(tm
     assert "Verification (the prediction is for another scale)" in text and "so it is not drawn" in text
     same = {**body, "predicted": {"value": 3.251, "std": 0.0471, "scale": "target"}, "prediction_error": 0.0309}
     text = build_report(tmp_path / "b", plan=_plan(), verification=same).read_text()
-    assert "Verification at the target scale" in text and "(±2σ shaded)" in text
+    assert "Verification at 41k tokens" in text and "(±2σ shaded)" in text  # what the arms trained (recheck 5)
+    assert "Each arm trained at 41k tokens (the plan&#x27;s budget is 160k)" in text and "target scale" not in text
+    text = build_report(tmp_path / "c", plan=_plan(), verification={**same, "scale": {**same["scale"], "tokens": 160000}}
+                        ).read_text()
+    assert "Verification at the plan&#x27;s budget" in text and "Each arm trained at the plan&#x27;s budget (160k tokens)" in text

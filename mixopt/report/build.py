@@ -186,11 +186,17 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
             "Points near the dashed line agree; the colour gradient should follow the diagonal if both rank well.",
             lambda p: plots.plot_agreement_scatter(*scatter, p))
 
-    # 7. verification: the plan and its alternatives trained at the target scale
+    # 7. verification: the plan and its alternatives, trained where verify trained them
     if verification is not None:
         other = across_scales(verification)
-        add("verification.png", "Verification" + (" (the prediction is for another scale)" if other else " at the target scale"),
-            "Each arm trained at the plan's budget with the same seeds (dots; diamond = mean). The shaded band is the "
+        budget = plan_obj.budget_tokens if plan_obj is not None else None
+        trained = (verification.get("scale") or {}).get("tokens") or budget
+        at_budget = trained is not None and budget is not None and math.isclose(float(trained), budget, rel_tol=0.05)
+        where = "at the plan's budget" if at_budget else f"at {fmt.tokens(trained)} tokens" if trained else ""
+        said = (f" ({fmt.tokens(trained)} tokens)" if at_budget else
+                f" (the plan's budget is {fmt.tokens(budget)})" if budget is not None and trained else "")
+        add("verification.png", "Verification" + (" (the prediction is for another scale)" if other else f" {where}".rstrip()),
+            f"Each arm trained {where}{said} with the same seeds (dots; diamond = mean). The shaded band is the "
             "paired 95% interval of plan minus arm, placed around the arm: green when the plan is better beyond noise, "
             "red when worse, grey when within noise. "
             + ("The plan's prediction is for another scale than these arms trained, so it is not drawn." if other else
