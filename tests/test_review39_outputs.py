@@ -188,3 +188,27 @@ def test_export_cli_warns_on_megatron_document_paths(tmp_path, capsys):
     assert "warning: the megatron paths of code, math, prose are document files" in err and "preprocess_data.py" in err
     assert run(argv + [a for d in DOMAINS for a in ("--paths", f"{d}=data/{d}_text_document")]) == 0
     assert "document files" not in capsys.readouterr().err
+
+# --- recheck-first-hour-39, finding 7: megatron's document paths from data's one list, and folders -------------------
+
+@pytest.mark.parametrize("suffix", [".md", ".text", ".jsonl.zst", ".json.bz2", ".txt.xz", ".parquet.zst", "/"])
+def test_more_document_paths_are_flagged(tmp_path, suffix):
+    paths = {d: f"/data/{d}{suffix}" for d in DOMAINS}
+    assert "preprocess_data.py" in write_export(_plan(), "megatron", tmp_path / "m", paths).path_warning
+
+
+def test_a_folder_of_documents_is_flagged_and_a_prefix_beside_a_folder_is_not(tmp_path):
+    (tmp_path / "code").mkdir()  # a domain given as a folder (as a config may)
+    (tmp_path / "math").mkdir()
+    (tmp_path / "math.bin").write_bytes(b"")  # a prefix that also names a folder: its .bin is there
+    paths = {"code": str(tmp_path / "code"), "math": str(tmp_path / "math"), "prose": "/d/prose_text_document"}
+    warning = write_export(_plan(), "megatron", tmp_path / "m", paths).path_warning
+    assert warning and "paths of code are document files or folders" in warning
+
+
+def test_megatron_document_suffixes_are_datas():
+    from mixopt.data.sources import _EXT_FORMAT, COMPRESSION_SUFFIXES, DOCUMENT_SUFFIXES
+    from mixopt.export import megatron
+
+    assert not hasattr(megatron, "DOCUMENT_SUFFIXES") or megatron.DOCUMENT_SUFFIXES is DOCUMENT_SUFFIXES
+    assert set(_EXT_FORMAT) | set(COMPRESSION_SUFFIXES) <= set(DOCUMENT_SUFFIXES)
