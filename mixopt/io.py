@@ -331,13 +331,21 @@ def not_written_by(folder: str | Path, command: str, names) -> list[str]:
     return [n for n in names if n not in known and (Path(folder) / n).exists()]
 
 
-def refuse_foreign(flag: str, folder: str | Path, command: str, foreign: list[str]) -> None:
+def refuse_foreign(flag: str, folder: str | Path, command: str, foreign: list[str], *, why: str = "") -> None:
     """Raise the one-line error for ``foreign``: files in ``folder`` (``flag``) that ``mixopt COMMAND`` would replace
-    but did not write. Nothing when ``foreign`` is empty."""
+    and that nothing shows an earlier ``mixopt COMMAND`` wrote (its manifest does not list them, and ``why``, when
+    given, says what else was looked at: e.g. what an older mixopt's folder, written before manifests, would hold).
+    Nothing when ``foreign`` is empty. The fix offered is another ``flag``; moving the files out only when none is a
+    folder (a demo's ``store/`` holds runs that a rerun resumes: never advised away)."""
     if not foreign:
         return
     shown = (", ".join(foreign[:6]) + f" and {len(foreign) - 6} more" if len(foreign) > 6
              else ", ".join(foreign[:-1]) + f" and {foreign[-1]}" if len(foreign) > 1 else foreign[0])
     them = "it" if len(foreign) == 1 else "them"
-    raise ConfigError(f"{flag} {shown_path(folder)} holds {shown}, which mixopt {command} did not write; it would replace "
-                      f"{them}. Write to another {flag} (a new folder, or one an earlier {command} wrote), or remove {them}.")
+    marker = written_marker(folder, command)
+    listed = (f"{marker.name} does not list {them}" if marker.is_file()
+              else f"there is no {marker.name}")
+    move = "" if any(f.endswith("/") for f in foreign) else f", or move {them} out of {shown_path(folder)}"
+    raise ConfigError(f"{flag} {shown_path(folder)} holds {shown}, which nothing shows an earlier mixopt {command} wrote "
+                      f"({listed}{'; ' + why if why else ''}); it would replace {them}. Write to another {flag} (a new "
+                      f"folder, or one an earlier {command} wrote){move}.")

@@ -38,7 +38,8 @@ def report_cmd(
             if verification is not None else None)
     if body is not None:
         check_verification(body, verification)
-    page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title, verification=body)
+    page = build_report(out, store=store, plan=plan, model=model, target=target, frontier=rows, title=title, verification=body,
+                        note=lambda line: typer.echo(line, err=True))
     typer.echo(str(page))
 
 

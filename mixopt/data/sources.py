@@ -29,6 +29,11 @@ _EXT_FORMAT = {
     ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
     ".parquet": "parquet", ".txt": "text", ".text": "text", ".md": "text", ".txt.gz": "text",
 }
+#: Endings of compressed files: mixopt reads .gz; .zst, .bz2 and .xz are how published corpora ship (RedPajama, the Pile).
+COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2", ".xz")
+#: Endings of a file of documents (not a tokenized dataset): the extensions read here, a saved dataset's .arrow shards,
+#: and any of those compressed (every compressed file: a tokenized prefix is never compressed).
+DOCUMENT_SUFFIXES = tuple(sorted({*_EXT_FORMAT, ".arrow", *COMPRESSION_SUFFIXES}))
 _BUILDER = {"jsonl": "json", "json": "json", "parquet": "parquet", "text": "text"}  # format -> datasets builder
 
 

@@ -51,7 +51,10 @@ one-sample documents, read 954 distinct in its 1,400 samples). ``continuation`` 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+from ..data.sources import DOCUMENT_SUFFIXES
 from ..errors import ExportError
 from .reading import pools_text
 from .spec import ExportSpec
@@ -90,13 +93,21 @@ def dataset_prefix(path: str) -> str:
     return path
 
 
-#: Endings of files of documents (what `sweep` reads), which Megatron cannot open as a dataset prefix.
-DOCUMENT_SUFFIXES = (".jsonl", ".json", ".gz", ".parquet", ".txt", ".arrow")
+def is_documents(path: str) -> bool:
+    """Whether ``path`` names documents rather than a ``.bin``/``.idx`` prefix: a file ending in one of data's
+    `DOCUMENT_SUFFIXES` (what sweep reads, compressed or not), or a folder (a path ending in ``/``, or naming a folder
+    here that has no ``PREFIX.bin`` beside it)."""
+    p = str(path)
+    if p.lower().endswith(DOCUMENT_SUFFIXES) or p.endswith(("/", os.sep)):
+        return True
+    local = Path(p).expanduser()
+    return local.is_dir() and not Path(f"{local}.bin").exists()
 
 
 def document_files(paths: dict[str, str]) -> dict[str, str]:
-    """The domains whose path is a document file (ends in one of `DOCUMENT_SUFFIXES`), not a ``.bin``/``.idx`` prefix."""
-    return {d: p for d, p in paths.items() if str(p).lower().endswith(DOCUMENT_SUFFIXES)}
+    """The domains whose path is documents (`is_documents`: a document file or a folder), not a ``.bin``/``.idx``
+    prefix."""
+    return {d: p for d, p in paths.items() if is_documents(p)}
 
 
 def document_files_note(paths: dict[str, str]) -> str | None:
@@ -105,7 +116,7 @@ def document_files_note(paths: dict[str, str]) -> str | None:
     if not docs:
         return None
     d, p = next(iter(sorted(docs.items())))
-    return (f"the megatron paths of {', '.join(sorted(docs))} are document files (e.g. {d}: {p}), not the PREFIX of the "
+    return (f"the megatron paths of {', '.join(sorted(docs))} are document files or folders (e.g. {d}: {p}), not the PREFIX of the "
             "PREFIX.bin/PREFIX.idx Megatron opens, so the blend fails at launch as written: they are placeholders. "
             "Tokenize each with Megatron's tools/preprocess_data.py and pass its output prefix (--paths "
             f"{d}=PREFIX, without .bin/.idx)")
