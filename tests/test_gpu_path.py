@@ -282,7 +282,9 @@ def test_train_proxies_stacked_matches_train_proxy(data):
             for t, v in curve.items():
                 assert res.curves[k][t] == pytest.approx(v, rel=1e-5), (k, t)
         assert res.metrics == pytest.approx(ref.metrics, rel=1e-5)
-    assert got[0].metrics != pytest.approx(got[1].metrics, rel=1e-3)  # different mixtures really differ
+    # different mixtures really differ: by more than the 1e-5 the stack matches the single runs to (the domains are
+    # cut from mixopt's own source, so how much more moves with every change to it: 0.08% on one commit)
+    assert got[0].metrics != pytest.approx(got[1].metrics, rel=1e-4)
 
 
 def test_train_proxies_stacked_phases_match(data):
