@@ -483,21 +483,23 @@ def test_phase_without_a_step_is_refused_naming_the_flags(fmt):
     assert "--global-batch-size" in msg and "--seq-length" in msg
     need = int(msg.split("gives at least ", 1)[1].split()[0])
     gbs = int(msg.split("e.g. --global-batch-size ", 1)[1].split()[0])
-    assert need == 3 and gbs < 512
+    steps = math.ceil(4e6 / (gbs * 4096))  # the example trains each phase its tokens: 3 steps gave phase_01 1 of 3 (+67%)
+    assert need == 3 and gbs < 512 and steps == 5
     # --total-iterations 2 matches the budget (1.9 steps) but gives phase_01 no step: more steps need a smaller batch
     with pytest.raises(ExportError, match="gives at least 3 steps") as info:
         export_plan(four_m_plan(), fmt, PATHS, options=ExportOptions(total_iterations=need - 1))
     assert "--global-batch-size" in str(info.value) and "leave out --total-iterations" in str(info.value)
-    for opts in (ExportOptions(global_batch_size=gbs), ExportOptions(global_batch_size=gbs, total_iterations=need)):
+    for opts in (ExportOptions(global_batch_size=gbs), ExportOptions(global_batch_size=gbs, total_iterations=steps)):
         files = export_plan(four_m_plan(), fmt, PATHS, options=opts)
         if fmt == "megatron":
             meta = json.loads(files["blend.json"])
             assert all(p["end_iteration"] > p["start_iteration"] for p in meta["phases"])
-            assert meta["phases"][-1]["end_iteration"] == meta["total_iterations"] == need
+            assert meta["phases"][-1]["end_iteration"] == meta["total_iterations"] == steps
+            assert "rounding_note" not in meta
         else:
             stages = yaml.safe_load(files["data_stages.yaml"])["data_stages"]
-            assert f"train_steps = {need}" in files["data_stages.yaml"]
-            assert [s["start_training_step"] for s in stages] == [1, 3] and stages[-1]["start_training_step"] <= need
+            assert f"train_steps = {steps}" in files["data_stages.yaml"] and "# Rounding" not in files["data_stages.yaml"]
+            assert [s["start_training_step"] for s in stages] == [1, 5]
 
 
 def test_four_million_tokens_in_halves_fit_the_default_batch():
@@ -616,7 +618,7 @@ def test_litdata_streams_are_sized_to_the_planned_repetition():
             assert math.isclose(read[1] - read[0], frac * raw["budget_tokens"] * share / unique, rel_tol=1e-8)
             assert p["repeat"][d] >= (read[1] - read[0]) * 1.05 - 1e-6, (p["name"], d)
     # math: 3 epochs of 0.18 of the budget, so 0.06 unique; phase 0 trains 0.08 of it (4/3 epochs), phase 1 0.1 (5/3)
-    assert [p["window"]["math"]["read"] for p in phases] == [[0.0, 1.333333333], [1.333333333, 3.0]]
+    assert [p["window"]["math"]["read"] for p in phases] == [[0.0, 1.33333333333], [1.33333333333, 3.0]]  # 12 digits
     no_epochs = _literal(export_plan(plan_dict(epochs={}), "litdata", PATHS)["mixture_litdata.py"], "PHASES")
     assert all(w["unit"] == "documents" for p in no_epochs for w in p["window"].values())
 

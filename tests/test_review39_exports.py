@@ -114,7 +114,8 @@ def test_the_refusal_suggests_a_batch_that_gives_every_phase_a_step():
     from mixopt.export import export_plan
 
     two = {**SMALL, "phases": [SMALL["phases"][0], {"start_fraction": 0.8, "weights": {"code": 0.5, "web": 0.5}}]}
-    with pytest.raises(ExportError, match=r"e\.g\. --global-batch-size 5 with --seq-length 4096"):  # 4 steps: phases at 0, 3
+    # 5 x 4096 (4 steps, phases at 0 and round(3.2) = 3) would train the end phase 25% over: 4 x 4096 is exact
+    with pytest.raises(ExportError, match=r"e\.g\. --global-batch-size 4 with --seq-length 4096"):  # 5 steps: 0, 4
         export_plan(two, "megatron", PATHS2)
     with pytest.raises(ExportError, match=r"e\.g\. --global-batch-size 3 with --seq-length 1024"):  # under one sequence:
         export_plan({**SMALL, "budget_tokens": 3072.0}, "nanotron", PATHS2)  # a shorter one (2048 would train 4096)

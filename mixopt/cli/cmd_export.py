@@ -96,7 +96,7 @@ def export_cmd(
                    "from the export", err=True)
     for line in result.warnings:  # stale phase files; megatron paths that are document files
         typer.echo(f"warning: {line}", err=True)
-    if steps := rounding_note(fmt, plan.budget_tokens, options):
+    if steps := rounding_note(fmt, plan.budget_tokens, options, [p.start_fraction for p in plan.phases]):
         typer.echo(f"warning: {steps}", err=True)
     if plan.pools:  # the formats name one source per domain: the paths must hold the kept pools only
         kept = "; ".join(f"{d}: {', '.join(p)}" for d, p in sorted(plan.pools.items()))

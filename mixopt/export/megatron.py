@@ -8,8 +8,9 @@ Output is a directory:
 * ``blend.json``: every phase with its blend list, first/last iteration and the
   conversion note; ``start_iteration = round(start_fraction * total_iterations)``. Where the
   whole iterations train more than 1% off the plan's budget (a small budget rounded up to whole
-  steps) ``rounding_note`` says so next to ``total_iterations``; ``samples`` count the iterations
-  written (a budget under half a step is refused).
+  steps, or a phase start rounded to a whole iteration of few) ``rounding_note`` says so next to
+  ``total_iterations``; each phase's ``tokens`` and ``samples`` count the iterations written, and
+  ``planned_tokens`` is the plan's (a budget under half a step is refused).
 * ``phase_NN.data_args.txt``: the blend as whitespace-separated text, for
   ``--data-args-path`` (Megatron reads it with ``f.read().split()``).
 * ``phase_NN.per_split_data_args.json``: ``{"train": [...], "valid": null, "test": null}``
@@ -163,7 +164,8 @@ def export_megatron(spec: ExportSpec) -> dict[str, str]:
                 "end_fraction": phase.end_fraction,
                 "start_iteration": start,
                 "end_iteration": end,
-                "tokens": int(round(phase.tokens)),
+                "tokens": (end - start) * sched["tokens_per_step"],  # what its iterations train
+                "planned_tokens": int(round(phase.tokens)),  # the plan's: differs where rounding_note says so
                 "data_path": blend,
                 "token_shares": phase.token_shares,
                 "data_args_path": args_name,

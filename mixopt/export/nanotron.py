@@ -32,7 +32,8 @@ imports flash-attn and triton):
 
 The YAML header says both, with each stage's last step and planned reading (what the stage's whole steps read). Where
 the whole steps train more than 1% off the plan's budget (a budget under one step, or not far above it, rounded up at
-this batch and sequence length) the header says so next to ``train_steps`` (a budget under half a step is refused).
+this batch and sequence length) or off a stage's planned tokens (its start rounded to a whole step of few) the header
+says so next to ``train_steps`` (a budget under half a step is refused).
 """
 
 from __future__ import annotations

@@ -21,8 +21,15 @@ import math
 from .semantics import REPETITION_MARGIN
 from .spec import ExportSpec, PhaseSpec
 
-#: Decimals kept for window bounds (each bound is computed once and shared by the phases that meet at it).
-BOUND_DIGITS = 9
+#: Significant digits kept for window bounds (each bound is computed once and shared by the phases that meet at it):
+#: as many as a plan keeps of its epochs (``plan.EPOCH_DIGITS``), so a domain read for 1e-7 epochs keeps them all
+#: (9 decimals kept 3 digits of it).
+BOUND_DIGITS = 12
+
+
+def _bound(x: float) -> float:
+    """``x`` to ``BOUND_DIGITS`` significant digits."""
+    return float(f"{x:.{BOUND_DIGITS}g}")
 #: A spare holds at least this many standard deviations of the number of documents a phase draws of a domain
 #: (at most sqrt(planned documents)), so a small planned reading does not end the pass early by chance.
 SPARE_SDS = 4.0
@@ -63,7 +70,7 @@ def planned_bounds(spec: ExportSpec, *, per: str = "documents",
                    tokens: list[float] | None = None) -> list[dict[str, tuple[float, float, str]]]:
     """Per phase, each domain's planned reading ``(start, stop, unit)`` after the earlier phases'.
 
-    Each bound is computed once (rounded to ``BOUND_DIGITS``), so a phase starts exactly where
+    Each bound is computed once (to ``BOUND_DIGITS`` significant digits), so a phase starts exactly where
     the one before it ended. ``tokens``: each phase's tokens where they are not the plan's (`planned_reading`).
     """
     at: dict[str, float] = {}
@@ -72,7 +79,7 @@ def planned_bounds(spec: ExportSpec, *, per: str = "documents",
         row = {}
         for d, (amount, unit, _) in planned_reading(spec, phase, per=per, tokens=tokens[i] if tokens else None).items():
             start = at.get(d, 0.0)
-            at[d] = round(start + amount, BOUND_DIGITS)
+            at[d] = _bound(start + amount)
             row[d] = (start, at[d], unit)
         out.append(row)
     return out
@@ -104,7 +111,7 @@ def stream_windows(spec: ExportSpec) -> list[dict[str, dict]]:
         for d, (start, stop, unit) in row.items():
             spare = at[d]
             amount, _, docs = reading[d]
-            at[d] = round(spare + amount * spare_share(docs), BOUND_DIGITS)
+            at[d] = _bound(spare + amount * spare_share(docs))
             win[d] = {"unit": unit, "read": [start, stop], "spare": [spare, at[d]]}
         out.append(win)
     return out

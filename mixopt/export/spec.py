@@ -116,7 +116,8 @@ class ExportSpec:
 
     def schedule(self) -> dict[str, Any]:
         """Steps: total, tokens per step, each phase's first step (0-based; every phase gets >= 1) and, when the steps
-        train more than ``TOTAL_TOLERANCE`` off the budget, ``rounding_note`` (`steps_note`; else None) for the file.
+        train more than ``TOTAL_TOLERANCE`` off the budget or off a phase's planned tokens, ``rounding_note``
+        (`steps_note`; else None) for the file.
 
         Raises `ExportError` naming the flag to change when ``--total-iterations`` disagrees with the
         budget at the batch and sequence length by more than one step (and 1%), when the steps would train more than
@@ -140,7 +141,7 @@ class ExportSpec:
             "tokens_per_step": per_step,
             "total_steps": total,
             "start_steps": starts,
-            "rounding_note": steps_note(self.plan.budget_tokens, self.options),
+            "rounding_note": steps_note(self.plan.budget_tokens, self.options, fractions),
             "steps_rule": "step = round(start_fraction * total_steps); total_steps = "
             "ceil(budget_tokens / (global_batch_size * seq_length)), or --total-iterations within one step (or 1%) of that ratio",
         }
@@ -188,8 +189,9 @@ class ExportSpec:
         given = f" (--total-iterations {total})" if self.options.total_iterations else ""
         fix = f"Lower --global-batch-size or --seq-length so that the budget gives at least {need} steps"
         smaller = largest_batch(fractions, budget, seq, gbs, need)
-        if smaller is not None:
-            fix += f" (e.g. --global-batch-size {smaller} with --seq-length {seq})"
+        example = (smaller, seq) if smaller is not None else fitting_steps(fractions, budget, seq // 2, gbs)
+        if example is not None and math.ceil(budget / (example[0] * example[1])) >= need:
+            fix += f" (e.g. --global-batch-size {example[0]} with --seq-length {example[1]})"
         if self.options.total_iterations:
             fix += ", and leave out --total-iterations or set it to budget / tokens per step"
         return (
@@ -204,39 +206,89 @@ def _flags(options: ExportOptions) -> str:
     return "--global-batch-size x --seq-length" + ("" if options.global_batch_size or options.seq_length else ", the defaults")
 
 
-def steps_note(budget_tokens: float, options: ExportOptions) -> str | None:
+def steps_note(budget_tokens: float, options: ExportOptions, fractions: list[float] | tuple[float, ...] = (0.0,)) -> str | None:
     """One line when the steps written at ``options`` train more than ``TOTAL_TOLERANCE`` off the plan's budget (a budget
     under one step or not far above it rounded up to whole steps, or a ``--total-iterations`` one step off a small
-    ratio); None when they train the budget. Step formats write it next to their step count (and ``mixopt export``
-    prints it), so a file read later, without the export's stderr, still says so."""
+    ratio), or, for phases starting at ``fractions`` of the run, train some phase more than ``TOTAL_TOLERANCE`` off its
+    planned tokens (a phase start rounded to a whole step of few); None when they train the budget and every phase's
+    tokens. Step formats write it next to their step count (and ``mixopt export`` prints it), so a file read later,
+    without the export's stderr, still says so."""
     if not budget_tokens > 0:
         return None
     gbs = options.global_batch_size or DEFAULT_GLOBAL_BATCH_SIZE
     seq = options.seq_length or DEFAULT_SEQ_LENGTH
-    exact = budget_tokens / (gbs * seq)
+    per_step = gbs * seq
+    exact = budget_tokens / per_step
     total = options.total_iterations or max(1, math.ceil(exact))
-    if abs(total - exact) <= exact * TOTAL_TOLERANCE + 1e-9:
-        return None
+    fractions = list(fractions) or [0.0]
     given = " (--total-iterations)" if options.total_iterations else ""
-    return (f"the plan's budget of {budget_tokens:.4g} tokens is {exact:.3g} step(s) at {gbs} x {seq} tokens per step "
-            f"({_flags(options)}), so the export trains {total} step(s){given}, {total * gbs * seq:.4g} tokens "
-            f"({total / exact - 1:+.0%}) and every domain reads that much {'more' if total > exact else 'less'} than the "
-            "plan's epochs say (the planned readings written here are those of these steps). Pass the "
-            "--global-batch-size and --seq-length you train with.")
+    parts = []
+    if abs(total - exact) > exact * TOTAL_TOLERANCE + 1e-9:
+        parts.append(f"the plan's budget of {budget_tokens:.4g} tokens is {exact:.3g} step(s) at {gbs} x {seq} tokens per "
+                     f"step ({_flags(options)}), so the export trains {total} step(s){given}, {total * per_step:.4g} tokens "
+                     f"({total / exact - 1:+.0%}) and every domain reads that much {'more' if total > exact else 'less'} "
+                     "than the plan's epochs say")
+    errors = phase_errors(fractions, budget_tokens, per_step, total) if len(fractions) > 1 else None
+    off = [i for i, e in enumerate(errors or []) if abs(e) > TOTAL_TOLERANCE + 1e-9]
+    if off:
+        starts = start_steps(fractions, total)
+        ends = starts[1:] + [total]
+        lengths = phase_lengths(fractions)
+        each = ", ".join(f"phase_{i:02d} trains {ends[i] - starts[i]} step(s), {(ends[i] - starts[i]) * per_step:.4g} tokens "
+                         f"where the plan has {lengths[i] * budget_tokens:.4g} ({errors[i]:+.0%})" for i in off)
+        what = (f"that phase reads each domain that much {'more' if errors[off[0]] > 0 else 'less'}" if len(off) == 1
+                else "those phases read each domain that much more or less")
+        parts.append(f"each phase starts at the whole step round(start_fraction x {total}){given} at {gbs} x {seq} "
+                     f"tokens per step ({_flags(options)}), so {each}: {what} than the plan's phases say")
+    if not parts:
+        return None
+    example = None if options.total_iterations else fitting_steps(fractions, budget_tokens, seq, gbs)
+    eg = (f" (e.g. --global-batch-size {example[0]} with --seq-length {example[1]}, which trains every phase within "
+          f"{TOTAL_TOLERANCE:.0%} of its tokens)") if example and example != (gbs, seq) else ""
+    return ("; ".join(parts) + " (the planned readings written here are those of these steps). Pass the "
+            f"--global-batch-size and --seq-length you train with{eg}.")
 
 
-def rounding_note(fmt: str, budget_tokens: float, options: ExportOptions) -> str | None:
-    """`steps_note` for a format that writes steps (``fmt`` in ``OPTION_FORMATS["total_iterations"]``); None for others."""
-    return steps_note(budget_tokens, options) if fmt in OPTION_FORMATS["total_iterations"] else None
+def rounding_note(fmt: str, budget_tokens: float, options: ExportOptions,
+                  fractions: list[float] | tuple[float, ...] = (0.0,)) -> str | None:
+    """`steps_note` for a format that writes steps (``fmt`` in ``OPTION_FORMATS["total_iterations"]``); None for others.
+    ``fractions``: the plan's phase start fractions."""
+    return steps_note(budget_tokens, options, fractions) if fmt in OPTION_FORMATS["total_iterations"] else None
+
+
+def phase_lengths(fractions: list[float]) -> list[float]:
+    """Each phase's share of the run, for phases starting at ``fractions``."""
+    return [b - a for a, b in zip(fractions, list(fractions[1:]) + [1.0])]
+
+
+def phase_errors(fractions: list[float], budget: float, per_step: int, total: int) -> list[float] | None:
+    """Per phase, what its whole steps (`start_steps` of ``total`` at ``per_step`` tokens) train relative to its planned
+    tokens, minus 1; None when some phase gets no step."""
+    starts = start_steps(fractions, total)
+    if starts is None:
+        return None
+    ends = starts[1:] + [total]
+    return [(e - s) * per_step / (n * budget) - 1 for s, e, n in zip(starts, ends, phase_lengths(fractions))]
+
+
+def steps_fit(fractions: list[float], budget: float, per_step: int) -> bool:
+    """Whether the whole steps of ``budget`` at ``per_step`` tokens (``ceil(budget / per_step)``) give every phase a step
+    and train each phase's planned tokens, so the budget too, within ``TOTAL_TOLERANCE``."""
+    errors = phase_errors(fractions, budget, per_step, max(1, math.ceil(budget / per_step)))
+    return errors is not None and all(abs(e) <= TOTAL_TOLERANCE + 1e-9 for e in errors)
+
+
+#: Most batches `fitting_steps` and `largest_batch` try at one sequence length.
+_MAX_BATCHES = 100_000
 
 
 def fitting_steps(fractions: list[float], budget: float, seq: int, gbs: int) -> tuple[int, int] | None:
-    """``(global batch, sequence length)`` near ``gbs`` x ``seq`` whose whole steps train the budget within
-    ``TOTAL_TOLERANCE`` and give every phase a step: the largest batch at ``seq``, else at a halved ``seq``."""
+    """``(global batch, sequence length)`` near ``gbs`` x ``seq`` whose whole steps train every phase's planned tokens,
+    so the budget too, within ``TOTAL_TOLERANCE`` (`steps_fit`: each phase start lands near its planned start): the
+    largest batch at ``seq``, else at a halved ``seq``."""
     while seq >= 1:
-        for g in range(gbs, 0, -1):
-            total = max(1, math.ceil(budget / (g * seq)))
-            if total * g * seq <= budget * (1 + TOTAL_TOLERANCE) and start_steps(fractions, total) is not None:
+        for g in range(gbs, max(0, gbs - _MAX_BATCHES), -1):
+            if steps_fit(fractions, budget, g * seq):
                 return g, seq
         seq //= 2
     return None
@@ -250,12 +302,11 @@ def start_steps(fractions: list[float], total: int) -> list[int] | None:
 
 
 def largest_batch(fractions: list[float], budget: float, seq: int, gbs: int, need: int) -> int | None:
-    """The largest global batch below ``gbs`` whose step count gives every phase a step, if one is near."""
-    for t in range(max(need, 2), need + 1000):
-        g = math.ceil(budget / ((t - 1) * seq)) - 1  # the largest batch with ceil(budget / (g * seq)) >= t
-        if g < 1:
-            return None
-        if g < gbs and start_steps(fractions, math.ceil(budget / (g * seq))) is not None:
+    """The largest global batch below ``gbs`` at ``seq`` whose steps (at least ``need``) train every phase's planned
+    tokens within ``TOTAL_TOLERANCE`` (`steps_fit`), if one is near."""
+    top = min(gbs - 1, math.ceil(budget / ((max(need, 2) - 1) * seq)) - 1)  # the largest batch with >= need steps
+    for g in range(top, max(0, top - _MAX_BATCHES), -1):
+        if steps_fit(fractions, budget, g * seq):
             return g
     return None
 
