@@ -68,7 +68,7 @@ from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitEr
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
-from .plan import Phase, Plan, Prediction
+from .plan import Phase, Plan, Prediction, plan_epochs
 from .repetition import effective_tokens
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
@@ -572,7 +572,7 @@ def without_pools(plan: Plan, pools: dict[str, dict[str, Any]]) -> Plan:
     for d, info in pools.items():
         unique, tokens = info.get("domain_tokens"), overall.get(d, 0.0) * plan.budget_tokens
         if unique and tokens > 0:
-            epochs[d] = round(tokens / unique, 6)
+            epochs[d] = plan_epochs(tokens, unique)  # 12 digits, as every plan writer: exports recover unique tokens from it
             if d in effective:
                 effective[d] = float(effective_tokens(tokens, unique))
     said = tuple(f"{d}: keep " for d in plan.pools)  # the planner's reason for each domain's kept pools

@@ -181,6 +181,21 @@ def test_adopting_no_pools_drops_the_pools():
     assert plan.pools == {"web": ["q1"]}  # the input plan is left alone
 
 
+def test_adopting_no_pools_writes_epochs_to_the_digits_of_every_plan_writer():
+    """Recheck 39 #2: without_pools rounded a pooled domain's epochs to 6 decimals (0.04125 for 0.0412498285554), so an
+    export's unique tokens (share x budget / epochs) of a big domain at a small budget were off by up to tens of
+    percent; it writes plan_epochs' 12 digits like every other plan writer."""
+    from mixopt.plan import Phase, Plan, Prediction, plan_epochs
+    from mixopt.verify import without_pools
+    w = {"code": 0.5, "web": 0.5}
+    plan = Plan(budget_tokens=2e5, phases=[Phase(start_fraction=0.0, weights=w)], epochs={"code": 1.0, "web": 0.3},
+                pools={"web": ["q1"]}, predicted=Prediction(metric="val/code", value=2.5))
+    unique = 7_654_321.0  # the whole domain: 1e5 tokens of it are 0.0130645... epochs
+    new = without_pools(plan, {"web": {"pools": ["q1"], "trained_on": "kept pools", "tokens": 1e4, "domain_tokens": unique}})
+    assert new.epochs["web"] == plan_epochs(1e5, unique) != round(1e5 / unique, 6)
+    assert 0.5 * new.budget_tokens / new.epochs["web"] == pytest.approx(unique, rel=1e-10)
+
+
 # -- finding 8: --model-params far from every proxy size ----------------------------------------------------------
 
 def test_model_params_far_from_every_size_is_said():
