@@ -96,6 +96,33 @@ def test_verify_trains_the_kept_pools_and_no_pools_the_whole_domains(pooled, tmp
     assert "(trained prose on its kept pools q1)" in lines[0]
 
 
+
+def test_a_whole_domain_arm_against_a_pooled_plan_has_no_predicted_difference(pooled, tmp_path):
+    """Recheck 39 #4: the plan's prediction values mixtures on whole domains, so against an arm that trains prose whole
+    (natural here; uniform for a plan that kept uniform's shares, which got predicted_diff 0.0, claim_held true) the
+    measured difference holds the kept pools' effect, which nothing predicted: null, with the reason, in VERIFY.json
+    and the tables."""
+    tmp, cfg, store, plan, with_pools, docs = pooled
+    body = yaml.safe_load(with_pools.read_text())
+    body["predicted"]["baselines"] = {"natural": {"value": 3.8}, "uniform": {"value": 3.9}}
+    claimed = tmp_path / "claimed.yaml"
+    claimed.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v.json"
+    assert run(["verify", str(claimed), "--store", str(store), "--seeds", "2", "--against", "natural",
+                "--out", str(out)]) == 0
+    (c,) = json.loads(out.read_text())["comparisons"]
+    assert c["predicted_diff"] is None and c["claim_held"] is None, c  # (old code: 0.0 and true)
+    assert "prose on its kept pools" in c["claim_note"] and "not the pools' effect" in c["claim_note"]
+    from rich.console import Console
+
+    from mixopt.report.answer import verification_summary
+    from mixopt.report.tables import verify_table
+    console = Console(width=600, record=True)
+    console.print(verify_table(json.loads(out.read_text())))
+    assert "not predicted: the plan trains prose on its kept pools" in console.export_text()
+    _, table = verification_summary(json.loads(out.read_text()))
+    assert table.rows[1][4] == "–" and "not predicted" in table.rows[1][5]
+
 def test_a_share_pool_trains_whole_and_says_it_verifies_the_mixture_only(pooled, tmp_path):
     """A kept pool sized by share has no documents: the domain trains whole, VERIFY.json's notes and pools say so,
     no-pools (the plan's own runs) is skipped saying why, and --adopt's note says what was verified."""
