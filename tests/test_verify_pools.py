@@ -143,6 +143,28 @@ def test_a_share_pool_trains_whole_and_says_it_verifies_the_mixture_only(pooled,
     assert "prose trained whole, not on the plan's kept pools: this verified the mixture, not the filtering" in reason
 
 
+
+def test_a_pool_file_moved_with_the_plan_is_trained_from_beside_it(pooled, tmp_path, capsys):
+    """Recheck 39 #1: a plan moved with its pool file (gone from the path it recorded) is verified on the file beside
+    it, found by its digest, and an adopted plan records where it was found (and its path relative to the new plan)."""
+    from mixopt.data.sources import files_digest
+    tmp, cfg, store, plan, with_pools, docs = pooled
+    body = yaml.safe_load(with_pools.read_text())
+    q1 = tmp / "prose.q1.jsonl"
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "prose.q1.jsonl").write_bytes(q1.read_bytes())
+    body["provenance"]["pool_sources"]["prose"]["q1"].update(path=str(tmp_path / "old" / "prose.q1.jsonl"),
+                                                             digest=files_digest(q1))
+    moved = tmp_path / "proj" / "plan.yaml"
+    moved.write_text(yaml.safe_dump(body))
+    out, adopted = tmp_path / "v.json", tmp_path / "adopted" / "plan.yaml"
+    assert run(["verify", str(moved), "--store", str(store), "--seeds", "2", "--against", "natural",
+                "--out", str(out), "--adopt", str(adopted)]) == 0  # (old code: 2, "is gone since")
+    assert f"checked {tmp_path}/proj/prose.q1.jsonl instead (the same digest)" in capsys.readouterr().err
+    assert json.loads(out.read_text())["pools"]["prose"]["trained_on"] == "kept pools"
+    src = yaml.safe_load(adopted.read_text())["provenance"]["pool_sources"]["prose"]["q1"]
+    assert src["path"] == str(tmp_path / "proj" / "prose.q1.jsonl") and src["relative"] == "../proj/prose.q1.jsonl"
+
 def test_missing_pool_file_is_one_line(pooled, tmp_path, capsys):
     tmp, cfg, store, plan, with_pools, docs = pooled
     body = yaml.safe_load(with_pools.read_text())
