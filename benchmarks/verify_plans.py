@@ -154,7 +154,7 @@ def row_line(setting: str, target: str, body: dict) -> list[str]:
     for c in body["comparisons"]:
         lo, hi = c["ci95"]
         verdict = "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise"
-        claimed = f"  (predicted {c['predicted_diff']:+.4f})" if "predicted_diff" in c else ""
+        claimed = f"  (predicted {c['predicted_diff']:+.4f})" if c.get("predicted_diff") is not None else ""
         lines.append(f"      vs {c['against']:14s} diff {c['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}]  {verdict}{claimed}")
     for s in body["skipped"]:
         lines.append(f"      {s['name']:17s} skipped: {s['why']}")
@@ -183,7 +183,7 @@ def tally(bodies: list[dict]) -> dict:
     out["end_phases_proposed"] = sum(b["results"][0]["phases"] > 1 for b in bodies)
     # the plan's claims about differences (verify's predicted_diff against natural, uniform, best-run): the measured 95%
     # interval holds the claim; and where the measurement is decisive, the claim's sign is the measured one
-    claims = [c for b in bodies for c in b["comparisons"] if "predicted_diff" in c]
+    claims = [c for b in bodies for c in b["comparisons"] if c.get("predicted_diff") is not None]
     decisive = [c for c in claims if c["plan_better"] or c["plan_worse"]]
     out["n_claims"] = len(claims)
     out["claims_held"] = sum(bool(claim_held(c)) for c in claims)

@@ -17,15 +17,20 @@ budget and run until the next phase (or the end).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .data.sources import files_digest
+from .config import DomainSpec
+from .data.sources import files_digest, resolve_files
 from .errors import ConfigError, ConsistencyError, DataError, MixtureError, pydantic_summary
 from .io import atomic_write_text, read_yaml
 from .mixtures import overall_shares, validate_weights
@@ -235,44 +240,128 @@ def repeated_more(before: dict[str, float], after: dict[str, float]) -> list[str
     return [f"{d} {before[d]:.2f} -> {e:.2f}" for d, e in sorted(after.items()) if e > 1.0 and d in before]
 
 
-def check_pool_files(plan: Plan, where: str = "the plan") -> str | None:
-    """Refuse, in one line (:class:`~mixopt.errors.ConsistencyError`), a plan whose kept pool files changed or are
-    gone since it was made (``provenance.pool_sources``: each file's digest, :func:`~mixopt.data.sources.files_digest`):
-    its epochs, windows and tokens per document count the files as they were, e.g. before ``mixopt select`` was rerun
-    into their folder. ``where``: the plan as the user names it. Returns a note for a plan made before the digests
-    were recorded (nothing to compare), else None. Only domains the plan trains on pools are checked."""
+@dataclass
+class PoolFiles:
+    """What :func:`check_pool_files` found of a plan's kept pool files."""
+
+    plan: Plan  # the plan, a pool file found elsewhere (a --paths file, beside the plan) at the path it was found at
+    notes: list[str] = field(default_factory=list)  # where a moved file was found; a plan that recorded no digests
+    unchecked: list[str] = field(default_factory=list)  # (``gone_ok``) files found nowhere: not checked, counts as planned
+
+
+def check_pool_files(plan: Plan, where: str = "the plan", *, plan_path: str | Path | None = None,
+                     given: Mapping[str, str] | None = None, gone_ok: bool = False) -> PoolFiles:
+    """Check a plan's kept pool files against what it was made on (``provenance.pool_sources``: each file's digest,
+    :func:`~mixopt.data.sources.files_digest`): its epochs, windows and tokens per document count the files as they
+    were, e.g. before ``mixopt select`` was rerun into their folder. ``where``: the plan as the user names it. Only
+    domains the plan trains on pools are checked.
+
+    A file that is there and differs is refused in one line (:class:`~mixopt.errors.ConsistencyError`). One that is
+    gone from its recorded path is looked for (with its digest) in ``given`` (``export --paths``: the domain's file,
+    or each file its glob or folder holds) and beside ``plan_path`` (the ``relative`` path :func:`save_plan` records,
+    then ``POOLS_FOLDER/NAME`` and ``NAME``), as :func:`~mixopt.selection.output.located_pools` does for pools.yaml;
+    the one found replaces the path in the returned plan, and one beside the plan that differs (none matching) is
+    refused as changed. Found nowhere, or gone from a plan that recorded no digest:
+    refused, unless ``gone_ok`` (export, whose paths may be a trainer's tokenized data), where it is listed in
+    ``unchecked`` and marked ``unchecked`` in the returned plan (the export's notes say so)."""
     sources = plan.provenance.get("pool_sources") or {}
     shares = plan.overall_weights()
     files = [(d, name, src) for d, kept in sorted(plan.pools.items()) if shares.get(d, 0.0) > 0 for name in kept
              if isinstance(src := (sources.get(d) or {}).get(name), dict) and src.get("path")]
-    problems, unchecked = [], []
+    here = Path(plan_path).expanduser().resolve().parent if plan_path is not None else None
+    problems, notes, unchecked, moved, undigested = [], [], [], {}, []
     for d, name, src in files:
         gone = "is gone since {where} was made (moved, or deleted by a rerun of mixopt select?)"
+        pool = f"quality pool file {src['path']} (domain '{d}', pool '{name}')"
+        tokens = f" ({src['tokens']:.4g} unique tokens)" if src.get("tokens") else ""
+        again = "Rerun mixopt propose on the pools as they are now."
         if not src.get("digest"):  # an older plan: nothing to compare, but a file that is gone is gone
-            there = Path(src["path"]).exists() or bool(glob.glob(str(src["path"])))
-            if there:
-                unchecked.append(str(src["path"]))
+            if Path(src["path"]).exists() or glob.glob(str(src["path"])):
+                undigested.append(str(src["path"]))
+            elif gone_ok:
+                unchecked.append((d, name, src))
             else:
-                problems.append((f"quality pool file {src['path']} (domain '{d}', pool '{name}') {gone.format(where=where)}", ""))
+                problems.append((f"{pool} {gone.format(where=where)}", tokens, again))
             continue
-        try:
-            same = files_digest(src["path"]) == src["digest"]
-            what = "changed since {where} was made (mixopt select rerun into its folder?)"
-        except DataError:
-            same, what = False, gone
-        if not same:
-            tokens = f" ({src['tokens']:.4g} unique tokens)" if src.get("tokens") else ""
-            problems.append((f"quality pool file {src['path']} (domain '{d}', pool '{name}') {what.format(where=where)}",
-                             tokens))
+        digest = _digest_or_none(src["path"])
+        if digest == src["digest"]:
+            continue
+        if digest is not None:
+            problems.append((f"{pool} changed since {where} was made (mixopt select rerun into its folder?)", tokens, again))
+            continue
+        found, beside, changed = _moved_pool_file(src, (given or {}).get(d), here)
+        if changed is not None:  # the plan's folder moved with its pools, and the file there changed
+            problems.append((f"quality pool file {changed} (domain '{d}', pool '{name}'; {src['path']} when {where} was "
+                             f"made) changed since (mixopt select rerun into its folder?)", tokens, again))
+        elif found is not None:
+            moved[(d, name)] = found
+            notes.append(f"{d}'s pool {name}: {src['path']} is gone; checked {found} instead (the same digest)")
+        elif gone_ok:
+            unchecked.append((d, name, src))
+        else:
+            looked = f" (looked beside it too: {', '.join(map(str, beside))})" if beside else ""
+            moved_plan = bool(beside) and here is not None and beside[0] == here / str(src.get("relative"))
+            problems.append((f"{pool} {gone.format(where=where)}{looked}", tokens,
+                             f"Put the file back{f' (or at {beside[0]}, beside {where})' if moved_plan else ''}, or "
+                             + again[0].lower() + again[1:]))
     if problems:
-        (first, tokens), more = problems[0], (f"; {len(problems) - 1} more pool file(s) too" if len(problems) > 1 else "")
-        raise ConsistencyError(f"The {first}: the plan's "
-                               f"epochs, windows and tokens per document count the file as it was{tokens}{more}. Rerun "
-                               "mixopt propose on the pools as they are now.")
-    if unchecked:
-        return (f"{where} records no digest of its pool files ({', '.join(unchecked)}; made by an older mixopt), so "
-                "whether they changed since cannot be checked; rerun propose to record them")
-    return None
+        (first, tokens, fix), more = problems[0], (f"; {len(problems) - 1} more pool file(s) too" if len(problems) > 1 else "")
+        raise ConsistencyError(f"The {first}: the plan's epochs, windows and tokens per document count the file as it "
+                               f"was{tokens}{more}. {fix}")
+    if moved or unchecked:
+        flagged = {(d, n) for d, n, _ in unchecked}
+        pool_sources = {d: {n: {**src, "path": moved[(d, n)]} if (d, n) in moved else
+                            {**src, "unchecked": True} if (d, n) in flagged else src for n, src in pools.items()}
+                        if isinstance(pools, dict) else pools for d, pools in sources.items()}
+        plan = plan.model_copy(update={"provenance": {**plan.provenance, "pool_sources": pool_sources}})
+    if undigested:
+        notes.append(f"{where} records no digest of its pool files ({', '.join(undigested)}; made by an older mixopt), "
+                     "so whether they changed since cannot be checked; rerun propose to record them")
+    return PoolFiles(plan, notes, [_unchecked_line(unchecked, where, given or {})] if unchecked else [])
+
+
+def _unchecked_line(unchecked: list[tuple[str, str, dict]], where: str, given: Mapping[str, str]) -> str:
+    """One line on the pool files :func:`check_pool_files` found nowhere (``gone_ok``): what the export states."""
+    files = "; ".join(f"{src['path']} (domain '{d}', pool '{n}'"
+                      + (f", {src['tokens']:.4g} unique tokens" if src.get("tokens") else "") + ")" for d, n, src in unchecked)
+    among = " or among their domains' --paths files" if any(d in given for d, _, _ in unchecked) else ""
+    domains = sorted({d for d, _, _ in unchecked})
+    return (f"{'this quality pool file is' if len(unchecked) == 1 else 'these quality pool files are'} not at the path "
+            f"{where} recorded, beside it{among}, so {'it' if len(unchecked) == 1 else 'they'} cannot be checked against "
+            f"it: {files}. The export states the plan's counts; make {', '.join(domains)}'s path hold exactly "
+            "those pools' documents")
+
+
+def _digest_or_none(path: str | Path) -> str | None:
+    try:
+        return files_digest(path)
+    except DataError:
+        return None
+
+
+def _moved_pool_file(src: Mapping[str, Any], given: str | None, here: Path | None) -> tuple[str | None, list[Path], Path | None]:
+    """(where a pool file gone from its recorded path is now, with its recorded digest: a file of ``given`` or one
+    beside the plan's folder ``here``; the places looked at beside the plan; else the first of them that holds a file
+    of the pool's name that differs, e.g. ``mixopt select`` rerun into the moved folder)."""
+    if given:
+        try:
+            files = resolve_files(DomainSpec(name="file", path=str(given)))
+        except (DataError, ValueError):  # a trainer's path (a .bin/.idx prefix, a bucket), not local documents
+            files = []
+        for f in ([Path(given)] if len(files) > 1 else []) + files:
+            if _digest_or_none(f) == src["digest"]:
+                return str(Path(f).resolve()), [], None
+    if here is None:
+        return None, [], None
+    recorded = Path(str(src["path"])).expanduser()
+    beside = [here / src["relative"]] if isinstance(src.get("relative"), str) else []
+    beside += [here / recorded.parent.name / recorded.name, here / recorded.name]
+    beside = [f for f in dict.fromkeys(beside) if f.resolve() != recorded.resolve()]  # (the plan was not moved)
+    digests = {f: _digest_or_none(f) for f in beside}
+    found = next((f for f, digest in digests.items() if digest == src["digest"]), None)
+    if found is not None:
+        return str(found.resolve()), beside, None
+    return None, beside, next((f for f, digest in digests.items() if digest is not None), None)
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -296,4 +385,28 @@ def plan_yaml(body: dict) -> str:
 
 
 def save_plan(plan: Plan, path: str | Path) -> Path:
-    return atomic_write_text(Path(path), plan_yaml(plan.to_dict()))
+    """Write ``plan`` to ``path``; each kept pool file it records (``provenance.pool_sources``) gets its path relative
+    to the plan's folder as ``relative`` too, so a project moved with its plan and pools still finds them
+    (:func:`check_pool_files`)."""
+    return atomic_write_text(Path(path), plan_yaml(_with_relative_pools(plan.to_dict(), Path(path))))
+
+
+def _with_relative_pools(body: dict, path: Path) -> dict:
+    sources = (body.get("provenance") or {}).get("pool_sources")
+    if not isinstance(sources, dict):
+        return body
+    here = path.expanduser().resolve().parent
+
+    def placed(src: Any) -> Any:
+        if not isinstance(src, dict) or not isinstance(src.get("path"), str):
+            return src
+        src = {k: v for k, v in src.items() if k != "relative"}  # of the plan's old folder
+        file = Path(src["path"]).expanduser()
+        if file.exists():
+            with contextlib.suppress(ValueError):  # another drive (Windows): no relative path
+                src["relative"] = os.path.relpath(file.resolve(), here)
+        return src
+
+    pool_sources = {d: {n: placed(src) for n, src in pools.items()} if isinstance(pools, dict) else pools
+                    for d, pools in sources.items()}
+    return {**body, "provenance": {**body["provenance"], "pool_sources": pool_sources}}

@@ -36,7 +36,11 @@ uniform, its shares rounded to 6 digits: :func:`same_schedule`) shares its runs,
 ``same_as_plan`` (its ``claim_held`` null: the plan against itself claims nothing).
 
 ``predicted`` is the plan's prediction (with an end phase, the phased plan's: ``Prediction.end_phase``); the
-no-upsampling arm's ``predicted_diff`` is minus the end phase's predicted gain. When ``predicted.note`` says the
+no-upsampling arm's ``predicted_diff`` is minus the end phase's predicted gain. Against an arm that trains whole
+domains where the plan trains a pooled domain on its kept pools (natural, uniform, best-run of a pooled plan), the
+difference holds the pools' effect, which the prediction (of mixtures on whole domains) does not count:
+``predicted_diff`` and ``claim_held`` are null and ``claim_note`` says why (a plan that kept uniform's shares trains
+otherwise than the uniform arm; its difference is not predicted to be 0). When ``predicted.note`` says the
 prediction is for another scale than the one trained, ``prediction_error`` and every ``claim_held`` are null (the
 measured values say nothing for or against it); the numbers are kept as ``prediction_error_across_scales`` and
 ``claim_held_across_scales``, which mix the prediction's error with the scale shift.
@@ -68,7 +72,7 @@ from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitEr
 from .io import atomic_write_text
 from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
                        uniform_mixture)
-from .plan import Phase, Plan, Prediction
+from .plan import Phase, Plan, Prediction, plan_epochs
 from .repetition import effective_tokens
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
@@ -523,6 +527,12 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     # against it, so its error and claims are null; the across-scale numbers (the surrogate's error mixed with the scale
     # shift) stay under their own names, for benchmarks/verify_plans.py
     elsewhere = "note" in predicted
+    # the plan trains these domains on their kept pools, an arm on whole domains (natural, uniform, best-run) trains
+    # them whole: the prediction values mixtures on whole domains, so it says nothing of that difference's pool part
+    on_pools = [k.domain for k in kept if k.tokens is not None] if pooled is not None else []
+    pool_gap = (f"not predicted: the plan trains {' and '.join(on_pools)} on {'its' if len(on_pools) == 1 else 'their'} "
+                "kept pools and this arm whole, and the prediction values mixtures on whole domains (not the pools' "
+                "effect)") if on_pools else ""
     comparisons = []
     for a in arms[1:]:
         diffs = np.array(plan_arm.values) - np.array(a.values)
@@ -531,6 +541,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         same = specs[(a.name, seed_list[0])].run_id == specs[("plan", seed_list[0])].run_id  # the plan's own runs
         one = len(seed_list) < 2  # no interval: ci95 and claim_held are null, not a zero-width interval
         claim = predicted_diff(plan, a.name, lo, hi, comparable=not elsewhere)
+        if claim and pool_gap and arm_data[a.name] is not arm_data["plan"]:  # e.g. uniform for a plan that kept uniform
+            claim = {"predicted_diff": None, "claim_held": None, "claim_note": pool_gap}
         if claim and (same or one):  # the plan against itself claims nothing; one seed cannot check a claim
             claim["claim_held"] = None
             claim.pop("claim_held_across_scales", None)
@@ -572,7 +584,7 @@ def without_pools(plan: Plan, pools: dict[str, dict[str, Any]]) -> Plan:
     for d, info in pools.items():
         unique, tokens = info.get("domain_tokens"), overall.get(d, 0.0) * plan.budget_tokens
         if unique and tokens > 0:
-            epochs[d] = round(tokens / unique, 6)
+            epochs[d] = plan_epochs(tokens, unique)  # 12 digits, as every plan writer: exports recover unique tokens from it
             if d in effective:
                 effective[d] = float(effective_tokens(tokens, unique))
     said = tuple(f"{d}: keep " for d in plan.pools)  # the planner's reason for each domain's kept pools

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import yaml
 
 from mixopt import pipeline
 from mixopt.cli.main import run
@@ -275,8 +276,8 @@ def test_export_and_verify_refuse_a_plan_whose_pool_files_changed_or_are_gone(tm
         assert f"{q1} (domain 'a', pool 'q1') changed since {plan_path} was made (mixopt select rerun" in err
         assert "200 unique tokens" in err and "Rerun mixopt propose" in err
     assert not (tmp_path / "hf2").exists() and not (tmp_path / "no-store").exists()
-    q1.unlink()
-    assert run([*export, str(tmp_path / "hf2")]) == 2
+    q1.unlink()  # gone, and found nowhere: verify (which trains on it) refuses, export warns (recheck 39 #1, below)
+    assert run(["verify", str(plan_path), "--store", str(tmp_path / "no-store")]) == 2
     assert f"{q1} (domain 'a', pool 'q1') is gone since {plan_path} was made (moved, or deleted" in capsys.readouterr().err
     # a plan made before the digests were recorded still exports (nothing to compare), and says so
     (tmp_path / "x").mkdir()
@@ -288,6 +289,67 @@ def test_export_and_verify_refuse_a_plan_whose_pool_files_changed_or_are_gone(tm
     assert run(["export", str(old_path), "-f", "hf-datasets", *paths, "-o", str(tmp_path / "hf3")]) == 0
     assert "records no digest of its pool files" in capsys.readouterr().err
 
+
+
+def test_a_pool_file_gone_from_its_recorded_path_is_found_by_its_digest_or_exported_unchecked(tmp_path, capsys):
+    """Recheck 39 #1: export refused a plan whose pool files were gone from the absolute path it recorded even when
+    --paths named a file with the recorded digest, and even for megatron (only .bin/.idx prefixes where it exports),
+    which 77285a6 exported. A gone file is found by its digest among the --paths files or beside the plan (the path
+    relative to it that save_plan records); found nowhere, export warns and says so in its files (verify, which
+    trains on it, refuses); a file found there that differs is refused."""
+    proj = tmp_path / "proj"
+    (proj / "pools").mkdir(parents=True)
+    plan_path = save_plan(_plan(proj / "pools"), proj / "plan.yaml")
+    recorded = yaml.safe_load(plan_path.read_text())["provenance"]["pool_sources"]["a"]
+    assert {p: src["relative"] for p, src in recorded.items()} == {"q1": "pools/a.q1.jsonl", "q2": "pools/a.q2.jsonl"}
+    q1 = proj / "pools" / "a.q1.jsonl"
+    # the pools moved away from the plan: a --paths glob that holds them is checked file by file
+    (proj / "pools").rename(tmp_path / "elsewhere")
+    hf = ["export", str(plan_path), "-f", "hf-datasets", "--paths", "b=/data/b", "-o"]
+    assert run([*hf, str(tmp_path / "hf"), "--paths", f"a={tmp_path}/elsewhere/a.q*.jsonl"]) == 0  # (old code: 2)
+    err = capsys.readouterr().err
+    assert "warning" not in err and f"checked {tmp_path}/elsewhere/a.q1.jsonl instead (the same digest)" in err
+    pools = json.loads((tmp_path / "hf" / "interleave.json").read_text())["pools"]
+    assert f"{tmp_path}/elsewhere/a.q1.jsonl" in pools and "not checked" not in pools
+    # megatron on a machine with only the tokenized data: nothing to check, so a warning and a note in the files
+    meg = ["export", str(plan_path), "-f", "megatron", "--global-batch-size", "1", "--seq-length", "64",
+           "--paths", "a=/tok/a_pools", "--paths", "b=/tok/b", "-o"]
+    assert run([*meg, str(tmp_path / "meg")]) == 0  # (old code: 2)
+    err = capsys.readouterr().err
+    assert (f"warning: these quality pool files are not at the path {plan_path} recorded, beside it or among their "
+            f"domains' --paths files, so they cannot be checked against it: {q1} (domain 'a', pool 'q1', 200 unique "
+            f"tokens); {q1.parent}/a.q2.jsonl (domain 'a', pool 'q2', 800 unique tokens). The export states the plan's "
+            "counts; make a's path hold exactly those pools' documents") in err and err.count("warning") == 1, err
+    written = "".join(f.read_text() for f in (tmp_path / "meg").iterdir())
+    assert "q1, q2 not found where this export was made, so not checked against the plan" in written
+    assert run(["verify", str(plan_path), "--store", str(tmp_path / "no-store")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is gone since" in err and f"looked beside it too: {proj}/a.q1.jsonl)" in err, err
+    assert "Put the file back, or rerun mixopt propose" in err
+    # the project moved whole (plan and pools): found beside the plan, for export and verify alike
+    (tmp_path / "elsewhere").rename(q1.parent)
+    proj.rename(tmp_path / "moved")
+    moved = tmp_path / "moved"
+    meg[1] = str(moved / "plan.yaml")
+    assert run([*meg, str(tmp_path / "meg2")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: quality" not in err and f"checked {moved}/pools/a.q1.jsonl instead" in err
+    assert "not checked" not in "".join(f.read_text() for f in (tmp_path / "meg2").iterdir())
+    from mixopt.plan import check_pool_files, load_plan
+    found = check_pool_files(load_plan(moved / "plan.yaml"), "plan.yaml", plan_path=moved / "plan.yaml").plan
+    assert found.provenance["pool_sources"]["a"]["q1"]["path"] == str(moved / "pools" / "a.q1.jsonl")
+    # ... but a file there that differs (select rerun in the moved folder) is refused, as at the recorded path
+    with open(moved / "pools" / "a.q1.jsonl", "a") as f:
+        f.write(json.dumps({"text": "one more document"}) + "\n")
+    for cmd in ([*meg, str(tmp_path / "meg3")], ["verify", str(moved / "plan.yaml"), "--store", str(tmp_path / "no-store")]):
+        assert run(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{moved}/pools/a.q1.jsonl (domain 'a', pool 'q1'; {q1} when" in err, err
+        assert "changed since" in err
+    assert not (tmp_path / "meg3").exists()
+    (moved / "pools" / "a.q1.jsonl").unlink()
+    assert run(["verify", str(moved / "plan.yaml"), "--store", str(tmp_path / "no-store")]) == 2
+    assert f"Put the file back (or at {moved}/pools/a.q1.jsonl, beside {moved}/plan.yaml), or rerun" in capsys.readouterr().err
 
 def test_export_notes_say_what_one_path_per_pooled_domain_must_hold():
     files = {"q1": {"path": "/sel/web.q1.jsonl"}, "q2": {"path": "/sel/web.q2.jsonl"}}

@@ -627,3 +627,19 @@ def test_imported_regmix_metric_names_fill_the_loss_matrix(tmp_path):
     import_runs(store, mix, met)
     index = build_report(tmp_path / "out", store=store.root, target="mean:arxiv,github")
     assert "loss_matrix.png" in _check_all(index)
+
+
+def test_a_kept_baseline_with_kept_pools_is_the_baselines_mixture_not_the_baseline():
+    """Recheck 39 #4: a plan that keeps uniform's shares but trains web on its kept pools was "the uniform baseline
+    itself", while verify trains it otherwise than uniform (whole domains); as e398991 did for an end phase."""
+    from mixopt.report.answer import predicted_lines
+    w = {"code": 1 / 3, "math": 1 / 3, "web": 1 / 3}
+    predicted = {"metric": "mean:all-domains", "value": 3.0, "std": 0.03,
+                 "by": {"surrogate": {"value": 3.0, "std": 0.03, "search": "baseline:uniform"}},
+                 "baselines": {"uniform": {"value": 3.0, "std": 0.03}}}
+    plan = Plan.model_validate(dict(budget_tokens=2e5, phases=[{"start_fraction": 0.0, "weights": w}],
+                                    predicted=predicted, pools={"web": ["top"]}))
+    line = predicted_lines(plan)[1]
+    assert "Verdict: the plan is the uniform baseline's mixture, with web on its kept pools (top): the search's" in line
+    assert "itself" not in line
+    assert "the plan is the uniform baseline itself:" in predicted_lines(plan.model_copy(update={"pools": {}}))[1]

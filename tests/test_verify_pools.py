@@ -96,6 +96,33 @@ def test_verify_trains_the_kept_pools_and_no_pools_the_whole_domains(pooled, tmp
     assert "(trained prose on its kept pools q1)" in lines[0]
 
 
+
+def test_a_whole_domain_arm_against_a_pooled_plan_has_no_predicted_difference(pooled, tmp_path):
+    """Recheck 39 #4: the plan's prediction values mixtures on whole domains, so against an arm that trains prose whole
+    (natural here; uniform for a plan that kept uniform's shares, which got predicted_diff 0.0, claim_held true) the
+    measured difference holds the kept pools' effect, which nothing predicted: null, with the reason, in VERIFY.json
+    and the tables."""
+    tmp, cfg, store, plan, with_pools, docs = pooled
+    body = yaml.safe_load(with_pools.read_text())
+    body["predicted"]["baselines"] = {"natural": {"value": 3.8}, "uniform": {"value": 3.9}}
+    claimed = tmp_path / "claimed.yaml"
+    claimed.write_text(yaml.safe_dump(body))
+    out = tmp_path / "v.json"
+    assert run(["verify", str(claimed), "--store", str(store), "--seeds", "2", "--against", "natural",
+                "--out", str(out)]) == 0
+    (c,) = json.loads(out.read_text())["comparisons"]
+    assert c["predicted_diff"] is None and c["claim_held"] is None, c  # (old code: 0.0 and true)
+    assert "prose on its kept pools" in c["claim_note"] and "not the pools' effect" in c["claim_note"]
+    from rich.console import Console
+
+    from mixopt.report.answer import verification_summary
+    from mixopt.report.tables import verify_table
+    console = Console(width=600, record=True)
+    console.print(verify_table(json.loads(out.read_text())))
+    assert "not predicted: the plan trains prose on its kept pools" in console.export_text()
+    _, table = verification_summary(json.loads(out.read_text()))
+    assert table.rows[1][4] == "–" and "not predicted" in table.rows[1][5]
+
 def test_a_share_pool_trains_whole_and_says_it_verifies_the_mixture_only(pooled, tmp_path):
     """A kept pool sized by share has no documents: the domain trains whole, VERIFY.json's notes and pools say so,
     no-pools (the plan's own runs) is skipped saying why, and --adopt's note says what was verified."""
@@ -115,6 +142,28 @@ def test_a_share_pool_trains_whole_and_says_it_verifies_the_mixture_only(pooled,
     reason = yaml.safe_load(adopted.read_text())["reasons"][0]
     assert "prose trained whole, not on the plan's kept pools: this verified the mixture, not the filtering" in reason
 
+
+
+def test_a_pool_file_moved_with_the_plan_is_trained_from_beside_it(pooled, tmp_path, capsys):
+    """Recheck 39 #1: a plan moved with its pool file (gone from the path it recorded) is verified on the file beside
+    it, found by its digest, and an adopted plan records where it was found (and its path relative to the new plan)."""
+    from mixopt.data.sources import files_digest
+    tmp, cfg, store, plan, with_pools, docs = pooled
+    body = yaml.safe_load(with_pools.read_text())
+    q1 = tmp / "prose.q1.jsonl"
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "prose.q1.jsonl").write_bytes(q1.read_bytes())
+    body["provenance"]["pool_sources"]["prose"]["q1"].update(path=str(tmp_path / "old" / "prose.q1.jsonl"),
+                                                             digest=files_digest(q1))
+    moved = tmp_path / "proj" / "plan.yaml"
+    moved.write_text(yaml.safe_dump(body))
+    out, adopted = tmp_path / "v.json", tmp_path / "adopted" / "plan.yaml"
+    assert run(["verify", str(moved), "--store", str(store), "--seeds", "2", "--against", "natural",
+                "--out", str(out), "--adopt", str(adopted)]) == 0  # (old code: 2, "is gone since")
+    assert f"checked {tmp_path}/proj/prose.q1.jsonl instead (the same digest)" in capsys.readouterr().err
+    assert json.loads(out.read_text())["pools"]["prose"]["trained_on"] == "kept pools"
+    src = yaml.safe_load(adopted.read_text())["provenance"]["pool_sources"]["prose"]["q1"]
+    assert src["path"] == str(tmp_path / "proj" / "prose.q1.jsonl") and src["relative"] == "../proj/prose.q1.jsonl"
 
 def test_missing_pool_file_is_one_line(pooled, tmp_path, capsys):
     tmp, cfg, store, plan, with_pools, docs = pooled
@@ -179,6 +228,21 @@ def test_adopting_no_pools_drops_the_pools():
     assert "pool_sources" not in new.provenance and new.provenance["seed"] == 0 and "frontier" not in new.to_dict()
     assert new.epochs == pytest.approx({"code": 1.0, "web": 0.25}) and new.reasons[1:] == ["searched"]
     assert plan.pools == {"web": ["q1"]}  # the input plan is left alone
+
+
+def test_adopting_no_pools_writes_epochs_to_the_digits_of_every_plan_writer():
+    """Recheck 39 #2: without_pools rounded a pooled domain's epochs to 6 decimals (0.04125 for 0.0412498285554), so an
+    export's unique tokens (share x budget / epochs) of a big domain at a small budget were off by up to tens of
+    percent; it writes plan_epochs' 12 digits like every other plan writer."""
+    from mixopt.plan import Phase, Plan, Prediction, plan_epochs
+    from mixopt.verify import without_pools
+    w = {"code": 0.5, "web": 0.5}
+    plan = Plan(budget_tokens=2e5, phases=[Phase(start_fraction=0.0, weights=w)], epochs={"code": 1.0, "web": 0.3},
+                pools={"web": ["q1"]}, predicted=Prediction(metric="val/code", value=2.5))
+    unique = 7_654_321.0  # the whole domain: 1e5 tokens of it are 0.0130645... epochs
+    new = without_pools(plan, {"web": {"pools": ["q1"], "trained_on": "kept pools", "tokens": 1e4, "domain_tokens": unique}})
+    assert new.epochs["web"] == plan_epochs(1e5, unique) != round(1e5 / unique, 6)
+    assert 0.5 * new.budget_tokens / new.epochs["web"] == pytest.approx(unique, rel=1e-10)
 
 
 # -- finding 8: --model-params far from every proxy size ----------------------------------------------------------

@@ -69,7 +69,6 @@ def export_cmd(
             plan = plan.without(drop)
     except ConfigError as exc:
         raise ExportError(f"Cannot export: {exc}") from None
-    unchecked = check_pool_files(plan, str(plan_path))  # refuses pool files that changed since the plan was made
     options = ExportOptions(
         global_batch_size=global_batch_size,
         seq_length=seq_length,
@@ -84,13 +83,19 @@ def export_cmd(
                for d in sorted(given) if d in drop]
     data_paths = {d: p for d, p in data_paths.items() if d not in drop}
     counts = {d: n for d, n in counts.items() if d not in drop}
+    # refuses pool files that changed since the plan was made; one gone from its path is looked for among --paths and
+    # beside the plan, else exported unchecked with the plan's counts (a trainer's paths may be tokenized data only)
+    pool_files = check_pool_files(plan, str(plan_path), plan_path=plan_path, given=data_paths, gone_ok=True)
+    plan = pool_files.plan
     target = f"{out}/" if isinstance(out, _FolderPath) else out  # write_export refuses a folder for a one-file format
     result = write_export(plan, fmt, target, data_paths, counts, options)
     n = len(result.files)
     typer.echo(f"Wrote {fmt} export of {plan_path}" + (f" without {', '.join(sorted(set(drop)))}" if drop else "")
                + f" to {result.out} ({n} file{'s' if n != 1 else ''}).")
-    if unchecked:
-        typer.echo(f"note: {unchecked}", err=True)
+    for line in pool_files.notes:
+        typer.echo(f"note: {line}", err=True)
+    for line in pool_files.unchecked:
+        typer.echo(f"warning: {line}", err=True)
     if ignored:
         typer.echo(f"note: ignored {', '.join(ignored)}: --drop removes {'that domain' if len(set(drop)) == 1 else 'those domains'} "
                    "from the export", err=True)

@@ -57,8 +57,11 @@ def verify_cmd(
     check_output(out, "--out", inputs=inputs)
     if adopt is not None:
         check_output(adopt, "--adopt", inputs={**inputs, "--out file": out})
-    if old := check_pool_files(plan, str(plan_path)):  # before any training: the pool files it was made on
-        typer.echo(f"note: {old}", err=True)
+    # before any training: the pool files it was made on (one moved beside the plan is trained from there)
+    pool_files = check_pool_files(plan, str(plan_path), plan_path=plan_path)
+    plan = pool_files.plan
+    for line in pool_files.notes:
+        typer.echo(f"note: {line}", err=True)
     snapshot = pipeline.open_store(store)
     if config is not None:
         cfg = load_config(config)

@@ -145,7 +145,10 @@ def pools_text(spec: ExportSpec, fmt: str) -> str:
         epochs = spec.plan.epochs.get(d)
         unique = f", {overall[d] * spec.plan.budget_tokens / epochs:.4g} unique tokens" if epochs else ""
         where = _kept_documents(sources.get(d) or {}, kept)
-        parts.append(f"{d}: {', '.join(kept)}{of}{unique}{': ' + where if where else ''}")
+        lost = [p for p in kept if ((sources.get(d) or {}).get(p) or {}).get("unchecked")]  # `check_pool_files`
+        lost_text = (f" ({', '.join(lost)} not found where this export was made, so not checked against the plan: the "
+                     "counts here are the plan's)") if lost else ""
+        parts.append(f"{d}: {', '.join(kept)}{of}{unique}{': ' + where if where else ''}{lost_text}")
     if not parts:
         return ""
     holder = POOL_PATHS.get(fmt, "a path that holds exactly its kept pools' documents")

@@ -115,8 +115,14 @@ def predicted_lines(plan: Plan, store_tokens: float | None = None) -> list[str]:
         sur = (p.by or {}).get("surrogate")
         search = sur.get("search", "") if isinstance(sur, Mapping) else ""
         if isinstance(search, str) and search.startswith("baseline:"):
-            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline"
-                       + (" with an end phase" if end is not None else " itself")
+            # a kept baseline's shares with an end phase, or with a domain on its kept pools, trains otherwise than the
+            # baseline (verify's baseline arm trains whole domains flat): it is the baseline's mixture, not the baseline
+            shares = plan.overall_weights()
+            pooled = [f"{d} on its kept pools ({', '.join(kept)})" for d, kept in sorted(plan.pools.items())
+                      if kept and shares.get(d, 0.0) > 0]
+            verdict = (f"the plan is the {search.split(':', 1)[1]} baseline" + ("'s mixture" if pooled else "")
+                       + (" with an end phase" if end is not None else "" if pooled else " itself")
+                       + (f", with {' and '.join(pooled)}" if pooled else "")
                        + ": the search's best mixture did not beat the baselines beyond seed noise and model uncertainty "
                        "(see Why this plan)")
         elif p.beats_baselines is True:

@@ -58,6 +58,8 @@ def comparison_verdict(c: dict, body: dict) -> str:
                "plan better" if c["plan_better"] else "plan worse" if c["plan_worse"] else "within noise")
     if c.get("claim_held") is False:
         verdict += "; not as predicted" + (" (predicted at another scale)" if across_scales(body) else "")
+    if c.get("claim_note") and not c.get("same_as_plan"):  # a pooled plan against an arm on whole domains
+        verdict += "; " + c["claim_note"]
     if "seeds_to_resolve" in c and not one_seed:
         n = c["seeds_to_resolve"]
         cap = body.get("max_advised_seeds")
@@ -84,7 +86,7 @@ def verify_table(body: dict) -> Table:
     by_name = {r["name"]: r for r in body["results"]}
     for c in body["comparisons"]:
         one_seed = c.get("ci95") is None  # one seed: no interval, nothing decided
-        claimed = f"{c['predicted_diff']:+.4f}" if "predicted_diff" in c else "-"
+        claimed = f"{c['predicted_diff']:+.4f}" if c.get("predicted_diff") is not None else "-"
         verdict = comparison_verdict(c, body)
         table.add_row(escape(c["against"]), f"{by_name[c['against']]['mean']:.4f}", f"{c['diff']:+.4f}",
                       "none (1 seed)" if one_seed else escape("[{:+.4f}, {:+.4f}]".format(*c["ci95"])),
