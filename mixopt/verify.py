@@ -577,19 +577,26 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
 
 def without_pools(plan: Plan, pools: dict[str, dict[str, Any]]) -> Plan:
     """The plan on its whole domains (the ``no-pools`` arm adopted): no kept pools, their laws, sources and pool
-    reasons gone, and each pooled domain's epochs and effective tokens counted on the whole domain's training tokens
-    (``pools``: VERIFY.json's, with ``domain_tokens``)."""
+    reasons gone, and each pooled domain's epochs, effective tokens and tokens per document counted on the whole
+    domain's training tokens and documents (``pools``: VERIFY.json's, with ``domain_tokens`` and ``domain_documents``)."""
     overall = plan.overall_weights()
-    epochs, effective = dict(plan.epochs), dict(plan.effective_tokens)
+    epochs, effective, per_doc = dict(plan.epochs), dict(plan.effective_tokens), dict(plan.tokens_per_doc)
     for d, info in pools.items():
         unique, tokens = info.get("domain_tokens"), overall.get(d, 0.0) * plan.budget_tokens
         if unique and tokens > 0:
             epochs[d] = plan_epochs(tokens, unique)  # 12 digits, as every plan writer: exports recover unique tokens from it
             if d in effective:
                 effective[d] = float(effective_tokens(tokens, unique))
+        # the kept pools' mean document is not the whole domain's: document-weighted exports would train the domain
+        # at another share. A VERIFY.json from before domain_documents has none: the export then asks for it
+        docs = info.get("domain_documents")
+        if unique and docs:
+            per_doc[d] = float(unique) / int(docs)
+        else:
+            per_doc.pop(d, None)
     said = tuple(f"{d}: keep " for d in plan.pools)  # the planner's reason for each domain's kept pools
     extra = {"frontier": None} if (plan.model_extra or {}).get("frontier") is not None else {}  # the pools' frontier
-    return plan.model_copy(update=dict(pools={}, pool_laws={}, epochs=epochs, effective_tokens=effective,
+    return plan.model_copy(update=dict(pools={}, pool_laws={}, epochs=epochs, effective_tokens=effective, tokens_per_doc=per_doc,
                                        reasons=[r for r in plan.reasons if not r.startswith(said)],
                                        provenance={k: v for k, v in plan.provenance.items() if k != "pool_sources"},
                                        **extra))

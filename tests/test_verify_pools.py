@@ -270,3 +270,23 @@ def test_model_params_note_is_warned_and_recorded(pooled, tmp_path):
                     "--model-params", "1e9", "--out", str(out)]) == 0
     said = [str(w.message) for w in rec if "no proxy size within 10x" in str(w.message)]
     assert len(said) == 1 and json.loads(out.read_text())["notes"] == said
+
+
+def test_adopting_no_pools_counts_the_whole_domains_mean_document():
+    """Recheck of numbers 39 #1: the adopted no-pools plan kept the kept pool's mean document (32,245 tokens where the
+    whole domain's is 9,672), so hf/mosaic/litdata trained the domain at 4.76% of tokens where the plan says 14.29%.
+    It counts the whole domain's (VERIFY.json's domain_documents); a VERIFY.json without them leaves the domain's
+    tokens per document unset, so a document-weighted export asks for it instead of using the pools'."""
+    from mixopt.export.semantics import doc_shares
+    from mixopt.plan import Phase, Plan, Prediction
+    from mixopt.verify import without_pools
+    w = {"code": 1 / 7, "web": 6 / 7}
+    plan = Plan(budget_tokens=81920, phases=[Phase(start_fraction=0.0, weights=w)], epochs={"code": 0.3, "web": 0.1},
+                pools={"code": ["hq"]}, tokens_per_doc={"code": 32244.73, "web": 1000.0},
+                predicted=Prediction(metric="val/code", value=2.5))
+    info = {"pools": ["hq"], "trained_on": "kept pools", "tokens": 483670, "domain_tokens": 735065}
+    new = without_pools(plan, {"code": {**info, "domain_documents": 76}})
+    assert new.tokens_per_doc == pytest.approx({"code": 735065 / 76, "web": 1000.0})
+    shares = doc_shares(new.overall_weights(), new.tokens_per_doc)
+    assert shares["code"] * new.tokens_per_doc["code"] / sum(shares[d] * new.tokens_per_doc[d] for d in shares) == pytest.approx(1 / 7)
+    assert "code" not in without_pools(plan, {"code": info}).tokens_per_doc  # older VERIFY.json: not the pools' mean

@@ -308,10 +308,12 @@ class KeptPools:
     documents: int = 0
     validation_dropped: int = 0  # documents of the pools that the domain's validation split holds (left out)
     why: str = ""  # why the domain trains whole
+    domain_documents: int = 0  # the whole domain's training documents (its mean document, for an adopted no-pools plan)
 
     def to_dict(self) -> dict:
         return {"pools": list(self.pools), "trained_on": "whole domain" if self.tokens is None else "kept pools",
                 "tokens": self.tokens, "documents": self.documents, "domain_tokens": self.domain_tokens,
+                "domain_documents": self.domain_documents,
                 **({"validation_dropped": self.validation_dropped} if self.validation_dropped else {}),
                 **({"why": self.why} if self.why else {})}
 
@@ -355,7 +357,7 @@ def kept_pools_data(data: DomainSet, kept: Mapping[str, Sequence[str]], sources:
                f"pool(s) {', '.join(shares)} are a share of the domain, with no documents of their own" if shares else
                "the config does not list the domain's data" if spec is None else "")
         if why:
-            out.append(KeptPools(d, names, whole.unique_tokens, why=why))
+            out.append(KeptPools(d, names, whole.unique_tokens, why=why, domain_documents=whole.n_docs_train))
             continue
         fields = {where[n].get("quality_field") for n in names if where[n].get("path") is None}
         bucket_spec = spec.model_copy(update={"quality_field": fields.pop()}) if len(fields) == 1 else spec
@@ -372,6 +374,7 @@ def kept_pools_data(data: DomainSet, kept: Mapping[str, Sequence[str]], sources:
         ids = tok.encode_documents(train)
         fp = _digest(ids, extra=f"kept-pools|{d}|{','.join(names)}|{whole.fingerprint}|{tok.identity}")
         domains[d] = TokenizedDomain(d, ids, whole.val, len(train), whole.n_docs_val, fp)
-        out.append(KeptPools(d, names, whole.unique_tokens, int(ids.shape[0]), len(train), len(docs) - len(train)))
+        out.append(KeptPools(d, names, whole.unique_tokens, int(ids.shape[0]), len(train), len(docs) - len(train),
+                              domain_documents=whole.n_docs_train))
     pooled = DomainSet(domains, data.vocab_size, data.eos_id, data.tokenizer, targets=dict(data.targets))
     return pooled, out
