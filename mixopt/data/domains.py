@@ -10,6 +10,7 @@ a second sweep does not re-tokenize.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 import warnings
@@ -134,15 +135,19 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
     else:
         train, val = split_documents(docs, cfg.val_fraction, spec.name)
     dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key, *legacy)
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, train=dom.train, val=dom.val, n_train=dom.n_docs_train, n_val=dom.n_docs_val)
-    try:
-        atomic_write_bytes(shard, buf.getvalue())
-    except Exception:
-        pass  # a read-only cache only costs time
+    _write_cache(shard, train=dom.train, val=dom.val, n_train=dom.n_docs_train, n_val=dom.n_docs_val)
     return dom
+
+
+def _write_cache(path: Path, **arrays) -> None:
+    """Write ``arrays`` to the cache file ``path`` (an ``.npz``, atomically); a cache that cannot be written (read-only)
+    only costs time."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except Exception:
+        pass
 
 
 def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | None = None) -> DomainSet:
@@ -187,14 +192,7 @@ def _cached_document_keys(dom: TokenizedDomain, eos_id: int, cache: Path | None)
             pass  # rebuilt below
     keys = document_keys(dom.train, eos_id)
     if path is not None:
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, keys=keys[0], lengths=keys[1], tokens=dom.train.size)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except Exception:
-            pass  # a read-only cache only costs time
+        _write_cache(path, keys=keys[0], lengths=keys[1], tokens=dom.train.size)
     return keys
 
 
