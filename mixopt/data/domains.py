@@ -107,6 +107,13 @@ def validation_mask(docs: list[str], val_fraction: float) -> list[bool]:
     return mask
 
 
+def validation_texts(spec: DomainSpec, val_fraction: float, max_documents: int | None = None) -> set[str]:
+    """The texts a domain's validation split holds: :func:`validation_mask` over the documents the domain is tokenized
+    from (its first ``max_documents``: the config's ``data.max_documents``)."""
+    docs = load_documents(spec, max_documents)
+    return {d for d, v in zip(docs, validation_mask(docs, val_fraction)) if v}
+
+
 def domain_keys(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> list[str]:
     """A domain's cache key, then the keys older mixopt gave it: the fingerprints a store records, without tokenizing."""
     settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
