@@ -20,7 +20,6 @@ from .config import load_config, resolve_config
 from .errors import ConfigError, MixoptError
 from .data.domains import domain_specs, load_domain_set
 from .export import ExportOptions, export_target, write_export
-from .export.megatron import document_files
 from .io import atomic_write_text, not_written_by, record_written, refuse_foreign, shown_path, written_marker
 from .pipeline import plot_path_for
 from .plan import load_plan, plan_yaml
@@ -176,13 +175,9 @@ def run_demo(out: str | Path, *, config: str = "demo", runs: int | None = None, 
         result = write_export(plan, fmt, export_target(fmt, exports / fmt), paths, options=steps)
         record_written(out, "demo", [str(f.relative_to(out)) for f in result.files])  # multi-file: names known once written
         written += result.files
-        if result.warning:
-            console.print(f"[yellow]{result.warning}[/]")
+        for line in result.warnings:  # stale phase files; megatron's paths: the data's document files, placeholders
+            console.print(f"{fmt}: {line}", style="yellow", markup=False, soft_wrap=True)
     console.print(f"{len(written)} files under {exports}")
-    if docs := document_files(paths):  # Megatron reads .bin/.idx prefixes; the demo has only the documents
-        console.print(f"[yellow]note: {exports / 'megatron'}'s paths are the data's document files ({', '.join(sorted(docs))}): "
-                      "placeholders; tokenize each with Megatron's tools/preprocess_data.py and use its output prefix "
-                      "(blend.json says so too)[/]")
 
     console.rule("5/6 verify: the plan against natural and uniform at its budget, paired seeds")
     data = load_domain_set(cfg.data)

@@ -242,18 +242,20 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
 
 def plan_pools_data(plan: Plan, cfg: SweepConfig, data: DomainSet) -> tuple[DomainSet | None, list[KeptPools]]:
     """``data`` with the plan's pooled domains on their kept pools (:func:`~mixopt.runs.pool_runs.kept_pools_data`),
-    and what each pooled domain trains on; (None, []) for a plan that keeps no pools."""
+    and what each pooled domain trains on; (None, []) for a plan that keeps no pools, None for the data where every
+    pooled domain trains whole (its :class:`~mixopt.runs.pool_runs.KeptPools` says why)."""
     overall = plan.overall_weights()
     kept = {d: names for d, names in plan.pools.items() if names and overall.get(d, 0.0) > 0}
     if not kept:
         return None, []
     try:
-        return kept_pools_data(data, kept, plan.provenance.get("pool_sources") or {}, domain_specs(cfg.data),
-                               tokenizer=cfg.data.tokenizer, val_fraction=cfg.data.val_fraction,
-                               max_documents=cfg.data.max_documents)
+        pooled, said = kept_pools_data(data, kept, plan.provenance.get("pool_sources") or {}, domain_specs(cfg.data),
+                                       tokenizer=cfg.data.tokenizer, val_fraction=cfg.data.val_fraction,
+                                       max_documents=cfg.data.max_documents)
     except DataError as exc:
         raise DataError(f"verify trains the plan's pooled domains on their kept pools, but {exc} Restore the pool files "
                         "the plan was proposed with, or propose again with the pools as they are now.") from None
+    return (pooled if any(k.tokens is not None for k in said) else None), said
 
 
 def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: int = 0) -> tuple[Mixture, bool]:
@@ -466,14 +468,12 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         raise ConsistencyError(other_proxy_text(plan, snapshot, cfg))
     counts = data.token_counts
     scale = target_scale(cfg, data, plan, shape=shape, model_params=model_params, tokens=tokens)
-    pooled, kept = plan_pools_data(plan, cfg, data)  # the plan's pooled domains on their kept pools (None: no pools)
+    pooled, kept = plan_pools_data(plan, cfg, data)  # the plan's pooled domains on their kept pools (None: none is)
     notes = [scale.note] if scale.note else []
     notes += [f"domain '{k.domain}' trains whole, not on the plan's kept pools ({', '.join(k.pools)}): {k.why}; this "
               f"verifies the plan's mixture, not its filtering of {k.domain}" for k in kept if k.tokens is None]
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    if not any(k.tokens is not None for k in kept):
-        pooled = None
     check_repetition(plan, (pooled or data).token_counts, scale.tokens, cfg.propose.max_epochs)
     doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
@@ -529,7 +529,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     elsewhere = "note" in predicted
     # the plan trains these domains on their kept pools, an arm on whole domains (natural, uniform, best-run) trains
     # them whole: the prediction values mixtures on whole domains, so it says nothing of that difference's pool part
-    on_pools = [k.domain for k in kept if k.tokens is not None] if pooled is not None else []
+    on_pools = [k.domain for k in kept if k.tokens is not None]
     pool_gap = (f"not predicted: the plan trains {' and '.join(on_pools)} on {'its' if len(on_pools) == 1 else 'their'} "
                 "kept pools and this arm whole, and the prediction values mixtures on whole domains (not the pools' "
                 "effect)") if on_pools else ""

@@ -380,3 +380,20 @@ def test_verify_end_phase_arm():
     plan.predicted.metric = "val/code"
     plan.phases = [Phase(start_fraction=0.0, weights=w), Phase(start_fraction=0.9, weights={"code": 1.0})]
     assert "already has an end phase" in alternatives(plan, ["end-phase"], None, counts, SweepConfig())[1][0]["why"]
+
+
+def test_an_end_phase_that_rounds_away_leaves_one_phase_and_no_gain(monkeypatch):
+    """An end phase whose start rounds to the end of the run (plan_phases keeps one phase) gives no predicted gain;
+    upsampling_phases returned end['kind'] of None there (a TypeError traceback)."""
+    from mixopt.config import ProposeConfig
+    from mixopt.planning import propose as prop
+    P, Q, F, y = _synthetic()
+    monkeypatch.setattr(prop, "records_to_phase_data", lambda *a: (P, Q, F, y))
+    monkeypatch.setattr(prop, "target_domains", lambda ctx: [0])
+    monkeypatch.setattr(prop, "plan_phases", lambda weights, up: [{"start_fraction": 0.0, "weights": dict(weights)}])
+    domains = [f"d{i}" for i in range(4)]
+    w = np.array([0.3, 0.3, 0.2, 0.2])
+    ctx = prop.ProposeContext(domains=domains, target="val/d0", records=[object()])
+    free = Constraints(domains, np.zeros(4), np.ones(4))
+    phases, _, kind, gain = prop.upsampling_phases(w, dict(zip(domains, w)), ctx, ProposeConfig(n_candidates=3000), free, seed=0)
+    assert len(phases) == 1 and kind == "on top" and gain is None

@@ -10,6 +10,7 @@ a second sweep does not re-tokenize.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 import warnings
@@ -106,6 +107,13 @@ def validation_mask(docs: list[str], val_fraction: float) -> list[bool]:
     return mask
 
 
+def validation_texts(spec: DomainSpec, val_fraction: float, max_documents: int | None = None) -> set[str]:
+    """The texts a domain's validation split holds: :func:`validation_mask` over the documents the domain is tokenized
+    from (its first ``max_documents``: the config's ``data.max_documents``)."""
+    docs = load_documents(spec, max_documents)
+    return {d for d, v in zip(docs, validation_mask(docs, val_fraction)) if v}
+
+
 def domain_keys(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evaluation_only: bool = False) -> list[str]:
     """A domain's cache key, then the keys older mixopt gave it: the fingerprints a store records, without tokenizing."""
     settings = f"{tok.identity}|{cfg.val_fraction}|{cfg.max_documents}|{evaluation_only}"
@@ -134,15 +142,19 @@ def tokenize_domain(spec: DomainSpec, tok: Tokenizer, cfg: DataConfig, *, evalua
     else:
         train, val = split_documents(docs, cfg.val_fraction, spec.name)
     dom = TokenizedDomain(spec.name, tok.encode_documents(train), tok.encode_documents(val), len(train), len(val), key, *legacy)
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, train=dom.train, val=dom.val, n_train=dom.n_docs_train, n_val=dom.n_docs_val)
-    try:
-        atomic_write_bytes(shard, buf.getvalue())
-    except Exception:
-        pass  # a read-only cache only costs time
+    _write_cache(shard, train=dom.train, val=dom.val, n_train=dom.n_docs_train, n_val=dom.n_docs_val)
     return dom
+
+
+def _write_cache(path: Path, **arrays) -> None:
+    """Write ``arrays`` to the cache file ``path`` (an ``.npz``, atomically); a cache that cannot be written (read-only)
+    only costs time."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except Exception:
+        pass
 
 
 def load_domain_set(cfg: DataConfig, *, progress=None, store_fingerprint: str | None = None) -> DomainSet:
@@ -187,14 +199,7 @@ def _cached_document_keys(dom: TokenizedDomain, eos_id: int, cache: Path | None)
             pass  # rebuilt below
     keys = document_keys(dom.train, eos_id)
     if path is not None:
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, keys=keys[0], lengths=keys[1], tokens=dom.train.size)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except Exception:
-            pass  # a read-only cache only costs time
+        _write_cache(path, keys=keys[0], lengths=keys[1], tokens=dom.train.size)
     return keys
 
 

@@ -1,13 +1,11 @@
-"""Documents that two sources share: one digest per document, and the pairs of sources whose digests meet.
-
-Training domains are compared from their token arrays (:func:`document_keys`, :func:`shared_tokens`); quality pools
-(``selection``, and the pools a planner sizes) from their texts, by :func:`shared_documents`.
+"""Documents that two training domains share: one digest per document of their token arrays (:func:`document_keys`),
+and the documents and tokens two domains' digests have in common (:func:`shared_tokens`). Quality pools and targets
+are compared from their texts instead (:mod:`mixopt.selection.overlap`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -35,14 +33,3 @@ def shared_tokens(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndar
     in_b, in_a = np.isin(a[0], b[0]), np.isin(b[0], a[0])
     return int(np.unique(a[0][in_b]).size), int(a[1][in_b].sum()), int(b[1][in_a].sum())
 
-
-def shared_documents(keys: Mapping[str, set[bytes]], *, label: str = "") -> list[tuple[str, str, str]]:
-    """Each pair of sources (name -> set of document digests) that share documents, as ``(a, b, said)``: ``said`` is
-    "N document(s) (x% of LABEL'a', y% of LABEL'b')" for a one-line warning."""
-    names, out = list(keys), []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if n := len(keys[a] & keys[b]):
-                out.append((a, b, f"{n} document(s) ({n / max(len(keys[a]), 1):.1%} of {label}'{a}', "
-                                  f"{n / max(len(keys[b]), 1):.1%} of {label}'{b}')"))
-    return out

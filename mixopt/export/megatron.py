@@ -87,7 +87,7 @@ def blend_list(weights: dict[str, float], paths: dict[str, str]) -> list[str]:
 
 def dataset_prefix(path: str) -> str:
     """Megatron wants the prefix of ``PREFIX.bin``/``PREFIX.idx``; strip either suffix. Any other path is written as
-    given (a document file is flagged by `document_files`, not changed)."""
+    given (a document file is flagged by `document_files_note`, not changed)."""
     for suffix in (".bin", ".idx"):
         if path.endswith(suffix):
             return path[: -len(suffix)]
@@ -105,15 +105,10 @@ def is_documents(path: str) -> bool:
     return local.is_dir() and not Path(f"{local}.bin").exists()
 
 
-def document_files(paths: dict[str, str]) -> dict[str, str]:
-    """The domains whose path is documents (`is_documents`: a document file or a folder), not a ``.bin``/``.idx``
-    prefix."""
-    return {d: p for d, p in paths.items() if is_documents(p)}
-
-
 def document_files_note(paths: dict[str, str]) -> str | None:
-    """What an export whose paths are document files says (the CLI's warning, blend.json's ``paths_note``), or None."""
-    docs = document_files(paths)
+    """What an export whose paths are document files or folders (`is_documents`), not ``.bin``/``.idx`` prefixes, says
+    (the CLI's and the demo's warning, blend.json's ``paths_note``), or None."""
+    docs = {d: p for d, p in paths.items() if is_documents(p)}
     if not docs:
         return None
     d, p = next(iter(sorted(docs.items())))

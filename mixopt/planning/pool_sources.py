@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dict
-from ..data.domains import is_validation, validation_mask
+from ..data.domains import is_validation, validation_texts
 from ..data.sources import load_dataset_of, load_documents, resolve_files, utf8_errors
 from ..errors import MixoptError
 from ..runs.pool_runs import pool_documents
@@ -144,7 +144,7 @@ def _number(x: object) -> bool:
 
 
 def _validation_texts(spec: DomainSpec, val_fraction: float, max_documents: int | None) -> set[str] | None:
-    """The texts the domain's validation split holds: :func:`~mixopt.data.domains.validation_mask` (the split's one
+    """The texts the domain's validation split holds: :func:`~mixopt.data.domains.validation_texts` (the split's one
     rule, with its tiny-domain fallback) over the documents the domain is tokenized from (its first ``max_documents``).
     None for a domain of more than :data:`DOMAIN_CHECK_DOCS` documents, which is not read whole: the caller applies
     the hash rule (:func:`~mixopt.data.domains.is_validation`), which is the split's for every domain that size
@@ -153,8 +153,7 @@ def _validation_texts(spec: DomainSpec, val_fraction: float, max_documents: int 
     n = min(x for x in (max_documents, spec.max_documents, len(ds)) if x is not None)
     if n > DOMAIN_CHECK_DOCS:
         return None
-    docs = load_documents(spec, max_documents)
-    return {d for d, v in zip(docs, validation_mask(docs, val_fraction)) if v}
+    return validation_texts(spec, val_fraction, max_documents)
 
 
 def _domain_keys(spec: DomainSpec) -> tuple[set[bytes], float]:

@@ -710,12 +710,12 @@ def upsampling_phases(w: np.ndarray, weights: dict[str, float], ctx: ProposeCont
         return single, (f"no upsampling phase: the best end phase (last {up['f']:.0%}) gains {gain:+.4f} {where}, "
                         f"within its uncertainty ±{noise:.4f}{how}{scale_note}"), "", None
     phases = [Phase(**ph) for ph in plan_phases(weights, up)]
-    kind = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
-    end = {"kind": "reorder" if reorder else "on top", "fraction": round(1.0 - phases[-1].start_fraction, 6),
-           "gain": float(gain), "gain_std": float(noise),
-           "model": f"two-phase, {n_two} two-phase run(s), at proxy scale"} if len(phases) > 1 else None
-    return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{kind}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
-            end["kind"], end)
+    kind = "reorder" if reorder else "on top"
+    said = f" ({names}'s tokens moved to the end; overall shares unchanged)" if reorder else ""
+    end = {"kind": kind, "fraction": round(1.0 - phases[-1].start_fraction, 6), "gain": float(gain),
+           "gain_std": float(noise), "model": f"two-phase, {n_two} two-phase run(s), at proxy scale"} if len(phases) > 1 else None
+    return (phases, f"upsampling phase for the last {up['f']:.0%} of tokens{said}: predicted gain {gain:.4f} ± {noise:.4f} {where}",
+            kind, end)
 
 
 def cooldown_phases(ctx: ProposeContext, cfg: ProposeConfig, budget: float | None = None) -> tuple[list[Phase], str]:

@@ -42,7 +42,8 @@ from ..errors import ConfigError, DataError
 from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import fit_pool_decay, usable_fit
 from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
-from ..selection.read import shared_documents, text_keys
+from ..selection.overlap import shared_documents
+from ..selection.read import text_keys
 
 TMARS_B = (-0.16, -0.125, -0.10, -0.085)  # Goyal et al. (2024), T-MARS buckets, best first
 TMARS_TAU = (6.7273, 8.5455, 5.2727, 2.2727)

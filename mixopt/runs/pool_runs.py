@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainPools, DomainSpec, ProxyConfig, QualityPool
-from ..data.domains import decode_documents, validation_mask
+from ..data.domains import decode_documents, validation_texts
 from ..data.sources import load_column, load_dataset_of, load_documents
 from ..data.tokenize import Tokenizer
 from ..data.types import DomainSet, TokenizedDomain
@@ -334,7 +334,7 @@ def kept_pools_data(data: DomainSet, kept: Mapping[str, Sequence[str]], sources:
     """``data`` with each pooled domain's training split replaced by its kept pools' documents (``kept``: the plan's
     ``pools``; ``sources``: its ``provenance.pool_sources``), so a run trains what the plan says; its validation split
     stays the domain's, so ``val/DOMAIN`` is measured on the same text as for the whole domain. Pool documents that the
-    domain's validation split holds (:func:`~mixopt.data.domains.validation_mask` at ``val_fraction``) are left out.
+    domain's validation split holds (:func:`~mixopt.data.domains.validation_texts` at ``val_fraction``) are left out.
 
     A domain whose kept pools include a share (no documents of its own), or whose sources the plan does not record,
     keeps its whole training split, and its :class:`KeptPools` says why. The pooled domains get their own fingerprints,
@@ -364,8 +364,7 @@ def kept_pools_data(data: DomainSet, kept: Mapping[str, Sequence[str]], sources:
         docs: list[str] = []
         for n in names:
             docs += pool_documents(d, pools[n], bucket_spec, max_documents)
-        domain_docs = load_documents(spec, max_documents)
-        held = {t for t, v in zip(domain_docs, validation_mask(domain_docs, val_fraction)) if v}
+        held = validation_texts(spec, val_fraction, max_documents)
         train = [t for t in docs if t not in held]
         if not train:
             raise DataError(f"The plan's kept pools of domain '{d}' ({', '.join(names)}) hold no documents besides the "

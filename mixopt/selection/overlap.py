@@ -2,7 +2,8 @@
 
 A pool that holds the target's own documents looks like the target to any scorer (DSIR, a classifier, an OT
 distance): its scores are inflated. Two pools that share documents hold the same text twice. Both are found by a
-digest of each text (:func:`~mixopt.selection.read.text_keys`) and said in one warning line each.
+digest of each text (:func:`~mixopt.selection.read.text_keys`) and said in one warning line each. (Training domains
+that share documents are found from their tokens: :mod:`mixopt.data.overlap`.)
 """
 
 from __future__ import annotations
@@ -11,9 +12,21 @@ from collections.abc import Mapping, Sequence
 
 from ..config import DomainSpec
 from ..data.sources import load_dataset_of, utf8_errors
-from .read import shared_documents, text_keys
+from .read import text_keys
 
 BATCH = 10_000  # records hashed at a time by `all_text_keys`
+
+
+def shared_documents(keys: Mapping[str, set[bytes]], *, label: str = "") -> list[tuple[str, str, str]]:
+    """Each pair of sources (name -> set of document digests) that share documents, as ``(a, b, said)``: ``said`` is
+    "N document(s) (x% of LABEL'a', y% of LABEL'b')" for a one-line warning."""
+    names, out = list(keys), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if n := len(keys[a] & keys[b]):
+                out.append((a, b, f"{n} document(s) ({n / max(len(keys[a]), 1):.1%} of {label}'{a}', "
+                                  f"{n / max(len(keys[b]), 1):.1%} of {label}'{b}')"))
+    return out
 
 
 def overlap_lines(pool_keys: Mapping[str, set[bytes]], target_keys: Sequence[bytes], *, shared_effect: str,

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DomainSpec
-from ..data.overlap import shared_documents  # noqa: F401  (select and the planner read it here)
 from ..data.sources import (
     load_dataset_of,
     looks_like_hub_id,
