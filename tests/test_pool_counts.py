@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import warnings
 
-import numpy as np
 import pytest
 
 from mixopt.config import DomainPools, DomainSpec, ProposeConfig, SweepConfig
@@ -17,6 +16,7 @@ from mixopt.planning.pool_choice import choose_pools
 from mixopt.planning.pool_sources import pool_file_notes
 from mixopt.planning.propose import ProposeContext, build_plan
 from mixopt.planning.quality import resolve_domain_pools
+from tests.test_pool_plan import Prefers
 
 VF = 0.2
 BUCKETS = {"pools": [{"name": "hi", "min_score": 0.6}, {"name": "mid", "min_score": 0.3, "max_score": 0.6}]}
@@ -72,15 +72,6 @@ def test_a_tiny_domains_buckets_leave_out_the_text_its_split_moves_into_validati
     assert pd.resolved[0].documents == 3
 
 
-class _MoreWeb:
-    """Prefers as much of domain ``web`` (the second column) as the constraints allow."""
-
-    def predict(self, W, return_std=False):
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        mean = 3.0 - W[:, 1]
-        return (mean, np.full(len(W), 0.01)) if return_std else mean
-
-
 def test_the_plans_epochs_of_a_bucket_domain_count_its_training_documents(tmp_path):
     spec, rows = _scored_domain(tmp_path)
     hand = _by_hand(rows, VF)
@@ -90,7 +81,7 @@ def test_the_plans_epochs_of_a_bucket_domain_count_its_training_documents(tmp_pa
                          tokens_per_doc={"books": 500.0, "web": 50.0}, proxy_tokens=1e4, specs=[spec], val_fraction=VF)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = build_plan(_MoreWeb(), ctx, cfg, budget_tokens=1e4, seed=0)
+        plan = build_plan(Prefers(1), ctx, cfg, budget_tokens=1e4, seed=0)
     kept = sum(hand[p] for p in plan.pools["web"])
     assert plan.epochs["web"] == pytest.approx(plan.overall_weights()["web"] * 1e4 / kept, rel=1e-5)
 
@@ -104,7 +95,7 @@ def test_propose_sizes_buckets_over_the_configs_split(tmp_path):
                                                                   {"name": "books", "path": str(spec.path)}]},
         "propose": {"n_candidates": 500, "top_k": 5, "upsample": False, "keep_baseline_within_noise": False,
                     "max_weights": {"web": 0.5}, "pools": {"web": BUCKETS}}})
-    model = FittedModel(_MoreWeb(), {"domains": ["books", "web"], "target": "t", "proxy_tokens": 1e4,
+    model = FittedModel(Prefers(1), {"domains": ["books", "web"], "target": "t", "proxy_tokens": 1e4,
                                      "token_counts": {"books": 10**6, "web": hand["all"]},
                                      "tokens_per_doc": {"books": 500.0, "web": 50.0}})
     with warnings.catch_warnings():

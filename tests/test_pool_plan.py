@@ -70,12 +70,15 @@ def test_documents_in_no_score_bucket_are_reported(scored):  # noqa: F811
     assert resolve_domain_pools("web", everything, unique_tokens=None, mean_tokens_per_doc=None, spec=scored).note == ""
 
 
-class _MoreA:
-    """Prefers as much of domain ``a`` as the constraints allow."""
+class Prefers:
+    """A surrogate that prefers as much of the domain in column ``column`` as the constraints allow (std 0.01)."""
+
+    def __init__(self, column: int = 0):
+        self.column = column
 
     def predict(self, W, return_std=False):
         W = np.atleast_2d(np.asarray(W, dtype=float))
-        mean = 3.0 - W[:, 0]
+        mean = 3.0 - W[:, self.column]
         return (mean, np.full(len(W), 0.01)) if return_std else mean
 
 
@@ -93,7 +96,7 @@ def _plan(tmp_path, **cfg):
                          tokens_per_doc={"a": 500.0, "b": 1000.0}, proxy_tokens=1e4)
     cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
                         pools=_pool_files(tmp_path), max_epochs=4, **cfg)
-    return build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    return build_plan(Prefers(0), ctx, cfg, budget_tokens=1e4, seed=0)
 
 
 def test_the_plan_caps_a_pooled_domain_by_its_pools_and_counts_epochs_over_the_kept_ones(tmp_path):
@@ -114,14 +117,14 @@ def test_imported_runs_cap_a_pooled_domain_by_its_pools_and_say_which_domains_ar
     ctx = ProposeContext(domains=["a", "b"], target="t", proxy_tokens=1e4)
     cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
                         pools=_pool_files(tmp_path), max_epochs=4)
-    plan = build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+    plan = build_plan(Prefers(0), ctx, cfg, budget_tokens=1e4, seed=0)
     assert plan.overall_weights()["a"] == pytest.approx(0.4, abs=1e-6)  # 4 epochs of the pools' 1000 tokens
     assert plan.epochs == {"a": pytest.approx(4.0, rel=1e-5)}  # b's size is unknown: no epochs for it
     assert any(r.startswith("a: capped at 4.00 epochs (its quality pools together)") for r in plan.reasons)
     assert any(r.startswith("repetition not checked for b: the runs carry no domain sizes (imported runs), so "
                             "propose.max_epochs (4) caps only a, by its quality pools' tokens (counted by "
                             "data.tokenizer bytes)") for r in plan.reasons)
-    unpooled = build_plan(_MoreA(), ctx, cfg.model_copy(update={"pools": {}}), budget_tokens=1e4, seed=0)
+    unpooled = build_plan(Prefers(0), ctx, cfg.model_copy(update={"pools": {}}), budget_tokens=1e4, seed=0)
     assert unpooled.overall_weights()["a"] > 0.99  # nothing known: no cap, and the plan says so
     assert any(r.startswith("repetition not checked: the runs carry no domain sizes") for r in unpooled.reasons)
 
@@ -181,7 +184,7 @@ def test_a_budget_the_pools_cannot_fill_is_a_one_line_error_naming_the_pools(tmp
     ctx = ProposeContext(domains=["a", "b"], target="t", token_counts={"a": 5000, "b": 1000}, proxy_tokens=1e4)
     cfg = ProposeConfig(n_candidates=500, upsample=False, pools=_pool_files(tmp_path), max_epochs=4)
     with pytest.raises(BudgetError) as err:  # a's 5000 tokens would fill it; its pools hold 1000
-        build_plan(_MoreA(), ctx, cfg, budget_tokens=1e4, seed=0)
+        build_plan(Prefers(0), ctx, cfg, budget_tokens=1e4, seed=0)
     assert "\n" not in str(err.value) and "its unique tokens are theirs (a 1000)" in str(err.value)
 
 

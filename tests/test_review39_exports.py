@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import yaml
 
 from mixopt import pipeline
 from mixopt.cli.main import run
 from mixopt.plan import Phase, Plan
+from tests.test_pool_plan import Prefers
 
 # ------------------------------------------------------------------ finding 6: propose's printed plan is YAML
 
@@ -37,14 +37,6 @@ def test_propose_prints_a_plan_that_loads_as_yaml(tmp_path, capsys, monkeypatch)
 # ------------------------------------------------------------------ finding 5: exports recover unique tokens exactly
 
 
-class _MoreA:
-    """Prefers as much of domain ``a`` as the constraints allow."""
-
-    def predict(self, W, return_std=False):
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        mean = 3.0 - W[:, 0]
-        return (mean, np.full(len(W), 0.01)) if return_std else mean
-
 
 def test_small_epochs_keep_the_unique_tokens_exact_in_the_plan_and_every_export():
     """propose wrote epochs rounded to 6 decimals, so below ~0.001 epochs every export's unique tokens (share x budget /
@@ -57,7 +49,7 @@ def test_small_epochs_keep_the_unique_tokens_exact_in_the_plan_and_every_export(
     ctx = ProposeContext(domains=["a", "b"], target="t", token_counts=counts, tokens_per_doc=tpd, proxy_tokens=2.5e5)
     cfg = ProposeConfig(n_candidates=2000, top_k=10, upsample=False, keep_baseline_within_noise=False,
                         curse_correction=False, min_weights={"b": 0.001})
-    plan = build_plan(_MoreA(), ctx, cfg, budget_tokens=1e6, seed=0)
+    plan = build_plan(Prefers(0), ctx, cfg, budget_tokens=1e6, seed=0)
     shares = plan.overall_weights()
     assert plan.epochs["b"] < 1e-3  # where 6 decimals kept 3 digits or fewer
     for d, n in counts.items():
