@@ -533,6 +533,10 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     pool_gap = (f"not predicted: the plan trains {' and '.join(on_pools)} on {'its' if len(on_pools) == 1 else 'their'} "
                 "kept pools and this arm whole, and the prediction values mixtures on whole domains (not the pools' "
                 "effect)") if on_pools else ""
+    if on_pools:  # the plan's own runs train on its kept pools, which the prediction does not value: its error says so
+        predicted["pools_note"] = (f"the plan's runs train {' and '.join(on_pools)} on {'its' if len(on_pools) == 1 else 'their'} "
+                                   "kept pools; the prediction values the mixture on whole domains, so prediction_error "
+                                   "holds the pools' effect too (the no-pools arm measures it)")
     comparisons = []
     for a in arms[1:]:
         diffs = np.array(plan_arm.values) - np.array(a.values)

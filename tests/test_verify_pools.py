@@ -84,6 +84,9 @@ def test_verify_trains_the_kept_pools_and_no_pools_the_whole_domains(pooled, tmp
     plain = json.loads(again.read_text())
     assert plain["trained"] == 0 and plain["results"][0]["values"] == no_pools["values"]
     assert "pools" not in plain and "on_pools" not in plain["results"][0]
+    # the prediction values whole domains: the pooled plan's prediction_error says it holds the pools' effect too
+    assert "prose on its kept pools" in body["predicted"]["pools_note"] and "pools_note" not in plain["predicted"]
+    assert "note: the plan's runs train prose on its kept pools" in capsys.readouterr().out
     # the table and the report say what the plan arm trained
     from rich.console import Console
 
@@ -94,6 +97,7 @@ def test_verify_trains_the_kept_pools_and_no_pools_the_whole_domains(pooled, tmp
     assert "trained prose on its kept pools q1" in console.export_text()
     lines, _ = verification_summary(body)
     assert "(trained prose on its kept pools q1)" in lines[0]
+    assert "±2σ, a prediction for the whole domains, not the kept pools trained" in lines[0]
 
 
 

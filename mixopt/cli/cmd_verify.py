@@ -81,8 +81,9 @@ def verify_cmd(
                       model_params=model_params, tokens=tokens, first_seed=first_seed, progress=progress)
     atomic_write_text(out, json.dumps(body, indent=1) + "\n")
     Console().print(verify_table(body))
-    if note := (body.get("predicted") or {}).get("note"):
-        typer.echo(f"note: {note}")
+    for key in ("note", "pools_note"):
+        if note := (body.get("predicted") or {}).get(key):
+            typer.echo(f"note: {note}")
     if advice := seeds_advice(body):
         typer.echo(advice)
     typer.echo(f"verify -> {out} ({body['trained']} run(s) trained now)")

@@ -159,6 +159,8 @@ def verification_summary(body: Mapping | None, verify_cmd_hint: bool = True) -> 
         elif std:
             inside = abs(plan_res["mean"] - pred["value"]) <= 2 * std
             head += f"; {'inside' if inside else 'outside'} ±2σ"
+            if pred.get("pools_note"):
+                head += ", a prediction for the whole domains, not the kept pools trained"
         head += ")"
     groups: dict[str, list[str]] = {"better than": [], "worse than": [], "within noise of": [], "one seed against": []}
     for c in body["comparisons"]:
