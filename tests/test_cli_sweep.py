@@ -21,6 +21,7 @@ MICRO = {
     "proxy": {"n_layer": 1, "n_embd": 32, "head_size": 32, "block_size": 32, "batch_size": 8, "tokens": 8192,
               "checkpoints": [0.5, 1.0], "eval_tokens": 512},
     "sampler": {"baselines": ["natural", "uniform"], "noise_seeds": 1},  # no seed repeats: tests count runs as sampled + 2
+    "propose": {"n_candidates": 20000},  # as the packaged tiny config: the default 1M candidates cost seconds a propose
 }
 
 
