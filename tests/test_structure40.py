@@ -15,3 +15,25 @@ def test_measure_noise_lives_with_the_seed_noise():
     out = noise.measure_noise(np.array([1.0, 1.2, 3.0, 3.2]), np.array([0, 0, 1, 1]))
     assert out["seed_sd"] == pytest.approx(np.sqrt(0.02))
     assert not hasattr(pipeline, "selection_target")  # dead: no caller anywhere
+
+
+def test_the_cache_root_is_a_file_helper_and_the_proxy_does_not_load_the_data_layer():
+    import subprocess
+    import sys
+
+    from mixopt import io
+    from mixopt.data import domains
+
+    assert domains.default_cache_dir is io.default_cache_dir
+    code = "import sys, mixopt.proxy.device; print(sorted(m for m in sys.modules if m.startswith('mixopt.data')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_check_scale_value_lives_with_the_record_it_checks():
+    from mixopt.errors import DataError
+    from mixopt.runs import record, tables_io
+
+    assert tables_io.check_scale_value is record.check_scale_value
+    with pytest.raises(DataError, match="tokens must be a positive finite number"):
+        record.check_scale_value("-1", "tokens", where="the metrics file")

@@ -71,7 +71,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import FitError, MixtureError
 from ..mixtures import as_float_array
-from ..runs.tables_io import check_scale_value
+from ..runs.record import check_scale_value
 from .base import EstimatorNotFittedError, check_target, check_weights
 from .crossval import group_folds
 from .gp import GPSurrogate
@@ -92,7 +92,7 @@ def _fit_base(W: np.ndarray, y: np.ndarray, params: dict, random_state: int) -> 
 
 
 def check_positive(value, name: str, *, where: str) -> float:
-    """A positive finite number (:func:`mixopt.runs.tables_io.check_scale_value`'s rule), required here."""
+    """A positive finite number (:func:`mixopt.runs.record.check_scale_value`'s rule), required here."""
     v = check_scale_value(value, name, where=where, error=FitError)
     if v is None:
         raise FitError(f"{name} must be a positive number. Got nothing for {where}. Write it as e.g. 1e9.")
