@@ -37,3 +37,16 @@ def test_check_scale_value_lives_with_the_record_it_checks():
     assert tables_io.check_scale_value is record.check_scale_value
     with pytest.raises(DataError, match="tokens must be a positive finite number"):
         record.check_scale_value("-1", "tokens", where="the metrics file")
+
+
+def test_a_plans_phases_have_one_phases_view():
+    from mixopt.mixtures import as_phases, overall_shares
+    from mixopt.plan import Plan, phase_pairs
+
+    plan = Plan(budget_tokens=1e6, phases=[{"start_fraction": 0.0, "weights": {"a": 0.25, "b": 0.75}},
+                                           {"start_fraction": 0.8, "weights": {"a": 1.0}}])
+    pairs = plan.phase_pairs()
+    assert pairs == [(0.0, {"a": 0.25, "b": 0.75}), (0.8, {"a": 1.0})] == phase_pairs(plan.phases)
+    assert pairs[0][1] is plan.phases[0].weights  # no copy, no re-validation: the floats are the plan's own
+    assert plan.overall_weights() == overall_shares(pairs)
+    assert as_phases(pairs)[1][0] == 0.8

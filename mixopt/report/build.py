@@ -148,7 +148,7 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         add("mixture.png", "Planned mixture",
             f"Token share of each domain (bars) in each phase; phases start at {starts} of the budget. "
             "Compare bar heights within a group to see what a phase up- or down-weights.",
-            lambda p: plots.plot_mixture([(ph.start_fraction, ph.weights) for ph in plan_obj.phases], p))
+            lambda p: plots.plot_mixture(plan_obj.phase_pairs(), p))
     else:
         absent.append("Planned mixture: no plan given (--plan).")
 
