@@ -50,3 +50,19 @@ def test_a_plans_phases_have_one_phases_view():
     assert pairs[0][1] is plan.phases[0].weights  # no copy, no re-validation: the floats are the plan's own
     assert plan.overall_weights() == overall_shares(pairs)
     assert as_phases(pairs)[1][0] == 0.8
+
+
+def test_the_scale_aware_estimators_share_one_public_base():
+    import pickle
+
+    from mixopt.projector import ScaleProjector
+    from mixopt.surrogates import SCALE_ESTIMATORS, scale
+    from mixopt.surrogates.scale_base import ScaleEstimator
+
+    assert scale._ScaleBase is ScaleEstimator  # the old private name still imports
+    assert scale.scale_inputs.__module__ == "mixopt.surrogates.scale_base" and scale.N_SCALE == 2
+    assert all(issubclass(cls, ScaleEstimator) for cls in [*SCALE_ESTIMATORS.values(), ScaleProjector])
+    # models pickled before NestedMixingLaw moved to nested_law.py name it in scale.py
+    from mixopt.surrogates.nested_law import NestedMixingLaw
+    assert pickle.loads(b"cmixopt.surrogates.scale\nNestedMixingLaw\n.") is NestedMixingLaw
+    assert pickle.loads(pickle.dumps(scale.ScaleGP(length_scale=2.0))).get_params()["length_scale"] == 2.0
