@@ -66,3 +66,13 @@ def test_the_scale_aware_estimators_share_one_public_base():
     from mixopt.surrogates.nested_law import NestedMixingLaw
     assert pickle.loads(b"cmixopt.surrogates.scale\nNestedMixingLaw\n.") is NestedMixingLaw
     assert pickle.loads(pickle.dumps(scale.ScaleGP(length_scale=2.0))).get_params()["length_scale"] == 2.0
+
+
+def test_a_pools_documents_are_read_in_the_data_layer():
+    from mixopt.data import pools
+    from mixopt.planning import pool_sources, quality
+    from mixopt.runs import pool_runs
+
+    for name in ("scored_documents", "in_bucket", "pool_file_spec", "pool_documents"):
+        assert getattr(pool_runs, name) is getattr(pools, name)  # the old path re-exports each
+    assert quality.pool_documents is pools.pool_documents and pool_sources.pool_documents is pools.pool_documents
