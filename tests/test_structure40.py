@@ -76,3 +76,19 @@ def test_a_pools_documents_are_read_in_the_data_layer():
     for name in ("scored_documents", "in_bucket", "pool_file_spec", "pool_documents"):
         assert getattr(pool_runs, name) is getattr(pools, name)  # the old path re-exports each
     assert quality.pool_documents is pools.pool_documents and pool_sources.pool_documents is pools.pool_documents
+
+
+@pytest.mark.parametrize("make", ["DSIR", "TargetClassifier"])
+def test_the_document_scorers_are_scikit_learn_estimators(make):
+    from sklearn.base import clone
+
+    from mixopt.selection.classifier import TargetClassifier
+    from mixopt.selection.dsir import DSIR
+
+    est = {"DSIR": lambda: DSIR(n_buckets=64, alpha=0.5),
+           "TargetClassifier": lambda: TargetClassifier(n_buckets=64, C=2.0, folds=2, random_state=3, char_buckets=0)}[make]()
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == est.get_params()
+    assert copy.set_params(n_buckets=128).n_buckets == 128 and est.n_buckets == 64
+    target, pool = ["the cat sat on the mat", "a cat and a mat"], ["stock prices fell", "the cat ran", "markets rose today"]
+    assert np.array_equal(est.fit_score(target, pool), clone(est).fit_score(target, pool))  # a clone scores the same
