@@ -70,9 +70,9 @@ from .data.domains import domain_specs
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
 from .io import atomic_write_text
-from .mixtures import (Mixture, Phases, as_phases, natural_mixture, round_shares, temperature_prior,
-                       uniform_mixture)
+from .mixtures import Mixture, Phases, as_phases, natural_mixture, round_shares, uniform_mixture
 from .plan import Phase, Plan, Prediction, plan_epochs
+from .samplers import temperature_prior
 from .repetition import effective_tokens
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end

@@ -92,3 +92,18 @@ def test_the_document_scorers_are_scikit_learn_estimators(make):
     assert copy.set_params(n_buckets=128).n_buckets == 128 and est.n_buckets == 64
     target, pool = ["the cat sat on the mat", "a cat and a mat"], ["stock prices fell", "the cat ran", "markets rose today"]
     assert np.array_equal(est.fit_score(target, pool), clone(est).fit_score(target, pool))  # a clone scores the same
+
+
+def test_temperature_prior_is_a_sampler_concern():
+    import ast
+    from pathlib import Path
+
+    from mixopt import mixtures, samplers
+    from mixopt.config import SamplerConfig
+
+    assert mixtures.temperature_prior is samplers.temperature_prior  # the old path still imports
+    from mixopt.mixtures import temperature_prior
+    assert temperature_prior({"a": 1, "b": 3}) == samplers.temperature_prior({"a": 1, "b": 3}, SamplerConfig().temperature)
+    tree = ast.parse(Path(mixtures.__file__).read_text())
+    own = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
+    assert own == {"errors"}  # the mixture type needs no config

@@ -20,8 +20,9 @@ from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
 from ..data.sources import files_digest
 from ..errors import BudgetError, ConfigError, MixoptError
-from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
+from ..mixtures import natural_mixture, overall_shares, round_shares, uniform_mixture
 from ..plan import Phase, Plan, Prediction, phase_pairs, plan_epochs
+from ..samplers import temperature_prior
 from ..reuse import ReusedMixture
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
