@@ -132,3 +132,15 @@ def test_architectures_verb_table_names_code_that_exists():
     assert not missing, missing
     sweep_row = next(line for line in table.splitlines() if line.startswith("| sweep |"))
     assert "`runs.sweep.execute_runs`" in sweep_row and "execute_run`" not in sweep_row  # what the executors call
+
+
+def test_build_report_is_one_function_per_figure():
+    import inspect
+
+    from mixopt.report import build
+
+    figures = [f"_fig_{n}" for n in ("mixture", "predictions", "loss_matrix", "curves", "frontier", "agreement", "verification")]
+    source = inspect.getsource(build.build_report)
+    assert all(callable(getattr(build, f)) and f"{f}(add," in source for f in figures)
+    assert [source.index(f"{f}(add,") for f in figures] == sorted(source.index(f"{f}(add,") for f in figures)  # page order
+    assert len(source.splitlines()) < 90
