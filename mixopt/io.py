@@ -15,6 +15,11 @@ import yaml
 from .errors import ConfigError, StoreError
 
 
+def default_cache_dir() -> Path:
+    """The cache root: ``$MIXOPT_CACHE``, else ``~/.cache/mixopt``."""
+    return Path(os.environ.get("MIXOPT_CACHE", Path.home() / ".cache" / "mixopt"))
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` whole or not at all (temp file + fsync + rename)."""
     return atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,8 +1,9 @@
-"""Mixtures of domains and the samplers that propose them.
+"""Mixtures of domains: the ``Mixture`` and ``Phases`` types, the one simplex check and projection, and the baselines.
 
 A mixture maps domain name -> weight. Weights are token shares: finite, >= 0
 and summing to 1 (within 1e-6 after normalisation). Whenever a vector is needed
-the domain order is sorted by name.
+the domain order is sorted by name. The samplers that propose mixtures (and
+RegMix's temperature prior) are in :mod:`mixopt.samplers`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.sparse import issparse
 
-from .config import SamplerConfig
 from .errors import BudgetError, ConfigError, MixtureError
 
 SUM_TOLERANCE = 1e-6  # a Mixture: weights we wrote ourselves
@@ -88,8 +88,6 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
     return out if total == 1.0 else {k: v / total for k, v in out.items()}
 
 
-# ---------------------------------------------------------------- baselines
-
 def as_float_array(X, *, where: str, what: str, error: type[Exception] = MixtureError) -> np.ndarray:
     """``X`` as a dense real float array, or a one-line ``error`` for sparse, complex or non-numeric input
     (the wording scikit-learn's estimator checks look for)."""
@@ -147,6 +145,8 @@ def check_simplex_rows(W, *, where: str = "W", tolerance: float = ROW_SUM_TOLERA
     return W / sums[:, None]
 
 
+# ---------------------------------------------------------------- baselines
+
 def natural_mixture(token_counts: Mapping[str, int]) -> Mixture:
     """Token-proportional mixture: every domain weighted by its unique token count."""
     total = float(sum(token_counts.values()))
@@ -157,17 +157,6 @@ def natural_mixture(token_counts: Mapping[str, int]) -> Mixture:
 
 def uniform_mixture(domains: Sequence[str]) -> Mixture:
     return Mixture({d: 1.0 / len(domains) for d in domains})
-
-
-def temperature_prior(token_counts: Mapping[str, int], temperature: float = SamplerConfig.model_fields["temperature"].default) -> Mixture:
-    """Token share raised to ``temperature`` and renormalised (RegMix's prior)."""
-    domains = sorted(token_counts)
-    share = np.array([token_counts[d] for d in domains], dtype=float)
-    if not share.sum() > 0:
-        raise MixtureError("Cannot form the temperature prior: all domains have zero tokens. Check the data paths.")
-    share = share / share.sum()
-    p = share**temperature
-    return Mixture.from_vector(p / p.sum(), domains)
 
 
 def max_weights_for_epochs(token_counts: Mapping[str, int], budget_tokens: float, max_epochs: float) -> dict[str, float]:
@@ -296,3 +285,11 @@ def as_phases(schedule, *, where: str = "schedule") -> Phases:
         raise MixtureError(f"Phases must start at 0 with strictly increasing start fractions below 1. Got starts {starts} in {where}. "
                            "Write them as [(0, w0), (0.8, w1), ...].")
     return phases
+
+
+def __getattr__(name: str):
+    """``temperature_prior`` moved to :mod:`mixopt.samplers` (RegMix's sampling prior); the old import path still works."""
+    if name == "temperature_prior":
+        from .samplers import temperature_prior  # noqa: PLC0415  (samplers imports this module)
+        return temperature_prior
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

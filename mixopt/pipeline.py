@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
 from .surrogates.crossval import mixture_groups
-from .surrogates.noise import seed_noise
+from .surrogates.noise import measure_noise, seed_noise
 from .surrogates.scale import largest_scale_rows
 from .surrogates.checks import backtest_line, extrapolation_note, level_notes, model_lines, noise_line, together_note  # noqa: F401  (the CLI's, the demo's)
 from .surrogates.checks import scale_text as _scale_text
@@ -480,33 +479,6 @@ def make_estimator(table: RunTable, target: str, model_name: str = "default", *,
     return est, y
 
 
-def measure_noise(y: np.ndarray, groups: np.ndarray, scales: np.ndarray | None = None) -> dict[str, Any]:
-    """Seed noise of one run's metric next to the spread of the mixture effects.
-
-    ``scales`` (one label per run, e.g. its (model_params, tokens)): the mixture effects are spread around each
-    scale's own mean, so a size or budget effect does not pass for mixture signal on a multi-scale store.
-    Returns ``{seed_sd, dof, repeated, mixtures, signal_sd, snr}``; ``seed_sd``/``snr`` are None when no mixture was
-    trained with two or more seeds.
-    """
-    counts = np.bincount(groups)
-    means = np.bincount(groups, weights=y) / counts
-    strata = np.zeros(len(counts), dtype=int)
-    if scales is not None:  # each group's scale (a group's runs share one)
-        labels = np.unique(np.asarray([str(x) for x in scales]), return_inverse=True)[1].reshape(-1)
-        strata[groups] = labels
-    n_strata = len(np.unique(strata))
-    centred = means - (np.bincount(strata, weights=means) / np.bincount(strata))[strata]
-    ddof = len(counts) - n_strata
-    signal = float(np.sqrt(centred @ centred / ddof)) if ddof >= 1 else None
-    out: dict[str, Any] = {"seed_sd": None, "dof": int((counts - 1).sum()), "repeated": int((counts > 1).sum()),
-                           "mixtures": int(len(counts)), "signal_sd": signal, "snr": None}
-    if out["dof"] >= 1:
-        out["seed_sd"] = float(np.sqrt(seed_noise(y, groups)[0]))
-        if signal is not None:
-            out["snr"] = math.inf if out["seed_sd"] == 0.0 else signal / out["seed_sd"]
-    return out
-
-
 # ---------------------------------------------------------------- propose
 
 def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: StoreSnapshot | None = None,
@@ -692,11 +664,6 @@ def measure_pool_file(domain: str, pools: DomainPools, store_dir: str | Path, *,
                                mean_tokens_per_doc=data.domains[domain].mean_tokens_per_doc if known else None,
                                val_fraction=cfg.data.val_fraction if known else None,
                                tokenizer=cfg.data.tokenizer, seed=cfg.seed, progress=progress)
-
-
-def selection_target(pools_file: str | Path) -> str | None:
-    """The ``--target`` a ``mixopt select`` run scored against, from the selection.json beside its pools.yaml."""
-    return selection_manifest(pools_file).get("target")
 
 
 def selection_manifest(pools_file: str | Path) -> dict:

@@ -33,7 +33,7 @@ from .config import DomainSpec
 from .data.sources import files_digest, resolve_files
 from .errors import ConfigError, ConsistencyError, DataError, MixtureError, pydantic_summary
 from .io import atomic_write_text, read_yaml
-from .mixtures import overall_shares, validate_weights
+from .mixtures import Phases, overall_shares, validate_weights
 from .repetition import effective_tokens
 
 
@@ -61,6 +61,14 @@ class Phase(BaseModel):
             return dict(sorted(validate_weights(v, where="plan phase").items()))
         except MixtureError as exc:
             raise ValueError(str(exc)) from None
+
+
+def phase_pairs(phases: list[Phase]) -> Phases:
+    """The :data:`~mixopt.mixtures.Phases` view of a plan's phases: ``[(start_fraction, weights), ...]``.
+
+    No re-validation: the weights are the phases' own (already checked) dicts, so the floats are unchanged.
+    """
+    return [(p.start_fraction, p.weights) for p in phases]
 
 
 class Prediction(BaseModel):
@@ -144,9 +152,13 @@ class Plan(BaseModel):
         starts = [p.start_fraction for p in self.phases] + [1.0]
         return [b - a for a, b in zip(starts, starts[1:])]
 
+    def phase_pairs(self) -> Phases:
+        """``phases`` (the file form, a list of :class:`Phase`) as :data:`~mixopt.mixtures.Phases` pairs."""
+        return phase_pairs(self.phases)
+
     def overall_weights(self) -> dict[str, float]:
         """Token shares over the whole run, phases weighted by their length."""
-        return overall_shares([(p.start_fraction, p.weights) for p in self.phases])
+        return overall_shares(self.phase_pairs())
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -223,7 +235,7 @@ class Plan(BaseModel):
         trains of it over its epochs, so its epochs scale with its overall share, and its effective tokens follow
         Muennighoff's law (`repetition.effective_tokens`: they saturate with repetition, not linear in the share).
         A domain the new schedule no longer trains leaves both."""
-        old, new = self.overall_weights(), overall_shares([(p.start_fraction, p.weights) for p in phases])
+        old, new = self.overall_weights(), overall_shares(phase_pairs(phases))
         epochs, effective = {}, {}
         for d, e in self.epochs.items():
             if new.get(d, 0.0) <= 0 or old.get(d, 0.0) <= 0 or e <= 0:

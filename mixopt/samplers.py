@@ -8,13 +8,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .config import ProposeConfig, SamplerConfig
-from .errors import BudgetError, ConfigError
+from .errors import BudgetError, ConfigError, MixtureError
 from .mixtures import (
     Mixture,
     Phases,
     check_budget,
     max_weights_for_epochs,
-    temperature_prior,
 )
 
 
@@ -28,6 +27,18 @@ STRENGTH_RANGE = (_default(SamplerConfig, "strength_min"), _default(SamplerConfi
 MAX_EPOCHS = _default(SamplerConfig, "max_epochs")
 MIN_WEIGHT = _default(SamplerConfig, "min_weight")
 UPSAMPLE_RANGE = (_default(ProposeConfig, "upsample_fraction_min"), _default(ProposeConfig, "upsample_fraction_max"))
+
+
+def temperature_prior(token_counts: Mapping[str, int], temperature: float = TEMPERATURE) -> Mixture:
+    """Token share raised to ``temperature`` and renormalised (RegMix's prior)."""
+    domains = sorted(token_counts)
+    share = np.array([token_counts[d] for d in domains], dtype=float)
+    if not share.sum() > 0:
+        raise MixtureError("Cannot form the temperature prior: all domains have zero tokens. Check the data paths.")
+    share = share / share.sum()
+    p = share**temperature
+    return Mixture.from_vector(p / p.sum(), domains)
+
 
 def sample_dirichlet_mixtures(
     token_counts: Mapping[str, int],

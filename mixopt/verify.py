@@ -70,9 +70,9 @@ from .data.domains import domain_specs
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
 from .io import atomic_write_text
-from .mixtures import (Mixture, Phases, as_phases, natural_mixture, overall_shares, round_shares, temperature_prior,
-                       uniform_mixture)
+from .mixtures import Mixture, Phases, as_phases, natural_mixture, round_shares, uniform_mixture
 from .plan import Phase, Plan, Prediction, plan_epochs
+from .samplers import temperature_prior
 from .repetition import effective_tokens
 from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
@@ -190,7 +190,7 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
     """The arms to train besides the plan, and the alternatives skipped (with why); ``doremi``: DoReMi's mixture,
     when asked for (``doremi_mixture``)."""
     domains = sorted(counts)
-    overall = {d: w for d, w in overall_shares([(p.start_fraction, p.weights) for p in plan.phases]).items() if w > 0}
+    overall = {d: w for d, w in plan.overall_weights().items() if w > 0}
     arms, skipped = [], []
     for name in names:
         if name == "natural":
@@ -217,7 +217,7 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
             if not any(plan.pools.values()):
                 skipped.append({"name": name, "why": "the plan keeps no quality pools"})
                 continue
-            arms.append(Arm(name, as_phases([(p.start_fraction, p.weights) for p in plan.phases])))  # on whole domains
+            arms.append(Arm(name, as_phases(plan.phase_pairs())))  # on whole domains
         elif name == "regmix":
             try:
                 arms.append(Arm(name, as_phases(regmix_mixture(snapshot, plan, counts, cfg, seed=seed))))
@@ -477,7 +477,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     check_repetition(plan, (pooled or data).token_counts, scale.tokens, cfg.propose.max_epochs)
     doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
-    arms.insert(0, Arm("plan", as_phases([(p.start_fraction, p.weights) for p in plan.phases])))
+    arms.insert(0, Arm("plan", as_phases(plan.phase_pairs())))
     if kept and pooled is None and any(a.name == "no-pools" for a in arms):  # no pooled domain trains on its pools
         arms = [a for a in arms if a.name != "no-pools"]
         skipped.append({"name": "no-pools", "why": "no pooled domain of the plan trains on its kept pools here (see "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-import os
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..config import DataConfig, DomainSpec
 from ..errors import DataError
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, default_cache_dir
 from .embedded import embedded_domains, embedded_path
 from .overlap import MIN_SHARED_SHARE, document_keys, shared_tokens
 from .sources import load_documents, source_keys
@@ -28,10 +27,6 @@ from .tokenize import Tokenizer
 from .types import DomainSet, TokenizedDomain
 
 CACHE_VERSION = "v1"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MIXOPT_CACHE", Path.home() / ".cache" / "mixopt"))
 
 
 def domain_specs(cfg: DataConfig) -> list[DomainSpec]:

@@ -28,7 +28,7 @@ from ..config import DomainPools, DomainSpec, QualityPool, domain_pools_from_dic
 from ..data.domains import is_validation, validation_texts
 from ..data.sources import load_dataset_of, load_documents, resolve_files, utf8_errors
 from ..errors import MixoptError
-from ..runs.pool_runs import pool_documents
+from ..data.pools import pool_documents
 from ..selection.output import MANIFEST
 from ..selection.read import text_keys
 from .quality import POOL_SAMPLE_DOCS  # documents of the head of each pool file the checks look up

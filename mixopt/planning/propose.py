@@ -20,8 +20,9 @@ from .. import __version__
 from ..config import ProposeConfig, SamplerConfig
 from ..data.sources import files_digest
 from ..errors import BudgetError, ConfigError, MixoptError
-from ..mixtures import natural_mixture, overall_shares, round_shares, temperature_prior, uniform_mixture
-from ..plan import Phase, Plan, Prediction, plan_epochs
+from ..mixtures import natural_mixture, overall_shares, round_shares, uniform_mixture
+from ..plan import Phase, Plan, Prediction, phase_pairs, plan_epochs
+from ..samplers import temperature_prior
 from ..reuse import ReusedMixture
 from ..repetition import data_constrained_loss, effective_tokens
 from ..runs.table import records_table
@@ -295,7 +296,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         kept_note, curse, curse_note = "", None, ""
         result.method = "cooldown"
         phases, upsample_note = cooldown_phases(ctx, cfg, budget)
-        overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
+        overall = overall_shares(phase_pairs(phases))
         w = np.array([overall.get(d, 0.0) for d in ctx.domains])
         weights = {d: x for d, x in overall.items() if x > 0}
         mean, std = estimator.predict(w[None, :], return_std=True)
@@ -303,7 +304,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         end_gain = None
     else:
         phases, upsample_note, end_phase, end_gain = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
-        overall = overall_shares([(p.start_fraction, p.weights) for p in phases])
+        overall = overall_shares(phase_pairs(phases))
     choices, pool_reasons, pool_frontier = {}, [], []
     if cfg.pools:  # at each domain's whole-run share, under the same repetition cap as the mixture
         choices, pool_reasons, pool_frontier = choose_plan_pools(overall, budget, pooled, names=list(cfg.pools),

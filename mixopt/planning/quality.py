@@ -41,7 +41,7 @@ from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
 from ..repetition import POOL_NORMALIZER
 from ..repetition_fit import fit_pool_decay, usable_fit
-from ..runs.pool_runs import in_bucket, pool_documents, scored_documents
+from ..data.pools import in_bucket, pool_documents, scored_documents
 from ..selection.overlap import shared_documents
 from ..selection.read import text_keys
 

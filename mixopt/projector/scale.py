@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import FitError
 from ..surrogates.base import EstimatorNotFittedError
-from ..surrogates.scale import _ScaleBase
+from ..surrogates.scale_base import ScaleEstimator
 from .ot_distance import MixtureOT
 from .projector import OTProjector, _design
 
@@ -67,7 +67,7 @@ def fit_std(proj: OTProjector, W: np.ndarray, o: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(var, 0.0))
 
 
-class ScaleProjector(_ScaleBase):
+class ScaleProjector(ScaleEstimator):
     """OT projector carried across model size and tokens (see the module docstring).
 
     Parameters

@@ -18,7 +18,7 @@ import time
 import torch
 from filelock import FileLock
 
-from ..data.domains import default_cache_dir
+from ..io import default_cache_dir
 from ..io import atomic_write_json
 from .model import GPT, GPTConfig
 

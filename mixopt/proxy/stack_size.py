@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..data.domains import default_cache_dir
+from ..io import default_cache_dir
 from ..io import atomic_write_json
 from .device import _cpu_model, _exclusive, _read_json, dtype_name, pick_dtype
 from .chunked_ce import CE_CHUNK_ELEMENTS, use_chunked_ce

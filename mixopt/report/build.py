@@ -142,17 +142,47 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         path = draw(out / name)
         figures.append(FigureEntry(name, heading, caption, Path(path).read_bytes()))
 
-    # 1. the mixture per phase
+    store_tokens = _store_tokens(sv)
+    flags: list[str] = []
+    notices: list[str] = []
+    # the figures, in page order: each adds its own through `add`, or says in `absent` why not
+    _fig_mixture(add, plan_obj, absent)
+    _fig_predictions(add, cv_predictions, plan_obj, mv, sv, table, target, absent)
+    _fig_loss_matrix(add, sv, table, absent)
+    _fig_curves(add, sv, y, target, absent)
+    _fig_frontier(add, frontier, plan_obj, absent)
+    _fig_agreement(add, plan_obj, store_tokens, verification, absent, flags)
+    _fig_verification(add, verification, plan_obj, flags)
+
+    notes, flag, warn = measured_vs_predicted(plan_obj, sv, mv)
+    if flag:
+        (flags if warn else notices).append(flag)
+    summary = _summary(sv, y, target, plan_obj)
+    sections = [("Measured vs predicted", notes)] if notes else []
+    if mv is not None and (checks := model_lines(mv.meta)):  # seed noise, the level backtest, fit's warnings
+        sections.append((f"Model checks ({mv.name})", checks))
+    page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
+                       notes=sections or None, answer=answer(plan_obj, verification, store_tokens),
+                       notices=notices, version=__version__)
+    record_written(out, "report", [PAGE])
+    return atomic_write_text(out / PAGE, page)
+
+
+def _fig_mixture(add, plan_obj: Plan | None, absent: list[str]) -> None:
+    """Figure 1: the plan's mixture per phase."""
     if plan_obj is not None:
         starts = ", ".join(f"{p.start_fraction:.0%}" for p in plan_obj.phases)
         add("mixture.png", "Planned mixture",
             f"Token share of each domain (bars) in each phase; phases start at {starts} of the budget. "
             "Compare bar heights within a group to see what a phase up- or down-weights.",
-            lambda p: plots.plot_mixture([(ph.start_fraction, ph.weights) for ph in plan_obj.phases], p))
+            lambda p: plots.plot_mixture(plan_obj.phase_pairs(), p))
     else:
         absent.append("Planned mixture: no plan given (--plan).")
 
-    # 2. predicted vs actual: out-of-fold predictions, then the model on the store's runs
+
+def _fig_predictions(add, cv_predictions: Any, plan_obj: Plan | None, mv: ModelView | None, sv: StoreView | None, table, target: str,
+                      absent: list[str]) -> None:
+    """Figure 2: predicted vs actual, the out-of-fold predictions, then the model on the store's runs."""
     cv, cv_source = cv_input(cv_predictions, plan_obj, absent)
     if cv is not None:
         add("pred_vs_actual_cv.png", "Predicted vs actual (cross-validated)",
@@ -167,7 +197,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     elif cv is None:
         absent.append("Predicted vs actual: no --model (with --store), no cv_predictions and no provenance.cv in the plan.")
 
-    # 3. the per-domain loss matrix
+
+def _fig_loss_matrix(add, sv: StoreView | None, table, absent: list[str]) -> None:
+    """Figure 3: the per-domain loss matrix of the sweep."""
     val_cols = mean_columns(table.metrics) if table is not None else []  # val/*, else metric/* (imported tables)
     if val_cols:
         labels = [_run_label(r) for r in sv.ok]
@@ -182,7 +214,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         absent.append("Per-domain loss matrix: " + ("no store given (--store)." if sv is None else
                       "the store has no finished runs with val/* or metric/* metrics."))
 
-    # 4. checkpoint curves
+
+def _fig_curves(add, sv: StoreView | None, y, target: str, absent: list[str]) -> None:
+    """Figure 4: checkpoint curves."""
     curves, curve_metric = _pick_curves(sv.ok if sv else [], y, target)
     if curves:
         add("curves.png", "Checkpoint curves",
@@ -193,7 +227,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
     else:
         absent.append("Checkpoint curves: " + ("no store given (--store)." if sv is None else "no run records checkpoint curves."))
 
-    # 5. the budget frontier of quality pools
+
+def _fig_frontier(add, frontier: list[dict] | None, plan_obj: Plan | None, absent: list[str]) -> None:
+    """Figure 5: the budget frontier of quality pools."""
     front = frontier_input(frontier, plan_obj, absent)
     if front is not None:
         add("frontier.png", "Quality-pool frontier",
@@ -209,11 +245,11 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
                "instead." if any(r.get("law_range") is False for r in front) else ""),
             lambda p: plots.plot_frontier(front, p))
 
-    # 6. surrogate vs projector
-    store_tokens = _store_tokens(sv)
+
+def _fig_agreement(add, plan_obj: Plan | None, store_tokens, verification: dict | None, absent: list[str],
+                    flags: list[str]) -> None:
+    """Figure 6: surrogate vs projector, for this plan and across mixtures; a disagreement joins ``flags``."""
     by = predictors(plan_obj, absent)
-    flags: list[str] = []
-    notices: list[str] = []
     if by:
         metric = plan_obj.predicted.metric
         disagree = plan_obj.predicted.disagreement
@@ -240,7 +276,9 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
             "Points near the dashed line agree; the colour gradient should follow the diagonal if both rank well.",
             lambda p: plots.plot_agreement_scatter(*scatter, p))
 
-    # 7. verification: the plan and its alternatives, trained where verify trained them
+
+def _fig_verification(add, verification: dict | None, plan_obj: Plan | None, flags: list[str]) -> None:
+    """Figure 7: verification, the plan and its alternatives, trained where verify trained them; a loss joins ``flags``."""
     if verification is not None:
         other = across_scales(verification)
         budget = plan_obj.budget_tokens if plan_obj is not None else None
@@ -259,19 +297,6 @@ def build_report(out_dir: str | Path, *, store: Any = None, plan: str | Path | P
         worse = [c["against"] for c in verification["comparisons"] if c["plan_worse"]]
         if worse:
             flags.append(f"Verification: the plan trained worse than {', '.join(worse)} beyond seed noise.")
-
-    notes, flag, warn = measured_vs_predicted(plan_obj, sv, mv)
-    if flag:
-        (flags if warn else notices).append(flag)
-    summary = _summary(sv, y, target, plan_obj)
-    sections = [("Measured vs predicted", notes)] if notes else []
-    if mv is not None and (checks := model_lines(mv.meta)):  # seed noise, the level backtest, fit's warnings
-        sections.append((f"Model checks ({mv.name})", checks))
-    page = render_page(title, summary, list(plan_obj.reasons) if plan_obj else [], figures, absent, flags=flags,
-                       notes=sections or None, answer=answer(plan_obj, verification, store_tokens),
-                       notices=notices, version=__version__)
-    record_written(out, "report", [PAGE])
-    return atomic_write_text(out / PAGE, page)
 
 
 def _add_model_figure(add, mv: ModelView, sv: StoreView, target: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import ProxyConfig
-from ..errors import FitError
+from ..errors import DataError, FitError
 from ..mixtures import Mixture, Phases, overall_shares
 from .targets import resolve_target
 
@@ -31,6 +31,20 @@ RECORD_VERSION = 2  # 2: `phases` holds every phase, from start 0; `scale` added
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def check_scale_value(value, name: str, *, where: str, error: type[Exception] = DataError) -> float | None:
+    """A positive finite scale number (``model_params`` or ``tokens``), or None when not given."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
+    if not (math.isfinite(v) and v > 0):
+        blank = "leave the flag out" if where.startswith("--") else "leave the cell empty"
+        raise error(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or {blank} if unknown.")
+    return v
 
 
 # ProxyConfig fields of record version 1. A field added since enters a run id only when it differs from

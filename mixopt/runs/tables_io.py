@@ -34,7 +34,7 @@ import numpy as np
 from ..config import NAME_PATTERN
 from ..errors import ConsistencyError, DataError, MixtureError
 from ..io import atomic_write_files, atomic_write_text, shown_path
-from .record import RunRecord, canonical_json
+from .record import RunRecord, canonical_json, check_scale_value
 from .store import RunStore
 
 IMPORT_SUM_TOLERANCE = 0.01  # RegMix rounds weights to 3 decimals; rows sum to 1 within ~0.004
@@ -170,20 +170,6 @@ def read_mixtures_for_model(path: str | Path, domains: list[str]) -> tuple[list[
         raise MixtureError(f"Mixtures file {path} has {len(rejected)} invalid row(s), first: {rejected[0]}. Fix or drop them.")
     order = [cols.index(d) for d in domains]
     return indices, W[:, order]
-
-
-def check_scale_value(value, name: str, *, where: str, error: type[Exception] = DataError) -> float | None:
-    """A positive finite scale number (``model_params`` or ``tokens``), or None when not given."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise error(f"{name} must be a positive number. Got {value!r} in {where}. Write it as e.g. 1e6.") from None
-    if not (math.isfinite(v) and v > 0):
-        blank = "leave the flag out" if where.startswith("--") else "leave the cell empty"
-        raise error(f"{name} must be a positive finite number. Got {value!r} in {where}. Fix the value or {blank} if unknown.")
-    return v
 
 
 def _token_key(tokens: float) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.domains import default_cache_dir
+from ..io import default_cache_dir
 from ..errors import StoreError
 from ..io import atomic_write_bytes
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..errors import ConfigError, DataError, NotFittedError
 from .ngrams import CHUNK_BYTES, HashedCharNgrams, HashedNgrams, hash_progress
@@ -64,7 +65,7 @@ class ClassifierFeaturizer:
         return (hstack([words, _log_unit(self.chars.counts(texts).matrix())]) / np.sqrt(2)).tocsr()
 
 
-class TargetClassifier:
+class TargetClassifier(BaseEstimator):
     """Target-vs-pool logistic regression on hashed word and character n-grams, scikit-learn style.
 
     Parameters

@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..errors import ConfigError, DataError, NotFittedError
 from .ngrams import HashedNgrams, NgramCounts
 
 
-class DSIR:
+class DSIR(BaseEstimator):
     """Hashed n-gram importance weights, scikit-learn style.
 
     Parameters

@@ -57,7 +57,8 @@ from ..proxy.schedule import lr_at, schedule_info
 from ..runs.table import step_tokens
 from .base import EstimatorNotFittedError, check_weights
 from .gp import GPSurrogate
-from .scale import N_SCALE, ScaleGP, _ScaleBase, scale_inputs
+from .scale import ScaleGP
+from .scale_base import N_SCALE, ScaleEstimator, scale_inputs
 
 N_AREAS = 2  # S1, S2
 DEFAULT_HALF_LIFE = 0.1  # of the measurement's steps (half_life_unit="run"); held-out MAE is flat from 0.05 to 1 (RESULTS)
@@ -199,7 +200,7 @@ def _law_grad(theta, u, x1, x2, m) -> np.ndarray:
     return np.column_stack([one, u, fwd, u * fwd, -alpha * np.log(x1) * fwd, -ann, -u * ann, u * gm, np.log10(x1) * gm])
 
 
-class AnnealingLaw(_ScaleBase):
+class AnnealingLaw(ScaleEstimator):
     """The LR-annealing law with a mixture effect, across model sizes (see the module docstring).
 
     Parameters

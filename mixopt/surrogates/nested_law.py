@@ -16,10 +16,10 @@ from scipy.optimize import curve_fit
 
 from ..errors import FitError
 from .mixing_law import MixingLawSurrogate
-from .scale import _ScaleBase
+from .scale_base import ScaleEstimator
 
 
-class NestedMixingLaw(_ScaleBase):
+class NestedMixingLaw(ScaleEstimator):
     """Data Mixing Laws' nested laws: a mixing law per scale, carried across scales per candidate.
 
     Parameters

@@ -9,6 +9,7 @@ functions work on plain arrays; the caller forms the groups from its runs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +64,9 @@ def seed_noise(y, groups) -> tuple[float, int]:
 def signal_to_noise(y, groups) -> float:
     """Spread of the mixture effects over the seed noise: ``std(group means) / sqrt(seed_noise)``.
 
+    The one-scale, unstratified case: every group's mean is compared with the one overall mean. ``mixopt fit``
+    stores :func:`measure_noise`'s ``snr`` instead, which spreads the mixture effects around each scale's own mean.
+
     Parameters
     ----------
     y, groups : array-like of shape (n,)
@@ -83,3 +87,30 @@ def signal_to_noise(y, groups) -> float:
     var, _ = seed_noise(y, codes)
     signal = float(np.std(np.bincount(codes, weights=y) / counts, ddof=1))
     return math.inf if var == 0.0 else signal / math.sqrt(var)
+
+
+def measure_noise(y: np.ndarray, groups: np.ndarray, scales: np.ndarray | None = None) -> dict[str, Any]:
+    """Seed noise of one run's metric next to the spread of the mixture effects.
+
+    ``scales`` (one label per run, e.g. its (model_params, tokens)): the mixture effects are spread around each
+    scale's own mean, so a size or budget effect does not pass for mixture signal on a multi-scale store.
+    Returns ``{seed_sd, dof, repeated, mixtures, signal_sd, snr}``; ``seed_sd``/``snr`` are None when no mixture was
+    trained with two or more seeds.
+    """
+    counts = np.bincount(groups)
+    means = np.bincount(groups, weights=y) / counts
+    strata = np.zeros(len(counts), dtype=int)
+    if scales is not None:  # each group's scale (a group's runs share one)
+        labels = np.unique(np.asarray([str(x) for x in scales]), return_inverse=True)[1].reshape(-1)
+        strata[groups] = labels
+    n_strata = len(np.unique(strata))
+    centred = means - (np.bincount(strata, weights=means) / np.bincount(strata))[strata]
+    ddof = len(counts) - n_strata
+    signal = float(np.sqrt(centred @ centred / ddof)) if ddof >= 1 else None
+    out: dict[str, Any] = {"seed_sd": None, "dof": int((counts - 1).sum()), "repeated": int((counts > 1).sum()),
+                           "mixtures": int(len(counts)), "signal_sd": signal, "snr": None}
+    if out["dof"] >= 1:
+        out["seed_sd"] = float(np.sqrt(seed_noise(y, groups)[0]))
+        if signal is not None:
+            out["snr"] = math.inf if out["seed_sd"] == 0.0 else signal / out["seed_sd"]
+    return out

@@ -41,10 +41,11 @@ from sklearn.base import clone
 from ..errors import FitError
 from .base import EstimatorNotFittedError
 from .gp import GPSurrogate
-from .scale import ScaleGP, _ScaleBase, held_out_level, scale_inputs
+from .scale import ScaleGP, held_out_level
+from .scale_base import ScaleEstimator, scale_inputs
 
 
-class ShiftGP(_ScaleBase):
+class ShiftGP(ScaleEstimator):
     """The base scale's mixture model plus ScaleGP's level shift (see the module docstring).
 
     Parameters

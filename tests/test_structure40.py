@@ -1,0 +1,146 @@
+"""Stop 40's structure moves: each name has one home, and the old import paths still work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_measure_noise_lives_with_the_seed_noise():
+    from mixopt import pipeline
+    from mixopt.surrogates import noise
+
+    assert pipeline.measure_noise is noise.measure_noise  # the old path re-exports it
+    assert "measure_noise" in pipeline.__all__
+    out = noise.measure_noise(np.array([1.0, 1.2, 3.0, 3.2]), np.array([0, 0, 1, 1]))
+    assert out["seed_sd"] == pytest.approx(np.sqrt(0.02))
+    assert not hasattr(pipeline, "selection_target")  # dead: no caller anywhere
+
+
+def test_the_cache_root_is_a_file_helper_and_the_proxy_does_not_load_the_data_layer():
+    import subprocess
+    import sys
+
+    from mixopt import io
+    from mixopt.data import domains
+
+    assert domains.default_cache_dir is io.default_cache_dir
+    code = "import sys, mixopt.proxy.device; print(sorted(m for m in sys.modules if m.startswith('mixopt.data')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_check_scale_value_lives_with_the_record_it_checks():
+    from mixopt.errors import DataError
+    from mixopt.runs import record, tables_io
+
+    assert tables_io.check_scale_value is record.check_scale_value
+    with pytest.raises(DataError, match="tokens must be a positive finite number"):
+        record.check_scale_value("-1", "tokens", where="the metrics file")
+
+
+def test_a_plans_phases_have_one_phases_view():
+    from mixopt.mixtures import as_phases, overall_shares
+    from mixopt.plan import Plan, phase_pairs
+
+    plan = Plan(budget_tokens=1e6, phases=[{"start_fraction": 0.0, "weights": {"a": 0.25, "b": 0.75}},
+                                           {"start_fraction": 0.8, "weights": {"a": 1.0}}])
+    pairs = plan.phase_pairs()
+    assert pairs == [(0.0, {"a": 0.25, "b": 0.75}), (0.8, {"a": 1.0})] == phase_pairs(plan.phases)
+    assert pairs[0][1] is plan.phases[0].weights  # no copy, no re-validation: the floats are the plan's own
+    assert plan.overall_weights() == overall_shares(pairs)
+    assert as_phases(pairs)[1][0] == 0.8
+
+
+def test_the_scale_aware_estimators_share_one_public_base():
+    import pickle
+
+    from mixopt.projector import ScaleProjector
+    from mixopt.surrogates import SCALE_ESTIMATORS, scale
+    from mixopt.surrogates.scale_base import ScaleEstimator
+
+    assert scale._ScaleBase is ScaleEstimator  # the old private name still imports
+    assert scale.scale_inputs.__module__ == "mixopt.surrogates.scale_base" and scale.N_SCALE == 2
+    assert all(issubclass(cls, ScaleEstimator) for cls in [*SCALE_ESTIMATORS.values(), ScaleProjector])
+    # models pickled before NestedMixingLaw moved to nested_law.py name it in scale.py
+    from mixopt.surrogates.nested_law import NestedMixingLaw
+    assert pickle.loads(b"cmixopt.surrogates.scale\nNestedMixingLaw\n.") is NestedMixingLaw
+    assert pickle.loads(pickle.dumps(scale.ScaleGP(length_scale=2.0))).get_params()["length_scale"] == 2.0
+
+
+def test_a_pools_documents_are_read_in_the_data_layer():
+    from mixopt.data import pools
+    from mixopt.planning import pool_sources, quality
+    from mixopt.runs import pool_runs
+
+    for name in ("scored_documents", "in_bucket", "pool_file_spec", "pool_documents"):
+        assert getattr(pool_runs, name) is getattr(pools, name)  # the old path re-exports each
+    assert quality.pool_documents is pools.pool_documents and pool_sources.pool_documents is pools.pool_documents
+
+
+@pytest.mark.parametrize("make", ["DSIR", "TargetClassifier"])
+def test_the_document_scorers_are_scikit_learn_estimators(make):
+    from sklearn.base import clone
+
+    from mixopt.selection.classifier import TargetClassifier
+    from mixopt.selection.dsir import DSIR
+
+    est = {"DSIR": lambda: DSIR(n_buckets=64, alpha=0.5),
+           "TargetClassifier": lambda: TargetClassifier(n_buckets=64, C=2.0, folds=2, random_state=3, char_buckets=0)}[make]()
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == est.get_params()
+    assert copy.set_params(n_buckets=128).n_buckets == 128 and est.n_buckets == 64
+    target, pool = ["the cat sat on the mat", "a cat and a mat"], ["stock prices fell", "the cat ran", "markets rose today"]
+    assert np.array_equal(est.fit_score(target, pool), clone(est).fit_score(target, pool))  # a clone scores the same
+
+
+def test_temperature_prior_is_a_sampler_concern():
+    import ast
+    from pathlib import Path
+
+    from mixopt import mixtures, samplers
+    from mixopt.config import SamplerConfig
+
+    assert mixtures.temperature_prior is samplers.temperature_prior  # the old path still imports
+    from mixopt.mixtures import temperature_prior
+    assert temperature_prior({"a": 1, "b": 3}) == samplers.temperature_prior({"a": 1, "b": 3}, SamplerConfig().temperature)
+    tree = ast.parse(Path(mixtures.__file__).read_text())
+    own = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
+    assert own == {"errors"}  # the mixture type needs no config
+
+
+def test_architectures_verb_table_names_code_that_exists():
+    import importlib
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    table = doc[doc.index("## Where each verb lives"):]
+    missing = []
+    for name in re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", table):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module("mixopt." + ".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr, None)
+            break
+        if obj is None:
+            missing.append(name)
+    assert not missing, missing
+    sweep_row = next(line for line in table.splitlines() if line.startswith("| sweep |"))
+    assert "`runs.sweep.execute_runs`" in sweep_row and "execute_run`" not in sweep_row  # what the executors call
+
+
+def test_build_report_is_one_function_per_figure():
+    import inspect
+
+    from mixopt.report import build
+
+    figures = [f"_fig_{n}" for n in ("mixture", "predictions", "loss_matrix", "curves", "frontier", "agreement", "verification")]
+    source = inspect.getsource(build.build_report)
+    assert all(callable(getattr(build, f)) and f"{f}(add," in source for f in figures)
+    assert [source.index(f"{f}(add,") for f in figures] == sorted(source.index(f"{f}(add,") for f in figures)  # page order
+    assert len(source.splitlines()) < 90
