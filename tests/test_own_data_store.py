@@ -87,7 +87,7 @@ def _propose_warnings(argv: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- A: propose after a data file changed
 
-@pytest.mark.parametrize("projector", [False, True])
+@pytest.mark.parametrize("projector", [False, pytest.param(True, marks=pytest.mark.slow)])  # the projector: ~15 s more
 def test_propose_notes_a_domain_whose_data_changed_since_the_sweep(own, tmp_path, projector):
     """The plan's epochs come from the model's swept token counts: after a data file grew, propose wrote the same plan
     with no word. It says which domain changed, that the epochs are the swept ones, and the way out."""
