@@ -416,9 +416,10 @@ def fit_rows(runs: list, final: RunTable, target: str) -> RunTable:
     rows = budget_table(runs)
     rows = rows.rows(np.isfinite(rows.target(target)))  # a branch that lacks the target's metrics drops out
     if len(rows.run_ids) == len(final.run_ids):
-        raise FitError("--budgets needs runs that measured several token budgets (proxy.schedule: wsd with checkpoints "
-                       "before 1.0: each checkpoint is a decay branch); this store's runs measured only their end. "
-                       "Drop --budgets, or sweep with schedule: wsd.")
+        raise FitError("--budgets (config: propose.fit_budgets) needs runs that measured several token budgets "
+                       "(proxy.schedule: wsd with checkpoints before 1.0: each checkpoint is a decay branch); this store's "
+                       "runs measured only their end. Drop --budgets (or set propose.fit_budgets: false), or sweep with "
+                       "schedule: wsd.")
     return rows
 
 

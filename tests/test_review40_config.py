@@ -1,0 +1,80 @@
+"""Review of stop 40 (does every setting do what its documentation says?): settings that were silently ignored or
+misread now act, or are refused in one line naming the key and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from mixopt import pipeline
+from mixopt.cli.main import run
+from mixopt.config import config_from_dict, load_config
+from mixopt.errors import ConsistencyError, FitError
+from tests.test_cli_sweep import write_cfg
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def micro_store(tmp_path_factory) -> tuple[Path, Path]:
+    """(config, store) of a 3-run micro sweep (one sampled mixture and the two baselines; cosine schedule; ~2 s)."""
+    tmp = tmp_path_factory.mktemp("rev40")
+    cfg = write_cfg(tmp, runs=1)
+    store = tmp / "store"
+    assert run(["sweep", str(cfg), "--store", str(store), "--workers", "1"]) == 0
+    return cfg, store
+
+
+# ---------------------------------------------------------------- 1. propose.model / fit_budgets against --model
+
+
+def _model_file(tmp_path, **meta) -> Path:
+    from mixopt.surrogates import get_estimator, save_model
+
+    W = np.random.default_rng(0).dirichlet(np.ones(3), size=6)
+    est = get_estimator("linear").fit(W, W @ np.array([3.0, 3.2, 3.4]))
+    return save_model(est, tmp_path / "m.pkl", {"domains": ["code", "legal", "prose"], "target": "mean:all-domains",
+                                                  "estimator": "default", "budgets": False, **meta})
+
+
+@pytest.mark.parametrize("propose, says", [
+    ({"model": "linear"}, "propose.model: linear, but --model"),
+    ({"fit_budgets": True}, "propose.fit_budgets: true, but --model"),
+])
+def test_config_fit_settings_the_model_file_was_not_fitted_with_are_an_error(tmp_path, capsys, propose, says):
+    """Before: exit 0 and a plan from the model file's surrogate (`estimator: default`), the config's key unread."""
+    model = _model_file(tmp_path)
+    cfg, out = write_cfg(tmp_path, propose=propose), tmp_path / "p.yaml"
+    assert run(["propose", str(cfg), "--model", str(model), "--budget-tokens", "40000", "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert says in err and "mixopt fit" in err and "or remove it" in err and not out.exists()
+
+
+def test_config_fit_settings_the_model_was_fitted_with_pass(tmp_path):
+    from mixopt.cli.cmd_propose import _check_fit_settings
+
+    fitted = pipeline.open_model(_model_file(tmp_path, estimator="linear", budgets=True))
+    _check_fit_settings(load_config(write_cfg(tmp_path)), fitted, None, fitted.path)  # unset: the model's are used
+    _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "linear", "fit_budgets": True})), fitted, None,
+                        fitted.path)
+    with pytest.raises(ConsistencyError, match="propose.fit_budgets: false, but --model .* fitted with --budgets"):
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"fit_budgets": False})), fitted, None, fitted.path)
+    older = pipeline.open_model(_model_file(tmp_path, estimator=None))  # a model file that recorded no estimator
+    older.meta.pop("estimator")
+    _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "linear"})), older, None, older.path)
+
+
+def test_fit_budgets_error_names_the_config_key(micro_store):
+    """propose fits with the config's propose.fit_budgets: the error named only fit's --budgets flag."""
+    _, store = micro_store
+    with pytest.raises(FitError, match=r"--budgets \(config: propose.fit_budgets\).*propose.fit_budgets: false"):
+        pipeline.fit(pipeline.open_store(store), "mean:all-domains", budgets=True)
