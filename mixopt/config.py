@@ -364,7 +364,9 @@ class SweepConfig(_Strict):
     name: str = "sweep"  # a label: one printable line, not empty
     seed: int = Field(default=0, ge=0, lt=2**63)  # numpy and torch take seeds >= 0 only; torch's < 2**64 (runs add offsets)
     runs: int = Field(default=16, ge=1)  # sampled mixtures (baselines come on top)
-    workers: int = Field(default=1, ge=1)  # local worker processes
+    # local worker processes; None: one per core when the pending runs are worth starting processes for, else 1
+    # (runs.executors.choose_workers). An execution setting: never recorded in a store (EXECUTION_FIELDS)
+    workers: int | None = Field(default=None, ge=1)
     data: DataConfig = Field(default_factory=DataConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
@@ -408,6 +410,28 @@ def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See {example_config()} for a valid example.") from None
+
+
+#: SweepConfig fields that say how a sweep runs on this machine, not what it trains or plans: a store.json does not
+#: record them (``recorded_config``) and a config read back from one drops them (``stored_config``), so a command
+#: without CONFIG or flags uses today's defaults, not an older sweep's (an older mixopt recorded ``workers: 1``)
+EXECUTION_FIELDS = frozenset({"workers"})
+
+
+def recorded_config(cfg: SweepConfig) -> dict:
+    """The config as a store.json records it: ``model_dump(mode="json")`` without :data:`EXECUTION_FIELDS`."""
+    return cfg.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))
+
+
+def without_execution_fields(raw: object) -> object:
+    """A recorded config dict without :data:`EXECUTION_FIELDS` (anything else as is)."""
+    return {k: v for k, v in raw.items() if k not in EXECUTION_FIELDS} if isinstance(raw, dict) else raw
+
+
+def stored_config(raw: object, where: str) -> SweepConfig:
+    """The config a store.json recorded, as a :class:`SweepConfig`; execution settings are left unset (an older store's
+    ``workers: 1`` would otherwise pin a command run without CONFIG to one worker)."""
+    return config_from_dict(without_execution_fields(raw), where=where)
 
 
 def resolve_config(name_or_path: str | Path) -> Path:

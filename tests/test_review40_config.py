@@ -78,3 +78,55 @@ def test_fit_budgets_error_names_the_config_key(micro_store):
     _, store = micro_store
     with pytest.raises(FitError, match=r"--budgets \(config: propose.fit_budgets\).*propose.fit_budgets: false"):
         pipeline.fit(pipeline.open_store(store), "mean:all-domains", budgets=True)
+
+
+# ---------------------------------------------------------------- 2+3. workers: unset means one per core, also from a store
+
+
+def _pending(n: int) -> list:
+    return [SimpleNamespace(proxy={"tokens": 1_000_000}) for _ in range(n)]
+
+
+def test_workers_default_is_unset_and_means_one_per_core(monkeypatch):
+    from mixopt.runs import executors
+
+    monkeypatch.setattr(executors, "default_workers", lambda cfg: 3)
+    monkeypatch.setattr(executors, "pick_device", lambda proxy: SimpleNamespace(type="cpu"))
+    assert config_from_dict({}).workers is None  # the documented default, not 1
+    assert executors.choose_workers(config_from_dict({}), None, _pending(4)) == 3
+    assert executors.choose_workers(config_from_dict({"workers": 1}), None, _pending(4)) == 1  # the config's, when set
+    assert executors.choose_workers(config_from_dict({"workers": 1}), 2, _pending(4)) == 2  # the CLI's first
+
+
+def test_a_stored_config_leaves_workers_unset(micro_store, tmp_path, monkeypatch):
+    """verify and propose without CONFIG read the store's config: its `workers` (an older store recorded the old default
+    1) pinned them to one worker. A store made that way resumes as it is: same run ids, no config change recorded."""
+    import shutil
+
+    from mixopt.runs import executors
+
+    monkeypatch.setattr(executors, "default_workers", lambda cfg: 3)
+    monkeypatch.setattr(executors, "pick_device", lambda proxy: SimpleNamespace(type="cpu"))
+    cfg, store = micro_store
+    assert "workers" not in json.loads((store / "store.json").read_text())["config"]  # an execution setting: not recorded
+    old = tmp_path / "old"
+    shutil.copytree(store, old)
+    meta = json.loads((old / "store.json").read_text())
+    meta["config"]["workers"] = 1  # as every sweep before stop 40 recorded it
+    (old / "store.json").write_text(json.dumps(meta))
+    stored = pipeline.store_config(pipeline.open_store(old))
+    assert stored.workers is None and executors.choose_workers(stored, None, _pending(4)) == 3
+    before = sorted(p.name for p in (old / "runs").glob("*.json"))
+    assert run(["sweep", str(cfg), "--store", str(old), "--workers", "1"]) == 0  # no "other settings" refusal
+    assert sorted(p.name for p in (old / "runs").glob("*.json")) == before  # nothing trained again: the same run ids
+    assert "config_history" not in json.loads((old / "store.json").read_text())  # `workers` going is no config change
+
+
+def test_config_hash_is_unchanged_by_the_workers_default():
+    """Plans record a hash of the config: the default's move from 1 to None leaves it as it was (pinned from stop 39)."""
+    from mixopt.config import packaged_config
+    from mixopt.pipeline import _config_hash
+
+    assert _config_hash(config_from_dict({})) == "602269bccc93d001"
+    assert _config_hash(load_config(packaged_config("tiny"))) == "60bbeab013dcf79c"
+    assert _config_hash(config_from_dict({"workers": 2})) == "a013aa0f6535cdbb"

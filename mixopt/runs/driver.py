@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..config import ProxyConfig, SweepConfig
+from ..config import ProxyConfig, SweepConfig, recorded_config, without_execution_fields
 from ..data.domains import domain_specs, load_domain_set
 from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
 from ..reuse import ReusedMixture, reused_mixture
@@ -64,7 +64,7 @@ def remove_empty_store(store: RunStore) -> None:
 def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executor: str, workers: int | None,
                ray_address: str | None, show_progress: bool, reuse: ReusedMixture | None) -> SweepSummary:
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
-    config = cfg.model_dump(mode="json")
+    config = recorded_config(cfg)  # without execution settings (workers): a command without CONFIG must not inherit them
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
     store.check_writable()  # before any training: a read-only or full disk fails here
     # no store.json (a folder of records, or one moved away): the records stand in for it, read once for both checks
@@ -384,9 +384,10 @@ def config_history(meta: dict, config: dict) -> tuple[list[str], list[dict] | No
     """(how ``config`` differs from the store's recorded one, store.json's ``config_history`` with the recorded config
     appended, or None when nothing changed). A replaced config is kept there, never dropped silently."""
     old = meta.get("config")
-    if not old or old == config:
+    settings = [without_execution_fields(c) for c in (old, config)]  # an older store recorded workers: no config change
+    if not old or settings[0] == settings[1]:
         return [], None
-    changes = config_changes(old, config)
+    changes = config_changes(*settings)
     history = [h for h in (meta.get("config_history") or []) if isinstance(h, dict)]
     history.append({"config": old, "replaced_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes})
     return changes, history
