@@ -78,11 +78,12 @@ from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
 from .planning.search import simulate_search
 from .proxy.doremi import doremi_key, doremi_weights
+from .proxy.loop import torch_threads
 from .proxy.model import GPT, GPTConfig
 from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
-from .runs.executors import choose_workers, run_local
+from .runs.executors import choose_workers, run_local, threads_per_run
 from .runs.pool_runs import KeptPools, kept_pools_data
 from .runs.sweep import proxy_differences, proxy_fingerprint, sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
@@ -269,7 +270,8 @@ def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: 
     path = Path(store.root) / "doremi" / f"{hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return Mixture(json.loads(path.read_text())["weights"]), False
-    result = doremi_weights(proxy, data, seed=seed)
+    with torch_threads(threads_per_run(cfg)):  # as every run trains (the key holds proxy.threads): README "determinism"
+        result = doremi_weights(proxy, data, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, **result.to_dict()}, indent=1) + "\n")
     return result.weights, True
