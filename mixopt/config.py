@@ -403,13 +403,27 @@ def load_config(path: str | Path) -> SweepConfig:
     return config_from_dict(raw, where=str(path))
 
 
-def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
+def config_from_dict(raw: object, where: str = "config", *, stored: bool = False) -> SweepConfig:
+    """A validated config; ``stored``: one a store.json recorded, read without :func:`idle_settings` (an older mixopt
+    wrote such configs, and their stores must stay readable)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"Config {where} must be a YAML mapping at the top level. Got {type(raw).__name__}.")
     try:
-        return SweepConfig.model_validate(raw)
+        cfg = SweepConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See {example_config()} for a valid example.") from None
+    if not stored and (problem := idle_settings(cfg)):
+        raise ConfigError(f"Invalid config {where}: {problem}.")
+    return cfg
+
+
+def idle_settings(cfg: SweepConfig) -> str | None:
+    """What a config sets that would do nothing with its other settings (so the user thinks it acts), with the fix;
+    None when nothing. Checked where a config is read from the user, not from a store.json (``stored_config``)."""
+    if cfg.propose.keep_best_run and not cfg.propose.keep_baseline_within_noise:
+        return ("propose.keep_best_run acts only with keep_baseline_within_noise: true (it adds the best sweep run to "
+                "that gate's baselines); set keep_baseline_within_noise: true or drop keep_best_run")
+    return None
 
 
 #: SweepConfig fields that say how a sweep runs on this machine, not what it trains or plans: a store.json does not
@@ -430,8 +444,9 @@ def without_execution_fields(raw: object) -> object:
 
 def stored_config(raw: object, where: str) -> SweepConfig:
     """The config a store.json recorded, as a :class:`SweepConfig`; execution settings are left unset (an older store's
-    ``workers: 1`` would otherwise pin a command run without CONFIG to one worker)."""
-    return config_from_dict(without_execution_fields(raw), where=where)
+    ``workers: 1`` would otherwise pin a command run without CONFIG to one worker), and settings that do nothing
+    (:func:`idle_settings`) are let be: the store was swept with them."""
+    return config_from_dict(without_execution_fields(raw), where=where, stored=True)
 
 
 def resolve_config(name_or_path: str | Path) -> Path:

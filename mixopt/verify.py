@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import ValidationError
 from scipy import stats
 
-from .config import ProxyConfig, SweepConfig, config_from_dict
+from .config import ProxyConfig, SweepConfig, stored_config
 from .data.domains import domain_specs
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
@@ -414,7 +414,7 @@ def other_data_text(snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet) 
     changes = data_changes(meta, data, cfg.data.model_dump(mode="json"))
     said = f"; {'; '.join(changes)}" if changes else ""
     try:
-        same_config = bool(meta.get("config")) and config_from_dict(meta["config"], where="store.json").data == cfg.data
+        same_config = bool(meta.get("config")) and stored_config(meta["config"], where="store.json").data == cfg.data
     except MixoptError:
         same_config = False
     if not same_config:
@@ -431,8 +431,8 @@ def other_proxy_text(plan: Plan, snapshot: StoreSnapshot, cfg: SweepConfig) -> s
     another learning rate, width...): the fields that differ when the plan's store is still there to read."""
     source = plan.provenance.get("store") or "STORE"  # recorded with the fingerprint; a hand-edited plan may lack it
     try:
-        diffs = proxy_differences(config_from_dict(RunStore(source, create=False).meta()["config"],
-                                                   where=f"{source}/store.json"), cfg)
+        diffs = proxy_differences(stored_config(RunStore(source, create=False).meta()["config"],
+                                                where=f"{source}/store.json"), cfg)
     except (KeyError, MixoptError):  # the plan's store moved or is unreadable: said without the fields
         diffs = []
     here = "the --config" if Path(source).resolve() == Path(snapshot.root).resolve() else "this store's sweep config"

@@ -130,3 +130,21 @@ def test_config_hash_is_unchanged_by_the_workers_default():
     assert _config_hash(config_from_dict({})) == "602269bccc93d001"
     assert _config_hash(load_config(packaged_config("tiny"))) == "60bbeab013dcf79c"
     assert _config_hash(config_from_dict({"workers": 2})) == "a013aa0f6535cdbb"
+
+
+# ---------------------------------------------------------------- 5. keep_best_run without its gate
+
+
+def test_keep_best_run_without_the_gate_is_refused(tmp_path, capsys):
+    """Before: accepted, and the plan was the same as without keep_best_run (the gate that reads it was off)."""
+    from mixopt.config import stored_config
+    from mixopt.errors import ConfigError
+
+    both = {"keep_baseline_within_noise": False, "keep_best_run": True}
+    with pytest.raises(ConfigError, match="keep_best_run acts only with keep_baseline_within_noise: true.*drop keep_best_run"):
+        config_from_dict({"propose": both}, where="c.yaml")
+    assert run(["propose", str(write_cfg(tmp_path, propose=both)), "--store", str(tmp_path / "s"),
+                "--out", str(tmp_path / "p.yaml")]) == 2
+    assert "propose.keep_best_run acts only" in _one_line_error(capsys) and not (tmp_path / "p.yaml").exists()
+    assert config_from_dict({"propose": {"keep_best_run": True}}).propose.keep_best_run  # with the gate (the default)
+    assert stored_config({"propose": both}, where="store.json").propose.keep_best_run  # a store swept so stays readable
