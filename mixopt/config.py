@@ -119,9 +119,9 @@ class ProxyConfig(_Strict):
     batch_size: int = Field(default=16, ge=1)  # sequences per step
     tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run
     lr: float = Field(default=3e-3, gt=0)  # peak AdamW learning rate
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine floor as a share of lr
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine/wsd: the floor as a share of lr (constant: none; leave it unset)
     schedule: Literal["constant", "cosine", "wsd"] = "cosine"  # wsd: warmup-stable-decay, with a decay branch at each checkpoint
-    decay_fraction: float = Field(default=0.2, gt=0, le=1)  # wsd: share of each budget's steps spent decaying to min_lr_ratio * lr
+    decay_fraction: float = Field(default=0.2, gt=0, le=1)  # wsd only (other schedules: leave it unset): share of each budget's steps spent decaying to min_lr_ratio * lr
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)  # share of steps spent warming up
     weight_decay: float = Field(default=0.1, ge=0)
     grad_clip: float = Field(default=1.0, ge=0)  # 0 disables clipping
@@ -420,6 +420,13 @@ def config_from_dict(raw: object, where: str = "config", *, stored: bool = False
 def idle_settings(cfg: SweepConfig) -> str | None:
     """What a config sets that would do nothing with its other settings (so the user thinks it acts), with the fix;
     None when nothing. Checked where a config is read from the user, not from a store.json (``stored_config``)."""
+    proxy, defaults = cfg.proxy, ProxyConfig.model_fields
+    if proxy.schedule != "wsd" and proxy.decay_fraction != defaults["decay_fraction"].default:
+        return (f"proxy.decay_fraction ({proxy.decay_fraction}) acts only with schedule: wsd, and does nothing under "
+                f"schedule: {proxy.schedule} (it would only change the run ids); drop it, or set schedule: wsd")
+    if proxy.schedule == "constant" and proxy.min_lr_ratio != defaults["min_lr_ratio"].default:
+        return (f"proxy.min_lr_ratio ({proxy.min_lr_ratio}) is the floor of a decaying learning rate and does nothing "
+                "under schedule: constant (it would only change the run ids); drop it, or set schedule: cosine or wsd")
     if cfg.propose.keep_best_run and not cfg.propose.keep_baseline_within_noise:
         return ("propose.keep_best_run acts only with keep_baseline_within_noise: true (it adds the best sweep run to "
                 "that gate's baselines); set keep_baseline_within_noise: true or drop keep_best_run")

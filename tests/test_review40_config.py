@@ -148,3 +148,33 @@ def test_keep_best_run_without_the_gate_is_refused(tmp_path, capsys):
     assert "propose.keep_best_run acts only" in _one_line_error(capsys) and not (tmp_path / "p.yaml").exists()
     assert config_from_dict({"propose": {"keep_best_run": True}}).propose.keep_best_run  # with the gate (the default)
     assert stored_config({"propose": both}, where="store.json").propose.keep_best_run  # a store swept so stays readable
+
+
+# ---------------------------------------------------------------- 6. schedule keys that do nothing under the schedule
+
+
+@pytest.mark.parametrize("proxy, says", [
+    ({"decay_fraction": 0.3}, "proxy.decay_fraction (0.3) acts only with schedule: wsd, and does nothing under schedule: cosine"),
+    ({"schedule": "constant", "decay_fraction": 0.3}, "does nothing under schedule: constant"),
+    ({"schedule": "constant", "min_lr_ratio": 0.0}, "proxy.min_lr_ratio (0.0) is the floor of a decaying learning rate"),
+])
+def test_a_schedule_key_that_does_nothing_is_refused_at_load(tmp_path, capsys, proxy, says):
+    """Before: accepted; it trained the same runs under other run ids, and the sweep then refused its own store."""
+    assert run(["sweep", str(write_cfg(tmp_path, proxy=proxy)), "--store", str(tmp_path / "s"), "--workers", "1"]) == 2
+    err = _one_line_error(capsys)
+    assert says in err and "drop it" in err and not (tmp_path / "s").exists()
+
+
+def test_schedule_keys_that_act_load_and_a_stores_config_stays_readable():
+    from mixopt.config import packaged_config, packaged_names, stored_config
+
+    for proxy in ({"schedule": "wsd", "decay_fraction": 0.3, "min_lr_ratio": 0.0}, {"min_lr_ratio": 0.0},
+                  {"decay_fraction": 0.2}, {"schedule": "constant", "min_lr_ratio": 0.1}):  # acting, or at the default
+        config_from_dict({"proxy": proxy})
+    assert stored_config({"proxy": {"decay_fraction": 0.3}}, where="store.json").proxy.decay_fraction == 0.3
+    for name in packaged_names():
+        load_config(packaged_config(name))
+    from tests.conftest import REPO
+    for path in sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "benchmarks").glob("*.yaml")):
+        if "pools" not in path.name:  # a pools file, not a sweep config
+            load_config(path)
