@@ -117,7 +117,7 @@ class ProxyConfig(_Strict):
     head_size: int = Field(default=64, ge=8)  # n_head = n_embd // head_size
     block_size: int = Field(default=128, ge=8)  # context length in tokens
     batch_size: int = Field(default=16, ge=1)  # sequences per step
-    tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run
+    tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run, rounded down to whole batches of batch_size x block_size
     lr: float = Field(default=3e-3, gt=0)  # peak AdamW learning rate
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine/wsd: the floor as a share of lr (constant: none; leave it unset)
     schedule: Literal["constant", "cosine", "wsd"] = "cosine"  # wsd: warmup-stable-decay, with a decay branch at each checkpoint
@@ -126,7 +126,9 @@ class ProxyConfig(_Strict):
     weight_decay: float = Field(default=0.1, ge=0)
     grad_clip: float = Field(default=1.0, ge=0)  # 0 disables clipping
     checkpoints: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of `tokens` at which to evaluate
-    eval_tokens: int = Field(default=16_384, gt=0)  # validation tokens per domain per checkpoint
+    # validation tokens per domain per checkpoint, in whole windows of block_size: at least one window, at most what the
+    # domain's validation split holds (a sweep warns when a split holds under half of it: raise data.val_fraction)
+    eval_tokens: int = Field(default=16_384, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, or on CPUs where a probe finds it faster
     compile: bool = False  # torch.compile the model (GPU path)
@@ -143,6 +145,17 @@ class ProxyConfig(_Strict):
         if self.tokens < self.batch_size * self.block_size:
             raise ValueError(f"tokens ({self.tokens}) must cover at least one batch ({self.batch_size}x{self.block_size})")
         return self
+
+    def rounding_note(self) -> str | None:
+        """A run trains whole batches, ``tokens // (batch_size * block_size)`` steps: a line when that leaves out more
+        than 1% of ``tokens``, else None."""
+        batch = self.batch_size * self.block_size
+        trained = self.tokens // batch * batch
+        if self.tokens - trained <= 0.01 * self.tokens:
+            return None
+        return (f"tokens {self.tokens:,} is rounded down to whole batches of batch_size x block_size ({self.batch_size}x"
+                f"{self.block_size} = {batch:,} tokens): each run trains {trained:,}, {1 - trained / self.tokens:.1%} "
+                f"fewer. Set tokens to a multiple of {batch:,}")
 
     def wsd_overlap(self) -> str | None:
         """WSD: what is wrong when the warm-up reaches into a decay, the run's or a decay branch's (``lr_at`` gives the

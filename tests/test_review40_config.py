@@ -178,3 +178,43 @@ def test_schedule_keys_that_act_load_and_a_stores_config_stays_readable():
     for path in sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "benchmarks").glob("*.yaml")):
         if "pools" not in path.name:  # a pools file, not a sweep config
             load_config(path)
+
+
+# ---------------------------------------------------------------- 7, 8. eval_tokens above a split, tokens off whole batches
+
+
+def test_a_sweep_says_when_eval_tokens_exceed_a_split_and_when_tokens_lose_a_partial_batch(tmp_path):
+    """Before: silent; a domain's loss was measured on what its split held, and 8400 tokens trained 8192."""
+    cfg = write_cfg(tmp_path, runs=1, proxy={"tokens": 8400, "eval_tokens": 10**6})
+    with pytest.warns(UserWarning) as said:
+        assert run(["sweep", str(cfg), "--store", str(tmp_path / "s"), "--workers", "1"]) == 0
+    lines = [str(w.message) for w in said]
+    assert len([x for x in lines if "eval_tokens" in x]) == 1 and len([x for x in lines if "rounded down" in x]) == 1
+    evals = next(x for x in lines if "eval_tokens" in x)
+    assert "proxy: eval_tokens 1,000,000 exceeds the validation split of code (" in evals and "raise data.val_fraction" in evals.lower()
+    rounded = next(x for x in lines if "rounded down" in x)
+    assert "tokens 8,400 is rounded down to whole batches of batch_size x block_size (8x32 = 256 tokens): each run trains " \
+           "8,192" in rounded and "multiple of 256" in rounded
+    rec = json.loads(next((tmp_path / "s" / "runs").glob("*.json")).read_text())["record"]
+    assert rec["scale"]["tokens"] == 8192  # what the note says
+
+
+def test_no_note_when_eval_tokens_fit_and_under_one_percent_is_lost():
+    from mixopt.config import ProxyConfig
+    from mixopt.data.domains import load_domain_set
+    from mixopt.proxy.loop import eval_token_count, eval_windows
+    from mixopt.runs.driver import proxy_notes
+
+    from tests.test_cli_sweep import MICRO
+
+    cfg = config_from_dict(MICRO)
+    data = load_domain_set(cfg.data)
+    assert proxy_notes(cfg, data) == []  # eval_tokens 512 fits every split; 8192 = 32 batches
+    near = config_from_dict({**MICRO, "proxy": {**MICRO["proxy"], "eval_tokens": 5000}})  # prose's split: 4,416 of them
+    assert proxy_notes(near, data) == []  # over half evaluated (as the demo's legal split: 14,720 of 16,384): no note
+    assert ProxyConfig(tokens=16 * 128 * 100 + 20).rounding_note() is None  # 20 of 204,820 tokens: under 1%
+    assert ProxyConfig(tokens=16 * 128 * 3 + 100).rounding_note() is not None
+    vals = np.arange(1000)
+    for n_tok, eval_tokens in ((1000, 64), (1000, 10**6), (1000, 1), (50, 100)):
+        x, _ = eval_windows(vals[:n_tok], 64, eval_tokens, "d")
+        assert x.numel() == eval_token_count(n_tok, 64, eval_tokens)  # the note counts as the loop evaluates
