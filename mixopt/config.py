@@ -93,7 +93,7 @@ class DataConfig(_Strict):
     tokenizer: str = "bytes"  # "bytes" or a path to a HF tokenizers `tokenizer.json`
     val_fraction: float = Field(default=0.05, gt=0, lt=0.5)  # share of documents held out by hash
     max_documents: int | None = Field(default=None, gt=0)  # per-domain cap, handy for tiny tests
-    cache_dir: str | None = None  # token-shard cache; default ~/.cache/mixopt
+    cache_dir: str | None = None  # token shards only (probes and select use MIXOPT_CACHE); default MIXOPT_CACHE, else ~/.cache/mixopt
 
     @model_validator(mode="after")
     def _names_unique(self) -> "DataConfig":

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import yaml
 
 from mixopt import pipeline
 from mixopt.cli.main import run
@@ -218,3 +217,22 @@ def test_no_note_when_eval_tokens_fit_and_under_one_percent_is_lost():
     for n_tok, eval_tokens in ((1000, 64), (1000, 10**6), (1000, 1), (50, 100)):
         x, _ = eval_windows(vals[:n_tok], 64, eval_tokens, "d")
         assert x.numel() == eval_token_count(n_tok, 64, eval_tokens)  # the note counts as the loop evaluates
+
+
+# ---------------------------------------------------------------- 9. data.cache_dir in the README
+
+
+def test_readme_says_what_data_cache_dir_holds(tmp_path):
+    """The README named only MIXOPT_CACHE; data.cache_dir, which moves the token shards and nothing else, was missing."""
+    from mixopt.config import DataConfig
+    from mixopt.data.domains import cache_dir
+    from tests.conftest import REPO
+
+    data = REPO.joinpath("README.md").read_text().split("\n## Data\n")[1].split("\n## ")[0]
+    text = " ".join(data.split())
+    assert "`data.cache_dir` holds only the token shards" in text
+    for probe in ("dtype_probe.json", "stack_probe.json", "selection/"):
+        assert probe in text
+    assert cache_dir(DataConfig(cache_dir=str(tmp_path))) == tmp_path  # as it says: the shards go there
+    from mixopt.selection.cache import ScoreCache
+    assert ScoreCache().root == cache_dir(DataConfig()) / "selection"  # and select's scores to MIXOPT_CACHE
