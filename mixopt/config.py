@@ -93,7 +93,7 @@ class DataConfig(_Strict):
     tokenizer: str = "bytes"  # "bytes" or a path to a HF tokenizers `tokenizer.json`
     val_fraction: float = Field(default=0.05, gt=0, lt=0.5)  # share of documents held out by hash
     max_documents: int | None = Field(default=None, gt=0)  # per-domain cap, handy for tiny tests
-    cache_dir: str | None = None  # token-shard cache; default ~/.cache/mixopt
+    cache_dir: str | None = None  # token shards only (probes and select use MIXOPT_CACHE); default MIXOPT_CACHE, else ~/.cache/mixopt
 
     @model_validator(mode="after")
     def _names_unique(self) -> "DataConfig":
@@ -117,16 +117,18 @@ class ProxyConfig(_Strict):
     head_size: int = Field(default=64, ge=8)  # n_head = n_embd // head_size
     block_size: int = Field(default=128, ge=8)  # context length in tokens
     batch_size: int = Field(default=16, ge=1)  # sequences per step
-    tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run
+    tokens: int = Field(default=1_000_000, gt=0)  # training tokens per run, rounded down to whole batches of batch_size x block_size
     lr: float = Field(default=3e-3, gt=0)  # peak AdamW learning rate
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine floor as a share of lr
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)  # cosine/wsd: the floor as a share of lr (constant: none; leave it unset)
     schedule: Literal["constant", "cosine", "wsd"] = "cosine"  # wsd: warmup-stable-decay, with a decay branch at each checkpoint
-    decay_fraction: float = Field(default=0.2, gt=0, le=1)  # wsd: share of each budget's steps spent decaying to min_lr_ratio * lr
+    decay_fraction: float = Field(default=0.2, gt=0, le=1)  # wsd only (other schedules: leave it unset): share of each budget's steps spent decaying to min_lr_ratio * lr
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)  # share of steps spent warming up
     weight_decay: float = Field(default=0.1, ge=0)
     grad_clip: float = Field(default=1.0, ge=0)  # 0 disables clipping
     checkpoints: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of `tokens` at which to evaluate
-    eval_tokens: int = Field(default=16_384, gt=0)  # validation tokens per domain per checkpoint
+    # validation tokens per domain per checkpoint, in whole windows of block_size: at least one window, at most what the
+    # domain's validation split holds (a sweep warns when a split holds under half of it: raise data.val_fraction)
+    eval_tokens: int = Field(default=16_384, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, or on CPUs where a probe finds it faster
     compile: bool = False  # torch.compile the model (GPU path)
@@ -143,6 +145,17 @@ class ProxyConfig(_Strict):
         if self.tokens < self.batch_size * self.block_size:
             raise ValueError(f"tokens ({self.tokens}) must cover at least one batch ({self.batch_size}x{self.block_size})")
         return self
+
+    def rounding_note(self) -> str | None:
+        """A run trains whole batches, ``tokens // (batch_size * block_size)`` steps: a line when that leaves out more
+        than 1% of ``tokens``, else None."""
+        batch = self.batch_size * self.block_size
+        trained = self.tokens // batch * batch
+        if self.tokens - trained <= 0.01 * self.tokens:
+            return None
+        return (f"tokens {self.tokens:,} is rounded down to whole batches of batch_size x block_size ({self.batch_size}x"
+                f"{self.block_size} = {batch:,} tokens): each run trains {trained:,}, {1 - trained / self.tokens:.1%} "
+                f"fewer. Set tokens to a multiple of {batch:,}")
 
     def wsd_overlap(self) -> str | None:
         """WSD: what is wrong when the warm-up reaches into a decay, the run's or a decay branch's (``lr_at`` gives the
@@ -364,7 +377,9 @@ class SweepConfig(_Strict):
     name: str = "sweep"  # a label: one printable line, not empty
     seed: int = Field(default=0, ge=0, lt=2**63)  # numpy and torch take seeds >= 0 only; torch's < 2**64 (runs add offsets)
     runs: int = Field(default=16, ge=1)  # sampled mixtures (baselines come on top)
-    workers: int = Field(default=1, ge=1)  # local worker processes
+    # local worker processes; None: one per core when the pending runs are worth starting processes for, else 1
+    # (runs.executors.choose_workers). An execution setting: never recorded in a store (EXECUTION_FIELDS)
+    workers: int | None = Field(default=None, ge=1)
     data: DataConfig = Field(default_factory=DataConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
@@ -401,13 +416,57 @@ def load_config(path: str | Path) -> SweepConfig:
     return config_from_dict(raw, where=str(path))
 
 
-def config_from_dict(raw: object, where: str = "config") -> SweepConfig:
+def config_from_dict(raw: object, where: str = "config", *, stored: bool = False) -> SweepConfig:
+    """A validated config; ``stored``: one a store.json recorded, read without :func:`idle_settings` (an older mixopt
+    wrote such configs, and their stores must stay readable)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"Config {where} must be a YAML mapping at the top level. Got {type(raw).__name__}.")
     try:
-        return SweepConfig.model_validate(raw)
+        cfg = SweepConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See {example_config()} for a valid example.") from None
+    if not stored and (problem := idle_settings(cfg)):
+        raise ConfigError(f"Invalid config {where}: {problem}.")
+    return cfg
+
+
+def idle_settings(cfg: SweepConfig) -> str | None:
+    """What a config sets that would do nothing with its other settings (so the user thinks it acts), with the fix;
+    None when nothing. Checked where a config is read from the user, not from a store.json (``stored_config``)."""
+    proxy, defaults = cfg.proxy, ProxyConfig.model_fields
+    if proxy.schedule != "wsd" and proxy.decay_fraction != defaults["decay_fraction"].default:
+        return (f"proxy.decay_fraction ({proxy.decay_fraction}) acts only with schedule: wsd, and does nothing under "
+                f"schedule: {proxy.schedule} (it would only change the run ids); drop it, or set schedule: wsd")
+    if proxy.schedule == "constant" and proxy.min_lr_ratio != defaults["min_lr_ratio"].default:
+        return (f"proxy.min_lr_ratio ({proxy.min_lr_ratio}) is the floor of a decaying learning rate and does nothing "
+                "under schedule: constant (it would only change the run ids); drop it, or set schedule: cosine or wsd")
+    if cfg.propose.keep_best_run and not cfg.propose.keep_baseline_within_noise:
+        return ("propose.keep_best_run acts only with keep_baseline_within_noise: true (it adds the best sweep run to "
+                "that gate's baselines); set keep_baseline_within_noise: true or drop keep_best_run")
+    return None
+
+
+#: SweepConfig fields that say how a sweep runs on this machine, not what it trains or plans: a store.json does not
+#: record them (``recorded_config``) and a config read back from one drops them (``stored_config``), so a command
+#: without CONFIG or flags uses today's defaults, not an older sweep's (an older mixopt recorded ``workers: 1``)
+EXECUTION_FIELDS = frozenset({"workers"})
+
+
+def recorded_config(cfg: SweepConfig) -> dict:
+    """The config as a store.json records it: ``model_dump(mode="json")`` without :data:`EXECUTION_FIELDS`."""
+    return cfg.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))
+
+
+def without_execution_fields(raw: object) -> object:
+    """A recorded config dict without :data:`EXECUTION_FIELDS` (anything else as is)."""
+    return {k: v for k, v in raw.items() if k not in EXECUTION_FIELDS} if isinstance(raw, dict) else raw
+
+
+def stored_config(raw: object, where: str) -> SweepConfig:
+    """The config a store.json recorded, as a :class:`SweepConfig`; execution settings are left unset (an older store's
+    ``workers: 1`` would otherwise pin a command run without CONFIG to one worker), and settings that do nothing
+    (:func:`idle_settings`) are let be: the store was swept with them."""
+    return config_from_dict(without_execution_fields(raw), where=where, stored=True)
 
 
 def resolve_config(name_or_path: str | Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, config_from_dict, domain_pools_from_dict
+from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, domain_pools_from_dict, stored_config
 from .data.domains import domain_keys, domain_specs, domain_texts, embedded_names, load_domain_set
 from .data.tokenize import Tokenizer
 from .data.types import DomainSet, TokenizedDomain
@@ -153,7 +153,7 @@ def store_config(snapshot: StoreSnapshot, *, strict: bool = True) -> SweepConfig
         found = {k: str(p) for k in ("store", "plan")
                  if (p := located_reuse(snapshot.meta, snapshot.root, k, strict=strict and k == "plan"))}
         raw = {**raw, "reuse": {**raw["reuse"], **found}}
-    return config_from_dict(raw, where=f"{snapshot.root}/store.json") if raw else None
+    return stored_config(raw, where=f"{snapshot.root}/store.json") if raw else None
 
 
 def check_config_store(cfg: SweepConfig, snapshot: StoreSnapshot, *, where: str = "the config",
@@ -415,9 +415,10 @@ def fit_rows(runs: list, final: RunTable, target: str) -> RunTable:
     rows = budget_table(runs)
     rows = rows.rows(np.isfinite(rows.target(target)))  # a branch that lacks the target's metrics drops out
     if len(rows.run_ids) == len(final.run_ids):
-        raise FitError("--budgets needs runs that measured several token budgets (proxy.schedule: wsd with checkpoints "
-                       "before 1.0: each checkpoint is a decay branch); this store's runs measured only their end. "
-                       "Drop --budgets, or sweep with schedule: wsd.")
+        raise FitError("--budgets (config: propose.fit_budgets) needs runs that measured several token budgets "
+                       "(proxy.schedule: wsd with checkpoints before 1.0: each checkpoint is a decay branch); this store's "
+                       "runs measured only their end. Drop --budgets (or set propose.fit_budgets: false), or sweep with "
+                       "schedule: wsd.")
     return rows
 
 
@@ -681,7 +682,10 @@ def save(plan: Plan, out: str | Path) -> Path:
 
 
 def _config_hash(config: SweepConfig) -> str:
-    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+    body = config.model_dump(mode="json")
+    if body.get("workers") is None:  # unset (one per core): hashed as the 1 it was written as until stop 40, so hashes stay
+        body["workers"] = 1
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _store_projector(config: SweepConfig, ctx: ProposeContext) -> tuple[Any, DomainSet | None]:

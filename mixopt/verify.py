@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import ValidationError
 from scipy import stats
 
-from .config import ProxyConfig, SweepConfig, config_from_dict
+from .config import ProxyConfig, SweepConfig, stored_config
 from .data.domains import domain_specs
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
@@ -78,11 +78,12 @@ from .planning.constraints import Constraints
 from .planning.phases import moved_to_end
 from .planning.search import simulate_search
 from .proxy.doremi import doremi_key, doremi_weights
+from .proxy.loop import torch_threads
 from .proxy.model import GPT, GPTConfig
 from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
-from .runs.executors import choose_workers, run_local
+from .runs.executors import choose_workers, run_local, threads_per_run
 from .runs.pool_runs import KeptPools, kept_pools_data
 from .runs.sweep import proxy_differences, proxy_fingerprint, sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
@@ -269,7 +270,8 @@ def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: 
     path = Path(store.root) / "doremi" / f"{hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return Mixture(json.loads(path.read_text())["weights"]), False
-    result = doremi_weights(proxy, data, seed=seed)
+    with torch_threads(threads_per_run(cfg)):  # as every run trains (the key holds proxy.threads): README "determinism"
+        result = doremi_weights(proxy, data, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, **result.to_dict()}, indent=1) + "\n")
     return result.weights, True
@@ -412,7 +414,7 @@ def other_data_text(snapshot: StoreSnapshot, cfg: SweepConfig, data: DomainSet) 
     changes = data_changes(meta, data, cfg.data.model_dump(mode="json"))
     said = f"; {'; '.join(changes)}" if changes else ""
     try:
-        same_config = bool(meta.get("config")) and config_from_dict(meta["config"], where="store.json").data == cfg.data
+        same_config = bool(meta.get("config")) and stored_config(meta["config"], where="store.json").data == cfg.data
     except MixoptError:
         same_config = False
     if not same_config:
@@ -429,8 +431,8 @@ def other_proxy_text(plan: Plan, snapshot: StoreSnapshot, cfg: SweepConfig) -> s
     another learning rate, width...): the fields that differ when the plan's store is still there to read."""
     source = plan.provenance.get("store") or "STORE"  # recorded with the fingerprint; a hand-edited plan may lack it
     try:
-        diffs = proxy_differences(config_from_dict(RunStore(source, create=False).meta()["config"],
-                                                   where=f"{source}/store.json"), cfg)
+        diffs = proxy_differences(stored_config(RunStore(source, create=False).meta()["config"],
+                                                where=f"{source}/store.json"), cfg)
     except (KeyError, MixoptError):  # the plan's store moved or is unreadable: said without the fields
         diffs = []
     here = "the --config" if Path(source).resolve() == Path(snapshot.root).resolve() else "this store's sweep config"

@@ -77,3 +77,28 @@ def test_a_large_vocabulary_takes_the_chunked_head_with_the_same_weights(cipher_
     for d in ("plain", "cipher"):
         assert chunked.weights[d] == pytest.approx(plain.weights[d], abs=2e-3)
         assert chunked.excess[d] == pytest.approx(plain.excess[d], abs=2e-3)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_verify_trains_doremi_at_the_configs_thread_count(cipher_data, tmp_path, monkeypatch, threads):
+    """proxy.threads holds for DoReMi's runs as for every other run (its cached mixture is keyed with it); before, it
+    trained at torch's thread count of the moment (all cores) whatever proxy.threads said (review, stop 40)."""
+    import torch
+
+    from mixopt.config import SweepConfig
+    from mixopt.proxy.step import ModelStack
+    from mixopt.runs.store import RunStore
+    from mixopt.verify import doremi_mixture
+
+    seen, step = set(), ModelStack.step
+
+    def spy(self, *args, **kw):
+        seen.add(torch.get_num_threads())
+        return step(self, *args, **kw)
+
+    monkeypatch.setattr(ModelStack, "step", spy)
+    cfg = SweepConfig(proxy=tiny_cfg(tokens=8 * 32 * 3, threads=threads).model_dump())
+    with torch_threads(3):  # what torch would use otherwise
+        doremi_mixture(RunStore(tmp_path / "store"), cfg, cipher_data)
+        assert torch.get_num_threads() == 3  # restored after
+    assert seen == {threads}

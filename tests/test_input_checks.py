@@ -219,11 +219,11 @@ def test_config_target_the_model_does_not_predict_is_an_error(tmp_path, capsys):
 
 def test_config_without_a_target_or_with_the_models_passes_the_check(tmp_path):
     from mixopt import pipeline
-    from mixopt.cli.cmd_propose import _check_target
+    from mixopt.cli.cmd_propose import _check_fit_settings
 
     fitted = pipeline.open_model(_model(tmp_path, "val/code"))
-    _check_target(load_config(write_cfg(tmp_path)), fitted, None, fitted.path)  # default target: the model's is used
-    _check_target(load_config(write_cfg(tmp_path, propose={"target": "val/code"})), fitted, None, fitted.path)
+    _check_fit_settings(load_config(write_cfg(tmp_path)), fitted, None, fitted.path)  # default target: the model's is used
+    _check_fit_settings(load_config(write_cfg(tmp_path, propose={"target": "val/code"})), fitted, None, fitted.path)
 
 
 def test_plan_with_negative_or_infinite_epochs_is_refused():

@@ -175,7 +175,7 @@ def test_wsd_refuses_a_warm_up_that_reaches_into_a_decay(tmp_path, capsys):
                      problem(warmup_fraction=0.3, tokens=100 * 16 * 128, checkpoints=[0.25, 1.0]))
     for ok in ({"warmup_fraction": 0.5, "decay_fraction": 0.5}, {"warmup_fraction": 0.0, "decay_fraction": 1.0},
                {"warmup_fraction": 0.5, "decay_fraction": 0.8, "schedule": "cosine"}):
-        cfg = config_from_dict({"proxy": {"schedule": "wsd", "checkpoints": [1.0], **ok}}).proxy
+        cfg = ProxyConfig.model_validate({"schedule": "wsd", "checkpoints": [1.0], **ok})  # a store's (cosine + decay_fraction)
         assert cfg.wsd_overlap() is None
         lrs = [lr_at(s, 100, cfg) for s in range(100)]
         assert max(a - b for a, b in zip(lrs, lrs[1:])) < 0.1 * cfg.lr  # no jump

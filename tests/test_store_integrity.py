@@ -288,7 +288,7 @@ def test_which_config_changes_are_a_change_of_proxy():
     old = json.loads(json.dumps(base))
     del old["proxy"]["decay_fraction"]  # a store written before the field existed: it counts at its default
     assert proxy_differences(old, base) == []
-    assert proxy_differences(old, with_(proxy={"decay_fraction": 0.5})) == ["proxy.decay_fraction 0.2 -> 0.5"]
+    assert proxy_differences(old, {**base, "proxy": {**base["proxy"], "decay_fraction": 0.5}}) == ["proxy.decay_fraction 0.2 -> 0.5"]
     changes, history = config_history({"config": base}, legit)
     assert "runs 16 -> 40" in changes and history[0]["config"] == base
     assert config_history({"config": base}, base) == ([], None) and config_history({}, base) == ([], None)

@@ -64,7 +64,7 @@ def propose_cmd(
         cfg = pipeline.with_pools(cfg, located_pools(raw, pools), where=str(pools))  # pool files relative to the pools file
     fitted = pipeline.open_model(model) if model is not None else None
     if fitted is not None and cfg is not None:
-        _check_target(cfg, fitted, config, model)  # before --measure-pools trains anything
+        _check_fit_settings(cfg, fitted, config, model)  # before --measure-pools trains anything
     if measure_pools:
         if cfg is None or store is None:
             raise ConfigError("--measure-pools trains proxy runs with the config's proxy into the run store. Pass CONFIG and --store DIR.")
@@ -107,11 +107,26 @@ def propose_cmd(
     typer.echo(f"plan -> {out}")
 
 
-def _check_target(cfg, fitted, config: Path | None, model: Path) -> None:
-    """The config's propose.target, when it sets one, must be the metric the --model predicts: the search optimises the model's."""
+def _check_fit_settings(cfg, fitted, config: Path | None, model: Path) -> None:
+    """The fit settings the config's propose section sets (target, model, fit_budgets) must be those the --model was
+    fitted with: the search uses the model file as it is, so a setting it was not fitted with would be ignored."""
     pcfg = cfg.propose
     if "target" in pcfg.model_fields_set and pcfg.target != fitted.target:
         raise ConsistencyError(
             f"The config {config} sets propose.target: {pcfg.target}, but --model {model} predicts {fitted.target}. "
             f"Fit a model for {pcfg.target} (`mixopt fit --store DIR --target {pcfg.target} --out MODEL`), or set "
             f"propose.target to {fitted.target} (or remove it) to plan for the model's metric.")
+    estimator = fitted.meta.get("estimator")
+    if "model" in pcfg.model_fields_set and estimator is not None and pcfg.model != estimator:
+        raise ConsistencyError(
+            f"The config {config} sets propose.model: {pcfg.model}, but --model {model} was fitted with the {estimator} "
+            f"surrogate. Fit one with it (`mixopt fit --store DIR --model {pcfg.model} --out MODEL`), or set propose.model "
+            f"to {estimator} (or remove it), or leave out --model to fit one here.")
+    budgets = bool(fitted.meta.get("budgets"))
+    if "fit_budgets" in pcfg.model_fields_set and pcfg.fit_budgets != budgets:
+        how = "with" if budgets else "without"
+        fix = "--budgets " if pcfg.fit_budgets else ""
+        raise ConsistencyError(
+            f"The config {config} sets propose.fit_budgets: {str(pcfg.fit_budgets).lower()}, but --model {model} was "
+            f"fitted {how} --budgets. Fit one to match (`mixopt fit --store DIR {fix}--out MODEL`), or set "
+            f"propose.fit_budgets to {str(budgets).lower()} (or remove it), or leave out --model to fit one here.")

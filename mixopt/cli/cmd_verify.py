@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .. import pipeline
-from ..config import config_from_dict, load_config, resolve_config
+from ..config import load_config, resolve_config, stored_config
 from ..data.domains import load_domain_set
 from ..errors import ConfigError
 from ..io import atomic_write_text
@@ -67,7 +67,7 @@ def verify_cmd(
         cfg = load_config(config)
         pipeline.check_config_store(cfg, snapshot)
     elif snapshot.meta.get("config"):
-        cfg = config_from_dict(snapshot.meta["config"], where=f"{store}/store.json")
+        cfg = stored_config(snapshot.meta["config"], where=f"{store}/store.json")
     else:
         raise ConfigError(f"The store {store} holds no sweep config (imported runs?). Pass --config CONFIG whose data: section "
                           "names the store's domains with their files (corpus: none, one data.domains entry each) and whose "

@@ -64,6 +64,13 @@ class ProxyResult:
     branch_seconds: float = 0.0  # wall time of the decay branches' training steps
 
 
+def eval_token_count(n_tok: int, block_size: int, max_tokens: int) -> int:
+    """Tokens :func:`eval_windows` evaluates of a split of ``n_tok`` (>= 2) tokens: whole windows of ``block_size``
+    (shorter when the split is), at least one, at most ``max_tokens`` and what the split holds."""
+    T = min(block_size, n_tok - 1)
+    return max(1, min(max_tokens // T, (n_tok - 1) // T)) * T
+
+
 def eval_windows(tokens: np.ndarray, block_size: int, max_tokens: int, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed evaluation windows: contiguous, non-overlapping, from the start of ``tokens``.
 
@@ -75,7 +82,7 @@ def eval_windows(tokens: np.ndarray, block_size: int, max_tokens: int, where: st
         raise DataError(f"{where} has {n_tok} validation tokens; at least 2 are needed to measure a loss. "
                         "Add documents to it or raise data.val_fraction.")
     T = min(block_size, n_tok - 1)
-    n = max(1, min(max_tokens // T, (n_tok - 1) // T))
+    n = eval_token_count(n_tok, block_size, max_tokens) // T
     idx = np.arange(n)[:, None] * T + np.arange(T + 1)  # (n, T+1)
     w = torch.from_numpy(np.asarray(tokens[idx], dtype=np.int64))  # (n, T+1)
     return w[:, :-1].contiguous(), w[:, 1:].contiguous()

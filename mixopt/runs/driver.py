@@ -11,8 +11,10 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..config import ProxyConfig, SweepConfig
+from ..config import ProxyConfig, SweepConfig, recorded_config, without_execution_fields
 from ..data.domains import domain_specs, load_domain_set
+from ..data.types import DomainSet
+from ..proxy.loop import eval_token_count
 from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
 from ..reuse import ReusedMixture, reused_mixture
 from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray
@@ -64,7 +66,7 @@ def remove_empty_store(store: RunStore) -> None:
 def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executor: str, workers: int | None,
                ray_address: str | None, show_progress: bool, reuse: ReusedMixture | None) -> SweepSummary:
     meta = store.meta()  # a corrupt store.json stops here, before anything is written
-    config = cfg.model_dump(mode="json")
+    config = recorded_config(cfg)  # without execution settings (workers): a command without CONFIG must not inherit them
     check_same_proxy(store, meta.get("config"), config)  # before tokenizing: a changed proxy fails at once
     store.check_writable()  # before any training: a read-only or full disk fails here
     # no store.json (a folder of records, or one moved away): the records stand in for it, read once for both checks
@@ -84,6 +86,8 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
             check_same_data(store, recorded, data.fingerprint, changes=data_changes(meta, data, config.get("data")))
             check_same_domains(store, meta, data.names)
             specs = plan_sweep(cfg, data, n_runs=n_runs, reuse=reuse)
+            for note in proxy_notes(cfg, data):
+                warnings.warn(note, stacklevel=3)
             today = {"domains": data.names, "token_counts": data.token_counts, "config": config,
                      "domain_fingerprints": {n: d.fingerprint for n, d in data.domains.items()},
                      **verbatim_fingerprints(data),
@@ -324,6 +328,38 @@ def check_same_proxy(store: RunStore, stored: dict | None, config: dict, *, busy
         f"{store.meta_path}); to add a proxy scale, keep proxy: and add an entry to sizes:.")
 
 
+#: A sweep warns when a domain's validation split holds less than this share of ``proxy.eval_tokens`` (a shortfall of a
+#: few windows, e.g. the demo's legal split: 14,720 of 16,384, changes the measurement's noise little)
+EVAL_SHORT_SHARE = 0.5
+
+
+def proxy_notes(cfg: SweepConfig, data: DomainSet) -> list[str]:
+    """One line per proxy setting that trains or measures much less than it says (sizes that share a line share it):
+    ``tokens`` rounded down to whole batches, more than 1% of them (``ProxyConfig.rounding_note``), and ``eval_tokens``
+    above what a domain's (or target's) validation split holds, under :data:`EVAL_SHORT_SHARE` of them evaluated
+    (``proxy.loop.eval_token_count``), so that domain is measured on fewer tokens, with more noise."""
+    lines: dict[str, list[str]] = {}
+    for sc in sweep_scales(cfg):
+        p, short = sc.proxy, []
+        for name, dom in {**data.domains, **data.targets}.items():
+            n_tok = int(dom.val.size)
+            evaluated = eval_token_count(n_tok, p.block_size, p.eval_tokens) if n_tok >= 2 else p.eval_tokens
+            if evaluated < EVAL_SHORT_SHARE * p.eval_tokens:  # whole windows alone keep over half: the split caps it
+                short.append(f"{name} ({n_tok:,} tokens: {evaluated:,} evaluated)")
+        if short:
+            lines.setdefault(f"eval_tokens {p.eval_tokens:,} exceeds the validation split of {', '.join(short)}: each of "
+                             "those is measured on what its split holds, less than half of eval_tokens and so with more "
+                             "noise. Raise data.val_fraction or lower eval_tokens", []).append(sc.name)
+        if line := p.rounding_note():
+            lines.setdefault(line, []).append(sc.name)
+    out = []
+    for line, names in lines.items():
+        sizes = [n for n in names if n]
+        which = f" (size {sizes[0]})" if len(sizes) == 1 else f" (sizes {', '.join(sizes)})" if sizes else ""
+        out.append(f"proxy{which}: {line}")
+    return out
+
+
 def check_wsd(store_dir: str | Path, cfg: SweepConfig) -> None:
     """A WSD warm-up that reaches into a decay (``ProxyConfig.wsd_overlap``) is a one-line ConfigError for a new sweep;
     a store that already holds runs trained so resumes with a warning (its runs stay comparable with each other)."""
@@ -384,9 +420,10 @@ def config_history(meta: dict, config: dict) -> tuple[list[str], list[dict] | No
     """(how ``config`` differs from the store's recorded one, store.json's ``config_history`` with the recorded config
     appended, or None when nothing changed). A replaced config is kept there, never dropped silently."""
     old = meta.get("config")
-    if not old or old == config:
+    settings = [without_execution_fields(c) for c in (old, config)]  # an older store recorded workers: no config change
+    if not old or settings[0] == settings[1]:
         return [], None
-    changes = config_changes(old, config)
+    changes = config_changes(*settings)
     history = [h for h in (meta.get("config_history") or []) if isinstance(h, dict)]
     history.append({"config": old, "replaced_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes})
     return changes, history

@@ -67,7 +67,7 @@ def choose_workers(cfg: SweepConfig, workers: int | None, pending: list[RunSpec]
     :func:`default_workers` when the pending work is worth starting processes for (on CPU), else 1."""
     if workers is not None:
         return workers
-    if "workers" in cfg.model_fields_set:
+    if cfg.workers is not None:
         return cfg.workers
     n = min(default_workers(cfg), len(pending))
     tokens = sum(int(s.proxy.get("tokens", 0)) for s in pending)
