@@ -78,6 +78,23 @@ def test_a_pools_documents_are_read_in_the_data_layer():
     assert quality.pool_documents is pools.pool_documents and pool_sources.pool_documents is pools.pool_documents
 
 
+def test_the_kept_pools_data_is_built_in_the_data_layer():
+    import ast
+    from pathlib import Path
+
+    from mixopt import verify
+    from mixopt.data import pools
+    from mixopt.runs import pool_runs
+
+    for name in ("KeptPools", "source_pool", "kept_pools_data", "token_digest"):
+        assert getattr(pool_runs, name) is getattr(pools, name)  # the old path re-exports each
+    assert verify.kept_pools_data is pools.kept_pools_data and verify.KeptPools is pools.KeptPools
+    tree = ast.parse(Path(pools.__file__).read_text())
+    own = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
+    assert own <= {"config", "errors", "domains", "sources", "tokenize", "types"}  # data-layer names only
+    assert pools.token_digest(np.arange(3), extra="x") == pools.token_digest(np.arange(3), extra="x") != pools.token_digest(np.arange(3))
+
+
 @pytest.mark.parametrize("make", ["DSIR", "TargetClassifier"])
 def test_the_document_scorers_are_scikit_learn_estimators(make):
     from sklearn.base import clone
