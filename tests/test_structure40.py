@@ -161,3 +161,56 @@ def test_build_report_is_one_function_per_figure():
     assert all(callable(getattr(build, f)) and f"{f}(add," in source for f in figures)
     assert [source.index(f"{f}(add,") for f in figures] == sorted(source.index(f"{f}(add,") for f in figures)  # page order
     assert len(source.splitlines()) < 90
+
+
+def test_score_s_base_mixture_documents_are_resolved_in_the_library(tmp_path):
+    import inspect
+    import json
+    import warnings
+
+    from mixopt import pipeline
+    from mixopt.cli import cmd_score
+    from mixopt.errors import ConfigError
+
+    assert pipeline.base_mixture_docs(None, {}) == (None, None)
+    with pytest.raises(ConfigError, match="--paths gives data for base-mixture domains, but no --base-mixture was given"):
+        pipeline.base_mixture_docs(None, {"code": "x.jsonl"})
+    code = tmp_path / "code.jsonl"
+    code.write_text("".join(json.dumps({"text": f"def f{i}(): return {i}"}) + "\n" for i in range(6)))
+    plan = tmp_path / "plan.yaml"  # a plan from before stop 36: no provenance.embedded_domains
+    plan.write_text("budget_tokens: 100000\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.25, prose: 0.75}\n")
+    with pytest.raises(ConfigError, match=r"--paths names \['web'\], which the base mixture"):
+        pipeline.base_mixture_docs(plan, {"web": str(code)})
+    notes = []
+    w, docs = pipeline.base_mixture_docs(plan, {"code": str(code)}, max_docs=4, note=notes.append)
+    assert w == {"code": 0.25, "prose": 0.75} and len(docs["code"]) == 4 and len(docs["prose"]) == 4
+    assert notes == ["note: read base-mixture domain(s) prose from the embedded corpus (no --paths); if the plan was made "
+                     "on your own data of those names, pass --paths DOMAIN=PATH for each"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert pipeline.base_mixture_docs(plan, {"code": str(code)}, max_docs=4)[1] == docs  # seeded: the same sample
+    assert [str(x.message) for x in seen] == notes  # without a note callback, the note is a warning
+    source = inspect.getsource(cmd_score.score_cmd)
+    assert "pipeline.base_mixture_docs(" in source and "embedded_domains" not in source and "load_plan" not in source
+
+
+def test_plan_pools_measure_targets_default_to_the_select_run_s(tmp_path):
+    import json
+
+    from mixopt import pipeline
+    from mixopt.errors import ConfigError
+
+    pools = tmp_path / "pools.yaml"
+    target = tmp_path / "t.jsonl"
+    target.write_text('{"body": "x"}\n')
+    with pytest.raises(ConfigError, match="--measure needs --target"):
+        pipeline.measure_targets(pools)  # no selection.json beside it
+    assert pipeline.measure_targets(pools, "a.jsonl") == ("a.jsonl", "text", "text")
+    (tmp_path / "selection.json").write_text(json.dumps({"target": str(target), "text_field": "content",
+                                                         "target_text_field": "body"}))
+    assert pipeline.measure_targets(pools) == (str(target), "body", "content")
+    assert pipeline.measure_targets(pools, None, "txt", "tt") == (str(target), "tt", "txt")
+    assert pipeline.measure_targets(pools, "other") == ("other", "text", "content")  # another target: not select's field
+    (tmp_path / "selection.json").write_text(json.dumps({"target": "gone/t.jsonl"}))
+    with pytest.raises(ConfigError, match=r"scored against --target gone/t.jsonl, which is not found \(it was stored relative"):
+        pipeline.measure_targets(pools)
