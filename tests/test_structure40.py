@@ -214,3 +214,21 @@ def test_plan_pools_measure_targets_default_to_the_select_run_s(tmp_path):
     (tmp_path / "selection.json").write_text(json.dumps({"target": "gone/t.jsonl"}))
     with pytest.raises(ConfigError, match=r"scored against --target gone/t.jsonl, which is not found \(it was stored relative"):
         pipeline.measure_targets(pools)
+
+
+def test_mixture_rows_is_the_one_silent_row_builder():
+    import inspect
+
+    from mixopt.mixtures import Mixture, mixture_rows
+    from mixopt.projector import from_runs
+    from mixopt.runs import table
+
+    ms = [Mixture({"a": 0.25, "b": 0.75}), {"b": 1.0, "zz": 0.0}, {"a": 1}]
+    rows = mixture_rows(ms, ["a", "b", "c"])
+    old = np.array([[m.get(d, 0.0) for d in ["a", "b", "c"]] for m in ms])
+    assert rows.dtype == old.dtype == np.float64 and rows.shape == (3, 3) and np.array_equal(rows, old)
+    assert mixture_rows(iter(ms[:2]), ["b"]).tolist() == [[0.75], [1.0]]  # any iterable; unknown names dropped
+    assert mixture_rows([], ["a"]).shape == np.array([]).shape == (0,)
+    assert mixture_rows([{"a": 1}], ["a"]).dtype == np.array([[1]]).dtype  # as built: ints stay ints
+    assert "mixture_rows(mixtures, domains)" in inspect.getsource(table.records_table)
+    assert inspect.getsource(from_runs).count("mixture_rows([seen_shares(") == 2
