@@ -264,3 +264,20 @@ def test_docstring_references_name_where_each_function_and_class_lives():
                 if len(parts) == cut + 1 and (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ != module:
                     wrong.append(f"{path.name}: {name} lives in {obj.__module__}")
     assert not wrong, wrong
+
+
+def test_build_plan_s_provenance_is_one_helper():
+    import inspect
+    from types import SimpleNamespace
+
+    from mixopt import __version__
+    from mixopt.planning import propose
+
+    assert "_plan_provenance(ctx, cfg, model_params, phases, end_phase, pooled, pools_kept)" in inspect.getsource(propose.build_plan)
+    ctx = SimpleNamespace(provenance={"config": "c.yaml"}, domains=["a", "b"], reuse=None, specs=None)
+    two = [{"start_fraction": 0.0, "weights": {"a": 1.0}}, {"start_fraction": 0.8, "weights": {"b": 1.0}}]
+    out = propose._plan_provenance(ctx, SimpleNamespace(cooldown_switch=None), 1e6, two, "reorder", {}, {})
+    assert out == {"config": "c.yaml", "domains": ["a", "b"], "model_params": 1e6, "mixopt_version": __version__,
+                   "end_phase": "reorder"}
+    assert "end_phase" not in propose._plan_provenance(ctx, SimpleNamespace(cooldown_switch=0.8), None, two, None, {}, {})
+    assert ctx.provenance == {"config": "c.yaml"}  # the context's own is not touched
