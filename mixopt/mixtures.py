@@ -9,7 +9,7 @@ RegMix's temperature prior) are in :mod:`mixopt.samplers`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse import issparse
@@ -86,6 +86,14 @@ def validate_weights(weights: Mapping[str, float], *, where: str = "mixture", to
     if abs(total - 1.0) > tolerance:
         raise MixtureError(f"Mixture weights must sum to 1 (±{tolerance:g}). Got {total:.6g} in {where}. Normalise the weights or fix the typo.")
     return out if total == 1.0 else {k: v / total for k, v in out.items()}
+
+
+def mixture_rows(mixtures: Iterable[Mapping[str, float]], domains: Sequence[str]) -> np.ndarray:
+    """Mixtures as the rows of an array, columns in ``domains`` order; a domain a mixture lacks is 0, and a name not in
+    ``domains`` is dropped without a word (:meth:`Mixture.vector` refuses it). Exactly
+    ``np.array([[m.get(d, 0.0) for d in domains] for m in mixtures])``: float64 for float shares, shape ``(0,)`` for
+    no mixtures."""
+    return np.array([[m.get(d, 0.0) for d in domains] for m in mixtures])
 
 
 def as_float_array(X, *, where: str, what: str, error: type[Exception] = MixtureError) -> np.ndarray:

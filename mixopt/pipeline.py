@@ -15,6 +15,7 @@ import hashlib
 import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, domain_pools_from_dict, stored_config
+from .config import (DomainSpec, DomainPools, ProposeConfig, SamplerConfig, SweepConfig, domain_pools_from_dict,
+                     load_config, resolve_config, stored_config)
 from .data.domains import domain_keys, domain_specs, domain_texts, embedded_names, load_domain_set
+from .data.embedded import embedded_domains, embedded_path
+from .data.sources import looks_like_hub_id, names_local_data
 from .data.tokenize import Tokenizer
 from .data.types import DomainSet, TokenizedDomain
 from .errors import ConfigError, ConsistencyError, FitError, MixoptError, require_positive
 from .io import atomic_write_bytes
-from .plan import Plan, save_plan
+from .plan import Plan, load_plan, save_plan
 from .reuse import ReusedMixture
 from .planning.curse import FitRows
 from .planning.pool_value import PoolMeasurement, measure_pool_values
@@ -45,6 +49,7 @@ from .runs.sweep import SweepSummary, proxy_fingerprint
 from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
 from .selection.output import MANIFEST
+from .selection.read import read_texts, source_spec
 from .selection.select import SelectResult, select_documents
 from .surrogates import (DEFAULT_BUDGET_ESTIMATOR, DEFAULT_SCALE_ESTIMATOR, SCALE_ESTIMATORS, AtScale, MetricAverage, cross_validate, get_estimator,
                          held_out_level, held_out_scale_cv, load_model, plot_pred_vs_actual, save_model, scale_inputs)
@@ -56,7 +61,8 @@ from .surrogates.checks import scale_text as _scale_text
 from .surrogates.shift import significant_miss
 
 __all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
-           "check_config_store", "measure_noise", "noise_line", "with_pools", "measure_pools", "measure_pool_file"]
+           "check_config_store", "measure_noise", "noise_line", "with_pools", "measure_pools", "measure_pool_file", "measure_targets",
+           "base_mixture_docs"]
 
 
 # ---------------------------------------------------------------- edges: stores and models
@@ -185,6 +191,59 @@ def select(pools: dict[str, str], target: str, out_dir: str | Path, **options) -
     """Score every document of the pools against the target and write score buckets as quality pools
     (see :func:`mixopt.selection.select.select_documents`)."""
     return select_documents(pools, target, out_dir, **options)
+
+
+# ---------------------------------------------------------------- score (pools against a target, with optimal transport)
+
+def base_mixture_docs(base_mixture: str | Path | None, extra: dict[str, str], config: str | None = None, *,
+                      text_field: str = "text", max_docs: int = 400, seed: int = 0,
+                      note: Callable[[str], None] | None = None) -> tuple[dict[str, float] | None, dict[str, list[str]] | None]:
+    """`mixopt score --base-mixture`: the base plan's overall shares and each of its domains' documents, ``(None, None)``
+    without a base mixture. A domain's documents are read from ``extra`` (``--paths DOMAIN=PATH``, with ``text_field``),
+    else ``config`` (the sweep config the plan was made with: a YAML path or a packaged name), else the embedded corpus
+    where the plan's ``provenance.embedded_domains`` lists it (every domain for a plan from before stop 36, with a
+    ``note``; default: a warning); ``max_docs`` documents each, a sample seeded by ``seed``. One-line errors name the
+    option to fix."""
+    if base_mixture is None and (extra or config is not None):
+        raise ConfigError(f"{'--paths gives' if extra else '--config names'} data for base-mixture domains, but no "
+                          f"--base-mixture was given. Add --base-mixture PLAN.yaml or drop {'--paths' if extra else '--config'}.")
+    if base_mixture is None:
+        return None, None
+    base_plan = load_plan(base_mixture)
+    base_w = base_plan.overall_weights()
+    unknown = sorted(set(extra) - set(base_w))
+    if unknown:
+        raise ConfigError(f"--paths names {unknown}, which the base mixture {base_mixture} does not hold; its domains are "
+                          f"{sorted(base_w)}. Fix the domain name.")
+    specs = {s.name: s for s in domain_specs(load_config(resolve_config(config)).data)} if config is not None else {}
+    plan_embedded = base_plan.provenance.get("embedded_domains")  # None: a plan from before stop 36
+    known = set(embedded_domains()) if plan_embedded is None else set(plan_embedded)
+    if config is not None:
+        missing = sorted(d for d in base_w if d not in extra and d not in specs)
+        if missing:
+            raise ConfigError(f"Base-mixture domains {missing} are not domains of --config {config}. Pass the config the "
+                              "plan was made with, or give their data with --paths DOMAIN=PATH.")
+    missing = sorted(d for d in base_w if d not in extra and d not in known and d not in specs)
+    if missing:
+        where = ("are not in the embedded corpus" if plan_embedded is None
+                 else "were trained on your own data (the plan's provenance.embedded_domains does not list them)")
+        raise ConfigError(f"Base-mixture domains {missing} {where}. Give their data with --paths DOMAIN=PATH"
+                          + (" (every domain of the plan that was not read from the embedded corpus)." if plan_embedded is None else "."))
+    fallback = sorted(d for d in base_w if d not in extra and d not in specs)
+    if fallback and plan_embedded is None:  # an older plan cannot say where its domains' data came from: say what is read
+        said = (f"note: read base-mixture domain(s) {', '.join(fallback)} from the embedded corpus (no --paths); if "
+                "the plan was made on your own data of those names, pass --paths DOMAIN=PATH for each")
+        if note is not None:
+            note(said)
+        else:
+            warnings.warn(said, stacklevel=2)
+    base_docs = {}
+    for d in base_w:
+        spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra
+                else specs[d] if d in specs else source_spec(d, str(embedded_path(d)), option="--paths"))
+        base_docs[d] = read_texts(spec, option="--config" if d in specs and d not in extra else "--paths",
+                                  max_documents=max_docs, seed=seed)
+    return base_w, base_docs
 
 
 # ---------------------------------------------------------------- sweep
@@ -674,6 +733,25 @@ def selection_manifest(pools_file: str | Path) -> dict:
     except (OSError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def measure_targets(pools_file: str | Path, target: str | None = None, text_field: str | None = None,
+                    target_text_field: str | None = None) -> tuple[str, str, str]:
+    """`plan-pools --measure`'s ``(target, target_text_field, pool_text_field)``: each as given, else the `mixopt select`
+    run's that wrote ``pools_file`` (its :func:`selection_manifest`), else ``text`` for the columns. The select run's
+    target must still be found (a path of local data or a hub id); one-line errors otherwise."""
+    selection = selection_manifest(pools_file)
+    from_selection = target is None or target == selection.get("target")
+    target = target or selection.get("target")
+    if target is None:
+        raise ConfigError("--measure needs --target: a PATH of documents (or a domain/target set of --config) the pools should be good for.")
+    if from_selection and not (names_local_data(target) or looks_like_hub_id(target)):
+        raise ConfigError(f"--measure: the `mixopt select` run scored against --target {target}, which is not found"
+                          f"{' (it was stored relative to the folder select ran in)' if not Path(target).is_absolute() else ''}."
+                          " Pass --target PATH of the target documents.")
+    target_text = target_text_field or (selection.get("target_text_field", selection.get("text_field"))
+                                        if from_selection else None) or "text"
+    return target, target_text, text_field or selection.get("text_field") or "text"
 
 
 def save(plan: Plan, out: str | Path) -> Path:

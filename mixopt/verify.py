@@ -12,7 +12,7 @@ Alternatives (``--against``):
   moved a capped domain's tokens to the end, the plan's overall shares for the whole run);
 * ``no-pools`` — the plan's schedule on the whole domains, for a plan that keeps quality pools: the plan (and its
   ``no-upsampling`` and ``end-phase`` variants) trains each pooled domain on its kept pools' documents
-  (:func:`~mixopt.runs.pool_runs.kept_pools_data`: their files or score buckets, as ``provenance.pool_sources``
+  (:func:`~mixopt.data.pools.kept_pools_data`: their files or score buckets, as ``provenance.pool_sources``
   records), so plan minus no-pools measures the filtering; a domain whose kept pools have no documents of their own
   (a share) trains whole, and VERIFY.json's ``pools`` and ``notes`` say so;
 * ``regmix`` — RegMix's recipe: LightGBM on the store, mean of the top-100 of simulated candidates;
@@ -67,6 +67,7 @@ from scipy import stats
 
 from .config import ProxyConfig, SweepConfig, stored_config
 from .data.domains import domain_specs
+from .data.pools import KeptPools, kept_pools_data
 from .data.types import DomainSet
 from .errors import BudgetError, ConfigError, ConsistencyError, DataError, FitError, MixoptError, pydantic_summary, require_positive
 from .io import atomic_write_text
@@ -84,7 +85,6 @@ from .runs.driver import data_changes
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local, threads_per_run
-from .runs.pool_runs import KeptPools, kept_pools_data
 from .runs.sweep import proxy_differences, proxy_fingerprint, sweep_scales
 from .runs.table import VERIFY_LABEL, records_table, sweep_records
 from .surrogates import get_estimator
@@ -242,9 +242,9 @@ def alternatives(plan: Plan, names: list[str], snapshot: StoreSnapshot, counts: 
 
 
 def plan_pools_data(plan: Plan, cfg: SweepConfig, data: DomainSet) -> tuple[DomainSet | None, list[KeptPools]]:
-    """``data`` with the plan's pooled domains on their kept pools (:func:`~mixopt.runs.pool_runs.kept_pools_data`),
+    """``data`` with the plan's pooled domains on their kept pools (:func:`~mixopt.data.pools.kept_pools_data`),
     and what each pooled domain trains on; (None, []) for a plan that keeps no pools, None for the data where every
-    pooled domain trains whole (its :class:`~mixopt.runs.pool_runs.KeptPools` says why)."""
+    pooled domain trains whole (its :class:`~mixopt.data.pools.KeptPools` says why)."""
     overall = plan.overall_weights()
     kept = {d: names for d, names in plan.pools.items() if names and overall.get(d, 0.0) > 0}
     if not kept:

@@ -78,6 +78,23 @@ def test_a_pools_documents_are_read_in_the_data_layer():
     assert quality.pool_documents is pools.pool_documents and pool_sources.pool_documents is pools.pool_documents
 
 
+def test_the_kept_pools_data_is_built_in_the_data_layer():
+    import ast
+    from pathlib import Path
+
+    from mixopt import verify
+    from mixopt.data import pools
+    from mixopt.runs import pool_runs
+
+    for name in ("KeptPools", "source_pool", "kept_pools_data", "token_digest"):
+        assert getattr(pool_runs, name) is getattr(pools, name)  # the old path re-exports each
+    assert verify.kept_pools_data is pools.kept_pools_data and verify.KeptPools is pools.KeptPools
+    tree = ast.parse(Path(pools.__file__).read_text())
+    own = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
+    assert own <= {"config", "errors", "domains", "sources", "tokenize", "types"}  # data-layer names only
+    assert pools.token_digest(np.arange(3), extra="x") == pools.token_digest(np.arange(3), extra="x") != pools.token_digest(np.arange(3))
+
+
 @pytest.mark.parametrize("make", ["DSIR", "TargetClassifier"])
 def test_the_document_scorers_are_scikit_learn_estimators(make):
     from sklearn.base import clone
@@ -144,3 +161,123 @@ def test_build_report_is_one_function_per_figure():
     assert all(callable(getattr(build, f)) and f"{f}(add," in source for f in figures)
     assert [source.index(f"{f}(add,") for f in figures] == sorted(source.index(f"{f}(add,") for f in figures)  # page order
     assert len(source.splitlines()) < 90
+
+
+def test_score_s_base_mixture_documents_are_resolved_in_the_library(tmp_path):
+    import inspect
+    import json
+    import warnings
+
+    from mixopt import pipeline
+    from mixopt.cli import cmd_score
+    from mixopt.errors import ConfigError
+
+    assert pipeline.base_mixture_docs(None, {}) == (None, None)
+    with pytest.raises(ConfigError, match="--paths gives data for base-mixture domains, but no --base-mixture was given"):
+        pipeline.base_mixture_docs(None, {"code": "x.jsonl"})
+    code = tmp_path / "code.jsonl"
+    code.write_text("".join(json.dumps({"text": f"def f{i}(): return {i}"}) + "\n" for i in range(6)))
+    plan = tmp_path / "plan.yaml"  # a plan from before stop 36: no provenance.embedded_domains
+    plan.write_text("budget_tokens: 100000\nphases:\n- start_fraction: 0.0\n  weights: {code: 0.25, prose: 0.75}\n")
+    with pytest.raises(ConfigError, match=r"--paths names \['web'\], which the base mixture"):
+        pipeline.base_mixture_docs(plan, {"web": str(code)})
+    notes = []
+    w, docs = pipeline.base_mixture_docs(plan, {"code": str(code)}, max_docs=4, note=notes.append)
+    assert w == {"code": 0.25, "prose": 0.75} and len(docs["code"]) == 4 and len(docs["prose"]) == 4
+    assert notes == ["note: read base-mixture domain(s) prose from the embedded corpus (no --paths); if the plan was made "
+                     "on your own data of those names, pass --paths DOMAIN=PATH for each"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert pipeline.base_mixture_docs(plan, {"code": str(code)}, max_docs=4)[1] == docs  # seeded: the same sample
+    assert [str(x.message) for x in seen] == notes  # without a note callback, the note is a warning
+    source = inspect.getsource(cmd_score.score_cmd)
+    assert "pipeline.base_mixture_docs(" in source and "embedded_domains" not in source and "load_plan" not in source
+
+
+def test_plan_pools_measure_targets_default_to_the_select_run_s(tmp_path):
+    import json
+
+    from mixopt import pipeline
+    from mixopt.errors import ConfigError
+
+    pools = tmp_path / "pools.yaml"
+    target = tmp_path / "t.jsonl"
+    target.write_text('{"body": "x"}\n')
+    with pytest.raises(ConfigError, match="--measure needs --target"):
+        pipeline.measure_targets(pools)  # no selection.json beside it
+    assert pipeline.measure_targets(pools, "a.jsonl") == ("a.jsonl", "text", "text")
+    (tmp_path / "selection.json").write_text(json.dumps({"target": str(target), "text_field": "content",
+                                                         "target_text_field": "body"}))
+    assert pipeline.measure_targets(pools) == (str(target), "body", "content")
+    assert pipeline.measure_targets(pools, None, "txt", "tt") == (str(target), "tt", "txt")
+    assert pipeline.measure_targets(pools, "other") == ("other", "text", "content")  # another target: not select's field
+    (tmp_path / "selection.json").write_text(json.dumps({"target": "gone/t.jsonl"}))
+    with pytest.raises(ConfigError, match=r"scored against --target gone/t.jsonl, which is not found \(it was stored relative"):
+        pipeline.measure_targets(pools)
+
+
+def test_mixture_rows_is_the_one_silent_row_builder():
+    import inspect
+
+    from mixopt.mixtures import Mixture, mixture_rows
+    from mixopt.projector import from_runs
+    from mixopt.runs import table
+
+    ms = [Mixture({"a": 0.25, "b": 0.75}), {"b": 1.0, "zz": 0.0}, {"a": 1}]
+    rows = mixture_rows(ms, ["a", "b", "c"])
+    old = np.array([[m.get(d, 0.0) for d in ["a", "b", "c"]] for m in ms])
+    assert rows.dtype == old.dtype == np.float64 and rows.shape == (3, 3) and np.array_equal(rows, old)
+    assert mixture_rows(iter(ms[:2]), ["b"]).tolist() == [[0.75], [1.0]]  # any iterable; unknown names dropped
+    assert mixture_rows([], ["a"]).shape == np.array([]).shape == (0,)
+    assert mixture_rows([{"a": 1}], ["a"]).dtype == np.array([[1]]).dtype  # as built: ints stay ints
+    assert "mixture_rows(mixtures, domains)" in inspect.getsource(table.records_table)
+    assert inspect.getsource(from_runs).count("mixture_rows([seen_shares(") == 2
+
+
+def test_docstring_references_name_where_each_function_and_class_lives():
+    """A ``:func:`mixopt.a.b.NAME``` names NAME's home module, not a module that re-exports it after a move (projector/
+    scale.py named mixopt.surrogates.scale.scale_inputs, which moved to surrogates/scale_base.py)."""
+    import dataclasses
+    import importlib
+    import inspect
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "mixopt"
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        for name in re.findall(r":(?:func|class|meth|data|attr):`~?(mixopt(?:\.\w+)+)`", path.read_text()):
+            parts = name.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj, module = importlib.import_module(".".join(parts[:cut])), ".".join(parts[:cut])
+                    break
+                except ImportError:
+                    continue
+            for attr in parts[cut:]:
+                fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+                obj = getattr(obj, attr, None) if attr not in fields else "a dataclass field"
+                if obj is None:
+                    wrong.append(f"{path.name}: {name} does not exist")
+                    break
+            else:
+                if len(parts) == cut + 1 and (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ != module:
+                    wrong.append(f"{path.name}: {name} lives in {obj.__module__}")
+    assert not wrong, wrong
+
+
+def test_build_plan_s_provenance_is_one_helper():
+    import inspect
+    from types import SimpleNamespace
+
+    from mixopt import __version__
+    from mixopt.planning import propose
+
+    assert "_plan_provenance(ctx, cfg, model_params, phases, end_phase, pooled, pools_kept)" in inspect.getsource(propose.build_plan)
+    ctx = SimpleNamespace(provenance={"config": "c.yaml"}, domains=["a", "b"], reuse=None, specs=None)
+    two = [{"start_fraction": 0.0, "weights": {"a": 1.0}}, {"start_fraction": 0.8, "weights": {"b": 1.0}}]
+    out = propose._plan_provenance(ctx, SimpleNamespace(cooldown_switch=None), 1e6, two, "reorder", {}, {})
+    assert out == {"config": "c.yaml", "domains": ["a", "b"], "model_params": 1e6, "mixopt_version": __version__,
+                   "end_phase": "reorder"}
+    assert "end_phase" not in propose._plan_provenance(ctx, SimpleNamespace(cooldown_switch=0.8), None, two, None, {}, {})
+    assert ctx.provenance == {"config": "c.yaml"}  # the context's own is not touched

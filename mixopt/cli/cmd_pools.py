@@ -11,7 +11,6 @@ from rich.table import Table
 
 from .. import pipeline
 from ..config import load_config, resolve_config
-from ..data.sources import looks_like_hub_id, names_local_data
 from ..errors import ConfigError
 from ..planning.pools import plan_pools, parse_budgets, read_pools_file, sized_pools
 from ..planning.quality import declared_laws
@@ -75,15 +74,7 @@ def plan_pools_cmd(
         if store is None:
             raise ConfigError("--measure trains proxy runs and needs a run store for them. Pass --store DIR.")
         reps = check_repetitions(repetitions or "1,2,4,8", fit_option="--repetitions")
-        selection = pipeline.selection_manifest(pools_yaml)
-        from_selection = target is None or target == selection.get("target")
-        target = target or selection.get("target")
-        if target is None:
-            raise ConfigError("--measure needs --target: a PATH of documents (or a domain/target set of --config) the pools should be good for.")
-        if from_selection and not _found(target):
-            raise ConfigError(f"--measure: the `mixopt select` run scored against --target {target}, which is not found"
-                              f"{' (it was stored relative to the folder select ran in)' if not Path(target).is_absolute() else ''}."
-                              " Pass --target PATH of the target documents.")
+        target, target_text, pool_text = pipeline.measure_targets(pools_yaml, target, text_field, target_text_field)
         cfg = load_config(resolve_config(config)) if config is not None else None
         if text_field is not None:  # the option names the column of every pool file, over the file's own text_field
             pools = pools.model_copy(update={"pools": [p.model_copy(update={"text_field": text_field}) if p.path is not None
@@ -91,9 +82,7 @@ def plan_pools_cmd(
         with progress_bars(console) as progress:
             m = pipeline.measure_pool_file(
                 name, pools, store, target=target, config=cfg, repetitions=reps, unique_tokens=unique_tokens, progress=progress,
-                text_field=target_text_field or (selection.get("target_text_field", selection.get("text_field"))
-                                                 if from_selection else None) or "text",
-                pool_text_field=text_field or selection.get("text_field") or "text")
+                text_field=target_text, pool_text_field=pool_text)
         pools, resolved = m.pools, m.resolved
         if m.runs is not None:
             console.print(f"pool runs: {m.runs.trained} trained, {m.runs.skipped} already in {store}, {len(m.runs.failed)} failed; "
@@ -149,8 +138,3 @@ def plan_pools_cmd(
             console.print(line, soft_wrap=True, markup=False)
     if written is not None:
         console.print(f"plot written to {written}")
-
-
-def _found(path: str) -> bool:
-    """Whether a target path names local data (a file, folder or glob match) or a hub id."""
-    return names_local_data(path) or looks_like_hub_id(path)

@@ -9,15 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..config import load_config, resolve_config
-from ..data.domains import domain_specs
-from ..data.embedded import embedded_domains, embedded_path
+from .. import pipeline
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError
-from ..plan import load_plan
 from ..projector.scoring import score_pools
 from ..selection.overlap import all_text_keys
-from ..selection.read import read_sample, read_texts, source_spec
+from ..selection.read import read_sample, source_spec
 from .render import parse_pairs
 from .main import app
 
@@ -72,41 +69,8 @@ def score_cmd(
             raise ConfigError(f"--pool-docs {name}={raw}: the full pool holds at least one document. Pass its document count.")
         declared.add(name)
     extra = parse_pairs(paths, "--paths", "PATH")
-    base_docs = base_w = None
-    if base_mixture is None and (extra or config is not None):
-        raise ConfigError(f"{'--paths gives' if extra else '--config names'} data for base-mixture domains, but no "
-                          f"--base-mixture was given. Add --base-mixture PLAN.yaml or drop {'--paths' if extra else '--config'}.")
-    if base_mixture is not None:
-        base_plan = load_plan(base_mixture)
-        base_w = base_plan.overall_weights()
-        unknown = sorted(set(extra) - set(base_w))
-        if unknown:
-            raise ConfigError(f"--paths names {unknown}, which the base mixture {base_mixture} does not hold; its domains are "
-                              f"{sorted(base_w)}. Fix the domain name.")
-        specs = {s.name: s for s in domain_specs(load_config(resolve_config(config)).data)} if config is not None else {}
-        plan_embedded = base_plan.provenance.get("embedded_domains")  # None: a plan from before stop 36
-        known = set(embedded_domains()) if plan_embedded is None else set(plan_embedded)
-        if config is not None:
-            missing = sorted(d for d in base_w if d not in extra and d not in specs)
-            if missing:
-                raise ConfigError(f"Base-mixture domains {missing} are not domains of --config {config}. Pass the config the "
-                                  "plan was made with, or give their data with --paths DOMAIN=PATH.")
-        missing = sorted(d for d in base_w if d not in extra and d not in known and d not in specs)
-        if missing:
-            where = ("are not in the embedded corpus" if plan_embedded is None
-                     else "were trained on your own data (the plan's provenance.embedded_domains does not list them)")
-            raise ConfigError(f"Base-mixture domains {missing} {where}. Give their data with --paths DOMAIN=PATH"
-                              + (" (every domain of the plan that was not read from the embedded corpus)." if plan_embedded is None else "."))
-        fallback = sorted(d for d in base_w if d not in extra and d not in specs)
-        if fallback and plan_embedded is None:  # an older plan cannot say where its domains' data came from: say what is read
-            typer.echo(f"note: read base-mixture domain(s) {', '.join(fallback)} from the embedded corpus (no --paths); if "
-                       "the plan was made on your own data of those names, pass --paths DOMAIN=PATH for each", err=True)
-        base_docs = {}
-        for d in base_w:
-            spec = (source_spec(d, extra[d], option="--paths", text_field=text_field) if d in extra
-                    else specs[d] if d in specs else source_spec(d, str(embedded_path(d)), option="--paths"))
-            base_docs[d] = read_texts(spec, option="--config" if d in specs and d not in extra else "--paths",
-                                      max_documents=max_docs, seed=seed)
+    base_w, base_docs = pipeline.base_mixture_docs(base_mixture, extra, config, text_field=text_field, max_docs=max_docs,
+                                                   seed=seed, note=lambda line: typer.echo(line, err=True))
     tok = Tokenizer("bytes")
     rows = score_pools(docs, target_docs, base_docs=base_docs, base_mixture=base_w, budget_tokens=budget_tokens,
                        tokens_of=tok.count, pool_doc_counts=counts or None, method=method, pool_keys=keys,

@@ -301,7 +301,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         weights = {d: x for d, x in overall.items() if x > 0}
         mean, std = estimator.predict(w[None, :], return_std=True)
         result.predicted, result.std = float(mean[0]), float(std[0])
-        end_gain = None
+        end_phase, end_gain = None, None  # no end phase (the provenance records none)
     else:
         phases, upsample_note, end_phase, end_gain = upsampling_phases(w, weights, ctx, cfg, constraints, seed, budget=budget)
         overall = overall_shares(phase_pairs(phases))
@@ -400,6 +400,23 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
     baselines, noise_reasons, beats = compare_with_baselines(estimator, w, result.predicted, result.std, ctx,
                                                              constraints=constraints, end_gain=end_gain)
     reasons += noise_reasons
+    provenance = _plan_provenance(ctx, cfg, model_params, phases, end_phase, pooled, pools_kept)
+    return Plan(
+        budget_tokens=float(budget),
+        phases=phases,
+        epochs=epochs, effective_tokens=eff, pools=pools_kept,
+        predicted=Prediction(metric=ctx.target, value=value, std=std, by=by, disagreement=disagreement,
+                             baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats,
+                             end_phase=end_gain),
+        reasons=reasons, tokens_per_doc=plan_tokens_per_doc(ctx, choices, weights),
+        provenance=provenance, **extra,
+    )
+
+
+def _plan_provenance(ctx: ProposeContext, cfg: ProposeConfig, model_params: float | None, phases: list[Phase],
+                     end_phase: str | None, pooled: dict, pools_kept: dict[str, list[str]]) -> dict[str, Any]:
+    """The plan's ``provenance``: the context's, with every domain searched, the model size, the version, the end
+    phase's kind, the mixture reused and where the kept pools are."""
     provenance = dict(ctx.provenance)
     provenance.setdefault("domains", list(ctx.domains))  # every domain searched, zero-weight ones too (export's --paths)
     if model_params:
@@ -411,16 +428,7 @@ def build_plan(estimator, ctx: ProposeContext, cfg: ProposeConfig, *, budget_tok
         provenance["reuse"] = {"plan": ctx.reuse.source, "ratios": dict(ctx.reuse.ratios), "free": ctx.reuse.free}
     if sources := kept_pool_sources(pooled, pools_kept, ctx.specs):
         provenance["pool_sources"] = sources  # what the exports tell a user to point a pooled domain's path at
-    return Plan(
-        budget_tokens=float(budget),
-        phases=phases,
-        epochs=epochs, effective_tokens=eff, pools=pools_kept,
-        predicted=Prediction(metric=ctx.target, value=value, std=std, by=by, disagreement=disagreement,
-                             baselines=baselines, seed_sd=(ctx.noise or {}).get("seed_sd"), beats_baselines=beats,
-                             end_phase=end_gain),
-        reasons=reasons, tokens_per_doc=plan_tokens_per_doc(ctx, choices, weights),
-        provenance=provenance, **extra,
-    )
+    return provenance
 
 
 def trained_tokens(ctx: ProposeContext, choices: Mapping[str, PoolChoice]) -> dict[str, float]:

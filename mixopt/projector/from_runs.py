@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DataError, FitError
-from ..mixtures import overall_shares
+from ..mixtures import mixture_rows, overall_shares
 from ..runs.record import RunRecord
 from ..runs.table import target_curve
 from .ot_distance import MixtureOT
@@ -71,8 +71,8 @@ def fit_store_projector(records: Sequence[RunRecord], domains: list[str], target
     # the run's own batches): at the end (n1, in practice) the whole-run shares the surrogates use, at an earlier n0
     # of a two-phase run the phases cut there (phase 0 alone before the switch). Phase 0 for both (as before)
     # misplaced the end loss; whole-run shares for both would misplace the n0 loss the same way.
-    W0 = np.array([[seen_shares(r, n0, target).get(d, 0.0) for d in domains] for r in ok])
-    W1 = np.array([[seen_shares(r, n1, target).get(d, 0.0) for d in domains] for r in ok])
+    W0 = mixture_rows([seen_shares(r, n0, target) for r in ok], domains)
+    W1 = mixture_rows([seen_shares(r, n1, target) for r in ok], domains)
     y0, y1 = checkpoint_losses(ok, target, n0), checkpoint_losses(ok, target, n1)
     ot = MixtureOT({d: source_features[d] for d in domains}, target_features, method=method)
     changed = not np.allclose(W0, W1)  # some run changed phase before n1: stage 0 learns from the shares it saw at n0

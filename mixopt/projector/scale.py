@@ -1,6 +1,6 @@
 """The OT projector across model size and tokens: stage 1 per trained scale, a line in (ln N, ln D) between them.
 
-Inputs follow the scale-aware surrogates (:func:`mixopt.surrogates.scale.scale_inputs`):
+Inputs follow the scale-aware surrogates (:func:`mixopt.surrogates.scale_base.scale_inputs`):
 ``X = [W | model_params | tokens]``, shape ``(n, K + 2)``. With ``u = (log10 N, log10 D)``
 minus the smallest trained scale (an axis the runs never varied is inactive):
 

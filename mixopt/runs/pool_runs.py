@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..config import DomainPools, DomainSpec, ProxyConfig, QualityPool
-from ..data.domains import decode_documents, validation_texts
-from ..data.pools import in_bucket, pool_documents, pool_file_spec, scored_documents  # noqa: F401  (their home before data/pools.py)
+from ..config import DomainPools, DomainSpec, ProxyConfig
+from ..data.domains import decode_documents
+from ..data.pools import (KeptPools, in_bucket, kept_pools_data, pool_documents, pool_file_spec,  # noqa: F401  (their home before data/pools.py)
+                          scored_documents, source_pool, token_digest)
 from ..data.sources import load_documents
 from ..data.tokenize import Tokenizer
 from ..data.types import DomainSet, TokenizedDomain
@@ -104,13 +105,6 @@ def check_repetitions(values: Sequence[int] | str, *, fit_option: str | None = N
     return tuple(out)
 
 
-def _digest(*arrays: np.ndarray, extra: str = "") -> str:
-    h = hashlib.sha256(extra.encode())
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:24]
-
-
 def _doc_key(doc: str) -> bytes:
     return hashlib.sha1(doc.encode("utf-8", errors="replace")).digest()
 
@@ -141,7 +135,7 @@ def target_domain(target: PoolTarget, tok: Tokenizer) -> TokenizedDomain:
         raise DataError(f"The target '{target.name}' holds no documents to measure pools on. Point the target at non-empty text.")
     ids = tok.encode_documents(target.documents)
     return TokenizedDomain(target.name, np.zeros(0, dtype=ids.dtype), ids, 0, len(target.documents),
-                           _digest(ids, extra=f"target|{tok.identity}"))
+                           token_digest(ids, extra=f"target|{tok.identity}"))
 
 
 def pool_domain(name: str, docs: list[str], tok: Tokenizer, unique_tokens: int, seed: int, where: str) -> TokenizedDomain:
@@ -156,7 +150,7 @@ def pool_domain(name: str, docs: list[str], tok: Tokenizer, unique_tokens: int, 
     train = ids[:unique_tokens]
     rest = ids[unique_tokens:unique_tokens + VAL_TOKENS]
     val = rest if rest.shape[0] >= 2 else ids[:VAL_TOKENS]
-    return TokenizedDomain(name, train, val, len(docs), 0, _digest(train, val, extra=f"pool|{tok.identity}"))
+    return TokenizedDomain(name, train, val, len(docs), 0, token_digest(train, val, extra=f"pool|{tok.identity}"))
 
 
 def plan_pool_runs(domain: str, pool: str, data: DomainSet, proxy: ProxyConfig, repetitions: Sequence[int],
@@ -237,86 +231,3 @@ def run_pool_runs(domain: str, pools: DomainPools, names: Sequence[str], target:
         t, y = (np.array(v, dtype=float) for v in zip(*pts)) if pts else (np.zeros(0), np.zeros(0))
         out.observations[n] = (t, y, float(unique_tokens))
     return out
-
-
-@dataclass(frozen=True)
-class KeptPools:
-    """What one pooled domain of a plan trains on in `verify` (:func:`kept_pools_data`): its kept pools' documents
-    (``tokens`` of them), or the whole domain where a kept pool has no documents of its own (``why``)."""
-
-    domain: str
-    pools: tuple[str, ...]  # the kept pools, as the plan names them
-    domain_tokens: int  # the whole domain's training tokens
-    tokens: int | None = None  # training tokens of the kept pools together; None: the domain trains whole
-    documents: int = 0
-    validation_dropped: int = 0  # documents of the pools that the domain's validation split holds (left out)
-    why: str = ""  # why the domain trains whole
-    domain_documents: int = 0  # the whole domain's training documents (its mean document, for an adopted no-pools plan)
-
-    def to_dict(self) -> dict:
-        return {"pools": list(self.pools), "trained_on": "whole domain" if self.tokens is None else "kept pools",
-                "tokens": self.tokens, "documents": self.documents, "domain_tokens": self.domain_tokens,
-                "domain_documents": self.domain_documents,
-                **({"validation_dropped": self.validation_dropped} if self.validation_dropped else {}),
-                **({"why": self.why} if self.why else {})}
-
-
-def source_pool(name: str, where: Mapping) -> QualityPool | None:
-    """A kept pool as a plan records where it is (``provenance.pool_sources``: a file, a score bucket or a share); None
-    for a share, which has no documents of its own."""
-    if where.get("path") is not None:
-        return QualityPool(name=name, path=str(where["path"]), text_field=where.get("text_field"))
-    if where.get("quality_field") is not None or where.get("min_score") is not None or where.get("max_score") is not None:
-        return QualityPool(name=name, min_score=where.get("min_score"), max_score=where.get("max_score"))
-    return None
-
-
-def kept_pools_data(data: DomainSet, kept: Mapping[str, Sequence[str]], sources: Mapping[str, Mapping[str, Mapping]],
-                    specs: Sequence[DomainSpec], *, tokenizer: str, val_fraction: float,
-                    max_documents: int | None = None) -> tuple[DomainSet, list[KeptPools]]:
-    """``data`` with each pooled domain's training split replaced by its kept pools' documents (``kept``: the plan's
-    ``pools``; ``sources``: its ``provenance.pool_sources``), so a run trains what the plan says; its validation split
-    stays the domain's, so ``val/DOMAIN`` is measured on the same text as for the whole domain. Pool documents that the
-    domain's validation split holds (:func:`~mixopt.data.domains.validation_texts` at ``val_fraction``) are left out.
-
-    A domain whose kept pools include a share (no documents of its own), or whose sources the plan does not record,
-    keeps its whole training split, and its :class:`KeptPools` says why. The pooled domains get their own fingerprints,
-    so the returned set's fingerprint (part of every run id) differs from ``data``'s wherever a domain trains on pools."""
-    by_name = {s.name: s for s in specs}
-    tok = Tokenizer(tokenizer)
-    domains, out = dict(data.domains), []
-    for d in sorted(kept):
-        names = tuple(kept[d])
-        if d not in data.domains or not names:
-            continue
-        whole = data.domains[d]
-        where = sources.get(d) or {}
-        spec = by_name.get(d)
-        pools = {n: source_pool(n, where[n]) if n in where else None for n in names}
-        missing = [n for n in names if n not in where]
-        shares = [n for n in names if n in where and pools[n] is None]
-        why = (f"the plan does not record where pool(s) {', '.join(missing)} are (provenance.pool_sources; propose it "
-               "again)" if missing else
-               f"pool(s) {', '.join(shares)} are a share of the domain, with no documents of their own" if shares else
-               "the config does not list the domain's data" if spec is None else "")
-        if why:
-            out.append(KeptPools(d, names, whole.unique_tokens, why=why, domain_documents=whole.n_docs_train))
-            continue
-        fields = {where[n].get("quality_field") for n in names if where[n].get("path") is None}
-        bucket_spec = spec.model_copy(update={"quality_field": fields.pop()}) if len(fields) == 1 else spec
-        docs: list[str] = []
-        for n in names:
-            docs += pool_documents(d, pools[n], bucket_spec, max_documents)
-        held = validation_texts(spec, val_fraction, max_documents)
-        train = [t for t in docs if t not in held]
-        if not train:
-            raise DataError(f"The plan's kept pools of domain '{d}' ({', '.join(names)}) hold no documents besides the "
-                            "domain's validation documents. Select the pools from the domain's training documents "
-                            "(mixopt select --config CONFIG), then propose again.")
-        ids = tok.encode_documents(train)
-        fp = _digest(ids, extra=f"kept-pools|{d}|{','.join(names)}|{whole.fingerprint}|{tok.identity}")
-        domains[d] = TokenizedDomain(d, ids, whole.val, len(train), whole.n_docs_val, fp)
-        out.append(KeptPools(d, names, whole.unique_tokens, int(ids.shape[0]), len(train), len(docs) - len(train),
-                              domain_documents=whole.n_docs_train))
-    pooled = DomainSet(domains, data.vocab_size, data.eos_id, data.tokenizer, targets=dict(data.targets))
-    return pooled, out

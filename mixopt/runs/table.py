@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FitError
+from ..mixtures import mixture_rows
 from .record import RunRecord
 from .store import RunStore
 from .targets import metric_domain, resolve_target
@@ -209,7 +210,7 @@ def records_table(records: Sequence[RunRecord], *, checkpoints: bool = False) ->
     mixtures = [r.overall_mixture() for r in records]
     domains = sorted({d for m in mixtures for d in m})
     metric_names = sorted({m for r in records for m in r.metrics})
-    vec = [[m.get(d, 0.0) for d in domains] for m in mixtures]
+    vec = mixture_rows(mixtures, domains)
     ids, rows_w, mp, tok, vals = [], [], [], [], []
     for r, w in zip(records, vec):
         sc = record_scale(r)
