@@ -41,7 +41,7 @@ from .runs.driver import data_changes, run_sweep
 from .runs.reuse_chain import located_reuse
 from .runs.reused import reused_records, stale_plan
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
-from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem, records_fingerprint
+from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_dtype_note, mixed_proxy_problem, records_fingerprint
 from .runs.sweep import SweepSummary, proxy_fingerprint
 from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
@@ -261,6 +261,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         noise["seeds_without_anchors"] = seeds  # noise_line says what to repeat, not to ask for the seeds it has
     n_reused, used_partial = len(reused), False
     n_runs, final, notes = len(y), table, []
+    if note := mixed_dtype_note(swept, snapshot.root, snapshot.meta.get("proxy_dtype")):
+        notes.append(note)
     if note := file_gap_note(runs, y, groups, W=table.W):
         notes.append(note)
     if budgets:
