@@ -344,7 +344,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     model_meta = {
         "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
-        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
+        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(Path(snapshot.root).resolve()), "store_fingerprint": snapshot.fingerprint,
         "runs_fingerprint": fit_runs_fingerprint(snapshot),
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": final.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},

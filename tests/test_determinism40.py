@@ -1,0 +1,43 @@
+"""Review stop 40 (determinism): what a plan or model depends on is recorded, and found from any folder."""
+
+import shutil
+
+import pytest
+import yaml
+
+from mixopt.cli.main import run
+from mixopt.pipeline import open_model
+from tests.test_cli_sweep import write_cfg
+
+
+@pytest.fixture()
+def micro_store(tmp_path, monkeypatch):
+    """A micro store of 8 runs (fit cross-validates it); the cwd is tmp_path."""
+    cfg = write_cfg(tmp_path, runs=6, propose={"n_candidates": 500})
+    monkeypatch.chdir(tmp_path)
+    assert run(["sweep", str(cfg), "--store", "store", "--workers", "1"]) == 0
+    return cfg, tmp_path / "store"
+
+
+def plan_of(path) -> dict:
+    return yaml.safe_load(open(path))
+
+
+def test_fit_records_the_store_resolved_and_propose_finds_it_from_any_folder(micro_store, tmp_path, monkeypatch):
+    _, store = micro_store
+    assert run(["fit", "--store", "store", "--out", "m/model.pkl", "--folds", "2"]) == 0  # relative, as typed
+    assert open_model(tmp_path / "m" / "model.pkl").meta["store"] == str(store.resolve())
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert run(["propose", "--model", "../m/model.pkl", "--no-projector", "--out", "../p/plan.yaml"]) == 0
+    assert plan_of(tmp_path / "p" / "plan.yaml")["provenance"]["store"] == str(store.resolve())
+
+
+def test_propose_says_when_the_models_store_is_gone(micro_store, tmp_path, capsys):
+    _, store = micro_store
+    assert run(["fit", "--store", "store", "--out", "m/model.pkl", "--folds", "2"]) == 0
+    shutil.move(store, tmp_path / "moved")
+    capsys.readouterr()
+    assert run(["propose", "micro.yaml", "--model", "m/model.pkl", "--no-projector", "--out", "p/plan.yaml"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"fitted on the store {store.resolve()}, which is not found from here" in err and "Pass --store DIR" in err
