@@ -350,6 +350,7 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
+        "seed": seed,  # of the CV folds and the estimator
         "notes": notes, "level_backtest": backtest, "shift_spread": spread, "reused": reuse_line,
         "reused_runs": n_reused,
         # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
@@ -539,6 +540,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         provenance={"model": str(model.path) if model.path else None, "store_fingerprint": meta.get("store_fingerprint"),
                     "estimator": meta.get("estimator"), "data_fingerprint": meta.get("data_fingerprint"),
                     "config_hash": _config_hash(config) if config else None, "mixopt_version": __version__,
+                    "seed": seed, **({"fit_seed": meta["seed"]} if meta.get("seed") is not None else {}),
                     "cv": {"y_true": cv.get("y_true"), "y_pred": cv.get("oof_pred"), "y_std": cv.get("oof_std"),
                            "spearman": cv.get("spearman")}},
     )

@@ -41,3 +41,19 @@ def test_propose_says_when_the_models_store_is_gone(micro_store, tmp_path, capsy
     assert run(["propose", "micro.yaml", "--model", "m/model.pkl", "--no-projector", "--out", "p/plan.yaml"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"fitted on the store {store.resolve()}, which is not found from here" in err and "Pass --store DIR" in err
+
+
+def test_plan_and_model_record_their_seeds_and_fit_prints_it(micro_store, tmp_path, capsys):
+    from mixopt import pipeline
+
+    assert run(["fit", "--store", "store", "--out", "m/model.pkl", "--folds", "2", "--seed", "3"]) == 0
+    assert "seed 3" in " ".join(capsys.readouterr().out.split())  # the CV table's title
+    fitted = open_model(tmp_path / "m" / "model.pkl")
+    assert fitted.meta["seed"] == 3
+    assert run(["propose", "micro.yaml", "--model", "m/model.pkl", "--no-projector", "--seed", "2",
+                "--out", "p/plan.yaml"]) == 0
+    prov = plan_of(tmp_path / "p" / "plan.yaml")["provenance"]
+    assert prov["seed"] == 2 and prov["fit_seed"] == 3
+    del fitted.meta["seed"]  # a model an older mixopt saved: still plans, with no fit_seed to tell
+    plan = pipeline.propose(fitted, config=None, use_projector=False)
+    assert plan.provenance["seed"] == 0 and "fit_seed" not in plan.provenance

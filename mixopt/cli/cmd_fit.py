@@ -51,9 +51,9 @@ def fit_cmd(
     if fitted.meta["scale_aware"]:
         n, d = cv["largest_scale"]
         title = (f"{fitted.estimator.__class__.__name__} over {len(fitted.meta['scales'])} scales: {cv['k']}-fold CV with the largest "
-                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_rows']} rows ({fitted.meta['n_runs']} runs), target {target}")
+                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_rows']} rows ({fitted.meta['n_runs']} runs), target {target}, seed {seed}")
     else:
-        title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}"
+        title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}, seed {seed}"
     table = Table(title=title)
     for col in ("spearman", "pearson", "mae", "regret@1", "within ±1σ", "within ±2σ"):
         table.add_column(col, justify="right")
