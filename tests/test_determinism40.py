@@ -57,3 +57,18 @@ def test_plan_and_model_record_their_seeds_and_fit_prints_it(micro_store, tmp_pa
     del fitted.meta["seed"]  # a model an older mixopt saved: still plans, with no fit_seed to tell
     plan = pipeline.propose(fitted, config=None, use_projector=False)
     assert plan.provenance["seed"] == 0 and "fit_seed" not in plan.provenance
+
+
+def test_fit_defaults_to_the_stores_seed_so_fit_then_propose_is_one_step_propose(tmp_path, monkeypatch):
+    cfg = write_cfg(tmp_path, runs=6, seed=5, propose={"n_candidates": 500})
+    monkeypatch.chdir(tmp_path)
+    assert run(["sweep", str(cfg), "--store", "store", "--workers", "1"]) == 0
+    assert run(["fit", "--store", "store", "--out", "m/model.pkl"]) == 0
+    assert run(["propose", "micro.yaml", "--model", "m/model.pkl", "--store", "store", "--no-projector",
+                "--out", "a/plan.yaml"]) == 0
+    assert run(["propose", "micro.yaml", "--store", "store", "--no-projector", "--out", "b/plan.yaml"]) == 0
+    a, b = plan_of(tmp_path / "a" / "plan.yaml"), plan_of(tmp_path / "b" / "plan.yaml")
+    for p in (a, b):
+        del p["provenance"]["model"]
+    assert a == b
+    assert open_model(tmp_path / "m" / "model.pkl").meta["seed"] == 5
