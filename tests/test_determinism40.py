@@ -1,5 +1,6 @@
 """Review stop 40 (determinism): what a plan or model depends on is recorded, and found from any folder."""
 
+import json
 import shutil
 
 import pytest
@@ -72,3 +73,23 @@ def test_fit_defaults_to_the_stores_seed_so_fit_then_propose_is_one_step_propose
         del p["provenance"]["model"]
     assert a == b
     assert open_model(tmp_path / "m" / "model.pkl").meta["seed"] == 5
+
+
+def test_select_keys_its_scores_on_the_scoring_threads_and_dtype(tmp_path):
+    from mixopt.config import ProxyConfig
+    from mixopt.selection.cache import ScoreCache
+    from mixopt.selection.select import select_documents
+    from tests.test_selection_cli import VOCAB_A, VOCAB_B, docs_from, write_jsonl
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": t} for t in docs_from(VOCAB_A, 12, 1) + docs_from(VOCAB_B, 12, 2)])
+    target = write_jsonl(tmp_path / "target.jsonl", [{"text": t} for t in docs_from(VOCAB_A, 10, 0)])
+    proxy = ProxyConfig(n_layer=1, n_embd=32, head_size=32, block_size=32, batch_size=4, tokens=1024, eval_tokens=256)
+    cache = ScoreCache(tmp_path / "cache")
+    results, settings = [], []
+    for t in (1, 2):  # other threads, other floats: never the scores of the other thread count
+        out = tmp_path / f"sel_t{t}"
+        results.append(select_documents({"web": str(pool)}, str(target), out, method="perplexity", buckets=2,
+                                        proxy=proxy.model_copy(update={"threads": t}), cache=cache, val_fraction=None))
+        settings.append(json.loads((out / "selection.json").read_text())["settings"])
+    assert not results[1].cached and results[0].key != results[1].key
+    assert [s["threads"] for s in settings] == [1, 2] and settings[0]["dtype"] in ("float32", "bfloat16")
