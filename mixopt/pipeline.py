@@ -717,8 +717,21 @@ def save(plan: Plan, out: str | Path) -> Path:
     return save_plan(plan, out)
 
 
+HASH_IGNORED_PROXY = ("threads", "device", "compile", "cuda_graphs")  # how runs execute, not what they compute
+
+
 def _config_hash(config: SweepConfig) -> str:
-    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+    """A hash of the config's canonical form: domains sorted by name; where it runs (``workers``, the proxy's threads,
+    device, compile, CUDA graphs) left out, so configs that plan alike hash alike."""
+    body = config.model_dump(mode="json")
+    body.pop("workers", None)
+    for k in HASH_IGNORED_PROXY:
+        (body.get("proxy") or {}).pop(k, None)
+    data = body.get("data") or {}
+    data["domains"] = sorted(data.get("domains") or [], key=lambda d: str(d.get("name")))
+    if data.get("include"):
+        data["include"] = sorted(data["include"])
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _store_projector(config: SweepConfig, ctx: ProposeContext) -> tuple[Any, DomainSet | None]:

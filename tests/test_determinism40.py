@@ -93,3 +93,16 @@ def test_select_keys_its_scores_on_the_scoring_threads_and_dtype(tmp_path):
         settings.append(json.loads((out / "selection.json").read_text())["settings"])
     assert not results[1].cached and results[0].key != results[1].key
     assert [s["threads"] for s in settings] == [1, 2] and settings[0]["dtype"] in ("float32", "bfloat16")
+
+
+def test_config_hash_ignores_domain_order_and_where_runs_execute():
+    from mixopt.config import config_from_dict
+    from mixopt.pipeline import _config_hash
+
+    doms = [{"name": "a", "path": "a.jsonl"}, {"name": "b", "path": "b.jsonl"}]
+    base = {"data": {"corpus": "none", "domains": doms}}
+    one = config_from_dict(base)
+    other = config_from_dict({"data": {"corpus": "none", "domains": doms[::-1]}, "workers": 3,
+                              "proxy": {"threads": 2, "device": "cpu"}})
+    assert _config_hash(one) == _config_hash(other)
+    assert _config_hash(one) != _config_hash(config_from_dict({**base, "seed": 1}))  # what plans differently still counts
