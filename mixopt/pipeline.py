@@ -44,7 +44,7 @@ from .runs.driver import data_changes, run_sweep
 from .runs.reuse_chain import located_reuse
 from .runs.reused import reused_records, stale_plan
 from .runs.pool_runs import DEFAULT_REPETITIONS, Progress, target_from_data, target_from_path
-from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_proxy_problem, records_fingerprint
+from .runs.store import RunStore, StoreSnapshot, check_fitted_on, mixed_dtype_note, mixed_proxy_problem, records_fingerprint
 from .runs.sweep import SweepSummary, proxy_fingerprint
 from .runs.groups import file_gap_note, repeat_groups
 from .runs.table import RunTable, budget_table, records_table, step_tokens, sweep_records
@@ -319,6 +319,8 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         noise["seeds_without_anchors"] = seeds  # noise_line says what to repeat, not to ask for the seeds it has
     n_reused, used_partial = len(reused), False
     n_runs, final, notes = len(y), table, []
+    if note := mixed_dtype_note(swept, snapshot.root, snapshot.meta.get("proxy_dtype")):
+        notes.append(note)
     if note := file_gap_note(runs, y, groups, W=table.W):
         notes.append(note)
     if budgets:
@@ -400,12 +402,13 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
     model_meta = {
         "domains": table.domains, "target": target, "estimator": model_name, "n_runs": n_runs, "n_rows": len(y),
         "token_counts": meta.get("token_counts", {}), "tokens_per_doc": meta.get("tokens_per_doc", {}),
-        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(snapshot.root), "store_fingerprint": snapshot.fingerprint,
+        "proxy_tokens": (cfg.get("proxy") or {}).get("tokens") or _one_token_count(final), "store": str(Path(snapshot.root).resolve()), "store_fingerprint": snapshot.fingerprint,
         "runs_fingerprint": fit_runs_fingerprint(snapshot),
         "data_fingerprint": meta.get("data_fingerprint"), "train_mixtures": final.W.tolist(),
         "cv": {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in cv.items()},
         "cv_kind": "largest scale held out" if len(scales) >= 2 else f"{cv['k']}-fold",
         "noise": noise, "scales": [list(sc) for sc in scales], "scale_aware": len(scales) >= 2, "budgets": budgets,
+        "seed": seed,  # of the CV folds and the estimator
         "notes": notes, "level_backtest": backtest, "shift_spread": spread, "reused": reuse_line,
         "reused_runs": n_reused,
         # one-scale fits: propose's optimizer's-curse cross-fit refits the model on halves of these rows. Scale-aware
@@ -569,6 +572,7 @@ def propose(model: FittedModel, *, config: SweepConfig | None = None, snapshot: 
         provenance={"model": str(model.path) if model.path else None, "store_fingerprint": meta.get("store_fingerprint"),
                     "estimator": meta.get("estimator"), "data_fingerprint": meta.get("data_fingerprint"),
                     "config_hash": _config_hash(config) if config else None, "mixopt_version": __version__,
+                    "seed": seed, **({"fit_seed": meta["seed"]} if meta.get("seed") is not None else {}),
                     "cv": {"y_true": cv.get("y_true"), "y_pred": cv.get("oof_pred"), "y_std": cv.get("oof_std"),
                            "spearman": cv.get("spearman")}},
     )
@@ -759,10 +763,20 @@ def save(plan: Plan, out: str | Path) -> Path:
     return save_plan(plan, out)
 
 
+HASH_IGNORED_PROXY = ("threads", "device", "compile", "cuda_graphs")  # how runs execute, not what they compute
+
+
 def _config_hash(config: SweepConfig) -> str:
+    """A hash of the config's canonical form: domains sorted by name; where it runs (``workers``, the proxy's threads,
+    device, compile, CUDA graphs) left out, so configs that plan alike hash alike."""
     body = config.model_dump(mode="json")
-    if body.get("workers") is None:  # unset (one per core): hashed as the 1 it was written as until stop 40, so hashes stay
-        body["workers"] = 1
+    body.pop("workers", None)
+    for k in HASH_IGNORED_PROXY:
+        (body.get("proxy") or {}).pop(k, None)
+    data = body.get("data") or {}
+    data["domains"] = sorted(data.get("domains") or [], key=lambda d: str(d.get("name")))
+    if data.get("include"):
+        data["include"] = sorted(data["include"])
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -81,7 +81,7 @@ from .planning.search import simulate_search
 from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.loop import torch_threads
 from .proxy.model import GPT, GPTConfig
-from .runs.driver import data_changes
+from .runs.driver import check_store_dtype, data_changes, store_dtype, training_config
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local, threads_per_run
@@ -490,9 +490,11 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
             a.schedule = arms[0].schedule  # the plan's own runs: trained once, marked same_as_plan
     seed_list = [(cfg.seed if first_seed is None else first_seed) + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
+    dtype = store_dtype(snapshot.meta, snapshot.records)  # proxy.dtype auto trains in the store's dtype (its sweep's)
+    check_store_dtype(store, dtype, scale.proxy)
     # a pooled arm's data fingerprint (part of the run id) is its kept pools': never taken for a whole-domain run
     specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=arm_data[a.name].fingerprint,
-                                  seed=s, label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule))
+                                  seed=s, label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule), dtype=dtype or "")
              for a in arms for s in seed_list}
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
     held = store.scan({sp.run_id for sp in unique})[1]  # a corrupt verify record is quarantined and trained again now
@@ -510,7 +512,7 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
         for group in (data, pooled):  # the whole domains' runs, then those on the plan's kept pools
             todo = [sp for sp in pending if group is not None and sp.data_fingerprint == group.fingerprint]
             if todo:
-                trained += run_local(todo, cfg, store, group, workers=choose_workers(cfg, None, todo), on_run=on_run,
+                trained += run_local(todo, training_config(cfg, dtype), store, group, workers=choose_workers(cfg, None, todo), on_run=on_run,
                                      on_step=lambda i, n: tell("steps of the current run", i, n)).trained
     fresh = RunStore(store.root, create=False)
     metric = plan.predicted.metric

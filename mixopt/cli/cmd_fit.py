@@ -26,7 +26,8 @@ def fit_cmd(
     model: str = typer.Option("default", "--model", help="Estimator: default, regmix-lightgbm, linear, mixing-law, ...; on a store with several scales: default (scale-gp; shift-gp with --budgets on one size), scale-gp, shift-gp, nested-law, annealing-law."),
     out: Path = typer.Option(..., "--out", help="Where to save the fitted model (folders are created)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for folds and the estimator."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed for folds and the estimator (default: the store's "
+                                    "sweep seed, as `propose` without --model fits; 0 for a store without a config)."),
     plot: Path | None = typer.Option(None, "--plot", help="Predicted-vs-actual PNG (default: MODEL with .png)."),
     budgets: bool = typer.Option(False, "--budgets", help="Fit every token budget the runs measured (WSD decay branches), not only their ends: "
                                  "one proxy size then predicts the level at a larger budget (the plan's), but ranks mixtures worse."),
@@ -45,15 +46,17 @@ def fit_cmd(
     check_output(plot_path, "--plot" if plot is not None else "The plot (MODEL with .png)",
                  inputs={"run store": store, "--out model": out})
     snapshot = pipeline.open_store(store)
+    if seed is None:  # the sweep's seed, so `fit` then `propose --model` plans as one-step `propose` does
+        seed = int((snapshot.meta.get("config") or {}).get("seed") or 0)
     fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
     cv = fitted.meta["cv"]
     if fitted.meta["scale_aware"]:
         n, d = cv["largest_scale"]
         title = (f"{fitted.estimator.__class__.__name__} over {len(fitted.meta['scales'])} scales: {cv['k']}-fold CV with the largest "
-                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_rows']} rows ({fitted.meta['n_runs']} runs), target {target}")
+                 f"scale ({n:.3g} params, {d:.3g} tokens) held out, {len(cv['y_true'])} of {fitted.meta['n_rows']} rows ({fitted.meta['n_runs']} runs), target {target}, seed {seed}")
     else:
-        title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}"
+        title = f"{model}: {cv['k']}-fold cross-validation on {fitted.meta['n_runs']} runs, target {target}, seed {seed}"
     table = Table(title=title)
     for col in ("spearman", "pearson", "mae", "regret@1", "within ±1σ", "within ±2σ"):
         table.add_column(col, justify="right")

@@ -79,8 +79,14 @@ def propose_cmd(
             Console(stderr=True).print(f"pools of {m.domain}: {runs}; {laws}", soft_wrap=True, markup=False)
     if model is None and store is None:
         raise ConfigError("propose needs a fitted model (--model MODEL) or a run store to fit one on (--store DIR). Pass one of them.")
-    if store is None and fitted is not None and fitted.meta.get("store") and Path(fitted.meta["store"]).is_dir():
-        store = Path(fitted.meta["store"])  # the store the model was fitted on
+    if store is None and fitted is not None and fitted.meta.get("store"):
+        if Path(fitted.meta["store"]).is_dir():
+            store = Path(fitted.meta["store"])  # the store the model was fitted on (an older model's: relative to the cwd)
+        else:
+            Console(stderr=True).print(
+                f"note: --model {model} was fitted on the store {fitted.meta['store']}, which is not found from here: the "
+                "plan is made without it (no projector prediction, best-run baseline or end phase from its runs, and no "
+                "store or proxy fingerprint for verify). Pass --store DIR to use it.", soft_wrap=True, markup=False)
     snapshot = pipeline.open_store(store) if store is not None else None
     if fitted is not None and snapshot is not None:
         pipeline.check_model_store(fitted, snapshot)  # another store's domains or data: one line, before any note

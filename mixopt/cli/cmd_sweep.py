@@ -11,6 +11,8 @@ from .. import pipeline
 from ..config import load_config, resolve_config
 from ..errors import ConfigError
 from ..report.tables import runs_table
+from ..runs.store import mixed_dtype_note
+from ..runs.table import sweep_records
 from .main import app
 from .render import only_with
 
@@ -45,6 +47,8 @@ def sweep_cmd(
                                                           if len(summary.config_changes) > 6 else "")
         console.print(f"store config updated ({shown}); the previous config is kept in {store / 'store.json'} under "
                       "config_history", soft_wrap=True, markup=False)
+    if note := mixed_dtype_note(sweep_records(snapshot.ok), store, snapshot.meta.get("proxy_dtype")):
+        typer.echo(f"warning: {note}", err=True)
     console.print(
         f"{summary.planned} planned, {summary.trained} trained now, {summary.skipped} already done, "
         f"{len(summary.failed)} failed, {summary.seconds:.1f}s. Store: {store}"

@@ -61,6 +61,20 @@ def pick_dtype(cfg, device: torch.device | str, *, vocab_size: int = 257) -> tor
     return dtype
 
 
+def resolved_dtype(cfg, *, vocab_size: int = 257, threads: int | None = None) -> str:
+    """The dtype name ("float32" or "bfloat16") ``cfg`` trains in on this machine: :func:`pick_dtype` on
+    :func:`pick_device`, with ``threads`` torch threads (the CPU probe's answer is per thread count, so pass the
+    count a run trains with). A sweep records it in store.json so every later run of the store trains alike."""
+    device = pick_device(cfg)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return dtype_name(pick_dtype(cfg, device, vocab_size=vocab_size))
+    finally:
+        torch.set_num_threads(before)
+
+
 def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
     """Whether bf16 autocast beats fp32 on this CPU, decided once per machine and remembered on disk.
 

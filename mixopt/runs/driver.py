@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from ..data.domains import domain_specs, load_domain_set
 from ..data.types import DomainSet
 from ..proxy.loop import eval_token_count
 from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
+from ..proxy.device import resolved_dtype
 from ..reuse import ReusedMixture, reused_mixture
-from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray
+from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray, threads_per_run
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
 from .reuse_chain import absolute_reuse, check_reuse_store, relative_reuse, same_reuse_paths
 from .reused import EXECUTION_FIELDS, proxy_shape, stale_plan, sweep_reuse
@@ -88,6 +91,7 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
             specs = plan_sweep(cfg, data, n_runs=n_runs, reuse=reuse)
             for note in proxy_notes(cfg, data):
                 warnings.warn(note, stacklevel=3)
+            dtype = sweep_dtype(cfg, store, meta, records, data.vocab_size)  # before the lock: a CPU probe may run
             today = {"domains": data.names, "token_counts": data.token_counts, "config": config,
                      "domain_fingerprints": {n: d.fingerprint for n, d in data.domains.items()},
                      **verbatim_fingerprints(data),
@@ -100,6 +104,8 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                 latest = store.meta()
                 busy = store.other_sweep_active()
                 check_same_proxy(store, latest.get("config"), config, busy=busy)
+                dtype = latest.get(DTYPE_KEY) if cfg.proxy.dtype == "auto" and latest.get(DTYPE_KEY) else dtype
+                check_store_dtype(store, dtype, cfg.proxy, busy=busy)
                 check_same_data(store, latest.get("data_fingerprint") or recorded, data.fingerprint, busy=busy,
                                 changes=data_changes(latest, data, config.get("data")))
                 # an older mixopt recorded reuse paths as typed: the same file, now absolute, is no config change
@@ -110,11 +116,12 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
                                   tokens_per_doc={n: d.mean_tokens_per_doc for n, d in data.domains.items()},
                                   **({"reuse_relative": relative} if relative or "reuse_relative" in latest else {}),
                                   **reuse_store_runs(cfg, latest),
-                                  **({"config_history": history} if history else {}))
+                                  **({"config_history": history} if history else {}), **{DTYPE_KEY: dtype})
                 active.append(store.hold_active())
             # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
             held = (scanned or store.scan({s.run_id for s in specs}))[1]
-            pending = [s for s in specs if s.run_id not in held]
+            pending = [dataclasses.replace(s, dtype=dtype) for s in specs if s.run_id not in held]
+            cfg = training_config(cfg, dtype)  # the executor's stack probe and threads: as the runs train
             n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
             t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
             t_step = progress.add_task("  current run (steps)", total=1, visible=executor == "local" and n_workers <= 1)
@@ -141,6 +148,58 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
     summary.reuse_line = reuse_line
     summary.reuse_plan_line = reuse.describe() if reuse is not None else ""
     return summary
+
+
+DTYPE_KEY = "proxy_dtype"  # store.json: the dtype its runs train in, recorded at its first sweep
+
+
+def store_dtype(meta: dict, records: list[RunRecord] | None = None) -> str | None:
+    """The dtype (``float32`` / ``bfloat16``) a store's runs train in: store.json's ``proxy_dtype``, else (a store of an
+    older mixopt) the ``info.dtype`` its finished sweep runs (``records``) agree on, or that most of them hold when an
+    older resume mixed them (fewest runs to train again; ``sweep`` and ``fit`` warn of the mix); None when none says."""
+    if meta.get(DTYPE_KEY):
+        return meta[DTYPE_KEY]
+    counts = Counter(r.info["dtype"] for r in sweep_records(records or []) if r.status == "ok" and r.info.get("dtype"))
+    ranked = counts.most_common(2)
+    return ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else None
+
+
+def sweep_dtype(cfg: SweepConfig, store: RunStore, meta: dict, records: list[RunRecord], vocab_size: int) -> str:
+    """The dtype this sweep's runs train in: a pinned ``proxy.dtype``; for ``auto``, the store's recorded one
+    (:func:`store_dtype`), else what ``auto`` resolves to here now (on CPU a timing probe, cached in $MIXOPT_CACHE;
+    bf16 on CUDA), which the sweep then records, so a later resume or another machine's probe cannot change it."""
+    if cfg.proxy.dtype != "auto":
+        return cfg.proxy.dtype
+    return recorded_dtype(store, meta, records) or resolved_dtype(sweep_scales(cfg)[0].proxy, vocab_size=vocab_size,
+                                                                  threads=threads_per_run(cfg))
+
+
+def recorded_dtype(store: RunStore, meta: dict | None = None, records: list[RunRecord] | None = None) -> str | None:
+    """:func:`store_dtype` of ``store`` (``meta``: its store.json, read when None); the records are read only for an
+    older store whose store.json records no dtype (``records``: when the caller holds them)."""
+    meta = store.meta() if meta is None else meta
+    if not meta.get(DTYPE_KEY) and not records and store.run_ids():
+        records = store.records(include_failed=False)
+    return store_dtype(meta, records)
+
+
+def check_store_dtype(store: RunStore, dtype: str | None, proxy: ProxyConfig, *, busy: bool = False) -> None:
+    """A config that pins another ``proxy.dtype`` than the store's runs train in (``dtype``: :func:`store_dtype`) is a
+    one-line ConsistencyError when the store holds runs (or another sweep is about to write them: ``busy``)."""
+    if not dtype or proxy.dtype in ("auto", dtype) or not (busy or store.run_ids()):
+        return
+    raise ConsistencyError(
+        f"The store {store.root} trains its runs in {dtype} (`{DTYPE_KEY}` in {store.meta_path}), but this config pins "
+        f"proxy.dtype {proxy.dtype}: runs of both would be fitted together as one proxy. Set proxy.dtype to auto (or "
+        f"{dtype}), or sweep into a new --store.")
+
+
+def training_config(cfg: SweepConfig, dtype: str | None) -> SweepConfig:
+    """``cfg`` with ``proxy.dtype: auto`` replaced by ``dtype`` (the store's), for the executors; run specs keep "auto"
+    in their proxy (their run ids) and carry the dtype beside it (``RunSpec.dtype``)."""
+    if not dtype or cfg.proxy.dtype != "auto":
+        return cfg
+    return cfg.model_copy(update={"proxy": cfg.proxy.model_copy(update={"dtype": dtype})})
 
 
 def check_reuse(cfg: SweepConfig, store: RunStore, today: dict, specs: list, reuse: ReusedMixture | None = None) -> str:

@@ -20,6 +20,7 @@ finished runs. Labels are ``pool:DOMAIN.POOL@Kx`` (:data:`~mixopt.runs.table.POO
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from ..data.types import DomainSet, TokenizedDomain
 from ..errors import ConfigError, DataError
 from ..mixtures import Mixture
 from ..repetition_fit import MIN_POOL_FIT_POINTS
+from .driver import check_store_dtype, recorded_dtype
 from .record import RunSpec
 from .store import RunStore
 from .sweep import execute_runs
@@ -212,10 +214,13 @@ def run_pool_runs(domain: str, pools: DomainPools, names: Sequence[str], target:
     out = PoolRuns({}, int(unique_tokens), reps, target.name, planned=len(specs), excluded=excluded)
     metric = f"target/{target.name}"
     points: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    dtype = recorded_dtype(store)  # proxy.dtype auto trains in the store's dtype, as its sweep did
+    check_store_dtype(store, dtype, proxy)
     for i, (n, s) in enumerate(specs):
         if progress:
             progress("pool runs", i, len(specs))
         on_step = (lambda a, b: progress("  current run (steps)", a, b)) if progress else None
+        s = dataclasses.replace(s, dtype=dtype or "")
         outcome = execute_runs([s], store, sets[n], wait=True, progress=on_step, threads=threads or proxy.threads or 1)[0]
         out.trained += outcome.outcome == "trained"
         out.skipped += outcome.outcome != "trained"

@@ -107,6 +107,7 @@ class RunSpec:
     seed: int
     label: str = ""  # e.g. "natural", "natural~seed1", "sample-0003"; not part of the id
     phases: tuple = ()  # ((0.0, Mixture), (start_fraction, Mixture), ...)
+    dtype: str = ""  # what proxy.dtype "auto" trains in: the store's recorded dtype ("" = resolve now); not part of the id
 
     def __post_init__(self):
         m0, full = _full_phases(self.mixture, self.phases, f"run spec {self.label or '?'}")

@@ -539,6 +539,27 @@ def _age(path: Path) -> float:
         return 0.0
 
 
+def mixed_dtype_note(records: list[RunRecord], where: str | Path = "the store", recorded: str | None = None) -> str | None:
+    """One line when a store's finished ``records`` were trained in more than one dtype (``info.dtype``: e.g. a store
+    resumed by an older mixopt on a machine whose CPU dtype probe decided otherwise), which ``fit`` fits as one proxy
+    although the dtype moves losses by about the seed noise; None when they agree. ``recorded``: the store's
+    ``proxy_dtype`` (store.json), which a resumed sweep trains in."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        if rec.status == "ok" and rec.info.get("dtype"):
+            counts[rec.info["dtype"]] = counts.get(rec.info["dtype"], 0) + 1
+    if len(counts) < 2:
+        return None
+    said = ", ".join(f"{n} {d}" for d, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    runs = Path(str(where)) / "runs"
+    fix = (f"Move the runs not trained in {recorded} (the store's `proxy_dtype`) out of {runs} and resume the sweep, "
+           f"which trains them again in {recorded}" if recorded else
+           f"Move the runs of all but one dtype out of {runs} and resume the sweep, which trains them again in the dtype "
+           "the rest agree on")
+    return (f"the store {where} holds runs trained in {len(counts)} dtypes ({said}; info.dtype of each record), which "
+            f"move losses by about the seed noise but are fitted as one proxy. {fix}, or sweep into a new --store")
+
+
 def mixed_proxy_problem(records: list[RunRecord], where: str | Path = "the store") -> str | None:
     """One line saying that a store's swept ``records`` train more than one proxy at one scale (e.g. two sweeps with
     other ``proxy.lr`` raced into one new store), which ``fit`` would fit as one proxy; None when they do not.

@@ -225,6 +225,8 @@ class RunOutcome:
 def _train(specs: list[RunSpec], data: DomainSet, *, stacked: bool, progress, threads, device) -> list:
     """ProxyResults of runs that share one proxy config: one by one, or together in one stacked model."""
     proxy = ProxyConfig.model_validate(specs[0].proxy)
+    if proxy.dtype == "auto" and specs[0].dtype:  # the store's recorded dtype; the record keeps "auto" (its run id)
+        proxy = proxy.model_copy(update={"dtype": specs[0].dtype})
     if any(s.proxy != specs[0].proxy for s in specs):
         raise ValueError("Runs trained together must share one proxy config; group them by spec.proxy.")
     if stacked:

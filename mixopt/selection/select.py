@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import DataConfig, ProxyConfig
 from ..data.domains import MIN_VAL_TOKENS, validation_mask
 from ..data.sources import names_local_data
 from ..data.tokenize import Tokenizer
 from ..errors import ConfigError, DataError
+from ..proxy.device import resolved_dtype
 from .cache import ScoreCache, score_key
 from .classifier import TargetClassifier
 from .color_filter import color_filter_scores
@@ -126,7 +128,8 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     settings = {"method": method, "seed": seed, "tokenizer": tok.identity, "max_documents": max_documents,
                 "hash_buckets": _hash_buckets(method, n_buckets_hash),
                 **({"char_buckets": TargetClassifier().char_buckets if char_ngrams else 0} if method == "classifier" else {}),
-                "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None}
+                "proxy": proxy.model_dump(exclude={"threads"}) if method not in HASHED else None,
+                **(scoring_execution(proxy, tok.vocab_size) if method not in HASHED else {})}
     keys = [(s.name, s.key) for s in sources] + [("target", tgt.key)]
     key = score_key(settings, keys)  # the scores
     held_any = any(h.any() for h in held.values())
@@ -151,7 +154,8 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     flat = cache.get(key)
     cached = flat is not None and flat.shape[0] == sum(len(s.rows) for s in sources)
     if not cached:
-        flat = _score(method, sources, tgt, tok, proxy, seed, settings["hash_buckets"], progress,
+        scorer = proxy if method in HASHED else proxy.model_copy(update={"dtype": settings["dtype"]})  # as keyed
+        flat = _score(method, sources, tgt, tok, scorer, seed, settings["hash_buckets"], progress,
                       char_buckets=settings.get("char_buckets", 0))
         cache.put(key, flat)
     scores, start = {}, 0
@@ -207,6 +211,14 @@ def _stored_path(path: str) -> str:
 
 def _with_max(spec, max_documents):
     return spec.model_copy(update={"max_documents": max_documents}) if max_documents else spec
+
+
+def scoring_execution(proxy: ProxyConfig, vocab_size: int) -> dict:
+    """``{"threads": n, "dtype": name}``: the CPU threads the scoring proxies run on (``proxy.threads``, else all of
+    torch's) and the dtype they train in (``proxy.dtype``, ``auto`` resolved here); both change the scores' floats, so
+    both enter the score cache's key and selection.json's settings."""
+    threads = proxy.threads or torch.get_num_threads()
+    return {"threads": threads, "dtype": resolved_dtype(proxy, vocab_size=vocab_size, threads=threads)}
 
 
 def _score(method: str, sources: list[Source], tgt: Source, tok: Tokenizer, proxy: ProxyConfig, seed: int,
