@@ -72,7 +72,7 @@ def test_verify_prints_the_note_of_its_json(tmp_path, monkeypatch, capsys):
     save_plan(_plan(), tmp_path / "plan.yaml")
     snapshot = SimpleNamespace(meta={"config": {"name": "stub"}})
     monkeypatch.setattr(cmd_verify, "pipeline", SimpleNamespace(open_store=lambda store: snapshot))
-    monkeypatch.setattr(cmd_verify, "config_from_dict", lambda d, where: SimpleNamespace(data=None))
+    monkeypatch.setattr(cmd_verify, "stored_config", lambda d, where: SimpleNamespace(data=None))
     monkeypatch.setattr(cmd_verify, "load_domain_set", lambda data: None)
     monkeypatch.setattr(cmd_verify, "verify", lambda *a, **k: _across_body())
     out = tmp_path / "verify.json"
