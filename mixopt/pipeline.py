@@ -293,12 +293,24 @@ def default_scale(model: FittedModel, model_params: float | None = None, tokens:
     return (float(model_params) if model_params is not None else top[0]), (float(tokens) if tokens is not None else top[1])
 
 
+#: The progress labels of :func:`fit`: the cross-validation folds, then the fit on every run.
+FIT_FOLDS_LABEL = "fit: cross-validation folds"
+FIT_FINAL_LABEL = "fit: the final fit on every run"
+
+
 def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, folds: int = 5, seed: int = 0,
-        budgets: bool = False) -> FittedModel:
+        budgets: bool = False, progress: Progress | None = None) -> FittedModel:
     """Cross-validate, then fit on every usable sweep run; the model's meta carries the store's fingerprints and seed noise.
 
     Each run gives its final measurement; with ``budgets`` also every WSD decay branch (:func:`fit_rows`).
+    ``progress(label, done, total)``, when given, hears of each fold (:data:`FIT_FOLDS_LABEL`) and of the final fit
+    (:data:`FIT_FINAL_LABEL`); a progress bar's, the model is the same without it.
     """
+    tick = progress or (lambda label, done, total: None)
+
+    def folds_done(done: int, total: int) -> None:
+        tick(FIT_FOLDS_LABEL, done, total)
+
     reused, partial, reuse_line = reused_records(snapshot, target)  # config reuse.store: an earlier sweep's runs, new domains at 0
     swept = sweep_records(snapshot.ok)
     if problem := mixed_proxy_problem(swept, snapshot.root):  # e.g. two sweeps with other proxies raced into one store
@@ -361,9 +373,13 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
         X = scale_inputs(table.W, table.model_params, table.tokens)
         mixtures = mixture_groups(table.W)
         n_big = len(np.unique(mixtures[largest_scale_rows(X)[1]]))  # the folds deal the largest scale's mixtures, not its runs
-        cv = held_out_scale_cv(est, X, fit_y, k=max(2, min(folds, n_big)), seed=seed, groups=mixtures)
+        k = max(2, min(folds, n_big))
+        folds_done(0, k)  # the bar shows before the first fold, which can take minutes on a large store
+        cv = held_out_scale_cv(est, X, fit_y, k=k, seed=seed, groups=mixtures, progress=folds_done)
+        tick(FIT_FINAL_LABEL, 0, 1)
         est.fit(X, fit_y)
         backtest = est.backtest_ if hasattr(est, "backtest_") else held_out_level(est, X, fit_y)  # shift-gp runs its own
+        tick(FIT_FINAL_LABEL, 1, 1)
         notes += level_notes(backtest, widened=bool(getattr(est, "level_bias_", 0.0)))
         if getattr(est, "domain_slopes_", None):  # shift-gp spreads its level shift by each domain's weight
             factors = est.shift_factor(final.W)
@@ -379,8 +395,9 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
                            "distinct mixtures. Sweep more runs first.")
         extra = component_rows(partial, runs, target) if partial and isinstance(est, MetricAverage) else None
         k = min(folds, len(np.unique(mixtures)))
+        folds_done(0, k)  # the bar shows before the first fold, which can take minutes on a large store
         try:
-            cv = cross_validate(est, table.W, fit_y, k=k, seed=seed, groups=mixtures, train_only=extra)
+            cv = cross_validate(est, table.W, fit_y, k=k, seed=seed, groups=mixtures, train_only=extra, progress=folds_done)
         except FitError as exc:
             need = est.min_rows(table.W.shape[1]) if hasattr(est, "min_rows") else getattr(est, "min_runs", 2)
             if "needs at least" not in str(exc) or len(fit_y) < need:
@@ -389,7 +406,9 @@ def fit(snapshot: StoreSnapshot, target: str, model_name: str = "default", *, fo
                            f"(it needs {need} for {table.W.shape[1]} domains) but not to cross-validate it, since each "
                            f"of the {k} folds trains on the runs of the others. Sweep a few more runs (mixopt sweep "
                            "--runs N).") from None
+        tick(FIT_FINAL_LABEL, 0, 1)
         est.fit(*((np.vstack([table.W, extra[0]]), np.vstack([fit_y, extra[1]])) if extra else (table.W, fit_y)))
+        tick(FIT_FINAL_LABEL, 1, 1)
         cv["y_true"] = y
         n_reused += len(partial) if extra else 0
         used_partial = bool(extra)

@@ -17,6 +17,7 @@ from ..pipeline import PLOT_SUFFIXES
 from ..runs.tables_io import read_mixtures_for_model
 from .main import app
 from .outputs import check_output
+from .render import progress_bars
 
 
 @app.command("fit")
@@ -48,7 +49,8 @@ def fit_cmd(
     snapshot = pipeline.open_store(store)
     if seed is None:  # the sweep's seed, so `fit` then `propose --model` plans as one-step `propose` does
         seed = int((snapshot.meta.get("config") or {}).get("seed") or 0)
-    fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets)
+    with progress_bars(Console(stderr=True)) as progress:  # bars on a terminal only (a log or a pipe gets none)
+        fitted = pipeline.fit(snapshot, target, model, folds=folds, seed=seed, budgets=budgets, progress=progress)
     model_path, plot_path = pipeline.save_fitted(fitted, out, plot=plot)
     cv = fitted.meta["cv"]
     if fitted.meta["scale_aware"]:

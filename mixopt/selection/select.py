@@ -43,6 +43,11 @@ HASHED = ("dsir", "classifier")  # methods on hashed n-grams (no proxy)
 MIN_TARGET_TOKENS = MIN_VAL_TOKENS
 MIN_TARGET_DOCS = 10
 DEFAULT_VAL_FRACTION = DataConfig().val_fraction
+#: ``--method classifier`` on more pool documents than this (all pools together) without ``--max-docs`` warns first: its
+#: fits hold about 54 bytes of memory per byte of text and their time grows faster than the pool (the scale review of
+#: stop 40: 10k documents 17.5 s / 1.9 GiB, 100k documents 245 s / 13.9 GiB, with the default character n-grams).
+CLASSIFIER_WARN_DOCS = 20_000
+CLASSIFIER_BYTES_PER_TEXT_BYTE = 54  # the review's measured peak memory per byte of pool text
 Progress = Callable[[str, int, int], None]  # (stage label, done, total)
 
 
@@ -154,6 +159,9 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     flat = cache.get(key)
     cached = flat is not None and flat.shape[0] == sum(len(s.rows) for s in sources)
     if not cached:
+        if method == "classifier" and max_documents is None:
+            if line := classifier_size_line(sources):
+                warn(line)
         scorer = proxy if method in HASHED else proxy.model_copy(update={"dtype": settings["dtype"]})  # as keyed
         flat = _score(method, sources, tgt, tok, scorer, seed, settings["hash_buckets"], progress,
                       char_buckets=settings.get("char_buckets", 0))
@@ -184,6 +192,20 @@ def select_documents(pools: Mapping[str, str], target: str, out_dir: str | Path,
     if progress:
         progress("write", 1, 1)
     return SelectResult(out_dir, files, full_key, cached, False, n_docs, overlaps, result_warnings, held_out, val_fraction)
+
+
+def classifier_size_line(sources: list[Source]) -> str | None:
+    """The one-line warning for ``--method classifier`` on more than :data:`CLASSIFIER_WARN_DOCS` pool documents
+    (all pools together): the pool's size, the measured cost, and ``--max-docs N``; None for a smaller pool."""
+    n = sum(int(s.has_text.sum()) for s in sources)
+    if n <= CLASSIFIER_WARN_DOCS:
+        return None
+    size = sum(len(t.encode("utf-8")) for s in sources for t in s.texts)
+    need = size * CLASSIFIER_BYTES_PER_TEXT_BYTE / 2**30
+    return (f"--method classifier on {n:,} pool documents ({size / 1e6:,.1f} MB of text) without --max-docs: its fits "
+            f"need about {CLASSIFIER_BYTES_PER_TEXT_BYTE} bytes of memory per byte of text (about {need:,.1f} GiB here) "
+            "and their time grows faster than the pool (100,000 documents took 245 s and 13.9 GiB in the scale review). "
+            f"Pass --max-docs N (e.g. --max-docs {CLASSIFIER_WARN_DOCS}) to read at most N records of each pool.")
 
 
 def warn_small_target(tgt: Source, tok: Tokenizer, warn: Callable[[str], None]) -> None:

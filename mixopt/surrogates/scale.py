@@ -381,14 +381,15 @@ def largest_scale_rows(X) -> tuple[tuple, np.ndarray]:
     return tuple(float(10**v) if np.isfinite(v) else None for v in top), np.flatnonzero(np.all(key == top, axis=1))
 
 
-def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None) -> dict:
+def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None, progress=None) -> dict:
     """Cross-validation that holds out the largest scale: K folds over its runs, every other run always trains.
 
     ``groups`` (n,) marks runs of one mixture (e.g. its weights' hash); a held-out
     run's whole group at the largest scale leaves together. A 2-D ``y`` (component
     metrics) is for an estimator with ``combine(Y)``, which gives the scored target. Returns the same
     metrics as :func:`~mixopt.surrogates.crossval.cross_validate`, on the
-    largest scale's runs, plus ``largest_scale`` = (model_params, tokens).
+    largest scale's runs, plus ``largest_scale`` = (model_params, tokens). ``progress(done, k)``, when given, hears
+    of each fold fitted (a progress bar's).
     """
     largest, big = largest_scale_rows(X)
     Y = np.asarray(y, dtype=float)
@@ -412,6 +413,8 @@ def held_out_scale_cv(estimator, X, y, *, k: int = 5, seed: int = 0, groups=None
         model = clone(estimator).fit(X[tr], Y[tr])
         pred[fold == f], std[fold == f] = model.predict(X[te], return_std=True)
         regrets.append(y[te][np.argmin(pred[fold == f])] - y[te].min())
+        if progress is not None:
+            progress(f + 1, k)
     yt = y[big]
     z = np.abs(pred - yt) / std
     return {"spearman": float(spearmanr(pred, yt)[0]), "pearson": float(pearsonr(pred, yt)[0]),
