@@ -165,6 +165,32 @@ def test_a_schedule_key_that_does_nothing_is_refused_at_load(tmp_path, capsys, p
     assert says in err and "drop it" in err and not (tmp_path / "s").exists()
 
 
+def test_a_store_an_older_mixopt_swept_with_an_idle_schedule_key_stays_resumable(tmp_path, capsys):
+    """A store swept (by an older mixopt) with decay_fraction under cosine: its config, refused at load since, resumes and
+    grows it with one warning; a config that drops the key has other run ids (refused by the store check), so before
+    no config could sweep into it (recheck of stop 40, N3). A new store, or another value, is still refused."""
+    import yaml
+
+    from mixopt.config import stored_config
+    from tests.test_cli_sweep import records
+
+    path = write_cfg(tmp_path, runs=1, proxy={"decay_fraction": 0.3})
+    old = tmp_path / "old"
+    pipeline.sweep(stored_config(yaml.safe_load(path.read_text()), where="old"), old, workers=1)  # as the older mixopt did
+    before = set(records(old))
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"swept with proxy.decay_fraction 0.3, which does nothing under schedule: "
+                                         r"cosine; kept for this store so its runs keep their ids"):
+        assert run(["sweep", str(path), "--store", str(old), "--runs", "2", "--workers", "1"]) == 0
+    assert before < set(records(old)) and {r["proxy"]["decay_fraction"] for r in records(old).values()} == {0.3}
+    assert run(["sweep", str(path), "--store", str(tmp_path / "new"), "--workers", "1"]) == 2
+    assert "acts only with schedule: wsd" in _one_line_error(capsys) and not (tmp_path / "new").exists()
+    (tmp_path / "o").mkdir()
+    other = write_cfg(tmp_path / "o", runs=2, proxy={"decay_fraction": 0.4})
+    assert run(["sweep", str(other), "--store", str(old), "--workers", "1"]) == 2
+    assert "proxy.decay_fraction (0.4) acts only with schedule: wsd" in _one_line_error(capsys)
+
+
 def test_schedule_keys_that_act_load_and_a_stores_config_stays_readable():
     from mixopt.config import packaged_config, packaged_names, stored_config
 

@@ -56,7 +56,7 @@ def propose_cmd(
         model_out = pipeline.propose_model_path(out)
         for path in (model_out, pipeline.plot_path_for(model_out)):
             check_output(path, f"The model propose fits (saved beside --out {out}):", inputs={**inputs, "--out plan": out})
-    cfg = load_config(config) if config is not None else None
+    cfg = load_config(config, store=store) if config is not None else None
     if pools is not None:
         if cfg is None:
             raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
