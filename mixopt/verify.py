@@ -101,7 +101,7 @@ class VerifyScale:
     proxy: ProxyConfig
     model_params: int  # non-embedding
     total_params: int
-    tokens: int
+    tokens: int  # trained: proxy.tokens rounded down to whole batches
     name: str = ""
     note: str = ""  # the size asked for (--model-params) is far from every size the sweep has: which was trained
 
@@ -172,7 +172,11 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
     d = int(tokens if tokens is not None else plan.budget_tokens)
     if d < proxy.batch_size * proxy.block_size:
         raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")
-    return VerifyScale(proxy.model_copy(update={"tokens": d}), ne, tot, d, name, note)
+    proxy = proxy.model_copy(update={"tokens": d})  # run ids keep the count asked for, as a sweep's keep proxy.tokens
+    if rounded := proxy.rounding_note():  # as the sweep says it (runs.driver.proxy_notes)
+        note = "; ".join(x for x in (note, rounded.replace("tokens ", "--tokens ", 1).replace(". Set tokens to", ". Pass --tokens as")) if x)
+    trained = d // (proxy.batch_size * proxy.block_size) * proxy.batch_size * proxy.block_size
+    return VerifyScale(proxy, ne, tot, trained, name, note)  # the table and VERIFY.json say what trains
 
 
 def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epochs: float) -> None:
