@@ -72,6 +72,32 @@ def test_config_fit_settings_the_model_was_fitted_with_pass(tmp_path):
     _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "linear"})), older, None, older.path)
 
 
+@pytest.mark.parametrize("budgets, scales, same", [
+    (False, [[5e4, 1e5], [2e4, 1e5]], "scale-gp"),  # two sizes: default is scale-gp
+    (True, [[5e4, 1e5], [5e4, 5e4]], "shift-gp"),  # --budgets on one size: default is shift-gp
+])
+def test_default_and_the_estimator_it_resolves_to_are_one_model(tmp_path, budgets, scales, same):
+    """On a store of several scales `default` is scale-gp (shift-gp with --budgets on one size): propose.model: default
+    with a model fitted --model scale-gp, or the reverse, was refused although both are the same model (recheck of stop
+    40, N2). At one scale default and gp stay apart (an averaged target's default is a MetricAverage of GPs)."""
+    from mixopt.cli.cmd_propose import _check_fit_settings
+
+    extra = {"propose": {"fit_budgets": budgets}} if budgets else {}
+    for fitted_as, config_says in (("default", same), (same, "default")):
+        fitted = pipeline.open_model(_model_file(tmp_path, estimator=fitted_as, budgets=budgets, scale_aware=True,
+                                                 scales=scales))
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": config_says, **extra.get("propose", {})})),
+                            fitted, None, fitted.path)
+    other = "shift-gp" if same == "scale-gp" else "scale-gp"
+    fitted = pipeline.open_model(_model_file(tmp_path, estimator="default", budgets=budgets, scale_aware=True, scales=scales))
+    with pytest.raises(ConsistencyError, match=f"propose.model: {other}, but --model"):
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": other, **extra.get("propose", {})})),
+                            fitted, None, fitted.path)
+    one = pipeline.open_model(_model_file(tmp_path, estimator="default"))  # one scale: default is not gp
+    with pytest.raises(ConsistencyError, match="propose.model: gp, but --model"):
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "gp"})), one, None, one.path)
+
+
 def test_fit_budgets_error_names_the_config_key(micro_store):
     """propose fits with the config's propose.fit_budgets: the error named only fit's --budgets flag."""
     _, store = micro_store
