@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import types
+import warnings
 from pathlib import Path
-from typing import Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -407,18 +409,21 @@ class SweepConfig(_Strict):
         return self
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep config; every problem becomes a one-line ConfigError."""
+def load_config(path: str | Path, *, store: str | Path | None = None) -> SweepConfig:
+    """Read and validate a sweep config; every problem becomes a one-line ConfigError. ``store``: the run store the
+    command works on; a proxy setting that does nothing (:func:`idle_settings`) but that this store was swept with
+    (an older mixopt let it through) is let be there, with a warning, so the store stays resumable (:func:`store_idle_note`)."""
     names = ", ".join(packaged_names())
     raw = read_yaml(path, what="Config file", missing_hint=f"Pass the path of a YAML config or a packaged config's name ({names}).",
                     empty_hint=f"Write a sweep config into it (see {example_config()}; `{{}}` alone keeps every default) "
                                "or pass another file.")
-    return config_from_dict(raw, where=str(path))
+    return config_from_dict(raw, where=str(path), store=store)
 
 
-def config_from_dict(raw: object, where: str = "config", *, stored: bool = False) -> SweepConfig:
+def config_from_dict(raw: object, where: str = "config", *, stored: bool = False,
+                     store: str | Path | None = None) -> SweepConfig:
     """A validated config; ``stored``: one a store.json recorded, read without :func:`idle_settings` (an older mixopt
-    wrote such configs, and their stores must stay readable)."""
+    wrote such configs, and their stores must stay readable); ``store``: as :func:`load_config`'s."""
     if not isinstance(raw, dict):
         raise ConfigError(f"Config {where} must be a YAML mapping at the top level. Got {type(raw).__name__}.")
     try:
@@ -426,8 +431,41 @@ def config_from_dict(raw: object, where: str = "config", *, stored: bool = False
     except ValidationError as exc:
         raise ConfigError(f"Invalid config {where}: {pydantic_summary(exc)}. See {example_config()} for a valid example.") from None
     if not stored and (problem := idle_settings(cfg)):
-        raise ConfigError(f"Invalid config {where}: {problem}.")
+        if (note := store_idle_note(cfg, store)) is None:
+            raise ConfigError(f"Invalid config {where}: {problem}.")
+        warnings.warn(note, stacklevel=3)
     return cfg
+
+
+def idle_proxy_settings(proxy: ProxyConfig) -> dict[str, Any]:
+    """The proxy settings that do nothing under its schedule (set off their defaults) and only change run ids."""
+    defaults = ProxyConfig.model_fields
+    out = {}
+    if proxy.schedule != "wsd" and proxy.decay_fraction != defaults["decay_fraction"].default:
+        out["decay_fraction"] = proxy.decay_fraction
+    if proxy.schedule == "constant" and proxy.min_lr_ratio != defaults["min_lr_ratio"].default:
+        out["min_lr_ratio"] = proxy.min_lr_ratio
+    return out
+
+
+def store_idle_note(cfg: SweepConfig, store: str | Path | None) -> str | None:
+    """The warning for a config whose only idle settings (:func:`idle_settings`) are proxy ones the run store ``store``
+    was swept with (its store.json's config: same schedule, same values; an older mixopt let them through), so its
+    runs keep their ids and the store stays resumable; None (refuse) for any other config or store, a new one too."""
+    idle = idle_proxy_settings(cfg.proxy)
+    if store is None or not idle or idle_settings(cfg.model_copy(update={"proxy": cfg.proxy.model_copy(
+            update={k: ProxyConfig.model_fields[k].default for k in idle})})):
+        return None
+    try:
+        recorded = json.loads((Path(store) / "store.json").read_text())["config"]["proxy"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("schedule", "cosine") != cfg.proxy.schedule or \
+            any(recorded.get(k) != v for k, v in idle.items()):
+        return None
+    shown = ", ".join(f"proxy.{k} {v}" for k, v in idle.items())
+    return (f"the store {store} was swept with {shown}, which does nothing under schedule: {cfg.proxy.schedule}; kept "
+            "for this store so its runs keep their ids (a new store refuses it: drop it there)")
 
 
 def idle_settings(cfg: SweepConfig) -> str | None:

@@ -60,7 +60,7 @@ from .surrogates.checks import backtest_line, extrapolation_note, level_notes, m
 from .surrogates.checks import scale_text as _scale_text
 from .surrogates.shift import significant_miss
 
-__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
+__all__ = ["FittedModel", "open_store", "select", "sweep", "fit", "make_estimator", "resolved_estimator", "at_scale", "save_fitted", "open_model", "propose", "save", "check_model_store",
            "check_config_store", "measure_noise", "noise_line", "with_pools", "measure_pools", "measure_pool_file", "measure_targets",
            "base_mixture_docs"]
 
@@ -536,6 +536,16 @@ def at_scale(model: FittedModel, model_params: float | None = None, tokens: floa
                        "not their level at another size. Drop --model-params/--tokens (the ranking holds), or sweep a second "
                        "proxy size (`sizes:` in the config) and fit again.")
     return model.estimator
+
+
+def resolved_estimator(name: str | None, meta: dict) -> str | None:
+    """The registry name ``fit`` builds for the model name ``name`` on the runs a model's ``meta`` describes: on 2+
+    scales ``default`` is :data:`DEFAULT_SCALE_ESTIMATOR` (:data:`DEFAULT_BUDGET_ESTIMATOR` with --budgets on one
+    size), as :func:`fit` picks it; any other name (and ``default`` at one scale) as is."""
+    if name != "default" or not meta.get("scale_aware"):
+        return name
+    one_size = len({sc[0] for sc in meta.get("scales") or []}) == 1
+    return DEFAULT_BUDGET_ESTIMATOR if meta.get("budgets") and one_size else DEFAULT_SCALE_ESTIMATOR
 
 
 def make_estimator(table: RunTable, target: str, model_name: str = "default", *, seed: int = 0,

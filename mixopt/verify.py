@@ -81,7 +81,8 @@ from .planning.search import simulate_search
 from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.loop import torch_threads
 from .proxy.model import GPT, GPTConfig
-from .runs.driver import check_store_dtype, data_changes, store_dtype, training_config
+from .proxy.device import resolved_dtype
+from .runs.driver import check_store_dtype, data_changes, recorded_dtype, store_dtype, training_config
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local, threads_per_run
@@ -100,7 +101,7 @@ class VerifyScale:
     proxy: ProxyConfig
     model_params: int  # non-embedding
     total_params: int
-    tokens: int
+    tokens: int  # trained: proxy.tokens rounded down to whole batches
     name: str = ""
     note: str = ""  # the size asked for (--model-params) is far from every size the sweep has: which was trained
 
@@ -171,7 +172,11 @@ def target_scale(cfg: SweepConfig, data: DomainSet, plan: Plan, *, shape: str | 
     d = int(tokens if tokens is not None else plan.budget_tokens)
     if d < proxy.batch_size * proxy.block_size:
         raise ConfigError(f"--tokens must cover at least one batch ({proxy.batch_size}x{proxy.block_size}). Got {d}.")
-    return VerifyScale(proxy.model_copy(update={"tokens": d}), ne, tot, d, name, note)
+    proxy = proxy.model_copy(update={"tokens": d})  # run ids keep the count asked for, as a sweep's keep proxy.tokens
+    if rounded := proxy.rounding_note():  # as the sweep says it (runs.driver.proxy_notes)
+        note = "; ".join(x for x in (note, rounded.replace("tokens ", "--tokens ", 1).replace(". Set tokens to", ". Pass --tokens as")) if x)
+    trained = d // (proxy.batch_size * proxy.block_size) * proxy.batch_size * proxy.block_size
+    return VerifyScale(proxy, ne, tot, trained, name, note)  # the table and VERIFY.json say what trains
 
 
 def check_repetition(plan: Plan, counts: dict[str, int], tokens: float, max_epochs: float) -> None:
@@ -259,13 +264,20 @@ def plan_pools_data(plan: Plan, cfg: SweepConfig, data: DomainSet) -> tuple[Doma
     return (pooled if any(k.tokens is not None for k in said) else None), said
 
 
-def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: int = 0) -> tuple[Mixture, bool]:
+def doremi_mixture(store: RunStore, cfg: SweepConfig, data: DomainSet, *, seed: int = 0,
+                   dtype: str | None = None) -> tuple[Mixture, bool]:
     """(DoReMi's mixture for this store's data at the sweep's (first) proxy shape, whether it was trained now).
 
     Kept in ``<store>/doremi/<key>.json`` (the key hashes the proxy, the data fingerprint and the seed), so verify
-    resumes it like its runs.
+    resumes it like its runs. ``proxy.dtype: auto`` trains in the store's dtype (``dtype``, else its recorded one:
+    :func:`~mixopt.runs.driver.recorded_dtype`; else what ``auto`` resolves to here), as every run of the store does,
+    and the key holds the dtype it trained in (an older key of ``auto`` is then only missed: trained again).
     """
     proxy = sweep_scales(cfg)[0].proxy.model_copy(update={"checkpoints": [1.0]})
+    if proxy.dtype == "auto":
+        dtype = dtype or recorded_dtype(store) or resolved_dtype(proxy, vocab_size=data.vocab_size,
+                                                                  threads=threads_per_run(cfg))
+        proxy = proxy.model_copy(update={"dtype": dtype})
     key = doremi_key(proxy, data.fingerprint, None, seed)
     path = Path(store.root) / "doremi" / f"{hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]}.json"
     if path.is_file():
@@ -477,7 +489,10 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     for note in notes:
         warnings.warn(note, stacklevel=2)
     check_repetition(plan, (pooled or data).token_counts, scale.tokens, cfg.propose.max_epochs)
-    doremi, doremi_trained = doremi_mixture(store, cfg, data, seed=cfg.seed) if "doremi" in against else (None, False)
+    dtype = store_dtype(snapshot.meta, snapshot.records)  # proxy.dtype auto trains in the store's dtype (its sweep's)
+    check_store_dtype(store, dtype, scale.proxy)
+    doremi, doremi_trained = (doremi_mixture(store, cfg, data, seed=cfg.seed, dtype=dtype) if "doremi" in against
+                              else (None, False))
     arms, skipped = alternatives(plan, against, snapshot, counts, cfg, seed=cfg.seed, doremi=doremi)
     arms.insert(0, Arm("plan", as_phases(plan.phase_pairs())))
     if kept and pooled is None and any(a.name == "no-pools" for a in arms):  # no pooled domain trains on its pools
@@ -490,8 +505,6 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
             a.schedule = arms[0].schedule  # the plan's own runs: trained once, marked same_as_plan
     seed_list = [(cfg.seed if first_seed is None else first_seed) + k for k in range(seeds)]
     proxy = scale.proxy.model_dump(mode="json")
-    dtype = store_dtype(snapshot.meta, snapshot.records)  # proxy.dtype auto trains in the store's dtype (its sweep's)
-    check_store_dtype(store, dtype, scale.proxy)
     # a pooled arm's data fingerprint (part of the run id) is its kept pools': never taken for a whole-domain run
     specs = {(a.name, s): RunSpec(mixture=a.schedule[0][1], proxy=proxy, data_fingerprint=arm_data[a.name].fingerprint,
                                   seed=s, label=f"{VERIFY_LABEL}{a.name}", phases=tuple(a.schedule), dtype=dtype or "")

@@ -116,6 +116,16 @@ def test_fit_model_help_names_every_scale_aware_estimator_and_the_budgets_defaul
     assert all(name in flat for name in SCALE_ESTIMATORS)
 
 
+def test_fit_seed_help_says_what_propose_config_fits_with_on_a_store_without_a_config(capsys):
+    """On a store without a config (imported runs) `fit` seeds 0 but one-step `propose CONFIG` fits with CONFIG's seed;
+    the help said the two agree (recheck of stop 40, N6)."""
+    import re
+
+    assert run(["fit", "--help"]) == 0
+    flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", capsys.readouterr().out).split())
+    assert "0 for a store without a config, e.g. imported runs, where `propose CONFIG` fits with CONFIG's seed" in flat
+
+
 def test_budget_the_data_cannot_supply_names_the_domain(swept, tmp_path, capsys):
     cfg, store = swept
     model = tmp_path / "model.pkl"

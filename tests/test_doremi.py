@@ -102,3 +102,37 @@ def test_verify_trains_doremi_at_the_configs_thread_count(cipher_data, tmp_path,
         doremi_mixture(RunStore(tmp_path / "store"), cfg, cipher_data)
         assert torch.get_num_threads() == 3  # restored after
     assert seen == {threads}
+
+
+@pytest.mark.parametrize("machine", ["float32", "bfloat16"])
+def test_verify_trains_doremi_in_the_stores_dtype_and_keys_it(cipher_data, tmp_path, monkeypatch, machine):
+    """proxy.dtype auto: DoReMi trains in the store's proxy_dtype whatever this machine's auto (its probe) would pick,
+    and its cached mixture's key holds that dtype, not "auto"; before, the probe of the moment decided, under a key
+    of "auto" (recheck of stop 40, N1)."""
+    import json
+
+    import torch
+
+    from mixopt.config import SweepConfig
+    from mixopt.proxy import device, doremi
+    from mixopt.runs.store import RunStore
+    from mixopt.verify import doremi_mixture
+
+    seen, pick = set(), doremi.pick_dtype
+
+    def probe(cfg, dev, **kw):  # this machine's auto says `machine`
+        got = torch.bfloat16 if cfg.dtype == "auto" and machine == "bfloat16" else \
+            torch.float32 if cfg.dtype == "auto" else pick(cfg, dev, **kw)
+        seen.add(got)
+        return got
+
+    monkeypatch.setattr(doremi, "pick_dtype", probe)
+    monkeypatch.setattr(device, "pick_dtype", probe)
+    store = RunStore(tmp_path / "store")
+    store.update_meta(proxy_dtype="float32" if machine == "bfloat16" else "bfloat16")
+    want = store.meta()["proxy_dtype"]
+    cfg = SweepConfig(proxy=tiny_cfg(tokens=8 * 32 * 3, threads=1, dtype="auto").model_dump())
+    doremi_mixture(store, cfg, cipher_data)
+    assert seen == {getattr(torch, want)}
+    (cached,) = (tmp_path / "store" / "doremi").glob("*.json")
+    assert json.loads(cached.read_text())["key"]["proxy"]["dtype"] == want

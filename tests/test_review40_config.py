@@ -72,6 +72,32 @@ def test_config_fit_settings_the_model_was_fitted_with_pass(tmp_path):
     _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "linear"})), older, None, older.path)
 
 
+@pytest.mark.parametrize("budgets, scales, same", [
+    (False, [[5e4, 1e5], [2e4, 1e5]], "scale-gp"),  # two sizes: default is scale-gp
+    (True, [[5e4, 1e5], [5e4, 5e4]], "shift-gp"),  # --budgets on one size: default is shift-gp
+])
+def test_default_and_the_estimator_it_resolves_to_are_one_model(tmp_path, budgets, scales, same):
+    """On a store of several scales `default` is scale-gp (shift-gp with --budgets on one size): propose.model: default
+    with a model fitted --model scale-gp, or the reverse, was refused although both are the same model (recheck of stop
+    40, N2). At one scale default and gp stay apart (an averaged target's default is a MetricAverage of GPs)."""
+    from mixopt.cli.cmd_propose import _check_fit_settings
+
+    extra = {"propose": {"fit_budgets": budgets}} if budgets else {}
+    for fitted_as, config_says in (("default", same), (same, "default")):
+        fitted = pipeline.open_model(_model_file(tmp_path, estimator=fitted_as, budgets=budgets, scale_aware=True,
+                                                 scales=scales))
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": config_says, **extra.get("propose", {})})),
+                            fitted, None, fitted.path)
+    other = "shift-gp" if same == "scale-gp" else "scale-gp"
+    fitted = pipeline.open_model(_model_file(tmp_path, estimator="default", budgets=budgets, scale_aware=True, scales=scales))
+    with pytest.raises(ConsistencyError, match=f"propose.model: {other}, but --model"):
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": other, **extra.get("propose", {})})),
+                            fitted, None, fitted.path)
+    one = pipeline.open_model(_model_file(tmp_path, estimator="default"))  # one scale: default is not gp
+    with pytest.raises(ConsistencyError, match="propose.model: gp, but --model"):
+        _check_fit_settings(load_config(write_cfg(tmp_path, propose={"model": "gp"})), one, None, one.path)
+
+
 def test_fit_budgets_error_names_the_config_key(micro_store):
     """propose fits with the config's propose.fit_budgets: the error named only fit's --budgets flag."""
     _, store = micro_store
@@ -163,6 +189,32 @@ def test_a_schedule_key_that_does_nothing_is_refused_at_load(tmp_path, capsys, p
     assert run(["sweep", str(write_cfg(tmp_path, proxy=proxy)), "--store", str(tmp_path / "s"), "--workers", "1"]) == 2
     err = _one_line_error(capsys)
     assert says in err and "drop it" in err and not (tmp_path / "s").exists()
+
+
+def test_a_store_an_older_mixopt_swept_with_an_idle_schedule_key_stays_resumable(tmp_path, capsys):
+    """A store swept (by an older mixopt) with decay_fraction under cosine: its config, refused at load since, resumes and
+    grows it with one warning; a config that drops the key has other run ids (refused by the store check), so before
+    no config could sweep into it (recheck of stop 40, N3). A new store, or another value, is still refused."""
+    import yaml
+
+    from mixopt.config import stored_config
+    from tests.test_cli_sweep import records
+
+    path = write_cfg(tmp_path, runs=1, proxy={"decay_fraction": 0.3})
+    old = tmp_path / "old"
+    pipeline.sweep(stored_config(yaml.safe_load(path.read_text()), where="old"), old, workers=1)  # as the older mixopt did
+    before = set(records(old))
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"swept with proxy.decay_fraction 0.3, which does nothing under schedule: "
+                                         r"cosine; kept for this store so its runs keep their ids"):
+        assert run(["sweep", str(path), "--store", str(old), "--runs", "2", "--workers", "1"]) == 0
+    assert before < set(records(old)) and {r["proxy"]["decay_fraction"] for r in records(old).values()} == {0.3}
+    assert run(["sweep", str(path), "--store", str(tmp_path / "new"), "--workers", "1"]) == 2
+    assert "acts only with schedule: wsd" in _one_line_error(capsys) and not (tmp_path / "new").exists()
+    (tmp_path / "o").mkdir()
+    other = write_cfg(tmp_path / "o", runs=2, proxy={"decay_fraction": 0.4})
+    assert run(["sweep", str(other), "--store", str(old), "--workers", "1"]) == 2
+    assert "proxy.decay_fraction (0.4) acts only with schedule: wsd" in _one_line_error(capsys)
 
 
 def test_schedule_keys_that_act_load_and_a_stores_config_stays_readable():

@@ -431,3 +431,20 @@ def test_a_verify_at_the_proxies_own_scale_compares_with_the_surrogates_predicti
                     "--tokens", tokens, "--out", str(out)]) == 0
         body = json.loads(out.read_text())
         assert ("note" not in body["predicted"]) == comparable
+
+
+def test_verify_tokens_off_whole_batches_warn_and_verify_json_records_what_trained(planned, tmp_path):
+    """--tokens is rounded down to whole batches as a sweep's proxy.tokens: verify warns as the sweep does when that loses
+    more than 1%, and the table and VERIFY.json say what trained; before: silent, and they said the count asked for
+    (recheck of stop 40, N4)."""
+    import shutil
+
+    _, store, plan = planned
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    out = tmp_path / "v.json"
+    with pytest.warns(UserWarning, match=r"--tokens 16,584 is rounded down to whole batches .* each run trains 16,384, "
+                                         r"1\.2% fewer\. Pass --tokens as a multiple of 256"):
+        assert run(["verify", str(plan), "--store", str(copy), "--seeds", "1", "--against", "natural", "--tokens", "16584",
+                    "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["scale"]["tokens"] == 16384

@@ -28,7 +28,9 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", help="Where to save the fitted model (folders are created)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds for the report."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Seed for folds and the estimator (default: the store's "
-                                    "sweep seed, as `propose` without --model fits; 0 for a store without a config)."),
+                                    "sweep seed, as `propose` without --model fits; 0 for a store without a config, "
+                                    "e.g. imported runs, where `propose CONFIG` fits with CONFIG's seed: pass it here "
+                                    "to plan alike)."),
     plot: Path | None = typer.Option(None, "--plot", help="Predicted-vs-actual PNG (default: MODEL with .png)."),
     budgets: bool = typer.Option(False, "--budgets", help="Fit every token budget the runs measured (WSD decay branches), not only their ends: "
                                  "one proxy size then predicts the level at a larger budget (the plan's), but ranks mixtures worse."),

@@ -56,7 +56,7 @@ def propose_cmd(
         model_out = pipeline.propose_model_path(out)
         for path in (model_out, pipeline.plot_path_for(model_out)):
             check_output(path, f"The model propose fits (saved beside --out {out}):", inputs={**inputs, "--out plan": out})
-    cfg = load_config(config) if config is not None else None
+    cfg = load_config(config, store=store) if config is not None else None
     if pools is not None:
         if cfg is None:
             raise ConfigError("--pools needs the sweep CONFIG (its data section names the pooled domains). Pass CONFIG before the options.")
@@ -123,7 +123,8 @@ def _check_fit_settings(cfg, fitted, config: Path | None, model: Path) -> None:
             f"Fit a model for {pcfg.target} (`mixopt fit --store DIR --target {pcfg.target} --out MODEL`), or set "
             f"propose.target to {fitted.target} (or remove it) to plan for the model's metric.")
     estimator = fitted.meta.get("estimator")
-    if "model" in pcfg.model_fields_set and estimator is not None and pcfg.model != estimator:
+    if "model" in pcfg.model_fields_set and estimator is not None and \
+            pipeline.resolved_estimator(pcfg.model, fitted.meta) != pipeline.resolved_estimator(estimator, fitted.meta):
         raise ConsistencyError(
             f"The config {config} sets propose.model: {pcfg.model}, but --model {model} was fitted with the {estimator} "
             f"surrogate. Fit one with it (`mixopt fit --store DIR --model {pcfg.model} --out MODEL`), or set propose.model "

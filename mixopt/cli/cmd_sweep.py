@@ -33,7 +33,7 @@ def sweep_cmd(
     if executor == "ray" and workers is not None:
         raise ConfigError("--workers sets local worker processes; with --executor ray the cluster schedules the runs. "
                           "Drop --workers (or use --executor local).")
-    cfg = load_config(resolve_config(config))
+    cfg = load_config(resolve_config(config), store=store)
     summary = pipeline.sweep(cfg, store, n_runs=runs, executor=executor, workers=workers, ray_address=ray_address)
     console = Console()
     snapshot = pipeline.open_store(store)

@@ -64,7 +64,7 @@ def verify_cmd(
         typer.echo(f"note: {line}", err=True)
     snapshot = pipeline.open_store(store)
     if config is not None:
-        cfg = load_config(config)
+        cfg = load_config(config, store=store)
         pipeline.check_config_store(cfg, snapshot)
     elif snapshot.meta.get("config"):
         cfg = stored_config(snapshot.meta["config"], where=f"{store}/store.json")
