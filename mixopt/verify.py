@@ -82,7 +82,8 @@ from .proxy.doremi import doremi_key, doremi_weights
 from .proxy.loop import torch_threads
 from .proxy.model import GPT, GPTConfig
 from .proxy.device import resolved_dtype
-from .runs.driver import check_store_dtype, data_changes, recorded_dtype, store_dtype, training_config
+from .runs.driver import (check_store_dtype, data_changes, recorded_dtype, store_dtype, store_dtype_note,
+                          training_config)
 from .runs.record import RunSpec, canonical_json
 from .runs.store import RunStore, StoreSnapshot
 from .runs.executors import choose_workers, run_local, threads_per_run
@@ -512,6 +513,8 @@ def verify(plan: Plan, store: RunStore, snapshot: StoreSnapshot, cfg: SweepConfi
     unique = list({sp.run_id: sp for sp in specs.values()}.values())  # arms with equal schedules share their runs
     held = store.scan({sp.run_id for sp in unique})[1]  # a corrupt verify record is quarantined and trained again now
     pending = [sp for sp in unique if sp.run_id not in held]
+    if pending and (note := store_dtype_note(store, dtype, cfg, data.vocab_size)):
+        warnings.warn(note, stacklevel=2)  # trains in the store's dtype, not in what auto picks here
     trained = 0
     if pending:
         tell = progress or (lambda label, done, total: None)

@@ -44,7 +44,8 @@ def test_resume_trains_in_the_recorded_dtype_whatever_the_probe_says_now(bf16_st
     gone = min(records(store))
     (store / "runs" / f"{gone}.json").unlink()
     probe_says(monkeypatch, False)  # another cache, a loaded machine: the probe now decides fp32
-    sweep(cfg, store)
+    with pytest.warns(UserWarning, match="trains its runs in bfloat16 .* auto picks float32 on this machine"):
+        sweep(cfg, store)  # said in one line (recheck 40, N5)
     assert set(dtypes(store).values()) == {"bfloat16"} and gone in dtypes(store)
 
 
@@ -55,7 +56,8 @@ def test_an_older_store_json_without_the_record_takes_its_runs_dtype(bf16_store,
     (store / "store.json").write_text(json.dumps(meta))
     (store / "runs" / f"{min(records(store))}.json").unlink()
     probe_says(monkeypatch, False)
-    sweep(cfg, store)
+    with pytest.warns(UserWarning, match="trains its runs in bfloat16 .* auto picks float32 on this machine"):
+        sweep(cfg, store)
     assert set(dtypes(store).values()) == {"bfloat16"}
     assert json.loads((store / "store.json").read_text())["proxy_dtype"] == "bfloat16"
 

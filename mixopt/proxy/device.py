@@ -75,6 +75,24 @@ def resolved_dtype(cfg, *, vocab_size: int = 257, threads: int | None = None) ->
         torch.set_num_threads(before)
 
 
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # CPU instructions for bf16 math; without them it is emulated
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (:data:`BF16_CPU_FLAGS`); else ``auto`` never picks bf16 on it."""
+    return bool(BF16_CPU_FLAGS & _cpu_flags())
+
+
+def auto_dtype_reason(cfg, dtype: str) -> str:
+    """Why ``proxy.dtype: auto`` picks ``dtype`` on this machine, for a line to people."""
+    if pick_device(cfg).type == "cuda":
+        return "bf16 on CUDA"
+    if not cpu_has_bf16():
+        return "this CPU has no bf16 instructions, so bf16 is emulated on it, likely much slower"
+    faster = "bf16 at least 10% faster" if dtype == "bfloat16" else "bf16 not 10% faster than float32"
+    return f"this CPU's timing probe, cached in {default_cache_dir() / 'dtype_probe.json'}, found {faster}"
+
+
 def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
     """Whether bf16 autocast beats fp32 on this CPU, decided once per machine and remembered on disk.
 
@@ -83,8 +101,7 @@ def cpu_prefers_bf16(shape: GPTConfig, batch_size: int, threads: int) -> bool:
     torch version, model shape and threads) and every later process reuses it.
     bf16 must win by 10%; CPUs without bf16 instructions never probe.
     """
-    flags = _cpu_flags()
-    if not ({"amx_bf16", "avx512_bf16"} & flags):
+    if not cpu_has_bf16():
         return False
     key = f"{_cpu_model()}|torch-{torch.__version__}|{shape}|b{batch_size}|t{threads}"
     path = default_cache_dir() / "dtype_probe.json"

@@ -18,7 +18,7 @@ from ..data.domains import domain_specs, load_domain_set
 from ..data.types import DomainSet
 from ..proxy.loop import eval_token_count
 from ..errors import ConfigError, ConsistencyError, MixoptError, interrupted
-from ..proxy.device import resolved_dtype
+from ..proxy.device import auto_dtype_reason, resolved_dtype
 from ..reuse import ReusedMixture, reused_mixture
 from .executors import check_ray_address, choose_workers, entered_without_sigint, run_local, run_ray, threads_per_run
 from .record import ID_IGNORED_FIELDS, RunRecord, canonical_json, id_proxy
@@ -121,6 +121,8 @@ def _run_sweep(cfg: SweepConfig, store: RunStore, *, n_runs: int | None, executo
             # what the store holds, from its parsed records: a corrupt record is quarantined now and trained below
             held = (scanned or store.scan({s.run_id for s in specs}))[1]
             pending = [dataclasses.replace(s, dtype=dtype) for s in specs if s.run_id not in held]
+            if pending and (note := store_dtype_note(store, dtype, cfg, data.vocab_size)):
+                warnings.warn(note, stacklevel=3)  # trains in the store's dtype, not in what auto picks here
             cfg = training_config(cfg, dtype)  # the executor's stack probe and threads: as the runs train
             n_workers = choose_workers(cfg, workers, pending) if executor == "local" else 1
             t_runs = progress.add_task("proxy runs", total=len(specs), completed=len(specs) - len(pending))
@@ -172,6 +174,22 @@ def sweep_dtype(cfg: SweepConfig, store: RunStore, meta: dict, records: list[Run
         return cfg.proxy.dtype
     return recorded_dtype(store, meta, records) or resolved_dtype(sweep_scales(cfg)[0].proxy, vocab_size=vocab_size,
                                                                   threads=threads_per_run(cfg))
+
+
+def store_dtype_note(store: RunStore, dtype: str | None, cfg: SweepConfig, vocab_size: int) -> str | None:
+    """A line when ``proxy.dtype: auto`` trains in the store's recorded ``dtype`` (:func:`store_dtype`) although
+    ``auto`` picks another here (another machine or probe made the store): which, why, and how to train in this
+    machine's; None when they agree (or the config pins a dtype). Costs a CPU probe once per machine (cached)."""
+    if not dtype or cfg.proxy.dtype != "auto":
+        return None
+    proxy = sweep_scales(cfg)[0].proxy
+    here = resolved_dtype(proxy, vocab_size=vocab_size, threads=threads_per_run(cfg))
+    if here == dtype:
+        return None
+    return (f"the store {store.root} trains its runs in {dtype} (`{DTYPE_KEY}` in {store.meta_path}, its first "
+            f"sweep's choice), so the runs trained now do too, although proxy.dtype auto picks {here} on this "
+            f"machine ({auto_dtype_reason(proxy, here)}): the store's runs stay comparable. To train in {here}, sweep "
+            f"into a new --store with proxy.dtype: {here} pinned")
 
 
 def recorded_dtype(store: RunStore, meta: dict | None = None, records: list[RunRecord] | None = None) -> str | None:
