@@ -22,7 +22,11 @@ def common(monkeypatch):
     return load_benchmark("_common", monkeypatch)
 
 
-@pytest.mark.parametrize("path", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
+SLOW_SMOKE = {"load_throughput"}  # it times sweeps beside a busy process even at smoke size (14-39 s): -m slow, for CI time
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_SMOKE else p for p in BENCHMARKS],
+                         ids=[p.stem for p in BENCHMARKS])
 def test_benchmark_smoke_run_ends_with_a_summary(path, monkeypatch, capsys):
     module = load_benchmark(path.stem, monkeypatch)
     assert callable(getattr(module, "main", None)), f"{path.name} has no main(argv=None)"

@@ -100,7 +100,7 @@ def _alive(pgid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups as a terminal makes them")
-@pytest.mark.parametrize("when", ["workers-starting", "training"])
+@pytest.mark.parametrize("when", ["workers-starting", pytest.param("training", marks=pytest.mark.slow)])  # ~15 s each
 def test_ctrl_c_to_the_process_group_ends_a_pooled_sweep_with_one_line(tmp_path, when):
     store = tmp_path / "s"
     argv = ["sweep", "tiny", "--store", str(store), "--workers", "2", "--runs", "400"]

@@ -409,6 +409,7 @@ def test_component_domains_name_the_domain_each_target_column_measures():
     assert t.component_domains("wmean:val/prose=0.7,metric/acc=0.3") == [1, None]
 
 
+@pytest.mark.slow  # three proposes with the curse's cross-fitted searches: 12-19 s on 2 cores
 def test_curse_correction_raises_the_search_value_by_the_measured_optimism(stores, monkeypatch):
     import mixopt.planning.curse as curse
     from mixopt.config import load_config

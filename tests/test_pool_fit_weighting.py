@@ -84,6 +84,7 @@ def _planner(weighting: str):
     return fits, priors_on_fitted_scale(resolved), cfg
 
 
+@pytest.mark.slow  # 8-17 s on 2 cores
 def test_repetition_fit_adds_buckets_at_128_epochs_where_training_says_so():
     """RESULTS.md: at 128U the union of the buckets beats the best bucket alone by 0.24 nats; the uniform fit keeps
     one bucket at every budget, the repetition-weighted one keeps 2 at 128U and still 1 at 8U and 32U."""

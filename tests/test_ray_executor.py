@@ -18,6 +18,7 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
+@pytest.mark.slow  # a local Ray cluster's start and a sweep: 6-16 s; test_ray.py's resume keeps Ray in the default run
 def test_ray_sweep_matches_local_sweep(tmp_path, local_ray):
     from mixopt.cli.main import run
 

@@ -305,6 +305,7 @@ def test_a_removed_domain_keeps_the_old_runs_that_never_trained_it(tmp_path):
     assert model.meta["reused_runs"] == len(joining) and model.domains == ["code", "prose"]
 
 
+@pytest.mark.slow  # every arm of mixture_reuse.py's update cases: 12-42 s (its smoke run stays in the default selection)
 def test_the_update_benchmarks_run_their_arms(monkeypatch, capsys, tmp_path):
     """benchmarks/mixture_reuse.py --remove, --chain and --revise at smoke size: every comparison is in the summary;
     the renormalised old plan keeps the old ratios without the removed domain; the revised domain's file is a
